@@ -1,0 +1,92 @@
+//! Raw command-line flags, as clap parses them. Nothing here does I/O or
+//! interprets combinations; `settings` turns these into what the run uses.
+//! Letters mean what they mean in rsync, or are not used at all.
+
+use std::path::PathBuf;
+
+use clap::Parser;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "ferry",
+    version,
+    about = "Resumable, verified copies and syncs over SSH/SFTP",
+    long_about = "Copies and syncs files and directory trees between this machine and SSH \
+                  servers, with SFTP carrying the data. Sends only what the destination lacks, \
+                  resumes interrupted copies after verifying what is already there, and replaces \
+                  destination files only with complete copies.\n\n\
+                  Remote paths: [user@]host:path, [user@][ipv6]:path, sftp://[user@]host[:port]/path"
+)]
+pub struct Args {
+    /// Sources, then the destination (as in rsync)
+    #[arg(value_name = "SRC... DEST", num_args = 0..)]
+    pub paths: Vec<String>,
+
+    /// Recurse into directories
+    #[arg(short, long)]
+    pub recursive: bool,
+
+    /// Archive mode: -rlpt (recursive, symlinks as symlinks, permissions, times)
+    #[arg(short, long)]
+    pub archive: bool,
+
+    /// Preserve modification times
+    #[arg(short, long)]
+    pub times: bool,
+
+    /// Preserve permissions
+    #[arg(short, long)]
+    pub perms: bool,
+
+    /// Copy symlinks as symlinks
+    #[arg(short, long)]
+    pub links: bool,
+
+    /// Show what would be transferred, change nothing
+    #[arg(short = 'n', long)]
+    pub dry_run: bool,
+
+    /// More output: file names, then debug logs (-vv, -vvv)
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    /// Print only errors
+    #[arg(short, long)]
+    pub quiet: bool,
+
+    /// Compare file contents instead of size and modification time
+    #[arg(short, long)]
+    pub checksum: bool,
+
+    /// Same as --partial --progress
+    #[arg(short = 'P')]
+    pub partial_progress: bool,
+
+    /// Show progress during the transfer
+    #[arg(long)]
+    pub progress: bool,
+
+    /// Keep partially transferred files (always on: ferry resumes from them)
+    #[arg(long)]
+    pub partial: bool,
+
+    /// Read this ssh config file instead of ~/.ssh/config
+    #[arg(long, value_name = "FILE")]
+    pub ssh_config: Option<PathBuf>,
+
+    /// SSH port, overriding ssh config
+    #[arg(long, value_name = "N")]
+    pub port: Option<u16>,
+
+    /// Identity (private key) file, tried before the ones in ssh config
+    #[arg(long, value_name = "FILE")]
+    pub identity: Option<PathBuf>,
+
+    /// Remote user name, overriding ssh config
+    #[arg(long, value_name = "NAME")]
+    pub user: Option<String>,
+
+    /// Seconds to wait for the connection and each SFTP request
+    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    pub timeout: u64,
+}

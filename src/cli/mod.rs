@@ -1,0 +1,134 @@
+//! The command-line front end: parse flags, resolve settings, open the
+//! connection the direction needs, run the engine, report, and turn the result
+//! into an exit code. `main.rs` only calls [`main`].
+
+pub mod args;
+pub mod progress;
+pub mod settings;
+
+use std::io::IsTerminal;
+use std::sync::Arc;
+
+use clap::Parser;
+
+use crate::endpoint::{LocalFs, RemoteFs};
+use crate::engine::{self, Stats};
+use crate::error::{Error, ExitCode, Result};
+use crate::location::RemoteSpec;
+use crate::ssh::{config, ConnectOptions, Connection};
+use args::Args;
+use progress::ConsoleReporter;
+use settings::{Direction, Settings};
+
+/// Runs ferry with the process's arguments and returns the exit status.
+pub fn main() -> i32 {
+    let args = match Args::try_parse() {
+        Ok(args) => args,
+        Err(e) => {
+            let code = if e.use_stderr() {
+                ExitCode::Usage.code()
+            } else {
+                0
+            };
+            let _ = e.print();
+            return code;
+        }
+    };
+    let settings = match Settings::resolve(args) {
+        Ok(s) => s,
+        Err(e) => return fail(&e),
+    };
+    init_logging(settings.verbosity);
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return fail(&Error::io("tokio runtime", e)),
+    };
+    match runtime.block_on(run_until_signal(&settings)) {
+        Ok(stats) => stats.exit_code().code(),
+        Err(e) => fail(&e),
+    }
+}
+
+fn fail(e: &Error) -> i32 {
+    eprintln!("ferry: {e}");
+    e.exit_code().code()
+}
+
+fn init_logging(verbosity: u8) {
+    let level = match verbosity {
+        0 | 1 => "warn",
+        2 => "ferry=info",
+        3 => "ferry=debug",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("FERRY_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// SIGINT and SIGTERM drop the run where it stands: the partial file stays on
+/// disk and the next run verifies and continues it.
+async fn run_until_signal(settings: &Settings) -> Result<Stats> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut interrupt =
+        signal(SignalKind::interrupt()).map_err(|e| Error::io("SIGINT handler", e))?;
+    let mut terminate =
+        signal(SignalKind::terminate()).map_err(|e| Error::io("SIGTERM handler", e))?;
+    let reporter = ConsoleReporter::new(settings.progress, settings.verbosity > 0, settings.quiet);
+    let outcome = tokio::select! {
+        r = run(settings, &reporter) => r,
+        _ = interrupt.recv() => Err(Error::Interrupted),
+        _ = terminate.recv() => Err(Error::Interrupted),
+    };
+    reporter.finish();
+    if let Ok(stats) = &outcome {
+        let wanted = settings.verbosity > 0 || settings.progress || std::io::stdout().is_terminal();
+        if wanted && !settings.quiet {
+            println!("{}", progress::summary(stats));
+        }
+    }
+    outcome
+}
+
+async fn run(settings: &Settings, reporter: &ConsoleReporter) -> Result<Stats> {
+    let (sources, dest, opts) = (&settings.sources, settings.dest.as_str(), &settings.options);
+    match &settings.direction {
+        Direction::Local => engine::sync(&LocalFs, &LocalFs, sources, dest, opts, reporter).await,
+        Direction::Push(spec) => {
+            let (remote, conn) = connect(spec, settings).await?;
+            let result = engine::sync(&LocalFs, &remote, sources, dest, opts, reporter).await;
+            conn.close().await;
+            result
+        }
+        Direction::Pull(spec) => {
+            let (remote, conn) = connect(spec, settings).await?;
+            let result = engine::sync(&remote, &LocalFs, sources, dest, opts, reporter).await;
+            conn.close().await;
+            result
+        }
+    }
+}
+
+/// Opens the SFTP endpoint; the connection is returned so it lives as long as
+/// the endpoint is used.
+async fn connect(spec: &RemoteSpec, settings: &Settings) -> Result<(RemoteFs, Connection)> {
+    let host = config::resolve(
+        &spec.host,
+        settings.ssh_config.as_deref(),
+        &settings.overrides,
+    )?;
+    let opts = ConnectOptions {
+        interactive: std::io::stdin().is_terminal(),
+        connect_timeout: settings.timeout,
+        request_timeout: settings.timeout,
+    };
+    let conn = Connection::open(host, &opts).await?;
+    let sftp = conn.sftp().await?;
+    Ok((RemoteFs::new(Arc::new(sftp)), conn))
+}

@@ -1,0 +1,126 @@
+//! What a person sees: an indicatif bar on a terminal (overall bytes, rate,
+//! ETA, current file), file names with -v, errors always, and a closing
+//! summary. Scripts get silence on stdout unless they ask.
+
+use std::io::IsTerminal;
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::engine::Stats;
+use crate::error::Error;
+use crate::report::{Outcome, Reporter};
+
+pub struct ConsoleReporter {
+    bar: Option<ProgressBar>,
+    verbose: bool,
+}
+
+impl ConsoleReporter {
+    /// The bar shows on a terminal unless `quiet`; elsewhere only when
+    /// `progress` was asked for.
+    pub fn new(progress: bool, verbose: bool, quiet: bool) -> ConsoleReporter {
+        let on_terminal = std::io::stdout().is_terminal();
+        let bar = (!quiet && (on_terminal || progress)).then(|| {
+            let target = if on_terminal {
+                ProgressDrawTarget::stdout()
+            } else {
+                ProgressDrawTarget::stderr_with_hz(1)
+            };
+            let bar = ProgressBar::with_draw_target(Some(0), target);
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "{bytes:>10}/{total_bytes} {bar:30} {bytes_per_sec:>12} ETA {eta:>4} {wide_msg}",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
+            bar.enable_steady_tick(Duration::from_millis(200));
+            bar
+        });
+        ConsoleReporter { bar, verbose }
+    }
+
+    fn println(&self, line: &str) {
+        match &self.bar {
+            Some(bar) => bar.println(line),
+            None => println!("{line}"),
+        }
+    }
+
+    pub fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+impl Reporter for ConsoleReporter {
+    fn planned(&self, _files: u64, bytes: u64) {
+        if let Some(bar) = &self.bar {
+            bar.set_length(bytes);
+        }
+    }
+
+    fn file_started(&self, path: &str, _size: u64, resume_from: u64) {
+        if let Some(bar) = &self.bar {
+            bar.inc(resume_from);
+            bar.set_message(path.to_string());
+        }
+    }
+
+    fn bytes_done(&self, bytes: u64) {
+        if let Some(bar) = &self.bar {
+            bar.inc(bytes);
+        }
+    }
+
+    fn file_finished(&self, path: &str, outcome: Outcome) {
+        let show = match outcome {
+            Outcome::WouldSend => true,
+            Outcome::Sent | Outcome::Resumed | Outcome::Created => self.verbose,
+            Outcome::Skipped => false,
+        };
+        if show {
+            let suffix = if outcome == Outcome::Resumed {
+                " (resumed)"
+            } else {
+                ""
+            };
+            self.println(&format!("{path}{suffix}"));
+        }
+    }
+
+    fn file_failed(&self, _path: &str, error: &Error) {
+        let line = format!("ferry: {error}");
+        match &self.bar {
+            Some(bar) => bar.suspend(|| eprintln!("{line}")),
+            None => eprintln!("{line}"),
+        }
+    }
+
+    fn note(&self, message: &str) {
+        if self.verbose {
+            self.println(message);
+        }
+    }
+}
+
+/// The closing summary line.
+pub fn summary(stats: &Stats) -> String {
+    let secs = stats.elapsed.as_secs_f64().max(0.001);
+    format!(
+        "sent {} files ({}), resumed {} ({} reused), {} up to date, {} failed; {:.1} s, {}/s",
+        stats.files_sent + stats.files_resumed,
+        human(stats.bytes_sent),
+        stats.files_resumed,
+        human(stats.bytes_reused),
+        stats.files_skipped,
+        stats.files_failed,
+        secs,
+        human((stats.bytes_sent as f64 / secs) as u64),
+    )
+}
+
+fn human(bytes: u64) -> String {
+    indicatif::HumanBytes(bytes).to_string()
+}

@@ -1,0 +1,121 @@
+//! Resolved settings: the validated meaning of the flags. The rest of the
+//! program never sees raw flags (ripgrep's low/high argument split).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::args::Args;
+use crate::engine::Options;
+use crate::error::{Error, Result};
+use crate::location::{Location, RemoteSpec};
+use crate::ssh::config::Overrides;
+
+/// Which way the data flows.
+#[derive(Debug, Clone)]
+pub enum Direction {
+    Local,
+    Push(RemoteSpec),
+    Pull(RemoteSpec),
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub direction: Direction,
+    pub sources: Vec<String>,
+    pub dest: String,
+    pub options: Options,
+    pub ssh_config: Option<PathBuf>,
+    pub overrides: Overrides,
+    pub timeout: Duration,
+    pub verbosity: u8,
+    pub quiet: bool,
+    pub progress: bool,
+}
+
+impl Settings {
+    pub fn resolve(args: Args) -> Result<Settings> {
+        if args.paths.len() < 2 {
+            return Err(Error::Usage(
+                "need at least one source and a destination: ferry [OPTIONS] SRC... DEST".into(),
+            ));
+        }
+        let mut locations = args
+            .paths
+            .iter()
+            .map(|p| Location::parse(p).map_err(Error::Usage))
+            .collect::<Result<Vec<_>>>()?;
+        let dest = locations
+            .pop()
+            .ok_or_else(|| Error::Usage("missing destination".into()))?;
+        let direction = direction_of(&locations, &dest)?;
+        let sources = locations.iter().map(|l| l.path().to_string()).collect();
+        let options = Options {
+            recursive: args.recursive || args.archive,
+            links: args.links || args.archive,
+            perms: args.perms || args.archive,
+            times: args.times || args.archive,
+            dry_run: args.dry_run,
+            checksum: args.checksum,
+            umask: current_umask(),
+        };
+        let port = args.port.or(match &direction {
+            Direction::Push(r) | Direction::Pull(r) => r.port,
+            Direction::Local => None,
+        });
+        let user = args.user.clone().or(match &direction {
+            Direction::Push(r) | Direction::Pull(r) => r.user.clone(),
+            Direction::Local => None,
+        });
+        Ok(Settings {
+            direction,
+            sources,
+            dest: dest.path().to_string(),
+            options,
+            ssh_config: args.ssh_config,
+            overrides: Overrides {
+                port,
+                user,
+                identity: args.identity,
+            },
+            timeout: Duration::from_secs(args.timeout.max(1)),
+            verbosity: args.verbose,
+            quiet: args.quiet,
+            progress: args.progress || args.partial_progress,
+        })
+    }
+}
+
+fn direction_of(sources: &[Location], dest: &Location) -> Result<Direction> {
+    let remote_sources: Vec<&RemoteSpec> = sources.iter().filter_map(Location::remote).collect();
+    match (remote_sources.first(), dest.remote()) {
+        (None, None) => Ok(Direction::Local),
+        (None, Some(r)) => Ok(Direction::Push(r.clone())),
+        (Some(_), Some(_)) => Err(Error::Usage(
+            "copying from one remote host to another is not supported; copy through this machine"
+                .into(),
+        )),
+        (Some(first), None) => {
+            let same = |r: &&RemoteSpec| {
+                r.host == first.host && r.user == first.user && r.port == first.port
+            };
+            if remote_sources.len() != sources.len() || !remote_sources.iter().all(same) {
+                return Err(Error::Usage(
+                    "all sources must be on the same side: all local, or all on one remote host"
+                        .into(),
+                ));
+            }
+            Ok(Direction::Pull((*first).clone()))
+        }
+    }
+}
+
+/// The process umask, which new files without --perms are created under.
+fn current_umask() -> u32 {
+    // SAFETY: umask has no failure mode; it is set straight back, before any
+    // thread that creates files exists.
+    unsafe {
+        let old = libc::umask(0o022);
+        libc::umask(old);
+        old as u32
+    }
+}

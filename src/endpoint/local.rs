@@ -1,0 +1,260 @@
+//! The local filesystem as an endpoint. Blocking std::fs calls run on tokio's
+//! blocking pool so they never stall the SSH connection's task.
+
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::os::unix::fs::{DirBuilderExt, FileExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use super::{Endpoint, Entry, FileHandle, Kind, Meta, WriteMode};
+use crate::error::{Error, Result};
+
+/// 256 KiB keeps syscalls few without holding much memory per file.
+const CHUNK: usize = 256 * 1024;
+
+#[derive(Debug, Clone, Default)]
+pub struct LocalFs;
+
+pub struct LocalFile {
+    file: Arc<File>,
+    path: Arc<str>,
+}
+
+async fn blocking<T, F>(path: &str, f: F) -> Result<T>
+where
+    T: Send + 'static,
+    F: FnOnce() -> io::Result<T> + Send + 'static,
+{
+    match tokio::task::spawn_blocking(f).await {
+        Ok(result) => result.map_err(|e| Error::io(path, e)),
+        Err(join) => Err(Error::io(path, io::Error::other(join.to_string()))),
+    }
+}
+
+fn meta_of(m: &fs::Metadata) -> Meta {
+    let ft = m.file_type();
+    let kind = if ft.is_symlink() {
+        Kind::Symlink
+    } else if ft.is_dir() {
+        Kind::Dir
+    } else if ft.is_file() {
+        Kind::File
+    } else {
+        Kind::Other
+    };
+    Meta {
+        kind,
+        size: m.len(),
+        mtime: m.mtime(),
+        mode: m.mode() & 0o7777,
+    }
+}
+
+fn not_found_is_none(r: io::Result<fs::Metadata>) -> io::Result<Option<Meta>> {
+    match r {
+        Ok(m) => Ok(Some(meta_of(&m))),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+fn list_dir(dir: &str) -> io::Result<Vec<Entry>> {
+    let mut entries = Vec::new();
+    for item in fs::read_dir(dir)? {
+        let item = item?;
+        let name = item.file_name().into_string().map_err(|raw| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("file name {raw:?} is not valid UTF-8; ferry cannot carry it over SFTP"),
+            )
+        })?;
+        let meta = meta_of(&item.metadata()?);
+        entries.push(Entry { name, meta });
+    }
+    entries.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(entries)
+}
+
+fn set_mtime_nofollow(path: &str, mtime: i64) -> io::Result<()> {
+    let c_path = std::ffi::CString::new(path)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))?;
+    let times = [
+        libc::timespec {
+            tv_sec: 0,
+            tv_nsec: libc::UTIME_OMIT,
+        },
+        libc::timespec {
+            tv_sec: mtime as libc::time_t,
+            tv_nsec: 0,
+        },
+    ];
+    // SAFETY: c_path is a valid NUL-terminated string and times has two entries,
+    // as utimensat requires.
+    let rc = unsafe {
+        libc::utimensat(
+            libc::AT_FDCWD,
+            c_path.as_ptr(),
+            times.as_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Makes a rename durable: the directory entry lives in the parent.
+fn sync_parent(path: &str) -> io::Result<()> {
+    File::open(super::parent(path))?.sync_all()
+}
+
+impl Endpoint for LocalFs {
+    type File = LocalFile;
+
+    fn label(&self) -> &str {
+        ""
+    }
+
+    fn chunk_size(&self) -> usize {
+        CHUNK
+    }
+
+    fn requests_in_flight(&self) -> usize {
+        4
+    }
+
+    async fn lstat(&self, path: &str) -> Result<Option<Meta>> {
+        let p = path.to_string();
+        blocking(path, move || not_found_is_none(fs::symlink_metadata(p))).await
+    }
+
+    async fn stat(&self, path: &str) -> Result<Option<Meta>> {
+        let p = path.to_string();
+        blocking(path, move || not_found_is_none(fs::metadata(p))).await
+    }
+
+    async fn list(&self, dir: &str) -> Result<Vec<Entry>> {
+        let p = dir.to_string();
+        blocking(dir, move || list_dir(&p)).await
+    }
+
+    async fn open_read(&self, path: &str) -> Result<LocalFile> {
+        let p = path.to_string();
+        let file = blocking(path, move || File::open(p)).await?;
+        Ok(LocalFile {
+            file: Arc::new(file),
+            path: path.into(),
+        })
+    }
+
+    async fn open_write(&self, path: &str, how: WriteMode, mode: u32) -> Result<LocalFile> {
+        let p = path.to_string();
+        let file = blocking(path, move || {
+            OpenOptions::new()
+                .write(true)
+                .read(true)
+                .create(true)
+                .truncate(how == WriteMode::Truncate)
+                .mode(mode)
+                .open(p)
+        })
+        .await?;
+        Ok(LocalFile {
+            file: Arc::new(file),
+            path: path.into(),
+        })
+    }
+
+    async fn rename(&self, from: &str, to: &str) -> Result<()> {
+        let (f, t) = (from.to_string(), to.to_string());
+        blocking(to, move || {
+            fs::rename(&f, &t)?;
+            sync_parent(&t)
+        })
+        .await
+    }
+
+    async fn set_mtime(&self, path: &str, mtime: i64) -> Result<()> {
+        let p = path.to_string();
+        blocking(path, move || set_mtime_nofollow(&p, mtime)).await
+    }
+
+    async fn set_mode(&self, path: &str, mode: u32) -> Result<()> {
+        let p = path.to_string();
+        blocking(path, move || {
+            fs::set_permissions(p, fs::Permissions::from_mode(mode))
+        })
+        .await
+    }
+
+    async fn remove_file(&self, path: &str) -> Result<()> {
+        let p = path.to_string();
+        blocking(path, move || fs::remove_file(p)).await
+    }
+
+    async fn mkdir(&self, path: &str, mode: u32) -> Result<()> {
+        let p = path.to_string();
+        blocking(path, move || fs::DirBuilder::new().mode(mode).create(p)).await
+    }
+
+    async fn symlink(&self, target: &str, path: &str) -> Result<()> {
+        let (t, p) = (target.to_string(), path.to_string());
+        blocking(path, move || std::os::unix::fs::symlink(t, p)).await
+    }
+
+    async fn read_link(&self, path: &str) -> Result<String> {
+        let p = path.to_string();
+        let target = blocking(path, move || fs::read_link(p)).await?;
+        target
+            .into_os_string()
+            .into_string()
+            .map_err(|raw| Error::Refused {
+                path: path.to_string(),
+                message: format!("symlink target {raw:?} is not valid UTF-8"),
+            })
+    }
+}
+
+impl FileHandle for LocalFile {
+    async fn read_at(&self, offset: u64, len: usize) -> Result<Bytes> {
+        let file = self.file.clone();
+        blocking(&self.path, move || {
+            let mut buf = vec![0u8; len];
+            let mut filled = 0;
+            while filled < len {
+                match file.read_at(&mut buf[filled..], offset + filled as u64) {
+                    Ok(0) => break,
+                    Ok(n) => filled += n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            buf.truncate(filled);
+            Ok(Bytes::from(buf))
+        })
+        .await
+    }
+
+    async fn write_at(&self, offset: u64, data: Bytes) -> Result<()> {
+        let file = self.file.clone();
+        blocking(&self.path, move || file.write_all_at(&data, offset)).await
+    }
+
+    async fn set_len(&self, len: u64) -> Result<()> {
+        let file = self.file.clone();
+        blocking(&self.path, move || file.set_len(len)).await
+    }
+
+    async fn close(self, sync: bool) -> Result<()> {
+        let file = self.file;
+        blocking(
+            &self.path,
+            move || if sync { file.sync_all() } else { Ok(()) },
+        )
+        .await
+    }
+}

@@ -1,0 +1,194 @@
+//! The one interface the sync engine sees: a file tree it can stat, list, read
+//! and write, implemented by the local filesystem and by a remote server over
+//! SFTP. Push, pull and local-to-local copies are the same engine code with
+//! different endpoints on each side (rclone's Fs/Object split, in Rust traits).
+//!
+//! Paths are `/`-separated strings as the endpoint understands them: absolute,
+//! or relative to the process's directory (local) or the login directory
+//! (remote).
+
+pub mod local;
+pub mod remote;
+
+use std::future::Future;
+
+use bytes::Bytes;
+
+use crate::error::Result;
+
+pub use local::LocalFs;
+pub use remote::RemoteFs;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    File,
+    Dir,
+    Symlink,
+    Other,
+}
+
+/// What the engine needs to know about a path, as lstat reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Meta {
+    pub kind: Kind,
+    pub size: u64,
+    /// Modification time in whole seconds: SFTP v3 carries no more.
+    pub mtime: i64,
+    /// Permission bits (0o7777).
+    pub mode: u32,
+}
+
+/// One entry of a directory listing.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub name: String,
+    pub meta: Meta,
+}
+
+/// How a file is opened for writing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteMode {
+    /// Create or empty the file.
+    Truncate,
+    /// Create if missing, keep existing contents (resume, in-place).
+    Keep,
+}
+
+/// An open file. Reads and writes take an offset, so many can be in flight at
+/// once; the engine decides how many.
+pub trait FileHandle: Send + Sync + 'static {
+    /// Reads up to `len` bytes at `offset`; fewer only at end of file.
+    fn read_at(&self, offset: u64, len: usize) -> impl Future<Output = Result<Bytes>> + Send;
+
+    fn write_at(&self, offset: u64, data: Bytes) -> impl Future<Output = Result<()>> + Send;
+
+    fn set_len(&self, len: u64) -> impl Future<Output = Result<()>> + Send;
+
+    /// Closes the file, first making its contents durable when `sync` is set.
+    /// Errors of earlier writes surface here at the latest.
+    fn close(self, sync: bool) -> impl Future<Output = Result<()>> + Send;
+}
+
+/// A file tree on one side of a sync.
+pub trait Endpoint: Send + Sync {
+    type File: FileHandle;
+
+    /// Short description for messages: `host:` for remote, empty for local.
+    fn label(&self) -> &str;
+
+    /// Bytes per read or write request.
+    fn chunk_size(&self) -> usize;
+
+    /// Requests worth keeping in flight per open file.
+    fn requests_in_flight(&self) -> usize;
+
+    /// lstat: None when the path does not exist.
+    fn lstat(&self, path: &str) -> impl Future<Output = Result<Option<Meta>>> + Send;
+
+    /// stat following symlinks: None when the path does not exist.
+    fn stat(&self, path: &str) -> impl Future<Output = Result<Option<Meta>>> + Send;
+
+    /// The entries of a directory, without `.` and `..`, sorted by name.
+    fn list(&self, dir: &str) -> impl Future<Output = Result<Vec<Entry>>> + Send;
+
+    fn open_read(&self, path: &str) -> impl Future<Output = Result<Self::File>> + Send;
+
+    /// Opens for writing, creating the file with `mode` (before umask) if missing.
+    fn open_write(
+        &self,
+        path: &str,
+        how: WriteMode,
+        mode: u32,
+    ) -> impl Future<Output = Result<Self::File>> + Send;
+
+    /// Renames `from` over `to`, atomically replacing an existing `to`.
+    fn rename(&self, from: &str, to: &str) -> impl Future<Output = Result<()>> + Send;
+
+    fn set_mtime(&self, path: &str, mtime: i64) -> impl Future<Output = Result<()>> + Send;
+
+    fn set_mode(&self, path: &str, mode: u32) -> impl Future<Output = Result<()>> + Send;
+
+    fn remove_file(&self, path: &str) -> impl Future<Output = Result<()>> + Send;
+
+    fn mkdir(&self, path: &str, mode: u32) -> impl Future<Output = Result<()>> + Send;
+
+    fn symlink(&self, target: &str, path: &str) -> impl Future<Output = Result<()>> + Send;
+
+    fn read_link(&self, path: &str) -> impl Future<Output = Result<String>> + Send;
+
+    /// Reads a whole small file (partial-file metadata).
+    fn read_small(&self, path: &str) -> impl Future<Output = Result<Vec<u8>>> + Send {
+        async move {
+            let file = self.open_read(path).await?;
+            let data = file.read_at(0, 64 * 1024).await?;
+            file.close(false).await?;
+            Ok(data.to_vec())
+        }
+    }
+
+    /// Writes a whole small file, replacing it.
+    fn write_small(&self, path: &str, data: &[u8]) -> impl Future<Output = Result<()>> + Send {
+        let data = Bytes::copy_from_slice(data);
+        async move {
+            let file = self.open_write(path, WriteMode::Truncate, 0o600).await?;
+            file.write_at(0, data).await?;
+            file.close(false).await
+        }
+    }
+}
+
+/// How a copy between two endpoints is cut into requests: one request size
+/// both sides accept, and how many reads and writes to keep in flight.
+#[derive(Debug, Clone, Copy)]
+pub struct Pipeline {
+    pub chunk: usize,
+    pub read_depth: usize,
+    pub write_depth: usize,
+}
+
+impl Pipeline {
+    pub fn between<S: Endpoint, D: Endpoint>(src: &S, dst: &D) -> Pipeline {
+        Pipeline {
+            chunk: src.chunk_size().min(dst.chunk_size()),
+            read_depth: src.requests_in_flight(),
+            write_depth: dst.requests_in_flight(),
+        }
+    }
+
+    /// For reading one endpoint alone.
+    pub fn reading<E: Endpoint>(endpoint: &E) -> Pipeline {
+        Pipeline::between(endpoint, endpoint)
+    }
+
+    /// Most bytes of writes that can be unacknowledged at once.
+    pub fn write_window(&self) -> u64 {
+        (self.chunk * self.write_depth) as u64
+    }
+}
+
+/// Joins a directory and a name with one `/`.
+pub fn join(dir: &str, name: &str) -> String {
+    if dir.is_empty() || dir == "." {
+        name.to_string()
+    } else if dir.ends_with('/') {
+        format!("{dir}{name}")
+    } else {
+        format!("{dir}/{name}")
+    }
+}
+
+/// The last component of a path, ignoring trailing slashes.
+pub fn base_name(path: &str) -> &str {
+    let trimmed = path.trim_end_matches('/');
+    trimmed.rsplit('/').next().unwrap_or(trimmed)
+}
+
+/// The directory part of a path ("." when there is none).
+pub fn parent(path: &str) -> &str {
+    let trimmed = path.trim_end_matches('/');
+    match trimmed.rfind('/') {
+        Some(0) => "/",
+        Some(i) => &trimmed[..i],
+        None => ".",
+    }
+}

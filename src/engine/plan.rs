@@ -1,0 +1,325 @@
+//! Walking the source and destination trees side by side and deciding, per
+//! entry, what has to happen (rclone's walk / decide split). No data moves
+//! here; the plan is a list of actions the executor carries out in order.
+
+use std::collections::HashMap;
+
+use super::partial::{is_working_file, partial_name, Paths};
+use super::transfer::FileJob;
+use super::Options;
+use crate::endpoint::{base_name, join, Endpoint, Entry, Kind, Meta};
+use crate::error::{Error, Result};
+use crate::hash::file_hash;
+use crate::report::Reporter;
+
+#[derive(Debug, Clone)]
+pub enum Action {
+    /// Make sure a directory exists; its attributes are set after its contents.
+    Dir {
+        dest: String,
+        /// The source directory's metadata; None for a destination ferry
+        /// creates on its own, which keeps default attributes.
+        meta: Option<Meta>,
+        exists: bool,
+    },
+    /// Copy a file (or resume its partial).
+    File(FileJob),
+    /// Create or replace a symlink.
+    Symlink { source: String, dest: String },
+    /// The file is current but its permissions differ.
+    Mode { dest: String, mode: u32 },
+}
+
+/// A top-level source argument.
+#[derive(Debug, Clone)]
+pub struct SourceArg {
+    pub path: String,
+    /// rsync's trailing slash: copy the directory's contents, not the directory.
+    pub contents_only: bool,
+}
+
+impl SourceArg {
+    pub fn new(path: &str) -> SourceArg {
+        SourceArg {
+            contents_only: path.ends_with('/') && path.len() > 1,
+            path: path.to_string(),
+        }
+    }
+}
+
+pub struct Planner<'a, S, D> {
+    pub src: &'a S,
+    pub dst: &'a D,
+    pub opts: &'a Options,
+    pub reporter: &'a dyn Reporter,
+    pub actions: Vec<Action>,
+    /// Per-entry errors found while planning; the rest of the plan goes on.
+    pub errors: Vec<Error>,
+    /// Files found already up to date.
+    pub up_to_date: u64,
+}
+
+impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
+    pub fn new(src: &'a S, dst: &'a D, opts: &'a Options, reporter: &'a dyn Reporter) -> Self {
+        Planner {
+            src,
+            dst,
+            opts,
+            reporter,
+            actions: Vec::new(),
+            errors: Vec::new(),
+            up_to_date: 0,
+        }
+    }
+
+    /// Plans the copy of `sources` into `dest` with rsync's rules for where
+    /// each lands.
+    pub async fn plan(&mut self, sources: &[SourceArg], dest: &str) -> Result<()> {
+        let mut found = Vec::new();
+        for source in sources {
+            match self.source_meta(source).await? {
+                Some(meta) => found.push((source, meta)),
+                None => self.errors.push(Error::FileSelection(format!(
+                    "{}{}: no such file or directory",
+                    self.src.label(),
+                    source.path
+                ))),
+            }
+        }
+        let copies_dirs = self.opts.recursive && found.iter().any(|(_, m)| m.kind == Kind::Dir);
+        let dest_meta = self.dst.stat(dest).await?;
+        let into_dir = sources.len() > 1 || copies_dirs || dest.ends_with('/');
+        let dest_is_dir = match dest_meta {
+            Some(m) => m.kind == Kind::Dir,
+            None if into_dir => {
+                self.actions.push(Action::Dir {
+                    dest: dest.to_string(),
+                    meta: None,
+                    exists: false,
+                });
+                true
+            }
+            None => false,
+        };
+        if into_dir && !dest_is_dir {
+            return Err(Error::FileSelection(format!(
+                "{}{dest}: destination must be a directory when copying several files or a directory",
+                self.dst.label()
+            )));
+        }
+        for (source, meta) in found {
+            self.plan_source(source, meta, dest, dest_is_dir, dest_meta.is_some())
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn source_meta(&self, source: &SourceArg) -> Result<Option<Meta>> {
+        if source.contents_only {
+            self.src.stat(&source.path).await
+        } else {
+            self.src.lstat(&source.path).await
+        }
+    }
+
+    async fn plan_source(
+        &mut self,
+        source: &SourceArg,
+        meta: Meta,
+        dest: &str,
+        dest_is_dir: bool,
+        dest_exists: bool,
+    ) -> Result<()> {
+        let path = source.path.trim_end_matches('/');
+        let path = if path.is_empty() { "/" } else { path };
+        if meta.kind == Kind::Dir && self.opts.recursive {
+            let (target, exists) = if source.contents_only {
+                (dest.to_string(), dest_exists)
+            } else {
+                let target = join(dest, base_name(path));
+                let exists = dest_exists
+                    && self.dst.lstat(&target).await?.map(|m| m.kind) == Some(Kind::Dir);
+                (target, exists)
+            };
+            self.push_top_dir(&target, meta, exists);
+            return self.walk(path, &target, exists).await;
+        }
+        let (dir, name) = if dest_is_dir {
+            (dest.to_string(), base_name(path).to_string())
+        } else {
+            (
+                crate::endpoint::parent(dest).to_string(),
+                base_name(dest).to_string(),
+            )
+        };
+        let existing = self.dst.lstat(&join(&dir, &name)).await?;
+        let partial = self.dst.lstat(&join(&dir, &partial_name(&name))).await?;
+        self.plan_entry(path, &dir, &name, meta, existing, partial)
+            .await
+    }
+
+    /// Several `dir/` sources can land in one destination directory, which
+    /// `plan` may already have queued for creation: one action per directory.
+    fn push_top_dir(&mut self, dest: &str, meta: Meta, exists: bool) {
+        for action in &mut self.actions {
+            if let Action::Dir {
+                dest: d, meta: m, ..
+            } = action
+            {
+                if d == dest {
+                    *m = Some(meta);
+                    return;
+                }
+            }
+        }
+        self.push_dir(dest, meta, exists);
+    }
+
+    fn push_dir(&mut self, dest: &str, meta: Meta, exists: bool) {
+        self.actions.push(Action::Dir {
+            dest: dest.to_string(),
+            meta: Some(meta),
+            exists,
+        });
+    }
+
+    /// Depth-first walk of one source directory against its destination.
+    async fn walk(&mut self, src_dir: &str, dst_dir: &str, dst_exists: bool) -> Result<()> {
+        let entries = match self.src.list(src_dir).await {
+            Ok(entries) => entries,
+            Err(e) if !e.is_fatal() => {
+                self.errors.push(e);
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        };
+        let existing: HashMap<String, Meta> = if dst_exists {
+            self.dst
+                .list(dst_dir)
+                .await?
+                .into_iter()
+                .map(|Entry { name, meta }| (name, meta))
+                .collect()
+        } else {
+            HashMap::new()
+        };
+        for entry in entries {
+            if is_working_file(&entry.name) {
+                continue;
+            }
+            let src_path = join(src_dir, &entry.name);
+            if entry.meta.kind == Kind::Dir {
+                let target = join(dst_dir, &entry.name);
+                let exists = existing.get(&entry.name).map(|m| m.kind) == Some(Kind::Dir);
+                self.push_dir(&target, entry.meta, exists);
+                Box::pin(self.walk(&src_path, &target, exists)).await?;
+                continue;
+            }
+            let there = existing.get(&entry.name).copied();
+            let partial = existing.get(&partial_name(&entry.name)).copied();
+            self.plan_entry(&src_path, dst_dir, &entry.name, entry.meta, there, partial)
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn plan_entry(
+        &mut self,
+        src_path: &str,
+        dst_dir: &str,
+        name: &str,
+        meta: Meta,
+        existing: Option<Meta>,
+        partial: Option<Meta>,
+    ) -> Result<()> {
+        let paths = Paths::new(dst_dir, name);
+        match meta.kind {
+            Kind::Dir => self
+                .reporter
+                .note(&format!("skipping directory {src_path}")),
+            Kind::Symlink if self.opts.links => {
+                if !self
+                    .symlink_current(src_path, &paths.dest, existing)
+                    .await?
+                {
+                    self.actions.push(Action::Symlink {
+                        source: src_path.to_string(),
+                        dest: paths.dest,
+                    });
+                }
+            }
+            Kind::Symlink | Kind::Other => self
+                .reporter
+                .note(&format!("skipping non-regular file \"{src_path}\"")),
+            Kind::File => {
+                if self
+                    .file_current(src_path, &paths.dest, &meta, existing)
+                    .await?
+                {
+                    self.up_to_date += 1;
+                    let existing_mode = existing.map(|m| m.mode);
+                    if self.opts.perms && existing_mode != Some(meta.mode) {
+                        self.actions.push(Action::Mode {
+                            dest: paths.dest,
+                            mode: meta.mode,
+                        });
+                    }
+                    return Ok(());
+                }
+                self.actions.push(Action::File(FileJob {
+                    source: src_path.to_string(),
+                    source_meta: meta,
+                    paths,
+                    existing,
+                    partial: partial.filter(|p| p.kind == Kind::File),
+                }));
+            }
+        }
+        Ok(())
+    }
+
+    /// rsync's quick check: same size and modification time, or with
+    /// `--checksum` the same content.
+    async fn file_current(
+        &self,
+        src_path: &str,
+        dest: &str,
+        meta: &Meta,
+        existing: Option<Meta>,
+    ) -> Result<bool> {
+        let Some(there) = existing.filter(|m| m.kind == Kind::File) else {
+            return Ok(false);
+        };
+        if there.size != meta.size {
+            return Ok(false);
+        }
+        if !self.opts.checksum {
+            return Ok(there.mtime == meta.mtime);
+        }
+        let (a, b) = tokio::join!(
+            whole_hash(self.src, src_path, meta.size),
+            whole_hash(self.dst, dest, meta.size)
+        );
+        Ok(a? == b?)
+    }
+
+    async fn symlink_current(
+        &self,
+        src_path: &str,
+        dest: &str,
+        existing: Option<Meta>,
+    ) -> Result<bool> {
+        if existing.map(|m| m.kind) != Some(Kind::Symlink) {
+            return Ok(false);
+        }
+        let (ours, theirs) = tokio::join!(self.src.read_link(src_path), self.dst.read_link(dest));
+        Ok(ours? == theirs?)
+    }
+}
+
+async fn whole_hash<E: Endpoint>(endpoint: &E, path: &str, len: u64) -> Result<[u8; 32]> {
+    let file = endpoint.open_read(path).await?;
+    let hash = file_hash(&file, len, crate::endpoint::Pipeline::reading(endpoint)).await;
+    crate::endpoint::FileHandle::close(file, false).await?;
+    hash
+}

@@ -1,0 +1,196 @@
+//! Executing one file copy: resume from a verified partial, pipelined copy of
+//! the rest, durable close, attributes, and the atomic rename into place.
+
+use futures::stream::{self, StreamExt, TryStreamExt};
+
+use super::partial::{self, Paths, Sidecar};
+use super::{Options, Stats};
+use crate::endpoint::{Endpoint, FileHandle, Meta, Pipeline, WriteMode};
+use crate::error::{Error, Result};
+use crate::report::{Outcome, Reporter};
+
+/// One file to bring up to date.
+#[derive(Debug, Clone)]
+pub struct FileJob {
+    pub source: String,
+    pub source_meta: Meta,
+    pub paths: Paths,
+    /// The destination as it is now, if any.
+    pub existing: Option<Meta>,
+    /// A partial left by an earlier run, if any.
+    pub partial: Option<Meta>,
+}
+
+/// Copies one file; returns how it went. The destination is replaced only by
+/// a complete, synced copy.
+pub async fn transfer<S: Endpoint, D: Endpoint>(
+    src: &S,
+    dst: &D,
+    job: &FileJob,
+    opts: &Options,
+    reporter: &dyn Reporter,
+    stats: &mut Stats,
+) -> Result<Outcome> {
+    let size = job.source_meta.size;
+    let io = Pipeline::between(src, dst);
+    let source = src.open_read(&job.source).await?;
+
+    let resume_from = match job.partial {
+        Some(p) if p.size > 0 => {
+            let sidecar = partial::read_sidecar(dst, &job.paths.meta).await;
+            let verdict = partial::verify::<S, D>(
+                &source,
+                &job.source_meta,
+                dst,
+                &job.paths.partial,
+                p.size,
+                sidecar,
+                Pipeline {
+                    read_depth: io.read_depth.min(io.write_depth),
+                    ..io
+                },
+            )
+            .await?;
+            tracing::info!(
+                path = %job.paths.dest,
+                partial = p.size,
+                checked = verdict.checked,
+                keep = verdict.keep,
+                "verified partial"
+            );
+            verdict.keep
+        }
+        _ => 0,
+    };
+
+    // The sidecar must describe the source before any byte of it lands in the
+    // partial, so that a crash at any later point leaves a truthful record.
+    let sidecar = Sidecar {
+        source_size: size,
+        source_mtime: job.source_meta.mtime,
+        window: io.write_window(),
+    };
+    if let Err(e) = dst
+        .write_small(&job.paths.meta, sidecar.encode().as_bytes())
+        .await
+    {
+        if e.is_fatal() {
+            return Err(e);
+        }
+        tracing::warn!("{e}: resuming this file later will verify the whole partial");
+    }
+
+    reporter.file_started(&job.paths.dest, size, resume_from);
+    let how = if resume_from > 0 {
+        WriteMode::Keep
+    } else {
+        WriteMode::Truncate
+    };
+    let out = dst.open_write(&job.paths.partial, how, 0o600).await?;
+    let source_name = format!("{}{}", src.label(), job.source);
+    let copied =
+        copy_range::<S, D>(&source, &source_name, &out, resume_from..size, io, reporter).await;
+    if let Err(e) = copied {
+        // On a dead connection a close would only wait for its timeout.
+        if !e.is_fatal() {
+            let _ = out.close(false).await;
+        }
+        return Err(e);
+    }
+    if job.partial.is_some_and(|p| p.size > size) {
+        out.set_len(size).await?;
+    }
+    out.close(true).await?;
+    source.close(false).await?;
+
+    check_source_unchanged(src, job).await?;
+    apply_attrs(dst, &job.paths.partial, job, opts).await?;
+    dst.rename(&job.paths.partial, &job.paths.dest).await?;
+    let _ = dst.remove_file(&job.paths.meta).await;
+
+    stats.bytes_sent += size - resume_from;
+    stats.bytes_reused += resume_from;
+    Ok(if resume_from > 0 {
+        Outcome::Resumed
+    } else {
+        Outcome::Sent
+    })
+}
+
+/// Copies `range` with reads and writes pipelined: `io.read_depth` reads and
+/// `io.write_depth` writes in flight, so memory stays bounded whatever the
+/// file size.
+async fn copy_range<S: Endpoint, D: Endpoint>(
+    source: &S::File,
+    source_name: &str,
+    out: &D::File,
+    range: std::ops::Range<u64>,
+    io: Pipeline,
+    reporter: &dyn Reporter,
+) -> Result<()> {
+    let (to, chunk) = (range.end, io.chunk);
+    stream::iter(range.step_by(chunk))
+        .map(|offset| async move {
+            let len = (to - offset).min(chunk as u64) as usize;
+            let data = source.read_at(offset, len).await?;
+            if data.len() < len {
+                return Err(Error::Refused {
+                    path: source_name.to_string(),
+                    message: format!(
+                        "the file shrank while it was read (ended before byte {})",
+                        offset + len as u64
+                    ),
+                });
+            }
+            Ok((offset, data))
+        })
+        .buffered(io.read_depth)
+        .map_ok(|(offset, data)| async move {
+            let n = data.len() as u64;
+            out.write_at(offset, data).await.map(|_| n)
+        })
+        .try_buffer_unordered(io.write_depth)
+        .try_for_each(|n| {
+            reporter.bytes_done(n);
+            futures::future::ready(Ok(()))
+        })
+        .await
+}
+
+/// A source that changed while it was read may have been copied torn: refuse
+/// to install it. The partial stays; its sidecar no longer matches the source,
+/// so the next run verifies all of it.
+async fn check_source_unchanged<S: Endpoint>(src: &S, job: &FileJob) -> Result<()> {
+    let now = src.lstat(&job.source).await?;
+    match now {
+        Some(m) if m.size == job.source_meta.size && m.mtime == job.source_meta.mtime => Ok(()),
+        _ => Err(Error::Refused {
+            path: format!("{}{}", src.label(), job.source),
+            message: "the file changed while it was being copied; not installed, run again".into(),
+        }),
+    }
+}
+
+/// Permissions and times go on the partial before the rename, so the file
+/// appears at its final name complete in every respect.
+async fn apply_attrs<D: Endpoint>(
+    dst: &D,
+    path: &str,
+    job: &FileJob,
+    opts: &Options,
+) -> Result<()> {
+    let mode = if opts.perms {
+        job.source_meta.mode
+    } else {
+        match job.existing {
+            // rsync without -p: an existing file keeps its permissions.
+            Some(existing) => existing.mode,
+            None => job.source_meta.mode & !opts.umask,
+        }
+    };
+    dst.set_mode(path, mode).await?;
+    if opts.times {
+        dst.set_mtime(path, job.source_meta.mtime).await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,125 @@
+//! Error types of the library and the exit codes they map to.
+//!
+//! Exit codes follow rsync's numbers wherever the meaning is the same, so that
+//! scripts written for `rsync -e ssh` read ferry's status unchanged. The table is
+//! repeated in the README; keep both in step.
+
+use std::io;
+
+use crate::ssh::{auth::AuthError, config::ConfigError};
+
+/// Process exit status, rsync-compatible where rsync has the same meaning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitCode {
+    Ok = 0,
+    /// Syntax or usage error.
+    Usage = 1,
+    /// Errors selecting input/output files or directories.
+    FileSelection = 3,
+    /// The SFTP protocol could not be started.
+    ProtocolStart = 5,
+    /// The connection broke during the transfer.
+    ConnectionLost = 10,
+    /// A local file I/O error stopped the run.
+    FileIo = 11,
+    /// Interrupted by SIGINT or SIGTERM.
+    Interrupted = 20,
+    /// Some files could not be transferred.
+    PartialTransfer = 23,
+    /// I/O silence longer than allowed.
+    Timeout = 30,
+    /// Could not connect, authenticate, or verify the host key.
+    Connect = 255,
+}
+
+impl ExitCode {
+    pub fn code(self) -> i32 {
+        self as i32
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in ferry, each message naming the host or file
+/// involved.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    Usage(String),
+
+    #[error("{0}")]
+    FileSelection(String),
+
+    #[error(transparent)]
+    SshConfig(#[from] ConfigError),
+
+    #[error("cannot connect to {host}: {reason}")]
+    Connect { host: String, reason: String },
+
+    #[error("{0}")]
+    HostKey(String),
+
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+
+    #[error("{host}: the server refused the SFTP subsystem ({detail}); ferry needs SFTP enabled on the server (`Subsystem sftp` in sshd_config)")]
+    SftpRefused { host: String, detail: String },
+
+    #[error("connection to {host} lost: {detail}")]
+    ConnectionLost { host: String, detail: String },
+
+    #[error("{host}: no reply within {secs} s; the link or the server stalled")]
+    Timeout { host: String, secs: u64 },
+
+    /// An I/O error on one file; the run goes on with the other files.
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: io::Error,
+    },
+
+    /// The SFTP server refused an operation on one file.
+    #[error("{path}: {message}")]
+    Remote { path: String, message: String },
+
+    /// A file whose name or contents ferry refuses to handle.
+    #[error("{path}: {message}")]
+    Refused { path: String, message: String },
+
+    #[error("interrupted by signal")]
+    Interrupted,
+}
+
+impl Error {
+    pub fn io(path: impl Into<String>, source: io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// Whether this error ends the whole run, rather than only the file it
+    /// happened to: a broken connection cannot be worked around file by file.
+    pub fn is_fatal(&self) -> bool {
+        !matches!(
+            self,
+            Error::Io { .. } | Error::Remote { .. } | Error::Refused { .. }
+        )
+    }
+
+    pub fn exit_code(&self) -> ExitCode {
+        match self {
+            Error::Usage(_) => ExitCode::Usage,
+            Error::FileSelection(_) => ExitCode::FileSelection,
+            Error::SshConfig(_) => ExitCode::Usage,
+            Error::Connect { .. } | Error::HostKey(_) | Error::Auth(_) => ExitCode::Connect,
+            Error::SftpRefused { .. } => ExitCode::ProtocolStart,
+            Error::ConnectionLost { .. } => ExitCode::ConnectionLost,
+            Error::Timeout { .. } => ExitCode::Timeout,
+            Error::Io { .. } => ExitCode::FileIo,
+            Error::Remote { .. } | Error::Refused { .. } => ExitCode::PartialTransfer,
+            Error::Interrupted => ExitCode::Interrupted,
+        }
+    }
+}

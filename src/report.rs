@@ -1,0 +1,46 @@
+//! Progress and outcome reporting, kept out of the engine: the engine calls a
+//! [`Reporter`]; the binary decides whether that draws bars, prints lines or
+//! stays silent (uv's Reporter pattern).
+
+use crate::error::Error;
+
+/// What happened to one file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Sent in full.
+    Sent,
+    /// Continued from a verified partial.
+    Resumed,
+    /// Already up to date.
+    Skipped,
+    /// Directory or symlink created, attributes updated.
+    Created,
+    /// Dry run: would have been sent.
+    WouldSend,
+}
+
+/// Receives events from a running sync. Every method has a default so a
+/// reporter implements only what it shows.
+pub trait Reporter: Send + Sync {
+    /// The plan is ready: `files` to transfer, `bytes` of them to move at most.
+    fn planned(&self, _files: u64, _bytes: u64) {}
+
+    /// A file transfer begins; `resume_from` bytes are already in place.
+    fn file_started(&self, _path: &str, _size: u64, _resume_from: u64) {}
+
+    /// `bytes` more bytes of the current file reached the destination.
+    fn bytes_done(&self, _bytes: u64) {}
+
+    fn file_finished(&self, _path: &str, _outcome: Outcome) {}
+
+    /// A non-fatal error on one file; the run continues.
+    fn file_failed(&self, _path: &str, _error: &Error) {}
+
+    /// Informational note (skipped directory, dry-run line...).
+    fn note(&self, _message: &str) {}
+}
+
+/// Reports nothing.
+pub struct Silent;
+
+impl Reporter for Silent {}

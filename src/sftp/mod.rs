@@ -1,0 +1,222 @@
+//! SFTP operations over one channel: extension discovery, request sizing from
+//! `limits@openssh.com`, the OpenSSH extensions ferry relies on, and the mapping
+//! of SFTP failures onto ferry's errors.
+//!
+//! Built on russh-sftp's `RawSftpSession` rather than its `File`: every request
+//! method takes `&self`, so many reads or writes can be in flight at once (the
+//! pipelining lives in `endpoint::remote`), where `File` keeps only 16 small
+//! requests in flight and flushes with an fsync.
+
+use std::sync::Arc;
+
+use russh_sftp::client::error::Error as SftpError;
+use russh_sftp::client::RawSftpSession;
+use russh_sftp::protocol::{Packet, StatusCode};
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use crate::error::{Error, Result};
+
+const POSIX_RENAME: &str = "posix-rename@openssh.com";
+const FSYNC: &str = "fsync@openssh.com";
+const LIMITS: &str = "limits@openssh.com";
+const COPY_DATA: &str = "copy-data";
+
+/// Largest read or write ferry sends when the server states no limit: what
+/// OpenSSH's sftp-server accepts, and what SFTP v3 servers must handle at least
+/// in practice is 32 KiB, so unknown servers get the conservative size.
+const DEFAULT_CHUNK: u32 = 32 * 1024;
+const MAX_CHUNK: u32 = 255 * 1024;
+
+/// What the server offers beyond plain SFTP v3.
+#[derive(Debug, Clone, Default)]
+pub struct Extensions {
+    pub posix_rename: bool,
+    pub fsync: bool,
+    pub copy_data: bool,
+}
+
+/// An SFTP session on one SSH channel, shared by all tasks of a run.
+pub struct Sftp {
+    raw: Arc<RawSftpSession>,
+    host: String,
+    extensions: Extensions,
+    read_chunk: u32,
+    write_chunk: u32,
+    timeout_secs: u64,
+}
+
+impl Sftp {
+    /// Runs the SFTP handshake on `stream` and asks for the server's limits.
+    pub async fn start<S>(stream: S, host: &str, request_timeout_secs: u64) -> Result<Sftp>
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let raw = RawSftpSession::new(stream);
+        raw.set_timeout(request_timeout_secs);
+        let version = raw.init().await.map_err(|e| Error::SftpRefused {
+            host: host.to_string(),
+            detail: format!("SFTP handshake failed: {e}"),
+        })?;
+        let has = |name: &str| version.extensions.contains_key(name);
+        let extensions = Extensions {
+            posix_rename: has(POSIX_RENAME),
+            fsync: has(FSYNC),
+            copy_data: has(COPY_DATA),
+        };
+        let (mut read_chunk, mut write_chunk) = (DEFAULT_CHUNK, DEFAULT_CHUNK);
+        if has(LIMITS) {
+            if let Ok(limits) = raw.limits().await {
+                read_chunk = clamp_chunk(limits.max_read_len);
+                write_chunk = clamp_chunk(limits.max_write_len);
+            }
+        }
+        tracing::debug!(
+            host,
+            ?extensions,
+            read_chunk,
+            write_chunk,
+            "sftp session ready"
+        );
+        Ok(Sftp {
+            raw: Arc::new(raw),
+            host: host.to_string(),
+            extensions,
+            read_chunk,
+            write_chunk,
+            timeout_secs: request_timeout_secs,
+        })
+    }
+
+    pub fn raw(&self) -> &Arc<RawSftpSession> {
+        &self.raw
+    }
+
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    pub fn extensions(&self) -> &Extensions {
+        &self.extensions
+    }
+
+    pub fn read_chunk(&self) -> u32 {
+        self.read_chunk
+    }
+
+    pub fn write_chunk(&self) -> u32 {
+        self.write_chunk
+    }
+
+    /// Renames `from` over `to`, replacing `to` atomically where the server
+    /// offers posix-rename. Plain SFTP RENAME refuses an existing target, so
+    /// without the extension the old file is moved aside first and removed only
+    /// once the new one is in place: never a moment with neither.
+    pub async fn rename_replace(&self, from: &str, to: &str) -> Result<()> {
+        if self.extensions.posix_rename {
+            let mut payload = Vec::with_capacity(8 + from.len() + to.len());
+            put_string(&mut payload, from.as_bytes());
+            put_string(&mut payload, to.as_bytes());
+            let reply = self.raw.extended(POSIX_RENAME, payload).await;
+            return self.status_reply(reply, to);
+        }
+        match self.raw.rename(from, to).await {
+            Ok(_) => Ok(()),
+            Err(SftpError::Status(_)) => {
+                let aside = format!("{to}.ferry-old");
+                self.raw
+                    .rename(to, aside.as_str())
+                    .await
+                    .map_err(|e| self.error(to, e))?;
+                if let Err(e) = self.raw.rename(from, to).await {
+                    let _ = self.raw.rename(aside.as_str(), to).await;
+                    return Err(self.error(to, e));
+                }
+                let _ = self.raw.remove(aside).await;
+                Ok(())
+            }
+            Err(e) => Err(self.error(to, e)),
+        }
+    }
+
+    /// fsync@openssh.com on an open handle; a no-op where it is not offered.
+    pub async fn fsync(&self, handle: &str, path: &str) -> Result<()> {
+        if !self.extensions.fsync {
+            return Ok(());
+        }
+        self.raw
+            .fsync(handle)
+            .await
+            .map(drop)
+            .map_err(|e| self.error(path, e))
+    }
+
+    fn status_reply(&self, reply: Result<Packet, SftpError>, path: &str) -> Result<()> {
+        match reply {
+            Ok(Packet::Status(s)) if s.status_code == StatusCode::Ok => Ok(()),
+            Ok(Packet::Status(s)) => Err(self.error(path, SftpError::Status(s))),
+            Ok(_) => Err(self.error(path, SftpError::UnexpectedPacket)),
+            Err(e) => Err(self.error(path, e)),
+        }
+    }
+
+    /// Maps an SFTP failure on `path`: a status from the server concerns that
+    /// file only; anything else means the session itself is gone.
+    pub fn error(&self, path: &str, e: SftpError) -> Error {
+        map_error(&self.host, path, e, self.timeout_secs)
+    }
+}
+
+fn map_error(host: &str, path: &str, e: SftpError, timeout_secs: u64) -> Error {
+    match e {
+        SftpError::Status(status) => Error::Remote {
+            path: format!("{host}:{path}"),
+            message: status_message(&status),
+        },
+        SftpError::Limited(msg) => Error::Remote {
+            path: format!("{host}:{path}"),
+            message: msg,
+        },
+        SftpError::Timeout => Error::Timeout {
+            host: host.to_string(),
+            secs: timeout_secs,
+        },
+        other => Error::ConnectionLost {
+            host: host.to_string(),
+            detail: other.to_string(),
+        },
+    }
+}
+
+fn status_message(status: &russh_sftp::protocol::Status) -> String {
+    let code = match status.status_code {
+        StatusCode::NoSuchFile => "no such file or directory",
+        StatusCode::PermissionDenied => "permission denied",
+        StatusCode::Eof => "unexpected end of file",
+        StatusCode::OpUnsupported => "operation not supported by the server",
+        _ => "failed",
+    };
+    if status.error_message.is_empty() || status.error_message.eq_ignore_ascii_case(code) {
+        code.to_string()
+    } else {
+        format!("{code} ({})", status.error_message)
+    }
+}
+
+/// Whether an SFTP error says the path does not exist.
+pub fn is_not_found(e: &SftpError) -> bool {
+    matches!(e, SftpError::Status(s) if s.status_code == StatusCode::NoSuchFile)
+}
+
+fn clamp_chunk(limit: u64) -> u32 {
+    if limit == 0 {
+        DEFAULT_CHUNK
+    } else {
+        limit.min(MAX_CHUNK as u64) as u32
+    }
+}
+
+/// SSH wire string: u32 big-endian length, then the bytes.
+fn put_string(buf: &mut Vec<u8>, s: &[u8]) {
+    buf.extend_from_slice(&(s.len() as u32).to_be_bytes());
+    buf.extend_from_slice(s);
+}

@@ -1,0 +1,1443 @@
+//! User authentication on an established SSH connection, in OpenSSH's
+//! order: the ssh-agent's keys, then identity files (asking for a
+//! passphrase only when there is a terminal), then, with a terminal only,
+//! keyboard-interactive and password.
+//!
+//! It records what it tried so that a failure says what to fix, and never
+//! records or logs passwords, passphrases or key material.
+
+use std::ffi::OsString;
+use std::io::{self, BufRead, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use russh::client::{AuthResult, Handle, Handler, KeyboardInteractiveAuthResponse, Prompt};
+use russh::keys::agent::client::AgentClient;
+use russh::keys::agent::AgentIdentity;
+use russh::keys::{HashAlg, PrivateKey, PrivateKeyWithHashAlg, PublicKey};
+use russh::{AgentAuthError, MethodKind, MethodSet};
+
+use crate::ssh::config::{home_dir, HostConfig};
+
+/// How authentication may interact with the user.
+#[derive(Debug, Clone)]
+pub struct AuthOptions {
+    /// May prompt on a terminal (the caller decides: stdin is a tty and not BatchMode).
+    pub interactive: bool,
+}
+
+/// Why authentication did not succeed.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// Every method was tried or skipped; `tried` lists each attempt with its
+    /// outcome, `skipped` the methods not attempted and why.
+    #[error("permission denied for {user}@{host}: {}", describe(tried, skipped))]
+    Failed {
+        user: String,
+        host: String,
+        tried: Vec<String>,
+        skipped: Vec<String>,
+    },
+
+    /// The server hung up mid-way, typically after too many attempts.
+    #[error("{host} closed the connection during authentication ({}); the server may allow only a few attempts (MaxAuthTries): pick the key with -i or IdentitiesOnly yes", describe(tried, &[]))]
+    Disconnected { host: String, tried: Vec<String> },
+
+    /// The SSH connection failed while authenticating.
+    #[error(
+        "connection to {host} failed during authentication: {source}; check the network and retry"
+    )]
+    Ssh {
+        host: String,
+        #[source]
+        source: russh::Error,
+    },
+
+    /// Reading a passphrase or password from the terminal failed.
+    #[error("cannot read from the terminal while authenticating to {host}: {source}; run without a terminal to skip passwords, or use ssh-agent")]
+    Terminal {
+        host: String,
+        #[source]
+        source: io::Error,
+    },
+}
+
+fn describe(tried: &[String], skipped: &[String]) -> String {
+    let mut text = if tried.is_empty() {
+        "nothing could be tried".to_string()
+    } else {
+        format!("tried {}", tried.join(", "))
+    };
+    for note in skipped {
+        text.push_str("; ");
+        text.push_str(note);
+    }
+    text
+}
+
+/// Authenticates `cfg.user` on `handle`, stopping at the first success.
+pub async fn authenticate<H: Handler>(
+    handle: &mut Handle<H>,
+    cfg: &HostConfig,
+    opts: &AuthOptions,
+) -> Result<(), AuthError> {
+    let prompter: Option<Arc<dyn Prompter>> = opts.interactive.then(|| Arc::new(Terminal) as _);
+    let sources = Sources {
+        agent_socket: std::env::var_os("SSH_AUTH_SOCK"),
+        home: home_dir(),
+    };
+    Attempt::new(handle, cfg, prompter, sources).run().await
+}
+
+/// Where keys come from; injected so tests need not touch the environment.
+struct Sources {
+    agent_socket: Option<OsString>,
+    home: Option<PathBuf>,
+}
+
+/// Asks the user for secrets and answers. Blocking; called off the runtime.
+trait Prompter: Send + Sync {
+    /// Reads without echo (passwords, passphrases).
+    fn secret(&self, prompt: &str) -> io::Result<String>;
+    /// Reads a visible line (keyboard-interactive prompts with echo on).
+    fn line(&self, prompt: &str) -> io::Result<String>;
+}
+
+struct Terminal;
+
+impl Prompter for Terminal {
+    fn secret(&self, prompt: &str) -> io::Result<String> {
+        rpassword::prompt_password(prompt)
+    }
+
+    fn line(&self, prompt: &str) -> io::Result<String> {
+        eprint!("{prompt}");
+        io::stderr().flush()?;
+        let mut answer = String::new();
+        io::stdin().lock().read_line(&mut answer)?;
+        Ok(answer.trim_end_matches(['\r', '\n']).to_string())
+    }
+}
+
+/// OpenSSH's NumberOfPasswordPrompts default.
+const PROMPT_TRIES: usize = 3;
+/// Guards against a server that keeps sending keyboard-interactive rounds.
+const MAX_INFO_ROUNDS: usize = 16;
+const DEFAULT_KEYS: &[&str] = &["id_ed25519", "id_ecdsa", "id_rsa"];
+
+/// State of one authentication run.
+struct Attempt<'a, H: Handler> {
+    handle: &'a mut Handle<H>,
+    cfg: &'a HostConfig,
+    prompter: Option<Arc<dyn Prompter>>,
+    sources: Sources,
+    /// The identity files to try, and why there are none if so.
+    files: (Vec<PathBuf>, Option<String>),
+    /// What the server last said it accepts; `None` until it has said.
+    methods: Option<MethodSet>,
+    /// Public keys already offered and rejected, so files do not repeat them.
+    offered: Vec<PublicKey>,
+    /// Cached answer of `best_supported_rsa_hash` (it may wait up to 1 s).
+    rsa_hash: Option<Option<HashAlg>>,
+    tried: Vec<String>,
+    skipped: Vec<String>,
+}
+
+impl<'a, H: Handler> Attempt<'a, H> {
+    fn new(
+        handle: &'a mut Handle<H>,
+        cfg: &'a HostConfig,
+        prompter: Option<Arc<dyn Prompter>>,
+        sources: Sources,
+    ) -> Self {
+        let files = identity_files(cfg, sources.home.as_deref());
+        Attempt {
+            handle,
+            cfg,
+            prompter,
+            sources,
+            files,
+            methods: None,
+            offered: Vec::new(),
+            rsa_hash: None,
+            tried: Vec::new(),
+            skipped: Vec::new(),
+        }
+    }
+
+    async fn run(mut self) -> Result<(), AuthError> {
+        if self.try_none().await?
+            || self.try_agent().await?
+            || self.try_identity_files().await?
+            || self.try_interactive().await?
+        {
+            return Ok(());
+        }
+        Err(AuthError::Failed {
+            user: self.cfg.user.clone(),
+            host: self.cfg.host_name.clone(),
+            tried: self.tried,
+            skipped: self.skipped,
+        })
+    }
+
+    /// Like OpenSSH, start with "none": some servers accept it, and the
+    /// failure reply lists the methods worth trying.
+    async fn try_none(&mut self) -> Result<bool, AuthError> {
+        let result = self.handle.authenticate_none(self.cfg.user.as_str()).await;
+        let result = result.map_err(|e| self.ssh_error(e))?;
+        self.outcome(result)
+    }
+
+    /// Records a server reply; `Ok(true)` means authenticated.
+    fn outcome(&mut self, result: AuthResult) -> Result<bool, AuthError> {
+        match result {
+            AuthResult::Success => Ok(true),
+            // russh reports a dropped connection as a failure with no methods.
+            AuthResult::Failure { .. } if self.handle.is_closed() => Err(AuthError::Disconnected {
+                host: self.cfg.host_name.clone(),
+                tried: self.tried.clone(),
+            }),
+            AuthResult::Failure {
+                remaining_methods,
+                partial_success,
+            } => {
+                tracing::debug!(
+                    ?remaining_methods,
+                    partial_success,
+                    "authentication step refused"
+                );
+                self.methods = Some(remaining_methods);
+                Ok(false)
+            }
+        }
+    }
+
+    fn allows(&self, method: MethodKind) -> bool {
+        self.methods.as_ref().is_none_or(|m| m.contains(&method))
+    }
+
+    fn ssh_error(&self, source: russh::Error) -> AuthError {
+        AuthError::Ssh {
+            host: self.cfg.host_name.clone(),
+            source,
+        }
+    }
+
+    /// The hash to sign with for `key`: only RSA keys need one.
+    async fn hash_for(&mut self, key: &PublicKey) -> Result<Option<HashAlg>, AuthError> {
+        if !key.algorithm().is_rsa() {
+            return Ok(None);
+        }
+        if let Some(hash) = self.rsa_hash {
+            return Ok(hash);
+        }
+        let best = self.handle.best_supported_rsa_hash().await;
+        // Outer None: the server sent no server-sig-algs, so use ssh-rsa (SHA-1).
+        let hash = best.map_err(|e| self.ssh_error(e))?.flatten();
+        self.rsa_hash = Some(hash);
+        Ok(hash)
+    }
+
+    // ---- ssh-agent ----
+
+    async fn try_agent(&mut self) -> Result<bool, AuthError> {
+        if !self.allows(MethodKind::PublicKey) {
+            return Ok(false);
+        }
+        let Some(mut agent) = self.connect_agent().await else {
+            return Ok(false);
+        };
+        let Some(identities) = self.agent_identities(&mut agent).await else {
+            return Ok(false);
+        };
+        let (usable, filtered) = self.filter_identities_only(identities);
+        let mut count = 0;
+        for identity in usable {
+            if !self.allows(MethodKind::PublicKey) {
+                break;
+            }
+            count += 1;
+            if self.try_agent_identity(&mut agent, identity).await? {
+                return Ok(true);
+            }
+        }
+        self.note_agent(count, filtered);
+        Ok(false)
+    }
+
+    async fn connect_agent(&mut self) -> Option<AgentClient<tokio::net::UnixStream>> {
+        let Some(socket) = self.sources.agent_socket.clone() else {
+            self.skipped
+                .push("no ssh-agent (SSH_AUTH_SOCK is not set)".to_string());
+            return None;
+        };
+        let mut agent = match AgentClient::connect_uds(&socket).await {
+            Ok(agent) => agent,
+            Err(e) => {
+                let socket = Path::new(&socket).display();
+                self.skipped
+                    .push(format!("ssh-agent unreachable at {socket} ({e})"));
+                return None;
+            }
+        };
+        // OpenSSH binds the agent to this session so destination-constrained
+        // keys work; agents without the extension just refuse, which is fine.
+        if let Some(binding) = self.handle.agent_session_binding() {
+            if let Err(e) = agent.bind_session(binding, false).await {
+                tracing::debug!(error = %e, "ssh-agent did not accept session-bind");
+            }
+        }
+        Some(agent)
+    }
+
+    async fn agent_identities(
+        &mut self,
+        agent: &mut AgentClient<tokio::net::UnixStream>,
+    ) -> Option<Vec<AgentIdentity>> {
+        match agent.request_identities().await {
+            Ok(ids) if ids.is_empty() => {
+                self.skipped.push("ssh-agent holds no keys".to_string());
+                None
+            }
+            Ok(ids) => Some(ids),
+            Err(e) => {
+                self.skipped
+                    .push(format!("ssh-agent did not list its keys ({e})"));
+                None
+            }
+        }
+    }
+
+    /// With IdentitiesOnly, only agent keys matching an identity file count.
+    fn filter_identities_only(&self, ids: Vec<AgentIdentity>) -> (Vec<AgentIdentity>, usize) {
+        if !self.cfg.identities_only {
+            return (ids, 0);
+        }
+        let allowed: Vec<PublicKey> = self
+            .files
+            .0
+            .iter()
+            .filter_map(|p| file_public_key(p))
+            .collect();
+        let total = ids.len();
+        let usable: Vec<AgentIdentity> = ids
+            .into_iter()
+            .filter(|id| allowed.iter().any(|k| same_key(k, &id.public_key())))
+            .collect();
+        let filtered = total - usable.len();
+        (usable, filtered)
+    }
+
+    async fn try_agent_identity(
+        &mut self,
+        agent: &mut AgentClient<tokio::net::UnixStream>,
+        identity: AgentIdentity,
+    ) -> Result<bool, AuthError> {
+        let public = identity.public_key().into_owned();
+        let hash = self.hash_for(&public).await?;
+        let user = self.cfg.user.clone();
+        let result = match identity {
+            AgentIdentity::PublicKey { key, .. } => {
+                self.handle
+                    .authenticate_publickey_with(user, key, hash, agent)
+                    .await
+            }
+            AgentIdentity::Certificate { certificate, .. } => {
+                self.handle
+                    .authenticate_certificate_with(user, certificate, hash, agent)
+                    .await
+            }
+        };
+        self.offered.push(public);
+        match result {
+            Ok(result) => self.outcome(result),
+            Err(AgentAuthError::Send(_)) => Err(AuthError::Disconnected {
+                host: self.cfg.host_name.clone(),
+                tried: self.tried.clone(),
+            }),
+            // The agent declined to sign (locked, confirmation refused, ...).
+            Err(AgentAuthError::Key(e)) => {
+                tracing::debug!(error = %e, "ssh-agent could not sign");
+                Ok(false)
+            }
+        }
+    }
+
+    fn note_agent(&mut self, count: usize, filtered: usize) {
+        let (keys, skipped) = (plural(count), plural(filtered));
+        let note = match (count, filtered) {
+            (0, 0) => return,
+            (0, _) => {
+                let why = "IdentitiesOnly, not among the IdentityFile keys";
+                self.skipped.push(format!(
+                    "ssh-agent's {filtered} key{skipped} skipped ({why})"
+                ));
+                return;
+            }
+            (_, 0) => format!("ssh-agent ({count} key{keys})"),
+            _ => {
+                format!("ssh-agent ({count} key{keys}, {filtered} more skipped by IdentitiesOnly)")
+            }
+        };
+        self.tried.push(note);
+    }
+
+    // ---- identity files ----
+
+    async fn try_identity_files(&mut self) -> Result<bool, AuthError> {
+        if !self.allows(MethodKind::PublicKey) {
+            self.skipped
+                .push("the server does not accept public keys".to_string());
+            return Ok(false);
+        }
+        if let Some(note) = self.files.1.take() {
+            self.skipped.push(note);
+        }
+        for path in self.files.0.clone() {
+            if !self.allows(MethodKind::PublicKey) {
+                break;
+            }
+            if self.try_identity_file(&path).await? {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    async fn try_identity_file(&mut self, path: &Path) -> Result<bool, AuthError> {
+        let shown = path.display().to_string();
+        if let Some(public) = file_public_key(path) {
+            if self.offered.iter().any(|k| same_key(k, &public)) {
+                self.tried
+                    .push(format!("{shown} (rejected when offered by ssh-agent)"));
+                return Ok(false);
+            }
+        }
+        let Some(key) = self.load_key(path).await? else {
+            return Ok(false);
+        };
+        let public = key.public_key().clone();
+        let hash = self.hash_for(&public).await?;
+        let key = PrivateKeyWithHashAlg::new(Arc::new(key), hash);
+        let result = self
+            .handle
+            .authenticate_publickey(self.cfg.user.as_str(), key)
+            .await;
+        let accepted = self.outcome(result.map_err(|e| self.ssh_error(e))?)?;
+        if !accepted {
+            self.offered.push(public);
+            self.tried.push(format!("{shown} (rejected)"));
+        }
+        Ok(accepted)
+    }
+
+    /// Loads a private key, asking for its passphrase when it is encrypted
+    /// and there is a terminal. `None` (with a note) when it cannot be used.
+    async fn load_key(&mut self, path: &Path) -> Result<Option<PrivateKey>, AuthError> {
+        let shown = path.display().to_string();
+        match russh::keys::load_secret_key(path, None) {
+            Ok(key) => Ok(Some(key)),
+            Err(russh::keys::Error::KeyIsEncrypted) => self.unlock_key(path).await,
+            Err(russh::keys::Error::IO(e)) if e.kind() == io::ErrorKind::NotFound => {
+                self.tried.push(format!("{shown} (not found)"));
+                Ok(None)
+            }
+            Err(e) => {
+                self.tried.push(format!("{shown} (unusable: {e})"));
+                Ok(None)
+            }
+        }
+    }
+
+    async fn unlock_key(&mut self, path: &Path) -> Result<Option<PrivateKey>, AuthError> {
+        let shown = path.display().to_string();
+        if self.prompter.is_none() {
+            self.tried.push(format!(
+                "{shown} (encrypted, no terminal to ask for the passphrase)"
+            ));
+            return Ok(None);
+        }
+        for attempt in 0..PROMPT_TRIES {
+            if attempt > 0 {
+                eprintln!("Bad passphrase, try again for {shown}");
+            }
+            let passphrase = self
+                .ask(format!("Enter passphrase for key '{shown}': "), false)
+                .await?;
+            // OpenSSH: an empty answer means "skip this key".
+            if passphrase.is_empty() {
+                self.tried.push(format!("{shown} (no passphrase given)"));
+                return Ok(None);
+            }
+            if let Ok(key) = russh::keys::load_secret_key(path, Some(&passphrase)) {
+                return Ok(Some(key));
+            }
+        }
+        self.tried.push(format!("{shown} (wrong passphrase)"));
+        Ok(None)
+    }
+
+    // ---- keyboard-interactive and password ----
+
+    async fn try_interactive(&mut self) -> Result<bool, AuthError> {
+        let offered = self.interactive_methods_offered();
+        if self.prompter.is_none() {
+            if !offered.is_empty() {
+                let verb = if offered.len() == 1 { "needs" } else { "need" };
+                self.skipped
+                    .push(format!("{} {verb} a terminal", offered.join(" and ")));
+            }
+            return Ok(false);
+        }
+        if self.allows(MethodKind::KeyboardInteractive) && self.try_keyboard_interactive().await? {
+            return Ok(true);
+        }
+        Ok(self.allows(MethodKind::Password) && self.try_password().await?)
+    }
+
+    fn interactive_methods_offered(&self) -> Vec<&'static str> {
+        let mut names = Vec::new();
+        if self.allows(MethodKind::Password) {
+            names.push("password");
+        }
+        if self.allows(MethodKind::KeyboardInteractive) {
+            names.push("keyboard-interactive");
+        }
+        names
+    }
+
+    async fn try_keyboard_interactive(&mut self) -> Result<bool, AuthError> {
+        let mut rounds = 0;
+        while rounds < PROMPT_TRIES && self.allows(MethodKind::KeyboardInteractive) {
+            rounds += 1;
+            if self.keyboard_interactive_once().await? {
+                return Ok(true);
+            }
+        }
+        self.tried.push(format!(
+            "keyboard-interactive ({rounds} attempt{})",
+            plural(rounds)
+        ));
+        Ok(false)
+    }
+
+    /// One keyboard-interactive exchange, answering every info request.
+    async fn keyboard_interactive_once(&mut self) -> Result<bool, AuthError> {
+        let user = self.cfg.user.clone();
+        let start = self
+            .handle
+            .authenticate_keyboard_interactive_start(user, None)
+            .await;
+        let mut reply = start.map_err(|e| self.ssh_error(e))?;
+        for _ in 0..MAX_INFO_ROUNDS {
+            let (name, instructions, prompts) = match reply {
+                KeyboardInteractiveAuthResponse::Success => return Ok(true),
+                KeyboardInteractiveAuthResponse::Failure {
+                    remaining_methods,
+                    partial_success,
+                } => {
+                    let result = AuthResult::Failure {
+                        remaining_methods,
+                        partial_success,
+                    };
+                    return self.outcome(result);
+                }
+                KeyboardInteractiveAuthResponse::InfoRequest {
+                    name,
+                    instructions,
+                    prompts,
+                } => (name, instructions, prompts),
+            };
+            let answers = self.answer_prompts(&name, &instructions, prompts).await?;
+            let next = self
+                .handle
+                .authenticate_keyboard_interactive_respond(answers)
+                .await;
+            reply = next.map_err(|e| self.ssh_error(e))?;
+        }
+        Ok(false)
+    }
+
+    async fn answer_prompts(
+        &self,
+        name: &str,
+        instructions: &str,
+        prompts: Vec<Prompt>,
+    ) -> Result<Vec<String>, AuthError> {
+        // Server-supplied text, shown as OpenSSH does before the prompts.
+        for text in [name, instructions] {
+            if !text.is_empty() {
+                eprintln!("{text}");
+            }
+        }
+        let mut answers = Vec::with_capacity(prompts.len());
+        for prompt in prompts {
+            answers.push(self.ask(prompt.prompt, prompt.echo).await?);
+        }
+        Ok(answers)
+    }
+
+    async fn try_password(&mut self) -> Result<bool, AuthError> {
+        let prompt = format!("{}@{}'s password: ", self.cfg.user, self.cfg.host_name);
+        let mut tries = 0;
+        while tries < PROMPT_TRIES && self.allows(MethodKind::Password) {
+            tries += 1;
+            let password = self.ask(prompt.clone(), false).await?;
+            let user = self.cfg.user.as_str();
+            let result = self.handle.authenticate_password(user, password).await;
+            if self.outcome(result.map_err(|e| self.ssh_error(e))?)? {
+                return Ok(true);
+            }
+            eprintln!("Permission denied, please try again.");
+        }
+        self.tried
+            .push(format!("password ({tries} attempt{})", plural(tries)));
+        Ok(false)
+    }
+
+    /// Runs the blocking prompt off the async runtime so the connection keeps
+    /// being serviced while the user types.
+    async fn ask(&self, prompt: String, echo: bool) -> Result<String, AuthError> {
+        let Some(prompter) = self.prompter.clone() else {
+            return Err(self.terminal_error(io::ErrorKind::NotConnected.into()));
+        };
+        let answer = tokio::task::spawn_blocking(move || {
+            if echo {
+                prompter.line(&prompt)
+            } else {
+                prompter.secret(&prompt)
+            }
+        })
+        .await;
+        match answer {
+            Ok(Ok(answer)) => Ok(answer),
+            Ok(Err(e)) => Err(self.terminal_error(e)),
+            Err(join) => Err(self.terminal_error(io::Error::other(join.to_string()))),
+        }
+    }
+
+    fn terminal_error(&self, source: io::Error) -> AuthError {
+        AuthError::Terminal {
+            host: self.cfg.host_name.clone(),
+            source,
+        }
+    }
+}
+
+/// The configured identity files, or else those of OpenSSH's defaults that
+/// exist, plus a note for the failure message when there are none.
+fn identity_files(cfg: &HostConfig, home: Option<&Path>) -> (Vec<PathBuf>, Option<String>) {
+    if !cfg.identity_files.is_empty() {
+        return (cfg.identity_files.clone(), None);
+    }
+    let Some(ssh_dir) = home.map(|h| h.join(".ssh")) else {
+        let note = "no home directory to look for default keys in".to_string();
+        return (Vec::new(), Some(note));
+    };
+    let found: Vec<PathBuf> = DEFAULT_KEYS
+        .iter()
+        .map(|name| ssh_dir.join(name))
+        .filter(|p| p.exists())
+        .collect();
+    let note = found.is_empty().then(|| {
+        let names = DEFAULT_KEYS.join(", ");
+        format!(
+            "no identity file ({names} in {} do not exist)",
+            ssh_dir.display()
+        )
+    });
+    (found, note)
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
+}
+
+fn same_key(a: &PublicKey, b: &PublicKey) -> bool {
+    a.key_data() == b.key_data()
+}
+
+/// The public half of an identity file without needing its passphrase:
+/// `FILE.pub` if present, else the unencrypted header of an OpenSSH key.
+fn file_public_key(path: &Path) -> Option<PublicKey> {
+    let mut pub_path = path.as_os_str().to_owned();
+    pub_path.push(".pub");
+    if let Ok(key) = russh::keys::load_public_key(PathBuf::from(pub_path)) {
+        return Some(key);
+    }
+    let text = std::fs::read_to_string(path).ok()?;
+    let key = PrivateKey::from_openssh(text).ok()?;
+    Some(key.public_key().clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ssh::config::{local_user, StrictHostKeyChecking};
+    use crate::ssh::known_hosts::{self, HostKeyStatus};
+    use russh::keys::PublicKeyOrCertificate;
+    use std::collections::VecDeque;
+    use std::fs;
+    use std::process::{Child, Command, Stdio};
+    use std::sync::Mutex;
+    use std::time::Duration;
+    use tempfile::TempDir;
+
+    const TIMEOUT: Duration = Duration::from_secs(30);
+
+    /// Runs `test` under the 30 s limit every test here gets.
+    async fn within_timeout<F: std::future::Future<Output = ()>>(test: F) {
+        tokio::time::timeout(TIMEOUT, test)
+            .await
+            .expect("test timed out");
+    }
+
+    /// `ssh-keygen -t ed25519`; returns the private key path.
+    fn keygen(dir: &Path, name: &str, passphrase: &str) -> PathBuf {
+        keygen_typed(dir, name, passphrase, &["-t", "ed25519"])
+    }
+
+    fn keygen_typed(dir: &Path, name: &str, passphrase: &str, kind: &[&str]) -> PathBuf {
+        let path = dir.join(name);
+        let status = Command::new("ssh-keygen")
+            .arg("-q")
+            .args(kind)
+            .args(["-C", name, "-N", passphrase, "-f"])
+            .arg(&path)
+            .status()
+            .expect("run ssh-keygen");
+        assert!(status.success(), "ssh-keygen failed");
+        path
+    }
+
+    fn public_text(private: &Path) -> String {
+        fs::read_to_string(format!("{}.pub", private.display())).expect("read .pub")
+    }
+
+    /// A real OpenSSH server on 127.0.0.1, killed on drop.
+    struct Sshd {
+        child: Child,
+        port: u16,
+        dir: TempDir,
+        known_hosts: PathBuf,
+    }
+
+    impl Drop for Sshd {
+        fn drop(&mut self) {
+            // Let per-connection children finish first: orphaned, they would
+            // be left as zombies on machines whose init does not reap.
+            let children = format!("/proc/{0}/task/{0}/children", self.child.id());
+            for _ in 0..40 {
+                match fs::read_to_string(&children) {
+                    Ok(list) if !list.trim().is_empty() => {
+                        std::thread::sleep(Duration::from_millis(25));
+                    }
+                    _ => break,
+                }
+            }
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+
+    impl Sshd {
+        fn log(&self) -> String {
+            fs::read_to_string(self.dir.path().join("sshd.log")).unwrap_or_default()
+        }
+    }
+
+    fn free_port() -> u16 {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.local_addr().expect("local addr").port()
+    }
+
+    /// Starts sshd accepting `authorized` keys; `None` when sshd is absent.
+    async fn start_sshd(authorized: &[&Path]) -> Option<Sshd> {
+        let binary = Path::new("/usr/sbin/sshd");
+        if !binary.exists() {
+            eprintln!("skipping: {} is not installed", binary.display());
+            return None;
+        }
+        let dir = tempfile::tempdir().expect("temp dir");
+        let d = dir.path();
+        let host_key = keygen(d, "host_key", "");
+        let keys: String = authorized.iter().map(|k| public_text(k)).collect();
+        fs::write(d.join("authorized_keys"), keys).expect("write authorized_keys");
+        let port = free_port();
+        let config = format!(
+            "Port {port}\nListenAddress 127.0.0.1\nHostKey {}\nPidFile {}\n\
+             AuthorizedKeysFile {}\nStrictModes no\nUsePAM no\nPasswordAuthentication no\n\
+             KbdInteractiveAuthentication no\nPermitRootLogin yes\nMaxAuthTries 20\n",
+            host_key.display(),
+            d.join("sshd.pid").display(),
+            d.join("authorized_keys").display()
+        );
+        fs::write(d.join("sshd_config"), config).expect("write sshd_config");
+        // Privilege separation needs this directory when sshd runs as root.
+        let _ = fs::create_dir_all("/run/sshd");
+        let log = fs::File::create(d.join("sshd.log")).expect("create log");
+        let child = Command::new(binary)
+            .args(["-D", "-e", "-f"])
+            .arg(d.join("sshd_config"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn sshd");
+        let host_public = russh::keys::load_public_key(format!("{}.pub", host_key.display()))
+            .expect("host public key");
+        let known_hosts = d.join("known_hosts");
+        known_hosts::learn(&known_hosts, "127.0.0.1", port, &host_public).expect("learn host key");
+        let mut sshd = Sshd {
+            child,
+            port,
+            dir,
+            known_hosts,
+        };
+        wait_listening(&mut sshd).await;
+        Some(sshd)
+    }
+
+    async fn wait_listening(sshd: &mut Sshd) {
+        for _ in 0..200 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", sshd.port))
+                .await
+                .is_ok()
+            {
+                return;
+            }
+            if let Ok(Some(status)) = sshd.child.try_wait() {
+                panic!("sshd exited with {status}: {}", sshd.log());
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("sshd did not listen on {}: {}", sshd.port, sshd.log());
+    }
+
+    /// Accepts the server only if our known_hosts check says Known.
+    struct Checker {
+        known_hosts: PathBuf,
+        port: u16,
+    }
+
+    impl Handler for Checker {
+        type Error = russh::Error;
+
+        async fn check_server_key(
+            &mut self,
+            key: &PublicKeyOrCertificate,
+        ) -> Result<bool, Self::Error> {
+            let PublicKeyOrCertificate::PublicKey { key, .. } = key else {
+                return Ok(false);
+            };
+            let files = [self.known_hosts.clone()];
+            Ok(known_hosts::check(&files, "127.0.0.1", self.port, key) == HostKeyStatus::Known)
+        }
+    }
+
+    async fn connect(sshd: &Sshd) -> Handle<Checker> {
+        let checker = Checker {
+            known_hosts: sshd.known_hosts.clone(),
+            port: sshd.port,
+        };
+        let config = Arc::new(russh::client::Config::default());
+        russh::client::connect(config, ("127.0.0.1", sshd.port), checker)
+            .await
+            .expect("connect to sshd")
+    }
+
+    fn host_config(sshd: &Sshd, identity_files: Vec<PathBuf>) -> HostConfig {
+        HostConfig {
+            alias: "testhost".to_string(),
+            host_name: "127.0.0.1".to_string(),
+            port: sshd.port,
+            user: local_user().expect("login name"),
+            identity_files,
+            identities_only: false,
+            user_known_hosts_files: vec![sshd.known_hosts.clone()],
+            global_known_hosts_files: Vec::new(),
+            strict_host_key_checking: StrictHostKeyChecking::Yes,
+            batch_mode: true,
+            connect_timeout: None,
+            server_alive_interval: None,
+            server_alive_count_max: 3,
+        }
+    }
+
+    /// Hands out canned answers and remembers the prompts it saw.
+    #[derive(Default)]
+    struct Scripted {
+        answers: Mutex<VecDeque<String>>,
+        prompts: Mutex<Vec<String>>,
+    }
+
+    impl Scripted {
+        fn new(answers: &[&str]) -> Arc<Self> {
+            let answers = answers.iter().map(|a| a.to_string()).collect();
+            Arc::new(Scripted {
+                answers: Mutex::new(answers),
+                prompts: Mutex::default(),
+            })
+        }
+
+        fn prompts(&self) -> Vec<String> {
+            self.prompts.lock().expect("lock").clone()
+        }
+    }
+
+    impl Prompter for Scripted {
+        fn secret(&self, prompt: &str) -> io::Result<String> {
+            self.prompts.lock().expect("lock").push(prompt.to_string());
+            let next = self.answers.lock().expect("lock").pop_front();
+            next.ok_or_else(|| io::Error::new(io::ErrorKind::UnexpectedEof, "no more answers"))
+        }
+
+        fn line(&self, prompt: &str) -> io::Result<String> {
+            self.secret(prompt)
+        }
+    }
+
+    fn no_agent(home: Option<PathBuf>) -> Sources {
+        Sources {
+            agent_socket: None,
+            home,
+        }
+    }
+
+    async fn run(
+        sshd: &Sshd,
+        cfg: &HostConfig,
+        prompter: Option<Arc<dyn Prompter>>,
+        sources: Sources,
+    ) -> Result<(), AuthError> {
+        let mut handle = connect(sshd).await;
+        let result = Attempt::new(&mut handle, cfg, prompter, sources)
+            .run()
+            .await;
+        // Dropping the handle alone leaves closing to a background task.
+        let _ = handle
+            .disconnect(russh::Disconnect::ByApplication, "", "en")
+            .await;
+        result
+    }
+
+    // Multi-threaded so russh's session task can close the connection
+    // while the server fixture's Drop waits for that.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn authorized_identity_file_succeeds() {
+        within_timeout(async {
+            let keys = tempfile::tempdir().expect("temp dir");
+            let good = keygen(keys.path(), "good", "");
+            let Some(sshd) = start_sshd(&[&good]).await else {
+                return;
+            };
+            let cfg = host_config(&sshd, vec![good]);
+            run(&sshd, &cfg, None, no_agent(None))
+                .await
+                .expect("authenticate");
+        })
+        .await;
+    }
+
+    /// OpenSSH 9 refuses SHA-1 `ssh-rsa` signatures, so this passes only
+    /// if the RSA key signs with the hash the server advertised.
+    // Multi-threaded so russh's session task can close the connection
+    // while the server fixture's Drop waits for that.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn rsa_identity_file_signs_with_sha2() {
+        within_timeout(async {
+            let keys = tempfile::tempdir().expect("temp dir");
+            let rsa = keygen_typed(keys.path(), "rsa", "", &["-t", "rsa", "-b", "2048"]);
+            let Some(sshd) = start_sshd(&[&rsa]).await else {
+                return;
+            };
+            let cfg = host_config(&sshd, vec![rsa]);
+            run(&sshd, &cfg, None, no_agent(None))
+                .await
+                .expect("authenticate");
+        })
+        .await;
+    }
+
+    // Multi-threaded so russh's session task can close the connection
+    // while the server fixture's Drop waits for that.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn unauthorized_and_encrypted_keys_are_reported() {
+        within_timeout(async {
+            let keys = tempfile::tempdir().expect("temp dir");
+            let good = keygen(keys.path(), "good", "");
+            let bad = keygen(keys.path(), "bad", "");
+            let locked = keygen(keys.path(), "locked", "s3cret-phrase");
+            let missing = keys.path().join("missing");
+            let Some(sshd) = start_sshd(&[&good]).await else {
+                return;
+            };
+            let cfg = host_config(&sshd, vec![bad.clone(), locked.clone(), missing.clone()]);
+            let err = run(&sshd, &cfg, None, no_agent(None))
+                .await
+                .expect_err("must fail");
+            let AuthError::Failed {
+                ref tried,
+                ref host,
+                ..
+            } = err
+            else {
+                panic!("unexpected error {err:?}");
+            };
+            assert_eq!(host, "127.0.0.1");
+            assert_eq!(tried[0], format!("{} (rejected)", bad.display()));
+            let locked_note = format!(
+                "{} (encrypted, no terminal to ask for the passphrase)",
+                locked.display()
+            );
+            assert_eq!(tried[1], locked_note);
+            assert_eq!(tried[2], format!("{} (not found)", missing.display()));
+            let text = err.to_string();
+            assert!(
+                text.starts_with(&format!(
+                    "permission denied for {}@127.0.0.1: tried ",
+                    cfg.user
+                )),
+                "{text}"
+            );
+            // sshd here offers publickey only, so no terminal note.
+            assert!(!text.contains("need a terminal"), "{text}");
+            assert!(text.contains("no ssh-agent"), "{text}");
+        })
+        .await;
+    }
+
+    // Multi-threaded so russh's session task can close the connection
+    // while the server fixture's Drop waits for that.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn passphrase_is_asked_for_and_retried() {
+        within_timeout(async {
+            let keys = tempfile::tempdir().expect("temp dir");
+            let locked = keygen(keys.path(), "locked", "right-phrase");
+            let Some(sshd) = start_sshd(&[&locked]).await else {
+                return;
+            };
+            let cfg = host_config(&sshd, vec![locked.clone()]);
+            let prompter = Scripted::new(&["wrong-phrase", "right-phrase"]);
+            let dyn_prompter: Arc<dyn Prompter> = prompter.clone();
+            run(&sshd, &cfg, Some(dyn_prompter), no_agent(None))
+                .await
+                .expect("authenticate");
+            let expected = format!("Enter passphrase for key '{}': ", locked.display());
+            assert_eq!(prompter.prompts(), vec![expected.clone(), expected]);
+        })
+        .await;
+    }
+
+    // Multi-threaded so russh's session task can close the connection
+    // while the server fixture's Drop waits for that.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn wrong_passphrases_never_leak_into_the_error() {
+        within_timeout(async {
+            let keys = tempfile::tempdir().expect("temp dir");
+            let locked = keygen(keys.path(), "locked", "right-phrase");
+            let Some(sshd) = start_sshd(&[&locked]).await else {
+                return;
+            };
+            let cfg = host_config(&sshd, vec![locked.clone()]);
+            let prompter: Arc<dyn Prompter> =
+                Scripted::new(&["guess-one", "guess-two", "guess-three"]);
+            let err = run(&sshd, &cfg, Some(prompter), no_agent(None))
+                .await
+                .expect_err("must fail");
+            let text = format!("{err} {err:?}");
+            assert!(
+                text.contains(&format!("{} (wrong passphrase)", locked.display())),
+                "{text}"
+            );
+            assert!(
+                !text.contains("guess-") && !text.contains("right-phrase"),
+                "{text}"
+            );
+        })
+        .await;
+    }
+
+    // Multi-threaded so russh's session task can close the connection
+    // while the server fixture's Drop waits for that.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn default_identity_files_come_from_home() {
+        within_timeout(async {
+            let home = tempfile::tempdir().expect("temp dir");
+            let ssh_dir = home.path().join(".ssh");
+            fs::create_dir_all(&ssh_dir).expect("mkdir .ssh");
+            let key = keygen(&ssh_dir, "id_ed25519", "");
+            let Some(sshd) = start_sshd(&[&key]).await else {
+                return;
+            };
+            let cfg = host_config(&sshd, Vec::new());
+            let sources = no_agent(Some(home.path().to_path_buf()));
+            run(&sshd, &cfg, None, sources).await.expect("authenticate");
+            // With no default keys at all, the message says where it looked.
+            let empty = tempfile::tempdir().expect("temp dir");
+            let sources = no_agent(Some(empty.path().to_path_buf()));
+            let err = run(&sshd, &cfg, None, sources)
+                .await
+                .expect_err("must fail");
+            assert!(
+                err.to_string().contains("id_ed25519, id_ecdsa, id_rsa"),
+                "{err}"
+            );
+        })
+        .await;
+    }
+
+    /// An ssh-agent on a private socket, killed on drop.
+    struct Agent {
+        child: Child,
+        socket: PathBuf,
+        _dir: TempDir,
+    }
+
+    impl Drop for Agent {
+        fn drop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+
+    async fn start_agent(keys: &[&Path]) -> Option<Agent> {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let socket = dir.path().join("agent.sock");
+        let spawned = Command::new("ssh-agent")
+            .arg("-D")
+            .arg("-a")
+            .arg(&socket)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn();
+        let Ok(child) = spawned else {
+            eprintln!("skipping: ssh-agent is not installed");
+            return None;
+        };
+        let agent = Agent {
+            child,
+            socket,
+            _dir: dir,
+        };
+        for _ in 0..200 {
+            if agent.socket.exists() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        for key in keys {
+            let status = Command::new("ssh-add")
+                .arg("-q")
+                .arg(key)
+                .env("SSH_AUTH_SOCK", &agent.socket)
+                .stderr(Stdio::null())
+                .status()
+                .expect("run ssh-add");
+            assert!(status.success(), "ssh-add failed");
+        }
+        Some(agent)
+    }
+
+    // Multi-threaded so russh's session task can close the connection
+    // while the server fixture's Drop waits for that.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn agent_keys_are_used_first() {
+        within_timeout(async {
+            let keys = tempfile::tempdir().expect("temp dir");
+            let good = keygen(keys.path(), "good", "");
+            let bad = keygen(keys.path(), "bad", "");
+            let Some(sshd) = start_sshd(&[&good]).await else {
+                return;
+            };
+            let Some(agent) = start_agent(&[&bad, &good]).await else {
+                return;
+            };
+            let sources = || Sources {
+                agent_socket: Some(agent.socket.clone().into_os_string()),
+                home: None,
+            };
+            // A locked identity file is never reached: the agent succeeds first.
+            let locked = keygen(keys.path(), "locked", "pw");
+            let cfg = host_config(&sshd, vec![locked]);
+            run(&sshd, &cfg, None, sources())
+                .await
+                .expect("agent authenticates");
+
+            // IdentitiesOnly: the agent's good key is not an IdentityFile, so skip it.
+            let mut only = host_config(&sshd, vec![bad.clone()]);
+            only.identities_only = true;
+            let err = run(&sshd, &only, None, sources())
+                .await
+                .expect_err("must fail");
+            let text = err.to_string();
+            assert!(
+                text.contains("ssh-agent (1 key, 1 more skipped by IdentitiesOnly)"),
+                "{text}"
+            );
+            assert!(
+                text.contains(&format!(
+                    "{} (rejected when offered by ssh-agent)",
+                    bad.display()
+                )),
+                "{text}"
+            );
+
+            // IdentitiesOnly without IdentityFile: the default files decide.
+            let home = tempfile::tempdir().expect("temp dir");
+            fs::create_dir_all(home.path().join(".ssh")).expect("mkdir .ssh");
+            for suffix in ["", ".pub"] {
+                let from = format!("{}{suffix}", good.display());
+                let to = home.path().join(format!(".ssh/id_ed25519{suffix}"));
+                fs::copy(from, to).expect("copy key");
+            }
+            // Encrypt the copy, so only the agent can have used this key.
+            let status = Command::new("ssh-keygen")
+                .args(["-q", "-p", "-P", "", "-N", "pw", "-f"])
+                .arg(home.path().join(".ssh/id_ed25519"))
+                .status()
+                .expect("run ssh-keygen -p");
+            assert!(status.success(), "ssh-keygen -p failed");
+            let mut defaults = host_config(&sshd, Vec::new());
+            defaults.identities_only = true;
+            let sources = Sources {
+                home: Some(home.path().to_path_buf()),
+                ..sources()
+            };
+            run(&sshd, &defaults, None, sources)
+                .await
+                .expect("agent key matching the default file");
+        })
+        .await;
+    }
+
+    // Multi-threaded so russh's session task can close the connection
+    // while the server fixture's Drop waits for that.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn unreachable_agent_is_skipped_not_fatal() {
+        within_timeout(async {
+            let keys = tempfile::tempdir().expect("temp dir");
+            let good = keygen(keys.path(), "good", "");
+            let Some(sshd) = start_sshd(&[&good]).await else {
+                return;
+            };
+            let cfg = host_config(&sshd, vec![good]);
+            let sources = Sources {
+                agent_socket: Some(keys.path().join("no-such.sock").into_os_string()),
+                home: None,
+            };
+            run(&sshd, &cfg, None, sources)
+                .await
+                .expect("falls through to the identity file");
+        })
+        .await;
+    }
+
+    /// An in-process russh server offering only keyboard-interactive
+    /// (prompts "Code: " visible and "PIN: " hidden, answers 42/1234) and
+    /// password ("hunter2"); sshd here cannot check passwords without PAM.
+    struct PromptServer;
+
+    impl russh::server::Handler for PromptServer {
+        type Error = russh::Error;
+
+        async fn auth_password(
+            &mut self,
+            _user: &str,
+            password: &str,
+        ) -> Result<russh::server::Auth, Self::Error> {
+            if password == "hunter2" {
+                return Ok(russh::server::Auth::Accept);
+            }
+            // russh's server drops "password" after one failure unless told
+            // otherwise; OpenSSH keeps offering it, which is what we test.
+            let methods = [MethodKind::KeyboardInteractive, MethodKind::Password];
+            Ok(russh::server::Auth::Reject {
+                proceed_with_methods: Some(MethodSet::from(&methods[..])),
+                partial_success: false,
+            })
+        }
+
+        async fn auth_keyboard_interactive<'a>(
+            &'a mut self,
+            _user: &str,
+            _submethods: &str,
+            response: Option<russh::server::Response<'a>>,
+        ) -> Result<russh::server::Auth, Self::Error> {
+            let Some(response) = response else {
+                let prompts = vec![("Code: ".into(), true), ("PIN: ".into(), false)];
+                return Ok(russh::server::Auth::Partial {
+                    name: "".into(),
+                    instructions: "".into(),
+                    prompts: prompts.into(),
+                });
+            };
+            let answers: Vec<bytes::Bytes> = response.collect();
+            Ok(if answers == [&b"42"[..], &b"1234"[..]] {
+                russh::server::Auth::Accept
+            } else {
+                russh::server::Auth::reject()
+            })
+        }
+    }
+
+    struct AcceptAny;
+
+    impl Handler for AcceptAny {
+        type Error = russh::Error;
+
+        async fn check_server_key(
+            &mut self,
+            _key: &PublicKeyOrCertificate,
+        ) -> Result<bool, Self::Error> {
+            Ok(true)
+        }
+    }
+
+    /// Runs the authentication against [`PromptServer`] over an in-memory pipe.
+    async fn run_prompt_server(prompter: Option<Arc<dyn Prompter>>) -> Result<(), AuthError> {
+        let keys = tempfile::tempdir().expect("temp dir");
+        let host_key =
+            russh::keys::load_secret_key(keygen(keys.path(), "host", ""), None).expect("host key");
+        let methods = [MethodKind::KeyboardInteractive, MethodKind::Password];
+        let server_config = russh::server::Config {
+            keys: vec![host_key],
+            methods: MethodSet::from(&methods[..]),
+            auth_rejection_time: Duration::from_millis(1),
+            auth_rejection_time_initial: Some(Duration::ZERO),
+            ..Default::default()
+        };
+        let (client_io, server_io) = tokio::io::duplex(1 << 16);
+        let server = tokio::spawn(russh::server::run_stream(
+            Arc::new(server_config),
+            server_io,
+            PromptServer,
+        ));
+        let client_config = Arc::new(russh::client::Config::default());
+        let mut handle = russh::client::connect_stream(client_config, client_io, AcceptAny)
+            .await
+            .expect("connect in memory");
+        let mut cfg = HostConfig {
+            host_name: "prompt.test".to_string(),
+            user: "alice".to_string(),
+            ..host_config_for_port(22)
+        };
+        cfg.identity_files.clear();
+        let result = Attempt::new(&mut handle, &cfg, prompter, no_agent(None))
+            .run()
+            .await;
+        server.abort();
+        result
+    }
+
+    fn host_config_for_port(port: u16) -> HostConfig {
+        HostConfig {
+            alias: "testhost".to_string(),
+            host_name: "127.0.0.1".to_string(),
+            port,
+            user: "nobody".to_string(),
+            identity_files: Vec::new(),
+            identities_only: false,
+            user_known_hosts_files: Vec::new(),
+            global_known_hosts_files: Vec::new(),
+            strict_host_key_checking: StrictHostKeyChecking::Yes,
+            batch_mode: false,
+            connect_timeout: None,
+            server_alive_interval: None,
+            server_alive_count_max: 3,
+        }
+    }
+
+    // Multi-threaded so russh's session task can close the connection
+    // while the server fixture's Drop waits for that.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn keyboard_interactive_answers_each_prompt() {
+        within_timeout(async {
+            let prompter = Scripted::new(&["42", "1234"]);
+            run_prompt_server(Some(prompter.clone()))
+                .await
+                .expect("authenticate");
+            assert_eq!(prompter.prompts(), vec!["Code: ", "PIN: "]);
+        })
+        .await;
+    }
+
+    // Multi-threaded so russh's session task can close the connection
+    // while the server fixture's Drop waits for that.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn password_after_failed_keyboard_interactive() {
+        within_timeout(async {
+            let wrong = ["x1", "x2", "x3", "x4", "x5", "x6"];
+            let answers: Vec<&str> = wrong.iter().copied().chain(["bad-pw", "hunter2"]).collect();
+            let prompter = Scripted::new(&answers);
+            run_prompt_server(Some(prompter.clone()))
+                .await
+                .expect("authenticate");
+            let prompts = prompter.prompts();
+            assert_eq!(prompts.len(), 8, "{prompts:?}");
+            assert_eq!(prompts[6], "alice@prompt.test's password: ");
+        })
+        .await;
+    }
+
+    // Multi-threaded so russh's session task can close the connection
+    // while the server fixture's Drop waits for that.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn interactive_methods_without_terminal_are_explained() {
+        within_timeout(async {
+            let err = run_prompt_server(None).await.expect_err("must fail");
+            assert_eq!(
+                err.to_string(),
+                "permission denied for alice@prompt.test: nothing could be tried; \
+                 the server does not accept public keys; \
+                 password and keyboard-interactive need a terminal"
+            );
+        })
+        .await;
+    }
+
+    // Multi-threaded so russh's session task can close the connection
+    // while the server fixture's Drop waits for that.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn wrong_passwords_never_leak_into_the_error() {
+        within_timeout(async {
+            let answers = [
+                "k1", "k2", "k3", "k4", "k5", "k6", "pw-one", "pw-two", "pw-three",
+            ];
+            let prompter: Arc<dyn Prompter> = Scripted::new(&answers);
+            let err = run_prompt_server(Some(prompter))
+                .await
+                .expect_err("must fail");
+            let text = format!("{err} {err:?}");
+            assert!(
+                text.contains("keyboard-interactive (3 attempts), password (3 attempts)"),
+                "{text}"
+            );
+            assert!(!text.contains("pw-") && !text.contains("hunter2"), "{text}");
+        })
+        .await;
+    }
+
+    #[test]
+    fn failure_message_format() {
+        let err = AuthError::Failed {
+            user: "deploy".to_string(),
+            host: "example.com".to_string(),
+            tried: vec![
+                "ssh-agent (2 keys)".to_string(),
+                "/home/u/.ssh/id_ed25519 (rejected)".to_string(),
+            ],
+            skipped: vec!["password and keyboard-interactive need a terminal".to_string()],
+        };
+        assert_eq!(
+            err.to_string(),
+            "permission denied for deploy@example.com: tried ssh-agent (2 keys), \
+             /home/u/.ssh/id_ed25519 (rejected); password and keyboard-interactive need a terminal"
+        );
+    }
+}

@@ -1,0 +1,1385 @@
+//! Shared fixtures for ferry's integration tests.
+//!
+//! * [`Sshd`]: a real OpenSSH `sshd` on 127.0.0.1 with throw-away host and
+//!   user keys, a known_hosts file, an ssh config (`Host ferrytest`), a fake
+//!   HOME and `remote`/`local` data directories, all inside one tempdir.
+//! * [`FerryCmd`]: runs the ferry binary with an isolated environment and a
+//!   hard deadline (the process group is killed when it is exceeded).
+//! * [`CutProxy`]: a TCP proxy in front of sshd that counts bytes in each
+//!   direction and can cut every connection after N bytes.
+//! * Tree helpers: [`write_file`], [`random_bytes`], [`assert_trees_identical`].
+//!
+//! Each test file uses a subset of this module.
+#![allow(dead_code)]
+
+use std::ffi::OsStr;
+use std::fmt;
+use std::fs;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Absolute path of the OpenSSH server (sshd re-execs itself, so it must be
+/// started by absolute path).
+pub const SSHD: &str = "/usr/sbin/sshd";
+/// Host alias written into the fixture's ssh config.
+pub const HOST_ALIAS: &str = "ferrytest";
+/// Default deadline for one ferry run.
+pub const FERRY_TIMEOUT: Duration = Duration::from_secs(120);
+/// Deadline for async test bodies (wrap them in `tokio::time::timeout`).
+pub const TEST_TIMEOUT: Duration = Duration::from_secs(300);
+
+pub const KIB: u64 = 1024;
+pub const MIB: u64 = 1024 * 1024;
+
+// ---------------------------------------------------------------------------
+// Prerequisites
+// ---------------------------------------------------------------------------
+
+/// Fails loudly when OpenSSH is not installed. The tests are never skipped:
+/// under CI (`CI=true`) and locally alike a missing sshd is a failure.
+pub fn require_openssh() {
+    let missing: Vec<&str> = [SSHD, "/usr/bin/ssh-keygen"]
+        .into_iter()
+        .filter(|p| !Path::new(p).exists())
+        .collect();
+    if missing.is_empty() {
+        return;
+    }
+    let ci = std::env::var("CI").map(|v| v == "true").unwrap_or(false);
+    if ci {
+        panic!(
+            "CI=true but {missing:?} not found: the CI machine must install openssh-server \
+             (apt-get install -y openssh-server openssh-client); ferry's integration tests \
+             need a real sshd and are never skipped"
+        );
+    }
+    panic!(
+        "{missing:?} not found: install openssh-server (apt-get install -y openssh-server \
+         openssh-client) to run ferry's integration tests; they are never skipped"
+    );
+}
+
+/// Name of the user the tests run as (the user ferry logs in as).
+pub fn current_user() -> String {
+    // SAFETY: geteuid has no preconditions.
+    let uid = unsafe { libc::geteuid() };
+    let out = Command::new("id")
+        .arg("-un")
+        .arg(uid.to_string())
+        .output()
+        .expect("run `id -un`");
+    let name = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    if name.is_empty() {
+        std::env::var("USER").expect("cannot determine the current user name")
+    } else {
+        name
+    }
+}
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// A port that was free a moment ago (bind 127.0.0.1:0, read it, drop).
+pub fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    l.local_addr().unwrap().port()
+}
+
+/// A port with nothing listening on it (for "connection refused" tests).
+pub fn closed_port() -> u16 {
+    free_port()
+}
+
+/// Generate an ed25519 key pair at `path` / `path.pub` with no passphrase.
+pub fn gen_keypair(path: &Path) {
+    let out = run_with_deadline(
+        Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-C", "ferry-test", "-f"])
+            .arg(path),
+        Duration::from_secs(30),
+    );
+    assert_eq!(out.code, 0, "ssh-keygen failed:\n{out}");
+}
+
+/// "ssh-ed25519 AAAA..." (type and base64, no comment) from a .pub file.
+pub fn pubkey_line(pub_path: &Path) -> String {
+    let text =
+        fs::read_to_string(pub_path).unwrap_or_else(|e| panic!("read {}: {e}", pub_path.display()));
+    let mut it = text.split_whitespace();
+    format!("{} {}", it.next().unwrap(), it.next().unwrap())
+}
+
+/// "SHA256:..." fingerprint of a public key, as `ssh-keygen -lf` prints it.
+pub fn fingerprint(pub_path: &Path) -> String {
+    let out = run_with_deadline(
+        Command::new("ssh-keygen").arg("-lf").arg(pub_path),
+        Duration::from_secs(30),
+    );
+    assert_eq!(out.code, 0, "ssh-keygen -lf failed:\n{out}");
+    out.stdout
+        .split_whitespace()
+        .nth(1)
+        .expect("fingerprint field")
+        .to_string()
+}
+
+// ---------------------------------------------------------------------------
+// Running processes with a deadline
+// ---------------------------------------------------------------------------
+
+/// Result of a finished process.
+#[derive(Debug, Clone)]
+pub struct Output {
+    /// Exit code; `128 + signal` when killed by a signal.
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+    pub elapsed: Duration,
+    /// The command line, for messages.
+    pub cmdline: String,
+}
+
+impl fmt::Display for Output {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "command: {}", self.cmdline)?;
+        writeln!(f, "exit code: {} (after {:.1?})", self.code, self.elapsed)?;
+        writeln!(f, "----- stdout -----\n{}", self.stdout)?;
+        write!(f, "----- stderr -----\n{}\n------------------", self.stderr)
+    }
+}
+
+impl Output {
+    /// Panics (printing stdout/stderr) unless the exit code is `expected`.
+    #[track_caller]
+    pub fn assert_code(&self, expected: i32) -> &Self {
+        assert_eq!(
+            self.code, expected,
+            "expected exit code {expected}, got {}\n{self}",
+            self.code
+        );
+        self
+    }
+
+    /// Panics (printing stdout/stderr) unless the process exited 0.
+    #[track_caller]
+    pub fn assert_ok(&self) -> &Self {
+        self.assert_code(0)
+    }
+
+    /// Panics unless stderr contains `needle` (case-insensitive).
+    #[track_caller]
+    pub fn assert_stderr_contains(&self, needle: &str) -> &Self {
+        assert!(
+            self.stderr.to_lowercase().contains(&needle.to_lowercase()),
+            "stderr does not contain {needle:?} (case-insensitive)\n{self}"
+        );
+        self
+    }
+
+    /// stdout + stderr, lowercased.
+    pub fn all_output_lower(&self) -> String {
+        format!("{}\n{}", self.stdout, self.stderr).to_lowercase()
+    }
+}
+
+fn describe(cmd: &Command) -> String {
+    let mut s = cmd.get_program().to_string_lossy().into_owned();
+    for a in cmd.get_args() {
+        let a = a.to_string_lossy();
+        if a.is_empty() || a.contains(char::is_whitespace) {
+            s.push_str(&format!(" {a:?}"));
+        } else {
+            s.push(' ');
+            s.push_str(&a);
+        }
+    }
+    s
+}
+
+fn kill_group(pid: u32, sig: libc::c_int) {
+    // SAFETY: plain kill(2) on the process group of a child we spawned with
+    // process_group(0), so its pgid equals its pid.
+    unsafe {
+        libc::kill(-(pid as libc::pid_t), sig);
+    }
+}
+
+fn spawn_reader<R: Read + Send + 'static>(mut r: R) -> std::thread::JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = r.read_to_end(&mut buf);
+        buf
+    })
+}
+
+/// Run `cmd` (stdin null, stdout/stderr captured) in its own process group.
+/// When `timeout` passes, the whole group is SIGKILLed and this panics with
+/// everything captured so far.
+#[track_caller]
+pub fn run_with_deadline(cmd: &mut Command, timeout: Duration) -> Output {
+    let cmdline = describe(cmd);
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    let start = Instant::now();
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot spawn `{cmdline}`: {e}"));
+    let out_t = spawn_reader(child.stdout.take().unwrap());
+    let err_t = spawn_reader(child.stderr.take().unwrap());
+    let (status, timed_out) = wait_deadline(&mut child, timeout);
+    let output = Output {
+        code: status
+            .code()
+            .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)),
+        stdout: String::from_utf8_lossy(&out_t.join().unwrap()).into_owned(),
+        stderr: String::from_utf8_lossy(&err_t.join().unwrap()).into_owned(),
+        elapsed: start.elapsed(),
+        cmdline,
+    };
+    if timed_out {
+        panic!("TIMEOUT: killed after {timeout:?}\n{output}");
+    }
+    output
+}
+
+/// Poll `child` until it exits or `timeout` passes; on timeout, SIGKILL its
+/// process group. Returns the status and whether it was killed.
+fn wait_deadline(child: &mut Child, timeout: Duration) -> (std::process::ExitStatus, bool) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match child.try_wait().expect("try_wait") {
+            Some(st) => {
+                // Reap stragglers of the group (e.g. ssh under sftp).
+                kill_group(child.id(), libc::SIGKILL);
+                return (st, false);
+            }
+            None if Instant::now() >= deadline => {
+                kill_group(child.id(), libc::SIGKILL);
+                let _ = child.kill();
+                return (child.wait().expect("wait after kill"), true);
+            }
+            None => std::thread::sleep(Duration::from_millis(20)),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The ferry binary
+// ---------------------------------------------------------------------------
+
+/// Path of the ferry binary built by cargo for these tests.
+pub fn ferry_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_ferry"))
+}
+
+/// A ferry invocation: HOME points at a fake home, SSH_AUTH_SOCK is removed,
+/// stdin is null and stdout/stderr are captured.
+pub struct FerryCmd {
+    cmd: Command,
+}
+
+impl FerryCmd {
+    /// ferry with no arguments and an isolated environment (`HOME=home`).
+    pub fn bare(home: &Path) -> FerryCmd {
+        let mut cmd = Command::new(ferry_bin());
+        cmd.env("HOME", home)
+            .env_remove("SSH_AUTH_SOCK")
+            .env_remove("SSH_AGENT_PID")
+            .env("NO_COLOR", "1");
+        FerryCmd { cmd }
+    }
+
+    pub fn arg(&mut self, a: impl AsRef<OsStr>) -> &mut Self {
+        self.cmd.arg(a);
+        self
+    }
+
+    pub fn args<I, S>(&mut self, args: I) -> &mut Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        self.cmd.args(args);
+        self
+    }
+
+    pub fn env(&mut self, k: impl AsRef<OsStr>, v: impl AsRef<OsStr>) -> &mut Self {
+        self.cmd.env(k, v);
+        self
+    }
+
+    pub fn current_dir(&mut self, dir: &Path) -> &mut Self {
+        self.cmd.current_dir(dir);
+        self
+    }
+
+    /// Run to completion; kill it and panic if it takes longer than `timeout`.
+    #[track_caller]
+    pub fn run(&mut self, timeout: Duration) -> Output {
+        run_with_deadline(&mut self.cmd, timeout)
+    }
+
+    /// `run(FERRY_TIMEOUT)`.
+    #[track_caller]
+    pub fn run_default(&mut self) -> Output {
+        self.run(FERRY_TIMEOUT)
+    }
+
+    /// Run and assert exit code 0 (printing stdout/stderr otherwise).
+    #[track_caller]
+    pub fn run_ok(&mut self) -> Output {
+        let out = self.run(FERRY_TIMEOUT);
+        out.assert_ok();
+        out
+    }
+
+    /// The command line, for messages.
+    pub fn cmdline(&self) -> String {
+        describe(&self.cmd)
+    }
+}
+
+// ---------------------------------------------------------------------------
+// sshd fixture
+// ---------------------------------------------------------------------------
+
+/// Options for [`Sshd::start_with`].
+#[derive(Debug, Clone)]
+pub struct SshdOptions {
+    /// Write a `Subsystem sftp` line (false: the server refuses sftp).
+    pub sftp_subsystem: bool,
+}
+
+impl Default for SshdOptions {
+    fn default() -> Self {
+        SshdOptions {
+            sftp_subsystem: true,
+        }
+    }
+}
+
+/// Contents of one ssh config file (a single `Host` block).
+#[derive(Debug, Clone)]
+pub struct SshConfig {
+    pub host: String,
+    pub hostname: String,
+    pub port: u16,
+    pub user: String,
+    pub identity: PathBuf,
+    pub known_hosts: PathBuf,
+    /// `yes`, `accept-new`, `no`.
+    pub strict: String,
+    /// Extra lines inside the Host block (e.g. `ConnectTimeout 5`).
+    pub extra: Vec<String>,
+}
+
+impl SshConfig {
+    pub fn render(&self) -> String {
+        let mut s = format!(
+            "Host {}\n  HostName {}\n  Port {}\n  User {}\n  IdentityFile {}\n  \
+             UserKnownHostsFile {}\n  StrictHostKeyChecking {}\n",
+            self.host,
+            self.hostname,
+            self.port,
+            self.user,
+            self.identity.display(),
+            self.known_hosts.display(),
+            self.strict
+        );
+        for l in &self.extra {
+            s.push_str("  ");
+            s.push_str(l);
+            s.push('\n');
+        }
+        s
+    }
+}
+
+/// A running OpenSSH server plus everything a client needs to reach it.
+///
+/// Layout of [`Sshd::dir`]:
+/// `host_key{,.pub}`, `user_key{,.pub}`, `authorized_keys`, `sshd_config`,
+/// `sshd.log` (sshd's stderr), `known_hosts`, `ssh_config`, `home/` (fake
+/// HOME with an empty `.ssh/`), `remote/`, `local/`.
+pub struct Sshd {
+    dir: tempfile::TempDir,
+    port: u16,
+    child: Option<Child>,
+    user: String,
+    options: SshdOptions,
+}
+
+impl Sshd {
+    /// Start sshd with the default options (sftp subsystem enabled).
+    pub fn start() -> Sshd {
+        Self::start_with(SshdOptions::default())
+    }
+
+    pub fn start_with(options: SshdOptions) -> Sshd {
+        require_openssh();
+        let dir = tempfile::Builder::new()
+            .prefix("ferry-it-")
+            .tempdir()
+            .expect("create fixture tempdir");
+        let d = dir.path();
+        for sub in ["home/.ssh", "remote", "local"] {
+            fs::create_dir_all(d.join(sub)).unwrap();
+        }
+        fs::set_permissions(d.join("home/.ssh"), fs::Permissions::from_mode(0o700)).unwrap();
+        gen_keypair(&d.join("host_key"));
+        gen_keypair(&d.join("user_key"));
+        fs::copy(d.join("user_key.pub"), d.join("authorized_keys")).unwrap();
+        if is_root() {
+            // Privilege separation directory, required when sshd runs as root.
+            fs::create_dir_all("/run/sshd").unwrap_or_else(|e| {
+                panic!("sshd runs as root and needs /run/sshd, which cannot be created: {e}")
+            });
+        }
+        let mut sshd = Sshd {
+            dir,
+            port: 0,
+            child: None,
+            user: current_user(),
+            options,
+        };
+        sshd.launch();
+        let port = sshd.port;
+        fs::write(
+            sshd.known_hosts(),
+            format!("{}\n", sshd.known_hosts_line(port)),
+        )
+        .unwrap();
+        let cfg = sshd.base_config();
+        fs::write(sshd.ssh_config(), cfg.render()).unwrap();
+        sshd
+    }
+
+    fn sftp_line() -> String {
+        let server = "/usr/lib/openssh/sftp-server";
+        if Path::new(server).exists() {
+            format!("Subsystem sftp {server}")
+        } else {
+            "Subsystem sftp internal-sftp".to_string()
+        }
+    }
+
+    fn write_sshd_config(&self, port: u16) -> PathBuf {
+        let d = self.dir.path();
+        let mut cfg = format!(
+            "Port {port}\n\
+             ListenAddress 127.0.0.1\n\
+             HostKey {hk}\n\
+             PidFile none\n\
+             AuthorizedKeysFile {ak}\n\
+             StrictModes no\n\
+             UsePAM no\n\
+             PasswordAuthentication no\n\
+             KbdInteractiveAuthentication no\n\
+             PermitRootLogin yes\n\
+             LogLevel ERROR\n",
+            hk = d.join("host_key").display(),
+            ak = d.join("authorized_keys").display(),
+        );
+        if self.options.sftp_subsystem {
+            cfg.push_str(&Self::sftp_line());
+            cfg.push('\n');
+        }
+        let path = d.join("sshd_config");
+        fs::write(&path, cfg).unwrap();
+        path
+    }
+
+    /// Start sshd on a fresh free port; retries when the port got taken.
+    fn launch(&mut self) {
+        let mut last_log = String::new();
+        for _attempt in 0..5 {
+            let port = free_port();
+            let config = self.write_sshd_config(port);
+            let log = fs::File::create(self.sshd_log()).unwrap();
+            let mut child = Command::new(SSHD)
+                .arg("-D")
+                .arg("-e")
+                .arg("-f")
+                .arg(&config)
+                .stdin(Stdio::null())
+                .stdout(log.try_clone().unwrap())
+                .stderr(log)
+                .process_group(0)
+                .spawn()
+                .unwrap_or_else(|e| panic!("cannot start {SSHD}: {e}"));
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                if let Some(st) = child.try_wait().unwrap() {
+                    last_log = fs::read_to_string(self.sshd_log()).unwrap_or_default();
+                    if last_log.contains("Address already in use") {
+                        break; // retry on another port
+                    }
+                    panic!("sshd exited during startup ({st}); its log:\n{last_log}");
+                }
+                if probe_ssh_banner(port) {
+                    self.port = port;
+                    self.child = Some(child);
+                    return;
+                }
+                if Instant::now() >= deadline {
+                    kill_group(child.id(), libc::SIGKILL);
+                    let _ = child.wait();
+                    let log = fs::read_to_string(self.sshd_log()).unwrap_or_default();
+                    panic!("sshd did not accept connections on 127.0.0.1:{port} within 10 s; log:\n{log}");
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        panic!("could not start sshd on a free port after 5 attempts; last log:\n{last_log}");
+    }
+
+    // ----- paths and facts ------------------------------------------------
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+    pub fn user(&self) -> &str {
+        &self.user
+    }
+    /// Remote data directory (an absolute path served by sshd).
+    pub fn remote(&self) -> PathBuf {
+        self.dir().join("remote")
+    }
+    /// Local data directory.
+    pub fn local(&self) -> PathBuf {
+        self.dir().join("local")
+    }
+    /// Fake HOME for ferry (contains an empty `.ssh/`).
+    pub fn home(&self) -> PathBuf {
+        self.dir().join("home")
+    }
+    /// The default ssh config (`Host ferrytest` → sshd, strict host keys).
+    pub fn ssh_config(&self) -> PathBuf {
+        self.dir().join("ssh_config")
+    }
+    pub fn known_hosts(&self) -> PathBuf {
+        self.dir().join("known_hosts")
+    }
+    pub fn user_key(&self) -> PathBuf {
+        self.dir().join("user_key")
+    }
+    pub fn host_key(&self) -> PathBuf {
+        self.dir().join("host_key")
+    }
+    pub fn host_pubkey(&self) -> PathBuf {
+        self.dir().join("host_key.pub")
+    }
+    pub fn sshd_log(&self) -> PathBuf {
+        self.dir().join("sshd.log")
+    }
+    /// sshd's stderr so far.
+    pub fn log(&self) -> String {
+        fs::read_to_string(self.sshd_log()).unwrap_or_default()
+    }
+    /// "ssh-ed25519 AAAA..." of the server's host key.
+    pub fn host_key_line(&self) -> String {
+        pubkey_line(&self.host_pubkey())
+    }
+    /// "SHA256:..." fingerprint of the server's host key.
+    pub fn host_fingerprint(&self) -> String {
+        fingerprint(&self.host_pubkey())
+    }
+    /// `[127.0.0.1]:PORT ssh-ed25519 AAAA...`
+    pub fn known_hosts_line(&self, port: u16) -> String {
+        format!("[127.0.0.1]:{port} {}", self.host_key_line())
+    }
+    /// `ferrytest:/abs/path`
+    pub fn spec(&self, path: &Path) -> String {
+        format!("{HOST_ALIAS}:{}", path.display())
+    }
+    /// `sftp://127.0.0.1:PORT/abs/path`
+    /// As in OpenSSH, the URI path after the host is relative to the login
+    /// directory, so an absolute path needs a second slash.
+    pub fn sftp_url(&self, path: &Path) -> String {
+        format!("sftp://127.0.0.1:{}/{}", self.port, path.display())
+    }
+
+    // ----- ssh config variants ----------------------------------------------
+
+    /// The default config block: alias `ferrytest` → 127.0.0.1:sshd port.
+    pub fn base_config(&self) -> SshConfig {
+        SshConfig {
+            host: HOST_ALIAS.to_string(),
+            hostname: "127.0.0.1".to_string(),
+            port: self.port,
+            user: self.user.clone(),
+            identity: self.user_key(),
+            known_hosts: self.known_hosts(),
+            strict: "yes".to_string(),
+            extra: Vec::new(),
+        }
+    }
+
+    /// Write `cfg` to `dir/name` and return the path.
+    pub fn write_config(&self, name: &str, cfg: &SshConfig) -> PathBuf {
+        let path = self.dir().join(name);
+        fs::write(&path, cfg.render()).unwrap();
+        path
+    }
+
+    /// Write a known_hosts file `dir/name` with the given lines.
+    pub fn write_known_hosts(&self, name: &str, lines: &[String]) -> PathBuf {
+        let path = self.dir().join(name);
+        let mut text = lines.join("\n");
+        if !text.is_empty() {
+            text.push('\n');
+        }
+        fs::write(&path, text).unwrap();
+        path
+    }
+
+    /// Config `name` using known_hosts file `known_hosts` and
+    /// StrictHostKeyChecking `strict` (`yes`, `accept-new`, ...).
+    pub fn config_with_known_hosts(&self, name: &str, known_hosts: &Path, strict: &str) -> PathBuf {
+        let mut cfg = self.base_config();
+        cfg.known_hosts = known_hosts.to_path_buf();
+        cfg.strict = strict.to_string();
+        self.write_config(name, &cfg)
+    }
+
+    /// Config `name` using identity file `identity`.
+    pub fn config_with_identity(&self, name: &str, identity: &Path) -> PathBuf {
+        let mut cfg = self.base_config();
+        cfg.identity = identity.to_path_buf();
+        self.write_config(name, &cfg)
+    }
+
+    /// Config `name` whose `ferrytest` alias points at `port` (e.g. a
+    /// [`CutProxy`]). Its known_hosts file (`name.known_hosts`) trusts the
+    /// host key for both `[127.0.0.1]:port` and the real sshd port.
+    pub fn config_for_port(&self, name: &str, port: u16) -> PathBuf {
+        let kh = self.write_known_hosts(
+            &format!("{name}.known_hosts"),
+            &[
+                self.known_hosts_line(port),
+                self.known_hosts_line(self.port),
+            ],
+        );
+        let mut cfg = self.base_config();
+        cfg.port = port;
+        cfg.known_hosts = kh;
+        self.write_config(name, &cfg)
+    }
+
+    /// `config_for_port("ssh_config.proxy", proxy.port())`.
+    pub fn config_for_proxy(&self, proxy: &CutProxy) -> PathBuf {
+        self.config_for_port("ssh_config.proxy", proxy.port())
+    }
+
+    // ----- running clients ----------------------------------------------------
+
+    /// ferry with `--ssh-config <default config>` prepended.
+    pub fn ferry(&self) -> FerryCmd {
+        self.ferry_with_config(&self.ssh_config())
+    }
+
+    /// ferry with `--ssh-config <config>` prepended.
+    pub fn ferry_with_config(&self, config: &Path) -> FerryCmd {
+        let mut f = FerryCmd::bare(&self.home());
+        f.arg("--ssh-config").arg(config);
+        f
+    }
+
+    /// ferry without `--ssh-config` (fake HOME, no agent).
+    pub fn ferry_bare(&self) -> FerryCmd {
+        FerryCmd::bare(&self.home())
+    }
+
+    /// Run OpenSSH's `sftp -F config -b batch ferrytest` (harness checks).
+    pub fn openssh_sftp(&self, config: &Path, batch: &[&str]) -> Output {
+        let batch_path = self.dir().join(format!(
+            "sftp-batch-{}",
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+        ));
+        fs::write(&batch_path, batch.join("\n") + "\n").unwrap();
+        run_with_deadline(
+            Command::new("sftp")
+                .arg("-F")
+                .arg(config)
+                .arg("-b")
+                .arg(&batch_path)
+                .arg(HOST_ALIAS)
+                .env("HOME", self.home())
+                .env_remove("SSH_AUTH_SOCK"),
+            Duration::from_secs(120),
+        )
+    }
+
+    /// Files under the remote dir whose name looks like a ferry partial or
+    /// sidecar (`.NAME.ferry-partial`, `.NAME.ferry-meta`).
+    pub fn remote_partials(&self) -> Vec<PathBuf> {
+        find_partials(&self.remote())
+    }
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            kill_group(child.id(), libc::SIGTERM);
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if std::thread::panicking() {
+            let log = self.log();
+            if !log.trim().is_empty() {
+                eprintln!(
+                    "----- sshd log ({}) -----\n{log}",
+                    self.sshd_log().display()
+                );
+            }
+        }
+    }
+}
+
+/// True when something on 127.0.0.1:port answers with an SSH banner.
+fn probe_ssh_banner(port: u16) -> bool {
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_millis(300)) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+    let mut buf = [0u8; 8];
+    let ok = s.read_exact(&mut buf).is_ok() && buf.starts_with(b"SSH-");
+    // Be polite so sshd does not log a protocol error.
+    let _ = s.write_all(b"SSH-2.0-ferry-probe\r\n");
+    ok
+}
+
+/// Paths under `root` (recursively) named `.*.ferry-partial` / `.*.ferry-meta`.
+pub fn find_partials(root: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = walk(root)
+        .into_iter()
+        .filter(|p| {
+            let n = p.file_name().unwrap().to_string_lossy();
+            n.starts_with('.') && (n.ends_with(".ferry-partial") || n.ends_with(".ferry-meta"))
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// `dir/.NAME.ferry-partial`
+pub fn partial_path(dir: &Path, name: &str) -> PathBuf {
+    dir.join(format!(".{name}.ferry-partial"))
+}
+
+/// `dir/.NAME.ferry-meta`
+pub fn meta_path(dir: &Path, name: &str) -> PathBuf {
+    dir.join(format!(".{name}.ferry-meta"))
+}
+
+// ---------------------------------------------------------------------------
+// CutProxy
+// ---------------------------------------------------------------------------
+
+/// Direction of traffic through a [`CutProxy`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// client → server
+    Up,
+    /// server → client
+    Down,
+}
+
+struct ProxyShared {
+    up: AtomicU64,
+    down: AtomicU64,
+    /// Serialises cut decisions.
+    cut: Mutex<Option<(Direction, u64)>>,
+    /// Set once the cut fired; new connections are dropped until `set_cut`.
+    tripped: AtomicBool,
+    trip_tx: tokio::sync::watch::Sender<u64>,
+    active: AtomicU64,
+    accepted: AtomicU64,
+}
+
+impl ProxyShared {
+    fn counter(&self, d: Direction) -> &AtomicU64 {
+        match d {
+            Direction::Up => &self.up,
+            Direction::Down => &self.down,
+        }
+    }
+
+    /// How many of `n` bytes read in direction `d` may be forwarded; trips
+    /// the cut when the limit would be exceeded.
+    fn admit(&self, d: Direction, n: usize) -> usize {
+        let cut = self.cut.lock().unwrap();
+        if self.tripped.load(Ordering::SeqCst) {
+            return 0;
+        }
+        let counter = self.counter(d);
+        match *cut {
+            Some((cd, limit)) if cd == d => {
+                let cur = counter.load(Ordering::SeqCst);
+                let room = limit.saturating_sub(cur);
+                let take = (n as u64).min(room);
+                counter.fetch_add(take, Ordering::SeqCst);
+                if take < n as u64 {
+                    self.tripped.store(true, Ordering::SeqCst);
+                    self.trip_tx.send_modify(|g| *g += 1);
+                }
+                take as usize
+            }
+            _ => {
+                counter.fetch_add(n as u64, Ordering::SeqCst);
+                n
+            }
+        }
+    }
+}
+
+/// A TCP proxy on 127.0.0.1:0 forwarding to 127.0.0.1:`target_port`, running
+/// on its own thread and tokio runtime (usable from plain `#[test]`s).
+///
+/// Counts bytes forwarded client→server (`up`) and server→client (`down`),
+/// summed over all connections. With a cut `(dir, n)`, once more than `n`
+/// bytes would have been forwarded in `dir`, exactly `n` are forwarded and
+/// then every connection is shut down; while tripped, new connections are
+/// closed at once. `set_cut` re-arms (and un-trips) the proxy.
+pub struct CutProxy {
+    port: u16,
+    shared: Arc<ProxyShared>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl CutProxy {
+    pub fn start(target_port: u16, cut: Option<(Direction, u64)>) -> CutProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("proxy bind");
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (trip_tx, _) = tokio::sync::watch::channel(0u64);
+        let shared = Arc::new(ProxyShared {
+            up: AtomicU64::new(0),
+            down: AtomicU64::new(0),
+            cut: Mutex::new(cut),
+            tripped: AtomicBool::new(false),
+            trip_tx,
+            active: AtomicU64::new(0),
+            accepted: AtomicU64::new(0),
+        });
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
+        let sh = shared.clone();
+        let thread = std::thread::Builder::new()
+            .name(format!("cut-proxy-{port}"))
+            .spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("proxy runtime");
+                rt.block_on(proxy_main(listener, target_port, sh, stop_rx));
+            })
+            .expect("spawn proxy thread");
+        CutProxy {
+            port,
+            shared,
+            shutdown: Some(stop_tx),
+            thread: Some(thread),
+        }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+    /// Bytes forwarded client → server.
+    pub fn up(&self) -> u64 {
+        self.shared.up.load(Ordering::SeqCst)
+    }
+    /// Bytes forwarded server → client.
+    pub fn down(&self) -> u64 {
+        self.shared.down.load(Ordering::SeqCst)
+    }
+    pub fn reset_counts(&self) {
+        let _g = self.shared.cut.lock().unwrap();
+        self.shared.up.store(0, Ordering::SeqCst);
+        self.shared.down.store(0, Ordering::SeqCst);
+    }
+    /// Replace the cut rule and re-arm (clears the tripped state). Counts are
+    /// not reset: call `reset_counts` too when the limit should apply afresh.
+    pub fn set_cut(&self, cut: Option<(Direction, u64)>) {
+        let mut g = self.shared.cut.lock().unwrap();
+        *g = cut;
+        self.shared.tripped.store(false, Ordering::SeqCst);
+    }
+    /// Whether the cut has fired (since the last `set_cut`).
+    pub fn tripped(&self) -> bool {
+        self.shared.tripped.load(Ordering::SeqCst)
+    }
+    /// Connections accepted so far.
+    pub fn connections(&self) -> u64 {
+        self.shared.accepted.load(Ordering::SeqCst)
+    }
+    /// Wait (bounded) until no connection is open any more, so that counts
+    /// are final after the client exited.
+    pub fn wait_idle(&self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while self.shared.active.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for CutProxy {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+async fn proxy_main(
+    listener: TcpListener,
+    target_port: u16,
+    shared: Arc<ProxyShared>,
+    mut stop: tokio::sync::oneshot::Receiver<()>,
+) {
+    let listener = tokio::net::TcpListener::from_std(listener).expect("proxy listener");
+    loop {
+        tokio::select! {
+            _ = &mut stop => return,
+            res = listener.accept() => {
+                let Ok((client, _)) = res else { continue };
+                shared.accepted.fetch_add(1, Ordering::SeqCst);
+                if shared.tripped.load(Ordering::SeqCst) {
+                    drop(client);
+                    continue;
+                }
+                let sh = shared.clone();
+                sh.active.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    proxy_conn(client, target_port, &sh).await;
+                    sh.active.fetch_sub(1, Ordering::SeqCst);
+                });
+            }
+        }
+    }
+}
+
+async fn proxy_conn(client: tokio::net::TcpStream, target_port: u16, shared: &Arc<ProxyShared>) {
+    let mut trip_rx = shared.trip_tx.subscribe();
+    let Ok(server) = tokio::net::TcpStream::connect(("127.0.0.1", target_port)).await else {
+        return;
+    };
+    let _ = client.set_nodelay(true);
+    let _ = server.set_nodelay(true);
+    let (cr, cw) = client.into_split();
+    let (sr, sw) = server.into_split();
+    let up = pump(cr, sw, Direction::Up, shared.clone());
+    let down = pump(sr, cw, Direction::Down, shared.clone());
+    tokio::pin!(up, down);
+    let (mut up_done, mut down_done) = (false, false);
+    // Returning drops both pumps, which closes both sockets.
+    loop {
+        tokio::select! {
+            cut = &mut up, if !up_done => {
+                if cut { return; }
+                up_done = true;
+            }
+            cut = &mut down, if !down_done => {
+                if cut { return; }
+                down_done = true;
+            }
+            // The cut fired on another connection.
+            _ = trip_rx.changed() => return,
+        }
+        if up_done && down_done {
+            return;
+        }
+    }
+}
+
+/// Forward `r` to `w`, counting; returns true when stopped by the cut.
+async fn pump(
+    mut r: tokio::net::tcp::OwnedReadHalf,
+    mut w: tokio::net::tcp::OwnedWriteHalf,
+    dir: Direction,
+    shared: Arc<ProxyShared>,
+) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = match r.read(&mut buf).await {
+            Ok(0) | Err(_) => {
+                let _ = w.shutdown().await;
+                return false;
+            }
+            Ok(n) => n,
+        };
+        let take = shared.admit(dir, n);
+        if take > 0 && w.write_all(&buf[..take]).await.is_err() {
+            return false;
+        }
+        if take < n {
+            let _ = w.shutdown().await;
+            return true;
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Files and trees
+// ---------------------------------------------------------------------------
+
+/// Write `bytes` to `path`, creating parent directories.
+pub fn write_file(path: &Path, bytes: &[u8]) {
+    if let Some(p) = path.parent() {
+        fs::create_dir_all(p).unwrap_or_else(|e| panic!("mkdir -p {}: {e}", p.display()));
+    }
+    fs::write(path, bytes).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+}
+
+/// Deterministic pseudo-random bytes (xorshift64*), no rand crate needed.
+pub fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed ^ 0x9E37_79B9_7F4A_7C15;
+    if x == 0 {
+        x = 0x2545_F491_4F6C_DD1D;
+    }
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        out.extend_from_slice(&x.wrapping_mul(0x2545_F491_4F6C_DD1D).to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+/// Overwrite `data.len()` bytes of the file at `offset` in place.
+pub fn overwrite_at(path: &Path, offset: u64, data: &[u8]) {
+    use std::io::{Seek, SeekFrom};
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
+    f.seek(SeekFrom::Start(offset)).unwrap();
+    f.write_all(data).unwrap();
+    f.sync_all().unwrap();
+}
+
+pub fn file_len(path: &Path) -> u64 {
+    fs::metadata(path)
+        .unwrap_or_else(|e| panic!("stat {}: {e}", path.display()))
+        .len()
+}
+
+/// chmod (does not follow the umask).
+pub fn set_mode(path: &Path, mode: u32) {
+    fs::set_permissions(path, fs::Permissions::from_mode(mode))
+        .unwrap_or_else(|e| panic!("chmod {:o} {}: {e}", mode, path.display()));
+}
+
+pub fn mode_of(path: &Path) -> u32 {
+    fs::symlink_metadata(path).unwrap().mode() & 0o7777
+}
+
+/// Set the modification time (whole seconds since the epoch) of a file or
+/// directory (follows symlinks; don't call it on one).
+pub fn set_mtime(path: &Path, secs: u64) {
+    let t = UNIX_EPOCH + Duration::from_secs(secs);
+    let f = fs::File::open(path).unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
+    f.set_modified(t)
+        .unwrap_or_else(|e| panic!("set mtime {}: {e}", path.display()));
+}
+
+pub fn mtime_secs(path: &Path) -> i64 {
+    fs::symlink_metadata(path).unwrap().mtime()
+}
+
+/// All paths under `root` (not `root` itself), depth first, not following
+/// symlinks. Empty when `root` does not exist.
+pub fn walk(root: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let Ok(rd) = fs::read_dir(root) else {
+        return out;
+    };
+    let mut entries: Vec<PathBuf> = rd.map(|e| e.unwrap().path()).collect();
+    entries.sort();
+    for p in entries {
+        let is_dir = fs::symlink_metadata(&p)
+            .map(|m| m.is_dir())
+            .unwrap_or(false);
+        out.push(p.clone());
+        if is_dir {
+            out.extend(walk(&p));
+        }
+    }
+    out
+}
+
+/// `walk` as sorted relative path strings (dirs get a trailing '/').
+pub fn list_tree(root: &Path) -> Vec<String> {
+    let mut v: Vec<String> = walk(root)
+        .into_iter()
+        .map(|p| {
+            let rel = p.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+            if fs::symlink_metadata(&p)
+                .map(|m| m.is_dir())
+                .unwrap_or(false)
+            {
+                rel + "/"
+            } else {
+                rel
+            }
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// Which metadata [`assert_trees_identical_with`] compares besides names,
+/// kinds, contents and symlink targets.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Compare {
+    /// Permission bits (mode & 0o7777) of files and directories.
+    pub perms: bool,
+    /// Modification times in whole seconds of files and directories.
+    pub mtimes: bool,
+}
+
+impl Compare {
+    pub const CONTENT: Compare = Compare {
+        perms: false,
+        mtimes: false,
+    };
+    pub const ARCHIVE: Compare = Compare {
+        perms: true,
+        mtimes: true,
+    };
+}
+
+/// Assert two files have byte-identical contents (reports the first
+/// differing offset).
+#[track_caller]
+pub fn assert_files_identical(a: &Path, b: &Path) {
+    let da = fs::read(a).unwrap_or_else(|e| panic!("read {}: {e}", a.display()));
+    let db = fs::read(b).unwrap_or_else(|e| panic!("read {}: {e}", b.display()));
+    if da != db {
+        let first = da.iter().zip(db.iter()).position(|(x, y)| x != y);
+        panic!(
+            "files differ: {} ({} bytes) vs {} ({} bytes); first differing offset: {:?}",
+            a.display(),
+            da.len(),
+            b.display(),
+            db.len(),
+            first.or(Some(da.len().min(db.len())))
+        );
+    }
+}
+
+/// Same names, kinds, file contents and symlink targets, recursively.
+#[track_caller]
+pub fn assert_trees_identical(a: &Path, b: &Path) {
+    assert_trees_identical_with(a, b, Compare::CONTENT);
+}
+
+/// Like [`assert_trees_identical`], plus permissions and/or mtimes of every
+/// file and directory below the roots (the roots themselves are not
+/// compared). Symlinks' own mode and mtime are never compared.
+#[track_caller]
+pub fn assert_trees_identical_with(a: &Path, b: &Path, cmp: Compare) {
+    assert!(a.is_dir(), "{} is not a directory", a.display());
+    assert!(b.is_dir(), "{} is not a directory", b.display());
+    let la = list_tree(a);
+    let lb = list_tree(b);
+    if la != lb {
+        let only_a: Vec<&String> = la.iter().filter(|x| !lb.contains(x)).collect();
+        let only_b: Vec<&String> = lb.iter().filter(|x| !la.contains(x)).collect();
+        panic!(
+            "trees differ in names/kinds:\n  only in {}: {only_a:?}\n  only in {}: {only_b:?}",
+            a.display(),
+            b.display()
+        );
+    }
+    let mut problems = Vec::new();
+    for rel in &la {
+        let rel = rel.trim_end_matches('/');
+        let pa = a.join(rel);
+        let pb = b.join(rel);
+        let ma = fs::symlink_metadata(&pa).unwrap();
+        let mb = fs::symlink_metadata(&pb).unwrap();
+        let (ta, tb) = (ma.file_type(), mb.file_type());
+        if ta.is_symlink() != tb.is_symlink() || ta.is_dir() != tb.is_dir() {
+            problems.push(format!("{rel}: kind {ta:?} vs {tb:?}"));
+            continue;
+        }
+        if ta.is_symlink() {
+            let (xa, xb) = (fs::read_link(&pa).unwrap(), fs::read_link(&pb).unwrap());
+            if xa != xb {
+                problems.push(format!("{rel}: symlink target {xa:?} vs {xb:?}"));
+            }
+            continue;
+        }
+        if ta.is_file() {
+            if ma.len() != mb.len() {
+                problems.push(format!("{rel}: size {} vs {}", ma.len(), mb.len()));
+            } else if fs::read(&pa).unwrap() != fs::read(&pb).unwrap() {
+                problems.push(format!("{rel}: contents differ"));
+            }
+        }
+        if cmp.perms && (ma.mode() & 0o7777) != (mb.mode() & 0o7777) {
+            problems.push(format!(
+                "{rel}: mode {:o} vs {:o}",
+                ma.mode() & 0o7777,
+                mb.mode() & 0o7777
+            ));
+        }
+        if cmp.mtimes && ma.mtime() != mb.mtime() {
+            problems.push(format!("{rel}: mtime {} vs {}", ma.mtime(), mb.mtime()));
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "trees {} and {} differ:\n  {}",
+        a.display(),
+        b.display(),
+        problems.join("\n  ")
+    );
+}
+
+/// Build the standard test tree under `root` (created if needed):
+///
+/// ```text
+/// top.txt                      0o644, 1 KiB
+/// empty.txt                    0o640, 0 bytes
+/// script.sh                    0o755
+/// secret.key                   0o600
+/// medium.bin                   0o644, 300 KiB random
+/// empty-dir/                   0o755, empty
+/// dir with space/ünïcødé файл.txt   0o640
+/// dir with space/nested/deeper/leaf.dat   0o600
+/// dir with space/nested/empty-inner/      0o700, empty
+/// link-to-top -> top.txt       (relative symlink)
+/// dir with space/link-up -> ../top.txt
+/// ```
+///
+/// All files and directories get distinct old mtimes (2001–2010).
+pub fn make_test_tree(root: &Path) {
+    fs::create_dir_all(root).unwrap();
+    let files: &[(&str, Vec<u8>, u32)] = &[
+        ("top.txt", random_bytes(1024, 1), 0o644),
+        ("empty.txt", Vec::new(), 0o640),
+        ("script.sh", b"#!/bin/sh\necho ferry\n".to_vec(), 0o755),
+        ("secret.key", random_bytes(77, 2), 0o600),
+        ("medium.bin", random_bytes(300 * 1024, 3), 0o644),
+        (
+            "dir with space/ünïcødé файл.txt",
+            "ünïcødé файл\n".repeat(50).into_bytes(),
+            0o640,
+        ),
+        (
+            "dir with space/nested/deeper/leaf.dat",
+            random_bytes(4097, 4),
+            0o600,
+        ),
+    ];
+    let mut t = 1_000_000_000u64; // 2001-09-09
+    for (rel, data, mode) in files {
+        let p = root.join(rel);
+        write_file(&p, data);
+        set_mode(&p, *mode);
+        set_mtime(&p, t);
+        t += 86_400 * 17 + 13;
+    }
+    for (rel, mode) in [
+        ("empty-dir", 0o755),
+        ("dir with space/nested/empty-inner", 0o700),
+    ] {
+        fs::create_dir_all(root.join(rel)).unwrap();
+        set_mode(&root.join(rel), mode);
+    }
+    std::os::unix::fs::symlink("top.txt", root.join("link-to-top")).unwrap();
+    std::os::unix::fs::symlink("../top.txt", root.join("dir with space/link-up")).unwrap();
+    // Directory mtimes last, deepest first (creating entries touches them).
+    let mut dirs: Vec<PathBuf> = walk(root)
+        .into_iter()
+        .filter(|p| p.is_dir() && !p.is_symlink())
+        .collect();
+    dirs.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+    for d in dirs {
+        set_mtime(&d, t);
+        t += 86_400 * 5 + 7;
+    }
+    for (rel, mode) in [("dir with space", 0o755), ("dir with space/nested", 0o750)] {
+        set_mode(&root.join(rel), mode);
+    }
+}
+
+/// Wait (at most `timeout`) until the file's length stops changing for
+/// 300 ms (e.g. sftp-server still flushing after a cut) and return it;
+/// 0 when the file does not exist.
+pub fn wait_stable_len(path: &Path, timeout: Duration) -> u64 {
+    let deadline = Instant::now() + timeout;
+    let len = || fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    let mut last = len();
+    let mut since = Instant::now();
+    while Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+        let now = len();
+        if now != last {
+            last = now;
+            since = Instant::now();
+        } else if since.elapsed() >= Duration::from_millis(300) {
+            break;
+        }
+    }
+    last
+}
+
+/// Panics when any `.*.ferry-partial` / `.*.ferry-meta` is left under `root`.
+#[track_caller]
+pub fn assert_no_partials(root: &Path) {
+    let left = find_partials(root);
+    assert!(
+        left.is_empty(),
+        "ferry left partial/meta files behind: {left:?}"
+    );
+}
+
+/// Panics unless `dir` exists and is empty (lists what it holds).
+#[track_caller]
+pub fn assert_dir_empty(dir: &Path) {
+    let entries = list_tree(dir);
+    assert!(dir.is_dir(), "{} is not a directory", dir.display());
+    assert!(
+        entries.is_empty(),
+        "{} should be empty but holds {entries:?}",
+        dir.display()
+    );
+}
+
+/// Sorted names of the direct entries of `dir`.
+pub fn top_names(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("read_dir {}: {e}", dir.display()))
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
