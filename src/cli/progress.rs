@@ -63,7 +63,11 @@ impl Reporter for ConsoleReporter {
 
     fn file_started(&self, path: &str, _size: u64, resume_from: u64) {
         if let Some(bar) = &self.bar {
-            bar.inc(resume_from);
+            // Reused bytes never cross the wire: counting them as progress
+            // would make the rate and ETA lie.
+            if let Some(total) = bar.length() {
+                bar.set_length(total.saturating_sub(resume_from));
+            }
             bar.set_message(path.to_string());
         }
     }
@@ -108,9 +112,10 @@ impl Reporter for ConsoleReporter {
 /// The closing summary line.
 pub fn summary(stats: &Stats) -> String {
     let secs = stats.elapsed.as_secs_f64().max(0.001);
+    let files = stats.files_sent + stats.files_resumed;
     format!(
-        "sent {} files ({}), resumed {} ({} reused), {} up to date, {} failed; {:.1} s, {}/s",
-        stats.files_sent + stats.files_resumed,
+        "{files} file{} sent ({}), {} resumed ({} reused), {} up to date, {} failed, in {:.1} s ({}/s)",
+        if files == 1 { "" } else { "s" },
         human(stats.bytes_sent),
         stats.files_resumed,
         human(stats.bytes_reused),
