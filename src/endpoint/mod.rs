@@ -12,7 +12,8 @@ pub mod remote;
 
 use std::future::Future;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
+use futures::stream::{self, StreamExt, TryStreamExt};
 
 use crate::error::Result;
 
@@ -164,6 +165,39 @@ impl Pipeline {
     pub fn write_window(&self) -> u64 {
         (self.chunk * self.write_depth) as u64
     }
+}
+
+/// Pipelined, in-order reads of `[start, end)`: `io.read_depth` requests of
+/// `io.chunk` bytes in flight.
+pub fn read_ranges<F: FileHandle>(
+    file: &F,
+    start: u64,
+    end: u64,
+    io: Pipeline,
+) -> impl futures::Stream<Item = Result<Bytes>> + Send + '_ {
+    let chunk = io.chunk.max(1);
+    stream::iter((start..end).step_by(chunk))
+        .map(move |offset| {
+            let len = (end - offset).min(chunk as u64) as usize;
+            file.read_at(offset, len)
+        })
+        .buffered(io.read_depth.max(1))
+}
+
+/// Reads `[start, end)` into one buffer (shorter at end of file), with the
+/// requests pipelined.
+pub async fn read_span<F: FileHandle>(
+    file: &F,
+    start: u64,
+    end: u64,
+    io: Pipeline,
+) -> Result<Bytes> {
+    let mut buf = BytesMut::with_capacity((end - start) as usize);
+    let mut reads = read_ranges(file, start, end, io);
+    while let Some(data) = reads.try_next().await? {
+        buf.extend_from_slice(&data);
+    }
+    Ok(buf.freeze())
 }
 
 /// Joins a directory and a name with one `/`.

@@ -271,6 +271,17 @@ impl Endpoint for RemoteFs {
     }
 }
 
+impl RemoteFile {
+    async fn write_piece(&self, offset: u64, data: Bytes) -> Result<()> {
+        self.sftp
+            .raw()
+            .write(self.handle.as_str(), offset, Vec::from(data))
+            .await
+            .map(drop)
+            .map_err(|e| self.sftp.error(&self.path, e))
+    }
+}
+
 impl FileHandle for RemoteFile {
     async fn read_at(&self, offset: u64, len: usize) -> Result<Bytes> {
         let raw = self.sftp.raw();
@@ -298,12 +309,14 @@ impl FileHandle for RemoteFile {
     }
 
     async fn write_at(&self, offset: u64, data: Bytes) -> Result<()> {
-        self.sftp
-            .raw()
-            .write(self.handle.as_str(), offset, Vec::from(data))
-            .await
-            .map(drop)
-            .map_err(|e| self.sftp.error(&self.path, e))
+        // A request larger than the server's limit would end the session, so
+        // larger writes go out as several requests, all in flight at once.
+        let chunk = self.sftp.write_chunk() as usize;
+        let pieces = (0..data.len()).step_by(chunk.max(1)).map(|start| {
+            let piece = data.slice(start..data.len().min(start + chunk));
+            self.write_piece(offset + start as u64, piece)
+        });
+        futures::future::try_join_all(pieces).await.map(drop)
     }
 
     async fn set_len(&self, len: u64) -> Result<()> {

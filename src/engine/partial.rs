@@ -8,10 +8,14 @@
 //! resume, when the source still has that size and mtime, only the last
 //! `window` bytes of the partial can be missing or torn, and only they are
 //! compared block by block with the source; otherwise the whole partial is.
+//! Blocks that differ are rewritten from the source, the rest kept.
 
-use crate::endpoint::{join, Endpoint, FileHandle, Meta, Pipeline};
+use futures::stream::{self, StreamExt, TryStreamExt};
+
+use super::transfer::SourceFile;
+use crate::endpoint::{join, read_span, Endpoint, FileHandle, Meta, Pipeline};
 use crate::error::Result;
-use crate::hash::block_hashes;
+use crate::hash::block_hash;
 
 /// Comparison granularity: small enough that a torn tail costs little to
 /// resend, large enough that the hash list stays short.
@@ -100,63 +104,83 @@ pub async fn read_sidecar<D: Endpoint>(dst: &D, path: &str) -> Option<Sidecar> {
     Sidecar::decode(std::str::from_utf8(&bytes).ok()?)
 }
 
-/// How much of an existing partial can be kept: the length of its prefix that
-/// is known to equal the source, checked with block hashes.
-pub struct Verdict {
-    pub keep: u64,
-    /// Bytes compared on each side to reach the verdict.
+/// What checking a partial against the source found and fixed.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Repair {
+    /// Length of the partial that now equals the source's start.
+    pub good_len: u64,
+    /// Bytes compared on each side.
     pub checked: u64,
+    /// Bytes rewritten from the source where the partial differed.
+    pub rewritten: u64,
 }
 
-pub async fn verify<S, D>(
-    source: &S::File,
-    source_meta: &Meta,
-    dst: &D,
-    partial_path: &str,
+/// Most 1 MiB blocks compared at once: bounds memory to twice this in MiB.
+const BLOCKS_IN_FLIGHT: usize = 8;
+
+/// Compares the partial (open for reading and writing as `partial`) with the
+/// source, block by block with blake3, and rewrites each block that differs
+/// from the source's data just read, so that only bad blocks are sent, not
+/// everything after the first one. The region compared is the last window
+/// when `sidecar` still describes the source, the whole partial otherwise.
+///
+/// The caller writes the new sidecar only after this returns: a crash while
+/// blocks are being rewritten leaves the old sidecar, which no longer
+/// matches or is absent, so the next run compares the whole partial again.
+pub async fn repair<S: Endpoint, D: Endpoint>(
+    source: &SourceFile<'_, S::File>,
+    partial: &D::File,
     partial_len: u64,
     sidecar: Option<Sidecar>,
     io: Pipeline,
-) -> Result<Verdict>
-where
-    S: Endpoint,
-    D: Endpoint,
-{
-    let len = partial_len.min(source_meta.size);
+    on_rewrite: &(dyn Fn(u64) + Sync),
+) -> Result<Repair> {
+    let len = partial_len.min(source.meta.size);
     let from = match sidecar {
-        Some(s) if s.describes(source_meta) => {
+        Some(s) if s.describes(&source.meta) => {
             let start = len.saturating_sub(s.window);
             start - start % VERIFY_BLOCK
         }
         _ => 0,
     };
-    if len == 0 {
-        return Ok(Verdict {
-            keep: 0,
-            checked: 0,
-        });
-    }
-    let partial = dst.open_read(partial_path).await?;
-    let (theirs, ours) = tokio::join!(
-        block_hashes(&partial, from, len, VERIFY_BLOCK, io),
-        block_hashes(source, from, len, VERIFY_BLOCK, io),
-    );
-    partial.close(false).await?;
-    let (theirs, ours) = (theirs?, ours?);
-    let good_blocks = theirs
-        .iter()
-        .zip(ours.iter())
-        .take_while(|(a, b)| a == b)
-        .count() as u64;
-    let keep = (from + good_blocks * VERIFY_BLOCK).min(len);
-    let keep = if good_blocks as usize == ours.len() && theirs.len() == ours.len() {
-        len
-    } else {
-        keep
-    };
-    Ok(Verdict {
-        keep,
+    let blocks = (from..len).step_by(VERIFY_BLOCK as usize);
+    let rewritten = stream::iter(blocks)
+        .map(|start| {
+            let end = (start + VERIFY_BLOCK).min(len);
+            repair_block(source, partial, start..end, io, on_rewrite)
+        })
+        .buffered(BLOCKS_IN_FLIGHT)
+        .try_fold(0u64, |total, n| futures::future::ready(Ok(total + n)))
+        .await?;
+    Ok(Repair {
+        good_len: len,
         checked: len - from,
+        rewritten,
     })
+}
+
+async fn repair_block<S: FileHandle, D: FileHandle>(
+    source: &SourceFile<'_, S>,
+    partial: &D,
+    range: std::ops::Range<u64>,
+    io: Pipeline,
+    on_rewrite: &(dyn Fn(u64) + Sync),
+) -> Result<u64> {
+    let (ours, theirs) = tokio::join!(
+        read_span(source.file, range.start, range.end, io),
+        read_span(partial, range.start, range.end, io),
+    );
+    let (ours, theirs) = (ours?, theirs?);
+    if (ours.len() as u64) < range.end - range.start {
+        return Err(source.shrank(range.end));
+    }
+    if block_hash(&ours) == block_hash(&theirs) {
+        return Ok(0);
+    }
+    let n = ours.len() as u64;
+    partial.write_at(range.start, ours).await?;
+    on_rewrite(n);
+    Ok(n)
 }
 
 #[cfg(test)]

@@ -31,40 +31,124 @@ pub async fn transfer<S: Endpoint, D: Endpoint>(
     reporter: &dyn Reporter,
     stats: &mut Stats,
 ) -> Result<Outcome> {
-    let size = job.source_meta.size;
     let io = Pipeline::between(src, dst);
-    let source = src.open_read(&job.source).await?;
-
-    let resume_from = match job.partial {
-        Some(p) if p.size > 0 => {
-            let sidecar = partial::read_sidecar(dst, &job.paths.meta).await;
-            let verdict = partial::verify::<S, D>(
-                &source,
-                &job.source_meta,
-                dst,
-                &job.paths.partial,
-                p.size,
-                sidecar,
-                Pipeline {
-                    read_depth: io.read_depth.min(io.write_depth),
-                    ..io
-                },
-            )
-            .await?;
-            tracing::info!(
-                path = %job.paths.dest,
-                partial = p.size,
-                checked = verdict.checked,
-                keep = verdict.keep,
-                "verified partial"
-            );
-            verdict.keep
-        }
-        _ => 0,
+    let handle = src.open_read(&job.source).await?;
+    let source = SourceFile {
+        file: &handle,
+        meta: job.source_meta,
+        name: format!("{}{}", src.label(), job.source),
     };
+    let filled = fill_partial::<S, D>(dst, &source, job, io, reporter).await;
+    let closed = match &filled {
+        Err(e) if e.is_fatal() => Ok(()),
+        _ => handle.close(false).await,
+    };
+    let (resume_from, rewritten) = filled?;
+    closed?;
 
-    // The sidecar must describe the source before any byte of it lands in the
-    // partial, so that a crash at any later point leaves a truthful record.
+    check_source_unchanged(src, job).await?;
+    apply_attrs(dst, &job.paths.partial, job, opts).await?;
+    dst.rename(&job.paths.partial, &job.paths.dest).await?;
+    let _ = dst.remove_file(&job.paths.meta).await;
+
+    let size = job.source_meta.size;
+    stats.bytes_sent += size - resume_from + rewritten;
+    stats.bytes_reused += resume_from - rewritten;
+    Ok(if resume_from > 0 {
+        Outcome::Resumed
+    } else {
+        Outcome::Sent
+    })
+}
+
+/// An open source file with what is known about it.
+pub struct SourceFile<'a, F> {
+    pub file: &'a F,
+    pub meta: Meta,
+    /// `host:path` or the local path, for messages.
+    pub name: String,
+}
+
+impl<F: FileHandle> SourceFile<'_, F> {
+    pub fn shrank(&self, expected_end: u64) -> Error {
+        Error::Refused {
+            path: self.name.clone(),
+            message: format!(
+                "the file shrank while it was read (it ended before byte {expected_end})"
+            ),
+        }
+    }
+}
+
+/// Opens the partial, fills it, and closes it synced.
+async fn fill_partial<S: Endpoint, D: Endpoint>(
+    dst: &D,
+    source: &SourceFile<'_, S::File>,
+    job: &FileJob,
+    io: Pipeline,
+    reporter: &dyn Reporter,
+) -> Result<(u64, u64)> {
+    let how = if job.partial.is_some_and(|p| p.size > 0) {
+        WriteMode::Keep
+    } else {
+        WriteMode::Truncate
+    };
+    let out = dst.open_write(&job.paths.partial, how, 0o600).await?;
+    match write_partial::<S, D>(dst, source, &out, job, io, reporter).await {
+        Ok(counts) => {
+            out.close(true).await?;
+            Ok(counts)
+        }
+        Err(e) => {
+            // On a dead connection a close would only wait for its timeout.
+            if !e.is_fatal() {
+                let _ = out.close(false).await;
+            }
+            Err(e)
+        }
+    }
+}
+
+/// Fills the open partial: repairs what an earlier run left (when resuming),
+/// records the sidecar, then copies the rest. Returns the length resumed from
+/// and the bytes rewritten by the repair.
+async fn write_partial<S: Endpoint, D: Endpoint>(
+    dst: &D,
+    source: &SourceFile<'_, S::File>,
+    out: &D::File,
+    job: &FileJob,
+    io: Pipeline,
+    reporter: &dyn Reporter,
+) -> Result<(u64, u64)> {
+    let size = job.source_meta.size;
+    let mut resume_from = 0;
+    let mut rewritten = 0;
+    if let Some(partial) = job.partial.filter(|p| p.size > 0) {
+        reporter.file_started(&job.paths.dest, size, partial.size.min(size));
+        let sidecar = partial::read_sidecar(dst, &job.paths.meta).await;
+        let repair = partial::repair::<S, D>(source, out, partial.size, sidecar, io, &|n| {
+            reporter.bytes_done(n)
+        })
+        .await?;
+        tracing::info!(
+            path = %job.paths.dest,
+            partial = partial.size,
+            checked = repair.checked,
+            rewritten = repair.rewritten,
+            "verified partial"
+        );
+        resume_from = repair.good_len;
+        rewritten = repair.rewritten;
+        if partial.size > size {
+            out.set_len(size).await?;
+        }
+    } else {
+        reporter.file_started(&job.paths.dest, size, 0);
+    }
+
+    // From here on, the sidecar must describe the source before any byte
+    // beyond the verified length lands in the partial, so that a crash at any
+    // later point leaves a truthful record.
     let sidecar = Sidecar {
         source_size: size,
         source_mtime: job.source_meta.mtime,
@@ -79,50 +163,15 @@ pub async fn transfer<S: Endpoint, D: Endpoint>(
         }
         tracing::warn!("{e}: resuming this file later will verify the whole partial");
     }
-
-    reporter.file_started(&job.paths.dest, size, resume_from);
-    let how = if resume_from > 0 {
-        WriteMode::Keep
-    } else {
-        WriteMode::Truncate
-    };
-    let out = dst.open_write(&job.paths.partial, how, 0o600).await?;
-    let source_name = format!("{}{}", src.label(), job.source);
-    let copied =
-        copy_range::<S, D>(&source, &source_name, &out, resume_from..size, io, reporter).await;
-    if let Err(e) = copied {
-        // On a dead connection a close would only wait for its timeout.
-        if !e.is_fatal() {
-            let _ = out.close(false).await;
-        }
-        return Err(e);
-    }
-    if job.partial.is_some_and(|p| p.size > size) {
-        out.set_len(size).await?;
-    }
-    out.close(true).await?;
-    source.close(false).await?;
-
-    check_source_unchanged(src, job).await?;
-    apply_attrs(dst, &job.paths.partial, job, opts).await?;
-    dst.rename(&job.paths.partial, &job.paths.dest).await?;
-    let _ = dst.remove_file(&job.paths.meta).await;
-
-    stats.bytes_sent += size - resume_from;
-    stats.bytes_reused += resume_from;
-    Ok(if resume_from > 0 {
-        Outcome::Resumed
-    } else {
-        Outcome::Sent
-    })
+    copy_range::<S, D>(source, out, resume_from..size, io, reporter).await?;
+    Ok((resume_from, rewritten))
 }
 
 /// Copies `range` with reads and writes pipelined: `io.read_depth` reads and
 /// `io.write_depth` writes in flight, so memory stays bounded whatever the
 /// file size.
 async fn copy_range<S: Endpoint, D: Endpoint>(
-    source: &S::File,
-    source_name: &str,
+    source: &SourceFile<'_, S::File>,
     out: &D::File,
     range: std::ops::Range<u64>,
     io: Pipeline,
@@ -132,15 +181,9 @@ async fn copy_range<S: Endpoint, D: Endpoint>(
     stream::iter(range.step_by(chunk))
         .map(|offset| async move {
             let len = (to - offset).min(chunk as u64) as usize;
-            let data = source.read_at(offset, len).await?;
+            let data = source.file.read_at(offset, len).await?;
             if data.len() < len {
-                return Err(Error::Refused {
-                    path: source_name.to_string(),
-                    message: format!(
-                        "the file shrank while it was read (ended before byte {})",
-                        offset + len as u64
-                    ),
-                });
+                return Err(source.shrank(offset + len as u64));
             }
             Ok((offset, data))
         })
