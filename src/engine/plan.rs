@@ -251,6 +251,13 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
             Kind::Symlink | Kind::Other => self
                 .reporter
                 .note(&format!("skipping non-regular file \"{src_path}\"")),
+            Kind::File if existing.is_some_and(|m| m.kind == Kind::Dir) => {
+                self.errors.push(Error::Refused {
+                    path: format!("{}{}", self.dst.label(), paths.dest),
+                    message: "a directory is in the way; could not make way for the new file"
+                        .into(),
+                });
+            }
             Kind::File => {
                 if self
                     .file_current(src_path, &paths.dest, &meta, existing)

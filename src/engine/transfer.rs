@@ -5,7 +5,7 @@ use futures::stream::{self, StreamExt, TryStreamExt};
 
 use super::partial::{self, Paths, Sidecar};
 use super::{Options, Stats};
-use crate::endpoint::{Endpoint, FileHandle, Meta, Pipeline, WriteMode};
+use crate::endpoint::{Endpoint, FileHandle, Kind, Meta, Pipeline, WriteMode};
 use crate::error::{Error, Result};
 use crate::report::{Outcome, Reporter};
 
@@ -225,7 +225,7 @@ async fn apply_attrs<D: Endpoint>(
     let mode = if opts.perms {
         job.source_meta.mode
     } else {
-        match job.existing {
+        match job.existing.filter(|m| m.kind == Kind::File) {
             // rsync without -p: an existing file keeps its permissions.
             Some(existing) => existing.mode,
             None => job.source_meta.mode & !opts.umask,

@@ -226,6 +226,17 @@ fn spawn_reader<R: Read + Send + 'static>(mut r: R) -> std::thread::JoinHandle<V
 /// everything captured so far.
 #[track_caller]
 pub fn run_with_deadline(cmd: &mut Command, timeout: Duration) -> Output {
+    run_with_deadline_and(cmd, timeout, |_| {})
+}
+
+/// Like [`run_with_deadline`], calling `during(pid)` once the child has
+/// started (to signal it, or to wait for something while it runs).
+#[track_caller]
+pub fn run_with_deadline_and(
+    cmd: &mut Command,
+    timeout: Duration,
+    during: impl FnOnce(u32),
+) -> Output {
     let cmdline = describe(cmd);
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -237,6 +248,7 @@ pub fn run_with_deadline(cmd: &mut Command, timeout: Duration) -> Output {
         .unwrap_or_else(|e| panic!("cannot spawn `{cmdline}`: {e}"));
     let out_t = spawn_reader(child.stdout.take().unwrap());
     let err_t = spawn_reader(child.stderr.take().unwrap());
+    during(child.id());
     let (status, timed_out) = wait_deadline(&mut child, timeout);
     let output = Output {
         code: status
@@ -328,6 +340,13 @@ impl FerryCmd {
     #[track_caller]
     pub fn run(&mut self, timeout: Duration) -> Output {
         run_with_deadline(&mut self.cmd, timeout)
+    }
+
+    /// Run to completion like [`FerryCmd::run`], calling `during(pid)` while
+    /// ferry runs.
+    #[track_caller]
+    pub fn run_and(&mut self, timeout: Duration, during: impl FnOnce(u32)) -> Output {
+        run_with_deadline_and(&mut self.cmd, timeout, during)
     }
 
     /// `run(FERRY_TIMEOUT)`.
@@ -813,9 +832,19 @@ struct ProxyShared {
     trip_tx: tokio::sync::watch::Sender<u64>,
     active: AtomicU64,
     accepted: AtomicU64,
+    /// Once this many bytes passed in this direction, stop reading (hold the
+    /// connection open, forward nothing) until the rule is cleared.
+    stall: Mutex<Option<(Direction, u64)>>,
 }
 
 impl ProxyShared {
+    fn stalled(&self, d: Direction) -> bool {
+        match *self.stall.lock().unwrap() {
+            Some((sd, limit)) => sd == d && self.counter(d).load(Ordering::SeqCst) >= limit,
+            None => false,
+        }
+    }
+
     fn counter(&self, d: Direction) -> &AtomicU64 {
         match d {
             Direction::Up => &self.up,
@@ -880,6 +909,7 @@ impl CutProxy {
             trip_tx,
             active: AtomicU64::new(0),
             accepted: AtomicU64::new(0),
+            stall: Mutex::new(None),
         });
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
         let sh = shared.clone();
@@ -924,6 +954,18 @@ impl CutProxy {
         *g = cut;
         self.shared.tripped.store(false, Ordering::SeqCst);
     }
+    /// Stall the `dir` stream once `n` bytes passed in it (`None` releases):
+    /// the connection stays open but nothing more is forwarded, so the client
+    /// is reliably caught mid-transfer.
+    pub fn set_stall(&self, stall: Option<(Direction, u64)>) {
+        *self.shared.stall.lock().unwrap() = stall;
+    }
+
+    /// Whether a stall rule currently holds traffic in `dir`.
+    pub fn is_stalled(&self, dir: Direction) -> bool {
+        self.shared.stalled(dir)
+    }
+
     /// Whether the cut has fired (since the last `set_cut`).
     pub fn tripped(&self) -> bool {
         self.shared.tripped.load(Ordering::SeqCst)
@@ -1024,6 +1066,9 @@ async fn pump(
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut buf = vec![0u8; 64 * 1024];
     loop {
+        while shared.stalled(dir) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         let n = match r.read(&mut buf).await {
             Ok(0) | Err(_) => {
                 let _ = w.shutdown().await;

@@ -1,0 +1,90 @@
+//! rsync options whose outcome is visible on disk: --dry-run changes
+//! nothing, the quick check skips by size and mtime while --checksum looks
+//! at content, and a failure on one file lets the others finish with exit 23.
+mod common;
+
+use common::*;
+use std::fs;
+
+#[test]
+fn dry_run_writes_nothing_and_lists_files() {
+    let sshd = Sshd::start();
+    let src = sshd.local().join("tree");
+    make_test_tree(&src);
+    let dest = sshd.remote().join("dest");
+    fs::create_dir(&dest).unwrap();
+    let out = sshd
+        .ferry()
+        .arg("-an")
+        .arg(format!("{}/", src.display()))
+        .arg(sshd.spec(&dest))
+        .run_ok();
+    assert_dir_empty(&dest);
+    for name in ["top.txt", "medium.bin", "leaf.dat"] {
+        assert!(
+            out.stdout.contains(name),
+            "dry run did not list {name}\n{out}"
+        );
+    }
+}
+
+/// Same size and mtime, different content: the quick check keeps the
+/// destination, --checksum replaces it.
+#[test]
+fn checksum_catches_what_the_quick_check_misses() {
+    let sshd = Sshd::start();
+    let src = sshd.local().join("same-size.bin");
+    let dst = sshd.remote().join("same-size.bin");
+    write_file(&src, &random_bytes(200_000, 30));
+    write_file(&dst, &random_bytes(200_000, 31));
+    set_mtime(&src, 1_400_000_000);
+    set_mtime(&dst, 1_400_000_000);
+    let before = fs::read(&dst).unwrap();
+
+    sshd.ferry()
+        .arg("-t")
+        .arg(&src)
+        .arg(sshd.spec(&dst))
+        .run_ok();
+    assert_eq!(
+        fs::read(&dst).unwrap(),
+        before,
+        "quick check should have skipped"
+    );
+
+    sshd.ferry()
+        .arg("-tc")
+        .arg(&src)
+        .arg(sshd.spec(&dst))
+        .run_ok();
+    assert_files_identical(&src, &dst);
+}
+
+/// A directory sits where a file must go: that file fails, the other files
+/// arrive, ferry exits 23 (partial transfer) and the directory is untouched.
+#[test]
+fn one_failing_file_gives_23_and_the_rest_arrive() {
+    let sshd = Sshd::start();
+    let src = sshd.local().join("src");
+    write_file(&src.join("a.txt"), b"alpha");
+    write_file(&src.join("blocked"), b"cannot land");
+    write_file(&src.join("z.txt"), b"omega");
+    let dest = sshd.remote().join("dest");
+    write_file(&dest.join("blocked/keep.txt"), b"kept");
+
+    let out = sshd
+        .ferry()
+        .arg("-r")
+        .arg(format!("{}/", src.display()))
+        .arg(sshd.spec(&dest))
+        .run_default();
+    out.assert_code(23);
+    assert!(
+        out.stderr.contains("blocked"),
+        "error names the file\n{out}"
+    );
+    assert_eq!(fs::read(dest.join("a.txt")).unwrap(), b"alpha");
+    assert_eq!(fs::read(dest.join("z.txt")).unwrap(), b"omega");
+    assert_eq!(fs::read(dest.join("blocked/keep.txt")).unwrap(), b"kept");
+    assert_no_partials(&dest);
+}
