@@ -40,6 +40,18 @@ fn missing_local_source_exits_3() {
 }
 
 #[test]
+fn missing_remote_parent_directory_exits_3() {
+    let sshd = Sshd::start();
+    let src = sshd.local().join("f.txt");
+    write_file(&src, b"hello");
+    let target = sshd.remote().join("no/such/dir/f.txt");
+    let out = sshd.ferry().arg(&src).arg(sshd.spec(&target)).run_default();
+    out.assert_code(3);
+    out.assert_stderr_contains("no such directory");
+    assert_dir_empty(&sshd.remote());
+}
+
+#[test]
 fn unreachable_port_exits_255() {
     let sshd = Sshd::start();
     let port = closed_port();

@@ -152,6 +152,12 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
                 base_name(dest).to_string(),
             )
         };
+        if !dest_is_dir && self.dst.stat(&dir).await?.map(|m| m.kind) != Some(Kind::Dir) {
+            return Err(Error::FileSelection(format!(
+                "{}{dir}: no such directory to copy {name} into",
+                self.dst.label()
+            )));
+        }
         let existing = self.dst.lstat(&join(&dir, &name)).await?;
         let partial = self.dst.lstat(&join(&dir, &partial_name(&name))).await?;
         self.plan_entry(path, &dir, &name, meta, existing, partial)
