@@ -312,6 +312,12 @@ impl FileHandle for RemoteFile {
         // A request larger than the server's limit would end the session, so
         // larger writes go out as several requests, all in flight at once.
         let chunk = self.sftp.write_chunk() as usize;
+        if data.len() <= chunk {
+            // Unsliced, the buffer stays uniquely owned and becomes the
+            // request's Vec without a copy; a slice made it shared and cost a
+            // copy per request (6.6 % of the main thread in a push profile).
+            return self.write_piece(offset, data).await;
+        }
         let pieces = (0..data.len()).step_by(chunk.max(1)).map(|start| {
             let piece = data.slice(start..data.len().min(start + chunk));
             self.write_piece(offset + start as u64, piece)
