@@ -65,6 +65,9 @@ pub enum Error {
     #[error("{host}: the server refused the SFTP subsystem ({detail}); ferry needs SFTP enabled on the server (`Subsystem sftp` in sshd_config)")]
     SftpRefused { host: String, detail: String },
 
+    #[error("{host}: {detail}")]
+    Helper { host: String, detail: String },
+
     #[error("connection to {host} lost: {detail}")]
     ConnectionLost { host: String, detail: String },
 
@@ -114,7 +117,7 @@ impl Error {
             Error::FileSelection(_) => ExitCode::FileSelection,
             Error::SshConfig(_) => ExitCode::Usage,
             Error::Connect { .. } | Error::HostKey(_) | Error::Auth(_) => ExitCode::Connect,
-            Error::SftpRefused { .. } => ExitCode::ProtocolStart,
+            Error::SftpRefused { .. } | Error::Helper { .. } => ExitCode::ProtocolStart,
             Error::ConnectionLost { .. } => ExitCode::ConnectionLost,
             Error::Timeout { .. } => ExitCode::Timeout,
             Error::Io { .. } => ExitCode::FileIo,

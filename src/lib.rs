@@ -9,11 +9,13 @@
 //! [`report`] (progress events), and [`cli`] (flags, settings, output).
 
 pub mod cli;
+pub mod delta;
 pub mod endpoint;
 pub mod engine;
 pub mod error;
 pub mod hash;
 pub mod location;
+pub mod protocol;
 pub mod report;
 pub mod sftp;
 pub mod ssh;

@@ -11,6 +11,8 @@ pub enum Outcome {
     Sent,
     /// Continued from a verified partial.
     Resumed,
+    /// Built from the old destination plus the changed blocks.
+    Delta,
     /// Already up to date.
     Skipped,
     /// Directory or symlink created, attributes updated.

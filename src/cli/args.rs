@@ -4,7 +4,20 @@
 
 use std::path::PathBuf;
 
-use clap::Parser;
+use clap::{Parser, ValueEnum};
+
+/// Where the remote side's hashes come from (`--remote-hash`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RemoteHashMode {
+    /// The helper when it answers, else off
+    Auto,
+    /// `ferry --server` on the remote (fail if it cannot be started)
+    Helper,
+    /// Read remote data over SFTP and hash it here
+    Read,
+    /// No remote hashing: no delta, no end-to-end check
+    Off,
+}
 
 #[derive(Debug, Parser)]
 #[command(
@@ -41,6 +54,10 @@ pub struct Args {
     /// Copy symlinks as symlinks
     #[arg(short, long)]
     pub links: bool,
+
+    /// Copy changed files whole instead of sending only changed blocks
+    #[arg(short = 'W', long)]
+    pub whole_file: bool,
 
     /// Show what would be transferred, change nothing
     #[arg(short = 'n', long)]
@@ -89,4 +106,16 @@ pub struct Args {
     /// Seconds to wait for the connection and each SFTP request
     #[arg(long, value_name = "SECONDS", default_value_t = 60)]
     pub timeout: u64,
+
+    /// How remote files are hashed for deltas and end-to-end checks
+    #[arg(long, value_enum, value_name = "MODE", default_value_t = RemoteHashMode::Auto)]
+    pub remote_hash: RemoteHashMode,
+
+    /// The ferry binary on the remote, for the hashing helper
+    #[arg(long, value_name = "PATH", default_value = "ferry")]
+    pub remote_ferry: String,
+
+    /// Serve hash requests on stdin/stdout (run by ferry itself over SSH)
+    #[arg(long, hide = true)]
+    pub server: bool,
 }

@@ -11,12 +11,13 @@ use std::sync::Arc;
 
 use clap::Parser;
 
+use crate::endpoint::remote::RemoteHashing;
 use crate::endpoint::{LocalFs, RemoteFs};
 use crate::engine::{self, Stats};
 use crate::error::{Error, ExitCode, Result};
 use crate::location::RemoteSpec;
 use crate::ssh::{config, ConnectOptions, Connection};
-use args::Args;
+use args::{Args, RemoteHashMode};
 use progress::ConsoleReporter;
 use settings::{Direction, Settings};
 
@@ -34,6 +35,9 @@ pub fn main() -> i32 {
             return code;
         }
     };
+    if args.server {
+        return crate::protocol::server::run();
+    }
     let settings = match Settings::resolve(args) {
         Ok(s) => s,
         Err(e) => return fail(&e),
@@ -130,5 +134,33 @@ async fn connect(spec: &RemoteSpec, settings: &Settings) -> Result<(RemoteFs, Co
     };
     let conn = Connection::open(host, &opts).await?;
     let sftp = conn.sftp().await?;
-    Ok((RemoteFs::new(Arc::new(sftp)), conn))
+    let hashing = remote_hashing(&conn, settings).await?;
+    if settings.verbosity > 0 {
+        eprintln!(
+            "ferry: remote hashing on {}: {}",
+            conn.host(),
+            hashing.name()
+        );
+    }
+    Ok((RemoteFs::new(Arc::new(sftp), hashing), conn))
+}
+
+/// Picks the remote hashing tier: the helper when asked for or when it
+/// answers in auto mode; reading only when asked for.
+async fn remote_hashing(conn: &Connection, settings: &Settings) -> Result<RemoteHashing> {
+    match settings.remote_hash {
+        RemoteHashMode::Off => Ok(RemoteHashing::Off),
+        RemoteHashMode::Read => Ok(RemoteHashing::Read),
+        RemoteHashMode::Helper => Ok(RemoteHashing::Helper(
+            conn.helper(&settings.remote_ferry).await?,
+        )),
+        RemoteHashMode::Auto => match conn.helper(&settings.remote_ferry).await {
+            Ok(helper) => Ok(RemoteHashing::Helper(helper)),
+            Err(e) if e.is_fatal() && !matches!(e, Error::Helper { .. }) => Err(e),
+            Err(e) => {
+                tracing::info!("no remote helper, remote hashing off: {e}");
+                Ok(RemoteHashing::Off)
+            }
+        },
+    }
 }

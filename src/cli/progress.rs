@@ -81,7 +81,7 @@ impl Reporter for ConsoleReporter {
     fn file_finished(&self, path: &str, outcome: Outcome) {
         let show = match outcome {
             Outcome::WouldSend => true,
-            Outcome::Sent | Outcome::Resumed | Outcome::Created => self.verbose,
+            Outcome::Sent | Outcome::Resumed | Outcome::Delta | Outcome::Created => self.verbose,
             Outcome::Skipped => false,
         };
         if show {
@@ -112,12 +112,13 @@ impl Reporter for ConsoleReporter {
 /// The closing summary line.
 pub fn summary(stats: &Stats) -> String {
     let secs = stats.elapsed.as_secs_f64().max(0.001);
-    let files = stats.files_sent + stats.files_resumed;
+    let files = stats.files_sent + stats.files_resumed + stats.files_delta;
     format!(
-        "{files} file{} sent ({}), {} resumed ({} reused), {} up to date, {} failed, in {:.1} s ({}/s)",
+        "{files} file{} sent ({}), {} resumed, {} by delta ({} reused), {} up to date, {} failed, in {:.1} s ({}/s)",
         if files == 1 { "" } else { "s" },
         human(stats.bytes_sent),
         stats.files_resumed,
+        stats.files_delta,
         human(stats.bytes_reused),
         stats.files_skipped,
         stats.files_failed,

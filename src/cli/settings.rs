@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::args::Args;
+use super::args::{Args, RemoteHashMode};
 use crate::engine::Options;
 use crate::error::{Error, Result};
 use crate::location::{Location, RemoteSpec};
@@ -30,6 +30,8 @@ pub struct Settings {
     pub verbosity: u8,
     pub quiet: bool,
     pub progress: bool,
+    pub remote_hash: RemoteHashMode,
+    pub remote_ferry: String,
 }
 
 impl Settings {
@@ -56,6 +58,7 @@ impl Settings {
             times: args.times || args.archive,
             dry_run: args.dry_run,
             checksum: args.checksum,
+            delta: !args.whole_file,
             umask: current_umask(),
         };
         let port = args.port.or(match &direction {
@@ -81,6 +84,8 @@ impl Settings {
             verbosity: args.verbose,
             quiet: args.quiet,
             progress: args.progress || args.partial_progress,
+            remote_hash: args.remote_hash,
+            remote_ferry: args.remote_ferry,
         })
     }
 }

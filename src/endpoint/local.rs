@@ -4,6 +4,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::os::unix::fs::{DirBuilderExt, FileExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::io::AsRawFd;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -107,6 +108,74 @@ fn set_mtime_nofollow(path: &str, mtime: i64) -> io::Result<()> {
     }
 }
 
+/// Copies a range between two open files inside the kernel where it can
+/// (copy_file_range: reflinks on filesystems that share blocks), else by
+/// reading and writing.
+fn copy_range_between(
+    from: &File,
+    mut from_offset: u64,
+    to: &File,
+    mut to_offset: u64,
+    len: u64,
+) -> io::Result<()> {
+    let end = from_offset + len;
+    while from_offset < end {
+        let mut off_in = from_offset as libc::loff_t;
+        let mut off_out = to_offset as libc::loff_t;
+        let want = (end - from_offset).min(1 << 30) as usize;
+        // SAFETY: both descriptors are open for the duration of the call and
+        // the offsets are valid pointers to local variables.
+        let n = unsafe {
+            libc::copy_file_range(
+                from.as_raw_fd(),
+                &mut off_in,
+                to.as_raw_fd(),
+                &mut off_out,
+                want,
+                0,
+            )
+        };
+        if n > 0 {
+            from_offset += n as u64;
+            to_offset += n as u64;
+            continue;
+        }
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the old file is shorter than expected",
+            ));
+        }
+        let err = io::Error::last_os_error();
+        match err.raw_os_error() {
+            Some(libc::EXDEV | libc::EINVAL | libc::ENOSYS | libc::EOPNOTSUPP) => {
+                return copy_by_reading(from, from_offset, to, to_offset, end - from_offset)
+            }
+            Some(libc::EINTR) => continue,
+            _ => return Err(err),
+        }
+    }
+    Ok(())
+}
+
+fn copy_by_reading(
+    from: &File,
+    from_offset: u64,
+    to: &File,
+    to_offset: u64,
+    len: u64,
+) -> io::Result<()> {
+    let mut buf = vec![0u8; (len.min(1 << 20)) as usize];
+    let mut done = 0u64;
+    while done < len {
+        let n = ((len - done) as usize).min(buf.len());
+        from.read_exact_at(&mut buf[..n], from_offset + done)?;
+        to.write_all_at(&buf[..n], to_offset + done)?;
+        done += n as u64;
+    }
+    Ok(())
+}
+
 /// Makes a rename durable: the directory entry lives in the parent.
 fn sync_parent(path: &str) -> io::Result<()> {
     File::open(super::parent(path))?.sync_all()
@@ -204,6 +273,22 @@ impl Endpoint for LocalFs {
     async fn symlink(&self, target: &str, path: &str) -> Result<()> {
         let (t, p) = (target.to_string(), path.to_string());
         blocking(path, move || std::os::unix::fs::symlink(t, p)).await
+    }
+
+    async fn copy_within(
+        &self,
+        from: &LocalFile,
+        from_offset: u64,
+        to: &LocalFile,
+        to_offset: u64,
+        len: u64,
+    ) -> Result<bool> {
+        let (src, dst) = (from.file.clone(), to.file.clone());
+        blocking(&to.path, move || {
+            copy_range_between(&src, from_offset, &dst, to_offset, len)
+        })
+        .await?;
+        Ok(true)
     }
 
     async fn read_link(&self, path: &str) -> Result<String> {

@@ -16,6 +16,7 @@ use bytes::{Bytes, BytesMut};
 use futures::stream::{self, StreamExt, TryStreamExt};
 
 use crate::error::Result;
+use crate::hash::BlockHash;
 
 pub use local::LocalFs;
 pub use remote::RemoteFs;
@@ -70,6 +71,17 @@ pub trait FileHandle: Send + Sync + 'static {
     fn close(self, sync: bool) -> impl Future<Output = Result<()>> + Send;
 }
 
+/// How an endpoint computes hashes of its files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hashing {
+    /// Where the data is: on this machine, or by the remote helper.
+    AtTheData,
+    /// By reading the data over the network and hashing it here.
+    ByReading,
+    /// Not at all: no delta, no end-to-end check.
+    Off,
+}
+
 /// A file tree on one side of a sync.
 pub trait Endpoint: Send + Sync {
     type File: FileHandle;
@@ -117,6 +129,42 @@ pub trait Endpoint: Send + Sync {
 
     fn read_link(&self, path: &str) -> impl Future<Output = Result<String>> + Send;
 
+    /// How this endpoint's hashes are computed (see [`Hashing`]).
+    fn hashing(&self) -> Hashing {
+        Hashing::AtTheData
+    }
+
+    /// blake3 of each `block` bytes of `[start, end)` of `path` (shorter at
+    /// end of file). By default the data is read and hashed here.
+    fn block_hashes(
+        &self,
+        path: &str,
+        start: u64,
+        end: u64,
+        block: u64,
+    ) -> impl Future<Output = Result<Vec<BlockHash>>> + Send {
+        block_hashes_by_reading(self, path, start, end, block)
+    }
+
+    /// blake3 of the whole file at `path`.
+    fn file_hash(&self, path: &str) -> impl Future<Output = Result<BlockHash>> + Send {
+        file_hash_by_reading(self, path)
+    }
+
+    /// Copies `len` bytes between two files of this endpoint without moving
+    /// them through ferry (copy_file_range, SFTP copy-data). Ok(false) when
+    /// the endpoint cannot.
+    fn copy_within(
+        &self,
+        _from: &Self::File,
+        _from_offset: u64,
+        _to: &Self::File,
+        _to_offset: u64,
+        _len: u64,
+    ) -> impl Future<Output = Result<bool>> + Send {
+        async { Ok(false) }
+    }
+
     /// Reads a whole small file (partial-file metadata).
     fn read_small(&self, path: &str) -> impl Future<Output = Result<Vec<u8>>> + Send {
         async move {
@@ -148,7 +196,7 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
-    pub fn between<S: Endpoint, D: Endpoint>(src: &S, dst: &D) -> Pipeline {
+    pub fn between<S: Endpoint + ?Sized, D: Endpoint + ?Sized>(src: &S, dst: &D) -> Pipeline {
         Pipeline {
             chunk: src.chunk_size().min(dst.chunk_size()),
             read_depth: src.requests_in_flight(),
@@ -157,7 +205,7 @@ impl Pipeline {
     }
 
     /// For reading one endpoint alone.
-    pub fn reading<E: Endpoint>(endpoint: &E) -> Pipeline {
+    pub fn reading<E: Endpoint + ?Sized>(endpoint: &E) -> Pipeline {
         Pipeline::between(endpoint, endpoint)
     }
 
@@ -182,6 +230,65 @@ pub fn read_ranges<F: FileHandle>(
             file.read_at(offset, len)
         })
         .buffered(io.read_depth.max(1))
+}
+
+/// Block hashes of a file of `endpoint`, read through it and hashed here.
+pub async fn block_hashes_by_reading<E: Endpoint + ?Sized>(
+    endpoint: &E,
+    path: &str,
+    start: u64,
+    end: u64,
+    block: u64,
+) -> Result<Vec<BlockHash>> {
+    let file = endpoint.open_read(path).await?;
+    let hashes =
+        hash_blocks_by_reading(&file, start, end, block, Pipeline::reading(endpoint)).await;
+    file.close(false).await?;
+    hashes
+}
+
+/// Whole-file hash of a file of `endpoint`, read through it and hashed here.
+pub async fn file_hash_by_reading<E: Endpoint + ?Sized>(
+    endpoint: &E,
+    path: &str,
+) -> Result<BlockHash> {
+    let size = endpoint.lstat(path).await?.map(|m| m.size).unwrap_or(0);
+    let file = endpoint.open_read(path).await?;
+    let hash = crate::hash::file_hash(&file, size, Pipeline::reading(endpoint)).await;
+    file.close(false).await?;
+    hash
+}
+
+/// Block hashes of `[start, end)` computed here from pipelined reads.
+pub async fn hash_blocks_by_reading<F: FileHandle>(
+    file: &F,
+    start: u64,
+    end: u64,
+    block: u64,
+    io: Pipeline,
+) -> Result<Vec<BlockHash>> {
+    let mut hashes = Vec::new();
+    let mut hasher = blake3::Hasher::new();
+    let mut in_block = 0u64;
+    // One pipeline over the whole range, cut into blocks as data arrives.
+    let mut reads = read_ranges(file, start, end, io);
+    while let Some(mut data) = reads.try_next().await? {
+        while !data.is_empty() {
+            let take = ((block - in_block) as usize).min(data.len());
+            hasher.update(&data[..take]);
+            in_block += take as u64;
+            data = data.slice(take..);
+            if in_block == block {
+                hashes.push(*hasher.finalize().as_bytes());
+                hasher.reset();
+                in_block = 0;
+            }
+        }
+    }
+    if in_block > 0 {
+        hashes.push(*hasher.finalize().as_bytes());
+    }
+    Ok(hashes)
 }
 
 /// Reads `[start, end)` into one buffer (shorter at end of file), with the

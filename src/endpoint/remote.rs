@@ -11,8 +11,10 @@ use bytes::Bytes;
 use russh_sftp::client::error::Error as SftpError;
 use russh_sftp::protocol::{FileAttributes, OpenFlags, StatusCode};
 
-use super::{Endpoint, Entry, FileHandle, Kind, Meta, WriteMode};
+use super::{Endpoint, Entry, FileHandle, Hashing, Kind, Meta, WriteMode};
 use crate::error::{Error, Result};
+use crate::hash::BlockHash;
+use crate::protocol::client::{HelperClient, HelperError};
 use crate::sftp::{is_not_found, Sftp};
 
 /// 64 requests of up to 255 KiB: 16 MiB in flight per file, enough for a
@@ -24,9 +26,33 @@ const S_IFDIR: u32 = 0o040000;
 const S_IFREG: u32 = 0o100000;
 const S_IFLNK: u32 = 0o120000;
 
+/// How a remote endpoint hashes its files (`--remote-hash`).
+pub enum RemoteHashing {
+    /// `ferry --server` on the remote hashes at disk speed.
+    Helper(HelperClient),
+    /// Read the data over SFTP and hash it here.
+    Read,
+    Off,
+}
+
+impl RemoteHashing {
+    pub fn name(&self) -> &'static str {
+        match self {
+            RemoteHashing::Helper(_) => "helper",
+            RemoteHashing::Read => "read",
+            RemoteHashing::Off => "off",
+        }
+    }
+}
+
+/// Largest range one copy-data request moves: the server copies it before
+/// answering, so a huge one would outlast the request timeout.
+const COPY_DATA_PIECE: u64 = 256 * 1024 * 1024;
+
 pub struct RemoteFs {
     sftp: Arc<Sftp>,
     label: String,
+    hashing: RemoteHashing,
 }
 
 pub struct RemoteFile {
@@ -36,9 +62,26 @@ pub struct RemoteFile {
 }
 
 impl RemoteFs {
-    pub fn new(sftp: Arc<Sftp>) -> RemoteFs {
+    pub fn new(sftp: Arc<Sftp>, hashing: RemoteHashing) -> RemoteFs {
         let label = format!("{}:", sftp.host());
-        RemoteFs { sftp, label }
+        RemoteFs {
+            sftp,
+            label,
+            hashing,
+        }
+    }
+
+    fn helper_error(&self, path: &str, e: HelperError) -> Error {
+        match e {
+            HelperError::Request(message) => Error::Remote {
+                path: format!("{}{path}", self.label),
+                message,
+            },
+            other => Error::ConnectionLost {
+                host: self.sftp.host().to_string(),
+                detail: other.to_string(),
+            },
+        }
     }
 
     pub fn sftp(&self) -> &Arc<Sftp> {
@@ -141,6 +184,71 @@ impl Endpoint for RemoteFs {
 
     fn requests_in_flight(&self) -> usize {
         REQUESTS_IN_FLIGHT
+    }
+
+    fn hashing(&self) -> Hashing {
+        match self.hashing {
+            RemoteHashing::Helper(_) => Hashing::AtTheData,
+            RemoteHashing::Read => Hashing::ByReading,
+            RemoteHashing::Off => Hashing::Off,
+        }
+    }
+
+    async fn block_hashes(
+        &self,
+        path: &str,
+        start: u64,
+        end: u64,
+        block: u64,
+    ) -> Result<Vec<BlockHash>> {
+        match &self.hashing {
+            RemoteHashing::Helper(helper) => helper
+                .block_hashes(path, start, end, block as u32)
+                .await
+                .map(|(_, hashes)| hashes)
+                .map_err(|e| self.helper_error(path, e)),
+            _ => super::block_hashes_by_reading(self, path, start, end, block).await,
+        }
+    }
+
+    async fn file_hash(&self, path: &str) -> Result<BlockHash> {
+        match &self.hashing {
+            RemoteHashing::Helper(helper) => helper
+                .file_hash(path)
+                .await
+                .map(|(_, hash)| hash)
+                .map_err(|e| self.helper_error(path, e)),
+            _ => super::file_hash_by_reading(self, path).await,
+        }
+    }
+
+    async fn copy_within(
+        &self,
+        from: &RemoteFile,
+        from_offset: u64,
+        to: &RemoteFile,
+        to_offset: u64,
+        len: u64,
+    ) -> Result<bool> {
+        if !self.sftp.extensions().copy_data {
+            return Ok(false);
+        }
+        let mut done = 0;
+        while done < len {
+            let piece = (len - done).min(COPY_DATA_PIECE);
+            self.sftp
+                .copy_data(
+                    &from.handle,
+                    from_offset + done,
+                    piece,
+                    &to.handle,
+                    to_offset + done,
+                    &to.path,
+                )
+                .await?;
+            done += piece;
+        }
+        Ok(true)
     }
 
     async fn lstat(&self, path: &str) -> Result<Option<Meta>> {

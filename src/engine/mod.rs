@@ -25,6 +25,9 @@ pub struct Options {
     pub times: bool,
     pub dry_run: bool,
     pub checksum: bool,
+    /// Build changed files from the old destination where it matches
+    /// (off with `--whole-file`).
+    pub delta: bool,
     /// Applied to the source's permissions for new files without `--perms`.
     pub umask: u32,
 }
@@ -34,6 +37,8 @@ pub struct Options {
 pub struct Stats {
     pub files_sent: u64,
     pub files_resumed: u64,
+    /// Files built from the old destination plus changed blocks.
+    pub files_delta: u64,
     pub files_skipped: u64,
     pub files_failed: u64,
     /// File data bytes written to the destination.
@@ -145,6 +150,7 @@ async fn execute<S: Endpoint, D: Endpoint>(
             match outcome {
                 Outcome::Sent => stats.files_sent += 1,
                 Outcome::Resumed => stats.files_resumed += 1,
+                Outcome::Delta => stats.files_delta += 1,
                 _ => {}
             }
             reporter.file_finished(path, outcome);

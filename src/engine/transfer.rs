@@ -5,7 +5,8 @@ use futures::stream::{self, StreamExt, TryStreamExt};
 
 use super::partial::{self, Paths, Sidecar};
 use super::{Options, Stats};
-use crate::endpoint::{Endpoint, FileHandle, Kind, Meta, Pipeline, WriteMode};
+use crate::delta::{self, Piece};
+use crate::endpoint::{Endpoint, FileHandle, Hashing, Kind, Meta, Pipeline, WriteMode};
 use crate::error::{Error, Result};
 use crate::report::{Outcome, Reporter};
 
@@ -21,8 +22,22 @@ pub struct FileJob {
     pub partial: Option<Meta>,
 }
 
+/// How the partial came to hold the new file.
+#[derive(Debug, Clone, Copy, Default)]
+struct Filled {
+    /// Bytes taken from what the destination side already had.
+    reused: u64,
+    /// Bytes that crossed from the source.
+    sent: u64,
+    /// Built from an old destination or a partial rather than copied whole:
+    /// what the end-to-end check exists for.
+    assembled: bool,
+    by_delta: bool,
+}
+
 /// Copies one file; returns how it went. The destination is replaced only by
-/// a complete, synced copy.
+/// a complete, synced copy, and, when both sides can hash, only by one whose
+/// whole-file blake3 equals the source's.
 pub async fn transfer<S: Endpoint, D: Endpoint>(
     src: &S,
     dst: &D,
@@ -31,19 +46,18 @@ pub async fn transfer<S: Endpoint, D: Endpoint>(
     reporter: &dyn Reporter,
     stats: &mut Stats,
 ) -> Result<Outcome> {
-    let io = Pipeline::between(src, dst);
     let handle = src.open_read(&job.source).await?;
     let source = SourceFile {
         file: &handle,
         meta: job.source_meta,
         name: format!("{}{}", src.label(), job.source),
     };
-    let filled = fill_partial::<S, D>(dst, &source, job, io, reporter).await;
+    let filled = fill_and_check(src, dst, &source, job, opts, reporter).await;
     let closed = match &filled {
         Err(e) if e.is_fatal() => Ok(()),
         _ => handle.close(false).await,
     };
-    let (resume_from, rewritten) = filled?;
+    let filled = filled?;
     closed?;
 
     check_source_unchanged(src, job).await?;
@@ -51,14 +65,175 @@ pub async fn transfer<S: Endpoint, D: Endpoint>(
     dst.rename(&job.paths.partial, &job.paths.dest).await?;
     let _ = dst.remove_file(&job.paths.meta).await;
 
-    let size = job.source_meta.size;
-    stats.bytes_sent += size - resume_from + rewritten;
-    stats.bytes_reused += resume_from - rewritten;
-    Ok(if resume_from > 0 {
-        Outcome::Resumed
-    } else {
-        Outcome::Sent
+    stats.bytes_sent += filled.sent;
+    stats.bytes_reused += filled.reused;
+    Ok(match filled {
+        Filled { reused: 0, .. } => Outcome::Sent,
+        Filled { by_delta: true, .. } => Outcome::Delta,
+        _ => Outcome::Resumed,
     })
+}
+
+/// Fills the partial the cheapest safe way, then checks an assembled result
+/// end to end; a mismatch is sent again whole, once, and a second mismatch
+/// is an error: never a silent success.
+async fn fill_and_check<S: Endpoint, D: Endpoint>(
+    src: &S,
+    dst: &D,
+    source: &SourceFile<'_, S::File>,
+    job: &FileJob,
+    opts: &Options,
+    reporter: &dyn Reporter,
+) -> Result<Filled> {
+    let io = Pipeline::between(src, dst);
+    let mut filled = match delta_worth_trying(src, dst, job, opts) {
+        true => fill_by_delta::<S, D>(src, dst, source, job, io, reporter).await?,
+        false => None,
+    };
+    if filled.is_none() {
+        filled = Some(fill_partial::<S, D>(dst, source, job, io, reporter).await?);
+    }
+    let filled = filled.unwrap_or_default();
+    if !filled.assembled || !can_check_end_to_end(src, dst) {
+        return Ok(filled);
+    }
+    if matches_end_to_end(src, dst, job).await? {
+        return Ok(filled);
+    }
+    tracing::warn!(
+        "{}: the assembled copy does not match the source end to end; sending it whole",
+        job.paths.dest
+    );
+    let fresh = FileJob {
+        partial: None,
+        ..job.clone()
+    };
+    let again = fill_partial::<S, D>(dst, source, &fresh, io, reporter).await?;
+    if !matches_end_to_end(src, dst, job).await? {
+        return Err(Error::Refused {
+            path: format!("{}{}", dst.label(), job.paths.dest),
+            message: "the copy still differs from the source after a full resend; not installed"
+                .into(),
+        });
+    }
+    Ok(Filled {
+        sent: filled.sent + again.sent,
+        ..again
+    })
+}
+
+/// A delta pays off when the old destination is a file to build from and the
+/// source's hashes are cheap (hashing a remote source by reading it would
+/// cost the transfer it is meant to save).
+fn delta_worth_trying<S: Endpoint, D: Endpoint>(
+    src: &S,
+    dst: &D,
+    job: &FileJob,
+    opts: &Options,
+) -> bool {
+    opts.delta
+        && job.partial.is_none_or(|p| p.size == 0)
+        && job
+            .existing
+            .is_some_and(|m| m.kind == Kind::File && m.size > 0)
+        && job.source_meta.size > 0
+        && src.hashing() == Hashing::AtTheData
+        && dst.hashing() != Hashing::Off
+}
+
+fn can_check_end_to_end<S: Endpoint, D: Endpoint>(src: &S, dst: &D) -> bool {
+    src.hashing() != Hashing::Off && dst.hashing() != Hashing::Off
+}
+
+async fn matches_end_to_end<S: Endpoint, D: Endpoint>(
+    src: &S,
+    dst: &D,
+    job: &FileJob,
+) -> Result<bool> {
+    let (ours, theirs) = tokio::join!(
+        src.file_hash(&job.source),
+        dst.file_hash(&job.paths.partial)
+    );
+    Ok(ours? == theirs?)
+}
+
+/// Builds the partial from the old destination where it matches and from
+/// the source elsewhere. None when the destination side cannot copy within
+/// itself (an SFTP server without copy-data): sending the whole file is then
+/// the safe choice.
+async fn fill_by_delta<S: Endpoint, D: Endpoint>(
+    src: &S,
+    dst: &D,
+    source: &SourceFile<'_, S::File>,
+    job: &FileJob,
+    io: Pipeline,
+    reporter: &dyn Reporter,
+) -> Result<Option<Filled>> {
+    let old_size = job.existing.map(|m| m.size).unwrap_or(0);
+    let size = job.source_meta.size;
+    let delta = delta::compare(src, &job.source, size, dst, &job.paths.dest, old_size).await?;
+    tracing::info!(
+        path = %job.paths.dest,
+        reuse = delta.reuse_bytes,
+        send = delta.send_bytes,
+        "delta"
+    );
+    if delta.reuse_bytes == 0 {
+        return Ok(None);
+    }
+    let out = dst
+        .open_write(&job.paths.partial, WriteMode::Truncate, 0o600)
+        .await?;
+    let old = dst.open_read(&job.paths.dest).await?;
+    reporter.file_started(&job.paths.dest, size, delta.reuse_bytes);
+    let built = assemble::<S, D>(dst, source, &old, &out, &delta, io, reporter).await;
+    if let Err(e) = &built {
+        if e.is_fatal() {
+            return built.map(|_| None);
+        }
+    }
+    let closed = (old.close(false).await, out.close(true).await);
+    if !built? {
+        tracing::info!(
+            "{}: the server cannot copy data within itself (no copy-data); sending the whole file",
+            job.paths.dest
+        );
+        return Ok(None);
+    }
+    closed.0?;
+    closed.1?;
+    Ok(Some(Filled {
+        reused: delta.reuse_bytes,
+        sent: delta.send_bytes,
+        assembled: true,
+        by_delta: true,
+    }))
+}
+
+/// Writes the pieces in order: reused ranges copied inside the destination,
+/// the rest from the source. Ok(false) when a copy inside is not possible.
+async fn assemble<S: Endpoint, D: Endpoint>(
+    dst: &D,
+    source: &SourceFile<'_, S::File>,
+    old: &D::File,
+    out: &D::File,
+    delta: &delta::Delta,
+    io: Pipeline,
+    reporter: &dyn Reporter,
+) -> Result<bool> {
+    for piece in &delta.pieces {
+        match *piece {
+            Piece::Reuse { offset, len } => {
+                if !dst.copy_within(old, offset, out, offset, len).await? {
+                    return Ok(false);
+                }
+            }
+            Piece::Send { offset, len } => {
+                copy_range::<S, D>(source, out, offset..offset + len, io, reporter).await?;
+            }
+        }
+    }
+    Ok(true)
 }
 
 /// An open source file with what is known about it.
@@ -87,7 +262,7 @@ async fn fill_partial<S: Endpoint, D: Endpoint>(
     job: &FileJob,
     io: Pipeline,
     reporter: &dyn Reporter,
-) -> Result<(u64, u64)> {
+) -> Result<Filled> {
     let how = if job.partial.is_some_and(|p| p.size > 0) {
         WriteMode::Keep
     } else {
@@ -95,9 +270,14 @@ async fn fill_partial<S: Endpoint, D: Endpoint>(
     };
     let out = dst.open_write(&job.paths.partial, how, 0o600).await?;
     match write_partial::<S, D>(dst, source, &out, job, io, reporter).await {
-        Ok(counts) => {
+        Ok((resume_from, rewritten)) => {
             out.close(true).await?;
-            Ok(counts)
+            Ok(Filled {
+                reused: resume_from - rewritten,
+                sent: job.source_meta.size - resume_from + rewritten,
+                assembled: resume_from > 0,
+                by_delta: false,
+            })
         }
         Err(e) => {
             // On a dead connection a close would only wait for its timeout.

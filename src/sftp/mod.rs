@@ -138,6 +138,27 @@ impl Sftp {
         }
     }
 
+    /// copy-data (OpenSSH 9.0+): the server copies `len` bytes from one open
+    /// handle to another, nothing crosses the network.
+    pub async fn copy_data(
+        &self,
+        from: &str,
+        from_offset: u64,
+        len: u64,
+        to: &str,
+        to_offset: u64,
+        path: &str,
+    ) -> Result<()> {
+        let mut payload = Vec::with_capacity(64);
+        put_string(&mut payload, from.as_bytes());
+        payload.extend_from_slice(&from_offset.to_be_bytes());
+        payload.extend_from_slice(&len.to_be_bytes());
+        put_string(&mut payload, to.as_bytes());
+        payload.extend_from_slice(&to_offset.to_be_bytes());
+        let reply = self.raw.extended(COPY_DATA, payload).await;
+        self.status_reply(reply, path)
+    }
+
     /// fsync@openssh.com on an open handle; a no-op where it is not offered.
     pub async fn fsync(&self, handle: &str, path: &str) -> Result<()> {
         if !self.extensions.fsync {

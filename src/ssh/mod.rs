@@ -15,6 +15,7 @@ use russh::keys::PublicKey;
 use russh::{cipher, ChannelMsg, Preferred};
 
 use crate::error::{Error, Result};
+use crate::protocol::client::HelperClient;
 use crate::sftp::Sftp;
 use config::{HostConfig, StrictHostKeyChecking};
 use known_hosts::HostKeyStatus;
@@ -168,6 +169,12 @@ fn ask_yes_no(question: &str) -> bool {
     std::io::stdin().read_line(&mut answer).is_ok() && answer.trim().eq_ignore_ascii_case("yes")
 }
 
+/// Quotes a word for a POSIX shell: whatever it contains, the remote shell
+/// sees one literal argument.
+pub fn shell_quote(word: &str) -> String {
+    format!("'{}'", word.replace('\'', r"'\''"))
+}
+
 /// The name OpenSSH uses for a host in messages and known_hosts.
 fn host_port_name(host: &str, port: u16) -> String {
     if port == 22 {
@@ -298,6 +305,42 @@ impl Connection {
             .handle
             .disconnect(russh::Disconnect::ByApplication, "", "en")
             .await;
+    }
+
+    /// Starts `remote_ferry --server` on an exec channel and greets it.
+    pub async fn helper(&self, remote_ferry: &str) -> Result<HelperClient> {
+        let command = format!("{} --server", shell_quote(remote_ferry));
+        let failed = |detail: String| Error::Helper {
+            host: self.host.clone(),
+            detail: format!(
+                "cannot use the remote helper `{command}`: {detail}; install ferry on the server, \
+                 point --remote-ferry at it, or choose --remote-hash read or off"
+            ),
+        };
+        let lost = |e: russh::Error| Error::ConnectionLost {
+            host: self.host.clone(),
+            detail: e.to_string(),
+        };
+        let mut channel = self.handle.channel_open_session().await.map_err(lost)?;
+        channel.exec(true, command.as_str()).await.map_err(lost)?;
+        loop {
+            match channel.wait().await {
+                Some(ChannelMsg::Success) => break,
+                Some(ChannelMsg::Failure) => {
+                    return Err(failed("the server refused to run it".into()))
+                }
+                Some(ChannelMsg::Close) | Some(ChannelMsg::Eof) | None => {
+                    return Err(failed("the channel closed".into()))
+                }
+                Some(_) => continue,
+            }
+        }
+        let greeting = HelperClient::start(channel.into_stream());
+        match tokio::time::timeout(self.request_timeout, greeting).await {
+            Ok(Ok(helper)) => Ok(helper),
+            Ok(Err(e)) => Err(failed(e.to_string())),
+            Err(_) => Err(failed("no greeting within the timeout".into())),
+        }
     }
 
     /// Opens the SFTP subsystem, waiting for the server's answer so that a

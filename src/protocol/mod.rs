@@ -1,0 +1,233 @@
+//! The helper protocol: how ferry talks to `ferry --server` running on the
+//! remote over an SSH exec channel, to hash file ranges where the data lives
+//! instead of reading it over the network. Data itself still moves over SFTP.
+//!
+//! Framing: every message is `u32` big-endian length, then that many bytes:
+//! one type byte and the body. Integers are big-endian; strings and paths are
+//! `u32` length plus bytes. The client speaks first with `Hello`; a server of
+//! another protocol version answers `Error` naming both versions, so a
+//! mismatch is a clear message, never a hang.
+
+pub mod client;
+pub mod server;
+
+/// Bumped on any incompatible change to the messages below.
+pub const VERSION: u32 = 1;
+const MAGIC: &[u8] = b"ferry-helper";
+/// Largest frame either side accepts: hash lists for 1 GiB at 4 KiB blocks.
+pub const MAX_FRAME: usize = 16 * 1024 * 1024;
+
+/// The messages of the protocol.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Message {
+    Hello {
+        version: u32,
+    },
+    /// blake3 of each `block`-byte block of `[start, end)` of `path`.
+    HashBlocks {
+        path: Vec<u8>,
+        start: u64,
+        end: u64,
+        block: u32,
+    },
+    /// The file's size and the blake3 hashes asked for (shorter at EOF).
+    Hashes {
+        size: u64,
+        hashes: Vec<[u8; 32]>,
+    },
+    /// blake3 of the whole file.
+    HashFile {
+        path: Vec<u8>,
+    },
+    FileHash {
+        size: u64,
+        hash: [u8; 32],
+    },
+    Error {
+        message: String,
+    },
+}
+
+const HELLO: u8 = 1;
+const HASH_BLOCKS: u8 = 2;
+const HASHES: u8 = 3;
+const HASH_FILE: u8 = 4;
+const FILE_HASH: u8 = 5;
+const ERROR: u8 = 6;
+
+impl Message {
+    /// The frame body (type byte and fields), without the length prefix.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        match self {
+            Message::Hello { version } => {
+                out.push(HELLO);
+                put_bytes(&mut out, MAGIC);
+                out.extend_from_slice(&version.to_be_bytes());
+            }
+            Message::HashBlocks {
+                path,
+                start,
+                end,
+                block,
+            } => {
+                out.push(HASH_BLOCKS);
+                put_bytes(&mut out, path);
+                out.extend_from_slice(&start.to_be_bytes());
+                out.extend_from_slice(&end.to_be_bytes());
+                out.extend_from_slice(&block.to_be_bytes());
+            }
+            Message::Hashes { size, hashes } => {
+                out.push(HASHES);
+                out.extend_from_slice(&size.to_be_bytes());
+                out.extend_from_slice(&(hashes.len() as u32).to_be_bytes());
+                hashes.iter().for_each(|h| out.extend_from_slice(h));
+            }
+            Message::HashFile { path } => {
+                out.push(HASH_FILE);
+                put_bytes(&mut out, path);
+            }
+            Message::FileHash { size, hash } => {
+                out.push(FILE_HASH);
+                out.extend_from_slice(&size.to_be_bytes());
+                out.extend_from_slice(hash);
+            }
+            Message::Error { message } => {
+                out.push(ERROR);
+                put_bytes(&mut out, message.as_bytes());
+            }
+        }
+        out
+    }
+
+    pub fn decode(frame: &[u8]) -> Result<Message, String> {
+        let mut r = Reader { buf: frame };
+        let message = match r.u8()? {
+            HELLO => {
+                if r.bytes()? != MAGIC {
+                    return Err("not a ferry helper greeting".into());
+                }
+                Message::Hello { version: r.u32()? }
+            }
+            HASH_BLOCKS => Message::HashBlocks {
+                path: r.bytes()?.to_vec(),
+                start: r.u64()?,
+                end: r.u64()?,
+                block: r.u32()?,
+            },
+            HASHES => {
+                let size = r.u64()?;
+                let count = r.u32()? as usize;
+                let hashes = (0..count).map(|_| r.hash()).collect::<Result<_, _>>()?;
+                Message::Hashes { size, hashes }
+            }
+            HASH_FILE => Message::HashFile {
+                path: r.bytes()?.to_vec(),
+            },
+            FILE_HASH => Message::FileHash {
+                size: r.u64()?,
+                hash: r.hash()?,
+            },
+            ERROR => Message::Error {
+                message: String::from_utf8_lossy(r.bytes()?).into_owned(),
+            },
+            other => return Err(format!("unknown message type {other}")),
+        };
+        if !r.buf.is_empty() {
+            return Err("trailing bytes after a message".into());
+        }
+        Ok(message)
+    }
+}
+
+fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
+    out.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
+    out.extend_from_slice(bytes);
+}
+
+struct Reader<'a> {
+    buf: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
+        if self.buf.len() < n {
+            return Err("message ends early".into());
+        }
+        let (head, tail) = self.buf.split_at(n);
+        self.buf = tail;
+        Ok(head)
+    }
+
+    fn u8(&mut self) -> Result<u8, String> {
+        Ok(self.take(1)?[0])
+    }
+
+    fn u32(&mut self) -> Result<u32, String> {
+        let b = self.take(4)?;
+        Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
+    fn u64(&mut self) -> Result<u64, String> {
+        let b = self.take(8)?;
+        let mut a = [0u8; 8];
+        a.copy_from_slice(b);
+        Ok(u64::from_be_bytes(a))
+    }
+
+    fn bytes(&mut self) -> Result<&'a [u8], String> {
+        let n = self.u32()? as usize;
+        self.take(n)
+    }
+
+    fn hash(&mut self) -> Result<[u8; 32], String> {
+        let mut h = [0u8; 32];
+        h.copy_from_slice(self.take(32)?);
+        Ok(h)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_message_round_trips() {
+        let messages = [
+            Message::Hello { version: VERSION },
+            Message::HashBlocks {
+                path: b"dir/a b\n$(x)".to_vec(),
+                start: 5,
+                end: 1 << 40,
+                block: 4096,
+            },
+            Message::Hashes {
+                size: 9,
+                hashes: vec![[7; 32], [9; 32]],
+            },
+            Message::HashFile {
+                path: vec![0xff, 0],
+            },
+            Message::FileHash {
+                size: 1,
+                hash: [3; 32],
+            },
+            Message::Error {
+                message: "no such file".into(),
+            },
+        ];
+        for m in messages {
+            assert_eq!(Message::decode(&m.encode()), Ok(m));
+        }
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_a_panic() {
+        assert!(Message::decode(&[]).is_err());
+        assert!(Message::decode(&[HASHES, 0, 0]).is_err());
+        assert!(Message::decode(&[99]).is_err());
+        let mut hello = Message::Hello { version: 1 }.encode();
+        hello.push(0);
+        assert!(Message::decode(&hello).is_err());
+    }
+}

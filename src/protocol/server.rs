@@ -1,0 +1,140 @@
+//! `ferry --server`: answers hash requests on stdin/stdout, one at a time,
+//! reading files on this machine. Runs on the remote end of an SSH exec
+//! channel, so it is plain blocking I/O: no runtime, nothing shared.
+
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use super::{Message, MAX_FRAME, VERSION};
+
+/// Serves until the client closes the channel; returns the process status.
+pub fn run() -> i32 {
+    let stdin = io::stdin().lock();
+    let stdout = io::stdout().lock();
+    match serve(stdin, stdout) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("ferry --server: {e}");
+            12
+        }
+    }
+}
+
+/// The request loop over any byte streams (tests use pipes in memory).
+pub fn serve(mut input: impl Read, mut output: impl Write) -> io::Result<()> {
+    let Some(first) = read_frame(&mut input)? else {
+        return Ok(());
+    };
+    match Message::decode(&first) {
+        Ok(Message::Hello { version }) if version == VERSION => {
+            write_frame(&mut output, &Message::Hello { version: VERSION })?;
+        }
+        Ok(Message::Hello { version }) => {
+            let message = format!(
+                "protocol version mismatch: the remote ferry speaks version {VERSION}, this client {version}; install the same ferry release on both ends"
+            );
+            return write_frame(&mut output, &Message::Error { message });
+        }
+        _ => return Err(io::Error::other("the client did not start with a greeting")),
+    }
+    while let Some(frame) = read_frame(&mut input)? {
+        let reply = match Message::decode(&frame) {
+            Ok(request) => answer(request),
+            Err(e) => Message::Error { message: e },
+        };
+        write_frame(&mut output, &reply)?;
+    }
+    Ok(())
+}
+
+fn answer(request: Message) -> Message {
+    let result = match request {
+        Message::HashBlocks {
+            path,
+            start,
+            end,
+            block,
+        } => hash_blocks(&path, start, end, block),
+        Message::HashFile { path } => hash_file(&path),
+        other => Err(io::Error::other(format!("unexpected request {other:?}"))),
+    };
+    result.unwrap_or_else(|e| Message::Error {
+        message: e.to_string(),
+    })
+}
+
+fn open(path: &[u8]) -> io::Result<(File, u64)> {
+    let path = Path::new(std::ffi::OsStr::from_bytes(path));
+    let file = File::open(path)
+        .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+    let size = file.metadata()?.len();
+    Ok((file, size))
+}
+
+fn hash_blocks(path: &[u8], start: u64, end: u64, block: u32) -> io::Result<Message> {
+    if block == 0 {
+        return Err(io::Error::other("block size 0"));
+    }
+    let (mut file, size) = open(path)?;
+    let end = end.min(size);
+    let count = end.saturating_sub(start).div_ceil(block as u64);
+    if count as usize * 32 + 64 > MAX_FRAME {
+        return Err(io::Error::other("too many blocks for one reply"));
+    }
+    file.seek(SeekFrom::Start(start))?;
+    let mut buf = vec![0u8; block as usize];
+    let mut hashes = Vec::with_capacity(count as usize);
+    let mut offset = start;
+    while offset < end {
+        let len = (end - offset).min(block as u64) as usize;
+        file.read_exact(&mut buf[..len])?;
+        hashes.push(*blake3::hash(&buf[..len]).as_bytes());
+        offset += len as u64;
+    }
+    Ok(Message::Hashes { size, hashes })
+}
+
+fn hash_file(path: &[u8]) -> io::Result<Message> {
+    let (mut file, size) = open(path)?;
+    let mut hasher = blake3::Hasher::new();
+    let mut buf = vec![0u8; 1024 * 1024];
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(Message::FileHash {
+        size,
+        hash: *hasher.finalize().as_bytes(),
+    })
+}
+
+/// Reads one frame; None at a clean end of input.
+pub fn read_frame(input: &mut impl Read) -> io::Result<Option<Vec<u8>>> {
+    let mut len = [0u8; 4];
+    match input.read_exact(&mut len) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e),
+    }
+    let len = u32::from_be_bytes(len) as usize;
+    if len > MAX_FRAME {
+        return Err(io::Error::other(format!(
+            "frame of {len} bytes is too large"
+        )));
+    }
+    let mut frame = vec![0u8; len];
+    input.read_exact(&mut frame)?;
+    Ok(Some(frame))
+}
+
+fn write_frame(output: &mut impl Write, message: &Message) -> io::Result<()> {
+    let body = message.encode();
+    output.write_all(&(body.len() as u32).to_be_bytes())?;
+    output.write_all(&body)?;
+    output.flush()
+}
