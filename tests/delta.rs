@@ -172,10 +172,7 @@ fn pull_truncation_with_helper() {
     truncation(Way::Pull);
 }
 
-/// Shifted content is not matched at its new offset yet (that needs the
-/// rolling match): the result must still be exact, and nothing before the
-/// change is resent.
-fn shifted(way: Way, at: usize, insert: bool) {
+fn shift(at: usize, insert: bool) -> (Vec<u8>, Vec<u8>) {
     let old = base();
     let mut new = old[..at].to_vec();
     if insert {
@@ -184,24 +181,54 @@ fn shifted(way: Way, at: usize, insert: bool) {
     } else {
         new.extend_from_slice(&old[at + 64 * KIB as usize..]);
     }
-    let moved = sync_change(way, Tier::Helper, &old, &new);
+    (old, new)
+}
+
+/// On push the source is local, so the old file's rolling signature comes
+/// from the helper and shifted blocks are found anywhere: only the inserted
+/// bytes cross (the signature of 8 MiB is 2.5 KiB).
+#[test]
+fn push_insertion_at_front_sends_only_the_insert() {
+    let (old, new) = shift(0, true);
+    let moved = sync_change(Way::Push, Tier::Helper, &old, &new);
+    assert_at_most("insert at front", moved.forward, 100 + OVERHEAD);
+}
+
+#[test]
+fn push_insertion_in_middle_sends_only_the_insert() {
+    let (old, new) = shift(6 * MIB as usize, true);
+    let moved = sync_change(Way::Push, Tier::Helper, &old, &new);
+    assert_at_most("insert in middle", moved.forward, 100 + OVERHEAD);
+}
+
+#[test]
+fn push_deleted_range_sends_next_to_nothing() {
+    let (old, new) = shift(3 * MIB as usize, false);
+    let moved = sync_change(Way::Push, Tier::Helper, &old, &new);
+    assert_at_most("deleted range", moved.forward, OVERHEAD);
+}
+
+/// On pull, shifted content is not found at its new offset yet (the match
+/// would have to run in the helper, next to the new file): the result is
+/// exact and nothing before the change is resent.
+#[test]
+fn pull_deleted_range_resends_only_what_follows() {
+    let at = 6 * MIB as usize;
+    let (old, new) = shift(at, false);
+    let moved = sync_change(Way::Pull, Tier::Helper, &old, &new);
     let after = (new.len() - at) as u64;
     assert_at_most("shifted", moved.forward, after + 4 * KIB + OVERHEAD);
 }
 
 #[test]
-fn push_insertion_at_front_is_exact() {
-    shifted(Way::Push, 0, true);
-}
-
-#[test]
-fn push_insertion_in_middle_resends_only_what_follows() {
-    shifted(Way::Push, 6 * MIB as usize, true);
-}
-
-#[test]
-fn pull_deleted_range_resends_only_what_follows() {
-    shifted(Way::Pull, 6 * MIB as usize, false);
+fn pull_insertion_at_front_is_exact() {
+    let (old, new) = shift(0, true);
+    let moved = sync_change(Way::Pull, Tier::Helper, &old, &new);
+    assert_at_most(
+        "insert at front",
+        moved.forward,
+        new.len() as u64 + OVERHEAD,
+    );
 }
 
 fn different_content(way: Way) {

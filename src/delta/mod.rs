@@ -9,6 +9,8 @@
 //! an insertion is not found at its new offset here; that needs the rolling
 //! match of a later stage.
 
+pub mod rolling;
+
 use futures::stream::{self, StreamExt, TryStreamExt};
 
 use crate::endpoint::Endpoint;
@@ -22,8 +24,8 @@ const REFINE_IN_FLIGHT: usize = 8;
 /// One run of the new file, in order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Piece {
-    /// The old file has these bytes at the same offset.
-    Reuse { offset: u64, len: u64 },
+    /// The old file has these bytes, at `from`.
+    Reuse { offset: u64, from: u64, len: u64 },
     /// These bytes must come from the source.
     Send { offset: u64, len: u64 },
 }
@@ -61,6 +63,7 @@ pub async fn compare<S: Endpoint, D: Endpoint>(
                 i,
                 vec![Piece::Reuse {
                     offset: start,
+                    from: start,
                     len: end - start,
                 }],
             ));
@@ -99,12 +102,113 @@ fn fine_pieces(start: u64, end: u64, ours: &[[u8; 32]], theirs: &[[u8; 32]]) -> 
             let offset = start + j as u64 * FINE;
             let len = (end - offset).min(FINE);
             if theirs.get(j) == Some(hash) {
-                Piece::Reuse { offset, len }
+                Piece::Reuse {
+                    offset,
+                    from: offset,
+                    len,
+                }
             } else {
                 Piece::Send { offset, len }
             }
         })
         .collect()
+}
+
+/// Smallest block of a rolling signature; larger old files get larger
+/// blocks so the signature stays near 20 bytes per 64 KiB at most.
+const SIGNATURE_BLOCK: u64 = 64 * 1024;
+/// Rescanned per read when looking for shifted blocks: bounds memory.
+const SCAN_SEGMENT: u64 = 32 * 1024 * 1024;
+
+fn signature_block(old_size: u64) -> u32 {
+    SIGNATURE_BLOCK.max((old_size / 262_144).next_power_of_two()) as u32
+}
+
+/// Looks for content that moved: the parts of `delta` still to be sent that
+/// lie within the old file's length are scanned with a rolling checksum for
+/// any block of the old file, wherever it was. Worth it only when the
+/// source can be read without network traffic and enough would be sent to
+/// pay for the old file's signature (20 bytes per block).
+pub async fn find_moved<S: Endpoint, D: Endpoint>(
+    source: &S::File,
+    dst: &D,
+    old: &str,
+    old_size: u64,
+    delta: Delta,
+    io: crate::endpoint::Pipeline,
+) -> Result<Delta> {
+    let block = signature_block(old_size);
+    let signature_bytes = old_size / block as u64 * (4 + rolling::STRONG_LEN as u64);
+    let in_old_range: u64 = delta
+        .pieces
+        .iter()
+        .map(|p| match *p {
+            Piece::Send { offset, len } if offset < old_size => len.min(old_size - offset),
+            _ => 0,
+        })
+        .sum();
+    if in_old_range < COARSE.max(4 * signature_bytes) {
+        return Ok(delta);
+    }
+    let signature = dst.signature(old, block).await?;
+    let matcher = rolling::Matcher::new(&signature);
+    let mut pieces = Vec::new();
+    for piece in delta.pieces {
+        match piece {
+            Piece::Send { offset, len } if len >= block as u64 => {
+                scan_region(source, &matcher, offset, offset + len, io, &mut pieces).await?
+            }
+            other => pieces.push(other),
+        }
+    }
+    Ok(merge(pieces.into_iter()))
+}
+
+/// Splits `[start, end)` of the source into blocks found in the old file and
+/// bytes still to send, reading it in segments.
+async fn scan_region<F: crate::endpoint::FileHandle>(
+    source: &F,
+    matcher: &rolling::Matcher<'_>,
+    start: u64,
+    end: u64,
+    io: crate::endpoint::Pipeline,
+    pieces: &mut Vec<Piece>,
+) -> Result<()> {
+    let mut pos = start;
+    while pos < end {
+        let seg_end = (pos + SCAN_SEGMENT).min(end);
+        let data = crate::endpoint::read_span(source, pos, seg_end, io).await?;
+        let last = seg_end == end;
+        let (found, decided) = matcher.scan(&data, last);
+        // Nothing decided (only possible for data shorter than a block):
+        // all of it goes as it is.
+        let decided = if decided == 0 { data.len() } else { decided } as u64;
+        let mut cursor = 0u64;
+        for f in found {
+            let at = f.at as u64;
+            if at > cursor {
+                pieces.push(Piece::Send {
+                    offset: pos + cursor,
+                    len: at - cursor,
+                });
+            }
+            let len = matcher.block() as u64;
+            pieces.push(Piece::Reuse {
+                offset: pos + at,
+                from: f.old_offset,
+                len,
+            });
+            cursor = at + len;
+        }
+        if decided > cursor {
+            pieces.push(Piece::Send {
+                offset: pos + cursor,
+                len: decided - cursor,
+            });
+        }
+        pos += decided;
+    }
+    Ok(())
 }
 
 /// Joins neighbouring pieces of the same kind and totals them.
@@ -116,8 +220,15 @@ fn merge(pieces: impl Iterator<Item = Piece>) -> Delta {
             Piece::Send { len, .. } => delta.send_bytes += len,
         }
         match (delta.pieces.last_mut(), piece) {
-            (Some(Piece::Reuse { len, .. }), Piece::Reuse { len: more, .. })
-            | (Some(Piece::Send { len, .. }), Piece::Send { len: more, .. }) => *len += more,
+            (
+                Some(Piece::Reuse { from, len, .. }),
+                Piece::Reuse {
+                    from: next,
+                    len: more,
+                    ..
+                },
+            ) if *from + *len == next => *len += more,
+            (Some(Piece::Send { len, .. }), Piece::Send { len: more, .. }) => *len += more,
             _ => delta.pieces.push(piece),
         }
     }
@@ -127,7 +238,7 @@ fn merge(pieces: impl Iterator<Item = Piece>) -> Delta {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::endpoint::LocalFs;
+    use crate::endpoint::{Endpoint, LocalFs};
 
     async fn delta_of(old: &[u8], new: &[u8]) -> Delta {
         let dir = tempfile::tempdir().unwrap();
@@ -140,12 +251,19 @@ mod tests {
             .unwrap()
     }
 
+    /// Pseudo-random bytes without period (xorshift), so that no two blocks
+    /// of a test file are alike by accident.
     fn data(len: usize, seed: u8) -> Vec<u8> {
+        let mut x = 0x9E37_79B9u32 ^ seed as u32;
         (0..len)
-            .map(|i| (i as u32).wrapping_mul(2654435761).to_le_bytes()[1] ^ seed)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                x as u8
+            })
             .collect()
     }
-
     #[tokio::test]
     async fn scattered_edits_send_only_their_fine_blocks() {
         let old = data(5 * COARSE as usize + 1000, 1);
@@ -180,6 +298,43 @@ mod tests {
         let new = old[..COARSE as usize + 8192].to_vec();
         let delta = delta_of(&old, &new).await;
         assert_eq!((delta.send_bytes, delta.reuse_bytes), (0, new.len() as u64));
+    }
+
+    #[tokio::test]
+    async fn moved_content_is_found_at_its_new_offset() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = data(3 * COARSE as usize + 1000, 7);
+        let mut new = vec![0xAB; 100];
+        new.extend_from_slice(&old);
+        let (o, n) = (dir.path().join("old"), dir.path().join("new"));
+        std::fs::write(&o, &old).unwrap();
+        std::fs::write(&n, &new).unwrap();
+        let (o, n) = (o.to_str().unwrap(), n.to_str().unwrap());
+        let (new_len, old_len) = (new.len() as u64, old.len() as u64);
+        let aligned = compare(&LocalFs, n, new_len, &LocalFs, o, old_len)
+            .await
+            .unwrap();
+        assert!(
+            aligned.send_bytes > 3 * COARSE,
+            "nothing lines up after an insertion"
+        );
+        let source = LocalFs.open_read(n).await.unwrap();
+        let io = crate::endpoint::Pipeline::reading(&LocalFs);
+        let moved = find_moved::<LocalFs, LocalFs>(&source, &LocalFs, o, old_len, aligned, io)
+            .await
+            .unwrap();
+        // The 100 new bytes, and the old file's last 1000 bytes, which are no
+        // full block of the signature.
+        assert_eq!(moved.send_bytes, 100 + 1000);
+        assert_eq!(moved.reuse_bytes + moved.send_bytes, new_len);
+        assert_eq!(
+            moved.pieces[1],
+            Piece::Reuse {
+                offset: 100,
+                from: 0,
+                len: 3 * COARSE
+            }
+        );
     }
 
     #[tokio::test]

@@ -15,6 +15,7 @@ use std::future::Future;
 use bytes::{Bytes, BytesMut};
 use futures::stream::{self, StreamExt, TryStreamExt};
 
+use crate::delta::rolling::Signature;
 use crate::error::Result;
 use crate::hash::BlockHash;
 
@@ -151,6 +152,16 @@ pub trait Endpoint: Send + Sync {
         file_hash_by_reading(self, path)
     }
 
+    /// Whether reading this endpoint's files costs no network transfer.
+    fn reads_are_local(&self) -> bool {
+        true
+    }
+
+    /// Rolling signature of the file at `path` in `block`-byte blocks.
+    fn signature(&self, path: &str, block: u32) -> impl Future<Output = Result<Signature>> + Send {
+        signature_by_reading(self, path, block)
+    }
+
     /// Copies `len` bytes between two files of this endpoint without moving
     /// them through ferry (copy_file_range, SFTP copy-data). Ok(false) when
     /// the endpoint cannot.
@@ -257,6 +268,33 @@ pub async fn file_hash_by_reading<E: Endpoint + ?Sized>(
     let hash = crate::hash::file_hash(&file, size, Pipeline::reading(endpoint)).await;
     file.close(false).await?;
     hash
+}
+
+/// Rolling signature of a file of `endpoint`, read through it and computed here.
+pub async fn signature_by_reading<E: Endpoint + ?Sized>(
+    endpoint: &E,
+    path: &str,
+    block: u32,
+) -> Result<Signature> {
+    let size = endpoint.lstat(path).await?.map(|m| m.size).unwrap_or(0);
+    let full = size - size % block as u64;
+    let file = endpoint.open_read(path).await?;
+    let mut signature = Signature {
+        block,
+        ..Signature::default()
+    };
+    let mut pending = BytesMut::new();
+    let mut reads = read_ranges(&file, 0, full, Pipeline::reading(endpoint));
+    while let Some(data) = reads.try_next().await? {
+        pending.extend_from_slice(&data);
+        while pending.len() >= block as usize {
+            let whole = pending.split_to(block as usize);
+            signature.push(&whole);
+        }
+    }
+    drop(reads);
+    file.close(false).await?;
+    Ok(signature)
 }
 
 /// Block hashes of `[start, end)` computed here from pipelined reads.

@@ -222,6 +222,20 @@ impl Endpoint for RemoteFs {
         }
     }
 
+    fn reads_are_local(&self) -> bool {
+        false
+    }
+
+    async fn signature(&self, path: &str, block: u32) -> Result<crate::delta::rolling::Signature> {
+        match &self.hashing {
+            RemoteHashing::Helper(helper) => helper
+                .signature(path, block)
+                .await
+                .map_err(|e| self.helper_error(path, e)),
+            _ => super::signature_by_reading(self, path, block).await,
+        }
+    }
+
     async fn copy_within(
         &self,
         from: &RemoteFile,

@@ -171,7 +171,11 @@ async fn fill_by_delta<S: Endpoint, D: Endpoint>(
 ) -> Result<Option<Filled>> {
     let old_size = job.existing.map(|m| m.size).unwrap_or(0);
     let size = job.source_meta.size;
-    let delta = delta::compare(src, &job.source, size, dst, &job.paths.dest, old_size).await?;
+    let mut delta = delta::compare(src, &job.source, size, dst, &job.paths.dest, old_size).await?;
+    if src.reads_are_local() {
+        delta = delta::find_moved::<S, D>(source.file, dst, &job.paths.dest, old_size, delta, io)
+            .await?;
+    }
     tracing::info!(
         path = %job.paths.dest,
         reuse = delta.reuse_bytes,
@@ -223,8 +227,8 @@ async fn assemble<S: Endpoint, D: Endpoint>(
 ) -> Result<bool> {
     for piece in &delta.pieces {
         match *piece {
-            Piece::Reuse { offset, len } => {
-                if !dst.copy_within(old, offset, out, offset, len).await? {
+            Piece::Reuse { offset, from, len } => {
+                if !dst.copy_within(old, from, out, offset, len).await? {
                     return Ok(false);
                 }
             }

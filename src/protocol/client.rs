@@ -6,6 +6,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::Mutex;
 
 use super::{Message, MAX_FRAME, VERSION};
+use crate::delta::rolling::Signature;
 use crate::hash::BlockHash;
 
 /// A byte stream the helper can run over.
@@ -87,6 +88,27 @@ impl HelperClient {
         }
     }
 
+    /// Rolling signature of the file in `block`-byte blocks.
+    pub async fn signature(&self, path: &str, block: u32) -> Result<Signature, HelperError> {
+        let request = Message::Sign {
+            path: path.as_bytes().to_vec(),
+            block,
+        };
+        match self.request(&request).await? {
+            Message::Signature {
+                block,
+                weak,
+                strong,
+            } if weak.len() == strong.len() => Ok(Signature {
+                block,
+                weak,
+                strong,
+            }),
+            Message::Error { message } => Err(HelperError::Request(message)),
+            other => Err(HelperError::Channel(format!("unexpected reply {other:?}"))),
+        }
+    }
+
     async fn request(&self, message: &Message) -> Result<Message, HelperError> {
         let channel = |e: std::io::Error| HelperError::Channel(e.to_string());
         let mut stream = self.stream.lock().await;
@@ -152,6 +174,8 @@ mod tests {
             .map(|c| *blake3::hash(c).as_bytes())
             .collect();
         assert_eq!(hashes, expected);
+        let sig = client.signature(p, 1000).await.unwrap();
+        assert_eq!(sig, Signature::of(&data, 1000));
         let (_, whole) = client.file_hash(p).await.unwrap();
         assert_eq!(whole, *blake3::hash(&data).as_bytes());
         let missing = client.file_hash("/no/such/file").await;

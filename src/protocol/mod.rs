@@ -11,6 +11,8 @@
 pub mod client;
 pub mod server;
 
+use crate::delta::rolling::STRONG_LEN;
+
 /// Bumped on any incompatible change to the messages below.
 pub const VERSION: u32 = 1;
 const MAGIC: &[u8] = b"ferry-helper";
@@ -46,6 +48,16 @@ pub enum Message {
     Error {
         message: String,
     },
+    /// Rolling signature of `path` in `block`-byte blocks.
+    Sign {
+        path: Vec<u8>,
+        block: u32,
+    },
+    Signature {
+        block: u32,
+        weak: Vec<u32>,
+        strong: Vec<[u8; STRONG_LEN]>,
+    },
 }
 
 const HELLO: u8 = 1;
@@ -54,6 +66,8 @@ const HASHES: u8 = 3;
 const HASH_FILE: u8 = 4;
 const FILE_HASH: u8 = 5;
 const ERROR: u8 = 6;
+const SIGN: u8 = 7;
+const SIGNATURE: u8 = 8;
 
 impl Message {
     /// The frame body (type byte and fields), without the length prefix.
@@ -96,6 +110,24 @@ impl Message {
                 out.push(ERROR);
                 put_bytes(&mut out, message.as_bytes());
             }
+            Message::Sign { path, block } => {
+                out.push(SIGN);
+                put_bytes(&mut out, path);
+                out.extend_from_slice(&block.to_be_bytes());
+            }
+            Message::Signature {
+                block,
+                weak,
+                strong,
+            } => {
+                out.push(SIGNATURE);
+                out.extend_from_slice(&block.to_be_bytes());
+                out.extend_from_slice(&(weak.len() as u32).to_be_bytes());
+                for (w, s) in weak.iter().zip(strong) {
+                    out.extend_from_slice(&w.to_be_bytes());
+                    out.extend_from_slice(s);
+                }
+            }
         }
         out
     }
@@ -131,6 +163,26 @@ impl Message {
             ERROR => Message::Error {
                 message: String::from_utf8_lossy(r.bytes()?).into_owned(),
             },
+            SIGN => Message::Sign {
+                path: r.bytes()?.to_vec(),
+                block: r.u32()?,
+            },
+            SIGNATURE => {
+                let block = r.u32()?;
+                let count = r.u32()? as usize;
+                let (mut weak, mut strong) = (Vec::new(), Vec::new());
+                for _ in 0..count {
+                    weak.push(r.u32()?);
+                    let mut s = [0u8; STRONG_LEN];
+                    s.copy_from_slice(r.take(STRONG_LEN)?);
+                    strong.push(s);
+                }
+                Message::Signature {
+                    block,
+                    weak,
+                    strong,
+                }
+            }
             other => return Err(format!("unknown message type {other}")),
         };
         if !r.buf.is_empty() {
@@ -214,6 +266,15 @@ mod tests {
             },
             Message::Error {
                 message: "no such file".into(),
+            },
+            Message::Sign {
+                path: b"x".to_vec(),
+                block: 65536,
+            },
+            Message::Signature {
+                block: 4096,
+                weak: vec![1, 2],
+                strong: vec![[5; STRONG_LEN], [6; STRONG_LEN]],
             },
         ];
         for m in messages {

@@ -8,6 +8,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use super::{Message, MAX_FRAME, VERSION};
+use crate::delta::rolling::{Signature, STRONG_LEN};
 
 /// Serves until the client closes the channel; returns the process status.
 pub fn run() -> i32 {
@@ -58,6 +59,7 @@ fn answer(request: Message) -> Message {
             block,
         } => hash_blocks(&path, start, end, block),
         Message::HashFile { path } => hash_file(&path),
+        Message::Sign { path, block } => sign(&path, block),
         other => Err(io::Error::other(format!("unexpected request {other:?}"))),
     };
     result.unwrap_or_else(|e| Message::Error {
@@ -94,6 +96,32 @@ fn hash_blocks(path: &[u8], start: u64, end: u64, block: u32) -> io::Result<Mess
         offset += len as u64;
     }
     Ok(Message::Hashes { size, hashes })
+}
+
+fn sign(path: &[u8], block: u32) -> io::Result<Message> {
+    if block == 0 {
+        return Err(io::Error::other("block size 0"));
+    }
+    let (mut file, size) = open(path)?;
+    if (size / block as u64) as usize * (4 + STRONG_LEN) + 64 > MAX_FRAME {
+        return Err(io::Error::other(
+            "signature too large for one reply; use a larger block",
+        ));
+    }
+    let mut signature = Signature {
+        block,
+        ..Signature::default()
+    };
+    let mut buf = vec![0u8; block as usize];
+    for _ in 0..size / block as u64 {
+        file.read_exact(&mut buf)?;
+        signature.push(&buf);
+    }
+    Ok(Message::Signature {
+        block,
+        weak: signature.weak,
+        strong: signature.strong,
+    })
 }
 
 fn hash_file(path: &[u8]) -> io::Result<Message> {
