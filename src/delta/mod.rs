@@ -235,6 +235,21 @@ fn merge(pieces: impl Iterator<Item = Piece>) -> Delta {
     delta
 }
 
+/// Pseudo-random bytes without period (xorshift), so that no two blocks
+/// of a test file are alike by accident.
+#[cfg(test)]
+pub(crate) fn test_data(len: usize, seed: u32) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(2654435761) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x as u8
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -251,19 +266,10 @@ mod tests {
             .unwrap()
     }
 
-    /// Pseudo-random bytes without period (xorshift), so that no two blocks
-    /// of a test file are alike by accident.
     fn data(len: usize, seed: u8) -> Vec<u8> {
-        let mut x = 0x9E37_79B9u32 ^ seed as u32;
-        (0..len)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 17;
-                x ^= x << 5;
-                x as u8
-            })
-            .collect()
+        test_data(len, seed as u32)
     }
+
     #[tokio::test]
     async fn scattered_edits_send_only_their_fine_blocks() {
         let old = data(5 * COARSE as usize + 1000, 1);

@@ -178,17 +178,7 @@ impl<'a> Matcher<'a> {
 mod tests {
     use super::*;
 
-    fn data(len: usize, seed: u32) -> Vec<u8> {
-        let mut x = seed.wrapping_mul(2654435761) | 1;
-        (0..len)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 17;
-                x ^= x << 5;
-                x as u8
-            })
-            .collect()
-    }
+    use crate::delta::test_data as data;
 
     #[test]
     fn rolling_equals_fresh_checksum_at_every_offset() {
