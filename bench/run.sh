@@ -68,153 +68,21 @@ done
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 DOC="${BENCH_DOC:-$REPO/docs/BENCHMARKS.md}"
-FERRY="$REPO/target/release/ferry"
 TOOLS=(ferry scp sftp rsync)
 TOOL_TIMEOUT=600
-SSHD=/usr/sbin/sshd
+BENCH_TAG=bench
+# shellcheck source=bench/lib.sh
+. "$REPO/bench/lib.sh"
 
-log() { printf 'bench: %s\n' "$*" >&2; }
-die() { printf 'bench: ERROR: %s\n' "$*" >&2; exit 1; }
-
-for bin in "$SSHD" /usr/bin/ssh-keygen /usr/bin/ssh /usr/bin/scp /usr/bin/sftp \
-           /usr/bin/rsync /usr/bin/time /usr/bin/timeout python3 cmp; do
-  command -v "$bin" >/dev/null 2>&1 || die "$bin not found (apt-get install openssh-server openssh-client rsync time python3)"
-done
-if [ -x /usr/lib/openssh/sftp-server ]; then
-  SFTP_SUBSYSTEM="/usr/lib/openssh/sftp-server"
-else
-  SFTP_SUBSYSTEM="internal-sftp"
-fi
+bench_require "$SSHD" /usr/bin/ssh-keygen /usr/bin/ssh /usr/bin/scp /usr/bin/sftp \
+  /usr/bin/rsync /usr/bin/time /usr/bin/timeout python3 cmp
 
 # ---------------------------------------------------------------- build
-if [ "${BENCH_NO_BUILD:-0}" != 1 ]; then
-  log "cargo build --release"
-  (cd "$REPO" && timeout 1800 cargo build --release) || die "cargo build --release failed"
-fi
-[ -x "$FERRY" ] || die "$FERRY not found (build failed or BENCH_NO_BUILD=1 without a build)"
+bench_build
 
-# ---------------------------------------------------------------- work dir, cleanup
-mkdir -p "${BENCH_DIR:-/tmp}"
-WORK="$(mktemp -d "${BENCH_DIR:-/tmp}/ferry-bench.XXXXXX")"
-SSHD_PID=""
-PROBE_PID=""
-cleanup() {
-  local rc=$?
-  if [ -n "$PROBE_PID" ]; then kill "$PROBE_PID" 2>/dev/null || true; fi
-  if [ -n "$SSHD_PID" ]; then
-    kill "$SSHD_PID" 2>/dev/null || true
-    wait "$SSHD_PID" 2>/dev/null || true
-  fi
-  rm -rf "$WORK"
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-mkdir -p "$WORK/home/.ssh" "$WORK/remote" "$WORK/local" "$WORK/data" "$WORK/runs"
-chmod 700 "$WORK/home/.ssh"
-# Same environment for every tool: no agent, no real ~/.ssh.
-unset SSH_AUTH_SOCK SSH_AGENT_PID
-export HOME="$WORK/home" NO_COLOR=1
-
-# ---------------------------------------------------------------- sshd
-ssh-keygen -q -t ed25519 -N '' -C ferry-bench-host -f "$WORK/host_key"
-ssh-keygen -q -t ed25519 -N '' -C ferry-bench-user -f "$WORK/user_key"
-cp "$WORK/user_key.pub" "$WORK/authorized_keys"
-if [ "$(id -u)" = 0 ]; then mkdir -p /run/sshd; fi
-
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
-}
-# true once something on 127.0.0.1:$1 answers with an SSH banner
-probe_banner() {
-  timeout 2 python3 - "$1" <<'EOF' >/dev/null 2>&1
-import socket, sys
-s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=1)
-sys.exit(0 if s.recv(4) == b"SSH-" else 1)
-EOF
-}
-
-# write_sshd_config FILE PORT LOGLEVEL (the config of tests/common/mod.rs)
-write_sshd_config() {
-  cat >"$1" <<EOF
-Port $2
-ListenAddress 127.0.0.1
-HostKey $WORK/host_key
-PidFile $1.pid
-AuthorizedKeysFile $WORK/authorized_keys
-StrictModes no
-UsePAM no
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-PermitRootLogin yes
-LogLevel $3
-Subsystem sftp $SFTP_SUBSYSTEM
-EOF
-}
-# write_ssh_config FILE PORT KNOWN_HOSTS (one Host block used by every tool)
-write_ssh_config() {
-  echo "[127.0.0.1]:$2 $(cut -d' ' -f1,2 "$WORK/host_key.pub")" >"$3"
-  cat >"$1" <<EOF
-Host ferrybench
-  HostName 127.0.0.1
-  Port $2
-  User $(id -un)
-  IdentityFile $WORK/user_key
-  UserKnownHostsFile $3
-  StrictHostKeyChecking yes
-EOF
-}
-
-PORT=""
-for attempt in 1 2 3 4 5; do
-  p="$(free_port)"
-  write_sshd_config "$WORK/sshd_config" "$p" ERROR
-  "$SSHD" -D -e -f "$WORK/sshd_config" </dev/null >"$WORK/sshd.log" 2>&1 &
-  SSHD_PID=$!
-  for _ in $(seq 1 100); do            # at most ~10 s
-    if ! kill -0 "$SSHD_PID" 2>/dev/null; then break; fi
-    if probe_banner "$p"; then PORT="$p"; break; fi
-    sleep 0.1
-  done
-  [ -n "$PORT" ] && break
-  if kill -0 "$SSHD_PID" 2>/dev/null; then
-    kill "$SSHD_PID" 2>/dev/null || true
-    wait "$SSHD_PID" 2>/dev/null || true
-    SSHD_PID=""
-    die "sshd did not answer on 127.0.0.1:$p within 10 s; log: $(cat "$WORK/sshd.log")"
-  fi
-  wait "$SSHD_PID" 2>/dev/null || true
-  SSHD_PID=""
-  grep -q 'Address already in use' "$WORK/sshd.log" ||
-    die "sshd exited during startup; log: $(cat "$WORK/sshd.log")"
-  log "port $p taken, retrying ($attempt/5)"
-done
-[ -n "$PORT" ] || die "could not start sshd on a free port after 5 attempts"
-log "sshd pid $SSHD_PID on 127.0.0.1:$PORT"
-
-CFG="$WORK/ssh_config"
-write_ssh_config "$CFG" "$PORT" "$WORK/known_hosts"
-ssh -F "$CFG" -o BatchMode=yes ferrybench true </dev/null ||
-  die "ssh -F $CFG ferrybench true failed; sshd log: $(cat "$WORK/sshd.log")"
-
-# CPU seconds (user+sys) of sshd's reaped children: the per-connection sshd
-# processes and, under them, sftp-server / the remote rsync.
-server_cpu_ticks() {
-  awk '{ print $16 + $17 }' "/proc/$SSHD_PID/stat"   # cutime + cstime
-}
-CLK_TCK="$(getconf CLK_TCK)"
-# Wait (at most 30 s) until sshd has reaped every connection process, so that
-# the server-side CPU of a run is complete and runs never overlap.
-wait_server_idle() {
-  local pid="${1:-$SSHD_PID}"
-  for _ in $(seq 1 300); do
-    [ -z "$(ps -o pid= --ppid "$pid" 2>/dev/null)" ] && return 0
-    sleep 0.1
-  done
-  log "warning: sshd still has connection processes 30 s after the client exited"
-}
+# ---------------------------------------------------------------- work dir, cleanup, sshd
+bench_init_work
+bench_start_sshd
 
 # ---------------------------------------------------------------- test data
 SRC="$WORK/data/src.bin"
@@ -337,20 +205,12 @@ log "all runs done in $(( $(date +%s) - T0 )) s"
 CMDLINE="${BENCH_PEER_CIPHER:+BENCH_PEER_CIPHER=$BENCH_PEER_CIPHER }bash bench/run.sh --runs $RUNS --size-mib $SIZE_MIB --scenarios $SCENARIOS"
 export B_RESULTS="$RESULTS" B_DOC="$DOC" B_CMDLINE="$CMDLINE" B_DATE="$START_DATE" \
   B_RUNS="$RUNS" B_SIZE="$SIZE_MIB" B_SCEN="$SCENARIOS"
-B_NPROC="$(nproc)"
-B_CPU="$(grep -m1 '^model name' /proc/cpuinfo | sed 's/^[^:]*: *//')"
-B_MEM="$(awk '/^MemTotal/ { printf "%.1f GiB", $2/1048576 }' /proc/meminfo)"
-B_KERNEL="$(uname -r)"
-B_OPENSSH="$(ssh -V 2>&1)"
-B_RSYNC="$(rsync --version | sed -n '1p' | tr -s ' ')"
-B_FERRY="$("$FERRY" --version 2>/dev/null || echo ferry)"
 B_COMMIT="$(cd "$REPO" && git rev-parse --short HEAD 2>/dev/null || echo 'none yet')"
 if [ -n "$(cd "$REPO" && git status --porcelain -- src Cargo.toml Cargo.lock 2>/dev/null)" ]; then
   B_COMMIT="$B_COMMIT, with uncommitted changes in src/ or Cargo.*"
 fi
 export B_COMMIT
-B_FS="$(df -T "$WORK" | awk 'NR==2 { print $2 }')"
-export B_NPROC B_CPU B_MEM B_KERNEL B_OPENSSH B_RSYNC B_FERRY B_FS
+bench_machine_env
 export B_SFTPSUB="$SFTP_SUBSYSTEM" B_CIPHERS="$CIPHERS" B_PEER_CIPHER="${BENCH_PEER_CIPHER:-}"
 mkdir -p "$(dirname "$DOC")"
 python3 "$REPO/bench/report.py"

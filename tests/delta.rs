@@ -208,27 +208,20 @@ fn push_deleted_range_sends_next_to_nothing() {
     assert_at_most("deleted range", moved.forward, OVERHEAD);
 }
 
-/// On pull, shifted content is not found at its new offset yet (the match
-/// would have to run in the helper, next to the new file): the result is
-/// exact and nothing before the change is resent.
+/// On pull the scan runs in the helper, next to the new file, against the
+/// local old file's signature: again only the inserted bytes cross.
 #[test]
-fn pull_deleted_range_resends_only_what_follows() {
-    let at = 6 * MIB as usize;
-    let (old, new) = shift(at, false);
+fn pull_insertion_at_front_receives_only_the_insert() {
+    let (old, new) = shift(0, true);
     let moved = sync_change(Way::Pull, Tier::Helper, &old, &new);
-    let after = (new.len() - at) as u64;
-    assert_at_most("shifted", moved.forward, after + 4 * KIB + OVERHEAD);
+    assert_at_most("insert at front", moved.forward, 100 + OVERHEAD);
 }
 
 #[test]
-fn pull_insertion_at_front_is_exact() {
-    let (old, new) = shift(0, true);
+fn pull_deleted_range_receives_next_to_nothing() {
+    let (old, new) = shift(6 * MIB as usize, false);
     let moved = sync_change(Way::Pull, Tier::Helper, &old, &new);
-    assert_at_most(
-        "insert at front",
-        moved.forward,
-        new.len() as u64 + OVERHEAD,
-    );
+    assert_at_most("deleted range", moved.forward, OVERHEAD);
 }
 
 fn different_content(way: Way) {

@@ -114,6 +114,25 @@ fn fine_pieces(start: u64, end: u64, ours: &[[u8; 32]], theirs: &[[u8; 32]]) -> 
         .collect()
 }
 
+impl Piece {
+    /// Where the piece starts in the new file.
+    pub fn offset(&self) -> u64 {
+        match *self {
+            Piece::Reuse { offset, .. } | Piece::Send { offset, .. } => offset,
+        }
+    }
+
+    pub fn len(&self) -> u64 {
+        match *self {
+            Piece::Reuse { len, .. } | Piece::Send { len, .. } => len,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 /// Smallest block of a rolling signature; larger old files get larger
 /// blocks so the signature stays near 20 bytes per 64 KiB at most.
 const SIGNATURE_BLOCK: u64 = 64 * 1024;
@@ -126,16 +145,17 @@ fn signature_block(old_size: u64) -> u32 {
 
 /// Looks for content that moved: the parts of `delta` still to be sent that
 /// lie within the old file's length are scanned with a rolling checksum for
-/// any block of the old file, wherever it was. Worth it only when the
-/// source can be read without network traffic and enough would be sent to
-/// pay for the old file's signature (20 bytes per block).
+/// any block of the old file, wherever it was. The scan runs next to the new
+/// data (here for a local source, in the helper for a remote one), against
+/// the old file's signature (20 bytes per block), and only when enough would
+/// be sent to pay for that signature.
 pub async fn find_moved<S: Endpoint, D: Endpoint>(
-    source: &S::File,
+    src: &S,
+    source: &str,
     dst: &D,
     old: &str,
     old_size: u64,
     delta: Delta,
-    io: crate::endpoint::Pipeline,
 ) -> Result<Delta> {
     let block = signature_block(old_size);
     let signature_bytes = old_size / block as u64 * (4 + rolling::STRONG_LEN as u64);
@@ -151,12 +171,31 @@ pub async fn find_moved<S: Endpoint, D: Endpoint>(
         return Ok(delta);
     }
     let signature = dst.signature(old, block).await?;
-    let matcher = rolling::Matcher::new(&signature);
+    let regions: Vec<(u64, u64)> = delta
+        .pieces
+        .iter()
+        .filter_map(|p| match *p {
+            Piece::Send { offset, len } if len >= block as u64 => Some((offset, offset + len)),
+            _ => None,
+        })
+        .collect();
+    let Some(found) = src.find_blocks(source, &regions, &signature).await? else {
+        return Ok(delta);
+    };
+    if !tiles(&found, &regions, old_size) {
+        tracing::warn!(
+            "{source}: the scan for moved blocks returned an inconsistent answer; ignoring it"
+        );
+        return Ok(delta);
+    }
+    let mut found = found.into_iter().peekable();
     let mut pieces = Vec::new();
     for piece in delta.pieces {
         match piece {
             Piece::Send { offset, len } if len >= block as u64 => {
-                scan_region(source, &matcher, offset, offset + len, io, &mut pieces).await?
+                while let Some(p) = found.next_if(|p| p.offset() < offset + len) {
+                    pieces.push(p);
+                }
             }
             other => pieces.push(other),
         }
@@ -164,51 +203,110 @@ pub async fn find_moved<S: Endpoint, D: Endpoint>(
     Ok(merge(pieces.into_iter()))
 }
 
-/// Splits `[start, end)` of the source into blocks found in the old file and
-/// bytes still to send, reading it in segments.
-async fn scan_region<F: crate::endpoint::FileHandle>(
-    source: &F,
-    matcher: &rolling::Matcher<'_>,
-    start: u64,
-    end: u64,
-    io: crate::endpoint::Pipeline,
-    pieces: &mut Vec<Piece>,
-) -> Result<()> {
-    let mut pos = start;
-    while pos < end {
-        let seg_end = (pos + SCAN_SEGMENT).min(end);
-        let data = crate::endpoint::read_span(source, pos, seg_end, io).await?;
-        let last = seg_end == end;
-        let (found, decided) = matcher.scan(&data, last);
-        // Nothing decided (only possible for data shorter than a block):
-        // all of it goes as it is.
-        let decided = if decided == 0 { data.len() } else { decided } as u64;
-        let mut cursor = 0u64;
-        for f in found {
-            let at = f.at as u64;
-            if at > cursor {
-                pieces.push(Piece::Send {
-                    offset: pos + cursor,
-                    len: at - cursor,
-                });
+/// Whether `pieces` cover `regions` exactly, in order, and reuse only bytes
+/// the old file has: a helper's answer is checked before it shapes a file.
+fn tiles(pieces: &[Piece], regions: &[(u64, u64)], old_size: u64) -> bool {
+    let mut pieces = pieces.iter();
+    regions.iter().all(|&(start, end)| {
+        let mut at = start;
+        while at < end {
+            let Some(piece) = pieces.next() else {
+                return false;
+            };
+            let ok = match *piece {
+                Piece::Send { offset, len } => offset == at && len > 0,
+                Piece::Reuse { offset, from, len } => {
+                    offset == at && len > 0 && from.checked_add(len).is_some_and(|e| e <= old_size)
+                }
+            };
+            if !ok {
+                return false;
             }
-            let len = matcher.block() as u64;
-            pieces.push(Piece::Reuse {
-                offset: pos + at,
-                from: f.old_offset,
-                len,
-            });
-            cursor = at + len;
+            at += piece.len();
         }
-        if decided > cursor {
+        at == end
+    }) && pieces.next().is_none()
+}
+
+/// Splits regions of a file into blocks of the old file found in them and
+/// bytes to send, reading each region in segments.
+pub async fn scan_regions<F: crate::endpoint::FileHandle>(
+    file: &F,
+    regions: &[(u64, u64)],
+    signature: &rolling::Signature,
+    io: crate::endpoint::Pipeline,
+) -> Result<Vec<Piece>> {
+    let matcher = rolling::Matcher::new(signature);
+    let mut pieces = Vec::new();
+    for &(start, end) in regions {
+        let mut pos = start;
+        while pos < end {
+            let seg_end = (pos + SCAN_SEGMENT).min(end);
+            let data = crate::endpoint::read_span(file, pos, seg_end, io).await?;
+            pos += scan_segment(&matcher, &data, pos, seg_end == end, &mut pieces);
+        }
+    }
+    Ok(pieces)
+}
+
+/// The same as [`scan_regions`] with blocking reads, for the helper.
+pub fn scan_regions_blocking(
+    file: &std::fs::File,
+    regions: &[(u64, u64)],
+    signature: &rolling::Signature,
+) -> std::io::Result<Vec<Piece>> {
+    use std::os::unix::fs::FileExt;
+    let matcher = rolling::Matcher::new(signature);
+    let mut pieces = Vec::new();
+    for &(start, end) in regions {
+        let mut pos = start;
+        while pos < end {
+            let seg_end = (pos + SCAN_SEGMENT).min(end);
+            let mut data = vec![0u8; (seg_end - pos) as usize];
+            file.read_exact_at(&mut data, pos)?;
+            pos += scan_segment(&matcher, &data, pos, seg_end == end, &mut pieces);
+        }
+    }
+    Ok(pieces)
+}
+
+/// Scans one segment read at `pos`, appends its pieces, and returns how far
+/// it decided (the rest is rescanned with what follows).
+fn scan_segment(
+    matcher: &rolling::Matcher<'_>,
+    data: &[u8],
+    pos: u64,
+    last: bool,
+    pieces: &mut Vec<Piece>,
+) -> u64 {
+    let (found, decided) = matcher.scan(data, last);
+    // Nothing decided (only possible for data shorter than a block): all of
+    // it goes as it is.
+    let decided = if decided == 0 { data.len() } else { decided } as u64;
+    let block = matcher.block() as u64;
+    let mut cursor = 0u64;
+    for f in found {
+        let at = f.at as u64;
+        if at > cursor {
             pieces.push(Piece::Send {
                 offset: pos + cursor,
-                len: decided - cursor,
+                len: at - cursor,
             });
         }
-        pos += decided;
+        pieces.push(Piece::Reuse {
+            offset: pos + at,
+            from: f.old_offset,
+            len: block,
+        });
+        cursor = at + block;
     }
-    Ok(())
+    if decided > cursor {
+        pieces.push(Piece::Send {
+            offset: pos + cursor,
+            len: decided - cursor,
+        });
+    }
+    decided
 }
 
 /// Joins neighbouring pieces of the same kind and totals them.
@@ -253,7 +351,7 @@ pub(crate) fn test_data(len: usize, seed: u32) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::endpoint::{Endpoint, LocalFs};
+    use crate::endpoint::LocalFs;
 
     async fn delta_of(old: &[u8], new: &[u8]) -> Delta {
         let dir = tempfile::tempdir().unwrap();
@@ -324,9 +422,7 @@ mod tests {
             aligned.send_bytes > 3 * COARSE,
             "nothing lines up after an insertion"
         );
-        let source = LocalFs.open_read(n).await.unwrap();
-        let io = crate::endpoint::Pipeline::reading(&LocalFs);
-        let moved = find_moved::<LocalFs, LocalFs>(&source, &LocalFs, o, old_len, aligned, io)
+        let moved = find_moved(&LocalFs, n, &LocalFs, o, old_len, aligned)
             .await
             .unwrap();
         // The 100 new bytes, and the old file's last 1000 bytes, which are no
@@ -341,6 +437,48 @@ mod tests {
                 len: 3 * COARSE
             }
         );
+    }
+
+    #[test]
+    fn a_helper_answer_must_tile_the_regions() {
+        let regions = [(0, 100), (200, 300)];
+        let good = [
+            Piece::Send { offset: 0, len: 40 },
+            Piece::Reuse {
+                offset: 40,
+                from: 960,
+                len: 60,
+            },
+            Piece::Send {
+                offset: 200,
+                len: 100,
+            },
+        ];
+        assert!(tiles(&good, &regions, 1020));
+        // Reuses bytes past the old file's end.
+        assert!(!tiles(&good, &regions, 1000));
+        // A hole, an overlap, a missing region, an extra piece.
+        assert!(!tiles(&good[1..], &regions, 1020));
+        let overlap = [
+            good[0],
+            Piece::Send {
+                offset: 30,
+                len: 70,
+            },
+            good[2],
+        ];
+        assert!(!tiles(&overlap, &regions, 1020));
+        assert!(!tiles(&good[..2], &regions, 1020));
+        let extra = [
+            good[0],
+            good[1],
+            good[2],
+            Piece::Send {
+                offset: 300,
+                len: 1,
+            },
+        ];
+        assert!(!tiles(&extra, &regions, 1020));
     }
 
     #[tokio::test]

@@ -152,14 +152,28 @@ pub trait Endpoint: Send + Sync {
         file_hash_by_reading(self, path)
     }
 
-    /// Whether reading this endpoint's files costs no network transfer.
-    fn reads_are_local(&self) -> bool {
-        true
-    }
-
     /// Rolling signature of the file at `path` in `block`-byte blocks.
     fn signature(&self, path: &str, block: u32) -> impl Future<Output = Result<Signature>> + Send {
         signature_by_reading(self, path, block)
+    }
+
+    /// Scans `regions` of the file at `path` for blocks of an old file given
+    /// by its signature, next to the data. None when this endpoint cannot
+    /// without moving the data over the network.
+    fn find_blocks(
+        &self,
+        path: &str,
+        regions: &[(u64, u64)],
+        signature: &Signature,
+    ) -> impl Future<Output = Result<Option<Vec<crate::delta::Piece>>>> + Send {
+        async move {
+            let file = self.open_read(path).await?;
+            let found =
+                crate::delta::scan_regions(&file, regions, signature, Pipeline::reading(self))
+                    .await;
+            file.close(false).await?;
+            found.map(Some)
+        }
     }
 
     /// Copies `len` bytes between two files of this endpoint without moving

@@ -222,8 +222,21 @@ impl Endpoint for RemoteFs {
         }
     }
 
-    fn reads_are_local(&self) -> bool {
-        false
+    async fn find_blocks(
+        &self,
+        path: &str,
+        regions: &[(u64, u64)],
+        signature: &crate::delta::rolling::Signature,
+    ) -> Result<Option<Vec<crate::delta::Piece>>> {
+        match &self.hashing {
+            RemoteHashing::Helper(helper) => helper
+                .find_blocks(path, regions, signature)
+                .await
+                .map(Some)
+                .map_err(|e| self.helper_error(path, e)),
+            // Scanning here would download the regions: no gain.
+            _ => Ok(None),
+        }
     }
 
     async fn signature(&self, path: &str, block: u32) -> Result<crate::delta::rolling::Signature> {

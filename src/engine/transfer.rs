@@ -172,10 +172,7 @@ async fn fill_by_delta<S: Endpoint, D: Endpoint>(
     let old_size = job.existing.map(|m| m.size).unwrap_or(0);
     let size = job.source_meta.size;
     let mut delta = delta::compare(src, &job.source, size, dst, &job.paths.dest, old_size).await?;
-    if src.reads_are_local() {
-        delta = delta::find_moved::<S, D>(source.file, dst, &job.paths.dest, old_size, delta, io)
-            .await?;
-    }
+    delta = delta::find_moved(src, &job.source, dst, &job.paths.dest, old_size, delta).await?;
     tracing::info!(
         path = %job.paths.dest,
         reuse = delta.reuse_bytes,

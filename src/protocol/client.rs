@@ -7,6 +7,7 @@ use tokio::sync::Mutex;
 
 use super::{Message, MAX_FRAME, VERSION};
 use crate::delta::rolling::Signature;
+use crate::delta::Piece;
 use crate::hash::BlockHash;
 
 /// A byte stream the helper can run over.
@@ -104,6 +105,25 @@ impl HelperClient {
                 weak,
                 strong,
             }),
+            Message::Error { message } => Err(HelperError::Request(message)),
+            other => Err(HelperError::Channel(format!("unexpected reply {other:?}"))),
+        }
+    }
+
+    /// Scans `regions` of the helper's file for blocks of an old file.
+    pub async fn find_blocks(
+        &self,
+        path: &str,
+        regions: &[(u64, u64)],
+        signature: &Signature,
+    ) -> Result<Vec<Piece>, HelperError> {
+        let request = Message::Match {
+            path: path.as_bytes().to_vec(),
+            regions: regions.to_vec(),
+            signature: signature.clone(),
+        };
+        match self.request(&request).await? {
+            Message::Pieces { pieces } => Ok(pieces),
             Message::Error { message } => Err(HelperError::Request(message)),
             other => Err(HelperError::Channel(format!("unexpected reply {other:?}"))),
         }

@@ -11,7 +11,8 @@
 pub mod client;
 pub mod server;
 
-use crate::delta::rolling::STRONG_LEN;
+use crate::delta::rolling::{Signature, STRONG_LEN};
+use crate::delta::Piece;
 
 /// Bumped on any incompatible change to the messages below.
 pub const VERSION: u32 = 1;
@@ -58,6 +59,17 @@ pub enum Message {
         weak: Vec<u32>,
         strong: Vec<[u8; STRONG_LEN]>,
     },
+    /// Scan `regions` of `path` for the blocks of an old file whose
+    /// signature this carries.
+    Match {
+        path: Vec<u8>,
+        regions: Vec<(u64, u64)>,
+        signature: Signature,
+    },
+    /// What the scan found, covering the regions in order.
+    Pieces {
+        pieces: Vec<Piece>,
+    },
 }
 
 const HELLO: u8 = 1;
@@ -68,6 +80,8 @@ const FILE_HASH: u8 = 5;
 const ERROR: u8 = 6;
 const SIGN: u8 = 7;
 const SIGNATURE: u8 = 8;
+const MATCH: u8 = 9;
+const PIECES: u8 = 10;
 
 impl Message {
     /// The frame body (type byte and fields), without the length prefix.
@@ -121,11 +135,39 @@ impl Message {
                 strong,
             } => {
                 out.push(SIGNATURE);
-                out.extend_from_slice(&block.to_be_bytes());
-                out.extend_from_slice(&(weak.len() as u32).to_be_bytes());
-                for (w, s) in weak.iter().zip(strong) {
-                    out.extend_from_slice(&w.to_be_bytes());
-                    out.extend_from_slice(s);
+                put_signature(&mut out, *block, weak, strong);
+            }
+            Message::Match {
+                path,
+                regions,
+                signature,
+            } => {
+                out.push(MATCH);
+                put_bytes(&mut out, path);
+                out.extend_from_slice(&(regions.len() as u32).to_be_bytes());
+                for (start, end) in regions {
+                    out.extend_from_slice(&start.to_be_bytes());
+                    out.extend_from_slice(&end.to_be_bytes());
+                }
+                put_signature(
+                    &mut out,
+                    signature.block,
+                    &signature.weak,
+                    &signature.strong,
+                );
+            }
+            Message::Pieces { pieces } => {
+                out.push(PIECES);
+                out.extend_from_slice(&(pieces.len() as u32).to_be_bytes());
+                for piece in pieces {
+                    let (kind, offset, from, len) = match *piece {
+                        Piece::Send { offset, len } => (0u8, offset, 0, len),
+                        Piece::Reuse { offset, from, len } => (1u8, offset, from, len),
+                    };
+                    out.push(kind);
+                    for n in [offset, from, len] {
+                        out.extend_from_slice(&n.to_be_bytes());
+                    }
                 }
             }
         }
@@ -168,20 +210,39 @@ impl Message {
                 block: r.u32()?,
             },
             SIGNATURE => {
-                let block = r.u32()?;
-                let count = r.u32()? as usize;
-                let (mut weak, mut strong) = (Vec::new(), Vec::new());
-                for _ in 0..count {
-                    weak.push(r.u32()?);
-                    let mut s = [0u8; STRONG_LEN];
-                    s.copy_from_slice(r.take(STRONG_LEN)?);
-                    strong.push(s);
-                }
+                let signature = r.signature()?;
                 Message::Signature {
-                    block,
-                    weak,
-                    strong,
+                    block: signature.block,
+                    weak: signature.weak,
+                    strong: signature.strong,
                 }
+            }
+            MATCH => {
+                let path = r.bytes()?.to_vec();
+                let count = r.u32()? as usize;
+                let regions = (0..count)
+                    .map(|_| Ok((r.u64()?, r.u64()?)))
+                    .collect::<Result<_, String>>()?;
+                Message::Match {
+                    path,
+                    regions,
+                    signature: r.signature()?,
+                }
+            }
+            PIECES => {
+                let count = r.u32()? as usize;
+                let pieces = (0..count)
+                    .map(|_| {
+                        let kind = r.u8()?;
+                        let (offset, from, len) = (r.u64()?, r.u64()?, r.u64()?);
+                        match kind {
+                            0 => Ok(Piece::Send { offset, len }),
+                            1 => Ok(Piece::Reuse { offset, from, len }),
+                            other => Err(format!("unknown piece kind {other}")),
+                        }
+                    })
+                    .collect::<Result<_, String>>()?;
+                Message::Pieces { pieces }
             }
             other => return Err(format!("unknown message type {other}")),
         };
@@ -189,6 +250,15 @@ impl Message {
             return Err("trailing bytes after a message".into());
         }
         Ok(message)
+    }
+}
+
+fn put_signature(out: &mut Vec<u8>, block: u32, weak: &[u32], strong: &[[u8; STRONG_LEN]]) {
+    out.extend_from_slice(&block.to_be_bytes());
+    out.extend_from_slice(&(weak.len() as u32).to_be_bytes());
+    for (w, s) in weak.iter().zip(strong) {
+        out.extend_from_slice(&w.to_be_bytes());
+        out.extend_from_slice(s);
     }
 }
 
@@ -230,6 +300,22 @@ impl<'a> Reader<'a> {
     fn bytes(&mut self) -> Result<&'a [u8], String> {
         let n = self.u32()? as usize;
         self.take(n)
+    }
+
+    fn signature(&mut self) -> Result<Signature, String> {
+        let block = self.u32()?;
+        let count = self.u32()? as usize;
+        let mut signature = Signature {
+            block,
+            ..Signature::default()
+        };
+        for _ in 0..count {
+            signature.weak.push(self.u32()?);
+            let mut s = [0u8; STRONG_LEN];
+            s.copy_from_slice(self.take(STRONG_LEN)?);
+            signature.strong.push(s);
+        }
+        Ok(signature)
     }
 
     fn hash(&mut self) -> Result<[u8; 32], String> {
@@ -275,6 +361,25 @@ mod tests {
                 block: 4096,
                 weak: vec![1, 2],
                 strong: vec![[5; STRONG_LEN], [6; STRONG_LEN]],
+            },
+            Message::Match {
+                path: b"new".to_vec(),
+                regions: vec![(0, 10), (100, 1 << 33)],
+                signature: Signature {
+                    block: 8,
+                    weak: vec![3],
+                    strong: vec![[4; STRONG_LEN]],
+                },
+            },
+            Message::Pieces {
+                pieces: vec![
+                    Piece::Send { offset: 0, len: 5 },
+                    Piece::Reuse {
+                        offset: 5,
+                        from: 80,
+                        len: 8,
+                    },
+                ],
             },
         ];
         for m in messages {

@@ -60,6 +60,11 @@ fn answer(request: Message) -> Message {
         } => hash_blocks(&path, start, end, block),
         Message::HashFile { path } => hash_file(&path),
         Message::Sign { path, block } => sign(&path, block),
+        Message::Match {
+            path,
+            regions,
+            signature,
+        } => find_blocks(&path, &regions, &signature),
         other => Err(io::Error::other(format!("unexpected request {other:?}"))),
     };
     result.unwrap_or_else(|e| Message::Error {
@@ -122,6 +127,15 @@ fn sign(path: &[u8], block: u32) -> io::Result<Message> {
         weak: signature.weak,
         strong: signature.strong,
     })
+}
+
+fn find_blocks(path: &[u8], regions: &[(u64, u64)], signature: &Signature) -> io::Result<Message> {
+    let (file, _) = open(path)?;
+    let pieces = crate::delta::scan_regions_blocking(&file, regions, signature)?;
+    if pieces.len() * 25 + 64 > MAX_FRAME {
+        return Err(io::Error::other("too many pieces for one reply"));
+    }
+    Ok(Message::Pieces { pieces })
 }
 
 fn hash_file(path: &[u8]) -> io::Result<Message> {

@@ -1,0 +1,194 @@
+# bench/lib.sh: the parts shared by bench/run.sh and bench/delta.sh.
+#
+# Source it (do not run it) after setting REPO (the repository root) and,
+# optionally, BENCH_TAG (the prefix of log lines, default "bench"). It
+# defines functions only, except for a few constants; the caller decides
+# when to build, create the work dir, start sshd, and so on:
+#
+#   bench_require BIN...     die unless every BIN is installed
+#   bench_build              cargo build --release (skipped with BENCH_NO_BUILD=1)
+#   bench_init_work          WORK=<temp dir under ${BENCH_DIR:-/tmp}>, EXIT trap
+#                            (kills PROXY_PID, PROBE_PID, SSHD_PID, removes
+#                            WORK), throw-away HOME, no ssh agent, host and
+#                            user ed25519 keys
+#   bench_start_sshd         sshd on 127.0.0.1:<free port> (SSHD_PID, PORT),
+#                            ssh config CFG with "Host ferrybench"
+#   ssh_host_block ALIAS PORT KNOWN_HOSTS
+#                            prints one Host block (and appends the host key to
+#                            KNOWN_HOSTS for [127.0.0.1]:PORT)
+#   server_cpu_ticks, wait_server_idle, free_port, probe_banner
+#   bench_machine_env        exports B_NPROC B_CPU B_MEM B_KERNEL B_OPENSSH
+#                            B_RSYNC B_FERRY B_FS for the report writers
+
+SSHD=/usr/sbin/sshd
+FERRY="$REPO/target/release/ferry"
+SSHD_PID=""
+PROBE_PID=""
+PROXY_PID=""
+
+log() { printf '%s: %s\n' "${BENCH_TAG:-bench}" "$*" >&2; }
+die() { printf '%s: ERROR: %s\n' "${BENCH_TAG:-bench}" "$*" >&2; exit 1; }
+
+bench_require() {
+  local bin
+  for bin in "$@"; do
+    command -v "$bin" >/dev/null 2>&1 || die "$bin not found (apt-get install openssh-server openssh-client rsync time python3)"
+  done
+  if [ -x /usr/lib/openssh/sftp-server ]; then
+    SFTP_SUBSYSTEM="/usr/lib/openssh/sftp-server"
+  else
+    SFTP_SUBSYSTEM="internal-sftp"
+  fi
+}
+
+bench_build() {
+  if [ "${BENCH_NO_BUILD:-0}" != 1 ]; then
+    log "cargo build --release"
+    (cd "$REPO" && timeout 1800 cargo build --release) || die "cargo build --release failed"
+  fi
+  [ -x "$FERRY" ] || die "$FERRY not found (build failed or BENCH_NO_BUILD=1 without a build)"
+}
+
+# Kills what we started (each by its own pid) and removes the work dir.
+bench_cleanup() {
+  local rc=$? pid
+  for pid in "$PROXY_PID" "$PROBE_PID" "$SSHD_PID"; do
+    if [ -n "$pid" ]; then
+      kill "$pid" 2>/dev/null || true
+      wait "$pid" 2>/dev/null || true
+    fi
+  done
+  if [ -n "${WORK:-}" ]; then rm -rf "$WORK"; fi
+  exit "$rc"
+}
+
+bench_init_work() {
+  mkdir -p "${BENCH_DIR:-/tmp}"
+  WORK="$(mktemp -d "${BENCH_DIR:-/tmp}/ferry-bench.XXXXXX")"
+  trap bench_cleanup EXIT
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
+  mkdir -p "$WORK/home/.ssh" "$WORK/remote" "$WORK/local" "$WORK/data" "$WORK/runs"
+  chmod 700 "$WORK/home/.ssh"
+  # Same environment for every tool: no agent, no real ~/.ssh.
+  unset SSH_AUTH_SOCK SSH_AGENT_PID
+  export HOME="$WORK/home" NO_COLOR=1
+  ssh-keygen -q -t ed25519 -N '' -C ferry-bench-host -f "$WORK/host_key"
+  ssh-keygen -q -t ed25519 -N '' -C ferry-bench-user -f "$WORK/user_key"
+  cp "$WORK/user_key.pub" "$WORK/authorized_keys"
+  if [ "$(id -u)" = 0 ]; then mkdir -p /run/sshd; fi
+}
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+# true once something on 127.0.0.1:$1 answers with an SSH banner
+probe_banner() {
+  timeout 2 python3 - "$1" <<'EOF' >/dev/null 2>&1
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=1)
+sys.exit(0 if s.recv(4) == b"SSH-" else 1)
+EOF
+}
+
+# write_sshd_config FILE PORT LOGLEVEL (the config of tests/common/mod.rs)
+write_sshd_config() {
+  cat >"$1" <<EOF
+Port $2
+ListenAddress 127.0.0.1
+HostKey $WORK/host_key
+PidFile $1.pid
+AuthorizedKeysFile $WORK/authorized_keys
+StrictModes no
+UsePAM no
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+PermitRootLogin yes
+LogLevel $3
+Subsystem sftp $SFTP_SUBSYSTEM
+EOF
+}
+# ssh_host_block ALIAS PORT KNOWN_HOSTS: prints a Host block for 127.0.0.1:PORT
+# and appends the host key line for [127.0.0.1]:PORT to KNOWN_HOSTS.
+ssh_host_block() {
+  echo "[127.0.0.1]:$2 $(cut -d' ' -f1,2 "$WORK/host_key.pub")" >>"$3"
+  cat <<EOF
+Host $1
+  HostName 127.0.0.1
+  Port $2
+  User $(id -un)
+  IdentityFile $WORK/user_key
+  UserKnownHostsFile $3
+  StrictHostKeyChecking yes
+EOF
+}
+# write_ssh_config FILE PORT KNOWN_HOSTS (one Host block used by every tool)
+write_ssh_config() {
+  : >"$3"
+  ssh_host_block ferrybench "$2" "$3" >"$1"
+}
+
+bench_start_sshd() {
+  local p attempt
+  PORT=""
+  for attempt in 1 2 3 4 5; do
+    p="$(free_port)"
+    write_sshd_config "$WORK/sshd_config" "$p" ERROR
+    "$SSHD" -D -e -f "$WORK/sshd_config" </dev/null >"$WORK/sshd.log" 2>&1 &
+    SSHD_PID=$!
+    for _ in $(seq 1 100); do            # at most ~10 s
+      if ! kill -0 "$SSHD_PID" 2>/dev/null; then break; fi
+      if probe_banner "$p"; then PORT="$p"; break; fi
+      sleep 0.1
+    done
+    [ -n "$PORT" ] && break
+    if kill -0 "$SSHD_PID" 2>/dev/null; then
+      kill "$SSHD_PID" 2>/dev/null || true
+      wait "$SSHD_PID" 2>/dev/null || true
+      SSHD_PID=""
+      die "sshd did not answer on 127.0.0.1:$p within 10 s; log: $(cat "$WORK/sshd.log")"
+    fi
+    wait "$SSHD_PID" 2>/dev/null || true
+    SSHD_PID=""
+    grep -q 'Address already in use' "$WORK/sshd.log" ||
+      die "sshd exited during startup; log: $(cat "$WORK/sshd.log")"
+    log "port $p taken, retrying ($attempt/5)"
+  done
+  [ -n "$PORT" ] || die "could not start sshd on a free port after 5 attempts"
+  log "sshd pid $SSHD_PID on 127.0.0.1:$PORT"
+
+  CFG="$WORK/ssh_config"
+  write_ssh_config "$CFG" "$PORT" "$WORK/known_hosts"
+  timeout 60 ssh -F "$CFG" -o BatchMode=yes ferrybench true </dev/null ||
+    die "ssh -F $CFG ferrybench true failed; sshd log: $(cat "$WORK/sshd.log")"
+}
+
+# CPU seconds (user+sys) of sshd's reaped children: the per-connection sshd
+# processes and, under them, sftp-server / the remote rsync / ferry --server.
+server_cpu_ticks() {
+  awk '{ print $16 + $17 }' "/proc/$SSHD_PID/stat"   # cutime + cstime
+}
+CLK_TCK="$(getconf CLK_TCK)"
+# Wait (at most 30 s) until sshd has reaped every connection process, so that
+# the server-side CPU of a run is complete and runs never overlap.
+wait_server_idle() {
+  local pid="${1:-$SSHD_PID}"
+  for _ in $(seq 1 300); do
+    [ -z "$(ps -o pid= --ppid "$pid" 2>/dev/null)" ] && return 0
+    sleep 0.1
+  done
+  log "warning: sshd still has connection processes 30 s after the client exited"
+}
+
+# Describes this machine and the tools, for the report writers.
+bench_machine_env() {
+  B_NPROC="$(nproc)"
+  B_CPU="$(grep -m1 '^model name' /proc/cpuinfo | sed 's/^[^:]*: *//')"
+  B_MEM="$(awk '/^MemTotal/ { printf "%.1f GiB", $2/1048576 }' /proc/meminfo)"
+  B_KERNEL="$(uname -r)"
+  B_OPENSSH="$(ssh -V 2>&1)"
+  B_RSYNC="$(rsync --version | sed -n '1p' | tr -s ' ')"
+  B_FERRY="$("$FERRY" --version 2>/dev/null || echo ferry)"
+  B_FS="$(df -T "$WORK" | awk 'NR==2 { print $2 }')"
+  export B_NPROC B_CPU B_MEM B_KERNEL B_OPENSSH B_RSYNC B_FERRY B_FS
+}
