@@ -24,6 +24,7 @@ enum Way {
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Tier {
     Helper,
+    Shell,
     Read,
     Off,
 }
@@ -55,6 +56,7 @@ fn sync_change(way: Way, tier: Tier, old: &[u8], new: &[u8]) -> Moved {
         Tier::Helper => cmd
             .args(["--remote-hash", "helper", "--remote-ferry"])
             .arg(ferry_bin()),
+        Tier::Shell => cmd.args(["--remote-hash", "shell"]),
         Tier::Read => cmd.args(["--remote-hash", "read"]),
         Tier::Off => cmd.args(["--remote-hash", "off"]),
     };
@@ -111,6 +113,91 @@ fn push_edits_in_place_with_helper() {
 #[test]
 fn pull_edits_in_place_with_helper() {
     edits_in_place(Way::Pull, Tier::Helper);
+}
+
+/// The shell tier: the server's split --filter with sha256sum (no b3sum on
+/// the test machine), so both sides compare SHA-256.
+#[test]
+fn push_edits_in_place_with_shell() {
+    edits_in_place(Way::Push, Tier::Shell);
+}
+
+#[test]
+fn pull_edits_in_place_with_shell() {
+    edits_in_place(Way::Pull, Tier::Shell);
+}
+
+/// File names full of shell syntax travel both ways with the shell tier
+/// hashing them on the server, and nothing in them ever runs there.
+#[test]
+fn hostile_names_never_reach_the_shell_unquoted() {
+    let sshd = Sshd::start();
+    let tag = std::process::id();
+    let names = [
+        format!("$(touch pwned-a-{tag})"),
+        format!("`touch pwned-b-{tag}`"),
+        format!("x; touch pwned-c-{tag}"),
+        "it's quoted \"twice\"".to_string(),
+        "-rf".to_string(),
+        "new\nline".to_string(),
+        "a|b&c>d".to_string(),
+    ];
+    let src = sshd.local().join("tree");
+    for (i, name) in names.iter().enumerate() {
+        write_file(
+            &src.join(name),
+            &random_bytes(3 * MIB as usize, 50 + i as u64),
+        );
+        set_mtime(&src.join(name), OLD_MTIME);
+    }
+    let dest = sshd.remote().join("tree");
+    let push = |tier: &str| {
+        sshd.ferry()
+            .args(["-rt", "--remote-hash", tier])
+            .arg(format!("{}/", src.display()))
+            .arg(sshd.spec(&dest))
+            .run_ok();
+    };
+    push("off");
+    // Change every file so the second run hashes each name on the server.
+    for name in &names {
+        let mut data = fs::read(src.join(name)).unwrap();
+        data[MIB as usize] ^= 0xff;
+        write_file(&src.join(name), &data);
+        set_mtime(&src.join(name), NEW_MTIME);
+    }
+    push("shell");
+    assert_trees_identical(&src, &dest);
+    let back = sshd.local().join("back");
+    sshd.ferry()
+        .args(["-rt", "--remote-hash", "shell"])
+        .arg(format!("{}/", sshd.spec(&dest)))
+        .arg(&back)
+        .run_ok();
+    assert_trees_identical(&src, &back);
+    let home = remote_home();
+    for dir in [home.as_path(), sshd.remote().as_path(), dest.as_path()] {
+        let planted: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("pwned-"))
+            .collect();
+        assert!(
+            planted.is_empty(),
+            "a file name ran on the server: {planted:?} in {}",
+            dir.display()
+        );
+    }
+}
+
+/// The login directory of the test user, where a remote command would run.
+fn remote_home() -> std::path::PathBuf {
+    let out = std::process::Command::new("getent")
+        .args(["passwd", &current_user()])
+        .output()
+        .unwrap();
+    let line = String::from_utf8_lossy(&out.stdout).into_owned();
+    std::path::PathBuf::from(line.trim().split(':').nth(5).unwrap_or("/"))
 }
 
 /// The read tier downloads the old file to hash it, then uploads only the

@@ -9,10 +9,12 @@ use clap::{Parser, ValueEnum};
 /// Where the remote side's hashes come from (`--remote-hash`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum RemoteHashMode {
-    /// The helper when it answers, else off
+    /// The helper when it answers, else the shell when it has the tools, else off
     Auto,
     /// `ferry --server` on the remote (fail if it cannot be started)
     Helper,
+    /// The remote shell's split --filter with b3sum or sha256sum
+    Shell,
     /// Read remote data over SFTP and hash it here
     Read,
     /// No remote hashing: no delta, no end-to-end check

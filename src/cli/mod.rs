@@ -16,6 +16,7 @@ use crate::endpoint::{LocalFs, RemoteFs};
 use crate::engine::{self, Stats};
 use crate::error::{Error, ExitCode, Result};
 use crate::location::RemoteSpec;
+use crate::ssh::shell::ShellHasher;
 use crate::ssh::{config, ConnectOptions, Connection};
 use args::{Args, RemoteHashMode};
 use progress::ConsoleReporter;
@@ -121,7 +122,7 @@ async fn run(settings: &Settings, reporter: &ConsoleReporter) -> Result<Stats> {
 
 /// Opens the SFTP endpoint; the connection is returned so it lives as long as
 /// the endpoint is used.
-async fn connect(spec: &RemoteSpec, settings: &Settings) -> Result<(RemoteFs, Connection)> {
+async fn connect(spec: &RemoteSpec, settings: &Settings) -> Result<(RemoteFs, Arc<Connection>)> {
     let host = config::resolve(
         &spec.host,
         settings.ssh_config.as_deref(),
@@ -132,7 +133,7 @@ async fn connect(spec: &RemoteSpec, settings: &Settings) -> Result<(RemoteFs, Co
         connect_timeout: settings.timeout,
         request_timeout: settings.timeout,
     };
-    let conn = Connection::open(host, &opts).await?;
+    let conn = Arc::new(Connection::open(host, &opts).await?);
     let sftp = conn.sftp().await?;
     let hashing = remote_hashing(&conn, settings).await?;
     if settings.verbosity > 0 {
@@ -145,21 +146,33 @@ async fn connect(spec: &RemoteSpec, settings: &Settings) -> Result<(RemoteFs, Co
     Ok((RemoteFs::new(Arc::new(sftp), hashing), conn))
 }
 
-/// Picks the remote hashing tier: the helper when asked for or when it
-/// answers in auto mode; reading only when asked for.
-async fn remote_hashing(conn: &Connection, settings: &Settings) -> Result<RemoteHashing> {
+/// Picks the remote hashing tier: the one asked for, or in auto mode the
+/// best that answers (helper, then shell, then off). Reading is never picked
+/// on its own: it costs a download of everything compared.
+async fn remote_hashing(conn: &Arc<Connection>, settings: &Settings) -> Result<RemoteHashing> {
+    let shell = || async {
+        ShellHasher::detect(conn.clone())
+            .await
+            .map(|found| found.map(RemoteHashing::Shell))
+    };
     match settings.remote_hash {
         RemoteHashMode::Off => Ok(RemoteHashing::Off),
         RemoteHashMode::Read => Ok(RemoteHashing::Read),
         RemoteHashMode::Helper => Ok(RemoteHashing::Helper(
             conn.helper(&settings.remote_ferry).await?,
         )),
+        RemoteHashMode::Shell => shell().await?.ok_or_else(|| Error::Helper {
+            host: conn.host().to_string(),
+            detail: "the remote shell lacks split --filter with sha256sum or b3sum; \
+                     choose --remote-hash helper, read or off"
+                .into(),
+        }),
         RemoteHashMode::Auto => match conn.helper(&settings.remote_ferry).await {
             Ok(helper) => Ok(RemoteHashing::Helper(helper)),
             Err(e) if e.is_fatal() && !matches!(e, Error::Helper { .. }) => Err(e),
             Err(e) => {
-                tracing::info!("no remote helper, remote hashing off: {e}");
-                Ok(RemoteHashing::Off)
+                tracing::info!("no remote helper: {e}");
+                Ok(shell().await?.unwrap_or(RemoteHashing::Off))
             }
         },
     }

@@ -15,6 +15,7 @@ use futures::stream::{self, StreamExt, TryStreamExt};
 
 use crate::endpoint::Endpoint;
 use crate::error::Result;
+use crate::hash::HashAlgo;
 
 pub const COARSE: u64 = 1024 * 1024;
 pub const FINE: u64 = 4096;
@@ -46,10 +47,11 @@ pub async fn compare<S: Endpoint, D: Endpoint>(
     dst: &D,
     old: &str,
     old_size: u64,
+    algo: HashAlgo,
 ) -> Result<Delta> {
     let (ours, theirs) = tokio::join!(
-        src.block_hashes(source, 0, new_size, COARSE),
-        dst.block_hashes(old, 0, old_size, COARSE),
+        src.block_hashes(source, 0, new_size, COARSE, algo),
+        dst.block_hashes(old, 0, old_size, COARSE, algo),
     );
     let (ours, theirs) = (ours?, theirs?);
     let overlap = new_size.min(old_size);
@@ -82,8 +84,8 @@ pub async fn compare<S: Endpoint, D: Endpoint>(
     let refined: Vec<(usize, Vec<Piece>)> = stream::iter(to_refine)
         .map(|(i, start, end)| async move {
             let (ours, theirs) = tokio::join!(
-                src.block_hashes(source, start, end, FINE),
-                dst.block_hashes(old, start, end.min(overlap), FINE),
+                src.block_hashes(source, start, end, FINE, algo),
+                dst.block_hashes(old, start, end.min(overlap), FINE, algo),
             );
             Ok::<_, crate::error::Error>((i, fine_pieces(start, end, &ours?, &theirs?)))
         })
@@ -170,7 +172,9 @@ pub async fn find_moved<S: Endpoint, D: Endpoint>(
     if in_old_range < COARSE.max(4 * signature_bytes) {
         return Ok(delta);
     }
-    let signature = dst.signature(old, block).await?;
+    let Some(signature) = dst.signature(old, block).await? else {
+        return Ok(delta);
+    };
     let regions: Vec<(u64, u64)> = delta
         .pieces
         .iter()
@@ -359,9 +363,17 @@ mod tests {
         std::fs::write(&o, old).unwrap();
         std::fs::write(&n, new).unwrap();
         let (o, n) = (o.to_str().unwrap(), n.to_str().unwrap());
-        compare(&LocalFs, n, new.len() as u64, &LocalFs, o, old.len() as u64)
-            .await
-            .unwrap()
+        compare(
+            &LocalFs,
+            n,
+            new.len() as u64,
+            &LocalFs,
+            o,
+            old.len() as u64,
+            HashAlgo::Blake3,
+        )
+        .await
+        .unwrap()
     }
 
     fn data(len: usize, seed: u8) -> Vec<u8> {
@@ -415,7 +427,7 @@ mod tests {
         std::fs::write(&n, &new).unwrap();
         let (o, n) = (o.to_str().unwrap(), n.to_str().unwrap());
         let (new_len, old_len) = (new.len() as u64, old.len() as u64);
-        let aligned = compare(&LocalFs, n, new_len, &LocalFs, o, old_len)
+        let aligned = compare(&LocalFs, n, new_len, &LocalFs, o, old_len, HashAlgo::Sha256)
             .await
             .unwrap();
         assert!(

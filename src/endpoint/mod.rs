@@ -17,7 +17,7 @@ use futures::stream::{self, StreamExt, TryStreamExt};
 
 use crate::delta::rolling::Signature;
 use crate::error::Result;
-use crate::hash::BlockHash;
+use crate::hash::{BlockHash, HashAlgo, Hasher};
 
 pub use local::LocalFs;
 pub use remote::RemoteFs;
@@ -135,7 +135,13 @@ pub trait Endpoint: Send + Sync {
         Hashing::AtTheData
     }
 
-    /// blake3 of each `block` bytes of `[start, end)` of `path` (shorter at
+    /// The one hash algorithm this endpoint can compute, when it cannot do
+    /// any (a remote helper does blake3, a shell may only have sha256sum).
+    fn fixed_algorithm(&self) -> Option<HashAlgo> {
+        None
+    }
+
+    /// Hash of each `block` bytes of `[start, end)` of `path` (shorter at
     /// end of file). By default the data is read and hashed here.
     fn block_hashes(
         &self,
@@ -143,18 +149,28 @@ pub trait Endpoint: Send + Sync {
         start: u64,
         end: u64,
         block: u64,
+        algo: HashAlgo,
     ) -> impl Future<Output = Result<Vec<BlockHash>>> + Send {
-        block_hashes_by_reading(self, path, start, end, block)
+        block_hashes_by_reading(self, path, start, end, block, algo)
     }
 
-    /// blake3 of the whole file at `path`.
-    fn file_hash(&self, path: &str) -> impl Future<Output = Result<BlockHash>> + Send {
-        file_hash_by_reading(self, path)
+    /// Hash of the whole file at `path`.
+    fn file_hash(
+        &self,
+        path: &str,
+        algo: HashAlgo,
+    ) -> impl Future<Output = Result<BlockHash>> + Send {
+        file_hash_by_reading(self, path, algo)
     }
 
-    /// Rolling signature of the file at `path` in `block`-byte blocks.
-    fn signature(&self, path: &str, block: u32) -> impl Future<Output = Result<Signature>> + Send {
-        signature_by_reading(self, path, block)
+    /// Rolling signature of the file at `path` in `block`-byte blocks; None
+    /// when this endpoint cannot make one.
+    fn signature(
+        &self,
+        path: &str,
+        block: u32,
+    ) -> impl Future<Output = Result<Option<Signature>>> + Send {
+        async move { signature_by_reading(self, path, block).await.map(Some) }
     }
 
     /// Scans `regions` of the file at `path` for blocks of an old file given
@@ -264,10 +280,11 @@ pub async fn block_hashes_by_reading<E: Endpoint + ?Sized>(
     start: u64,
     end: u64,
     block: u64,
+    algo: HashAlgo,
 ) -> Result<Vec<BlockHash>> {
     let file = endpoint.open_read(path).await?;
-    let hashes =
-        hash_blocks_by_reading(&file, start, end, block, Pipeline::reading(endpoint)).await;
+    let io = Pipeline::reading(endpoint);
+    let hashes = hash_blocks_by_reading(&file, start, end, block, io, algo).await;
     file.close(false).await?;
     hashes
 }
@@ -276,10 +293,11 @@ pub async fn block_hashes_by_reading<E: Endpoint + ?Sized>(
 pub async fn file_hash_by_reading<E: Endpoint + ?Sized>(
     endpoint: &E,
     path: &str,
+    algo: HashAlgo,
 ) -> Result<BlockHash> {
     let size = endpoint.lstat(path).await?.map(|m| m.size).unwrap_or(0);
     let file = endpoint.open_read(path).await?;
-    let hash = crate::hash::file_hash(&file, size, Pipeline::reading(endpoint)).await;
+    let hash = crate::hash::file_hash(&file, size, Pipeline::reading(endpoint), algo).await;
     file.close(false).await?;
     hash
 }
@@ -318,9 +336,10 @@ pub async fn hash_blocks_by_reading<F: FileHandle>(
     end: u64,
     block: u64,
     io: Pipeline,
+    algo: HashAlgo,
 ) -> Result<Vec<BlockHash>> {
     let mut hashes = Vec::new();
-    let mut hasher = blake3::Hasher::new();
+    let mut hasher = Hasher::new(algo);
     let mut in_block = 0u64;
     // One pipeline over the whole range, cut into blocks as data arrives.
     let mut reads = read_ranges(file, start, end, io);
@@ -331,14 +350,13 @@ pub async fn hash_blocks_by_reading<F: FileHandle>(
             in_block += take as u64;
             data = data.slice(take..);
             if in_block == block {
-                hashes.push(*hasher.finalize().as_bytes());
-                hasher.reset();
+                hashes.push(hasher.take());
                 in_block = 0;
             }
         }
     }
     if in_block > 0 {
-        hashes.push(*hasher.finalize().as_bytes());
+        hashes.push(hasher.take());
     }
     Ok(hashes)
 }
@@ -357,6 +375,16 @@ pub async fn read_span<F: FileHandle>(
         buf.extend_from_slice(&data);
     }
     Ok(buf.freeze())
+}
+
+/// The hash algorithm two endpoints can both compute: the fixed one of
+/// either side, blake3 when neither is fixed; None when they cannot agree.
+pub fn common_algorithm<S: Endpoint, D: Endpoint>(src: &S, dst: &D) -> Option<HashAlgo> {
+    match (src.fixed_algorithm(), dst.fixed_algorithm()) {
+        (Some(a), Some(b)) if a != b => None,
+        (Some(a), _) | (None, Some(a)) => Some(a),
+        (None, None) => Some(HashAlgo::Blake3),
+    }
 }
 
 /// Joins a directory and a name with one `/`.

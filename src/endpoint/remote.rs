@@ -12,10 +12,12 @@ use russh_sftp::client::error::Error as SftpError;
 use russh_sftp::protocol::{FileAttributes, OpenFlags, StatusCode};
 
 use super::{Endpoint, Entry, FileHandle, Hashing, Kind, Meta, WriteMode};
+use crate::delta::rolling::Signature;
 use crate::error::{Error, Result};
-use crate::hash::BlockHash;
+use crate::hash::{BlockHash, HashAlgo};
 use crate::protocol::client::{HelperClient, HelperError};
 use crate::sftp::{is_not_found, Sftp};
+use crate::ssh::shell::ShellHasher;
 
 /// 64 requests of up to 255 KiB: 16 MiB in flight per file, enough for a
 /// 200 Mbit/s link with 500 ms of latency, and OpenSSH's sftp keeps 64 too.
@@ -30,6 +32,8 @@ const S_IFLNK: u32 = 0o120000;
 pub enum RemoteHashing {
     /// `ferry --server` on the remote hashes at disk speed.
     Helper(HelperClient),
+    /// The remote shell's `split --filter` with `b3sum` or `sha256sum`.
+    Shell(ShellHasher),
     /// Read the data over SFTP and hash it here.
     Read,
     Off,
@@ -39,6 +43,7 @@ impl RemoteHashing {
     pub fn name(&self) -> &'static str {
         match self {
             RemoteHashing::Helper(_) => "helper",
+            RemoteHashing::Shell(_) => "shell",
             RemoteHashing::Read => "read",
             RemoteHashing::Off => "off",
         }
@@ -188,9 +193,17 @@ impl Endpoint for RemoteFs {
 
     fn hashing(&self) -> Hashing {
         match self.hashing {
-            RemoteHashing::Helper(_) => Hashing::AtTheData,
+            RemoteHashing::Helper(_) | RemoteHashing::Shell(_) => Hashing::AtTheData,
             RemoteHashing::Read => Hashing::ByReading,
             RemoteHashing::Off => Hashing::Off,
+        }
+    }
+
+    fn fixed_algorithm(&self) -> Option<HashAlgo> {
+        match &self.hashing {
+            RemoteHashing::Helper(_) => Some(HashAlgo::Blake3),
+            RemoteHashing::Shell(shell) => Some(shell.algo()),
+            _ => None,
         }
     }
 
@@ -200,25 +213,30 @@ impl Endpoint for RemoteFs {
         start: u64,
         end: u64,
         block: u64,
+        algo: HashAlgo,
     ) -> Result<Vec<BlockHash>> {
         match &self.hashing {
-            RemoteHashing::Helper(helper) => helper
+            RemoteHashing::Helper(helper) if algo == HashAlgo::Blake3 => helper
                 .block_hashes(path, start, end, block as u32)
                 .await
                 .map(|(_, hashes)| hashes)
                 .map_err(|e| self.helper_error(path, e)),
-            _ => super::block_hashes_by_reading(self, path, start, end, block).await,
+            RemoteHashing::Shell(shell) if algo == shell.algo() => {
+                shell.block_hashes(path, start, end, block).await
+            }
+            _ => super::block_hashes_by_reading(self, path, start, end, block, algo).await,
         }
     }
 
-    async fn file_hash(&self, path: &str) -> Result<BlockHash> {
+    async fn file_hash(&self, path: &str, algo: HashAlgo) -> Result<BlockHash> {
         match &self.hashing {
-            RemoteHashing::Helper(helper) => helper
+            RemoteHashing::Helper(helper) if algo == HashAlgo::Blake3 => helper
                 .file_hash(path)
                 .await
                 .map(|(_, hash)| hash)
                 .map_err(|e| self.helper_error(path, e)),
-            _ => super::file_hash_by_reading(self, path).await,
+            RemoteHashing::Shell(shell) if algo == shell.algo() => shell.file_hash(path).await,
+            _ => super::file_hash_by_reading(self, path, algo).await,
         }
     }
 
@@ -226,7 +244,7 @@ impl Endpoint for RemoteFs {
         &self,
         path: &str,
         regions: &[(u64, u64)],
-        signature: &crate::delta::rolling::Signature,
+        signature: &Signature,
     ) -> Result<Option<Vec<crate::delta::Piece>>> {
         match &self.hashing {
             RemoteHashing::Helper(helper) => helper
@@ -239,13 +257,18 @@ impl Endpoint for RemoteFs {
         }
     }
 
-    async fn signature(&self, path: &str, block: u32) -> Result<crate::delta::rolling::Signature> {
+    async fn signature(&self, path: &str, block: u32) -> Result<Option<Signature>> {
         match &self.hashing {
             RemoteHashing::Helper(helper) => helper
                 .signature(path, block)
                 .await
+                .map(Some)
                 .map_err(|e| self.helper_error(path, e)),
-            _ => super::signature_by_reading(self, path, block).await,
+            RemoteHashing::Read => super::signature_by_reading(self, path, block)
+                .await
+                .map(Some),
+            // Standard tools have no rolling checksum.
+            RemoteHashing::Shell(_) | RemoteHashing::Off => Ok(None),
         }
     }
 

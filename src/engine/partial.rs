@@ -15,7 +15,7 @@ use futures::stream::{self, StreamExt, TryStreamExt};
 use super::transfer::SourceFile;
 use crate::endpoint::{join, read_span, Endpoint, FileHandle, Meta, Pipeline};
 use crate::error::Result;
-use crate::hash::block_hash;
+use crate::hash::{block_hash, HashAlgo};
 
 /// Comparison granularity: small enough that a torn tail costs little to
 /// resend, large enough that the hash list stays short.
@@ -174,7 +174,8 @@ async fn repair_block<S: FileHandle, D: FileHandle>(
     if (ours.len() as u64) < range.end - range.start {
         return Err(source.shrank(range.end));
     }
-    if block_hash(&ours) == block_hash(&theirs) {
+    // Both blocks are in memory here, so the algorithm is ours to choose.
+    if block_hash(HashAlgo::Blake3, &ours) == block_hash(HashAlgo::Blake3, &theirs) {
         return Ok(0);
     }
     let n = ours.len() as u64;

@@ -9,7 +9,6 @@ use super::transfer::FileJob;
 use super::Options;
 use crate::endpoint::{base_name, join, Endpoint, Entry, Kind, Meta};
 use crate::error::{Error, Result};
-use crate::hash::file_hash;
 use crate::report::Reporter;
 
 #[derive(Debug, Clone)]
@@ -309,9 +308,12 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
         if !self.opts.checksum {
             return Ok(there.mtime == meta.mtime);
         }
+        // Each side hashes where it can (a remote helper or shell hashes on
+        // the server); what only one side can do decides the algorithm.
+        let algo = crate::endpoint::common_algorithm(self.src, self.dst).unwrap_or_default();
         let (a, b) = tokio::join!(
-            whole_hash(self.src, src_path, meta.size),
-            whole_hash(self.dst, dest, meta.size)
+            self.src.file_hash(src_path, algo),
+            self.dst.file_hash(dest, algo)
         );
         Ok(a? == b?)
     }
@@ -328,11 +330,4 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
         let (ours, theirs) = tokio::join!(self.src.read_link(src_path), self.dst.read_link(dest));
         Ok(ours? == theirs?)
     }
-}
-
-async fn whole_hash<E: Endpoint>(endpoint: &E, path: &str, len: u64) -> Result<[u8; 32]> {
-    let file = endpoint.open_read(path).await?;
-    let hash = file_hash(&file, len, crate::endpoint::Pipeline::reading(endpoint)).await;
-    crate::endpoint::FileHandle::close(file, false).await?;
-    hash
 }

@@ -6,7 +6,9 @@ use futures::stream::{self, StreamExt, TryStreamExt};
 use super::partial::{self, Paths, Sidecar};
 use super::{Options, Stats};
 use crate::delta::{self, Piece};
-use crate::endpoint::{Endpoint, FileHandle, Hashing, Kind, Meta, Pipeline, WriteMode};
+use crate::endpoint::{
+    common_algorithm, Endpoint, FileHandle, Hashing, Kind, Meta, Pipeline, WriteMode,
+};
 use crate::error::{Error, Result};
 use crate::report::{Outcome, Reporter};
 
@@ -142,7 +144,9 @@ fn delta_worth_trying<S: Endpoint, D: Endpoint>(
 }
 
 fn can_check_end_to_end<S: Endpoint, D: Endpoint>(src: &S, dst: &D) -> bool {
-    src.hashing() != Hashing::Off && dst.hashing() != Hashing::Off
+    src.hashing() != Hashing::Off
+        && dst.hashing() != Hashing::Off
+        && common_algorithm(src, dst).is_some()
 }
 
 async fn matches_end_to_end<S: Endpoint, D: Endpoint>(
@@ -150,9 +154,10 @@ async fn matches_end_to_end<S: Endpoint, D: Endpoint>(
     dst: &D,
     job: &FileJob,
 ) -> Result<bool> {
+    let algo = common_algorithm(src, dst).unwrap_or_default();
     let (ours, theirs) = tokio::join!(
-        src.file_hash(&job.source),
-        dst.file_hash(&job.paths.partial)
+        src.file_hash(&job.source, algo),
+        dst.file_hash(&job.paths.partial, algo)
     );
     Ok(ours? == theirs?)
 }
@@ -171,7 +176,11 @@ async fn fill_by_delta<S: Endpoint, D: Endpoint>(
 ) -> Result<Option<Filled>> {
     let old_size = job.existing.map(|m| m.size).unwrap_or(0);
     let size = job.source_meta.size;
-    let mut delta = delta::compare(src, &job.source, size, dst, &job.paths.dest, old_size).await?;
+    let Some(algo) = common_algorithm(src, dst) else {
+        return Ok(None);
+    };
+    let mut delta =
+        delta::compare(src, &job.source, size, dst, &job.paths.dest, old_size, algo).await?;
     delta = delta::find_moved(src, &job.source, dst, &job.paths.dest, old_size, delta).await?;
     tracing::info!(
         path = %job.paths.dest,

@@ -5,6 +5,7 @@
 pub mod auth;
 pub mod config;
 pub mod known_hosts;
+pub mod shell;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -29,6 +30,23 @@ pub struct ConnectOptions {
     pub connect_timeout: Duration,
     /// Bound on each SFTP request.
     pub request_timeout: Duration,
+}
+
+/// What a remote command printed and how it ended.
+#[derive(Debug, Default)]
+pub struct ExecOutput {
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+    /// None when the server reported no status (killed by a signal).
+    pub status: Option<u32>,
+    /// stdout went past the limit and was cut.
+    pub truncated: bool,
+}
+
+impl ExecOutput {
+    pub fn succeeded(&self) -> bool {
+        self.status == Some(0) && !self.truncated
+    }
 }
 
 /// An authenticated SSH connection.
@@ -300,11 +318,48 @@ impl Connection {
 
     /// Says goodbye to the server; dropping the handle alone leaves the
     /// connection to be torn down later by russh's background task.
-    pub async fn close(self) {
+    pub async fn close(&self) {
         let _ = self
             .handle
             .disconnect(russh::Disconnect::ByApplication, "", "en")
             .await;
+    }
+
+    /// Runs `command` through the remote user's shell and collects what it
+    /// prints (at most `limit` bytes of stdout) and its exit status. Every
+    /// message of the channel is read, stderr included, so it cannot stall
+    /// the connection.
+    pub async fn exec(&self, command: &str, limit: usize) -> Result<ExecOutput> {
+        let lost = |e: russh::Error| Error::ConnectionLost {
+            host: self.host.clone(),
+            detail: e.to_string(),
+        };
+        let mut channel = self.handle.channel_open_session().await.map_err(lost)?;
+        channel.exec(true, command).await.map_err(lost)?;
+        let mut out = ExecOutput::default();
+        let collect = async {
+            while let Some(msg) = channel.wait().await {
+                match msg {
+                    ChannelMsg::Data { data } if out.stdout.len() + data.len() <= limit => {
+                        out.stdout.extend_from_slice(&data)
+                    }
+                    ChannelMsg::Data { .. } => out.truncated = true,
+                    ChannelMsg::ExtendedData { data, .. } if out.stderr.len() < 4096 => {
+                        out.stderr.extend_from_slice(&data)
+                    }
+                    ChannelMsg::ExitStatus { exit_status } => out.status = Some(exit_status),
+                    ChannelMsg::Failure => break,
+                    _ => {}
+                }
+            }
+        };
+        tokio::time::timeout(self.request_timeout * 10, collect)
+            .await
+            .map_err(|_| Error::Timeout {
+                host: self.host.clone(),
+                secs: self.request_timeout.as_secs() * 10,
+            })?;
+        Ok(out)
     }
 
     /// Starts `remote_ferry --server` on an exec channel and greets it.
