@@ -364,3 +364,77 @@ fn missing_helper_when_forced_is_a_clear_error() {
     out.assert_stderr_contains("--remote-ferry");
     assert_eq!(fs::read(&dst).unwrap(), b"old");
 }
+
+/// `--remote-ferry upload` puts this binary in the cache directory, reuses
+/// it next time without sending it again, and replaces a cached copy whose
+/// own hash no longer matches.
+#[test]
+fn uploaded_helper_is_cached_verified_and_reused() {
+    let sshd = Sshd::start();
+    let cache = sshd.remote().join("cache");
+    let proxy = CutProxy::start(sshd.port(), None);
+    let cfg = sshd.config_for_proxy(&proxy);
+    let src = sshd.local().join("f.bin");
+    let dst = sshd.remote().join("f.bin");
+    let old = base();
+    write_file(&dst, &old);
+    set_mtime(&dst, OLD_MTIME);
+    let run = |edit_at: usize, mtime: u64| {
+        let mut new = old.clone();
+        new[edit_at] ^= 0x5a;
+        write_file(&src, &new);
+        set_mtime(&src, mtime);
+        proxy.reset_counts();
+        let out = sshd
+            .ferry_with_config(&cfg)
+            .args(["-v", "-t", "--remote-ferry", "upload", "--remote-cache"])
+            .arg(&cache)
+            .arg(&src)
+            .arg(sshd.spec(&dst))
+            .run_default();
+        out.assert_ok();
+        out.assert_stderr_contains("remote hashing on");
+        assert!(out.stderr.contains(": helper"), "helper not used\n{out}");
+        proxy.wait_idle(std::time::Duration::from_secs(10));
+        assert_files_identical(&src, &dst);
+        proxy.up()
+    };
+    let binary = fs::metadata(ferry_bin()).unwrap().len();
+    let first = run(1000, NEW_MTIME);
+    assert!(
+        first >= binary,
+        "the helper was not uploaded ({first} bytes up)"
+    );
+    let cached: Vec<_> = fs::read_dir(&cache)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(cached.len(), 1, "{cached:?}");
+    assert_eq!(mode_of(&cached[0]) & 0o777, 0o700);
+    assert_eq!(
+        fs::read(&cached[0]).unwrap(),
+        fs::read(ferry_bin()).unwrap()
+    );
+
+    let second = run(2000, NEW_MTIME + 10);
+    assert!(
+        second < binary / 10,
+        "the cached helper was sent again ({second} bytes up)"
+    );
+
+    // Flip one byte near the end of the cached copy (still runnable): the
+    // helper's hash of itself no longer matches, so it is uploaded again.
+    let mut tampered = fs::read(&cached[0]).unwrap();
+    let at = tampered.len() - 100;
+    tampered[at] ^= 1;
+    fs::write(&cached[0], &tampered).unwrap();
+    let third = run(3000, NEW_MTIME + 20);
+    assert!(
+        third >= binary / 2,
+        "a tampered helper was trusted ({third} bytes up)"
+    );
+    assert_eq!(
+        fs::read(&cached[0]).unwrap(),
+        fs::read(ferry_bin()).unwrap()
+    );
+}

@@ -113,9 +113,15 @@ pub struct Args {
     #[arg(long, value_enum, value_name = "MODE", default_value_t = RemoteHashMode::Auto)]
     pub remote_hash: RemoteHashMode,
 
-    /// The ferry binary on the remote, for the hashing helper
-    #[arg(long, value_name = "PATH", default_value = "ferry")]
+    /// The ferry binary on the remote, for the hashing helper; `upload` copies
+    /// this one there when the server's OS and architecture match
+    #[arg(long, value_name = "PATH|upload", default_value = "ferry")]
     pub remote_ferry: String,
+
+    /// Where `--remote-ferry upload` keeps the helper on the server
+    /// (relative paths are under the login directory)
+    #[arg(long, value_name = "DIR", default_value = ".cache/ferry")]
+    pub remote_cache: String,
 
     /// Serve hash requests on stdin/stdout (run by ferry itself over SSH)
     #[arg(long, hide = true)]

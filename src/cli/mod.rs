@@ -16,6 +16,7 @@ use crate::endpoint::{LocalFs, RemoteFs};
 use crate::engine::{self, Stats};
 use crate::error::{Error, ExitCode, Result};
 use crate::location::RemoteSpec;
+use crate::protocol::bootstrap;
 use crate::ssh::shell::ShellHasher;
 use crate::ssh::{config, ConnectOptions, Connection};
 use args::{Args, RemoteHashMode};
@@ -134,8 +135,8 @@ async fn connect(spec: &RemoteSpec, settings: &Settings) -> Result<(RemoteFs, Ar
         request_timeout: settings.timeout,
     };
     let conn = Arc::new(Connection::open(host, &opts).await?);
-    let sftp = conn.sftp().await?;
-    let hashing = remote_hashing(&conn, settings).await?;
+    let sftp = Arc::new(conn.sftp().await?);
+    let hashing = remote_hashing(&conn, &sftp, settings).await?;
     if settings.verbosity > 0 {
         eprintln!(
             "ferry: remote hashing on {}: {}",
@@ -143,13 +144,21 @@ async fn connect(spec: &RemoteSpec, settings: &Settings) -> Result<(RemoteFs, Ar
             hashing.name()
         );
     }
-    Ok((RemoteFs::new(Arc::new(sftp), hashing), conn))
+    Ok((RemoteFs::new(sftp, hashing), conn))
 }
 
 /// Picks the remote hashing tier: the one asked for, or in auto mode the
 /// best that answers (helper, then shell, then off). Reading is never picked
 /// on its own: it costs a download of everything compared.
-async fn remote_hashing(conn: &Arc<Connection>, settings: &Settings) -> Result<RemoteHashing> {
+async fn remote_hashing(
+    conn: &Arc<Connection>,
+    sftp: &Arc<crate::sftp::Sftp>,
+    settings: &Settings,
+) -> Result<RemoteHashing> {
+    if settings.remote_ferry == "upload" && settings.remote_hash != RemoteHashMode::Off {
+        let helper = bootstrap::upload_helper(conn, sftp, &settings.remote_cache).await?;
+        return Ok(RemoteHashing::Helper(helper));
+    }
     let shell = || async {
         ShellHasher::detect(conn.clone())
             .await

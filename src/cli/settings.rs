@@ -32,6 +32,7 @@ pub struct Settings {
     pub progress: bool,
     pub remote_hash: RemoteHashMode,
     pub remote_ferry: String,
+    pub remote_cache: String,
 }
 
 impl Settings {
@@ -86,6 +87,7 @@ impl Settings {
             progress: args.progress || args.partial_progress,
             remote_hash: args.remote_hash,
             remote_ferry: args.remote_ferry,
+            remote_cache: args.remote_cache,
         })
     }
 }

@@ -8,6 +8,7 @@
 //! another protocol version answers `Error` naming both versions, so a
 //! mismatch is a clear message, never a hang.
 
+pub mod bootstrap;
 pub mod client;
 pub mod server;
 
