@@ -438,3 +438,69 @@ fn uploaded_helper_is_cached_verified_and_reused() {
         fs::read(ferry_bin()).unwrap()
     );
 }
+
+/// `--inplace` writes only the changed block into the destination itself:
+/// same inode, no partial, and it needs no copy-data on the server.
+#[test]
+fn inplace_push_patches_only_changed_blocks() {
+    use std::os::unix::fs::MetadataExt;
+    let sshd = Sshd::start();
+    let (src, dst) = (sshd.local().join("f.bin"), sshd.remote().join("f.bin"));
+    let old = base();
+    write_file(&dst, &old);
+    set_mtime(&dst, OLD_MTIME);
+    let inode = fs::metadata(&dst).unwrap().ino();
+    let mut new = old.clone();
+    new[4 * MIB as usize + 9..4 * MIB as usize + 20].copy_from_slice(b"in place!!!");
+    new.truncate(7 * MIB as usize);
+    write_file(&src, &new);
+    set_mtime(&src, NEW_MTIME);
+    let proxy = CutProxy::start(sshd.port(), None);
+    let cfg = sshd.config_for_proxy(&proxy);
+    sshd.ferry_with_config(&cfg)
+        .args([
+            "-t",
+            "--inplace",
+            "--remote-hash",
+            "helper",
+            "--remote-ferry",
+        ])
+        .arg(ferry_bin())
+        .arg(&src)
+        .arg(sshd.spec(&dst))
+        .run_ok();
+    proxy.wait_idle(std::time::Duration::from_secs(10));
+    assert_files_identical(&src, &dst);
+    assert_eq!(
+        fs::metadata(&dst).unwrap().ino(),
+        inode,
+        "not updated in place"
+    );
+    assert_no_partials(&sshd.remote());
+    assert_at_most("in place", proxy.up(), 4 * KIB + OVERHEAD);
+}
+
+/// Without remote hashing, --inplace rewrites the whole file in place.
+#[test]
+fn inplace_pull_without_hashing_rewrites_in_place() {
+    use std::os::unix::fs::MetadataExt;
+    let sshd = Sshd::start();
+    let (src, dst) = (sshd.remote().join("f.bin"), sshd.local().join("f.bin"));
+    write_file(&dst, &base());
+    set_mtime(&dst, OLD_MTIME);
+    let inode = fs::metadata(&dst).unwrap().ino();
+    write_file(&src, &random_bytes(SIZE / 2, 77));
+    set_mtime(&src, NEW_MTIME);
+    sshd.ferry()
+        .args(["-t", "--inplace", "--remote-hash", "off"])
+        .arg(sshd.spec(&src))
+        .arg(&dst)
+        .run_ok();
+    assert_files_identical(&src, &dst);
+    assert_eq!(
+        fs::metadata(&dst).unwrap().ino(),
+        inode,
+        "not updated in place"
+    );
+    assert_no_partials(&sshd.local());
+}

@@ -57,6 +57,11 @@ pub struct Args {
     #[arg(short, long)]
     pub links: bool,
 
+    /// Update destination files in place (no partial: a cut run leaves a
+    /// half-updated file, which the next run repairs)
+    #[arg(long)]
+    pub inplace: bool,
+
     /// Copy changed files whole instead of sending only changed blocks
     #[arg(short = 'W', long)]
     pub whole_file: bool,

@@ -60,6 +60,7 @@ impl Settings {
             dry_run: args.dry_run,
             checksum: args.checksum,
             delta: !args.whole_file,
+            inplace: args.inplace,
             umask: current_umask(),
         };
         let port = args.port.or(match &direction {

@@ -28,6 +28,8 @@ pub struct Options {
     /// Build changed files from the old destination where it matches
     /// (off with `--whole-file`).
     pub delta: bool,
+    /// Rewrite existing destination files directly, without a partial.
+    pub inplace: bool,
     /// Applied to the source's permissions for new files without `--perms`.
     pub umask: u32,
 }

@@ -48,13 +48,18 @@ pub async fn transfer<S: Endpoint, D: Endpoint>(
     reporter: &dyn Reporter,
     stats: &mut Stats,
 ) -> Result<Outcome> {
+    let in_place = opts.inplace && job.existing.is_some_and(|m| m.kind == Kind::File);
     let handle = src.open_read(&job.source).await?;
     let source = SourceFile {
         file: &handle,
         meta: job.source_meta,
         name: format!("{}{}", src.label(), job.source),
     };
-    let filled = fill_and_check(src, dst, &source, job, opts, reporter).await;
+    let filled = if in_place {
+        patch_in_place(src, dst, &source, job, opts.delta, reporter).await
+    } else {
+        fill_and_check(src, dst, &source, job, opts, reporter).await
+    };
     let closed = match &filled {
         Err(e) if e.is_fatal() => Ok(()),
         _ => handle.close(false).await,
@@ -63,9 +68,13 @@ pub async fn transfer<S: Endpoint, D: Endpoint>(
     closed?;
 
     check_source_unchanged(src, job).await?;
-    apply_attrs(dst, &job.paths.partial, job, opts).await?;
-    dst.rename(&job.paths.partial, &job.paths.dest).await?;
-    let _ = dst.remove_file(&job.paths.meta).await;
+    if in_place {
+        apply_attrs(dst, &job.paths.dest, job, opts).await?;
+    } else {
+        apply_attrs(dst, &job.paths.partial, job, opts).await?;
+        dst.rename(&job.paths.partial, &job.paths.dest).await?;
+        let _ = dst.remove_file(&job.paths.meta).await;
+    }
 
     stats.bytes_sent += filled.sent;
     stats.bytes_reused += filled.reused;
@@ -122,6 +131,118 @@ async fn fill_and_check<S: Endpoint, D: Endpoint>(
         sent: filled.sent + again.sent,
         ..again
     })
+}
+
+/// `--inplace`: the destination itself is rewritten, as rsync does when asked:
+/// no partial, no copy inside the server, so it works where copy-data does
+/// not, at the price of a half-updated file if the run is cut. With hashing,
+/// only blocks that differ at the same offset are written (moved content is
+/// not searched for: copying within a file being rewritten could read bytes
+/// already overwritten); without, the whole file is. The end-to-end check
+/// applies as for any assembled file.
+async fn patch_in_place<S: Endpoint, D: Endpoint>(
+    src: &S,
+    dst: &D,
+    source: &SourceFile<'_, S::File>,
+    job: &FileJob,
+    use_delta: bool,
+    reporter: &dyn Reporter,
+) -> Result<Filled> {
+    let io = Pipeline::between(src, dst);
+    let size = job.source_meta.size;
+    let old_size = job.existing.map(|m| m.size).unwrap_or(0);
+    let algo = common_algorithm(src, dst).filter(|_| can_check_end_to_end(src, dst));
+    let delta = match algo {
+        Some(algo)
+            if use_delta && size > 0 && old_size > 0 && src.hashing() == Hashing::AtTheData =>
+        {
+            delta::compare(src, &job.source, size, dst, &job.paths.dest, old_size, algo).await?
+        }
+        _ => delta::Delta {
+            pieces: vec![Piece::Send {
+                offset: 0,
+                len: size,
+            }],
+            send_bytes: size,
+            reuse_bytes: 0,
+        },
+    };
+    reporter.file_started(&job.paths.dest, size, delta.reuse_bytes);
+    let sends: Vec<_> = delta
+        .pieces
+        .iter()
+        .filter_map(|p| match *p {
+            Piece::Send { offset, len } => Some(offset..offset + len),
+            Piece::Reuse { .. } => None,
+        })
+        .collect();
+    write_in_place::<S, D>(dst, source, job, &sends, io, reporter).await?;
+    let filled = Filled {
+        reused: delta.reuse_bytes,
+        sent: delta.send_bytes,
+        assembled: delta.reuse_bytes > 0,
+        by_delta: delta.reuse_bytes > 0,
+    };
+    let in_place = FileJob {
+        paths: Paths {
+            partial: job.paths.dest.clone(),
+            ..job.paths.clone()
+        },
+        ..job.clone()
+    };
+    if algo.is_none() || matches_end_to_end(src, dst, &in_place).await? {
+        return Ok(filled);
+    }
+    tracing::warn!(
+        "{}: patched in place but differs from the source; rewriting it whole",
+        job.paths.dest
+    );
+    let whole = std::iter::once(0..size).collect::<Vec<_>>();
+    write_in_place::<S, D>(dst, source, job, &whole, io, reporter).await?;
+    if !matches_end_to_end(src, dst, &in_place).await? {
+        return Err(Error::Refused {
+            path: format!("{}{}", dst.label(), job.paths.dest),
+            message: "the file still differs from the source after rewriting it".into(),
+        });
+    }
+    Ok(Filled {
+        sent: filled.sent + size,
+        ..filled
+    })
+}
+
+/// Writes `ranges` of the source into the destination file itself, then
+/// cuts it to the source's size and syncs it.
+async fn write_in_place<S: Endpoint, D: Endpoint>(
+    dst: &D,
+    source: &SourceFile<'_, S::File>,
+    job: &FileJob,
+    ranges: &[std::ops::Range<u64>],
+    io: Pipeline,
+    reporter: &dyn Reporter,
+) -> Result<()> {
+    let out = dst
+        .open_write(&job.paths.dest, WriteMode::Keep, 0o600)
+        .await?;
+    let mut written = Ok(());
+    for range in ranges {
+        written = copy_range::<S, D>(source, &out, range.clone(), io, reporter).await;
+        if written.is_err() {
+            break;
+        }
+    }
+    if written.is_ok() {
+        written = out.set_len(job.source_meta.size).await;
+    }
+    match written {
+        Ok(()) => out.close(true).await,
+        Err(e) => {
+            if !e.is_fatal() {
+                let _ = out.close(false).await;
+            }
+            Err(e)
+        }
+    }
 }
 
 /// A delta pays off when the old destination is a file to build from and the
