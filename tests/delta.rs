@@ -94,39 +94,6 @@ fn assert_at_most(what: &str, moved: u64, limit: u64) {
     );
 }
 
-fn edits_in_place(way: Way, tier: Tier) {
-    let old = base();
-    let mut new = old.clone();
-    for at in [100, 3 * MIB as usize + 7, 7 * MIB as usize + 4000] {
-        new[at..at + 16].copy_from_slice(b"edited in place!");
-    }
-    let moved = sync_change(way, tier, &old, &new);
-    // Three edits, each inside one 4 KiB block.
-    assert_at_most("edits", moved.forward, 3 * 4 * KIB + OVERHEAD);
-}
-
-#[test]
-fn push_edits_in_place_with_helper() {
-    edits_in_place(Way::Push, Tier::Helper);
-}
-
-#[test]
-fn pull_edits_in_place_with_helper() {
-    edits_in_place(Way::Pull, Tier::Helper);
-}
-
-/// The shell tier: the server's split --filter with sha256sum (no b3sum on
-/// the test machine), so both sides compare SHA-256.
-#[test]
-fn push_edits_in_place_with_shell() {
-    edits_in_place(Way::Push, Tier::Shell);
-}
-
-#[test]
-fn pull_edits_in_place_with_shell() {
-    edits_in_place(Way::Pull, Tier::Shell);
-}
-
 /// File names full of shell syntax travel both ways with the shell tier
 /// hashing them on the server, and nothing in them ever runs there.
 #[test]
@@ -224,41 +191,6 @@ fn push_without_remote_hashing_sends_whole_file() {
     assert!(moved.forward >= SIZE as u64, "sent only {}", moved.forward);
 }
 
-fn append(way: Way) {
-    let old = base();
-    let mut new = old.clone();
-    new.extend_from_slice(&random_bytes(300 * KIB as usize, 41));
-    let moved = sync_change(way, Tier::Helper, &old, &new);
-    assert_at_most("append", moved.forward, 300 * KIB + 4 * KIB + OVERHEAD);
-}
-
-#[test]
-fn push_append_with_helper() {
-    append(Way::Push);
-}
-
-#[test]
-fn pull_append_with_helper() {
-    append(Way::Pull);
-}
-
-fn truncation(way: Way) {
-    let old = base();
-    let new = old[..5 * MIB as usize + 1234].to_vec();
-    let moved = sync_change(way, Tier::Helper, &old, &new);
-    assert_at_most("truncation", moved.forward, OVERHEAD);
-}
-
-#[test]
-fn push_truncation_with_helper() {
-    truncation(Way::Push);
-}
-
-#[test]
-fn pull_truncation_with_helper() {
-    truncation(Way::Pull);
-}
-
 fn shift(at: usize, insert: bool) -> (Vec<u8>, Vec<u8>) {
     let old = base();
     let mut new = old[..at].to_vec();
@@ -269,75 +201,6 @@ fn shift(at: usize, insert: bool) -> (Vec<u8>, Vec<u8>) {
         new.extend_from_slice(&old[at + 64 * KIB as usize..]);
     }
     (old, new)
-}
-
-/// On push the source is local, so the old file's rolling signature comes
-/// from the helper and shifted blocks are found anywhere: only the inserted
-/// bytes cross (the signature of 8 MiB is 2.5 KiB).
-#[test]
-fn push_insertion_at_front_sends_only_the_insert() {
-    let (old, new) = shift(0, true);
-    let moved = sync_change(Way::Push, Tier::Helper, &old, &new);
-    assert_at_most("insert at front", moved.forward, 100 + OVERHEAD);
-}
-
-#[test]
-fn push_insertion_in_middle_sends_only_the_insert() {
-    let (old, new) = shift(6 * MIB as usize, true);
-    let moved = sync_change(Way::Push, Tier::Helper, &old, &new);
-    assert_at_most("insert in middle", moved.forward, 100 + OVERHEAD);
-}
-
-#[test]
-fn push_deleted_range_sends_next_to_nothing() {
-    let (old, new) = shift(3 * MIB as usize, false);
-    let moved = sync_change(Way::Push, Tier::Helper, &old, &new);
-    assert_at_most("deleted range", moved.forward, OVERHEAD);
-}
-
-/// On pull the scan runs in the helper, next to the new file, against the
-/// local old file's signature: again only the inserted bytes cross.
-#[test]
-fn pull_insertion_at_front_receives_only_the_insert() {
-    let (old, new) = shift(0, true);
-    let moved = sync_change(Way::Pull, Tier::Helper, &old, &new);
-    assert_at_most("insert at front", moved.forward, 100 + OVERHEAD);
-}
-
-#[test]
-fn pull_deleted_range_receives_next_to_nothing() {
-    let (old, new) = shift(6 * MIB as usize, false);
-    let moved = sync_change(Way::Pull, Tier::Helper, &old, &new);
-    assert_at_most("deleted range", moved.forward, OVERHEAD);
-}
-
-fn different_content(way: Way) {
-    let moved = sync_change(way, Tier::Helper, &base(), &random_bytes(SIZE, 43));
-    assert_at_most("different", moved.forward, SIZE as u64 + OVERHEAD);
-}
-
-#[test]
-fn push_entirely_different_content() {
-    different_content(Way::Push);
-}
-
-#[test]
-fn pull_entirely_different_content() {
-    different_content(Way::Pull);
-}
-
-#[test]
-fn push_to_zero_length_and_back() {
-    let moved = sync_change(Way::Push, Tier::Helper, &base(), &[]);
-    assert_at_most("to zero", moved.forward, OVERHEAD);
-    let moved = sync_change(Way::Push, Tier::Helper, &[], &base());
-    assert_at_most("from zero", moved.forward, SIZE as u64 + OVERHEAD);
-}
-
-#[test]
-fn pull_file_grown_from_zero() {
-    let moved = sync_change(Way::Pull, Tier::Helper, &[], &base());
-    assert_at_most("from zero", moved.forward, SIZE as u64 + OVERHEAD);
 }
 
 /// A forced helper that cannot start is a clear error (exit 5) and nothing
@@ -503,4 +366,141 @@ fn inplace_pull_without_hashing_rewrites_in_place() {
         "not updated in place"
     );
     assert_no_partials(&sshd.local());
+}
+
+/// One change of a file and the most bytes it may cost to bring over.
+struct Case {
+    name: &'static str,
+    old: Vec<u8>,
+    new: Vec<u8>,
+    /// Bytes that must cross with block matching at the same offsets only.
+    aligned: u64,
+    /// Bytes that must cross when moved content is found too.
+    moved: u64,
+}
+
+fn cases() -> Vec<Case> {
+    let old = base();
+    let size = SIZE as u64;
+    let mut edited = old.clone();
+    for at in [100, 3 * MIB as usize + 7, 7 * MIB as usize + 4000] {
+        edited[at..at + 16].copy_from_slice(b"edited in place!");
+    }
+    let mut appended = old.clone();
+    appended.extend_from_slice(&random_bytes(300 * KIB as usize, 41));
+    let (_, front) = shift(0, true);
+    let (_, middle) = shift(6 * MIB as usize, true);
+    let (_, deleted) = shift(3 * MIB as usize, false);
+    let after = |new: &Vec<u8>, at: u64| new.len() as u64 - at + 4 * KIB;
+    vec![
+        Case {
+            name: "edits",
+            aligned: 12 * KIB,
+            moved: 12 * KIB,
+            old: old.clone(),
+            new: edited,
+        },
+        Case {
+            name: "append",
+            aligned: 304 * KIB,
+            moved: 304 * KIB,
+            old: old.clone(),
+            new: appended,
+        },
+        Case {
+            name: "truncate",
+            aligned: 0,
+            moved: 0,
+            old: old.clone(),
+            new: old[..5 * MIB as usize].to_vec(),
+        },
+        Case {
+            name: "insert at front",
+            aligned: after(&front, 0),
+            moved: 100,
+            old: old.clone(),
+            new: front,
+        },
+        Case {
+            name: "insert in middle",
+            aligned: after(&middle, 6 * MIB),
+            moved: 100,
+            old: old.clone(),
+            new: middle,
+        },
+        Case {
+            name: "deleted range",
+            aligned: after(&deleted, 3 * MIB),
+            moved: 0,
+            old: old.clone(),
+            new: deleted,
+        },
+        Case {
+            name: "different",
+            aligned: size,
+            moved: size,
+            old: old.clone(),
+            new: random_bytes(SIZE, 43),
+        },
+        Case {
+            name: "to zero",
+            aligned: 0,
+            moved: 0,
+            old: old.clone(),
+            new: Vec::new(),
+        },
+        Case {
+            name: "from zero",
+            aligned: size,
+            moved: size,
+            old: Vec::new(),
+            new: old,
+        },
+    ]
+}
+
+/// Runs every case one way over one tier; `limit` says what a case may cost.
+fn matrix(way: Way, tier: Tier, limit: impl Fn(&Case) -> u64) {
+    for case in cases() {
+        let moved = sync_change(way, tier, &case.old, &case.new);
+        let allowed = limit(&case) + OVERHEAD;
+        assert!(
+            moved.forward <= allowed,
+            "{way:?} over {tier:?}, {}: moved {} bytes, allowed {allowed}",
+            case.name,
+            moved.forward
+        );
+    }
+}
+
+/// The shell tier compares at the same offsets only (standard tools have no
+/// rolling checksum).
+#[test]
+fn every_change_over_the_shell_tier_push() {
+    matrix(Way::Push, Tier::Shell, |c| c.aligned);
+}
+
+#[test]
+fn every_change_over_the_shell_tier_pull() {
+    matrix(Way::Pull, Tier::Shell, |c| c.aligned);
+}
+
+/// The read tier on push reads the old file to hash it and to make its
+/// signature, then finds moved content like the helper does.
+#[test]
+fn every_change_over_the_read_tier_push() {
+    matrix(Way::Push, Tier::Read, |c| c.moved);
+}
+
+/// On pull, reading the remote source to hash it would cost the transfer it
+/// is meant to save: the read tier sends changed files whole.
+#[test]
+fn every_change_over_the_read_tier_pull() {
+    matrix(Way::Pull, Tier::Read, |c| c.new.len() as u64);
+}
+
+#[test]
+fn every_change_over_the_helper_both_ways() {
+    matrix(Way::Push, Tier::Helper, |c| c.moved);
+    matrix(Way::Pull, Tier::Helper, |c| c.moved);
 }
