@@ -97,14 +97,15 @@ async fn fill_and_check<S: Endpoint, D: Endpoint>(
     reporter: &dyn Reporter,
 ) -> Result<Filled> {
     let io = Pipeline::between(src, dst);
-    let mut filled = match delta_worth_trying(src, dst, job, opts) {
-        true => fill_by_delta::<S, D>(src, dst, source, job, io, reporter).await?,
-        false => None,
+    let by_delta = if delta_worth_trying(src, dst, job, opts) {
+        fill_by_delta::<S, D>(src, dst, source, job, io, reporter).await?
+    } else {
+        None
     };
-    if filled.is_none() {
-        filled = Some(fill_partial::<S, D>(dst, source, job, io, reporter).await?);
-    }
-    let filled = filled.unwrap_or_default();
+    let filled = match by_delta {
+        Some(filled) => filled,
+        None => fill_partial::<S, D>(dst, source, job, io, reporter).await?,
+    };
     if !filled.assembled || !can_check_end_to_end(src, dst) {
         return Ok(filled);
     }
