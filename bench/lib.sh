@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # bench/lib.sh: the parts shared by bench/run.sh and bench/delta.sh.
 #
 # Source it (do not run it) after setting REPO (the repository root) and,
@@ -11,7 +12,8 @@
 #                            (kills PROXY_PID, PROBE_PID, SSHD_PID, removes
 #                            WORK), throw-away HOME, no ssh agent, host and
 #                            user ed25519 keys
-#   bench_start_sshd         sshd on 127.0.0.1:<free port> (SSHD_PID, PORT),
+#   bench_start_sshd         sshd on 127.0.0.1:<free port> under bench/reaper.py
+#                            (SSHD_PID = the reaper, LISTENER_PID = sshd, PORT),
 #                            ssh config CFG with "Host ferrybench"
 #   ssh_host_block ALIAS PORT KNOWN_HOSTS
 #                            prints one Host block (and appends the host key to
@@ -23,6 +25,7 @@
 SSHD=/usr/sbin/sshd
 FERRY="$REPO/target/release/ferry"
 SSHD_PID=""
+LISTENER_PID=""
 PROBE_PID=""
 PROXY_PID=""
 
@@ -134,14 +137,20 @@ bench_start_sshd() {
   for attempt in 1 2 3 4 5; do
     p="$(free_port)"
     write_sshd_config "$WORK/sshd_config" "$p" ERROR
-    "$SSHD" -D -e -f "$WORK/sshd_config" </dev/null >"$WORK/sshd.log" 2>&1 &
+    # Under a child subreaper, so that server processes orphaned by their
+    # per-connection sshd are still reaped, and counted, by us (see reaper.py).
+    python3 "$REPO/bench/reaper.py" "$SSHD" -D -e -f "$WORK/sshd_config" </dev/null >"$WORK/sshd.log" 2>&1 &
     SSHD_PID=$!
     for _ in $(seq 1 100); do            # at most ~10 s
       if ! kill -0 "$SSHD_PID" 2>/dev/null; then break; fi
       if probe_banner "$p"; then PORT="$p"; break; fi
       sleep 0.1
     done
-    [ -n "$PORT" ] && break
+    if [ -n "$PORT" ]; then
+      LISTENER_PID="$(ps -o pid= --ppid "$SSHD_PID" | tr -d ' ')"
+      [ -n "$LISTENER_PID" ] || die "sshd answers but is not a child of the reaper (pid $SSHD_PID)"
+      break
+    fi
     if kill -0 "$SSHD_PID" 2>/dev/null; then
       kill "$SSHD_PID" 2>/dev/null || true
       wait "$SSHD_PID" 2>/dev/null || true
@@ -155,7 +164,7 @@ bench_start_sshd() {
     log "port $p taken, retrying ($attempt/5)"
   done
   [ -n "$PORT" ] || die "could not start sshd on a free port after 5 attempts"
-  log "sshd pid $SSHD_PID on 127.0.0.1:$PORT"
+  log "sshd pid $LISTENER_PID (reaper $SSHD_PID) on 127.0.0.1:$PORT"
 
   CFG="$WORK/ssh_config"
   write_ssh_config "$CFG" "$PORT" "$WORK/known_hosts"
@@ -163,18 +172,29 @@ bench_start_sshd() {
     die "ssh -F $CFG ferrybench true failed; sshd log: $(cat "$WORK/sshd.log")"
 }
 
-# CPU seconds (user+sys) of sshd's reaped children: the per-connection sshd
-# processes and, under them, sftp-server / the remote rsync / ferry --server.
+# CPU ticks (user+sys) of the server side's reaped processes: the
+# per-connection sshd processes and, under them, sftp-server / the remote
+# rsync / ferry --server, whether sshd reaped them (the listener's cutime +
+# cstime) or they were orphaned and the reaper reaped them (its cutime +
+# cstime; it holds the listener's own only after the listener exits).
 server_cpu_ticks() {
-  awk '{ print $16 + $17 }' "/proc/$SSHD_PID/stat"   # cutime + cstime
+  cat "/proc/$LISTENER_PID/stat" "/proc/$SSHD_PID/stat" | awk '{ t += $16 + $17 } END { print t }'
 }
+# shellcheck disable=SC2034  # used by the scripts that source this file
 CLK_TCK="$(getconf CLK_TCK)"
-# Wait (at most 30 s) until sshd has reaped every connection process, so that
-# the server-side CPU of a run is complete and runs never overlap.
+# Wait (at most 30 s) until every server process of a connection has been
+# reaped, so that the server-side CPU of a run is complete and runs never
+# overlap: the listener has no children and the reaper none but the listener.
+# With a PID argument (an sshd started without the reaper): its children only.
 wait_server_idle() {
-  local pid="${1:-$SSHD_PID}"
+  local left
   for _ in $(seq 1 300); do
-    [ -z "$(ps -o pid= --ppid "$pid" 2>/dev/null)" ] && return 0
+    if [ -n "${1:-}" ]; then
+      left="$(ps -o pid= --ppid "$1" 2>/dev/null || true)"
+    else
+      left="$(pgrep -P "$LISTENER_PID,$SSHD_PID" | grep -vx "$LISTENER_PID" || true)"
+    fi
+    [ -z "$left" ] && return 0
     sleep 0.1
   done
   log "warning: sshd still has connection processes 30 s after the client exited"

@@ -20,7 +20,8 @@
 #
 # What it does:
 #   1. cargo build --release  ->  target/release/ferry
-#   2. starts a private OpenSSH sshd on 127.0.0.1:<free port> (throw-away host
+#   2. starts a private OpenSSH sshd on 127.0.0.1:<free port> (bench/lib.sh,
+#      under the subreaper bench/reaper.py; throw-away host
 #      and user ed25519 keys, the same sshd_config as tests/common/mod.rs) and
 #      writes one ssh config (Host ferrybench) used by every tool:
 #        ferry --ssh-config CFG | scp -F CFG | sftp -F CFG -b BATCH |

@@ -21,6 +21,11 @@ pub const COARSE: u64 = 1024 * 1024;
 pub const FINE: u64 = 4096;
 /// Differing coarse blocks refined at once.
 const REFINE_IN_FLIGHT: usize = 8;
+/// Past `REFINE_ALWAYS` differing blocks (their fine hashes cost 128 KiB),
+/// differing blocks are refined only while they are at most one in this many
+/// of the blocks both files have.
+const REFINE_WHEN_AT_MOST: usize = 4;
+const REFINE_ALWAYS: usize = 16;
 
 /// One run of the new file, in order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,6 +76,13 @@ pub async fn compare<S: Endpoint, D: Endpoint>(
             ));
         } else if start < overlap {
             to_refine.push((i, start, end));
+            pieces.push((
+                i,
+                vec![Piece::Send {
+                    offset: start,
+                    len: end - start,
+                }],
+            ));
         } else {
             pieces.push((
                 i,
@@ -81,6 +93,16 @@ pub async fn compare<S: Endpoint, D: Endpoint>(
             ));
         }
     }
+    // When much of the old file differs, content most likely moved or was
+    // rewritten wholesale: 4 KiB hashes would cost 8 KiB per MiB each way
+    // and find little (measured: 2 MiB of hashes for a 100-byte insertion
+    // into 256 MiB). The coarse pieces stand; the rolling search may still
+    // find moved blocks in them.
+    let overlap_blocks = overlap.div_ceil(COARSE) as usize;
+    if to_refine.len() > REFINE_ALWAYS && to_refine.len() * REFINE_WHEN_AT_MOST > overlap_blocks {
+        return Ok(merge(pieces.into_iter().flat_map(|(_, p)| p)));
+    }
+    pieces.retain(|(i, _)| !to_refine.iter().any(|(j, _, _)| j == i));
     let refined: Vec<(usize, Vec<Piece>)> = stream::iter(to_refine)
         .map(|(i, start, end)| async move {
             let (ours, theirs) = tokio::join!(
