@@ -504,3 +504,38 @@ fn every_change_over_the_helper_both_ways() {
     matrix(Way::Push, Tier::Helper, |c| c.moved);
     matrix(Way::Pull, Tier::Helper, |c| c.moved);
 }
+
+/// An SFTP server that starts sessions somewhere else than the login
+/// directory (sftp-server -d): a relative remote path must mean the same
+/// file to the helper and the shell as to SFTP.
+#[test]
+fn relative_paths_mean_the_same_file_to_every_tier() {
+    let sshd = Sshd::start_with(SshdOptions {
+        sftp_starts_in_remote: true,
+        ..SshdOptions::default()
+    });
+    let src = sshd.local().join("rel.bin");
+    let dst = sshd.remote().join("rel.bin");
+    let old = base();
+    write_file(&dst, &old);
+    set_mtime(&dst, OLD_MTIME);
+    for (i, tier) in ["shell", "helper"].into_iter().enumerate() {
+        let mut new = old.clone();
+        new[MIB as usize * (i + 1)] ^= 0x33;
+        write_file(&src, &new);
+        set_mtime(&src, NEW_MTIME + i as u64);
+        let out = sshd
+            .ferry()
+            .args(["-v", "-t", "--remote-hash", tier, "--remote-ferry"])
+            .arg(ferry_bin())
+            .arg(&src)
+            .arg(format!("{HOST_ALIAS}:rel.bin"))
+            .run_default();
+        out.assert_ok();
+        assert!(
+            out.stdout.contains("rel.bin (delta)"),
+            "not sent as a delta\n{out}"
+        );
+        assert_files_identical(&src, &dst);
+    }
+}

@@ -72,6 +72,7 @@ fn unreachable_port_exits_255() {
 fn refused_sftp_subsystem_exits_5() {
     let sshd = Sshd::start_with(SshdOptions {
         sftp_subsystem: false,
+        ..SshdOptions::default()
     });
     let src = sshd.local().join("f.txt");
     write_file(&src, b"hello");

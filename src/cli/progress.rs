@@ -85,10 +85,10 @@ impl Reporter for ConsoleReporter {
             Outcome::Skipped => false,
         };
         if show {
-            let suffix = if outcome == Outcome::Resumed {
-                " (resumed)"
-            } else {
-                ""
+            let suffix = match outcome {
+                Outcome::Resumed => " (resumed)",
+                Outcome::Delta => " (delta)",
+                _ => "",
             };
             self.println(&format!("{path}{suffix}"));
         }

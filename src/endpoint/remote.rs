@@ -217,12 +217,14 @@ impl Endpoint for RemoteFs {
     ) -> Result<Vec<BlockHash>> {
         match &self.hashing {
             RemoteHashing::Helper(helper) if algo == HashAlgo::Blake3 => helper
-                .block_hashes(path, start, end, block as u32)
+                .block_hashes(&self.sftp.absolute(path), start, end, block as u32)
                 .await
                 .map(|(_, hashes)| hashes)
                 .map_err(|e| self.helper_error(path, e)),
             RemoteHashing::Shell(shell) if algo == shell.algo() => {
-                shell.block_hashes(path, start, end, block).await
+                shell
+                    .block_hashes(&self.sftp.absolute(path), start, end, block)
+                    .await
             }
             _ => super::block_hashes_by_reading(self, path, start, end, block, algo).await,
         }
@@ -231,11 +233,13 @@ impl Endpoint for RemoteFs {
     async fn file_hash(&self, path: &str, algo: HashAlgo) -> Result<BlockHash> {
         match &self.hashing {
             RemoteHashing::Helper(helper) if algo == HashAlgo::Blake3 => helper
-                .file_hash(path)
+                .file_hash(&self.sftp.absolute(path))
                 .await
                 .map(|(_, hash)| hash)
                 .map_err(|e| self.helper_error(path, e)),
-            RemoteHashing::Shell(shell) if algo == shell.algo() => shell.file_hash(path).await,
+            RemoteHashing::Shell(shell) if algo == shell.algo() => {
+                shell.file_hash(&self.sftp.absolute(path)).await
+            }
             _ => super::file_hash_by_reading(self, path, algo).await,
         }
     }
@@ -248,7 +252,7 @@ impl Endpoint for RemoteFs {
     ) -> Result<Option<Vec<crate::delta::Piece>>> {
         match &self.hashing {
             RemoteHashing::Helper(helper) => helper
-                .find_blocks(path, regions, signature)
+                .find_blocks(&self.sftp.absolute(path), regions, signature)
                 .await
                 .map(Some)
                 .map_err(|e| self.helper_error(path, e)),
@@ -260,7 +264,7 @@ impl Endpoint for RemoteFs {
     async fn signature(&self, path: &str, block: u32) -> Result<Option<Signature>> {
         match &self.hashing {
             RemoteHashing::Helper(helper) => helper
-                .signature(path, block)
+                .signature(&self.sftp.absolute(path), block)
                 .await
                 .map(Some)
                 .map_err(|e| self.helper_error(path, e)),

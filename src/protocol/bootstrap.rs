@@ -39,7 +39,10 @@ pub async fn upload_helper(
         env!("CARGO_PKG_VERSION"),
         &hex::encode(hash)[..16]
     );
-    let remote_path = join(cache_dir, &name);
+    // Absolute: the helper is started by the shell, whose working directory
+    // may not be the SFTP session's.
+    let cache_dir = sftp.absolute(cache_dir);
+    let remote_path = join(&cache_dir, &name);
     let fs = RemoteFs::new(sftp.clone(), RemoteHashing::Off);
 
     let cached = fs.lstat(&remote_path).await?;
@@ -56,7 +59,7 @@ pub async fn upload_helper(
         // the upload below keep it.
         let _ = fs.remove_file(&remote_path).await;
     }
-    make_dirs(&fs, cache_dir).await;
+    make_dirs(&fs, &cache_dir).await;
     let stats = engine::sync(
         &LocalFs,
         &fs,

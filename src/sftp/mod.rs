@@ -43,6 +43,9 @@ pub struct Sftp {
     read_chunk: u32,
     write_chunk: u32,
     timeout_secs: u64,
+    /// The session's working directory, which relative paths are resolved
+    /// against (not always the login directory: `sftp-server -d`).
+    cwd: String,
 }
 
 impl Sftp {
@@ -70,11 +73,17 @@ impl Sftp {
                 write_chunk = clamp_chunk(limits.max_write_len);
             }
         }
+        let cwd = match raw.realpath(".").await {
+            Ok(name) => name.files.into_iter().next().map(|f| f.filename),
+            Err(_) => None,
+        }
+        .unwrap_or_else(|| ".".into());
         tracing::debug!(
             host,
             ?extensions,
             read_chunk,
             write_chunk,
+            cwd,
             "sftp session ready"
         );
         Ok(Sftp {
@@ -84,6 +93,7 @@ impl Sftp {
             read_chunk,
             write_chunk,
             timeout_secs: request_timeout_secs,
+            cwd,
         })
     }
 
@@ -93,6 +103,16 @@ impl Sftp {
 
     pub fn host(&self) -> &str {
         &self.host
+    }
+
+    /// `path` as an absolute path, for programs run on the server (helper,
+    /// shell), whose working directory may differ from this session's.
+    pub fn absolute(&self, path: &str) -> String {
+        if path.starts_with('/') {
+            path.to_string()
+        } else {
+            crate::endpoint::join(&self.cwd, path)
+        }
     }
 
     pub fn extensions(&self) -> &Extensions {

@@ -378,12 +378,16 @@ impl FerryCmd {
 pub struct SshdOptions {
     /// Write a `Subsystem sftp` line (false: the server refuses sftp).
     pub sftp_subsystem: bool,
+    /// Start SFTP sessions in the fixture's `remote` directory (sftp-server
+    /// `-d`) instead of the login directory, where shell commands start.
+    pub sftp_starts_in_remote: bool,
 }
 
 impl Default for SshdOptions {
     fn default() -> Self {
         SshdOptions {
             sftp_subsystem: true,
+            sftp_starts_in_remote: false,
         }
     }
 }
@@ -512,6 +516,9 @@ impl Sshd {
         );
         if self.options.sftp_subsystem {
             cfg.push_str(&Self::sftp_line());
+            if self.options.sftp_starts_in_remote {
+                cfg.push_str(&format!(" -d {}", d.join("remote").display()));
+            }
             cfg.push('\n');
         }
         let path = d.join("sshd_config");
