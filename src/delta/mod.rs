@@ -102,7 +102,8 @@ pub async fn compare<S: Endpoint, D: Endpoint>(
     if to_refine.len() > REFINE_ALWAYS && to_refine.len() * REFINE_WHEN_AT_MOST > overlap_blocks {
         return Ok(merge(pieces.into_iter().flat_map(|(_, p)| p)));
     }
-    pieces.retain(|(i, _)| !to_refine.iter().any(|(j, _, _)| j == i));
+    let refining: std::collections::HashSet<usize> = to_refine.iter().map(|(i, _, _)| *i).collect();
+    pieces.retain(|(i, _)| !refining.contains(i));
     let refined: Vec<(usize, Vec<Piece>)> = stream::iter(to_refine)
         .map(|(i, start, end)| async move {
             let (ours, theirs) = tokio::join!(
