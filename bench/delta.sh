@@ -231,24 +231,14 @@ printf 'scenario\ttool\tkey\tvalue\n' >"$DIAG"
 
 # time_one SCENARIO TOOL RUN
 time_one() {
-  local scen="$1" tool="$2" run="$3" tag rc c0 c1 scpu wall usr sys reuse="" send="" line
+  local scen="$1" tool="$2" run="$3" tag rc scpu wall usr sys reuse="" send="" line
   prepare_remote
   tool_cmd "$tool"
   tag="$WORK/runs/$scen.$tool.$run"
-  # shellcheck disable=SC2119  # no argument: the reaper-managed sshd
-  wait_server_idle
-  proxy_dump                              # start from zero
-  c0="$(server_cpu_ticks)"
-  if timeout -k 10 "$TOOL_TIMEOUT" /usr/bin/time -f '%e %U %S' -o "$tag.time" \
-       "${CMD[@]}" </dev/null >"$tag.out" 2>"$tag.err"; then
-    rc=0
-  else
-    rc=$?
-  fi
-  # shellcheck disable=SC2119  # no argument: the reaper-managed sshd
-  wait_server_idle
-  c1="$(server_cpu_ticks)"
-  proxy_dump
+  # The proxy's counts are read (and reset) at both idle points: the first
+  # read starts the run from zero, the second holds its bytes.
+  timed_run "$tag" '%e %U %S' proxy_dump
+  rc="$RUN_RC" scpu="$RUN_SERVER_CPU"
   if [ "$rc" -ne 0 ]; then
     sed 's/^/    | /' "$tag.err" >&2 || true
     die "$scen $tool run $run: exit $rc$( [ "$rc" -eq 124 ] && echo ' (timeout)'): ${CMD[*]}"
@@ -262,7 +252,6 @@ time_one() {
     reuse="$(sed -n 's/.*reuse=\([0-9]*\).*/\1/p' <<<"$line")"
     send="$(sed -n 's/.*send=\([0-9]*\).*/\1/p' <<<"$line")"
   fi
-  scpu="$(python3 -c "print(f'{($c1 - $c0) / $CLK_TCK:.2f}')")"
   read -r wall usr sys < <(tail -n 1 "$tag.time")
   printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$scen" "$tool" "$run" "$wall" "$usr" "$sys" \
     "$scpu" "$UP" "$DOWN" "$CONNS" "$reuse" "$send" >>"$RESULTS"

@@ -182,10 +182,37 @@ server_cpu_ticks() {
 }
 # shellcheck disable=SC2034  # used by the scripts that source this file
 CLK_TCK="$(getconf CLK_TCK)"
+# Runs "${CMD[@]}" under timeout and /usr/bin/time (format $2) with its
+# output in $1.out, $1.err and $1.time, between two idle points of the server.
+# Sets RUN_RC (the command's status) and RUN_SERVER_CPU (seconds of server-side
+# CPU the run caused). `between` (optional, a function name) runs at both idle
+# points, e.g. to read and reset the proxy's byte counts.
+timed_run() {
+  local tag="$1" format="$2" between="${3:-}" c0
+  # shellcheck disable=SC2119  # no argument: the reaper-managed sshd
+  wait_server_idle
+  [ -n "$between" ] && "$between"
+  c0="$(server_cpu_ticks)"
+  # shellcheck disable=SC2034  # RUN_* are read by the scripts that source this file
+  if timeout -k 10 "$TOOL_TIMEOUT" /usr/bin/time -f "$format" -o "$tag.time" \
+       "${CMD[@]}" </dev/null >"$tag.out" 2>"$tag.err"; then
+    RUN_RC=0
+  else
+    RUN_RC=$?
+  fi
+  # shellcheck disable=SC2119
+  wait_server_idle
+  # shellcheck disable=SC2034
+  RUN_SERVER_CPU="$(python3 -c "print(f'{($(server_cpu_ticks) - $c0) / $CLK_TCK:.2f}')")"
+  [ -n "$between" ] && "$between"
+  return 0
+}
+
 # Wait (at most 30 s) until every server process of a connection has been
 # reaped, so that the server-side CPU of a run is complete and runs never
 # overlap: the listener has no children and the reaper none but the listener.
 # With a PID argument (an sshd started without the reaper): its children only.
+# shellcheck disable=SC2120  # the PID form is for an sshd run without the reaper
 wait_server_idle() {
   local left
   for _ in $(seq 1 300); do

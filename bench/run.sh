@@ -148,7 +148,7 @@ probe_ciphers
 
 # time_one SCENARIO TOOL RUN
 time_one() {
-  local scen="$1" tool="$2" run="$3" src dst tag rc status c0 c1 scpu
+  local scen="$1" tool="$2" run="$3" src dst tag rc status scpu
   src="$SRC"
   if [ "$scen" = push ]; then dst="$WORK/remote/dst.bin"; else dst="$WORK/local/dst.bin"; fi
   rm -f "$dst"
@@ -157,17 +157,8 @@ time_one() {
   sync
   tool_cmd "$tool" "$scen" "$src" "$dst"
   tag="$WORK/runs/$scen.$tool.$run"
-  wait_server_idle
-  c0="$(server_cpu_ticks)"
-  if timeout -k 10 "$TOOL_TIMEOUT" /usr/bin/time -f '%e %M %U %S' -o "$tag.time" \
-       "${CMD[@]}" </dev/null >"$tag.out" 2>"$tag.err"; then
-    rc=0
-  else
-    rc=$?
-  fi
-  wait_server_idle
-  c1="$(server_cpu_ticks)"
-  scpu="$(python3 -c "print(f'{($c1 - $c0) / $CLK_TCK:.2f}')")"
+  timed_run "$tag" '%e %M %U %S'
+  rc="$RUN_RC" scpu="$RUN_SERVER_CPU"
   if [ "$rc" -ne 0 ]; then
     status=failed
     if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then status=timeout; fi
