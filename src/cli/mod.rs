@@ -135,8 +135,16 @@ async fn connect(spec: &RemoteSpec, settings: &Settings) -> Result<(RemoteFs, Ar
         request_timeout: settings.timeout,
     };
     let conn = Arc::new(Connection::open(host, &opts).await?);
-    let sftp = Arc::new(conn.sftp().await?);
-    let hashing = remote_hashing(&conn, &sftp, settings).await?;
+    let (sftp, hashing) =
+        if settings.remote_ferry == "upload" && settings.remote_hash != RemoteHashMode::Off {
+            let sftp = Arc::new(conn.sftp().await?);
+            let helper = bootstrap::upload_helper(&conn, &sftp, &settings.remote_cache).await?;
+            (sftp, RemoteHashing::Helper(helper))
+        } else {
+            // Each waits on its own channel's round trips and process start.
+            let (sftp, hashing) = tokio::join!(conn.sftp(), remote_hashing(&conn, settings));
+            (Arc::new(sftp?), hashing?)
+        };
     if settings.verbosity > 0 {
         eprintln!(
             "ferry: remote hashing on {}: {}",
@@ -149,16 +157,9 @@ async fn connect(spec: &RemoteSpec, settings: &Settings) -> Result<(RemoteFs, Ar
 
 /// Picks the remote hashing tier: the one asked for, or in auto mode the
 /// best that answers (helper, then shell, then off). Reading is never picked
-/// on its own: it costs a download of everything compared.
-async fn remote_hashing(
-    conn: &Arc<Connection>,
-    sftp: &Arc<crate::sftp::Sftp>,
-    settings: &Settings,
-) -> Result<RemoteHashing> {
-    if settings.remote_ferry == "upload" && settings.remote_hash != RemoteHashMode::Off {
-        let helper = bootstrap::upload_helper(conn, sftp, &settings.remote_cache).await?;
-        return Ok(RemoteHashing::Helper(helper));
-    }
+/// on its own: it costs a download of everything compared. (An uploaded
+/// helper is set up by the caller: it needs the SFTP session.)
+async fn remote_hashing(conn: &Arc<Connection>, settings: &Settings) -> Result<RemoteHashing> {
     let shell = || async {
         ShellHasher::detect(conn.clone())
             .await

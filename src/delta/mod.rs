@@ -15,7 +15,7 @@ use futures::stream::{self, StreamExt, TryStreamExt};
 
 use crate::endpoint::Endpoint;
 use crate::error::Result;
-use crate::hash::HashAlgo;
+use crate::hash::{BlockHash, HashAlgo};
 
 pub const COARSE: u64 = 1024 * 1024;
 pub const FINE: u64 = 4096;
@@ -41,6 +41,9 @@ pub struct Delta {
     pub pieces: Vec<Piece>,
     pub reuse_bytes: u64,
     pub send_bytes: u64,
+    /// The source's hash of each `COARSE` block, as compared: what the
+    /// assembled file must hash to, end to end.
+    pub source_hashes: Vec<BlockHash>,
 }
 
 /// Compares `source` (of `src`, `new_size` bytes) with `old` (of `dst`,
@@ -100,7 +103,9 @@ pub async fn compare<S: Endpoint, D: Endpoint>(
     // find moved blocks in them.
     let overlap_blocks = overlap.div_ceil(COARSE) as usize;
     if to_refine.len() > REFINE_ALWAYS && to_refine.len() * REFINE_WHEN_AT_MOST > overlap_blocks {
-        return Ok(merge(pieces.into_iter().flat_map(|(_, p)| p)));
+        let mut delta = merge(pieces.into_iter().flat_map(|(_, p)| p));
+        delta.source_hashes = ours;
+        return Ok(delta);
     }
     let refining: std::collections::HashSet<usize> = to_refine.iter().map(|(i, _, _)| *i).collect();
     pieces.retain(|(i, _)| !refining.contains(i));
@@ -117,7 +122,9 @@ pub async fn compare<S: Endpoint, D: Endpoint>(
         .await?;
     pieces.extend(refined);
     pieces.sort_by_key(|(i, _)| *i);
-    Ok(merge(pieces.into_iter().flat_map(|(_, p)| p)))
+    let mut delta = merge(pieces.into_iter().flat_map(|(_, p)| p));
+    delta.source_hashes = ours;
+    Ok(delta)
 }
 
 fn fine_pieces(start: u64, end: u64, ours: &[[u8; 32]], theirs: &[[u8; 32]]) -> Vec<Piece> {
@@ -217,6 +224,7 @@ pub async fn find_moved<S: Endpoint, D: Endpoint>(
     }
     let mut found = found.into_iter().peekable();
     let mut pieces = Vec::new();
+    let source_hashes = delta.source_hashes;
     for piece in delta.pieces {
         match piece {
             Piece::Send { offset, len } if len >= block as u64 => {
@@ -227,7 +235,9 @@ pub async fn find_moved<S: Endpoint, D: Endpoint>(
             other => pieces.push(other),
         }
     }
-    Ok(merge(pieces.into_iter()))
+    let mut moved = merge(pieces.into_iter());
+    moved.source_hashes = source_hashes;
+    Ok(moved)
 }
 
 /// Whether `pieces` cover `regions` exactly, in order, and reuse only bytes

@@ -9,8 +9,11 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::{Endpoint, Entry, FileHandle, Kind, Meta, WriteMode};
+use super::{CopyRange, Endpoint, Entry, FileHandle, Kind, Meta, WriteMode};
+use crate::delta::rolling::Signature;
+use crate::delta::Piece;
 use crate::error::{Error, Result};
+use crate::hash::{hash_file_blocks, hash_whole_file, BlockHash, HashAlgo};
 
 /// 256 KiB keeps syscalls few without holding much memory per file.
 const CHUNK: usize = 256 * 1024;
@@ -106,6 +109,27 @@ fn set_mtime_nofollow(path: &str, mtime: i64) -> io::Result<()> {
     } else {
         Err(io::Error::last_os_error())
     }
+}
+
+/// Copies `ranges` of the file `from` into the existing file `to` (never
+/// created or truncated here); returns the bytes copied. The remote helper
+/// assembles files with this too.
+pub fn copy_ranges_between(
+    from: &std::path::Path,
+    to: &std::path::Path,
+    ranges: &[CopyRange],
+) -> io::Result<u64> {
+    fn named(path: &std::path::Path) -> impl Fn(io::Error) -> io::Error + '_ {
+        move |e| io::Error::new(e.kind(), format!("{}: {e}", path.display()))
+    }
+    let old = File::open(from).map_err(named(from))?;
+    let new = OpenOptions::new().write(true).open(to).map_err(named(to))?;
+    let mut copied = 0;
+    for range in ranges {
+        copy_range_between(&old, range.from, &new, range.to, range.len).map_err(named(to))?;
+        copied += range.len;
+    }
+    Ok(copied)
 }
 
 /// Copies a range between two open files inside the kernel where it can
@@ -275,20 +299,53 @@ impl Endpoint for LocalFs {
         blocking(path, move || std::os::unix::fs::symlink(t, p)).await
     }
 
-    async fn copy_within(
+    async fn block_hashes(
         &self,
-        from: &LocalFile,
-        from_offset: u64,
-        to: &LocalFile,
-        to_offset: u64,
-        len: u64,
-    ) -> Result<bool> {
-        let (src, dst) = (from.file.clone(), to.file.clone());
-        blocking(&to.path, move || {
-            copy_range_between(&src, from_offset, &dst, to_offset, len)
+        path: &str,
+        start: u64,
+        end: u64,
+        block: u64,
+        algo: HashAlgo,
+    ) -> Result<Vec<BlockHash>> {
+        let p = path.to_string();
+        blocking(path, move || {
+            let file = File::open(p)?;
+            hash_file_blocks(&file, start, end, block, algo).map(|(_, hashes)| hashes)
         })
-        .await?;
-        Ok(true)
+        .await
+    }
+
+    async fn file_hash(&self, path: &str, algo: HashAlgo) -> Result<BlockHash> {
+        let p = path.to_string();
+        blocking(path, move || {
+            hash_whole_file(&File::open(p)?, algo).map(|(_, hash)| hash)
+        })
+        .await
+    }
+
+    async fn find_blocks(
+        &self,
+        path: &str,
+        regions: &[(u64, u64)],
+        signature: &Signature,
+    ) -> Result<Option<Vec<Piece>>> {
+        let (p, regions, signature) = (path.to_string(), regions.to_vec(), signature.clone());
+        blocking(path, move || {
+            crate::delta::scan_regions_blocking(&File::open(p)?, &regions, &signature).map(Some)
+        })
+        .await
+    }
+
+    fn copies_ranges(&self) -> bool {
+        true
+    }
+
+    async fn copy_ranges(&self, from: &str, to: &str, ranges: &[CopyRange]) -> Result<()> {
+        let (old, new, ranges) = (from.to_string(), to.to_string(), ranges.to_vec());
+        blocking(to, move || {
+            copy_ranges_between(old.as_ref(), new.as_ref(), &ranges).map(|_| ())
+        })
+        .await
     }
 
     async fn read_link(&self, path: &str) -> Result<String> {

@@ -17,7 +17,7 @@ use futures::stream::{self, StreamExt, TryStreamExt};
 
 use crate::delta::rolling::Signature;
 use crate::error::Result;
-use crate::hash::{BlockHash, HashAlgo, Hasher};
+use crate::hash::{BlockHash, BlockHasher, HashAlgo};
 
 pub use local::LocalFs;
 pub use remote::RemoteFs;
@@ -55,6 +55,14 @@ pub enum WriteMode {
     Truncate,
     /// Create if missing, keep existing contents (resume, in-place).
     Keep,
+}
+
+/// `len` bytes at offset `from` of one file go to offset `to` of another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CopyRange {
+    pub from: u64,
+    pub to: u64,
+    pub len: u64,
 }
 
 /// An open file. Reads and writes take an offset, so many can be in flight at
@@ -192,9 +200,32 @@ pub trait Endpoint: Send + Sync {
         }
     }
 
-    /// Copies `len` bytes between two files of this endpoint without moving
-    /// them through ferry (copy_file_range, SFTP copy-data). Ok(false) when
-    /// the endpoint cannot.
+    /// Whether [`Endpoint::copy_ranges`] works here.
+    fn copies_ranges(&self) -> bool {
+        false
+    }
+
+    /// Copies `ranges` of the file `from` into the existing file `to`, both
+    /// of this endpoint, next to the data and in one request
+    /// (copy_file_range here, the helper on a remote): how a new file is
+    /// assembled from an old one when [`Endpoint::copies_ranges`].
+    fn copy_ranges(
+        &self,
+        from: &str,
+        to: &str,
+        _ranges: &[CopyRange],
+    ) -> impl Future<Output = Result<()>> + Send {
+        let unsupported = crate::error::Error::Refused {
+            path: format!("{}{to}", self.label()),
+            message: format!("cannot copy from {from} within this endpoint"),
+        };
+        async move { Err(unsupported) }
+    }
+
+    /// Copies `len` bytes between two open files of this endpoint without
+    /// moving them through ferry (SFTP copy-data), one piece at a time: the
+    /// fallback of a remote without the helper. Ok(false) when the endpoint
+    /// cannot.
     fn copy_within(
         &self,
         _from: &Self::File,
@@ -338,27 +369,13 @@ pub async fn hash_blocks_by_reading<F: FileHandle>(
     io: Pipeline,
     algo: HashAlgo,
 ) -> Result<Vec<BlockHash>> {
-    let mut hashes = Vec::new();
-    let mut hasher = Hasher::new(algo);
-    let mut in_block = 0u64;
+    let mut hasher = BlockHasher::new(algo, block);
     // One pipeline over the whole range, cut into blocks as data arrives.
     let mut reads = read_ranges(file, start, end, io);
-    while let Some(mut data) = reads.try_next().await? {
-        while !data.is_empty() {
-            let take = ((block - in_block) as usize).min(data.len());
-            hasher.update(&data[..take]);
-            in_block += take as u64;
-            data = data.slice(take..);
-            if in_block == block {
-                hashes.push(hasher.take());
-                in_block = 0;
-            }
-        }
+    while let Some(data) = reads.try_next().await? {
+        hasher.update(&data);
     }
-    if in_block > 0 {
-        hashes.push(hasher.take());
-    }
-    Ok(hashes)
+    Ok(hasher.finish())
 }
 
 /// Reads `[start, end)` into one buffer (shorter at end of file), with the

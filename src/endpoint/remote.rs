@@ -11,7 +11,7 @@ use bytes::Bytes;
 use russh_sftp::client::error::Error as SftpError;
 use russh_sftp::protocol::{FileAttributes, OpenFlags, StatusCode};
 
-use super::{Endpoint, Entry, FileHandle, Hashing, Kind, Meta, WriteMode};
+use super::{CopyRange, Endpoint, Entry, FileHandle, Hashing, Kind, Meta, WriteMode};
 use crate::delta::rolling::Signature;
 use crate::error::{Error, Result};
 use crate::hash::{BlockHash, HashAlgo};
@@ -53,6 +53,11 @@ impl RemoteHashing {
 /// Largest range one copy-data request moves: the server copies it before
 /// answering, so a huge one would outlast the request timeout.
 const COPY_DATA_PIECE: u64 = 256 * 1024 * 1024;
+
+/// Block hashes per helper request: 8 MiB of reply, half the largest frame.
+const HASHES_PER_REQUEST: u64 = 256 * 1024;
+/// Ranges per helper copy request: 6 MiB of request.
+const RANGES_PER_REQUEST: usize = 256 * 1024;
 
 pub struct RemoteFs {
     sftp: Arc<Sftp>,
@@ -216,11 +221,24 @@ impl Endpoint for RemoteFs {
         algo: HashAlgo,
     ) -> Result<Vec<BlockHash>> {
         match &self.hashing {
-            RemoteHashing::Helper(helper) if algo == HashAlgo::Blake3 => helper
-                .block_hashes(&self.sftp.absolute(path), start, end, block as u32)
-                .await
-                .map(|(_, hashes)| hashes)
-                .map_err(|e| self.helper_error(path, e)),
+            RemoteHashing::Helper(helper) if algo == HashAlgo::Blake3 => {
+                let absolute = self.sftp.absolute(path);
+                let mut hashes = Vec::new();
+                // A reply must fit in one frame of the protocol.
+                let mut from = start;
+                loop {
+                    let to = end.min(from.saturating_add(block * HASHES_PER_REQUEST));
+                    let (size, more) = helper
+                        .block_hashes(&absolute, from, to, block as u32)
+                        .await
+                        .map_err(|e| self.helper_error(path, e))?;
+                    hashes.extend(more);
+                    from = to;
+                    if from >= end.min(size) {
+                        return Ok(hashes);
+                    }
+                }
+            }
             RemoteHashing::Shell(shell) if algo == shell.algo() => {
                 shell
                     .block_hashes(&self.sftp.absolute(path), start, end, block)
@@ -274,6 +292,27 @@ impl Endpoint for RemoteFs {
             // Standard tools have no rolling checksum.
             RemoteHashing::Shell(_) | RemoteHashing::Off => Ok(None),
         }
+    }
+
+    fn copies_ranges(&self) -> bool {
+        matches!(self.hashing, RemoteHashing::Helper(_))
+    }
+
+    async fn copy_ranges(&self, from: &str, to: &str, ranges: &[CopyRange]) -> Result<()> {
+        let RemoteHashing::Helper(helper) = &self.hashing else {
+            return Err(Error::Refused {
+                path: format!("{}{to}", self.label),
+                message: "copying within the server needs the remote helper".into(),
+            });
+        };
+        let (old, new) = (self.sftp.absolute(from), self.sftp.absolute(to));
+        for batch in ranges.chunks(RANGES_PER_REQUEST) {
+            helper
+                .copy_ranges(&old, &new, batch)
+                .await
+                .map_err(|e| self.helper_error(to, e))?;
+        }
+        Ok(())
     }
 
     async fn copy_within(

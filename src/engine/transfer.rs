@@ -7,7 +7,7 @@ use super::partial::{self, Paths, Sidecar};
 use super::{Options, Stats};
 use crate::delta::{self, Piece};
 use crate::endpoint::{
-    common_algorithm, Endpoint, FileHandle, Hashing, Kind, Meta, Pipeline, WriteMode,
+    common_algorithm, CopyRange, Endpoint, FileHandle, Hashing, Kind, Meta, Pipeline, WriteMode,
 };
 use crate::error::{Error, Result};
 use crate::report::{Outcome, Reporter};
@@ -102,14 +102,17 @@ async fn fill_and_check<S: Endpoint, D: Endpoint>(
     } else {
         None
     };
-    let filled = match by_delta {
-        Some(filled) => filled,
-        None => fill_partial::<S, D>(dst, source, job, io, reporter).await?,
+    let (filled, matches) = match by_delta {
+        Some(checked) => checked,
+        None => {
+            let filled = fill_partial::<S, D>(dst, source, job, io, reporter).await?;
+            if !filled.assembled || !can_check_end_to_end(src, dst) {
+                return Ok(filled);
+            }
+            (filled, matches_end_to_end(src, dst, job).await?)
+        }
     };
-    if !filled.assembled || !can_check_end_to_end(src, dst) {
-        return Ok(filled);
-    }
-    if matches_end_to_end(src, dst, job).await? {
+    if matches {
         return Ok(filled);
     }
     tracing::warn!(
@@ -166,6 +169,7 @@ async fn patch_in_place<S: Endpoint, D: Endpoint>(
             }],
             send_bytes: size,
             reuse_bytes: 0,
+            source_hashes: Vec::new(),
         },
     };
     reporter.file_started(&job.paths.dest, size, delta.reuse_bytes);
@@ -285,9 +289,10 @@ async fn matches_end_to_end<S: Endpoint, D: Endpoint>(
 }
 
 /// Builds the partial from the old destination where it matches and from
-/// the source elsewhere. None when the destination side cannot copy within
-/// itself (an SFTP server without copy-data): sending the whole file is then
-/// the safe choice.
+/// the source elsewhere, and says whether it matches the source end to end.
+/// None when the destination side cannot copy within itself (an SFTP server
+/// without copy-data or the helper): sending the whole file is then the
+/// safe choice.
 async fn fill_by_delta<S: Endpoint, D: Endpoint>(
     src: &S,
     dst: &D,
@@ -295,7 +300,7 @@ async fn fill_by_delta<S: Endpoint, D: Endpoint>(
     job: &FileJob,
     io: Pipeline,
     reporter: &dyn Reporter,
-) -> Result<Option<Filled>> {
+) -> Result<Option<(Filled, bool)>> {
     let old_size = job.existing.map(|m| m.size).unwrap_or(0);
     let size = job.source_meta.size;
     let Some(algo) = common_algorithm(src, dst) else {
@@ -316,35 +321,104 @@ async fn fill_by_delta<S: Endpoint, D: Endpoint>(
     let out = dst
         .open_write(&job.paths.partial, WriteMode::Truncate, 0o600)
         .await?;
-    let old = dst.open_read(&job.paths.dest).await?;
     reporter.file_started(&job.paths.dest, size, delta.reuse_bytes);
-    let built = assemble::<S, D>(dst, source, &old, &out, &delta, io, reporter).await;
+    let built = assemble::<S, D>(dst, source, job, &out, &delta, io, reporter).await;
     if let Err(e) = &built {
         if e.is_fatal() {
             return built.map(|_| None);
         }
     }
-    let closed = (old.close(false).await, out.close(true).await);
-    if !built? {
+    if !matches!(built, Ok(true)) {
+        let _ = out.close(false).await;
+        built?;
         tracing::info!(
             "{}: the server cannot copy data within itself (no copy-data); sending the whole file",
             job.paths.dest
         );
         return Ok(None);
     }
-    closed.0?;
-    closed.1?;
-    Ok(Some(Filled {
+    // The sync and the check both wait on the server's disk: overlap them.
+    let (closed, matches) = tokio::join!(
+        out.close(true),
+        holds_hashes(dst, &job.paths.partial, size, algo, &delta.source_hashes)
+    );
+    closed?;
+    let filled = Filled {
         reused: delta.reuse_bytes,
         sent: delta.send_bytes,
         assembled: true,
         by_delta: true,
-    }))
+    };
+    Ok(Some((filled, matches?)))
 }
 
-/// Writes the pieces in order: reused ranges copied inside the destination,
-/// the rest from the source. Ok(false) when a copy inside is not possible.
+/// Whether the file at `path` holds exactly `size` bytes whose `COARSE`
+/// blocks hash to `hashes`: an end-to-end check against hashes the
+/// comparison already took of the source, so only this side reads the file.
+async fn holds_hashes<D: Endpoint>(
+    dst: &D,
+    path: &str,
+    size: u64,
+    algo: crate::hash::HashAlgo,
+    hashes: &[crate::hash::BlockHash],
+) -> Result<bool> {
+    let (meta, found) = tokio::join!(
+        dst.lstat(path),
+        dst.block_hashes(path, 0, size, delta::COARSE, algo)
+    );
+    Ok(meta?.is_some_and(|m| m.size == size) && found? == hashes)
+}
+
+/// Writes the pieces: reused ranges copied inside the destination, the rest
+/// from the source. Ok(false) when a copy inside is not possible.
 async fn assemble<S: Endpoint, D: Endpoint>(
+    dst: &D,
+    source: &SourceFile<'_, S::File>,
+    job: &FileJob,
+    out: &D::File,
+    delta: &delta::Delta,
+    io: Pipeline,
+    reporter: &dyn Reporter,
+) -> Result<bool> {
+    if dst.copies_ranges() {
+        let (mut reuse, mut send) = (Vec::new(), Vec::new());
+        for piece in &delta.pieces {
+            match *piece {
+                Piece::Reuse { offset, from, len } => reuse.push(CopyRange {
+                    from,
+                    to: offset,
+                    len,
+                }),
+                Piece::Send { offset, len } => send.push(offset..offset + len),
+            }
+        }
+        let send_all = async {
+            for range in send {
+                copy_range::<S, D>(source, out, range, io, reporter).await?;
+            }
+            Ok(())
+        };
+        // Disjoint ranges of one file: the copy inside and the sending overlap.
+        tokio::try_join!(
+            dst.copy_ranges(&job.paths.dest, &job.paths.partial, &reuse),
+            send_all
+        )?;
+        return Ok(true);
+    }
+    let old = dst.open_read(&job.paths.dest).await?;
+    let built = assemble_piecewise::<S, D>(dst, source, &old, out, delta, io, reporter).await;
+    match built {
+        Err(e) if e.is_fatal() => Err(e),
+        built => {
+            old.close(false).await?;
+            built
+        }
+    }
+}
+
+/// Writes the pieces in order, each reused range with its own copy request
+/// (SFTP copy-data). Ok(false) when the server cannot copy within itself.
+async fn assemble_piecewise<S: Endpoint, D: Endpoint>(
     dst: &D,
     source: &SourceFile<'_, S::File>,
     old: &D::File,
@@ -548,4 +622,37 @@ async fn apply_attrs<D: Endpoint>(
         dst.set_mtime(path, job.source_meta.mtime).await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::endpoint::LocalFs;
+    use crate::hash::HashAlgo;
+
+    #[tokio::test]
+    async fn the_end_to_end_check_wants_every_block_and_the_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        let data = delta::test_data(3 * delta::COARSE as usize + 10, 1);
+        let hashes: Vec<_> = data
+            .chunks(delta::COARSE as usize)
+            .map(|c| crate::hash::block_hash(HashAlgo::Blake3, c))
+            .collect();
+        let p = path.to_str().unwrap();
+        let size = data.len() as u64;
+        let check = || holds_hashes(&LocalFs, p, size, HashAlgo::Blake3, &hashes);
+        std::fs::write(&path, &data).unwrap();
+        assert!(check().await.unwrap());
+        let mut flipped = data.clone();
+        flipped[2 * delta::COARSE as usize + 7] ^= 1;
+        std::fs::write(&path, &flipped).unwrap();
+        assert!(!check().await.unwrap(), "one byte differs");
+        let mut longer = data.clone();
+        longer.push(0);
+        std::fs::write(&path, &longer).unwrap();
+        assert!(!check().await.unwrap(), "a byte past the end");
+        std::fs::write(&path, &data[..data.len() - 1]).unwrap();
+        assert!(!check().await.unwrap(), "a byte short");
+    }
 }

@@ -4,7 +4,6 @@
 //! it on later runs. Before it is trusted, the started helper hashes its own
 //! file and that hash must equal this binary's.
 
-use std::io::Read;
 use std::sync::Arc;
 
 use super::client::HelperClient;
@@ -125,19 +124,9 @@ async fn start_verified(conn: &Connection, path: &str, expected: [u8; 32]) -> Re
 }
 
 fn hash_local(path: &str) -> Result<(u64, [u8; 32])> {
-    let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    let mut hasher = blake3::Hasher::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut size = 0u64;
-    loop {
-        let n = file.read(&mut buf).map_err(|e| Error::io(path, e))?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-        size += n as u64;
-    }
-    Ok((size, *hasher.finalize().as_bytes()))
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    crate::hash::hash_whole_file(&file, crate::hash::HashAlgo::Blake3)
+        .map_err(|e| Error::io(path, e))
 }
 
 /// `mkdir -p` over SFTP; components that exist already are fine, and a real

@@ -8,6 +8,7 @@ use tokio::sync::Mutex;
 use super::{Message, MAX_FRAME, VERSION};
 use crate::delta::rolling::Signature;
 use crate::delta::Piece;
+use crate::endpoint::CopyRange;
 use crate::hash::BlockHash;
 
 /// A byte stream the helper can run over.
@@ -129,6 +130,26 @@ impl HelperClient {
         }
     }
 
+    /// Copies `ranges` of `from` into the existing file `to`, on the remote.
+    pub async fn copy_ranges(
+        &self,
+        from: &str,
+        to: &str,
+        ranges: &[CopyRange],
+    ) -> Result<(), HelperError> {
+        let request = Message::CopyRanges {
+            from: from.as_bytes().to_vec(),
+            to: to.as_bytes().to_vec(),
+            ranges: ranges.to_vec(),
+        };
+        let expected: u64 = ranges.iter().map(|r| r.len).sum();
+        match self.request(&request).await? {
+            Message::Copied { bytes } if bytes == expected => Ok(()),
+            Message::Error { message } => Err(HelperError::Request(message)),
+            other => Err(HelperError::Channel(format!("unexpected reply {other:?}"))),
+        }
+    }
+
     async fn request(&self, message: &Message) -> Result<Message, HelperError> {
         let channel = |e: std::io::Error| HelperError::Channel(e.to_string());
         let mut stream = self.stream.lock().await;
@@ -200,6 +221,48 @@ mod tests {
         assert_eq!(whole, *blake3::hash(&data).as_bytes());
         let missing = client.file_hash("/no/such/file").await;
         assert!(matches!(missing, Err(HelperError::Request(m)) if m.contains("/no/such/file")));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn copies_ranges_into_an_existing_file_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let (old, new) = (dir.path().join("old"), dir.path().join("new"));
+        let data: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&old, &data).unwrap();
+        std::fs::write(&new, vec![b'x'; 20_000]).unwrap();
+        let client = connected().await;
+        let (o, n) = (old.to_str().unwrap(), new.to_str().unwrap());
+        let ranges = [
+            CopyRange {
+                from: 90_000,
+                to: 0,
+                len: 10_000,
+            },
+            CopyRange {
+                from: 0,
+                to: 10_005,
+                len: 5,
+            },
+        ];
+        client.copy_ranges(o, n, &ranges).await.unwrap();
+        let got = std::fs::read(&new).unwrap();
+        assert_eq!(&got[..10_000], &data[90_000..]);
+        assert_eq!(&got[10_000..10_005], &[b'x'; 5][..], "bytes between stay");
+        assert_eq!(&got[10_005..10_010], &data[..5]);
+        assert_eq!(got.len(), 20_000, "neither truncated nor extended");
+        // Reading past the old file's end is an error, not zeros.
+        let past_end = [CopyRange {
+            from: 99_990,
+            to: 0,
+            len: 20,
+        }];
+        let short = client.copy_ranges(o, n, &past_end).await;
+        assert!(matches!(short, Err(HelperError::Request(m)) if m.contains("shorter")));
+        // The target must exist: the helper never creates files.
+        let gone = dir.path().join("gone");
+        let missing = client.copy_ranges(o, gone.to_str().unwrap(), &ranges).await;
+        assert!(matches!(missing, Err(HelperError::Request(m)) if m.contains("gone")));
+        assert!(!gone.exists());
     }
 
     #[tokio::test]

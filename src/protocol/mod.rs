@@ -1,6 +1,8 @@
 //! The helper protocol: how ferry talks to `ferry --server` running on the
 //! remote over an SSH exec channel, to hash file ranges where the data lives
-//! instead of reading it over the network. Data itself still moves over SFTP.
+//! instead of reading it over the network, and to assemble a new file from
+//! ranges of an old one there. Data that crosses the network still moves
+//! over SFTP.
 //!
 //! Framing: every message is `u32` big-endian length, then that many bytes:
 //! one type byte and the body. Integers are big-endian; strings and paths are
@@ -14,9 +16,10 @@ pub mod server;
 
 use crate::delta::rolling::{Signature, STRONG_LEN};
 use crate::delta::Piece;
+use crate::endpoint::CopyRange;
 
 /// Bumped on any incompatible change to the messages below.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 const MAGIC: &[u8] = b"ferry-helper";
 /// Largest frame either side accepts: hash lists for 1 GiB at 4 KiB blocks.
 pub const MAX_FRAME: usize = 16 * 1024 * 1024;
@@ -71,6 +74,17 @@ pub enum Message {
     Pieces {
         pieces: Vec<Piece>,
     },
+    /// Copy ranges of the file `from` into the existing file `to`:
+    /// assembling a new file from an old one where the data lives.
+    CopyRanges {
+        from: Vec<u8>,
+        to: Vec<u8>,
+        ranges: Vec<CopyRange>,
+    },
+    /// The bytes copied: all of them, or the reply is an `Error`.
+    Copied {
+        bytes: u64,
+    },
 }
 
 const HELLO: u8 = 1;
@@ -83,6 +97,8 @@ const SIGN: u8 = 7;
 const SIGNATURE: u8 = 8;
 const MATCH: u8 = 9;
 const PIECES: u8 = 10;
+const COPY_RANGES: u8 = 11;
+const COPIED: u8 = 12;
 
 impl Message {
     /// The frame body (type byte and fields), without the length prefix.
@@ -171,6 +187,21 @@ impl Message {
                     }
                 }
             }
+            Message::CopyRanges { from, to, ranges } => {
+                out.push(COPY_RANGES);
+                put_bytes(&mut out, from);
+                put_bytes(&mut out, to);
+                out.extend_from_slice(&(ranges.len() as u32).to_be_bytes());
+                for range in ranges {
+                    for n in [range.from, range.to, range.len] {
+                        out.extend_from_slice(&n.to_be_bytes());
+                    }
+                }
+            }
+            Message::Copied { bytes } => {
+                out.push(COPIED);
+                out.extend_from_slice(&bytes.to_be_bytes());
+            }
         }
         out
     }
@@ -245,6 +276,18 @@ impl Message {
                     .collect::<Result<_, String>>()?;
                 Message::Pieces { pieces }
             }
+            COPY_RANGES => {
+                let (from, to) = (r.bytes()?.to_vec(), r.bytes()?.to_vec());
+                let count = r.u32()? as usize;
+                let ranges = (0..count)
+                    .map(|_| {
+                        let (from, to, len) = (r.u64()?, r.u64()?, r.u64()?);
+                        Ok(CopyRange { from, to, len })
+                    })
+                    .collect::<Result<_, String>>()?;
+                Message::CopyRanges { from, to, ranges }
+            }
+            COPIED => Message::Copied { bytes: r.u64()? },
             other => return Err(format!("unknown message type {other}")),
         };
         if !r.buf.is_empty() {
@@ -382,6 +425,23 @@ mod tests {
                     },
                 ],
             },
+            Message::CopyRanges {
+                from: b"old".to_vec(),
+                to: b".new.ferry-partial".to_vec(),
+                ranges: vec![
+                    CopyRange {
+                        from: 0,
+                        to: 100,
+                        len: 1 << 30,
+                    },
+                    CopyRange {
+                        from: 7,
+                        to: 0,
+                        len: 1,
+                    },
+                ],
+            },
+            Message::Copied { bytes: 1 << 35 },
         ];
         for m in messages {
             assert_eq!(Message::decode(&m.encode()), Ok(m));

@@ -1,14 +1,16 @@
-//! `ferry --server`: answers hash requests on stdin/stdout, one at a time,
-//! reading files on this machine. Runs on the remote end of an SSH exec
+//! `ferry --server`: answers hash and copy requests on stdin/stdout, one at
+//! a time, on files of this machine. Runs on the remote end of an SSH exec
 //! channel, so it is plain blocking I/O: no runtime, nothing shared.
 
 use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, Read, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use super::{Message, MAX_FRAME, VERSION};
 use crate::delta::rolling::{Signature, STRONG_LEN};
+use crate::endpoint::CopyRange;
+use crate::hash::{hash_file_blocks, hash_whole_file, HashAlgo};
 
 /// Serves until the client closes the channel; returns the process status.
 pub fn run() -> i32 {
@@ -65,6 +67,7 @@ fn answer(request: Message) -> Message {
             regions,
             signature,
         } => find_blocks(&path, &regions, &signature),
+        Message::CopyRanges { from, to, ranges } => copy_ranges(&from, &to, &ranges),
         other => Err(io::Error::other(format!("unexpected request {other:?}"))),
     };
     result.unwrap_or_else(|e| Message::Error {
@@ -84,22 +87,12 @@ fn hash_blocks(path: &[u8], start: u64, end: u64, block: u32) -> io::Result<Mess
     if block == 0 {
         return Err(io::Error::other("block size 0"));
     }
-    let (mut file, size) = open(path)?;
-    let end = end.min(size);
-    let count = end.saturating_sub(start).div_ceil(block as u64);
+    let (file, size) = open(path)?;
+    let count = end.min(size).saturating_sub(start).div_ceil(block as u64);
     if count as usize * 32 + 64 > MAX_FRAME {
         return Err(io::Error::other("too many blocks for one reply"));
     }
-    file.seek(SeekFrom::Start(start))?;
-    let mut buf = vec![0u8; block as usize];
-    let mut hashes = Vec::with_capacity(count as usize);
-    let mut offset = start;
-    while offset < end {
-        let len = (end - offset).min(block as u64) as usize;
-        file.read_exact(&mut buf[..len])?;
-        hashes.push(*blake3::hash(&buf[..len]).as_bytes());
-        offset += len as u64;
-    }
+    let (size, hashes) = hash_file_blocks(&file, start, end, block as u64, HashAlgo::Blake3)?;
     Ok(Message::Hashes { size, hashes })
 }
 
@@ -138,21 +131,16 @@ fn find_blocks(path: &[u8], regions: &[(u64, u64)], signature: &Signature) -> io
     Ok(Message::Pieces { pieces })
 }
 
+fn copy_ranges(from: &[u8], to: &[u8], ranges: &[CopyRange]) -> io::Result<Message> {
+    let path = |p| Path::new(std::ffi::OsStr::from_bytes(p));
+    let bytes = crate::endpoint::local::copy_ranges_between(path(from), path(to), ranges)?;
+    Ok(Message::Copied { bytes })
+}
+
 fn hash_file(path: &[u8]) -> io::Result<Message> {
-    let (mut file, size) = open(path)?;
-    let mut hasher = blake3::Hasher::new();
-    let mut buf = vec![0u8; 1024 * 1024];
-    loop {
-        let n = file.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
-    Ok(Message::FileHash {
-        size,
-        hash: *hasher.finalize().as_bytes(),
-    })
+    let (file, _) = open(path)?;
+    let (size, hash) = hash_whole_file(&file, HashAlgo::Blake3)?;
+    Ok(Message::FileHash { size, hash })
 }
 
 /// Reads one frame; None at a clean end of input.
