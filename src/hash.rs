@@ -96,8 +96,8 @@ impl BlockHasher {
 }
 
 /// Hashes `[start, end)` of a file on this machine in `block`-byte blocks
-/// (shorter at end of file) with plain blocking reads into one reused
-/// buffer: how the helper and the local endpoint hash at disk speed.
+/// (shorter at end of file) with blocking reads ahead of the hashing: how
+/// the helper and the local endpoint hash at disk speed.
 /// Returns the file's size too.
 pub fn hash_file_blocks(
     file: &std::fs::File,
@@ -106,21 +106,14 @@ pub fn hash_file_blocks(
     block: u64,
     algo: HashAlgo,
 ) -> std::io::Result<(u64, Vec<BlockHash>)> {
-    use std::os::unix::fs::FileExt;
     let size = file.metadata()?.len();
-    let end = end.min(size);
     let mut hasher = BlockHasher::new(algo, block);
-    let mut buf = vec![0u8; READ_BUFFER.min(end.saturating_sub(start) as usize)];
-    let mut at = start;
-    while at < end {
-        let want = ((end - at) as usize).min(buf.len());
-        let n = file.read_at(&mut buf[..want], at)?;
-        if n == 0 {
-            break; // Shrank while read: the hashes cover what was there.
-        }
-        hasher.update(&buf[..n]);
-        at += n as u64;
-    }
+    // A file that shrinks while read ends early: the hashes cover what was
+    // there, and differ from the other side's.
+    crate::endpoint::local::read_ahead(file, start, end.min(size), READ_BUFFER, |_, data| {
+        hasher.update(data);
+        Ok(())
+    })?;
     Ok((size, hasher.finish()))
 }
 

@@ -286,22 +286,56 @@ pub async fn scan_regions<F: crate::endpoint::FileHandle>(
     Ok(pieces)
 }
 
-/// The same as [`scan_regions`] with blocking reads, for the helper.
+/// The same as [`scan_regions`] with blocking reads ahead of the scan, for
+/// the helper and the local endpoint.
 pub fn scan_regions_blocking(
     file: &std::fs::File,
     regions: &[(u64, u64)],
     signature: &rolling::Signature,
 ) -> std::io::Result<Vec<Piece>> {
-    use std::os::unix::fs::FileExt;
+    let segment = (SCAN_SEGMENT as usize).max(4 * signature.block as usize);
+    scan_in_segments(file, regions, signature, segment)
+}
+
+fn scan_in_segments(
+    file: &std::fs::File,
+    regions: &[(u64, u64)],
+    signature: &rolling::Signature,
+    segment: usize,
+) -> std::io::Result<Vec<Piece>> {
     let matcher = rolling::Matcher::new(signature);
+    let block = matcher.block() as usize;
     let mut pieces = Vec::new();
     for &(start, end) in regions {
-        let mut pos = start;
-        while pos < end {
-            let seg_end = (pos + SCAN_SEGMENT).min(end);
-            let mut data = vec![0u8; (seg_end - pos) as usize];
-            file.read_exact_at(&mut data, pos)?;
-            pos += scan_segment(&matcher, &data, pos, seg_end == end, &mut pieces);
+        // `carry` holds the undecided bytes (less than a block) before
+        // `pos`'s successor: they are scanned again joined to the next read.
+        let (mut pos, mut carry) = (start, Vec::new());
+        let each = |at: u64, data: &[u8]| {
+            let last = at + data.len() as u64 == end;
+            let mut rest = data;
+            if !carry.is_empty() {
+                let take = data.len().min(block);
+                let mut joined = std::mem::take(&mut carry);
+                let carried = joined.len();
+                joined.extend_from_slice(&data[..take]);
+                let last = last && take == data.len();
+                let decided = scan_segment(&matcher, &joined, pos, last, &mut pieces);
+                pos += decided;
+                // A full join decides past the carried bytes; a short one
+                // (end of region) decides all of it.
+                rest = &data[decided as usize - carried..];
+            }
+            let decided = scan_segment(&matcher, rest, pos, last, &mut pieces);
+            pos += decided;
+            carry = rest[decided as usize..].to_vec();
+            Ok(())
+        };
+        crate::endpoint::local::read_ahead(file, start, end, segment, each)?;
+        if pos < end {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "the file shrank while it was scanned",
+            ));
         }
     }
     Ok(pieces)
@@ -482,6 +516,44 @@ mod tests {
                 len: 3 * COARSE
             }
         );
+    }
+
+    #[test]
+    fn scanning_in_segments_finds_what_one_pass_finds() {
+        let block = 4096u32;
+        let old = data(40 * block as usize, 8);
+        let signature = rolling::Signature::of(&old, block);
+        // Old blocks out of order, at odd offsets, with new bytes between.
+        let mut new = data(777, 9);
+        new.extend_from_slice(&old[20 * 4096..31 * 4096 + 5]);
+        new.extend_from_slice(&data(5000, 10));
+        new.extend_from_slice(&old[..12 * 4096]);
+        new.extend_from_slice(&old[33 * 4096 + 1..]);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("new");
+        std::fs::write(&path, &new).unwrap();
+        let file = std::fs::File::open(&path).unwrap();
+        let end = new.len() as u64;
+        let mut whole = Vec::new();
+        let matcher = rolling::Matcher::new(&signature);
+        scan_segment(&matcher, &new[100..], 100, true, &mut whole);
+        let whole = merge(whole.into_iter()).pieces;
+        for segment in [4 * 4096, 4 * 4096 + 1, 5 * 4096 - 1, 1 << 20] {
+            let pieces = scan_in_segments(&file, &[(100, end)], &signature, segment).unwrap();
+            let merged = merge(pieces.into_iter()).pieces;
+            assert_eq!(merged, whole, "segments of {segment} bytes");
+        }
+        let reused: u64 = whole
+            .iter()
+            .filter(|p| matches!(p, Piece::Reuse { .. }))
+            .map(|p| p.len())
+            .sum();
+        // 11 blocks, 12 blocks, and the 6 whole blocks after the 1-byte cut.
+        assert_eq!(reused, 29 * 4096);
+        assert!(tiles(&whole, &[(100, end)], old.len() as u64));
+        // A region past the end of the file is an error, not a short answer.
+        let past = scan_in_segments(&file, &[(0, end + 10)], &signature, 4 * 4096);
+        assert!(past.is_err());
     }
 
     #[test]

@@ -111,6 +111,66 @@ fn set_mtime_nofollow(path: &str, mtime: i64) -> io::Result<()> {
     }
 }
 
+/// Reads `[start, end)` of `file` in pieces of `chunk` bytes (shorter only
+/// at end of file) on a second thread and hands each to `each` with its
+/// offset, so copying the next piece out of the page cache overlaps the
+/// work on this one: hashing a file costs the slower of the two, not both.
+pub fn read_ahead(
+    file: &File,
+    start: u64,
+    end: u64,
+    chunk: usize,
+    mut each: impl FnMut(u64, &[u8]) -> io::Result<()>,
+) -> io::Result<()> {
+    use std::sync::mpsc::sync_channel;
+    const BUFFERS: usize = 3;
+    let (full_tx, full) = sync_channel::<io::Result<(u64, Vec<u8>, usize)>>(BUFFERS);
+    let (empty_tx, empty) = sync_channel::<Vec<u8>>(BUFFERS);
+    let chunk = chunk.min(end.saturating_sub(start) as usize).max(1);
+    for _ in 0..BUFFERS {
+        let _ = empty_tx.send(vec![0u8; chunk]);
+    }
+    std::thread::scope(|scope| {
+        scope.spawn(move || {
+            let mut at = start;
+            while at < end {
+                // Both channels close when the consumer stops early.
+                let Ok(mut buf) = empty.recv() else { return };
+                let want = ((end - at) as usize).min(chunk);
+                let read = read_full_at(file, &mut buf[..want], at);
+                let n = *read.as_ref().unwrap_or(&0);
+                let stop = !matches!(read, Ok(n) if n == want);
+                if full_tx.send(read.map(|n| (at, buf, n))).is_err() || stop {
+                    return;
+                }
+                at += n as u64;
+            }
+        });
+        for piece in full {
+            let (at, buf, n) = piece?;
+            if n > 0 {
+                each(at, &buf[..n])?;
+            }
+            let _ = empty_tx.send(buf);
+        }
+        Ok(())
+    })
+}
+
+/// Reads until `buf` is full or the file ends; returns the bytes read.
+fn read_full_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match file.read_at(&mut buf[filled..], offset + filled as u64) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
 /// Copies `ranges` of the file `from` into the existing file `to` (never
 /// created or truncated here); returns the bytes copied. The remote helper
 /// assembles files with this too.
@@ -398,5 +458,36 @@ impl FileHandle for LocalFile {
             move || if sync { file.sync_all() } else { Ok(()) },
         )
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_ahead_in_order_and_stops_when_asked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        let data = crate::delta::test_data(1_000_003, 3);
+        std::fs::write(&path, &data).unwrap();
+        let file = File::open(&path).unwrap();
+        let mut got = Vec::new();
+        read_ahead(&file, 10, 2_000_000, 65_536, |at, piece| {
+            assert_eq!(at, 10 + got.len() as u64, "in order, no gaps");
+            got.extend_from_slice(piece);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(got, &data[10..], "up to the end of the file");
+        // An error from the consumer ends the read, without a hang.
+        let mut calls = 0;
+        let stopped = read_ahead(&file, 0, 1_000_003, 4096, |_, _| {
+            calls += 1;
+            Err(io::Error::other("enough"))
+        });
+        assert_eq!(stopped.unwrap_err().to_string(), "enough");
+        assert_eq!(calls, 1);
+        read_ahead(&file, 500, 500, 4096, |_, _| panic!("nothing to read")).unwrap();
     }
 }

@@ -306,9 +306,12 @@ async fn fill_by_delta<S: Endpoint, D: Endpoint>(
     let Some(algo) = common_algorithm(src, dst) else {
         return Ok(None);
     };
+    let phase = Phase::start(&job.paths.dest);
     let mut delta =
         delta::compare(src, &job.source, size, dst, &job.paths.dest, old_size, algo).await?;
+    let phase = phase.done("compared block hashes");
     delta = delta::find_moved(src, &job.source, dst, &job.paths.dest, old_size, delta).await?;
+    let phase = phase.done("looked for moved blocks");
     tracing::info!(
         path = %job.paths.dest,
         reuse = delta.reuse_bytes,
@@ -323,6 +326,7 @@ async fn fill_by_delta<S: Endpoint, D: Endpoint>(
         .await?;
     reporter.file_started(&job.paths.dest, size, delta.reuse_bytes);
     let built = assemble::<S, D>(dst, source, job, &out, &delta, io, reporter).await;
+    let phase = phase.done("assembled");
     if let Err(e) = &built {
         if e.is_fatal() {
             return built.map(|_| None);
@@ -342,6 +346,7 @@ async fn fill_by_delta<S: Endpoint, D: Endpoint>(
         out.close(true),
         holds_hashes(dst, &job.paths.partial, size, algo, &delta.source_hashes)
     );
+    phase.done("synced and checked end to end");
     closed?;
     let filled = Filled {
         reused: delta.reuse_bytes,
@@ -350,6 +355,26 @@ async fn fill_by_delta<S: Endpoint, D: Endpoint>(
         by_delta: true,
     };
     Ok(Some((filled, matches?)))
+}
+
+/// Times the steps of one file for `-vvv`: where a slow delta spends it.
+struct Phase<'a> {
+    path: &'a str,
+    since: std::time::Instant,
+}
+
+impl<'a> Phase<'a> {
+    fn start(path: &'a str) -> Phase<'a> {
+        Phase {
+            path,
+            since: std::time::Instant::now(),
+        }
+    }
+
+    fn done(self, what: &str) -> Phase<'a> {
+        tracing::debug!(path = %self.path, ms = self.since.elapsed().as_millis(), "{what}");
+        Phase::start(self.path)
+    }
 }
 
 /// Whether the file at `path` holds exactly `size` bytes whose `COARSE`

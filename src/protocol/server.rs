@@ -9,6 +9,7 @@ use std::path::Path;
 
 use super::{Message, MAX_FRAME, VERSION};
 use crate::delta::rolling::{Signature, STRONG_LEN};
+use crate::endpoint::local::read_ahead;
 use crate::endpoint::CopyRange;
 use crate::hash::{hash_file_blocks, hash_whole_file, HashAlgo};
 
@@ -96,11 +97,14 @@ fn hash_blocks(path: &[u8], start: u64, end: u64, block: u32) -> io::Result<Mess
     Ok(Message::Hashes { size, hashes })
 }
 
+/// Bytes read at once for a signature: whole blocks.
+const SIGN_READ: usize = 1024 * 1024;
+
 fn sign(path: &[u8], block: u32) -> io::Result<Message> {
     if block == 0 {
         return Err(io::Error::other("block size 0"));
     }
-    let (mut file, size) = open(path)?;
+    let (file, size) = open(path)?;
     if (size / block as u64) as usize * (4 + STRONG_LEN) + 64 > MAX_FRAME {
         return Err(io::Error::other(
             "signature too large for one reply; use a larger block",
@@ -110,10 +114,20 @@ fn sign(path: &[u8], block: u32) -> io::Result<Message> {
         block,
         ..Signature::default()
     };
-    let mut buf = vec![0u8; block as usize];
-    for _ in 0..size / block as u64 {
-        file.read_exact(&mut buf)?;
-        signature.push(&buf);
+    let full_blocks = size - size % block as u64;
+    let chunk = block as usize * (SIGN_READ / block as usize).max(1);
+    let mut signed = 0;
+    read_ahead(&file, 0, full_blocks, chunk, |_, data| {
+        data.chunks_exact(block as usize)
+            .for_each(|b| signature.push(b));
+        signed += data.len() as u64;
+        Ok(())
+    })?;
+    if signed < full_blocks {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "the file shrank while it was read",
+        ));
     }
     Ok(Message::Signature {
         block,
