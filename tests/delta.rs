@@ -505,6 +505,49 @@ fn every_change_over_the_helper_both_ways() {
     matrix(Way::Pull, Tier::Helper, |c| c.moved);
 }
 
+/// A server without copy-data (sftp-server -P copy-data, which also stops
+/// advertising it): the shell tier cannot assemble there, so the file goes
+/// whole and intact; the helper assembles without copy-data, so it still
+/// sends only the edit.
+#[test]
+fn a_server_refusing_copy_data_gets_the_whole_file_unless_the_helper_copies() {
+    let sshd = Sshd::start_with(SshdOptions {
+        sftp_denies: Some("copy-data"),
+        ..SshdOptions::default()
+    });
+    let src = sshd.local().join("f.bin");
+    let dst = sshd.remote().join("f.bin");
+    let old = base();
+    for (i, tier) in ["shell", "helper"].into_iter().enumerate() {
+        write_file(&dst, &old);
+        set_mtime(&dst, OLD_MTIME);
+        let mut new = old.clone();
+        new[3 * MIB as usize + 7] ^= 0x5a;
+        write_file(&src, &new);
+        set_mtime(&src, NEW_MTIME + i as u64);
+        let proxy = CutProxy::start(sshd.port(), None);
+        let cfg = sshd.config_for_proxy(&proxy);
+        let out = sshd
+            .ferry_with_config(&cfg)
+            .args(["-vv", "-t", "--remote-hash", tier, "--remote-ferry"])
+            .arg(ferry_bin())
+            .arg(&src)
+            .arg(sshd.spec(&dst))
+            .run_default();
+        out.assert_ok();
+        proxy.wait_idle(std::time::Duration::from_secs(10));
+        assert_files_identical(&src, &dst);
+        assert_no_partials(&sshd.remote());
+        if tier == "shell" {
+            assert!(out.stderr.contains("sending the whole file"), "{out}");
+            assert!(proxy.up() >= SIZE as u64, "sent {} bytes", proxy.up());
+        } else {
+            assert!(out.stdout.contains("f.bin (delta)"), "{out}");
+            assert_at_most("helper without copy-data", proxy.up(), OVERHEAD);
+        }
+    }
+}
+
 /// An SFTP server that starts sessions somewhere else than the login
 /// directory (sftp-server -d): a relative remote path must mean the same
 /// file to the helper and the shell as to SFTP.

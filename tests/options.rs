@@ -28,6 +28,35 @@ fn dry_run_writes_nothing_and_lists_files() {
     }
 }
 
+/// As rsync: between two local paths a changed file is copied whole unless
+/// --no-whole-file asks for a delta.
+#[test]
+fn local_copies_are_whole_unless_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let (src, dst) = (dir.path().join("src.bin"), dir.path().join("dst.bin"));
+    let old = random_bytes(3 * MIB as usize, 50);
+    // -t twice: rsync takes a repeated flag as given once, and so does ferry.
+    for (i, flag) in ["-t", "--no-whole-file"].into_iter().enumerate() {
+        write_file(&dst, &old);
+        set_mtime(&dst, 1_400_000_000);
+        let mut new = old.clone();
+        new[MIB as usize] ^= 1;
+        write_file(&src, &new);
+        set_mtime(&src, 1_500_000_000 + i as u64);
+        let out = FerryCmd::bare(dir.path())
+            .args(["-v", "-t", flag])
+            .arg(&src)
+            .arg(&dst)
+            .run_ok();
+        assert_files_identical(&src, &dst);
+        assert_eq!(
+            out.stdout.contains("(delta)"),
+            flag == "--no-whole-file",
+            "{out}"
+        );
+    }
+}
+
 /// Same size and mtime, different content: the quick check keeps the
 /// destination, --checksum replaces it.
 #[test]

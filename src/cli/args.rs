@@ -25,6 +25,9 @@ pub enum RemoteHashMode {
 #[command(
     name = "ferry",
     version,
+    // rsync takes a flag given twice (`-a -t`, a script's defaults plus its
+    // own) as once.
+    args_override_self = true,
     about = "Resumable, verified copies and syncs over SSH/SFTP",
     long_about = "Copies and syncs files and directory trees between this machine and SSH \
                   servers, with SFTP carrying the data. Sends only what the destination lacks, \
@@ -62,9 +65,14 @@ pub struct Args {
     #[arg(long)]
     pub inplace: bool,
 
-    /// Copy changed files whole instead of sending only changed blocks
-    #[arg(short = 'W', long)]
+    /// Copy changed files whole instead of sending only changed blocks (the
+    /// default when both ends are local, as in rsync)
+    #[arg(short = 'W', long, overrides_with = "no_whole_file")]
     pub whole_file: bool,
+
+    /// Send only changed blocks even when both ends are local
+    #[arg(long, overrides_with = "whole_file")]
+    pub no_whole_file: bool,
 
     /// Show what would be transferred, change nothing
     #[arg(short = 'n', long)]

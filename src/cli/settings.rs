@@ -59,7 +59,10 @@ impl Settings {
             times: args.times || args.archive,
             dry_run: args.dry_run,
             checksum: args.checksum,
-            delta: !args.whole_file,
+            // rsync's rule: between two local paths reading both files to
+            // find the differences costs more than writing the new one.
+            delta: args.no_whole_file
+                || !(args.whole_file || matches!(direction, Direction::Local)),
             inplace: args.inplace,
             umask: current_umask(),
         };

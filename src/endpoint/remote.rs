@@ -329,7 +329,8 @@ impl Endpoint for RemoteFs {
         let mut done = 0;
         while done < len {
             let piece = (len - done).min(COPY_DATA_PIECE);
-            self.sftp
+            let copied = self
+                .sftp
                 .copy_data(
                     &from.handle,
                     from_offset + done,
@@ -339,6 +340,9 @@ impl Endpoint for RemoteFs {
                     &to.path,
                 )
                 .await?;
+            if !copied {
+                return Ok(false);
+            }
             done += piece;
         }
         Ok(true)

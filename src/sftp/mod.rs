@@ -159,7 +159,8 @@ impl Sftp {
     }
 
     /// copy-data (OpenSSH 9.0+): the server copies `len` bytes from one open
-    /// handle to another, nothing crosses the network.
+    /// handle to another, nothing crosses the network. Ok(false) when the
+    /// server refuses the request although it advertised it.
     pub async fn copy_data(
         &self,
         from: &str,
@@ -168,7 +169,7 @@ impl Sftp {
         to: &str,
         to_offset: u64,
         path: &str,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         let mut payload = Vec::with_capacity(64);
         put_string(&mut payload, from.as_bytes());
         payload.extend_from_slice(&from_offset.to_be_bytes());
@@ -176,7 +177,24 @@ impl Sftp {
         put_string(&mut payload, to.as_bytes());
         payload.extend_from_slice(&to_offset.to_be_bytes());
         let reply = self.raw.extended(COPY_DATA, payload).await;
-        self.status_reply(reply, path)
+        match reply {
+            // Advertised but refused (OpenSSH's sftp-server -P copy-data):
+            // the caller copies another way.
+            Ok(Packet::Status(s))
+                if matches!(
+                    s.status_code,
+                    StatusCode::PermissionDenied | StatusCode::OpUnsupported
+                ) =>
+            {
+                tracing::info!(
+                    "{}: the server refused copy-data: {}",
+                    self.host,
+                    s.error_message
+                );
+                Ok(false)
+            }
+            reply => self.status_reply(reply, path).map(|()| true),
+        }
     }
 
     /// fsync@openssh.com on an open handle; a no-op where it is not offered.

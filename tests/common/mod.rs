@@ -381,6 +381,8 @@ pub struct SshdOptions {
     /// Start SFTP sessions in the fixture's `remote` directory (sftp-server
     /// `-d`) instead of the login directory, where shell commands start.
     pub sftp_starts_in_remote: bool,
+    /// SFTP requests the server refuses (sftp-server `-P`), e.g. `copy-data`.
+    pub sftp_denies: Option<&'static str>,
 }
 
 impl Default for SshdOptions {
@@ -388,6 +390,7 @@ impl Default for SshdOptions {
         SshdOptions {
             sftp_subsystem: true,
             sftp_starts_in_remote: false,
+            sftp_denies: None,
         }
     }
 }
@@ -518,6 +521,9 @@ impl Sshd {
             cfg.push_str(&Self::sftp_line());
             if self.options.sftp_starts_in_remote {
                 cfg.push_str(&format!(" -d {}", d.join("remote").display()));
+            }
+            if let Some(denied) = self.options.sftp_denies {
+                cfg.push_str(&format!(" -P {denied}"));
             }
             cfg.push('\n');
         }
