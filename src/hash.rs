@@ -106,15 +106,19 @@ pub fn hash_file_blocks(
     block: u64,
     algo: HashAlgo,
 ) -> std::io::Result<(u64, Vec<BlockHash>)> {
+    use crate::endpoint::local::{in_parts, read_ahead};
     let size = file.metadata()?.len();
-    let mut hasher = BlockHasher::new(algo, block);
-    // A file that shrinks while read ends early: the hashes cover what was
-    // there, and differ from the other side's.
-    crate::endpoint::local::read_ahead(file, start, end.min(size), READ_BUFFER, |_, data| {
-        hasher.update(data);
-        Ok(())
+    let parts = in_parts(start, end.min(size), block, |from, to| {
+        let mut hasher = BlockHasher::new(algo, block);
+        // A file that shrinks while read ends early: the hashes cover what
+        // was there, and differ from the other side's.
+        read_ahead(file, from, to, READ_BUFFER, |_, data| {
+            hasher.update(data);
+            Ok(())
+        })?;
+        Ok(hasher.finish())
     })?;
-    Ok((size, hasher.finish()))
+    Ok((size, parts.concat()))
 }
 
 const READ_BUFFER: usize = 1024 * 1024;
@@ -154,6 +158,27 @@ pub async fn file_hash<F: FileHandle>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Big enough to be hashed in parts on several threads: the same
+    /// hashes, in order, as one pass.
+    #[test]
+    fn hashing_in_parts_equals_one_pass() {
+        let data = crate::delta::test_data(65 * 1024 * 1024 + 123, 11);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("big");
+        std::fs::write(&path, &data).unwrap();
+        let file = std::fs::File::open(&path).unwrap();
+        let block = 1024 * 1024;
+        let (size, hashes) = hash_file_blocks(&file, 5, u64::MAX, block, HashAlgo::Blake3).unwrap();
+        assert_eq!(size, data.len() as u64);
+        let expected: Vec<_> = data[5..]
+            .chunks(block as usize)
+            .map(|c| block_hash(HashAlgo::Blake3, c))
+            .collect();
+        assert_eq!(hashes, expected);
+        let (_, whole) = hash_whole_file(&file, HashAlgo::Sha256).unwrap();
+        assert_eq!(whole, block_hash(HashAlgo::Sha256, &data));
+    }
 
     #[test]
     fn both_algorithms_match_their_references() {

@@ -157,6 +157,44 @@ pub fn read_ahead(
     })
 }
 
+/// Below this a range is worked through on one thread.
+const PARALLEL_FROM: u64 = 64 * 1024 * 1024;
+const MOST_THREADS: usize = 4;
+
+/// Runs `work` over consecutive parts of `[start, end)`, cut at multiples of
+/// `align` from `start`, on one thread per core (at most four) when the
+/// range is large; returns the results in order. Hashing a big file then
+/// goes at the speed of all cores, not one.
+pub fn in_parts<T: Send>(
+    start: u64,
+    end: u64,
+    align: u64,
+    work: impl Fn(u64, u64) -> io::Result<T> + Sync,
+) -> io::Result<Vec<T>> {
+    let len = end.saturating_sub(start);
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let parts = threads.min(MOST_THREADS) as u64;
+    if len < PARALLEL_FROM || parts < 2 || align == 0 || align > len / parts {
+        return work(start, end.max(start)).map(|one| vec![one]);
+    }
+    let step = len.div_ceil(parts).div_ceil(align) * align;
+    std::thread::scope(|scope| {
+        let work = &work;
+        let running: Vec<_> = (0..parts)
+            .map(|i| start + i * step)
+            .filter(|&from| from < end)
+            .map(|from| scope.spawn(move || work(from, (from + step).min(end))))
+            .collect();
+        running
+            .into_iter()
+            .map(|part| {
+                part.join()
+                    .unwrap_or_else(|_| Err(io::Error::other("a worker thread panicked")))
+            })
+            .collect()
+    })
+}
+
 /// Reads until `buf` is full or the file ends; returns the bytes read.
 fn read_full_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
     let mut filled = 0;
@@ -489,5 +527,27 @@ mod tests {
         assert_eq!(stopped.unwrap_err().to_string(), "enough");
         assert_eq!(calls, 1);
         read_ahead(&file, 500, 500, 4096, |_, _| panic!("nothing to read")).unwrap();
+    }
+
+    #[test]
+    fn parts_are_aligned_consecutive_and_in_order() {
+        let mib = 1024 * 1024;
+        let parts = in_parts(7, 200 * mib + 3, mib, |a, b| Ok((a, b))).unwrap();
+        assert_eq!(parts.first().map(|p| p.0), Some(7));
+        assert_eq!(parts.last().map(|p| p.1), Some(200 * mib + 3));
+        for pair in parts.windows(2) {
+            assert_eq!(pair[0].1, pair[1].0, "no gap, no overlap");
+            assert_eq!((pair[0].1 - 7) % mib, 0, "cut at block boundaries");
+        }
+        let small = in_parts(0, 1000, 10, |a, b| Ok((a, b))).unwrap();
+        assert_eq!(small, vec![(0, 1000)]);
+        let failed = in_parts(0, 200 * mib, mib, |a, _| {
+            if a == 0 {
+                Ok(())
+            } else {
+                Err(io::Error::other("part failed"))
+            }
+        });
+        assert!(std::thread::available_parallelism().unwrap().get() < 2 || failed.is_err());
     }
 }

@@ -217,6 +217,15 @@ mod tests {
         assert_eq!(hashes, expected);
         let sig = client.signature(p, 1000).await.unwrap();
         assert_eq!(sig, Signature::of(&data, 1000));
+        // Large enough to be signed in parts on several threads.
+        let big_path = dir.path().join("big");
+        let big = crate::delta::test_data(70 * 1024 * 1024 + 5, 12);
+        std::fs::write(&big_path, &big).unwrap();
+        let big_sig = client
+            .signature(big_path.to_str().unwrap(), 65536)
+            .await
+            .unwrap();
+        assert_eq!(big_sig, Signature::of(&big, 65536));
         let (_, whole) = client.file_hash(p).await.unwrap();
         assert_eq!(whole, *blake3::hash(&data).as_bytes());
         let missing = client.file_hash("/no/such/file").await;

@@ -9,7 +9,7 @@ use std::path::Path;
 
 use super::{Message, MAX_FRAME, VERSION};
 use crate::delta::rolling::{Signature, STRONG_LEN};
-use crate::endpoint::local::read_ahead;
+use crate::endpoint::local::{in_parts, read_ahead};
 use crate::endpoint::CopyRange;
 use crate::hash::{hash_file_blocks, hash_whole_file, HashAlgo};
 
@@ -110,29 +110,36 @@ fn sign(path: &[u8], block: u32) -> io::Result<Message> {
             "signature too large for one reply; use a larger block",
         ));
     }
-    let mut signature = Signature {
-        block,
-        ..Signature::default()
-    };
     let full_blocks = size - size % block as u64;
     let chunk = block as usize * (SIGN_READ / block as usize).max(1);
-    let mut signed = 0;
-    read_ahead(&file, 0, full_blocks, chunk, |_, data| {
-        data.chunks_exact(block as usize)
-            .for_each(|b| signature.push(b));
-        signed += data.len() as u64;
-        Ok(())
+    let parts = in_parts(0, full_blocks, block as u64, |from, to| {
+        let mut part = Signature {
+            block,
+            ..Signature::default()
+        };
+        let mut signed = 0;
+        read_ahead(&file, from, to, chunk, |_, data| {
+            data.chunks_exact(block as usize).for_each(|b| part.push(b));
+            signed += data.len() as u64;
+            Ok(())
+        })?;
+        if signed < to - from {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the file shrank while it was read",
+            ));
+        }
+        Ok(part)
     })?;
-    if signed < full_blocks {
-        return Err(io::Error::new(
-            io::ErrorKind::UnexpectedEof,
-            "the file shrank while it was read",
-        ));
+    let (mut weak, mut strong) = (Vec::new(), Vec::new());
+    for part in parts {
+        weak.extend(part.weak);
+        strong.extend(part.strong);
     }
     Ok(Message::Signature {
         block,
-        weak: signature.weak,
-        strong: signature.strong,
+        weak,
+        strong,
     })
 }
 
