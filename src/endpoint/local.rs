@@ -146,6 +146,9 @@ pub fn read_ahead(
                 at += n as u64;
             }
         });
+        // Owned here, so that stopping early drops both ends the reader
+        // may be waiting on, and it returns.
+        let (full, empty_tx) = (full, empty_tx);
         for piece in full {
             let (at, buf, n) = piece?;
             if n > 0 {
@@ -518,14 +521,20 @@ mod tests {
         })
         .unwrap();
         assert_eq!(got, &data[10..], "up to the end of the file");
-        // An error from the consumer ends the read, without a hang.
-        let mut calls = 0;
-        let stopped = read_ahead(&file, 0, 1_000_003, 4096, |_, _| {
-            calls += 1;
-            Err(io::Error::other("enough"))
-        });
-        assert_eq!(stopped.unwrap_err().to_string(), "enough");
-        assert_eq!(calls, 1);
+        // An error from the consumer ends the read, without a hang, whether
+        // the reader is ahead (waiting for a buffer) or behind.
+        for round in 0..200 {
+            let mut calls = 0;
+            let stopped = read_ahead(&file, 0, 1_000_003, 4096, |_, _| {
+                calls += 1;
+                if round % 2 == 0 {
+                    std::thread::sleep(std::time::Duration::from_micros(200));
+                }
+                Err(io::Error::other("enough"))
+            });
+            assert_eq!(stopped.unwrap_err().to_string(), "enough");
+            assert_eq!(calls, 1);
+        }
         read_ahead(&file, 500, 500, 4096, |_, _| panic!("nothing to read")).unwrap();
     }
 
