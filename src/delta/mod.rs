@@ -68,33 +68,20 @@ pub async fn compare<S: Endpoint, D: Endpoint>(
     for (i, hash) in ours.iter().enumerate() {
         let start = i as u64 * COARSE;
         let end = (start + COARSE).min(new_size);
+        let len = end - start;
         if theirs.get(i) == Some(hash) {
-            pieces.push((
-                i,
-                vec![Piece::Reuse {
-                    offset: start,
-                    from: start,
-                    len: end - start,
-                }],
-            ));
-        } else if start < overlap {
-            to_refine.push((i, start, end));
-            pieces.push((
-                i,
-                vec![Piece::Send {
-                    offset: start,
-                    len: end - start,
-                }],
-            ));
-        } else {
-            pieces.push((
-                i,
-                vec![Piece::Send {
-                    offset: start,
-                    len: end - start,
-                }],
-            ));
+            let reuse = Piece::Reuse {
+                offset: start,
+                from: start,
+                len,
+            };
+            pieces.push((i, vec![reuse]));
+            continue;
         }
+        if start < overlap {
+            to_refine.push((i, start, end));
+        }
+        pieces.push((i, vec![Piece::Send { offset: start, len }]));
     }
     // When much of the old file differs, content most likely moved or was
     // rewritten wholesale: 4 KiB hashes would cost 8 KiB per MiB each way
@@ -168,11 +155,10 @@ impl Piece {
 /// Smallest block of a rolling signature; larger old files get larger
 /// blocks so the signature stays near 20 bytes per 64 KiB at most.
 const SIGNATURE_BLOCK: u64 = 64 * 1024;
-/// Rescanned per read when looking for shifted blocks: bounds memory.
-const SCAN_SEGMENT: u64 = 32 * 1024 * 1024;
-/// The same for blocking reads, which need no round trips: a segment that
-/// stays in the CPU's cache scans 256 MiB in 54 ms here, 32 MiB ones in 98.
-const BLOCKING_SCAN_SEGMENT: usize = 2 * 1024 * 1024;
+/// Read and rescanned at once when looking for shifted blocks: a segment
+/// that stays in the CPU's cache scans 256 MiB in 54 ms here, 32 MiB ones in
+/// 98.
+const SCAN_SEGMENT: usize = 2 * 1024 * 1024;
 
 fn signature_block(old_size: u64) -> u32 {
     SIGNATURE_BLOCK.max((old_size / 262_144).next_power_of_two()) as u32
@@ -276,34 +262,14 @@ fn tiles(pieces: &[Piece], regions: &[(u64, u64)], old_size: u64) -> bool {
 }
 
 /// Splits regions of a file into blocks of the old file found in them and
-/// bytes to send, reading each region in segments.
-pub async fn scan_regions<F: crate::endpoint::FileHandle>(
-    file: &F,
-    regions: &[(u64, u64)],
-    signature: &rolling::Signature,
-    io: crate::endpoint::Pipeline,
-) -> Result<Vec<Piece>> {
-    let matcher = rolling::Matcher::new(signature);
-    let mut pieces = Vec::new();
-    for &(start, end) in regions {
-        let mut pos = start;
-        while pos < end {
-            let seg_end = (pos + SCAN_SEGMENT).min(end);
-            let data = crate::endpoint::read_span(file, pos, seg_end, io).await?;
-            pos += scan_segment(&matcher, &data, pos, seg_end == end, &mut pieces);
-        }
-    }
-    Ok(pieces)
-}
-
-/// The same as [`scan_regions`] with blocking reads ahead of the scan, for
-/// the helper and the local endpoint.
+/// bytes to send, reading ahead of the scan in segments: for the helper and
+/// the local endpoint, which scan next to the data.
 pub fn scan_regions_blocking(
     file: &std::fs::File,
     regions: &[(u64, u64)],
     signature: &rolling::Signature,
 ) -> std::io::Result<Vec<Piece>> {
-    let segment = BLOCKING_SCAN_SEGMENT.max(4 * signature.block as usize);
+    let segment = SCAN_SEGMENT.max(4 * signature.block as usize);
     scan_in_segments(file, regions, signature, segment)
 }
 

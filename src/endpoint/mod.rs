@@ -183,21 +183,14 @@ pub trait Endpoint: Send + Sync {
 
     /// Scans `regions` of the file at `path` for blocks of an old file given
     /// by its signature, next to the data. None when this endpoint cannot
-    /// without moving the data over the network.
+    /// without moving the data over the network (by default).
     fn find_blocks(
         &self,
-        path: &str,
-        regions: &[(u64, u64)],
-        signature: &Signature,
+        _path: &str,
+        _regions: &[(u64, u64)],
+        _signature: &Signature,
     ) -> impl Future<Output = Result<Option<Vec<crate::delta::Piece>>>> + Send {
-        async move {
-            let file = self.open_read(path).await?;
-            let found =
-                crate::delta::scan_regions(&file, regions, signature, Pipeline::reading(self))
-                    .await;
-            file.close(false).await?;
-            found.map(Some)
-        }
+        async { Ok(None) }
     }
 
     /// Whether [`Endpoint::copy_ranges`] works here.

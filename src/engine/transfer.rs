@@ -195,7 +195,15 @@ async fn patch_in_place<S: Endpoint, D: Endpoint>(
         },
         ..job.clone()
     };
-    if algo.is_none() || matches_end_to_end(src, dst, &in_place).await? {
+    let matches = match algo {
+        None => true,
+        // The comparison hashed the source already: only this side reads.
+        Some(algo) if !delta.source_hashes.is_empty() => {
+            holds_hashes(dst, &job.paths.dest, size, algo, &delta.source_hashes).await?
+        }
+        Some(_) => matches_end_to_end(src, dst, &in_place).await?,
+    };
+    if matches {
         return Ok(filled);
     }
     tracing::warn!(

@@ -73,8 +73,7 @@ impl HelperClient {
         };
         match self.request(&request).await? {
             Message::Hashes { size, hashes } => Ok((size, hashes)),
-            Message::Error { message } => Err(HelperError::Request(message)),
-            other => Err(HelperError::Channel(format!("unexpected reply {other:?}"))),
+            other => Err(not_answered(other)),
         }
     }
 
@@ -85,8 +84,7 @@ impl HelperClient {
         };
         match self.request(&request).await? {
             Message::FileHash { size, hash } => Ok((size, hash)),
-            Message::Error { message } => Err(HelperError::Request(message)),
-            other => Err(HelperError::Channel(format!("unexpected reply {other:?}"))),
+            other => Err(not_answered(other)),
         }
     }
 
@@ -106,8 +104,7 @@ impl HelperClient {
                 weak,
                 strong,
             }),
-            Message::Error { message } => Err(HelperError::Request(message)),
-            other => Err(HelperError::Channel(format!("unexpected reply {other:?}"))),
+            other => Err(not_answered(other)),
         }
     }
 
@@ -125,8 +122,7 @@ impl HelperClient {
         };
         match self.request(&request).await? {
             Message::Pieces { pieces } => Ok(pieces),
-            Message::Error { message } => Err(HelperError::Request(message)),
-            other => Err(HelperError::Channel(format!("unexpected reply {other:?}"))),
+            other => Err(not_answered(other)),
         }
     }
 
@@ -145,8 +141,7 @@ impl HelperClient {
         let expected: u64 = ranges.iter().map(|r| r.len).sum();
         match self.request(&request).await? {
             Message::Copied { bytes } if bytes == expected => Ok(()),
-            Message::Error { message } => Err(HelperError::Request(message)),
-            other => Err(HelperError::Channel(format!("unexpected reply {other:?}"))),
+            other => Err(not_answered(other)),
         }
     }
 
@@ -177,6 +172,15 @@ impl HelperClient {
         let mut frame = vec![0u8; len];
         stream.read_exact(&mut frame).await.map_err(channel)?;
         Message::decode(&frame).map_err(HelperError::Channel)
+    }
+}
+
+/// What a reply other than the expected one means: the helper could not do
+/// the request (its error), or it spoke out of turn.
+fn not_answered(reply: Message) -> HelperError {
+    match reply {
+        Message::Error { message } => HelperError::Request(message),
+        other => HelperError::Channel(format!("unexpected reply {other:?}")),
     }
 }
 
