@@ -103,15 +103,6 @@ bench_require "$SSHD" /usr/bin/ssh-keygen /usr/bin/ssh /usr/bin/rsync /usr/bin/t
 
 START_LOAD="$(cut -d' ' -f1-3 /proc/loadavg)"
 
-# The source state the binary is built from (the repository may move on
-# while the benchmark runs; that is reported too).
-git_state() {
-  local head dirty
-  head="$(cd "$REPO" && git rev-parse --short HEAD 2>/dev/null || echo 'none yet')"
-  dirty="$(cd "$REPO" && git status --porcelain 2>/dev/null | cut -c4- | sed 's|/.*|/|' | sort -u | tr '\n' ' ' | sed 's/ $//; s/ /, /g')"
-  if [ -n "$dirty" ]; then echo "$head, with uncommitted changes in $dirty"; else echo "$head"; fi
-}
-
 # ---------------------------------------------------------------- build, work dir, sshd
 B_COMMIT="$(git_state)"
 bench_build
@@ -119,21 +110,7 @@ bench_init_work
 bench_start_sshd
 
 # ---------------------------------------------------------------- proxy
-PROXY_REPORT="$WORK/proxy.report"
-python3 "$REPO/bench/proxy.py" --target-port "$PORT" --port-file "$WORK/proxy.port" \
-  --report "$PROXY_REPORT" </dev/null >"$WORK/proxy.log" 2>&1 &
-PROXY_PID=$!
-for _ in $(seq 1 100); do
-  [ -s "$WORK/proxy.port" ] && break
-  kill -0 "$PROXY_PID" 2>/dev/null || die "proxy exited at startup: $(cat "$WORK/proxy.log")"
-  sleep 0.1
-done
-[ -s "$WORK/proxy.port" ] || die "proxy did not start within 10 s: $(cat "$WORK/proxy.log")"
-PROXY_PORT="$(cat "$WORK/proxy.port")"
-probe_banner "$PROXY_PORT" || die "no SSH banner through the proxy on 127.0.0.1:$PROXY_PORT"
-log "proxy pid $PROXY_PID on 127.0.0.1:$PROXY_PORT -> $PORT"
-ssh_host_block ferrybench-proxy "$PROXY_PORT" "$WORK/known_hosts" >>"$CFG"
-
+bench_start_proxy ferrybench-proxy
 # proxy_dump: makes the proxy write its counters (after its connections
 # closed) and reset them; sets UP DOWN CONNS.
 proxy_dump() {

@@ -7,6 +7,7 @@
 # when to build, create the work dir, start sshd, and so on:
 #
 #   bench_require BIN...     die unless every BIN is installed
+#   git_state                the commit (and uncommitted paths) being measured
 #   bench_build              cargo build --release (skipped with BENCH_NO_BUILD=1)
 #   bench_init_work          WORK=<temp dir under ${BENCH_DIR:-/tmp}>, EXIT trap
 #                            (kills PROXY_PID, PROBE_PID, SSHD_PID, removes
@@ -15,6 +16,7 @@
 #   bench_start_sshd         sshd on 127.0.0.1:<free port> under bench/reaper.py
 #                            (SSHD_PID = the reaper, LISTENER_PID = sshd, PORT),
 #                            ssh config CFG with "Host ferrybench"
+#   bench_start_proxy ALIAS [ARGS]  bench/proxy.py in front of sshd, Host ALIAS
 #   ssh_host_block ALIAS PORT KNOWN_HOSTS
 #                            prints one Host block (and appends the host key to
 #                            KNOWN_HOSTS for [127.0.0.1]:PORT)
@@ -42,6 +44,15 @@ bench_require() {
   else
     SFTP_SUBSYSTEM="internal-sftp"
   fi
+}
+
+# The source state the binary is built from (the repository may move on
+# while a benchmark runs; the scripts report that too).
+git_state() {
+  local head dirty
+  head="$(cd "$REPO" && git rev-parse --short HEAD 2>/dev/null || echo 'none yet')"
+  dirty="$(cd "$REPO" && git status --porcelain 2>/dev/null | cut -c4- | sed 's|/.*|/|' | sort -u | tr '\n' ' ' | sed 's/ $//; s/ /, /g')"
+  if [ -n "$dirty" ]; then echo "$head, with uncommitted changes in $dirty"; else echo "$head"; fi
 }
 
 bench_build() {
@@ -170,6 +181,29 @@ bench_start_sshd() {
   write_ssh_config "$CFG" "$PORT" "$WORK/known_hosts"
   timeout 60 ssh -F "$CFG" -o BatchMode=yes ferrybench true </dev/null ||
     die "ssh -F $CFG ferrybench true failed; sshd log: $(cat "$WORK/sshd.log")"
+}
+
+# bench_start_proxy ALIAS [PROXY ARGS...]: bench/proxy.py on a free port in
+# front of sshd (extra arguments, e.g. --delay-ms 10 --rate-mbit 200, go to
+# the proxy), a Host ALIAS for it in CFG. Sets PROXY_PID, PROXY_PORT and
+# PROXY_REPORT (one proxy per script: bench_cleanup kills PROXY_PID).
+bench_start_proxy() {
+  local alias="$1"
+  shift
+  PROXY_REPORT="$WORK/proxy.report"
+  python3 "$REPO/bench/proxy.py" --target-port "$PORT" --port-file "$WORK/proxy.port" \
+    --report "$PROXY_REPORT" "$@" </dev/null >"$WORK/proxy.log" 2>&1 &
+  PROXY_PID=$!
+  for _ in $(seq 1 100); do
+    [ -s "$WORK/proxy.port" ] && break
+    kill -0 "$PROXY_PID" 2>/dev/null || die "proxy exited at startup: $(cat "$WORK/proxy.log")"
+    sleep 0.1
+  done
+  [ -s "$WORK/proxy.port" ] || die "proxy did not start within 10 s: $(cat "$WORK/proxy.log")"
+  PROXY_PORT="$(cat "$WORK/proxy.port")"
+  probe_banner "$PROXY_PORT" || die "no SSH banner through the proxy on 127.0.0.1:$PROXY_PORT"
+  log "proxy pid $PROXY_PID on 127.0.0.1:$PROXY_PORT -> $PORT ${*:-}"
+  ssh_host_block "$alias" "$PROXY_PORT" "$WORK/known_hosts" >>"$CFG"
 }
 
 # CPU ticks (user+sys) of the server side's reaped processes: the

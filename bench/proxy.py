@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
-"""Byte-counting TCP proxy for bench/delta.sh (python3 standard library only).
+"""Byte-counting TCP proxy for the benchmarks, optionally an emulated WAN link
+(python3 standard library only).
 
 Usage:
   python3 bench/proxy.py --target-port SSHD_PORT --port-file FILE --report FILE
                          [--listen-port 0] [--idle-timeout 30]
+                         [--delay-ms D] [--rate-mbit R]
 
 Listens on 127.0.0.1 (port --listen-port; 0 = any free port, written to
 --port-file once listening) and forwards every connection to
@@ -26,6 +28,16 @@ before a measurement to start from zero. SIGTERM/SIGINT stop the proxy.
 It must not be the bottleneck: reads are up to 256 KiB, every write is
 drained before the next read (bounded memory), and TCP_NODELAY is set on both
 sockets so that small SSH packets are not delayed by the proxy.
+
+WAN emulation (--delay-ms and/or --rate-mbit): each direction of each
+connection becomes a link of its own with that one-way delay (a round trip
+is twice it) and that rate. Bytes leave the link in order, each chunk at
+max(its arrival, the end of the previous chunk's serialization) + its
+serialization time (size / rate) + the delay. The link buffers at most one
+bandwidth-delay product plus 1 MiB; beyond that the proxy stops reading, so
+TCP flow control pushes back on the sender as a full router queue would.
+Reads are cut to 16 KiB in this mode so that pacing stays smooth. Accuracy
+is that of the asyncio timer (about a millisecond).
 """
 
 import argparse
@@ -37,6 +49,7 @@ import sys
 import time
 
 CHUNK = 256 * 1024
+WAN_CHUNK = 16 * 1024
 
 
 class Conn:
@@ -79,6 +92,54 @@ class Proxy:
             writer.close()
             other_writer.close()
 
+    async def shaped_pump(self, reader, writer, conn, attr, other_writer):
+        """pump() through an emulated link: delay and rate (see the docstring)."""
+        rate = self.args.rate_mbit * 1e6 / 8 if self.args.rate_mbit else None
+        delay = self.args.delay_ms / 1000.0
+        limit = (rate or 0) * delay * 2 + (1 << 20)
+        queue = asyncio.Queue()
+        state = {"queued": 0, "free_at": 0.0}
+        room = asyncio.Event()
+        room.set()
+
+        async def deliver():
+            while True:
+                due, data = await queue.get()
+                if data is None:
+                    return
+                wait = due - time.monotonic()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                writer.write(data)
+                await writer.drain()
+                state["queued"] -= len(data)
+                if state["queued"] <= limit:
+                    room.set()
+
+        sender = asyncio.ensure_future(deliver())
+        try:
+            while True:
+                await room.wait()
+                data = await reader.read(WAN_CHUNK)
+                if not data:
+                    break
+                setattr(conn, attr, getattr(conn, attr) + len(data))
+                now = time.monotonic()
+                start = max(now, state["free_at"])
+                state["free_at"] = start + (len(data) / rate if rate else 0.0)
+                state["queued"] += len(data)
+                if state["queued"] > limit:
+                    room.clear()
+                queue.put_nowait((state["free_at"] + delay, data))
+            queue.put_nowait((0.0, None))
+            await sender
+            if writer.can_write_eof() and not writer.is_closing():
+                writer.write_eof()
+        except (ConnectionError, OSError):
+            sender.cancel()
+            writer.close()
+            other_writer.close()
+
     async def handle(self, creader, cwriter):
         conn = Conn(self.next_id)
         self.next_id += 1
@@ -94,9 +155,11 @@ class Proxy:
                 return
             self.nodelay(cwriter)
             self.nodelay(swriter)
+            shaped = self.args.delay_ms > 0 or self.args.rate_mbit > 0
+            pump = self.shaped_pump if shaped else self.pump
             await asyncio.gather(
-                self.pump(creader, swriter, conn, "up", cwriter),
-                self.pump(sreader, cwriter, conn, "down", swriter),
+                pump(creader, swriter, conn, "up", cwriter),
+                pump(sreader, cwriter, conn, "down", swriter),
             )
             for w in (swriter, cwriter):
                 w.close()
@@ -162,6 +225,8 @@ def main():
     p.add_argument("--port-file", required=True)
     p.add_argument("--report", required=True)
     p.add_argument("--idle-timeout", type=float, default=30.0)
+    p.add_argument("--delay-ms", type=float, default=0.0, help="one-way delay per direction")
+    p.add_argument("--rate-mbit", type=float, default=0.0, help="link rate per direction (0: unlimited)")
     asyncio.run(Proxy(p.parse_args()).main())
 
 

@@ -203,26 +203,32 @@ fn shift(at: usize, insert: bool) -> (Vec<u8>, Vec<u8>) {
     (old, new)
 }
 
-/// A forced helper that cannot start is a clear error (exit 5) and nothing
-/// changes at the destination.
+/// The helper is started only when a file needs remote hashing: a new
+/// file is copied without it. A forced helper that cannot start is a clear
+/// error (exit 5) once a file needs it (here: an old destination to
+/// update), and nothing changes at the destination.
 #[test]
 fn missing_helper_when_forced_is_a_clear_error() {
     let sshd = Sshd::start();
     let src = sshd.local().join("f.bin");
     let dst = sshd.remote().join("f.bin");
-    write_file(&src, b"new");
+    write_file(&src, b"new, longer");
+    let run = || {
+        sshd.ferry()
+            .args([
+                "--remote-hash",
+                "helper",
+                "--remote-ferry",
+                "/no/such/ferry",
+            ])
+            .arg(&src)
+            .arg(sshd.spec(&dst))
+            .run_default()
+    };
+    run().assert_ok();
+    assert_files_identical(&src, &dst);
     write_file(&dst, b"old");
-    let out = sshd
-        .ferry()
-        .args([
-            "--remote-hash",
-            "helper",
-            "--remote-ferry",
-            "/no/such/ferry",
-        ])
-        .arg(&src)
-        .arg(sshd.spec(&dst))
-        .run_default();
+    let out = run();
     out.assert_code(5);
     out.assert_stderr_contains("--remote-ferry");
     assert_eq!(fs::read(&dst).unwrap(), b"old");

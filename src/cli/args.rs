@@ -74,6 +74,17 @@ pub struct Args {
     #[arg(long, overrides_with = "whole_file")]
     pub no_whole_file: bool,
 
+    /// Sync every file to disk before it is renamed into place (files that
+    /// replace an existing one always are)
+    #[arg(long)]
+    pub fsync: bool,
+
+    /// Files in flight at once: small files are latency-bound, so many
+    /// overlap (memory stays bounded whatever the number)
+    #[arg(short, long, value_name = "N", default_value_t = 16,
+          value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub jobs: u16,
+
     /// Show what would be transferred, change nothing
     #[arg(short = 'n', long)]
     pub dry_run: bool,

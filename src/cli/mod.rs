@@ -17,6 +17,7 @@ use crate::engine::{self, Stats};
 use crate::error::{Error, ExitCode, Result};
 use crate::location::RemoteSpec;
 use crate::protocol::bootstrap;
+use crate::sftp::Sftp;
 use crate::ssh::shell::ShellHasher;
 use crate::ssh::{config, ConnectOptions, Connection};
 use args::{Args, RemoteHashMode};
@@ -122,7 +123,8 @@ async fn run(settings: &Settings, reporter: &ConsoleReporter) -> Result<Stats> {
 }
 
 /// Opens the SFTP endpoint; the connection is returned so it lives as long as
-/// the endpoint is used.
+/// the endpoint is used. The hashing tier is found (and a helper started)
+/// only when the engine first needs it.
 async fn connect(spec: &RemoteSpec, settings: &Settings) -> Result<(RemoteFs, Arc<Connection>)> {
     let host = config::resolve(
         &spec.host,
@@ -135,15 +137,25 @@ async fn connect(spec: &RemoteSpec, settings: &Settings) -> Result<(RemoteFs, Ar
         request_timeout: settings.timeout,
     };
     let conn = Arc::new(Connection::open(host, &opts).await?);
-    let (sftp, hashing) =
+    let sftp = Arc::new(conn.sftp().await?);
+    let starter = {
+        let (conn, sftp, settings) = (conn.clone(), sftp.clone(), settings.clone());
+        Box::pin(async move { start_hashing(&conn, &sftp, &settings).await })
+    };
+    Ok((RemoteFs::with_hashing_on_demand(sftp, starter), conn))
+}
+
+async fn start_hashing(
+    conn: &Arc<Connection>,
+    sftp: &Arc<Sftp>,
+    settings: &Settings,
+) -> Result<RemoteHashing> {
+    let hashing =
         if settings.remote_ferry == "upload" && settings.remote_hash != RemoteHashMode::Off {
-            let sftp = Arc::new(conn.sftp().await?);
-            let helper = bootstrap::upload_helper(&conn, &sftp, &settings.remote_cache).await?;
-            (sftp, RemoteHashing::Helper(helper))
+            let helper = bootstrap::upload_helper(conn, sftp, &settings.remote_cache).await?;
+            RemoteHashing::Helper(helper)
         } else {
-            // Each waits on its own channel's round trips and process start.
-            let (sftp, hashing) = tokio::join!(conn.sftp(), remote_hashing(&conn, settings));
-            (Arc::new(sftp?), hashing?)
+            remote_hashing(conn, settings).await?
         };
     if settings.verbosity > 0 {
         eprintln!(
@@ -152,7 +164,7 @@ async fn connect(spec: &RemoteSpec, settings: &Settings) -> Result<(RemoteFs, Ar
             hashing.name()
         );
     }
-    Ok((RemoteFs::new(sftp, hashing), conn))
+    Ok(hashing)
 }
 
 /// Picks the remote hashing tier: the one asked for, or in auto mode the

@@ -65,6 +65,8 @@ impl Settings {
                 || !(args.whole_file || matches!(direction, Direction::Local)),
             inplace: args.inplace,
             umask: current_umask(),
+            fsync: args.fsync,
+            jobs: usize::from(args.jobs),
         };
         let port = args.port.or(match &direction {
             Direction::Push(r) | Direction::Pull(r) => r.port,

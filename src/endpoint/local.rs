@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::{CopyRange, Endpoint, Entry, FileHandle, Kind, Meta, WriteMode};
+use super::{Attrs, CopyRange, Endpoint, Entry, FileHandle, Kind, Meta, WriteMode};
 use crate::delta::rolling::Signature;
 use crate::delta::Piece;
 use crate::error::{Error, Result};
@@ -81,10 +81,22 @@ fn list_dir(dir: &str) -> io::Result<Vec<Entry>> {
     Ok(entries)
 }
 
-fn set_mtime_nofollow(path: &str, mtime: i64) -> io::Result<()> {
-    let c_path = std::ffi::CString::new(path)
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))?;
-    let times = [
+/// The modification time of an open file (its access time untouched).
+fn set_mtime_of(file: &File, mtime: i64) -> io::Result<()> {
+    let times = only_mtime(mtime);
+    // SAFETY: the descriptor is open for as long as `file` lives, and times
+    // has two entries, as futimens requires.
+    let rc = unsafe { libc::futimens(file.as_raw_fd(), times.as_ptr()) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// utimensat's pair: access time left as it is, modification time set.
+fn only_mtime(mtime: i64) -> [libc::timespec; 2] {
+    [
         libc::timespec {
             tv_sec: 0,
             tv_nsec: libc::UTIME_OMIT,
@@ -93,7 +105,13 @@ fn set_mtime_nofollow(path: &str, mtime: i64) -> io::Result<()> {
             tv_sec: mtime as libc::time_t,
             tv_nsec: 0,
         },
-    ];
+    ]
+}
+
+fn set_mtime_nofollow(path: &str, mtime: i64) -> io::Result<()> {
+    let c_path = std::ffi::CString::new(path)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))?;
+    let times = only_mtime(mtime);
     // SAFETY: c_path is a valid NUL-terminated string and times has two entries,
     // as utimensat requires.
     let rc = unsafe {
@@ -498,6 +516,24 @@ impl FileHandle for LocalFile {
             &self.path,
             move || if sync { file.sync_all() } else { Ok(()) },
         )
+        .await
+    }
+
+    async fn finish(self, last: Option<(u64, Bytes)>, attrs: Attrs, sync: bool) -> Result<()> {
+        let file = self.file;
+        blocking(&self.path, move || {
+            if let Some((offset, data)) = last {
+                file.write_all_at(&data, offset)?;
+            }
+            file.set_permissions(fs::Permissions::from_mode(attrs.mode))?;
+            if let Some(mtime) = attrs.mtime {
+                set_mtime_of(&file, mtime)?;
+            }
+            if sync {
+                file.sync_all()?;
+            }
+            Ok(())
+        })
         .await
     }
 }

@@ -78,6 +78,26 @@ pub trait FileHandle: Send + Sync + 'static {
     /// Closes the file, first making its contents durable when `sync` is set.
     /// Errors of earlier writes surface here at the latest.
     fn close(self, sync: bool) -> impl Future<Output = Result<()>> + Send;
+
+    /// Writes `last` (the file's final piece at its offset, if any), sets
+    /// `attrs`, makes the contents durable when `sync` is set, and closes:
+    /// over SFTP every request goes out at once, so a small file's whole
+    /// write costs one round trip (requests on one handle are carried out
+    /// in order). An error of any step, or of an earlier write, is returned.
+    fn finish(
+        self,
+        last: Option<(u64, Bytes)>,
+        attrs: Attrs,
+        sync: bool,
+    ) -> impl Future<Output = Result<()>> + Send;
+}
+
+/// The attributes a copied file gets before it is renamed into place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Attrs {
+    pub mode: u32,
+    /// None keeps the time of the write (no `--times`).
+    pub mtime: Option<i64>,
 }
 
 /// How an endpoint computes hashes of its files.
@@ -137,6 +157,14 @@ pub trait Endpoint: Send + Sync {
     fn symlink(&self, target: &str, path: &str) -> impl Future<Output = Result<()>> + Send;
 
     fn read_link(&self, path: &str) -> impl Future<Output = Result<String>> + Send;
+
+    /// Readies hashing for the files about to need it: a remote endpoint
+    /// starts its helper (or finds its shell) only now, so that a run that
+    /// hashes nothing (new files, nothing to do) never pays for it. Until
+    /// then [`Endpoint::hashing`] may say `Off`.
+    fn start_hashing(&self) -> impl Future<Output = Result<()>> + Send {
+        async { Ok(()) }
+    }
 
     /// How this endpoint's hashes are computed (see [`Hashing`]).
     fn hashing(&self) -> Hashing {
@@ -277,6 +305,12 @@ impl Pipeline {
     /// Most bytes of writes that can be unacknowledged at once.
     pub fn write_window(&self) -> u64 {
         (self.chunk * self.write_depth) as u64
+    }
+
+    /// Most bytes one copy holds at once: reads in flight plus writes in
+    /// flight.
+    pub fn memory(&self) -> u64 {
+        (self.chunk * (self.read_depth + self.write_depth)) as u64
     }
 }
 

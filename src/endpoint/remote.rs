@@ -4,14 +4,16 @@
 //! flight on the shared session, which is what makes SFTP fast on links with
 //! latency.
 
-use std::sync::Arc;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use russh_sftp::client::error::Error as SftpError;
 use russh_sftp::protocol::{FileAttributes, OpenFlags, StatusCode};
 
-use super::{CopyRange, Endpoint, Entry, FileHandle, Hashing, Kind, Meta, WriteMode};
+use super::{Attrs, CopyRange, Endpoint, Entry, FileHandle, Hashing, Kind, Meta, WriteMode};
 use crate::delta::rolling::Signature;
 use crate::error::{Error, Result};
 use crate::hash::{BlockHash, HashAlgo};
@@ -59,10 +61,16 @@ const HASHES_PER_REQUEST: u64 = 256 * 1024;
 /// Ranges per helper copy request: 6 MiB of request.
 const RANGES_PER_REQUEST: usize = 256 * 1024;
 
+/// Finds the remote hashing tier when first needed (it may start a process
+/// on the server).
+pub type HashingStarter = Pin<Box<dyn Future<Output = Result<RemoteHashing>> + Send>>;
+
 pub struct RemoteFs {
     sftp: Arc<Sftp>,
     label: String,
-    hashing: RemoteHashing,
+    /// Set once, by [`Endpoint::start_hashing`] or at construction.
+    hashing: OnceLock<RemoteHashing>,
+    starter: tokio::sync::Mutex<Option<HashingStarter>>,
 }
 
 pub struct RemoteFile {
@@ -73,12 +81,25 @@ pub struct RemoteFile {
 
 impl RemoteFs {
     pub fn new(sftp: Arc<Sftp>, hashing: RemoteHashing) -> RemoteFs {
-        let label = format!("{}:", sftp.host());
+        let fs = RemoteFs::with_hashing_on_demand(sftp, Box::pin(async { Ok(RemoteHashing::Off) }));
+        let _ = fs.hashing.set(hashing);
+        fs
+    }
+
+    /// An endpoint whose hashing tier `starter` finds, the first time a file
+    /// needs it.
+    pub fn with_hashing_on_demand(sftp: Arc<Sftp>, starter: HashingStarter) -> RemoteFs {
         RemoteFs {
+            label: format!("{}:", sftp.host()),
             sftp,
-            label,
-            hashing,
+            hashing: OnceLock::new(),
+            starter: tokio::sync::Mutex::new(Some(starter)),
         }
+    }
+
+    /// The hashing tier; `Off` until started.
+    fn tier(&self) -> &RemoteHashing {
+        self.hashing.get().unwrap_or(&RemoteHashing::Off)
     }
 
     fn helper_error(&self, path: &str, e: HelperError) -> Error {
@@ -174,6 +195,27 @@ fn check_entry_name(dir: &str, name: &str) -> Result<()> {
     Ok(())
 }
 
+/// SFTP v3 sets atime and mtime together; atime becomes "now", as a fresh
+/// copy would have.
+fn times_of(mtime: i64) -> FileAttributes {
+    FileAttributes {
+        atime: Some(now_secs()),
+        mtime: Some(mtime.clamp(0, u32::MAX as i64) as u32),
+        ..FileAttributes::empty()
+    }
+}
+
+fn file_attributes(attrs: Attrs) -> FileAttributes {
+    let times = match attrs.mtime {
+        Some(mtime) => times_of(mtime),
+        None => FileAttributes::empty(),
+    };
+    FileAttributes {
+        permissions: Some(attrs.mode),
+        ..times
+    }
+}
+
 fn now_secs() -> u32 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -196,8 +238,18 @@ impl Endpoint for RemoteFs {
         REQUESTS_IN_FLIGHT
     }
 
+    async fn start_hashing(&self) -> Result<()> {
+        let mut starter = self.starter.lock().await;
+        if let Some(start) = starter.take() {
+            if self.hashing.get().is_none() {
+                let _ = self.hashing.set(start.await?);
+            }
+        }
+        Ok(())
+    }
+
     fn hashing(&self) -> Hashing {
-        match self.hashing {
+        match self.tier() {
             RemoteHashing::Helper(_) | RemoteHashing::Shell(_) => Hashing::AtTheData,
             RemoteHashing::Read => Hashing::ByReading,
             RemoteHashing::Off => Hashing::Off,
@@ -205,7 +257,7 @@ impl Endpoint for RemoteFs {
     }
 
     fn fixed_algorithm(&self) -> Option<HashAlgo> {
-        match &self.hashing {
+        match self.tier() {
             RemoteHashing::Helper(_) => Some(HashAlgo::Blake3),
             RemoteHashing::Shell(shell) => Some(shell.algo()),
             _ => None,
@@ -220,7 +272,7 @@ impl Endpoint for RemoteFs {
         block: u64,
         algo: HashAlgo,
     ) -> Result<Vec<BlockHash>> {
-        match &self.hashing {
+        match self.tier() {
             RemoteHashing::Helper(helper) if algo == HashAlgo::Blake3 => {
                 let absolute = self.sftp.absolute(path);
                 let mut hashes = Vec::new();
@@ -249,7 +301,7 @@ impl Endpoint for RemoteFs {
     }
 
     async fn file_hash(&self, path: &str, algo: HashAlgo) -> Result<BlockHash> {
-        match &self.hashing {
+        match self.tier() {
             RemoteHashing::Helper(helper) if algo == HashAlgo::Blake3 => helper
                 .file_hash(&self.sftp.absolute(path))
                 .await
@@ -268,7 +320,7 @@ impl Endpoint for RemoteFs {
         regions: &[(u64, u64)],
         signature: &Signature,
     ) -> Result<Option<Vec<crate::delta::Piece>>> {
-        match &self.hashing {
+        match self.tier() {
             RemoteHashing::Helper(helper) => helper
                 .find_blocks(&self.sftp.absolute(path), regions, signature)
                 .await
@@ -280,7 +332,7 @@ impl Endpoint for RemoteFs {
     }
 
     async fn signature(&self, path: &str, block: u32) -> Result<Option<Signature>> {
-        match &self.hashing {
+        match self.tier() {
             RemoteHashing::Helper(helper) => helper
                 .signature(&self.sftp.absolute(path), block)
                 .await
@@ -295,11 +347,11 @@ impl Endpoint for RemoteFs {
     }
 
     fn copies_ranges(&self) -> bool {
-        matches!(self.hashing, RemoteHashing::Helper(_))
+        matches!(self.tier(), RemoteHashing::Helper(_))
     }
 
     async fn copy_ranges(&self, from: &str, to: &str, ranges: &[CopyRange]) -> Result<()> {
-        let RemoteHashing::Helper(helper) = &self.hashing else {
+        let RemoteHashing::Helper(helper) = self.tier() else {
             return Err(Error::Refused {
                 path: format!("{}{to}", self.label),
                 message: "copying within the server needs the remote helper".into(),
@@ -406,14 +458,7 @@ impl Endpoint for RemoteFs {
     }
 
     async fn set_mtime(&self, path: &str, mtime: i64) -> Result<()> {
-        // SFTP v3 sets atime and mtime together; atime becomes "now", as a
-        // fresh copy would have.
-        let attrs = FileAttributes {
-            atime: Some(now_secs()),
-            mtime: Some(mtime.clamp(0, u32::MAX as i64) as u32),
-            ..FileAttributes::empty()
-        };
-        self.set_attrs(path, attrs).await
+        self.set_attrs(path, times_of(mtime)).await
     }
 
     async fn set_mode(&self, path: &str, mode: u32) -> Result<()> {
@@ -541,6 +586,34 @@ impl FileHandle for RemoteFile {
             .await
             .map(drop)
             .map_err(|e| self.sftp.error(&self.path, e))
+    }
+
+    async fn finish(self, last: Option<(u64, Bytes)>, attrs: Attrs, sync: bool) -> Result<()> {
+        let raw = self.sftp.raw();
+        let handle = self.handle.as_str();
+        // join! polls in order and each request is sent on its first poll:
+        // the server receives write, setstat, fsync, close in that order.
+        let (written, set, synced, closed) = tokio::join!(
+            async {
+                match last {
+                    Some((offset, data)) => self.write_at(offset, data).await,
+                    None => Ok(()),
+                }
+            },
+            raw.fsetstat(handle, file_attributes(attrs)),
+            async {
+                if sync {
+                    self.sftp.fsync(handle, &self.path).await
+                } else {
+                    Ok(())
+                }
+            },
+            raw.close(handle)
+        );
+        written?;
+        set.map_err(|e| self.sftp.error(&self.path, e))?;
+        synced?;
+        closed.map(drop).map_err(|e| self.sftp.error(&self.path, e))
     }
 
     async fn close(self, sync: bool) -> Result<()> {

@@ -9,12 +9,18 @@ pub mod partial;
 pub mod plan;
 pub mod transfer;
 
+use std::future::Future;
+use std::pin::pin;
 use std::time::{Duration, Instant};
 
-use crate::endpoint::{Endpoint, Kind};
+use futures::stream::{FuturesUnordered, StreamExt};
+use tokio::sync::Semaphore;
+
+use crate::endpoint::{Endpoint, Kind, Pipeline};
 use crate::error::{Error, ExitCode, Result};
 use crate::report::{Outcome, Reporter};
 use plan::{Action, Planner, SourceArg};
+use transfer::Transferred;
 
 /// Resolved sync settings (rsync's meanings).
 #[derive(Debug, Clone, Default)]
@@ -32,6 +38,11 @@ pub struct Options {
     pub inplace: bool,
     /// Applied to the source's permissions for new files without `--perms`.
     pub umask: u32,
+    /// Sync every new file to disk before its rename (files that replace an
+    /// old one always are).
+    pub fsync: bool,
+    /// Files in flight at once (at least one).
+    pub jobs: usize,
 }
 
 /// Totals of one run.
@@ -82,8 +93,14 @@ pub async fn sync<S: Endpoint, D: Endpoint>(
     let started = Instant::now();
     let mut stats = Stats::default();
     let args: Vec<SourceArg> = sources.iter().map(|s| SourceArg::new(s)).collect();
+    if opts.checksum {
+        start_hashing(src, dst).await?;
+    }
     let mut planner = Planner::new(src, dst, opts, reporter);
     planner.plan(&args, dest).await?;
+    if !opts.dry_run && planner.actions.iter().any(may_hash) {
+        start_hashing(src, dst).await?;
+    }
     for error in &planner.errors {
         reporter.file_failed("", error);
         stats.record_failure(error);
@@ -104,6 +121,17 @@ pub async fn sync<S: Endpoint, D: Endpoint>(
     Ok(stats)
 }
 
+async fn start_hashing<S: Endpoint, D: Endpoint>(src: &S, dst: &D) -> Result<()> {
+    tokio::try_join!(src.start_hashing(), dst.start_hashing()).map(drop)
+}
+
+/// Whether an action may hash files: a delta against an old file, the
+/// check of a partial, the end-to-end check of either. A new file is sent
+/// whole and needs none.
+fn may_hash(action: &Action) -> bool {
+    matches!(action, Action::File(job) if job.existing.is_some() || job.partial.is_some())
+}
+
 fn dry_run(actions: &[Action], reporter: &dyn Reporter) {
     for action in actions {
         match action {
@@ -119,6 +147,14 @@ fn dry_run(actions: &[Action], reporter: &dyn Reporter) {
     }
 }
 
+/// Bytes of file data all transfers together may hold in memory, as the
+/// sum of each file's reservation: one large file's whole pipeline (about
+/// 32 MiB over SFTP) plus many small files, but never two large files.
+const MEMORY_BUDGET: u64 = 48 << 20;
+
+/// Carries out the plan in order, with up to `opts.jobs` files in flight:
+/// a directory is made before anything after it starts, files and links
+/// overlap, and each file reserves its share of [`MEMORY_BUDGET`] first.
 async fn execute<S: Endpoint, D: Endpoint>(
     src: &S,
     dst: &D,
@@ -127,38 +163,115 @@ async fn execute<S: Endpoint, D: Endpoint>(
     reporter: &dyn Reporter,
     stats: &mut Stats,
 ) -> Result<()> {
+    let budget = Semaphore::new(kib(MEMORY_BUDGET) as usize);
+    let io = Pipeline::between(src, dst);
+    let mut running = FuturesUnordered::new();
     for action in actions {
-        let (path, outcome) = match action {
-            Action::Dir { dest, exists, .. } => {
-                let made = if *exists {
-                    Ok(Outcome::Skipped)
-                } else {
-                    // Writable for us until its attributes are set at the end.
-                    dst.mkdir(dest, 0o755).await.map(|_| Outcome::Created)
-                };
-                (dest, made)
+        if let Action::Dir { dest, exists, .. } = action {
+            if !*exists {
+                // Writable for us until its attributes are set at the end.
+                let made = alongside(&mut running, stats, reporter, dst.mkdir(dest, 0o755)).await?;
+                finish(dest, made.map(|_| created()), reporter, stats)?;
             }
-            Action::File(job) => (
-                &job.paths.dest,
-                transfer::transfer(src, dst, job, opts, reporter, stats).await,
-            ),
-            Action::Symlink { source, dest } => (dest, copy_symlink(src, dst, source, dest).await),
-            Action::Mode { dest, mode } => (
-                dest,
-                dst.set_mode(dest, *mode).await.map(|_| Outcome::Created),
-            ),
-        };
-        if let Some(outcome) = absorb(outcome, path, reporter, stats)? {
-            match outcome {
-                Outcome::Sent => stats.files_sent += 1,
-                Outcome::Resumed => stats.files_resumed += 1,
-                Outcome::Delta => stats.files_delta += 1,
-                _ => {}
-            }
-            reporter.file_finished(path, outcome);
+            continue;
         }
+        while running.len() >= opts.jobs.max(1) {
+            if let Some((path, done)) = running.next().await {
+                finish(path, done, reporter, stats)?;
+            }
+        }
+        running.push(run_action(src, dst, action, opts, reporter, &budget, io));
+    }
+    while let Some((path, done)) = running.next().await {
+        finish(path, done, reporter, stats)?;
     }
     set_dir_attrs(dst, actions, opts, reporter, stats).await
+}
+
+fn kib(bytes: u64) -> u32 {
+    bytes.div_ceil(1024).min(u32::MAX as u64) as u32
+}
+
+fn created() -> Transferred {
+    Transferred {
+        outcome: Outcome::Created,
+        sent: 0,
+        reused: 0,
+    }
+}
+
+/// Awaits `step` while the transfers already started keep going (and their
+/// results are taken in as they come).
+async fn alongside<'p, T, F>(
+    running: &mut FuturesUnordered<F>,
+    stats: &mut Stats,
+    reporter: &dyn Reporter,
+    step: impl Future<Output = T>,
+) -> Result<T>
+where
+    F: Future<Output = (&'p str, Result<Transferred>)>,
+{
+    let mut step = pin!(step);
+    loop {
+        tokio::select! {
+            biased;
+            out = &mut step => return Ok(out),
+            Some((path, done)) = running.next(), if !running.is_empty() => {
+                finish(path, done, reporter, stats)?;
+            }
+        }
+    }
+}
+
+/// One action other than making a directory; returns the path it concerns
+/// with its result.
+async fn run_action<'a, S: Endpoint, D: Endpoint>(
+    src: &S,
+    dst: &D,
+    action: &'a Action,
+    opts: &Options,
+    reporter: &dyn Reporter,
+    budget: &Semaphore,
+    io: Pipeline,
+) -> (&'a str, Result<Transferred>) {
+    match action {
+        Action::File(job) => {
+            let share = job.source_meta.size.min(io.memory());
+            // The semaphore is never closed: an error cannot happen here.
+            let _reserved = budget.acquire_many(kib(share)).await.ok();
+            let done = transfer::transfer(src, dst, job, opts, reporter).await;
+            (&job.paths.dest, done)
+        }
+        Action::Symlink { source, dest } => (
+            dest,
+            copy_symlink(src, dst, source, dest).await.map(|_| created()),
+        ),
+        Action::Mode { dest, mode } => (dest, dst.set_mode(dest, *mode).await.map(|_| created())),
+        Action::Dir { dest, .. } => (dest, Ok(created())),
+    }
+}
+
+/// Takes in one action's result: counts it and reports it, or, for an
+/// error that ends the connection, ends the run.
+fn finish(
+    path: &str,
+    done: Result<Transferred>,
+    reporter: &dyn Reporter,
+    stats: &mut Stats,
+) -> Result<()> {
+    let Some(done) = absorb(done, path, reporter, stats)? else {
+        return Ok(());
+    };
+    match done.outcome {
+        Outcome::Sent => stats.files_sent += 1,
+        Outcome::Resumed => stats.files_resumed += 1,
+        Outcome::Delta => stats.files_delta += 1,
+        _ => {}
+    }
+    stats.bytes_sent += done.sent;
+    stats.bytes_reused += done.reused;
+    reporter.file_finished(path, done.outcome);
+    Ok(())
 }
 
 /// The per-file error policy: an error that ends the connection ends the

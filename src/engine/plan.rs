@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use super::partial::{is_working_file, partial_name, Paths};
+use super::partial::{is_working_file, meta_name, partial_name, Paths};
 use super::transfer::FileJob;
 use super::Options;
 use crate::endpoint::{base_name, join, Endpoint, Entry, Kind, Meta};
@@ -27,6 +27,14 @@ pub enum Action {
     Symlink { source: String, dest: String },
     /// The file is current but its permissions differ.
     Mode { dest: String, mode: u32 },
+}
+
+/// What the destination already holds under one name.
+#[derive(Debug, Clone, Copy)]
+struct There {
+    existing: Option<Meta>,
+    partial: Option<Meta>,
+    sidecar: bool,
 }
 
 /// A top-level source argument.
@@ -157,10 +165,18 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
                 self.dst.label()
             )));
         }
-        let existing = self.dst.lstat(&join(&dir, &name)).await?;
-        let partial = self.dst.lstat(&join(&dir, &partial_name(&name))).await?;
-        self.plan_entry(path, &dir, &name, meta, existing, partial)
-            .await
+        let paths = Paths::new(&dir, &name);
+        let (existing, partial, sidecar) = tokio::join!(
+            self.dst.lstat(&paths.dest),
+            self.dst.lstat(&paths.partial),
+            self.dst.lstat(&paths.meta)
+        );
+        let there = There {
+            existing: existing?,
+            partial: partial?,
+            sidecar: sidecar?.is_some(),
+        };
+        self.plan_entry(path, &dir, &name, meta, there).await
     }
 
     /// Several `dir/` sources can land in one destination directory, which
@@ -220,9 +236,12 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
                 Box::pin(self.walk(&src_path, &target, exists)).await?;
                 continue;
             }
-            let there = existing.get(&entry.name).copied();
-            let partial = existing.get(&partial_name(&entry.name)).copied();
-            self.plan_entry(&src_path, dst_dir, &entry.name, entry.meta, there, partial)
+            let there = There {
+                existing: existing.get(&entry.name).copied(),
+                partial: existing.get(&partial_name(&entry.name)).copied(),
+                sidecar: existing.contains_key(&meta_name(&entry.name)),
+            };
+            self.plan_entry(&src_path, dst_dir, &entry.name, entry.meta, there)
                 .await?;
         }
         Ok(())
@@ -234,9 +253,13 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
         dst_dir: &str,
         name: &str,
         meta: Meta,
-        existing: Option<Meta>,
-        partial: Option<Meta>,
+        there: There,
     ) -> Result<()> {
+        let There {
+            existing,
+            partial,
+            sidecar,
+        } = there;
         let paths = Paths::new(dst_dir, name);
         match meta.kind {
             Kind::Dir => self
@@ -284,6 +307,7 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
                     paths,
                     existing,
                     partial: partial.filter(|p| p.kind == Kind::File),
+                    sidecar,
                 }));
             }
         }

@@ -4,10 +4,12 @@
 use futures::stream::{self, StreamExt, TryStreamExt};
 
 use super::partial::{self, Paths, Sidecar};
-use super::{Options, Stats};
+use super::Options;
 use crate::delta::{self, Piece};
+use bytes::Bytes;
+
 use crate::endpoint::{
-    common_algorithm, CopyRange, Endpoint, FileHandle, Hashing, Kind, Meta, Pipeline, WriteMode,
+    common_algorithm, Attrs, CopyRange, Endpoint, FileHandle, Hashing, Kind, Meta, Pipeline, WriteMode,
 };
 use crate::error::{Error, Result};
 use crate::report::{Outcome, Reporter};
@@ -22,6 +24,19 @@ pub struct FileJob {
     pub existing: Option<Meta>,
     /// A partial left by an earlier run, if any.
     pub partial: Option<Meta>,
+    /// A partial's sidecar is there (it may outlive its partial when a run
+    /// stopped right after the rename).
+    pub sidecar: bool,
+}
+
+/// What one file's transfer did.
+#[derive(Debug, Clone, Copy)]
+pub struct Transferred {
+    pub outcome: Outcome,
+    /// File data bytes that crossed from the source.
+    pub sent: u64,
+    /// Bytes taken from what the destination already had.
+    pub reused: u64,
 }
 
 /// How the partial came to hold the new file.
@@ -35,19 +50,22 @@ struct Filled {
     /// what the end-to-end check exists for.
     assembled: bool,
     by_delta: bool,
+    /// A resume sidecar was written beside the partial.
+    wrote_sidecar: bool,
+    /// Permissions and times were set on the open file.
+    attrs_set: bool,
 }
 
 /// Copies one file; returns how it went. The destination is replaced only by
-/// a complete, synced copy, and, when both sides can hash, only by one whose
-/// whole-file blake3 equals the source's.
+/// a complete copy (synced first when it replaces an old file), and, when
+/// both sides can hash, only by one whose content equals the source's.
 pub async fn transfer<S: Endpoint, D: Endpoint>(
     src: &S,
     dst: &D,
     job: &FileJob,
     opts: &Options,
     reporter: &dyn Reporter,
-    stats: &mut Stats,
-) -> Result<Outcome> {
+) -> Result<Transferred> {
     let in_place = opts.inplace && job.existing.is_some_and(|m| m.kind == Kind::File);
     let handle = src.open_read(&job.source).await?;
     let source = SourceFile {
@@ -60,29 +78,59 @@ pub async fn transfer<S: Endpoint, D: Endpoint>(
     } else {
         fill_and_check(src, dst, &source, job, opts, reporter).await
     };
-    let closed = match &filled {
-        Err(e) if e.is_fatal() => Ok(()),
-        _ => handle.close(false).await,
+    let filled = match filled {
+        Err(e) if e.is_fatal() => return Err(e),
+        Err(e) => {
+            handle.close(false).await?;
+            return Err(e);
+        }
+        Ok(filled) => filled,
     };
-    let filled = filled?;
-    closed?;
-
-    check_source_unchanged(src, job).await?;
-    if in_place {
-        apply_attrs(dst, &job.paths.dest, job, opts).await?;
+    let written = if in_place {
+        &job.paths.dest
     } else {
-        apply_attrs(dst, &job.paths.partial, job, opts).await?;
+        &job.paths.partial
+    };
+    // Independent requests, one round trip: a small file's cost is its
+    // round trips.
+    let (closed, unchanged, attrs) = tokio::join!(
+        handle.close(false),
+        check_source_unchanged(src, job),
+        async {
+            match filled.attrs_set {
+                true => Ok(()),
+                false => apply_attrs(dst, written, job, opts).await,
+            }
+        }
+    );
+    closed?;
+    unchanged?;
+    attrs?;
+    if !in_place {
         dst.rename(&job.paths.partial, &job.paths.dest).await?;
-        let _ = dst.remove_file(&job.paths.meta).await;
+        if filled.wrote_sidecar || job.sidecar {
+            let _ = dst.remove_file(&job.paths.meta).await;
+        }
     }
-
-    stats.bytes_sent += filled.sent;
-    stats.bytes_reused += filled.reused;
-    Ok(match filled {
+    let outcome = match filled {
         Filled { reused: 0, .. } => Outcome::Sent,
         Filled { by_delta: true, .. } => Outcome::Delta,
         _ => Outcome::Resumed,
+    };
+    Ok(Transferred {
+        outcome,
+        sent: filled.sent,
+        reused: filled.reused,
     })
+}
+
+/// Whether the partial is synced to disk before it is renamed into place:
+/// always when it replaces an old file, which a crash must not cost; for a
+/// new file only with `--fsync`, as rsync does (a crash can then lose only
+/// the new copy, which the next run sees as missing or short and sends
+/// again).
+fn sync_before_rename(job: &FileJob, opts: &Options) -> bool {
+    opts.fsync || job.existing.is_some()
 }
 
 /// Fills the partial the cheapest safe way, then checks an assembled result
@@ -105,7 +153,7 @@ async fn fill_and_check<S: Endpoint, D: Endpoint>(
     let (filled, matches) = match by_delta {
         Some(checked) => checked,
         None => {
-            let filled = fill_partial::<S, D>(dst, source, job, io, reporter).await?;
+            let filled = fill_partial::<S, D>(dst, source, job, opts, io, reporter).await?;
             if !filled.assembled || !can_check_end_to_end(src, dst) {
                 return Ok(filled);
             }
@@ -123,7 +171,7 @@ async fn fill_and_check<S: Endpoint, D: Endpoint>(
         partial: None,
         ..job.clone()
     };
-    let again = fill_partial::<S, D>(dst, source, &fresh, io, reporter).await?;
+    let again = fill_partial::<S, D>(dst, source, &fresh, opts, io, reporter).await?;
     if !matches_end_to_end(src, dst, job).await? {
         return Err(Error::Refused {
             path: format!("{}{}", dst.label(), job.paths.dest),
@@ -187,6 +235,8 @@ async fn patch_in_place<S: Endpoint, D: Endpoint>(
         sent: delta.send_bytes,
         assembled: delta.reuse_bytes > 0,
         by_delta: delta.reuse_bytes > 0,
+        wrote_sidecar: false,
+        attrs_set: false,
     };
     let in_place = FileJob {
         paths: Paths {
@@ -361,6 +411,8 @@ async fn fill_by_delta<S: Endpoint, D: Endpoint>(
         sent: delta.send_bytes,
         assembled: true,
         by_delta: true,
+        wrote_sidecar: false,
+        attrs_set: false,
     };
     Ok(Some((filled, matches?)))
 }
@@ -494,11 +546,13 @@ impl<F: FileHandle> SourceFile<'_, F> {
     }
 }
 
-/// Opens the partial, fills it, and closes it synced.
+/// Opens the partial, fills it, and closes it with its attributes set
+/// (synced when [`sync_before_rename`] says so).
 async fn fill_partial<S: Endpoint, D: Endpoint>(
     dst: &D,
     source: &SourceFile<'_, S::File>,
     job: &FileJob,
+    opts: &Options,
     io: Pipeline,
     reporter: &dyn Reporter,
 ) -> Result<Filled> {
@@ -509,13 +563,19 @@ async fn fill_partial<S: Endpoint, D: Endpoint>(
     };
     let out = dst.open_write(&job.paths.partial, how, 0o600).await?;
     match write_partial::<S, D>(dst, source, &out, job, io, reporter).await {
-        Ok((resume_from, rewritten)) => {
-            out.close(true).await?;
+        Ok(written) => {
+            let last_len = written.last.as_ref().map_or(0, |(_, data)| data.len() as u64);
+            out.finish(written.last, attrs_for(job, opts), sync_before_rename(job, opts))
+                .await?;
+            reporter.bytes_done(last_len);
+            let (resume_from, rewritten) = (written.resume_from, written.rewritten);
             Ok(Filled {
                 reused: resume_from - rewritten,
                 sent: job.source_meta.size - resume_from + rewritten,
                 assembled: resume_from > 0,
                 by_delta: false,
+                wrote_sidecar: written.wrote_sidecar,
+                attrs_set: true,
             })
         }
         Err(e) => {
@@ -528,9 +588,20 @@ async fn fill_partial<S: Endpoint, D: Endpoint>(
     }
 }
 
+/// What [`write_partial`] did.
+struct Written {
+    resume_from: u64,
+    /// Bytes of the old partial rewritten by the repair.
+    rewritten: u64,
+    wrote_sidecar: bool,
+    /// What is left to write when it fits in one request: read, not yet
+    /// written, so that it goes out with the requests that close the file.
+    last: Option<(u64, Bytes)>,
+}
+
 /// Fills the open partial: repairs what an earlier run left (when resuming),
-/// records the sidecar, then copies the rest. Returns the length resumed from
-/// and the bytes rewritten by the repair.
+/// records the sidecar, then copies the rest, or reads it when it is a
+/// single request's worth.
 async fn write_partial<S: Endpoint, D: Endpoint>(
     dst: &D,
     source: &SourceFile<'_, S::File>,
@@ -538,7 +609,7 @@ async fn write_partial<S: Endpoint, D: Endpoint>(
     job: &FileJob,
     io: Pipeline,
     reporter: &dyn Reporter,
-) -> Result<(u64, u64)> {
+) -> Result<Written> {
     let size = job.source_meta.size;
     let mut resume_from = 0;
     let mut rewritten = 0;
@@ -567,23 +638,51 @@ async fn write_partial<S: Endpoint, D: Endpoint>(
 
     // From here on, the sidecar must describe the source before any byte
     // beyond the verified length lands in the partial, so that a crash at any
-    // later point leaves a truthful record.
-    let sidecar = Sidecar {
-        source_size: size,
-        source_mtime: job.source_meta.mtime,
-        window: io.write_window(),
+    // later point leaves a truthful record. A file that fits in one write
+    // window needs none: a resume without a sidecar verifies the whole
+    // partial, which is no more than the window would cover, and a small
+    // file is spared three round trips. A sidecar already there is rewritten
+    // all the same, so that none ever describes an older source.
+    let wrote_sidecar = (size - resume_from > io.write_window() || job.sidecar)
+        && write_sidecar(dst, job, io.write_window()).await?;
+    let left = size - resume_from;
+    let last = if left > 0 && left <= io.chunk as u64 {
+        let data = source.file.read_at(resume_from, left as usize).await?;
+        if (data.len() as u64) < left {
+            return Err(source.shrank(size));
+        }
+        Some((resume_from, data))
+    } else {
+        copy_range::<S, D>(source, out, resume_from..size, io, reporter).await?;
+        None
     };
-    if let Err(e) = dst
+    Ok(Written {
+        resume_from,
+        rewritten,
+        wrote_sidecar,
+        last,
+    })
+}
+
+/// Records what the partial is being copied from; false when that failed
+/// (a later resume then verifies the whole partial).
+async fn write_sidecar<D: Endpoint>(dst: &D, job: &FileJob, window: u64) -> Result<bool> {
+    let sidecar = Sidecar {
+        source_size: job.source_meta.size,
+        source_mtime: job.source_meta.mtime,
+        window,
+    };
+    match dst
         .write_small(&job.paths.meta, sidecar.encode().as_bytes())
         .await
     {
-        if e.is_fatal() {
-            return Err(e);
+        Ok(()) => Ok(true),
+        Err(e) if e.is_fatal() => Err(e),
+        Err(e) => {
+            tracing::warn!("{e}: resuming this file later will verify the whole partial");
+            Ok(false)
         }
-        tracing::warn!("{e}: resuming this file later will verify the whole partial");
     }
-    copy_range::<S, D>(source, out, resume_from..size, io, reporter).await?;
-    Ok((resume_from, rewritten))
 }
 
 /// Copies `range` with reads and writes pipelined: `io.read_depth` reads and
@@ -641,6 +740,17 @@ async fn apply_attrs<D: Endpoint>(
     job: &FileJob,
     opts: &Options,
 ) -> Result<()> {
+    let attrs = attrs_for(job, opts);
+    let (moded, timed) = tokio::join!(dst.set_mode(path, attrs.mode), async {
+        match attrs.mtime {
+            Some(mtime) => dst.set_mtime(path, mtime).await,
+            None => Ok(()),
+        }
+    });
+    moded.and(timed)
+}
+
+fn attrs_for(job: &FileJob, opts: &Options) -> Attrs {
     let mode = if opts.perms {
         job.source_meta.mode
     } else {
@@ -650,11 +760,10 @@ async fn apply_attrs<D: Endpoint>(
             None => job.source_meta.mode & !opts.umask,
         }
     };
-    dst.set_mode(path, mode).await?;
-    if opts.times {
-        dst.set_mtime(path, job.source_meta.mtime).await?;
+    Attrs {
+        mode,
+        mtime: opts.times.then_some(job.source_meta.mtime),
     }
-    Ok(())
 }
 
 #[cfg(test)]
