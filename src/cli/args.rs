@@ -79,9 +79,10 @@ pub struct Args {
     #[arg(long)]
     pub fsync: bool,
 
-    /// Files in flight at once: small files are latency-bound, so many
-    /// overlap (memory stays bounded whatever the number)
-    #[arg(short, long, value_name = "N", default_value_t = 16,
+    /// Files in flight at once: a small file costs round trips, not
+    /// bandwidth, so many overlap (memory stays bounded whatever the number;
+    /// at most 100 remote files are open at once)
+    #[arg(short, long, value_name = "N", default_value_t = 64,
           value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub jobs: u16,
 

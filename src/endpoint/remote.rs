@@ -12,6 +12,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use russh_sftp::client::error::Error as SftpError;
 use russh_sftp::protocol::{FileAttributes, OpenFlags, StatusCode};
+use tokio::sync::OwnedSemaphorePermit;
 
 use super::{Attrs, CopyRange, Endpoint, Entry, FileHandle, Hashing, Kind, Meta, WriteMode};
 use crate::delta::rolling::Signature;
@@ -77,6 +78,8 @@ pub struct RemoteFile {
     sftp: Arc<Sftp>,
     handle: String,
     path: String,
+    /// Room for this handle among the server's open ones, freed on drop.
+    _slot: Option<OwnedSemaphorePermit>,
 }
 
 impl RemoteFs {
@@ -143,6 +146,7 @@ impl RemoteFs {
         flags: OpenFlags,
         attrs: FileAttributes,
     ) -> Result<RemoteFile> {
+        let slot = self.sftp.handle_slot().await;
         let handle = self
             .sftp
             .raw()
@@ -154,6 +158,7 @@ impl RemoteFs {
             sftp: self.sftp.clone(),
             handle,
             path: path.to_string(),
+            _slot: slot,
         })
     }
 
@@ -410,6 +415,7 @@ impl Endpoint for RemoteFs {
 
     async fn list(&self, dir: &str) -> Result<Vec<Entry>> {
         let raw = self.sftp.raw();
+        let _slot = self.sftp.handle_slot().await;
         let handle = raw.opendir(dir).await.map_err(|e| self.err(dir, e))?.handle;
         let mut entries = Vec::new();
         let outcome = loop {

@@ -9,8 +9,6 @@ pub mod partial;
 pub mod plan;
 pub mod transfer;
 
-use std::future::Future;
-use std::pin::pin;
 use std::time::{Duration, Instant};
 
 use futures::stream::{FuturesUnordered, StreamExt};
@@ -152,9 +150,9 @@ fn dry_run(actions: &[Action], reporter: &dyn Reporter) {
 /// 32 MiB over SFTP) plus many small files, but never two large files.
 const MEMORY_BUDGET: u64 = 48 << 20;
 
-/// Carries out the plan in order, with up to `opts.jobs` files in flight:
-/// a directory is made before anything after it starts, files and links
-/// overlap, and each file reserves its share of [`MEMORY_BUDGET`] first.
+/// Carries out the plan: first the missing directories, then files, links
+/// and modes with up to `opts.jobs` in flight, each file reserving its
+/// share of [`MEMORY_BUDGET`] first, and last the directories' attributes.
 async fn execute<S: Endpoint, D: Endpoint>(
     src: &S,
     dst: &D,
@@ -163,16 +161,12 @@ async fn execute<S: Endpoint, D: Endpoint>(
     reporter: &dyn Reporter,
     stats: &mut Stats,
 ) -> Result<()> {
+    make_dirs(dst, actions, opts.jobs, reporter, stats).await?;
     let budget = Semaphore::new(kib(MEMORY_BUDGET) as usize);
     let io = Pipeline::between(src, dst);
     let mut running = FuturesUnordered::new();
     for action in actions {
-        if let Action::Dir { dest, exists, .. } = action {
-            if !*exists {
-                // Writable for us until its attributes are set at the end.
-                let made = alongside(&mut running, stats, reporter, dst.mkdir(dest, 0o755)).await?;
-                finish(dest, made.map(|_| created()), reporter, stats)?;
-            }
+        if matches!(action, Action::Dir { .. }) {
             continue;
         }
         while running.len() >= opts.jobs.max(1) {
@@ -188,6 +182,48 @@ async fn execute<S: Endpoint, D: Endpoint>(
     set_dir_attrs(dst, actions, opts, reporter, stats).await
 }
 
+/// Makes the missing directories before any file starts, so that no file
+/// waits on its directory: one level of depth at a time (a parent before
+/// its children), up to `jobs` requests in flight within a level.
+async fn make_dirs<D: Endpoint>(
+    dst: &D,
+    actions: &[Action],
+    jobs: usize,
+    reporter: &dyn Reporter,
+    stats: &mut Stats,
+) -> Result<()> {
+    let missing: Vec<&str> = actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Dir {
+                dest,
+                exists: false,
+                ..
+            } => Some(dest.as_str()),
+            _ => None,
+        })
+        .collect();
+    let depth = |path: &str| path.trim_end_matches('/').matches('/').count();
+    let mut levels: Vec<usize> = missing.iter().map(|d| depth(d)).collect();
+    levels.sort_unstable();
+    levels.dedup();
+    for level in levels {
+        let mut making = FuturesUnordered::new();
+        for dir in missing.iter().filter(|d| depth(d) == level) {
+            if making.len() >= jobs.max(1) {
+                if let Some((dir, made)) = making.next().await {
+                    finish(dir, made, reporter, stats)?;
+                }
+            }
+            making.push(make_dir(dst, dir));
+        }
+        while let Some((dir, made)) = making.next().await {
+            finish(dir, made, reporter, stats)?;
+        }
+    }
+    Ok(())
+}
+
 fn kib(bytes: u64) -> u32 {
     bytes.div_ceil(1024).min(u32::MAX as u64) as u32
 }
@@ -200,27 +236,9 @@ fn created() -> Transferred {
     }
 }
 
-/// Awaits `step` while the transfers already started keep going (and their
-/// results are taken in as they come).
-async fn alongside<'p, T, F>(
-    running: &mut FuturesUnordered<F>,
-    stats: &mut Stats,
-    reporter: &dyn Reporter,
-    step: impl Future<Output = T>,
-) -> Result<T>
-where
-    F: Future<Output = (&'p str, Result<Transferred>)>,
-{
-    let mut step = pin!(step);
-    loop {
-        tokio::select! {
-            biased;
-            out = &mut step => return Ok(out),
-            Some((path, done)) = running.next(), if !running.is_empty() => {
-                finish(path, done, reporter, stats)?;
-            }
-        }
-    }
+async fn make_dir<'a, D: Endpoint>(dst: &D, dir: &'a str) -> (&'a str, Result<Transferred>) {
+    // Writable for us until its attributes are set at the end.
+    (dir, dst.mkdir(dir, 0o755).await.map(|_| created()))
 }
 
 /// One action other than making a directory; returns the path it concerns
@@ -244,7 +262,9 @@ async fn run_action<'a, S: Endpoint, D: Endpoint>(
         }
         Action::Symlink { source, dest } => (
             dest,
-            copy_symlink(src, dst, source, dest).await.map(|_| created()),
+            copy_symlink(src, dst, source, dest)
+                .await
+                .map(|_| created()),
         ),
         Action::Mode { dest, mode } => (dest, dst.set_mode(dest, *mode).await.map(|_| created())),
         Action::Dir { dest, .. } => (dest, Ok(created())),

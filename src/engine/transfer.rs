@@ -9,7 +9,8 @@ use crate::delta::{self, Piece};
 use bytes::Bytes;
 
 use crate::endpoint::{
-    common_algorithm, Attrs, CopyRange, Endpoint, FileHandle, Hashing, Kind, Meta, Pipeline, WriteMode,
+    common_algorithm, Attrs, CopyRange, Endpoint, FileHandle, Hashing, Kind, Meta, Pipeline,
+    WriteMode,
 };
 use crate::error::{Error, Result};
 use crate::report::{Outcome, Reporter};
@@ -564,9 +565,16 @@ async fn fill_partial<S: Endpoint, D: Endpoint>(
     let out = dst.open_write(&job.paths.partial, how, 0o600).await?;
     match write_partial::<S, D>(dst, source, &out, job, io, reporter).await {
         Ok(written) => {
-            let last_len = written.last.as_ref().map_or(0, |(_, data)| data.len() as u64);
-            out.finish(written.last, attrs_for(job, opts), sync_before_rename(job, opts))
-                .await?;
+            let last_len = written
+                .last
+                .as_ref()
+                .map_or(0, |(_, data)| data.len() as u64);
+            out.finish(
+                written.last,
+                attrs_for(job, opts),
+                sync_before_rename(job, opts),
+            )
+            .await?;
             reporter.bytes_done(last_len);
             let (resume_from, rewritten) = (written.resume_from, written.rewritten);
             Ok(Filled {

@@ -13,6 +13,7 @@ use russh_sftp::client::error::Error as SftpError;
 use russh_sftp::client::RawSftpSession;
 use russh_sftp::protocol::{Packet, StatusCode};
 use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::error::{Error, Result};
 
@@ -46,7 +47,16 @@ pub struct Sftp {
     /// The session's working directory, which relative paths are resolved
     /// against (not always the login directory: `sftp-server -d`).
     cwd: String,
+    /// One permit per handle open on the server.
+    handles: Arc<Semaphore>,
 }
+
+/// Most handles ferry keeps open at once on one server. OpenSSH's handles
+/// are 4-byte indexes, and russh-sftp decodes a handle as UTF-8 text,
+/// lossily: from index 128 on, the handle it sends back names no file and
+/// every request on it fails. The server reuses free indexes, so keeping
+/// fewer than 128 open keeps every index below 128.
+pub const MAX_HANDLES: usize = 100;
 
 impl Sftp {
     /// Runs the SFTP handshake on `stream` and asks for the server's limits.
@@ -94,7 +104,15 @@ impl Sftp {
             write_chunk,
             timeout_secs: request_timeout_secs,
             cwd,
+            handles: Arc::new(Semaphore::new(MAX_HANDLES)),
         })
+    }
+
+    /// Waits for room for one more open handle; the permit is to be held
+    /// until the handle is closed. (None cannot happen: the semaphore is
+    /// never closed.)
+    pub async fn handle_slot(&self) -> Option<OwnedSemaphorePermit> {
+        self.handles.clone().acquire_owned().await.ok()
     }
 
     pub fn raw(&self) -> &Arc<RawSftpSession> {
