@@ -146,8 +146,9 @@ fn dry_run(actions: &[Action], reporter: &dyn Reporter) {
 }
 
 /// Bytes of file data all transfers together may hold in memory, as the
-/// sum of each file's reservation: one large file's whole pipeline (about
-/// 32 MiB over SFTP) plus many small files, but never two large files.
+/// sum of each file's reservation (its size, at most its pipeline: about
+/// 17 MiB over SFTP, 68 requests of 255 KiB): many small files beside at
+/// most two large ones.
 const MEMORY_BUDGET: u64 = 48 << 20;
 
 /// Carries out the plan: first the missing directories, then files, links

@@ -1,13 +1,13 @@
 //! Executing one file copy: resume from a verified partial, pipelined copy of
-//! the rest, durable close, attributes, and the atomic rename into place.
+//! the rest, attributes, a synced close where an old file is at stake, and
+//! the atomic rename into place.
 
+use bytes::Bytes;
 use futures::stream::{self, StreamExt, TryStreamExt};
 
 use super::partial::{self, Paths, Sidecar};
 use super::Options;
 use crate::delta::{self, Piece};
-use bytes::Bytes;
-
 use crate::endpoint::{
     common_algorithm, Attrs, CopyRange, Endpoint, FileHandle, Hashing, Kind, Meta, Pipeline,
     WriteMode,
@@ -98,9 +98,10 @@ pub async fn transfer<S: Endpoint, D: Endpoint>(
         handle.close(false),
         check_source_unchanged(src, job),
         async {
-            match filled.attrs_set {
-                true => Ok(()),
-                false => apply_attrs(dst, written, job, opts).await,
+            if filled.attrs_set {
+                Ok(())
+            } else {
+                apply_attrs(dst, written, job, opts).await
             }
         }
     );
@@ -128,8 +129,9 @@ pub async fn transfer<S: Endpoint, D: Endpoint>(
 /// Whether the partial is synced to disk before it is renamed into place:
 /// always when it replaces an old file, which a crash must not cost; for a
 /// new file only with `--fsync`, as rsync does (a crash can then lose only
-/// the new copy, which the next run sees as missing or short and sends
-/// again).
+/// the new copy, which the next run sees as missing or short, since file
+/// systems such as ext4 and XFS persist a size only with its data, and
+/// sends again).
 fn sync_before_rename(job: &FileJob, opts: &Options) -> bool {
     opts.fsync || job.existing.is_some()
 }
