@@ -588,3 +588,40 @@ fn relative_paths_mean_the_same_file_to_every_tier() {
         assert_files_identical(&src, &dst);
     }
 }
+
+/// Enough new small files that the helper takes them (as a stream, not
+/// three SFTP round trips each): the tree arrives identical, with modes and
+/// times, nothing is left behind, and the helper is what was used. With a
+/// forced helper that cannot start, the same push goes over SFTP instead.
+#[test]
+fn many_small_files_go_through_the_helper() {
+    let sshd = Sshd::start();
+    let src = sshd.local().join("small");
+    for i in 0..300 {
+        let dir = src.join(format!("d{}", i % 4));
+        fs::create_dir_all(&dir).unwrap();
+        write_file(
+            &dir.join(format!("f{i:03}")),
+            &random_bytes(i * 13, i as u64),
+        );
+    }
+    for (helper, name) in [
+        (ferry_bin(), "via-helper"),
+        ("/no/such/ferry".into(), "via-sftp"),
+    ] {
+        let dst = sshd.remote().join(name);
+        let out = sshd
+            .ferry()
+            .args(["-a", "-v", "--remote-ferry"])
+            .arg(&helper)
+            .arg(format!("{}/", src.display()))
+            .arg(sshd.spec(&dst))
+            .run_default();
+        out.assert_ok();
+        assert_trees_identical(&src, &dst);
+        assert_no_partials(&dst);
+        let used_helper =
+            out.stderr.contains("remote hashing on") && out.stderr.contains(": helper");
+        assert_eq!(used_helper, name == "via-helper", "{out}");
+    }
+}

@@ -81,8 +81,8 @@ pub struct Args {
 
     /// Files in flight at once: a small file costs round trips, not
     /// bandwidth, so many overlap (memory stays bounded whatever the number;
-    /// at most 100 remote files are open at once)
-    #[arg(short, long, value_name = "N", default_value_t = 64,
+    /// at most 100 remote files are open at once over SFTP)
+    #[arg(short, long, value_name = "N", default_value_t = 128,
           value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub jobs: u16,
 

@@ -81,6 +81,33 @@ fn list_dir(dir: &str) -> io::Result<Vec<Entry>> {
     Ok(entries)
 }
 
+/// Creates (or truncates) `path` with mode 0600, writes `data`, sets `mode`
+/// and `mtime`, and syncs it when asked: a small file in one go, for the
+/// helper's whole-file writes.
+pub fn write_whole(
+    path: &std::path::Path,
+    data: &[u8],
+    mode: u32,
+    mtime: Option<i64>,
+    sync: bool,
+) -> io::Result<()> {
+    let file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all_at(data, 0)?;
+    file.set_permissions(fs::Permissions::from_mode(mode))?;
+    if let Some(mtime) = mtime {
+        set_mtime_of(&file, mtime)?;
+    }
+    if sync {
+        file.sync_all()?;
+    }
+    Ok(())
+}
+
 /// The modification time of an open file (its access time untouched).
 fn set_mtime_of(file: &File, mtime: i64) -> io::Result<()> {
     let times = only_mtime(mtime);

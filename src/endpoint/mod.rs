@@ -158,11 +158,11 @@ pub trait Endpoint: Send + Sync {
 
     fn read_link(&self, path: &str) -> impl Future<Output = Result<String>> + Send;
 
-    /// Readies hashing for the files about to need it: a remote endpoint
-    /// starts its helper (or finds its shell) only now, so that a run that
-    /// hashes nothing (new files, nothing to do) never pays for it. Until
-    /// then [`Endpoint::hashing`] may say `Off`.
-    fn start_hashing(&self) -> impl Future<Output = Result<()>> + Send {
+    /// Readies hashing, and whole-file writes, for the files about to need
+    /// them: a remote endpoint starts its helper (or finds its shell) only
+    /// now, so that a run that needs neither (a few new files, nothing to do)
+    /// never pays for it. Until then [`Endpoint::hashing`] may say `Off`.
+    fn start_helper(&self) -> impl Future<Output = Result<()>> + Send {
         async { Ok(()) }
     }
 
@@ -258,6 +258,21 @@ pub trait Endpoint: Send + Sync {
         async { Ok(false) }
     }
 
+    /// Installs `data` as the whole file `dest`: written under `partial`,
+    /// given `attrs`, synced when `sync`, renamed over `dest`. Over SFTP
+    /// that is three round trips; the remote helper takes it as one request
+    /// among many in flight.
+    fn put_whole(
+        &self,
+        partial: &str,
+        dest: &str,
+        data: Bytes,
+        attrs: Attrs,
+        sync: bool,
+    ) -> impl Future<Output = Result<()>> + Send {
+        put_whole_by_parts(self, partial, dest, data, attrs, sync)
+    }
+
     /// Reads a whole small file (partial-file metadata).
     fn read_small(&self, path: &str) -> impl Future<Output = Result<Vec<u8>>> + Send {
         async move {
@@ -277,6 +292,24 @@ pub trait Endpoint: Send + Sync {
             file.close(false).await
         }
     }
+}
+
+/// [`Endpoint::put_whole`] with the endpoint's file operations: open, then
+/// write, attributes and close together, then rename.
+pub async fn put_whole_by_parts<E: Endpoint + ?Sized>(
+    endpoint: &E,
+    partial: &str,
+    dest: &str,
+    data: Bytes,
+    attrs: Attrs,
+    sync: bool,
+) -> Result<()> {
+    let file = endpoint
+        .open_write(partial, WriteMode::Truncate, 0o600)
+        .await?;
+    let last = (!data.is_empty()).then_some((0, data));
+    file.finish(last, attrs, sync).await?;
+    endpoint.rename(partial, dest).await
 }
 
 /// How a copy between two endpoints is cut into requests: one request size

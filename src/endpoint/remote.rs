@@ -69,7 +69,7 @@ pub type HashingStarter = Pin<Box<dyn Future<Output = Result<RemoteHashing>> + S
 pub struct RemoteFs {
     sftp: Arc<Sftp>,
     label: String,
-    /// Set once, by [`Endpoint::start_hashing`] or at construction.
+    /// Set once, by [`Endpoint::start_helper`] or at construction.
     hashing: OnceLock<RemoteHashing>,
     starter: tokio::sync::Mutex<Option<HashingStarter>>,
 }
@@ -243,11 +243,32 @@ impl Endpoint for RemoteFs {
         REQUESTS_IN_FLIGHT
     }
 
-    async fn start_hashing(&self) -> Result<()> {
+    async fn put_whole(
+        &self,
+        partial: &str,
+        dest: &str,
+        data: Bytes,
+        attrs: Attrs,
+        sync: bool,
+    ) -> Result<()> {
+        match self.tier() {
+            RemoteHashing::Helper(helper) => {
+                let (partial, dest) = (self.sftp.absolute(partial), self.sftp.absolute(dest));
+                helper
+                    .put_file(&partial, &dest, &data, attrs, sync)
+                    .await
+                    .map_err(|e| self.helper_error(&dest, e))
+            }
+            _ => super::put_whole_by_parts(self, partial, dest, data, attrs, sync).await,
+        }
+    }
+
+    async fn start_helper(&self) -> Result<()> {
         let mut starter = self.starter.lock().await;
         if let Some(start) = starter.take() {
             if self.hashing.get().is_none() {
                 let _ = self.hashing.set(start.await?);
+                tracing::debug!(tier = self.tier().name(), "remote hashing ready");
             }
         }
         Ok(())

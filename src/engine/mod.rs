@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use futures::stream::{FuturesUnordered, StreamExt};
 use tokio::sync::Semaphore;
 
-use crate::endpoint::{Endpoint, Kind, Pipeline};
+use crate::endpoint::{Endpoint, Kind, Meta, Pipeline};
 use crate::error::{Error, ExitCode, Result};
 use crate::report::{Outcome, Reporter};
 use plan::{Action, Planner, SourceArg};
@@ -92,13 +92,27 @@ pub async fn sync<S: Endpoint, D: Endpoint>(
     let mut stats = Stats::default();
     let args: Vec<SourceArg> = sources.iter().map(|s| SourceArg::new(s)).collect();
     if opts.checksum {
-        start_hashing(src, dst).await?;
+        start_helper(src, dst).await?;
     }
     let mut planner = Planner::new(src, dst, opts, reporter);
     planner.plan(&args, dest).await?;
-    if !opts.dry_run && planner.actions.iter().any(may_hash) {
-        start_hashing(src, dst).await?;
+    tracing::debug!(actions = planner.actions.len(), "planned");
+    let small = Pipeline::between(src, dst).chunk as u64;
+    let hashes = !opts.dry_run && planner.actions.iter().any(may_hash);
+    if hashes {
+        start_helper(src, dst).await?;
     }
+    // Many new small files and nothing to hash: the destination's helper,
+    // once started, takes them as a stream instead of three round trips
+    // each; until then, and without it, they go over SFTP.
+    let helper_for_small_files = !opts.dry_run
+        && !hashes
+        && planner
+            .actions
+            .iter()
+            .filter(|a| is_small_file(a, small))
+            .count()
+            >= SMALL_FILES_FOR_HELPER;
     for error in &planner.errors {
         reporter.file_failed("", error);
         stats.record_failure(error);
@@ -112,15 +126,39 @@ pub async fn sync<S: Endpoint, D: Endpoint>(
     reporter.planned(files, bytes);
     if opts.dry_run {
         dry_run(&actions, reporter);
+    } else if helper_for_small_files {
+        let ((), executed) = tokio::join!(
+            start_helper_beside(dst),
+            execute(src, dst, &actions, opts, reporter, &mut stats)
+        );
+        executed?;
     } else {
         execute(src, dst, &actions, opts, reporter, &mut stats).await?;
     }
     stats.elapsed = started.elapsed();
+    tracing::debug!("done");
     Ok(stats)
 }
 
-async fn start_hashing<S: Endpoint, D: Endpoint>(src: &S, dst: &D) -> Result<()> {
-    tokio::try_join!(src.start_hashing(), dst.start_hashing()).map(drop)
+/// Starts the destination's helper while files already move; whatever
+/// stops it, they keep going over SFTP (a lost connection ends the run
+/// through the transfers themselves).
+async fn start_helper_beside<D: Endpoint>(dst: &D) {
+    if let Err(e) = dst.start_helper().await {
+        tracing::info!("small files go over SFTP: {e}");
+    }
+}
+
+async fn start_helper<S: Endpoint, D: Endpoint>(src: &S, dst: &D) -> Result<()> {
+    tokio::try_join!(src.start_helper(), dst.start_helper()).map(drop)
+}
+
+/// New small files, past which starting the destination's helper (one more
+/// SSH session, a process) pays for itself.
+const SMALL_FILES_FOR_HELPER: usize = 256;
+
+fn is_small_file(action: &Action, small: u64) -> bool {
+    matches!(action, Action::File(job) if job.source_meta.size <= small)
 }
 
 /// Whether an action may hash files: a delta against an old file, the
@@ -314,9 +352,12 @@ fn absorb<T>(
     }
 }
 
-/// Directory times and permissions go last, deepest first: writing into a
-/// directory would change its mtime again, and a read-only mode would block
-/// the writes.
+/// Directory times and permissions go last, once every file is in place:
+/// writing into a directory would change its mtime again, and a read-only
+/// mode would block the writes. Among directories the order does not
+/// matter (setting a child's attributes changes nothing in its parent), so
+/// up to `opts.jobs` go at once: one at a time, 1,000 directories cost
+/// 1,000 round trips.
 async fn set_dir_attrs<D: Endpoint>(
     dst: &D,
     actions: &[Action],
@@ -324,7 +365,11 @@ async fn set_dir_attrs<D: Endpoint>(
     reporter: &dyn Reporter,
     stats: &mut Stats,
 ) -> Result<()> {
-    for action in actions.iter().rev() {
+    if !opts.perms && !opts.times {
+        return Ok(());
+    }
+    let mut setting = FuturesUnordered::new();
+    for action in actions {
         let Action::Dir {
             dest,
             meta: Some(meta),
@@ -333,16 +378,42 @@ async fn set_dir_attrs<D: Endpoint>(
         else {
             continue;
         };
-        let mut result = Ok(());
-        if opts.perms {
-            result = dst.set_mode(dest, meta.mode).await;
+        if setting.len() >= opts.jobs.max(1) {
+            if let Some((dir, set)) = setting.next().await {
+                absorb(set, dir, reporter, stats)?;
+            }
         }
-        if opts.times && result.is_ok() {
-            result = dst.set_mtime(dest, meta.mtime).await;
-        }
-        absorb(result, dest, reporter, stats)?;
+        setting.push(set_dir_attr(dst, dest, meta, opts));
+    }
+    while let Some((dir, set)) = setting.next().await {
+        absorb(set, dir, reporter, stats)?;
     }
     Ok(())
+}
+
+async fn set_dir_attr<'a, D: Endpoint>(
+    dst: &D,
+    dir: &'a str,
+    meta: &Meta,
+    opts: &Options,
+) -> (&'a str, Result<()>) {
+    let (moded, timed) = tokio::join!(
+        async {
+            if opts.perms {
+                dst.set_mode(dir, meta.mode).await
+            } else {
+                Ok(())
+            }
+        },
+        async {
+            if opts.times {
+                dst.set_mtime(dir, meta.mtime).await
+            } else {
+                Ok(())
+            }
+        }
+    );
+    (dir, moded.and(timed))
 }
 
 /// Creates the link under a temporary name and renames it over the

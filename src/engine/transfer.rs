@@ -67,6 +67,9 @@ pub async fn transfer<S: Endpoint, D: Endpoint>(
     opts: &Options,
     reporter: &dyn Reporter,
 ) -> Result<Transferred> {
+    if goes_whole_at_once(src, dst, job, opts) {
+        return put_small(src, dst, job, opts, reporter).await;
+    }
     let in_place = opts.inplace && job.existing.is_some_and(|m| m.kind == Kind::File);
     let handle = src.open_read(&job.source).await?;
     let source = SourceFile {
@@ -123,6 +126,60 @@ pub async fn transfer<S: Endpoint, D: Endpoint>(
         outcome,
         sent: filled.sent,
         reused: filled.reused,
+    })
+}
+
+/// A file that fits in one request, with no old version to build it from,
+/// is read whole and installed in one step ([`Endpoint::put_whole`]): a
+/// partial left of it is not worth checking, it is simply overwritten.
+fn goes_whole_at_once<S: Endpoint, D: Endpoint>(
+    src: &S,
+    dst: &D,
+    job: &FileJob,
+    opts: &Options,
+) -> bool {
+    job.source_meta.size <= Pipeline::between(src, dst).chunk as u64
+        && !(opts.inplace && job.existing.is_some_and(|m| m.kind == Kind::File))
+        && !delta_worth_trying(src, dst, job, opts)
+}
+
+/// The whole-at-once copy: read, check the source did not change, install.
+async fn put_small<S: Endpoint, D: Endpoint>(
+    src: &S,
+    dst: &D,
+    job: &FileJob,
+    opts: &Options,
+    reporter: &dyn Reporter,
+) -> Result<Transferred> {
+    let size = job.source_meta.size;
+    reporter.file_started(&job.paths.dest, size, 0);
+    let file = src.open_read(&job.source).await?;
+    let data = match file.read_at(0, size as usize).await {
+        Ok(data) => data,
+        Err(e) if e.is_fatal() => return Err(e),
+        Err(e) => {
+            file.close(false).await?;
+            return Err(e);
+        }
+    };
+    let (closed, unchanged) = tokio::join!(file.close(false), check_source_unchanged(src, job));
+    closed?;
+    unchanged?;
+    if (data.len() as u64) < size {
+        return Err(shrank(format!("{}{}", src.label(), job.source), size));
+    }
+    let attrs = attrs_for(job, opts);
+    let sync = sync_before_rename(job, opts);
+    dst.put_whole(&job.paths.partial, &job.paths.dest, data, attrs, sync)
+        .await?;
+    reporter.bytes_done(size);
+    if job.sidecar {
+        let _ = dst.remove_file(&job.paths.meta).await;
+    }
+    Ok(Transferred {
+        outcome: Outcome::Sent,
+        sent: size,
+        reused: 0,
     })
 }
 
@@ -540,12 +597,7 @@ pub struct SourceFile<'a, F> {
 
 impl<F: FileHandle> SourceFile<'_, F> {
     pub fn shrank(&self, expected_end: u64) -> Error {
-        Error::Refused {
-            path: self.name.clone(),
-            message: format!(
-                "the file shrank while it was read (it ended before byte {expected_end})"
-            ),
-        }
+        shrank(self.name.clone(), expected_end)
     }
 }
 
@@ -726,6 +778,13 @@ async fn copy_range<S: Endpoint, D: Endpoint>(
             futures::future::ready(Ok(()))
         })
         .await
+}
+
+fn shrank(name: String, expected_end: u64) -> Error {
+    Error::Refused {
+        path: name,
+        message: format!("the file shrank while it was read (it ended before byte {expected_end})"),
+    }
 }
 
 /// A source that changed while it was read may have been copied torn: refuse

@@ -1,14 +1,19 @@
 //! The client side of the helper protocol, over any byte stream: an SSH exec
-//! channel in ferry, an in-memory duplex in tests. Requests go one at a time
-//! (the server answers in order), behind a lock so tasks can share it.
+//! channel in ferry, an in-memory duplex in tests. Many tasks share one
+//! client and may each have a request in flight: requests are written one
+//! whole frame at a time, and since the server answers in order, a reader
+//! task hands each reply to the oldest request still waiting.
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::Mutex;
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
+use tokio::sync::{oneshot, Mutex};
 
 use super::{Message, MAX_FRAME, VERSION};
 use crate::delta::rolling::Signature;
 use crate::delta::Piece;
-use crate::endpoint::CopyRange;
+use crate::endpoint::{Attrs, CopyRange};
 use crate::hash::BlockHash;
 
 /// A byte stream the helper can run over.
@@ -30,15 +35,73 @@ pub enum HelperError {
     Channel(String),
 }
 
+type Reply = Result<Message, HelperError>;
+
+/// Requests written and not yet answered, oldest first; once the channel
+/// broke, why.
+#[derive(Default)]
+struct Waiting {
+    replies: VecDeque<oneshot::Sender<Reply>>,
+    broken: Option<String>,
+}
+
+impl Waiting {
+    fn fail_all(&mut self, why: String) {
+        for waiter in self.replies.drain(..) {
+            let _ = waiter.send(Err(HelperError::Channel(why.clone())));
+        }
+        self.broken.get_or_insert(why);
+    }
+}
+
+type Shared = Arc<std::sync::Mutex<Waiting>>;
+
+fn lock(waiting: &Shared) -> std::sync::MutexGuard<'_, Waiting> {
+    // A panic while holding this lock leaves the queue consistent.
+    waiting
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 pub struct HelperClient {
-    stream: Mutex<Box<dyn Duplex>>,
+    writer: Mutex<WriteHalf<Box<dyn Duplex>>>,
+    waiting: Shared,
+    /// KiB of requests sent and not yet answered.
+    unanswered: tokio::sync::Semaphore,
+}
+
+/// Most KiB of requests in flight at once. Past about the SSH channel's
+/// window (OpenSSH: 2 MiB), russh holds back every channel's output until
+/// the server adjusts the window, a round trip at a time; well below it,
+/// the stream flows.
+const UNANSWERED_KIB: u32 = 1024;
+
+/// Marks the channel broken if a frame's write does not finish (an error,
+/// or the request dropped mid-write): the stream is out of step from then on.
+struct WriteGuard<'a> {
+    waiting: &'a Shared,
+    done: bool,
+}
+
+impl Drop for WriteGuard<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            lock(self.waiting).fail_all("a request was cut off while being sent".into());
+        }
+    }
 }
 
 impl HelperClient {
     /// Greets the helper and checks its protocol version.
     pub async fn start(stream: impl Duplex + 'static) -> Result<HelperClient, HelperError> {
+        let stream: Box<dyn Duplex> = Box::new(stream);
+        let (reader, writer) = tokio::io::split(stream);
+        let waiting = Shared::default();
+        tokio::spawn(read_replies(reader, waiting.clone()));
         let client = HelperClient {
-            stream: Mutex::new(Box::new(stream)),
+            writer: Mutex::new(writer),
+            waiting,
+            unanswered: tokio::sync::Semaphore::new(UNANSWERED_KIB as usize),
         };
         let reply = client
             .request(&Message::Hello { version: VERSION })
@@ -145,34 +208,105 @@ impl HelperClient {
         }
     }
 
-    async fn request(&self, message: &Message) -> Result<Message, HelperError> {
-        let channel = |e: std::io::Error| HelperError::Channel(e.to_string());
-        let mut stream = self.stream.lock().await;
-        let body = message.encode();
-        stream
-            .write_all(&(body.len() as u32).to_be_bytes())
-            .await
-            .map_err(channel)?;
-        stream.write_all(&body).await.map_err(channel)?;
-        stream.flush().await.map_err(channel)?;
-        let mut len = [0u8; 4];
-        stream.read_exact(&mut len).await.map_err(|e| {
-            if e.kind() == std::io::ErrorKind::UnexpectedEof {
-                HelperError::Channel("it closed the channel".into())
-            } else {
-                channel(e)
-            }
-        })?;
-        let len = u32::from_be_bytes(len) as usize;
-        if len > MAX_FRAME {
-            return Err(HelperError::Channel(format!(
-                "a {len}-byte frame is too large"
-            )));
+    /// Writes `data` as the whole file `dest` on the remote, through its
+    /// partial name, with `mode`, `mtime` and a sync when asked.
+    pub async fn put_file(
+        &self,
+        partial: &str,
+        dest: &str,
+        data: &[u8],
+        attrs: Attrs,
+        sync: bool,
+    ) -> Result<(), HelperError> {
+        let request = Message::PutFile {
+            partial: partial.as_bytes().to_vec(),
+            dest: dest.as_bytes().to_vec(),
+            mode: attrs.mode,
+            mtime: attrs.mtime,
+            sync,
+            data: data.to_vec(),
+        };
+        match self.request(&request).await? {
+            Message::Copied { bytes } if bytes == data.len() as u64 => Ok(()),
+            other => Err(not_answered(other)),
         }
-        let mut frame = vec![0u8; len];
-        stream.read_exact(&mut frame).await.map_err(channel)?;
-        Message::decode(&frame).map_err(HelperError::Channel)
     }
+
+    async fn request(&self, message: &Message) -> Result<Message, HelperError> {
+        let mut frame = Vec::new();
+        let body = message.encode();
+        frame.extend_from_slice(&(body.len() as u32).to_be_bytes());
+        frame.extend_from_slice(&body);
+        let (tx, rx) = oneshot::channel();
+        let kib = (frame.len().div_ceil(1024) as u32).min(UNANSWERED_KIB);
+        // Never closed; held until the reply is in.
+        let _sent = self.unanswered.acquire_many(kib).await.ok();
+        {
+            let mut writer = self.writer.lock().await;
+            {
+                let mut waiting = lock(&self.waiting);
+                if let Some(why) = &waiting.broken {
+                    return Err(HelperError::Channel(why.clone()));
+                }
+                // Queued under the writer's lock: queue order is frame order.
+                waiting.replies.push_back(tx);
+            }
+            let mut guard = WriteGuard {
+                waiting: &self.waiting,
+                done: false,
+            };
+            let written = async {
+                writer.write_all(&frame).await?;
+                writer.flush().await
+            };
+            if let Err(e) = written.await {
+                lock(&self.waiting).fail_all(e.to_string());
+                guard.done = true;
+                return Err(HelperError::Channel(e.to_string()));
+            }
+            guard.done = true;
+        }
+        rx.await
+            .unwrap_or_else(|_| Err(HelperError::Channel("the reply was lost".into())))
+    }
+}
+
+/// Hands each reply to the oldest waiting request, until the channel ends;
+/// then every request still waiting, and any later one, fails.
+async fn read_replies(mut reader: ReadHalf<Box<dyn Duplex>>, waiting: Shared) {
+    let why = loop {
+        let reply = match read_reply(&mut reader).await {
+            Ok(frame) => Message::decode(&frame).map_err(HelperError::Channel),
+            Err(why) => break why,
+        };
+        let Some(waiter) = lock(&waiting).replies.pop_front() else {
+            break "the helper answered a request never made".to_string();
+        };
+        // The request may have been dropped meanwhile: its reply goes nowhere.
+        let _ = waiter.send(reply);
+    };
+    lock(&waiting).fail_all(why);
+}
+
+async fn read_reply(reader: &mut ReadHalf<Box<dyn Duplex>>) -> Result<Vec<u8>, String> {
+    let mut len = [0u8; 4];
+    reader.read_exact(&mut len).await.map_err(|e| {
+        if e.kind() == std::io::ErrorKind::UnexpectedEof {
+            "it closed the channel".to_string()
+        } else {
+            e.to_string()
+        }
+    })?;
+    let len = u32::from_be_bytes(len) as usize;
+    if len > MAX_FRAME {
+        return Err(format!("a {len}-byte frame is too large"));
+    }
+    let mut frame = vec![0u8; len];
+    reader
+        .read_exact(&mut frame)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(frame)
 }
 
 /// What a reply other than the expected one means: the helper could not do
@@ -276,6 +410,54 @@ mod tests {
         let missing = client.copy_ranges(o, gone.to_str().unwrap(), &ranges).await;
         assert!(matches!(missing, Err(HelperError::Request(m)) if m.contains("gone")));
         assert!(!gone.exists());
+    }
+
+    /// Many puts in flight at once, each answered in turn: every file lands
+    /// whole with its mode and mtime, and a failing one (its directory is
+    /// missing) fails alone, leaving no partial.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn puts_many_files_in_flight() {
+        let dir = tempfile::tempdir().unwrap();
+        let client = connected().await;
+        let root = dir.path().to_str().unwrap();
+        let attrs = Attrs {
+            mode: 0o640,
+            mtime: Some(1_000_000_000),
+        };
+        let puts = (0..200).map(|i| {
+            let (client, data) = (&client, vec![i as u8; i * 10]);
+            let dest = if i == 77 {
+                format!("{root}/missing/f{i}")
+            } else {
+                format!("{root}/f{i}")
+            };
+            let partial = format!("{dest}.partial");
+            async move {
+                client
+                    .put_file(&partial, &dest, &data, attrs, i % 2 == 0)
+                    .await
+            }
+        });
+        let results = futures::future::join_all(puts).await;
+        for (i, result) in results.iter().enumerate() {
+            if i == 77 {
+                assert!(matches!(result, Err(HelperError::Request(m)) if m.contains("missing")));
+                continue;
+            }
+            assert!(result.is_ok(), "file {i}: {result:?}");
+            let path = dir.path().join(format!("f{i}"));
+            assert_eq!(std::fs::read(&path).unwrap(), vec![i as u8; i * 10]);
+            let meta = std::fs::metadata(&path).unwrap();
+            use std::os::unix::fs::{MetadataExt, PermissionsExt};
+            assert_eq!(meta.permissions().mode() & 0o777, 0o640);
+            assert_eq!(meta.mtime(), 1_000_000_000);
+        }
+        let left: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".partial"))
+            .collect();
+        assert!(left.is_empty(), "partials left: {left:?}");
     }
 
     #[tokio::test]

@@ -1,5 +1,5 @@
-//! `ferry --server`: answers hash and copy requests on stdin/stdout, one at
-//! a time, on files of this machine. Runs on the remote end of an SSH exec
+//! `ferry --server`: answers hash, copy and put requests on stdin/stdout, one
+//! at a time and in order, on files of this machine. Runs on the remote end of an SSH exec
 //! channel, so it is plain blocking I/O: no runtime, nothing shared.
 
 use std::fs::File;
@@ -69,6 +69,14 @@ fn answer(request: Message) -> Message {
             signature,
         } => find_blocks(&path, &regions, &signature),
         Message::CopyRanges { from, to, ranges } => copy_ranges(&from, &to, &ranges),
+        Message::PutFile {
+            partial,
+            dest,
+            mode,
+            mtime,
+            sync,
+            data,
+        } => put_file(&partial, &dest, mode, mtime, sync, &data),
         other => Err(io::Error::other(format!("unexpected request {other:?}"))),
     };
     result.unwrap_or_else(|e| Message::Error {
@@ -156,6 +164,31 @@ fn copy_ranges(from: &[u8], to: &[u8], ranges: &[CopyRange]) -> io::Result<Messa
     let path = |p| Path::new(std::ffi::OsStr::from_bytes(p));
     let bytes = crate::endpoint::local::copy_ranges_between(path(from), path(to), ranges)?;
     Ok(Message::Copied { bytes })
+}
+
+/// Writes a small file whole under its partial name and renames it into
+/// place; on failure the partial is removed and the destination untouched.
+fn put_file(
+    partial: &[u8],
+    dest: &[u8],
+    mode: u32,
+    mtime: Option<i64>,
+    sync: bool,
+    data: &[u8],
+) -> io::Result<Message> {
+    let path = |p| Path::new(std::ffi::OsStr::from_bytes(p));
+    let (partial, dest) = (path(partial), path(dest));
+    let named = |e: io::Error, p: &Path| io::Error::new(e.kind(), format!("{}: {e}", p.display()));
+    let written = crate::endpoint::local::write_whole(partial, data, mode, mtime, sync)
+        .map_err(|e| named(e, partial))
+        .and_then(|()| std::fs::rename(partial, dest).map_err(|e| named(e, dest)));
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(partial);
+        return Err(e);
+    }
+    Ok(Message::Copied {
+        bytes: data.len() as u64,
+    })
 }
 
 fn hash_file(path: &[u8]) -> io::Result<Message> {
