@@ -4,6 +4,8 @@
 
 use std::collections::HashMap;
 
+use futures::stream::{FuturesUnordered, StreamExt};
+
 use super::partial::{is_working_file, meta_name, partial_name, Paths};
 use super::transfer::FileJob;
 use super::Options;
@@ -64,6 +66,27 @@ pub struct Planner<'a, S, D> {
     pub errors: Vec<Error>,
     /// Files found already up to date.
     pub up_to_date: u64,
+    /// Listings taken ahead of the walk, by path, until it gets there.
+    listed_src: HashMap<String, Result<Vec<Entry>>>,
+    listed_dst: HashMap<String, Result<Vec<Entry>>>,
+}
+
+/// Subdirectories listed at once, ahead of the walk: enough to hide the
+/// round trips, few enough that the listings held stay small.
+const LIST_AHEAD: usize = 64;
+
+async fn list_all<'a, E: Endpoint>(
+    endpoint: &E,
+    dirs: impl Iterator<Item = &'a str>,
+) -> Vec<(String, Result<Vec<Entry>>)> {
+    dirs.map(|dir| list_one(endpoint, dir))
+        .collect::<FuturesUnordered<_>>()
+        .collect()
+        .await
+}
+
+async fn list_one<E: Endpoint>(endpoint: &E, dir: &str) -> (String, Result<Vec<Entry>>) {
+    (dir.to_string(), endpoint.list(dir).await)
 }
 
 impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
@@ -76,6 +99,8 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
             actions: Vec::new(),
             errors: Vec::new(),
             up_to_date: 0,
+            listed_src: HashMap::new(),
+            listed_dst: HashMap::new(),
         }
     }
 
@@ -206,7 +231,11 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
 
     /// Depth-first walk of one source directory against its destination.
     async fn walk(&mut self, src_dir: &str, dst_dir: &str, dst_exists: bool) -> Result<()> {
-        let entries = match self.src.list(src_dir).await {
+        let listed = match self.listed_src.remove(src_dir) {
+            Some(listed) => listed,
+            None => self.src.list(src_dir).await,
+        };
+        let entries = match listed {
             Ok(entries) => entries,
             Err(e) if !e.is_fatal() => {
                 self.errors.push(e);
@@ -215,23 +244,38 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
             Err(e) => return Err(e),
         };
         let existing: HashMap<String, Meta> = if dst_exists {
-            self.dst
-                .list(dst_dir)
-                .await?
+            let listed = match self.listed_dst.remove(dst_dir) {
+                Some(listed) => listed,
+                None => self.dst.list(dst_dir).await,
+            };
+            listed?
                 .into_iter()
                 .map(|Entry { name, meta }| (name, meta))
                 .collect()
         } else {
             HashMap::new()
         };
-        for entry in entries {
+        let is_dir_there = |name: &str| existing.get(name).map(|m| m.kind) == Some(Kind::Dir);
+        for (i, entry) in entries.iter().enumerate() {
             if is_working_file(&entry.name) {
                 continue;
             }
             let src_path = join(src_dir, &entry.name);
             if entry.meta.kind == Kind::Dir {
                 let target = join(dst_dir, &entry.name);
-                let exists = existing.get(&entry.name).map(|m| m.kind) == Some(Kind::Dir);
+                let exists = is_dir_there(&entry.name);
+                if !self.listed_src.contains_key(&src_path) {
+                    let ahead: Vec<_> = entries[i..]
+                        .iter()
+                        .filter(|e| e.meta.kind == Kind::Dir)
+                        .take(LIST_AHEAD)
+                        .map(|e| {
+                            let there = is_dir_there(&e.name).then(|| join(dst_dir, &e.name));
+                            (join(src_dir, &e.name), there)
+                        })
+                        .collect();
+                    self.list_ahead(&ahead).await;
+                }
                 self.push_dir(&target, entry.meta, exists);
                 Box::pin(self.walk(&src_path, &target, exists)).await?;
                 continue;
@@ -245,6 +289,18 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
                 .await?;
         }
         Ok(())
+    }
+
+    /// Lists the next subdirectories on both sides at once (the source
+    /// path, and the destination's when it exists), so that a tree costs
+    /// round trips per batch of directories, not per directory.
+    async fn list_ahead(&mut self, dirs: &[(String, Option<String>)]) {
+        let (srcs, dsts) = tokio::join!(
+            list_all(self.src, dirs.iter().map(|(s, _)| s.as_str())),
+            list_all(self.dst, dirs.iter().filter_map(|(_, d)| d.as_deref()))
+        );
+        self.listed_src.extend(srcs);
+        self.listed_dst.extend(dsts);
     }
 
     async fn plan_entry(
