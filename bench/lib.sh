@@ -17,6 +17,7 @@
 #                            (SSHD_PID = the reaper, LISTENER_PID = sshd, PORT),
 #                            ssh config CFG with "Host ferrybench"
 #   bench_start_proxy ALIAS [ARGS]  bench/proxy.py in front of sshd, Host ALIAS
+#   rclone_remote PORT KNOWN_HOSTS  rclone's on-the-fly remote for that sshd
 #   ssh_host_block ALIAS PORT KNOWN_HOSTS
 #                            prints one Host block (and appends the host key to
 #                            KNOWN_HOSTS for [127.0.0.1]:PORT)
@@ -135,6 +136,11 @@ Host $1
   UserKnownHostsFile $3
   StrictHostKeyChecking yes
 EOF
+}
+# rclone_remote PORT KNOWN_HOSTS: rclone's on-the-fly SFTP remote for
+# 127.0.0.1:PORT with the bench's user key (append the absolute path)
+rclone_remote() {
+  echo ":sftp,host=127.0.0.1,port=$1,user=$(id -un),key_file=$WORK/user_key,known_hosts_file=$2:"
 }
 # write_ssh_config FILE PORT KNOWN_HOSTS (one Host block used by every tool)
 write_ssh_config() {

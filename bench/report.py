@@ -18,7 +18,7 @@ import sys
 NOTES_RE = re.compile(r"<!-- notes -->.*?<!-- /notes -->", re.S)
 DELTA_RE = re.compile(r"<!-- delta -->.*?<!-- /delta -->", re.S)
 SCALE_RE = re.compile(r"<!-- scale -->.*?<!-- /scale -->", re.S)
-TOOLS = ["ferry", "scp", "sftp", "rsync"]
+TOOLS = os.environ.get("B_TOOLS", "ferry scp sftp rsync").split()
 
 DEFAULT_NOTES = """<!-- notes -->
 ## Notes
@@ -161,7 +161,10 @@ def main():
         "is rewritten on every run. -->",
         "",
         f"Wall time, peak memory and CPU of copying one {size} MiB file of random bytes "
-        "with `ferry`, `scp`, `sftp` (batch mode) and `rsync` (default options, no `-z`) "
+        "with `ferry`, `scp`, `sftp` (batch mode) and `rsync` (default options, no `-z`)"
+        + (" and `rclone` (`copyto` to an SFTP remote; its defaults, which check each "
+           "upload with an md5sum run through the remote shell)" if "rclone" in TOOLS else "")
+        + " "
         "through the same private OpenSSH `sshd` on 127.0.0.1, with the same ssh config, "
         "host key and ed25519 user key for every tool. "
         f"Each tool ran {runs} times per scenario; runs are interleaved (run 1 of every "

@@ -19,6 +19,7 @@
 #                     with AES instructions); default: OpenSSH's own choice
 #
 # What it does:
+#   0. rclone (sftp backend, its defaults) joins the peers when installed
 #   1. cargo build --release  ->  target/release/ferry
 #   2. starts a private OpenSSH sshd on 127.0.0.1:<free port> (bench/lib.sh,
 #      under the subreaper bench/reaper.py; throw-away host
@@ -70,6 +71,9 @@ done
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 DOC="${BENCH_DOC:-$REPO/docs/BENCHMARKS.md}"
 TOOLS=(ferry scp sftp rsync)
+# rclone's sftp backend too, when installed (defaults: it checks each upload
+# with a remote md5sum through the shell).
+if command -v rclone >/dev/null 2>&1; then TOOLS+=(rclone); fi
 TOOL_TIMEOUT=600
 BENCH_TAG=bench
 # shellcheck source=bench/lib.sh
@@ -98,9 +102,10 @@ printf 'scenario\ttool\trun\tstatus\twall_s\tmaxrss_kib\tuser_s\tsys_s\tserver_c
 PEER_OPTS=(-o BatchMode=yes)
 if [ -n "${BENCH_PEER_CIPHER:-}" ]; then PEER_OPTS+=(-o "Ciphers=$BENCH_PEER_CIPHER"); fi
 
-# tool_cmd TOOL SCENARIO SRC DST [SSH_CONFIG] -> fills the CMD array
+# tool_cmd TOOL SCENARIO SRC DST [SSH_CONFIG [PORT KNOWN_HOSTS]] -> fills CMD
 tool_cmd() {
-  local tool="$1" scen="$2" src="$3" dst="$4" cfg="${5:-$CFG}" from to batch
+  local tool="$1" scen="$2" src="$3" dst="$4" cfg="${5:-$CFG}" from to batch remote
+  remote="$(rclone_remote "${6:-$PORT}" "${7:-$WORK/known_hosts}")"
   if [ "$scen" = push ]; then from="$src"; to="ferrybench:$dst"; else from="ferrybench:$src"; to="$dst"; fi
   case "$tool" in
     ferry) CMD=("$FERRY" --ssh-config "$cfg" "$from" "$to") ;;
@@ -110,6 +115,8 @@ tool_cmd() {
       if [ "$scen" = push ]; then echo "put $src $dst" >"$batch"; else echo "get $src $dst" >"$batch"; fi
       CMD=(sftp -F "$cfg" "${PEER_OPTS[@]}" -b "$batch" ferrybench) ;;
     rsync) CMD=(rsync -e "ssh -F $cfg ${PEER_OPTS[*]}" "$from" "$to") ;;
+    rclone)
+      if [ "$scen" = push ]; then CMD=(rclone copyto "$src" "$remote$dst"); else CMD=(rclone copyto "$remote$src" "$dst"); fi ;;
   esac
 }
 
@@ -128,7 +135,7 @@ probe_ciphers() {
   for _ in $(seq 1 100); do probe_banner "$p" && break; sleep 0.1; done
   for tool in "${TOOLS[@]}"; do
     before="$(wc -c <"$plog")"
-    tool_cmd "$tool" push "$WORK/data/probe.bin" "$WORK/remote/probe.$tool" "$cfg"
+    tool_cmd "$tool" push "$WORK/data/probe.bin" "$WORK/remote/probe.$tool" "$cfg" "$p" "$WORK/probe_known_hosts"
     if timeout -k 10 60 "${CMD[@]}" </dev/null >/dev/null 2>"$WORK/probe.$tool.err"; then
       wait_server_idle "$pid"
       c="$(tail -c +"$((before + 1))" "$plog" | grep -m1 -o 'client->server cipher: [^ ]*' | awk '{ print $3 }' || true)"
@@ -196,7 +203,7 @@ log "all runs done in $(( $(date +%s) - T0 )) s"
 # ---------------------------------------------------------------- report
 CMDLINE="${BENCH_PEER_CIPHER:+BENCH_PEER_CIPHER=$BENCH_PEER_CIPHER }bash bench/run.sh --runs $RUNS --size-mib $SIZE_MIB --scenarios $SCENARIOS"
 export B_RESULTS="$RESULTS" B_DOC="$DOC" B_CMDLINE="$CMDLINE" B_DATE="$START_DATE" \
-  B_RUNS="$RUNS" B_SIZE="$SIZE_MIB" B_SCEN="$SCENARIOS"
+  B_RUNS="$RUNS" B_SIZE="$SIZE_MIB" B_SCEN="$SCENARIOS" B_TOOLS="${TOOLS[*]}"
 B_COMMIT="$(cd "$REPO" && git rev-parse --short HEAD 2>/dev/null || echo 'none yet')"
 if [ -n "$(cd "$REPO" && git status --porcelain -- src Cargo.toml Cargo.lock 2>/dev/null)" ]; then
   B_COMMIT="$B_COMMIT, with uncommitted changes in src/ or Cargo.*"
