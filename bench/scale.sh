@@ -160,10 +160,15 @@ record() {
     "$RUN_SERVER_CPU" "$note" >>"$RESULTS"
   log "$scen $tool run $run: ${wall}s rss ${rss}KiB cpu ${usr}u+${sys}s server ${RUN_SERVER_CPU}s $note"
 }
-# timed SCEN TOOL RUN [NOTE]: times "${CMD[@]}" and records it
+# timed SCEN TOOL RUN [NOTE]: times "${CMD[@]}" and records it; when ferry
+# printed its summary (-v), the seconds it took once connected go into the
+# note as connected_s=
 timed() {
-  timed_run "$WORK/runs/$1.$2.$3" '%e %M %U %S'
-  record "$@"
+  local tag="$WORK/runs/$1.$2.$3" note="${4:-}" secs
+  timed_run "$tag" '%e %M %U %S'
+  secs="$(grep -o ' in [0-9.]* s (' "$tag.out" 2>/dev/null | awk '{ print $2 }' | tail -n 1 || true)"
+  if [ -n "$secs" ]; then note="${note:+$note }connected_s=$secs"; fi
+  record "$1" "$2" "$3" "$note"
 }
 same_file() { cmp -s "$1" "$2" || die "$3: $2 differs from $1"; }
 same_tree() { diff -r "$1" "$2" >/dev/null || die "$3: $2 differs from $1"; }
@@ -302,13 +307,18 @@ wan_run() {
   for tool in ferry scp sftp rsync $RCLONE; do
     rm -f "$R/wan.bin" && sync
     copy_cmd "$tool" "$D/wan.bin" ":$R/wan.bin" ferrybench-wan
-    timed wan-push "$tool" "$run" && same_file "$D/wan.bin" "$R/wan.bin" "wan-push $tool"
+    # ferry's summary line: its own time once connected (planning included)
+    if [ "$tool" = ferry ]; then CMD+=(-v); fi
+    timed wan-push "$tool" "$run" &&
+      same_file "$D/wan.bin" "$R/wan.bin" "wan-push $tool"
   done
   cp "$D/wan.bin" "$R/wan-src.bin"
   for tool in ferry scp sftp rsync $RCLONE; do
     rm -f "$L/wan.bin" && sync
     copy_cmd "$tool" ":$R/wan-src.bin" "$L/wan.bin" ferrybench-wan
-    timed wan-pull "$tool" "$run" && same_file "$D/wan.bin" "$L/wan.bin" "wan-pull $tool"
+    if [ "$tool" = ferry ]; then CMD+=(-v); fi
+    timed wan-pull "$tool" "$run" &&
+      same_file "$D/wan.bin" "$L/wan.bin" "wan-pull $tool"
   done
   # rclone takes minutes here (several round trips per file, 4 files at a
   # time): first run only.
