@@ -26,8 +26,8 @@
 #             are made once, untimed)
 #   wan       through bench/proxy.py as a link of 200 Mbit/s with 10 ms each
 #             way (20 ms round trip): push and pull of a 100 MiB file
-#             (ferry, scp, sftp, rsync) and the initial push of the tree
-#             (ferry -a, rsync -a)
+#             (ferry, scp, sftp, rsync), the initial push of the tree and
+#             its pull back (ferry -a, rsync -a)
 #
 # rclone (sftp backend) joins when installed: whole files with its defaults
 # (it checks each upload with a remote md5sum through the shell), trees with
@@ -326,6 +326,15 @@ wan_run() {
     rm -rf "$R/wantree.$tool" && sync
     tree_cmd "$tool" "$D/tree" "$R/wantree.$tool" ferrybench-wan
     timed wan-tree "$tool" "$run" && same_tree "$D/tree" "$R/wantree.$tool" "wan-tree $tool"
+  done
+  # ...and pulled back (from ferry's copy, identical to the source tree)
+  for tool in ferry rsync; do
+    rm -rf "$L/wantree.$tool" && sync
+    case "$tool" in
+      ferry) CMD=("${FERRY_CMD[@]}" -a "ferrybench-wan:$R/wantree.ferry/" "$L/wantree.$tool/") ;;
+      rsync) CMD=(rsync -a -e "$RSH" "ferrybench-wan:$R/wantree.ferry/" "$L/wantree.$tool/") ;;
+    esac
+    timed wan-tree-pull "$tool" "$run" && same_tree "$D/tree" "$L/wantree.$tool" "wan-tree-pull $tool"
   done
 }
 

@@ -111,6 +111,7 @@ def target_rows(rows):
         ("wan-push", int(env("B_WAN_MIB")) * mib, 0.9, "WAN push of one file ≥ 90 % of the link"),
         ("wan-pull", int(env("B_WAN_MIB")) * mib, 0.9, "WAN pull of one file ≥ 90 % of the link"),
         ("wan-tree", int(env("B_TREE_BYTES") or 0), 0.7, "WAN tree push ≥ 70 % of the link"),
+        ("wan-tree-pull", int(env("B_TREE_BYTES") or 0), 0.7, "WAN tree pull ≥ 70 % of the link"),
     ):
         f = stats_of(rows, scen, "ferry")
         if f and payload:
@@ -244,7 +245,7 @@ def section(rows):
             table(rows, "tree100k-noop", ["ferry", "rsync"]),
             "",
         ]
-    if present & {"wan-push", "wan-pull", "wan-tree"}:
+    if present & {"wan-push", "wan-pull", "wan-tree", "wan-tree-pull"}:
         parts += [
             f"### Emulated WAN: {env('B_WAN_RATE_MBIT')} Mbit/s, "
             f"{2 * float(env('B_WAN_DELAY_MS')):.0f} ms round trip",
@@ -266,6 +267,10 @@ def section(rows):
             f"Initial push of the {files:,}-file tree:",
             "",
             table(rows, "wan-tree", ["ferry", "rsync", "rclone"], payload=tree_bytes, link=link),
+            "",
+            f"Pull of the {files:,}-file tree back into an absent local directory:",
+            "",
+            table(rows, "wan-tree-pull", ["ferry", "rsync"], payload=tree_bytes, link=link),
             "",
         ]
     targets = target_rows(rows)

@@ -591,8 +591,9 @@ fn relative_paths_mean_the_same_file_to_every_tier() {
 
 /// Enough new small files that the helper takes them (as a stream, not
 /// three SFTP round trips each): the tree arrives identical, with modes and
-/// times, nothing is left behind, and the helper is what was used. With a
-/// forced helper that cannot start, the same push goes over SFTP instead.
+/// times, nothing is left behind, and the helper is what was used; pulled
+/// back, the helper gives them the same way. With a helper that cannot
+/// start, the same copies go over SFTP instead.
 #[test]
 fn many_small_files_go_through_the_helper() {
     let sshd = Sshd::start();
@@ -623,5 +624,19 @@ fn many_small_files_go_through_the_helper() {
         let used_helper =
             out.stderr.contains("remote hashing on") && out.stderr.contains(": helper");
         assert_eq!(used_helper, name == "via-helper", "{out}");
+        let back = sshd.local().join(format!("back-{name}"));
+        let out = sshd
+            .ferry()
+            .args(["-a", "-v", "--remote-ferry"])
+            .arg(&helper)
+            .arg(format!("{}/", sshd.spec(&dst)))
+            .arg(&back)
+            .run_default();
+        out.assert_ok();
+        assert_trees_identical(&src, &back);
+        assert_no_partials(&back);
+        let used_helper =
+            out.stderr.contains("remote hashing on") && out.stderr.contains(": helper");
+        assert_eq!(used_helper, name == "via-helper", "pull\n{out}");
     }
 }

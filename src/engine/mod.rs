@@ -102,9 +102,9 @@ pub async fn sync<S: Endpoint, D: Endpoint>(
     if hashes {
         start_helper(src, dst).await?;
     }
-    // Many new small files and nothing to hash: the destination's helper,
-    // once started, takes them as a stream instead of three round trips
-    // each; until then, and without it, they go over SFTP.
+    // Many new small files and nothing to hash: the remote side's helper,
+    // once started, takes or gives them as a stream instead of three round
+    // trips each; until then, and without it, they go over SFTP.
     let helper_for_small_files = !opts.dry_run
         && !hashes
         && planner
@@ -127,7 +127,8 @@ pub async fn sync<S: Endpoint, D: Endpoint>(
     if opts.dry_run {
         dry_run(&actions, reporter);
     } else if helper_for_small_files {
-        let ((), executed) = tokio::join!(
+        let ((), (), executed) = tokio::join!(
+            start_helper_beside(src),
             start_helper_beside(dst),
             execute(src, dst, &actions, opts, reporter, &mut stats)
         );
@@ -140,11 +141,11 @@ pub async fn sync<S: Endpoint, D: Endpoint>(
     Ok(stats)
 }
 
-/// Starts the destination's helper while files already move; whatever
-/// stops it, they keep going over SFTP (a lost connection ends the run
-/// through the transfers themselves).
-async fn start_helper_beside<D: Endpoint>(dst: &D) {
-    if let Err(e) = dst.start_helper().await {
+/// Starts an endpoint's helper while files already move; whatever stops
+/// it, they keep going over SFTP (a lost connection ends the run through
+/// the transfers themselves).
+async fn start_helper_beside<E: Endpoint>(endpoint: &E) {
+    if let Err(e) = endpoint.start_helper().await {
         tracing::info!("small files go over SFTP: {e}");
     }
 }

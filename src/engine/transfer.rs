@@ -143,7 +143,8 @@ fn goes_whole_at_once<S: Endpoint, D: Endpoint>(
         && !delta_worth_trying(src, dst, job, opts)
 }
 
-/// The whole-at-once copy: read, check the source did not change, install.
+/// The whole-at-once copy: read (with the source's size and mtime after the
+/// read, to refuse a file that changed meanwhile), install.
 async fn put_small<S: Endpoint, D: Endpoint>(
     src: &S,
     dst: &D,
@@ -153,18 +154,11 @@ async fn put_small<S: Endpoint, D: Endpoint>(
 ) -> Result<Transferred> {
     let size = job.source_meta.size;
     reporter.file_started(&job.paths.dest, size, 0);
-    let file = src.open_read(&job.source).await?;
-    let data = match file.read_at(0, size as usize).await {
-        Ok(data) => data,
-        Err(e) if e.is_fatal() => return Err(e),
-        Err(e) => {
-            file.close(false).await?;
-            return Err(e);
-        }
-    };
-    let (closed, unchanged) = tokio::join!(file.close(false), check_source_unchanged(src, job));
-    closed?;
-    unchanged?;
+    let whole = src.read_whole(&job.source, size).await?;
+    if whole.stamp != Some((size, job.source_meta.mtime)) {
+        return Err(changed_while_read(src, job));
+    }
+    let data = whole.data;
     if (data.len() as u64) < size {
         return Err(shrank(format!("{}{}", src.label(), job.source), size));
     }
@@ -794,10 +788,14 @@ async fn check_source_unchanged<S: Endpoint>(src: &S, job: &FileJob) -> Result<(
     let now = src.lstat(&job.source).await?;
     match now {
         Some(m) if m.size == job.source_meta.size && m.mtime == job.source_meta.mtime => Ok(()),
-        _ => Err(Error::Refused {
-            path: format!("{}{}", src.label(), job.source),
-            message: "the file changed while it was being copied; not installed, run again".into(),
-        }),
+        _ => Err(changed_while_read(src, job)),
+    }
+}
+
+fn changed_while_read<S: Endpoint>(src: &S, job: &FileJob) -> Error {
+    Error::Refused {
+        path: format!("{}{}", src.label(), job.source),
+        message: "the file changed while it was being copied; not installed, run again".into(),
     }
 }
 

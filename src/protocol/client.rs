@@ -232,6 +232,18 @@ impl HelperClient {
         }
     }
 
+    /// A small remote file's bytes, with its size and mtime as they were
+    /// once it was read.
+    pub async fn get_file(&self, path: &str) -> Result<(Vec<u8>, u64, i64), HelperError> {
+        let request = Message::GetFile {
+            path: path.as_bytes().to_vec(),
+        };
+        match self.request(&request).await? {
+            Message::FileData { size, mtime, data } => Ok((data, size, mtime)),
+            other => Err(not_answered(other)),
+        }
+    }
+
     async fn request(&self, message: &Message) -> Result<Message, HelperError> {
         let mut frame = Vec::new();
         let body = message.encode();
@@ -458,6 +470,21 @@ mod tests {
             .filter(|e| e.file_name().to_string_lossy().ends_with(".partial"))
             .collect();
         assert!(left.is_empty(), "partials left: {left:?}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn gets_whole_files_with_their_stamp() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("g");
+        std::fs::write(&path, b"small file").unwrap();
+        let client = connected().await;
+        let (data, size, mtime) = client.get_file(path.to_str().unwrap()).await.unwrap();
+        assert_eq!(data, b"small file");
+        assert_eq!(size, 10);
+        use std::os::unix::fs::MetadataExt;
+        assert_eq!(mtime, std::fs::metadata(&path).unwrap().mtime());
+        let missing = client.get_file("/no/such/file").await;
+        assert!(matches!(missing, Err(HelperError::Request(m)) if m.contains("/no/such/file")));
     }
 
     #[tokio::test]

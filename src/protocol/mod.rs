@@ -1,8 +1,8 @@
 //! The helper protocol: how ferry talks to `ferry --server` running on the
 //! remote over an SSH exec channel, to hash file ranges where the data lives
 //! instead of reading it over the network, and to assemble a new file from
-//! ranges of an old one there, and to receive small files whole, many in
-//! flight, instead of three SFTP round trips each. The data of larger files
+//! ranges of an old one there, and to send or receive small files whole,
+//! many in flight, instead of three SFTP round trips each. The data of larger files
 //! moves over SFTP.
 //!
 //! Framing: every message is `u32` big-endian length, then that many bytes:
@@ -99,6 +99,17 @@ pub enum Message {
         sync: bool,
         data: Vec<u8>,
     },
+    /// Read the whole file `path` (small enough for one reply).
+    GetFile {
+        path: Vec<u8>,
+    },
+    /// A file's bytes, with its size and mtime as they were once it was
+    /// read (a file that changed meanwhile shows it there).
+    FileData {
+        size: u64,
+        mtime: i64,
+        data: Vec<u8>,
+    },
 }
 
 const HELLO: u8 = 1;
@@ -114,6 +125,8 @@ const PIECES: u8 = 10;
 const COPY_RANGES: u8 = 11;
 const COPIED: u8 = 12;
 const PUT_FILE: u8 = 13;
+const GET_FILE: u8 = 14;
+const FILE_DATA: u8 = 15;
 
 impl Message {
     /// The frame body (type byte and fields), without the length prefix.
@@ -234,6 +247,16 @@ impl Message {
                 out.push(u8::from(*sync));
                 put_bytes(&mut out, data);
             }
+            Message::GetFile { path } => {
+                out.push(GET_FILE);
+                put_bytes(&mut out, path);
+            }
+            Message::FileData { size, mtime, data } => {
+                out.push(FILE_DATA);
+                out.extend_from_slice(&size.to_be_bytes());
+                out.extend_from_slice(&mtime.to_be_bytes());
+                put_bytes(&mut out, data);
+            }
         }
         out
     }
@@ -334,6 +357,14 @@ impl Message {
                     data: r.bytes()?.to_vec(),
                 }
             }
+            GET_FILE => Message::GetFile {
+                path: r.bytes()?.to_vec(),
+            },
+            FILE_DATA => Message::FileData {
+                size: r.u64()?,
+                mtime: r.u64()? as i64,
+                data: r.bytes()?.to_vec(),
+            },
             other => return Err(format!("unknown message type {other}")),
         };
         if !r.buf.is_empty() {
@@ -495,6 +526,14 @@ mod tests {
                 mtime: Some(-5),
                 sync: true,
                 data: vec![1, 2, 3],
+            },
+            Message::GetFile {
+                path: b"a b/c".to_vec(),
+            },
+            Message::FileData {
+                size: 3,
+                mtime: -1,
+                data: vec![9, 8, 7],
             },
             Message::PutFile {
                 partial: b".e.ferry-partial".to_vec(),

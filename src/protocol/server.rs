@@ -77,6 +77,7 @@ fn answer(request: Message) -> Message {
             sync,
             data,
         } => put_file(&partial, &dest, mode, mtime, sync, &data),
+        Message::GetFile { path } => get_file(&path),
         other => Err(io::Error::other(format!("unexpected request {other:?}"))),
     };
     result.unwrap_or_else(|e| Message::Error {
@@ -188,6 +189,26 @@ fn put_file(
     }
     Ok(Message::Copied {
         bytes: data.len() as u64,
+    })
+}
+
+/// Reads a small file whole; its size and mtime come from after the read,
+/// so that the client sees a file that changed while it was read.
+fn get_file(path: &[u8]) -> io::Result<Message> {
+    use std::os::unix::fs::MetadataExt;
+    let (mut file, size) = open(path)?;
+    if size as usize + 64 > MAX_FRAME {
+        return Err(io::Error::other("file too large for one reply"));
+    }
+    let mut data = Vec::with_capacity(size as usize);
+    Read::by_ref(&mut file)
+        .take((MAX_FRAME - 64) as u64)
+        .read_to_end(&mut data)?;
+    let meta = file.metadata()?;
+    Ok(Message::FileData {
+        size: meta.len(),
+        mtime: meta.mtime(),
+        data,
     })
 }
 
