@@ -408,6 +408,39 @@ impl Endpoint for LocalFs {
         })
     }
 
+    async fn put_whole(
+        &self,
+        partial: &str,
+        dest: &str,
+        data: Bytes,
+        attrs: Attrs,
+        sync: bool,
+    ) -> Result<()> {
+        let (p, d) = (partial.to_string(), dest.to_string());
+        // One trip to the blocking pool, not three; the directory is synced
+        // only with the file (a new file's rename needs no more than rsync
+        // gives it).
+        blocking(dest, move || {
+            let written = write_whole(
+                std::path::Path::new(&p),
+                &data,
+                attrs.mode,
+                attrs.mtime,
+                sync,
+            )
+            .and_then(|()| fs::rename(&p, &d));
+            if written.is_err() {
+                let _ = fs::remove_file(&p);
+            }
+            written?;
+            if sync {
+                sync_parent(&d)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
     async fn rename(&self, from: &str, to: &str) -> Result<()> {
         let (f, t) = (from.to_string(), to.to_string());
         blocking(to, move || {
