@@ -8,26 +8,14 @@ meant to be run by hand. Replaces the text between <!-- delta --> and
 before <!-- notes --> (or at the end). Nothing else in the file changes.
 """
 
-import csv
-import os
-import re
 import statistics
 import sys
 
-DELTA_RE = re.compile(r"<!-- delta -->.*?<!-- /delta -->", re.S)
-NOTES_MARK = "<!-- notes -->"
+from reportlib import env, load, put_section
+
 SCENARIOS = ["edits", "insert", "append"]
 TOOLS = ["ferry", "rsync"]
 APPEND_SLACK = 1.02
-
-
-def env(name):
-    return os.environ.get(name, "")
-
-
-def load(path):
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f, delimiter="\t"))
 
 
 def human(n):
@@ -300,23 +288,8 @@ def section(rows, diag):
 def main():
     rows = load(env("B_RESULTS"))
     diag = load(env("B_DIAG"))
-    doc_path = env("B_DOC")
     text, stats = section(rows, diag)
-    if os.path.exists(doc_path):
-        doc = open(doc_path, encoding="utf-8").read()
-    else:
-        doc = "# Benchmarks\n\n"
-    if DELTA_RE.search(doc):
-        doc = DELTA_RE.sub(lambda _: text, doc, count=1)
-    elif NOTES_MARK in doc:
-        i = doc.index(NOTES_MARK)
-        doc = doc[:i] + text + "\n\n" + doc[i:]
-    else:
-        doc = doc.rstrip("\n") + "\n\n" + text + "\n"
-    tmp = doc_path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(doc)
-    os.replace(tmp, doc_path)
+    put_section(env("B_DOC"), "delta", text)
     print("\n" + results_table(stats) + "\n\n" + targets(stats) + "\n\n"
           + accounting_table(stats, diag), file=sys.stderr)
 

@@ -9,15 +9,15 @@ between <!-- scale --> and <!-- /scale --> (bench/scale.sh), which stay
 just before the notes.
 """
 
-import csv
 import os
-import re
 import statistics
 import sys
 
-NOTES_RE = re.compile(r"<!-- notes -->.*?<!-- /notes -->", re.S)
-DELTA_RE = re.compile(r"<!-- delta -->.*?<!-- /delta -->", re.S)
-SCALE_RE = re.compile(r"<!-- scale -->.*?<!-- /scale -->", re.S)
+from reportlib import env, load, section_re
+
+NOTES_RE = section_re("notes")
+DELTA_RE = section_re("delta")
+SCALE_RE = section_re("scale")
 TOOLS = os.environ.get("B_TOOLS", "ferry scp sftp rsync").split()
 
 DEFAULT_NOTES = """<!-- notes -->
@@ -28,17 +28,8 @@ verbatim when it rewrites this file.)
 <!-- /notes -->"""
 
 
-def env(name):
-    return os.environ.get(name, "")
-
-
 def fmt(x, digits=2):
     return f"{x:.{digits}f}"
-
-
-def load(path):
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f, delimiter="\t"))
 
 
 def summarize(rows, scenario, tool):

@@ -8,22 +8,9 @@ meant to be run by hand. Replaces the text between <!-- scale --> and
 before <!-- notes --> (or at the end). Nothing else in the file changes.
 """
 
-import csv
-import os
-import re
 import statistics
 
-SCALE_RE = re.compile(r"<!-- scale -->.*?<!-- /scale -->", re.S)
-NOTES_MARK = "<!-- notes -->"
-
-
-def env(name):
-    return os.environ.get(name, "")
-
-
-def load(path):
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f, delimiter="\t"))
+from reportlib import env, load, put_section
 
 
 def stats_of(rows, scen, tool):
@@ -289,20 +276,7 @@ def section(rows):
 
 def main():
     rows = load(env("B_RESULTS"))
-    doc_path = env("B_DOC")
-    text = section(rows)
-    doc = open(doc_path, encoding="utf-8").read() if os.path.exists(doc_path) else "# Benchmarks\n\n"
-    if SCALE_RE.search(doc):
-        doc = SCALE_RE.sub(lambda _: text, doc, count=1)
-    elif NOTES_MARK in doc:
-        i = doc.index(NOTES_MARK)
-        doc = doc[:i] + text + "\n\n" + doc[i:]
-    else:
-        doc = doc.rstrip("\n") + "\n\n" + text + "\n"
-    tmp = doc_path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(doc)
-    os.replace(tmp, doc_path)
+    put_section(env("B_DOC"), "scale", section(rows))
     print(target_rows(rows))
 
 

@@ -81,16 +81,26 @@ fn list_dir(dir: &str) -> io::Result<Vec<Entry>> {
     Ok(entries)
 }
 
-/// Creates (or truncates) `path` with mode 0600, writes `data`, sets `mode`
-/// and `mtime`, and syncs it when asked: a small file in one go, for the
-/// helper's whole-file writes.
-pub fn write_whole(
-    path: &std::path::Path,
+/// Installs a small file in one go, for `LocalFs::put_whole` and the
+/// helper's `PutFile`: `partial` is created (or truncated) with mode 0600,
+/// gets `data`, `attrs` and a sync when asked, and is renamed over `dest`.
+/// On failure the partial is removed (nothing in a small file is worth
+/// resuming) and `dest` is untouched.
+pub fn install_whole(
+    partial: &std::path::Path,
+    dest: &std::path::Path,
     data: &[u8],
-    mode: u32,
-    mtime: Option<i64>,
+    attrs: Attrs,
     sync: bool,
 ) -> io::Result<()> {
+    let written = write_whole(partial, data, attrs, sync).and_then(|()| fs::rename(partial, dest));
+    if written.is_err() {
+        let _ = fs::remove_file(partial);
+    }
+    written
+}
+
+fn write_whole(path: &std::path::Path, data: &[u8], attrs: Attrs, sync: bool) -> io::Result<()> {
     let file = OpenOptions::new()
         .write(true)
         .create(true)
@@ -98,8 +108,8 @@ pub fn write_whole(
         .mode(0o600)
         .open(path)?;
     file.write_all_at(data, 0)?;
-    file.set_permissions(fs::Permissions::from_mode(mode))?;
-    if let Some(mtime) = mtime {
+    file.set_permissions(fs::Permissions::from_mode(attrs.mode))?;
+    if let Some(mtime) = attrs.mtime {
         set_mtime_of(&file, mtime)?;
     }
     if sync {
@@ -421,18 +431,7 @@ impl Endpoint for LocalFs {
         // only with the file (a new file's rename needs no more than rsync
         // gives it).
         blocking(dest, move || {
-            let written = write_whole(
-                std::path::Path::new(&p),
-                &data,
-                attrs.mode,
-                attrs.mtime,
-                sync,
-            )
-            .and_then(|()| fs::rename(&p, &d));
-            if written.is_err() {
-                let _ = fs::remove_file(&p);
-            }
-            written?;
+            install_whole(p.as_ref(), d.as_ref(), &data, attrs, sync)?;
             if sync {
                 sync_parent(&d)?;
             }

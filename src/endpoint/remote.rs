@@ -69,7 +69,8 @@ pub type HashingStarter = Pin<Box<dyn Future<Output = Result<RemoteHashing>> + S
 pub struct RemoteFs {
     sftp: Arc<Sftp>,
     label: String,
-    /// Set once, by [`Endpoint::start_helper`] or at construction.
+    /// Set once: at construction, or by [`Endpoint::start_helper`] running
+    /// the starter.
     hashing: OnceLock<RemoteHashing>,
     starter: tokio::sync::Mutex<Option<HashingStarter>>,
 }
@@ -84,9 +85,12 @@ pub struct RemoteFile {
 
 impl RemoteFs {
     pub fn new(sftp: Arc<Sftp>, hashing: RemoteHashing) -> RemoteFs {
-        let fs = RemoteFs::with_hashing_on_demand(sftp, Box::pin(async { Ok(RemoteHashing::Off) }));
-        let _ = fs.hashing.set(hashing);
-        fs
+        RemoteFs {
+            label: format!("{}:", sftp.host()),
+            sftp,
+            hashing: OnceLock::from(hashing),
+            starter: tokio::sync::Mutex::new(None),
+        }
     }
 
     /// An endpoint whose hashing tier `starter` finds, the first time a file
@@ -282,10 +286,8 @@ impl Endpoint for RemoteFs {
     async fn start_helper(&self) -> Result<()> {
         let mut starter = self.starter.lock().await;
         if let Some(start) = starter.take() {
-            if self.hashing.get().is_none() {
-                let _ = self.hashing.set(start.await?);
-                tracing::debug!(tier = self.tier().name(), "remote hashing ready");
-            }
+            let _ = self.hashing.set(start.await?);
+            tracing::debug!(tier = self.tier().name(), "remote hashing ready");
         }
         Ok(())
     }

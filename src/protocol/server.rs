@@ -168,7 +168,7 @@ fn copy_ranges(from: &[u8], to: &[u8], ranges: &[CopyRange]) -> io::Result<Messa
 }
 
 /// Writes a small file whole under its partial name and renames it into
-/// place; on failure the partial is removed and the destination untouched.
+/// place (`endpoint::local::install_whole`).
 fn put_file(
     partial: &[u8],
     dest: &[u8],
@@ -179,14 +179,9 @@ fn put_file(
 ) -> io::Result<Message> {
     let path = |p| Path::new(std::ffi::OsStr::from_bytes(p));
     let (partial, dest) = (path(partial), path(dest));
-    let named = |e: io::Error, p: &Path| io::Error::new(e.kind(), format!("{}: {e}", p.display()));
-    let written = crate::endpoint::local::write_whole(partial, data, mode, mtime, sync)
-        .map_err(|e| named(e, partial))
-        .and_then(|()| std::fs::rename(partial, dest).map_err(|e| named(e, dest)));
-    if let Err(e) = written {
-        let _ = std::fs::remove_file(partial);
-        return Err(e);
-    }
+    let attrs = crate::endpoint::Attrs { mode, mtime };
+    crate::endpoint::local::install_whole(partial, dest, data, attrs, sync)
+        .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", dest.display())))?;
     Ok(Message::Copied {
         bytes: data.len() as u64,
     })
