@@ -11,6 +11,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use russh_sftp::client::error::Error as SftpError;
+use russh_sftp::client::RawSftpSession;
 use russh_sftp::protocol::{FileAttributes, OpenFlags, StatusCode};
 use tokio::sync::OwnedSemaphorePermit;
 
@@ -83,6 +84,10 @@ pub struct RemoteFile {
     _slot: Option<OwnedSemaphorePermit>,
 }
 
+/// Directory reads sent at once: OpenSSH returns at most 100 names per
+/// read, so four cover most directories in one round trip.
+const READDIR_AHEAD: usize = 4;
+
 impl RemoteFs {
     pub fn new(sftp: Arc<Sftp>, hashing: RemoteHashing) -> RemoteFs {
         RemoteFs {
@@ -128,6 +133,42 @@ impl RemoteFs {
 
     fn err(&self, path: &str, e: SftpError) -> Error {
         self.sftp.error(path, e)
+    }
+
+    /// Sends [`READDIR_AHEAD`] reads of an open directory at once and adds
+    /// what they return to `entries`; true once the end was reached. The
+    /// server answers them in order, so a directory of a few hundred entries
+    /// costs one round trip, not one per hundred. Replies after the end
+    /// (an end again, or an error from a server that closed the listing)
+    /// are ignored.
+    async fn read_dir_batch(
+        &self,
+        raw: &RawSftpSession,
+        handle: &str,
+        dir: &str,
+        entries: &mut Vec<Entry>,
+    ) -> Result<bool> {
+        let replies =
+            futures::future::join_all((0..READDIR_AHEAD).map(|_| raw.readdir(handle))).await;
+        for reply in replies {
+            match reply {
+                Ok(name) => {
+                    for file in name.files {
+                        if file.filename == "." || file.filename == ".." {
+                            continue;
+                        }
+                        check_entry_name(dir, &file.filename)?;
+                        entries.push(Entry {
+                            meta: meta_of(&file.attrs),
+                            name: file.filename,
+                        });
+                    }
+                }
+                Err(SftpError::Status(s)) if s.status_code == StatusCode::Eof => return Ok(true),
+                Err(e) => return Err(self.err(dir, e)),
+            }
+        }
+        Ok(false)
     }
 
     async fn stat_with(&self, path: &str, follow: bool) -> Result<Option<Meta>> {
@@ -453,29 +494,22 @@ impl Endpoint for RemoteFs {
     }
 
     async fn list(&self, dir: &str) -> Result<Vec<Entry>> {
-        let raw = self.sftp.raw();
-        let _slot = self.sftp.handle_slot().await;
+        let raw = self.sftp.raw().clone();
+        let slot = self.sftp.handle_slot().await;
         let handle = raw.opendir(dir).await.map_err(|e| self.err(dir, e))?.handle;
         let mut entries = Vec::new();
         let outcome = loop {
-            match raw.readdir(handle.as_str()).await {
-                Ok(name) => {
-                    for file in name.files {
-                        if file.filename == "." || file.filename == ".." {
-                            continue;
-                        }
-                        check_entry_name(dir, &file.filename)?;
-                        entries.push(Entry {
-                            meta: meta_of(&file.attrs),
-                            name: file.filename,
-                        });
-                    }
-                }
-                Err(SftpError::Status(s)) if s.status_code == StatusCode::Eof => break Ok(()),
-                Err(e) => break Err(self.err(dir, e)),
+            match self.read_dir_batch(&raw, &handle, dir, &mut entries).await {
+                Ok(true) => break Ok(()),
+                Ok(false) => continue,
+                Err(e) => break Err(e),
             }
         };
-        let _ = raw.close(handle).await;
+        // Nothing waits on the close: the handle's slot is freed with it.
+        tokio::spawn(async move {
+            let _ = raw.close(handle).await;
+            drop(slot);
+        });
         outcome?;
         entries.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(entries)

@@ -39,6 +39,13 @@ struct There {
     sidecar: bool,
 }
 
+/// Where a lone file lands when the destination names no directory: its
+/// parent, and what is already there.
+struct AsFile {
+    parent: Result<Option<Meta>>,
+    there: Result<There>,
+}
+
 /// A top-level source argument.
 #[derive(Debug, Clone)]
 pub struct SourceArg {
@@ -119,8 +126,13 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
             }
         }
         let copies_dirs = self.opts.recursive && found.iter().any(|(_, m)| m.kind == Kind::Dir);
-        let dest_meta = self.dst.stat(dest).await?;
         let into_dir = sources.len() > 1 || copies_dirs || dest.ends_with('/');
+        let (dest_meta, mut as_file) = if into_dir || found.is_empty() {
+            (self.dst.stat(dest).await?, None)
+        } else {
+            let (dest_meta, as_file) = tokio::join!(self.dst.stat(dest), self.look_as_file(dest));
+            (dest_meta?, Some(as_file))
+        };
         let dest_is_dir = match dest_meta {
             Some(m) => m.kind == Kind::Dir,
             None if into_dir => {
@@ -139,11 +151,43 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
                 self.dst.label()
             )));
         }
+        if dest_is_dir {
+            as_file = None;
+        }
         for (source, meta) in found {
-            self.plan_source(source, meta, dest, dest_is_dir, dest_meta.is_some())
-                .await?;
+            self.plan_source(
+                source,
+                meta,
+                dest,
+                dest_is_dir,
+                dest_meta.is_some(),
+                as_file.take(),
+            )
+            .await?;
         }
         Ok(())
+    }
+
+    /// What a lone file would find at `dest` should `dest` name no
+    /// directory, asked beside `dest` itself: one round trip, not three.
+    async fn look_as_file(&self, dest: &str) -> AsFile {
+        let dir = crate::endpoint::parent(dest);
+        let paths = Paths::new(dir, base_name(dest));
+        let (parent, there) = tokio::join!(self.dst.stat(dir), self.look_at(&paths));
+        AsFile { parent, there }
+    }
+
+    async fn look_at(&self, paths: &Paths) -> Result<There> {
+        let (existing, partial, sidecar) = tokio::join!(
+            self.dst.lstat(&paths.dest),
+            self.dst.lstat(&paths.partial),
+            self.dst.lstat(&paths.meta)
+        );
+        Ok(There {
+            existing: existing?,
+            partial: partial?,
+            sidecar: sidecar?.is_some(),
+        })
     }
 
     async fn source_meta(&self, source: &SourceArg) -> Result<Option<Meta>> {
@@ -161,6 +205,7 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
         dest: &str,
         dest_is_dir: bool,
         dest_exists: bool,
+        as_file: Option<AsFile>,
     ) -> Result<()> {
         let path = source.path.trim_end_matches('/');
         let path = if path.is_empty() { "/" } else { path };
@@ -184,24 +229,21 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
                 base_name(dest).to_string(),
             )
         };
-        if !dest_is_dir && self.dst.stat(&dir).await?.map(|m| m.kind) != Some(Kind::Dir) {
-            return Err(Error::FileSelection(format!(
-                "{}{dir}: no such directory to copy {name} into",
-                self.dst.label()
-            )));
-        }
         let paths = Paths::new(&dir, &name);
-        let (existing, partial, sidecar) = tokio::join!(
-            self.dst.lstat(&paths.dest),
-            self.dst.lstat(&paths.partial),
-            self.dst.lstat(&paths.meta)
-        );
-        let there = There {
-            existing: existing?,
-            partial: partial?,
-            sidecar: sidecar?.is_some(),
+        let (parent, there) = match as_file {
+            Some(found) => (Some(found.parent), found.there),
+            None if dest_is_dir => (None, self.look_at(&paths).await),
+            None => (Some(self.dst.stat(&dir).await), self.look_at(&paths).await),
         };
-        self.plan_entry(path, &dir, &name, meta, there).await
+        if let Some(parent) = parent {
+            if parent?.map(|m| m.kind) != Some(Kind::Dir) {
+                return Err(Error::FileSelection(format!(
+                    "{}{dir}: no such directory to copy {name} into",
+                    self.dst.label()
+                )));
+            }
+        }
+        self.plan_entry(path, &dir, &name, meta, there?).await
     }
 
     /// Several `dir/` sources can land in one destination directory, which

@@ -112,10 +112,15 @@ pub async fn transfer<S: Endpoint, D: Endpoint>(
     unchanged?;
     attrs?;
     if !in_place {
-        dst.rename(&job.paths.partial, &job.paths.dest).await?;
-        if filled.wrote_sidecar || job.sidecar {
-            let _ = dst.remove_file(&job.paths.meta).await;
-        }
+        // The sidecar goes with the rename, in the same round trip: should
+        // the rename fail, a partial without one is verified whole on resume.
+        let drop_sidecar = filled.wrote_sidecar || job.sidecar;
+        let (renamed, _) = tokio::join!(dst.rename(&job.paths.partial, &job.paths.dest), async {
+            if drop_sidecar {
+                let _ = dst.remove_file(&job.paths.meta).await;
+            }
+        });
+        renamed?;
     }
     let outcome = match filled {
         Filled { reused: 0, .. } => Outcome::Sent,
@@ -692,25 +697,38 @@ async fn write_partial<S: Endpoint, D: Endpoint>(
         reporter.file_started(&job.paths.dest, size, 0);
     }
 
-    // From here on, the sidecar must describe the source before any byte
-    // beyond the verified length lands in the partial, so that a crash at any
-    // later point leaves a truthful record. A file that fits in one write
-    // window needs none: a resume without a sidecar verifies the whole
-    // partial, which is no more than the window would cover, and a small
-    // file is spared three round trips. A sidecar already there is rewritten
-    // all the same, so that none ever describes an older source.
-    let wrote_sidecar = (size - resume_from > io.write_window() || job.sidecar)
-        && write_sidecar(dst, job, io.write_window()).await?;
+    // The sidecar must describe the source before any byte beyond the
+    // verified length lands in the partial, so that a crash at any later
+    // point leaves a truthful record. A file that fits in one write window
+    // needs none: a resume without a sidecar verifies the whole partial,
+    // which is no more than the window would cover, and a small file is
+    // spared three round trips. A sidecar already there is rewritten all the
+    // same, so that none ever describes an older source.
+    let needs_sidecar = size - resume_from > io.write_window() || job.sidecar;
+    let record = async { Ok(needs_sidecar && write_sidecar(dst, job, io.write_window()).await?) };
     let left = size - resume_from;
-    let last = if left > 0 && left <= io.chunk as u64 {
-        let data = source.file.read_at(resume_from, left as usize).await?;
-        if (data.len() as u64) < left {
-            return Err(source.shrank(size));
+    let rest = async {
+        if left > 0 && left <= io.chunk as u64 {
+            let data = source.file.read_at(resume_from, left as usize).await?;
+            if (data.len() as u64) < left {
+                return Err(source.shrank(size));
+            }
+            Ok(Some((resume_from, data)))
+        } else {
+            copy_range::<S, D>(source, out, resume_from..size, io, reporter).await?;
+            Ok(None)
         }
-        Some((resume_from, data))
+    };
+    // A fresh partial has no sidecar before this one: a crash before it
+    // lands leaves none, and the resume verifies the whole partial. So the
+    // record goes out beside the data, sparing its round trips (four over
+    // SFTP: open, write, close, and the wait) before the first byte.
+    let fresh = !job.sidecar && job.partial.is_none_or(|p| p.size == 0);
+    let (wrote_sidecar, last) = if fresh {
+        tokio::try_join!(record, rest)?
     } else {
-        copy_range::<S, D>(source, out, resume_from..size, io, reporter).await?;
-        None
+        let wrote = record.await?;
+        (wrote, rest.await?)
     };
     Ok(Written {
         resume_from,

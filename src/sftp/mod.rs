@@ -76,18 +76,27 @@ impl Sftp {
             fsync: has(FSYNC),
             copy_data: has(COPY_DATA),
         };
-        let (mut read_chunk, mut write_chunk) = (DEFAULT_CHUNK, DEFAULT_CHUNK);
-        if has(LIMITS) {
-            if let Ok(limits) = raw.limits().await {
-                read_chunk = clamp_chunk(limits.max_read_len);
-                write_chunk = clamp_chunk(limits.max_write_len);
-            }
-        }
-        let cwd = match raw.realpath(".").await {
-            Ok(name) => name.files.into_iter().next().map(|f| f.filename),
-            Err(_) => None,
-        }
-        .unwrap_or_else(|| ".".into());
+        // Both questions in one round trip.
+        let (limits, cwd) = tokio::join!(
+            async {
+                match has(LIMITS) {
+                    true => raw.limits().await.ok(),
+                    false => None,
+                }
+            },
+            raw.realpath(".")
+        );
+        let (read_chunk, write_chunk) = match limits {
+            Some(limits) => (
+                clamp_chunk(limits.max_read_len),
+                clamp_chunk(limits.max_write_len),
+            ),
+            None => (DEFAULT_CHUNK, DEFAULT_CHUNK),
+        };
+        let cwd = cwd
+            .ok()
+            .and_then(|name| name.files.into_iter().next())
+            .map_or_else(|| ".".into(), |f| f.filename);
         tracing::debug!(
             host,
             ?extensions,

@@ -166,9 +166,9 @@ impl<'a, H: Handler> Attempt<'a, H> {
     }
 
     async fn run(mut self) -> Result<(), AuthError> {
-        if self.try_none().await?
-            || self.try_agent().await?
+        if self.try_agent().await?
             || self.try_identity_files().await?
+            || self.try_none().await?
             || self.try_interactive().await?
         {
             return Ok(());
@@ -181,9 +181,14 @@ impl<'a, H: Handler> Attempt<'a, H> {
         })
     }
 
-    /// Like OpenSSH, start with "none": some servers accept it, and the
-    /// failure reply lists the methods worth trying.
+    /// "none", for servers that accept it and to learn which methods are
+    /// worth a prompt, when no key was offered. OpenSSH starts with it; ferry
+    /// offers its keys first, since the first refusal lists the methods just
+    /// the same, and a key that works saves the round trip.
     async fn try_none(&mut self) -> Result<bool, AuthError> {
+        if self.methods.is_some() {
+            return Ok(false);
+        }
         let result = self.handle.authenticate_none(self.cfg.user.as_str()).await;
         let result = result.map_err(|e| self.ssh_error(e))?;
         self.outcome(result)
@@ -1394,7 +1399,8 @@ mod tests {
             assert_eq!(
                 err.to_string(),
                 "permission denied for alice@prompt.test: nothing could be tried; \
-                 the server does not accept public keys; \
+                 no ssh-agent (SSH_AUTH_SOCK is not set); \
+                 no home directory to look for default keys in; \
                  password and keyboard-interactive need a terminal"
             );
         })
