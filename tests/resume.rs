@@ -132,7 +132,7 @@ fn interrupted(way: Way, old: Option<&[u8]>, seed: u64) -> Cut {
     let out = c
         .sshd
         .ferry_with_config(&c.cfg)
-        .arg("-P")
+        .args(["-P", "--retries", "0"])
         .arg(s)
         .arg(d)
         .run_default();

@@ -1,6 +1,7 @@
 //! SIGINT and SIGTERM: ferry stops promptly, exits 20 (rsync's code for an
 //! interrupted run), keeps the partial, leaves any old destination intact,
-//! and the rerun resumes it. A stalling proxy holds ferry mid-transfer so the
+//! and the rerun resumes it. SIGKILL, which ferry cannot see coming, leaves
+//! the same state behind. A stalling proxy holds ferry mid-transfer so the
 //! signal always lands while data is in flight.
 mod common;
 
@@ -58,7 +59,12 @@ fn interrupt_and_resume(way: Way, signal: libc::c_int) {
             unsafe { libc::kill(pid as libc::pid_t, signal) };
         });
     let stopped_after = signalled_at.expect("signal sent").elapsed();
-    out.assert_code(20);
+    // A shell reports death by a signal as 128 + its number.
+    out.assert_code(if signal == libc::SIGKILL {
+        128 + signal
+    } else {
+        20
+    });
     assert!(
         stopped_after < Duration::from_secs(5),
         "ferry took {stopped_after:?} to stop after the signal\n{out}"
@@ -104,4 +110,14 @@ fn sigint_during_push_keeps_partial_and_resumes() {
 #[test]
 fn sigterm_during_pull_keeps_partial_and_resumes() {
     interrupt_and_resume(Way::Pull, libc::SIGTERM);
+}
+
+#[test]
+fn sigkill_during_push_keeps_partial_and_resumes() {
+    interrupt_and_resume(Way::Push, libc::SIGKILL);
+}
+
+#[test]
+fn sigkill_during_pull_keeps_partial_and_resumes() {
+    interrupt_and_resume(Way::Pull, libc::SIGKILL);
 }

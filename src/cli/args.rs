@@ -130,9 +130,21 @@ pub struct Args {
     #[arg(long, value_name = "NAME")]
     pub user: Option<String>,
 
-    /// Seconds to wait for the connection and each SFTP request
+    /// Seconds of silence from the server, while ferry waits on it, after
+    /// which the link counts as dead; also bounds connecting
     #[arg(long, value_name = "SECONDS", default_value_t = 60)]
     pub timeout: u64,
+
+    /// After a lost connection, reconnect and carry on up to N times in a
+    /// row without progress (a run that moved data starts counting afresh);
+    /// 0 gives up at once
+    #[arg(long, value_name = "N", default_value_t = 5)]
+    pub retries: u32,
+
+    /// Seconds before the first reconnect; doubles after each reconnect
+    /// that made no progress, up to 60
+    #[arg(long, value_name = "SECONDS", default_value_t = 1.0)]
+    pub retry_wait: f64,
 
     /// How remote files are hashed for deltas and end-to-end checks
     #[arg(long, value_enum, value_name = "MODE", default_value_t = RemoteHashMode::Auto)]

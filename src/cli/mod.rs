@@ -7,6 +7,7 @@ pub mod progress;
 pub mod settings;
 
 use std::io::IsTerminal;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use clap::Parser;
@@ -17,6 +18,7 @@ use crate::engine::{self, Stats};
 use crate::error::{Error, ExitCode, Result};
 use crate::location::RemoteSpec;
 use crate::protocol::bootstrap;
+use crate::report::{Outcome, Reporter};
 use crate::sftp::Sftp;
 use crate::ssh::shell::ShellHasher;
 use crate::ssh::{config, ConnectOptions, Connection};
@@ -105,20 +107,158 @@ async fn run_until_signal(settings: &Settings) -> Result<Stats> {
 
 async fn run(settings: &Settings, reporter: &ConsoleReporter) -> Result<Stats> {
     let (sources, dest, opts) = (&settings.sources, settings.dest.as_str(), &settings.options);
-    match &settings.direction {
-        Direction::Local => engine::sync(&LocalFs, &LocalFs, sources, dest, opts, reporter).await,
-        Direction::Push(spec) => {
-            let (remote, conn) = connect(spec, settings).await?;
-            let result = engine::sync(&LocalFs, &remote, sources, dest, opts, reporter).await;
-            conn.close().await;
-            result
+    let spec = match &settings.direction {
+        Direction::Local => {
+            return engine::sync(&LocalFs, &LocalFs, sources, dest, opts, reporter).await
         }
-        Direction::Pull(spec) => {
-            let (remote, conn) = connect(spec, settings).await?;
-            let result = engine::sync(&remote, &LocalFs, sources, dest, opts, reporter).await;
-            conn.close().await;
-            result
+        Direction::Push(spec) | Direction::Pull(spec) => spec,
+    };
+    let started = std::time::Instant::now();
+    let mut total = Stats::default();
+    let mut fruitless = 0;
+    // What broke a series of fruitless reconnects: the error to exit with
+    // should they all fail (a reconnect refused by a dead link says less).
+    let mut first_of_series: Option<Error> = None;
+    let mut connected_once = false;
+    let mut opts = settings.options.clone();
+    loop {
+        let counted = ProgressCount::new(reporter);
+        let mut attempt = Stats::default();
+        let result = run_once(
+            spec,
+            settings,
+            &opts,
+            &counted,
+            &mut attempt,
+            &mut connected_once,
+        )
+        .await;
+        let progressed = counted.progressed();
+        let done_before = total.files_done();
+        total.add_attempt(&attempt, done_before);
+        let error = match result {
+            Ok(()) => break,
+            Err(e) => e,
+        };
+        // Files in flight share the link: a link that drops sooner than
+        // the first of them completes would never see one finish. Fewer at
+        // once after a fruitless attempt, more again after a fruitful one.
+        if progressed {
+            fruitless = 0;
+            first_of_series = None;
+            opts.jobs = (opts.jobs * 2).min(settings.options.jobs);
+        } else {
+            opts.jobs = (opts.jobs / 4).max(1);
         }
+        if !retryable(&error, connected_once) {
+            return Err(error);
+        }
+        if fruitless >= settings.retry.retries {
+            return Err(match first_of_series {
+                Some(first) => {
+                    if !settings.quiet {
+                        reporter.warn(&format!("{error}; giving up"));
+                    }
+                    first
+                }
+                None => error,
+            });
+        }
+        let wait = settings.retry.wait(fruitless);
+        fruitless += 1;
+        total.reconnects += 1;
+        if !settings.quiet {
+            reporter.warn(&format!(
+                "{error}; reconnecting in {:.1} s ({fruitless} of {} in a row without progress)",
+                wait.as_secs_f64(),
+                settings.retry.retries
+            ));
+        }
+        first_of_series.get_or_insert(error);
+        tokio::time::sleep(wait).await;
+    }
+    total.elapsed = started.elapsed();
+    Ok(total)
+}
+
+/// One connection's worth of the run: connect, sync, say goodbye.
+async fn run_once(
+    spec: &RemoteSpec,
+    settings: &Settings,
+    opts: &engine::Options,
+    reporter: &dyn Reporter,
+    stats: &mut Stats,
+    connected_once: &mut bool,
+) -> Result<()> {
+    let (sources, dest) = (&settings.sources, settings.dest.as_str());
+    let (remote, conn) = connect(spec, settings).await?;
+    *connected_once = true;
+    let result = match &settings.direction {
+        Direction::Pull(_) => {
+            engine::sync_into(&remote, &LocalFs, sources, dest, opts, reporter, stats).await
+        }
+        _ => engine::sync_into(&LocalFs, &remote, sources, dest, opts, reporter, stats).await,
+    };
+    conn.close().await;
+    result
+}
+
+/// Whether a failed run is worth taking up again on a new connection: the
+/// network let it down, and authentication and host keys were fine once.
+fn retryable(error: &Error, connected_once: bool) -> bool {
+    match error {
+        Error::ConnectionLost { .. } | Error::Timeout { .. } => true,
+        // The server may be restarting or the link still down.
+        Error::Connect { .. } => connected_once,
+        Error::Auth(e) => connected_once && e.is_network(),
+        _ => false,
+    }
+}
+
+/// Passes every event on, noting whether new data reached the destination
+/// or a file was finished: what tells a fruitful attempt from a fruitless one.
+struct ProgressCount<'a> {
+    inner: &'a dyn Reporter,
+    moved: AtomicBool,
+}
+
+impl<'a> ProgressCount<'a> {
+    fn new(inner: &'a dyn Reporter) -> Self {
+        ProgressCount {
+            inner,
+            moved: AtomicBool::new(false),
+        }
+    }
+
+    fn progressed(&self) -> bool {
+        self.moved.load(Ordering::Relaxed)
+    }
+}
+
+impl Reporter for ProgressCount<'_> {
+    fn planned(&self, files: u64, bytes: u64) {
+        self.inner.planned(files, bytes)
+    }
+    fn file_started(&self, path: &str, size: u64, resume_from: u64) {
+        self.inner.file_started(path, size, resume_from)
+    }
+    fn bytes_done(&self, bytes: u64) {
+        if bytes > 0 {
+            self.moved.store(true, Ordering::Relaxed);
+        }
+        self.inner.bytes_done(bytes)
+    }
+    fn file_finished(&self, path: &str, outcome: Outcome) {
+        if outcome != Outcome::WouldSend {
+            self.moved.store(true, Ordering::Relaxed);
+        }
+        self.inner.file_finished(path, outcome)
+    }
+    fn file_failed(&self, path: &str, error: &Error) {
+        self.inner.file_failed(path, error)
+    }
+    fn note(&self, message: &str) {
+        self.inner.note(message)
     }
 }
 

@@ -47,6 +47,15 @@ impl ConsoleReporter {
         }
     }
 
+    /// A line on stderr, above the bar.
+    pub fn warn(&self, message: &str) {
+        let line = format!("ferry: {message}");
+        match &self.bar {
+            Some(bar) => bar.suspend(|| eprintln!("{line}")),
+            None => eprintln!("{line}"),
+        }
+    }
+
     pub fn finish(&self) {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
@@ -95,11 +104,7 @@ impl Reporter for ConsoleReporter {
     }
 
     fn file_failed(&self, _path: &str, error: &Error) {
-        let line = format!("ferry: {error}");
-        match &self.bar {
-            Some(bar) => bar.suspend(|| eprintln!("{line}")),
-            None => eprintln!("{line}"),
-        }
+        self.warn(&error.to_string());
     }
 
     fn note(&self, message: &str) {
@@ -112,9 +117,14 @@ impl Reporter for ConsoleReporter {
 /// The closing summary line.
 pub fn summary(stats: &Stats) -> String {
     let secs = stats.elapsed.as_secs_f64().max(0.001);
-    let files = stats.files_sent + stats.files_resumed + stats.files_delta;
+    let files = stats.files_done();
+    let reconnects = match stats.reconnects {
+        0 => String::new(),
+        1 => ", after 1 reconnect".to_string(),
+        n => format!(", after {n} reconnects"),
+    };
     format!(
-        "{files} file{} sent ({}), {} resumed, {} by delta ({} reused), {} up to date, {} failed, in {:.2} s ({}/s)",
+        "{files} file{} sent ({}), {} resumed, {} by delta ({} reused), {} up to date, {} failed, in {:.2} s ({}/s){reconnects}",
         if files == 1 { "" } else { "s" },
         human(stats.bytes_sent),
         stats.files_resumed,

@@ -27,6 +27,7 @@ pub struct Settings {
     pub ssh_config: Option<PathBuf>,
     pub overrides: Overrides,
     pub timeout: Duration,
+    pub retry: RetryPolicy,
     pub verbosity: u8,
     pub quiet: bool,
     pub progress: bool,
@@ -88,6 +89,7 @@ impl Settings {
                 identity: args.identity,
             },
             timeout: Duration::from_secs(args.timeout.max(1)),
+            retry: RetryPolicy::new(args.retries, args.retry_wait)?,
             verbosity: args.verbose,
             quiet: args.quiet,
             progress: args.progress || args.partial_progress,
@@ -95,6 +97,40 @@ impl Settings {
             remote_ferry: args.remote_ferry,
             remote_cache: args.remote_cache,
         })
+    }
+}
+
+/// How a run lost to the network is taken up again.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    /// Reconnects in a row without progress before giving up.
+    pub retries: u32,
+    /// Wait before the first reconnect; doubled after each fruitless one.
+    pub first_wait: Duration,
+}
+
+/// Longest wait between reconnects.
+const MAX_RETRY_WAIT: Duration = Duration::from_secs(60);
+
+impl RetryPolicy {
+    fn new(retries: u32, wait_secs: f64) -> Result<RetryPolicy> {
+        if !(0.0..=MAX_RETRY_WAIT.as_secs_f64()).contains(&wait_secs) {
+            return Err(Error::Usage(format!(
+                "--retry-wait {wait_secs}: give a number of seconds from 0 to {}",
+                MAX_RETRY_WAIT.as_secs()
+            )));
+        }
+        Ok(RetryPolicy {
+            retries,
+            first_wait: Duration::from_secs_f64(wait_secs),
+        })
+    }
+
+    /// The wait before reconnect number `fruitless` + 1 of a series that
+    /// made no progress.
+    pub fn wait(&self, fruitless: u32) -> Duration {
+        let doubled = self.first_wait.saturating_mul(1 << fruitless.min(16));
+        doubled.min(MAX_RETRY_WAIT)
     }
 }
 

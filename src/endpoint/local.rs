@@ -407,6 +407,7 @@ impl Endpoint for LocalFs {
                 .write(true)
                 .read(true)
                 .create(true)
+                .create_new(how == WriteMode::CreateNew)
                 .truncate(how == WriteMode::Truncate)
                 .mode(mode)
                 .open(p)

@@ -55,6 +55,8 @@ pub enum WriteMode {
     Truncate,
     /// Create if missing, keep existing contents (resume, in-place).
     Keep,
+    /// Create, failing when the file exists (a lock).
+    CreateNew,
 }
 
 /// `len` bytes at offset `from` of one file go to offset `to` of another.

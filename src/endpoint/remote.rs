@@ -522,8 +522,10 @@ impl Endpoint for RemoteFs {
 
     async fn open_write(&self, path: &str, how: WriteMode, mode: u32) -> Result<RemoteFile> {
         let mut flags = OpenFlags::WRITE | OpenFlags::READ | OpenFlags::CREATE;
-        if how == WriteMode::Truncate {
-            flags |= OpenFlags::TRUNCATE;
+        match how {
+            WriteMode::Truncate => flags |= OpenFlags::TRUNCATE,
+            WriteMode::CreateNew => flags |= OpenFlags::EXCLUDE,
+            WriteMode::Keep => {}
         }
         let attrs = FileAttributes {
             permissions: Some(mode),

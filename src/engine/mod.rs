@@ -5,6 +5,7 @@
 //! Errors on one file are reported and counted and the run goes on; errors
 //! that end the connection end the run (ripgrep's per-file error policy).
 
+pub mod lock;
 pub mod partial;
 pub mod plan;
 pub mod transfer;
@@ -59,6 +60,8 @@ pub struct Stats {
     pub elapsed: Duration,
     /// Exit code the per-file failures call for (0 when there were none).
     pub failure_code: Option<ExitCode>,
+    /// Times the run reconnected after losing the connection.
+    pub reconnects: u32,
 }
 
 impl Stats {
@@ -77,6 +80,25 @@ impl Stats {
     pub fn exit_code(&self) -> ExitCode {
         self.failure_code.unwrap_or(ExitCode::Ok)
     }
+
+    /// Files copied, whole or otherwise.
+    pub fn files_done(&self) -> u64 {
+        self.files_sent + self.files_resumed + self.files_delta
+    }
+
+    /// Adds one attempt of a run that reconnects. Data moved adds up; which
+    /// files failed, and how many were up to date, is the last attempt's
+    /// word (without the files earlier attempts copied: `done_before`).
+    pub fn add_attempt(&mut self, attempt: &Stats, done_before: u64) {
+        self.files_sent += attempt.files_sent;
+        self.files_resumed += attempt.files_resumed;
+        self.files_delta += attempt.files_delta;
+        self.bytes_sent += attempt.bytes_sent;
+        self.bytes_reused += attempt.bytes_reused;
+        self.files_skipped = attempt.files_skipped.saturating_sub(done_before);
+        self.files_failed = attempt.files_failed;
+        self.failure_code = attempt.failure_code;
+    }
 }
 
 /// Brings `dest` on `dst` up to date with `sources` on `src`.
@@ -88,14 +110,68 @@ pub async fn sync<S: Endpoint, D: Endpoint>(
     opts: &Options,
     reporter: &dyn Reporter,
 ) -> Result<Stats> {
-    let started = Instant::now();
     let mut stats = Stats::default();
+    sync_into(src, dst, sources, dest, opts, reporter, &mut stats).await?;
+    Ok(stats)
+}
+
+/// [`sync`], counting into `stats` as the work completes, so that a run cut
+/// short by a lost connection still says what it did. The destination is
+/// locked for the run ([`lock`]), except for a dry run; the lock is taken
+/// while planning looks around, which only reads.
+pub async fn sync_into<S: Endpoint, D: Endpoint>(
+    src: &S,
+    dst: &D,
+    sources: &[String],
+    dest: &str,
+    opts: &Options,
+    reporter: &dyn Reporter,
+    stats: &mut Stats,
+) -> Result<()> {
+    let started = Instant::now();
     let args: Vec<SourceArg> = sources.iter().map(|s| SourceArg::new(s)).collect();
     if opts.checksum {
         start_helper(src, dst).await?;
     }
     let mut planner = Planner::new(src, dst, opts, reporter);
-    planner.plan(&args, dest).await?;
+    let (lock, planned) = tokio::join!(
+        async {
+            match opts.dry_run {
+                true => Ok(None),
+                false => lock::Lock::take(dst, dest).await,
+            }
+        },
+        planner.plan(&args, dest)
+    );
+    let lock = lock?;
+    let work = async {
+        planned?;
+        carry_out(src, dst, planner, opts, reporter, stats).await
+    };
+    let result = match lock {
+        None => work.await,
+        Some(mut lock) => {
+            let result = tokio::select! {
+                result = work => result,
+                never = lock.keep_fresh(dst) => match never {},
+            };
+            lock.release(dst).await;
+            result
+        }
+    };
+    stats.elapsed += started.elapsed();
+    result
+}
+
+/// Everything after planning: helpers, the transfers, the counts.
+async fn carry_out<S: Endpoint, D: Endpoint>(
+    src: &S,
+    dst: &D,
+    planner: Planner<'_, S, D>,
+    opts: &Options,
+    reporter: &dyn Reporter,
+    stats: &mut Stats,
+) -> Result<()> {
     tracing::debug!(actions = planner.actions.len(), "planned");
     let small = Pipeline::between(src, dst).chunk as u64;
     let hashes = !opts.dry_run && planner.actions.iter().any(may_hash);
@@ -130,15 +206,14 @@ pub async fn sync<S: Endpoint, D: Endpoint>(
         let ((), (), executed) = tokio::join!(
             start_helper_beside(src),
             start_helper_beside(dst),
-            execute(src, dst, &actions, opts, reporter, &mut stats)
+            execute(src, dst, &actions, opts, reporter, stats)
         );
         executed?;
     } else {
-        execute(src, dst, &actions, opts, reporter, &mut stats).await?;
+        execute(src, dst, &actions, opts, reporter, stats).await?;
     }
-    stats.elapsed = started.elapsed();
     tracing::debug!("done");
-    Ok(stats)
+    Ok(())
 }
 
 /// Starts an endpoint's helper while files already move; whatever stops

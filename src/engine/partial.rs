@@ -33,9 +33,11 @@ pub fn meta_name(name: &str) -> String {
     format!(".{name}{META_SUFFIX}")
 }
 
-/// ferry's own working files, which are never copied as content.
+/// ferry's own working files (partials, sidecars, locks), which are never
+/// copied as content.
 pub fn is_working_file(name: &str) -> bool {
     name.starts_with('.') && (name.ends_with(PARTIAL_SUFFIX) || name.ends_with(META_SUFFIX))
+        || super::lock::is_lock_file(name)
 }
 
 /// Paths of the destination, its partial and the partial's sidecar.

@@ -7,7 +7,10 @@
 //! pipelining lives in `endpoint::remote`), where `File` keeps only 16 small
 //! requests in flight and flushes with an fsync.
 
+mod silence;
+
 use std::sync::Arc;
+use std::time::Duration;
 
 use russh_sftp::client::error::Error as SftpError;
 use russh_sftp::client::RawSftpSession;
@@ -28,6 +31,12 @@ const COPY_DATA: &str = "copy-data";
 const DEFAULT_CHUNK: u32 = 32 * 1024;
 const MAX_CHUNK: u32 = 255 * 1024;
 
+/// How long one request may wait for its own reply while others are
+/// answered: at least ten minutes.
+fn backstop_secs(silence_secs: u64) -> u64 {
+    silence_secs.saturating_mul(10).max(600)
+}
+
 /// What the server offers beyond plain SFTP v3.
 #[derive(Debug, Clone, Default)]
 pub struct Extensions {
@@ -44,6 +53,8 @@ pub struct Sftp {
     read_chunk: u32,
     write_chunk: u32,
     timeout_secs: u64,
+    /// Whether the session ended, and how.
+    state: Arc<silence::SessionState>,
     /// The session's working directory, which relative paths are resolved
     /// against (not always the login directory: `sftp-server -d`).
     cwd: String,
@@ -60,12 +71,20 @@ pub const MAX_HANDLES: usize = 100;
 
 impl Sftp {
     /// Runs the SFTP handshake on `stream` and asks for the server's limits.
-    pub async fn start<S>(stream: S, host: &str, request_timeout_secs: u64) -> Result<Sftp>
+    /// The session ends once requests wait `silence_secs` with no reply.
+    pub async fn start<S>(stream: S, host: &str, silence_secs: u64) -> Result<Sftp>
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        let raw = RawSftpSession::new(stream);
-        raw.set_timeout(request_timeout_secs);
+        let state = Arc::new(silence::SessionState::default());
+        let limit = Duration::from_secs(silence_secs);
+        let stream = silence::SilenceBound::new(stream, limit, state.clone());
+        let raw = Arc::new(RawSftpSession::new(stream));
+        state.attach(&raw);
+        // russh-sftp's own clock runs per request from when it is queued, so
+        // it would cut a deep pipeline on a slow link: it is only a backstop
+        // for a server that answers everything but one request.
+        raw.set_timeout(backstop_secs(silence_secs));
         let version = raw.init().await.map_err(|e| Error::SftpRefused {
             host: host.to_string(),
             detail: format!("SFTP handshake failed: {e}"),
@@ -106,12 +125,13 @@ impl Sftp {
             "sftp session ready"
         );
         Ok(Sftp {
-            raw: Arc::new(raw),
+            raw,
             host: host.to_string(),
             extensions,
             read_chunk,
             write_chunk,
-            timeout_secs: request_timeout_secs,
+            timeout_secs: silence_secs,
+            state,
             cwd,
             handles: Arc::new(Semaphore::new(MAX_HANDLES)),
         })
@@ -248,7 +268,23 @@ impl Sftp {
     /// Maps an SFTP failure on `path`: a status from the server concerns that
     /// file only; anything else means the session itself is gone.
     pub fn error(&self, path: &str, e: SftpError) -> Error {
-        map_error(&self.host, path, e, self.timeout_secs)
+        match e {
+            SftpError::Status(_) | SftpError::Limited(_) => {}
+            _ if self.state.went_silent() => {
+                return Error::Timeout {
+                    host: self.host.clone(),
+                    secs: self.timeout_secs,
+                }
+            }
+            _ if self.state.ended() => {
+                return Error::ConnectionLost {
+                    host: self.host.clone(),
+                    detail: "the server ended the SFTP session".into(),
+                }
+            }
+            _ => {}
+        }
+        map_error(&self.host, path, e, backstop_secs(self.timeout_secs))
     }
 }
 

@@ -76,6 +76,14 @@ fn describe(tried: &[String], skipped: &[String]) -> String {
 }
 
 /// Authenticates `cfg.user` on `handle`, stopping at the first success.
+impl AuthError {
+    /// Whether the connection broke (or the server hung up) rather than the
+    /// server turning every credential down.
+    pub fn is_network(&self) -> bool {
+        matches!(self, AuthError::Disconnected { .. } | AuthError::Ssh { .. })
+    }
+}
+
 pub async fn authenticate<H: Handler>(
     handle: &mut Handle<H>,
     cfg: &HostConfig,

@@ -204,9 +204,9 @@ fn host_port_name(host: &str, port: u16) -> String {
 
 /// Transport settings: aes-gcm where the CPU has AES instructions (it cuts the
 /// client's CPU by two thirds there), a 16 MiB window for links with latency,
-/// and 64 KiB packets: 256 KiB measured no faster on loopback, and russh logs
-/// an error for packets larger than a TCP segment's maximum.
-fn client_config(cfg: &HostConfig) -> client::Config {
+/// 64 KiB packets (256 KiB measured no faster on loopback, and russh logs
+/// an error for packets larger than a TCP segment's maximum), and keepalives.
+fn client_config(cfg: &HostConfig, silence: Duration) -> client::Config {
     let mut preferred = Preferred::default();
     if has_aes_instructions() {
         let gcm = [cipher::AES_128_GCM, cipher::AES_256_GCM];
@@ -223,10 +223,19 @@ fn client_config(cfg: &HostConfig) -> client::Config {
         window_size: 16 * 1024 * 1024,
         maximum_packet_size: 65535,
         nodelay: true,
-        keepalive_interval: cfg.server_alive_interval,
+        keepalive_interval: Some(keepalive_interval(cfg, silence)),
         keepalive_max: cfg.server_alive_count_max as usize,
         ..Default::default()
     }
+}
+
+/// ServerAliveInterval from ssh config, or else a third of the `--timeout`
+/// (at most 15 s): unlike OpenSSH, which sends none by default, ferry runs
+/// unattended and must notice a dead link (ServerAliveCountMax unanswered
+/// keepalives end the connection).
+fn keepalive_interval(cfg: &HostConfig, silence: Duration) -> Duration {
+    cfg.server_alive_interval
+        .unwrap_or_else(|| (silence / 3).clamp(Duration::from_secs(1), Duration::from_secs(15)))
 }
 
 fn has_aes_instructions() -> bool {
@@ -269,7 +278,7 @@ impl Connection {
             interactive: opts.interactive,
             refusal: refusal.clone(),
         };
-        let config = Arc::new(client_config(&cfg));
+        let config = Arc::new(client_config(&cfg, opts.request_timeout));
         let handshake =
             tokio::time::timeout(limit, client::connect_stream(config, tcp, handler)).await;
         let refused = || refusal.lock().ok().and_then(|mut r| r.take());
@@ -385,7 +394,7 @@ impl Connection {
                     return Err(failed("the server refused to run it".into()))
                 }
                 Some(ChannelMsg::Close) | Some(ChannelMsg::Eof) | None => {
-                    return Err(failed("the channel closed".into()))
+                    return Err(self.lost_or(failed("the channel closed".into())))
                 }
                 Some(_) => continue,
             }
@@ -420,10 +429,10 @@ impl Connection {
                     })
                 }
                 Some(ChannelMsg::Close) | Some(ChannelMsg::Eof) | None => {
-                    return Err(Error::SftpRefused {
+                    return Err(self.lost_or(Error::SftpRefused {
                         host: self.host.clone(),
                         detail: "channel closed before the sftp subsystem started".into(),
-                    })
+                    }))
                 }
                 Some(_) => continue,
             }
@@ -434,5 +443,19 @@ impl Connection {
             self.request_timeout.as_secs().max(1),
         )
         .await
+        .map_err(|e| self.lost_or(e))
+    }
+
+    /// `error`, unless the connection itself is gone: then that is what
+    /// happened (and a reconnect may fix it), not a refusal by the server.
+    fn lost_or(&self, error: Error) -> Error {
+        if self.handle.is_closed() {
+            Error::ConnectionLost {
+                host: self.host.clone(),
+                detail: error.to_string(),
+            }
+        } else {
+            error
+        }
     }
 }

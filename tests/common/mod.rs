@@ -383,6 +383,17 @@ pub struct SshdOptions {
     pub sftp_starts_in_remote: bool,
     /// SFTP requests the server refuses (sftp-server `-P`), e.g. `copy-data`.
     pub sftp_denies: Option<&'static str>,
+    /// A limit on the size of files sftp-server may write (`ulimit -f`).
+    pub sftp_file_limit: Option<FileLimit>,
+}
+
+/// Files sftp-server may write are at most `kib` KiB. With `writes_fail`
+/// (SIGXFSZ ignored) a write past it fails with EFBIG, as on a full disk;
+/// without, the kernel kills sftp-server there, as a crash of it would.
+#[derive(Debug, Clone, Copy)]
+pub struct FileLimit {
+    pub kib: u64,
+    pub writes_fail: bool,
 }
 
 impl Default for SshdOptions {
@@ -391,6 +402,7 @@ impl Default for SshdOptions {
             sftp_subsystem: true,
             sftp_starts_in_remote: false,
             sftp_denies: None,
+            sftp_file_limit: None,
         }
     }
 }
@@ -517,7 +529,26 @@ impl Sshd {
             hk = d.join("host_key").display(),
             ak = d.join("authorized_keys").display(),
         );
-        if self.options.sftp_subsystem {
+        if let (true, Some(limit)) = (self.options.sftp_subsystem, self.options.sftp_file_limit) {
+            // A script: sshd drops the quotes of a Subsystem command line.
+            let script = d.join("limited-sftp-server");
+            let trap = if limit.writes_fail {
+                "trap '' XFSZ\n"
+            } else {
+                ""
+            };
+            fs::write(
+                &script,
+                format!(
+                    "#!/bin/bash\n{trap}ulimit -f {}\nexec {}\n",
+                    limit.kib,
+                    Self::sftp_line().trim_start_matches("Subsystem sftp ")
+                ),
+            )
+            .unwrap();
+            fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).unwrap();
+            cfg.push_str(&format!("Subsystem sftp {}\n", script.display()));
+        } else if self.options.sftp_subsystem {
             cfg.push_str(&Self::sftp_line());
             if self.options.sftp_starts_in_remote {
                 cfg.push_str(&format!(" -d {}", d.join("remote").display()));
@@ -532,11 +563,31 @@ impl Sshd {
         path
     }
 
+    /// Kills sshd and every session it serves, as a crash or a reboot of
+    /// the server would, and starts it again on the same port.
+    pub fn restart(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            // Sessions run in their own process groups (sshd calls setsid).
+            for session in child_pids(child.id()) {
+                kill_group(session, libc::SIGKILL);
+                // SAFETY: kill(2) on a pid just read from /proc.
+                unsafe { libc::kill(session as libc::pid_t, libc::SIGKILL) };
+            }
+            kill_group(child.id(), libc::SIGKILL);
+            let _ = child.wait();
+        }
+        self.launch_on(Some(self.port));
+    }
+
     /// Start sshd on a fresh free port; retries when the port got taken.
     fn launch(&mut self) {
+        self.launch_on(None)
+    }
+
+    fn launch_on(&mut self, fixed_port: Option<u16>) {
         let mut last_log = String::new();
         for _attempt in 0..5 {
-            let port = free_port();
+            let port = fixed_port.unwrap_or_else(free_port);
             let config = self.write_sshd_config(port);
             let log = fs::File::create(self.sshd_log()).unwrap();
             let mut child = Command::new(SSHD)
@@ -555,7 +606,8 @@ impl Sshd {
                 if let Some(st) = child.try_wait().unwrap() {
                     last_log = fs::read_to_string(self.sshd_log()).unwrap_or_default();
                     if last_log.contains("Address already in use") {
-                        break; // retry on another port
+                        std::thread::sleep(Duration::from_millis(200));
+                        break; // retry (on another port unless it is fixed)
                     }
                     panic!("sshd exited during startup ({st}); its log:\n{last_log}");
                 }
@@ -785,6 +837,24 @@ impl Drop for Sshd {
     }
 }
 
+/// Processes whose parent is `pid`, from /proc.
+fn child_pids(pid: u32) -> Vec<u32> {
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|p| {
+            let stat = fs::read_to_string(format!("/proc/{p}/stat")).unwrap_or_default();
+            // pid (comm) state ppid ...: comm may hold spaces, so split after ')'.
+            stat.rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<u32>().ok())
+                == Some(pid)
+        })
+        .collect()
+}
+
 /// True when something on 127.0.0.1:port answers with an SSH banner.
 fn probe_ssh_banner(port: u16) -> bool {
     let addr: SocketAddr = ([127, 0, 0, 1], port).into();
@@ -848,6 +918,39 @@ struct ProxyShared {
     /// Once this many bytes passed in this direction, stop reading (hold the
     /// connection open, forward nothing) until the rule is cleared.
     stall: Mutex<Option<(Direction, u64)>>,
+    /// Faults for the next connections, one each, counted per connection.
+    schedule: Mutex<std::collections::VecDeque<Fault>>,
+}
+
+/// What happens to one connection through a [`CutProxy`] schedule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// Closed after this many bytes in this direction.
+    Cut(Direction, u64),
+    /// After this many bytes in this direction, everything more in it is
+    /// dropped while the connection stays open: a dead link.
+    Blackhole(Direction, u64),
+}
+
+/// One connection's own fault, counted on it alone.
+struct ConnCut {
+    dir: Direction,
+    limit: u64,
+    blackhole: bool,
+    seen: AtomicU64,
+}
+
+impl ConnCut {
+    /// How many of `n` bytes in `d` may pass on this connection.
+    fn admit(&self, d: Direction, n: usize) -> usize {
+        if d != self.dir {
+            return n;
+        }
+        let seen = self.seen.load(Ordering::SeqCst);
+        let take = (n as u64).min(self.limit.saturating_sub(seen));
+        self.seen.fetch_add(take, Ordering::SeqCst);
+        take as usize
+    }
 }
 
 impl ProxyShared {
@@ -923,6 +1026,7 @@ impl CutProxy {
             active: AtomicU64::new(0),
             accepted: AtomicU64::new(0),
             stall: Mutex::new(None),
+            schedule: Mutex::new(Default::default()),
         });
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
         let sh = shared.clone();
@@ -955,6 +1059,10 @@ impl CutProxy {
     pub fn down(&self) -> u64 {
         self.shared.down.load(Ordering::SeqCst)
     }
+    /// Bytes forwarded in `dir`.
+    pub fn counter(&self, dir: Direction) -> u64 {
+        self.shared.counter(dir).load(Ordering::SeqCst)
+    }
     pub fn reset_counts(&self) {
         let _g = self.shared.cut.lock().unwrap();
         self.shared.up.store(0, Ordering::SeqCst);
@@ -972,6 +1080,18 @@ impl CutProxy {
     /// is reliably caught mid-transfer.
     pub fn set_stall(&self, stall: Option<(Direction, u64)>) {
         *self.shared.stall.lock().unwrap() = stall;
+    }
+
+    /// One fault for each of the next connections, in turn, counted in
+    /// bytes on that connection alone (as a flaky link would do them);
+    /// connections after the last run freely.
+    pub fn set_schedule(&self, faults: &[Fault]) {
+        *self.shared.schedule.lock().unwrap() = faults.iter().copied().collect();
+    }
+
+    /// Scheduled faults not used yet.
+    pub fn schedule_left(&self) -> usize {
+        self.shared.schedule.lock().unwrap().len()
     }
 
     /// Whether a stall rule currently holds traffic in `dir`.
@@ -1043,10 +1163,23 @@ async fn proxy_conn(client: tokio::net::TcpStream, target_port: u16, shared: &Ar
     };
     let _ = client.set_nodelay(true);
     let _ = server.set_nodelay(true);
+    let own_cut = shared.schedule.lock().unwrap().pop_front();
+    let own_cut = own_cut.map(|fault| {
+        let (dir, limit, blackhole) = match fault {
+            Fault::Cut(dir, limit) => (dir, limit, false),
+            Fault::Blackhole(dir, limit) => (dir, limit, true),
+        };
+        Arc::new(ConnCut {
+            dir,
+            limit,
+            blackhole,
+            seen: AtomicU64::new(0),
+        })
+    });
     let (cr, cw) = client.into_split();
     let (sr, sw) = server.into_split();
-    let up = pump(cr, sw, Direction::Up, shared.clone());
-    let down = pump(sr, cw, Direction::Down, shared.clone());
+    let up = pump(cr, sw, Direction::Up, shared.clone(), own_cut.clone());
+    let down = pump(sr, cw, Direction::Down, shared.clone(), own_cut);
     tokio::pin!(up, down);
     let (mut up_done, mut down_done) = (false, false);
     // Returning drops both pumps, which closes both sockets.
@@ -1075,6 +1208,7 @@ async fn pump(
     mut w: tokio::net::tcp::OwnedWriteHalf,
     dir: Direction,
     shared: Arc<ProxyShared>,
+    own_cut: Option<Arc<ConnCut>>,
 ) -> bool {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut buf = vec![0u8; 64 * 1024];
@@ -1089,15 +1223,36 @@ async fn pump(
             }
             Ok(n) => n,
         };
-        let take = shared.admit(dir, n);
+        let mut take = shared.admit(dir, n);
+        if let Some(cut) = &own_cut {
+            take = cut.admit(dir, take);
+        }
         if take > 0 && w.write_all(&buf[..take]).await.is_err() {
             return false;
         }
         if take < n {
+            if own_cut
+                .as_ref()
+                .is_some_and(|c| c.blackhole && c.dir == dir)
+            {
+                return blackhole(r, w).await;
+            }
             let _ = w.shutdown().await;
             return true;
         }
     }
+}
+
+/// Reads and drops everything until the sender closes.
+async fn blackhole(
+    mut r: tokio::net::tcp::OwnedReadHalf,
+    mut w: tokio::net::tcp::OwnedWriteHalf,
+) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = vec![0u8; 64 * 1024];
+    while matches!(r.read(&mut buf).await, Ok(n) if n > 0) {}
+    let _ = w.shutdown().await;
+    false
 }
 
 // ---------------------------------------------------------------------------
