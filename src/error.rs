@@ -26,6 +26,8 @@ pub enum ExitCode {
     Interrupted = 20,
     /// Some files could not be transferred.
     PartialTransfer = 23,
+    /// --max-delete stopped the deletions.
+    MaxDelete = 25,
     /// I/O silence longer than allowed.
     Timeout = 30,
     /// Could not connect, authenticate, or verify the host key.

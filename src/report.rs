@@ -19,6 +19,10 @@ pub enum Outcome {
     Created,
     /// Dry run: would have been sent.
     WouldSend,
+    /// Deleted (`--delete`): not in the source.
+    Deleted,
+    /// Dry run: would have been deleted.
+    WouldDelete,
 }
 
 /// Receives events from a running sync. Every method has a default so a
@@ -40,6 +44,9 @@ pub trait Reporter: Send + Sync {
 
     /// Informational note (skipped directory, dry-run line...).
     fn note(&self, _message: &str) {}
+
+    /// Something a person should see even without -v (deletions skipped).
+    fn warning(&self, _message: &str) {}
 }
 
 /// Reports nothing.

@@ -117,3 +117,70 @@ fn one_failing_file_gives_23_and_the_rest_arrive() {
     assert_eq!(fs::read(dest.join("blocked/keep.txt")).unwrap(), b"kept");
     assert_no_partials(&dest);
 }
+
+/// --delete removes what the source lacks (files, and directories with
+/// everything in them), only after a run without errors; --max-delete
+/// refuses the lot, with exit 25, when more would go.
+#[test]
+fn delete_removes_extraneous_entries_only_after_a_clean_run() {
+    let sshd = Sshd::start();
+    let src = sshd.local().join("tree");
+    make_test_tree(&src);
+    let dest = sshd.remote().join("dest");
+    let extra = [
+        "stale.txt",
+        "old-dir/a.txt",
+        "old-dir/deeper/b.txt",
+        "sub-only-in-dest.txt",
+    ];
+    let plant = || {
+        for rel in extra {
+            write_file(&dest.join(rel), b"not in the source");
+        }
+    };
+    let sync = |args: &[&str]| {
+        sshd.ferry()
+            .arg("-a")
+            .args(args)
+            .arg(format!("{}/", src.display()))
+            .arg(sshd.spec(&dest))
+            .run_default()
+    };
+    plant();
+
+    // More would go than allowed: nothing is deleted, exit 25.
+    let out = sync(&["--delete", "--max-delete", "3"]);
+    out.assert_code(25);
+    out.assert_stderr_contains("--max-delete 3: 6 files and directories would be deleted");
+    for rel in extra {
+        assert!(dest.join(rel).exists(), "{rel} was deleted\n{out}");
+    }
+
+    // A dry run lists them and deletes nothing.
+    let out = sync(&["--delete", "-n"]);
+    out.assert_ok();
+    assert!(out.stdout.contains("deleting "), "{out}");
+    assert!(dest.join("stale.txt").exists());
+
+    // Any error in the run: nothing is deleted.
+    let broken = sshd.remote().join("dest/a-dir-in-the-way");
+    fs::create_dir_all(&broken).unwrap();
+    write_file(&src.join("a-dir-in-the-way"), b"a file in the source");
+    let out = sync(&["--delete"]);
+    out.assert_code(23);
+    out.assert_stderr_contains("not deleting anything");
+    for rel in extra {
+        assert!(
+            dest.join(rel).exists(),
+            "{rel} was deleted despite the error\n{out}"
+        );
+    }
+
+    // A clean run: exactly the source's tree is left.
+    fs::remove_file(src.join("a-dir-in-the-way")).unwrap();
+    let out = sync(&["--delete", "-v"]);
+    out.assert_ok();
+    assert_trees_identical(&src, &dest);
+    assert!(out.stdout.contains("deleting "), "{out}");
+    assert!(out.stdout.contains("7 deleted"), "{out}");
+}

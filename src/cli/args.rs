@@ -86,6 +86,16 @@ pub struct Args {
           value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub jobs: u16,
 
+    /// Delete destination files that are not in the source (only after
+    /// every transfer succeeded; skipped when anything failed)
+    #[arg(long)]
+    pub delete: bool,
+
+    /// With --delete: delete nothing when more than N files and
+    /// directories would go (exit 25)
+    #[arg(long, value_name = "N")]
+    pub max_delete: Option<u64>,
+
     /// Show what would be transferred, change nothing
     #[arg(short = 'n', long)]
     pub dry_run: bool,

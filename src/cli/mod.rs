@@ -249,7 +249,7 @@ impl Reporter for ProgressCount<'_> {
         self.inner.bytes_done(bytes)
     }
     fn file_finished(&self, path: &str, outcome: Outcome) {
-        if outcome != Outcome::WouldSend {
+        if !matches!(outcome, Outcome::WouldSend | Outcome::WouldDelete) {
             self.moved.store(true, Ordering::Relaxed);
         }
         self.inner.file_finished(path, outcome)
@@ -259,6 +259,9 @@ impl Reporter for ProgressCount<'_> {
     }
     fn note(&self, message: &str) {
         self.inner.note(message)
+    }
+    fn warning(&self, message: &str) {
+        self.inner.warning(message)
     }
 }
 

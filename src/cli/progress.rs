@@ -89,22 +89,32 @@ impl Reporter for ConsoleReporter {
 
     fn file_finished(&self, path: &str, outcome: Outcome) {
         let show = match outcome {
-            Outcome::WouldSend => true,
-            Outcome::Sent | Outcome::Resumed | Outcome::Delta | Outcome::Created => self.verbose,
+            Outcome::WouldSend | Outcome::WouldDelete => true,
+            Outcome::Sent
+            | Outcome::Resumed
+            | Outcome::Delta
+            | Outcome::Created
+            | Outcome::Deleted => self.verbose,
             Outcome::Skipped => false,
         };
         if show {
-            let suffix = match outcome {
-                Outcome::Resumed => " (resumed)",
-                Outcome::Delta => " (delta)",
-                _ => "",
+            let line = match outcome {
+                Outcome::Resumed => format!("{path} (resumed)"),
+                Outcome::Delta => format!("{path} (delta)"),
+                // rsync's word for it.
+                Outcome::Deleted | Outcome::WouldDelete => format!("deleting {path}"),
+                _ => path.to_string(),
             };
-            self.println(&format!("{path}{suffix}"));
+            self.println(&line);
         }
     }
 
     fn file_failed(&self, _path: &str, error: &Error) {
         self.warn(&error.to_string());
+    }
+
+    fn warning(&self, message: &str) {
+        self.warn(message);
     }
 
     fn note(&self, message: &str) {
@@ -118,13 +128,17 @@ impl Reporter for ConsoleReporter {
 pub fn summary(stats: &Stats) -> String {
     let secs = stats.elapsed.as_secs_f64().max(0.001);
     let files = stats.files_done();
+    let deleted = match stats.deleted {
+        0 => String::new(),
+        n => format!(", {n} deleted"),
+    };
     let reconnects = match stats.reconnects {
         0 => String::new(),
         1 => ", after 1 reconnect".to_string(),
         n => format!(", after {n} reconnects"),
     };
     format!(
-        "{files} file{} sent ({}), {} resumed, {} by delta ({} reused), {} up to date, {} failed, in {:.2} s ({}/s){reconnects}",
+        "{files} file{} sent ({}), {} resumed, {} by delta ({} reused), {} up to date, {} failed, in {:.2} s ({}/s){deleted}{reconnects}",
         if files == 1 { "" } else { "s" },
         human(stats.bytes_sent),
         stats.files_resumed,

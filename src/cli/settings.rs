@@ -68,7 +68,12 @@ impl Settings {
             umask: current_umask(),
             fsync: args.fsync,
             jobs: usize::from(args.jobs),
+            delete: args.delete,
+            max_delete: args.max_delete,
         };
+        if args.max_delete.is_some() && !args.delete {
+            return Err(Error::Usage("--max-delete goes with --delete".into()));
+        }
         let port = args.port.or(match &direction {
             Direction::Push(r) | Direction::Pull(r) => r.port,
             Direction::Local => None,

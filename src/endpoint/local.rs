@@ -468,6 +468,11 @@ impl Endpoint for LocalFs {
         blocking(path, move || fs::remove_file(p)).await
     }
 
+    async fn remove_dir(&self, path: &str) -> Result<()> {
+        let p = path.to_string();
+        blocking(path, move || fs::remove_dir(p)).await
+    }
+
     async fn mkdir(&self, path: &str, mode: u32) -> Result<()> {
         let p = path.to_string();
         blocking(path, move || fs::DirBuilder::new().mode(mode).create(p)).await

@@ -156,6 +156,9 @@ pub trait Endpoint: Send + Sync {
 
     fn mkdir(&self, path: &str, mode: u32) -> impl Future<Output = Result<()>> + Send;
 
+    /// Removes an empty directory.
+    fn remove_dir(&self, path: &str) -> impl Future<Output = Result<()>> + Send;
+
     fn symlink(&self, target: &str, path: &str) -> impl Future<Output = Result<()>> + Send;
 
     fn read_link(&self, path: &str) -> impl Future<Output = Result<String>> + Send;

@@ -559,6 +559,15 @@ impl Endpoint for RemoteFs {
             .map_err(|e| self.err(path, e))
     }
 
+    async fn remove_dir(&self, path: &str) -> Result<()> {
+        self.sftp
+            .raw()
+            .rmdir(path)
+            .await
+            .map(drop)
+            .map_err(|e| self.err(path, e))
+    }
+
     async fn mkdir(&self, path: &str, mode: u32) -> Result<()> {
         let attrs = FileAttributes {
             permissions: Some(mode),

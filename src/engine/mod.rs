@@ -5,6 +5,7 @@
 //! Errors on one file are reported and counted and the run goes on; errors
 //! that end the connection end the run (ripgrep's per-file error policy).
 
+pub mod delete;
 pub mod lock;
 pub mod partial;
 pub mod plan;
@@ -42,6 +43,10 @@ pub struct Options {
     pub fsync: bool,
     /// Files in flight at once (at least one).
     pub jobs: usize,
+    /// Remove what the destination has and the source does not.
+    pub delete: bool,
+    /// Delete nothing when more than this would go.
+    pub max_delete: Option<u64>,
 }
 
 /// Totals of one run.
@@ -53,6 +58,8 @@ pub struct Stats {
     pub files_delta: u64,
     pub files_skipped: u64,
     pub files_failed: u64,
+    /// Files and directories deleted (`--delete`).
+    pub deleted: u64,
     /// File data bytes written to the destination.
     pub bytes_sent: u64,
     /// Bytes of verified partials that did not need sending.
@@ -97,6 +104,7 @@ impl Stats {
         self.bytes_reused += attempt.bytes_reused;
         self.files_skipped = attempt.files_skipped.saturating_sub(done_before);
         self.files_failed = attempt.files_failed;
+        self.deleted += attempt.deleted;
         self.failure_code = attempt.failure_code;
     }
 }
@@ -194,6 +202,7 @@ async fn carry_out<S: Endpoint, D: Endpoint>(
         stats.record_failure(error);
     }
     stats.files_skipped = planner.up_to_date;
+    let extraneous = planner.extraneous;
     let actions = planner.actions;
     let (files, bytes) = actions.iter().fold((0, 0), |(n, b), a| match a {
         Action::File(job) => (n + 1, b + job.source_meta.size),
@@ -212,6 +221,7 @@ async fn carry_out<S: Endpoint, D: Endpoint>(
     } else {
         execute(src, dst, &actions, opts, reporter, stats).await?;
     }
+    delete::delete_extraneous(dst, extraneous, opts, reporter, stats).await?;
     tracing::debug!("done");
     Ok(())
 }

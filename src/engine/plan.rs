@@ -36,7 +36,7 @@ pub enum Action {
 struct There {
     existing: Option<Meta>,
     partial: Option<Meta>,
-    sidecar: bool,
+    sidecar: Option<Meta>,
 }
 
 /// Where a lone file lands when the destination names no directory: its
@@ -73,6 +73,8 @@ pub struct Planner<'a, S, D> {
     pub errors: Vec<Error>,
     /// Files found already up to date.
     pub up_to_date: u64,
+    /// Destination entries the source does not have (with `--delete`).
+    pub extraneous: Vec<Entry>,
     /// Listings taken ahead of the walk, by path, until it gets there.
     listed_src: HashMap<String, Result<Vec<Entry>>>,
     listed_dst: HashMap<String, Result<Vec<Entry>>>,
@@ -106,6 +108,7 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
             actions: Vec::new(),
             errors: Vec::new(),
             up_to_date: 0,
+            extraneous: Vec::new(),
             listed_src: HashMap::new(),
             listed_dst: HashMap::new(),
         }
@@ -186,7 +189,7 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
         Ok(There {
             existing: existing?,
             partial: partial?,
-            sidecar: sidecar?.is_some(),
+            sidecar: sidecar?,
         })
     }
 
@@ -214,9 +217,15 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
                 (dest.to_string(), dest_exists)
             } else {
                 let target = join(dest, base_name(path));
-                let exists = dest_exists
-                    && self.dst.lstat(&target).await?.map(|m| m.kind) == Some(Kind::Dir);
-                (target, exists)
+                let found = match dest_exists {
+                    true => self.dst.lstat(&target).await?.map(|m| m.kind),
+                    false => None,
+                };
+                if let Some(kind) = found.filter(|k| *k != Kind::Dir) {
+                    self.errors.push(self.in_the_way(&target, kind));
+                    return Ok(());
+                }
+                (target, found.is_some())
             };
             self.push_top_dir(&target, meta, exists);
             return self.walk(path, &target, exists).await;
@@ -244,6 +253,44 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
             }
         }
         self.plan_entry(path, &dir, &name, meta, there?).await
+    }
+
+    /// What `dst_dir` holds and the source directory (`entries`) does not,
+    /// ferry's own working files aside.
+    fn note_extraneous(
+        &mut self,
+        dst_dir: &str,
+        entries: &[Entry],
+        existing: &HashMap<String, Meta>,
+    ) {
+        let in_source: std::collections::HashSet<&str> =
+            entries.iter().map(|e| e.name.as_str()).collect();
+        let mut gone: Vec<Entry> = existing
+            .iter()
+            .filter(|(name, _)| !in_source.contains(name.as_str()) && !is_working_file(name))
+            .map(|(name, meta)| Entry {
+                name: join(dst_dir, name),
+                meta: *meta,
+            })
+            .collect();
+        gone.sort_by(|a, b| a.name.cmp(&b.name));
+        self.extraneous.extend(gone);
+    }
+
+    /// A directory of the source meets something else of that name in the
+    /// destination. Files are written under it by name, so a symlink there
+    /// would take them out of the destination: the subtree is refused, and
+    /// so is anything but a directory, which ferry does not delete.
+    fn in_the_way(&self, target: &str, kind: Kind) -> Error {
+        let what = match kind {
+            Kind::Symlink => "a symlink, which ferry does not write through",
+            Kind::File => "a file, which ferry does not delete",
+            _ => "something that is not a directory",
+        };
+        Error::Refused {
+            path: format!("{}{target}", self.dst.label()),
+            message: format!("a directory of the source goes here, but this is {what}; skipped"),
+        }
     }
 
     /// Several `dir/` sources can land in one destination directory, which
@@ -297,6 +344,9 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
         } else {
             HashMap::new()
         };
+        if self.opts.delete {
+            self.note_extraneous(dst_dir, &entries, &existing);
+        }
         let is_dir_there = |name: &str| existing.get(name).map(|m| m.kind) == Some(Kind::Dir);
         for (i, entry) in entries.iter().enumerate() {
             if is_working_file(&entry.name) {
@@ -305,6 +355,11 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
             let src_path = join(src_dir, &entry.name);
             if entry.meta.kind == Kind::Dir {
                 let target = join(dst_dir, &entry.name);
+                if let Some(in_the_way) = existing.get(&entry.name).filter(|m| m.kind != Kind::Dir)
+                {
+                    self.errors.push(self.in_the_way(&target, in_the_way.kind));
+                    continue;
+                }
                 let exists = is_dir_there(&entry.name);
                 if !self.listed_src.contains_key(&src_path) {
                     let ahead: Vec<_> = entries[i..]
@@ -325,7 +380,7 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
             let there = There {
                 existing: existing.get(&entry.name).copied(),
                 partial: existing.get(&partial_name(&entry.name)).copied(),
-                sidecar: existing.contains_key(&meta_name(&entry.name)),
+                sidecar: existing.get(&meta_name(&entry.name)).copied(),
             };
             self.plan_entry(&src_path, dst_dir, &entry.name, entry.meta, there)
                 .await?;
@@ -359,6 +414,23 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
             sidecar,
         } = there;
         let paths = Paths::new(dst_dir, name);
+        // Writing a partial or sidecar opens it by name, which would follow
+        // a symlink planted there out of the destination.
+        let odd = |m: Option<Meta>| m.is_some_and(|m| m.kind != Kind::File);
+        if meta.kind == Kind::File && (odd(partial) || odd(sidecar)) {
+            let taken = if odd(partial) {
+                &paths.partial
+            } else {
+                &paths.meta
+            };
+            self.errors.push(Error::Refused {
+                path: format!("{}{taken}", self.dst.label()),
+                message: "ferry's working file name is taken by something that is not a \
+                          regular file (a symlink?), which it will not write through; remove it"
+                    .into(),
+            });
+            return Ok(());
+        }
         match meta.kind {
             Kind::Dir => self
                 .reporter
@@ -404,8 +476,8 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
                     source_meta: meta,
                     paths,
                     existing,
-                    partial: partial.filter(|p| p.kind == Kind::File),
-                    sidecar,
+                    partial,
+                    sidecar: sidecar.is_some(),
                 }));
             }
         }

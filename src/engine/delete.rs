@@ -1,0 +1,111 @@
+//! `--delete`: removing what the destination has and the source does not.
+//!
+//! It runs after every transfer, and only when none failed: a run that went
+//! wrong anywhere deletes nothing (rsync's "IO error encountered -- skipping
+//! file deletion"), so a source that could not be read completely never
+//! empties its copy. Everything that would go is listed first, so that
+//! `--max-delete` can refuse the lot before anything is gone.
+
+use futures::stream::{self, StreamExt};
+
+use super::Options;
+use super::Stats;
+use crate::endpoint::{join, Endpoint, Entry, Kind};
+use crate::error::{ExitCode, Result};
+use crate::report::{Outcome, Reporter};
+
+/// Deletes `extraneous` (found while planning) from `dst`, with what is in
+/// its directories, children before their parents.
+pub async fn delete_extraneous<D: Endpoint>(
+    dst: &D,
+    extraneous: Vec<Entry>,
+    opts: &Options,
+    reporter: &dyn Reporter,
+    stats: &mut Stats,
+) -> Result<()> {
+    if extraneous.is_empty() {
+        return Ok(());
+    }
+    if stats.files_failed > 0 {
+        reporter.warning(&format!(
+            "not deleting anything: {} error{} happened in this run (--delete runs only after a run without errors)",
+            stats.files_failed,
+            if stats.files_failed == 1 { "" } else { "s" }
+        ));
+        return Ok(());
+    }
+    let mut doomed = Vec::new();
+    for entry in extraneous {
+        expand(dst, entry, &mut doomed).await?;
+    }
+    if let Some(max) = opts.max_delete.filter(|max| doomed.len() as u64 > *max) {
+        reporter.warning(&format!(
+            "--max-delete {max}: {} files and directories would be deleted, so none was",
+            doomed.len()
+        ));
+        stats.failure_code.get_or_insert(ExitCode::MaxDelete);
+        return Ok(());
+    }
+    if opts.dry_run {
+        for entry in &doomed {
+            reporter.file_finished(&entry.name, Outcome::WouldDelete);
+        }
+        return Ok(());
+    }
+    // Files (and links) at once; then directories, deepest first.
+    let (dirs, files): (Vec<Entry>, Vec<Entry>) =
+        doomed.into_iter().partition(|e| e.meta.kind == Kind::Dir);
+    let removed: Vec<(Entry, Result<()>)> = stream::iter(files)
+        .map(|entry| async move {
+            let result = dst.remove_file(&entry.name).await;
+            (entry, result)
+        })
+        .buffer_unordered(opts.jobs.max(1))
+        .collect()
+        .await;
+    for (entry, result) in removed {
+        settle(&entry, result, reporter, stats)?;
+    }
+    for entry in dirs {
+        let result = dst.remove_dir(&entry.name).await;
+        settle(&entry, result, reporter, stats)?;
+    }
+    Ok(())
+}
+
+fn settle(
+    entry: &Entry,
+    result: Result<()>,
+    reporter: &dyn Reporter,
+    stats: &mut Stats,
+) -> Result<()> {
+    match result {
+        Ok(()) => {
+            stats.deleted += 1;
+            reporter.file_finished(&entry.name, Outcome::Deleted);
+            Ok(())
+        }
+        Err(e) if e.is_fatal() => Err(e),
+        Err(e) => {
+            reporter.file_failed(&entry.name, &e);
+            stats.record_failure(&e);
+            Ok(())
+        }
+    }
+}
+
+/// `entry`, after everything under it when it is a directory (a symlink to
+/// a directory is removed as a link, never followed).
+async fn expand<D: Endpoint>(dst: &D, entry: Entry, out: &mut Vec<Entry>) -> Result<()> {
+    if entry.meta.kind == Kind::Dir {
+        for child in dst.list(&entry.name).await? {
+            let child = Entry {
+                name: join(&entry.name, &child.name),
+                meta: child.meta,
+            };
+            Box::pin(expand(dst, child, out)).await?;
+        }
+    }
+    out.push(entry);
+    Ok(())
+}
