@@ -520,3 +520,50 @@ fn a_second_run_to_the_same_destination_waits_its_turn() {
     assert!(!lock.exists(), "the lock outlived its run");
     scene.sshd.ferry().args(["-a", &src, &dest]).run_ok();
 }
+
+/// A source file that changes while it is being sent is not installed:
+/// its old destination stays, the file fails with a message saying so
+/// (exit 23), and the next run copies the file as it now is.
+#[test]
+fn a_source_changed_while_read_is_not_installed() {
+    let sshd = Sshd::start();
+    let src = sshd.local().join("growing.log");
+    write_file(&src, &random_bytes(8 * MIB as usize, 31));
+    set_mtime(&src, 1_500_000_000);
+    let old = b"yesterday's log".to_vec();
+    let dest = sshd.remote().join("growing.log");
+    write_file(&dest, &old);
+    let proxy = CutProxy::start(sshd.port(), None);
+    proxy.set_stall(Some((Direction::Up, 3 * MIB)));
+    let cfg = sshd.config_for_proxy(&proxy);
+    let out = sshd
+        .ferry_with_config(&cfg)
+        .arg("-t")
+        .arg(&src)
+        .arg(sshd.spec(&dest))
+        .run_and(Duration::from_secs(120), |_| {
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while !proxy.is_stalled(Direction::Up) {
+                assert!(Instant::now() < deadline, "ferry never got going");
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            // The log grows while ferry is in the middle of it.
+            use std::io::Write;
+            let mut log = fs::OpenOptions::new().append(true).open(&src).unwrap();
+            log.write_all(b"one more line\n").unwrap();
+            proxy.set_stall(None);
+        });
+    out.assert_code(23);
+    out.assert_stderr_contains("changed while it was being copied");
+    assert_eq!(
+        fs::read(&dest).unwrap(),
+        old,
+        "a torn copy was installed\n{out}"
+    );
+    sshd.ferry()
+        .arg("-t")
+        .arg(&src)
+        .arg(sshd.spec(&dest))
+        .run_ok();
+    assert_eq!(fs::read(&dest).unwrap(), fs::read(&src).unwrap());
+}

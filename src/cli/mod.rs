@@ -105,6 +105,8 @@ async fn run_until_signal(settings: &Settings) -> Result<Stats> {
     outcome
 }
 
+/// Runs the sync; with a remote side, one connection after another while
+/// `--retries` allows (the totals add up over them).
 async fn run(settings: &Settings, reporter: &ConsoleReporter) -> Result<Stats> {
     let (sources, dest, opts) = (&settings.sources, settings.dest.as_str(), &settings.options);
     let spec = match &settings.direction {
@@ -115,70 +117,107 @@ async fn run(settings: &Settings, reporter: &ConsoleReporter) -> Result<Stats> {
     };
     let started = std::time::Instant::now();
     let mut total = Stats::default();
-    let mut fruitless = 0;
-    // What broke a series of fruitless reconnects: the error to exit with
-    // should they all fail (a reconnect refused by a dead link says less).
-    let mut first_of_series: Option<Error> = None;
-    let mut connected_once = false;
-    let mut opts = settings.options.clone();
+    let mut retry = Reconnects::new(settings);
     loop {
         let counted = ProgressCount::new(reporter);
         let mut attempt = Stats::default();
+        let opts = retry.options();
         let result = run_once(
             spec,
             settings,
             &opts,
             &counted,
             &mut attempt,
-            &mut connected_once,
+            &mut retry.connected,
         )
         .await;
-        let progressed = counted.progressed();
         let done_before = total.files_done();
         total.add_attempt(&attempt, done_before);
-        let error = match result {
-            Ok(()) => break,
-            Err(e) => e,
-        };
-        // Files in flight share the link: a link that drops sooner than
-        // the first of them completes would never see one finish. Fewer at
-        // once after a fruitless attempt, more again after a fruitful one.
-        if progressed {
-            fruitless = 0;
-            first_of_series = None;
-            opts.jobs = (opts.jobs * 2).min(settings.options.jobs);
-        } else {
-            opts.jobs = (opts.jobs / 4).max(1);
-        }
-        if !retryable(&error, connected_once) {
-            return Err(error);
-        }
-        if fruitless >= settings.retry.retries {
-            return Err(match first_of_series {
-                Some(first) => {
-                    if !settings.quiet {
-                        reporter.warn(&format!("{error}; giving up"));
-                    }
-                    first
-                }
-                None => error,
-            });
-        }
-        let wait = settings.retry.wait(fruitless);
-        fruitless += 1;
+        let Err(error) = result else { break };
+        let wait = retry.after_failure(error, counted.progressed(), reporter)?;
         total.reconnects += 1;
-        if !settings.quiet {
-            reporter.warn(&format!(
-                "{error}; reconnecting in {:.1} s ({fruitless} of {} in a row without progress)",
-                wait.as_secs_f64(),
-                settings.retry.retries
-            ));
-        }
-        first_of_series.get_or_insert(error);
         tokio::time::sleep(wait).await;
     }
     total.elapsed = started.elapsed();
     Ok(total)
+}
+
+/// The bookkeeping of `--retries`: how many reconnects in a row made no
+/// progress, the error that began them, and how many files go at once.
+struct Reconnects<'a> {
+    settings: &'a Settings,
+    /// Whether any attempt got connected (a first connection that fails is
+    /// not retried: a wrong host or key is not a flaky link).
+    connected: bool,
+    fruitless: u32,
+    /// The error to exit with should the series fail: a reconnect refused
+    /// by a dead link says less than what broke the run.
+    first_of_series: Option<Error>,
+    jobs: usize,
+}
+
+impl<'a> Reconnects<'a> {
+    fn new(settings: &'a Settings) -> Self {
+        Reconnects {
+            settings,
+            connected: false,
+            fruitless: 0,
+            first_of_series: None,
+            jobs: settings.options.jobs,
+        }
+    }
+
+    fn options(&self) -> engine::Options {
+        engine::Options {
+            jobs: self.jobs,
+            ..self.settings.options.clone()
+        }
+    }
+
+    /// After a failed attempt: how long to wait before the next, or the
+    /// error to end the run with.
+    fn after_failure(
+        &mut self,
+        error: Error,
+        progressed: bool,
+        reporter: &ConsoleReporter,
+    ) -> Result<std::time::Duration> {
+        let (policy, quiet) = (self.settings.retry, self.settings.quiet);
+        // Files in flight share the link: one that drops sooner than the
+        // first of them completes would never see one finish. Fewer at once
+        // after a fruitless attempt, more again after a fruitful one.
+        if progressed {
+            self.fruitless = 0;
+            self.first_of_series = None;
+            self.jobs = (self.jobs * 2).min(self.settings.options.jobs);
+        } else {
+            self.jobs = (self.jobs / 4).max(1);
+        }
+        if !retryable(&error, self.connected) {
+            return Err(error);
+        }
+        if self.fruitless >= policy.retries {
+            let Some(first) = self.first_of_series.take() else {
+                return Err(error);
+            };
+            if !quiet {
+                reporter.warn(&format!("{error}; giving up"));
+            }
+            return Err(first);
+        }
+        let wait = policy.wait(self.fruitless);
+        self.fruitless += 1;
+        if !quiet {
+            reporter.warn(&format!(
+                "{error}; reconnecting in {:.1} s ({} of {} in a row without progress)",
+                wait.as_secs_f64(),
+                self.fruitless,
+                policy.retries
+            ));
+        }
+        self.first_of_series.get_or_insert(error);
+        Ok(wait)
+    }
 }
 
 /// One connection's worth of the run: connect, sync, say goodbye.
