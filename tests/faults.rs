@@ -8,6 +8,7 @@ mod common;
 
 use common::*;
 use std::fs;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -211,6 +212,27 @@ fn cut_at_every_stage(way: Way) {
             "{context}: unexpected exit\n{out}"
         );
         scene.assert_each_file_old_or_new(&context);
+        // A partial never lets anyone read what its final file will not:
+        // 0600 while written, the final mode only just before its rename.
+        for partial in find_partials(&scene.dest) {
+            let name = partial.file_name().unwrap().to_string_lossy().into_owned();
+            let Some(final_name) = name
+                .strip_prefix('.')
+                .and_then(|n| n.strip_suffix(".ferry-partial"))
+            else {
+                continue;
+            };
+            let rel = partial.parent().unwrap().strip_prefix(&scene.dest).unwrap();
+            let source = scene.src.join(rel).join(final_name);
+            let allowed = fs::metadata(&source).unwrap().permissions().mode() & 0o777;
+            let mode = fs::metadata(&partial).unwrap().permissions().mode() & 0o777;
+            assert_eq!(
+                mode & 0o077 & !allowed,
+                0,
+                "{context}: {} is {mode:o}, its file {allowed:o}",
+                partial.display()
+            );
+        }
         let mut rerun = scene.ferry(&["--retries", "0"]);
         if rerun.code == 3 && rerun.stderr.contains("no holder") {
             // Cut between making the lock and writing its holder: taken

@@ -153,3 +153,36 @@ fn wrong_user_key_is_refused() {
     );
     assert_dir_empty(&sshd.remote());
 }
+
+/// With every log on (`FERRY_LOG=trace`, russh's included), a run prints
+/// nothing of the private key it authenticates with.
+#[test]
+fn key_material_never_reaches_the_logs() {
+    let sshd = Sshd::start();
+    let src = sshd.local().join("f.txt");
+    write_file(&src, b"payload");
+    let out = sshd
+        .ferry()
+        .env("FERRY_LOG", "trace")
+        .arg("-vvv")
+        .arg(&src)
+        .arg(sshd.spec(&sshd.remote()))
+        .run_ok();
+    assert!(out.stderr.len() > 10_000, "the trace log is missing\n{out}");
+    let key = std::fs::read_to_string(sshd.user_key()).unwrap();
+    let body: Vec<&str> = key
+        .lines()
+        .filter(|l| !l.starts_with("-----") && l.len() >= 24)
+        .collect();
+    assert!(!body.is_empty());
+    for line in body {
+        // Any 24 characters of the key's base64 body.
+        for piece in line.as_bytes().chunks(24).filter(|c| c.len() == 24) {
+            let piece = std::str::from_utf8(piece).unwrap();
+            assert!(
+                !out.stderr.contains(piece) && !out.stdout.contains(piece),
+                "a piece of the private key ({piece}) is in the output"
+            );
+        }
+    }
+}
