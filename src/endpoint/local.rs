@@ -101,12 +101,22 @@ pub fn install_whole(
 }
 
 fn write_whole(path: &std::path::Path, data: &[u8], attrs: Attrs, sync: bool) -> io::Result<()> {
-    let file = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)?;
+    // A file of its own: whatever has the name (an old partial, a planted
+    // symlink) is removed, not opened.
+    let create = || {
+        OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+    };
+    let file = match create() {
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            fs::remove_file(path)?;
+            create()?
+        }
+        opened => opened?,
+    };
     file.write_all_at(data, 0)?;
     file.set_permissions(fs::Permissions::from_mode(attrs.mode))?;
     if let Some(mtime) = attrs.mtime {
@@ -408,7 +418,6 @@ impl Endpoint for LocalFs {
                 .read(true)
                 .create(true)
                 .create_new(how == WriteMode::CreateNew)
-                .truncate(how == WriteMode::Truncate)
                 .mode(mode)
                 .open(p)
         })
@@ -606,6 +615,39 @@ impl FileHandle for LocalFile {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A symlink planted under a partial's name (after planning looked) is
+    /// replaced, never written through: both ways a partial is made.
+    #[tokio::test]
+    async fn a_fresh_partial_never_writes_through_a_planted_symlink() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        fs::write(&victim, b"precious").unwrap();
+        let partial = dir.path().join(".f.ferry-partial");
+        let name = partial.display().to_string();
+
+        std::os::unix::fs::symlink(&victim, &partial).unwrap();
+        let file = crate::endpoint::create_fresh(&LocalFs, &name)
+            .await
+            .unwrap();
+        file.write_at(0, Bytes::from_static(b"new data"))
+            .await
+            .unwrap();
+        file.close(false).await.unwrap();
+        assert_eq!(fs::read(&victim).unwrap(), b"precious");
+        assert!(fs::symlink_metadata(&partial).unwrap().is_file());
+
+        fs::remove_file(&partial).unwrap();
+        std::os::unix::fs::symlink(&victim, &partial).unwrap();
+        let attrs = Attrs {
+            mode: 0o644,
+            mtime: None,
+        };
+        let dest = dir.path().join("f");
+        install_whole(&partial, &dest, b"whole", attrs, false).unwrap();
+        assert_eq!(fs::read(&victim).unwrap(), b"precious");
+        assert_eq!(fs::read(&dest).unwrap(), b"whole");
+    }
 
     #[test]
     fn reads_ahead_in_order_and_stops_when_asked() {

@@ -51,8 +51,6 @@ pub struct Entry {
 /// How a file is opened for writing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WriteMode {
-    /// Create or empty the file.
-    Truncate,
     /// Create if missing, keep existing contents (resume, in-place).
     Keep,
     /// Create, failing when the file exists (a lock).
@@ -300,7 +298,7 @@ pub trait Endpoint: Send + Sync {
     fn write_small(&self, path: &str, data: &[u8]) -> impl Future<Output = Result<()>> + Send {
         let data = Bytes::copy_from_slice(data);
         async move {
-            let file = self.open_write(path, WriteMode::Truncate, 0o600).await?;
+            let file = create_fresh(self, path).await?;
             file.write_at(0, data).await?;
             file.close(false).await
         }
@@ -349,12 +347,24 @@ pub async fn put_whole_by_parts<E: Endpoint + ?Sized>(
     attrs: Attrs,
     sync: bool,
 ) -> Result<()> {
-    let file = endpoint
-        .open_write(partial, WriteMode::Truncate, 0o600)
-        .await?;
+    let file = create_fresh(endpoint, partial).await?;
     let last = (!data.is_empty()).then_some((0, data));
     file.finish(last, attrs, sync).await?;
     endpoint.rename(partial, dest).await
+}
+
+/// Creates `path` (0600) as a new file of its own: whatever is there under
+/// that name (an old partial, or a symlink planted to take the write
+/// elsewhere) is removed, never opened. The common case, nothing there,
+/// costs one request, as a plain create would.
+pub async fn create_fresh<E: Endpoint + ?Sized>(endpoint: &E, path: &str) -> Result<E::File> {
+    match endpoint.open_write(path, WriteMode::CreateNew, 0o600).await {
+        Err(e) if !e.is_fatal() && endpoint.lstat(path).await?.is_some() => {
+            endpoint.remove_file(path).await?;
+            endpoint.open_write(path, WriteMode::CreateNew, 0o600).await
+        }
+        opened => opened,
+    }
 }
 
 /// How a copy between two endpoints is cut into requests: one request size

@@ -523,7 +523,6 @@ impl Endpoint for RemoteFs {
     async fn open_write(&self, path: &str, how: WriteMode, mode: u32) -> Result<RemoteFile> {
         let mut flags = OpenFlags::WRITE | OpenFlags::READ | OpenFlags::CREATE;
         match how {
-            WriteMode::Truncate => flags |= OpenFlags::TRUNCATE,
             WriteMode::CreateNew => flags |= OpenFlags::EXCLUDE,
             WriteMode::Keep => {}
         }

@@ -438,9 +438,7 @@ async fn fill_by_delta<S: Endpoint, D: Endpoint>(
     if delta.reuse_bytes == 0 {
         return Ok(None);
     }
-    let out = dst
-        .open_write(&job.paths.partial, WriteMode::Truncate, 0o600)
-        .await?;
+    let out = crate::endpoint::create_fresh(dst, &job.paths.partial).await?;
     reporter.file_started(&job.paths.dest, size, delta.reuse_bytes);
     let built = assemble::<S, D>(dst, source, job, &out, &delta, io, reporter).await;
     let phase = phase.done("assembled");
@@ -610,12 +608,12 @@ async fn fill_partial<S: Endpoint, D: Endpoint>(
     io: Pipeline,
     reporter: &dyn Reporter,
 ) -> Result<Filled> {
-    let how = if job.partial.is_some_and(|p| p.size > 0) {
-        WriteMode::Keep
+    let out = if job.partial.is_some_and(|p| p.size > 0) {
+        dst.open_write(&job.paths.partial, WriteMode::Keep, 0o600)
+            .await?
     } else {
-        WriteMode::Truncate
+        crate::endpoint::create_fresh(dst, &job.paths.partial).await?
     };
-    let out = dst.open_write(&job.paths.partial, how, 0o600).await?;
     match write_partial::<S, D>(dst, source, &out, job, io, reporter).await {
         Ok(written) => {
             let last_len = written
