@@ -117,10 +117,23 @@ fn write_whole(path: &std::path::Path, data: &[u8], attrs: Attrs, sync: bool) ->
         }
         opened => opened?,
     };
-    file.write_all_at(data, 0)?;
+    finish_file(&file, Some((0, data)), attrs, sync)
+}
+
+/// The last write of an open file, its attributes, and a sync when asked:
+/// what every local copy ends with.
+fn finish_file(
+    file: &File,
+    last: Option<(u64, &[u8])>,
+    attrs: Attrs,
+    sync: bool,
+) -> io::Result<()> {
+    if let Some((offset, data)) = last {
+        file.write_all_at(data, offset)?;
+    }
     file.set_permissions(fs::Permissions::from_mode(attrs.mode))?;
     if let Some(mtime) = attrs.mtime {
-        set_mtime_of(&file, mtime)?;
+        set_mtime_of(file, mtime)?;
     }
     if sync {
         file.sync_all()?;
@@ -596,17 +609,8 @@ impl FileHandle for LocalFile {
     async fn finish(self, last: Option<(u64, Bytes)>, attrs: Attrs, sync: bool) -> Result<()> {
         let file = self.file;
         blocking(&self.path, move || {
-            if let Some((offset, data)) = last {
-                file.write_all_at(&data, offset)?;
-            }
-            file.set_permissions(fs::Permissions::from_mode(attrs.mode))?;
-            if let Some(mtime) = attrs.mtime {
-                set_mtime_of(&file, mtime)?;
-            }
-            if sync {
-                file.sync_all()?;
-            }
-            Ok(())
+            let last = last.as_ref().map(|(offset, data)| (*offset, &data[..]));
+            finish_file(&file, last, attrs, sync)
         })
         .await
     }

@@ -8,8 +8,7 @@
 
 use futures::stream::{self, StreamExt};
 
-use super::Options;
-use super::Stats;
+use super::{Options, Stats};
 use crate::endpoint::{join, Endpoint, Entry, Kind};
 use crate::error::{ExitCode, Result};
 use crate::report::{Outcome, Reporter};

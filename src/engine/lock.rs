@@ -17,6 +17,7 @@
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use super::partial::record_fields;
 use crate::endpoint::{base_name, join, parent, Attrs, Endpoint, FileHandle, WriteMode};
 use crate::error::{Error, Result};
 
@@ -93,13 +94,9 @@ impl Holder {
     }
 
     fn decode(text: &str) -> Option<Holder> {
-        let mut lines = text.lines();
-        if lines.next()? != HEADER {
-            return None;
-        }
         let (mut host, mut pid, mut started) = (None, None, None);
-        for line in lines {
-            match line.split_once(' ')? {
+        for field in record_fields(text, HEADER)? {
+            match field {
                 ("host", v) => host = Some(v.to_string()),
                 ("pid", v) => pid = v.parse().ok(),
                 ("started", v) => started = v.parse().ok(),

@@ -76,13 +76,9 @@ impl Sidecar {
     }
 
     pub fn decode(text: &str) -> Option<Sidecar> {
-        let mut lines = text.lines();
-        if lines.next()? != META_HEADER {
-            return None;
-        }
         let (mut size, mut mtime, mut window) = (None, None, None);
-        for line in lines {
-            match line.split_once(' ')? {
+        for field in record_fields(text, META_HEADER)? {
+            match field {
                 ("source_size", v) => size = v.parse().ok(),
                 ("source_mtime", v) => mtime = v.parse().ok(),
                 ("window", v) => window = v.parse().ok(),
@@ -99,6 +95,16 @@ impl Sidecar {
     fn describes(&self, source: &Meta) -> bool {
         self.source_size == source.size && self.source_mtime == source.mtime
     }
+}
+
+/// The `name value` lines of a small text record (a sidecar, a lock) under
+/// its `header` line; None when the header differs or a line is no pair.
+pub fn record_fields<'a>(text: &'a str, header: &str) -> Option<Vec<(&'a str, &'a str)>> {
+    let mut lines = text.lines();
+    if lines.next()? != header {
+        return None;
+    }
+    lines.map(|line| line.split_once(' ')).collect()
 }
 
 pub async fn read_sidecar<D: Endpoint>(dst: &D, path: &str) -> Option<Sidecar> {
