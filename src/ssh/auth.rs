@@ -1,7 +1,7 @@
 //! User authentication on an established SSH connection, in OpenSSH's
 //! order: the ssh-agent's keys, then identity files (asking for a
-//! passphrase only when there is a terminal), then, with a terminal only,
-//! keyboard-interactive and password.
+//! passphrase only when there is a terminal or an SSH_ASKPASS program), then,
+//! with one of those only, keyboard-interactive and password.
 //!
 //! It records what it tried so that a failure says what to fix, and never
 //! records or logs passwords, passphrases or key material.
@@ -9,6 +9,7 @@
 use std::ffi::OsString;
 use std::io::{self, BufRead, Write};
 use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 
 use russh::client::{AuthResult, Handle, Handler, KeyboardInteractiveAuthResponse, Prompt};
@@ -22,7 +23,8 @@ use crate::ssh::config::{home_dir, HostConfig};
 /// How authentication may interact with the user.
 #[derive(Debug, Clone)]
 pub struct AuthOptions {
-    /// May prompt on a terminal (the caller decides: stdin is a tty and not BatchMode).
+    /// May prompt on a terminal (the caller decides: stdin is a tty and not
+    /// BatchMode). Whether an SSH_ASKPASS program may ask is decided here.
     pub interactive: bool,
 }
 
@@ -54,9 +56,18 @@ pub enum AuthError {
     },
 
     /// Reading a passphrase or password from the terminal failed.
-    #[error("cannot read from the terminal while authenticating to {host}: {source}; run without a terminal to skip passwords, or use ssh-agent")]
+    #[error("cannot read from the terminal while authenticating to {host}: {source}; run without a terminal to skip passwords, use ssh-agent, or set SSH_ASKPASS and SSH_ASKPASS_REQUIRE=force to ask with a program")]
     Terminal {
         host: String,
+        #[source]
+        source: io::Error,
+    },
+
+    /// The SSH_ASKPASS program could not be run or gave an unusable answer.
+    #[error("cannot ask with the SSH_ASKPASS program {program} while authenticating to {host}: {source}; fix SSH_ASKPASS, or set SSH_ASKPASS_REQUIRE=never to not use it")]
+    Askpass {
+        host: String,
+        program: String,
         #[source]
         source: io::Error,
     },
@@ -75,7 +86,6 @@ fn describe(tried: &[String], skipped: &[String]) -> String {
     text
 }
 
-/// Authenticates `cfg.user` on `handle`, stopping at the first success.
 impl AuthError {
     /// Whether the connection broke (or the server hung up) rather than the
     /// server turning every credential down.
@@ -84,17 +94,92 @@ impl AuthError {
     }
 }
 
+/// Authenticates `cfg.user` on `handle`, stopping at the first success.
 pub async fn authenticate<H: Handler>(
     handle: &mut Handle<H>,
     cfg: &HostConfig,
     opts: &AuthOptions,
 ) -> Result<(), AuthError> {
-    let prompter: Option<Arc<dyn Prompter>> = opts.interactive.then(|| Arc::new(Terminal) as _);
+    // BatchMode forbids every prompt, an askpass window included (OpenSSH's
+    // rule); the caller has already folded it into `interactive`.
+    let asker = if cfg.batch_mode {
+        Asker::Nobody
+    } else {
+        choose_asker(opts.interactive, &AskpassEnv::from_process())
+    };
+    let prompter: Option<Arc<dyn Prompter>> = match asker {
+        Asker::Terminal => Some(Arc::new(Terminal)),
+        Asker::Askpass(program) => {
+            tracing::debug!(program = %program.display(), "prompts go to SSH_ASKPASS");
+            Some(Arc::new(Askpass { program }))
+        }
+        Asker::Nobody => None,
+    };
     let sources = Sources {
         agent_socket: std::env::var_os("SSH_AUTH_SOCK"),
         home: home_dir(),
     };
-    Attempt::new(handle, cfg, prompter, sources).run().await
+    let mut attempt = Attempt::new(handle, cfg, prompter, sources);
+    attempt.askpass_hint = !cfg.batch_mode;
+    attempt.run().await
+}
+
+/// The environment variables OpenSSH consults before running SSH_ASKPASS;
+/// read once, and injected so tests need not touch the environment.
+#[derive(Debug, Default, Clone)]
+struct AskpassEnv {
+    /// SSH_ASKPASS; an empty value counts as unset.
+    program: Option<OsString>,
+    /// SSH_ASKPASS_REQUIRE.
+    require: Option<OsString>,
+    /// DISPLAY or WAYLAND_DISPLAY is set and not empty.
+    display: bool,
+}
+
+impl AskpassEnv {
+    fn from_process() -> Self {
+        let set = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
+        AskpassEnv {
+            program: set("SSH_ASKPASS"),
+            require: std::env::var_os("SSH_ASKPASS_REQUIRE"),
+            display: set("DISPLAY").is_some() || set("WAYLAND_DISPLAY").is_some(),
+        }
+    }
+}
+
+/// Who answers prompts during authentication.
+#[derive(Debug, PartialEq, Eq)]
+enum Asker {
+    Terminal,
+    Askpass(PathBuf),
+    /// Nothing can ask: encrypted keys and password methods are skipped.
+    Nobody,
+}
+
+/// OpenSSH's read_passphrase decision. A display is what makes an askpass
+/// program usable, unless SSH_ASKPASS_REQUIRE is "force"; "prefer" picks it
+/// over the terminal (still only with a display, as OpenSSH does), "never"
+/// rules it out. Otherwise it is used only when there is no terminal.
+/// Unlike OpenSSH there is no compiled-in default program: without
+/// SSH_ASKPASS, nothing but the terminal asks.
+fn choose_asker(terminal: bool, env: &AskpassEnv) -> Asker {
+    let require = env
+        .require
+        .as_ref()
+        .map(|v| v.to_string_lossy().to_ascii_lowercase());
+    let (allowed, preferred) = match require.as_deref() {
+        Some("force") => (true, true),
+        Some("prefer") => (env.display, env.display),
+        Some("never") => (false, false),
+        _ => (env.display, false),
+    };
+    match &env.program {
+        Some(program) if allowed && (preferred || !terminal) => {
+            Asker::Askpass(PathBuf::from(program))
+        }
+        _ if terminal => Asker::Terminal,
+        _ => Asker::Nobody,
+    }
 }
 
 /// Where keys come from; injected so tests need not touch the environment.
@@ -109,6 +194,10 @@ trait Prompter: Send + Sync {
     fn secret(&self, prompt: &str) -> io::Result<String>;
     /// Reads a visible line (keyboard-interactive prompts with echo on).
     fn line(&self, prompt: &str) -> io::Result<String>;
+    /// The program that asks, if not the terminal, for error messages.
+    fn program(&self) -> Option<&Path> {
+        None
+    }
 }
 
 struct Terminal;
@@ -127,6 +216,59 @@ impl Prompter for Terminal {
     }
 }
 
+/// An SSH_ASKPASS program, run as OpenSSH runs it: the prompt is its only
+/// argument, the answer the first line of its stdout.
+struct Askpass {
+    program: PathBuf,
+}
+
+impl Askpass {
+    fn ask(&self, prompt: &str) -> io::Result<String> {
+        // Only the fact and the program are logged: the prompt is harmless
+        // but the answer is the secret.
+        tracing::debug!(program = %self.program.display(), "asking with SSH_ASKPASS");
+        let output = Command::new(&self.program)
+            .arg(prompt)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .output()?;
+        if !output.status.success() {
+            // OpenSSH's convention for "cancel": the caller sees an empty
+            // answer, which skips a key just like an empty terminal answer.
+            tracing::debug!(status = %output.status, "SSH_ASKPASS program cancelled");
+            return Ok(String::new());
+        }
+        let mut answer = output.stdout;
+        // OpenSSH keeps what comes before the first line break.
+        if let Some(end) = answer.iter().position(|b| matches!(b, b'\r' | b'\n')) {
+            answer.truncate(end);
+        }
+        // The error would carry the bytes, so it is dropped unread.
+        String::from_utf8(answer)
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "its answer is not UTF-8"))
+    }
+}
+
+impl Prompter for Askpass {
+    fn secret(&self, prompt: &str) -> io::Result<String> {
+        self.ask(prompt)
+    }
+
+    // Askpass programs have no echo switch; OpenSSH asks visible prompts the
+    // same way.
+    fn line(&self, prompt: &str) -> io::Result<String> {
+        self.ask(prompt)
+    }
+
+    fn program(&self) -> Option<&Path> {
+        Some(&self.program)
+    }
+}
+
+/// Ends a failure message when a prompt was wanted and nothing could ask.
+const ASKPASS_HINT: &str = "without a terminal, an SSH_ASKPASS program can ask \
+    (with DISPLAY set, or SSH_ASKPASS_REQUIRE=force)";
 /// OpenSSH's NumberOfPasswordPrompts default.
 const PROMPT_TRIES: usize = 3;
 /// Guards against a server that keeps sending keyboard-interactive rounds.
@@ -149,6 +291,11 @@ struct Attempt<'a, H: Handler> {
     rsa_hash: Option<Option<HashAlg>>,
     tried: Vec<String>,
     skipped: Vec<String>,
+    /// Whether a failure that wanted a prompt may suggest SSH_ASKPASS (not
+    /// under BatchMode, where nothing may ask).
+    askpass_hint: bool,
+    /// Something needed a prompt and nothing could ask.
+    unasked: bool,
 }
 
 impl<'a, H: Handler> Attempt<'a, H> {
@@ -170,6 +317,8 @@ impl<'a, H: Handler> Attempt<'a, H> {
             rsa_hash: None,
             tried: Vec::new(),
             skipped: Vec::new(),
+            askpass_hint: false,
+            unasked: false,
         }
     }
 
@@ -180,6 +329,9 @@ impl<'a, H: Handler> Attempt<'a, H> {
             || self.try_interactive().await?
         {
             return Ok(());
+        }
+        if self.unasked && self.askpass_hint {
+            self.skipped.push(ASKPASS_HINT.to_string());
         }
         Err(AuthError::Failed {
             user: self.cfg.user.clone(),
@@ -469,6 +621,7 @@ impl<'a, H: Handler> Attempt<'a, H> {
             self.tried.push(format!(
                 "{shown} (encrypted, no terminal to ask for the passphrase)"
             ));
+            self.unasked = true;
             return Ok(None);
         }
         for attempt in 0..PROMPT_TRIES {
@@ -500,6 +653,7 @@ impl<'a, H: Handler> Attempt<'a, H> {
                 let verb = if offered.len() == 1 { "needs" } else { "need" };
                 self.skipped
                     .push(format!("{} {verb} a terminal", offered.join(" and ")));
+                self.unasked = true;
             }
             return Ok(false);
         }
@@ -623,11 +777,19 @@ impl<'a, H: Handler> Attempt<'a, H> {
             }
         })
         .await;
-        match answer {
-            Ok(Ok(answer)) => Ok(answer),
-            Ok(Err(e)) => Err(self.terminal_error(e)),
-            Err(join) => Err(self.terminal_error(io::Error::other(join.to_string()))),
-        }
+        let source = match answer {
+            Ok(Ok(answer)) => return Ok(answer),
+            Ok(Err(e)) => e,
+            Err(join) => io::Error::other(join.to_string()),
+        };
+        Err(match self.prompter.as_ref().and_then(|p| p.program()) {
+            Some(program) => AuthError::Askpass {
+                host: self.cfg.host_name.clone(),
+                program: program.display().to_string(),
+                source,
+            },
+            None => self.terminal_error(source),
+        })
     }
 
     fn terminal_error(&self, source: io::Error) -> AuthError {
@@ -1314,6 +1476,13 @@ mod tests {
 
     /// Runs the authentication against [`PromptServer`] over an in-memory pipe.
     async fn run_prompt_server(prompter: Option<Arc<dyn Prompter>>) -> Result<(), AuthError> {
+        run_prompt_server_with(prompter, false).await
+    }
+
+    async fn run_prompt_server_with(
+        prompter: Option<Arc<dyn Prompter>>,
+        askpass_hint: bool,
+    ) -> Result<(), AuthError> {
         let keys = tempfile::tempdir().expect("temp dir");
         let host_key =
             russh::keys::load_secret_key(keygen(keys.path(), "host", ""), None).expect("host key");
@@ -1341,9 +1510,9 @@ mod tests {
             ..host_config_for_port(22)
         };
         cfg.identity_files.clear();
-        let result = Attempt::new(&mut handle, &cfg, prompter, no_agent(None))
-            .run()
-            .await;
+        let mut attempt = Attempt::new(&mut handle, &cfg, prompter, no_agent(None));
+        attempt.askpass_hint = askpass_hint;
+        let result = attempt.run().await;
         server.abort();
         result
     }
@@ -1411,6 +1580,140 @@ mod tests {
                  no home directory to look for default keys in; \
                  password and keyboard-interactive need a terminal"
             );
+            // Outside BatchMode the message says how to ask without one.
+            let err = run_prompt_server_with(None, true)
+                .await
+                .expect_err("must fail");
+            assert!(
+                err.to_string()
+                    .ends_with(&format!("need a terminal; {ASKPASS_HINT}")),
+                "{err}"
+            );
+        })
+        .await;
+    }
+
+    fn askpass_env(program: Option<&str>, require: Option<&str>, display: bool) -> AskpassEnv {
+        AskpassEnv {
+            program: program.map(OsString::from),
+            require: require.map(OsString::from),
+            display,
+        }
+    }
+
+    #[test]
+    fn askpass_is_chosen_as_openssh_chooses_it() {
+        let askpass = || Asker::Askpass(PathBuf::from("/bin/ask"));
+        let (set, unset) = (Some("/bin/ask"), None);
+        let tty = true;
+        let cases = [
+            // (terminal, SSH_ASKPASS, SSH_ASKPASS_REQUIRE, display, expected)
+            (tty, unset, None, true, Asker::Terminal),
+            (false, unset, None, true, Asker::Nobody),
+            (false, unset, Some("force"), true, Asker::Nobody),
+            // Unset: only without a terminal, and only with a display.
+            (tty, set, None, true, Asker::Terminal),
+            (false, set, None, true, askpass()),
+            (false, set, None, false, Asker::Nobody),
+            (false, set, Some("bogus"), true, askpass()),
+            // prefer: over the terminal, but still only with a display.
+            (tty, set, Some("prefer"), true, askpass()),
+            (tty, set, Some("prefer"), false, Asker::Terminal),
+            (false, set, Some("prefer"), false, Asker::Nobody),
+            // force: always, display or not, and case does not matter.
+            (tty, set, Some("force"), false, askpass()),
+            (false, set, Some("FORCE"), false, askpass()),
+            // never: the terminal or nothing.
+            (tty, set, Some("never"), true, Asker::Terminal),
+            (false, set, Some("Never"), true, Asker::Nobody),
+        ];
+        for (terminal, program, require, display, expected) in cases {
+            let env = askpass_env(program, require, display);
+            assert_eq!(
+                choose_asker(terminal, &env),
+                expected,
+                "terminal {terminal}, {env:?}"
+            );
+        }
+    }
+
+    /// Writes an executable shell script `name` into `dir`.
+    fn script(dir: &Path, name: &str, body: &str) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let path = dir.join(name);
+        fs::write(&path, format!("#!/bin/sh\n{body}")).expect("write script");
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).expect("chmod script");
+        path
+    }
+
+    #[test]
+    fn askpass_program_gets_the_prompt_and_gives_the_answer() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let seen = dir.path().join("seen");
+        // Records its arguments one per line and whether stdin is empty.
+        let answers = script(
+            dir.path(),
+            "answers",
+            &format!(
+                "printf '%s\\n' \"$#\" \"$1\" > '{seen}'\n\
+                 if [ -n \"$(cat)\" ]; then echo stdin-not-null >> '{seen}'; fi\n\
+                 printf 'pass phrase\\r\\nsecond line\\n'\n",
+                seen = seen.display()
+            ),
+        );
+        let prompter = Askpass { program: answers };
+        let prompt = "Enter passphrase for key '/k/it's here': ";
+        assert_eq!(prompter.secret(prompt).expect("ask"), "pass phrase");
+        let recorded = fs::read_to_string(&seen).expect("read seen");
+        assert_eq!(recorded, format!("1\n{prompt}\n"));
+
+        let cancels = script(dir.path(), "cancels", "echo ignored\nexit 1\n");
+        let prompter = Askpass { program: cancels };
+        assert_eq!(prompter.line("Code: ").expect("ask"), "");
+
+        let missing = dir.path().join("missing");
+        let prompter = Askpass { program: missing };
+        assert!(prompter.secret("x").is_err());
+    }
+
+    // Multi-threaded so russh's session task can close the connection
+    // while the server fixture's Drop waits for that.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn askpass_that_cannot_run_is_named_in_the_error() {
+        within_timeout(async {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let program = dir.path().join("no-such-askpass");
+            let prompter: Arc<dyn Prompter> = Arc::new(Askpass {
+                program: program.clone(),
+            });
+            let err = run_prompt_server(Some(prompter))
+                .await
+                .expect_err("must fail");
+            assert!(matches!(err, AuthError::Askpass { .. }), "{err:?}");
+            let text = err.to_string();
+            assert!(
+                text.contains(&program.display().to_string()) && text.contains("SSH_ASKPASS"),
+                "{text}"
+            );
+        })
+        .await;
+    }
+
+    // Multi-threaded so russh's session task can close the connection
+    // while the server fixture's Drop waits for that.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn askpass_answers_keyboard_interactive() {
+        within_timeout(async {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let program = script(
+                dir.path(),
+                "ask",
+                "case \"$1\" in Code*) echo 42 ;; PIN*) echo 1234 ;; *) exit 1 ;; esac\n",
+            );
+            let prompter: Arc<dyn Prompter> = Arc::new(Askpass { program });
+            run_prompt_server(Some(prompter))
+                .await
+                .expect("authenticate");
         })
         .await;
     }
