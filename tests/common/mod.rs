@@ -88,6 +88,82 @@ fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
+/// Whether the tests run as root, where file permissions do not apply (see
+/// [`SshdOptions::sftp_as_nobody`]).
+pub fn running_as_root() -> bool {
+    is_root()
+}
+
+/// OpenSSH's sftp-server, when installed.
+const SFTP_SERVER: &str = "/usr/lib/openssh/sftp-server";
+
+/// Where util-linux's `setpriv` is, if anywhere.
+fn setpriv_path() -> PathBuf {
+    ["/usr/bin/setpriv", "/bin/setpriv", "/usr/sbin/setpriv"]
+        .into_iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+        .unwrap_or_else(|| PathBuf::from("/usr/bin/setpriv"))
+}
+
+/// Fails loudly when `setpriv` (util-linux) is missing, like
+/// [`require_openssh`]: the tests that need it are never skipped.
+pub fn require_setpriv() {
+    if setpriv_path().exists() {
+        return;
+    }
+    let ci = std::env::var("CI").map(|v| v == "true").unwrap_or(false);
+    if ci {
+        panic!(
+            "CI=true but setpriv was not found: the CI machine must install util-linux \
+             (apt-get install -y util-linux); the permission tests run the server's \
+             sessions as nobody with it and are never skipped"
+        );
+    }
+    panic!(
+        "setpriv not found: install util-linux (apt-get install -y util-linux) to run \
+         the permission tests as root; they are never skipped"
+    );
+}
+
+/// uid and primary gid of `nobody`, from /etc/passwd.
+pub fn nobody_ids() -> (u32, u32) {
+    let (uid, gid, _) = nobody_entry();
+    (uid, gid)
+}
+
+/// uid, primary gid and home directory of `nobody`, from /etc/passwd.
+fn nobody_entry() -> (u32, u32, String) {
+    let passwd = fs::read_to_string("/etc/passwd").expect("read /etc/passwd");
+    passwd
+        .lines()
+        .find_map(|line| {
+            let f: Vec<&str> = line.split(':').collect();
+            match f[..] {
+                ["nobody", _, uid, gid, _, home, ..] => {
+                    Some((uid.parse().ok()?, gid.parse().ok()?, home.to_string()))
+                }
+                _ => None,
+            }
+        })
+        .expect("no user `nobody` in /etc/passwd: the permission tests run the server as it")
+}
+
+/// Gives `path` and everything under it (symlinks themselves, not their
+/// targets) to the user the server's sessions run as with
+/// [`SshdOptions::sftp_as_nobody`]: nobody when the tests run as root;
+/// nothing to do otherwise, where the tests' own user owns them already.
+pub fn give_to_session_user(path: &Path) {
+    if !is_root() {
+        return;
+    }
+    let (uid, gid) = nobody_ids();
+    for p in std::iter::once(path.to_path_buf()).chain(walk(path)) {
+        std::os::unix::fs::lchown(&p, Some(uid), Some(gid))
+            .unwrap_or_else(|e| panic!("chown nobody {}: {e}", p.display()));
+    }
+}
+
 /// A port that was free a moment ago (bind 127.0.0.1:0, read it, drop).
 pub fn free_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
@@ -385,6 +461,16 @@ pub struct SshdOptions {
     pub sftp_denies: Option<&'static str>,
     /// A limit on the size of files sftp-server may write (`ulimit -f`).
     pub sftp_file_limit: Option<FileLimit>,
+    /// When the tests run as root, where file permissions do not apply:
+    /// every session runs as the unprivileged user `nobody` ([`nobody_ids`]),
+    /// sftp-server and the shell commands ferry runs (its hashing) alike, as
+    /// they would for a real unprivileged login. It runs through
+    /// `setpriv` in a `ForceCommand` script, so it composes with the other
+    /// options. The remote directory is given to that user at the start; a
+    /// test gives it what it puts there with [`give_to_session_user`]. When
+    /// the tests do not run as root, permissions apply already and this
+    /// does nothing.
+    pub sftp_as_nobody: bool,
 }
 
 /// Files sftp-server may write are at most `kib` KiB. With `writes_fail`
@@ -403,6 +489,7 @@ impl Default for SshdOptions {
             sftp_starts_in_remote: false,
             sftp_denies: None,
             sftp_file_limit: None,
+            sftp_as_nobody: false,
         }
     }
 }
@@ -484,6 +571,13 @@ impl Sshd {
                 panic!("sshd runs as root and needs /run/sshd, which cannot be created: {e}")
             });
         }
+        if options.sftp_as_nobody && is_root() {
+            require_setpriv();
+            // nobody must reach the remote directory through the tempdir
+            // (0700 as created); the keys in it stay unreadable to others.
+            fs::set_permissions(d, fs::Permissions::from_mode(0o711)).unwrap();
+            give_to_session_user(&d.join("remote"));
+        }
         let mut sshd = Sshd {
             dir,
             port: 0,
@@ -558,9 +652,41 @@ impl Sshd {
             }
             cfg.push('\n');
         }
+        if self.options.sftp_as_nobody && is_root() {
+            cfg.push_str(&format!(
+                "ForceCommand {}\n",
+                self.as_nobody_script().display()
+            ));
+        }
         let path = d.join("sshd_config");
         fs::write(&path, cfg).unwrap();
         path
+    }
+
+    /// The `ForceCommand` of [`SshdOptions::sftp_as_nobody`]: runs the
+    /// session's command (for a subsystem, its command line from the
+    /// `Subsystem` line) with the user's shell, as sshd would, but as
+    /// nobody, without root's supplementary groups, in nobody's home (or
+    /// `/` where it has none, as sshd does), with `HOME` set to it.
+    fn as_nobody_script(&self) -> PathBuf {
+        assert!(
+            Path::new(SFTP_SERVER).exists(),
+            "sftp_as_nobody needs {SFTP_SERVER}: the in-process internal-sftp would run as root"
+        );
+        let (uid, gid, home) = nobody_entry();
+        let script = self.dir().join("as-nobody");
+        fs::write(
+            &script,
+            format!(
+                "#!/bin/sh\nexport HOME='{home}'\ncd \"$HOME\" 2>/dev/null || cd /\n\
+                 exec {} --reuid={uid} --regid={gid} --clear-groups -- \
+                 \"${{SHELL:-/bin/sh}}\" -c \"$SSH_ORIGINAL_COMMAND\"\n",
+                setpriv_path().display()
+            ),
+        )
+        .unwrap();
+        fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).unwrap();
+        script
     }
 
     /// Kills sshd and every session it serves, as a crash or a reboot of
