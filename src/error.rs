@@ -4,6 +4,7 @@
 //! scripts written for `rsync -e ssh` read ferry's status unchanged. The table is
 //! repeated in the README; keep both in step.
 
+use crate::report::printable;
 use std::io;
 
 use crate::ssh::{auth::AuthError, config::ConfigError};
@@ -77,7 +78,7 @@ pub enum Error {
     Timeout { host: String, secs: u64 },
 
     /// An I/O error on one file; the run goes on with the other files.
-    #[error("{path}: {source}")]
+    #[error("{}: {source}", printable(path))]
     Io {
         path: String,
         #[source]
@@ -85,11 +86,11 @@ pub enum Error {
     },
 
     /// The SFTP server refused an operation on one file.
-    #[error("{path}: {message}")]
+    #[error("{}: {message}", printable(path))]
     Remote { path: String, message: String },
 
     /// A file whose name or contents ferry refuses to handle.
-    #[error("{path}: {message}")]
+    #[error("{}: {message}", printable(path))]
     Refused { path: String, message: String },
 
     #[error("interrupted by signal")]

@@ -10,6 +10,7 @@
 
 pub mod cli;
 pub mod delta;
+pub mod embedded;
 pub mod endpoint;
 pub mod engine;
 pub mod error;

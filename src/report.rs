@@ -2,7 +2,30 @@
 //! [`Reporter`]; the binary decides whether that draws bars, prints lines or
 //! stays silent (uv's Reporter pattern).
 
+use std::borrow::Cow;
+use std::fmt::Write;
+
 use crate::error::Error;
+
+/// A file name as it may be printed: control characters (a newline, an
+/// escape sequence from a hostile server's listing) become rsync's `\#ooo`
+/// octal escapes, so no name can forge a line or drive the terminal.
+pub fn printable(name: &str) -> Cow<'_, str> {
+    if !name.chars().any(char::is_control) {
+        return Cow::Borrowed(name);
+    }
+    let mut shown = String::with_capacity(name.len() + 8);
+    for c in name.chars() {
+        if c.is_control() {
+            // Every control character is below U+00A0, so three octal digits
+            // hold it.
+            let _ = write!(shown, "\\#{:03o}", u32::from(c));
+        } else {
+            shown.push(c);
+        }
+    }
+    Cow::Owned(shown)
+}
 
 /// What happened to one file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,3 +76,16 @@ pub trait Reporter: Send + Sync {
 pub struct Silent;
 
 impl Reporter for Silent {}
+
+#[cfg(test)]
+mod tests {
+    use super::printable;
+
+    #[test]
+    fn control_characters_print_as_rsync_escapes() {
+        assert_eq!(printable("plain name.txt"), "plain name.txt");
+        assert_eq!(printable("a\nb"), "a\\#012b");
+        assert_eq!(printable("\u{1b}[2J\u{7}"), "\\#033[2J\\#007");
+        assert_eq!(printable("caf\u{e9} \u{9b}"), "caf\u{e9} \\#233");
+    }
+}

@@ -9,7 +9,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::engine::Stats;
 use crate::error::Error;
-use crate::report::{Outcome, Reporter};
+use crate::report::{printable, Outcome, Reporter};
 
 pub struct ConsoleReporter {
     bar: Option<ProgressBar>,
@@ -77,7 +77,7 @@ impl Reporter for ConsoleReporter {
             if let Some(total) = bar.length() {
                 bar.set_length(total.saturating_sub(resume_from));
             }
-            bar.set_message(path.to_string());
+            bar.set_message(printable(path).into_owned());
         }
     }
 
@@ -98,6 +98,7 @@ impl Reporter for ConsoleReporter {
             Outcome::Skipped => false,
         };
         if show {
+            let path = printable(path);
             let line = match outcome {
                 Outcome::Resumed => format!("{path} (resumed)"),
                 Outcome::Delta => format!("{path} (delta)"),

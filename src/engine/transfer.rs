@@ -707,7 +707,7 @@ async fn write_partial<S: Endpoint, D: Endpoint>(
     let left = size - resume_from;
     let rest = async {
         if left > 0 && left <= io.chunk as u64 {
-            let data = source.file.read_at(resume_from, left as usize).await?;
+            let data = source.file.read_last(resume_from, left as usize).await?;
             if (data.len() as u64) < left {
                 return Err(source.shrank(size));
             }
@@ -771,7 +771,11 @@ async fn copy_range<S: Endpoint, D: Endpoint>(
     stream::iter(range.step_by(chunk))
         .map(|offset| async move {
             let len = (to - offset).min(chunk as u64) as usize;
-            let data = source.file.read_at(offset, len).await?;
+            let data = if offset + len as u64 == source.meta.size {
+                source.file.read_last(offset, len).await?
+            } else {
+                source.file.read_at(offset, len).await?
+            };
             if data.len() < len {
                 return Err(source.shrank(offset + len as u64));
             }
