@@ -432,6 +432,9 @@ impl Endpoint for LocalFs {
                 .create(true)
                 .create_new(how == WriteMode::CreateNew)
                 .mode(mode)
+                // A partial resumed by name could have been swapped for a
+                // symlink since it was planned: never write through one.
+                .custom_flags(libc::O_NOFOLLOW)
                 .open(p)
         })
         .await?;
@@ -651,6 +654,20 @@ mod tests {
         install_whole(&partial, &dest, b"whole", attrs, false).unwrap();
         assert_eq!(fs::read(&victim).unwrap(), b"precious");
         assert_eq!(fs::read(&dest).unwrap(), b"whole");
+    }
+
+    #[tokio::test]
+    async fn a_resumed_partial_is_never_opened_through_a_symlink() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        fs::write(&victim, b"precious").unwrap();
+        let partial = dir.path().join(".f.ferry-partial");
+        std::os::unix::fs::symlink(&victim, &partial).unwrap();
+        let opened = LocalFs
+            .open_write(&partial.display().to_string(), WriteMode::Keep, 0o600)
+            .await;
+        assert!(opened.is_err(), "opened through the symlink");
+        assert_eq!(fs::read(&victim).unwrap(), b"precious");
     }
 
     #[test]
