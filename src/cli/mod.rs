@@ -3,6 +3,7 @@
 //! into an exit code. `main.rs` only calls [`main`].
 
 pub mod args;
+mod demo;
 pub mod progress;
 pub mod settings;
 
@@ -42,6 +43,9 @@ pub fn main() -> i32 {
     };
     if args.server {
         return crate::protocol::server::run();
+    }
+    if args.paths == ["demo"] {
+        return demo::main();
     }
     let settings = match Settings::resolve(args) {
         Ok(s) => s,

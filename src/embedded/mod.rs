@@ -15,6 +15,7 @@ use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
@@ -48,6 +49,7 @@ pub struct EmbeddedServer {
     addr: SocketAddr,
     host_key: PublicKey,
     cut_next: Arc<Mutex<Option<u64>>>,
+    received: Arc<AtomicU64>,
     accept: JoinHandle<()>,
 }
 
@@ -81,6 +83,7 @@ impl EmbeddedServer {
         let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
         let addr = listener.local_addr()?;
         let cut_next = Arc::new(Mutex::new(None));
+        let received = Arc::new(AtomicU64::new(0));
         let shared = Arc::new(Shared {
             sftp: options.sftp.clone().unwrap_or_else(|| {
                 let base = options.base.clone();
@@ -91,17 +94,28 @@ impl EmbeddedServer {
             }),
             options,
         });
-        let accept = tokio::spawn(accept_loop(listener, config, shared, cut_next.clone()));
+        let counters = Counters {
+            cut_next: cut_next.clone(),
+            received: received.clone(),
+        };
+        let accept = tokio::spawn(accept_loop(listener, config, shared, counters));
         Ok(EmbeddedServer {
             addr,
             host_key: public,
             cut_next,
+            received,
             accept,
         })
     }
 
     pub fn port(&self) -> u16 {
         self.addr.port()
+    }
+
+    /// Bytes received from clients so far, SSH framing and all: what
+    /// crossed the wire toward the server.
+    pub fn bytes_received(&self) -> u64 {
+        self.received.load(Ordering::Relaxed)
     }
 
     pub fn host_key(&self) -> &PublicKey {
@@ -166,18 +180,29 @@ struct Shared {
     sftp: SftpService,
 }
 
+/// What the accept loop shares with the server's owner.
+struct Counters {
+    cut_next: Arc<Mutex<Option<u64>>>,
+    received: Arc<AtomicU64>,
+}
+
 async fn accept_loop(
     listener: TcpListener,
     config: Arc<russh::server::Config>,
     shared: Arc<Shared>,
-    cut_next: Arc<Mutex<Option<u64>>>,
+    counters: Counters,
 ) {
     while let Ok((tcp, _)) = listener.accept().await {
         let _ = tcp.set_nodelay(true);
-        let budget = cut_next.lock().ok().and_then(|mut next| next.take());
+        let budget = counters
+            .cut_next
+            .lock()
+            .ok()
+            .and_then(|mut next| next.take());
         let stream = CutAfter {
             inner: tcp,
             left: budget.unwrap_or(u64::MAX),
+            received: counters.received.clone(),
         };
         let connection = Connection {
             shared: shared.clone(),
@@ -320,10 +345,12 @@ impl<T: AsyncWrite + Unpin> Write for Blocking<T> {
     }
 }
 
-/// A TCP stream that fails once the client has sent `left` more bytes.
+/// A TCP stream that counts what the client sends, and fails once it has
+/// sent `left` more bytes.
 struct CutAfter {
     inner: TcpStream,
     left: u64,
+    received: Arc<AtomicU64>,
 }
 
 impl AsyncRead for CutAfter {
@@ -352,6 +379,7 @@ impl AsyncRead for CutAfter {
             limited.filled().len()
         };
         self.left -= n as u64;
+        self.received.fetch_add(n as u64, Ordering::Relaxed);
         Poll::Ready(Ok(()))
     }
 }
