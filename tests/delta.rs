@@ -108,6 +108,7 @@ fn hostile_names_never_reach_the_shell_unquoted() {
         "-rf".to_string(),
         "new\nline".to_string(),
         "a|b&c>d".to_string(),
+        "ünïcødé 名前 with spaces".to_string(),
     ];
     let src = sshd.local().join("tree");
     for (i, name) in names.iter().enumerate() {
