@@ -662,7 +662,7 @@ impl FileHandle for RemoteFile {
             .await;
         match reply {
             Ok(data) if data.data.len() > len => Err(Error::Refused {
-                path: self.path.clone(),
+                path: format!("{}:{}", self.sftp.host(), self.path),
                 message: format!(
                     "the file goes on past the {} bytes the server gave as its size \
                      (it grew while it was read, or the server's sizes are wrong)",
