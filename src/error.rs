@@ -4,9 +4,9 @@
 //! scripts written for `rsync -e ssh` read ferry's status unchanged. The table is
 //! repeated in the README; keep both in step.
 
-use crate::report::printable;
 use std::io;
 
+use crate::report::printable;
 use crate::ssh::{auth::AuthError, config::ConfigError};
 
 /// Process exit status, rsync-compatible where rsync has the same meaning.

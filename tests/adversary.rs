@@ -32,7 +32,9 @@ struct Served {
 }
 
 impl Served {
-    fn start(sftp: Option<SftpService>) -> Served {
+    /// `sftp` makes the SFTP service from the server's base directory
+    /// (`None`: the honest one).
+    fn start(sftp: impl FnOnce(PathBuf) -> Option<SftpService>) -> Served {
         let dir = tempfile::tempdir().expect("temp dir");
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -44,7 +46,7 @@ impl Served {
             client_key: client.public_key().clone(),
             base: dir.path().to_path_buf(),
             helper: true,
-            sftp,
+            sftp: sftp(dir.path().to_path_buf()),
         };
         let server = runtime
             .block_on(EmbeddedServer::start(options))
@@ -75,6 +77,24 @@ impl Served {
         let mut cmd = FerryCmd::bare(&self.path("home"));
         cmd.arg("--ssh-config").arg(&self.config);
         cmd
+    }
+
+    /// `ferry FLAGS local/ liar:remote`.
+    fn push(&self, flags: &[&str], local: &Path, remote: &Path) -> Output {
+        self.ferry()
+            .args(flags)
+            .arg(format!("{}/", local.display()))
+            .arg(self.spec(remote))
+            .run(TIMEOUT)
+    }
+
+    /// `ferry FLAGS liar:remote/ local`.
+    fn pull(&self, flags: &[&str], remote: &Path, local: &Path) -> Output {
+        self.ferry()
+            .args(flags)
+            .arg(format!("{}/", self.spec(remote)))
+            .arg(local)
+            .run(TIMEOUT)
     }
 }
 
@@ -368,15 +388,11 @@ fn sample_tree(root: &Path) {
 /// in-process helper.
 #[test]
 fn the_embedded_server_round_trips_a_tree() {
-    let served = Served::start(None);
+    let served = Served::start(|_| None);
     let src = served.path("local/src");
     sample_tree(&src);
     let remote = served.path("remote/dest");
-    served
-        .ferry()
-        .args(["-a", &format!("{}/", src.display()), &served.spec(&remote)])
-        .run(TIMEOUT)
-        .assert_ok();
+    served.push(&["-a"], &src, &remote).assert_ok();
     assert_trees_identical(&src, &remote);
 
     // A few changed blocks go through the helper's hashing.
@@ -389,26 +405,14 @@ fn the_embedded_server_round_trips_a_tree() {
         .open(src.join("big.bin"))
         .and_then(|f| f.set_modified(earlier))
         .unwrap();
-    let out = served
-        .ferry()
-        .args(["-a", "-v", "--remote-hash", "helper"])
-        .args([&format!("{}/", src.display()), &served.spec(&remote)])
-        .run(TIMEOUT);
+    let out = served.push(&["-a", "-v", "--remote-hash", "helper"], &src, &remote);
     out.assert_ok();
     assert!(out.stderr.contains("helper"), "{out}");
     assert!(out.stdout.contains("1 by delta"), "{out}");
     assert_trees_identical(&src, &remote);
 
     let back = served.path("local/back");
-    served
-        .ferry()
-        .args([
-            "-a",
-            &format!("{}/", served.spec(&remote)),
-            &back.display().to_string(),
-        ])
-        .run(TIMEOUT)
-        .assert_ok();
+    served.pull(&["-a"], &remote, &back).assert_ok();
     assert_trees_identical(&src, &back);
 }
 
@@ -426,19 +430,11 @@ fn unsafe_names_in_a_listing_are_refused() {
         ],
         ..Lies::default()
     };
-    let base = tempfile::tempdir().expect("temp dir");
-    let served = Served::start(Some(Liar::service(lies, base.path().to_path_buf())));
+    let served = Served::start(|base| Some(Liar::service(lies, base)));
     let src = served.path("remote/src");
     sample_tree(&src);
     let dest = served.path("local/dest");
-    let out = served
-        .ferry()
-        .args([
-            "-a",
-            &format!("{}/", served.spec(&src)),
-            &dest.display().to_string(),
-        ])
-        .run(TIMEOUT);
+    let out = served.pull(&["-a"], &src, &dest);
     out.assert_code(23);
     out.assert_stderr_contains("unsafe file name");
     assert!(!planted.exists(), "{out}");
@@ -456,20 +452,11 @@ fn short_reads_still_give_whole_files() {
         short_reads: Some(1000),
         ..Lies::default()
     };
-    let base = tempfile::tempdir().expect("temp dir");
-    let served = Served::start(Some(Liar::service(lies, base.path().to_path_buf())));
+    let served = Served::start(|base| Some(Liar::service(lies, base)));
     let src = served.path("remote/src");
     sample_tree(&src);
     let dest = served.path("local/dest");
-    served
-        .ferry()
-        .args([
-            "-a",
-            &format!("{}/", served.spec(&src)),
-            &dest.display().to_string(),
-        ])
-        .run(TIMEOUT)
-        .assert_ok();
+    served.pull(&["-a"], &src, &dest).assert_ok();
     assert_trees_identical(&src, &dest);
 
     // A push that resumes a partial reads it back to verify it.
@@ -479,10 +466,7 @@ fn short_reads_still_give_whole_files() {
     let big = fs::read(local.join("big.bin")).unwrap();
     write_file(&partial_path(&remote, "big.bin"), &big[..2 * MIB as usize]);
     served
-        .ferry()
-        .args(["-a", "--remote-hash", "read"])
-        .args([&format!("{}/", local.display()), &served.spec(&remote)])
-        .run(TIMEOUT)
+        .push(&["-a", "--remote-hash", "read"], &local, &remote)
         .assert_ok();
     assert_trees_identical(&local, &remote);
 }
@@ -491,28 +475,16 @@ fn short_reads_still_give_whole_files() {
 /// still gets its own answer.
 #[test]
 fn replies_out_of_order_still_give_identical_trees() {
-    let base = tempfile::tempdir().expect("temp dir");
-    let served = Served::start(Some(out_of_order(base.path().to_path_buf())));
+    let served = Served::start(|base| Some(out_of_order(base)));
     let local = served.path("local/src");
     sample_tree(&local);
     let remote = served.path("remote/dest");
     served
-        .ferry()
-        .args(["-a", "--remote-hash", "off"])
-        .args([&format!("{}/", local.display()), &served.spec(&remote)])
-        .run(TIMEOUT)
+        .push(&["-a", "--remote-hash", "off"], &local, &remote)
         .assert_ok();
     assert_trees_identical(&local, &remote);
     let back = served.path("local/back");
-    served
-        .ferry()
-        .args([
-            "-a",
-            &format!("{}/", served.spec(&remote)),
-            &back.display().to_string(),
-        ])
-        .run(TIMEOUT)
-        .assert_ok();
+    served.pull(&["-a"], &remote, &back).assert_ok();
     assert_trees_identical(&local, &back);
 }
 
@@ -521,7 +493,6 @@ fn replies_out_of_order_still_give_identical_trees() {
 /// copied: each either fails (exit 23, named) or arrives whole.
 #[test]
 fn sizes_that_lie_never_end_in_a_wrong_file() {
-    let src_name = "remote/src";
     let longer = random_bytes(300_000, 11);
     let shorter = random_bytes(2 * MIB as usize, 12);
     let lies = Lies {
@@ -531,21 +502,13 @@ fn sizes_that_lie_never_end_in_a_wrong_file() {
         ]),
         ..Lies::default()
     };
-    let base = tempfile::tempdir().expect("temp dir");
-    let served = Served::start(Some(Liar::service(lies, base.path().to_path_buf())));
-    let src = served.path(src_name);
+    let served = Served::start(|base| Some(Liar::service(lies, base)));
+    let src = served.path("remote/src");
     write_file(&src.join("said-longer.bin"), &longer);
     write_file(&src.join("said-shorter.bin"), &shorter);
     write_file(&src.join("honest.txt"), b"as it is");
     let dest = served.path("local/dest");
-    let out = served
-        .ferry()
-        .args([
-            "-a",
-            &format!("{}/", served.spec(&src)),
-            &dest.display().to_string(),
-        ])
-        .run(TIMEOUT);
+    let out = served.pull(&["-a"], &src, &dest);
     assert_eq!(fs::read(dest.join("honest.txt")).unwrap(), b"as it is");
     for (name, real) in [("said-longer.bin", &longer), ("said-shorter.bin", &shorter)] {
         match fs::read(dest.join(name)) {
@@ -562,21 +525,13 @@ fn sizes_that_lie_never_end_in_a_wrong_file() {
 /// are, and nothing ferry prints carries them raw to the terminal.
 #[test]
 fn control_characters_in_names_never_reach_the_terminal_raw() {
-    let served = Served::start(None);
+    let served = Served::start(|_| None);
     let src = served.path("remote/src");
     let hostile = "title\u{1b}]0;pwned\u{7}\u{1b}[2Jclear\rback";
     write_file(&src.join(hostile), b"escape sequences");
     write_file(&src.join("plain.txt"), b"plain");
     let dest = served.path("local/dest");
-    let out = served
-        .ferry()
-        .args([
-            "-a",
-            "-v",
-            &format!("{}/", served.spec(&src)),
-            &dest.display().to_string(),
-        ])
-        .run(TIMEOUT);
+    let out = served.pull(&["-a", "-v"], &src, &dest);
     out.assert_ok();
     assert_trees_identical(&src, &dest);
     let printed = format!("{}{}", out.stdout, out.stderr);

@@ -12,11 +12,12 @@ use std::time::Instant;
 use clap::Parser;
 
 use super::args::Args;
-use super::progress::ConsoleReporter;
+use super::progress::{human, ConsoleReporter};
 use super::settings::Settings;
 use crate::embedded::{throwaway_key, EmbeddedServer, ServerOptions};
 use crate::engine::Stats;
 use crate::error::{Error, Result};
+use crate::hash::{hash_whole_file, HashAlgo};
 
 const MIB: u64 = 1024 * 1024;
 /// Large enough that its interruption and resume are worth showing, small
@@ -198,10 +199,6 @@ fn slash(dir: &Path) -> String {
     format!("{}/", dir.display())
 }
 
-fn human(bytes: u64) -> String {
-    indicatif::HumanBytes(bytes).to_string()
-}
-
 /// A small site: text and binary files of varied sizes in a few directories.
 fn make_tree(root: &Path) -> std::io::Result<u64> {
     let mut total = 0;
@@ -246,11 +243,12 @@ fn change_blocks(path: &Path) -> std::io::Result<()> {
     file.set_modified(std::time::SystemTime::now() + std::time::Duration::from_secs(2))
 }
 
+/// Same size and blake3 hash, read in blocks rather than whole.
 fn same_file(a: &Path, b: &Path) -> bool {
-    match (fs::read(a), fs::read(b)) {
-        (Ok(x), Ok(y)) => x == y,
-        _ => false,
-    }
+    let hash = |path: &Path| {
+        fs::File::open(path).and_then(|file| hash_whole_file(&file, HashAlgo::Blake3))
+    };
+    matches!((hash(a), hash(b)), (Ok(x), Ok(y)) if x == y)
 }
 
 /// Every file under `a` has an identical twin at the same place under `b`.

@@ -152,6 +152,6 @@ pub fn summary(stats: &Stats) -> String {
     )
 }
 
-fn human(bytes: u64) -> String {
+pub(super) fn human(bytes: u64) -> String {
     indicatif::HumanBytes(bytes).to_string()
 }

@@ -84,8 +84,9 @@ impl EmbeddedServer {
         let addr = listener.local_addr()?;
         let cut_next = Arc::new(Mutex::new(None));
         let received = Arc::new(AtomicU64::new(0));
+        let mut options = options;
         let shared = Arc::new(Shared {
-            sftp: options.sftp.clone().unwrap_or_else(|| {
+            sftp: options.sftp.take().unwrap_or_else(|| {
                 let base = options.base.clone();
                 Arc::new(move |stream| {
                     let session = sftp::LocalSftp::new(base.clone());

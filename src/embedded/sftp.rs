@@ -12,7 +12,6 @@
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, ErrorKind};
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
@@ -103,35 +102,23 @@ pub fn attrs_of(meta: &fs::Metadata) -> FileAttributes {
     }
 }
 
-fn set_attrs(path: &Path, attrs: &FileAttributes) -> io::Result<()> {
+/// SETSTAT and FSETSTAT alike: size, mode, then times, on an open file.
+fn set_attrs(file: &File, attrs: &FileAttributes) -> io::Result<()> {
     if let Some(size) = attrs.size {
-        OpenOptions::new().write(true).open(path)?.set_len(size)?;
+        file.set_len(size)?;
     }
     if let Some(mode) = attrs.permissions {
-        fs::set_permissions(path, fs::Permissions::from_mode(mode & 0o7777))?;
+        file.set_permissions(fs::Permissions::from_mode(mode & 0o7777))?;
     }
     if let (Some(atime), Some(mtime)) = (attrs.atime, attrs.mtime) {
-        set_times(path, atime, mtime)?;
+        let at = |secs: u32| std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs.into());
+        file.set_times(
+            fs::FileTimes::new()
+                .set_accessed(at(atime))
+                .set_modified(at(mtime)),
+        )?;
     }
     Ok(())
-}
-
-fn set_times(path: &Path, atime: u32, mtime: u32) -> io::Result<()> {
-    let name = std::ffi::CString::new(path.as_os_str().as_bytes())
-        .map_err(|_| io::Error::new(ErrorKind::InvalidInput, "NUL in path"))?;
-    let stamp = |secs: u32| libc::timespec {
-        tv_sec: secs as libc::time_t,
-        tv_nsec: 0,
-    };
-    let times = [stamp(atime), stamp(mtime)];
-    // SAFETY: `name` is a NUL-terminated path and `times` two timespecs,
-    // as utimensat requires; it keeps neither pointer.
-    let rc = unsafe { libc::utimensat(libc::AT_FDCWD, name.as_ptr(), times.as_ptr(), 0) };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
 }
 
 /// Reads the SSH strings of an extension request's payload.
@@ -263,7 +250,14 @@ impl Handler for LocalSftp {
         path: String,
         attrs: FileAttributes,
     ) -> Result<Status, StatusReply> {
-        set_attrs(&self.path(&path), &attrs).map_err(status_of)?;
+        // Write access only when the size changes: a mode or times alone
+        // may be set on a file this session cannot write (or a directory).
+        let file = OpenOptions::new()
+            .read(attrs.size.is_none())
+            .write(attrs.size.is_some())
+            .open(self.path(&path))
+            .map_err(status_of)?;
+        set_attrs(&file, &attrs).map_err(status_of)?;
         Ok(ok(id))
     }
 
@@ -273,22 +267,7 @@ impl Handler for LocalSftp {
         handle: String,
         attrs: FileAttributes,
     ) -> Result<Status, StatusReply> {
-        let file = self.file(&handle)?;
-        if let Some(size) = attrs.size {
-            file.set_len(size).map_err(status_of)?;
-        }
-        if let Some(mode) = attrs.permissions {
-            file.set_permissions(fs::Permissions::from_mode(mode & 0o7777))
-                .map_err(status_of)?;
-        }
-        if let (Some(atime), Some(mtime)) = (attrs.atime, attrs.mtime) {
-            let at =
-                |secs: u32| std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs.into());
-            let times = fs::FileTimes::new()
-                .set_accessed(at(atime))
-                .set_modified(at(mtime));
-            file.set_times(times).map_err(status_of)?;
-        }
+        set_attrs(self.file(&handle)?, &attrs).map_err(status_of)?;
         Ok(ok(id))
     }
 
