@@ -14,6 +14,7 @@ pub mod embedded;
 pub mod endpoint;
 pub mod engine;
 pub mod error;
+pub mod filter;
 pub mod hash;
 pub mod location;
 pub mod protocol;

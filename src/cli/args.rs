@@ -4,7 +4,9 @@
 
 use std::path::PathBuf;
 
-use clap::{Parser, ValueEnum};
+use clap::{CommandFactory, FromArgMatches, Parser, ValueEnum};
+
+use crate::filter::{FilterArg, FilterFlag};
 
 /// Where the remote side's hashes come from (`--remote-hash`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -170,7 +172,120 @@ pub struct Args {
     #[arg(long, value_name = "DIR", default_value = ".cache/ferry")]
     pub remote_cache: String,
 
+    /// Exclude files matching PATTERN (rsync's rules: first match wins)
+    #[arg(long, value_name = "PATTERN", help_heading = "Filters")]
+    pub exclude: Vec<String>,
+
+    /// Don't exclude files matching PATTERN
+    #[arg(long, value_name = "PATTERN", help_heading = "Filters")]
+    pub include: Vec<String>,
+
+    /// Read exclude patterns from FILE (- for stdin)
+    #[arg(long, value_name = "FILE", help_heading = "Filters")]
+    pub exclude_from: Vec<String>,
+
+    /// Read include patterns from FILE (- for stdin)
+    #[arg(long, value_name = "FILE", help_heading = "Filters")]
+    pub include_from: Vec<String>,
+
+    /// Add a filter RULE ("- PATTERN", "+ PATTERN", ". FILE", ...)
+    #[arg(short = 'f', long, value_name = "RULE", help_heading = "Filters")]
+    pub filter: Vec<String>,
+
+    /// Transfer only the paths listed in FILE, relative to the source
+    /// (- for stdin)
+    #[arg(long, value_name = "FILE", help_heading = "Filters")]
+    pub files_from: Option<String>,
+
+    /// With --delete: also delete excluded files from the destination
+    #[arg(long, help_heading = "Filters")]
+    pub delete_excluded: bool,
+
+    /// The filter options in the order given: rsync's rules depend on it
+    /// (filled in by [`Args::parse_from_env`]).
+    #[arg(skip)]
+    pub filter_rules: Vec<FilterArg>,
+
     /// Serve hash requests on stdin/stdout (run by ferry itself over SSH)
     #[arg(long, hide = true)]
     pub server: bool,
+}
+
+impl Args {
+    /// Parses the process's arguments, keeping the filter options in
+    /// command-line order, which derive alone loses.
+    pub fn parse_from_env() -> Result<Args, clap::Error> {
+        Self::parse_from_iter(std::env::args_os())
+    }
+
+    pub fn parse_from_iter<I, T>(args: I) -> Result<Args, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        let matches = Args::command().try_get_matches_from(args)?;
+        let mut args = Args::from_arg_matches(&matches)?;
+        args.filter_rules = ordered_filters(&matches);
+        Ok(args)
+    }
+}
+
+fn ordered_filters(matches: &clap::ArgMatches) -> Vec<FilterArg> {
+    let kinds = [
+        ("exclude", FilterFlag::Exclude),
+        ("include", FilterFlag::Include),
+        ("exclude_from", FilterFlag::ExcludeFrom),
+        ("include_from", FilterFlag::IncludeFrom),
+        ("filter", FilterFlag::Filter),
+    ];
+    let mut found: Vec<(usize, FilterArg)> = Vec::new();
+    for (id, flag) in kinds {
+        let (Some(indices), Some(values)) =
+            (matches.indices_of(id), matches.get_many::<String>(id))
+        else {
+            continue;
+        };
+        found.extend(indices.zip(values).map(|(index, value)| {
+            let value = value.clone();
+            (index, FilterArg { flag, value })
+        }));
+    }
+    found.sort_by_key(|(index, _)| *index);
+    found.into_iter().map(|(_, rule)| rule).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filters_keep_their_command_line_order() {
+        let args = Args::parse_from_iter([
+            "ferry",
+            "--include",
+            "*/",
+            "-f",
+            "- *.o",
+            "--exclude=*",
+            "--include",
+            "late",
+            "a",
+            "b",
+        ])
+        .expect("parses");
+        let order: Vec<(FilterFlag, &str)> = args
+            .filter_rules
+            .iter()
+            .map(|r| (r.flag, r.value.as_str()))
+            .collect();
+        assert_eq!(
+            order,
+            [
+                (FilterFlag::Include, "*/"),
+                (FilterFlag::Filter, "- *.o"),
+                (FilterFlag::Exclude, "*"),
+                (FilterFlag::Include, "late"),
+            ]
+        );
+    }
 }

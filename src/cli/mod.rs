@@ -11,8 +11,6 @@ use std::io::IsTerminal;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use clap::Parser;
-
 use crate::endpoint::remote::RemoteHashing;
 use crate::endpoint::{LocalFs, RemoteFs};
 use crate::engine::{self, Stats};
@@ -29,7 +27,7 @@ use settings::{Direction, Settings};
 
 /// Runs ferry with the process's arguments and returns the exit status.
 pub fn main() -> i32 {
-    let args = match Args::try_parse() {
+    let args = match Args::parse_from_env() {
         Ok(args) => args,
         Err(e) => {
             let code = if e.use_stderr() {

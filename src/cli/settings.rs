@@ -7,6 +7,7 @@ use std::time::Duration;
 use super::args::{Args, RemoteHashMode};
 use crate::engine::Options;
 use crate::error::{Error, Result};
+use crate::filter::FilterArg;
 use crate::location::{Location, RemoteSpec};
 use crate::ssh::config::Overrides;
 
@@ -34,6 +35,11 @@ pub struct Settings {
     pub remote_hash: RemoteHashMode,
     pub remote_ferry: String,
     pub remote_cache: String,
+    /// The filter options in command-line order.
+    pub filter_rules: Vec<FilterArg>,
+    /// `--files-from`: the list's file name (`-` for stdin).
+    pub files_from: Option<String>,
+    pub delete_excluded: bool,
 }
 
 impl Settings {
@@ -101,6 +107,9 @@ impl Settings {
             remote_hash: args.remote_hash,
             remote_ferry: args.remote_ferry,
             remote_cache: args.remote_cache,
+            filter_rules: args.filter_rules,
+            files_from: args.files_from,
+            delete_excluded: args.delete_excluded,
         })
     }
 }
