@@ -173,11 +173,11 @@ pub struct Args {
     pub remote_cache: String,
 
     /// Exclude files matching PATTERN (rsync's rules: first match wins)
-    #[arg(long, value_name = "PATTERN", help_heading = "Filters")]
+    #[arg(long, value_name = "PATTERN", allow_hyphen_values = true, help_heading = "Filters")]
     pub exclude: Vec<String>,
 
     /// Don't exclude files matching PATTERN
-    #[arg(long, value_name = "PATTERN", help_heading = "Filters")]
+    #[arg(long, value_name = "PATTERN", allow_hyphen_values = true, help_heading = "Filters")]
     pub include: Vec<String>,
 
     /// Read exclude patterns from FILE (- for stdin)
@@ -189,7 +189,7 @@ pub struct Args {
     pub include_from: Vec<String>,
 
     /// Add a filter RULE ("- PATTERN", "+ PATTERN", ". FILE", ...)
-    #[arg(short = 'f', long, value_name = "RULE", help_heading = "Filters")]
+    #[arg(short = 'f', long, value_name = "RULE", allow_hyphen_values = true, help_heading = "Filters")]
     pub filter: Vec<String>,
 
     /// Transfer only the paths listed in FILE, relative to the source
