@@ -2,12 +2,13 @@
 //! program never sees raw flags (ripgrep's low/high argument split).
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::args::{Args, RemoteHashMode};
 use crate::engine::Options;
 use crate::error::{Error, Result};
-use crate::filter::FilterArg;
+use crate::filter::{FilesFrom, Filter, FilterArg, ListReader};
 use crate::location::{Location, RemoteSpec};
 use crate::ssh::config::Overrides;
 
@@ -58,9 +59,25 @@ impl Settings {
             .pop()
             .ok_or_else(|| Error::Usage("missing destination".into()))?;
         let direction = direction_of(&locations, &dest)?;
-        let sources = locations.iter().map(|l| l.path().to_string()).collect();
+        let sources: Vec<String> = locations.iter().map(|l| l.path().to_string()).collect();
+        // The filter options' files (and --files-from) are read now, so
+        // that a missing one stops the run before anything connects.
+        let mut lists = ListReader::default();
+        let filter = Filter::from_args(&args.filter_rules, args.delete_excluded, &mut lists)?;
+        let files_from = match &args.files_from {
+            Some(name) if sources.len() == 1 => Some(Arc::new(FilesFrom::read(name, &mut lists)?)),
+            Some(_) => {
+                return Err(Error::Usage(
+                    "--files-from takes one source directory (the listed paths are relative \
+                     to it) and a destination"
+                        .into(),
+                ))
+            }
+            None => None,
+        };
         let options = Options {
-            recursive: args.recursive || args.archive,
+            // rsync: with --files-from, -a does not imply -r.
+            recursive: args.recursive || (args.archive && files_from.is_none()),
             links: args.links || args.archive,
             perms: args.perms || args.archive,
             times: args.times || args.archive,
@@ -74,10 +91,13 @@ impl Settings {
             umask: current_umask(),
             fsync: args.fsync,
             jobs: usize::from(args.jobs),
-            delete: args.delete,
+            // rsync: --delete-excluded implies --delete.
+            delete: args.delete || args.delete_excluded,
             max_delete: args.max_delete,
+            filter: Arc::new(filter),
+            files_from,
         };
-        if args.max_delete.is_some() && !args.delete {
+        if args.max_delete.is_some() && !options.delete {
             return Err(Error::Usage("--max-delete goes with --delete".into()));
         }
         let port = args.port.or(match &direction {

@@ -5,19 +5,34 @@
 //! file deletion"), so a source that could not be read completely never
 //! empties its copy. Everything that would go is listed first, so that
 //! `--max-delete` can refuse the lot before anything is gone.
+//!
+//! The filter rules protect too: an entry the receiving side's rules
+//! exclude is left, and so is a directory that still holds one (rsync's
+//! "cannot delete non-empty directory").
 
 use futures::stream::{self, StreamExt};
 
 use super::{Options, Stats};
 use crate::endpoint::{join, Endpoint, Entry, Kind};
 use crate::error::{ExitCode, Result};
+use crate::filter::{Scope, Side};
 use crate::report::{Outcome, Reporter};
+
+/// A destination entry the source does not have, found while planning.
+#[derive(Debug, Clone)]
+pub struct Extraneous {
+    pub entry: Entry,
+    /// Its path from the transfer root, as the filter rules see it.
+    pub path: String,
+    /// The rules in force in its directory.
+    pub scope: Scope,
+}
 
 /// Deletes `extraneous` (found while planning) from `dst`, with what is in
 /// its directories, children before their parents.
 pub async fn delete_extraneous<D: Endpoint>(
     dst: &D,
-    extraneous: Vec<Entry>,
+    extraneous: Vec<Extraneous>,
     opts: &Options,
     reporter: &dyn Reporter,
     stats: &mut Stats,
@@ -34,8 +49,9 @@ pub async fn delete_extraneous<D: Endpoint>(
         return Ok(());
     }
     let mut doomed = Vec::new();
-    for entry in extraneous {
-        expand(dst, entry, &mut doomed).await?;
+    for gone in extraneous {
+        let Extraneous { entry, path, scope } = gone;
+        expand(dst, entry, path, &scope, &mut doomed, reporter).await?;
     }
     if let Some(max) = opts.max_delete.filter(|max| doomed.len() as u64 > *max) {
         reporter.warning(&format!(
@@ -93,18 +109,36 @@ fn settle(
     }
 }
 
-/// `entry`, after everything under it when it is a directory (a symlink to
-/// a directory is removed as a link, never followed).
-async fn expand<D: Endpoint>(dst: &D, entry: Entry, out: &mut Vec<Entry>) -> Result<()> {
+/// `entry` (at `path` from the transfer root), after everything under it
+/// when it is a directory (a symlink to a directory is removed as a link,
+/// never followed). What the rules protect inside stays, and so does every
+/// directory above it; returns whether `entry` goes.
+async fn expand<D: Endpoint>(
+    dst: &D,
+    entry: Entry,
+    path: String,
+    scope: &Scope,
+    out: &mut Vec<Entry>,
+    reporter: &dyn Reporter,
+) -> Result<bool> {
+    let mut whole = true;
     if entry.meta.kind == Kind::Dir {
         for child in dst.list(&entry.name).await? {
+            let child_path = join(&path, &child.name);
+            if scope.excluded(&child_path, child.meta.kind == Kind::Dir, Side::Deleting) {
+                whole = false;
+                continue;
+            }
             let child = Entry {
                 name: join(&entry.name, &child.name),
                 meta: child.meta,
             };
-            Box::pin(expand(dst, child, out)).await?;
+            whole &= Box::pin(expand(dst, child, child_path, scope, out, reporter)).await?;
         }
     }
-    out.push(entry);
-    Ok(())
+    match whole {
+        true => out.push(entry),
+        false => reporter.note(&format!("cannot delete non-empty directory: {path}")),
+    }
+    Ok(whole)
 }

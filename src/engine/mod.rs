@@ -47,6 +47,12 @@ pub struct Options {
     pub delete: bool,
     /// Delete nothing when more than this would go.
     pub max_delete: Option<u64>,
+    /// rsync's filter rules (`--exclude`, `--filter`, ...): what the walk
+    /// leaves out, and what `--delete` spares. Default: no rules.
+    pub filter: std::sync::Arc<crate::filter::Filter>,
+    /// `--files-from`: only these paths of the one source directory, each
+    /// keeping its path under the destination.
+    pub files_from: Option<std::sync::Arc<crate::filter::FilesFrom>>,
 }
 
 /// Totals of one run.

@@ -1,16 +1,24 @@
 //! Walking the source and destination trees side by side and deciding, per
 //! entry, what has to happen (rclone's walk / decide split). No data moves
 //! here; the plan is a list of actions the executor carries out in order.
+//!
+//! The filter rules (`crate::filter`) are applied here: an excluded source
+//! entry is not planned (an excluded directory is not even listed), an
+//! excluded destination entry is not marked for `--delete`, and each
+//! directory's per-directory filter files are read as the walk enters it.
+//! `--files-from` lists are planned here too ([`Planner::plan`]).
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use futures::stream::{FuturesUnordered, StreamExt};
 
+use super::delete::Extraneous;
 use super::partial::{is_working_file, meta_name, partial_name, Paths};
 use super::transfer::FileJob;
 use super::Options;
-use crate::endpoint::{base_name, join, Endpoint, Entry, Kind, Meta};
+use crate::endpoint::{base_name, join, Endpoint, Entry, FileHandle, Kind, Meta};
 use crate::error::{Error, Result};
+use crate::filter::{FilesFrom, Listed, Scope, Side};
 use crate::report::Reporter;
 
 #[derive(Debug, Clone)]
@@ -29,6 +37,25 @@ pub enum Action {
     Symlink { source: String, dest: String },
     /// The file is current but its permissions differ.
     Mode { dest: String, mode: u32 },
+}
+
+/// The directories a `--files-from` plan has walked or given up on, by
+/// path from the transfer root.
+#[derive(Debug, Default)]
+struct Walked {
+    /// Walked whole: everything below is planned.
+    trees: HashSet<String>,
+    /// Walked one level: the entries right inside are planned.
+    one_level: HashSet<String>,
+    /// Failed: nothing below is tried.
+    blocked: HashSet<String>,
+}
+
+impl Walked {
+    /// Whether a walk (or a failure) already took care of `rel`.
+    fn covers(&self, rel: &str) -> bool {
+        rel_ancestors(rel).any(|a| self.trees.contains(a) || self.blocked.contains(a))
+    }
 }
 
 /// What the destination already holds under one name.
@@ -63,6 +90,95 @@ impl SourceArg {
     }
 }
 
+/// Where a directory of the walk stands: its path from the transfer root
+/// (what filter patterns are matched against) and the rules in force.
+#[derive(Debug, Clone)]
+struct Here {
+    rel: String,
+    scope: Scope,
+}
+
+impl Here {
+    fn new(rel: &str, scope: &Scope) -> Here {
+        Here {
+            rel: rel.to_string(),
+            scope: scope.clone(),
+        }
+    }
+
+    /// Whether the rules hide an entry of this directory from the walk.
+    fn sender_excludes(&self, entry: &Entry) -> bool {
+        let path = join(&self.rel, &entry.name);
+        self.scope
+            .excluded(&path, entry.meta.kind == Kind::Dir, Side::Sender)
+    }
+}
+
+/// How far a walk goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Depth {
+    /// The whole tree (`-r`).
+    Tree,
+    /// The directory's entries, its subdirectories made but not entered (a
+    /// `--files-from` entry with a trailing slash).
+    Contents,
+}
+
+/// Per-directory filter files larger than this are refused: rules, not
+/// data, and read whole into memory.
+const MAX_RULES_FILE: u64 = 1 << 20;
+
+/// Reads a per-directory filter file whole.
+async fn read_rules<E: Endpoint>(src: &E, path: &str, size: u64) -> Result<Vec<u8>> {
+    if size > MAX_RULES_FILE {
+        return Err(Error::Refused {
+            path: format!("{}{path}", src.label()),
+            message: format!(
+                "a per-directory filter file over {} KiB is not read; its directory is skipped",
+                MAX_RULES_FILE >> 10
+            ),
+        });
+    }
+    let file = src.open_read(path).await?;
+    let data = file.read_at(0, size as usize).await;
+    let closed = file.close(false).await;
+    let data = data?;
+    closed?;
+    Ok(data.to_vec())
+}
+
+/// `rel` under `root`: `root` itself for the empty path.
+fn under(root: &str, rel: &str) -> String {
+    match rel.is_empty() {
+        true => root.to_string(),
+        false => join(root, rel),
+    }
+}
+
+/// The directory part of a path from the transfer root ("" at the top).
+fn rel_parent(rel: &str) -> &str {
+    rel.rsplit_once('/').map_or("", |(parent, _)| parent)
+}
+
+/// The directories above a path from the transfer root, outermost first.
+fn rel_ancestors(rel: &str) -> impl Iterator<Item = &str> {
+    rel.match_indices('/').map(move |(i, _)| &rel[..i])
+}
+
+/// What a path is to a `--files-from` list: listed (with a trailing slash
+/// or not), a directory above listed paths, or both.
+#[derive(Debug, Clone, Copy)]
+struct Role {
+    listed: Option<bool>,
+    implied: bool,
+}
+
+/// What both sides hold at one path of a `--files-from` list.
+struct Found {
+    src: Result<Option<Meta>>,
+    there: Result<There>,
+}
+
 pub struct Planner<'a, S, D> {
     pub src: &'a S,
     pub dst: &'a D,
@@ -73,8 +189,11 @@ pub struct Planner<'a, S, D> {
     pub errors: Vec<Error>,
     /// Files found already up to date.
     pub up_to_date: u64,
-    /// Destination entries the source does not have (with `--delete`).
-    pub extraneous: Vec<Entry>,
+    /// Destination entries the source does not have (with `--delete`),
+    /// those the filter protects left out.
+    pub extraneous: Vec<Extraneous>,
+    /// The filter rules at the transfer root.
+    root: Scope,
     /// Listings taken ahead of the walk, by path, until it gets there.
     listed_src: HashMap<String, Result<Vec<Entry>>>,
     listed_dst: HashMap<String, Result<Vec<Entry>>>,
@@ -109,14 +228,25 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
             errors: Vec::new(),
             up_to_date: 0,
             extraneous: Vec::new(),
+            root: Scope::root(&opts.filter),
             listed_src: HashMap::new(),
             listed_dst: HashMap::new(),
         }
     }
 
     /// Plans the copy of `sources` into `dest` with rsync's rules for where
-    /// each lands.
+    /// each lands (with `--files-from`, the listed paths of the one source).
     pub async fn plan(&mut self, sources: &[SourceArg], dest: &str) -> Result<()> {
+        if let Some(list) = self.opts.files_from.clone() {
+            let [source] = sources else {
+                return Err(Error::Usage(
+                    "--files-from takes one source directory (the listed paths are relative \
+                     to it) and a destination"
+                        .into(),
+                ));
+            };
+            return self.plan_listed(&source.path, dest, &list).await;
+        }
         let mut found = Vec::new();
         for source in sources {
             match self.source_meta(source).await? {
@@ -212,6 +342,13 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
     ) -> Result<()> {
         let path = source.path.trim_end_matches('/');
         let path = if path.is_empty() { "/" } else { path };
+        // A source named without its trailing slash is itself an entry of
+        // the transfer, which the rules may exclude (its contents are not).
+        let is_dir = meta.kind == Kind::Dir;
+        let is_root = source.contents_only && is_dir;
+        if !is_root && self.root.excluded(base_name(path), is_dir, Side::Sender) {
+            return Ok(());
+        }
         if meta.kind == Kind::Dir && self.opts.recursive {
             let (target, exists) = if source.contents_only {
                 (dest.to_string(), dest_exists)
@@ -228,7 +365,12 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
                 (target, found.is_some())
             };
             self.push_top_dir(&target, meta, exists);
-            return self.walk(path, &target, exists).await;
+            let rel = match source.contents_only {
+                true => "",
+                false => base_name(path),
+            };
+            let at = Here::new(rel, &self.root);
+            return self.walk(path, &target, exists, at, Depth::Tree).await;
         }
         let (dir, name) = if dest_is_dir {
             (dest.to_string(), base_name(path).to_string())
@@ -255,25 +397,35 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
         self.plan_entry(path, &dir, &name, meta, there?).await
     }
 
-    /// What `dst_dir` holds and the source directory (`entries`) does not,
-    /// ferry's own working files aside.
+    /// What `dst_dir` holds and the source directory (`entries`, as the
+    /// filter lets the walk see it) does not, ferry's own working files
+    /// aside, and the entries the filter protects on the receiving side.
     fn note_extraneous(
         &mut self,
         dst_dir: &str,
         entries: &[Entry],
         existing: &HashMap<String, Meta>,
+        at: &Here,
     ) {
-        let in_source: std::collections::HashSet<&str> =
-            entries.iter().map(|e| e.name.as_str()).collect();
-        let mut gone: Vec<Entry> = existing
+        let in_source: HashSet<&str> = entries.iter().map(|e| e.name.as_str()).collect();
+        let mut gone: Vec<Extraneous> = existing
             .iter()
             .filter(|(name, _)| !in_source.contains(name.as_str()) && !is_working_file(name))
-            .map(|(name, meta)| Entry {
-                name: join(dst_dir, name),
-                meta: *meta,
+            .map(|(name, meta)| (join(&at.rel, name), name, meta))
+            .filter(|(path, _, meta)| {
+                !at.scope
+                    .excluded(path, meta.kind == Kind::Dir, Side::Receiver)
+            })
+            .map(|(path, name, meta)| Extraneous {
+                entry: Entry {
+                    name: join(dst_dir, name),
+                    meta: *meta,
+                },
+                path,
+                scope: at.scope.clone(),
             })
             .collect();
-        gone.sort_by(|a, b| a.name.cmp(&b.name));
+        gone.sort_by(|a, b| a.entry.name.cmp(&b.entry.name));
         self.extraneous.extend(gone);
     }
 
@@ -318,8 +470,17 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
         });
     }
 
-    /// Depth-first walk of one source directory against its destination.
-    async fn walk(&mut self, src_dir: &str, dst_dir: &str, dst_exists: bool) -> Result<()> {
+    /// Depth-first walk of one source directory against its destination
+    /// (only its immediate entries with `Depth::Contents`). `at` is where
+    /// the directory is in the transfer, with the rules of its parent.
+    async fn walk(
+        &mut self,
+        src_dir: &str,
+        dst_dir: &str,
+        dst_exists: bool,
+        at: Here,
+        depth: Depth,
+    ) -> Result<()> {
         let listed = match self.listed_src.remove(src_dir) {
             Some(listed) => listed,
             None => self.src.list(src_dir).await,
@@ -332,6 +493,14 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
             }
             Err(e) => return Err(e),
         };
+        let Some(scope) = self.enter(src_dir, &at, &entries).await? else {
+            return Ok(());
+        };
+        let at = Here { rel: at.rel, scope };
+        let entries: Vec<Entry> = entries
+            .into_iter()
+            .filter(|e| !is_working_file(&e.name) && !at.sender_excludes(e))
+            .collect();
         let existing: HashMap<String, Meta> = if dst_exists {
             let listed = match self.listed_dst.remove(dst_dir) {
                 Some(listed) => listed,
@@ -345,13 +514,10 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
             HashMap::new()
         };
         if self.opts.delete {
-            self.note_extraneous(dst_dir, &entries, &existing);
+            self.note_extraneous(dst_dir, &entries, &existing, &at);
         }
         let is_dir_there = |name: &str| existing.get(name).map(|m| m.kind) == Some(Kind::Dir);
         for (i, entry) in entries.iter().enumerate() {
-            if is_working_file(&entry.name) {
-                continue;
-            }
             let src_path = join(src_dir, &entry.name);
             if entry.meta.kind == Kind::Dir {
                 let target = join(dst_dir, &entry.name);
@@ -361,6 +527,10 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
                     continue;
                 }
                 let exists = is_dir_there(&entry.name);
+                if depth == Depth::Contents {
+                    self.push_dir(&target, entry.meta, exists);
+                    continue;
+                }
                 if !self.listed_src.contains_key(&src_path) {
                     let ahead: Vec<_> = entries[i..]
                         .iter()
@@ -374,7 +544,8 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
                     self.list_ahead(&ahead).await;
                 }
                 self.push_dir(&target, entry.meta, exists);
-                Box::pin(self.walk(&src_path, &target, exists)).await?;
+                let inner = Here::new(&join(&at.rel, &entry.name), &at.scope);
+                Box::pin(self.walk(&src_path, &target, exists, inner, Depth::Tree)).await?;
                 continue;
             }
             let there = There {
@@ -385,6 +556,269 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
             self.plan_entry(&src_path, dst_dir, &entry.name, entry.meta, there)
                 .await?;
         }
+        Ok(())
+    }
+
+    /// The rules in force inside a source directory: its parent's, plus
+    /// what its per-directory filter files say. None when one of those
+    /// could not be read: the directory is skipped then, with its error
+    /// counted, as copying it without its rules could send what they hide.
+    async fn enter(
+        &mut self,
+        src_dir: &str,
+        at: &Here,
+        entries: &[Entry],
+    ) -> Result<Option<Scope>> {
+        let names: Vec<&str> = at.scope.dir_merge_names().collect();
+        if names.is_empty() {
+            return Ok(Some(at.scope.clone()));
+        }
+        let mut files = Vec::with_capacity(names.len());
+        for name in &names {
+            let file = entries
+                .iter()
+                .find(|e| e.name == *name && e.meta.kind == Kind::File);
+            let Some(file) = file else {
+                files.push(None);
+                continue;
+            };
+            match read_rules(self.src, &join(src_dir, name), file.meta.size).await {
+                Ok(data) => files.push(Some(data)),
+                Err(e) if !e.is_fatal() => {
+                    self.errors.push(e);
+                    return Ok(None);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let label = self.src.label();
+        let origin = |slot: usize| format!("{label}{}", join(src_dir, names[slot]));
+        at.scope.enter(&at.rel, &files, &origin).map(Some)
+    }
+
+    /// `--files-from`: each listed path of the source directory `base`
+    /// lands at the same path under `dest`, the directories above it made
+    /// as needed (rsync's implied `--relative`). A listed directory is made;
+    /// its entries come too when it is listed with a trailing slash, all of
+    /// it with `-r`. The rules apply to the listed paths, not to the
+    /// directories above them.
+    async fn plan_listed(&mut self, base: &str, dest: &str, list: &FilesFrom) -> Result<()> {
+        let base = match base.trim_end_matches('/') {
+            "" => "/",
+            trimmed => trimmed,
+        };
+        if self.src.stat(base).await?.map(|m| m.kind) != Some(Kind::Dir) {
+            return Err(Error::FileSelection(format!(
+                "{}{base}: --files-from needs a source directory (the listed paths are \
+                 relative to it)",
+                self.src.label()
+            )));
+        }
+        let dest_exists = match self.dst.stat(dest).await? {
+            Some(m) if m.kind == Kind::Dir => true,
+            Some(_) => {
+                return Err(Error::FileSelection(format!(
+                    "{}{dest}: destination must be a directory with --files-from",
+                    self.dst.label()
+                )))
+            }
+            None => {
+                self.actions.push(Action::Dir {
+                    dest: dest.to_string(),
+                    meta: None,
+                    exists: false,
+                });
+                false
+            }
+        };
+        let mut listed: HashMap<&str, bool> = HashMap::new();
+        for Listed { path, contents } in &list.paths {
+            *listed.entry(path.as_str()).or_default() |= *contents;
+        }
+        if let Some(&contents) = listed.get("") {
+            if self.opts.recursive || contents {
+                let depth = if self.opts.recursive {
+                    Depth::Tree
+                } else {
+                    Depth::Contents
+                };
+                let at = Here::new("", &self.root);
+                return self.walk(base, dest, dest_exists, at, depth).await;
+            }
+        }
+        let wanted: BTreeSet<&str> = listed
+            .keys()
+            .filter(|p| !p.is_empty())
+            .flat_map(|p| rel_ancestors(p).chain([*p]))
+            .collect();
+        let mut found = self.look_up_listed(base, dest, dest_exists, &wanted).await;
+        // As in rsync, only a listed path that is sent brings the
+        // directories above it.
+        let implied: HashSet<&str> = listed
+            .keys()
+            .filter(|p| found.get(**p).is_some_and(|f| self.sends(p, f)))
+            .flat_map(|p| rel_ancestors(p))
+            .collect();
+        let mut done = Walked::default();
+        for rel in wanted {
+            let Some(found) = found.remove(rel) else {
+                continue;
+            };
+            let role = Role {
+                listed: listed.get(rel).copied(),
+                implied: implied.contains(rel),
+            };
+            self.plan_one_listed(base, dest, rel, role, found, &mut done, &list.name)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Looks up every path of a `--files-from` list, and the directories
+    /// above them, on both sides: many at once, as each costs round trips.
+    async fn look_up_listed(
+        &self,
+        base: &str,
+        dest: &str,
+        dest_exists: bool,
+        wanted: &BTreeSet<&str>,
+    ) -> HashMap<String, Found> {
+        let jobs = self.opts.jobs.clamp(1, LIST_AHEAD);
+        let mut pending = wanted.iter();
+        let mut running = FuturesUnordered::new();
+        let mut found = HashMap::new();
+        loop {
+            while running.len() < jobs {
+                let Some(rel) = pending.next() else { break };
+                running.push(self.look_up_one(base, dest, dest_exists, rel.to_string()));
+            }
+            let Some((rel, one)) = running.next().await else {
+                return found;
+            };
+            found.insert(rel, one);
+        }
+    }
+
+    /// What both sides hold at `rel`, a path of a `--files-from` list.
+    async fn look_up_one(
+        &self,
+        base: &str,
+        dest: &str,
+        dest_exists: bool,
+        rel: String,
+    ) -> (String, Found) {
+        let paths = Paths::new(&under(dest, rel_parent(&rel)), base_name(&rel));
+        let there = async {
+            match dest_exists {
+                true => self.look_at(&paths).await,
+                false => Ok(There {
+                    existing: None,
+                    partial: None,
+                    sidecar: None,
+                }),
+            }
+        };
+        let path = under(base, &rel);
+        let (found, there) = tokio::join!(self.src.lstat(&path), there);
+        (rel, Found { src: found, there })
+    }
+
+    /// Whether a listed path exists in the source and the rules let it be
+    /// sent.
+    fn sends(&self, rel: &str, found: &Found) -> bool {
+        match &found.src {
+            Ok(Some(meta)) => !self
+                .root
+                .excluded(rel, meta.kind == Kind::Dir, Side::Sender),
+            _ => false,
+        }
+    }
+
+    /// One path of a `--files-from` list, or a directory above one, in
+    /// path order (parents first).
+    #[allow(clippy::too_many_arguments)]
+    async fn plan_one_listed(
+        &mut self,
+        base: &str,
+        dest: &str,
+        rel: &str,
+        role: Role,
+        found: Found,
+        done: &mut Walked,
+        list: &str,
+    ) -> Result<()> {
+        if done.covers(rel) {
+            return Ok(());
+        }
+        let meta = match found.src {
+            Ok(Some(meta)) => meta,
+            // A missing directory above a listed path: the listed path
+            // says so itself.
+            Ok(None) if role.listed.is_none() => return Ok(()),
+            Ok(None) => {
+                self.errors.push(Error::Io {
+                    path: format!("{}{}", self.src.label(), under(base, rel)),
+                    source: std::io::Error::new(
+                        std::io::ErrorKind::NotFound,
+                        format!("no such file or directory (listed in --files-from {list})"),
+                    ),
+                });
+                return Ok(());
+            }
+            Err(e) => return self.skip_listed(e, rel, done),
+        };
+        let there = match found.there {
+            Ok(there) => there,
+            Err(e) => return self.skip_listed(e, rel, done),
+        };
+        let is_dir = meta.kind == Kind::Dir;
+        let listed = role.listed.is_some() && !self.root.excluded(rel, is_dir, Side::Sender);
+        if !listed && !role.implied {
+            return Ok(());
+        }
+        if !is_dir {
+            if listed && !done.one_level.contains(rel_parent(rel)) {
+                let (dir, name) = (under(dest, rel_parent(rel)), base_name(rel));
+                self.plan_entry(&under(base, rel), &dir, name, meta, there)
+                    .await?;
+            }
+            return Ok(());
+        }
+        // Made even when excluded, if it is a directory above listed paths.
+        let target = under(dest, rel);
+        if let Some(kind) = there.existing.map(|m| m.kind).filter(|k| *k != Kind::Dir) {
+            self.errors.push(self.in_the_way(&target, kind));
+            done.blocked.insert(rel.to_string());
+            return Ok(());
+        }
+        let exists = there.existing.is_some();
+        if !done.one_level.contains(rel_parent(rel)) {
+            self.push_dir(&target, meta, exists);
+        }
+        let depth = match role.listed {
+            _ if !listed => return Ok(()),
+            _ if self.opts.recursive => Depth::Tree,
+            Some(true) => Depth::Contents,
+            _ => return Ok(()),
+        };
+        let at = Here::new(rel, &self.root);
+        self.walk(&under(base, rel), &target, exists, at, depth)
+            .await?;
+        match depth {
+            Depth::Tree => done.trees.insert(rel.to_string()),
+            Depth::Contents => done.one_level.insert(rel.to_string()),
+        };
+        Ok(())
+    }
+
+    /// A `--files-from` path that could not be looked up: counted, and
+    /// nothing below it is tried.
+    fn skip_listed(&mut self, error: Error, rel: &str, done: &mut Walked) -> Result<()> {
+        if error.is_fatal() {
+            return Err(error);
+        }
+        self.errors.push(error);
+        done.blocked.insert(rel.to_string());
         Ok(())
     }
 

@@ -1,0 +1,465 @@
+//! Reading one filter rule from its text, as rsync does: the full
+//! `--filter` syntax (`RULE[,MODIFIERS] PATTERN`, short or long rule
+//! names), the old `--exclude`/`--include` style (an optional `- ` or `+ `
+//! prefix, `!` alone clearing the list), and the bare patterns of a merge
+//! file read with the `-` or `+` modifier.
+
+use super::pattern::Pattern;
+
+/// Which side of a transfer a rule speaks to: the sender's walk (hide and
+/// show) and the receiver's deletions (protect and risk).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sides {
+    pub sender: bool,
+    pub receiver: bool,
+}
+
+impl Sides {
+    pub const BOTH: Sides = Sides {
+        sender: true,
+        receiver: true,
+    };
+    const SENDER: Sides = Sides {
+        sender: true,
+        receiver: false,
+    };
+    const RECEIVER: Sides = Sides {
+        sender: false,
+        receiver: true,
+    };
+}
+
+/// An include or exclude rule.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    pub pattern: Pattern,
+    pub include: bool,
+    /// `!`: the rule applies where the pattern does not match.
+    pub negate: bool,
+    pub sides: Sides,
+    /// `p`: ignored inside directories that are being deleted.
+    pub perishable: bool,
+}
+
+/// How the lines of a merge file are read (the merge rule's modifiers).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Template {
+    /// `-` or `+`: every line is a pattern of this kind (true: include),
+    /// with no rule prefix.
+    pub bare: Option<bool>,
+    /// `w`: words, not lines (and no comments).
+    pub word_split: bool,
+    /// `n`: a per-directory file's rules are not inherited below it.
+    pub no_inherit: bool,
+    /// `e`: the merge file itself is excluded from the transfer.
+    pub exclude_self: bool,
+    /// `s`/`r` on the merge rule: the sides of every rule in the file.
+    pub sides: Option<Sides>,
+    /// `p` on the merge rule: every rule in the file is perishable.
+    pub perishable: bool,
+}
+
+/// What one rule's text says.
+#[derive(Debug, Clone)]
+pub enum Parsed {
+    /// `!` or `clear`.
+    Clear,
+    Rule(Rule),
+    /// `. FILE` or `merge FILE`.
+    Merge {
+        file: String,
+        template: Template,
+    },
+    /// `: FILE` or `dir-merge FILE`.
+    DirMerge {
+        file: String,
+        template: Template,
+    },
+}
+
+/// The syntax a rule's text is read in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Syntax {
+    /// `--filter`, and the lines of merge files: `RULE[,MODS] PATTERN`.
+    Full,
+    /// `--exclude`/`--include` and their `-from` files: a pattern of the
+    /// given kind (true: include), or `- PAT`/`+ PAT`, or `!` alone.
+    Old { include: bool },
+}
+
+/// What a rule is read against.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Context<'a> {
+    /// `--delete-excluded`: rules that name no side speak to the sender only.
+    pub delete_excluded: bool,
+    /// The directory (from the transfer root) of the per-directory file the
+    /// rule is in, where its anchored patterns are anchored; empty for
+    /// global rules.
+    pub base: &'a str,
+}
+
+/// The rule kinds, for messages.
+pub const SUPPORTED: &str = "ferry supports -/exclude, +/include, H/hide, S/show, P/protect, \
+     R/risk, !/clear, ./merge and :/dir-merge, with the modifiers ! s r p (and - + e n w on \
+     merge rules), e.g. \"- *.tmp\", \"+ */\", \"P /keep\", \". rules.txt\", \":- .gitignore\"";
+
+/// Reads one rule. An empty text (or, in the old syntax, an empty pattern)
+/// is no rule at all.
+pub fn parse(
+    text: &str,
+    syntax: Syntax,
+    template: &Template,
+    ctx: Context,
+) -> Result<Option<Parsed>, String> {
+    if text.is_empty() {
+        return Ok(None);
+    }
+    if let Some(include) = template.bare {
+        return Ok(Some(Parsed::Rule(rule_from(
+            text,
+            include,
+            template,
+            Mods::default(),
+            ctx,
+        ))));
+    }
+    match syntax {
+        Syntax::Old { include } => Ok(Some(old_style(text, include, template, ctx))),
+        Syntax::Full => full(text, template, ctx).map(Some),
+    }
+}
+
+fn old_style(text: &str, include: bool, template: &Template, ctx: Context) -> Parsed {
+    if text == "!" {
+        return Parsed::Clear;
+    }
+    let (include, pattern) = match text.as_bytes() {
+        [b'-', b' ', ..] => (false, &text[2..]),
+        [b'+', b' ', ..] => (true, &text[2..]),
+        _ => (include, text),
+    };
+    Parsed::Rule(rule_from(pattern, include, template, Mods::default(), ctx))
+}
+
+/// Modifiers given on one rule.
+#[derive(Debug, Clone, Copy, Default)]
+struct Mods {
+    negate: bool,
+    perishable: bool,
+    sides: Option<Sides>,
+}
+
+fn rule_from(pattern: &str, include: bool, template: &Template, mods: Mods, ctx: Context) -> Rule {
+    let pattern = match pattern.starts_with('/') && !ctx.base.is_empty() {
+        true => Pattern::new(&format!("/{}{pattern}", ctx.base)),
+        false => Pattern::new(pattern),
+    };
+    let sides = match mods.sides.or(template.sides) {
+        Some(sides) => sides,
+        None if ctx.delete_excluded => Sides::SENDER,
+        None => Sides::BOTH,
+    };
+    Rule {
+        pattern,
+        include,
+        negate: mods.negate,
+        sides,
+        perishable: mods.perishable || template.perishable,
+    }
+}
+
+/// The kind a rule's name gives, before its modifiers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Exclude,
+    Include,
+    Merge,
+    DirMerge,
+    Clear,
+}
+
+const LONG_NAMES: [(&str, char); 9] = [
+    ("clear", '!'),
+    ("dir-merge", ':'),
+    ("exclude", '-'),
+    ("hide", 'H'),
+    ("include", '+'),
+    ("merge", '.'),
+    ("protect", 'P'),
+    ("risk", 'R'),
+    ("show", 'S'),
+];
+
+/// The rule's short name, and where its modifiers start: a long name must
+/// be followed by a space, `_`, `,` or the end; a short one may be followed
+/// by `,` before its modifiers.
+fn rule_name(text: &str) -> Result<(char, usize), String> {
+    for (long, short) in LONG_NAMES {
+        if let Some(rest) = text.strip_prefix(long) {
+            return match rest.chars().next() {
+                None | Some(' ' | '_') => Ok((short, long.len())),
+                Some(',') => Ok((short, long.len() + 1)),
+                Some(_) => Err(unknown(text)),
+            };
+        }
+    }
+    let short = text.chars().next().ok_or_else(|| unknown(text))?;
+    let after = short.len_utf8();
+    match text[after..].starts_with(',') {
+        true => Ok((short, after + 1)),
+        false => Ok((short, after)),
+    }
+}
+
+fn unknown(text: &str) -> String {
+    format!("unknown filter rule {text:?}; {SUPPORTED}")
+}
+
+fn full(text: &str, template: &Template, ctx: Context) -> Result<Parsed, String> {
+    let (short, mods_at) = rule_name(text)?;
+    let (kind, named_sides) = match short {
+        '-' => (Kind::Exclude, None),
+        '+' => (Kind::Include, None),
+        'H' => (Kind::Exclude, Some(Sides::SENDER)),
+        'S' => (Kind::Include, Some(Sides::SENDER)),
+        'P' => (Kind::Exclude, Some(Sides::RECEIVER)),
+        'R' => (Kind::Include, Some(Sides::RECEIVER)),
+        '.' => (Kind::Merge, None),
+        ':' => (Kind::DirMerge, None),
+        '!' => (Kind::Clear, None),
+        _ => return Err(unknown(text)),
+    };
+    if kind == Kind::Clear {
+        return match &text[mods_at..] {
+            "" => Ok(Parsed::Clear),
+            _ => Err(format!(
+                "filter rule {text:?}: '!' (clear) takes nothing after it"
+            )),
+        };
+    }
+    let rest = &text[mods_at..];
+    let mods_end = rest.find([' ', '_']).unwrap_or(rest.len());
+    let (mods, argument) = (&rest[..mods_end], rest.get(mods_end + 1..).unwrap_or(""));
+    let mut merge = Template::default();
+    let mut own = Mods {
+        sides: named_sides,
+        ..Mods::default()
+    };
+    for m in mods.chars() {
+        modifier(m, kind, named_sides.is_some(), &mut own, &mut merge)
+            .map_err(|why| format!("filter rule {text:?}: {why}"))?;
+    }
+    if argument.is_empty() {
+        return Err(format!(
+            "filter rule {text:?} has no pattern or file name (put it after one space or _, \
+             e.g. \"- *.tmp\")"
+        ));
+    }
+    if own.sides.is_some() && template.sides.is_some() {
+        return Err(format!(
+            "filter rule {text:?} names a side, but the merge rule that read it already did"
+        ));
+    }
+    let file = argument.to_string();
+    Ok(match kind {
+        Kind::Merge => Parsed::Merge {
+            file,
+            template: Template {
+                sides: own.sides,
+                perishable: own.perishable,
+                ..merge
+            },
+        },
+        Kind::DirMerge => Parsed::DirMerge {
+            file,
+            template: Template {
+                sides: own.sides,
+                perishable: own.perishable,
+                ..merge
+            },
+        },
+        _ => Parsed::Rule(rule_from(
+            argument,
+            kind == Kind::Include,
+            template,
+            own,
+            ctx,
+        )),
+    })
+}
+
+/// Applies one modifier letter of a rule.
+fn modifier(
+    m: char,
+    kind: Kind,
+    side_named: bool,
+    own: &mut Mods,
+    merge: &mut Template,
+) -> Result<(), String> {
+    let is_merge = matches!(kind, Kind::Merge | Kind::DirMerge);
+    let side = |own: &mut Mods, add: Sides| {
+        if side_named {
+            return Err(format!(
+                "modifier '{m}': the rule's name already says its side"
+            ));
+        }
+        let old = own.sides.unwrap_or(Sides {
+            sender: false,
+            receiver: false,
+        });
+        own.sides = Some(Sides {
+            sender: old.sender || add.sender,
+            receiver: old.receiver || add.receiver,
+        });
+        Ok(())
+    };
+    match m {
+        '!' if !is_merge => own.negate = true,
+        'p' => own.perishable = true,
+        's' => side(own, Sides::SENDER)?,
+        'r' => side(own, Sides::RECEIVER)?,
+        '-' | '+' if is_merge && merge.bare.is_none() => merge.bare = Some(m == '+'),
+        'e' if is_merge => merge.exclude_self = true,
+        'n' if is_merge => merge.no_inherit = true,
+        'w' if is_merge => merge.word_split = true,
+        '/' => return Err("modifier '/' (match absolute paths) is not supported by ferry".into()),
+        'C' => return Err("modifier 'C' (CVS ignore rules) is not supported by ferry".into()),
+        'x' => return Err("modifier 'x' (xattr names) is not supported by ferry".into()),
+        _ => {
+            return Err(format!(
+                "invalid modifier '{m}' (to give a pattern, put one space or _ after the rule: \
+                 \"- *.o\", \"-_*.o\")"
+            ))
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn full_rule(text: &str) -> Result<Option<Parsed>, String> {
+        parse(text, Syntax::Full, &Template::default(), Context::default())
+    }
+
+    fn rule(text: &str) -> Rule {
+        match full_rule(text) {
+            Ok(Some(Parsed::Rule(rule))) => rule,
+            other => panic!("{text:?}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn short_and_long_names_with_space_or_underscore() {
+        for text in ["- *.o", "-_*.o", "exclude *.o", "exclude_*.o", "-, *.o"] {
+            let r = rule(text);
+            assert!(!r.include && r.sides == Sides::BOTH, "{text}");
+            assert!(r.pattern.matches("a/b.o", false), "{text}");
+        }
+        assert!(rule("+ *.c").include);
+        assert!(rule("include *.c").include);
+        assert_eq!(rule("H x").sides, Sides::SENDER);
+        assert_eq!(rule("hide x").sides, Sides::SENDER);
+        assert!(rule("S x").include && rule("show x").sides == Sides::SENDER);
+        assert_eq!(rule("P x").sides, Sides::RECEIVER);
+        assert!(!rule("protect x").include);
+        assert!(rule("R x").include && rule("risk x").sides == Sides::RECEIVER);
+        assert_eq!(rule("-s x").sides, Sides::SENDER);
+        assert_eq!(rule("-sr x").sides, Sides::BOTH);
+        assert_eq!(rule("exclude,r x").sides, Sides::RECEIVER);
+        assert!(rule("-p x").perishable);
+    }
+
+    #[test]
+    fn only_one_separator_is_taken() {
+        let r = rule("-  x");
+        assert!(
+            r.pattern.matches(" x", false),
+            "the second space is the pattern's"
+        );
+        assert!(!r.pattern.matches("x", false));
+    }
+
+    #[test]
+    fn negation_applies_where_the_pattern_does_not_match() {
+        let r = rule("-! */");
+        assert!(r.negate);
+    }
+
+    #[test]
+    fn clear_and_merges() {
+        assert!(matches!(full_rule("!"), Ok(Some(Parsed::Clear))));
+        assert!(matches!(full_rule("clear"), Ok(Some(Parsed::Clear))));
+        assert!(full_rule("! x").is_err());
+        match full_rule(".- excludes.txt") {
+            Ok(Some(Parsed::Merge { file, template })) => {
+                assert_eq!(file, "excludes.txt");
+                assert_eq!(template.bare, Some(false));
+            }
+            other => panic!("{other:?}"),
+        }
+        match full_rule("dir-merge,ne .rules") {
+            Ok(Some(Parsed::DirMerge { file, template })) => {
+                assert_eq!(file, ".rules");
+                assert!(template.no_inherit && template.exclude_self);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            full_rule(":- .gitignore"),
+            Ok(Some(Parsed::DirMerge { .. }))
+        ));
+    }
+
+    #[test]
+    fn mistakes_are_refused_with_the_rule_in_the_message() {
+        for bad in [
+            "x foo", "-*.o", "-", "exclude", "Hs x", "+e x", "-! ", "foo", "-/ x", "-C",
+        ] {
+            let err = full_rule(bad).expect_err(bad);
+            assert!(err.contains(&format!("{bad:?}")), "{bad}: {err}");
+        }
+        assert!(full_rule("x foo").unwrap_err().contains("supports"));
+    }
+
+    #[test]
+    fn old_style_takes_optional_prefixes() {
+        let old = |text: &str, include| {
+            parse(
+                text,
+                Syntax::Old { include },
+                &Template::default(),
+                Context::default(),
+            )
+        };
+        match old("+ keep", false) {
+            Ok(Some(Parsed::Rule(r))) => assert!(r.include && r.pattern.matches("keep", false)),
+            other => panic!("{other:?}"),
+        }
+        match old("-x", true) {
+            Ok(Some(Parsed::Rule(r))) => assert!(r.include && r.pattern.matches("-x", false)),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(old("!", false), Ok(Some(Parsed::Clear))));
+        match old("!x", false) {
+            Ok(Some(Parsed::Rule(r))) => assert!(r.pattern.matches("!x", false)),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn delete_excluded_makes_sideless_rules_sender_only() {
+        let ctx = Context {
+            delete_excluded: true,
+            ..Context::default()
+        };
+        let sides = |text| match parse(text, Syntax::Full, &Template::default(), ctx) {
+            Ok(Some(Parsed::Rule(r))) => r.sides,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(sides("- x"), Sides::SENDER);
+        assert_eq!(sides("P x"), Sides::RECEIVER);
+        assert_eq!(sides("-sr x"), Sides::BOTH);
+    }
+}
