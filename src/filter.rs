@@ -261,6 +261,11 @@ impl Scope {
         }
     }
 
+    /// Whether no rule is in force: every path is included.
+    pub fn is_empty(&self) -> bool {
+        self.filter.entries.is_empty()
+    }
+
     /// Whether `path` (from the transfer root; a directory when `is_dir`)
     /// is excluded for `side`.
     pub fn excluded(&self, path: &str, is_dir: bool, side: Side) -> bool {

@@ -108,6 +108,9 @@ impl Here {
 
     /// Whether the rules hide an entry of this directory from the walk.
     fn sender_excludes(&self, entry: &Entry) -> bool {
+        if self.scope.is_empty() {
+            return false;
+        }
         let path = join(&self.rel, &entry.name);
         self.scope
             .excluded(&path, entry.meta.kind == Kind::Dir, Side::Sender)
