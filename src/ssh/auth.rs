@@ -18,7 +18,7 @@ use russh::keys::agent::AgentIdentity;
 use russh::keys::{HashAlg, PrivateKey, PrivateKeyWithHashAlg, PublicKey};
 use russh::{AgentAuthError, MethodKind, MethodSet};
 
-use crate::ssh::config::{home_dir, HostConfig};
+use crate::ssh::config::{home_dir, HostConfig, IdentityAgent};
 
 /// How authentication may interact with the user.
 #[derive(Debug, Clone)]
@@ -63,6 +63,14 @@ pub enum AuthError {
         source: io::Error,
     },
 
+    /// Authenticating to a jump host (ProxyJump) failed.
+    #[error("jump host {hop}: {source}")]
+    JumpHost {
+        hop: String,
+        #[source]
+        source: Box<AuthError>,
+    },
+
     /// The SSH_ASKPASS program could not be run or gave an unusable answer.
     #[error("cannot ask with the SSH_ASKPASS program {program} while authenticating to {host}: {source}; fix SSH_ASKPASS, or set SSH_ASKPASS_REQUIRE=never to not use it")]
     Askpass {
@@ -90,7 +98,10 @@ impl AuthError {
     /// Whether the connection broke (or the server hung up) rather than the
     /// server turning every credential down.
     pub fn is_network(&self) -> bool {
-        matches!(self, AuthError::Disconnected { .. } | AuthError::Ssh { .. })
+        match self {
+            AuthError::JumpHost { source, .. } => source.is_network(),
+            _ => matches!(self, AuthError::Disconnected { .. } | AuthError::Ssh { .. }),
+        }
     }
 }
 
@@ -116,7 +127,7 @@ pub async fn authenticate<H: Handler>(
         Asker::Nobody => None,
     };
     let sources = Sources {
-        agent_socket: std::env::var_os("SSH_AUTH_SOCK"),
+        agent_socket: agent_socket(&cfg.identity_agent, |name| std::env::var_os(name)),
         home: home_dir(),
     };
     let mut attempt = Attempt::new(handle, cfg, prompter, sources);
@@ -184,8 +195,25 @@ fn choose_asker(terminal: bool, env: &AskpassEnv) -> Asker {
 
 /// Where keys come from; injected so tests need not touch the environment.
 struct Sources {
-    agent_socket: Option<OsString>,
+    /// The ssh-agent's socket, or why there is none (for the message).
+    agent_socket: Result<PathBuf, String>,
     home: Option<PathBuf>,
+}
+
+/// The agent socket `IdentityAgent` names: it replaces $SSH_AUTH_SOCK, as
+/// in OpenSSH. `env` reads an environment variable.
+fn agent_socket(
+    setting: &IdentityAgent,
+    env: impl Fn(&str) -> Option<OsString>,
+) -> Result<PathBuf, String> {
+    match setting {
+        IdentityAgent::None => Err("no ssh-agent (IdentityAgent none)".to_string()),
+        IdentityAgent::Socket(path) => Ok(path.clone()),
+        IdentityAgent::Environment(name) => env(name)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+            .ok_or_else(|| format!("no ssh-agent ({name} is not set)")),
+    }
 }
 
 /// Asks the user for secrets and answers. Blocking; called off the runtime.
@@ -432,15 +460,17 @@ impl<'a, H: Handler> Attempt<'a, H> {
     }
 
     async fn connect_agent(&mut self) -> Option<AgentClient<tokio::net::UnixStream>> {
-        let Some(socket) = self.sources.agent_socket.clone() else {
-            self.skipped
-                .push("no ssh-agent (SSH_AUTH_SOCK is not set)".to_string());
-            return None;
+        let socket = match &self.sources.agent_socket {
+            Ok(socket) => socket.clone(),
+            Err(why) => {
+                self.skipped.push(why.clone());
+                return None;
+            }
         };
         let mut agent = match AgentClient::connect_uds(&socket).await {
             Ok(agent) => agent,
             Err(e) => {
-                let socket = Path::new(&socket).display();
+                let socket = socket.display();
                 self.skipped
                     .push(format!("ssh-agent unreachable at {socket} ({e})"));
                 return None;
@@ -1027,20 +1057,13 @@ mod tests {
     }
 
     fn host_config(sshd: &Sshd, identity_files: Vec<PathBuf>) -> HostConfig {
+        let user = local_user().expect("login name");
         HostConfig {
-            alias: "testhost".to_string(),
-            host_name: "127.0.0.1".to_string(),
-            port: sshd.port,
-            user: local_user().expect("login name"),
             identity_files,
-            identities_only: false,
             user_known_hosts_files: vec![sshd.known_hosts.clone()],
-            global_known_hosts_files: Vec::new(),
             strict_host_key_checking: StrictHostKeyChecking::Yes,
             batch_mode: true,
-            connect_timeout: None,
-            server_alive_interval: None,
-            server_alive_count_max: 3,
+            ..HostConfig::new("testhost", "127.0.0.1", sshd.port, &user)
         }
     }
 
@@ -1078,10 +1101,33 @@ mod tests {
     }
 
     fn no_agent(home: Option<PathBuf>) -> Sources {
+        let unset = IdentityAgent::Environment("SSH_AUTH_SOCK".into());
         Sources {
-            agent_socket: None,
+            agent_socket: agent_socket(&unset, |_| None),
             home,
         }
+    }
+
+    #[test]
+    fn identity_agent_replaces_ssh_auth_sock() {
+        let env = |name: &str| (name == "OTHER_SOCK").then(|| OsString::from("/run/other.sock"));
+        let from = |setting: IdentityAgent| agent_socket(&setting, env);
+        assert_eq!(
+            from(IdentityAgent::Environment("OTHER_SOCK".into())),
+            Ok(PathBuf::from("/run/other.sock"))
+        );
+        assert_eq!(
+            from(IdentityAgent::Environment("SSH_AUTH_SOCK".into())),
+            Err("no ssh-agent (SSH_AUTH_SOCK is not set)".to_string())
+        );
+        assert_eq!(
+            from(IdentityAgent::Socket(PathBuf::from("/s"))),
+            Ok(PathBuf::from("/s"))
+        );
+        assert_eq!(
+            from(IdentityAgent::None),
+            Err("no ssh-agent (IdentityAgent none)".to_string())
+        );
     }
 
     async fn run(
@@ -1334,7 +1380,7 @@ mod tests {
                 return;
             };
             let sources = || Sources {
-                agent_socket: Some(agent.socket.clone().into_os_string()),
+                agent_socket: Ok(agent.socket.clone()),
                 home: None,
             };
             // A locked identity file is never reached: the agent succeeds first.
@@ -1403,7 +1449,7 @@ mod tests {
             };
             let cfg = host_config(&sshd, vec![good]);
             let sources = Sources {
-                agent_socket: Some(keys.path().join("no-such.sock").into_os_string()),
+                agent_socket: Ok(keys.path().join("no-such.sock")),
                 home: None,
             };
             run(&sshd, &cfg, None, sources)
@@ -1519,19 +1565,8 @@ mod tests {
 
     fn host_config_for_port(port: u16) -> HostConfig {
         HostConfig {
-            alias: "testhost".to_string(),
-            host_name: "127.0.0.1".to_string(),
-            port,
-            user: "nobody".to_string(),
-            identity_files: Vec::new(),
-            identities_only: false,
-            user_known_hosts_files: Vec::new(),
-            global_known_hosts_files: Vec::new(),
             strict_host_key_checking: StrictHostKeyChecking::Yes,
-            batch_mode: false,
-            connect_timeout: None,
-            server_alive_interval: None,
-            server_alive_count_max: 3,
+            ..HostConfig::new("testhost", "127.0.0.1", port, "nobody")
         }
     }
 

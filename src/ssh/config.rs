@@ -1,13 +1,23 @@
 //! Resolves a host alias the way `ssh` does: reads the ssh config file
-//! (`~/.ssh/config`, or the file given with `-F`), applies OpenSSH's
-//! "first obtained value wins" rule, expands `~` and `%` tokens, and
-//! merges command-line overrides into one [`HostConfig`] that the
-//! connection, host-key and authentication code work from.
+//! (`~/.ssh/config`, or the file given with `-F`; `-F none` reads none)
+//! with its `Include`s, applies `-o` options as if they came first, applies
+//! OpenSSH's "first obtained value wins" rule, expands `~` and `%` tokens,
+//! and merges command-line overrides into one [`HostConfig`] that the
+//! connection, host-key and authentication code work from. ProxyJump hosts
+//! are resolved here too, each under its own name (see `ssh::jump`).
 //!
 //! Parsing is done by `ssh2-config`; this module fixes the places where
-//! that crate differs from OpenSSH (see [`prepare`]) and interprets the
-//! options it does not model (`UserKnownHostsFile`, `StrictHostKeyChecking`,
-//! `IdentitiesOnly`, `BatchMode`, ...).
+//! that crate differs from OpenSSH (see [`prepare`] and `ssh::include`) and
+//! interprets the options it does not model (`UserKnownHostsFile`,
+//! `StrictHostKeyChecking`, `IdentitiesOnly`, `BatchMode`, `IdentityAgent`,
+//! `ProxyJump`, ...).
+//!
+//! `%` tokens are expanded where OpenSSH expands them: `HostName` takes
+//! `%h` (the alias); `ProxyJump` takes `%h %n %p %r` (OpenSSH expands them
+//! as part of the proxy command it builds); `IdentityFile`,
+//! `UserKnownHostsFile`, `GlobalKnownHostsFile` and `IdentityAgent` take
+//! `%% %d %h %i %k %L %l %n %p %r %u`, and `~`. `%C`, `%j` and `${VAR}`
+//! are not supported (they are refused with a message, never left as text).
 
 use std::collections::HashSet;
 use std::ffi::{CStr, OsStr};
@@ -17,6 +27,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ssh2_config::{Host, HostParams, ParseRule, SshConfig, SshParserError};
+
+use super::include::{self, split_keyword, Line, Origin};
+use super::jump;
+use super::options::{self, Verdict};
 
 /// How to treat a server whose host key is not (or not correctly) in known_hosts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,8 +59,28 @@ impl StrictHostKeyChecking {
     }
 }
 
+/// Where the ssh-agent is (`IdentityAgent`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdentityAgent {
+    /// The socket named by this environment variable (`SSH_AUTH_SOCK` by
+    /// default, or `IdentityAgent $VAR`), read when authenticating.
+    Environment(String),
+    /// `IdentityAgent none`: no agent.
+    None,
+    /// A socket path, `~` and tokens expanded.
+    Socket(PathBuf),
+}
+
+/// Which addresses of a host name to connect to (`AddressFamily`, `ssh -4/-6`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AddressFamily {
+    Any,
+    Inet,
+    Inet6,
+}
+
 /// Values given on the command line; each beats the config file.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Overrides {
     /// `-p PORT` or the port of a `user@host:port` spec.
     pub port: Option<u16>,
@@ -54,6 +88,17 @@ pub struct Overrides {
     pub user: Option<String>,
     /// `-i FILE`; tried before the config's identity files.
     pub identity: Option<PathBuf>,
+    /// `ssh -J`: jump hosts (`[user@]host[:port]`, comma-separated), beating
+    /// the config's ProxyJump and ProxyCommand; `none` disables both.
+    pub proxy_jump: Option<String>,
+    /// `ssh -o` lines (`Key=Value` or `Key Value`), in command-line order.
+    /// They are applied as if they came before the config file, so they win
+    /// by "first value wins"; keywords ferry cannot honour are refused
+    /// (see `ssh::options`).
+    pub options: Vec<String>,
+    /// `ssh -C` / rsync's `-z`: compress the SSH transport. `false` leaves
+    /// it to the config's `Compression`.
+    pub compression: bool,
 }
 
 /// Everything needed to connect to and authenticate with one host.
@@ -71,6 +116,7 @@ pub struct HostConfig {
     /// Empty means "use the default keys".
     pub identity_files: Vec<PathBuf>,
     pub identities_only: bool,
+    pub identity_agent: IdentityAgent,
     pub user_known_hosts_files: Vec<PathBuf>,
     pub global_known_hosts_files: Vec<PathBuf>,
     pub strict_host_key_checking: StrictHostKeyChecking,
@@ -78,7 +124,44 @@ pub struct HostConfig {
     pub connect_timeout: Option<Duration>,
     pub server_alive_interval: Option<Duration>,
     pub server_alive_count_max: u32,
+    /// `Compression yes` or `-C`: offer zlib compression to the server.
+    pub compression: bool,
+    pub address_family: AddressFamily,
+    /// The ProxyJump hosts, resolved, in the order they are dialled: the
+    /// first directly, each next one through the one before, and this host
+    /// through the last. Empty for a direct connection. The chain is flat:
+    /// the hosts here have no `jump_hosts` of their own.
+    pub jump_hosts: Vec<HostConfig>,
 }
+
+impl HostConfig {
+    /// A direct connection to `host_name:port` as `user` with OpenSSH's
+    /// defaults and no files (no identity or known_hosts files), for
+    /// callers that build a config without ssh config, such as tests.
+    pub fn new(alias: &str, host_name: &str, port: u16, user: &str) -> HostConfig {
+        HostConfig {
+            alias: alias.to_string(),
+            host_name: host_name.to_string(),
+            port,
+            user: user.to_string(),
+            identity_files: Vec::new(),
+            identities_only: false,
+            identity_agent: IdentityAgent::Environment(AUTH_SOCK.to_string()),
+            user_known_hosts_files: Vec::new(),
+            global_known_hosts_files: Vec::new(),
+            strict_host_key_checking: StrictHostKeyChecking::Ask,
+            batch_mode: false,
+            connect_timeout: None,
+            server_alive_interval: None,
+            server_alive_count_max: 3,
+            compression: false,
+            address_family: AddressFamily::Any,
+            jump_hosts: Vec::new(),
+        }
+    }
+}
+
+const AUTH_SOCK: &str = "SSH_AUTH_SOCK";
 
 /// Why a host alias could not be resolved.
 #[derive(Debug, thiserror::Error)]
@@ -93,6 +176,13 @@ pub enum ConfigError {
         source: SshParserError,
     },
 
+    #[error("ssh config {}, line {line}: {reason}", path.display())]
+    Include {
+        path: PathBuf,
+        line: usize,
+        reason: String,
+    },
+
     #[error("ssh config {}: {keyword} {value:?} for host {host} is not valid, expected {expected}; fix that line", path.display())]
     BadValue {
         path: PathBuf,
@@ -102,14 +192,35 @@ pub enum ConfigError {
         expected: &'static str,
     },
 
-    #[error("ssh config {}: {keyword} {value:?} for host {host} uses an unsupported %-token %{token}; use one of %% %d %h %i %k %L %l %n %p %r %u", path.display())]
+    #[error("ssh config {}: {keyword} {value:?} for host {host} uses the %-token %{token}, which ferry does not support there; {keyword} allows {allowed}", path.display())]
     BadToken {
         path: PathBuf,
         host: String,
         keyword: &'static str,
         value: String,
         token: char,
+        allowed: &'static str,
     },
+
+    #[error("-o {option}: {reason}")]
+    Option { option: String, reason: String },
+
+    #[error("{origin}: ProxyCommand {command:?} for host {host} is not supported: ferry connects by itself and runs no proxy command; use ProxyJump (ssh -J) for jump hosts, or set ProxyCommand none")]
+    ProxyCommand {
+        origin: String,
+        host: String,
+        command: String,
+    },
+
+    #[error("ProxyJump {value:?} for host {host}: {reason}")]
+    ProxyJump {
+        host: String,
+        value: String,
+        reason: String,
+    },
+
+    #[error("-e/--rsh {command:?}: {reason}")]
+    Rsh { command: String, reason: String },
 
     #[error("cannot determine the home directory (HOME is unset and the user has no passwd entry); set HOME")]
     NoHome,
@@ -120,9 +231,17 @@ pub enum ConfigError {
 /// instead of letting the last line of a block overwrite the others.
 const IDENTITY_KEY: &str = "ferry-identityfile-";
 
+/// Keyword that [`prepare`] gives both `ProxyJump` and `ProxyCommand`
+/// lines (value: `jump N` or `command N`, N the line's index), because in
+/// OpenSSH whichever of the two comes first wins over the other.
+const PROXY_KEY: &str = "ferry-proxy";
+
+/// `Compression`, renamed so ferry reads it (ssh2-config accepts only a
+/// lower-case yes or no).
+const COMPRESSION_KEY: &str = "ferry-compression";
+
 /// Keywords OpenSSH accumulates instead of applying "first value wins".
 const ACCUMULATING: &[&str] = &[
-    "include",
     "certificatefile",
     "localforward",
     "remoteforward",
@@ -139,10 +258,11 @@ struct Local {
     user: String,
 }
 
-/// Resolves `alias` through the ssh config.
+/// Resolves `alias` through the ssh config, with its jump hosts.
 ///
 /// `config_path`: `Some(file)` = use only that file (like `ssh -F`), error if
-/// unreadable; `None` = `~/.ssh/config` if it exists, else defaults.
+/// unreadable, `none` for no file; `None` = `~/.ssh/config` if it exists,
+/// else defaults.
 pub fn resolve(
     alias: &str,
     config_path: Option<&Path>,
@@ -161,32 +281,53 @@ fn resolve_in(
     overrides: &Overrides,
     local: &Local,
 ) -> Result<HostConfig, ConfigError> {
-    let (path, config) = load(config_path, local)?;
-    // OpenSSH (checked against 9.2's `ssh -G`) matches Host patterns
-    // case-sensitively against the name as typed.
-    let params = config.query(alias);
+    let (mut cfg, proxy_jump) = resolve_host(alias, config_path, overrides, local)?;
+    // The target's own settings decide its resolution only when no -o or
+    // -i takes part; then meeting it again among its jump hosts is a loop.
+    let plain = overrides.options.is_empty() && overrides.identity.is_none();
+    let target = plain.then(|| jump::key(alias, overrides));
+    let mut resolve_hop =
+        |hop: &str, hop_overrides: &Overrides| resolve_host(hop, config_path, hop_overrides, local);
+    cfg.jump_hosts = jump::route(alias, target, proxy_jump.as_deref(), &mut resolve_hop)?;
+    Ok(cfg)
+}
+
+/// Resolves one host, without following its ProxyJump: returns its
+/// settings and the ProxyJump list in effect for it.
+fn resolve_host(
+    alias: &str,
+    config_path: Option<&Path>,
+    overrides: &Overrides,
+    local: &Local,
+) -> Result<jump::Resolved, ConfigError> {
+    let options = option_lines(&overrides.options)?;
+    let loaded = load(config_path, local, alias, options)?;
+    let params = loaded.config.query(alias);
     let mut ctx = Expand {
-        path: &path,
+        path: &loaded.path,
         alias,
         host_name: String::new(),
         port: overrides.port.or(params.port).unwrap_or(22),
         user: overrides.user.clone().or(params.user.clone()),
         local,
     };
+    // OpenSSH (checked against 9.2's `ssh -G`) matches Host patterns
+    // case-sensitively against the name as typed.
     ctx.host_name = host_name(&params, &ctx)?;
     let user = ctx.user.clone().unwrap_or_else(|| local.user.clone());
     ctx.user = Some(user.clone());
     let mut identity_files: Vec<PathBuf> = overrides.identity.iter().cloned().collect();
-    for raw in identity_lines(&config, alias) {
+    for raw in identity_lines(&loaded.config, alias) {
         push_unique(&mut identity_files, ctx.path("IdentityFile", &raw)?);
     }
-    Ok(HostConfig {
+    let cfg = HostConfig {
         alias: alias.to_string(),
         host_name: ctx.host_name.clone(),
         port: ctx.port,
         user,
         identity_files,
         identities_only: ctx.flag(&params, "identitiesonly", "IdentitiesOnly")?,
+        identity_agent: ctx.identity_agent(&params)?,
         user_known_hosts_files: ctx.known_hosts(&params, "userknownhostsfile", USER_KNOWN)?,
         global_known_hosts_files: ctx.known_hosts(&params, "globalknownhostsfile", GLOBAL_KNOWN)?,
         strict_host_key_checking: ctx.strict(&params)?,
@@ -194,73 +335,199 @@ fn resolve_in(
         connect_timeout: params.connect_timeout.filter(|d| !d.is_zero()),
         server_alive_interval: params.server_alive_interval.filter(|d| !d.is_zero()),
         server_alive_count_max: ctx.count_max(&params)?,
-    })
+        compression: overrides.compression || ctx.flag(&params, COMPRESSION_KEY, "Compression")?,
+        address_family: ctx.address_family(&params)?,
+        jump_hosts: Vec::new(),
+    };
+    let proxy_jump = proxy_jump(overrides, &params, &loaded.lines, &ctx)?;
+    Ok((cfg, proxy_jump))
+}
+
+/// The `-o` lines ferry applies, as config lines (the others are ignored
+/// or refused by `ssh::options`).
+fn option_lines(options: &[String]) -> Result<Vec<Line>, ConfigError> {
+    let mut lines = Vec::new();
+    for option in options {
+        if let Verdict::Apply(text) = options::check(option)? {
+            lines.push(Line {
+                text,
+                origin: Origin::Option(option.clone()),
+            });
+        }
+    }
+    Ok(lines)
+}
+
+/// The ProxyJump list in effect: `-J`, else whichever of the config's
+/// ProxyJump and ProxyCommand came first. A ProxyCommand other than
+/// `none` is refused rather than ignored: connecting directly instead
+/// would reach another network path than the user set up.
+fn proxy_jump(
+    overrides: &Overrides,
+    params: &HostParams,
+    lines: &[Line],
+    ctx: &Expand,
+) -> Result<Option<String>, ConfigError> {
+    let raw = match &overrides.proxy_jump {
+        Some(given) => given.clone(),
+        None => {
+            let Some((kind, line)) = proxy_line(params, lines) else {
+                return Ok(None);
+            };
+            let value = split_keyword(content_of(&line.text)).1.to_string();
+            if kind == "command" {
+                if value.eq_ignore_ascii_case("none") {
+                    return Ok(None);
+                }
+                return Err(ConfigError::ProxyCommand {
+                    origin: describe_origin(&line.origin),
+                    host: ctx.alias.to_string(),
+                    command: value,
+                });
+            }
+            value
+        }
+    };
+    if raw.trim().eq_ignore_ascii_case("none") {
+        return Ok(None);
+    }
+    ctx.tokens("ProxyJump", &raw, Tokens::Proxy).map(Some)
+}
+
+/// The first ProxyJump or ProxyCommand line that applies: its kind and line.
+fn proxy_line<'a>(params: &HostParams, lines: &'a [Line]) -> Option<(&'a str, &'a Line)> {
+    let values = field(params, PROXY_KEY)?;
+    let (kind, index) = match values.as_slice() {
+        [kind, index] => (kind.as_str(), index.parse::<usize>().ok()?),
+        _ => return None,
+    };
+    let kind = if kind == "command" { "command" } else { "jump" };
+    Some((kind, lines.get(index)?))
+}
+
+fn describe_origin(origin: &Origin) -> String {
+    match origin {
+        Origin::Option(option) => format!("-o {option}"),
+        Origin::File { path, line } => format!("ssh config {}, line {line}", path.display()),
+    }
 }
 
 const USER_KNOWN: &[&str] = &["~/.ssh/known_hosts", "~/.ssh/known_hosts2"];
 const GLOBAL_KNOWN: &[&str] = &["/etc/ssh/ssh_known_hosts", "/etc/ssh/ssh_known_hosts2"];
 
-/// Reads and parses the config file; returns the path used (for messages)
-/// and the parsed config (empty when there is no file).
-fn load(config_path: Option<&Path>, local: &Local) -> Result<(PathBuf, SshConfig), ConfigError> {
+/// A config read for one host: its lines (the `-o` ones first, `Include`s
+/// expanded), the parse of them, and the file's path for messages.
+struct Loaded {
+    path: PathBuf,
+    lines: Vec<Line>,
+    config: SshConfig,
+}
+
+/// Reads the config file for `alias`, puts the `-o` lines before it, and
+/// parses the result.
+fn load(
+    config_path: Option<&Path>,
+    local: &Local,
+    alias: &str,
+    options: Vec<Line>,
+) -> Result<Loaded, ConfigError> {
     let path = match config_path {
         Some(p) => p.to_path_buf(),
         None => local.home.join(".ssh").join("config"),
     };
-    let text = match std::fs::read_to_string(&path) {
-        Ok(text) => text,
-        // Only the implicit default file may be absent.
-        Err(e) if config_path.is_none() && e.kind() == io::ErrorKind::NotFound => {
-            return Ok((path, SshConfig::default()));
-        }
-        Err(source) => return Err(ConfigError::Read { path, source }),
-    };
-    let prepared = prepare(&text);
+    let mut lines = options;
+    if let Some(text) = read_config(&path, config_path.is_none())? {
+        let ctx = include::Context {
+            alias,
+            home: &local.home,
+            translate_match: &translate_match,
+        };
+        lines.extend(include::expand(&path, &text, &ctx)?);
+    }
+    let prepared = prepare(&lines);
     match parse(&prepared) {
-        Ok(config) => Ok((path, config)),
-        Err(source) => {
-            let line = failing_line(&prepared);
-            Err(ConfigError::Parse { path, line, source })
-        }
+        Ok(config) => Ok(Loaded {
+            path,
+            lines,
+            config,
+        }),
+        Err(source) => Err(parse_error(&prepared, &lines, source)),
     }
 }
 
-fn parse(text: &str) -> Result<SshConfig, SshParserError> {
+/// The file's text; `None` for `-F none`, and for the implicit default
+/// file when it does not exist.
+fn read_config(path: &Path, implicit: bool) -> Result<Option<String>, ConfigError> {
+    if !implicit && path == Path::new("none") {
+        return Ok(None);
+    }
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok(Some(text)),
+        Err(e) if implicit && e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
+}
+
+fn parse(lines: &[String]) -> Result<SshConfig, SshParserError> {
     let rules = ParseRule::ALLOW_UNKNOWN_FIELDS | ParseRule::ALLOW_UNSUPPORTED_FIELDS;
+    let text = lines.join("\n");
     SshConfig::default().parse(&mut BufReader::new(text.as_bytes()), rules)
 }
 
 /// ssh2-config's errors carry no line number; the parser stops at the first
-/// bad line, so the shortest failing prefix ends on it. Only runs on the
-/// error path, and config files are small.
-fn failing_line(text: &str) -> usize {
-    let lines: Vec<&str> = text.lines().collect();
-    (1..=lines.len())
-        .find(|&n| parse(&lines[..n].join("\n")).is_err())
-        .unwrap_or(lines.len())
+/// bad line, so the shortest failing prefix ends on it, and its origin says
+/// which file and line (or `-o` option) that was. Only runs on the error
+/// path, and config files are small.
+fn parse_error(prepared: &[String], lines: &[Line], source: SshParserError) -> ConfigError {
+    let failing = (1..=prepared.len())
+        .find(|&n| parse(&prepared[..n]).is_err())
+        .unwrap_or(prepared.len());
+    match lines.get(failing.saturating_sub(1)).map(|l| &l.origin) {
+        Some(Origin::Option(option)) => ConfigError::Option {
+            option: option.clone(),
+            reason: source.to_string(),
+        },
+        Some(Origin::File { path, line }) => ConfigError::Parse {
+            path: path.clone(),
+            line: *line,
+            source,
+        },
+        None => ConfigError::Parse {
+            path: PathBuf::from("ssh config"),
+            line: failing,
+            source,
+        },
+    }
 }
 
-/// Rewrites the config text, line for line (so line numbers stay valid), to
+/// Rewrites the config lines, one for one (so each keeps its origin), to
 /// fix where ssh2-config differs from OpenSSH:
 /// - a keyword repeated inside one block: OpenSSH keeps the first value,
 ///   ssh2-config the last, so later repeats are blanked;
 /// - `IdentityFile` accumulates in OpenSSH, so each line gets its own
 ///   keyword (see [`IDENTITY_KEY`]) and is collected by [`identity_lines`];
+/// - `ProxyJump` and `ProxyCommand` compete (see [`PROXY_KEY`]);
 /// - `Match` is unknown to ssh2-config, which would then apply the block's
 ///   options to the preceding `Host`; see [`translate_match`].
-fn prepare(text: &str) -> String {
+fn prepare(lines: &[Line]) -> Vec<String> {
     let mut seen = HashSet::new();
-    let lines: Vec<String> = text
-        .lines()
+    lines
+        .iter()
         .enumerate()
-        .map(|(i, line)| prepare_line(line, i + 1, &mut seen))
-        .collect();
-    lines.join("\n")
+        .map(|(i, line)| prepare_line(&line.text, i, &mut seen))
+        .collect()
 }
 
-fn prepare_line(line: &str, number: usize, seen: &mut HashSet<String>) -> String {
-    // ssh2-config also cuts a line at the first '#'.
-    let content = line.split('#').next().unwrap_or_default().trim();
+/// ssh2-config also cuts a line at the first '#'.
+fn content_of(line: &str) -> &str {
+    line.split('#').next().unwrap_or_default().trim()
+}
+
+fn prepare_line(line: &str, index: usize, seen: &mut HashSet<String>) -> String {
+    let content = content_of(line);
     if content.is_empty() {
         return String::new();
     }
@@ -273,24 +540,25 @@ fn prepare_line(line: &str, number: usize, seen: &mut HashSet<String>) -> String
         }
         "match" => {
             seen.clear();
-            translate_match(args, number)
+            translate_match(args, index + 1)
         }
-        "identityfile" => format!("{IDENTITY_KEY}{number} {args}"),
+        // Expanded by `ssh::include` already; never left to ssh2-config.
+        "include" => String::new(),
+        "identityfile" => format!("{IDENTITY_KEY}{index} {args}"),
         k if ACCUMULATING.contains(&k) => content.to_string(),
+        "proxyjump" | "proxycommand" if seen.insert(PROXY_KEY.to_string()) => {
+            let kind = if keyword == "proxyjump" {
+                "jump"
+            } else {
+                "command"
+            };
+            format!("{PROXY_KEY} {kind} {index}")
+        }
+        "compression" if seen.insert(keyword.clone()) => format!("{COMPRESSION_KEY} {args}"),
+        "proxyjump" | "proxycommand" | "compression" => String::new(),
         _ if seen.insert(keyword.clone()) => content.to_string(),
         _ => String::new(),
     }
-}
-
-/// Splits `Keyword args`, `Keyword=args` or `Keyword = args` the way
-/// ssh2-config's tokenizer does.
-fn split_keyword(content: &str) -> (&str, &str) {
-    let end = content
-        .find(|c: char| c == '=' || c.is_whitespace())
-        .unwrap_or(content.len());
-    let (keyword, rest) = content.split_at(end);
-    let rest = rest.trim_start().trim_start_matches('=').trim();
-    (keyword, rest)
 }
 
 /// `Match all` applies to every host; `Match originalhost P` is a `Host P`.
@@ -314,7 +582,7 @@ fn translate_match(args: &str, number: usize) -> String {
     }
 }
 
-/// The raw `IdentityFile` values of every block matching `name`, in file order.
+/// The raw `IdentityFile` values of every block matching `name`, in order.
 fn identity_lines(config: &SshConfig, name: &str) -> Vec<String> {
     config
         .intersecting_hosts(name)
@@ -330,17 +598,33 @@ fn host_identity_lines(host: &Host) -> Vec<String> {
         .filter_map(|(key, args)| Some((key.strip_prefix(IDENTITY_KEY)?.parse().ok()?, args)))
         .collect();
     numbered.sort_by_key(|(line, _)| *line);
-    let mut out: Vec<String> = numbered.into_iter().flat_map(|(_, a)| a.clone()).collect();
-    // Files pulled in by `Include` bypass `prepare`, so ssh2-config parsed
-    // their IdentityFile itself (already ~-expanded).
-    let included = host.params.identity_file.iter().flatten();
-    out.extend(included.map(|p| p.to_string_lossy().into_owned()));
-    out
+    numbered.into_iter().flat_map(|(_, a)| a.clone()).collect()
 }
 
 fn push_unique(list: &mut Vec<PathBuf>, path: PathBuf) {
     if !list.contains(&path) {
         list.push(path);
+    }
+}
+
+/// Which `%` tokens a keyword accepts (ssh_config(5), TOKENS).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tokens {
+    /// HostName: `%%` and `%h` (the alias).
+    HostName,
+    /// ProxyJump: `%% %h %n %p %r`.
+    Proxy,
+    /// File options and IdentityAgent.
+    Files,
+}
+
+impl Tokens {
+    fn allowed(self) -> &'static str {
+        match self {
+            Tokens::HostName => "%% and %h",
+            Tokens::Proxy => "%% %h %n %p %r",
+            Tokens::Files => "%% %d %h %i %k %L %l %n %p %r %u",
+        }
     }
 }
 
@@ -357,11 +641,11 @@ struct Expand<'a> {
 impl Expand<'_> {
     /// Expands `~` and the `%` tokens OpenSSH allows in file options.
     fn path(&self, keyword: &'static str, raw: &str) -> Result<PathBuf, ConfigError> {
-        let expanded = self.tokens(keyword, raw, true)?;
+        let expanded = self.tokens(keyword, raw, Tokens::Files)?;
         Ok(expand_tilde(&expanded, &self.local.home))
     }
 
-    fn tokens(&self, keyword: &'static str, raw: &str, all: bool) -> Result<String, ConfigError> {
+    fn tokens(&self, keyword: &'static str, raw: &str, set: Tokens) -> Result<String, ConfigError> {
         let mut out = String::with_capacity(raw.len());
         let mut chars = raw.chars();
         while let Some(c) = chars.next() {
@@ -370,42 +654,46 @@ impl Expand<'_> {
                 continue;
             }
             let token = chars.next().unwrap_or('%');
-            match self.token(token, all) {
+            match self.token(token, set) {
                 Some(value) => out.push_str(&value),
-                None => return Err(self.bad_token(keyword, raw, token)),
+                None => return Err(self.bad_token(keyword, raw, token, set)),
             }
         }
         Ok(out)
     }
 
-    /// `all == false` is HostName, where OpenSSH only allows `%h` and `%%`.
-    fn token(&self, token: char, all: bool) -> Option<String> {
-        match token {
-            '%' => Some("%".to_string()),
-            'h' if !all => Some(self.alias.to_string()),
-            _ if !all => None,
-            'h' => Some(self.host_name.clone()),
+    fn token(&self, token: char, set: Tokens) -> Option<String> {
+        match (token, set) {
+            ('%', _) => Some("%".to_string()),
+            ('h', Tokens::HostName) => Some(self.alias.to_string()),
+            (_, Tokens::HostName) => None,
+            ('h', _) => Some(self.host_name.clone()),
             // OpenSSH expands these to the name exactly as typed.
-            'n' | 'k' => Some(self.alias.to_string()),
-            'p' => Some(self.port.to_string()),
-            'r' => self.user.clone(),
-            'u' => Some(self.local.user.clone()),
-            'd' => Some(self.local.home.to_string_lossy().into_owned()),
+            ('n', _) => Some(self.alias.to_string()),
+            ('p', _) => Some(self.port.to_string()),
+            ('r', _) => self.user.clone(),
+            (_, Tokens::Proxy) => None,
+            ('k', _) => Some(self.alias.to_string()),
+            ('u', _) => Some(self.local.user.clone()),
+            ('d', _) => Some(self.local.home.to_string_lossy().into_owned()),
             // SAFETY: getuid cannot fail and has no preconditions.
-            'i' => Some(unsafe { libc::getuid() }.to_string()),
-            'l' => local_host_name(),
-            'L' => local_host_name().map(|h| h.split('.').next().unwrap_or_default().to_string()),
+            ('i', _) => Some(unsafe { libc::getuid() }.to_string()),
+            ('l', _) => local_host_name(),
+            ('L', _) => {
+                local_host_name().map(|h| h.split('.').next().unwrap_or_default().to_string())
+            }
             _ => None,
         }
     }
 
-    fn bad_token(&self, keyword: &'static str, raw: &str, token: char) -> ConfigError {
+    fn bad_token(&self, keyword: &'static str, raw: &str, token: char, set: Tokens) -> ConfigError {
         ConfigError::BadToken {
             path: self.path.to_path_buf(),
             host: self.alias.to_string(),
             keyword,
             value: raw.to_string(),
             token,
+            allowed: set.allowed(),
         }
     }
 
@@ -453,6 +741,40 @@ impl Expand<'_> {
             .map_err(|_| self.bad_value("ServerAliveCountMax", value, "a whole number"))
     }
 
+    /// `none`, `SSH_AUTH_SOCK`, `$VAR` (a variable naming the socket), or
+    /// a socket path with `~` and tokens.
+    fn identity_agent(&self, params: &HostParams) -> Result<IdentityAgent, ConfigError> {
+        let Some(value) = first_value(params, "identityagent") else {
+            return Ok(IdentityAgent::Environment(AUTH_SOCK.to_string()));
+        };
+        if value.eq_ignore_ascii_case("none") {
+            return Ok(IdentityAgent::None);
+        }
+        if value == AUTH_SOCK {
+            return Ok(IdentityAgent::Environment(AUTH_SOCK.to_string()));
+        }
+        if let Some(var) = value.strip_prefix('$') {
+            let var = var.trim_start_matches('{').trim_end_matches('}');
+            if var.is_empty() {
+                return Err(self.bad_value("IdentityAgent", value, "none, a path or $VARIABLE"));
+            }
+            return Ok(IdentityAgent::Environment(var.to_string()));
+        }
+        Ok(IdentityAgent::Socket(self.path("IdentityAgent", value)?))
+    }
+
+    fn address_family(&self, params: &HostParams) -> Result<AddressFamily, ConfigError> {
+        let Some(value) = first_value(params, "addressfamily") else {
+            return Ok(AddressFamily::Any);
+        };
+        match value.to_ascii_lowercase().as_str() {
+            "any" => Ok(AddressFamily::Any),
+            "inet" => Ok(AddressFamily::Inet),
+            "inet6" => Ok(AddressFamily::Inet6),
+            _ => Err(self.bad_value("AddressFamily", value, "any, inet or inet6")),
+        }
+    }
+
     /// `UserKnownHostsFile` / `GlobalKnownHostsFile`: several files, or `none`.
     fn known_hosts(
         &self,
@@ -483,7 +805,7 @@ impl Expand<'_> {
 /// case-insensitive), whether it came from HostName or the alias.
 fn host_name(params: &HostParams, ctx: &Expand) -> Result<String, ConfigError> {
     let name = match &params.host_name {
-        Some(raw) => ctx.tokens("HostName", raw, false)?,
+        Some(raw) => ctx.tokens("HostName", raw, Tokens::HostName)?,
         None => ctx.alias.to_string(),
     };
     Ok(name.to_lowercase())
@@ -775,7 +1097,7 @@ mod tests {
         let overrides = Overrides {
             port: Some(4444),
             user: Some("cliuser".to_string()),
-            identity: None,
+            ..Overrides::default()
         };
         let cfg = f.resolve_with("h", &overrides);
         assert_eq!((cfg.port, cfg.user.as_str()), (4444, "cliuser"));
@@ -861,10 +1183,19 @@ mod tests {
     }
 
     fn ssh_dash_g(config: &Path, alias: &str) -> Option<std::collections::HashMap<String, String>> {
+        ssh_dash_g_with(config, alias, &[])
+    }
+
+    fn ssh_dash_g_with(
+        config: &Path,
+        alias: &str,
+        args: &[&str],
+    ) -> Option<std::collections::HashMap<String, String>> {
         let out = Command::new("ssh")
             .arg("-G")
             .arg("-F")
             .arg(config)
+            .args(args)
             .arg(alias)
             .output()
             .ok()?;
@@ -876,5 +1207,367 @@ mod tests {
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
         let pairs = text.lines().filter_map(|l| l.split_once(' '));
         Some(pairs.map(|(k, v)| (k.to_string(), v.to_string())).collect())
+    }
+
+    // ---- Include ----
+
+    fn write(path: &Path, text: &str) {
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).expect("mkdir");
+        }
+        std::fs::write(path, text).expect("write");
+    }
+
+    #[test]
+    fn include_reads_relative_globs_under_home_ssh_in_order() {
+        let f = fixture("Include conf.d/*.conf\nHost x\n  User outer\n  Port 3003\n");
+        write(
+            &f.home(".ssh/conf.d/20-b.conf"),
+            "Host x\n  Port 2002\n  User b\n",
+        );
+        write(&f.home(".ssh/conf.d/10-a.conf"), "Host x\n  Port 1001\n");
+        write(&f.home(".ssh/conf.d/30-c.txt"), "Host x\n  Port 9\n");
+        let cfg = f.resolve("x");
+        assert_eq!((cfg.port, cfg.user.as_str()), (1001, "b"));
+        // No match is no error, as in OpenSSH.
+        let g = fixture("Include nothing-here/*\nHost y\n  Port 7\n");
+        assert_eq!(g.resolve("y").port, 7);
+    }
+
+    #[test]
+    fn include_inside_a_host_block_applies_only_there() {
+        let f = fixture("");
+        let web = f.dir.path().join("web.conf");
+        write(
+            &web,
+            "Port 2222\nIdentityFile /k/web\nHost other\n  User fromother\n",
+        );
+        let text = format!(
+            "Host web\n  Include {}\n  User webuser\nHost *\n  Port 9\n",
+            web.display()
+        );
+        write(&f.config, &text);
+        let cfg = f.resolve("web");
+        assert_eq!((cfg.port, cfg.user.as_str()), (2222, "webuser"));
+        assert_eq!(cfg.identity_files, vec![PathBuf::from("/k/web")]);
+        // For another host the block does not apply, so neither does
+        // anything in the file it includes.
+        let other = f.resolve("other");
+        assert_eq!((other.port, other.user.as_str()), (9, "localuser"));
+        assert!(other.identity_files.is_empty());
+
+        let mut f = f;
+        f.local.user = local_user().expect("login name");
+        for alias in ["web", "other"] {
+            let Some(ssh) = ssh_dash_g(&f.config, alias) else {
+                return; // ssh not installed
+            };
+            let cfg = f.resolve(alias);
+            assert_eq!(ssh.get("port"), Some(&cfg.port.to_string()), "{alias}");
+            assert_eq!(ssh.get("user"), Some(&cfg.user), "{alias}");
+        }
+    }
+
+    #[test]
+    fn include_errors_name_the_included_file_and_line() {
+        let f = fixture("");
+        let bad = f.dir.path().join("bad.conf");
+        write(&bad, "Host a\n  Port notanumber\n");
+        write(&f.config, &format!("Host *\n  Include {}\n", bad.display()));
+        let err = resolve_in("a", Some(&f.config), &Overrides::default(), &f.local).unwrap_err();
+        assert!(
+            matches!(&err, ConfigError::Parse { path, line: 2, .. } if path == &bad),
+            "{err:?}"
+        );
+
+        let looped = f.dir.path().join("loop.conf");
+        write(&looped, &format!("Include {}\n", looped.display()));
+        write(&f.config, &format!("Include {}\n", looped.display()));
+        let err = resolve_in("a", Some(&f.config), &Overrides::default(), &f.local).unwrap_err();
+        assert!(err.to_string().contains("nested Includes"), "{err}");
+    }
+
+    #[test]
+    fn dash_f_none_reads_no_file() {
+        let f = fixture("");
+        let cfg = resolve_in(
+            "h",
+            Some(Path::new("none")),
+            &Overrides::default(),
+            &f.local,
+        )
+        .expect("resolve");
+        assert_eq!(cfg.port, 22);
+    }
+
+    // ---- -o options ----
+
+    fn with_options(options: &[&str]) -> Overrides {
+        Overrides {
+            options: options.iter().map(|o| o.to_string()).collect(),
+            ..Overrides::default()
+        }
+    }
+
+    #[test]
+    fn dash_o_options_come_before_the_config_file() {
+        let f = fixture(
+            "Port 1000\nHost h\n  Port 2022\n  User cfguser\n  StrictHostKeyChecking yes\n  \
+             IdentityFile /k/cfg\n  Compression no\n",
+        );
+        let overrides = with_options(&[
+            "Port=3033",
+            "StrictHostKeyChecking no",
+            "IdentityFile=/k/opt",
+            "LogLevel=ERROR",
+            "Compression=yes",
+        ]);
+        let cfg = f.resolve_with("h", &overrides);
+        assert_eq!((cfg.port, cfg.user.as_str()), (3033, "cfguser"));
+        assert_eq!(cfg.strict_host_key_checking, StrictHostKeyChecking::No);
+        assert_eq!(
+            cfg.identity_files,
+            vec![PathBuf::from("/k/opt"), PathBuf::from("/k/cfg")]
+        );
+        assert!(cfg.compression);
+        // -p beats -o Port, as in ssh.
+        let port = Overrides {
+            port: Some(4044),
+            ..overrides
+        };
+        assert_eq!(f.resolve_with("h", &port).port, 4044);
+
+        let mut f = f;
+        f.local.user = local_user().expect("login name");
+        let Some(ssh) = ssh_dash_g_with(&f.config, "h", &["-o", "Port=3033"]) else {
+            return; // ssh not installed
+        };
+        assert_eq!(ssh.get("port").map(String::as_str), Some("3033"));
+    }
+
+    #[test]
+    fn dash_o_errors_name_the_option() {
+        let f = fixture("Host h\n  Port 22\n");
+        let err = |options: &[&str]| {
+            resolve_in("h", Some(&f.config), &with_options(options), &f.local)
+                .unwrap_err()
+                .to_string()
+        };
+        assert_eq!(
+            err(&["LocalForward=8080:localhost:80"]),
+            "-o LocalForward=8080:localhost:80: ferry does not support LocalForward (it does not run ssh)"
+        );
+        assert!(
+            err(&["Port=abc"]).starts_with("-o Port=abc: "),
+            "{}",
+            err(&["Port=abc"])
+        );
+        assert!(err(&["Bogus=1"]).contains("unknown ssh option"));
+        assert!(err(&["StrictHostKeyChecking=maybe"]).contains("StrictHostKeyChecking"));
+    }
+
+    // ---- ProxyJump and ProxyCommand ----
+
+    const JUMPS: &str =
+        "Host target\n  HostName Target.Internal\n  ProxyJump hopuser@hop1:2201,hop2\n\
+        Host hop1\n  HostName 10.0.0.1\n  User h1\n  Port 1111\n\
+        Host hop2\n  HostName 10.0.0.2\n  Port 2202\n  UserKnownHostsFile /kh/hop2\n\
+        Host tok\n  HostName real.example\n  User u\n  Port 2200\n  ProxyJump %r@%h-jump\n\
+        Host pc\n  ProxyCommand nc %h %p\n\
+        Host pcnone\n  ProxyCommand none\n  ProxyJump hop1\n\
+        Host jumpfirst\n  ProxyJump hop1\n  ProxyCommand nc %h %p\n\
+        Host commandfirst\n  ProxyCommand ssh -W %h:%p hop1\n  ProxyJump hop1\n";
+
+    fn hops(cfg: &HostConfig) -> Vec<(String, String, u16, String)> {
+        cfg.jump_hosts
+            .iter()
+            .map(|h| (h.alias.clone(), h.host_name.clone(), h.port, h.user.clone()))
+            .collect()
+    }
+
+    fn hop(alias: &str, host: &str, port: u16, user: &str) -> (String, String, u16, String) {
+        (alias.into(), host.into(), port, user.into())
+    }
+
+    #[test]
+    fn proxy_jump_hosts_are_resolved_under_their_own_names() {
+        let f = fixture(JUMPS);
+        let cfg = f.resolve("target");
+        assert_eq!(
+            hops(&cfg),
+            [
+                hop("hop1", "10.0.0.1", 2201, "hopuser"),
+                hop("hop2", "10.0.0.2", 2202, "localuser")
+            ]
+        );
+        assert_eq!(
+            cfg.jump_hosts[1].user_known_hosts_files,
+            [PathBuf::from("/kh/hop2")]
+        );
+        assert!(cfg.jump_hosts.iter().all(|h| h.jump_hosts.is_empty()));
+        // -J beats the config; none disables it.
+        let given = |jump: &str| Overrides {
+            proxy_jump: Some(jump.to_string()),
+            ..Overrides::default()
+        };
+        assert_eq!(
+            hops(&f.resolve_with("target", &given("hop2"))),
+            [hop("hop2", "10.0.0.2", 2202, "localuser")]
+        );
+        assert!(f
+            .resolve_with("target", &given("none"))
+            .jump_hosts
+            .is_empty());
+        assert!(f
+            .resolve_with("target", &with_options(&["ProxyJump=none"]))
+            .jump_hosts
+            .is_empty());
+        // OpenSSH expands %r %h (and %n %p) in ProxyJump, as part of the
+        // proxy command it builds from it (it refuses `:%p`, not a number).
+        assert_eq!(
+            hops(&f.resolve("tok")),
+            [hop("real.example-jump", "real.example-jump", 22, "u")]
+        );
+    }
+
+    #[test]
+    fn proxy_command_is_refused_unless_none_or_overridden() {
+        let f = fixture(JUMPS);
+        let err = resolve_in("pc", Some(&f.config), &Overrides::default(), &f.local).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("line 18") && text.contains("ProxyCommand \"nc %h %p\""),
+            "{text}"
+        );
+        assert!(text.contains("use ProxyJump"), "{text}");
+        // First of ProxyJump and ProxyCommand wins, as in OpenSSH.
+        assert!(f.resolve("pcnone").jump_hosts.is_empty());
+        assert_eq!(hops(&f.resolve("jumpfirst")).len(), 1);
+        assert!(resolve_in(
+            "commandfirst",
+            Some(&f.config),
+            &Overrides::default(),
+            &f.local
+        )
+        .is_err());
+        // -J, or -o ProxyCommand=none, comes before the config's ProxyCommand.
+        let jump = Overrides {
+            proxy_jump: Some("hop1".into()),
+            ..Overrides::default()
+        };
+        assert_eq!(hops(&f.resolve_with("pc", &jump)).len(), 1);
+        assert!(f
+            .resolve_with("pc", &with_options(&["ProxyCommand=none"]))
+            .jump_hosts
+            .is_empty());
+        let err = resolve_in(
+            "h",
+            Some(&f.config),
+            &with_options(&["ProxyCommand=nc %h %p"]),
+            &f.local,
+        );
+        assert!(err.unwrap_err().to_string().contains("use ProxyJump"));
+    }
+
+    #[test]
+    fn proxy_jump_agrees_with_ssh_dash_g() {
+        let f = fixture(JUMPS);
+        for (alias, args) in [
+            ("target", vec![]),
+            ("target", vec!["-J", "a,b"]),
+            ("pcnone", vec![]),
+        ] {
+            let Some(ssh) = ssh_dash_g_with(&f.config, alias, &args) else {
+                return; // ssh not installed
+            };
+            let cfg = f.resolve_with(
+                alias,
+                &Overrides {
+                    proxy_jump: args.get(1).map(|s| s.to_string()),
+                    ..Overrides::default()
+                },
+            );
+            let ours: Vec<&str> = cfg.jump_hosts.iter().map(|h| h.alias.as_str()).collect();
+            let theirs: Vec<String> = ssh
+                .get("proxyjump")
+                .map(|v| {
+                    v.split(',')
+                        .map(|h| {
+                            h.rsplit('@')
+                                .next()
+                                .unwrap_or(h)
+                                .split(':')
+                                .next()
+                                .unwrap_or(h)
+                                .to_string()
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            assert_eq!(ours, theirs, "{alias} {args:?}");
+        }
+    }
+
+    // ---- IdentityAgent, Compression, AddressFamily ----
+
+    #[test]
+    fn identity_agent_values() {
+        let f = fixture(
+            "Host none\n  IdentityAgent none\nHost env\n  IdentityAgent SSH_AUTH_SOCK\n\
+             Host var\n  IdentityAgent $MY_AGENT\nHost path\n  IdentityAgent ~/agent.%r.%h.sock\n  \
+             User deploy\n",
+        );
+        assert_eq!(f.resolve("none").identity_agent, IdentityAgent::None);
+        let default = IdentityAgent::Environment("SSH_AUTH_SOCK".into());
+        assert_eq!(f.resolve("env").identity_agent, default);
+        assert_eq!(f.resolve("unset").identity_agent, default);
+        assert_eq!(
+            f.resolve("var").identity_agent,
+            IdentityAgent::Environment("MY_AGENT".into())
+        );
+        assert_eq!(
+            f.resolve("path").identity_agent,
+            IdentityAgent::Socket(f.home("agent.deploy.path.sock"))
+        );
+        let given = f.resolve_with("none", &with_options(&["IdentityAgent=/run/a.sock"]));
+        assert_eq!(
+            given.identity_agent,
+            IdentityAgent::Socket(PathBuf::from("/run/a.sock"))
+        );
+    }
+
+    #[test]
+    fn compression_from_config_or_command_line() {
+        let f = fixture("Host on\n  Compression Yes\nHost off\n  Compression no\n");
+        assert!(f.resolve("on").compression);
+        assert!(!f.resolve("off").compression);
+        assert!(!f.resolve("other").compression);
+        let dash_c = Overrides {
+            compression: true,
+            ..Overrides::default()
+        };
+        assert!(f.resolve_with("off", &dash_c).compression);
+    }
+
+    #[test]
+    fn address_family_values() {
+        let f = fixture("Host four\n  AddressFamily inet\nHost bad\n  AddressFamily ipx\n");
+        assert_eq!(f.resolve("four").address_family, AddressFamily::Inet);
+        assert_eq!(f.resolve("x").address_family, AddressFamily::Any);
+        let six = f.resolve_with("x", &with_options(&["AddressFamily=inet6"]));
+        assert_eq!(six.address_family, AddressFamily::Inet6);
+        assert!(resolve_in("bad", Some(&f.config), &Overrides::default(), &f.local).is_err());
+    }
+
+    #[test]
+    fn tokens_are_refused_where_openssh_has_none() {
+        let f = fixture("Host a\n  HostName %p.example\nHost b\n  ProxyJump %u@j\n");
+        let err = resolve_in("a", Some(&f.config), &Overrides::default(), &f.local).unwrap_err();
+        assert!(
+            matches!(err, ConfigError::BadToken { token: 'p', .. }),
+            "{err:?}"
+        );
+        let err = resolve_in("b", Some(&f.config), &Overrides::default(), &f.local).unwrap_err();
+        assert!(err.to_string().contains("allows %% %h %n %p %r"), "{err}");
     }
 }

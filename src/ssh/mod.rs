@@ -1,24 +1,36 @@
 //! SSH connections: resolve the host through ssh config, connect with a
-//! timeout, check the host key against known_hosts before anything else
-//! happens, authenticate in OpenSSH's order, and open the SFTP channel.
+//! timeout (through ProxyJump hosts when configured), check the host key
+//! against known_hosts before anything else happens, authenticate in
+//! OpenSSH's order, and open the SFTP channel.
 
 pub mod auth;
 pub mod config;
+mod dial;
+mod include;
+pub mod jump;
 pub mod known_hosts;
+pub mod meter;
+pub mod options;
+pub mod rsh;
 pub mod shell;
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use russh::client::{self, Handle};
 use russh::keys::PublicKey;
-use russh::{cipher, ChannelMsg, Preferred};
+use russh::{cipher, compression, ChannelMsg, ChannelStream, Preferred};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::oneshot;
+use tokio::time::Instant;
 
 use crate::error::{Error, Result};
 use crate::protocol::client::HelperClient;
 use crate::sftp::Sftp;
-use config::{HostConfig, StrictHostKeyChecking};
+use config::{AddressFamily, HostConfig, StrictHostKeyChecking};
+use dial::{dial, establish, on_jump_host, open_tunnel, Clock, Tunnel};
 use known_hosts::HostKeyStatus;
 
 /// Connection-level settings that do not come from ssh config.
@@ -30,6 +42,9 @@ pub struct ConnectOptions {
     pub connect_timeout: Duration,
     /// Bound on each SFTP request.
     pub request_timeout: Duration,
+    /// Counts the bytes of the TCP connection (to the first hop) and holds
+    /// them to `--bwlimit`; None for neither.
+    pub meter: Option<Arc<meter::Meter>>,
 }
 
 /// What a remote command printed and how it ended.
@@ -52,6 +67,9 @@ impl ExecOutput {
 /// An authenticated SSH connection.
 pub struct Connection {
     handle: Handle<HostKeyCheck>,
+    /// The jump hosts' connections, first dialled first: this connection
+    /// runs through a channel of the last one, so they live as long as it.
+    jumps: Vec<Handle<HostKeyCheck>>,
     host: String,
     request_timeout: Duration,
 }
@@ -62,6 +80,9 @@ struct HostKeyCheck {
     interactive: bool,
     /// Why the key was refused, for the error message after russh gives up.
     refusal: Arc<Mutex<Option<String>>>,
+    /// Dropped with the handler, that is when russh's session task ends
+    /// however it ends: what tells a tunnel that its jump host is gone.
+    _session: tokio::sync::oneshot::Sender<()>,
 }
 
 impl client::Handler for HostKeyCheck {
@@ -205,9 +226,13 @@ fn host_port_name(host: &str, port: u16) -> String {
 /// Transport settings: aes-gcm where the CPU has AES instructions (it cuts the
 /// client's CPU by two thirds there), a 16 MiB window for links with latency,
 /// 64 KiB packets (256 KiB measured no faster on loopback, and russh logs
-/// an error for packets larger than a TCP segment's maximum), and keepalives.
+/// an error for packets larger than a TCP segment's maximum), keepalives,
+/// and compression only when asked for.
 fn client_config(cfg: &HostConfig, silence: Duration) -> client::Config {
-    let mut preferred = Preferred::default();
+    let mut preferred = Preferred {
+        compression: compression_order(cfg.compression).into(),
+        ..Preferred::default()
+    };
     if has_aes_instructions() {
         let gcm = [cipher::AES_128_GCM, cipher::AES_256_GCM];
         let rest = preferred
@@ -226,6 +251,21 @@ fn client_config(cfg: &HostConfig, silence: Duration) -> client::Config {
         keepalive_interval: Some(keepalive_interval(cfg, silence)),
         keepalive_max: cfg.server_alive_count_max as usize,
         ..Default::default()
+    }
+}
+
+/// OpenSSH's proposals: with `Compression yes`, zlib@openssh.com (which
+/// starts after authentication), then zlib, then none for a server without
+/// either; otherwise none alone, so the server cannot turn it on.
+fn compression_order(on: bool) -> Vec<compression::Name> {
+    if on {
+        vec![
+            compression::ZLIB_LEGACY,
+            compression::ZLIB,
+            compression::NONE,
+        ]
+    } else {
+        vec![compression::NONE]
     }
 }
 
@@ -254,68 +294,42 @@ fn has_aes_instructions() -> bool {
 }
 
 impl Connection {
-    /// Connects, verifies the host key and authenticates.
+    /// Connects, verifies the host key and authenticates; through the jump
+    /// hosts first when `cfg` has them. One connect timeout bounds the
+    /// whole chain, each host's TCP connect, handshake and (unless a person
+    /// is being asked) authentication alike.
     pub async fn open(cfg: HostConfig, opts: &ConnectOptions) -> Result<Connection> {
         let host = host_port_name(&cfg.host_name, cfg.port);
-        let limit = cfg.connect_timeout.unwrap_or(opts.connect_timeout);
-        let connect_error = |reason: String| Error::Connect {
-            host: host.clone(),
-            reason,
-        };
-        let tcp = tokio::time::timeout(
-            limit,
-            tokio::net::TcpStream::connect((cfg.host_name.as_str(), cfg.port)),
-        )
-        .await
-        .map_err(|_| connect_error(format!("no answer within {} s", limit.as_secs())))?
-        .map_err(|e| connect_error(e.to_string()))?;
-        let _ = tcp.set_nodelay(true);
-
-        let cfg = Arc::new(cfg);
-        let refusal = Arc::new(Mutex::new(None));
-        let handler = HostKeyCheck {
-            cfg: cfg.clone(),
-            interactive: opts.interactive,
-            refusal: refusal.clone(),
-        };
-        let config = Arc::new(client_config(&cfg, opts.request_timeout));
-        let handshake =
-            tokio::time::timeout(limit, client::connect_stream(config, tcp, handler)).await;
-        let refused = || refusal.lock().ok().and_then(|mut r| r.take());
-        let mut handle = match handshake {
-            Ok(Ok(handle)) => handle,
-            Ok(Err(e)) => {
-                return Err(match refused() {
-                    Some(message) => Error::HostKey(message),
-                    None => connect_error(format!("SSH handshake failed: {e}")),
-                })
+        let mut clock = Clock::new(cfg.connect_timeout.unwrap_or(opts.connect_timeout));
+        let mut jumps: Vec<Handle<HostKeyCheck>> = Vec::new();
+        let mut tunnel: Option<Tunnel> = None;
+        for (i, hop) in cfg.jump_hosts.iter().enumerate() {
+            let next = cfg.jump_hosts.get(i + 1).unwrap_or(&cfg);
+            let (hop_handle, hop_ended) = match tunnel.take() {
+                None => dial(hop, opts, &mut clock).await,
+                Some(stream) => establish(hop, stream, opts, &mut clock).await,
             }
-            Err(_) => {
-                return Err(connect_error(format!(
-                    "SSH handshake timed out after {} s",
-                    limit.as_secs()
-                )))
-            }
-        };
-        let auth_opts = auth::AuthOptions {
-            interactive: opts.interactive && !cfg.batch_mode,
-        };
-        if auth_opts.interactive {
-            // A person may take their time at a prompt.
-            auth::authenticate(&mut handle, &cfg, &auth_opts).await?;
-        } else {
-            tokio::time::timeout(limit, auth::authenticate(&mut handle, &cfg, &auth_opts))
-                .await
-                .map_err(|_| {
-                    connect_error(format!(
-                        "authentication timed out after {} s",
-                        limit.as_secs()
-                    ))
-                })??;
+            .map_err(|e| on_jump_host(e, hop))?;
+            tunnel = Some(open_tunnel(&hop_handle, hop_ended, hop, next, &clock).await?);
+            jumps.push(hop_handle);
         }
-        tracing::info!("authenticated to {host} as {}", cfg.user);
+        let (handle, _) = match tunnel {
+            None => dial(&cfg, opts, &mut clock).await?,
+            Some(stream) => establish(&cfg, stream, opts, &mut clock).await?,
+        };
+        if jumps.is_empty() {
+            tracing::info!("authenticated to {host} as {}", cfg.user);
+        } else {
+            let via: Vec<&str> = cfg.jump_hosts.iter().map(|h| h.alias.as_str()).collect();
+            tracing::info!(
+                "authenticated to {host} as {} via {}",
+                cfg.user,
+                via.join(", ")
+            );
+        }
         Ok(Connection {
             handle,
+            jumps,
             host,
             request_timeout: opts.request_timeout,
         })
@@ -328,10 +342,12 @@ impl Connection {
     /// Says goodbye to the server; dropping the handle alone leaves the
     /// connection to be torn down later by russh's background task.
     pub async fn close(&self) {
-        let _ = self
-            .handle
-            .disconnect(russh::Disconnect::ByApplication, "", "en")
-            .await;
+        let handles = std::iter::once(&self.handle).chain(self.jumps.iter().rev());
+        for handle in handles {
+            let _ = handle
+                .disconnect(russh::Disconnect::ByApplication, "", "en")
+                .await;
+        }
     }
 
     /// Runs `command` through the remote user's shell and collects what it

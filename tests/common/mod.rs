@@ -1722,3 +1722,35 @@ pub fn top_names(dir: &Path) -> Vec<String> {
     v.sort();
     v
 }
+
+// ---------------------------------------------------------------------------
+// Configs with several Host blocks (jump hosts), silent hosts
+// ---------------------------------------------------------------------------
+
+impl Sshd {
+    /// Writes `dir/name` with these Host blocks, in order; returns its path.
+    pub fn write_config_blocks(&self, name: &str, blocks: &[SshConfig]) -> PathBuf {
+        let path = self.dir().join(name);
+        let text: Vec<String> = blocks.iter().map(SshConfig::render).collect();
+        fs::write(&path, text.join("")).unwrap();
+        path
+    }
+
+    /// A Host block: `alias` is this sshd reached at 127.0.0.1:`port` (its
+    /// own port, or a proxy's in front of it), with the fixture's user key,
+    /// known_hosts file `known_hosts` and strict host-key checking.
+    pub fn block_for(&self, alias: &str, port: u16, known_hosts: &Path) -> SshConfig {
+        SshConfig {
+            host: alias.to_string(),
+            port,
+            known_hosts: known_hosts.to_path_buf(),
+            ..self.base_config()
+        }
+    }
+}
+
+/// A TCP listener on 127.0.0.1 that never accepts: the kernel completes
+/// connections to it, and then nothing ever answers (a hung host).
+pub fn silent_listener() -> TcpListener {
+    TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0")
+}
