@@ -27,6 +27,27 @@ pub fn printable(name: &str) -> Cow<'_, str> {
     Cow::Owned(shown)
 }
 
+/// A destination path as rsync shows it: relative to the destination
+/// directory `root`, `./` for the root itself; a file copied to a new name
+/// (the destination names the file) by its base name.
+pub fn relative<'a>(path: &'a str, root: &str, is_dir: bool) -> &'a str {
+    let root = root.trim_end_matches('/');
+    let trimmed = path.trim_end_matches('/');
+    if trimmed == root {
+        return match is_dir || root.is_empty() {
+            true => ".",
+            false => trimmed.rsplit('/').next().unwrap_or(trimmed),
+        };
+    }
+    match root.is_empty() {
+        true => path.trim_start_matches('/'),
+        false => path
+            .strip_prefix(root)
+            .and_then(|rest| rest.strip_prefix('/'))
+            .unwrap_or(path),
+    }
+}
+
 /// What happened to one file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
@@ -38,14 +59,83 @@ pub enum Outcome {
     Delta,
     /// Already up to date.
     Skipped,
-    /// Directory or symlink created, attributes updated.
+    /// Directory or symlink created.
     Created,
+    /// Already current but for its permissions, which were set.
+    Attributes,
     /// Dry run: would have been sent.
     WouldSend,
     /// Deleted (`--delete`): not in the source.
     Deleted,
     /// Dry run: would have been deleted.
     WouldDelete,
+}
+
+/// What kind of entry an [`Item`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ItemKind {
+    File,
+    Dir,
+    Symlink,
+}
+
+/// What happens to a destination entry's modification time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TimeChange {
+    /// Left as it is (or the same as the source's).
+    #[default]
+    Same,
+    /// Set to the source's (`--times`).
+    Preserved,
+    /// Rewritten without `--times`: it becomes the time of the transfer.
+    Now,
+}
+
+/// How an entry differs from what the destination had: what rsync's
+/// `--itemize-changes` shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Changes {
+    /// The destination had nothing (or nothing of this kind) there.
+    pub created: bool,
+    /// `--checksum` found different contents at the same size.
+    pub checksum: bool,
+    pub size: bool,
+    pub time: TimeChange,
+    pub perms: bool,
+}
+
+/// One finished action on one path, with what it cost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Item<'a> {
+    /// The path under the destination.
+    pub path: &'a str,
+    pub kind: ItemKind,
+    pub outcome: Outcome,
+    /// The source file's size (0 for directories and links).
+    pub size: u64,
+    /// File data bytes that crossed from the source.
+    pub sent: u64,
+    /// Bytes taken from what the destination already had.
+    pub reused: u64,
+    /// Where a resumed partial was continued from.
+    pub resumed_from: u64,
+    pub changes: Changes,
+}
+
+impl<'a> Item<'a> {
+    /// An item with nothing moved yet.
+    pub fn new(path: &'a str, kind: ItemKind, outcome: Outcome) -> Item<'a> {
+        Item {
+            path,
+            kind,
+            outcome,
+            size: 0,
+            sent: 0,
+            reused: 0,
+            resumed_from: 0,
+            changes: Changes::default(),
+        }
+    }
 }
 
 /// Receives events from a running sync. Every method has a default so a
@@ -57,10 +147,11 @@ pub trait Reporter: Send + Sync {
     /// A file transfer begins; `resume_from` bytes are already in place.
     fn file_started(&self, _path: &str, _size: u64, _resume_from: u64) {}
 
-    /// `bytes` more bytes of the current file reached the destination.
-    fn bytes_done(&self, _bytes: u64) {}
+    /// `bytes` more bytes of the file at `path` reached the destination.
+    fn bytes_done(&self, _path: &str, _bytes: u64) {}
 
-    fn file_finished(&self, _path: &str, _outcome: Outcome) {}
+    /// An action is complete (or, in a dry run, would be done).
+    fn finished(&self, _item: &Item<'_>) {}
 
     /// A non-fatal error on one file; the run continues.
     fn file_failed(&self, _path: &str, _error: &Error) {}
@@ -80,6 +171,18 @@ impl Reporter for Silent {}
 #[cfg(test)]
 mod tests {
     use super::printable;
+
+    #[test]
+    fn paths_show_relative_to_the_destination() {
+        use super::relative;
+        assert_eq!(relative("dst/a", "dst", false), "a");
+        assert_eq!(relative("dst/sub/b", "dst/", false), "sub/b");
+        assert_eq!(relative("dst/", "dst/", true), ".");
+        assert_eq!(relative("dst", "dst", true), ".");
+        assert_eq!(relative("dir/new.txt", "dir/new.txt", false), "new.txt");
+        assert_eq!(relative("/srv/x", "/", false), "srv/x");
+        assert_eq!(relative("elsewhere/a", "dst", false), "elsewhere/a");
+    }
 
     #[test]
     fn control_characters_print_as_rsync_escapes() {

@@ -30,6 +30,8 @@ pub enum RemoteHashMode {
     // rsync takes a flag given twice (`-a -t`, a script's defaults plus its
     // own) as once.
     args_override_self = true,
+    // -h is rsync's --human-readable; help is --help only.
+    disable_help_flag = true,
     about = "Resumable, verified copies and syncs over SSH/SFTP",
     long_about = "Copies and syncs files and directory trees between this machine and SSH \
                   servers, with SFTP carrying the data. Sends only what the destination lacks, \
@@ -110,6 +112,32 @@ pub struct Args {
     #[arg(short, long)]
     pub quiet: bool,
 
+    /// Output a change summary for each updated file (rsync's YXcstpoguax)
+    #[arg(short = 'i', long)]
+    pub itemize_changes: bool,
+
+    /// Print rsync's file-transfer statistics at the end
+    #[arg(long)]
+    pub stats: bool,
+
+    /// Numbers in a human-readable form (K, M, G) in --stats
+    #[arg(short = 'h', long)]
+    pub human_readable: bool,
+
+    /// Fine-grained output: progress2 (one overall progress line),
+    /// progress0 (none), stats (same as --stats); comma-separated
+    #[arg(long, value_name = "FLAGS")]
+    pub info: Vec<String>,
+
+    /// One JSON object per line on stdout for each file action, then a
+    /// summary with totals and the exit code (schema: docs/JSON.md)
+    #[arg(long)]
+    pub json: bool,
+
+    /// Print help
+    #[arg(long, action = clap::ArgAction::Help)]
+    pub help: Option<bool>,
+
     /// Compare file contents instead of size and modification time
     #[arg(short, long)]
     pub checksum: bool,
@@ -125,6 +153,21 @@ pub struct Args {
     /// Keep partially transferred files (always on: ferry resumes from them)
     #[arg(long)]
     pub partial: bool,
+
+    /// Compress the SSH connection (zlib; helps on slow links with
+    /// compressible data)
+    #[arg(short = 'z', long)]
+    pub compress: bool,
+
+    /// Limit file data to RATE per second: KiB by default, or with a
+    /// suffix K, M, G (powers of 1024); 0 means no limit
+    #[arg(long, value_name = "RATE")]
+    pub bwlimit: Option<String>,
+
+    /// The ssh command line rsync would run, read into ferry's own
+    /// settings (-p -i -l -o -F -J -C); ferry does not run ssh
+    #[arg(short = 'e', long, value_name = "COMMAND")]
+    pub rsh: Option<String>,
 
     /// Read this ssh config file instead of ~/.ssh/config
     #[arg(long, value_name = "FILE")]
@@ -173,11 +216,21 @@ pub struct Args {
     pub remote_cache: String,
 
     /// Exclude files matching PATTERN (rsync's rules: first match wins)
-    #[arg(long, value_name = "PATTERN", allow_hyphen_values = true, help_heading = "Filters")]
+    #[arg(
+        long,
+        value_name = "PATTERN",
+        allow_hyphen_values = true,
+        help_heading = "Filters"
+    )]
     pub exclude: Vec<String>,
 
     /// Don't exclude files matching PATTERN
-    #[arg(long, value_name = "PATTERN", allow_hyphen_values = true, help_heading = "Filters")]
+    #[arg(
+        long,
+        value_name = "PATTERN",
+        allow_hyphen_values = true,
+        help_heading = "Filters"
+    )]
     pub include: Vec<String>,
 
     /// Read exclude patterns from FILE (- for stdin)
@@ -189,7 +242,13 @@ pub struct Args {
     pub include_from: Vec<String>,
 
     /// Add a filter RULE ("- PATTERN", "+ PATTERN", ". FILE", ...)
-    #[arg(short = 'f', long, value_name = "RULE", allow_hyphen_values = true, help_heading = "Filters")]
+    #[arg(
+        short = 'f',
+        long,
+        value_name = "RULE",
+        allow_hyphen_values = true,
+        help_heading = "Filters"
+    )]
     pub filter: Vec<String>,
 
     /// Transfer only the paths listed in FILE, relative to the source
@@ -205,6 +264,14 @@ pub struct Args {
     /// (filled in by [`Args::parse_from_env`]).
     #[arg(skip)]
     pub filter_rules: Vec<FilterArg>,
+
+    /// Print the man page (roff) on stdout
+    #[arg(long, help_heading = "Installation")]
+    pub man: bool,
+
+    /// Print a completion script for SHELL on stdout
+    #[arg(long, value_name = "SHELL", help_heading = "Installation")]
+    pub completions: Option<clap_complete::Shell>,
 
     /// Serve hash requests on stdin/stdout (run by ferry itself over SSH)
     #[arg(long, hide = true)]

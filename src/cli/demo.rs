@@ -9,10 +9,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use clap::Parser;
-
 use super::args::Args;
-use super::progress::{human, ConsoleReporter};
+use super::progress::{human, ConsoleReporter, Display, ProgressMode};
 use super::settings::Settings;
 use crate::embedded::{throwaway_key, EmbeddedServer, ServerOptions};
 use crate::engine::Stats;
@@ -166,14 +164,23 @@ impl Demo<'_> {
         let mut argv = vec!["ferry", "--ssh-config", &config];
         argv.extend_from_slice(args);
         say(&format!("  $ ferry {}", argv[3..].join(" ")));
-        let parsed = Args::try_parse_from(&argv).map_err(|e| Error::Usage(e.to_string()))?;
+        let parsed = Args::parse_from_iter(&argv).map_err(|e| Error::Usage(e.to_string()))?;
         let settings = Settings::resolve(parsed)?;
-        let reporter = ConsoleReporter::new(false, false, false);
+        let reporter = ConsoleReporter::new(
+            Display {
+                progress: ProgressMode::Off,
+                verbose: false,
+                itemize: false,
+                sending: true,
+            },
+            &settings.dest,
+        );
         let before = self.server.bytes_received();
         let started = Instant::now();
-        let stats = super::run(&settings, &reporter).await;
+        let mut stats = Stats::default();
+        let result = super::run(&settings, &reporter, &mut stats).await;
         reporter.finish();
-        let stats = stats?;
+        result?;
         let wire = self.server.bytes_received() - before;
         Ok((stats, wire, started.elapsed().as_secs_f64()))
     }

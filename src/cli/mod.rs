@@ -4,6 +4,8 @@
 
 pub mod args;
 mod demo;
+mod install;
+pub mod json;
 pub mod progress;
 pub mod settings;
 
@@ -17,8 +19,9 @@ use crate::engine::{self, Stats};
 use crate::error::{Error, ExitCode, Result};
 use crate::location::RemoteSpec;
 use crate::protocol::bootstrap;
-use crate::report::{Outcome, Reporter};
+use crate::report::{Item, Outcome, Reporter};
 use crate::sftp::Sftp;
+use crate::ssh::meter::Meter;
 use crate::ssh::shell::ShellHasher;
 use crate::ssh::{config, ConnectOptions, Connection};
 use args::{Args, RemoteHashMode};
@@ -42,6 +45,14 @@ pub fn main() -> i32 {
     if args.server {
         return crate::protocol::server::run();
     }
+    if args.man || args.completions.is_some() {
+        return install::print(args.man, args.completions);
+    }
+    // rsync's `-h` alone prints the help; with anything else it is
+    // --human-readable.
+    if args.human_readable && args.paths.is_empty() {
+        return install::help();
+    }
     if args.paths == ["demo"] {
         return demo::main();
     }
@@ -57,9 +68,65 @@ pub fn main() -> i32 {
         Ok(rt) => rt,
         Err(e) => return fail(&Error::io("tokio runtime", e)),
     };
-    match runtime.block_on(run_until_signal(&settings)) {
-        Ok(stats) => stats.exit_code().code(),
-        Err(e) => fail(&e),
+    let output = Output::new(&settings);
+    let mut stats = Stats::default();
+    let result = runtime.block_on(run_until_signal(&settings, output.reporter(), &mut stats));
+    let code = match &result {
+        Ok(()) => stats.exit_code().code(),
+        Err(e) => e.exit_code().code(),
+    };
+    output.close(&settings, &stats, code, result.as_ref().err());
+    code
+}
+
+/// Where the run's events go: the console's bars and lines, or JSON lines.
+enum Output {
+    Console(ConsoleReporter),
+    Json(json::JsonReporter),
+}
+
+impl Output {
+    fn new(settings: &Settings) -> Output {
+        match settings.json {
+            true => Output::Json(json::JsonReporter::new(&settings.dest)),
+            false => Output::Console(ConsoleReporter::new(settings.display, &settings.dest)),
+        }
+    }
+
+    fn reporter(&self) -> &dyn Reporter {
+        match self {
+            Output::Console(console) => console,
+            Output::Json(json) => json,
+        }
+    }
+
+    /// The end of the run: the error, the statistics and summary asked for.
+    fn close(&self, settings: &Settings, stats: &Stats, code: i32, error: Option<&Error>) {
+        match self {
+            Output::Json(json) => {
+                if let Some(e) = error {
+                    eprintln!("ferry: {e}");
+                }
+                json.summary(stats, code, error);
+            }
+            Output::Console(console) => {
+                console.finish();
+                if let Some(e) = error {
+                    eprintln!("ferry: {e}");
+                }
+                if settings.quiet {
+                    return;
+                }
+                if settings.stats {
+                    println!("{}", progress::rsync_stats(stats, settings.human_readable));
+                }
+                let wanted = settings.display.verbose
+                    || settings.display.progress != progress::ProgressMode::Off;
+                if error.is_none() && wanted && !settings.stats {
+                    println!("{}", progress::summary(stats));
+                }
+            }
+        }
     }
 }
 
@@ -85,40 +152,52 @@ fn init_logging(verbosity: u8) {
 
 /// SIGINT and SIGTERM drop the run where it stands: the partial file stays on
 /// disk and the next run verifies and continues it.
-async fn run_until_signal(settings: &Settings) -> Result<Stats> {
+async fn run_until_signal(
+    settings: &Settings,
+    reporter: &dyn Reporter,
+    total: &mut Stats,
+) -> Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut interrupt =
         signal(SignalKind::interrupt()).map_err(|e| Error::io("SIGINT handler", e))?;
     let mut terminate =
         signal(SignalKind::terminate()).map_err(|e| Error::io("SIGTERM handler", e))?;
-    let reporter = ConsoleReporter::new(settings.progress, settings.verbosity > 0, settings.quiet);
-    let outcome = tokio::select! {
-        r = run(settings, &reporter) => r,
+    tokio::select! {
+        r = run(settings, reporter, total) => r,
         _ = interrupt.recv() => Err(Error::Interrupted),
         _ = terminate.recv() => Err(Error::Interrupted),
-    };
-    reporter.finish();
-    if let Ok(stats) = &outcome {
-        let wanted = settings.verbosity > 0 || settings.progress || std::io::stdout().is_terminal();
-        if wanted && !settings.quiet {
-            println!("{}", progress::summary(stats));
-        }
     }
-    outcome
 }
 
 /// Runs the sync; with a remote side, one connection after another while
-/// `--retries` allows (the totals add up over them).
-async fn run(settings: &Settings, reporter: &ConsoleReporter) -> Result<Stats> {
+/// `--retries` allows (the totals add up in `total`, also when it fails).
+async fn run(settings: &Settings, reporter: &dyn Reporter, total: &mut Stats) -> Result<()> {
     let (sources, dest, opts) = (&settings.sources, settings.dest.as_str(), &settings.options);
     let spec = match &settings.direction {
         Direction::Local => {
-            return engine::sync(&LocalFs, &LocalFs, sources, dest, opts, reporter).await
+            return engine::sync_into(&LocalFs, &LocalFs, sources, dest, opts, reporter, total)
+                .await
         }
         Direction::Push(spec) | Direction::Pull(spec) => spec,
     };
     let started = std::time::Instant::now();
-    let mut total = Stats::default();
+    // One meter for every connection of the run: the totals add up over
+    // reconnects, and --bwlimit holds across them.
+    let meter = Meter::new(settings.bwlimit);
+    let result = run_remote(spec, settings, &meter, reporter, total).await;
+    total.elapsed = started.elapsed();
+    total.wire_sent = meter.sent();
+    total.wire_received = meter.received();
+    result
+}
+
+async fn run_remote(
+    spec: &RemoteSpec,
+    settings: &Settings,
+    meter: &Arc<Meter>,
+    reporter: &dyn Reporter,
+    total: &mut Stats,
+) -> Result<()> {
     let mut retry = Reconnects::new(settings);
     loop {
         let counted = ProgressCount::new(reporter);
@@ -127,6 +206,7 @@ async fn run(settings: &Settings, reporter: &ConsoleReporter) -> Result<Stats> {
         let result = run_once(
             spec,
             settings,
+            meter,
             &opts,
             &counted,
             &mut attempt,
@@ -135,13 +215,11 @@ async fn run(settings: &Settings, reporter: &ConsoleReporter) -> Result<Stats> {
         .await;
         let done_before = total.files_done();
         total.add_attempt(&attempt, done_before);
-        let Err(error) = result else { break };
+        let Err(error) = result else { return Ok(()) };
         let wait = retry.after_failure(error, counted.progressed(), reporter)?;
         total.reconnects += 1;
         tokio::time::sleep(wait).await;
     }
-    total.elapsed = started.elapsed();
-    Ok(total)
 }
 
 /// The bookkeeping of `--retries`: how many reconnects in a row made no
@@ -182,7 +260,7 @@ impl<'a> Reconnects<'a> {
         &mut self,
         error: Error,
         progressed: bool,
-        reporter: &ConsoleReporter,
+        reporter: &dyn Reporter,
     ) -> Result<std::time::Duration> {
         let (policy, quiet) = (self.settings.retry, self.settings.quiet);
         // Files in flight share the link: one that drops sooner than the
@@ -203,14 +281,14 @@ impl<'a> Reconnects<'a> {
                 return Err(error);
             };
             if !quiet {
-                reporter.warn(&format!("{error}; giving up"));
+                reporter.warning(&format!("{error}; giving up"));
             }
             return Err(first);
         }
         let wait = policy.wait(self.fruitless);
         self.fruitless += 1;
         if !quiet {
-            reporter.warn(&format!(
+            reporter.warning(&format!(
                 "{error}; reconnecting in {:.1} s ({} of {} in a row without progress)",
                 wait.as_secs_f64(),
                 self.fruitless,
@@ -226,13 +304,14 @@ impl<'a> Reconnects<'a> {
 async fn run_once(
     spec: &RemoteSpec,
     settings: &Settings,
+    meter: &Arc<Meter>,
     opts: &engine::Options,
     reporter: &dyn Reporter,
     stats: &mut Stats,
     connected_once: &mut bool,
 ) -> Result<()> {
     let (sources, dest) = (&settings.sources, settings.dest.as_str());
-    let (remote, conn) = connect(spec, settings).await?;
+    let (remote, conn) = connect(spec, settings, meter).await?;
     *connected_once = true;
     let result = match &settings.direction {
         Direction::Pull(_) => {
@@ -283,17 +362,17 @@ impl Reporter for ProgressCount<'_> {
     fn file_started(&self, path: &str, size: u64, resume_from: u64) {
         self.inner.file_started(path, size, resume_from)
     }
-    fn bytes_done(&self, bytes: u64) {
+    fn bytes_done(&self, path: &str, bytes: u64) {
         if bytes > 0 {
             self.moved.store(true, Ordering::Relaxed);
         }
-        self.inner.bytes_done(bytes)
+        self.inner.bytes_done(path, bytes)
     }
-    fn file_finished(&self, path: &str, outcome: Outcome) {
-        if !matches!(outcome, Outcome::WouldSend | Outcome::WouldDelete) {
+    fn finished(&self, item: &Item<'_>) {
+        if !matches!(item.outcome, Outcome::WouldSend | Outcome::WouldDelete) {
             self.moved.store(true, Ordering::Relaxed);
         }
-        self.inner.file_finished(path, outcome)
+        self.inner.finished(item)
     }
     fn file_failed(&self, path: &str, error: &Error) {
         self.inner.file_failed(path, error)
@@ -309,7 +388,11 @@ impl Reporter for ProgressCount<'_> {
 /// Opens the SFTP endpoint; the connection is returned so it lives as long as
 /// the endpoint is used. The hashing tier is found (and a helper started)
 /// only when the engine first needs it.
-async fn connect(spec: &RemoteSpec, settings: &Settings) -> Result<(RemoteFs, Arc<Connection>)> {
+async fn connect(
+    spec: &RemoteSpec,
+    settings: &Settings,
+    meter: &Arc<Meter>,
+) -> Result<(RemoteFs, Arc<Connection>)> {
     let host = config::resolve(
         &spec.host,
         settings.ssh_config.as_deref(),
@@ -319,6 +402,7 @@ async fn connect(spec: &RemoteSpec, settings: &Settings) -> Result<(RemoteFs, Ar
         interactive: std::io::stdin().is_terminal(),
         connect_timeout: settings.timeout,
         request_timeout: settings.timeout,
+        meter: Some(meter.clone()),
     };
     let conn = Arc::new(Connection::open(host, &opts).await?);
     let sftp = Arc::new(conn.sftp().await?);

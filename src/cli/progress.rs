@@ -1,116 +1,266 @@
-//! What a person sees: an indicatif bar on a terminal (overall bytes, rate,
-//! ETA, current file), file names with -v, errors always, and a closing
+//! What a person sees: on a terminal, an overall bar (bytes, rate, ETA,
+//! files done of total) and a bar for each large file in flight; file names
+//! with -v, rsync's itemized lines with -i, errors always, and a closing
 //! summary. Scripts get silence on stdout unless they ask.
 
+use std::collections::HashMap;
 use std::io::IsTerminal;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 use std::time::Duration;
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::engine::Stats;
 use crate::error::Error;
-use crate::report::{printable, Outcome, Reporter};
+use crate::report::{printable, relative, Item, ItemKind, Outcome, Reporter, TimeChange};
+
+/// How progress is drawn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProgressMode {
+    /// No bars.
+    Off,
+    /// One overall line (`--info=progress2`, or `--progress` off a terminal,
+    /// where it goes to stderr once a second).
+    Overall,
+    /// The overall bar plus one per large file in flight (a terminal's
+    /// default).
+    PerFile,
+}
+
+/// What the console shows, resolved from the flags.
+#[derive(Debug, Clone, Copy)]
+pub struct Display {
+    pub progress: ProgressMode,
+    /// `-v`: a line per file.
+    pub verbose: bool,
+    /// `-i`: rsync's itemized line per change, instead of the bare name.
+    pub itemize: bool,
+    /// Which way files go, for itemize's first column: `<` sent to a
+    /// remote host, `>` received (rsync's marks; a local copy receives).
+    pub sending: bool,
+}
+
+/// Files below this size finish too soon for a bar of their own to help.
+const FILE_BAR_MIN: u64 = 4 << 20;
+
+/// At most this many file bars at once; others count in the overall bar.
+const FILE_BARS_MAX: usize = 6;
 
 pub struct ConsoleReporter {
-    bar: Option<ProgressBar>,
-    verbose: bool,
+    display: Display,
+    /// The destination as given: names print relative to it, as rsync's.
+    dest_root: String,
+    bars: Option<Bars>,
+}
+
+/// The bars and what they count.
+struct Bars {
+    /// Keeps the drawing target alive; bars are added to it.
+    multi: MultiProgress,
+    overall: ProgressBar,
+    files: Mutex<HashMap<String, ProgressBar>>,
+    dest_root: String,
+    per_file: bool,
+    files_total: AtomicU64,
+    files_done: AtomicU64,
 }
 
 impl ConsoleReporter {
-    /// The bar shows on a terminal unless `quiet`; elsewhere only when
-    /// `progress` was asked for.
-    pub fn new(progress: bool, verbose: bool, quiet: bool) -> ConsoleReporter {
-        let on_terminal = std::io::stdout().is_terminal();
-        let bar = (!quiet && (on_terminal || progress)).then(|| {
-            let target = if on_terminal {
-                ProgressDrawTarget::stdout()
-            } else {
-                ProgressDrawTarget::stderr_with_hz(1)
-            };
-            let bar = ProgressBar::with_draw_target(Some(0), target);
-            bar.set_style(
-                ProgressStyle::with_template(
-                    "{bytes:>10}/{total_bytes} {bar:30} {bytes_per_sec:>12} ETA {eta:>4} {wide_msg}",
-                )
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
-            );
-            bar.enable_steady_tick(Duration::from_millis(200));
-            bar
-        });
-        ConsoleReporter { bar, verbose }
+    pub fn new(display: Display, dest_root: &str) -> ConsoleReporter {
+        let bars =
+            (display.progress != ProgressMode::Off).then(|| Bars::new(display.progress, dest_root));
+        ConsoleReporter {
+            display,
+            dest_root: dest_root.to_string(),
+            bars,
+        }
     }
 
     fn println(&self, line: &str) {
-        match &self.bar {
-            Some(bar) => bar.println(line),
+        match &self.bars {
+            Some(bars) => bars.multi.suspend(|| println!("{line}")),
             None => println!("{line}"),
         }
     }
 
-    /// A line on stderr, above the bar.
+    /// A line on stderr, above the bars.
     pub fn warn(&self, message: &str) {
         let line = format!("ferry: {message}");
-        match &self.bar {
-            Some(bar) => bar.suspend(|| eprintln!("{line}")),
+        match &self.bars {
+            Some(bars) => bars.multi.suspend(|| eprintln!("{line}")),
             None => eprintln!("{line}"),
         }
     }
 
     pub fn finish(&self) {
-        if let Some(bar) = &self.bar {
-            bar.finish_and_clear();
+        if let Some(bars) = &self.bars {
+            bars.clear();
         }
+    }
+
+    /// The line -v or -i prints for a finished item, if any.
+    fn line_for(&self, item: &Item<'_>) -> Option<String> {
+        let dry = matches!(item.outcome, Outcome::WouldSend | Outcome::WouldDelete);
+        if item.outcome == Outcome::Skipped
+            || !(dry || self.display.verbose || self.display.itemize)
+        {
+            return None;
+        }
+        let is_dir = item.kind == ItemKind::Dir;
+        let path = printable(relative(item.path, &self.dest_root, is_dir));
+        let slash = if is_dir { "/" } else { "" };
+        if self.display.itemize {
+            return Some(format!(
+                "{} {path}{slash}",
+                itemize(item, self.display.sending)
+            ));
+        }
+        Some(match item.outcome {
+            Outcome::Resumed => format!("{path} (resumed)"),
+            Outcome::Delta => format!("{path} (delta)"),
+            // rsync's word for it.
+            Outcome::Deleted | Outcome::WouldDelete => format!("deleting {path}{slash}"),
+            // rsync -v says nothing of a mode change alone.
+            Outcome::Attributes if !dry => return None,
+            _ => format!("{path}{slash}"),
+        })
     }
 }
 
-impl Reporter for ConsoleReporter {
-    fn planned(&self, _files: u64, bytes: u64) {
-        if let Some(bar) = &self.bar {
-            bar.set_length(bytes);
+impl Bars {
+    fn new(mode: ProgressMode, dest_root: &str) -> Bars {
+        let on_terminal = std::io::stdout().is_terminal();
+        let target = if on_terminal {
+            ProgressDrawTarget::stdout()
+        } else {
+            ProgressDrawTarget::stderr_with_hz(1)
+        };
+        let multi = MultiProgress::with_draw_target(target);
+        let overall = multi.add(ProgressBar::new(0));
+        overall.set_style(style(
+            "{bytes:>10}/{total_bytes} {bar:30} {bytes_per_sec:>12} ETA {eta:>4} {msg}",
+        ));
+        overall.enable_steady_tick(Duration::from_millis(200));
+        Bars {
+            multi,
+            overall,
+            files: Mutex::new(HashMap::new()),
+            dest_root: dest_root.to_string(),
+            per_file: mode == ProgressMode::PerFile && on_terminal,
+            files_total: AtomicU64::new(0),
+            files_done: AtomicU64::new(0),
         }
     }
 
-    fn file_started(&self, path: &str, _size: u64, resume_from: u64) {
-        if let Some(bar) = &self.bar {
+    fn show_counts(&self) {
+        let (done, total) = (
+            self.files_done.load(Ordering::Relaxed),
+            self.files_total.load(Ordering::Relaxed),
+        );
+        self.overall.set_message(format!("{done}/{total} files"));
+    }
+
+    fn start_file(&self, path: &str, size: u64, resume_from: u64) {
+        if !self.per_file || size < FILE_BAR_MIN {
+            return;
+        }
+        let Ok(mut files) = self.files.lock() else {
+            return;
+        };
+        if files.len() >= FILE_BARS_MAX || files.contains_key(path) {
+            return;
+        }
+        let bar = self.multi.add(ProgressBar::new(size));
+        bar.set_style(style(
+            "  {bytes:>10}/{total_bytes} {bar:20} {bytes_per_sec:>12} {wide_msg}",
+        ));
+        bar.set_position(resume_from);
+        bar.reset_eta();
+        bar.set_message(printable(relative(path, &self.dest_root, false)).into_owned());
+        files.insert(path.to_string(), bar);
+    }
+
+    fn file_bytes(&self, path: &str, bytes: u64) {
+        self.overall.inc(bytes);
+        if let Ok(files) = self.files.lock() {
+            if let Some(bar) = files.get(path) {
+                bar.inc(bytes);
+            }
+        }
+    }
+
+    fn end_file(&self, path: &str) {
+        if let Ok(mut files) = self.files.lock() {
+            if let Some(bar) = files.remove(path) {
+                bar.finish_and_clear();
+                self.multi.remove(&bar);
+            }
+        }
+    }
+
+    fn clear(&self) {
+        if let Ok(mut files) = self.files.lock() {
+            for (_, bar) in files.drain() {
+                bar.finish_and_clear();
+            }
+        }
+        self.overall.finish_and_clear();
+    }
+}
+
+fn style(template: &str) -> ProgressStyle {
+    ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar())
+}
+
+impl Reporter for ConsoleReporter {
+    fn planned(&self, files: u64, bytes: u64) {
+        if let Some(bars) = &self.bars {
+            bars.overall.set_length(bytes);
+            bars.files_total.fetch_add(files, Ordering::Relaxed);
+            bars.show_counts();
+        }
+    }
+
+    fn file_started(&self, path: &str, size: u64, resume_from: u64) {
+        if let Some(bars) = &self.bars {
             // Reused bytes never cross the wire: counting them as progress
             // would make the rate and ETA lie.
-            if let Some(total) = bar.length() {
-                bar.set_length(total.saturating_sub(resume_from));
+            if let Some(total) = bars.overall.length() {
+                bars.overall.set_length(total.saturating_sub(resume_from));
             }
-            bar.set_message(printable(path).into_owned());
+            bars.start_file(path, size, resume_from);
         }
     }
 
-    fn bytes_done(&self, bytes: u64) {
-        if let Some(bar) = &self.bar {
-            bar.inc(bytes);
+    fn bytes_done(&self, path: &str, bytes: u64) {
+        if let Some(bars) = &self.bars {
+            bars.file_bytes(path, bytes);
         }
     }
 
-    fn file_finished(&self, path: &str, outcome: Outcome) {
-        let show = match outcome {
-            Outcome::WouldSend | Outcome::WouldDelete => true,
-            Outcome::Sent
-            | Outcome::Resumed
-            | Outcome::Delta
-            | Outcome::Created
-            | Outcome::Deleted => self.verbose,
-            Outcome::Skipped => false,
-        };
-        if show {
-            let path = printable(path);
-            let line = match outcome {
-                Outcome::Resumed => format!("{path} (resumed)"),
-                Outcome::Delta => format!("{path} (delta)"),
-                // rsync's word for it.
-                Outcome::Deleted | Outcome::WouldDelete => format!("deleting {path}"),
-                _ => path.to_string(),
-            };
+    fn finished(&self, item: &Item<'_>) {
+        if let Some(bars) = &self.bars {
+            if item.kind == ItemKind::File
+                && matches!(
+                    item.outcome,
+                    Outcome::Sent | Outcome::Resumed | Outcome::Delta
+                )
+            {
+                bars.files_done.fetch_add(1, Ordering::Relaxed);
+                bars.show_counts();
+            }
+            bars.end_file(item.path);
+        }
+        if let Some(line) = self.line_for(item) {
             self.println(&line);
         }
     }
 
-    fn file_failed(&self, _path: &str, error: &Error) {
+    fn file_failed(&self, path: &str, error: &Error) {
+        if let Some(bars) = &self.bars {
+            bars.end_file(path);
+        }
         self.warn(&error.to_string());
     }
 
@@ -119,10 +269,52 @@ impl Reporter for ConsoleReporter {
     }
 
     fn note(&self, message: &str) {
-        if self.verbose {
+        if self.display.verbose {
             self.println(message);
         }
     }
+}
+
+/// rsync's `%i`: `YXcstpoguax`, eleven characters. Y is what happens (`<`
+/// sent, `>` received, `c` created locally, `.` attributes only), X the
+/// kind (`f`, `d`, `L`), then one column per attribute that differs, or
+/// `+` in every column for a new entry. Deletions are `*deleting`.
+pub fn itemize(item: &Item<'_>, sending: bool) -> String {
+    if matches!(item.outcome, Outcome::Deleted | Outcome::WouldDelete) {
+        return "*deleting  ".to_string();
+    }
+    let kind = match item.kind {
+        ItemKind::File => 'f',
+        ItemKind::Dir => 'd',
+        ItemKind::Symlink => 'L',
+    };
+    let update = match (item.kind, item.outcome) {
+        (_, Outcome::Attributes) => '.',
+        (ItemKind::File, _) => {
+            if sending {
+                '<'
+            } else {
+                '>'
+            }
+        }
+        _ => 'c',
+    };
+    let changes = item.changes;
+    if changes.created {
+        return format!("{update}{kind}+++++++++");
+    }
+    let flag = |on: bool, c: char| if on { c } else { '.' };
+    let time = match changes.time {
+        TimeChange::Same => '.',
+        TimeChange::Preserved => 't',
+        TimeChange::Now => 'T',
+    };
+    format!(
+        "{update}{kind}{}{}{time}{}.....",
+        flag(changes.checksum, 'c'),
+        flag(changes.size, 's'),
+        flag(changes.perms, 'p'),
+    )
 }
 
 /// The closing summary line.
@@ -152,6 +344,170 @@ pub fn summary(stats: &Stats) -> String {
     )
 }
 
+/// `--stats`: rsync's fields, in its words and order. ferry sends no file
+/// list, so that size is 0 and its "generation time" is the planning.
+pub fn rsync_stats(stats: &Stats, human_readable: bool) -> String {
+    let n = |v: u64| number(v, human_readable);
+    let source = &stats.source;
+    let kinds = |files: u64, dirs: u64, links: u64| {
+        let parts: Vec<String> = [("reg", files), ("dir", dirs), ("link", links)]
+            .iter()
+            .filter(|(_, count)| *count > 0)
+            .map(|(name, count)| format!("{name}: {}", n(*count)))
+            .collect();
+        match parts.is_empty() {
+            true => String::new(),
+            false => format!(" ({})", parts.join(", ")),
+        }
+    };
+    let secs = stats.elapsed.as_secs_f64().max(0.001);
+    let (sent, received) = (stats.wire_sent, stats.wire_received);
+    let speedup = source.bytes as f64 / (sent + received).max(1) as f64;
+    [
+        format!(
+            "Number of files: {}{}",
+            n(source.files + source.dirs + source.links),
+            kinds(source.files, source.dirs, source.links)
+        ),
+        format!("Number of created files: {}", n(stats.created)),
+        format!("Number of deleted files: {}", n(stats.deleted)),
+        format!(
+            "Number of regular files transferred: {}",
+            n(stats.files_done())
+        ),
+        format!("Total file size: {} bytes", n(source.bytes)),
+        format!(
+            "Total transferred file size: {} bytes",
+            n(stats.bytes_transferred_files)
+        ),
+        format!("Literal data: {} bytes", n(stats.bytes_sent)),
+        format!("Matched data: {} bytes", n(stats.bytes_reused)),
+        "File list size: 0".to_string(),
+        format!(
+            "File list generation time: {:.3} seconds",
+            stats.planning.as_secs_f64()
+        ),
+        "File list transfer time: 0.000 seconds".to_string(),
+        format!("Total bytes sent: {}", n(sent)),
+        format!("Total bytes received: {}", n(received)),
+        String::new(),
+        format!(
+            "sent {} bytes  received {} bytes  {} bytes/sec",
+            n(sent),
+            n(received),
+            rate((sent + received) as f64 / secs, human_readable)
+        ),
+        format!("total size is {}  speedup is {speedup:.2}", n(source.bytes)),
+    ]
+    .join("\n")
+}
+
+/// A count as rsync prints it: digits in groups of three, or with `-h`
+/// in units of 1000 (K, M, G, T).
+fn number(value: u64, human_readable: bool) -> String {
+    if human_readable && value >= 1000 {
+        return scaled(value as f64);
+    }
+    let digits = value.to_string();
+    let mut grouped = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            grouped.push(',');
+        }
+        grouped.push(c);
+    }
+    grouped
+}
+
+fn rate(per_sec: f64, human_readable: bool) -> String {
+    if human_readable && per_sec >= 1000.0 {
+        return scaled(per_sec);
+    }
+    let whole = number(per_sec as u64, false);
+    format!("{whole}.{:02}", ((per_sec.fract() * 100.0) as u64).min(99))
+}
+
+fn scaled(value: f64) -> String {
+    let mut value = value;
+    let mut unit = ' ';
+    for next in ['K', 'M', 'G', 'T'] {
+        if value < 1000.0 {
+            break;
+        }
+        value /= 1000.0;
+        unit = next;
+    }
+    format!("{value:.2}{unit}").trim_end().to_string()
+}
+
 pub(super) fn human(bytes: u64) -> String {
     indicatif::HumanBytes(bytes).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::Changes;
+
+    fn file(outcome: Outcome, changes: Changes) -> Item<'static> {
+        Item {
+            changes,
+            ..Item::new("a", ItemKind::File, outcome)
+        }
+    }
+
+    #[test]
+    fn numbers_print_as_rsync_prints_them() {
+        assert_eq!(number(0, false), "0");
+        assert_eq!(number(999, false), "999");
+        assert_eq!(number(1_000, false), "1,000");
+        assert_eq!(number(12_345_678, false), "12,345,678");
+        assert_eq!(number(999, true), "999");
+        assert_eq!(number(12_345_678, true), "12.35M");
+        assert_eq!(rate(808.0, false), "808.00");
+        assert_eq!(rate(1_234_567.5, false), "1,234,567.50");
+    }
+
+    #[test]
+    fn itemized_codes_match_rsyncs() {
+        let new = Changes {
+            created: true,
+            ..Changes::default()
+        };
+        assert_eq!(itemize(&file(Outcome::Sent, new), true), "<f+++++++++");
+        assert_eq!(itemize(&file(Outcome::Sent, new), false), ">f+++++++++");
+        let dir = Item {
+            changes: new,
+            ..Item::new("d", ItemKind::Dir, Outcome::Created)
+        };
+        assert_eq!(itemize(&dir, true), "cd+++++++++");
+        let changed = Changes {
+            size: true,
+            time: TimeChange::Preserved,
+            ..Changes::default()
+        };
+        assert_eq!(
+            itemize(&file(Outcome::Delta, changed), false),
+            ">f.st......"
+        );
+        let perms = Changes {
+            perms: true,
+            ..Changes::default()
+        };
+        assert_eq!(
+            itemize(&file(Outcome::Attributes, perms), true),
+            ".f...p....."
+        );
+        let same_size = Changes {
+            checksum: true,
+            time: TimeChange::Now,
+            ..Changes::default()
+        };
+        assert_eq!(
+            itemize(&file(Outcome::Sent, same_size), true),
+            "<fc.T......"
+        );
+        let gone = file(Outcome::Deleted, Changes::default());
+        assert_eq!(format!("{} a", itemize(&gone, true)), "*deleting   a");
+    }
 }

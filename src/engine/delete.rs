@@ -16,7 +16,7 @@ use super::{Options, Stats};
 use crate::endpoint::{join, Endpoint, Entry, Kind};
 use crate::error::{ExitCode, Result};
 use crate::filter::{Scope, Side};
-use crate::report::{Outcome, Reporter};
+use crate::report::{Item, ItemKind, Outcome, Reporter};
 
 /// A destination entry the source does not have, found while planning.
 #[derive(Debug, Clone)]
@@ -63,7 +63,7 @@ pub async fn delete_extraneous<D: Endpoint>(
     }
     if opts.dry_run {
         for entry in &doomed {
-            reporter.file_finished(&entry.name, Outcome::WouldDelete);
+            reporter.finished(&deletion(entry, Outcome::WouldDelete));
         }
         return Ok(());
     }
@@ -88,6 +88,15 @@ pub async fn delete_extraneous<D: Endpoint>(
     Ok(())
 }
 
+fn deletion(entry: &Entry, outcome: Outcome) -> Item<'_> {
+    let kind = match entry.meta.kind {
+        Kind::Dir => ItemKind::Dir,
+        Kind::Symlink => ItemKind::Symlink,
+        _ => ItemKind::File,
+    };
+    Item::new(&entry.name, kind, outcome)
+}
+
 fn settle(
     entry: &Entry,
     result: Result<()>,
@@ -97,7 +106,7 @@ fn settle(
     match result {
         Ok(()) => {
             stats.deleted += 1;
-            reporter.file_finished(&entry.name, Outcome::Deleted);
+            reporter.finished(&deletion(entry, Outcome::Deleted));
             Ok(())
         }
         Err(e) if e.is_fatal() => Err(e),

@@ -18,9 +18,9 @@ use tokio::sync::Semaphore;
 
 use crate::endpoint::{Endpoint, Kind, Meta, Pipeline};
 use crate::error::{Error, ExitCode, Result};
-use crate::report::{Outcome, Reporter};
+use crate::report::{Changes, Item, ItemKind, Outcome, Reporter, TimeChange};
 use plan::{Action, Planner, SourceArg};
-use transfer::Transferred;
+use transfer::{FileJob, Transferred};
 
 /// Resolved sync settings (rsync's meanings).
 #[derive(Debug, Clone, Default)]
@@ -66,6 +66,10 @@ pub struct Stats {
     pub files_failed: u64,
     /// Files and directories deleted (`--delete`).
     pub deleted: u64,
+    /// Entries the destination did not have: files, directories, links.
+    pub created: u64,
+    /// The sizes of the files copied, whole or otherwise.
+    pub bytes_transferred_files: u64,
     /// File data bytes written to the destination.
     pub bytes_sent: u64,
     /// Bytes of verified partials that did not need sending.
@@ -75,6 +79,25 @@ pub struct Stats {
     pub failure_code: Option<ExitCode>,
     /// Times the run reconnected after losing the connection.
     pub reconnects: u32,
+    /// Bytes of the SSH connection's stream, each way, every attempt's
+    /// (0 for a local copy).
+    pub wire_sent: u64,
+    pub wire_received: u64,
+    /// What the source holds (filters applied): what `--stats` calls the
+    /// number of files and the total file size.
+    pub source: SourceCounts,
+    /// Time spent walking the trees and deciding what to do.
+    pub planning: Duration,
+}
+
+/// Entries of the source the run looked at, by kind.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SourceCounts {
+    pub files: u64,
+    pub dirs: u64,
+    pub links: u64,
+    /// The sizes of the regular files.
+    pub bytes: u64,
 }
 
 impl Stats {
@@ -111,6 +134,10 @@ impl Stats {
         self.files_skipped = attempt.files_skipped.saturating_sub(done_before);
         self.files_failed = attempt.files_failed;
         self.deleted += attempt.deleted;
+        self.created += attempt.created;
+        self.source = attempt.source;
+        self.planning += attempt.planning;
+        self.bytes_transferred_files += attempt.bytes_transferred_files;
         self.failure_code = attempt.failure_code;
     }
 }
@@ -157,6 +184,7 @@ pub async fn sync_into<S: Endpoint, D: Endpoint>(
         },
         planner.plan(&args, dest)
     );
+    stats.planning += started.elapsed();
     let lock = lock?;
     let work = async {
         planned?;
@@ -208,6 +236,7 @@ async fn carry_out<S: Endpoint, D: Endpoint>(
         stats.record_failure(error);
     }
     stats.files_skipped = planner.up_to_date;
+    stats.source = planner.seen;
     let extraneous = planner.extraneous;
     let actions = planner.actions;
     let (files, bytes) = actions.iter().fold((0, 0), |(n, b), a| match a {
@@ -216,7 +245,7 @@ async fn carry_out<S: Endpoint, D: Endpoint>(
     });
     reporter.planned(files, bytes);
     if opts.dry_run {
-        dry_run(&actions, reporter);
+        dry_run(&actions, opts, reporter);
     } else if helper_for_small_files {
         let ((), (), executed) = tokio::join!(
             start_helper_beside(src),
@@ -260,18 +289,72 @@ fn may_hash(action: &Action) -> bool {
     matches!(action, Action::File(job) if job.existing.is_some() || job.partial.is_some())
 }
 
-fn dry_run(actions: &[Action], reporter: &dyn Reporter) {
+fn dry_run(actions: &[Action], opts: &Options, reporter: &dyn Reporter) {
     for action in actions {
-        match action {
-            Action::Dir {
-                dest,
-                exists: false,
-                ..
-            } => reporter.note(&format!("{dest}/")),
-            Action::File(job) => reporter.file_finished(&job.paths.dest, Outcome::WouldSend),
-            Action::Symlink { dest, .. } => reporter.note(dest),
-            _ => {}
+        if matches!(action, Action::Dir { exists: true, .. }) {
+            continue;
         }
+        let mut item = item_of(action, opts);
+        if item.outcome != Outcome::Attributes {
+            item.outcome = Outcome::WouldSend;
+        }
+        reporter.finished(&item);
+    }
+}
+
+/// The report of an action before it runs: what it concerns and how that
+/// differs from what the destination has.
+fn item_of<'a>(action: &'a Action, opts: &Options) -> Item<'a> {
+    match action {
+        Action::File(job) => Item {
+            size: job.source_meta.size,
+            changes: changes_of(job, opts),
+            ..Item::new(&job.paths.dest, ItemKind::File, Outcome::Sent)
+        },
+        Action::Dir { dest, exists, .. } => Item {
+            changes: Changes {
+                created: !exists,
+                ..Changes::default()
+            },
+            ..Item::new(dest, ItemKind::Dir, Outcome::Created)
+        },
+        Action::Symlink { dest, .. } => Item {
+            changes: Changes {
+                created: true,
+                ..Changes::default()
+            },
+            ..Item::new(dest, ItemKind::Symlink, Outcome::Created)
+        },
+        Action::Mode { dest, .. } => Item {
+            changes: Changes {
+                perms: true,
+                ..Changes::default()
+            },
+            ..Item::new(dest, ItemKind::File, Outcome::Attributes)
+        },
+    }
+}
+
+/// How a file to be sent differs from the destination's old one.
+fn changes_of(job: &FileJob, opts: &Options) -> Changes {
+    let Some(old) = job.existing.filter(|m| m.kind == Kind::File) else {
+        return Changes {
+            created: true,
+            ..Changes::default()
+        };
+    };
+    let new = &job.source_meta;
+    let time = match (opts.times, old.mtime == new.mtime) {
+        (true, true) => TimeChange::Same,
+        (true, false) => TimeChange::Preserved,
+        (false, _) => TimeChange::Now,
+    };
+    Changes {
+        created: false,
+        checksum: opts.checksum && old.size == new.size,
+        size: old.size != new.size,
+        time,
+        perms: opts.perms && old.mode != new.mode,
     }
 }
 
@@ -292,7 +375,7 @@ async fn execute<S: Endpoint, D: Endpoint>(
     reporter: &dyn Reporter,
     stats: &mut Stats,
 ) -> Result<()> {
-    make_dirs(dst, actions, opts.jobs, reporter, stats).await?;
+    make_dirs(dst, actions, opts, reporter, stats).await?;
     let budget = Semaphore::new(kib(MEMORY_BUDGET) as usize);
     let io = Pipeline::between(src, dst);
     let mut running = FuturesUnordered::new();
@@ -301,14 +384,14 @@ async fn execute<S: Endpoint, D: Endpoint>(
             continue;
         }
         while running.len() >= opts.jobs.max(1) {
-            if let Some((path, done)) = running.next().await {
-                finish(path, done, reporter, stats)?;
+            if let Some((action, done)) = running.next().await {
+                finish(item_of(action, opts), done, reporter, stats)?;
             }
         }
         running.push(run_action(src, dst, action, opts, reporter, &budget, io));
     }
-    while let Some((path, done)) = running.next().await {
-        finish(path, done, reporter, stats)?;
+    while let Some((action, done)) = running.next().await {
+        finish(item_of(action, opts), done, reporter, stats)?;
     }
     set_dir_attrs(dst, actions, opts, reporter, stats).await
 }
@@ -319,22 +402,19 @@ async fn execute<S: Endpoint, D: Endpoint>(
 async fn make_dirs<D: Endpoint>(
     dst: &D,
     actions: &[Action],
-    jobs: usize,
+    opts: &Options,
     reporter: &dyn Reporter,
     stats: &mut Stats,
 ) -> Result<()> {
-    let missing: Vec<&str> = actions
+    let jobs = opts.jobs;
+    let missing: Vec<&Action> = actions
         .iter()
-        .filter_map(|a| match a {
-            Action::Dir {
-                dest,
-                exists: false,
-                ..
-            } => Some(dest.as_str()),
-            _ => None,
-        })
+        .filter(|a| matches!(a, Action::Dir { exists: false, .. }))
         .collect();
-    let depth = |path: &str| path.trim_end_matches('/').matches('/').count();
+    let depth = |dir: &Action| match dir {
+        Action::Dir { dest, .. } => dest.trim_end_matches('/').matches('/').count(),
+        _ => 0,
+    };
     let mut levels: Vec<usize> = missing.iter().map(|d| depth(d)).collect();
     levels.sort_unstable();
     levels.dedup();
@@ -343,13 +423,13 @@ async fn make_dirs<D: Endpoint>(
         for dir in missing.iter().filter(|d| depth(d) == level) {
             if making.len() >= jobs.max(1) {
                 if let Some((dir, made)) = making.next().await {
-                    finish(dir, made, reporter, stats)?;
+                    finish(item_of(dir, opts), made, reporter, stats)?;
                 }
             }
             making.push(make_dir(dst, dir));
         }
         while let Some((dir, made)) = making.next().await {
-            finish(dir, made, reporter, stats)?;
+            finish(item_of(dir, opts), made, reporter, stats)?;
         }
     }
     Ok(())
@@ -359,21 +439,24 @@ fn kib(bytes: u64) -> u32 {
     bytes.div_ceil(1024).min(u32::MAX as u64) as u32
 }
 
-fn created() -> Transferred {
+fn done(outcome: Outcome) -> Transferred {
     Transferred {
-        outcome: Outcome::Created,
+        outcome,
         sent: 0,
         reused: 0,
     }
 }
 
-async fn make_dir<'a, D: Endpoint>(dst: &D, dir: &'a str) -> (&'a str, Result<Transferred>) {
+async fn make_dir<'a, D: Endpoint>(dst: &D, dir: &'a Action) -> (&'a Action, Result<Transferred>) {
+    let Action::Dir { dest, .. } = dir else {
+        return (dir, Ok(done(Outcome::Skipped)));
+    };
     // Writable for us until its attributes are set at the end.
-    (dir, dst.mkdir(dir, 0o755).await.map(|_| created()))
+    let made = dst.mkdir(dest, 0o755).await;
+    (dir, made.map(|_| done(Outcome::Created)))
 }
 
-/// One action other than making a directory; returns the path it concerns
-/// with its result.
+/// One action other than making a directory; returns it with its result.
 async fn run_action<'a, S: Endpoint, D: Endpoint>(
     src: &S,
     dst: &D,
@@ -382,35 +465,33 @@ async fn run_action<'a, S: Endpoint, D: Endpoint>(
     reporter: &dyn Reporter,
     budget: &Semaphore,
     io: Pipeline,
-) -> (&'a str, Result<Transferred>) {
-    match action {
+) -> (&'a Action, Result<Transferred>) {
+    let result = match action {
         Action::File(job) => {
             let share = job.source_meta.size.min(io.memory());
             // The semaphore is never closed: an error cannot happen here.
             let _reserved = budget.acquire_many(kib(share)).await.ok();
-            let done = transfer::transfer(src, dst, job, opts, reporter).await;
-            (&job.paths.dest, done)
+            transfer::transfer(src, dst, job, opts, reporter).await
         }
-        Action::Symlink { source, dest } => (
-            dest,
-            copy_symlink(src, dst, source, dest)
-                .await
-                .map(|_| created()),
-        ),
-        Action::Mode { dest, mode } => (dest, dst.set_mode(dest, *mode).await.map(|_| created())),
-        Action::Dir { dest, .. } => (dest, Ok(created())),
-    }
+        Action::Symlink { source, dest } => copy_symlink(src, dst, source, dest).await.map(done),
+        Action::Mode { dest, mode } => dst
+            .set_mode(dest, *mode)
+            .await
+            .map(|_| done(Outcome::Attributes)),
+        Action::Dir { .. } => Ok(done(Outcome::Skipped)),
+    };
+    (action, result)
 }
 
 /// Takes in one action's result: counts it and reports it, or, for an
 /// error that ends the connection, ends the run.
 fn finish(
-    path: &str,
+    mut item: Item<'_>,
     done: Result<Transferred>,
     reporter: &dyn Reporter,
     stats: &mut Stats,
 ) -> Result<()> {
-    let Some(done) = absorb(done, path, reporter, stats)? else {
+    let Some(done) = absorb(done, item.path, reporter, stats)? else {
         return Ok(());
     };
     match done.outcome {
@@ -419,9 +500,25 @@ fn finish(
         Outcome::Delta => stats.files_delta += 1,
         _ => {}
     }
+    if item.changes.created && done.outcome != Outcome::Skipped {
+        stats.created += 1;
+    }
+    if done.outcome == Outcome::Skipped {
+        return Ok(());
+    }
     stats.bytes_sent += done.sent;
     stats.bytes_reused += done.reused;
-    reporter.file_finished(path, done.outcome);
+    stats.bytes_transferred_files += match item.kind {
+        ItemKind::File if done.outcome != Outcome::Attributes => item.size,
+        _ => 0,
+    };
+    item.outcome = done.outcome;
+    item.sent = done.sent;
+    item.reused = done.reused;
+    if done.outcome == Outcome::Resumed {
+        item.resumed_from = done.reused;
+    }
+    reporter.finished(&item);
     Ok(())
 }
 

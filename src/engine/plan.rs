@@ -15,7 +15,7 @@ use futures::stream::{FuturesUnordered, StreamExt};
 use super::delete::Extraneous;
 use super::partial::{is_working_file, meta_name, partial_name, Paths};
 use super::transfer::FileJob;
-use super::Options;
+use super::{Options, SourceCounts};
 use crate::endpoint::{base_name, join, Endpoint, Entry, FileHandle, Kind, Meta};
 use crate::error::{Error, Result};
 use crate::filter::{FilesFrom, Listed, Scope, Side};
@@ -192,6 +192,8 @@ pub struct Planner<'a, S, D> {
     pub errors: Vec<Error>,
     /// Files found already up to date.
     pub up_to_date: u64,
+    /// Source entries the filters let through, for `--stats`.
+    pub seen: SourceCounts,
     /// Destination entries the source does not have (with `--delete`),
     /// those the filter protects left out.
     pub extraneous: Vec<Extraneous>,
@@ -230,6 +232,7 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
             actions: Vec::new(),
             errors: Vec::new(),
             up_to_date: 0,
+            seen: SourceCounts::default(),
             extraneous: Vec::new(),
             root: Scope::root(&opts.filter),
             listed_src: HashMap::new(),
@@ -458,6 +461,7 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
             {
                 if d == dest {
                     *m = Some(meta);
+                    self.seen.dirs += 1;
                     return;
                 }
             }
@@ -466,6 +470,7 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
     }
 
     fn push_dir(&mut self, dest: &str, meta: Meta, exists: bool) {
+        self.seen.dirs += 1;
         self.actions.push(Action::Dir {
             dest: dest.to_string(),
             meta: Some(meta),
@@ -867,6 +872,14 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
                     .into(),
             });
             return Ok(());
+        }
+        match meta.kind {
+            Kind::File => {
+                self.seen.files += 1;
+                self.seen.bytes += meta.size;
+            }
+            Kind::Symlink if self.opts.links => self.seen.links += 1,
+            _ => {}
         }
         match meta.kind {
             Kind::Dir => self

@@ -76,6 +76,7 @@ pub async fn transfer<S: Endpoint, D: Endpoint>(
         file: &handle,
         meta: job.source_meta,
         name: format!("{}{}", src.label(), job.source),
+        dest: &job.paths.dest,
     };
     let filled = if in_place {
         patch_in_place(src, dst, &source, job, opts.delta, reporter).await
@@ -171,7 +172,7 @@ async fn put_small<S: Endpoint, D: Endpoint>(
     let sync = sync_before_rename(job, opts);
     dst.put_whole(&job.paths.partial, &job.paths.dest, data, attrs, sync)
         .await?;
-    reporter.bytes_done(size);
+    reporter.bytes_done(&job.paths.dest, size);
     if job.sidecar {
         let _ = dst.remove_file(&job.paths.meta).await;
     }
@@ -590,6 +591,8 @@ pub struct SourceFile<'a, F> {
     pub meta: Meta,
     /// `host:path` or the local path, for messages.
     pub name: String,
+    /// Where it goes on the destination: the name progress is reported under.
+    pub dest: &'a str,
 }
 
 impl<F: FileHandle> SourceFile<'_, F> {
@@ -626,7 +629,7 @@ async fn fill_partial<S: Endpoint, D: Endpoint>(
                 sync_before_rename(job, opts),
             )
             .await?;
-            reporter.bytes_done(last_len);
+            reporter.bytes_done(&job.paths.dest, last_len);
             let (resume_from, rewritten) = (written.resume_from, written.rewritten);
             Ok(Filled {
                 reused: resume_from - rewritten,
@@ -676,7 +679,7 @@ async fn write_partial<S: Endpoint, D: Endpoint>(
         reporter.file_started(&job.paths.dest, size, partial.size.min(size));
         let sidecar = partial::read_sidecar(dst, &job.paths.meta).await;
         let repair = partial::repair::<S, D>(source, out, partial.size, sidecar, io, &|n| {
-            reporter.bytes_done(n)
+            reporter.bytes_done(&job.paths.dest, n)
         })
         .await?;
         tracing::info!(
@@ -788,7 +791,7 @@ async fn copy_range<S: Endpoint, D: Endpoint>(
         })
         .try_buffer_unordered(io.write_depth)
         .try_for_each(|n| {
-            reporter.bytes_done(n);
+            reporter.bytes_done(source.dest, n);
             futures::future::ready(Ok(()))
         })
         .await

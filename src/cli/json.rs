@@ -1,0 +1,184 @@
+//! `--json`: one JSON object per line on stdout for each file action, each
+//! warning, and a closing summary with the totals and the exit code, so a
+//! script needs no parsing of messages meant for people. The schema is in
+//! docs/JSON.md; changing a field's name or meaning is a breaking change.
+
+use std::io::Write;
+use std::sync::Mutex;
+
+use serde::Serialize;
+
+use crate::engine::Stats;
+use crate::error::Error;
+use crate::report::{relative, Item, ItemKind, Outcome, Reporter};
+
+/// Version of the line format, in every summary: bumped when a field
+/// changes meaning or goes away (new fields do not bump it).
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Writes JSON lines; whole lines only, so output from concurrent file
+/// transfers never interleaves.
+pub struct JsonReporter {
+    out: Mutex<std::io::Stdout>,
+    /// Paths are given relative to the destination, as rsync shows them.
+    dest_root: String,
+}
+
+#[derive(Serialize)]
+struct ItemLine<'a> {
+    #[serde(rename = "type")]
+    kind_of_line: &'static str,
+    action: &'static str,
+    kind: &'static str,
+    path: &'a str,
+    size: u64,
+    bytes_sent: u64,
+    bytes_reused: u64,
+    resumed_from: u64,
+    result: &'static str,
+}
+
+#[derive(Serialize)]
+struct FailureLine<'a> {
+    #[serde(rename = "type")]
+    kind_of_line: &'static str,
+    action: &'static str,
+    path: &'a str,
+    result: &'static str,
+    error: String,
+}
+
+#[derive(Serialize)]
+struct MessageLine<'a> {
+    #[serde(rename = "type")]
+    kind_of_line: &'static str,
+    message: &'a str,
+}
+
+/// The closing line: totals of the whole run, every attempt included.
+#[derive(Serialize)]
+struct SummaryLine<'a> {
+    #[serde(rename = "type")]
+    kind_of_line: &'static str,
+    schema: u32,
+    exit_code: i32,
+    /// The error that ended the run early, if one did.
+    error: Option<&'a str>,
+    files_sent: u64,
+    files_resumed: u64,
+    files_delta: u64,
+    files_up_to_date: u64,
+    files_failed: u64,
+    created: u64,
+    deleted: u64,
+    bytes_sent: u64,
+    bytes_reused: u64,
+    wire_bytes_sent: u64,
+    wire_bytes_received: u64,
+    reconnects: u32,
+    elapsed_seconds: f64,
+}
+
+impl JsonReporter {
+    pub fn new(dest_root: &str) -> JsonReporter {
+        JsonReporter {
+            out: Mutex::new(std::io::stdout()),
+            dest_root: dest_root.to_string(),
+        }
+    }
+
+    fn write<T: Serialize>(&self, line: &T) {
+        let Ok(mut text) = serde_json::to_string(line) else {
+            return;
+        };
+        text.push('\n');
+        if let Ok(out) = self.out.lock() {
+            // A closed stdout (a script that stopped reading) must not
+            // stop the transfer; the exit code still tells.
+            let mut out = out.lock();
+            let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+        }
+    }
+
+    /// The summary line: `stats` so far (all zero when the run failed
+    /// before it started), the exit code, and the error if the run ended
+    /// on one.
+    pub fn summary(&self, stats: &Stats, exit_code: i32, error: Option<&Error>) {
+        let error = error.map(ToString::to_string);
+        self.write(&SummaryLine {
+            kind_of_line: "summary",
+            schema: SCHEMA_VERSION,
+            exit_code,
+            error: error.as_deref(),
+            files_sent: stats.files_sent,
+            files_resumed: stats.files_resumed,
+            files_delta: stats.files_delta,
+            files_up_to_date: stats.files_skipped,
+            files_failed: stats.files_failed,
+            created: stats.created,
+            deleted: stats.deleted,
+            bytes_sent: stats.bytes_sent,
+            bytes_reused: stats.bytes_reused,
+            wire_bytes_sent: stats.wire_sent,
+            wire_bytes_received: stats.wire_received,
+            reconnects: stats.reconnects,
+            elapsed_seconds: (stats.elapsed.as_secs_f64() * 1000.0).round() / 1000.0,
+        });
+    }
+}
+
+/// The `action` field's word for an outcome.
+pub fn action_name(outcome: Outcome) -> &'static str {
+    match outcome {
+        Outcome::Sent => "sent",
+        Outcome::Resumed => "resumed",
+        Outcome::Delta => "delta",
+        Outcome::Skipped => "up_to_date",
+        Outcome::Created => "created",
+        Outcome::Attributes => "attributes",
+        Outcome::WouldSend => "would_send",
+        Outcome::Deleted => "deleted",
+        Outcome::WouldDelete => "would_delete",
+    }
+}
+
+fn kind_name(kind: ItemKind) -> &'static str {
+    match kind {
+        ItemKind::File => "file",
+        ItemKind::Dir => "dir",
+        ItemKind::Symlink => "symlink",
+    }
+}
+
+impl Reporter for JsonReporter {
+    fn finished(&self, item: &Item<'_>) {
+        self.write(&ItemLine {
+            kind_of_line: "item",
+            action: action_name(item.outcome),
+            kind: kind_name(item.kind),
+            path: relative(item.path, &self.dest_root, item.kind == ItemKind::Dir),
+            size: item.size,
+            bytes_sent: item.sent,
+            bytes_reused: item.reused,
+            resumed_from: item.resumed_from,
+            result: "ok",
+        });
+    }
+
+    fn file_failed(&self, path: &str, error: &Error) {
+        self.write(&FailureLine {
+            kind_of_line: "item",
+            action: "failed",
+            path: relative(path, &self.dest_root, false),
+            result: "error",
+            error: error.to_string(),
+        });
+    }
+
+    fn warning(&self, message: &str) {
+        self.write(&MessageLine {
+            kind_of_line: "warning",
+            message,
+        });
+    }
+}
