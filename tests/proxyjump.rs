@@ -1,8 +1,9 @@
 //! ProxyJump and the SSH transport's options against a real OpenSSH sshd:
 //! one jump host given with `-e 'ssh -J ...'`, a chain of two from ssh
 //! config, a jump host whose key is unknown, a hung jump host within the
-//! connect timeout, a reconnect that goes through the jump host again, and
-//! compression measured on the wire.
+//! connect timeout, a target the jump host cannot reach, a reconnect that
+//! goes through the jump host again, compression measured on the wire,
+//! `-e` read into settings, and `IdentityAgent` naming the agent's socket.
 //!
 //! The jump hosts are the test sshd itself under other aliases (`hop1`,
 //! `hop2`), reached through counting proxies, so the bytes each proxy saw
@@ -12,7 +13,8 @@ mod common;
 use common::*;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 /// One connection's worth of data, larger than any handshake.
 const PAYLOAD: usize = 3 * MIB as usize;
@@ -174,6 +176,29 @@ fn hung_jump_host_fails_within_the_connect_timeout() {
 }
 
 #[test]
+fn target_the_jump_host_cannot_reach_is_named() {
+    let sshd = Sshd::start();
+    let proxy = CutProxy::start(sshd.port(), None);
+    let kh = known_hosts(&sshd, &[&proxy]);
+    let closed = closed_port();
+    let mut target = sshd.block_for(HOST_ALIAS, closed, &kh);
+    target.extra = vec!["ProxyJump hop1".into()];
+    let hop = sshd.block_for("hop1", proxy.port(), &kh);
+    let cfg = sshd.write_config_blocks("ssh_config.unreachable", &[target, hop]);
+    let src = payload(&sshd, "unreachable.bin");
+    let out = sshd
+        .ferry_with_config(&cfg)
+        .arg(&src)
+        .arg(sshd.spec(&sshd.remote()))
+        .run_default();
+    out.assert_code(255);
+    out.assert_stderr_contains(&format!("cannot connect to [127.0.0.1]:{closed}"));
+    out.assert_stderr_contains("through jump host hop1");
+    out.assert_stderr_contains("AllowTcpForwarding");
+    assert_eq!(proxy.connections(), 1, "the jump host was reached\n{out}");
+}
+
+#[test]
 fn reconnect_goes_through_the_jump_host_again() {
     let sshd = Sshd::start();
     let proxy = CutProxy::start(sshd.port(), None);
@@ -313,4 +338,93 @@ fn rsh_options_are_read_and_unsupported_ones_refused() {
         out.assert_code(1);
         out.assert_stderr_contains(named);
     }
+}
+
+/// An ssh-agent on a socket of its own, holding `key`; killed on drop.
+struct Agent {
+    child: Child,
+    socket: PathBuf,
+}
+
+impl Agent {
+    fn start(sshd: &Sshd, key: &Path) -> Agent {
+        let socket = sshd.dir().join("agent.sock");
+        let child = Command::new("ssh-agent")
+            .arg("-D")
+            .arg("-a")
+            .arg(&socket)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("ssh-agent must be installed (openssh-client)");
+        let agent = Agent { child, socket };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !agent.socket.exists() {
+            assert!(
+                Instant::now() < deadline,
+                "ssh-agent made no socket in 10 s"
+            );
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        let added = run_with_deadline(
+            Command::new("ssh-add")
+                .arg("-q")
+                .arg(key)
+                .env("SSH_AUTH_SOCK", &agent.socket),
+            Duration::from_secs(30),
+        );
+        assert_eq!(added.code, 0, "ssh-add failed\n{added}");
+        agent
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn identity_agent_names_the_agent_socket() {
+    let sshd = Sshd::start();
+    // Only the agent holds the key: no IdentityFile, an empty ~/.ssh, and
+    // no SSH_AUTH_SOCK (FerryCmd removes it).
+    let key = sshd.dir().join("agent_key");
+    fs::copy(sshd.user_key(), &key).unwrap();
+    let agent = Agent::start(&sshd, &key);
+    fs::remove_file(&key).unwrap();
+    let config = |name: &str, agent_line: &str| {
+        let text = format!(
+            "Host {HOST_ALIAS}\n  HostName 127.0.0.1\n  Port {}\n  User {}\n  \
+             UserKnownHostsFile {}\n  StrictHostKeyChecking yes\n  BatchMode yes\n  {agent_line}\n",
+            sshd.port(),
+            sshd.user(),
+            sshd.known_hosts().display()
+        );
+        let path = sshd.dir().join(name);
+        fs::write(&path, text).unwrap();
+        path
+    };
+    let src = payload(&sshd, "agent.bin");
+    let with_agent = config(
+        "ssh_config.agent",
+        &format!("IdentityAgent {}", agent.socket.display()),
+    );
+    sshd.ferry_with_config(&with_agent)
+        .arg(&src)
+        .arg(sshd.spec(&sshd.remote()))
+        .run_ok();
+    assert_files_identical(&src, &sshd.remote().join("agent.bin"));
+
+    // IdentityAgent none: no agent, even with SSH_AUTH_SOCK set to it.
+    let no_agent = config("ssh_config.noagent", "IdentityAgent none");
+    let out = sshd
+        .ferry_with_config(&no_agent)
+        .env("SSH_AUTH_SOCK", &agent.socket)
+        .arg(&src)
+        .arg(sshd.spec(&sshd.remote().join("again.bin")))
+        .run_default();
+    out.assert_code(255);
+    out.assert_stderr_contains("no ssh-agent (IdentityAgent none)");
 }

@@ -15,9 +15,10 @@
 //! `%` tokens are expanded where OpenSSH expands them: `HostName` takes
 //! `%h` (the alias); `ProxyJump` takes `%h %n %p %r` (OpenSSH expands them
 //! as part of the proxy command it builds); `IdentityFile`,
-//! `UserKnownHostsFile`, `GlobalKnownHostsFile` and `IdentityAgent` take
-//! `%% %d %h %i %k %L %l %n %p %r %u`, and `~`. `%C`, `%j` and `${VAR}`
-//! are not supported (they are refused with a message, never left as text).
+//! `UserKnownHostsFile`, `GlobalKnownHostsFile` and `IdentityAgent` (and
+//! `-i` files) take `%% %C %d %h %i %k %L %l %n %p %r %u`, and `~`.
+//! `${VAR}` is not supported (nor `%j` of newer OpenSSH: refused with a
+//! message, never left as text).
 
 use std::collections::HashSet;
 use std::ffi::{CStr, OsStr};
@@ -316,8 +317,13 @@ fn resolve_host(
     ctx.host_name = host_name(&params, &ctx)?;
     let user = ctx.user.clone().unwrap_or_else(|| local.user.clone());
     ctx.user = Some(user.clone());
-    let mut identity_files: Vec<PathBuf> = overrides.identity.iter().cloned().collect();
-    for raw in identity_lines(&loaded.config, alias) {
+    // As in OpenSSH, `-i` files get the same expansion as IdentityFile lines.
+    let given = overrides
+        .identity
+        .iter()
+        .map(|p| p.to_string_lossy().into_owned());
+    let mut identity_files = Vec::new();
+    for raw in given.chain(identity_lines(&loaded.config, alias)) {
         push_unique(&mut identity_files, ctx.path("IdentityFile", &raw)?);
     }
     let cfg = HostConfig {
@@ -623,7 +629,7 @@ impl Tokens {
         match self {
             Tokens::HostName => "%% and %h",
             Tokens::Proxy => "%% %h %n %p %r",
-            Tokens::Files => "%% %d %h %i %k %L %l %n %p %r %u",
+            Tokens::Files => "%% %C %d %h %i %k %L %l %n %p %r %u",
         }
     }
 }
@@ -674,6 +680,7 @@ impl Expand<'_> {
             ('r', _) => self.user.clone(),
             (_, Tokens::Proxy) => None,
             ('k', _) => Some(self.alias.to_string()),
+            ('C', _) => Some(self.connection_hash()),
             ('u', _) => Some(self.local.user.clone()),
             ('d', _) => Some(self.local.home.to_string_lossy().into_owned()),
             // SAFETY: getuid cannot fail and has no preconditions.
@@ -684,6 +691,17 @@ impl Expand<'_> {
             }
             _ => None,
         }
+    }
+
+    /// `%C`: OpenSSH's hash of `%l%h%p%r`, in hex.
+    fn connection_hash(&self) -> String {
+        use sha1::{Digest, Sha1};
+        let mut hash = Sha1::new();
+        hash.update(local_host_name().unwrap_or_default());
+        hash.update(&self.host_name);
+        hash.update(self.port.to_string());
+        hash.update(self.user.as_deref().unwrap_or_default());
+        hex::encode(hash.finalize())
     }
 
     fn bad_token(&self, keyword: &'static str, raw: &str, token: char, set: Tokens) -> ConfigError {
@@ -1557,6 +1575,26 @@ mod tests {
         let six = f.resolve_with("x", &with_options(&["AddressFamily=inet6"]));
         assert_eq!(six.address_family, AddressFamily::Inet6);
         assert!(resolve_in("bad", Some(&f.config), &Overrides::default(), &f.local).is_err());
+    }
+
+    #[test]
+    fn connection_hash_token_and_tokens_in_dash_i_agree_with_ssh() {
+        let mut f = fixture(
+            "Host h\n  HostName Some.Host\n  User bob\n  Port 2200\n  UserKnownHostsFile /kh/%C\n",
+        );
+        f.local.user = local_user().expect("login name");
+        let given = Overrides {
+            identity: Some(PathBuf::from("/i/%h.%p.%r")),
+            ..Overrides::default()
+        };
+        let cfg = f.resolve_with("h", &given);
+        assert_eq!(cfg.identity_files, [PathBuf::from("/i/some.host.2200.bob")]);
+        let Some(ssh) = ssh_dash_g(&f.config, "h") else {
+            return; // ssh not installed
+        };
+        let ours = cfg.user_known_hosts_files[0].display().to_string();
+        assert_eq!(ssh.get("userknownhostsfile"), Some(&ours));
+        assert_eq!(ours.len(), "/kh/".len() + 40, "{ours}");
     }
 
     #[test]
