@@ -14,6 +14,12 @@
 //!   with the same settings) is an error instead of OpenSSH's endless
 //!   chain of ssh processes;
 //! - at most [`MAX_HOPS`] jump hosts in all.
+//!
+//! Each jump host's key is checked against its own known_hosts files under
+//! its own name, with its own StrictHostKeyChecking. One connect timeout,
+//! the target's ConnectTimeout (else `--timeout`), bounds the whole chain;
+//! a jump host's own ConnectTimeout is not used (OpenSSH gives each of its
+//! ssh processes its own).
 
 use super::config::{ConfigError, HostConfig, Overrides};
 

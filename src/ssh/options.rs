@@ -8,6 +8,26 @@
 //! ignoring it cannot change what is transferred or whom ferry trusts
 //! (logging, connection sharing, terminal and X11 settings, ...). Anything
 //! else is refused with a message naming it, rather than silently dropped.
+//!
+//! - Honoured: AddressFamily, BatchMode, Compression, ConnectTimeout,
+//!   GlobalKnownHostsFile, HostName, IdentitiesOnly, IdentityAgent,
+//!   IdentityFile, Port, ProxyCommand (`none` only), ProxyJump,
+//!   ServerAliveCountMax, ServerAliveInterval, StrictHostKeyChecking, User,
+//!   UserKnownHostsFile.
+//! - Accepted and ignored: AddKeysToAgent, CheckHostIP, ConnectionAttempts,
+//!   ControlMaster, ControlPath, ControlPersist, EscapeChar,
+//!   ExitOnForwardFailure, FingerprintHash, ForwardAgent, ForwardX11,
+//!   ForwardX11Timeout, ForwardX11Trusted, GSSAPIDelegateCredentials,
+//!   HashKnownHosts, IPQoS, LogLevel, LogVerbose,
+//!   NoHostAuthenticationForLocalhost, NumberOfPasswordPrompts,
+//!   PermitLocalCommand, RekeyLimit, RequestTTY, SendEnv, SetEnv, StdinNull,
+//!   SyslogFacility, TCPKeepAlive, UpdateHostKeys, UseKeychain,
+//!   VerifyHostKeyDNS, VisualHostKey.
+//! - Refused: everything else (forwardings, commands, algorithm lists,
+//!   authentication-method switches, HostKeyAlias, CertificateFile, ...).
+//!
+//! `-o` applies to the host being connected to, not to its jump hosts
+//! (OpenSSH does not pass it on to them either).
 
 use super::config::ConfigError;
 use super::include::split_keyword;
@@ -38,7 +58,7 @@ const HONOURED: &[&str] = &[
 /// ssh more lenient where ferry stays strict (CheckHostIP,
 /// VerifyHostKeyDNS, NoHostAuthenticationForLocalhost). None changes what
 /// ferry transfers or which host keys it accepts.
-pub const IGNORED: &[&str] = &[
+const IGNORED: &[&str] = &[
     "AddKeysToAgent",
     "CheckHostIP",
     "ConnectionAttempts",
