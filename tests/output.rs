@@ -112,6 +112,23 @@ fn json_summary_carries_the_exit_code_of_a_failed_run() {
         "{total}"
     );
     assert_eq!(total["files_sent"], 0);
+
+    // A bad option value is still answered with a summary line.
+    let out = sshd
+        .ferry()
+        .args(["--json", "--bwlimit", "lots"])
+        .arg(&src)
+        .arg(format!("{HOST_ALIAS}:f.txt"))
+        .run_default();
+    out.assert_code(1);
+    let total = summary(&json_lines(&out)).clone();
+    assert_eq!(total["exit_code"], 1);
+    assert!(
+        total["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("--bwlimit")),
+        "{total}"
+    );
 }
 
 /// A partial left by a cut run is resumed, and the line says from where.

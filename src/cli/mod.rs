@@ -56,8 +56,16 @@ pub fn main() -> i32 {
     if args.paths == ["demo"] {
         return demo::main();
     }
+    let json = args.json;
     let settings = match Settings::resolve(args) {
         Ok(s) => s,
+        Err(e) if json => {
+            // Scripts read the last line: it is a summary whatever failed.
+            eprintln!("ferry: {e}");
+            let code = e.exit_code().code();
+            json::JsonReporter::new("").summary(&Stats::default(), code, Some(&e));
+            return code;
+        }
         Err(e) => return fail(&e),
     };
     init_logging(settings.verbosity);

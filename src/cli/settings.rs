@@ -1,17 +1,16 @@
 //! Resolved settings: the validated meaning of the flags. The rest of the
 //! program never sees raw flags (ripgrep's low/high argument split).
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-
-use std::io::IsTerminal;
 
 use super::args::{Args, RemoteHashMode};
 use super::progress::{Display, ProgressMode};
 use crate::engine::Options;
 use crate::error::{Error, Result};
-use crate::filter::{FilesFrom, Filter, FilterArg, ListReader};
+use crate::filter::{FilesFrom, Filter, ListReader};
 use crate::location::{Location, RemoteSpec};
 use crate::ssh::config::Overrides;
 use crate::ssh::rsh::{parse_rsh, Rsh};
@@ -48,11 +47,6 @@ pub struct Settings {
     pub remote_hash: RemoteHashMode,
     pub remote_ferry: String,
     pub remote_cache: String,
-    /// The filter options in command-line order.
-    pub filter_rules: Vec<FilterArg>,
-    /// `--files-from`: the list's file name (`-` for stdin).
-    pub files_from: Option<String>,
-    pub delete_excluded: bool,
 }
 
 impl Settings {
@@ -165,9 +159,6 @@ impl Settings {
             remote_hash: args.remote_hash,
             remote_ferry: args.remote_ferry,
             remote_cache: args.remote_cache,
-            filter_rules: args.filter_rules,
-            files_from: args.files_from,
-            delete_excluded: args.delete_excluded,
         })
     }
 }
