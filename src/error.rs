@@ -105,6 +105,17 @@ impl Error {
         }
     }
 
+    /// The file a per-file error is about, as it names it (with its host
+    /// when remote).
+    pub fn subject(&self) -> Option<&str> {
+        match self {
+            Error::Io { path, .. } | Error::Remote { path, .. } | Error::Refused { path, .. } => {
+                Some(path)
+            }
+            _ => None,
+        }
+    }
+
     /// Whether this error ends the whole run, rather than only the file it
     /// happened to: a broken connection cannot be worked around file by file.
     pub fn is_fatal(&self) -> bool {

@@ -384,3 +384,46 @@ fn regular_file_bytes(root: &Path) -> u64 {
         })
         .sum()
 }
+
+#[test]
+fn json_failed_lines_name_the_file_and_the_summary_counts_it() {
+    let sshd = Sshd::start();
+    let src = sshd.local().join("src");
+    make_tree_of(&src, &["blocked.txt", "fine.txt"]);
+    let dest = sshd.remote().join("dest");
+    fs::create_dir_all(dest.join("blocked.txt")).unwrap();
+    let out = sshd
+        .ferry()
+        .args(["-a", "--json"])
+        .arg(format!("{}/", src.display()))
+        .arg(sshd.spec(&dest))
+        .run_default();
+    out.assert_code(23);
+    let lines = json_lines(&out);
+    let failed: Vec<&Value> = lines.iter().filter(|l| l["action"] == "failed").collect();
+    assert_eq!(failed.len(), 1, "{out}");
+    assert_eq!(failed[0]["result"], "error");
+    assert!(
+        failed[0]["path"]
+            .as_str()
+            .is_some_and(|p| p.ends_with("blocked.txt")),
+        "{out}"
+    );
+    assert!(failed[0]["error"]
+        .as_str()
+        .is_some_and(|e| e.contains("directory is in the way")));
+    assert_eq!(item(&lines, "fine.txt")["action"], "sent");
+    let total = summary(&lines);
+    assert_eq!(
+        (total["exit_code"].as_i64(), total["files_failed"].as_u64()),
+        (Some(23), Some(1))
+    );
+    assert!(dest.join("blocked.txt").is_dir());
+    assert_files_identical(&src.join("fine.txt"), &dest.join("fine.txt"));
+}
+
+fn make_tree_of(root: &Path, files: &[&str]) {
+    for (i, name) in files.iter().enumerate() {
+        write_file(&root.join(name), &random_bytes(1000 + i, i as u64));
+    }
+}

@@ -166,10 +166,16 @@ impl Reporter for JsonReporter {
     }
 
     fn file_failed(&self, path: &str, error: &Error) {
+        // A failure found while planning comes without a destination path:
+        // the error's own (source or destination, with its host) stands in.
+        let path = match path {
+            "" => error.subject().unwrap_or_default(),
+            path => relative(path, &self.dest_root, false),
+        };
         self.write(&FailureLine {
             kind_of_line: "item",
             action: "failed",
-            path: relative(path, &self.dest_root, false),
+            path,
             result: "error",
             error: error.to_string(),
         });
