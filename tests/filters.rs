@@ -10,18 +10,6 @@ use common::*;
 use std::fs;
 use std::path::Path;
 
-/// Writes `files` (path from `root`, contents) under `root`.
-fn make_tree(root: &Path, files: &[&str]) {
-    fs::create_dir_all(root).unwrap();
-    for (i, rel) in files.iter().enumerate() {
-        if let Some(dir) = rel.strip_suffix('/') {
-            fs::create_dir_all(root.join(dir)).unwrap();
-        } else {
-            write_file(&root.join(rel), &random_bytes(100 + i * 37, i as u64 + 1));
-        }
-    }
-}
-
 /// Asserts `dest` holds exactly `expected` (directories with a trailing
 /// `/`), each file byte-identical to its source under `src`.
 #[track_caller]
@@ -47,7 +35,7 @@ fn slash(path: &Path) -> String {
 fn include_directories_and_rs_files_only() {
     let sshd = Sshd::start();
     let src = sshd.local().join("src");
-    make_tree(
+    make_tree_of(
         &src,
         &[
             "main.rs",
@@ -91,7 +79,7 @@ fn include_directories_and_rs_files_only() {
 fn anchored_patterns_match_at_the_transfer_root_only() {
     let sshd = Sshd::start();
     let src = sshd.local().join("tree");
-    make_tree(&src, &["build/out.bin", "lib/build/keep.rs", "lib/a.rs"]);
+    make_tree_of(&src, &["build/out.bin", "lib/build/keep.rs", "lib/a.rs"]);
 
     let anchored = sshd.remote().join("anchored");
     sshd.ferry()
@@ -128,7 +116,7 @@ fn anchored_patterns_match_at_the_transfer_root_only() {
 fn directory_only_and_double_star_patterns() {
     let sshd = Sshd::start();
     let src = sshd.local().join("src");
-    make_tree(
+    make_tree_of(
         &src,
         &[
             "cache/blob",
@@ -170,7 +158,7 @@ fn directory_only_and_double_star_patterns() {
 fn exclude_from_skips_comments_and_blank_lines_on_pull() {
     let sshd = Sshd::start();
     let src = sshd.remote().join("src");
-    make_tree(
+    make_tree_of(
         &src,
         &["a.txt", "b.tmp", "sub/c.log", "sub/keep.log", "sub/#odd"],
     );
@@ -196,7 +184,7 @@ fn exclude_from_skips_comments_and_blank_lines_on_pull() {
 fn filter_rules_in_order_between_local_paths() {
     let dir = tempfile::tempdir().unwrap();
     let src = dir.path().join("src");
-    make_tree(&src, &["a.txt", "b.tmp", "keep.tmp", "sub/c.tmp"]);
+    make_tree_of(&src, &["a.txt", "b.tmp", "keep.tmp", "sub/c.tmp"]);
 
     let plain = dir.path().join("plain");
     FerryCmd::bare(dir.path())
@@ -219,7 +207,7 @@ fn filter_rules_in_order_between_local_paths() {
 fn merge_files_and_per_directory_files() {
     let sshd = Sshd::start();
     let src = sshd.local().join("src");
-    make_tree(
+    make_tree_of(
         &src,
         &[
             "a.c",
@@ -263,9 +251,9 @@ fn merge_files_and_per_directory_files() {
 fn delete_spares_excluded_files_unless_delete_excluded() {
     let sshd = Sshd::start();
     let src = sshd.local().join("src");
-    make_tree(&src, &["a.txt", "sub/b.txt"]);
+    make_tree_of(&src, &["a.txt", "sub/b.txt"]);
     let dest = sshd.remote().join("dest");
-    make_tree(
+    make_tree_of(
         &dest,
         &[
             "gone.txt",
@@ -322,7 +310,7 @@ fn delete_spares_excluded_files_unless_delete_excluded() {
 fn files_from_pushes_listed_paths_keeping_them() {
     let sshd = Sshd::start();
     let src = sshd.local().join("src");
-    make_tree(
+    make_tree_of(
         &src,
         &[
             "a.txt",
@@ -369,7 +357,7 @@ fn files_from_pushes_listed_paths_keeping_them() {
 fn files_from_pulls_listed_trees_with_recursion() {
     let sshd = Sshd::start();
     let src = sshd.remote().join("src");
-    make_tree(
+    make_tree_of(
         &src,
         &[
             "a.txt",
@@ -399,7 +387,7 @@ fn files_from_pulls_listed_trees_with_recursion() {
 fn files_from_names_missing_paths_and_copies_the_rest() {
     let sshd = Sshd::start();
     let src = sshd.local().join("src");
-    make_tree(&src, &["here.txt"]);
+    make_tree_of(&src, &["here.txt"]);
     let list = sshd.local().join("list");
     fs::write(&list, "here.txt\nnot/there.txt\n").unwrap();
     let dest = sshd.remote().join("dest");
@@ -418,7 +406,7 @@ fn files_from_names_missing_paths_and_copies_the_rest() {
 fn bad_rules_and_missing_rule_files_are_named() {
     let sshd = Sshd::start();
     let src = sshd.local().join("src");
-    make_tree(&src, &["a.txt"]);
+    make_tree_of(&src, &["a.txt"]);
     let dest = sshd.remote().join("dest");
 
     for rule in ["x foo", "-*.o", "- "] {
@@ -458,7 +446,7 @@ fn bad_rules_and_missing_rule_files_are_named() {
 fn dry_run_lists_only_included_files() {
     let sshd = Sshd::start();
     let src = sshd.local().join("src");
-    make_tree(
+    make_tree_of(
         &src,
         &[
             "wanted.txt",

@@ -421,9 +421,3 @@ fn json_failed_lines_name_the_file_and_the_summary_counts_it() {
     assert!(dest.join("blocked.txt").is_dir());
     assert_files_identical(&src.join("fine.txt"), &dest.join("fine.txt"));
 }
-
-fn make_tree_of(root: &Path, files: &[&str]) {
-    for (i, name) in files.iter().enumerate() {
-        write_file(&root.join(name), &random_bytes(1000 + i, i as u64));
-    }
-}

@@ -4,7 +4,6 @@
 //! docs/JSON.md; changing a field's name or meaning is a breaking change.
 
 use std::io::Write;
-use std::sync::Mutex;
 
 use serde::Serialize;
 
@@ -19,7 +18,7 @@ pub const SCHEMA_VERSION: u32 = 1;
 /// Writes JSON lines; whole lines only, so output from concurrent file
 /// transfers never interleaves.
 pub struct JsonReporter {
-    out: Mutex<std::io::Stdout>,
+    out: std::io::Stdout,
     /// Paths are given relative to the destination, as rsync shows them.
     dest_root: String,
 }
@@ -82,7 +81,7 @@ struct SummaryLine<'a> {
 impl JsonReporter {
     pub fn new(dest_root: &str) -> JsonReporter {
         JsonReporter {
-            out: Mutex::new(std::io::stdout()),
+            out: std::io::stdout(),
             dest_root: dest_root.to_string(),
         }
     }
@@ -92,12 +91,11 @@ impl JsonReporter {
             return;
         };
         text.push('\n');
-        if let Ok(out) = self.out.lock() {
-            // A closed stdout (a script that stopped reading) must not
-            // stop the transfer; the exit code still tells.
-            let mut out = out.lock();
-            let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
-        }
+        // Stdout's own lock keeps the line whole. A closed stdout (a script
+        // that stopped reading) must not stop the transfer; the exit code
+        // still tells.
+        let mut out = self.out.lock();
+        let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
     }
 
     /// The summary line: `stats` so far (all zero when the run failed

@@ -60,7 +60,6 @@ struct Bars {
     multi: MultiProgress,
     overall: ProgressBar,
     files: Mutex<HashMap<String, ProgressBar>>,
-    dest_root: String,
     per_file: bool,
     files_total: AtomicU64,
     files_done: AtomicU64,
@@ -68,8 +67,7 @@ struct Bars {
 
 impl ConsoleReporter {
     pub fn new(display: Display, dest_root: &str) -> ConsoleReporter {
-        let bars =
-            (display.progress != ProgressMode::Off).then(|| Bars::new(display.progress, dest_root));
+        let bars = (display.progress != ProgressMode::Off).then(|| Bars::new(display.progress));
         ConsoleReporter {
             display,
             dest_root: dest_root.to_string(),
@@ -129,7 +127,7 @@ impl ConsoleReporter {
 }
 
 impl Bars {
-    fn new(mode: ProgressMode, dest_root: &str) -> Bars {
+    fn new(mode: ProgressMode) -> Bars {
         let on_terminal = std::io::stdout().is_terminal();
         let target = if on_terminal {
             ProgressDrawTarget::stdout()
@@ -146,7 +144,6 @@ impl Bars {
             multi,
             overall,
             files: Mutex::new(HashMap::new()),
-            dest_root: dest_root.to_string(),
             per_file: mode == ProgressMode::PerFile && on_terminal,
             files_total: AtomicU64::new(0),
             files_done: AtomicU64::new(0),
@@ -161,7 +158,8 @@ impl Bars {
         self.overall.set_message(format!("{done}/{total} files"));
     }
 
-    fn start_file(&self, path: &str, size: u64, resume_from: u64) {
+    /// A bar for the file at `path`, labelled `shown`.
+    fn start_file(&self, path: &str, shown: &str, size: u64, resume_from: u64) {
         if !self.per_file || size < FILE_BAR_MIN {
             return;
         }
@@ -177,7 +175,7 @@ impl Bars {
         ));
         bar.set_position(resume_from);
         bar.reset_eta();
-        bar.set_message(printable(relative(path, &self.dest_root, false)).into_owned());
+        bar.set_message(shown.to_string());
         files.insert(path.to_string(), bar);
     }
 
@@ -229,7 +227,8 @@ impl Reporter for ConsoleReporter {
             if let Some(total) = bars.overall.length() {
                 bars.overall.set_length(total.saturating_sub(resume_from));
             }
-            bars.start_file(path, size, resume_from);
+            let shown = printable(relative(path, &self.dest_root, false));
+            bars.start_file(path, &shown, size, resume_from);
         }
     }
 

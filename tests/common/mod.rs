@@ -1619,6 +1619,19 @@ pub fn assert_trees_identical_with(a: &Path, b: &Path, cmp: Compare) {
 /// ```
 ///
 /// All files and directories get distinct old mtimes (2001–2010).
+/// Writes `files` under `root`: paths from `root`, random contents of a
+/// few hundred bytes each; a path ending in `/` is made as a directory.
+pub fn make_tree_of(root: &Path, files: &[&str]) {
+    fs::create_dir_all(root).unwrap();
+    for (i, rel) in files.iter().enumerate() {
+        if let Some(dir) = rel.strip_suffix('/') {
+            fs::create_dir_all(root.join(dir)).unwrap();
+        } else {
+            write_file(&root.join(rel), &random_bytes(100 + i * 37, i as u64 + 1));
+        }
+    }
+}
+
 pub fn make_test_tree(root: &Path) {
     fs::create_dir_all(root).unwrap();
     let files: &[(&str, Vec<u8>, u32)] = &[
