@@ -17,6 +17,7 @@ pub mod error;
 pub mod filter;
 pub mod hash;
 pub mod location;
+pub mod mode;
 pub mod protocol;
 pub mod report;
 pub mod sftp;

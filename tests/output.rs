@@ -391,7 +391,9 @@ fn json_failed_lines_name_the_file_and_the_summary_counts_it() {
     let src = sshd.local().join("src");
     make_tree_of(&src, &["blocked.txt", "fine.txt"]);
     let dest = sshd.remote().join("dest");
-    fs::create_dir_all(dest.join("blocked.txt")).unwrap();
+    // A directory that is not empty, which rsync too leaves (exit 23)
+    // without --delete or --force.
+    write_file(&dest.join("blocked.txt/inner"), b"kept");
     let out = sshd
         .ferry()
         .args(["-a", "--json"])

@@ -94,7 +94,10 @@ impl Settings {
             delta: args.no_whole_file
                 || !(args.whole_file || matches!(direction, Direction::Local)),
             inplace: args.inplace,
-            umask: current_umask(),
+            executability: false,
+            omit_dir_times: false,
+            omit_link_times: false,
+            force: false,
             fsync: args.fsync,
             jobs: usize::from(args.jobs),
             // rsync: --delete-excluded implies --delete.
@@ -297,17 +300,6 @@ fn direction_of(sources: &[Location], dest: &Location) -> Result<Direction> {
             }
             Ok(Direction::Pull((*first).clone()))
         }
-    }
-}
-
-/// The process umask, which new files without --perms are created under.
-fn current_umask() -> u32 {
-    // SAFETY: umask has no failure mode; it is set straight back, before any
-    // thread that creates files exists.
-    unsafe {
-        let old = libc::umask(0o022);
-        libc::umask(old);
-        old as u32
     }
 }
 

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::{Attrs, CopyRange, Endpoint, Entry, FileHandle, Kind, Meta, WriteMode};
+use super::{Attrs, CopyRange, Endpoint, Entry, FileHandle, Kind, Meta, Mtime, WriteMode};
 use crate::delta::rolling::Signature;
 use crate::delta::Piece;
 use crate::error::{Error, Result};
@@ -51,7 +51,7 @@ fn meta_of(m: &fs::Metadata) -> Meta {
     Meta {
         kind,
         size: m.len(),
-        mtime: m.mtime(),
+        mtime: Mtime::precise(m.mtime(), m.mtime_nsec() as u32),
         mode: m.mode() & 0o7777,
     }
 }
@@ -142,7 +142,7 @@ fn finish_file(
 }
 
 /// The modification time of an open file (its access time untouched).
-fn set_mtime_of(file: &File, mtime: i64) -> io::Result<()> {
+fn set_mtime_of(file: &File, mtime: Mtime) -> io::Result<()> {
     let times = only_mtime(mtime);
     // SAFETY: the descriptor is open for as long as `file` lives, and times
     // has two entries, as futimens requires.
@@ -155,20 +155,20 @@ fn set_mtime_of(file: &File, mtime: i64) -> io::Result<()> {
 }
 
 /// utimensat's pair: access time left as it is, modification time set.
-fn only_mtime(mtime: i64) -> [libc::timespec; 2] {
+fn only_mtime(mtime: Mtime) -> [libc::timespec; 2] {
     [
         libc::timespec {
             tv_sec: 0,
             tv_nsec: libc::UTIME_OMIT,
         },
         libc::timespec {
-            tv_sec: mtime as libc::time_t,
-            tv_nsec: 0,
+            tv_sec: mtime.secs as libc::time_t,
+            tv_nsec: mtime.subsec_nanos() as libc::c_long,
         },
     ]
 }
 
-fn set_mtime_nofollow(path: &str, mtime: i64) -> io::Result<()> {
+fn set_mtime_nofollow(path: &str, mtime: Mtime) -> io::Result<()> {
     let c_path = std::ffi::CString::new(path)
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))?;
     let times = only_mtime(mtime);
@@ -379,6 +379,21 @@ fn copy_by_reading(
     Ok(())
 }
 
+/// The process's umask, read once: the kernel offers no way to read it but
+/// setting it, which is done straight back.
+pub fn process_umask() -> u32 {
+    static UMASK: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *UMASK.get_or_init(|| {
+        // SAFETY: umask cannot fail. The first call comes before the run
+        // creates anything, and the value is put back at once.
+        unsafe {
+            let old = libc::umask(0o022);
+            libc::umask(old);
+            old as u32
+        }
+    })
+}
+
 /// Makes a rename durable: the directory entry lives in the parent.
 fn sync_parent(path: &str) -> io::Result<()> {
     File::open(super::parent(path))?.sync_all()
@@ -475,7 +490,7 @@ impl Endpoint for LocalFs {
         .await
     }
 
-    async fn set_mtime(&self, path: &str, mtime: i64) -> Result<()> {
+    async fn set_mtime(&self, path: &str, mtime: Mtime) -> Result<()> {
         let p = path.to_string();
         blocking(path, move || set_mtime_nofollow(&p, mtime)).await
     }
@@ -506,6 +521,10 @@ impl Endpoint for LocalFs {
     async fn symlink(&self, target: &str, path: &str) -> Result<()> {
         let (t, p) = (target.to_string(), path.to_string());
         blocking(path, move || std::os::unix::fs::symlink(t, p)).await
+    }
+
+    async fn umask(&self, _dir: &str) -> Result<u32> {
+        Ok(process_umask())
     }
 
     async fn block_hashes(

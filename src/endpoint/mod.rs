@@ -30,13 +30,49 @@ pub enum Kind {
     Other,
 }
 
+/// A modification time: whole seconds, and nanoseconds where the endpoint
+/// carries them (local files have them; SFTP v3 carries whole seconds only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Mtime {
+    pub secs: i64,
+    /// None: the endpoint knows whole seconds only.
+    pub nanos: Option<u32>,
+}
+
+impl Mtime {
+    /// A time known to the second only.
+    pub const fn secs(secs: i64) -> Mtime {
+        Mtime { secs, nanos: None }
+    }
+
+    pub const fn precise(secs: i64, nanos: u32) -> Mtime {
+        Mtime {
+            secs,
+            nanos: Some(nanos),
+        }
+    }
+
+    /// Whether two times are equal at the best resolution both carry:
+    /// nanoseconds when both sides have them, else whole seconds.
+    pub fn same(&self, other: &Mtime) -> bool {
+        match (self.nanos, other.nanos) {
+            (Some(a), Some(b)) => self.secs == other.secs && a == b,
+            _ => self.secs == other.secs,
+        }
+    }
+
+    /// Nanoseconds past the second, 0 where unknown.
+    pub fn subsec_nanos(&self) -> u32 {
+        self.nanos.unwrap_or(0)
+    }
+}
+
 /// What the engine needs to know about a path, as lstat reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Meta {
     pub kind: Kind,
     pub size: u64,
-    /// Modification time in whole seconds: SFTP v3 carries no more.
-    pub mtime: i64,
+    pub mtime: Mtime,
     /// Permission bits (0o7777).
     pub mode: u32,
 }
@@ -104,7 +140,7 @@ pub trait FileHandle: Send + Sync + 'static {
 pub struct Attrs {
     pub mode: u32,
     /// None keeps the time of the write (no `--times`).
-    pub mtime: Option<i64>,
+    pub mtime: Option<Mtime>,
 }
 
 /// How an endpoint computes hashes of its files.
@@ -153,7 +189,16 @@ pub trait Endpoint: Send + Sync {
     /// Renames `from` over `to`, atomically replacing an existing `to`.
     fn rename(&self, from: &str, to: &str) -> impl Future<Output = Result<()>> + Send;
 
-    fn set_mtime(&self, path: &str, mtime: i64) -> impl Future<Output = Result<()>> + Send;
+    /// Sets the modification time of `path` itself: a symlink's own time
+    /// where [`Endpoint::sets_link_times`], never its target's.
+    fn set_mtime(&self, path: &str, mtime: Mtime) -> impl Future<Output = Result<()>> + Send;
+
+    /// Whether [`Endpoint::set_mtime`] can set a symlink's own time (SFTP
+    /// needs `lsetstat@openssh.com`; without it a link keeps the time it
+    /// was made at, as rsync's with `--omit-link-times`).
+    fn sets_link_times(&self) -> bool {
+        true
+    }
 
     fn set_mode(&self, path: &str, mode: u32) -> impl Future<Output = Result<()>> + Send;
 
@@ -165,6 +210,13 @@ pub trait Endpoint: Send + Sync {
     fn remove_dir(&self, path: &str) -> impl Future<Output = Result<()>> + Send;
 
     fn symlink(&self, target: &str, path: &str) -> impl Future<Output = Result<()>> + Send;
+
+    /// The permission bits this side takes away from what it creates: a new
+    /// entry without `--perms` gets the source's mode masked by it, as
+    /// rsync's receiver masks with its own umask. `dir` is a directory of
+    /// this endpoint about to get a new entry, where finding out may leave
+    /// a trace for a moment (a remote side learns it by creating a file).
+    fn umask(&self, dir: &str) -> impl Future<Output = Result<u32>> + Send;
 
     fn read_link(&self, path: &str) -> impl Future<Output = Result<String>> + Send;
 
@@ -317,7 +369,7 @@ pub trait Endpoint: Send + Sync {
 pub struct Whole {
     pub data: Bytes,
     /// Size and mtime after the read; None when the file was gone by then.
-    pub stamp: Option<(u64, i64)>,
+    pub stamp: Option<(u64, Mtime)>,
 }
 
 /// [`Endpoint::read_whole`] with the endpoint's file operations: open, read,

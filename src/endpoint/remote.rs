@@ -15,7 +15,7 @@ use russh_sftp::client::RawSftpSession;
 use russh_sftp::protocol::{FileAttributes, OpenFlags, StatusCode};
 use tokio::sync::OwnedSemaphorePermit;
 
-use super::{Attrs, CopyRange, Endpoint, Entry, FileHandle, Hashing, Kind, Meta, WriteMode};
+use super::{Attrs, CopyRange, Endpoint, Entry, FileHandle, Hashing, Kind, Meta, Mtime, WriteMode};
 use crate::delta::rolling::Signature;
 use crate::error::{Error, Result};
 use crate::hash::{BlockHash, HashAlgo};
@@ -74,6 +74,8 @@ pub struct RemoteFs {
     /// the starter.
     hashing: OnceLock<RemoteHashing>,
     starter: tokio::sync::Mutex<Option<HashingStarter>>,
+    /// The server's umask, learned when something new first needs it.
+    umask: tokio::sync::OnceCell<u32>,
 }
 
 pub struct RemoteFile {
@@ -95,6 +97,7 @@ impl RemoteFs {
             sftp,
             hashing: OnceLock::from(hashing),
             starter: tokio::sync::Mutex::new(None),
+            umask: tokio::sync::OnceCell::new(),
         }
     }
 
@@ -106,6 +109,7 @@ impl RemoteFs {
             sftp,
             hashing: OnceLock::new(),
             starter: tokio::sync::Mutex::new(Some(starter)),
+            umask: tokio::sync::OnceCell::new(),
         }
     }
 
@@ -207,13 +211,32 @@ impl RemoteFs {
         })
     }
 
+    /// Learns the server's umask: a file created in `dir` asking for every
+    /// permission bit gets those the umask leaves (as OpenSSH's sftp-server
+    /// and ProFTPD apply it), and is removed at once.
+    async fn probe_umask(&self, dir: &str) -> Result<u32> {
+        let probe = super::join(dir, &format!(".ferry-umask.{}", std::process::id()));
+        let flags = OpenFlags::CREATE | OpenFlags::EXCLUDE | OpenFlags::WRITE;
+        let all = FileAttributes {
+            permissions: Some(0o777),
+            ..FileAttributes::empty()
+        };
+        let file = self.open(&probe, flags, all).await?;
+        let (made, closed) = tokio::join!(
+            self.sftp.raw().fstat(file.handle.as_str()),
+            self.sftp.raw().close(file.handle.as_str())
+        );
+        let removed = self.remove_file(&probe).await;
+        let made = made.map_err(|e| self.err(&probe, e))?;
+        closed.map_err(|e| self.err(&probe, e))?;
+        removed?;
+        let mode = made.attrs.permissions.unwrap_or(0o755) & 0o777;
+        tracing::debug!("{}: umask {:03o}", self.label, !mode & 0o777);
+        Ok(!mode & 0o777)
+    }
+
     async fn set_attrs(&self, path: &str, attrs: FileAttributes) -> Result<()> {
-        self.sftp
-            .raw()
-            .setstat(path, attrs)
-            .await
-            .map(drop)
-            .map_err(|e| self.err(path, e))
+        self.sftp.set_attrs(path, attrs).await
     }
 }
 
@@ -228,7 +251,7 @@ fn meta_of(attrs: &FileAttributes) -> Meta {
     Meta {
         kind,
         size: attrs.size.unwrap_or(0),
-        mtime: attrs.mtime.map(i64::from).unwrap_or(0),
+        mtime: Mtime::secs(attrs.mtime.map(i64::from).unwrap_or(0)),
         mode: perms & 0o7777,
     }
 }
@@ -247,10 +270,10 @@ fn check_entry_name(dir: &str, name: &str) -> Result<()> {
 
 /// SFTP v3 sets atime and mtime together; atime becomes "now", as a fresh
 /// copy would have.
-fn times_of(mtime: i64) -> FileAttributes {
+fn times_of(mtime: Mtime) -> FileAttributes {
     FileAttributes {
         atime: Some(now_secs()),
-        mtime: Some(mtime.clamp(0, u32::MAX as i64) as u32),
+        mtime: Some(mtime.secs.clamp(0, u32::MAX as i64) as u32),
         ..FileAttributes::empty()
     }
 }
@@ -317,7 +340,7 @@ impl Endpoint for RemoteFs {
                     .map_err(|e| self.helper_error(path, e))?;
                 Ok(super::Whole {
                     data: data.into(),
-                    stamp: Some((size, mtime)),
+                    stamp: Some((size, Mtime::secs(mtime))),
                 })
             }
             _ => super::read_whole_by_parts(self, path, len).await,
@@ -537,7 +560,7 @@ impl Endpoint for RemoteFs {
         self.sftp.rename_replace(from, to).await
     }
 
-    async fn set_mtime(&self, path: &str, mtime: i64) -> Result<()> {
+    async fn set_mtime(&self, path: &str, mtime: Mtime) -> Result<()> {
         self.set_attrs(path, times_of(mtime)).await
     }
 
@@ -590,6 +613,17 @@ impl Endpoint for RemoteFs {
             .await
             .map(drop)
             .map_err(|e| self.err(path, e))
+    }
+
+    fn sets_link_times(&self) -> bool {
+        self.sftp.extensions().lsetstat
+    }
+
+    async fn umask(&self, dir: &str) -> Result<u32> {
+        self.umask
+            .get_or_try_init(|| self.probe_umask(dir))
+            .await
+            .copied()
     }
 
     async fn read_link(&self, path: &str) -> Result<String> {

@@ -14,7 +14,7 @@ use futures::stream::{self, StreamExt};
 
 use super::{Options, Stats};
 use crate::endpoint::{join, Endpoint, Entry, Kind};
-use crate::error::{ExitCode, Result};
+use crate::error::{Error, ExitCode, Result};
 use crate::filter::{Scope, Side};
 use crate::report::{Item, ItemKind, Outcome, Reporter};
 
@@ -86,6 +86,39 @@ pub async fn delete_extraneous<D: Endpoint>(
         settle(&entry, result, reporter, stats)?;
     }
     Ok(())
+}
+
+/// rsync's way with a directory where a file or a symlink goes: removed
+/// when it is empty, and with `--delete` or `--force` (`recursive`) with
+/// everything in it (links removed, never followed); otherwise the new
+/// entry fails, naming the directory.
+pub async fn make_way<D: Endpoint>(dst: &D, dir: &str, recursive: bool) -> Result<()> {
+    let not_empty = match dst.remove_dir(dir).await {
+        Ok(()) => return Ok(()),
+        Err(e) if e.is_fatal() => return Err(e),
+        Err(e) => e,
+    };
+    if !recursive {
+        return Err(Error::Refused {
+            path: format!("{}{dir}", dst.label()),
+            message: format!(
+                "a directory is in the way of a file or link and could not be removed                  ({not_empty}); --delete or --force remove it with its contents"
+            ),
+        });
+    }
+    remove_tree(dst, dir).await
+}
+
+/// Removes the directory `dir` and everything in it, children first.
+async fn remove_tree<D: Endpoint>(dst: &D, dir: &str) -> Result<()> {
+    for child in dst.list(dir).await? {
+        let path = join(dir, &child.name);
+        match child.meta.kind {
+            Kind::Dir => Box::pin(remove_tree(dst, &path)).await?,
+            _ => dst.remove_file(&path).await?,
+        }
+    }
+    dst.remove_dir(dir).await
 }
 
 fn deletion(entry: &Entry, outcome: Outcome) -> Item<'_> {

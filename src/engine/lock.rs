@@ -18,7 +18,7 @@ use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::partial::record_fields;
-use crate::endpoint::{base_name, join, parent, Attrs, Endpoint, FileHandle, WriteMode};
+use crate::endpoint::{base_name, join, parent, Attrs, Endpoint, FileHandle, Mtime, WriteMode};
 use crate::error::{Error, Result};
 
 const LOCK_SUFFIX: &str = ".ferry-lock";
@@ -158,7 +158,9 @@ impl<F: FileHandle> Lock<F> {
                     };
                     let holder = read_holder(dst, &path).await;
                     let age = SystemTime::now()
-                        .duration_since(UNIX_EPOCH + Duration::from_secs(found.mtime.max(0) as u64))
+                        .duration_since(
+                            UNIX_EPOCH + Duration::from_secs(found.mtime.secs.max(0) as u64),
+                        )
                         .unwrap_or_default();
                     // A run that reconnects finds its own lock.
                     let abandoned = age > STALE
@@ -192,7 +194,9 @@ impl<F: FileHandle> Lock<F> {
         }
         loop {
             tokio::time::sleep(REFRESH).await;
-            let _ = dst.set_mtime(&self.path, now_secs() as i64).await;
+            let _ = dst
+                .set_mtime(&self.path, Mtime::secs(now_secs() as i64))
+                .await;
         }
     }
 

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use futures::stream::{FuturesUnordered, StreamExt};
 use tokio::sync::Semaphore;
 
-use crate::endpoint::{Endpoint, Kind, Meta, Pipeline};
+use crate::endpoint::{Endpoint, Kind, Meta, Mtime, Pipeline};
 use crate::error::{Error, ExitCode, Result};
 use crate::report::{Changes, Item, ItemKind, Outcome, Reporter, TimeChange};
 use plan::{Action, Planner, SourceArg};
@@ -36,15 +36,22 @@ pub struct Options {
     pub delta: bool,
     /// Rewrite existing destination files directly, without a partial.
     pub inplace: bool,
-    /// Applied to the source's permissions for new files without `--perms`.
-    pub umask: u32,
+    /// `-E`: without `--perms`, a file's executability follows the source.
+    pub executability: bool,
     /// Sync every new file to disk before its rename (files that replace an
     /// old one always are).
     pub fsync: bool,
     /// Files in flight at once (at least one).
     pub jobs: usize,
+    /// `-O`: directories keep the time of their last change.
+    pub omit_dir_times: bool,
+    /// `-J`: symlinks keep the time they were made at.
+    pub omit_link_times: bool,
     /// Remove what the destination has and the source does not.
     pub delete: bool,
+    /// `--force`: a non-empty directory in the way of a file or link is
+    /// removed with its contents (as with `--delete`).
+    pub force: bool,
     /// Delete nothing when more than this would go.
     pub max_delete: Option<u64>,
     /// rsync's filter rules (`--exclude`, `--filter`, ...): what the walk
@@ -257,6 +264,10 @@ async fn carry_out<S: Endpoint, D: Endpoint>(
         execute(src, dst, &actions, opts, reporter, stats).await?;
     }
     delete::delete_extraneous(dst, extraneous, opts, reporter, stats).await?;
+    // Last: deleting from a directory changes its time too.
+    if !opts.dry_run {
+        set_dir_attrs(dst, &actions, opts, reporter, stats).await?;
+    }
     tracing::debug!("done");
     Ok(())
 }
@@ -325,12 +336,21 @@ fn item_of<'a>(action: &'a Action, opts: &Options) -> Item<'a> {
             },
             ..Item::new(dest, ItemKind::Symlink, Outcome::Created)
         },
-        Action::Mode { dest, .. } => Item {
+        Action::Attrs {
+            dest,
+            kind,
+            mode,
+            mtime,
+        } => Item {
             changes: Changes {
-                perms: true,
+                perms: mode.is_some(),
+                time: match mtime {
+                    Some(_) => TimeChange::Preserved,
+                    None => TimeChange::Same,
+                },
                 ..Changes::default()
             },
-            ..Item::new(dest, ItemKind::File, Outcome::Attributes)
+            ..Item::new(dest, item_kind(*kind), Outcome::Attributes)
         },
     }
 }
@@ -344,7 +364,7 @@ fn changes_of(job: &FileJob, opts: &Options) -> Changes {
         };
     };
     let new = &job.source_meta;
-    let time = match (opts.times, old.mtime == new.mtime) {
+    let time = match (opts.times, old.mtime.same(&new.mtime)) {
         (true, true) => TimeChange::Same,
         (true, false) => TimeChange::Preserved,
         (false, _) => TimeChange::Now,
@@ -365,8 +385,9 @@ fn changes_of(job: &FileJob, opts: &Options) -> Changes {
 const MEMORY_BUDGET: u64 = 48 << 20;
 
 /// Carries out the plan: first the missing directories, then files, links
-/// and modes with up to `opts.jobs` in flight, each file reserving its
-/// share of [`MEMORY_BUDGET`] first, and last the directories' attributes.
+/// and attributes with up to `opts.jobs` in flight, each file reserving
+/// its share of [`MEMORY_BUDGET`] first. The directories' attributes come
+/// after `--delete` ([`set_dir_attrs`]).
 async fn execute<S: Endpoint, D: Endpoint>(
     src: &S,
     dst: &D,
@@ -393,7 +414,7 @@ async fn execute<S: Endpoint, D: Endpoint>(
     while let Some((action, done)) = running.next().await {
         finish(item_of(action, opts), done, reporter, stats)?;
     }
-    set_dir_attrs(dst, actions, opts, reporter, stats).await
+    Ok(())
 }
 
 /// Makes the missing directories before any file starts, so that no file
@@ -448,12 +469,25 @@ fn done(outcome: Outcome) -> Transferred {
 }
 
 async fn make_dir<'a, D: Endpoint>(dst: &D, dir: &'a Action) -> (&'a Action, Result<Transferred>) {
-    let Action::Dir { dest, .. } = dir else {
+    let Action::Dir {
+        dest,
+        meta,
+        replaces,
+        ..
+    } = dir
+    else {
         return (dir, Ok(done(Outcome::Skipped)));
     };
-    // Writable for us until its attributes are set at the end.
-    let made = dst.mkdir(dest, 0o755).await;
-    (dir, made.map(|_| done(Outcome::Created)))
+    // The destination side's umask applies, as to rsync's mkdir; the owner
+    // may write into it until its attributes are set at the end.
+    let mode = meta.map_or(0o777, |m| m.mode & 0o777 | 0o700);
+    let made = async {
+        if *replaces {
+            dst.remove_file(dest).await?;
+        }
+        dst.mkdir(dest, mode).await
+    };
+    (dir, made.await.map(|_| done(Outcome::Created)))
 }
 
 /// One action other than making a directory; returns it with its result.
@@ -473,9 +507,16 @@ async fn run_action<'a, S: Endpoint, D: Endpoint>(
             let _reserved = budget.acquire_many(kib(share)).await.ok();
             transfer::transfer(src, dst, job, opts, reporter).await
         }
-        Action::Symlink { source, dest } => copy_symlink(src, dst, source, dest).await.map(done),
-        Action::Mode { dest, mode } => dst
-            .set_mode(dest, *mode)
+        Action::Symlink {
+            source,
+            dest,
+            mtime,
+        } => copy_symlink(src, dst, source, dest, *mtime, opts)
+            .await
+            .map(done),
+        Action::Attrs {
+            dest, mode, mtime, ..
+        } => set_attrs(dst, dest, *mode, *mtime)
             .await
             .map(|_| done(Outcome::Attributes)),
         Action::Dir { .. } => Ok(done(Outcome::Skipped)),
@@ -554,25 +595,27 @@ async fn set_dir_attrs<D: Endpoint>(
     reporter: &dyn Reporter,
     stats: &mut Stats,
 ) -> Result<()> {
-    if !opts.perms && !opts.times {
-        return Ok(());
-    }
     let mut setting = FuturesUnordered::new();
     for action in actions {
         let Action::Dir {
             dest,
             meta: Some(meta),
+            exists,
             ..
         } = action
         else {
             continue;
         };
+        let owner_added = !exists && meta.mode & 0o700 != 0o700;
+        if !opts.perms && !dir_times(opts) && !owner_added {
+            continue;
+        }
         if setting.len() >= opts.jobs.max(1) {
             if let Some((dir, set)) = setting.next().await {
                 absorb(set, dir, reporter, stats)?;
             }
         }
-        setting.push(set_dir_attr(dst, dest, meta, opts));
+        setting.push(set_dir_attr(dst, dest, meta, *exists, opts));
     }
     while let Some((dir, set)) = setting.next().await {
         absorb(set, dir, reporter, stats)?;
@@ -580,22 +623,28 @@ async fn set_dir_attrs<D: Endpoint>(
     Ok(())
 }
 
+/// Whether directories get the source's times (`--times` without `-O`).
+fn dir_times(opts: &Options) -> bool {
+    opts.times && !opts.omit_dir_times
+}
+
 async fn set_dir_attr<'a, D: Endpoint>(
     dst: &D,
     dir: &'a str,
     meta: &Meta,
+    exists: bool,
     opts: &Options,
 ) -> (&'a str, Result<()>) {
     let (moded, timed) = tokio::join!(
         async {
-            if opts.perms {
-                dst.set_mode(dir, meta.mode).await
-            } else {
-                Ok(())
+            match (opts.perms, exists) {
+                (true, _) => dst.set_mode(dir, meta.mode).await,
+                (false, false) => take_back_owner_bits(dst, dir, meta.mode).await,
+                (false, true) => Ok(()),
             }
         },
         async {
-            if opts.times {
+            if dir_times(opts) {
                 dst.set_mtime(dir, meta.mtime).await
             } else {
                 Ok(())
@@ -605,6 +654,56 @@ async fn set_dir_attr<'a, D: Endpoint>(
     (dir, moded.and(timed))
 }
 
+fn item_kind(kind: Kind) -> ItemKind {
+    match kind {
+        Kind::Dir => ItemKind::Dir,
+        Kind::Symlink => ItemKind::Symlink,
+        _ => ItemKind::File,
+    }
+}
+
+/// Sets what is given of an entry's permissions and time, at once.
+async fn set_attrs<D: Endpoint>(
+    dst: &D,
+    path: &str,
+    mode: Option<u32>,
+    mtime: Option<Mtime>,
+) -> Result<()> {
+    let (moded, timed) = tokio::join!(
+        async {
+            match mode {
+                Some(mode) => dst.set_mode(path, mode).await,
+                None => Ok(()),
+            }
+        },
+        async {
+            match mtime {
+                Some(mtime) => dst.set_mtime(path, mtime).await,
+                None => Ok(()),
+            }
+        }
+    );
+    moded.and(timed)
+}
+
+/// A new directory without `--perms` keeps what mkdir gave it (the
+/// source's mode under the destination side's umask, and the setgid bit
+/// it inherited, as with rsync), less the owner bits it was made with only
+/// so that ferry could fill it.
+async fn take_back_owner_bits<D: Endpoint>(dst: &D, dir: &str, source_mode: u32) -> Result<()> {
+    if source_mode & 0o700 == 0o700 {
+        return Ok(());
+    }
+    let Some(made) = dst.lstat(dir).await?.filter(|m| m.kind == Kind::Dir) else {
+        return Ok(());
+    };
+    let mode = made.mode & (source_mode | 0o7077);
+    match mode == made.mode {
+        true => Ok(()),
+        false => dst.set_mode(dir, mode).await,
+    }
+}
+
 /// Creates the link under a temporary name and renames it over the
 /// destination, so an existing link or file is replaced in one step.
 async fn copy_symlink<S: Endpoint, D: Endpoint>(
@@ -612,13 +711,12 @@ async fn copy_symlink<S: Endpoint, D: Endpoint>(
     dst: &D,
     source: &str,
     dest: &str,
+    mtime: Option<Mtime>,
+    opts: &Options,
 ) -> Result<Outcome> {
     let target = src.read_link(source).await?;
     if dst.lstat(dest).await?.map(|m| m.kind) == Some(Kind::Dir) {
-        return Err(Error::Refused {
-            path: format!("{}{dest}", dst.label()),
-            message: "a directory is in the way of a symlink; not replaced".into(),
-        });
+        delete::make_way(dst, dest, opts.delete || opts.force).await?;
     }
     let name = crate::endpoint::base_name(dest);
     let temp = crate::endpoint::join(crate::endpoint::parent(dest), &partial::partial_name(name));
@@ -626,6 +724,9 @@ async fn copy_symlink<S: Endpoint, D: Endpoint>(
         dst.remove_file(&temp).await?;
     }
     dst.symlink(&target, &temp).await?;
+    if let Some(mtime) = mtime {
+        dst.set_mtime(&temp, mtime).await?;
+    }
     dst.rename(&temp, dest).await?;
     Ok(Outcome::Created)
 }

@@ -13,7 +13,7 @@
 use futures::stream::{self, StreamExt, TryStreamExt};
 
 use super::transfer::SourceFile;
-use crate::endpoint::{join, read_span, Endpoint, FileHandle, Meta, Pipeline};
+use crate::endpoint::{join, read_span, Endpoint, FileHandle, Meta, Mtime, Pipeline};
 use crate::error::Result;
 use crate::hash::{block_hash, HashAlgo};
 
@@ -62,38 +62,47 @@ impl Paths {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Sidecar {
     pub source_size: u64,
-    pub source_mtime: i64,
+    pub source_mtime: Mtime,
     /// Most bytes of writes that could have been unacknowledged at once.
     pub window: u64,
 }
 
 impl Sidecar {
     pub fn encode(&self) -> String {
+        let nanos = match self.source_mtime.nanos {
+            Some(nanos) => format!("source_mtime_nsec {nanos}\n"),
+            None => String::new(),
+        };
         format!(
-            "{META_HEADER}\nsource_size {}\nsource_mtime {}\nwindow {}\n",
-            self.source_size, self.source_mtime, self.window
+            "{META_HEADER}\nsource_size {}\nsource_mtime {}\n{nanos}window {}\n",
+            self.source_size, self.source_mtime.secs, self.window
         )
     }
 
     pub fn decode(text: &str) -> Option<Sidecar> {
         let (mut size, mut mtime, mut window) = (None, None, None);
+        let mut nanos = None;
         for field in record_fields(text, META_HEADER)? {
             match field {
                 ("source_size", v) => size = v.parse().ok(),
                 ("source_mtime", v) => mtime = v.parse().ok(),
+                ("source_mtime_nsec", v) => nanos = v.parse().ok(),
                 ("window", v) => window = v.parse().ok(),
                 _ => {}
             }
         }
         Some(Sidecar {
             source_size: size?,
-            source_mtime: mtime?,
+            source_mtime: Mtime {
+                secs: mtime?,
+                nanos,
+            },
             window: window?,
         })
     }
 
     fn describes(&self, source: &Meta) -> bool {
-        self.source_size == source.size && self.source_mtime == source.mtime
+        self.source_size == source.size && self.source_mtime.same(&source.mtime)
     }
 }
 
@@ -200,7 +209,7 @@ mod tests {
     fn sidecar_round_trip() {
         let s = Sidecar {
             source_size: 5 << 30,
-            source_mtime: 1_700_000_000,
+            source_mtime: Mtime::precise(1_700_000_000, 5),
             window: 16 << 20,
         };
         assert_eq!(Sidecar::decode(&s.encode()), Some(s));

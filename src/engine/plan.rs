@@ -16,7 +16,7 @@ use super::delete::Extraneous;
 use super::partial::{is_working_file, meta_name, partial_name, Paths};
 use super::transfer::FileJob;
 use super::{Options, SourceCounts};
-use crate::endpoint::{base_name, join, Endpoint, Entry, FileHandle, Kind, Meta};
+use crate::endpoint::{base_name, join, Endpoint, Entry, FileHandle, Kind, Meta, Mtime};
 use crate::error::{Error, Result};
 use crate::filter::{FilesFrom, Listed, Scope, Side};
 use crate::report::Reporter;
@@ -30,13 +30,27 @@ pub enum Action {
         /// creates on its own, which keeps default attributes.
         meta: Option<Meta>,
         exists: bool,
+        /// Something else has the name (a file, a symlink), which goes
+        /// first, as rsync replaces it (the link is removed, never followed).
+        replaces: bool,
     },
     /// Copy a file (or resume its partial).
     File(FileJob),
     /// Create or replace a symlink.
-    Symlink { source: String, dest: String },
-    /// The file is current but its permissions differ.
-    Mode { dest: String, mode: u32 },
+    Symlink {
+        source: String,
+        dest: String,
+        /// The link's own time, when it is kept (`--times`).
+        mtime: Option<Mtime>,
+    },
+    /// The file's contents are current but its permissions or time are not
+    /// (`--perms`, `-E`; `--times` after `--checksum` or `--size-only`).
+    Attrs {
+        dest: String,
+        kind: Kind,
+        mode: Option<u32>,
+        mtime: Option<Mtime>,
+    },
 }
 
 /// The directories a `--files-from` plan has walked or given up on, by
@@ -279,6 +293,7 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
                     dest: dest.to_string(),
                     meta: None,
                     exists: false,
+                    replaces: false,
                 });
                 true
             }
@@ -357,20 +372,17 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
         }
         if meta.kind == Kind::Dir && self.opts.recursive {
             let (target, exists) = if source.contents_only {
-                (dest.to_string(), dest_exists)
+                (dest.to_string(), dest_exists.then_some(Kind::Dir))
             } else {
                 let target = join(dest, base_name(path));
                 let found = match dest_exists {
                     true => self.dst.lstat(&target).await?.map(|m| m.kind),
                     false => None,
                 };
-                if let Some(kind) = found.filter(|k| *k != Kind::Dir) {
-                    self.errors.push(self.in_the_way(&target, kind));
-                    return Ok(());
-                }
-                (target, found.is_some())
+                (target, found)
             };
             self.push_top_dir(&target, meta, exists);
+            let exists = exists == Some(Kind::Dir);
             let rel = match source.contents_only {
                 true => "",
                 false => base_name(path),
@@ -435,25 +447,9 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
         self.extraneous.extend(gone);
     }
 
-    /// A directory of the source meets something else of that name in the
-    /// destination. Files are written under it by name, so a symlink there
-    /// would take them out of the destination: the subtree is refused, and
-    /// so is anything but a directory, which ferry does not delete.
-    fn in_the_way(&self, target: &str, kind: Kind) -> Error {
-        let what = match kind {
-            Kind::Symlink => "a symlink, which ferry does not write through",
-            Kind::File => "a file, which ferry does not delete",
-            _ => "something that is not a directory",
-        };
-        Error::Refused {
-            path: format!("{}{target}", self.dst.label()),
-            message: format!("a directory of the source goes here, but this is {what}; skipped"),
-        }
-    }
-
     /// Several `dir/` sources can land in one destination directory, which
     /// `plan` may already have queued for creation: one action per directory.
-    fn push_top_dir(&mut self, dest: &str, meta: Meta, exists: bool) {
+    fn push_top_dir(&mut self, dest: &str, meta: Meta, there: Option<Kind>) {
         for action in &mut self.actions {
             if let Action::Dir {
                 dest: d, meta: m, ..
@@ -466,15 +462,18 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
                 }
             }
         }
-        self.push_dir(dest, meta, exists);
+        self.push_dir(dest, meta, there);
     }
 
-    fn push_dir(&mut self, dest: &str, meta: Meta, exists: bool) {
+    /// A directory of the source, at `dest` where the destination has an
+    /// entry of kind `there`, if any.
+    fn push_dir(&mut self, dest: &str, meta: Meta, there: Option<Kind>) {
         self.seen.dirs += 1;
         self.actions.push(Action::Dir {
             dest: dest.to_string(),
             meta: Some(meta),
-            exists,
+            exists: there == Some(Kind::Dir),
+            replaces: there.is_some_and(|k| k != Kind::Dir),
         });
     }
 
@@ -529,14 +528,10 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
             let src_path = join(src_dir, &entry.name);
             if entry.meta.kind == Kind::Dir {
                 let target = join(dst_dir, &entry.name);
-                if let Some(in_the_way) = existing.get(&entry.name).filter(|m| m.kind != Kind::Dir)
-                {
-                    self.errors.push(self.in_the_way(&target, in_the_way.kind));
-                    continue;
-                }
-                let exists = is_dir_there(&entry.name);
+                let there = existing.get(&entry.name).map(|m| m.kind);
+                let exists = there == Some(Kind::Dir);
                 if depth == Depth::Contents {
-                    self.push_dir(&target, entry.meta, exists);
+                    self.push_dir(&target, entry.meta, there);
                     continue;
                 }
                 if !self.listed_src.contains_key(&src_path) {
@@ -551,7 +546,7 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
                         .collect();
                     self.list_ahead(&ahead).await;
                 }
-                self.push_dir(&target, entry.meta, exists);
+                self.push_dir(&target, entry.meta, there);
                 let inner = Here::new(&join(&at.rel, &entry.name), &at.scope);
                 Box::pin(self.walk(&src_path, &target, exists, inner, Depth::Tree)).await?;
                 continue;
@@ -635,6 +630,7 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
                     dest: dest.to_string(),
                     meta: None,
                     exists: false,
+                    replaces: false,
                 });
                 false
             }
@@ -794,14 +790,10 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
         }
         // Made even when excluded, if it is a directory above listed paths.
         let target = under(dest, rel);
-        if let Some(kind) = there.existing.map(|m| m.kind).filter(|k| *k != Kind::Dir) {
-            self.errors.push(self.in_the_way(&target, kind));
-            done.blocked.insert(rel.to_string());
-            return Ok(());
-        }
-        let exists = there.existing.is_some();
+        let found = there.existing.map(|m| m.kind);
+        let exists = found == Some(Kind::Dir);
         if !done.one_level.contains(rel_parent(rel)) {
-            self.push_dir(&target, meta, exists);
+            self.push_dir(&target, meta, found);
         }
         let depth = match role.listed {
             _ if !listed => return Ok(()),
@@ -886,6 +878,7 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
                 .reporter
                 .note(&format!("skipping directory {src_path}")),
             Kind::Symlink if self.opts.links => {
+                let mtime = self.link_time(&meta);
                 if !self
                     .symlink_current(src_path, &paths.dest, existing)
                     .await?
@@ -893,31 +886,30 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
                     self.actions.push(Action::Symlink {
                         source: src_path.to_string(),
                         dest: paths.dest,
+                        mtime,
+                    });
+                } else if let Some(mtime) =
+                    mtime.filter(|t| existing.is_some_and(|m| !m.mtime.same(t)))
+                {
+                    self.actions.push(Action::Attrs {
+                        dest: paths.dest,
+                        kind: Kind::Symlink,
+                        mode: None,
+                        mtime: Some(mtime),
                     });
                 }
             }
             Kind::Symlink | Kind::Other => self
                 .reporter
                 .note(&format!("skipping non-regular file \"{src_path}\"")),
-            Kind::File if existing.is_some_and(|m| m.kind == Kind::Dir) => {
-                self.errors.push(Error::Refused {
-                    path: format!("{}{}", self.dst.label(), paths.dest),
-                    message: "a directory is in the way; could not make way for the new file"
-                        .into(),
-                });
-            }
             Kind::File => {
                 if self
                     .file_current(src_path, &paths.dest, &meta, existing)
                     .await?
                 {
                     self.up_to_date += 1;
-                    let existing_mode = existing.map(|m| m.mode);
-                    if self.opts.perms && existing_mode != Some(meta.mode) {
-                        self.actions.push(Action::Mode {
-                            dest: paths.dest,
-                            mode: meta.mode,
-                        });
+                    if let Some(old) = existing {
+                        self.plan_attrs(paths.dest, &meta, &old);
                     }
                     return Ok(());
                 }
@@ -932,6 +924,39 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
             }
         }
         Ok(())
+    }
+
+    /// A file whose contents are current still gets the source's
+    /// permissions and time where the options ask for them, as rsync sets
+    /// them on a file it does not send.
+    fn plan_attrs(&mut self, dest: String, meta: &Meta, old: &Meta) {
+        let opts = self.opts;
+        let mode = crate::mode::dest_mode(
+            meta.mode,
+            Some(old.mode),
+            true,
+            opts.perms,
+            opts.executability,
+            0,
+        );
+        let mode = (mode != old.mode).then_some(mode);
+        let mtime = (opts.times && !old.mtime.same(&meta.mtime)).then_some(meta.mtime);
+        if mode.is_some() || mtime.is_some() {
+            self.actions.push(Action::Attrs {
+                dest,
+                kind: Kind::File,
+                mode,
+                mtime,
+            });
+        }
+    }
+
+    /// The time a copied symlink gets: the source link's with `--times`
+    /// (not `-J`), where the destination can set a link's own time.
+    fn link_time(&self, meta: &Meta) -> Option<Mtime> {
+        let opts = self.opts;
+        let kept = opts.times && !opts.omit_link_times && self.dst.sets_link_times();
+        kept.then_some(meta.mtime)
     }
 
     /// rsync's quick check: same size and modification time, or with
@@ -950,7 +975,7 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
             return Ok(false);
         }
         if !self.opts.checksum {
-            return Ok(there.mtime == meta.mtime);
+            return Ok(there.mtime.same(&meta.mtime));
         }
         // Each side hashes where it can (a remote helper or shell hashes on
         // the server); what only one side can do decides the algorithm.

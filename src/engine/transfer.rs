@@ -67,8 +67,10 @@ pub async fn transfer<S: Endpoint, D: Endpoint>(
     opts: &Options,
     reporter: &dyn Reporter,
 ) -> Result<Transferred> {
+    let attrs = attrs_for(dst, job, opts).await?;
+    clear_a_directory(dst, job, opts, Stage::Before).await?;
     if goes_whole_at_once(src, dst, job, opts) {
-        return put_small(src, dst, job, opts, reporter).await;
+        return put_small(src, dst, job, opts, attrs, reporter).await;
     }
     let in_place = opts.inplace && job.existing.is_some_and(|m| m.kind == Kind::File);
     let handle = src.open_read(&job.source).await?;
@@ -81,7 +83,7 @@ pub async fn transfer<S: Endpoint, D: Endpoint>(
     let filled = if in_place {
         patch_in_place(src, dst, &source, job, opts.delta, reporter).await
     } else {
-        fill_and_check(src, dst, &source, job, opts, reporter).await
+        fill_and_check(src, dst, &source, job, opts, attrs, reporter).await
     };
     let filled = match filled {
         Err(e) if e.is_fatal() => return Err(e),
@@ -105,7 +107,7 @@ pub async fn transfer<S: Endpoint, D: Endpoint>(
             if filled.attrs_set {
                 Ok(())
             } else {
-                apply_attrs(dst, written, job, opts).await
+                apply_attrs(dst, written, attrs).await
             }
         }
     );
@@ -113,6 +115,7 @@ pub async fn transfer<S: Endpoint, D: Endpoint>(
     unchanged?;
     attrs?;
     if !in_place {
+        clear_a_directory(dst, job, opts, Stage::Installing).await?;
         // The sidecar goes with the rename, in the same round trip: should
         // the rename fail, a partial without one is verified whole on resume.
         let drop_sidecar = filled.wrote_sidecar || job.sidecar;
@@ -156,20 +159,24 @@ async fn put_small<S: Endpoint, D: Endpoint>(
     dst: &D,
     job: &FileJob,
     opts: &Options,
+    attrs: Attrs,
     reporter: &dyn Reporter,
 ) -> Result<Transferred> {
     let size = job.source_meta.size;
     reporter.file_started(&job.paths.dest, size, 0);
     let whole = src.read_whole(&job.source, size).await?;
-    if whole.stamp != Some((size, job.source_meta.mtime)) {
+    let unchanged = whole
+        .stamp
+        .is_some_and(|(now, mtime)| now == size && mtime.same(&job.source_meta.mtime));
+    if !unchanged {
         return Err(changed_while_read(src, job));
     }
     let data = whole.data;
     if (data.len() as u64) < size {
         return Err(shrank(format!("{}{}", src.label(), job.source), size));
     }
-    let attrs = attrs_for(job, opts);
     let sync = sync_before_rename(job, opts);
+    clear_a_directory(dst, job, opts, Stage::Installing).await?;
     dst.put_whole(&job.paths.partial, &job.paths.dest, data, attrs, sync)
         .await?;
     reporter.bytes_done(&job.paths.dest, size);
@@ -181,6 +188,37 @@ async fn put_small<S: Endpoint, D: Endpoint>(
         sent: size,
         reused: 0,
     })
+}
+
+/// When a directory where the file goes is removed.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    /// Before anything is copied.
+    Before,
+    /// Just before the file takes its place.
+    Installing,
+}
+
+/// A directory where the file goes is removed as rsync removes it
+/// ([`super::delete::make_way`]): an empty one before the copy starts (a
+/// non-empty one then fails the file before anything is written), and
+/// with `--delete` or `--force`, contents and all, only once its
+/// replacement is complete.
+async fn clear_a_directory<D: Endpoint>(
+    dst: &D,
+    job: &FileJob,
+    opts: &Options,
+    stage: Stage,
+) -> Result<()> {
+    let recursive = opts.delete || opts.force;
+    let now = match stage {
+        Stage::Before => !recursive,
+        Stage::Installing => recursive,
+    };
+    match job.existing.map(|m| m.kind) {
+        Some(Kind::Dir) if now => super::delete::make_way(dst, &job.paths.dest, recursive).await,
+        _ => Ok(()),
+    }
 }
 
 /// Whether the partial is synced to disk before it is renamed into place:
@@ -202,6 +240,7 @@ async fn fill_and_check<S: Endpoint, D: Endpoint>(
     source: &SourceFile<'_, S::File>,
     job: &FileJob,
     opts: &Options,
+    attrs: Attrs,
     reporter: &dyn Reporter,
 ) -> Result<Filled> {
     let io = Pipeline::between(src, dst);
@@ -213,7 +252,7 @@ async fn fill_and_check<S: Endpoint, D: Endpoint>(
     let (filled, matches) = match by_delta {
         Some(checked) => checked,
         None => {
-            let filled = fill_partial::<S, D>(dst, source, job, opts, io, reporter).await?;
+            let filled = fill_partial::<S, D>(dst, source, job, opts, attrs, io, reporter).await?;
             if !filled.assembled || !can_check_end_to_end(src, dst) {
                 return Ok(filled);
             }
@@ -231,7 +270,7 @@ async fn fill_and_check<S: Endpoint, D: Endpoint>(
         partial: None,
         ..job.clone()
     };
-    let again = fill_partial::<S, D>(dst, source, &fresh, opts, io, reporter).await?;
+    let again = fill_partial::<S, D>(dst, source, &fresh, opts, attrs, io, reporter).await?;
     if !matches_end_to_end(src, dst, job).await? {
         return Err(Error::Refused {
             path: format!("{}{}", dst.label(), job.paths.dest),
@@ -608,6 +647,7 @@ async fn fill_partial<S: Endpoint, D: Endpoint>(
     source: &SourceFile<'_, S::File>,
     job: &FileJob,
     opts: &Options,
+    attrs: Attrs,
     io: Pipeline,
     reporter: &dyn Reporter,
 ) -> Result<Filled> {
@@ -623,12 +663,8 @@ async fn fill_partial<S: Endpoint, D: Endpoint>(
                 .last
                 .as_ref()
                 .map_or(0, |(_, data)| data.len() as u64);
-            out.finish(
-                written.last,
-                attrs_for(job, opts),
-                sync_before_rename(job, opts),
-            )
-            .await?;
+            out.finish(written.last, attrs, sync_before_rename(job, opts))
+                .await?;
             reporter.bytes_done(&job.paths.dest, last_len);
             let (resume_from, rewritten) = (written.resume_from, written.rewritten);
             Ok(Filled {
@@ -810,7 +846,7 @@ fn shrank(name: String, expected_end: u64) -> Error {
 async fn check_source_unchanged<S: Endpoint>(src: &S, job: &FileJob) -> Result<()> {
     let now = src.lstat(&job.source).await?;
     match now {
-        Some(m) if m.size == job.source_meta.size && m.mtime == job.source_meta.mtime => Ok(()),
+        Some(m) if m.size == job.source_meta.size && m.mtime.same(&job.source_meta.mtime) => Ok(()),
         _ => Err(changed_while_read(src, job)),
     }
 }
@@ -824,13 +860,7 @@ fn changed_while_read<S: Endpoint>(src: &S, job: &FileJob) -> Error {
 
 /// Permissions and times go on the partial before the rename, so the file
 /// appears at its final name complete in every respect.
-async fn apply_attrs<D: Endpoint>(
-    dst: &D,
-    path: &str,
-    job: &FileJob,
-    opts: &Options,
-) -> Result<()> {
-    let attrs = attrs_for(job, opts);
+async fn apply_attrs<D: Endpoint>(dst: &D, path: &str, attrs: Attrs) -> Result<()> {
     let (moded, timed) = tokio::join!(dst.set_mode(path, attrs.mode), async {
         match attrs.mtime {
             Some(mtime) => dst.set_mtime(path, mtime).await,
@@ -840,20 +870,31 @@ async fn apply_attrs<D: Endpoint>(
     moded.and(timed)
 }
 
-fn attrs_for(job: &FileJob, opts: &Options) -> Attrs {
-    let mode = if opts.perms {
-        job.source_meta.mode
-    } else {
-        match job.existing.filter(|m| m.kind == Kind::File) {
-            // rsync without -p: an existing file keeps its permissions.
-            Some(existing) => existing.mode,
-            None => job.source_meta.mode & !opts.umask,
-        }
+/// The attributes the copy ends with, as rsync's receiver gives them
+/// ([`crate::mode::dest_mode`]): without `--perms` an existing file keeps
+/// its mode and a new one gets the source's masked by the destination
+/// side's umask, never its setuid, setgid or sticky bit.
+async fn attrs_for<D: Endpoint>(dst: &D, job: &FileJob, opts: &Options) -> Result<Attrs> {
+    let existing = job
+        .existing
+        .filter(|m| m.kind == Kind::File)
+        .map(|m| m.mode);
+    let umask = match (opts.perms, existing) {
+        (false, None) => dst.umask(crate::endpoint::parent(&job.paths.dest)).await?,
+        _ => 0,
     };
-    Attrs {
+    let mode = crate::mode::dest_mode(
+        job.source_meta.mode,
+        existing,
+        true,
+        opts.perms,
+        opts.executability,
+        umask,
+    );
+    Ok(Attrs {
         mode,
         mtime: opts.times.then_some(job.source_meta.mtime),
-    }
+    })
 }
 
 #[cfg(test)]

@@ -222,7 +222,7 @@ impl HelperClient {
             partial: partial.as_bytes().to_vec(),
             dest: dest.as_bytes().to_vec(),
             mode: attrs.mode,
-            mtime: attrs.mtime,
+            mtime: attrs.mtime.map(|m| m.secs),
             sync,
             data: data.to_vec(),
         };
@@ -434,7 +434,7 @@ mod tests {
         let root = dir.path().to_str().unwrap();
         let attrs = Attrs {
             mode: 0o640,
-            mtime: Some(1_000_000_000),
+            mtime: Some(crate::endpoint::Mtime::secs(1_000_000_000)),
         };
         let puts = (0..200).map(|i| {
             let (client, data) = (&client, vec![i as u8; i * 10]);

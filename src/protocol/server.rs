@@ -179,7 +179,10 @@ fn put_file(
 ) -> io::Result<Message> {
     let path = |p| Path::new(std::ffi::OsStr::from_bytes(p));
     let (partial, dest) = (path(partial), path(dest));
-    let attrs = crate::endpoint::Attrs { mode, mtime };
+    let attrs = crate::endpoint::Attrs {
+        mode,
+        mtime: mtime.map(crate::endpoint::Mtime::secs),
+    };
     crate::endpoint::local::install_whole(partial, dest, data, attrs, sync)
         .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", dest.display())))?;
     Ok(Message::Copied {

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use russh_sftp::client::error::Error as SftpError;
 use russh_sftp::client::RawSftpSession;
-use russh_sftp::protocol::{Packet, StatusCode};
+use russh_sftp::protocol::{FileAttributes, Packet, StatusCode};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -24,6 +24,7 @@ const POSIX_RENAME: &str = "posix-rename@openssh.com";
 const FSYNC: &str = "fsync@openssh.com";
 const LIMITS: &str = "limits@openssh.com";
 const COPY_DATA: &str = "copy-data";
+const LSETSTAT: &str = "lsetstat@openssh.com";
 
 /// Largest read or write ferry sends when the server states no limit: what
 /// OpenSSH's sftp-server accepts, and what SFTP v3 servers must handle at least
@@ -43,6 +44,8 @@ pub struct Extensions {
     pub posix_rename: bool,
     pub fsync: bool,
     pub copy_data: bool,
+    /// SETSTAT that does not follow a final symlink (OpenSSH 8.0+).
+    pub lsetstat: bool,
 }
 
 /// An SFTP session on one SSH channel, shared by all tasks of a run.
@@ -94,6 +97,7 @@ impl Sftp {
             posix_rename: has(POSIX_RENAME),
             fsync: has(FSYNC),
             copy_data: has(COPY_DATA),
+            lsetstat: has(LSETSTAT),
         };
         // Both questions in one round trip.
         let (limits, cwd) = tokio::join!(
@@ -242,6 +246,29 @@ impl Sftp {
             }
             reply => self.status_reply(reply, path).map(|()| true),
         }
+    }
+
+    /// Sets `attrs` of `path` itself, a symlink included: lsetstat where the
+    /// server offers it, else plain SETSTAT, which follows a final symlink
+    /// (callers that may meet one check [`Extensions::lsetstat`] first).
+    pub async fn set_attrs(&self, path: &str, attrs: FileAttributes) -> Result<()> {
+        if !self.extensions.lsetstat {
+            return self
+                .raw
+                .setstat(path, attrs)
+                .await
+                .map(drop)
+                .map_err(|e| self.error(path, e));
+        }
+        let encoded = russh_sftp::ser::to_bytes(&attrs).map_err(|e| Error::Remote {
+            path: format!("{}:{path}", self.host),
+            message: format!("cannot encode attributes: {e}"),
+        })?;
+        let mut payload = Vec::with_capacity(8 + path.len() + encoded.len());
+        put_string(&mut payload, path.as_bytes());
+        payload.extend_from_slice(&encoded);
+        let reply = self.raw.extended(LSETSTAT, payload).await;
+        self.status_reply(reply, path)
     }
 
     /// fsync@openssh.com on an open handle; a no-op where it is not offered.
