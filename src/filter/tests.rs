@@ -719,3 +719,36 @@ fn the_old_entry_point_reads_slot_files_and_refuses_more() {
         .to_string();
     assert!(err.contains("a/more"), "{err}");
 }
+
+/// Checked against rsync 3.5.0: sub/.rules holding "-C" (with
+/// `-f': .rules'`) excludes sub/a.o but not a.o.
+#[test]
+fn a_cvs_rule_inside_a_per_directory_file() {
+    let options = FilterOptions {
+        cvs_env: Some(CvsEnv::default()),
+        ..FilterOptions::default()
+    };
+    let scope = built(&[(FilterFlag::Filter, ": .rules")], &options).unwrap();
+    let sub = walk(&scope, "sub", &[("sub/.rules", "-C")]);
+    assert_eq!(sent(&sub, &["sub/a.o", "sub/x"]), ["sub/x"]);
+    assert!(sends(&enter(&scope, "", &[]).unwrap(), "a.o"));
+}
+
+/// Checked against rsync 3.5.0 (`rsync -r -F mid/src/ out` in top):
+/// ". other" in top/.rsync-filter reads top/other (in the scan above the
+/// transfer every name is taken from the scanned directory), whose "- /f2"
+/// anchors at the transfer root and "- /src/f2" matches nothing.
+#[test]
+fn a_merge_rule_in_a_file_above_the_transfer() {
+    let scope = built(&[(FilterFlag::RsyncFilter, "")], &FilterOptions::default())
+        .unwrap()
+        .at_root_path("/w/top/mid/src");
+    let tree = [
+        ("/w/top/.rsync-filter", ". other"),
+        ("/w/top/other", "- f1\n- /f2\n- /src/f3"),
+    ];
+    let root = enter(&scope, "", &tree).unwrap();
+    assert_eq!(sent(&root, &["f1", "f2", "f3"]), ["f3"]);
+    let a = enter(&root, "a", &tree).unwrap();
+    assert_eq!(sent(&a, &["a/f1", "a/f2", "a/f3"]), ["a/f2", "a/f3"]);
+}
