@@ -311,7 +311,7 @@ impl<'a> Entering<'a> {
                 let rules = self.rules_for(&spec)?;
                 self.out.push(PerDir {
                     spec,
-                    rules: rules.into(),
+                    rules,
                     fresh: false,
                 });
             }
@@ -345,16 +345,16 @@ impl<'a> Entering<'a> {
 
     /// The rules of one dir-merge rule here: this directory's file before
     /// what the parents' gave (or, the first time, the files above).
-    fn rules_for(&mut self, spec: &Arc<DirMerge>) -> Result<Vec<Entry>> {
+    fn rules_for(&mut self, spec: &Arc<DirMerge>) -> Result<Arc<[Entry]>> {
         let scope = self.scope;
         let parent = scope.lists.iter().find(|l| Arc::ptr_eq(&l.spec, spec));
         let fresh = parent.is_none_or(|p| p.fresh);
-        let mut rules = match parent {
-            Some(p) if !fresh && !spec.template.no_inherit => p.rules.to_vec(),
-            _ => Vec::new(),
+        let mut inherited: Arc<[Entry]> = match parent {
+            Some(p) if !fresh && !spec.template.no_inherit => Arc::clone(&p.rules),
+            _ => Arc::from(Vec::new()),
         };
         if let (true, Some(start)) = (fresh, &spec.start) {
-            rules = self.scan(spec, start)?;
+            inherited = self.scan(spec, start)?.into();
         }
         let here = Source {
             path: place::resolve(self.dir, &spec.name),
@@ -363,9 +363,14 @@ impl<'a> Entering<'a> {
             base: self.dir.to_string(),
             above: String::new(),
         };
-        let in_dir = Some(spec.name.clone());
-        self.layer(&mut rules, spec, &here, in_dir)?;
-        Ok(rules)
+        // Most directories have no file of their own: keep the parents'
+        // rules as they are rather than copy them.
+        if let Some(None) = self.files.get(&here.path) {
+            return Ok(inherited);
+        }
+        let mut rules = inherited.to_vec();
+        self.layer(&mut rules, spec, &here, Some(spec.name.clone()))?;
+        Ok(rules.into())
     }
 
     /// rsync's scan for a name given with a path: the file in each
