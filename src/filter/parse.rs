@@ -1,8 +1,8 @@
 //! Reading one filter rule from its text, as rsync does: the full
 //! `--filter` syntax (`RULE[,MODIFIERS] PATTERN`, short or long rule
 //! names), the old `--exclude`/`--include` style (an optional `- ` or `+ `
-//! prefix, `!` alone clearing the list), and the bare patterns of a merge
-//! file read with the `-` or `+` modifier.
+//! prefix, `!` alone clearing the list), the bare patterns of a merge
+//! file read with the `-` or `+` modifier, and the CVS forms (`-C`, `:C`).
 
 use super::pattern::Pattern;
 
@@ -57,6 +57,19 @@ pub struct Template {
     pub sides: Option<Sides>,
     /// `p` on the merge rule: every rule in the file is perishable.
     pub perishable: bool,
+    /// `C`: read as a `.cvsignore` (with `-`, `w` and `n`), where a lone
+    /// `!` still clears the list.
+    pub cvs: bool,
+}
+
+/// What a `-C` rule gives each of the global CVS ignore rules it brings in
+/// (rsync copies the `-C` rule's own flags onto them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RuleFlags {
+    pub include: bool,
+    pub negate: bool,
+    pub sides: Sides,
+    pub perishable: bool,
 }
 
 /// What one rule's text says.
@@ -75,6 +88,9 @@ pub enum Parsed {
         file: String,
         template: Template,
     },
+    /// `-C` (the `C` modifier on an include or exclude): the global CVS
+    /// ignore rules go here.
+    Cvs(RuleFlags),
 }
 
 /// The syntax a rule's text is read in.
@@ -96,12 +112,16 @@ pub struct Context<'a> {
     /// rule is in, where its anchored patterns are anchored; empty for
     /// global rules.
     pub base: &'a str,
+    /// For a per-directory file above the transfer root: the path from its
+    /// directory down to the root, which its anchored patterns start with.
+    pub above: &'a str,
 }
 
 /// The rule kinds, for messages.
 pub const SUPPORTED: &str = "ferry supports -/exclude, +/include, H/hide, S/show, P/protect, \
-     R/risk, !/clear, ./merge and :/dir-merge, with the modifiers ! s r p (and - + e n w on \
-     merge rules), e.g. \"- *.tmp\", \"+ */\", \"P /keep\", \". rules.txt\", \":- .gitignore\"";
+     R/risk, !/clear, ./merge and :/dir-merge, with the modifiers ! s r p C (and - + e n w on \
+     merge rules), e.g. \"- *.tmp\", \"+ */\", \"P /keep\", \". rules.txt\", \":- .gitignore\", \
+     \":C\", \"-C\"";
 
 /// Reads one rule. An empty text (or, in the old syntax, an empty pattern)
 /// is no rule at all.
@@ -115,6 +135,10 @@ pub fn parse(
         return Ok(None);
     }
     if let Some(include) = template.bare {
+        // rsync: in a CVS-style file a lone "!" still clears the list.
+        if template.cvs && text == "!" {
+            return Ok(Some(Parsed::Clear));
+        }
         return Ok(Some(Parsed::Rule(rule_from(
             text,
             include,
@@ -147,24 +171,51 @@ struct Mods {
     negate: bool,
     perishable: bool,
     sides: Option<Sides>,
+    /// `C` on an include or exclude.
+    cvs: bool,
 }
 
 fn rule_from(pattern: &str, include: bool, template: &Template, mods: Mods, ctx: Context) -> Rule {
-    let pattern = match pattern.starts_with('/') && !ctx.base.is_empty() {
-        true => Pattern::new(&format!("/{}{pattern}", ctx.base)),
-        false => Pattern::new(pattern),
-    };
+    let flags = flags_from(include, template, mods, ctx);
+    Rule {
+        pattern: anchored(pattern, ctx),
+        include,
+        negate: flags.negate,
+        sides: flags.sides,
+        perishable: flags.perishable,
+    }
+}
+
+/// A rule's flags: its own modifiers, else what the merge rule that read
+/// it gave, else both sides (the sender's only with --delete-excluded).
+fn flags_from(include: bool, template: &Template, mods: Mods, ctx: Context) -> RuleFlags {
     let sides = match mods.sides.or(template.sides) {
         Some(sides) => sides,
         None if ctx.delete_excluded => Sides::SENDER,
         None => Sides::BOTH,
     };
-    Rule {
-        pattern,
+    RuleFlags {
         include,
         negate: mods.negate,
         sides,
         perishable: mods.perishable || template.perishable,
+    }
+}
+
+/// The pattern of a rule read in a per-directory file: rsync anchors a
+/// leading `/` at the file's directory by writing that directory in front
+/// of the pattern (so a wildcard in a directory's name counts as one, as
+/// in rsync).
+fn anchored(pattern: &str, ctx: Context) -> Pattern {
+    if !pattern.starts_with('/') {
+        return Pattern::new(pattern);
+    }
+    if !ctx.above.is_empty() {
+        return Pattern::anchored_above(pattern, ctx.above);
+    }
+    match ctx.base.is_empty() {
+        true => Pattern::new(pattern),
+        false => Pattern::new(&format!("/{}{pattern}", ctx.base)),
     }
 }
 
@@ -217,18 +268,7 @@ fn unknown(text: &str) -> String {
 
 fn full(text: &str, template: &Template, ctx: Context) -> Result<Parsed, String> {
     let (short, mods_at) = rule_name(text)?;
-    let (kind, named_sides) = match short {
-        '-' => (Kind::Exclude, None),
-        '+' => (Kind::Include, None),
-        'H' => (Kind::Exclude, Some(Sides::SENDER)),
-        'S' => (Kind::Include, Some(Sides::SENDER)),
-        'P' => (Kind::Exclude, Some(Sides::RECEIVER)),
-        'R' => (Kind::Include, Some(Sides::RECEIVER)),
-        '.' => (Kind::Merge, None),
-        ':' => (Kind::DirMerge, None),
-        '!' => (Kind::Clear, None),
-        _ => return Err(unknown(text)),
-    };
+    let (kind, named_sides) = kind_of(short).ok_or_else(|| unknown(text))?;
     if kind == Kind::Clear {
         return match &text[mods_at..] {
             "" => Ok(Parsed::Clear),
@@ -249,42 +289,72 @@ fn full(text: &str, template: &Template, ctx: Context) -> Result<Parsed, String>
         modifier(m, kind, named_sides.is_some(), &mut own, &mut merge)
             .map_err(|why| format!("filter rule {text:?}: {why}"))?;
     }
-    if argument.is_empty() {
-        return Err(format!(
-            "filter rule {text:?} has no pattern or file name (put it after one space or _, \
-             e.g. \"- *.tmp\")"
-        ));
-    }
     if own.sides.is_some() && template.sides.is_some() {
         return Err(format!(
             "filter rule {text:?} names a side, but the merge rule that read it already did"
         ));
     }
-    let file = argument.to_string();
+    let include = kind == Kind::Include;
+    match kind {
+        Kind::Merge | Kind::DirMerge => merge_rule(text, kind, argument, own, merge, template),
+        // rsync ignores whatever follows "-C".
+        _ if own.cvs => Ok(Parsed::Cvs(flags_from(include, template, own, ctx))),
+        _ if argument.is_empty() => Err(no_argument(text)),
+        _ => Ok(Parsed::Rule(rule_from(
+            argument, include, template, own, ctx,
+        ))),
+    }
+}
+
+/// The kind a short rule name gives, and the side it names if any.
+fn kind_of(short: char) -> Option<(Kind, Option<Sides>)> {
+    Some(match short {
+        '-' => (Kind::Exclude, None),
+        '+' => (Kind::Include, None),
+        'H' => (Kind::Exclude, Some(Sides::SENDER)),
+        'S' => (Kind::Include, Some(Sides::SENDER)),
+        'P' => (Kind::Exclude, Some(Sides::RECEIVER)),
+        'R' => (Kind::Include, Some(Sides::RECEIVER)),
+        '.' => (Kind::Merge, None),
+        ':' => (Kind::DirMerge, None),
+        '!' => (Kind::Clear, None),
+        _ => return None,
+    })
+}
+
+fn no_argument(text: &str) -> String {
+    format!(
+        "filter rule {text:?} has no pattern or file name (put it after one space or _, \
+         e.g. \"- *.tmp\")"
+    )
+}
+
+/// A merge or dir-merge rule. A merge rule read from a file takes that
+/// file's sides and perishability as defaults for its own file, as rsync's
+/// rules inherit from the rule that read them.
+fn merge_rule(
+    text: &str,
+    kind: Kind,
+    argument: &str,
+    own: Mods,
+    merge: Template,
+    container: &Template,
+) -> Result<Parsed, String> {
+    let file = match argument {
+        // rsync(1): "If no filename is provided, .cvsignore is assumed."
+        "" if merge.cvs => ".cvsignore",
+        "" => return Err(no_argument(text)),
+        given => given,
+    }
+    .to_string();
+    let template = Template {
+        sides: own.sides.or(container.sides),
+        perishable: own.perishable || container.perishable,
+        ..merge
+    };
     Ok(match kind {
-        Kind::Merge => Parsed::Merge {
-            file,
-            template: Template {
-                sides: own.sides,
-                perishable: own.perishable,
-                ..merge
-            },
-        },
-        Kind::DirMerge => Parsed::DirMerge {
-            file,
-            template: Template {
-                sides: own.sides,
-                perishable: own.perishable,
-                ..merge
-            },
-        },
-        _ => Parsed::Rule(rule_from(
-            argument,
-            kind == Kind::Include,
-            template,
-            own,
-            ctx,
-        )),
+        Kind::Merge => Parsed::Merge { file, template },
+        _ => Parsed::DirMerge { file, template },
     })
 }
 
@@ -314,6 +384,7 @@ fn modifier(
         Ok(())
     };
     match m {
+        'C' => cvs_modifier(is_merge, side_named, own, merge)?,
         '!' if !is_merge => own.negate = true,
         'p' => own.perishable = true,
         's' => side(own, Sides::SENDER)?,
@@ -323,7 +394,6 @@ fn modifier(
         'n' if is_merge => merge.no_inherit = true,
         'w' if is_merge => merge.word_split = true,
         '/' => return Err("modifier '/' (match absolute paths) is not supported by ferry".into()),
-        'C' => return Err("modifier 'C' (CVS ignore rules) is not supported by ferry".into()),
         'x' => return Err("modifier 'x' (xattr names) is not supported by ferry".into()),
         _ => {
             return Err(format!(
@@ -332,6 +402,33 @@ fn modifier(
             ))
         }
     }
+    Ok(())
+}
+
+/// `C`: on a merge rule, read the file as a `.cvsignore` (rsync turns on
+/// `-`, `w` and `n` with it); on an include or exclude, bring in the
+/// global CVS ignore rules. rsync refuses it after `-`/`+`, a second time,
+/// and on rules whose name gives their side.
+fn cvs_modifier(
+    is_merge: bool,
+    side_named: bool,
+    own: &mut Mods,
+    merge: &mut Template,
+) -> Result<(), String> {
+    if merge.bare.is_some() || own.cvs || merge.cvs {
+        return Err("modifier 'C' cannot come after '-', '+' or another 'C'".into());
+    }
+    if side_named {
+        return Err("modifier 'C' cannot go on a rule whose name gives its side".into());
+    }
+    if !is_merge {
+        own.cvs = true;
+        return Ok(());
+    }
+    merge.bare = Some(false);
+    merge.word_split = true;
+    merge.no_inherit = true;
+    merge.cvs = true;
     Ok(())
 }
 
@@ -415,12 +512,98 @@ mod tests {
     #[test]
     fn mistakes_are_refused_with_the_rule_in_the_message() {
         for bad in [
-            "x foo", "-*.o", "-", "exclude", "Hs x", "+e x", "-! ", "foo", "-/ x", "-C",
+            "x foo", "-*.o", "-", "exclude", "Hs x", "+e x", "-! ", "foo", "-/ x", ":",
         ] {
             let err = full_rule(bad).expect_err(bad);
             assert!(err.contains(&format!("{bad:?}")), "{bad}: {err}");
         }
         assert!(full_rule("x foo").unwrap_err().contains("supports"));
+    }
+
+    /// Checked against rsync 3.5.0 (`rsync -r -f RULE src/ dst/`): -sC :sC
+    /// -Cs :Cw :Cn :Ce -pC -C! -!C are taken, "-C foo" as "-C"; HC :-C :C-
+    /// :C! are refused.
+    #[test]
+    fn the_c_modifier() {
+        for good in ["-C", "-sC", "-Cs", "-pC", "-C!", "-!C", "+C", "-C foo"] {
+            assert!(
+                matches!(full_rule(good), Ok(Some(Parsed::Cvs(_)))),
+                "{good}"
+            );
+        }
+        match full_rule("-!psC") {
+            Ok(Some(Parsed::Cvs(flags))) => {
+                assert!(flags.negate && flags.perishable && !flags.include);
+                assert_eq!(flags.sides, Sides::SENDER);
+            }
+            other => panic!("{other:?}"),
+        }
+        for good in [":C", ":sC", ":Cw", ":Cn", ":Ce", ":C foo"] {
+            match full_rule(good) {
+                Ok(Some(Parsed::DirMerge { file, template })) => {
+                    assert!(
+                        template.cvs && template.word_split && template.no_inherit,
+                        "{good}"
+                    );
+                    assert_eq!(template.bare, Some(false), "{good}");
+                    assert_eq!(
+                        file,
+                        if good.ends_with("foo") {
+                            "foo"
+                        } else {
+                            ".cvsignore"
+                        }
+                    );
+                }
+                other => panic!("{good}: {other:?}"),
+            }
+        }
+        assert!(
+            matches!(full_rule(".C"), Ok(Some(Parsed::Merge { file, .. })) if file == ".cvsignore")
+        );
+        for bad in ["HC", ":-C", ":C-", ":C!", "-CC", "P,C x"] {
+            let err = full_rule(bad).expect_err(bad);
+            assert!(err.contains(&format!("{bad:?}")), "{bad}: {err}");
+        }
+    }
+
+    /// Checked against rsync 3.5.0: in a .cvsignore a lone "!" clears the
+    /// list; "!x" is a name.
+    #[test]
+    fn a_lone_bang_clears_in_cvs_files() {
+        let cvs = Template {
+            bare: Some(false),
+            cvs: true,
+            ..Template::default()
+        };
+        let read = |text| parse(text, Syntax::Full, &cvs, Context::default());
+        assert!(matches!(read("!"), Ok(Some(Parsed::Clear))));
+        assert!(matches!(read("!x"), Ok(Some(Parsed::Rule(_)))));
+        let plain = Template {
+            bare: Some(false),
+            ..Template::default()
+        };
+        let rule = parse("!", Syntax::Full, &plain, Context::default());
+        assert!(
+            matches!(rule, Ok(Some(Parsed::Rule(_)))),
+            "without C it is a name"
+        );
+    }
+
+    #[test]
+    fn merge_rules_read_from_a_file_take_its_sides() {
+        let sender = Template {
+            sides: Some(Sides::SENDER),
+            perishable: true,
+            ..Template::default()
+        };
+        match parse(": .more", Syntax::Full, &sender, Context::default()) {
+            Ok(Some(Parsed::DirMerge { template, .. })) => {
+                assert_eq!(template.sides, Some(Sides::SENDER));
+                assert!(template.perishable);
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -28,6 +28,11 @@ pub struct Pattern {
     /// Slashes in the pattern, the anchoring one included, the trailing
     /// one not.
     slashes: usize,
+    /// An anchored pattern read in a per-directory file above the transfer
+    /// root: the path from that directory down to the root, which the
+    /// matched path is taken to start with (rsync matches such rules
+    /// against absolute paths).
+    above: Option<Box<[u8]>>,
 }
 
 /// Where in the path a pattern may start matching.
@@ -64,7 +69,21 @@ impl Pattern {
             wild3_suffix: wild2 && text.ends_with(b"***"),
             slashes,
             text: text.into(),
+            above: None,
         }
+    }
+
+    /// An anchored pattern (`/...`) from a per-directory file in a parent
+    /// of the transfer root, `above` being the path from that parent down
+    /// to the root ("src" for a file in the parent of `src/`): "/src/a"
+    /// then matches the transfer's "a".
+    pub fn anchored_above(pattern: &str, above: &str) -> Pattern {
+        let mut compiled = Pattern::new(pattern);
+        let above = above.trim_matches('/');
+        if compiled.anchored && !above.is_empty() {
+            compiled.above = Some(above.as_bytes().into());
+        }
+        compiled
     }
 
     /// Whether `path` (of a directory when `is_dir`) matches.
@@ -73,6 +92,14 @@ impl Pattern {
         if path.is_empty() || (self.dir_only && !is_dir) {
             return false;
         }
+        let prefixed;
+        let path = match &self.above {
+            Some(above) => {
+                prefixed = [above, &b"/"[..], path].concat();
+                &prefixed[..]
+            }
+            None => path,
+        };
         let whole_path = self.slashes > 0 || self.wild2;
         let mut subject: Vec<u8> = Vec::with_capacity(path.len() + 2);
         if !whole_path {
@@ -399,6 +426,22 @@ mod tests {
         assert!(m("/dir/***", "dir/a/b"));
         assert!(!m("/dir/***", "dir"), "as a file, dir is not dir/");
         assert!(!m("/dir/***", "other/a"));
+    }
+
+    /// Checked against rsync 3.5.0: "- /src/a/b" in the .rules of the
+    /// parent of `src/` (read with `-f': /.rules'`) excludes the transfer's
+    /// a/b; "- /a/x" there matches nothing.
+    #[test]
+    fn patterns_from_above_the_root_see_the_path_down_to_it() {
+        let p = Pattern::anchored_above("/src/a/b", "src");
+        assert!(p.matches("a/b", true));
+        assert!(!p.matches("b", true));
+        let q = Pattern::anchored_above("/a/x", "src");
+        assert!(!q.matches("a/x", false));
+        let deep = Pattern::anchored_above("/t/*/a", "t/src");
+        assert!(deep.matches("a", false));
+        let loose = Pattern::anchored_above("a/x", "src");
+        assert!(loose.matches("a/x", false), "unanchored patterns ignore it");
     }
 
     #[test]
