@@ -414,6 +414,16 @@ impl Endpoint for LocalFs {
         4
     }
 
+    fn absolute(&self, path: &str) -> String {
+        if path.starts_with('/') {
+            return path.to_string();
+        }
+        match std::env::current_dir() {
+            Ok(cwd) => super::join(&cwd.to_string_lossy(), path),
+            Err(_) => path.to_string(),
+        }
+    }
+
     async fn lstat(&self, path: &str) -> Result<Option<Meta>> {
         let p = path.to_string();
         blocking(path, move || not_found_is_none(fs::symlink_metadata(p))).await

@@ -167,6 +167,10 @@ pub trait Endpoint: Send + Sync {
     /// Requests worth keeping in flight per open file.
     fn requests_in_flight(&self) -> usize;
 
+    /// `path` as an absolute path of this endpoint (relative paths are
+    /// taken from the process's or the SFTP session's directory).
+    fn absolute(&self, path: &str) -> String;
+
     /// lstat: None when the path does not exist.
     fn lstat(&self, path: &str) -> impl Future<Output = Result<Option<Meta>>> + Send;
 

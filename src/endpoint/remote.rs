@@ -508,6 +508,10 @@ impl Endpoint for RemoteFs {
         Ok(true)
     }
 
+    fn absolute(&self, path: &str) -> String {
+        self.sftp.absolute(path)
+    }
+
     async fn lstat(&self, path: &str) -> Result<Option<Meta>> {
         self.stat_with(path, false).await
     }

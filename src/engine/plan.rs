@@ -18,7 +18,7 @@ use super::transfer::FileJob;
 use super::{Options, SourceCounts};
 use crate::endpoint::{base_name, join, Endpoint, Entry, FileHandle, Kind, Meta, Mtime};
 use crate::error::{Error, Result};
-use crate::filter::{FilesFrom, Listed, Scope, Side};
+use crate::filter::{Entered, FileSet, FilesFrom, Listed, Need, Scope, Side};
 use crate::report::Reporter;
 
 #[derive(Debug, Clone)]
@@ -172,6 +172,22 @@ fn under(root: &str, rel: &str) -> String {
     }
 }
 
+/// The transfer root as the source names it, from a directory of the walk
+/// (`src_dir`) and its path from the root (`rel`).
+fn transfer_root<'p>(src_dir: &'p str, rel: &str) -> &'p str {
+    if rel.is_empty() {
+        return src_dir;
+    }
+    match src_dir.strip_suffix(rel) {
+        Some(root) => match root.trim_end_matches('/') {
+            "" if root.starts_with('/') => "/",
+            "" => ".",
+            root => root,
+        },
+        None => src_dir,
+    }
+}
+
 /// The directory part of a path from the transfer root ("" at the top).
 fn rel_parent(rel: &str) -> &str {
     rel.rsplit_once('/').map_or("", |(parent, _)| parent)
@@ -322,6 +338,16 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
         Ok(())
     }
 
+    /// The rules at the root of a walk whose transfer root the source calls
+    /// `root`: where a per-directory file is named with a path (`-F`), the
+    /// root's absolute path says which directories above it hold more.
+    fn root_scope_at(&self, root: &str) -> Scope {
+        match self.opts.filter.has_dir_merges() {
+            true => self.root.at_root_path(&self.src.absolute(root)),
+            false => self.root.clone(),
+        }
+    }
+
     /// What a lone file would find at `dest` should `dest` name no
     /// directory, asked beside `dest` itself: one round trip, not three.
     async fn look_as_file(&self, dest: &str) -> AsFile {
@@ -387,7 +413,11 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
                 true => "",
                 false => base_name(path),
             };
-            let at = Here::new(rel, &self.root);
+            let root = match source.contents_only {
+                true => path,
+                false => crate::endpoint::parent(path),
+            };
+            let at = Here::new(rel, &self.root_scope_at(root));
             return self.walk(path, &target, exists, at, Depth::Tree).await;
         }
         let (dir, name) = if dest_is_dir {
@@ -563,40 +593,72 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
     }
 
     /// The rules in force inside a source directory: its parent's, plus
-    /// what its per-directory filter files say. None when one of those
-    /// could not be read: the directory is skipped then, with its error
-    /// counted, as copying it without its rules could send what they hide.
+    /// what its per-directory filter files say (and the files those merge,
+    /// and, for the first directory of a walk under `-F`, the files above
+    /// it: [`Scope::enter_dir`] asks until it has them all). None when one
+    /// of those could not be read: the directory is skipped then, with its
+    /// error counted, as copying it without its rules could send what they
+    /// hide.
     async fn enter(
         &mut self,
         src_dir: &str,
         at: &Here,
         entries: &[Entry],
     ) -> Result<Option<Scope>> {
-        let names: Vec<&str> = at.scope.dir_merge_names().collect();
-        if names.is_empty() {
+        if at.scope.dir_merge_names().next().is_none() {
             return Ok(Some(at.scope.clone()));
         }
-        let mut files = Vec::with_capacity(names.len());
-        for name in &names {
-            let file = entries
-                .iter()
-                .find(|e| e.name == *name && e.meta.kind == Kind::File);
-            let Some(file) = file else {
-                files.push(None);
-                continue;
+        let mut files = FileSet::new(self.src.label(), transfer_root(src_dir, &at.rel));
+        loop {
+            let needs = match at.scope.enter_dir(&at.rel, &files)? {
+                Entered::Ready(scope) => return Ok(Some(scope)),
+                Entered::Need(needs) => needs,
             };
-            match read_rules(self.src, &join(src_dir, name), file.meta.size).await {
-                Ok(data) => files.push(Some(data)),
-                Err(e) if !e.is_fatal() => {
-                    self.errors.push(e);
-                    return Ok(None);
+            let fresh: Vec<Need> = needs.into_iter().filter(|n| !files.has(&n.path)).collect();
+            if fresh.is_empty() {
+                return Err(Error::Usage(format!(
+                    "{}{src_dir}: the filter rules ask again for files already read",
+                    self.src.label()
+                )));
+            }
+            for need in fresh {
+                match self.read_need(src_dir, entries, &files, &need).await {
+                    Ok(data) => files.insert(need.path, data),
+                    Err(e) if !e.is_fatal() => {
+                        self.errors.push(e);
+                        return Ok(None);
+                    }
+                    Err(e) => return Err(e),
                 }
-                Err(e) => return Err(e),
             }
         }
-        let label = self.src.label();
-        let origin = |slot: usize| format!("{label}{}", join(src_dir, names[slot]));
-        at.scope.enter(&at.rel, &files, &origin).map(Some)
+    }
+
+    /// One file the rules of a directory need: an entry of the directory
+    /// (`entries`, already listed), or a path the source is asked for.
+    /// None when there is no such file.
+    async fn read_need(
+        &self,
+        src_dir: &str,
+        entries: &[Entry],
+        files: &FileSet,
+        need: &Need,
+    ) -> Result<Option<Vec<u8>>> {
+        let (path, size) = match &need.in_dir {
+            Some(name) => {
+                let entry = entries.iter().find(|e| e.name == *name);
+                (join(src_dir, name), entry.map(|e| e.meta))
+            }
+            None => {
+                let path = files.source_path(&need.path);
+                let meta = self.src.stat(&path).await?;
+                (path, meta)
+            }
+        };
+        match size.filter(|m| m.kind == Kind::File) {
+            Some(meta) => read_rules(self.src, &path, meta.size).await.map(Some),
+            None => Ok(None),
+        }
     }
 
     /// `--files-from`: each listed path of the source directory `base`
@@ -646,7 +708,7 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
                 } else {
                     Depth::Contents
                 };
-                let at = Here::new("", &self.root);
+                let at = Here::new("", &self.root_scope_at(base));
                 return self.walk(base, dest, dest_exists, at, depth).await;
             }
         }
@@ -801,7 +863,7 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
             Some(true) => Depth::Contents,
             _ => return Ok(()),
         };
-        let at = Here::new(rel, &self.root);
+        let at = Here::new(rel, &self.root_scope_at(base));
         self.walk(&under(base, rel), &target, exists, at, depth)
             .await?;
         match depth {
