@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use clap::{CommandFactory, FromArgMatches, Parser, ValueEnum};
 
+use super::toggles::{self, Flags, Purpose};
 use crate::filter::{FilterArg, FilterFlag};
 
 /// Where the remote side's hashes come from (`--remote-hash`).
@@ -40,48 +41,15 @@ pub enum RemoteHashMode {
                   Remote paths: [user@]host:path, [user@][ipv6]:path, sftp://[user@]host[:port]/path"
 )]
 pub struct Args {
-    /// Sources, then the destination (as in rsync)
+    /// Sources, then the destination (as in rsync; options may come after
+    /// the paths)
     #[arg(value_name = "SRC... DEST", num_args = 0..)]
     pub paths: Vec<String>,
 
-    /// Recurse into directories
-    #[arg(short, long)]
-    pub recursive: bool,
-
-    /// Archive mode: -rlpt (recursive, symlinks as symlinks, permissions, times)
-    #[arg(short, long)]
-    pub archive: bool,
-
-    /// Preserve modification times
-    #[arg(short, long)]
-    pub times: bool,
-
-    /// Preserve permissions
-    #[arg(short, long)]
-    pub perms: bool,
-
-    /// Copy symlinks as symlinks
-    #[arg(short, long)]
-    pub links: bool,
-
-    /// Update destination files in place (no partial: a cut run leaves a
-    /// half-updated file, which the next run repairs)
-    #[arg(long)]
-    pub inplace: bool,
-
-    /// Copy changed files whole instead of sending only changed blocks (the
-    /// default when both ends are local, as in rsync)
-    #[arg(short = 'W', long, overrides_with = "no_whole_file")]
-    pub whole_file: bool,
-
-    /// Send only changed blocks even when both ends are local
-    #[arg(long, overrides_with = "whole_file")]
-    pub no_whole_file: bool,
-
-    /// Sync every file to disk before it is renamed into place (files that
-    /// replace an existing one always are)
-    #[arg(long)]
-    pub fsync: bool,
+    /// The options without a value, in command-line order (filled in by
+    /// [`Args::parse_from_iter`] from [`super::toggles`]).
+    #[arg(skip)]
+    pub flags: Flags,
 
     /// Files in flight at once: a small file costs round trips, not
     /// bandwidth, so many overlap (memory stays bounded whatever the number;
@@ -90,130 +58,178 @@ pub struct Args {
           value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub jobs: u16,
 
-    /// Delete destination files that are not in the source (only after
-    /// every transfer succeeded; skipped when anything failed)
-    #[arg(long)]
-    pub delete: bool,
-
     /// With --delete: delete nothing when more than N files and
     /// directories would go (exit 25)
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", help_heading = "Deleting")]
     pub max_delete: Option<u64>,
 
-    /// Show what would be transferred, change nothing
-    #[arg(short = 'n', long)]
-    pub dry_run: bool,
+    /// Compare times within N seconds (-1: to the nanosecond where both
+    /// sides have them, ferry's default)
+    #[arg(
+        short = '@',
+        long,
+        value_name = "N",
+        allow_negative_numbers = true,
+        help_heading = "Deciding what to send"
+    )]
+    pub modify_window: Option<i64>,
 
-    /// More output: file names, then debug logs (-vv, -vvv)
-    #[arg(short, long, action = clap::ArgAction::Count)]
-    pub verbose: u8,
+    /// Leave out files larger than SIZE (K, M, G suffixes as rsync takes them)
+    #[arg(long, value_name = "SIZE", help_heading = "Deciding what to send")]
+    pub max_size: Option<String>,
 
-    /// Print only errors
-    #[arg(short, long)]
-    pub quiet: bool,
+    /// Leave out files smaller than SIZE
+    #[arg(long, value_name = "SIZE", help_heading = "Deciding what to send")]
+    pub min_size: Option<String>,
 
-    /// Output a change summary for each updated file (rsync's YXcstpoguax)
-    #[arg(short = 'i', long)]
-    pub itemize_changes: bool,
+    /// Change the permissions files and directories get: rsync's CHMOD
+    /// rules (D755,F644, u+w, Dg+s...)
+    #[arg(long, value_name = "CHMOD", help_heading = "What is copied")]
+    pub chmod: Vec<String>,
 
-    /// Print rsync's file-transfer statistics at the end
-    #[arg(long)]
-    pub stats: bool,
+    /// Keep partials in DIR (relative to each file's directory, or absolute)
+    #[arg(long, value_name = "DIR", help_heading = "Writing files")]
+    pub partial_dir: Option<String>,
 
-    /// Numbers in a human-readable form (K, M, G) in --stats
-    #[arg(short = 'h', long)]
-    pub human_readable: bool,
+    /// Write files being copied in DIR before they are renamed into place
+    #[arg(short = 'T', long, value_name = "DIR", help_heading = "Writing files")]
+    pub temp_dir: Option<String>,
+
+    /// With --backup: keep the old versions in DIR, under their paths
+    #[arg(long, value_name = "DIR", help_heading = "Writing files")]
+    pub backup_dir: Option<String>,
+
+    /// With --backup: the backup's name suffix (default ~, none with
+    /// --backup-dir)
+    #[arg(
+        long,
+        value_name = "SUFFIX",
+        allow_hyphen_values = true,
+        help_heading = "Writing files"
+    )]
+    pub suffix: Option<String>,
 
     /// Fine-grained output: progress2 (one overall progress line),
-    /// progress0 (none), stats (same as --stats); comma-separated
-    #[arg(long, value_name = "FLAGS")]
+    /// progress0 (none), stats, name, del, skip, backup...; comma-separated
+    #[arg(long, value_name = "FLAGS", help_heading = "Output")]
     pub info: Vec<String>,
 
-    /// One JSON object per line on stdout for each file action, then a
-    /// summary with totals and the exit code (schema: docs/JSON.md)
-    #[arg(long)]
-    pub json: bool,
+    /// One line per change in FORMAT, with rsync's escapes (%n %i %l %b ...)
+    #[arg(
+        long,
+        alias = "log-format",
+        value_name = "FORMAT",
+        help_heading = "Output"
+    )]
+    pub out_format: Option<String>,
 
-    /// Print help
-    #[arg(long, action = clap::ArgAction::Help)]
-    pub help: Option<bool>,
+    /// Log what is done to FILE, as rsync's --log-file does
+    #[arg(long, value_name = "FILE", help_heading = "Output")]
+    pub log_file: Option<PathBuf>,
 
-    /// Compare file contents instead of size and modification time
-    #[arg(short, long)]
-    pub checksum: bool,
-
-    /// Same as --partial --progress
-    #[arg(short = 'P')]
-    pub partial_progress: bool,
-
-    /// Show progress during the transfer
-    #[arg(long)]
-    pub progress: bool,
-
-    /// Keep partially transferred files (always on: ferry resumes from them)
-    #[arg(long)]
-    pub partial: bool,
-
-    /// Compress the SSH connection (zlib; helps on slow links with
-    /// compressible data)
-    #[arg(short = 'z', long)]
-    pub compress: bool,
+    /// The format of --log-file's lines (default "%i %n%L")
+    #[arg(long, value_name = "FORMAT", help_heading = "Output")]
+    pub log_file_format: Option<String>,
 
     /// Limit file data to RATE per second: KiB by default, or with a
     /// suffix K, M, G (powers of 1024); 0 means no limit
-    #[arg(long, value_name = "RATE")]
+    #[arg(long, value_name = "RATE", help_heading = "Connection")]
     pub bwlimit: Option<String>,
 
     /// The ssh command line rsync would run, read into ferry's own
     /// settings (-p -i -l -o -F -J -C); ferry does not run ssh
-    #[arg(short = 'e', long, value_name = "COMMAND")]
+    #[arg(short = 'e', long, value_name = "COMMAND", help_heading = "Connection")]
     pub rsh: Option<String>,
 
+    /// How rsync would be started on the server (`sudo rsync`, a path):
+    /// ferry starts its helper the same way (`sudo ferry --server`)
+    #[arg(long, value_name = "PROGRAM", help_heading = "Connection")]
+    pub rsync_path: Option<String>,
+
+    /// Convert file names between character sets: only when both are the
+    /// same (ferry copies names as they are)
+    #[arg(long, value_name = "CONVERT_SPEC", help_heading = "Connection")]
+    pub iconv: Option<String>,
+
     /// Read this ssh config file instead of ~/.ssh/config
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", help_heading = "Connection")]
     pub ssh_config: Option<PathBuf>,
 
     /// SSH port, overriding ssh config
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", help_heading = "Connection")]
     pub port: Option<u16>,
 
     /// Identity (private key) file, tried before the ones in ssh config
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", help_heading = "Connection")]
     pub identity: Option<PathBuf>,
 
     /// Remote user name, overriding ssh config
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", help_heading = "Connection")]
     pub user: Option<String>,
 
     /// Seconds of silence from the server, while ferry waits on it, after
-    /// which the link counts as dead; also bounds connecting
-    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    /// which the link counts as dead; also bounds connecting (0: 60)
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = 60,
+        help_heading = "Connection"
+    )]
     pub timeout: u64,
+
+    /// Seconds connecting may take (default: --timeout)
+    #[arg(long, value_name = "SECONDS", help_heading = "Connection")]
+    pub contimeout: Option<u64>,
 
     /// After a lost connection, reconnect and carry on up to N times in a
     /// row without progress (a run that moved data starts counting afresh);
     /// 0 gives up at once
-    #[arg(long, value_name = "N", default_value_t = 5)]
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 5,
+        help_heading = "Connection"
+    )]
     pub retries: u32,
 
     /// Seconds before the first reconnect; doubles after each reconnect
     /// that made no progress, up to 60
-    #[arg(long, value_name = "SECONDS", default_value_t = 1.0)]
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = 1.0,
+        help_heading = "Connection"
+    )]
     pub retry_wait: f64,
 
     /// How remote files are hashed for deltas and end-to-end checks
-    #[arg(long, value_enum, value_name = "MODE", default_value_t = RemoteHashMode::Auto)]
+    #[arg(long, value_enum, value_name = "MODE", default_value_t = RemoteHashMode::Auto,
+          help_heading = "Connection")]
     pub remote_hash: RemoteHashMode,
 
     /// The ferry binary on the remote, for the hashing helper; `upload` copies
     /// this one there when the server's OS and architecture match
-    #[arg(long, value_name = "PATH|upload", default_value = "ferry")]
+    #[arg(
+        long,
+        value_name = "PATH|upload",
+        default_value = "ferry",
+        help_heading = "Connection"
+    )]
     pub remote_ferry: String,
 
     /// Where `--remote-ferry upload` keeps the helper on the server
     /// (relative paths are under the login directory)
-    #[arg(long, value_name = "DIR", default_value = ".cache/ferry")]
+    #[arg(
+        long,
+        value_name = "DIR",
+        default_value = ".cache/ferry",
+        help_heading = "Connection"
+    )]
     pub remote_cache: String,
+
+    /// Print help
+    #[arg(long, action = clap::ArgAction::Help)]
+    pub help: Option<bool>,
 
     /// Exclude files matching PATTERN (rsync's rules: first match wins)
     #[arg(
@@ -251,17 +267,30 @@ pub struct Args {
     )]
     pub filter: Vec<String>,
 
+    /// Per-directory .rsync-filter files: -F is --filter='dir-merge
+    /// /.rsync-filter', a second -F adds --filter='- .rsync-filter'
+    #[arg(short = 'F', action = clap::ArgAction::Append, num_args = 0,
+          default_missing_value = "", help_heading = "Filters")]
+    pub rsync_filter: Vec<String>,
+
+    /// The --files-from, --exclude-from and merge files named after it are
+    /// NUL-separated
+    #[arg(short = '0', long, action = clap::ArgAction::Append, num_args = 0,
+          default_missing_value = "", help_heading = "Filters")]
+    pub from0: Vec<String>,
+
+    /// They are line-separated again
+    #[arg(long, action = clap::ArgAction::Append, num_args = 0,
+          default_missing_value = "", hide = true)]
+    pub no_from0: Vec<String>,
+
     /// Transfer only the paths listed in FILE, relative to the source
-    /// (- for stdin)
+    /// (- for stdin; HOST:FILE on the remote side)
     #[arg(long, value_name = "FILE", help_heading = "Filters")]
     pub files_from: Option<String>,
 
-    /// With --delete: also delete excluded files from the destination
-    #[arg(long, help_heading = "Filters")]
-    pub delete_excluded: bool,
-
     /// The filter options in the order given: rsync's rules depend on it
-    /// (filled in by [`Args::parse_from_env`]).
+    /// (filled in by [`Args::parse_from_iter`]).
     #[arg(skip)]
     pub filter_rules: Vec<FilterArg>,
 
@@ -290,11 +319,19 @@ impl Args {
         I: IntoIterator<Item = T>,
         T: Into<std::ffi::OsString> + Clone,
     {
-        let matches = Args::command().try_get_matches_from(args)?;
+        let parser = toggles::augment(<Args as CommandFactory>::command(), Purpose::Parsing);
+        let matches = parser.try_get_matches_from(args)?;
         let mut args = Args::from_arg_matches(&matches)?;
         args.filter_rules = ordered_filters(&matches);
+        args.flags = Flags::read(&matches);
         Ok(args)
     }
+}
+
+/// Every option ferry takes, the ones with values (above) and the ones
+/// without ([`super::toggles`]), as `--help` and the man page show them.
+pub fn command() -> clap::Command {
+    toggles::augment(<Args as CommandFactory>::command(), Purpose::Describing)
 }
 
 fn ordered_filters(matches: &clap::ArgMatches) -> Vec<FilterArg> {
@@ -304,12 +341,16 @@ fn ordered_filters(matches: &clap::ArgMatches) -> Vec<FilterArg> {
         ("exclude_from", FilterFlag::ExcludeFrom),
         ("include_from", FilterFlag::IncludeFrom),
         ("filter", FilterFlag::Filter),
+        ("rsync_filter", FilterFlag::RsyncFilter),
+        ("from0", FilterFlag::From0),
+        ("no_from0", FilterFlag::NoFrom0),
     ];
     let mut found: Vec<(usize, FilterArg)> = Vec::new();
     for (id, flag) in kinds {
-        let (Some(indices), Some(values)) =
-            (matches.indices_of(id), matches.get_many::<String>(id))
-        else {
+        let Some(indices) = matches.indices_of(id) else {
+            continue;
+        };
+        let Some(values) = matches.get_many::<String>(id) else {
             continue;
         };
         found.extend(indices.zip(values).map(|(index, value)| {

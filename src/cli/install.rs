@@ -3,14 +3,11 @@
 //! the flags, so they cannot drift from them. README's "Install" section
 //! says where to put them.
 
-use clap::CommandFactory;
-
-use super::args::Args;
 use crate::error::ExitCode;
 
 /// Prints `--help`'s text.
 pub fn help() -> i32 {
-    match Args::command().print_long_help() {
+    match super::args::command().print_long_help() {
         Ok(()) => 0,
         Err(_) => ExitCode::FileIo.code(),
     }
@@ -18,7 +15,7 @@ pub fn help() -> i32 {
 
 /// Prints the man page or a completion script on stdout; the exit status.
 pub fn print(man: bool, completions: Option<clap_complete::Shell>) -> i32 {
-    let mut command = Args::command();
+    let mut command = super::args::command();
     let mut out = std::io::stdout();
     if man {
         match clap_mangen::Man::new(command.clone()).render(&mut out) {

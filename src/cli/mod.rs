@@ -8,6 +8,7 @@ mod install;
 pub mod json;
 pub mod progress;
 pub mod settings;
+pub mod toggles;
 
 use std::io::IsTerminal;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -27,6 +28,7 @@ use crate::ssh::{config, ConnectOptions, Connection};
 use args::{Args, RemoteHashMode};
 use progress::ConsoleReporter;
 use settings::{Direction, Settings};
+use toggles::{Counter, Flag};
 
 /// Runs ferry with the process's arguments and returns the exit status.
 pub fn main() -> i32 {
@@ -50,13 +52,13 @@ pub fn main() -> i32 {
     }
     // rsync's `-h` alone prints the help; with anything else it is
     // --human-readable.
-    if args.human_readable && args.paths.is_empty() {
+    if args.flags.count(Counter::HumanReadable) > 0 && args.paths.is_empty() {
         return install::help();
     }
     if args.paths == ["demo"] {
         return demo::main();
     }
-    let json = args.json;
+    let json = args.flags.on(Flag::Json);
     let settings = match Settings::resolve(args) {
         Ok(s) => s,
         Err(e) if json => {
@@ -408,7 +410,7 @@ async fn connect(
     )?;
     let opts = ConnectOptions {
         interactive: std::io::stdin().is_terminal(),
-        connect_timeout: settings.timeout,
+        connect_timeout: settings.connect_timeout,
         request_timeout: settings.timeout,
         meter: Some(meter.clone()),
     };

@@ -8,9 +8,10 @@ use std::time::Duration;
 
 use super::args::{Args, RemoteHashMode};
 use super::progress::{Display, ProgressMode};
+use super::toggles::{Counter, Flag};
 use crate::engine::Options;
 use crate::error::{Error, Result};
-use crate::filter::{FilesFrom, Filter, ListReader};
+use crate::filter::{FilesFrom, Filter, FilterOptions, ListReader};
 use crate::location::{Location, RemoteSpec};
 use crate::ssh::config::Overrides;
 use crate::ssh::rsh::{parse_rsh, Rsh};
@@ -31,7 +32,10 @@ pub struct Settings {
     pub options: Options,
     pub ssh_config: Option<PathBuf>,
     pub overrides: Overrides,
+    /// How long the server may be silent while ferry waits on it.
     pub timeout: Duration,
+    /// How long connecting may take (`--contimeout`, else `timeout`).
+    pub connect_timeout: Duration,
     pub retry: RetryPolicy,
     pub verbosity: u8,
     pub quiet: bool,
@@ -56,6 +60,8 @@ impl Settings {
                 "need at least one source and a destination: ferry [OPTIONS] SRC... DEST".into(),
             ));
         }
+        let flags = &args.flags;
+        refuse_unsupported(&args)?;
         let mut locations = args
             .paths
             .iter()
@@ -66,56 +72,17 @@ impl Settings {
             .ok_or_else(|| Error::Usage("missing destination".into()))?;
         let direction = direction_of(&locations, &dest)?;
         let sources: Vec<String> = locations.iter().map(|l| l.path().to_string()).collect();
-        // The filter options' files (and --files-from) are read now, so
-        // that a missing one stops the run before anything connects.
-        let mut lists = ListReader::default();
-        let filter = Filter::from_args(&args.filter_rules, args.delete_excluded, &mut lists)?;
-        let files_from = match &args.files_from {
-            Some(name) if sources.len() == 1 => Some(Arc::new(FilesFrom::read(name, &mut lists)?)),
-            Some(_) => {
-                return Err(Error::Usage(
-                    "--files-from takes one source directory (the listed paths are relative \
-                     to it) and a destination"
-                        .into(),
-                ))
-            }
-            None => None,
-        };
-        let options = Options {
-            // rsync: with --files-from, -a does not imply -r.
-            recursive: args.recursive || (args.archive && files_from.is_none()),
-            links: args.links || args.archive,
-            perms: args.perms || args.archive,
-            times: args.times || args.archive,
-            dry_run: args.dry_run,
-            checksum: args.checksum,
-            // rsync's rule: between two local paths reading both files to
-            // find the differences costs more than writing the new one.
-            delta: args.no_whole_file
-                || !(args.whole_file || matches!(direction, Direction::Local)),
-            inplace: args.inplace,
-            executability: false,
-            omit_dir_times: false,
-            omit_link_times: false,
-            force: false,
-            fsync: args.fsync,
-            jobs: usize::from(args.jobs),
-            // rsync: --delete-excluded implies --delete.
-            delete: args.delete || args.delete_excluded,
-            max_delete: args.max_delete,
-            filter: Arc::new(filter),
-            files_from,
-        };
-        if args.max_delete.is_some() && !options.delete {
-            return Err(Error::Usage("--max-delete goes with --delete".into()));
-        }
+        let options = engine_options(&args, &direction, sources.len())?;
         let info = Info::parse(&args.info)?;
-        let bwlimit = args
-            .bwlimit
-            .as_deref()
-            .map(parse_rate)
-            .transpose()?
-            .filter(|r| *r > 0);
+        let bwlimit = match flags.on(Flag::NoBwlimit) {
+            true => None,
+            false => args
+                .bwlimit
+                .as_deref()
+                .map(parse_rate)
+                .transpose()?
+                .filter(|r| *r > 0),
+        };
         let display = display_of(&args, &info, &direction);
         let rsh = match &args.rsh {
             Some(command) => parse_rsh(command)?,
@@ -136,6 +103,21 @@ impl Settings {
             .clone()
             .or(spec.and_then(|r| r.user.clone()))
             .or(rsh.overrides.user);
+        let mut ssh_options = rsh.overrides.options;
+        // -4/-6 as ssh's own -4/-6: first value wins, so ahead of -e's.
+        if flags.on(Flag::Ipv4) {
+            ssh_options.insert(0, "AddressFamily=inet".into());
+        } else if flags.on(Flag::Ipv6) {
+            ssh_options.insert(0, "AddressFamily=inet6".into());
+        }
+        let timeout = match flags.on(Flag::NoTimeout) || args.timeout == 0 {
+            true => DEFAULT_TIMEOUT,
+            false => Duration::from_secs(args.timeout),
+        };
+        let connect_timeout = match (flags.on(Flag::NoContimeout), args.contimeout) {
+            (false, Some(secs)) if secs > 0 => Duration::from_secs(secs),
+            _ => timeout,
+        };
         Ok(Settings {
             direction,
             sources,
@@ -147,23 +129,141 @@ impl Settings {
                 user,
                 identity: args.identity.or(rsh.overrides.identity),
                 proxy_jump: rsh.overrides.proxy_jump,
-                options: rsh.overrides.options,
-                compression: args.compress || rsh.overrides.compression,
+                options: ssh_options,
+                compression: flags.on(Flag::Compress) || rsh.overrides.compression,
             },
-            timeout: Duration::from_secs(args.timeout.max(1)),
+            timeout,
+            connect_timeout,
             retry: RetryPolicy::new(args.retries, args.retry_wait)?,
-            verbosity: args.verbose,
-            quiet: args.quiet,
+            verbosity: flags.count(Counter::Verbose),
+            quiet: flags.on(Flag::Quiet),
             display,
-            json: args.json,
-            stats: args.stats || info.stats,
-            human_readable: args.human_readable,
+            json: flags.on(Flag::Json),
+            stats: flags.on(Flag::Stats) || info.stats,
+            human_readable: flags.count(Counter::HumanReadable) > 0,
             bwlimit,
             remote_hash: args.remote_hash,
             remote_ferry: args.remote_ferry,
             remote_cache: args.remote_cache,
         })
     }
+}
+
+/// How long ferry waits on a silent server when `--timeout` says nothing
+/// (rsync's `--timeout=0` means no limit; ferry keeps a bound so that a
+/// dead link is noticed and the run reconnects).
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The engine's options from the flags (rsync's meanings). The filter
+/// options' files (and `--files-from`) are read now, so that a missing
+/// one stops the run before anything connects.
+fn engine_options(args: &Args, direction: &Direction, sources: usize) -> Result<Options> {
+    let flags = &args.flags;
+    let mut lists = ListReader::default();
+    let filter_options = FilterOptions {
+        delete_excluded: flags.on(Flag::DeleteExcluded),
+        cvs_exclude: flags.on(Flag::CvsExclude),
+        cvs_env: None,
+    };
+    let filter = Filter::with_options(&args.filter_rules, &filter_options, &mut lists)?;
+    let files_from = match &args.files_from {
+        Some(name) if sources == 1 => Some(Arc::new(FilesFrom::read(name, &mut lists)?)),
+        Some(_) => {
+            return Err(Error::Usage(
+                "--files-from takes one source directory (the listed paths are relative \
+                 to it) and a destination"
+                    .into(),
+            ))
+        }
+        None => None,
+    };
+    let delete = flags.on(Flag::Delete) || flags.on(Flag::DeleteExcluded);
+    if args.max_delete.is_some() && !delete {
+        return Err(Error::Usage("--max-delete goes with --delete".into()));
+    }
+    // rsync: -a does not imply -r with --files-from; an explicit -r does.
+    let recursive = match files_from.is_some() {
+        true => flags.count(Counter::Recursion) == 2,
+        false => flags.count(Counter::Recursion) > 0,
+    };
+    Ok(Options {
+        recursive,
+        links: flags.on(Flag::Links),
+        perms: flags.on(Flag::Perms),
+        executability: flags.on(Flag::Executability),
+        times: flags.on(Flag::Times),
+        omit_dir_times: flags.on(Flag::OmitDirTimes),
+        omit_link_times: flags.on(Flag::OmitLinkTimes),
+        dry_run: flags.on(Flag::DryRun),
+        checksum: flags.on(Flag::Checksum),
+        // rsync's rule: between two local paths reading both files to
+        // find the differences costs more than writing the new one.
+        delta: match flags.get(Flag::WholeFile) {
+            Some(whole) => !whole,
+            None => !matches!(direction, Direction::Local),
+        },
+        inplace: flags.on(Flag::Inplace),
+        fsync: flags.on(Flag::Fsync),
+        jobs: usize::from(args.jobs),
+        // rsync: --delete-excluded implies --delete.
+        delete,
+        force: flags.on(Flag::Force),
+        max_delete: args.max_delete,
+        filter: Arc::new(filter),
+        files_from,
+    })
+}
+
+/// Options ferry parses but does not carry out yet: refused by name
+/// before anything connects, never silently dropped.
+fn refuse_unsupported(args: &Args) -> Result<()> {
+    let f = &args.flags;
+    let named: &[(bool, &str)] = &[
+        (f.on(Flag::Dirs), "--dirs"),
+        (f.on(Flag::CopyLinks), "--copy-links"),
+        (f.on(Flag::CopyUnsafeLinks), "--copy-unsafe-links"),
+        (f.on(Flag::SafeLinks), "--safe-links"),
+        (f.on(Flag::MungeLinks), "--munge-links"),
+        (f.on(Flag::CopyDirlinks), "--copy-dirlinks"),
+        (f.on(Flag::KeepDirlinks), "--keep-dirlinks"),
+        (f.on(Flag::Relative), "--relative"),
+        (f.get(Flag::ImpliedDirs) == Some(false), "--no-implied-dirs"),
+        (f.on(Flag::Mkpath), "--mkpath"),
+        (f.count(Counter::OneFileSystem) > 0, "--one-file-system"),
+        (f.on(Flag::Update), "--update"),
+        (f.on(Flag::Existing), "--existing"),
+        (f.on(Flag::IgnoreExisting), "--ignore-existing"),
+        (f.on(Flag::SizeOnly), "--size-only"),
+        (f.on(Flag::IgnoreTimes), "--ignore-times"),
+        (f.on(Flag::PruneEmptyDirs), "--prune-empty-dirs"),
+        (f.on(Flag::RemoveSourceFiles), "--remove-source-files"),
+        (f.on(Flag::Append) || f.on(Flag::AppendVerify), "--append"),
+        (f.on(Flag::DelayUpdates), "--delay-updates"),
+        (f.on(Flag::Backup), "--backup"),
+        (f.on(Flag::ListOnly), "--list-only"),
+        (args.modify_window.is_some(), "--modify-window"),
+        (args.max_size.is_some(), "--max-size"),
+        (args.min_size.is_some(), "--min-size"),
+        (!args.chmod.is_empty(), "--chmod"),
+        (args.partial_dir.is_some(), "--partial-dir"),
+        (args.temp_dir.is_some(), "--temp-dir"),
+        (args.backup_dir.is_some(), "--backup-dir"),
+        (args.suffix.is_some(), "--suffix"),
+        (args.out_format.is_some(), "--out-format"),
+        (args.log_file.is_some(), "--log-file"),
+        (args.log_file_format.is_some(), "--log-file-format"),
+        (args.rsync_path.is_some(), "--rsync-path"),
+        (args.iconv.is_some() && !f.on(Flag::NoIconv), "--iconv"),
+        (f.get(Flag::Owner) == Some(true), "--owner"),
+    ];
+    for (given, option) in named {
+        if *given {
+            return Err(Error::Usage(format!(
+                "{option} is not supported yet (docs/RSYNC.md lists what ferry does)"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// What `--info` asked for, as far as ferry has it.
@@ -200,10 +300,12 @@ impl Info {
 /// large file, or the overall line alone with `--info=progress2`); off a
 /// terminal only with `--progress`, as a line on stderr.
 fn display_of(args: &Args, info: &Info, direction: &Direction) -> Display {
+    let flags = &args.flags;
     let on_terminal = std::io::stdout().is_terminal();
-    let asked = args.progress || args.partial_progress;
+    let asked = flags.on(Flag::Progress);
+    let quiet = flags.on(Flag::Quiet);
     let progress = match info.overall_progress {
-        _ if args.quiet || args.json => ProgressMode::Off,
+        _ if quiet || flags.on(Flag::Json) => ProgressMode::Off,
         Some(false) => ProgressMode::Off,
         Some(true) => ProgressMode::Overall,
         None if on_terminal => ProgressMode::PerFile,
@@ -212,8 +314,8 @@ fn display_of(args: &Args, info: &Info, direction: &Direction) -> Display {
     };
     Display {
         progress,
-        verbose: args.verbose > 0 && !args.quiet,
-        itemize: args.itemize_changes && !args.quiet,
+        verbose: flags.count(Counter::Verbose) > 0 && !quiet,
+        itemize: flags.count(Counter::Itemize) > 0 && !quiet,
         sending: matches!(direction, Direction::Push(_)),
     }
 }
