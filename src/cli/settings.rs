@@ -9,10 +9,12 @@ use std::time::Duration;
 use super::args::{Args, RemoteHashMode};
 use super::progress::{Display, ProgressMode};
 use super::toggles::{Counter, Flag};
+use crate::engine::select::{Selection, TimeWindow};
 use crate::engine::Options;
 use crate::error::{Error, Result};
 use crate::filter::{FilesFrom, Filter, FilterOptions, ListReader};
 use crate::location::{Location, RemoteSpec};
+use crate::mode::Chmod;
 use crate::ssh::config::Overrides;
 use crate::ssh::rsh::{parse_rsh, Rsh};
 
@@ -79,7 +81,7 @@ impl Settings {
             false => args
                 .bwlimit
                 .as_deref()
-                .map(parse_rate)
+                .map(|rate| parse_size(rate, 'K', "bwlimit"))
                 .transpose()?
                 .filter(|r| *r > 0),
         };
@@ -188,14 +190,36 @@ fn engine_options(args: &Args, direction: &Direction, sources: usize) -> Result<
     };
     Ok(Options {
         recursive,
+        dirs: flags.on(Flag::Dirs),
         links: flags.on(Flag::Links),
         perms: flags.on(Flag::Perms),
         executability: flags.on(Flag::Executability),
+        chmod: chmod_rules(&args.chmod)?,
         times: flags.on(Flag::Times),
         omit_dir_times: flags.on(Flag::OmitDirTimes),
         omit_link_times: flags.on(Flag::OmitLinkTimes),
         dry_run: flags.on(Flag::DryRun),
         checksum: flags.on(Flag::Checksum),
+        select: Selection {
+            existing_only: flags.on(Flag::Existing),
+            ignore_existing: flags.on(Flag::IgnoreExisting),
+            max_size: args
+                .max_size
+                .as_deref()
+                .map(|s| parse_size(s, 'b', "max-size"))
+                .transpose()?,
+            min_size: args
+                .min_size
+                .as_deref()
+                .map(|s| parse_size(s, 'b', "min-size"))
+                .transpose()?,
+            update: flags.on(Flag::Update),
+            size_only: flags.on(Flag::SizeOnly),
+            ignore_times: flags.on(Flag::IgnoreTimes),
+            window: args
+                .modify_window
+                .map_or(TimeWindow::Best, TimeWindow::from_rsync),
+        },
         // rsync's rule: between two local paths reading both files to
         // find the differences costs more than writing the new one.
         delta: match flags.get(Flag::WholeFile) {
@@ -214,12 +238,23 @@ fn engine_options(args: &Args, direction: &Direction, sources: usize) -> Result<
     })
 }
 
+/// The `--chmod` options' rules, in order; None without any.
+fn chmod_rules(values: &[String]) -> Result<Option<Arc<Chmod>>> {
+    if values.is_empty() {
+        return Ok(None);
+    }
+    let mut rules = Chmod::default();
+    for value in values {
+        rules.add(value).map_err(Error::Usage)?;
+    }
+    Ok(Some(Arc::new(rules)))
+}
+
 /// Options ferry parses but does not carry out yet: refused by name
 /// before anything connects, never silently dropped.
 fn refuse_unsupported(args: &Args) -> Result<()> {
     let f = &args.flags;
     let named: &[(bool, &str)] = &[
-        (f.on(Flag::Dirs), "--dirs"),
         (f.on(Flag::CopyLinks), "--copy-links"),
         (f.on(Flag::CopyUnsafeLinks), "--copy-unsafe-links"),
         (f.on(Flag::SafeLinks), "--safe-links"),
@@ -230,21 +265,12 @@ fn refuse_unsupported(args: &Args) -> Result<()> {
         (f.get(Flag::ImpliedDirs) == Some(false), "--no-implied-dirs"),
         (f.on(Flag::Mkpath), "--mkpath"),
         (f.count(Counter::OneFileSystem) > 0, "--one-file-system"),
-        (f.on(Flag::Update), "--update"),
-        (f.on(Flag::Existing), "--existing"),
-        (f.on(Flag::IgnoreExisting), "--ignore-existing"),
-        (f.on(Flag::SizeOnly), "--size-only"),
-        (f.on(Flag::IgnoreTimes), "--ignore-times"),
         (f.on(Flag::PruneEmptyDirs), "--prune-empty-dirs"),
         (f.on(Flag::RemoveSourceFiles), "--remove-source-files"),
         (f.on(Flag::Append) || f.on(Flag::AppendVerify), "--append"),
         (f.on(Flag::DelayUpdates), "--delay-updates"),
         (f.on(Flag::Backup), "--backup"),
         (f.on(Flag::ListOnly), "--list-only"),
-        (args.modify_window.is_some(), "--modify-window"),
-        (args.max_size.is_some(), "--max-size"),
-        (args.min_size.is_some(), "--min-size"),
-        (!args.chmod.is_empty(), "--chmod"),
         (args.partial_dir.is_some(), "--partial-dir"),
         (args.temp_dir.is_some(), "--temp-dir"),
         (args.backup_dir.is_some(), "--backup-dir"),
@@ -320,31 +346,58 @@ fn display_of(args: &Args, info: &Info, direction: &Direction) -> Display {
     }
 }
 
-/// rsync's `--bwlimit` RATE: KiB per second, or a number with a K, M or G
-/// suffix (powers of 1024; a trailing `B` or `iB` is allowed).
-fn parse_rate(rate: &str) -> Result<u64> {
+/// rsync's SIZE arguments (`--max-size`, `--bwlimit`): a number, possibly
+/// with a fraction, then a unit (`def_suffix` when none: `b` bytes, `K`
+/// KiB...): K, M, G, T, P are powers of 1024, or of 1000 with a `B` after
+/// them (`KB`), `KiB` too; a final `+1` or `-1` adds or takes a byte.
+fn parse_size(arg: &str, def_suffix: char, option: &str) -> Result<u64> {
     let bad = || {
         Error::Usage(format!(
-            "--bwlimit {rate}: give a rate such as 500 (KiB/s), 1.5M or 10m"
+            "--{option}={arg} is invalid: give a size such as 500, 1.5M, 10k or 2GB"
         ))
     };
-    let lower = rate.trim().to_ascii_lowercase();
-    let lower = lower.trim_end_matches("ib").trim_end_matches('b');
-    let (number, unit) = match lower.char_indices().last() {
-        Some((i, c)) if c.is_ascii_alphabetic() => (&lower[..i], c),
-        _ => (lower, 'k'),
+    let number_end = arg
+        .char_indices()
+        .find(|(_, c)| !(c.is_ascii_digit() || *c == '.'))
+        .map_or(arg.len(), |(i, _)| i);
+    let (number, mut rest) = arg.split_at(number_end);
+    let suffix = match rest.chars().next() {
+        Some(c) if c != '+' && c != '-' => {
+            rest = &rest[1..];
+            c
+        }
+        _ => def_suffix,
     };
-    let scale: f64 = match unit {
-        'k' => 1024.0,
-        'm' => 1024.0 * 1024.0,
-        'g' => 1024.0 * 1024.0 * 1024.0,
+    let reps = match suffix.to_ascii_lowercase() {
+        'b' => 0,
+        'k' => 1,
+        'm' => 2,
+        'g' => 3,
+        't' => 4,
+        'p' => 5,
+        _ => return Err(bad()),
+    };
+    let mult: f64 = if let Some(after) = rest.strip_prefix(['b', 'B']) {
+        rest = after;
+        1000.0
+    } else if rest.len() >= 2 && rest[..2].eq_ignore_ascii_case("ib") {
+        rest = &rest[2..];
+        1024.0
+    } else {
+        1024.0
+    };
+    let offset: i64 = match rest {
+        "" => 0,
+        "+1" => 1,
+        "-1" => -1,
         _ => return Err(bad()),
     };
     let value: f64 = number.parse().map_err(|_| bad())?;
-    if !value.is_finite() || value < 0.0 {
+    let size = value * mult.powi(reps);
+    if !size.is_finite() || size >= u64::MAX as f64 {
         return Err(bad());
     }
-    Ok((value * scale) as u64)
+    Ok((size as u64).saturating_add_signed(offset))
 }
 
 /// How a run lost to the network is taken up again.
@@ -407,18 +460,37 @@ fn direction_of(sources: &[Location], dest: &Location) -> Result<Direction> {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_rate;
+    use super::parse_size;
 
     #[test]
     fn bwlimit_rates_read_as_rsync_reads_them() {
-        assert_eq!(parse_rate("500").ok(), Some(500 * 1024));
-        assert_eq!(parse_rate("1.5M").ok(), Some(1536 * 1024));
-        assert_eq!(parse_rate("10m").ok(), Some(10 << 20));
-        assert_eq!(parse_rate("2KiB").ok(), Some(2048));
-        assert_eq!(parse_rate("1g").ok(), Some(1 << 30));
-        assert_eq!(parse_rate("0").ok(), Some(0));
-        assert!(parse_rate("fast").is_err());
-        assert!(parse_rate("-5").is_err());
-        assert!(parse_rate("5x").is_err());
+        let rate = |s: &str| parse_size(s, 'K', "bwlimit").ok();
+        assert_eq!(rate("500"), Some(500 * 1024));
+        assert_eq!(rate("1.5M"), Some(1536 * 1024));
+        assert_eq!(rate("10m"), Some(10 << 20));
+        assert_eq!(rate("2KiB"), Some(2048));
+        assert_eq!(rate("1g"), Some(1 << 30));
+        assert_eq!(rate("0"), Some(0));
+        assert!(rate("fast").is_none());
+        assert!(rate("-5").is_none());
+        assert!(rate("5x").is_none());
+    }
+
+    #[test]
+    fn sizes_read_as_rsync_reads_them() {
+        // Checked against rsync 3.5.0's parse_size_arg (options.c).
+        let size = |s: &str| parse_size(s, 'b', "max-size").ok();
+        assert_eq!(size("100"), Some(100));
+        assert_eq!(size("1k"), Some(1024));
+        assert_eq!(size("1KB"), Some(1000));
+        assert_eq!(size("1KiB"), Some(1024));
+        assert_eq!(size("1.5m"), Some(1_572_864));
+        assert_eq!(size("2GB"), Some(2_000_000_000));
+        assert_eq!(size("1k+1"), Some(1025));
+        assert_eq!(size("1k-1"), Some(1023));
+        assert_eq!(size("10+1"), Some(11));
+        assert!(size("1x").is_none());
+        assert!(size("1k2").is_none());
+        assert!(size("").is_none());
     }
 }

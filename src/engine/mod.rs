@@ -9,6 +9,7 @@ pub mod delete;
 pub mod lock;
 pub mod partial;
 pub mod plan;
+pub mod select;
 pub mod transfer;
 
 use std::time::{Duration, Instant};
@@ -26,16 +27,24 @@ use transfer::{FileJob, Transferred};
 #[derive(Debug, Clone, Default)]
 pub struct Options {
     pub recursive: bool,
+    /// `-d`: directories are made without their contents (`dir/`: one
+    /// level of them).
+    pub dirs: bool,
     pub links: bool,
     pub perms: bool,
     pub times: bool,
     pub dry_run: bool,
     pub checksum: bool,
+    /// Which entries are looked at and which are current (`--existing`,
+    /// `-u`, `--size-only`, `--modify-window`...).
+    pub select: select::Selection,
     /// Build changed files from the old destination where it matches
     /// (off with `--whole-file`).
     pub delta: bool,
     /// Rewrite existing destination files directly, without a partial.
     pub inplace: bool,
+    /// `--chmod`: the rules that change source modes as they are read.
+    pub chmod: Option<std::sync::Arc<crate::mode::Chmod>>,
     /// `-E`: without `--perms`, a file's executability follows the source.
     pub executability: bool,
     /// Sync every new file to disk before its rename (files that replace an

@@ -14,6 +14,7 @@ use futures::stream::{FuturesUnordered, StreamExt};
 
 use super::delete::Extraneous;
 use super::partial::{is_working_file, meta_name, partial_name, Paths};
+use super::select::Quick;
 use super::transfer::FileJob;
 use super::{Options, SourceCounts};
 use crate::endpoint::{base_name, join, Endpoint, Entry, FileHandle, Kind, Meta, Mtime};
@@ -294,8 +295,12 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
                 ))),
             }
         }
-        let copies_dirs = self.opts.recursive && found.iter().any(|(_, m)| m.kind == Kind::Dir);
+        let takes_dirs = self.opts.recursive || self.opts.dirs;
+        let copies_dirs = takes_dirs && found.iter().any(|(_, m)| m.kind == Kind::Dir);
         let into_dir = sources.len() > 1 || copies_dirs || dest.ends_with('/');
+        // As rsync: no destination is made for sources that all go nowhere
+        // (directories without -r or -d, symlinks without -l).
+        let sends_any = found.iter().any(|(_, m)| self.makes_entry(m));
         let (dest_meta, mut as_file) = if into_dir || found.is_empty() {
             (self.dst.stat(dest).await?, None)
         } else {
@@ -304,6 +309,12 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
         };
         let dest_is_dir = match dest_meta {
             Some(m) => m.kind == Kind::Dir,
+            None if into_dir && !sends_any => {
+                for (source, meta) in &found {
+                    self.note_skipped(&source.path, meta);
+                }
+                return Ok(());
+            }
             None if into_dir => {
                 self.actions.push(Action::Dir {
                     dest: dest.to_string(),
@@ -336,6 +347,29 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
             .await?;
         }
         Ok(())
+    }
+
+    /// Whether a source entry of this kind lands in the destination.
+    fn makes_entry(&self, meta: &Meta) -> bool {
+        match meta.kind {
+            Kind::File => true,
+            Kind::Dir => self.opts.recursive || self.opts.dirs,
+            Kind::Symlink => self.opts.links,
+            Kind::Other => false,
+        }
+    }
+
+    /// rsync's note for a source entry that goes nowhere.
+    fn note_skipped(&self, src_path: &str, meta: &Meta) {
+        match meta.kind {
+            Kind::Dir => self
+                .reporter
+                .note(&format!("skipping directory {src_path}")),
+            Kind::Symlink | Kind::Other if !self.makes_entry(meta) => self
+                .reporter
+                .note(&format!("skipping non-regular file \"{src_path}\"")),
+            _ => {}
+        }
     }
 
     /// The rules at the root of a walk whose transfer root the source calls
@@ -371,11 +405,25 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
     }
 
     async fn source_meta(&self, source: &SourceArg) -> Result<Option<Meta>> {
-        if source.contents_only {
+        let meta = if source.contents_only {
             self.src.stat(&source.path).await
         } else {
             self.src.lstat(&source.path).await
+        };
+        Ok(meta?.map(|m| self.as_sent(m)))
+    }
+
+    /// A source entry's metadata as the transfer treats it: its mode
+    /// changed by `--chmod`, as rsync changes it where the file list is
+    /// made.
+    fn as_sent(&self, mut meta: Meta) -> Meta {
+        if let Some(chmod) = &self.opts.chmod {
+            if matches!(meta.kind, Kind::File | Kind::Dir) {
+                let umask = crate::endpoint::local::process_umask();
+                meta.mode = chmod.apply(meta.mode, meta.kind == Kind::Dir, umask);
+            }
         }
+        meta
     }
 
     async fn plan_source(
@@ -396,19 +444,29 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
         if !is_root && self.root.excluded(base_name(path), is_dir, Side::Sender) {
             return Ok(());
         }
-        if meta.kind == Kind::Dir && self.opts.recursive {
+        if meta.kind == Kind::Dir && (self.opts.recursive || self.opts.dirs) {
             let (target, exists) = if source.contents_only {
                 (dest.to_string(), dest_exists.then_some(Kind::Dir))
             } else {
                 let target = join(dest, base_name(path));
                 let found = match dest_exists {
-                    true => self.dst.lstat(&target).await?.map(|m| m.kind),
+                    true => self.dst.lstat(&target).await?,
                     false => None,
                 };
-                (target, found)
+                if self.left_out(&meta, found.as_ref()) {
+                    return Ok(());
+                }
+                (target, found.map(|m| m.kind))
             };
             self.push_top_dir(&target, meta, exists);
             let exists = exists == Some(Kind::Dir);
+            let depth = match (self.opts.recursive, source.contents_only) {
+                (true, _) => Depth::Tree,
+                // -d: `dir/` copies its entries, subdirectories made empty.
+                (false, true) => Depth::Contents,
+                // -d: `dir` is made, not filled.
+                (false, false) => return Ok(()),
+            };
             let rel = match source.contents_only {
                 true => "",
                 false => base_name(path),
@@ -418,7 +476,7 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
                 false => crate::endpoint::parent(path),
             };
             let at = Here::new(rel, &self.root_scope_at(root));
-            return self.walk(path, &target, exists, at, Depth::Tree).await;
+            return self.walk(path, &target, exists, at, depth).await;
         }
         let (dir, name) = if dest_is_dir {
             (dest.to_string(), base_name(path).to_string())
@@ -537,6 +595,10 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
         let entries: Vec<Entry> = entries
             .into_iter()
             .filter(|e| !is_working_file(&e.name) && !at.sender_excludes(e))
+            .map(|Entry { name, meta }| Entry {
+                name,
+                meta: self.as_sent(meta),
+            })
             .collect();
         let existing: HashMap<String, Meta> = if dst_exists {
             let listed = match self.listed_dst.remove(dst_dir) {
@@ -558,6 +620,9 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
             let src_path = join(src_dir, &entry.name);
             if entry.meta.kind == Kind::Dir {
                 let target = join(dst_dir, &entry.name);
+                if self.left_out(&entry.meta, existing.get(&entry.name)) {
+                    continue;
+                }
                 let there = existing.get(&entry.name).map(|m| m.kind);
                 let exists = there == Some(Kind::Dir);
                 if depth == Depth::Contents {
@@ -786,6 +851,7 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
         };
         let path = under(base, &rel);
         let (found, there) = tokio::join!(self.src.lstat(&path), there);
+        let found = found.map(|meta| meta.map(|m| self.as_sent(m)));
         (rel, Found { src: found, there })
     }
 
@@ -852,6 +918,10 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
         }
         // Made even when excluded, if it is a directory above listed paths.
         let target = under(dest, rel);
+        if self.left_out(&meta, there.existing.as_ref()) {
+            done.blocked.insert(rel.to_string());
+            return Ok(());
+        }
         let found = there.existing.map(|m| m.kind);
         let exists = found == Some(Kind::Dir);
         if !done.one_level.contains(rel_parent(rel)) {
@@ -935,10 +1005,12 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
             Kind::Symlink if self.opts.links => self.seen.links += 1,
             _ => {}
         }
+        let selected = matches!(meta.kind, Kind::File | Kind::Symlink);
+        if selected && self.opts.select.skips(&meta, existing.as_ref()).is_some() {
+            return Ok(());
+        }
         match meta.kind {
-            Kind::Dir => self
-                .reporter
-                .note(&format!("skipping directory {src_path}")),
+            Kind::Dir | Kind::Other => self.note_skipped(src_path, &meta),
             Kind::Symlink if self.opts.links => {
                 let mtime = self.link_time(&meta);
                 if !self
@@ -961,9 +1033,7 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
                     });
                 }
             }
-            Kind::Symlink | Kind::Other => self
-                .reporter
-                .note(&format!("skipping non-regular file \"{src_path}\"")),
+            Kind::Symlink => self.note_skipped(src_path, &meta),
             Kind::File => {
                 if self
                     .file_current(src_path, &paths.dest, &meta, existing)
@@ -986,6 +1056,17 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
             }
         }
         Ok(())
+    }
+
+    /// Whether the selection options leave a source directory out, with
+    /// everything in it (`--existing` where the destination has none,
+    /// `--ignore-existing` where it has something else).
+    fn left_out(&self, meta: &Meta, there: Option<&Meta>) -> bool {
+        let skip = self.opts.select.skips(meta, there);
+        if let Some(why) = skip {
+            tracing::debug!("leaving out a directory: {why:?}");
+        }
+        skip.is_some()
     }
 
     /// A file whose contents are current still gets the source's
@@ -1021,8 +1102,8 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
         kept.then_some(meta.mtime)
     }
 
-    /// rsync's quick check: same size and modification time, or with
-    /// `--checksum` the same content.
+    /// rsync's quick check ([`super::select`]): same size and modification
+    /// time, or with `--checksum` the same content.
     async fn file_current(
         &self,
         src_path: &str,
@@ -1030,14 +1111,17 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
         meta: &Meta,
         existing: Option<Meta>,
     ) -> Result<bool> {
-        let Some(there) = existing.filter(|m| m.kind == Kind::File) else {
+        let Some(there) = existing else {
             return Ok(false);
         };
-        if there.size != meta.size {
-            return Ok(false);
-        }
-        if !self.opts.checksum {
-            return Ok(there.mtime.same(&meta.mtime));
+        match self
+            .opts
+            .select
+            .quick_check(meta, &there, self.opts.checksum)
+        {
+            Quick::Current => return Ok(true),
+            Quick::Differs => return Ok(false),
+            Quick::CompareContents => {}
         }
         // Each side hashes where it can (a remote helper or shell hashes on
         // the server); what only one side can do decides the algorithm.

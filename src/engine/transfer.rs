@@ -67,8 +67,10 @@ pub async fn transfer<S: Endpoint, D: Endpoint>(
     opts: &Options,
     reporter: &dyn Reporter,
 ) -> Result<Transferred> {
-    let attrs = attrs_for(dst, job, opts).await?;
+    // First what may fail the file for certain, before anything (the
+    // umask probe) leaves a trace in its directory.
     clear_a_directory(dst, job, opts, Stage::Before).await?;
+    let attrs = attrs_for(dst, job, opts).await?;
     if goes_whole_at_once(src, dst, job, opts) {
         return put_small(src, dst, job, opts, attrs, reporter).await;
     }
