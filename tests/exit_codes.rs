@@ -26,7 +26,7 @@ fn unknown_option_is_usage_error() {
 }
 
 #[test]
-fn missing_local_source_exits_3() {
+fn missing_local_source_exits_23_as_rsync() {
     let sshd = Sshd::start();
     let missing = sshd.local().join("does-not-exist.bin");
     let out = sshd
@@ -34,7 +34,7 @@ fn missing_local_source_exits_3() {
         .arg(&missing)
         .arg(sshd.spec(&sshd.remote()))
         .run_default();
-    out.assert_code(3);
+    out.assert_code(23);
     out.assert_stderr_contains("No such file or directory");
     assert_dir_empty(&sshd.remote());
 }

@@ -191,6 +191,7 @@ fn engine_options(args: &Args, direction: &Direction, sources: usize) -> Result<
     Ok(Options {
         recursive,
         dirs: flags.on(Flag::Dirs),
+        mkpath: flags.on(Flag::Mkpath),
         links: flags.on(Flag::Links),
         perms: flags.on(Flag::Perms),
         executability: flags.on(Flag::Executability),
@@ -232,6 +233,7 @@ fn engine_options(args: &Args, direction: &Direction, sources: usize) -> Result<
         // rsync: --delete-excluded implies --delete.
         delete,
         force: flags.on(Flag::Force),
+        remove_source_files: flags.on(Flag::RemoveSourceFiles),
         max_delete: args.max_delete,
         filter: Arc::new(filter),
         files_from,
@@ -263,10 +265,8 @@ fn refuse_unsupported(args: &Args) -> Result<()> {
         (f.on(Flag::KeepDirlinks), "--keep-dirlinks"),
         (f.on(Flag::Relative), "--relative"),
         (f.get(Flag::ImpliedDirs) == Some(false), "--no-implied-dirs"),
-        (f.on(Flag::Mkpath), "--mkpath"),
         (f.count(Counter::OneFileSystem) > 0, "--one-file-system"),
         (f.on(Flag::PruneEmptyDirs), "--prune-empty-dirs"),
-        (f.on(Flag::RemoveSourceFiles), "--remove-source-files"),
         (f.on(Flag::Append) || f.on(Flag::AppendVerify), "--append"),
         (f.on(Flag::DelayUpdates), "--delay-updates"),
         (f.on(Flag::Backup), "--backup"),

@@ -13,6 +13,12 @@
 //! that made it.
 //! Where no lock can be made (a directory the user may not write), the run
 //! goes on without one, as rsync always does.
+//!
+//! Making and removing the lock changes its directory's modification
+//! time, which rsync would leave alone: a run that changed nothing else
+//! there sets it back to what it was (to the second over SFTP, which
+//! carries no more; a change another process made there meanwhile would
+//! lose its time too).
 
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -132,6 +138,8 @@ impl Holder {
 pub struct Lock<F> {
     path: String,
     unwritten: Option<F>,
+    /// The lock's directory's time before the lock was made.
+    dir_time: Option<Mtime>,
 }
 
 impl<F: FileHandle> Lock<F> {
@@ -140,6 +148,7 @@ impl<F: FileHandle> Lock<F> {
     /// when another run has it.
     pub async fn take<D: Endpoint<File = F>>(dst: &D, dest: &str) -> Result<Option<Lock<F>>> {
         let path = lock_path(dest);
+        let dir_time = dst.lstat(parent(&path)).await?.map(|m| m.mtime);
         for _ in 0..2 {
             match dst.open_write(&path, WriteMode::CreateNew, 0o600).await {
                 Ok(file) => {
@@ -147,6 +156,7 @@ impl<F: FileHandle> Lock<F> {
                     return Ok(Some(Lock {
                         path,
                         unwritten: Some(file),
+                        dir_time,
                     }));
                 }
                 Err(e) if e.is_fatal() => return Err(e),
@@ -200,10 +210,24 @@ impl<F: FileHandle> Lock<F> {
         }
     }
 
-    pub async fn release<D: Endpoint>(self, dst: &D) {
-        if dst.remove_file(&self.path).await.is_ok() {
-            note_made(&self.path, false);
+    /// Removes the lock; unless the run itself changed the lock's
+    /// directory (`dir_changed`), its time goes back to what it was.
+    pub async fn release<D: Endpoint>(self, dst: &D, dir_changed: bool) {
+        if dst.remove_file(&self.path).await.is_err() {
+            return;
         }
+        note_made(&self.path, false);
+        // A lock inside the destination ("/", "."): the run sets that
+        // directory's time itself, or rsync would have changed it too.
+        let inside = base_name(&self.path) == LOCK_SUFFIX;
+        if let Some(time) = self.dir_time.filter(|_| !dir_changed && !inside) {
+            let _ = dst.set_mtime(parent(&self.path), time).await;
+        }
+    }
+
+    /// The directory the lock is in.
+    pub fn dir(&self) -> &str {
+        parent(&self.path)
     }
 }
 
@@ -305,7 +329,7 @@ mod tests {
                 .await
                 .unwrap()
                 .expect("taken over");
-            lock.release(&LocalFs).await;
+            lock.release(&LocalFs, true).await;
         }
     }
 
@@ -329,7 +353,31 @@ mod tests {
             Holder::decode(&now).map(|h| h.pid),
             Some(std::process::id())
         );
-        lock.release(&LocalFs).await;
+        lock.release(&LocalFs, true).await;
         assert!(!std::path::Path::new(&lock_path(&dest)).exists());
+    }
+
+    #[tokio::test]
+    async fn the_lock_leaves_its_directory_as_it_found_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("dest").display().to_string();
+        let old = SystemTime::UNIX_EPOCH + Duration::new(1_500_000_000, 123_456_789);
+        let set_old = || {
+            std::fs::File::open(dir.path())
+                .unwrap()
+                .set_modified(old)
+                .unwrap()
+        };
+        let time = || std::fs::metadata(dir.path()).unwrap().modified().unwrap();
+        set_old();
+        let lock = Lock::take(&LocalFs, &dest).await.unwrap().expect("taken");
+        assert_ne!(time(), old, "making the lock changed the directory");
+        lock.release(&LocalFs, false).await;
+        assert_eq!(time(), old);
+        // A run that changed the directory itself keeps the new time.
+        set_old();
+        let lock = Lock::take(&LocalFs, &dest).await.unwrap().expect("taken");
+        lock.release(&LocalFs, true).await;
+        assert_ne!(time(), old);
     }
 }

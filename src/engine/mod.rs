@@ -7,6 +7,7 @@
 
 pub mod delete;
 pub mod lock;
+pub mod moved;
 pub mod partial;
 pub mod plan;
 pub mod select;
@@ -30,6 +31,8 @@ pub struct Options {
     /// `-d`: directories are made without their contents (`dir/`: one
     /// level of them).
     pub dirs: bool,
+    /// `--mkpath`: the destination's missing parent directories are made.
+    pub mkpath: bool,
     pub links: bool,
     pub perms: bool,
     pub times: bool,
@@ -58,6 +61,9 @@ pub struct Options {
     pub omit_link_times: bool,
     /// Remove what the destination has and the source does not.
     pub delete: bool,
+    /// `--remove-source-files`: each source file or symlink goes once its
+    /// copy is in place and checked.
+    pub remove_source_files: bool,
     /// `--force`: a non-empty directory in the way of a file or link is
     /// removed with its contents (as with `--delete`).
     pub force: bool,
@@ -202,6 +208,9 @@ pub async fn sync_into<S: Endpoint, D: Endpoint>(
     );
     stats.planning += started.elapsed();
     let lock = lock?;
+    let dir_changed = lock
+        .as_ref()
+        .is_some_and(|lock| changes_dir(&planner.actions, lock.dir()));
     let work = async {
         planned?;
         carry_out(src, dst, planner, opts, reporter, stats).await
@@ -213,12 +222,24 @@ pub async fn sync_into<S: Endpoint, D: Endpoint>(
                 result = work => result,
                 never = lock.keep_fresh(dst) => match never {},
             };
-            lock.release(dst).await;
+            lock.release(dst, dir_changed).await;
             result
         }
     };
     stats.elapsed += started.elapsed();
     result
+}
+
+/// Whether any action makes, replaces or removes an entry right inside
+/// `dir` (the lock's directory: the destination's parent).
+fn changes_dir(actions: &[Action], dir: &str) -> bool {
+    let inside = |path: &str| crate::endpoint::parent(path) == dir;
+    actions.iter().any(|action| match action {
+        Action::File(job) => inside(&job.paths.dest),
+        Action::Dir { dest, exists, .. } => !exists && inside(dest),
+        Action::Symlink { dest, .. } => inside(dest),
+        Action::Attrs { .. } | Action::RemoveSource { .. } => false,
+    })
 }
 
 /// Everything after planning: helpers, the transfers, the counts.
@@ -311,7 +332,10 @@ fn may_hash(action: &Action) -> bool {
 
 fn dry_run(actions: &[Action], opts: &Options, reporter: &dyn Reporter) {
     for action in actions {
-        if matches!(action, Action::Dir { exists: true, .. }) {
+        if matches!(
+            action,
+            Action::Dir { exists: true, .. } | Action::RemoveSource { .. }
+        ) {
             continue;
         }
         let mut item = item_of(action, opts);
@@ -361,6 +385,9 @@ fn item_of<'a>(action: &'a Action, opts: &Options) -> Item<'a> {
             },
             ..Item::new(dest, item_kind(*kind), Outcome::Attributes)
         },
+        Action::RemoveSource { dest, meta, .. } => {
+            Item::new(dest, item_kind(meta.kind), Outcome::Skipped)
+        }
     }
 }
 
@@ -514,15 +541,36 @@ async fn run_action<'a, S: Endpoint, D: Endpoint>(
             let share = job.source_meta.size.min(io.memory());
             // The semaphore is never closed: an error cannot happen here.
             let _reserved = budget.acquire_many(kib(share)).await.ok();
-            transfer::transfer(src, dst, job, opts, reporter).await
+            let copied = transfer::transfer(src, dst, job, opts, reporter).await;
+            match copied {
+                Ok(done) if opts.remove_source_files => {
+                    moved::after_copy(src, dst, job).await.map(|()| done)
+                }
+                other => other,
+            }
         }
         Action::Symlink {
             source,
             dest,
-            mtime,
-        } => copy_symlink(src, dst, source, dest, *mtime, opts)
-            .await
-            .map(done),
+            meta,
+            set_time,
+        } => {
+            let mtime = set_time.then_some(meta.mtime);
+            let made = copy_symlink(src, dst, source, dest, mtime, opts).await;
+            match made {
+                Ok(outcome) if opts.remove_source_files => {
+                    moved::remove_source(src, dst, source, dest, meta)
+                        .await
+                        .map(|()| done(outcome))
+                }
+                other => other.map(done),
+            }
+        }
+        Action::RemoveSource { source, dest, meta } => {
+            moved::remove_source(src, dst, source, dest, meta)
+                .await
+                .map(|()| done(Outcome::Skipped))
+        }
         Action::Attrs {
             dest, mode, mtime, ..
         } => set_attrs(dst, dest, *mode, *mtime)

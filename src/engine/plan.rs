@@ -41,8 +41,17 @@ pub enum Action {
     Symlink {
         source: String,
         dest: String,
-        /// The link's own time, when it is kept (`--times`).
-        mtime: Option<Mtime>,
+        /// The source link's metadata.
+        meta: Meta,
+        /// The link gets the source link's time (`--times`).
+        set_time: bool,
+    },
+    /// `--remove-source-files`: the destination holds this entry already;
+    /// the source's goes once that is checked.
+    RemoveSource {
+        source: String,
+        dest: String,
+        meta: Meta,
     },
     /// The file's contents are current but its permissions or time are not
     /// (`--perms`, `-E`; `--times` after `--checksum` or `--size-only`).
@@ -288,11 +297,15 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
         for source in sources {
             match self.source_meta(source).await? {
                 Some(meta) => found.push((source, meta)),
-                None => self.errors.push(Error::FileSelection(format!(
-                    "{}{}: no such file or directory",
-                    self.src.label(),
-                    source.path
-                ))),
+                // rsync's link_stat failure: the other sources still go,
+                // and the run ends with 23.
+                None => self.errors.push(Error::Io {
+                    path: format!("{}{}", self.src.label(), source.path),
+                    source: std::io::Error::new(
+                        std::io::ErrorKind::NotFound,
+                        "no such file or directory",
+                    ),
+                }),
             }
         }
         let takes_dirs = self.opts.recursive || self.opts.dirs;
@@ -301,6 +314,11 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
         // As rsync: no destination is made for sources that all go nowhere
         // (directories without -r or -d, symlinks without -l).
         let sends_any = found.iter().any(|(_, m)| self.makes_entry(m));
+        // --mkpath: the missing directories above the destination first.
+        let made_parent = match self.opts.mkpath && sends_any {
+            true => self.make_path(crate::endpoint::parent(dest)).await?,
+            false => false,
+        };
         let (dest_meta, mut as_file) = if into_dir || found.is_empty() {
             (self.dst.stat(dest).await?, None)
         } else {
@@ -335,6 +353,15 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
         if dest_is_dir {
             as_file = None;
         }
+        if let Some(found) = as_file.as_mut().filter(|_| made_parent) {
+            // Made by --mkpath before the file arrives.
+            found.parent = Ok(Some(Meta {
+                kind: Kind::Dir,
+                size: 0,
+                mtime: Mtime::default(),
+                mode: 0o755,
+            }));
+        }
         for (source, meta) in found {
             self.plan_source(
                 source,
@@ -347,6 +374,41 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
             .await?;
         }
         Ok(())
+    }
+
+    /// `--mkpath`: plans `dir` and the directories above it that the
+    /// destination lacks, outermost first; whether `dir` was missing.
+    async fn make_path(&mut self, dir: &str) -> Result<bool> {
+        let mut missing = Vec::new();
+        let mut at = dir;
+        loop {
+            match self.dst.stat(at).await? {
+                Some(meta) if meta.kind == Kind::Dir => break,
+                Some(_) => {
+                    return Err(Error::FileSelection(format!(
+                        "{}{at}: --mkpath cannot make a path through something that is not \
+                         a directory",
+                        self.dst.label()
+                    )))
+                }
+                None => missing.push(at.to_string()),
+            }
+            let up = crate::endpoint::parent(at);
+            if up == at {
+                break;
+            }
+            at = up;
+        }
+        let made = !missing.is_empty();
+        for dir in missing.into_iter().rev() {
+            self.actions.push(Action::Dir {
+                dest: dir,
+                meta: None,
+                exists: false,
+                replaces: false,
+            });
+        }
+        Ok(made)
     }
 
     /// Whether a source entry of this kind lands in the destination.
@@ -1020,18 +1082,20 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
                     self.actions.push(Action::Symlink {
                         source: src_path.to_string(),
                         dest: paths.dest,
-                        mtime,
+                        meta,
+                        set_time: mtime.is_some(),
                     });
-                } else if let Some(mtime) =
-                    mtime.filter(|t| existing.is_some_and(|m| !m.mtime.same(t)))
-                {
+                    return Ok(());
+                }
+                if let Some(mtime) = mtime.filter(|t| existing.is_some_and(|m| !m.mtime.same(t))) {
                     self.actions.push(Action::Attrs {
-                        dest: paths.dest,
+                        dest: paths.dest.clone(),
                         kind: Kind::Symlink,
                         mode: None,
                         mtime: Some(mtime),
                     });
                 }
+                self.source_done(src_path, paths.dest, meta);
             }
             Kind::Symlink => self.note_skipped(src_path, &meta),
             Kind::File => {
@@ -1041,8 +1105,9 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
                 {
                     self.up_to_date += 1;
                     if let Some(old) = existing {
-                        self.plan_attrs(paths.dest, &meta, &old);
+                        self.plan_attrs(paths.dest.clone(), &meta, &old);
                     }
+                    self.source_done(src_path, paths.dest, meta);
                     return Ok(());
                 }
                 self.actions.push(Action::File(FileJob {
@@ -1090,6 +1155,19 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
                 kind: Kind::File,
                 mode,
                 mtime,
+            });
+        }
+    }
+
+    /// An entry the destination already holds: with
+    /// `--remove-source-files` the source's goes too (as rsync removes
+    /// files it finds up to date), once checked.
+    fn source_done(&mut self, source: &str, dest: String, meta: Meta) {
+        if self.opts.remove_source_files {
+            self.actions.push(Action::RemoveSource {
+                source: source.to_string(),
+                dest,
+                meta,
             });
         }
     }

@@ -1,0 +1,59 @@
+//! `--remove-source-files`: a source file (or symlink) goes once its copy
+//! is in place and checked, as rsync's sender removes what the receiver
+//! reports done. rsync trusts its transfer checksum; ferry compares the
+//! whole-file hashes of both sides first (each hashed where it can be) and
+//! keeps the source when they differ or when it changed since it was read.
+
+use super::transfer::FileJob;
+use crate::endpoint::{common_algorithm, Endpoint, Kind, Meta};
+use crate::error::{Error, Result};
+
+/// Removes the source entry `source` (as planned: `planned`) now that
+/// `dest` holds its copy.
+pub async fn remove_source<S: Endpoint, D: Endpoint>(
+    src: &S,
+    dst: &D,
+    source: &str,
+    dest: &str,
+    planned: &Meta,
+) -> Result<()> {
+    let same = match planned.kind {
+        Kind::File => same_contents(src, dst, source, dest).await?,
+        Kind::Symlink => src.read_link(source).await? == dst.read_link(dest).await?,
+        _ => return Ok(()),
+    };
+    if !same {
+        return Err(kept(src, source, "its copy differs from it"));
+    }
+    let now = src.lstat(source).await?;
+    let unchanged = now.is_some_and(|m| {
+        m.kind == planned.kind && m.size == planned.size && m.mtime.same(&planned.mtime)
+    });
+    if !unchanged {
+        return Err(kept(src, source, "it changed since it was copied"));
+    }
+    src.remove_file(source).await
+}
+
+/// [`remove_source`] for a file just copied.
+pub async fn after_copy<S: Endpoint, D: Endpoint>(src: &S, dst: &D, job: &FileJob) -> Result<()> {
+    remove_source(src, dst, &job.source, &job.paths.dest, &job.source_meta).await
+}
+
+async fn same_contents<S: Endpoint, D: Endpoint>(
+    src: &S,
+    dst: &D,
+    source: &str,
+    dest: &str,
+) -> Result<bool> {
+    let algo = common_algorithm(src, dst).unwrap_or_default();
+    let (a, b) = tokio::join!(src.file_hash(source, algo), dst.file_hash(dest, algo));
+    Ok(a? == b?)
+}
+
+fn kept<S: Endpoint>(src: &S, source: &str, why: &str) -> Error {
+    Error::Refused {
+        path: format!("{}{source}", src.label()),
+        message: format!("not removed (--remove-source-files): {why}"),
+    }
+}
