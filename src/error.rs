@@ -17,6 +17,8 @@ pub enum ExitCode {
     Usage = 1,
     /// Errors selecting input/output files or directories.
     FileSelection = 3,
+    /// An action ferry (like an rsync without the feature) cannot do.
+    Unsupported = 4,
     /// The SFTP protocol could not be started.
     ProtocolStart = 5,
     /// The connection broke during the transfer.
@@ -52,6 +54,10 @@ pub enum Error {
 
     #[error("{0}")]
     FileSelection(String),
+
+    /// Something asked for that ferry does not do (rsync's code 4).
+    #[error("{0}")]
+    Unsupported(String),
 
     #[error(transparent)]
     SshConfig(#[from] ConfigError),
@@ -129,6 +135,7 @@ impl Error {
         match self {
             Error::Usage(_) => ExitCode::Usage,
             Error::FileSelection(_) => ExitCode::FileSelection,
+            Error::Unsupported(_) => ExitCode::Unsupported,
             Error::SshConfig(_) => ExitCode::Usage,
             Error::Connect { .. } | Error::HostKey(_) | Error::Auth(_) => ExitCode::Connect,
             Error::SftpRefused { .. } | Error::Helper { .. } => ExitCode::ProtocolStart,

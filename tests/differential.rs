@@ -444,6 +444,12 @@ const EXTRAS: &[&[&str]] = &[
     &["-E"],
     &["--remove-source-files"],
     &["--mkpath"],
+    &["-L"],
+    &["-k"],
+    &["--copy-unsafe-links"],
+    &["--safe-links"],
+    &["-K"],
+    &["--munge-links"],
 ];
 
 /// One drawn case.

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use super::args::{Args, RemoteHashMode};
 use super::progress::{Display, ProgressMode};
-use super::toggles::{Counter, Flag};
+use super::toggles::{Counter, Flag, Flags};
+use crate::engine::links::{LinkPolicy, Munge, MUNGED};
 use crate::engine::select::{Selection, TimeWindow};
 use crate::engine::Options;
 use crate::error::{Error, Result};
@@ -180,6 +181,7 @@ fn engine_options(args: &Args, direction: &Direction, sources: usize) -> Result<
         None => None,
     };
     let delete = flags.on(Flag::Delete) || flags.on(Flag::DeleteExcluded);
+    let append = flags.on(Flag::Append) || flags.on(Flag::AppendVerify);
     if args.max_delete.is_some() && !delete {
         return Err(Error::Usage("--max-delete goes with --delete".into()));
     }
@@ -193,6 +195,8 @@ fn engine_options(args: &Args, direction: &Direction, sources: usize) -> Result<
         dirs: flags.on(Flag::Dirs),
         mkpath: flags.on(Flag::Mkpath),
         links: flags.on(Flag::Links),
+        links_policy: links_policy(flags, direction)?,
+        keep_dirlinks: flags.on(Flag::KeepDirlinks),
         perms: flags.on(Flag::Perms),
         executability: flags.on(Flag::Executability),
         chmod: chmod_rules(&args.chmod)?,
@@ -227,7 +231,9 @@ fn engine_options(args: &Args, direction: &Direction, sources: usize) -> Result<
             Some(whole) => !whole,
             None => !matches!(direction, Direction::Local),
         },
-        inplace: flags.on(Flag::Inplace),
+        // rsync: --append implies --inplace.
+        inplace: flags.on(Flag::Inplace) || append,
+        append,
         fsync: flags.on(Flag::Fsync),
         jobs: usize::from(args.jobs),
         // rsync: --delete-excluded implies --delete.
@@ -237,6 +243,31 @@ fn engine_options(args: &Args, direction: &Direction, sources: usize) -> Result<
         max_delete: args.max_delete,
         filter: Arc::new(filter),
         files_from,
+    })
+}
+
+/// The symlink options, `--munge-links` on ferry's side as rsync's client
+/// applies it (received links munged, sent ones unmunged, a local copy
+/// untouched); refused, as rsync refuses it, where a `/rsyncd-munged`
+/// directory would make munged links lead somewhere.
+fn links_policy(flags: &Flags, direction: &Direction) -> Result<LinkPolicy> {
+    let munge = match (flags.on(Flag::MungeLinks), direction) {
+        (false, _) | (true, Direction::Local) => Munge::Off,
+        (true, Direction::Pull(_)) => Munge::Add,
+        (true, Direction::Push(_)) => Munge::Strip,
+    };
+    let prefix = MUNGED.trim_end_matches('/');
+    if flags.on(Flag::MungeLinks) && std::path::Path::new(prefix).is_dir() {
+        return Err(Error::Unsupported(format!(
+            "--munge-links: symlink munging is unsafe when a {prefix} directory exists"
+        )));
+    }
+    Ok(LinkPolicy {
+        copy_links: flags.on(Flag::CopyLinks),
+        copy_dirlinks: flags.on(Flag::CopyDirlinks),
+        copy_unsafe_links: flags.on(Flag::CopyUnsafeLinks),
+        safe_links: flags.on(Flag::SafeLinks),
+        munge,
     })
 }
 
@@ -257,17 +288,10 @@ fn chmod_rules(values: &[String]) -> Result<Option<Arc<Chmod>>> {
 fn refuse_unsupported(args: &Args) -> Result<()> {
     let f = &args.flags;
     let named: &[(bool, &str)] = &[
-        (f.on(Flag::CopyLinks), "--copy-links"),
-        (f.on(Flag::CopyUnsafeLinks), "--copy-unsafe-links"),
-        (f.on(Flag::SafeLinks), "--safe-links"),
-        (f.on(Flag::MungeLinks), "--munge-links"),
-        (f.on(Flag::CopyDirlinks), "--copy-dirlinks"),
-        (f.on(Flag::KeepDirlinks), "--keep-dirlinks"),
         (f.on(Flag::Relative), "--relative"),
         (f.get(Flag::ImpliedDirs) == Some(false), "--no-implied-dirs"),
         (f.count(Counter::OneFileSystem) > 0, "--one-file-system"),
         (f.on(Flag::PruneEmptyDirs), "--prune-empty-dirs"),
-        (f.on(Flag::Append) || f.on(Flag::AppendVerify), "--append"),
         (f.on(Flag::DelayUpdates), "--delay-updates"),
         (f.on(Flag::Backup), "--backup"),
         (f.on(Flag::ListOnly), "--list-only"),

@@ -392,7 +392,8 @@ pub async fn read_whole_by_parts<E: Endpoint + ?Sized>(
             return Err(e);
         }
     };
-    let (closed, now) = tokio::join!(file.close(false), endpoint.lstat(path));
+    // stat, not lstat: the open followed a symlink (-L) too.
+    let (closed, now) = tokio::join!(file.close(false), endpoint.stat(path));
     closed?;
     Ok(Whole {
         data,

@@ -6,6 +6,7 @@
 //! that end the connection end the run (ripgrep's per-file error policy).
 
 pub mod delete;
+pub mod links;
 pub mod lock;
 pub mod moved;
 pub mod partial;
@@ -34,6 +35,12 @@ pub struct Options {
     /// `--mkpath`: the destination's missing parent directories are made.
     pub mkpath: bool,
     pub links: bool,
+    /// `-L`, `-k`, `--copy-unsafe-links`, `--safe-links`, `--munge-links`.
+    pub links_policy: links::LinkPolicy,
+    /// `-K`: a symlink to a directory in the destination, where the source
+    /// has a directory, is kept and filled (only one that stays inside the
+    /// destination).
+    pub keep_dirlinks: bool,
     pub perms: bool,
     pub times: bool,
     pub dry_run: bool,
@@ -46,6 +53,11 @@ pub struct Options {
     pub delta: bool,
     /// Rewrite existing destination files directly, without a partial.
     pub inplace: bool,
+    /// `--append`, `--append-verify`: a file the destination has at the
+    /// source's size or longer is left alone; a shorter one is completed
+    /// in place (`inplace` is set too), its existing part checked against
+    /// the source block by block rather than trusted.
+    pub append: bool,
     /// `--chmod`: the rules that change source modes as they are read.
     pub chmod: Option<std::sync::Arc<crate::mode::Chmod>>,
     /// `-E`: without `--perms`, a file's executability follows the source.
@@ -559,7 +571,7 @@ async fn run_action<'a, S: Endpoint, D: Endpoint>(
             let made = copy_symlink(src, dst, source, dest, mtime, opts).await;
             match made {
                 Ok(outcome) if opts.remove_source_files => {
-                    moved::remove_source(src, dst, source, dest, meta)
+                    moved::remove_source(src, dst, source, dest, meta, &opts.links_policy)
                         .await
                         .map(|()| done(outcome))
                 }
@@ -567,7 +579,7 @@ async fn run_action<'a, S: Endpoint, D: Endpoint>(
             }
         }
         Action::RemoveSource { source, dest, meta } => {
-            moved::remove_source(src, dst, source, dest, meta)
+            moved::remove_source(src, dst, source, dest, meta, &opts.links_policy)
                 .await
                 .map(|()| done(Outcome::Skipped))
         }
@@ -771,7 +783,7 @@ async fn copy_symlink<S: Endpoint, D: Endpoint>(
     mtime: Option<Mtime>,
     opts: &Options,
 ) -> Result<Outcome> {
-    let target = src.read_link(source).await?;
+    let target = opts.links_policy.target(src.read_link(source).await?);
     if dst.lstat(dest).await?.map(|m| m.kind) == Some(Kind::Dir) {
         delete::make_way(dst, dest, opts.delete || opts.force).await?;
     }

@@ -4,6 +4,7 @@
 //! whole-file hashes of both sides first (each hashed where it can be) and
 //! keeps the source when they differ or when it changed since it was read.
 
+use super::links::LinkPolicy;
 use super::transfer::FileJob;
 use crate::endpoint::{common_algorithm, Endpoint, Kind, Meta};
 use crate::error::{Error, Result};
@@ -16,16 +17,24 @@ pub async fn remove_source<S: Endpoint, D: Endpoint>(
     source: &str,
     dest: &str,
     planned: &Meta,
+    links: &LinkPolicy,
 ) -> Result<()> {
     let same = match planned.kind {
         Kind::File => same_contents(src, dst, source, dest).await?,
-        Kind::Symlink => src.read_link(source).await? == dst.read_link(dest).await?,
+        Kind::Symlink => {
+            let (ours, theirs) = tokio::join!(src.read_link(source), dst.read_link(dest));
+            links.target(ours?) == theirs?
+        }
         _ => return Ok(()),
     };
     if !same {
         return Err(kept(src, source, "its copy differs from it"));
     }
-    let now = src.lstat(source).await?;
+    // A file copied through a symlink (-L) was read through it.
+    let now = match planned.kind {
+        Kind::File => src.stat(source).await?,
+        _ => src.lstat(source).await?,
+    };
     let unchanged = now.is_some_and(|m| {
         m.kind == planned.kind && m.size == planned.size && m.mtime.same(&planned.mtime)
     });
@@ -37,7 +46,16 @@ pub async fn remove_source<S: Endpoint, D: Endpoint>(
 
 /// [`remove_source`] for a file just copied.
 pub async fn after_copy<S: Endpoint, D: Endpoint>(src: &S, dst: &D, job: &FileJob) -> Result<()> {
-    remove_source(src, dst, &job.source, &job.paths.dest, &job.source_meta).await
+    let links = LinkPolicy::default();
+    remove_source(
+        src,
+        dst,
+        &job.source,
+        &job.paths.dest,
+        &job.source_meta,
+        &links,
+    )
+    .await
 }
 
 async fn same_contents<S: Endpoint, D: Endpoint>(

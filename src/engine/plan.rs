@@ -13,6 +13,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use futures::stream::{FuturesUnordered, StreamExt};
 
 use super::delete::Extraneous;
+use super::links::{self, Resolved};
 use super::partial::{is_working_file, meta_name, partial_name, Paths};
 use super::select::Quick;
 use super::transfer::FileJob;
@@ -411,6 +412,77 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
         Ok(made)
     }
 
+    /// The symlinks among `entries` (of the source directory `src_dir`,
+    /// `rel` from the transfer root) as the link options make them
+    /// ([`links::resolve`]): followed ones become what they point to,
+    /// unsafe ones under `--safe-links` go, dangling ones to follow are
+    /// errors. Each link costs a request or two: they go at once.
+    async fn resolve_links(
+        &mut self,
+        src_dir: &str,
+        rel: &str,
+        entries: Vec<Entry>,
+    ) -> Result<Vec<Entry>> {
+        let policy = self.opts.links_policy;
+        if !policy.looks_at_links() || !entries.iter().any(|e| e.meta.kind == Kind::Symlink) {
+            return Ok(entries);
+        }
+        let src = self.src;
+        let verdicts = futures::future::join_all(entries.iter().map(|e| async move {
+            match e.meta.kind {
+                Kind::Symlink => {
+                    let path = join(src_dir, &e.name);
+                    Some(links::resolve(src, &policy, &path, &join(rel, &e.name)).await)
+                }
+                _ => None,
+            }
+        }))
+        .await;
+        let mut kept = Vec::with_capacity(entries.len());
+        for (mut entry, verdict) in entries.into_iter().zip(verdicts) {
+            match verdict {
+                None | Some(Ok(Resolved::Link)) => {}
+                Some(Ok(Resolved::Followed(meta))) => entry.meta = meta,
+                Some(Ok(Resolved::Unsafe)) => {
+                    self.reporter.note(&format!(
+                        "ignoring unsafe symlink \"{}\"",
+                        join(src_dir, &entry.name)
+                    ));
+                    continue;
+                }
+                Some(Err(e)) if !e.is_fatal() => {
+                    self.errors.push(e);
+                    continue;
+                }
+                Some(Err(e)) => return Err(e),
+            }
+            kept.push(entry);
+        }
+        Ok(kept)
+    }
+
+    /// `-K`: whether the destination's symlink at `path` (`rel` from the
+    /// transfer root) is kept and treated as the directory it points to.
+    /// Only a link that leads to a directory inside the destination is: one
+    /// leading out of it is refused (ferry never writes outside the
+    /// destination; rsync would follow it), one to something else is
+    /// replaced by the directory, as without `-K`.
+    async fn kept_dirlink(&self, path: &str, rel: &str) -> Result<bool> {
+        let (target, meta) = tokio::join!(self.dst.read_link(path), self.dst.stat(path));
+        if meta?.is_none_or(|m| m.kind != Kind::Dir) {
+            return Ok(false);
+        }
+        if links::unsafe_symlink(&target?, rel) {
+            return Err(Error::Refused {
+                path: format!("{}{path}", self.dst.label()),
+                message: "-K: this symlink leads out of the destination, where ferry never \
+                          writes; skipped (copy into its target directly instead)"
+                    .into(),
+            });
+        }
+        Ok(true)
+    }
+
     /// Whether a source entry of this kind lands in the destination.
     fn makes_entry(&self, meta: &Meta) -> bool {
         match meta.kind {
@@ -468,11 +540,27 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
 
     async fn source_meta(&self, source: &SourceArg) -> Result<Option<Meta>> {
         let meta = if source.contents_only {
-            self.src.stat(&source.path).await
+            self.src.stat(&source.path).await?
         } else {
-            self.src.lstat(&source.path).await
+            self.src.lstat(&source.path).await?
         };
-        Ok(meta?.map(|m| self.as_sent(m)))
+        let policy = &self.opts.links_policy;
+        let meta = match meta {
+            Some(m) if m.kind == Kind::Symlink && policy.looks_at_links() => {
+                let name = base_name(&source.path);
+                match links::resolve(self.src, policy, &source.path, name).await? {
+                    Resolved::Followed(followed) => Some(followed),
+                    Resolved::Link => Some(m),
+                    // Left out as rsync leaves it out ("skipping").
+                    Resolved::Unsafe => Some(Meta {
+                        kind: Kind::Other,
+                        ..m
+                    }),
+                }
+            }
+            other => other,
+        };
+        Ok(meta.map(|m| self.as_sent(m)))
     }
 
     /// A source entry's metadata as the transfer treats it: its mode
@@ -650,6 +738,7 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
             }
             Err(e) => return Err(e),
         };
+        let entries = self.resolve_links(src_dir, &at.rel, entries).await?;
         let Some(scope) = self.enter(src_dir, &at, &entries).await? else {
             return Ok(());
         };
@@ -685,7 +774,21 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
                 if self.left_out(&entry.meta, existing.get(&entry.name)) {
                     continue;
                 }
-                let there = existing.get(&entry.name).map(|m| m.kind);
+                let mut there = existing.get(&entry.name).map(|m| m.kind);
+                if there == Some(Kind::Symlink) && self.opts.keep_dirlinks {
+                    match self
+                        .kept_dirlink(&target, &join(&at.rel, &entry.name))
+                        .await
+                    {
+                        Ok(true) => there = Some(Kind::Dir),
+                        Ok(false) => {}
+                        Err(e) if !e.is_fatal() => {
+                            self.errors.push(e);
+                            continue;
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
                 let exists = there == Some(Kind::Dir);
                 if depth == Depth::Contents {
                     self.push_dir(&target, entry.meta, there);
@@ -1110,6 +1213,12 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
                     self.source_done(src_path, paths.dest, meta);
                     return Ok(());
                 }
+                // rsync's --append leaves a file the destination has at
+                // the source's size or longer as it is.
+                let longer = existing.is_some_and(|m| m.kind == Kind::File && m.size >= meta.size);
+                if self.opts.append && longer {
+                    return Ok(());
+                }
                 self.actions.push(Action::File(FileJob {
                     source: src_path.to_string(),
                     source_meta: meta,
@@ -1221,6 +1330,6 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
             return Ok(false);
         }
         let (ours, theirs) = tokio::join!(self.src.read_link(src_path), self.dst.read_link(dest));
-        Ok(ours? == theirs?)
+        Ok(self.opts.links_policy.target(ours?) == theirs?)
     }
 }

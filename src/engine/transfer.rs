@@ -846,7 +846,8 @@ fn shrank(name: String, expected_end: u64) -> Error {
 /// to install it. The partial stays; its sidecar no longer matches the source,
 /// so the next run verifies all of it.
 async fn check_source_unchanged<S: Endpoint>(src: &S, job: &FileJob) -> Result<()> {
-    let now = src.lstat(&job.source).await?;
+    // What was read, through a symlink followed (-L) as the open did.
+    let now = src.stat(&job.source).await?;
     match now {
         Some(m) if m.size == job.source_meta.size && m.mtime.same(&job.source_meta.mtime) => Ok(()),
         _ => Err(changed_while_read(src, job)),
