@@ -6,6 +6,7 @@ pub mod args;
 mod demo;
 mod install;
 pub mod json;
+pub mod outformat;
 pub mod progress;
 pub mod settings;
 pub mod toggles;
