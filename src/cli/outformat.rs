@@ -519,6 +519,40 @@ fn perm_string(mode: u32) -> String {
     .collect()
 }
 
+/// One line of `--list-only`, as rsync's `list_file_entry` prints it:
+/// the type and permissions, the size right-aligned in 14 columns (11 with
+/// `--no-h`) in rsync's `-h` style (`human`: 0 plain, 1 commas, 2 units
+/// of 1000, 3 of 1024), the local modification time, the name, and
+/// ` -> target` for a symlink when links are kept (`-l`).
+pub fn list_line(entry: &ListEntry<'_>, human: usize) -> String {
+    let width = if human > 0 { 14 } else { 11 };
+    let target = entry
+        .target
+        .map(|t| format!(" -> {}", printable(t)))
+        .unwrap_or_default();
+    format!(
+        "{}{} {:>width$} {} {}{target}",
+        entry.type_char,
+        perm_string(entry.mode),
+        big_num(entry.size, human),
+        time_string(entry.mtime),
+        printable(entry.name),
+    )
+}
+
+/// What `--list-only` shows of one entry.
+#[derive(Debug, Clone, Copy)]
+pub struct ListEntry<'a> {
+    /// `ls -l`'s type character: `-`, `d`, `l`.
+    pub type_char: char,
+    pub mode: u32,
+    /// The size lstat gives: a directory's st_size, a link's target length.
+    pub size: u64,
+    pub mtime: i64,
+    pub name: &'a str,
+    pub target: Option<&'a str>,
+}
+
 /// The prefix rsync puts before every `--log-file` line:
 /// `YYYY/MM/DD HH:MM:SS [PID] ` in local time.
 pub fn log_line_prefix(now: SystemTime, pid: u32) -> String {
@@ -974,6 +1008,48 @@ mod tests {
         assert!(default.lists_unchanged(0, 2));
         // `-ii --out-format='%n'` listed nothing.
         assert!(!verbose.lists_unchanged(2, 2));
+    }
+
+    /// `TZ=UTC rsync --list-only src/` (and `-h`, `--no-h`) on the tree
+    /// above, with `src/d` left out.
+    #[test]
+    fn lists_like_rsync() {
+        if !zone_is_utc() {
+            return;
+        }
+        let entry = |type_char, mode, size, name, target| ListEntry {
+            type_char,
+            mode,
+            size,
+            mtime: MTIME,
+            name,
+            target,
+        };
+        let root = entry('d', 0o755, 4096, ".", None);
+        let big = entry('-', 0o644, 1_234_567, "big", None);
+        let link = entry('l', 0o777, 3, "link", Some("big"));
+        assert_eq!(
+            list_line(&root, 1),
+            "drwxr-xr-x          4,096 2024/03/05 07:08:09 ."
+        );
+        assert_eq!(
+            list_line(&big, 1),
+            "-rw-r--r--      1,234,567 2024/03/05 07:08:09 big"
+        );
+        assert_eq!(
+            list_line(&link, 1),
+            "lrwxrwxrwx              3 2024/03/05 07:08:09 link -> big"
+        );
+        assert_eq!(
+            list_line(&big, 2),
+            "-rw-r--r--          1.23M 2024/03/05 07:08:09 big"
+        );
+        assert_eq!(
+            list_line(&big, 0),
+            "-rw-r--r--     1234567 2024/03/05 07:08:09 big"
+        );
+        let newline = entry('-', 0o644, 1, "nl\nname", None);
+        assert!(list_line(&newline, 1).ends_with(" nl\\#012name"));
     }
 
     #[test]

@@ -15,7 +15,7 @@ use futures::stream::{FuturesUnordered, StreamExt};
 use super::delete::Extraneous;
 use super::partial::{is_working_file, meta_name, partial_name, Paths};
 use super::transfer::FileJob;
-use super::{Options, SourceCounts};
+use super::{unchanged, Options, SourceCounts};
 use crate::endpoint::{base_name, join, Endpoint, Entry, FileHandle, Kind, Meta, Mtime};
 use crate::error::{Error, Result};
 use crate::filter::{Entered, FileSet, FilesFrom, Listed, Need, Scope, Side};
@@ -50,6 +50,8 @@ pub enum Action {
         kind: Kind,
         mode: Option<u32>,
         mtime: Option<Mtime>,
+        /// The source entry's, for the lines that show it (`%l`, `%B`).
+        source_meta: Meta,
     },
 }
 
@@ -325,15 +327,8 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
             as_file = None;
         }
         for (source, meta) in found {
-            self.plan_source(
-                source,
-                meta,
-                dest,
-                dest_is_dir,
-                dest_meta.is_some(),
-                as_file.take(),
-            )
-            .await?;
+            self.plan_source(source, meta, dest, dest_is_dir, dest_meta, as_file.take())
+                .await?;
         }
         Ok(())
     }
@@ -384,7 +379,7 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
         meta: Meta,
         dest: &str,
         dest_is_dir: bool,
-        dest_exists: bool,
+        dest_meta: Option<Meta>,
         as_file: Option<AsFile>,
     ) -> Result<()> {
         let path = source.path.trim_end_matches('/');
@@ -398,17 +393,17 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
         }
         if meta.kind == Kind::Dir && self.opts.recursive {
             let (target, exists) = if source.contents_only {
-                (dest.to_string(), dest_exists.then_some(Kind::Dir))
+                (dest.to_string(), dest_meta.filter(|m| m.kind == Kind::Dir))
             } else {
                 let target = join(dest, base_name(path));
-                let found = match dest_exists {
-                    true => self.dst.lstat(&target).await?.map(|m| m.kind),
-                    false => None,
+                let found = match dest_meta {
+                    Some(_) => self.dst.lstat(&target).await?,
+                    None => None,
                 };
                 (target, found)
             };
             self.push_top_dir(&target, meta, exists);
-            let exists = exists == Some(Kind::Dir);
+            let exists = exists.map(|m| m.kind) == Some(Kind::Dir);
             let rel = match source.contents_only {
                 true => "",
                 false => base_name(path),
@@ -479,7 +474,7 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
 
     /// Several `dir/` sources can land in one destination directory, which
     /// `plan` may already have queued for creation: one action per directory.
-    fn push_top_dir(&mut self, dest: &str, meta: Meta, there: Option<Kind>) {
+    fn push_top_dir(&mut self, dest: &str, meta: Meta, there: Option<Meta>) {
         for action in &mut self.actions {
             if let Action::Dir {
                 dest: d, meta: m, ..
@@ -495,9 +490,13 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
         self.push_dir(dest, meta, there);
     }
 
-    /// A directory of the source, at `dest` where the destination has an
-    /// entry of kind `there`, if any.
-    fn push_dir(&mut self, dest: &str, meta: Meta, there: Option<Kind>) {
+    /// A directory of the source, at `dest` where the destination has the
+    /// entry `there`, if any.
+    fn push_dir(&mut self, dest: &str, meta: Meta, there: Option<Meta>) {
+        if let Some(old) = there.filter(|m| m.kind == Kind::Dir) {
+            unchanged::existing_dir(self.reporter, self.opts, dest, &meta, &old);
+        }
+        let there = there.map(|m| m.kind);
         self.seen.dirs += 1;
         self.actions.push(Action::Dir {
             dest: dest.to_string(),
@@ -558,8 +557,8 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
             let src_path = join(src_dir, &entry.name);
             if entry.meta.kind == Kind::Dir {
                 let target = join(dst_dir, &entry.name);
-                let there = existing.get(&entry.name).map(|m| m.kind);
-                let exists = there == Some(Kind::Dir);
+                let there = existing.get(&entry.name).copied();
+                let exists = there.map(|m| m.kind) == Some(Kind::Dir);
                 if depth == Depth::Contents {
                     self.push_dir(&target, entry.meta, there);
                     continue;
@@ -852,8 +851,8 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
         }
         // Made even when excluded, if it is a directory above listed paths.
         let target = under(dest, rel);
-        let found = there.existing.map(|m| m.kind);
-        let exists = found == Some(Kind::Dir);
+        let found = there.existing;
+        let exists = found.map(|m| m.kind) == Some(Kind::Dir);
         if !done.one_level.contains(rel_parent(rel)) {
             self.push_dir(&target, meta, found);
         }
@@ -941,24 +940,33 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
                 .note(&format!("skipping directory {src_path}")),
             Kind::Symlink if self.opts.links => {
                 let mtime = self.link_time(&meta);
-                if !self
+                let current = self
                     .symlink_current(src_path, &paths.dest, existing)
-                    .await?
-                {
+                    .await?;
+                let Some(target) = current else {
                     self.actions.push(Action::Symlink {
                         source: src_path.to_string(),
                         dest: paths.dest,
                         mtime,
                     });
-                } else if let Some(mtime) =
-                    mtime.filter(|t| existing.is_some_and(|m| !m.mtime.same(t)))
-                {
+                    return Ok(());
+                };
+                if let Some(mtime) = mtime.filter(|t| existing.is_some_and(|m| !m.mtime.same(t))) {
                     self.actions.push(Action::Attrs {
                         dest: paths.dest,
                         kind: Kind::Symlink,
                         mode: None,
                         mtime: Some(mtime),
+                        source_meta: meta,
                     });
+                } else {
+                    unchanged::up_to_date(
+                        self.reporter,
+                        &paths.dest,
+                        &meta,
+                        src_path,
+                        Some(&target),
+                    );
                 }
             }
             Kind::Symlink | Kind::Other => self
@@ -970,8 +978,10 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
                     .await?
                 {
                     self.up_to_date += 1;
-                    if let Some(old) = existing {
-                        self.plan_attrs(paths.dest, &meta, &old);
+                    let attrs = existing
+                        .is_some_and(|old| self.plan_attrs(paths.dest.clone(), &meta, &old));
+                    if !attrs {
+                        unchanged::up_to_date(self.reporter, &paths.dest, &meta, src_path, None);
                     }
                     return Ok(());
                 }
@@ -990,8 +1000,8 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
 
     /// A file whose contents are current still gets the source's
     /// permissions and time where the options ask for them, as rsync sets
-    /// them on a file it does not send.
-    fn plan_attrs(&mut self, dest: String, meta: &Meta, old: &Meta) {
+    /// them on a file it does not send. Returns whether it does.
+    fn plan_attrs(&mut self, dest: String, meta: &Meta, old: &Meta) -> bool {
         let opts = self.opts;
         let mode = crate::mode::dest_mode(
             meta.mode,
@@ -1003,14 +1013,17 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
         );
         let mode = (mode != old.mode).then_some(mode);
         let mtime = (opts.times && !old.mtime.same(&meta.mtime)).then_some(meta.mtime);
-        if mode.is_some() || mtime.is_some() {
+        let changed = mode.is_some() || mtime.is_some();
+        if changed {
             self.actions.push(Action::Attrs {
                 dest,
                 kind: Kind::File,
                 mode,
                 mtime,
+                source_meta: *meta,
             });
         }
+        changed
     }
 
     /// The time a copied symlink gets: the source link's with `--times`
@@ -1049,16 +1062,42 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
         Ok(a? == b?)
     }
 
+    /// The target of a destination symlink that already points where the
+    /// source's does; None when it needs (re)making.
     async fn symlink_current(
         &self,
         src_path: &str,
         dest: &str,
         existing: Option<Meta>,
-    ) -> Result<bool> {
+    ) -> Result<Option<String>> {
         if existing.map(|m| m.kind) != Some(Kind::Symlink) {
-            return Ok(false);
+            return Ok(None);
         }
         let (ours, theirs) = tokio::join!(self.src.read_link(src_path), self.dst.read_link(dest));
-        Ok(ours? == theirs?)
+        let ours = ours?;
+        Ok((ours == theirs?).then_some(ours))
+    }
+}
+
+/// `--list-only` walks the source alone (`engine::list`), with the rules
+/// the transfer's walk applies: these lend it the planner's.
+impl<S: Endpoint, D: Endpoint> Planner<'_, S, D> {
+    /// The rules at the root of a walk whose transfer root the source
+    /// calls `root`.
+    pub(super) fn rules_at_root(&self, root: &str) -> Scope {
+        self.root_scope_at(root)
+    }
+
+    /// The rules inside the source directory `src_dir` (at `rel` from the
+    /// transfer root, in a directory ruled by `outer`), with what its
+    /// filter files add. None when one could not be read (in `errors`).
+    pub(super) async fn rules_inside(
+        &mut self,
+        src_dir: &str,
+        rel: &str,
+        outer: &Scope,
+        entries: &[Entry],
+    ) -> Result<Option<Scope>> {
+        self.enter(src_dir, &Here::new(rel, outer), entries).await
     }
 }
