@@ -126,19 +126,10 @@ impl Output {
             &settings.dest,
             &settings.sources,
         ));
-        let log = settings.log_file.as_deref().and_then(|path| {
-            match LogFile::open(path, lines.clone()) {
-                Ok(log) => Some(log),
-                Err(e) => {
-                    eprintln!("ferry: failed to open log-file {}: {e}", path.display());
-                    match settings.json {
-                        true => eprintln!("Ignoring \"log file\" setting."),
-                        false => println!("Ignoring \"log file\" setting."),
-                    }
-                    None
-                }
-            }
-        });
+        let log = settings
+            .log_file
+            .as_deref()
+            .and_then(|path| open_log(path, settings, lines.clone()));
         if let Some(log) = &log {
             log.start(matches!(settings.direction, Direction::Pull(_)));
         }
@@ -202,6 +193,23 @@ impl Output {
             }
         }
     }
+}
+
+/// The log file, or None when it cannot be opened: rsync then says so and
+/// goes on.
+fn open_log(path: &std::path::Path, settings: &Settings, lines: Arc<Lines>) -> Option<LogFile> {
+    let error = match LogFile::open(path, lines) {
+        Ok(log) => return Some(log),
+        Err(e) => e,
+    };
+    eprintln!("ferry: failed to open log-file {}: {error}", path.display());
+    // rsync's notice, on stdout unless that is for JSON.
+    match (settings.json, settings.quiet) {
+        (true, _) => eprintln!("Ignoring \"log file\" setting."),
+        (false, false) => println!("Ignoring \"log file\" setting."),
+        (false, true) => {}
+    }
+    None
 }
 
 /// Every event goes to the screen, and what rsync logs to the log file.
