@@ -5,6 +5,7 @@
 use std::borrow::Cow;
 use std::fmt::Write;
 
+use crate::endpoint::Meta;
 use crate::error::Error;
 
 /// A file name as it may be printed: control characters (a newline, an
@@ -57,7 +58,10 @@ pub enum Outcome {
     Resumed,
     /// Built from the old destination plus the changed blocks.
     Delta,
-    /// Already up to date.
+    /// Already up to date: nothing is sent or created for it. Reported
+    /// while planning (rsync's `-ii` and `-vv` list these); for an existing
+    /// directory, `changes` holds the attributes that still differ (set at
+    /// the end of the run, as rsync's `.d..t......` shows).
     Skipped,
     /// Directory or symlink created.
     Created,
@@ -120,6 +124,15 @@ pub struct Item<'a> {
     /// Where a resumed partial was continued from.
     pub resumed_from: u64,
     pub changes: Changes,
+    /// The entry's metadata where the engine has it (the source's; for a
+    /// deletion, the deleted entry's): what rsync's `--out-format` shows as
+    /// `%l`, `%B` and `%M`.
+    pub meta: Option<Meta>,
+    /// The source path the entry comes from, where the action names it
+    /// (files and symlinks): `%f`.
+    pub source: Option<&'a str>,
+    /// What a symlink points to: `%L` shows ` -> target`.
+    pub target: Option<&'a str>,
 }
 
 impl<'a> Item<'a> {
@@ -134,6 +147,9 @@ impl<'a> Item<'a> {
             reused: 0,
             resumed_from: 0,
             changes: Changes::default(),
+            meta: None,
+            source: None,
+            target: None,
         }
     }
 }

@@ -7,7 +7,9 @@ mod common;
 use common::*;
 use serde_json::Value;
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
 
 /// Every stdout line parsed as JSON; the test fails on any line that is not.
 fn json_lines(out: &Output) -> Vec<Value> {
@@ -422,4 +424,481 @@ fn json_failed_lines_name_the_file_and_the_summary_counts_it() {
     );
     assert!(dest.join("blocked.txt").is_dir());
     assert_files_identical(&src.join("fine.txt"), &dest.join("fine.txt"));
+}
+
+// ---------------------------------------------------------------------------
+// rsync's lines: -v, -i, -ii, --out-format, --log-file, --info and
+// --list-only, each compared with what rsync 3.5 prints for the same
+// command on the same trees, locally and over ssh.
+// ---------------------------------------------------------------------------
+
+/// A POSIX zone (no tzdata needed) half an hour off UTC: listings and logs
+/// print local time.
+const TZ: &str = "FRY-5:30";
+
+/// rsync and ferry run with the same arguments against the same sshd, each
+/// after the destination is made afresh.
+struct Twins {
+    sshd: Sshd,
+    rsh: String,
+    /// The source tree (in the remote directory, so that a pull reads it).
+    src: PathBuf,
+}
+
+/// Where a run copies: locally, pushed to the sshd, or pulled from it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Way {
+    Local,
+    Push,
+    Pull,
+}
+
+impl Twins {
+    fn new() -> Twins {
+        assert!(
+            Path::new("/usr/bin/rsync").exists(),
+            "rsync not found: these tests compare ferry's lines with rsync's \
+             (apt-get install -y rsync)"
+        );
+        let sshd = Sshd::start();
+        let rsh = format!("ssh -F {}", sshd.ssh_config().display());
+        let src = sshd.remote().join("src");
+        make_line_tree(&src);
+        Twins { sshd, rsh, src }
+    }
+
+    /// The destination directory a run of `way` writes to.
+    fn dest(&self, way: Way) -> PathBuf {
+        match way {
+            Way::Push => self.sshd.remote().join("dst"),
+            _ => self.sshd.local().join("dst"),
+        }
+    }
+
+    /// SRC/ and DEST/ as the command line names them.
+    fn paths(&self, way: Way) -> [String; 2] {
+        let (src, dest) = (self.src.display(), self.dest(way).display().to_string());
+        match way {
+            Way::Local => [format!("{src}/"), format!("{dest}/")],
+            Way::Push => [format!("{src}/"), format!("{HOST_ALIAS}:{dest}/")],
+            Way::Pull => [format!("{HOST_ALIAS}:{src}/"), format!("{dest}/")],
+        }
+    }
+
+    fn rsync(&self, args: &[String]) -> Output {
+        let mut cmd = Command::new("rsync");
+        cmd.env("HOME", self.sshd.home())
+            .env("TZ", TZ)
+            .arg("-e")
+            .arg(&self.rsh)
+            .args(args);
+        run_with_deadline(&mut cmd, Duration::from_secs(60))
+    }
+
+    fn ferry(&self, args: &[String]) -> Output {
+        self.sshd.ferry().env("TZ", TZ).args(args).run_default()
+    }
+
+    /// rsync, then ferry, each on the destination `state` makes for `way`,
+    /// with `options` and the two paths; both must exit alike.
+    fn both(&self, way: Way, state: State, options: &[&str]) -> (Output, Output) {
+        let mut args: Vec<String> = options.iter().map(|o| o.to_string()).collect();
+        args.extend(self.paths(way));
+        state.make(&self.src, &self.dest(way));
+        let by_rsync = self.rsync(&args);
+        state.make(&self.src, &self.dest(way));
+        let by_ferry = self.ferry(&args);
+        assert_eq!(
+            by_rsync.code, by_ferry.code,
+            "{way:?} {options:?}: exit codes differ\nrsync: {by_rsync}\nferry: {by_ferry}"
+        );
+        (by_rsync, by_ferry)
+    }
+
+    /// Asserts that both print the same item lines (in any order: ferry
+    /// finishes files as they complete); returns them.
+    #[track_caller]
+    fn same_lines(&self, way: Way, state: State, options: &[&str]) -> Vec<String> {
+        let (by_rsync, by_ferry) = self.both(way, state, options);
+        let (r, f) = (item_lines(&by_rsync), item_lines(&by_ferry));
+        assert_eq!(
+            r, f,
+            "{way:?} {state:?} {options:?}: lines differ\nrsync: {by_rsync}\nferry: {by_ferry}"
+        );
+        r
+    }
+}
+
+/// The destination a run starts from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Nothing there: everything is created.
+    Fresh,
+    /// An exact copy: nothing changes.
+    Synced,
+    /// A copy gone stale: a file changed, a mode and a directory time
+    /// differ, a link and a file missing, extra entries to delete.
+    Stale,
+}
+
+impl State {
+    fn make(self, src: &Path, dest: &Path) {
+        if dest.exists() {
+            fs::remove_dir_all(dest).unwrap();
+        }
+        if self == State::Fresh {
+            return;
+        }
+        let copied = Command::new("cp").arg("-a").arg(src).arg(dest).status();
+        assert!(copied.is_ok_and(|s| s.success()), "cp -a {}", src.display());
+        if self == State::Synced {
+            return;
+        }
+        write_file(&dest.join("d/b.txt"), b"an older, longer version\n");
+        set_mtime(&dest.join("d/b.txt"), 1_500_000_000);
+        set_mode(&dest.join("a.txt"), 0o600);
+        fs::remove_file(dest.join("lnk")).unwrap();
+        fs::remove_file(dest.join("with space.txt")).unwrap();
+        write_file(&dest.join("extra.txt"), b"only here");
+        write_file(&dest.join("gone/sub/f"), b"only here");
+        set_mtime(&dest.join("gone/sub"), 1_400_000_000);
+        set_mtime(&dest.join("gone"), 1_400_000_000);
+        set_mtime(&dest.join("d"), 1_300_000_000);
+        set_mtime(dest, 1_300_000_000);
+    }
+}
+
+/// Files, directories (one empty, one nested), symlinks in and out of a
+/// directory, a name with a space; every time fixed and old.
+fn make_line_tree(src: &Path) {
+    write_file(&src.join("a.txt"), b"hello\n");
+    write_file(&src.join("big.bin"), &random_bytes(100_000, 7));
+    write_file(&src.join("d/b.txt"), b"b\n");
+    write_file(&src.join("with space.txt"), b"s");
+    fs::create_dir_all(src.join("d/e")).unwrap();
+    fs::create_dir_all(src.join("empty")).unwrap();
+    std::os::unix::fs::symlink("a.txt", src.join("lnk")).unwrap();
+    std::os::unix::fs::symlink("../a.txt", src.join("d/up")).unwrap();
+    for (i, rel) in ["a.txt", "big.bin", "d/b.txt", "with space.txt"]
+        .iter()
+        .enumerate()
+    {
+        set_mtime(&src.join(rel), 1_600_000_000 + i as u64 * 86_400);
+        set_mode(&src.join(rel), 0o644);
+    }
+    for (i, rel) in ["d/e", "d", "empty", ""].iter().enumerate() {
+        set_mtime(&src.join(rel), 1_650_000_000 + i as u64 * 3_600);
+    }
+}
+
+/// stdout's lines about items, sorted: without the lines around them that
+/// rsync prints with -v (file list, totals) and ferry's summary, which
+/// differ by design (docs/RSYNC.md).
+fn item_lines(out: &Output) -> Vec<String> {
+    let around = |l: &&str| {
+        l.is_empty()
+            || l.ends_with("incremental file list")
+            || l.starts_with("delta-transmission ")
+            || l.starts_with("opening connection using: ")
+            || l.starts_with("total: matches=")
+            || (l.starts_with("sent ") && l.contains(" bytes  received "))
+            || l.starts_with("total size is ")
+            || l.contains(" sent (") && l.contains(" resumed, ")
+    };
+    let mut lines: Vec<String> = out
+        .stdout
+        .lines()
+        .filter(|l| !around(l))
+        .map(str::to_string)
+        .collect();
+    lines.sort();
+    lines
+}
+
+#[test]
+fn out_format_lines_are_rsyncs() {
+    let twins = Twins::new();
+    let formats = [
+        "--out-format=%o|%i|%n|%f|%l|%B|%M|%L",
+        "--log-format=%n%L",
+        "--out-format=[%-12n] %'10l %i",
+    ];
+    for way in [Way::Local, Way::Push, Way::Pull] {
+        for format in formats {
+            for state in [State::Fresh, State::Stale] {
+                let lines = twins.same_lines(way, state, &["-a", "--delete", format]);
+                assert!(lines.len() > 3, "{way:?} {format}: {lines:?}");
+            }
+        }
+    }
+    // A sample of what both printed: a link made, a deletion (rsync knows
+    // nothing of it but its name: the epoch in local time), a directory
+    // whose time is set.
+    let lines = twins.same_lines(Way::Push, State::Stale, &["-a", "--delete", formats[0]]);
+    for (start, end) in [
+        ("send|cL+++++++++|lnk|", "| -> a.txt"),
+        (
+            "del.|*deleting  |gone/|gone|0|---------|1970/01/01-05:30:00|",
+            "|",
+        ),
+        ("send|.d..t......|d/|", "|"),
+    ] {
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with(start) && l.ends_with(end)),
+            "no {start}...{end} in {lines:#?}"
+        );
+    }
+}
+
+#[test]
+fn verbose_and_itemized_lines_show_symlink_targets() {
+    let twins = Twins::new();
+    for way in [Way::Local, Way::Push, Way::Pull] {
+        for flag in ["-v", "-i"] {
+            let lines = twins.same_lines(way, State::Fresh, &["-a", flag]);
+            let link = match flag {
+                "-v" => "d/up -> ../a.txt",
+                _ => "cL+++++++++ d/up -> ../a.txt",
+            };
+            assert!(lines.iter().any(|l| l == link), "{way:?}: {lines:#?}");
+        }
+        // A dry run reads the targets it would make.
+        twins.same_lines(way, State::Stale, &["-a", "-n", "-i"]);
+    }
+}
+
+#[test]
+fn unchanged_entries_are_listed_at_the_second_level() {
+    let twins = Twins::new();
+    for way in [Way::Local, Way::Push, Way::Pull] {
+        let lines = twins.same_lines(way, State::Synced, &["-a", "-ii"]);
+        for line in [
+            ".d          ./",
+            ".f          a.txt",
+            ".L          lnk -> a.txt",
+        ] {
+            assert!(lines.iter().any(|l| l == line), "{way:?}: {lines:#?}");
+        }
+        // -vv: with %i the same, without it rsync's "is uptodate".
+        twins.same_lines(way, State::Synced, &["-a", "-vv", "-i"]);
+        let lines = twins.same_lines(way, State::Stale, &["-a", "-vv"]);
+        assert!(
+            lines.iter().any(|l| l == "big.bin is uptodate"),
+            "{way:?}: {lines:#?}"
+        );
+    }
+    // One -i lists only what changes: nothing here.
+    let lines = twins.same_lines(Way::Push, State::Synced, &["-a", "-i"]);
+    assert!(lines.is_empty(), "{lines:#?}");
+}
+
+/// A `--log-file`'s lines without rsync's `YYYY/MM/DD HH:MM:SS [PID] `
+/// prefix (checked here), sorted, and its last line apart: the byte counts
+/// differ between any two runs.
+fn log_lines(path: &Path) -> (Vec<String>, String) {
+    let text = fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut lines: Vec<String> = text
+        .lines()
+        .map(|line| {
+            let (stamp, rest) = line.split_at(20);
+            let digits = stamp.chars().filter(char::is_ascii_digit).count();
+            assert_eq!(digits, 14, "no timestamp: {line:?}");
+            let (pid, rest) = rest
+                .strip_prefix('[')
+                .and_then(|r| r.split_once("] "))
+                .unwrap_or_else(|| panic!("no [pid]: {line:?}"));
+            assert!(pid.parse::<u32>().is_ok(), "{line:?}");
+            rest.to_string()
+        })
+        .collect();
+    let last = lines.pop().unwrap_or_default();
+    lines.sort();
+    (lines, last)
+}
+
+#[test]
+fn log_file_lines_are_rsyncs() {
+    let twins = Twins::new();
+    let log = twins.sshd.local().join("run.log");
+    let log_arg = format!("--log-file={}", log.display());
+    for way in [Way::Local, Way::Push, Way::Pull] {
+        for (state, extra) in [
+            (State::Fresh, None),
+            (State::Stale, None),
+            (State::Stale, Some("--log-file-format=%o %n%L")),
+            (State::Synced, Some("-ii")),
+        ] {
+            let mut options = vec!["-a", "--delete", log_arg.as_str()];
+            options.extend(extra);
+            let logged = |by: &str| {
+                let (lines, last) = log_lines(&log);
+                fs::remove_file(&log).unwrap();
+                assert!(
+                    last.starts_with("sent ") && last.contains(" bytes  total size "),
+                    "{by}'s last line: {last:?}"
+                );
+                lines
+            };
+            let mut args: Vec<String> = options.iter().map(|o| o.to_string()).collect();
+            args.extend(twins.paths(way));
+            state.make(&twins.src, &twins.dest(way));
+            twins.rsync(&args).assert_ok();
+            let by_rsync = logged("rsync");
+            state.make(&twins.src, &twins.dest(way));
+            twins.ferry(&args).assert_ok();
+            assert_eq!(by_rsync, logged("ferry"), "{way:?} {state:?} {extra:?}");
+            let first = if way == Way::Pull {
+                "receiving"
+            } else {
+                "building"
+            };
+            assert!(by_rsync.contains(&format!("{first} file list")));
+        }
+    }
+    // With -v the log ends as the output does; the output is rsync's too.
+    let mut args = vec!["-av".to_string(), log_arg.clone()];
+    args.extend(twins.paths(Way::Local));
+    State::Fresh.make(&twins.src, &twins.dest(Way::Local));
+    let out = twins.ferry(&args);
+    out.assert_ok();
+    let (lines, last) = log_lines(&log);
+    assert!(last.starts_with("total size is "), "{last}");
+    let dest = twins.dest(Way::Local).display().to_string();
+    assert!(
+        lines.contains(&format!("created directory {dest}")),
+        "{lines:#?}"
+    );
+    assert!(
+        out.stdout.contains(&format!("created directory {dest}\n")),
+        "{out}"
+    );
+}
+
+/// rsync logs to syslog when its log file cannot be opened, says so, and
+/// goes on (exit 0); ferry names the file and goes on without a log.
+#[test]
+fn a_log_file_that_cannot_be_opened_is_named_and_the_run_goes_on() {
+    let twins = Twins::new();
+    let bad = twins.sshd.local().join("no/such/dir/run.log");
+    let option = format!("--log-file={}", bad.display());
+    let (by_rsync, by_ferry) = twins.both(Way::Push, State::Fresh, &["-a", &option]);
+    by_rsync.assert_ok();
+    by_ferry
+        .assert_ok()
+        .assert_stderr_contains(&format!("failed to open log-file {}", bad.display()));
+    assert!(by_ferry.stdout.contains("Ignoring \"log file\" setting."));
+    assert_trees_identical(&twins.src, &twins.dest(Way::Push));
+}
+
+#[test]
+fn info_flags_choose_the_lines_as_rsyncs_do() {
+    let twins = Twins::new();
+    for (way, state, options) in [
+        (Way::Local, State::Stale, &["-a", "--info=name2"][..]),
+        (
+            Way::Push,
+            State::Stale,
+            &["-a", "--info=NAME,del", "--delete"],
+        ),
+        (
+            Way::Pull,
+            State::Stale,
+            &["-a", "-v", "--info=name0", "--delete"],
+        ),
+        (
+            Way::Local,
+            State::Stale,
+            &["-a", "-i", "--info=del0", "--delete"],
+        ),
+        (Way::Push, State::Synced, &["-a", "-i", "--info=name2"]),
+        (Way::Local, State::Fresh, &["-a", "--info=all0,name1"]),
+    ] {
+        let lines = twins.same_lines(way, state, options);
+        assert!(!lines.is_empty(), "{options:?} printed nothing");
+    }
+    let help = |by: Output| by.assert_ok().stdout.clone();
+    let args = ["--info=help".to_string()];
+    assert_eq!(help(twins.rsync(&args)), help(twins.ferry(&args)));
+    let args = ["--info=names".to_string(), "a".into(), "b".into()];
+    let (by_rsync, by_ferry) = (twins.rsync(&args), twins.ferry(&args));
+    assert_eq!((by_rsync.code, by_ferry.code), (1, 1), "{by_ferry}");
+    by_ferry.assert_stderr_contains("Unknown --info item: \"names\"");
+}
+
+#[test]
+fn verbose_names_what_delete_removes_in_every_direction() {
+    let twins = Twins::new();
+    for way in [Way::Local, Way::Push, Way::Pull] {
+        // The dry run first: the tree the real run leaves is checked after.
+        for options in [
+            &["-a", "--delete", "-v", "-n"][..],
+            &["-a", "--delete", "-v"],
+        ] {
+            let lines = twins.same_lines(way, State::Stale, options);
+            for line in [
+                "deleting extra.txt",
+                "deleting gone/sub/f",
+                "deleting gone/",
+            ] {
+                assert!(lines.iter().any(|l| l == line), "{way:?}: {lines:#?}");
+            }
+        }
+        assert!(
+            !twins.dest(way).join("extra.txt").exists(),
+            "{way:?}: not deleted"
+        );
+    }
+}
+
+#[test]
+fn list_only_prints_rsyncs_listing_and_copies_nothing() {
+    let twins = Twins::new();
+    let src = twins.src.display().to_string();
+    let remote = format!("{HOST_ALIAS}:{src}");
+    let dest = twins.sshd.local().join("never");
+    let never = dest.display().to_string();
+    for args in [
+        vec!["--list-only".to_string(), format!("{src}/")],
+        vec![format!("{src}/")],
+        vec!["-a".into(), format!("{src}/")],
+        vec!["-r".into(), src.clone()],
+        vec![src.clone()],
+        vec!["-a".into(), "--exclude=d/".into(), format!("{src}/")],
+        vec![
+            "-ah".into(),
+            "--list-only".into(),
+            format!("{src}/d/"),
+            format!("{src}/a.txt"),
+            never.clone(),
+        ],
+        vec![
+            "-a".into(),
+            "--list-only".into(),
+            format!("{src}/"),
+            never.clone(),
+        ],
+        vec!["-a".into(), format!("{remote}/")],
+        vec![
+            "--list-only".into(),
+            "-r".into(),
+            remote.clone(),
+            never.clone(),
+        ],
+    ] {
+        let (by_rsync, by_ferry) = (twins.rsync(&args), twins.ferry(&args));
+        by_ferry.assert_ok();
+        // In rsync's order, line for line.
+        assert_eq!(by_rsync.stdout, by_ferry.stdout, "{args:?}\n{by_ferry}");
+        assert!(by_ferry.stdout.lines().count() > 0, "{args:?}");
+    }
+    assert!(!dest.exists(), "a listing made its destination");
+    let lines = twins.ferry(&["-a".to_string(), format!("{src}/")]).stdout;
+    assert!(
+        lines
+            .lines()
+            .any(|l| l.starts_with("lrwxrwxrwx") && l.ends_with(" lnk -> a.txt")),
+        "{lines}"
+    );
 }

@@ -109,8 +109,9 @@ pub struct Args {
     )]
     pub suffix: Option<String>,
 
-    /// Fine-grained output: progress2 (one overall progress line),
-    /// progress0 (none), stats, name, del, skip, backup...; comma-separated
+    /// rsync's output words with levels, comma-separated: name (name2 lists
+    /// unchanged files too), del, progress2 (one overall line), stats,
+    /// none, all...; --info=help lists them
     #[arg(long, value_name = "FLAGS", help_heading = "Output")]
     pub info: Vec<String>,
 

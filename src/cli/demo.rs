@@ -170,9 +170,8 @@ impl Demo<'_> {
             Display {
                 progress: ProgressMode::Off,
                 verbose: false,
-                itemize: false,
-                sending: true,
             },
+            std::sync::Arc::new(super::lines::Lines::none()),
             &settings.dest,
         );
         let before = self.server.bytes_received();

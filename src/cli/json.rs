@@ -150,6 +150,10 @@ fn kind_name(kind: ItemKind) -> &'static str {
 
 impl Reporter for JsonReporter {
     fn finished(&self, item: &Item<'_>) {
+        // Up-to-date entries are counted in the summary, not listed.
+        if item.outcome == Outcome::Skipped {
+            return;
+        }
         self.write(&ItemLine {
             kind_of_line: "item",
             action: action_name(item.outcome),

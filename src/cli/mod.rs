@@ -4,8 +4,13 @@
 
 pub mod args;
 mod demo;
+pub mod info;
 mod install;
 pub mod json;
+pub mod lines;
+mod listing;
+pub mod logfile;
+pub mod outformat;
 pub mod progress;
 pub mod settings;
 pub mod toggles;
@@ -26,6 +31,8 @@ use crate::ssh::meter::Meter;
 use crate::ssh::shell::ShellHasher;
 use crate::ssh::{config, ConnectOptions, Connection};
 use args::{Args, RemoteHashMode};
+use lines::Lines;
+use logfile::LogFile;
 use progress::ConsoleReporter;
 use settings::{Direction, Settings};
 use toggles::{Counter, Flag};
@@ -58,6 +65,11 @@ pub fn main() -> i32 {
     if args.paths == ["demo"] {
         return demo::main();
     }
+    // rsync prints it and exits, whatever else the line says.
+    if info::help_asked(&args.info) {
+        print!("{}", info::help());
+        return 0;
+    }
     let json = args.flags.on(Flag::Json);
     let settings = match Settings::resolve(args) {
         Ok(s) => s,
@@ -78,9 +90,12 @@ pub fn main() -> i32 {
         Ok(rt) => rt,
         Err(e) => return fail(&Error::io("tokio runtime", e)),
     };
+    if settings.list_only {
+        return listing::main(&settings, &runtime);
+    }
     let output = Output::new(&settings);
     let mut stats = Stats::default();
-    let result = runtime.block_on(run_until_signal(&settings, output.reporter(), &mut stats));
+    let result = runtime.block_on(run_until_signal(&settings, &output, &mut stats));
     let code = match &result {
         Ok(()) => stats.exit_code().code(),
         Err(e) => e.exit_code().code(),
@@ -89,37 +104,74 @@ pub fn main() -> i32 {
     code
 }
 
-/// Where the run's events go: the console's bars and lines, or JSON lines.
-enum Output {
+/// Where the run's events go: the console's bars and lines, or JSON lines;
+/// and the log file, if one is kept.
+struct Output {
+    screen: Screen,
+    log: Option<LogFile>,
+}
+
+enum Screen {
     Console(ConsoleReporter),
     Json(json::JsonReporter),
 }
 
 impl Output {
+    /// Opens the log file first, before anything connects. One that cannot
+    /// be opened is named on stderr and the run goes on without it, as
+    /// rsync's does (which logs to syslog instead, and exits 0).
     fn new(settings: &Settings) -> Output {
-        match settings.json {
-            true => Output::Json(json::JsonReporter::new(&settings.dest)),
-            false => Output::Console(ConsoleReporter::new(settings.display, &settings.dest)),
+        let lines = Arc::new(Lines::new(
+            &settings.lines,
+            &settings.dest,
+            &settings.sources,
+        ));
+        let log = settings
+            .log_file
+            .as_deref()
+            .and_then(|path| open_log(path, settings, lines.clone()));
+        if let Some(log) = &log {
+            log.start(matches!(settings.direction, Direction::Pull(_)));
         }
+        let screen = match settings.json {
+            true => Screen::Json(json::JsonReporter::new(&settings.dest)),
+            false => Screen::Console(ConsoleReporter::new(
+                settings.display,
+                lines,
+                &settings.dest,
+            )),
+        };
+        Output { screen, log }
     }
 
-    fn reporter(&self) -> &dyn Reporter {
-        match self {
-            Output::Console(console) => console,
-            Output::Json(json) => json,
+    fn screen(&self) -> &dyn Reporter {
+        match &self.screen {
+            Screen::Console(console) => console,
+            Screen::Json(json) => json,
         }
     }
 
     /// The end of the run: the error, the statistics and summary asked for.
     fn close(&self, settings: &Settings, stats: &Stats, code: i32, error: Option<&Error>) {
-        match self {
-            Output::Json(json) => {
+        if let Some(log) = &self.log {
+            log.close(&logfile::Ending {
+                stats,
+                code,
+                error,
+                stats_level: settings.stats_level,
+                human_readable: settings.human_readable,
+                dry_run: settings.options.dry_run,
+                sending: !matches!(settings.direction, Direction::Pull(_)),
+            });
+        }
+        match &self.screen {
+            Screen::Json(json) => {
                 if let Some(e) = error {
                     eprintln!("ferry: {e}");
                 }
                 json.summary(stats, code, error);
             }
-            Output::Console(console) => {
+            Screen::Console(console) => {
                 console.finish();
                 if let Some(e) = error {
                     eprintln!("ferry: {e}");
@@ -127,15 +179,69 @@ impl Output {
                 if settings.quiet {
                     return;
                 }
+                let (human, dry_run) = (settings.human_readable, settings.options.dry_run);
                 if settings.stats {
-                    println!("{}", progress::rsync_stats(stats, settings.human_readable));
+                    println!("{}", progress::rsync_stats(stats, human, dry_run));
+                } else if settings.totals {
+                    println!("{}", progress::rsync_totals(stats, human, dry_run));
                 }
                 let wanted = settings.display.verbose
                     || settings.display.progress != progress::ProgressMode::Off;
-                if error.is_none() && wanted && !settings.stats {
+                if error.is_none() && wanted && !settings.stats && !settings.totals {
                     println!("{}", progress::summary(stats));
                 }
             }
+        }
+    }
+}
+
+/// The log file, or None when it cannot be opened: rsync then says so and
+/// goes on.
+fn open_log(path: &std::path::Path, settings: &Settings, lines: Arc<Lines>) -> Option<LogFile> {
+    let error = match LogFile::open(path, lines) {
+        Ok(log) => return Some(log),
+        Err(e) => e,
+    };
+    eprintln!("ferry: failed to open log-file {}: {error}", path.display());
+    // rsync's notice, on stdout unless that is for JSON.
+    match (settings.json, settings.quiet) {
+        (true, _) => eprintln!("Ignoring \"log file\" setting."),
+        (false, false) => println!("Ignoring \"log file\" setting."),
+        (false, true) => {}
+    }
+    None
+}
+
+/// Every event goes to the screen, and what rsync logs to the log file.
+impl Reporter for Output {
+    fn planned(&self, files: u64, bytes: u64) {
+        self.screen().planned(files, bytes)
+    }
+    fn file_started(&self, path: &str, size: u64, resume_from: u64) {
+        self.screen().file_started(path, size, resume_from)
+    }
+    fn bytes_done(&self, path: &str, bytes: u64) {
+        self.screen().bytes_done(path, bytes)
+    }
+    fn finished(&self, item: &Item<'_>) {
+        self.screen().finished(item);
+        if let Some(log) = &self.log {
+            log.finished(item);
+        }
+    }
+    fn file_failed(&self, path: &str, error: &Error) {
+        self.screen().file_failed(path, error);
+        if let Some(log) = &self.log {
+            log.file_failed(path, error);
+        }
+    }
+    fn note(&self, message: &str) {
+        self.screen().note(message)
+    }
+    fn warning(&self, message: &str) {
+        self.screen().warning(message);
+        if let Some(log) = &self.log {
+            log.warning(message);
         }
     }
 }
@@ -379,7 +485,12 @@ impl Reporter for ProgressCount<'_> {
         self.inner.bytes_done(path, bytes)
     }
     fn finished(&self, item: &Item<'_>) {
-        if !matches!(item.outcome, Outcome::WouldSend | Outcome::WouldDelete) {
+        // Up-to-date entries are reported while planning: no progress.
+        let nothing_done = matches!(
+            item.outcome,
+            Outcome::WouldSend | Outcome::WouldDelete | Outcome::Skipped
+        );
+        if !nothing_done {
             self.moved.store(true, Ordering::Relaxed);
         }
         self.inner.finished(item)

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use super::lines::Lines;
 use crate::engine::Stats;
 use crate::error::Error;
 use crate::report::{printable, relative, Item, ItemKind, Outcome, Reporter, TimeChange};
@@ -32,13 +33,8 @@ pub enum ProgressMode {
 #[derive(Debug, Clone, Copy)]
 pub struct Display {
     pub progress: ProgressMode,
-    /// `-v`: a line per file.
+    /// `-v`: notes (skipped entries) and the closing summary.
     pub verbose: bool,
-    /// `-i`: rsync's itemized line per change, instead of the bare name.
-    pub itemize: bool,
-    /// Which way files go, for itemize's first column: `<` sent to a
-    /// remote host, `>` received (rsync's marks; a local copy receives).
-    pub sending: bool,
 }
 
 /// Files below this size finish too soon for a bar of their own to help.
@@ -49,6 +45,9 @@ const FILE_BARS_MAX: usize = 6;
 
 pub struct ConsoleReporter {
     display: Display,
+    /// Which items get a line, and what it says (`-v`, `-i`,
+    /// `--out-format`).
+    lines: std::sync::Arc<Lines>,
     /// The destination as given: names print relative to it, as rsync's.
     dest_root: String,
     bars: Option<Bars>,
@@ -66,10 +65,11 @@ struct Bars {
 }
 
 impl ConsoleReporter {
-    pub fn new(display: Display, dest_root: &str) -> ConsoleReporter {
+    pub fn new(display: Display, lines: std::sync::Arc<Lines>, dest_root: &str) -> ConsoleReporter {
         let bars = (display.progress != ProgressMode::Off).then(|| Bars::new(display.progress));
         ConsoleReporter {
             display,
+            lines,
             dest_root: dest_root.to_string(),
             bars,
         }
@@ -95,34 +95,6 @@ impl ConsoleReporter {
         if let Some(bars) = &self.bars {
             bars.clear();
         }
-    }
-
-    /// The line -v or -i prints for a finished item, if any.
-    fn line_for(&self, item: &Item<'_>) -> Option<String> {
-        let dry = matches!(item.outcome, Outcome::WouldSend | Outcome::WouldDelete);
-        if item.outcome == Outcome::Skipped
-            || !(dry || self.display.verbose || self.display.itemize)
-        {
-            return None;
-        }
-        let is_dir = item.kind == ItemKind::Dir;
-        let path = printable(relative(item.path, &self.dest_root, is_dir));
-        let slash = if is_dir { "/" } else { "" };
-        if self.display.itemize {
-            return Some(format!(
-                "{} {path}{slash}",
-                itemize(item, self.display.sending)
-            ));
-        }
-        Some(match item.outcome {
-            Outcome::Resumed => format!("{path} (resumed)"),
-            Outcome::Delta => format!("{path} (delta)"),
-            // rsync's word for it.
-            Outcome::Deleted | Outcome::WouldDelete => format!("deleting {path}{slash}"),
-            // rsync -v says nothing of a mode change alone.
-            Outcome::Attributes if !dry => return None,
-            _ => format!("{path}{slash}"),
-        })
     }
 }
 
@@ -251,7 +223,7 @@ impl Reporter for ConsoleReporter {
             }
             bars.end_file(item.path);
         }
-        if let Some(line) = self.line_for(item) {
+        for line in self.lines.stdout_lines(item) {
             self.println(&line);
         }
     }
@@ -275,9 +247,10 @@ impl Reporter for ConsoleReporter {
 }
 
 /// rsync's `%i`: `YXcstpoguax`, eleven characters. Y is what happens (`<`
-/// sent, `>` received, `c` created locally, `.` attributes only), X the
-/// kind (`f`, `d`, `L`), then one column per attribute that differs, or
-/// `+` in every column for a new entry. Deletions are `*deleting`.
+/// sent, `>` received, `c` created locally, `.` attributes only or
+/// nothing), X the kind (`f`, `d`, `L`), then one column per attribute that
+/// differs, `+` in every column for a new entry, or spaces in every column
+/// when nothing differs. Deletions are `*deleting`.
 pub fn itemize(item: &Item<'_>, sending: bool) -> String {
     if matches!(item.outcome, Outcome::Deleted | Outcome::WouldDelete) {
         return "*deleting  ".to_string();
@@ -288,7 +261,7 @@ pub fn itemize(item: &Item<'_>, sending: bool) -> String {
         ItemKind::Symlink => 'L',
     };
     let update = match (item.kind, item.outcome) {
-        (_, Outcome::Attributes) => '.',
+        (_, Outcome::Attributes | Outcome::Skipped) => '.',
         (ItemKind::File, _) => {
             if sending {
                 '<'
@@ -308,12 +281,18 @@ pub fn itemize(item: &Item<'_>, sending: bool) -> String {
         TimeChange::Preserved => 't',
         TimeChange::Now => 'T',
     };
-    format!(
-        "{update}{kind}{}{}{time}{}.....",
+    let columns = format!(
+        "{}{}{time}{}.....",
         flag(changes.checksum, 'c'),
         flag(changes.size, 's'),
         flag(changes.perms, 'p'),
-    )
+    );
+    // rsync blanks the columns of an entry nothing happens to
+    // (`.f          `), and of a local change that changes nothing.
+    match update != '<' && update != '>' && columns.chars().all(|c| c == '.') {
+        true => format!("{update}{kind}{}", " ".repeat(columns.len())),
+        false => format!("{update}{kind}{columns}"),
+    }
 }
 
 /// The closing summary line.
@@ -345,7 +324,7 @@ pub fn summary(stats: &Stats) -> String {
 
 /// `--stats`: rsync's fields, in its words and order. ferry sends no file
 /// list, so that size is 0 and its "generation time" is the planning.
-pub fn rsync_stats(stats: &Stats, human_readable: bool) -> String {
+pub fn rsync_stats(stats: &Stats, human_readable: bool, dry_run: bool) -> String {
     let n = |v: u64| number(v, human_readable);
     let source = &stats.source;
     let kinds = |files: u64, dirs: u64, links: u64| {
@@ -359,9 +338,7 @@ pub fn rsync_stats(stats: &Stats, human_readable: bool) -> String {
             false => format!(" ({})", parts.join(", ")),
         }
     };
-    let secs = stats.elapsed.as_secs_f64().max(0.001);
     let (sent, received) = (stats.wire_sent, stats.wire_received);
-    let speedup = source.bytes as f64 / (sent + received).max(1) as f64;
     [
         format!(
             "Number of files: {}{}",
@@ -390,15 +367,29 @@ pub fn rsync_stats(stats: &Stats, human_readable: bool) -> String {
         format!("Total bytes sent: {}", n(sent)),
         format!("Total bytes received: {}", n(received)),
         String::new(),
-        format!(
-            "sent {} bytes  received {} bytes  {} bytes/sec",
-            n(sent),
-            n(received),
-            rate((sent + received) as f64 / secs, human_readable)
-        ),
-        format!("total size is {}  speedup is {speedup:.2}", n(source.bytes)),
+        rsync_totals(stats, human_readable, dry_run),
     ]
     .join("\n")
+}
+
+/// rsync's last two lines of `--stats` (all of it at `--info=stats1`): the
+/// bytes each way with their rate, and the speedup (total size over bytes
+/// on the wire).
+pub fn rsync_totals(stats: &Stats, human_readable: bool, dry_run: bool) -> String {
+    let n = |v: u64| number(v, human_readable);
+    let secs = stats.elapsed.as_secs_f64().max(0.001);
+    let (sent, received) = (stats.wire_sent, stats.wire_received);
+    let speedup = stats.source.bytes as f64 / (sent + received).max(1) as f64;
+    format!(
+        "sent {} bytes  received {} bytes  {} bytes/sec\ntotal size is {}  speedup is {}{}",
+        n(sent),
+        n(received),
+        rate((sent + received) as f64 / secs, human_readable),
+        n(stats.source.bytes),
+        // rsync groups the speedup's digits whatever -h says.
+        rate(speedup, false),
+        if dry_run { " (DRY RUN)" } else { "" }
+    )
 }
 
 /// A count as rsync prints it: digits in groups of three, or with `-h`
@@ -506,6 +497,16 @@ mod tests {
             itemize(&file(Outcome::Sent, same_size), true),
             "<fc.T......"
         );
+        let same = file(Outcome::Skipped, Changes::default());
+        assert_eq!(itemize(&same, true), ".f         ");
+        let touched = Item {
+            changes: Changes {
+                time: TimeChange::Preserved,
+                ..Changes::default()
+            },
+            ..Item::new("d", ItemKind::Dir, Outcome::Skipped)
+        };
+        assert_eq!(itemize(&touched, false), ".d..t......");
         let gone = file(Outcome::Deleted, Changes::default());
         assert_eq!(format!("{} a", itemize(&gone, true)), "*deleting   a");
     }

@@ -7,6 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::args::{Args, RemoteHashMode};
+use super::info::{Implied, Info, Word};
+use super::lines::{LineOptions, Side};
 use super::progress::{Display, ProgressMode};
 use super::toggles::{Counter, Flag, Flags};
 use crate::engine::links::{LinkPolicy, Munge, MUNGED};
@@ -31,7 +33,21 @@ pub enum Direction {
 pub struct Settings {
     pub direction: Direction,
     pub sources: Vec<String>,
+    /// Empty when only listing without a destination.
     pub dest: String,
+    /// `--list-only`, or a source without a destination (rsync lists
+    /// then): the source's entries are printed, nothing is copied.
+    pub list_only: bool,
+    /// Which items get a line on stdout and in `--log-file`.
+    pub lines: LineOptions,
+    pub log_file: Option<PathBuf>,
+    /// rsync's `--info=stats` level: 1 with `-v`, 2 with `--stats`.
+    pub stats_level: u8,
+    /// `--info=stats1` given: rsync's two closing lines.
+    pub totals: bool,
+    /// rsync's number style for `--list-only`: 1 (commas), 2 with `-h`
+    /// (units of 1000), 3 with `-hh` (units of 1024).
+    pub human_level: usize,
     pub options: Options,
     pub ssh_config: Option<PathBuf>,
     pub overrides: Overrides,
@@ -58,25 +74,40 @@ pub struct Settings {
 
 impl Settings {
     pub fn resolve(args: Args) -> Result<Settings> {
-        if args.paths.len() < 2 {
+        if args.paths.is_empty() {
             return Err(Error::Usage(
-                "need at least one source and a destination: ferry [OPTIONS] SRC... DEST".into(),
+                "need a source and a destination: ferry [OPTIONS] SRC... DEST \
+                 (a source alone is listed)"
+                    .into(),
             ));
         }
         let flags = &args.flags;
+        // rsync lists a source given without a destination.
+        let list_only = flags.on(Flag::ListOnly) || args.paths.len() == 1;
         refuse_unsupported(&args)?;
         let mut locations = args
             .paths
             .iter()
             .map(|p| Location::parse(p).map_err(Error::Usage))
             .collect::<Result<Vec<_>>>()?;
-        let dest = locations
-            .pop()
-            .ok_or_else(|| Error::Usage("missing destination".into()))?;
-        let direction = direction_of(&locations, &dest)?;
+        // With --list-only and two paths or more, the last is still the
+        // destination, which rsync then leaves alone.
+        let dest = match locations.len() {
+            1 => None,
+            _ => locations.pop(),
+        };
+        let direction = match (&dest, list_only) {
+            (Some(dest), false) => direction_of(&locations, dest)?,
+            _ => direction_of(&locations, &Location::parse(".").map_err(Error::Usage)?)?,
+        };
+        if list_only && flags.on(Flag::Json) {
+            return Err(Error::Usage(
+                "--list-only prints rsync's listing, which has no --json form".into(),
+            ));
+        }
         let sources: Vec<String> = locations.iter().map(|l| l.path().to_string()).collect();
         let options = engine_options(&args, &direction, sources.len())?;
-        let info = Info::parse(&args.info)?;
+        let info = info_of(&args)?;
         let bwlimit = match flags.on(Flag::NoBwlimit) {
             true => None,
             false => args
@@ -86,7 +117,7 @@ impl Settings {
                 .transpose()?
                 .filter(|r| *r > 0),
         };
-        let display = display_of(&args, &info, &direction);
+        let display = display_of(&args, &info);
         let rsh = match &args.rsh {
             Some(command) => parse_rsh(command)?,
             None => Rsh::default(),
@@ -121,10 +152,18 @@ impl Settings {
             (false, Some(secs)) if secs > 0 => Duration::from_secs(secs),
             _ => timeout,
         };
+        let lines = line_options(&args, &info, &direction);
+        let human = usize::from(flags.count(Counter::HumanReadable));
         Ok(Settings {
             direction,
             sources,
-            dest: dest.path().to_string(),
+            dest: dest.map(|d| d.path().to_string()).unwrap_or_default(),
+            list_only,
+            lines,
+            log_file: args.log_file.clone(),
+            stats_level: info.level(Word::Stats),
+            totals: info.given(Word::Stats) == Some(1),
+            human_level: (human + 1).min(3),
             options,
             ssh_config: args.ssh_config.or(rsh.config_file),
             overrides: Overrides {
@@ -142,7 +181,7 @@ impl Settings {
             quiet: flags.on(Flag::Quiet),
             display,
             json: flags.on(Flag::Json),
-            stats: flags.on(Flag::Stats) || info.stats,
+            stats: info.level(Word::Stats) >= 2,
             human_readable: flags.count(Counter::HumanReadable) > 0,
             bwlimit,
             remote_hash: args.remote_hash,
@@ -294,14 +333,10 @@ fn refuse_unsupported(args: &Args) -> Result<()> {
         (f.on(Flag::PruneEmptyDirs), "--prune-empty-dirs"),
         (f.on(Flag::DelayUpdates), "--delay-updates"),
         (f.on(Flag::Backup), "--backup"),
-        (f.on(Flag::ListOnly), "--list-only"),
         (args.partial_dir.is_some(), "--partial-dir"),
         (args.temp_dir.is_some(), "--temp-dir"),
         (args.backup_dir.is_some(), "--backup-dir"),
         (args.suffix.is_some(), "--suffix"),
-        (args.out_format.is_some(), "--out-format"),
-        (args.log_file.is_some(), "--log-file"),
-        (args.log_file_format.is_some(), "--log-file-format"),
         (args.rsync_path.is_some(), "--rsync-path"),
         (args.iconv.is_some() && !f.on(Flag::NoIconv), "--iconv"),
         (f.get(Flag::Owner) == Some(true), "--owner"),
@@ -316,57 +351,67 @@ fn refuse_unsupported(args: &Args) -> Result<()> {
     Ok(())
 }
 
-/// What `--info` asked for, as far as ferry has it.
-#[derive(Debug, Default)]
-struct Info {
-    /// `progress2` (Some(true)), `progress0` (Some(false)), `progress1`.
-    overall_progress: Option<bool>,
-    stats: bool,
+/// rsync's `--info` levels: what `-v`, `--stats` and `--progress` imply,
+/// with the words given on top.
+fn info_of(args: &Args) -> Result<Info> {
+    let flags = &args.flags;
+    let implied = Implied {
+        verbosity: flags.count(Counter::Verbose),
+        stats: flags.on(Flag::Stats),
+        progress: flags.on(Flag::Progress),
+        has_format: args.out_format.is_some() || flags.count(Counter::Itemize) > 0,
+    };
+    Info::resolve(implied, &args.info)
 }
 
-impl Info {
-    fn parse(flags: &[String]) -> Result<Info> {
-        let mut info = Info::default();
-        for flag in flags.iter().flat_map(|f| f.split(',')) {
-            match flag.trim().to_ascii_lowercase().as_str() {
-                "progress2" => info.overall_progress = Some(true),
-                "progress0" => info.overall_progress = Some(false),
-                "progress" | "progress1" => info.overall_progress = None,
-                "stats" | "stats1" | "stats2" | "stats3" => info.stats = true,
-                "stats0" => info.stats = false,
-                "" => {}
-                other => {
-                    return Err(Error::Usage(format!(
-                        "--info={other}: ferry knows progress0, progress1, progress2 and stats"
-                    )))
-                }
-            }
-        }
-        Ok(info)
+/// Which items get lines: the formats and rsync's levels.
+fn line_options(args: &Args, info: &Info, direction: &Direction) -> LineOptions {
+    let flags = &args.flags;
+    let itemize = flags.count(Counter::Itemize);
+    // ferry names what a dry run would do even without -v (rsync prints
+    // nothing then): a dry run that shows nothing tells nothing. An
+    // explicit --info=name0 or del0 still silences it.
+    let dry_names = flags.on(Flag::DryRun) && args.out_format.is_none() && itemize == 0;
+    let level = |word: Word| match info.given(word) {
+        None if dry_names => info.level(word).max(1),
+        _ => info.level(word),
+    };
+    LineOptions {
+        out_format: args.out_format.clone(),
+        logging: args.log_file.is_some(),
+        log_format: args.log_file_format.clone(),
+        itemize,
+        name: level(Word::Name),
+        del: level(Word::Del),
+        quiet: flags.on(Flag::Quiet),
+        dry_run: flags.on(Flag::DryRun),
+        side: match direction {
+            Direction::Local => Side::Local,
+            Direction::Push(_) => Side::Push,
+            Direction::Pull(_) => Side::Pull,
+        },
     }
 }
 
 /// What the console shows: bars on a terminal (one overall and one per
 /// large file, or the overall line alone with `--info=progress2`); off a
 /// terminal only with `--progress`, as a line on stderr.
-fn display_of(args: &Args, info: &Info, direction: &Direction) -> Display {
+fn display_of(args: &Args, info: &Info) -> Display {
     let flags = &args.flags;
     let on_terminal = std::io::stdout().is_terminal();
     let asked = flags.on(Flag::Progress);
     let quiet = flags.on(Flag::Quiet);
-    let progress = match info.overall_progress {
+    let progress = match info.given(Word::Progress) {
         _ if quiet || flags.on(Flag::Json) => ProgressMode::Off,
-        Some(false) => ProgressMode::Off,
-        Some(true) => ProgressMode::Overall,
-        None if on_terminal => ProgressMode::PerFile,
-        None if asked => ProgressMode::Overall,
-        None => ProgressMode::Off,
+        Some(0) => ProgressMode::Off,
+        Some(level) if level >= 2 => ProgressMode::Overall,
+        _ if on_terminal => ProgressMode::PerFile,
+        _ if asked => ProgressMode::Overall,
+        _ => ProgressMode::Off,
     };
     Display {
         progress,
         verbose: flags.count(Counter::Verbose) > 0 && !quiet,
-        itemize: flags.count(Counter::Itemize) > 0 && !quiet,
-        sending: matches!(direction, Direction::Push(_)),
     }
 }
 

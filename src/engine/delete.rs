@@ -127,7 +127,10 @@ fn deletion(entry: &Entry, outcome: Outcome) -> Item<'_> {
         Kind::Symlink => ItemKind::Symlink,
         _ => ItemKind::File,
     };
-    Item::new(&entry.name, kind, outcome)
+    Item {
+        meta: Some(entry.meta),
+        ..Item::new(&entry.name, kind, outcome)
+    }
 }
 
 fn settle(

@@ -7,12 +7,14 @@
 
 pub mod delete;
 pub mod links;
+pub mod list;
 pub mod lock;
 pub mod moved;
 pub mod partial;
 pub mod plan;
 pub mod select;
 pub mod transfer;
+mod unchanged;
 
 use std::time::{Duration, Instant};
 
@@ -294,7 +296,7 @@ async fn carry_out<S: Endpoint, D: Endpoint>(
     });
     reporter.planned(files, bytes);
     if opts.dry_run {
-        dry_run(&actions, opts, reporter);
+        dry_run(src, dst, &actions, opts, reporter).await?;
     } else if helper_for_small_files {
         let ((), (), executed) = tokio::join!(
             start_helper_beside(src),
@@ -342,7 +344,15 @@ fn may_hash(action: &Action) -> bool {
     matches!(action, Action::File(job) if job.existing.is_some() || job.partial.is_some())
 }
 
-fn dry_run(actions: &[Action], opts: &Options, reporter: &dyn Reporter) {
+/// A dry run reports what the actions would do. The symlinks' targets are
+/// read, as a real run reads them, for the lines that show them (`%L`).
+async fn dry_run<S: Endpoint, D: Endpoint>(
+    src: &S,
+    dst: &D,
+    actions: &[Action],
+    opts: &Options,
+    reporter: &dyn Reporter,
+) -> Result<()> {
     for action in actions {
         if matches!(
             action,
@@ -350,11 +360,37 @@ fn dry_run(actions: &[Action], opts: &Options, reporter: &dyn Reporter) {
         ) {
             continue;
         }
+        let target = match link_target(src, dst, action).await {
+            Err(e) if e.is_fatal() => return Err(e),
+            found => found.ok().flatten(),
+        };
         let mut item = item_of(action, opts);
         if item.outcome != Outcome::Attributes {
             item.outcome = Outcome::WouldSend;
         }
-        reporter.finished(&item);
+        reporter.finished(&Item {
+            target: target.as_deref(),
+            ..item
+        });
+    }
+    Ok(())
+}
+
+/// Where a symlink the action makes or touches points: the source's link
+/// for a copy, the destination's (the same) for a change of time alone.
+async fn link_target<S: Endpoint, D: Endpoint>(
+    src: &S,
+    dst: &D,
+    action: &Action,
+) -> Result<Option<String>> {
+    match action {
+        Action::Symlink { source, .. } => src.read_link(source).await.map(Some),
+        Action::Attrs {
+            dest,
+            kind: Kind::Symlink,
+            ..
+        } => dst.read_link(dest).await.map(Some),
+        _ => Ok(None),
     }
 }
 
@@ -365,20 +401,29 @@ fn item_of<'a>(action: &'a Action, opts: &Options) -> Item<'a> {
         Action::File(job) => Item {
             size: job.source_meta.size,
             changes: changes_of(job, opts),
+            meta: Some(job.source_meta),
+            source: Some(&job.source),
             ..Item::new(&job.paths.dest, ItemKind::File, Outcome::Sent)
         },
-        Action::Dir { dest, exists, .. } => Item {
+        Action::Dir {
+            dest, exists, meta, ..
+        } => Item {
             changes: Changes {
                 created: !exists,
                 ..Changes::default()
             },
+            meta: *meta,
             ..Item::new(dest, ItemKind::Dir, Outcome::Created)
         },
-        Action::Symlink { dest, .. } => Item {
+        Action::Symlink {
+            source, dest, meta, ..
+        } => Item {
             changes: Changes {
                 created: true,
                 ..Changes::default()
             },
+            meta: Some(*meta),
+            source: Some(source),
             ..Item::new(dest, ItemKind::Symlink, Outcome::Created)
         },
         Action::Attrs {
@@ -386,7 +431,9 @@ fn item_of<'a>(action: &'a Action, opts: &Options) -> Item<'a> {
             kind,
             mode,
             mtime,
+            source_meta,
         } => Item {
+            meta: Some(*source_meta),
             changes: Changes {
                 perms: mode.is_some(),
                 time: match mtime {
@@ -453,16 +500,24 @@ async fn execute<S: Endpoint, D: Endpoint>(
             continue;
         }
         while running.len() >= opts.jobs.max(1) {
-            if let Some((action, done)) = running.next().await {
-                finish(item_of(action, opts), done, reporter, stats)?;
+            if let Some((action, done, target)) = running.next().await {
+                finish(with_target(action, opts, &target), done, reporter, stats)?;
             }
         }
         running.push(run_action(src, dst, action, opts, reporter, &budget, io));
     }
-    while let Some((action, done)) = running.next().await {
-        finish(item_of(action, opts), done, reporter, stats)?;
+    while let Some((action, done, target)) = running.next().await {
+        finish(with_target(action, opts, &target), done, reporter, stats)?;
     }
     Ok(())
+}
+
+/// An action's report with the symlink target it made, if any.
+fn with_target<'a>(action: &'a Action, opts: &Options, target: &'a Option<String>) -> Item<'a> {
+    Item {
+        target: target.as_deref(),
+        ..item_of(action, opts)
+    }
 }
 
 /// Makes the missing directories before any file starts, so that no file
@@ -538,7 +593,9 @@ async fn make_dir<'a, D: Endpoint>(dst: &D, dir: &'a Action) -> (&'a Action, Res
     (dir, made.await.map(|_| done(Outcome::Created)))
 }
 
-/// One action other than making a directory; returns it with its result.
+/// One action other than making a directory; returns it with its result
+/// and, for a symlink, where it points (which the lines of `-i` and `-v`
+/// show).
 async fn run_action<'a, S: Endpoint, D: Endpoint>(
     src: &S,
     dst: &D,
@@ -547,7 +604,8 @@ async fn run_action<'a, S: Endpoint, D: Endpoint>(
     reporter: &dyn Reporter,
     budget: &Semaphore,
     io: Pipeline,
-) -> (&'a Action, Result<Transferred>) {
+) -> (&'a Action, Result<Transferred>, Option<String>) {
+    let mut target = None;
     let result = match action {
         Action::File(job) => {
             let share = job.source_meta.size.min(io.memory());
@@ -568,14 +626,19 @@ async fn run_action<'a, S: Endpoint, D: Endpoint>(
             set_time,
         } => {
             let mtime = set_time.then_some(meta.mtime);
-            let made = copy_symlink(src, dst, source, dest, mtime, opts).await;
-            match made {
-                Ok(outcome) if opts.remove_source_files => {
-                    moved::remove_source(src, dst, source, dest, meta, &opts.links_policy)
-                        .await
-                        .map(|()| done(outcome))
+            match copy_symlink(src, dst, source, dest, mtime, opts).await {
+                Ok(made) => {
+                    target = Some(made);
+                    match opts.remove_source_files {
+                        true => {
+                            moved::remove_source(src, dst, source, dest, meta, &opts.links_policy)
+                                .await
+                                .map(|()| done(Outcome::Created))
+                        }
+                        false => Ok(done(Outcome::Created)),
+                    }
                 }
-                other => other.map(done),
+                Err(e) => Err(e),
             }
         }
         Action::RemoveSource { source, dest, meta } => {
@@ -585,12 +648,18 @@ async fn run_action<'a, S: Endpoint, D: Endpoint>(
         }
         Action::Attrs {
             dest, mode, mtime, ..
-        } => set_attrs(dst, dest, *mode, *mtime)
-            .await
-            .map(|_| done(Outcome::Attributes)),
+        } => {
+            let set = set_attrs(dst, dest, *mode, *mtime).await;
+            if set.is_ok() {
+                // Only for the line: a link that cannot be read is shown
+                // without its target.
+                target = link_target(src, dst, action).await.ok().flatten();
+            }
+            set.map(|()| done(Outcome::Attributes))
+        }
         Action::Dir { .. } => Ok(done(Outcome::Skipped)),
     };
-    (action, result)
+    (action, result, target)
 }
 
 /// Takes in one action's result: counts it and reports it, or, for an
@@ -775,6 +844,7 @@ async fn take_back_owner_bits<D: Endpoint>(dst: &D, dir: &str, source_mode: u32)
 
 /// Creates the link under a temporary name and renames it over the
 /// destination, so an existing link or file is replaced in one step.
+/// Returns where the link points.
 async fn copy_symlink<S: Endpoint, D: Endpoint>(
     src: &S,
     dst: &D,
@@ -782,7 +852,7 @@ async fn copy_symlink<S: Endpoint, D: Endpoint>(
     dest: &str,
     mtime: Option<Mtime>,
     opts: &Options,
-) -> Result<Outcome> {
+) -> Result<String> {
     let target = opts.links_policy.target(src.read_link(source).await?);
     if dst.lstat(dest).await?.map(|m| m.kind) == Some(Kind::Dir) {
         delete::make_way(dst, dest, opts.delete || opts.force).await?;
@@ -797,5 +867,5 @@ async fn copy_symlink<S: Endpoint, D: Endpoint>(
         dst.set_mtime(&temp, mtime).await?;
     }
     dst.rename(&temp, dest).await?;
-    Ok(Outcome::Created)
+    Ok(target)
 }

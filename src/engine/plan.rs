@@ -17,7 +17,7 @@ use super::links::{self, Resolved};
 use super::partial::{is_working_file, meta_name, partial_name, Paths};
 use super::select::Quick;
 use super::transfer::FileJob;
-use super::{Options, SourceCounts};
+use super::{unchanged, Options, SourceCounts};
 use crate::endpoint::{base_name, join, Endpoint, Entry, FileHandle, Kind, Meta, Mtime};
 use crate::error::{Error, Result};
 use crate::filter::{Entered, FileSet, FilesFrom, Listed, Need, Scope, Side};
@@ -61,6 +61,8 @@ pub enum Action {
         kind: Kind,
         mode: Option<u32>,
         mtime: Option<Mtime>,
+        /// The source entry's, for the lines that show it (`%l`, `%B`).
+        source_meta: Meta,
     },
 }
 
@@ -364,15 +366,8 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
             }));
         }
         for (source, meta) in found {
-            self.plan_source(
-                source,
-                meta,
-                dest,
-                dest_is_dir,
-                dest_meta.is_some(),
-                as_file.take(),
-            )
-            .await?;
+            self.plan_source(source, meta, dest, dest_is_dir, dest_meta, as_file.take())
+                .await?;
         }
         Ok(())
     }
@@ -467,11 +462,11 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
     /// leading out of it is refused (ferry never writes outside the
     /// destination; rsync would follow it), one to something else is
     /// replaced by the directory, as without `-K`.
-    async fn kept_dirlink(&self, path: &str, rel: &str) -> Result<bool> {
+    async fn kept_dirlink(&self, path: &str, rel: &str) -> Result<Option<Meta>> {
         let (target, meta) = tokio::join!(self.dst.read_link(path), self.dst.stat(path));
-        if meta?.is_none_or(|m| m.kind != Kind::Dir) {
-            return Ok(false);
-        }
+        let Some(dir) = meta?.filter(|m| m.kind == Kind::Dir) else {
+            return Ok(None);
+        };
         if links::unsafe_symlink(&target?, rel) {
             return Err(Error::Refused {
                 path: format!("{}{path}", self.dst.label()),
@@ -480,7 +475,7 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
                     .into(),
             });
         }
-        Ok(true)
+        Ok(Some(dir))
     }
 
     /// Whether a source entry of this kind lands in the destination.
@@ -582,7 +577,7 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
         meta: Meta,
         dest: &str,
         dest_is_dir: bool,
-        dest_exists: bool,
+        dest_meta: Option<Meta>,
         as_file: Option<AsFile>,
     ) -> Result<()> {
         let path = source.path.trim_end_matches('/');
@@ -596,20 +591,20 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
         }
         if meta.kind == Kind::Dir && (self.opts.recursive || self.opts.dirs) {
             let (target, exists) = if source.contents_only {
-                (dest.to_string(), dest_exists.then_some(Kind::Dir))
+                (dest.to_string(), dest_meta.filter(|m| m.kind == Kind::Dir))
             } else {
                 let target = join(dest, base_name(path));
-                let found = match dest_exists {
-                    true => self.dst.lstat(&target).await?,
-                    false => None,
+                let found = match dest_meta {
+                    Some(_) => self.dst.lstat(&target).await?,
+                    None => None,
                 };
                 if self.left_out(&meta, found.as_ref()) {
                     return Ok(());
                 }
-                (target, found.map(|m| m.kind))
+                (target, found)
             };
             self.push_top_dir(&target, meta, exists);
-            let exists = exists == Some(Kind::Dir);
+            let exists = exists.map(|m| m.kind) == Some(Kind::Dir);
             let depth = match (self.opts.recursive, source.contents_only) {
                 (true, _) => Depth::Tree,
                 // -d: `dir/` copies its entries, subdirectories made empty.
@@ -687,7 +682,7 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
 
     /// Several `dir/` sources can land in one destination directory, which
     /// `plan` may already have queued for creation: one action per directory.
-    fn push_top_dir(&mut self, dest: &str, meta: Meta, there: Option<Kind>) {
+    fn push_top_dir(&mut self, dest: &str, meta: Meta, there: Option<Meta>) {
         for action in &mut self.actions {
             if let Action::Dir {
                 dest: d, meta: m, ..
@@ -703,9 +698,13 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
         self.push_dir(dest, meta, there);
     }
 
-    /// A directory of the source, at `dest` where the destination has an
-    /// entry of kind `there`, if any.
-    fn push_dir(&mut self, dest: &str, meta: Meta, there: Option<Kind>) {
+    /// A directory of the source, at `dest` where the destination has the
+    /// entry `there`, if any.
+    fn push_dir(&mut self, dest: &str, meta: Meta, there: Option<Meta>) {
+        if let Some(old) = there.filter(|m| m.kind == Kind::Dir) {
+            unchanged::existing_dir(self.reporter, self.opts, dest, &meta, &old);
+        }
+        let there = there.map(|m| m.kind);
         self.seen.dirs += 1;
         self.actions.push(Action::Dir {
             dest: dest.to_string(),
@@ -771,17 +770,12 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
             let src_path = join(src_dir, &entry.name);
             if entry.meta.kind == Kind::Dir {
                 let target = join(dst_dir, &entry.name);
-                if self.left_out(&entry.meta, existing.get(&entry.name)) {
-                    continue;
-                }
-                let mut there = existing.get(&entry.name).map(|m| m.kind);
-                if there == Some(Kind::Symlink) && self.opts.keep_dirlinks {
-                    match self
-                        .kept_dirlink(&target, &join(&at.rel, &entry.name))
-                        .await
-                    {
-                        Ok(true) => there = Some(Kind::Dir),
-                        Ok(false) => {}
+                let mut there = existing.get(&entry.name).copied();
+                if there.is_some_and(|m| m.kind == Kind::Symlink) && self.opts.keep_dirlinks {
+                    let rel = join(&at.rel, &entry.name);
+                    match self.kept_dirlink(&target, &rel).await {
+                        Ok(Some(dir)) => there = Some(dir),
+                        Ok(None) => {}
                         Err(e) if !e.is_fatal() => {
                             self.errors.push(e);
                             continue;
@@ -789,7 +783,7 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
                         Err(e) => return Err(e),
                     }
                 }
-                let exists = there == Some(Kind::Dir);
+                let exists = there.map(|m| m.kind) == Some(Kind::Dir);
                 if depth == Depth::Contents {
                     self.push_dir(&target, entry.meta, there);
                     continue;
@@ -1087,8 +1081,8 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
             done.blocked.insert(rel.to_string());
             return Ok(());
         }
-        let found = there.existing.map(|m| m.kind);
-        let exists = found == Some(Kind::Dir);
+        let found = there.existing;
+        let exists = found.map(|m| m.kind) == Some(Kind::Dir);
         if !done.one_level.contains(rel_parent(rel)) {
             self.push_dir(&target, meta, found);
         }
@@ -1178,10 +1172,10 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
             Kind::Dir | Kind::Other => self.note_skipped(src_path, &meta),
             Kind::Symlink if self.opts.links => {
                 let mtime = self.link_time(&meta);
-                if !self
+                let current = self
                     .symlink_current(src_path, &paths.dest, existing)
-                    .await?
-                {
+                    .await?;
+                let Some(target) = current else {
                     self.actions.push(Action::Symlink {
                         source: src_path.to_string(),
                         dest: paths.dest,
@@ -1189,14 +1183,23 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
                         set_time: mtime.is_some(),
                     });
                     return Ok(());
-                }
+                };
                 if let Some(mtime) = mtime.filter(|t| existing.is_some_and(|m| !m.mtime.same(t))) {
                     self.actions.push(Action::Attrs {
                         dest: paths.dest.clone(),
                         kind: Kind::Symlink,
                         mode: None,
                         mtime: Some(mtime),
+                        source_meta: meta,
                     });
+                } else {
+                    unchanged::up_to_date(
+                        self.reporter,
+                        &paths.dest,
+                        &meta,
+                        src_path,
+                        Some(&target),
+                    );
                 }
                 self.source_done(src_path, paths.dest, meta);
             }
@@ -1207,8 +1210,10 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
                     .await?
                 {
                     self.up_to_date += 1;
-                    if let Some(old) = existing {
-                        self.plan_attrs(paths.dest.clone(), &meta, &old);
+                    let attrs = existing
+                        .is_some_and(|old| self.plan_attrs(paths.dest.clone(), &meta, &old));
+                    if !attrs {
+                        unchanged::up_to_date(self.reporter, &paths.dest, &meta, src_path, None);
                     }
                     self.source_done(src_path, paths.dest, meta);
                     return Ok(());
@@ -1245,8 +1250,8 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
 
     /// A file whose contents are current still gets the source's
     /// permissions and time where the options ask for them, as rsync sets
-    /// them on a file it does not send.
-    fn plan_attrs(&mut self, dest: String, meta: &Meta, old: &Meta) {
+    /// them on a file it does not send. Returns whether it does.
+    fn plan_attrs(&mut self, dest: String, meta: &Meta, old: &Meta) -> bool {
         let opts = self.opts;
         let mode = crate::mode::dest_mode(
             meta.mode,
@@ -1258,14 +1263,17 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
         );
         let mode = (mode != old.mode).then_some(mode);
         let mtime = (opts.times && !old.mtime.same(&meta.mtime)).then_some(meta.mtime);
-        if mode.is_some() || mtime.is_some() {
+        let changed = mode.is_some() || mtime.is_some();
+        if changed {
             self.actions.push(Action::Attrs {
                 dest,
                 kind: Kind::File,
                 mode,
                 mtime,
+                source_meta: *meta,
             });
         }
+        changed
     }
 
     /// An entry the destination already holds: with
@@ -1320,16 +1328,42 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
         Ok(a? == b?)
     }
 
+    /// The target of a destination symlink that already points where the
+    /// source's does; None when it needs (re)making.
     async fn symlink_current(
         &self,
         src_path: &str,
         dest: &str,
         existing: Option<Meta>,
-    ) -> Result<bool> {
+    ) -> Result<Option<String>> {
         if existing.map(|m| m.kind) != Some(Kind::Symlink) {
-            return Ok(false);
+            return Ok(None);
         }
         let (ours, theirs) = tokio::join!(self.src.read_link(src_path), self.dst.read_link(dest));
-        Ok(self.opts.links_policy.target(ours?) == theirs?)
+        let ours = self.opts.links_policy.target(ours?);
+        Ok((ours == theirs?).then_some(ours))
+    }
+}
+
+/// `--list-only` walks the source alone (`engine::list`), with the rules
+/// the transfer's walk applies: these lend it the planner's.
+impl<S: Endpoint, D: Endpoint> Planner<'_, S, D> {
+    /// The rules at the root of a walk whose transfer root the source
+    /// calls `root`.
+    pub(super) fn rules_at_root(&self, root: &str) -> Scope {
+        self.root_scope_at(root)
+    }
+
+    /// The rules inside the source directory `src_dir` (at `rel` from the
+    /// transfer root, in a directory ruled by `outer`), with what its
+    /// filter files add. None when one could not be read (in `errors`).
+    pub(super) async fn rules_inside(
+        &mut self,
+        src_dir: &str,
+        rel: &str,
+        outer: &Scope,
+        entries: &[Entry],
+    ) -> Result<Option<Scope>> {
+        self.enter(src_dir, &Here::new(rel, outer), entries).await
     }
 }
