@@ -450,6 +450,11 @@ const EXTRAS: &[&[&str]] = &[
     &["--safe-links"],
     &["-K"],
     &["--munge-links"],
+    &["-m"],
+    &["-R"],
+    &["--twice"],
+    &["--append"],
+    &["--append-verify"],
 ];
 
 /// One drawn case.
@@ -520,14 +525,34 @@ impl Bench {
     }
 
     /// The arguments for SRC and DEST on `side`.
-    fn places(&self, side: Side, src: &Path, dest: &Path, contents: bool) -> [String; 2] {
-        let src = format!("{}{}", src.display(), if contents { "/" } else { "" });
+    /// The source and destination arguments: `--twice` (the harness's
+    /// own atom) names the source twice, `-R` anchors it with `/./` so that
+    /// both tools' trees have the same paths.
+    fn places(&self, case: &Case, src: &Path, dest: &Path) -> Vec<String> {
+        let relative = case.options.iter().any(|o| o == "-R");
+        let shown = match relative {
+            true => format!("{}/./src", src.parent().unwrap().display()),
+            false => src.display().to_string(),
+        };
+        let src = format!("{shown}{}", if case.contents { "/" } else { "" });
         let dest = format!("{}/", dest.display());
-        match side {
-            Side::Local => [src, dest],
-            Side::Push => [src, format!("{HOST_ALIAS}:{dest}")],
-            Side::Pull => [format!("{HOST_ALIAS}:{src}"), dest],
+        let (src, dest) = match case.side {
+            Side::Local => (src, dest),
+            Side::Push => (src, format!("{HOST_ALIAS}:{dest}")),
+            Side::Pull => (format!("{HOST_ALIAS}:{src}"), dest),
+        };
+        let twice = case.options.iter().any(|o| o == "--twice");
+        let mut places = vec![src.clone()];
+        if twice {
+            places.push(src);
         }
+        places.push(dest);
+        places
+    }
+
+    /// The options as the tools take them (without the harness's own).
+    fn options(options: Vec<String>) -> Vec<String> {
+        options.into_iter().filter(|o| o != "--twice").collect()
     }
 
     fn rsync(&self, case: &Case, src: &Path, dest: &Path) -> Output {
@@ -536,15 +561,15 @@ impl Bench {
         if case.side != Side::Local {
             cmd.arg("-e").arg(&self.rsh);
         }
-        cmd.args(rsync_options(case));
-        cmd.args(self.places(case.side, src, dest, case.contents));
+        cmd.args(Self::options(rsync_options(case)));
+        cmd.args(self.places(case, src, dest));
         run_with_deadline(&mut cmd, Duration::from_secs(60))
     }
 
     fn ferry(&self, case: &Case, src: &Path, dest: &Path) -> Output {
         let mut cmd = self.sshd.ferry();
-        cmd.args(&case.options);
-        cmd.args(self.places(case.side, src, dest, case.contents));
+        cmd.args(Self::options(case.options.clone()));
+        cmd.args(self.places(case, src, dest));
         cmd.run(Duration::from_secs(60))
     }
 

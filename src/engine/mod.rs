@@ -13,6 +13,7 @@ pub mod moved;
 pub mod partial;
 pub mod plan;
 pub mod select;
+pub mod tidy;
 pub mod transfer;
 mod unchanged;
 
@@ -36,6 +37,13 @@ pub struct Options {
     pub dirs: bool,
     /// `--mkpath`: the destination's missing parent directories are made.
     pub mkpath: bool,
+    /// `-R`: sources keep their paths under the destination.
+    pub relative: bool,
+    /// Without `--no-implied-dirs`: the directories above a kept path come
+    /// with the source's attributes.
+    pub implied_dirs: bool,
+    /// `-m`: source directories with no file below them are left out.
+    pub prune_empty_dirs: bool,
     pub links: bool,
     /// `-L`, `-k`, `--copy-unsafe-links`, `--safe-links`, `--munge-links`.
     pub links_policy: links::LinkPolicy,

@@ -16,6 +16,7 @@ use super::delete::Extraneous;
 use super::links::{self, Resolved};
 use super::partial::{is_working_file, meta_name, partial_name, Paths};
 use super::select::Quick;
+use super::tidy::{self, Claims, Prunable};
 use super::transfer::FileJob;
 use super::{unchanged, Options, SourceCounts};
 use crate::endpoint::{base_name, join, Endpoint, Entry, FileHandle, Kind, Meta, Mtime};
@@ -201,6 +202,23 @@ fn transfer_root<'p>(src_dir: &'p str, rel: &str) -> &'p str {
     }
 }
 
+/// A source path under `-R`: the directory its kept path starts from and
+/// that path (rsync: what follows `/./`, else the whole path, a leading
+/// `/` dropped).
+fn relative_parts(path: &str) -> (String, &str) {
+    if let Some(at) = path.find("/./") {
+        let base = match &path[..at] {
+            "" => "/",
+            base => base,
+        };
+        return (base.to_string(), path[at + 3..].trim_start_matches('/'));
+    }
+    match path.strip_prefix('/') {
+        Some(rest) => ("/".to_string(), rest.trim_start_matches('/')),
+        None => (".".to_string(), path.strip_prefix("./").unwrap_or(path)),
+    }
+}
+
 /// The directory part of a path from the transfer root ("" at the top).
 fn rel_parent(rel: &str) -> &str {
     rel.rsplit_once('/').map_or("", |(parent, _)| parent)
@@ -242,6 +260,9 @@ pub struct Planner<'a, S, D> {
     pub extraneous: Vec<Extraneous>,
     /// The filter rules at the transfer root.
     root: Scope,
+    /// Where the sources' entries land, kept when something needs all of
+    /// them at the end (`-m`; `--delete` with several sources).
+    claims: Option<Claims>,
     /// Listings taken ahead of the walk, by path, until it gets there.
     listed_src: HashMap<String, Result<Vec<Entry>>>,
     listed_dst: HashMap<String, Result<Vec<Entry>>>,
@@ -278,6 +299,7 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
             seen: SourceCounts::default(),
             extraneous: Vec::new(),
             root: Scope::root(&opts.filter),
+            claims: None,
             listed_src: HashMap::new(),
             listed_dst: HashMap::new(),
         }
@@ -286,6 +308,23 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
     /// Plans the copy of `sources` into `dest` with rsync's rules for where
     /// each lands (with `--files-from`, the listed paths of the one source).
     pub async fn plan(&mut self, sources: &[SourceArg], dest: &str) -> Result<()> {
+        let several = sources.len() > 1 || self.opts.relative;
+        if self.opts.prune_empty_dirs || (self.opts.delete && several) {
+            self.claims = Some(Claims::default());
+        }
+        self.plan_sources(sources, dest).await?;
+        tidy::one_per_path(&mut self.actions);
+        if let Some(claims) = &self.claims {
+            tidy::spare_claimed(&mut self.extraneous, claims);
+            if self.opts.prune_empty_dirs {
+                let delete = self.opts.delete;
+                tidy::prune_empty_dirs(&mut self.actions, &mut self.extraneous, claims, delete);
+            }
+        }
+        Ok(())
+    }
+
+    async fn plan_sources(&mut self, sources: &[SourceArg], dest: &str) -> Result<()> {
         if let Some(list) = self.opts.files_from.clone() {
             let [source] = sources else {
                 return Err(Error::Usage(
@@ -295,6 +334,9 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
                 ));
             };
             return self.plan_listed(&source.path, dest, &list).await;
+        }
+        if self.opts.relative {
+            return self.plan_relative(sources, dest).await;
         }
         let mut found = Vec::new();
         for source in sources {
@@ -683,6 +725,9 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
     /// Several `dir/` sources can land in one destination directory, which
     /// `plan` may already have queued for creation: one action per directory.
     fn push_top_dir(&mut self, dest: &str, meta: Meta, there: Option<Meta>) {
+        if let Some(claims) = &mut self.claims {
+            claims.claim(dest, true);
+        }
         for action in &mut self.actions {
             if let Action::Dir {
                 dest: d, meta: m, ..
@@ -770,6 +815,9 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
             let src_path = join(src_dir, &entry.name);
             if entry.meta.kind == Kind::Dir {
                 let target = join(dst_dir, &entry.name);
+                if self.left_out(&entry.meta, existing.get(&entry.name)) {
+                    continue;
+                }
                 let mut there = existing.get(&entry.name).copied();
                 if there.is_some_and(|m| m.kind == Kind::Symlink) && self.opts.keep_dirlinks {
                     let rel = join(&at.rel, &entry.name);
@@ -784,6 +832,14 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
                     }
                 }
                 let exists = there.map(|m| m.kind) == Some(Kind::Dir);
+                if let Some(claims) = &mut self.claims {
+                    claims.dir(Prunable {
+                        dest: target.clone(),
+                        rel: join(&at.rel, &entry.name),
+                        scope: at.scope.clone(),
+                        there,
+                    });
+                }
                 if depth == Depth::Contents {
                     self.push_dir(&target, entry.meta, there);
                     continue;
@@ -883,6 +939,36 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
             Some(meta) => read_rules(self.src, &path, meta.size).await.map(Some),
             None => Ok(None),
         }
+    }
+
+    /// `-R`: each source keeps its path under `dest` (from after a `/./`
+    /// in it, else all of it), the directories above it made with the
+    /// source's attributes (`--no-implied-dirs`: with default ones, and
+    /// only when missing). That is a `--files-from` list per directory the
+    /// paths start from.
+    async fn plan_relative(&mut self, sources: &[SourceArg], dest: &str) -> Result<()> {
+        let mut groups: Vec<(String, FilesFrom)> = Vec::new();
+        for source in sources {
+            let (base, rel) = relative_parts(&source.path);
+            let listed = Listed {
+                path: rel.trim_end_matches('/').to_string(),
+                contents: source.contents_only,
+            };
+            match groups.iter_mut().find(|(b, _)| *b == base) {
+                Some((_, list)) => list.paths.push(listed),
+                None => groups.push((
+                    base,
+                    FilesFrom {
+                        name: String::new(),
+                        paths: vec![listed],
+                    },
+                )),
+            }
+        }
+        for (base, list) in groups {
+            self.plan_listed(&base, dest, &list).await?;
+        }
+        Ok(())
     }
 
     /// `--files-from`: each listed path of the source directory `base`
@@ -1051,7 +1137,12 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
                     path: format!("{}{}", self.src.label(), under(base, rel)),
                     source: std::io::Error::new(
                         std::io::ErrorKind::NotFound,
-                        format!("no such file or directory (listed in --files-from {list})"),
+                        match list {
+                            "" => "no such file or directory".to_string(),
+                            list => {
+                                format!("no such file or directory (listed in --files-from {list})")
+                            }
+                        },
                     ),
                 });
                 return Ok(());
@@ -1084,7 +1175,18 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
         let found = there.existing;
         let exists = found.map(|m| m.kind) == Some(Kind::Dir);
         if !done.one_level.contains(rel_parent(rel)) {
-            self.push_dir(&target, meta, found);
+            match listed || self.opts.implied_dirs {
+                true => self.push_dir(&target, meta, found),
+                // --no-implied-dirs: made only when missing, with default
+                // attributes.
+                false if found.is_none() => self.actions.push(Action::Dir {
+                    dest: target.clone(),
+                    meta: None,
+                    exists: false,
+                    replaces: false,
+                }),
+                false => {}
+            }
         }
         let depth = match role.listed {
             _ if !listed => return Ok(()),
@@ -1139,6 +1241,10 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
             sidecar,
         } = there;
         let paths = Paths::new(dst_dir, name);
+        let lands = meta.kind == Kind::File || (meta.kind == Kind::Symlink && self.opts.links);
+        if let Some(claims) = self.claims.as_mut().filter(|_| lands) {
+            claims.claim(&paths.dest, false);
+        }
         // Writing a partial or sidecar opens it by name, which would follow
         // a symlink planted there out of the destination.
         let odd = |m: Option<Meta>| m.is_some_and(|m| m.kind != Kind::File);
