@@ -283,6 +283,7 @@ fn engine_options(args: &Args, direction: &Direction, sources: usize) -> Result<
         delete,
         force: flags.on(Flag::Force),
         remove_source_files: flags.on(Flag::RemoveSourceFiles),
+        moved: flags.on(Flag::RemoveSourceFiles).then(Default::default),
         max_delete: args.max_delete,
         filter: Arc::new(filter),
         files_from,

@@ -124,6 +124,9 @@ impl SourceArg {
 struct Here {
     rel: String,
     scope: Scope,
+    /// The rules `--delete` goes by, where the destination's per-directory
+    /// filter files make them differ from the source's (None: the same).
+    protect: Option<Scope>,
 }
 
 impl Here {
@@ -131,7 +134,13 @@ impl Here {
         Here {
             rel: rel.to_string(),
             scope: scope.clone(),
+            protect: None,
         }
+    }
+
+    /// The rules on the receiving side (`--delete`).
+    fn receiving(&self) -> &Scope {
+        self.protect.as_ref().unwrap_or(&self.scope)
     }
 
     /// Whether the rules hide an entry of this directory from the walk.
@@ -314,6 +323,12 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
         }
         self.plan_sources(sources, dest).await?;
         tidy::one_per_path(&mut self.actions);
+        // A file an earlier attempt of this run moved is not extraneous.
+        if self.opts.moved.is_some() {
+            let opts = self.opts;
+            self.extraneous
+                .retain(|gone| !opts.was_moved(&gone.entry.name));
+        }
         if let Some(claims) = &self.claims {
             tidy::spare_claimed(&mut self.extraneous, claims);
             if self.opts.prune_empty_dirs {
@@ -706,7 +721,7 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
             .filter(|(name, _)| !in_source.contains(name.as_str()) && !is_working_file(name))
             .map(|(name, meta)| (join(&at.rel, name), name, meta))
             .filter(|(path, _, meta)| {
-                !at.scope
+                !at.receiving()
                     .excluded(path, meta.kind == Kind::Dir, Side::Receiver)
             })
             .map(|(path, name, meta)| Extraneous {
@@ -715,7 +730,7 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
                     meta: *meta,
                 },
                 path,
-                scope: at.scope.clone(),
+                scope: at.receiving().clone(),
             })
             .collect();
         gone.sort_by(|a, b| a.entry.name.cmp(&b.entry.name));
@@ -786,7 +801,12 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
         let Some(scope) = self.enter(src_dir, &at, &entries).await? else {
             return Ok(());
         };
-        let at = Here { rel: at.rel, scope };
+        let parent = at;
+        let mut at = Here {
+            rel: parent.rel.clone(),
+            scope,
+            protect: None,
+        };
         let entries: Vec<Entry> = entries
             .into_iter()
             .filter(|e| !is_working_file(&e.name) && !at.sender_excludes(e))
@@ -808,6 +828,9 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
             HashMap::new()
         };
         if self.opts.delete {
+            at.protect = self
+                .rules_receiving(src_dir, dst_dir, &parent, &entries, &existing)
+                .await?;
             self.note_extraneous(dst_dir, &entries, &existing, &at);
         }
         let is_dir_there = |name: &str| existing.get(name).map(|m| m.kind) == Some(Kind::Dir);
@@ -857,7 +880,11 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
                     self.list_ahead(&ahead).await;
                 }
                 self.push_dir(&target, entry.meta, there);
-                let inner = Here::new(&join(&at.rel, &entry.name), &at.scope);
+                let inner = Here {
+                    rel: join(&at.rel, &entry.name),
+                    scope: at.scope.clone(),
+                    protect: at.protect.clone(),
+                };
                 Box::pin(self.walk(&src_path, &target, exists, inner, Depth::Tree)).await?;
                 continue;
             }
@@ -907,6 +934,68 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
                     Err(e) if !e.is_fatal() => {
                         self.errors.push(e);
                         return Ok(None);
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+    }
+
+    /// The rules `--delete` goes by inside a destination directory, as
+    /// rsync's receiver reads them after the transfer (ferry deletes when
+    /// rsync's `--delete-after` does): a per-directory filter file the
+    /// source sends is the source's, one it does not send (missing there,
+    /// or excluded) is the destination's own, if any. None when that comes
+    /// to the source's rules.
+    async fn rules_receiving(
+        &mut self,
+        src_dir: &str,
+        dst_dir: &str,
+        parent: &Here,
+        sent: &[Entry],
+        existing: &HashMap<String, Meta>,
+    ) -> Result<Option<Scope>> {
+        let outer = parent.receiving();
+        let sends = |name: &str| {
+            sent.iter()
+                .any(|e| e.name == name && e.meta.kind == Kind::File)
+        };
+        let kept_there = |name: &str| existing.get(name).is_some_and(|m| m.kind == Kind::File);
+        let differs = outer
+            .dir_merge_names()
+            .any(|name| !sends(name) && kept_there(name));
+        if parent.protect.is_none() && !differs {
+            return Ok(None);
+        }
+        let mut files = FileSet::new(self.src.label(), transfer_root(src_dir, &parent.rel));
+        loop {
+            let needs = match outer.enter_dir(&parent.rel, &files)? {
+                Entered::Ready(scope) => return Ok(Some(scope)),
+                Entered::Need(needs) => needs,
+            };
+            let fresh: Vec<Need> = needs.into_iter().filter(|n| !files.has(&n.path)).collect();
+            if fresh.is_empty() {
+                return Ok(Some(outer.clone()));
+            }
+            for need in fresh {
+                let read = match &need.in_dir {
+                    Some(name) if !sends(name) => match existing.get(name.as_str()) {
+                        Some(meta) if meta.kind == Kind::File => {
+                            read_rules(self.dst, &join(dst_dir, name), meta.size)
+                                .await
+                                .map(Some)
+                        }
+                        _ => Ok(None),
+                    },
+                    _ => self.read_need(src_dir, sent, &files, &need).await,
+                };
+                match read {
+                    Ok(data) => files.insert(need.path, data),
+                    // Unreadable protection: counted as an error, and a
+                    // run with errors deletes nothing (delete.rs).
+                    Err(e) if !e.is_fatal() => {
+                        self.errors.push(e);
+                        return Ok(Some(outer.clone()));
                     }
                     Err(e) => return Err(e),
                 }

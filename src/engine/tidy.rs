@@ -153,11 +153,14 @@ pub fn prune_empty_dirs(
     }
     for dir in empty {
         let Some(there) = dir.there else { continue };
-        // Only the outermost: deleting it takes what is inside along.
+        // Only the outermost: deleting it takes what is inside along (so
+        // what the walk found extraneous inside goes from the list).
         let parent = crate::endpoint::parent(trimmed(&dir.dest));
         if pruned.contains(parent) {
             continue;
         }
+        let inside = format!("{}/", trimmed(&dir.dest));
+        extraneous.retain(|gone| !gone.entry.name.starts_with(&inside));
         extraneous.push(Extraneous {
             entry: Entry {
                 name: dir.dest.clone(),
