@@ -172,8 +172,12 @@ pub trait Reporter: Send + Sync {
     /// A non-fatal error on one file; the run continues.
     fn file_failed(&self, _path: &str, _error: &Error) {}
 
-    /// Informational note (skipped directory, dry-run line...).
+    /// Informational note shown with `-v` (an unsafe symlink ignored...).
     fn note(&self, _message: &str) {}
+
+    /// A line rsync prints without `-v` and `-q` silences (a directory
+    /// skipped without `-r`, a non-regular file skipped).
+    fn info(&self, _message: &str) {}
 
     /// Something a person should see even without -v (deletions skipped).
     fn warning(&self, _message: &str) {}

@@ -170,6 +170,7 @@ impl Demo<'_> {
             Display {
                 progress: ProgressMode::Off,
                 verbose: false,
+                quiet: true,
             },
             std::sync::Arc::new(super::lines::Lines::none()),
             &settings.dest,

@@ -23,6 +23,7 @@ pub fn main(settings: &Settings, runtime: &tokio::runtime::Runtime) -> i32 {
         Display {
             progress: ProgressMode::Off,
             verbose: false,
+            quiet: true,
         },
         Arc::new(Lines::none()),
         "",

@@ -238,6 +238,9 @@ impl Reporter for Output {
     fn note(&self, message: &str) {
         self.screen().note(message)
     }
+    fn info(&self, message: &str) {
+        self.screen().info(message)
+    }
     fn warning(&self, message: &str) {
         self.screen().warning(message);
         if let Some(log) = &self.log {
@@ -500,6 +503,9 @@ impl Reporter for ProgressCount<'_> {
     }
     fn note(&self, message: &str) {
         self.inner.note(message)
+    }
+    fn info(&self, message: &str) {
+        self.inner.info(message)
     }
     fn warning(&self, message: &str) {
         self.inner.warning(message)

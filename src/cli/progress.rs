@@ -35,6 +35,8 @@ pub struct Display {
     pub progress: ProgressMode,
     /// `-v`: notes (skipped entries) and the closing summary.
     pub verbose: bool,
+    /// `-q`: not even rsync's default lines.
+    pub quiet: bool,
 }
 
 /// Files below this size finish too soon for a bar of their own to help.
@@ -241,6 +243,12 @@ impl Reporter for ConsoleReporter {
 
     fn note(&self, message: &str) {
         if self.display.verbose {
+            self.println(message);
+        }
+    }
+
+    fn info(&self, message: &str) {
+        if !self.display.quiet {
             self.println(message);
         }
     }

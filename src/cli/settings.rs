@@ -237,6 +237,7 @@ fn engine_options(args: &Args, direction: &Direction, sources: usize) -> Result<
         relative: flags.on(Flag::Relative),
         implied_dirs: flags.get(Flag::ImpliedDirs) != Some(false),
         prune_empty_dirs: flags.on(Flag::PruneEmptyDirs),
+        one_file_system: flags.count(Counter::OneFileSystem),
         links: flags.on(Flag::Links),
         links_policy: links_policy(flags, direction)?,
         keep_dirlinks: flags.on(Flag::KeepDirlinks),
@@ -332,7 +333,6 @@ fn chmod_rules(values: &[String]) -> Result<Option<Arc<Chmod>>> {
 fn refuse_unsupported(args: &Args) -> Result<()> {
     let f = &args.flags;
     let named: &[(bool, &str)] = &[
-        (f.count(Counter::OneFileSystem) > 0, "--one-file-system"),
         (f.on(Flag::DelayUpdates), "--delay-updates"),
         (f.on(Flag::Backup), "--backup"),
         (args.partial_dir.is_some(), "--partial-dir"),
@@ -414,6 +414,7 @@ fn display_of(args: &Args, info: &Info) -> Display {
     Display {
         progress,
         verbose: flags.count(Counter::Verbose) > 0 && !quiet,
+        quiet,
     }
 }
 

@@ -537,6 +537,12 @@ impl Endpoint for LocalFs {
         Ok(process_umask())
     }
 
+    async fn file_system(&self, dir: &str) -> Result<u64> {
+        use std::os::unix::fs::MetadataExt;
+        let p = dir.to_string();
+        blocking(dir, move || fs::metadata(p).map(|m| m.dev())).await
+    }
+
     async fn block_hashes(
         &self,
         path: &str,

@@ -8,6 +8,7 @@
 //! (remote).
 
 pub mod local;
+pub mod mounts;
 pub mod remote;
 
 use std::future::Future;
@@ -221,6 +222,11 @@ pub trait Endpoint: Send + Sync {
     /// this endpoint about to get a new entry, where finding out may leave
     /// a trace for a moment (a remote side learns it by creating a file).
     fn umask(&self, dir: &str) -> impl Future<Output = Result<u32>> + Send;
+
+    /// Which file system holds the directory `dir` (`-x`): equal numbers
+    /// for directories on one file system. An error when this side cannot
+    /// tell, so that `-x` is refused rather than ignored.
+    fn file_system(&self, dir: &str) -> impl Future<Output = Result<u64>> + Send;
 
     fn read_link(&self, path: &str) -> impl Future<Output = Result<String>> + Send;
 

@@ -15,6 +15,7 @@ use russh_sftp::client::RawSftpSession;
 use russh_sftp::protocol::{FileAttributes, OpenFlags, StatusCode};
 use tokio::sync::OwnedSemaphorePermit;
 
+use super::mounts::MountTable;
 use super::{Attrs, CopyRange, Endpoint, Entry, FileHandle, Hashing, Kind, Meta, Mtime, WriteMode};
 use crate::delta::rolling::Signature;
 use crate::error::{Error, Result};
@@ -76,6 +77,8 @@ pub struct RemoteFs {
     starter: tokio::sync::Mutex<Option<HashingStarter>>,
     /// The server's umask, learned when something new first needs it.
     umask: tokio::sync::OnceCell<u32>,
+    /// The server's mount points (`-x`), read when first needed.
+    mounts: tokio::sync::OnceCell<MountTable>,
 }
 
 pub struct RemoteFile {
@@ -98,6 +101,7 @@ impl RemoteFs {
             hashing: OnceLock::from(hashing),
             starter: tokio::sync::Mutex::new(None),
             umask: tokio::sync::OnceCell::new(),
+            mounts: tokio::sync::OnceCell::new(),
         }
     }
 
@@ -110,6 +114,7 @@ impl RemoteFs {
             hashing: OnceLock::new(),
             starter: tokio::sync::Mutex::new(Some(starter)),
             umask: tokio::sync::OnceCell::new(),
+            mounts: tokio::sync::OnceCell::new(),
         }
     }
 
@@ -233,6 +238,31 @@ impl RemoteFs {
         let mode = made.attrs.permissions.unwrap_or(0o755) & 0o777;
         tracing::debug!("{}: umask {:03o}", self.label, !mode & 0o777);
         Ok(!mode & 0o777)
+    }
+
+    /// Reads the server's mount table: SFTP carries no device numbers, so
+    /// `-x` goes by the mount points the SFTP server's process sees. A
+    /// server without `/proc` (a chroot, another system) cannot say.
+    async fn read_mounts(&self) -> Result<MountTable> {
+        const MOUNTINFO: &str = "/proc/self/mountinfo";
+        let cannot = |why: String| {
+            Error::Unsupported(format!(
+                "-x/--one-file-system: {} cannot tell which file system a directory is on ({MOUNTINFO}: {why}); run without -x",
+                self.sftp.host()
+            ))
+        };
+        let file = self
+            .open_read(MOUNTINFO)
+            .await
+            .map_err(|e| cannot(e.to_string()))?;
+        let data = file.read_at(0, super::mounts::MAX_MOUNTINFO).await;
+        let _ = file.close(false).await;
+        let data = data.map_err(|e| cannot(e.to_string()))?;
+        let table = MountTable::parse(&String::from_utf8_lossy(&data));
+        match table.device_of("/") {
+            Some(_) => Ok(table),
+            None => Err(cannot("no mount at /".into())),
+        }
     }
 
     async fn set_attrs(&self, path: &str, attrs: FileAttributes) -> Result<()> {
@@ -628,6 +658,20 @@ impl Endpoint for RemoteFs {
             .get_or_try_init(|| self.probe_umask(dir))
             .await
             .copied()
+    }
+
+    async fn file_system(&self, dir: &str) -> Result<u64> {
+        let mounts = self.mounts.get_or_try_init(|| self.read_mounts()).await?;
+        let real = self
+            .sftp
+            .raw()
+            .realpath(dir)
+            .await
+            .map_err(|e| self.err(dir, e))?;
+        let real = real.files.into_iter().next().map(|f| f.filename);
+        Ok(real
+            .and_then(|path| mounts.device_of(&path))
+            .unwrap_or_default())
     }
 
     async fn read_link(&self, path: &str) -> Result<String> {

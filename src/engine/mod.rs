@@ -5,6 +5,7 @@
 //! Errors on one file are reported and counted and the run goes on; errors
 //! that end the connection end the run (ripgrep's per-file error policy).
 
+pub mod bounds;
 pub mod delete;
 pub mod links;
 pub mod list;
@@ -44,6 +45,11 @@ pub struct Options {
     pub implied_dirs: bool,
     /// `-m`: source directories with no file below them are left out.
     pub prune_empty_dirs: bool,
+    /// `-x` (1): a source directory on another file system than the top of
+    /// its tree is copied empty, and `--delete` stays out of destination
+    /// directories on another file system; `-xx` (2): the source's mount
+    /// points are left out altogether.
+    pub one_file_system: u8,
     pub links: bool,
     /// `-L`, `-k`, `--copy-unsafe-links`, `--safe-links`, `--munge-links`.
     pub links_policy: links::LinkPolicy,

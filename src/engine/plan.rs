@@ -12,6 +12,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 
 use futures::stream::{FuturesUnordered, StreamExt};
 
+use super::bounds::Bounds;
 use super::delete::Extraneous;
 use super::links::{self, Resolved};
 use super::partial::{is_working_file, meta_name, partial_name, Paths};
@@ -127,6 +128,8 @@ struct Here {
     /// The rules `--delete` goes by, where the destination's per-directory
     /// filter files make them differ from the source's (None: the same).
     protect: Option<Scope>,
+    /// The file systems `-x` keeps to, once the walk's top has been seen.
+    bounds: Option<Bounds>,
 }
 
 impl Here {
@@ -135,6 +138,7 @@ impl Here {
             rel: rel.to_string(),
             scope: scope.clone(),
             protect: None,
+            bounds: None,
         }
     }
 
@@ -275,6 +279,9 @@ pub struct Planner<'a, S, D> {
     /// Listings taken ahead of the walk, by path, until it gets there.
     listed_src: HashMap<String, Result<Vec<Entry>>>,
     listed_dst: HashMap<String, Result<Vec<Entry>>>,
+    /// The directory the source being planned is named from (rsync's
+    /// transfer root), for rsync's names in notes.
+    source_root: String,
 }
 
 /// Subdirectories listed at once, ahead of the walk: enough to hide the
@@ -311,6 +318,7 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
             claims: None,
             listed_src: HashMap::new(),
             listed_dst: HashMap::new(),
+            source_root: String::new(),
         }
     }
 
@@ -389,7 +397,11 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
             Some(m) => m.kind == Kind::Dir,
             None if into_dir && !sends_any => {
                 for (source, meta) in &found {
-                    self.note_skipped(&source.path, meta);
+                    let shown = match source.contents_only {
+                        true => ".",
+                        false => base_name(source.path.trim_end_matches('/')),
+                    };
+                    self.note_skipped(shown, meta);
                 }
                 return Ok(());
             }
@@ -423,6 +435,10 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
             }));
         }
         for (source, meta) in found {
+            self.source_root = match source.contents_only {
+                true => source.path.trim_end_matches('/').to_string(),
+                false => crate::endpoint::parent(&source.path).to_string(),
+            };
             self.plan_source(source, meta, dest, dest_is_dir, dest_meta, as_file.take())
                 .await?;
         }
@@ -545,16 +561,34 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
         }
     }
 
-    /// rsync's note for a source entry that goes nowhere.
-    fn note_skipped(&self, src_path: &str, meta: &Meta) {
+    /// rsync's note for a source entry that goes nowhere, naming it as
+    /// rsync's file list does (`shown`: from the transfer root).
+    fn note_skipped(&self, shown: &str, meta: &Meta) {
         match meta.kind {
-            Kind::Dir => self
-                .reporter
-                .note(&format!("skipping directory {src_path}")),
+            Kind::Dir => self.reporter.info(&format!("skipping directory {shown}")),
             Kind::Symlink | Kind::Other if !self.makes_entry(meta) => self
                 .reporter
-                .note(&format!("skipping non-regular file \"{src_path}\"")),
+                .info(&format!("skipping non-regular file \"{shown}\"")),
             _ => {}
+        }
+    }
+
+    /// A source path as rsync's file list names it: from the transfer
+    /// root (`.` for the root itself).
+    fn shown<'p>(&self, src_path: &'p str) -> &'p str {
+        let root = self.source_root.as_str();
+        let rel = match root {
+            "." if !src_path.starts_with("./") => Some(src_path),
+            "/" => src_path.strip_prefix('/'),
+            _ => src_path
+                .strip_prefix(root)
+                .filter(|rest| rest.is_empty() || rest.starts_with('/'))
+                .map(|rest| rest.trim_start_matches('/')),
+        };
+        match rel {
+            Some("") => ".",
+            Some(rel) => rel,
+            None => src_path,
         }
     }
 
@@ -806,8 +840,9 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
             rel: parent.rel.clone(),
             scope,
             protect: None,
+            bounds: parent.bounds,
         };
-        let entries: Vec<Entry> = entries
+        let mut entries: Vec<Entry> = entries
             .into_iter()
             .filter(|e| !is_working_file(&e.name) && !at.sender_excludes(e))
             .map(|Entry { name, meta }| Entry {
@@ -815,6 +850,9 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
                 meta: self.as_sent(meta),
             })
             .collect();
+        let mounts = self
+            .mount_points(src_dir, dst_dir, dst_exists, &mut at, &mut entries)
+            .await?;
         let existing: HashMap<String, Meta> = if dst_exists {
             let listed = match self.listed_dst.remove(dst_dir) {
                 Some(listed) => listed,
@@ -827,7 +865,7 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
         } else {
             HashMap::new()
         };
-        if self.opts.delete {
+        if self.opts.delete && self.deletes_in(dst_dir, dst_exists, &at).await? {
             at.protect = self
                 .rules_receiving(src_dir, dst_dir, &parent, &entries, &existing)
                 .await?;
@@ -863,7 +901,7 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
                         there,
                     });
                 }
-                if depth == Depth::Contents {
+                if depth == Depth::Contents || mounts.contains(&entry.name) {
                     self.push_dir(&target, entry.meta, there);
                     continue;
                 }
@@ -884,6 +922,7 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
                     rel: join(&at.rel, &entry.name),
                     scope: at.scope.clone(),
                     protect: at.protect.clone(),
+                    bounds: at.bounds,
                 };
                 Box::pin(self.walk(&src_path, &target, exists, inner, Depth::Tree)).await?;
                 continue;
@@ -938,6 +977,57 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
                     Err(e) => return Err(e),
                 }
             }
+        }
+    }
+
+    /// `-x`: the subdirectories among `entries` on another file system than
+    /// the walk's top (learned here when `at` is the top); `-xx` takes them
+    /// out of `entries`, as rsync leaves them out of its file list.
+    async fn mount_points(
+        &mut self,
+        src_dir: &str,
+        dst_dir: &str,
+        dst_exists: bool,
+        at: &mut Here,
+        entries: &mut Vec<Entry>,
+    ) -> Result<HashSet<String>> {
+        if self.opts.one_file_system == 0 {
+            return Ok(HashSet::new());
+        }
+        let bounds = match at.bounds {
+            Some(bounds) => bounds,
+            None => {
+                let dst_dir = dst_exists.then_some(dst_dir);
+                Bounds::at_top(self.src, src_dir, self.dst, dst_dir).await?
+            }
+        };
+        at.bounds = Some(bounds);
+        let (mounts, errors) = bounds.mount_points(self.src, src_dir, entries).await;
+        for error in errors {
+            match error.is_fatal() {
+                true => return Err(error),
+                false => self.errors.push(error),
+            }
+        }
+        if self.opts.one_file_system > 1 {
+            entries.retain(|e| !mounts.contains(&e.name));
+        }
+        Ok(mounts)
+    }
+
+    /// Whether `--delete` looks into `dst_dir`: with `-x`, not when it is
+    /// on another file system than the destination's top.
+    async fn deletes_in(&mut self, dst_dir: &str, dst_exists: bool, at: &Here) -> Result<bool> {
+        match at.bounds {
+            Some(bounds) if dst_exists => match bounds.deletes_in(self.dst, dst_dir).await {
+                Ok(inside) => Ok(inside),
+                Err(e) if !e.is_fatal() => {
+                    self.errors.push(e);
+                    Ok(false)
+                }
+                Err(e) => Err(e),
+            },
+            _ => Ok(true),
         }
     }
 
@@ -1364,7 +1454,7 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
             return Ok(());
         }
         match meta.kind {
-            Kind::Dir | Kind::Other => self.note_skipped(src_path, &meta),
+            Kind::Dir | Kind::Other => self.note_skipped(self.shown(src_path), &meta),
             Kind::Symlink if self.opts.links => {
                 let mtime = self.link_time(&meta);
                 let current = self
@@ -1398,7 +1488,7 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
                 }
                 self.source_done(src_path, paths.dest, meta);
             }
-            Kind::Symlink => self.note_skipped(src_path, &meta),
+            Kind::Symlink => self.note_skipped(self.shown(src_path), &meta),
             Kind::File => {
                 if self
                     .file_current(src_path, &paths.dest, &meta, existing)
