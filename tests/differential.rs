@@ -480,6 +480,14 @@ const EXTRAS: &[&[&str]] = &[
     &["--twice"],
     &["--append"],
     &["--append-verify"],
+    &["--del"],
+    &["--delete-before"],
+    &["--delete-during"],
+    &["--delete-delay", "-F"],
+    &["-C"],
+    &["-s"],
+    &["--old-args"],
+    &["-4"],
 ];
 
 /// One drawn case.
@@ -522,7 +530,9 @@ fn rsync_options(case: &Case) -> Vec<String> {
         .options
         .iter()
         .map(|o| match o.as_str() {
-            "--delete" => "--delete-after".to_string(),
+            "--delete" | "--del" | "--delete-before" | "--delete-during" | "--delete-delay" => {
+                "--delete-after".to_string()
+            }
             // ferry's --append checks the head it appends to (docs/RSYNC.md):
             // what rsync does when asked to verify.
             "--append" => "--append-verify".to_string(),

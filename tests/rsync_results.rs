@@ -284,6 +284,7 @@ fn checksum_with_times_fixes_the_time_of_an_equal_file() {
         Trial::new(&sshd).same_as_rsync(line(side, &["-rtc"], ("src/", "dest")), "dest", |root| {
             make_dir(&root.join("src"), 0o755, 1_400_000_000);
             make_file(&root.join("src/same"), b"same bytes", 0o644, 1_400_000_000);
+            set_mtime(&root.join("src"), 1_400_000_000);
             make_dir(&root.join("dest"), 0o755, 1_400_000_000);
             make_file(&root.join("dest/same"), b"same bytes", 0o644, 1_300_000_000);
         });
@@ -361,6 +362,7 @@ fn a_directory_without_recursion_makes_nothing() {
             Trial::new(&sshd).same_as_rsync(line(side, &["-t"], ("src", "dest")), "", |root| {
                 make_dir(&root.join("src"), 0o755, 1_400_000_000);
                 make_file(&root.join("src/f"), b"f", 0o644, 1_400_000_000);
+                set_mtime(&root.join("src"), 1_400_000_000);
                 set_mtime(root, 1_400_000_000);
             });
         assert!(

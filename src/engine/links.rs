@@ -75,8 +75,13 @@ pub async fn resolve<E: Endpoint>(
         return follow(src, path).await;
     }
     if policy.copy_dirlinks {
-        if let Some(meta) = src.stat(path).await?.filter(|m| m.kind == Kind::Dir) {
-            return Ok(Resolved::Followed(meta));
+        // A link that cannot be followed (a loop, a dangling target) is
+        // no link to a directory: copied as a link, as rsync's link_stat
+        // keeps the lstat then.
+        match src.stat(path).await {
+            Ok(Some(meta)) if meta.kind == Kind::Dir => return Ok(Resolved::Followed(meta)),
+            Err(e) if e.is_fatal() => return Err(e),
+            _ => {}
         }
     }
     if !(policy.copy_unsafe_links || policy.safe_links) {

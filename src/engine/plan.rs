@@ -1050,10 +1050,10 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
             sent.iter()
                 .any(|e| e.name == name && e.meta.kind == Kind::File)
         };
-        let kept_there = |name: &str| existing.get(name).is_some_and(|m| m.kind == Kind::File);
-        let differs = outer
-            .dir_merge_names()
-            .any(|name| !sends(name) && kept_there(name));
+        // A merge file the source does not send makes the receiver's
+        // rules its own: the destination's file, or none (where the source
+        // has one that is excluded, or the destination's is no file).
+        let differs = outer.dir_merge_names().any(|name| !sends(name));
         if parent.protect.is_none() && !differs {
             return Ok(None);
         }
