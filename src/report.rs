@@ -154,6 +154,17 @@ impl<'a> Item<'a> {
     }
 }
 
+/// What one of rsync's `--info` lines is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mention {
+    /// A directory skipped without `-r`, a device, fifo or socket skipped
+    /// (`NONREG`: on unless `-q`).
+    NonRegular,
+    /// An entry an option leaves alone: `--existing`, `--ignore-existing`,
+    /// `-u`, `--max-size`, `--min-size` (`SKIP`: from `-vv`).
+    Skipped,
+}
+
 /// Receives events from a running sync. Every method has a default so a
 /// reporter implements only what it shows.
 pub trait Reporter: Send + Sync {
@@ -175,9 +186,8 @@ pub trait Reporter: Send + Sync {
     /// Informational note shown with `-v` (an unsafe symlink ignored...).
     fn note(&self, _message: &str) {}
 
-    /// A line rsync prints without `-v` and `-q` silences (a directory
-    /// skipped without `-r`, a non-regular file skipped).
-    fn info(&self, _message: &str) {}
+    /// One of rsync's lines that its `--info` words turn on and off.
+    fn mention(&self, _what: Mention, _message: &str) {}
 
     /// Something a person should see even without -v (deletions skipped).
     fn warning(&self, _message: &str) {}

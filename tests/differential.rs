@@ -153,6 +153,10 @@ const RULES: &[&str] = &[
 ];
 
 fn write_rules(dir: &Path, rng: &mut Rng) {
+    // An old copy may have made the name a directory: leave that as it is.
+    if fs::symlink_metadata(dir.join(".rsync-filter")).is_ok_and(|m| !m.is_file()) {
+        return;
+    }
     let lines: Vec<&str> = (0..1 + rng.below(3)).map(|_| *rng.pick(RULES)).collect();
     fs::write(dir.join(".rsync-filter"), lines.join("\n") + "\n").unwrap();
     set_times(&dir.join(".rsync-filter"), random_time(rng));
@@ -232,7 +236,12 @@ fn make_old_copy(src: &Path, dst: &Path, rng: &mut Rng, allowed: Changes) {
     for path in paths {
         let meta = fs::symlink_metadata(&path).unwrap();
         let parent_time = fs::symlink_metadata(path.parent().unwrap()).unwrap();
+        // An old filter file gets other rules (change 8 of its directory),
+        // never random bytes: rsync's receiver reads the old one while it
+        // walks and stops at a rule it cannot parse (docs/RSYNC.md).
+        let rules_file = path.file_name().is_some_and(|n| n == ".rsync-filter");
         let change = match rng.below(14) {
+            0 | 1 if rules_file => 14,
             4 | 5 if !allowed.types => 14,
             0 if !allowed.hidden => 14,
             change => change,

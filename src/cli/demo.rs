@@ -170,7 +170,8 @@ impl Demo<'_> {
             Display {
                 progress: ProgressMode::Off,
                 verbose: false,
-                quiet: true,
+                nonreg: false,
+                skip: false,
             },
             std::sync::Arc::new(super::lines::Lines::none()),
             &settings.dest,

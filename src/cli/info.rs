@@ -4,7 +4,7 @@
 //! `-v`, `--stats` or `--progress` imply, wherever it stands on the line.
 //!
 //! ferry acts on NAME (which items get a line), DEL (deletion lines),
-//! PROGRESS and STATS; the other words are accepted and change nothing
+//! NONREG and SKIP (entries left alone), PROGRESS and STATS; the other words are accepted and change nothing
 //! (docs/RSYNC.md says why for each).
 
 use crate::error::{Error, Result};
@@ -53,7 +53,9 @@ const MAX_LEVEL: u8 = 4;
 pub enum Word {
     Del,
     Name,
+    NonReg,
     Progress,
+    Skip,
     Stats,
 }
 
@@ -62,6 +64,8 @@ impl Word {
         let name = match self {
             Word::Del => "DEL",
             Word::Name => "NAME",
+            Word::NonReg => "NONREG",
+            Word::Skip => "SKIP",
             Word::Progress => "PROGRESS",
             Word::Stats => "STATS",
         };

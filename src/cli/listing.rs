@@ -23,7 +23,8 @@ pub fn main(settings: &Settings, runtime: &tokio::runtime::Runtime) -> i32 {
         Display {
             progress: ProgressMode::Off,
             verbose: false,
-            quiet: true,
+            nonreg: false,
+            skip: false,
         },
         Arc::new(Lines::none()),
         "",

@@ -25,7 +25,7 @@ use crate::engine::{self, Stats};
 use crate::error::{Error, ExitCode, Result};
 use crate::location::RemoteSpec;
 use crate::protocol::bootstrap;
-use crate::report::{Item, Outcome, Reporter};
+use crate::report::{Item, Mention, Outcome, Reporter};
 use crate::sftp::Sftp;
 use crate::ssh::meter::Meter;
 use crate::ssh::shell::ShellHasher;
@@ -238,8 +238,8 @@ impl Reporter for Output {
     fn note(&self, message: &str) {
         self.screen().note(message)
     }
-    fn info(&self, message: &str) {
-        self.screen().info(message)
+    fn mention(&self, what: Mention, message: &str) {
+        self.screen().mention(what, message)
     }
     fn warning(&self, message: &str) {
         self.screen().warning(message);
@@ -504,8 +504,8 @@ impl Reporter for ProgressCount<'_> {
     fn note(&self, message: &str) {
         self.inner.note(message)
     }
-    fn info(&self, message: &str) {
-        self.inner.info(message)
+    fn mention(&self, what: Mention, message: &str) {
+        self.inner.mention(what, message)
     }
     fn warning(&self, message: &str) {
         self.inner.warning(message)

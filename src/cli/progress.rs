@@ -14,7 +14,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use super::lines::Lines;
 use crate::engine::Stats;
 use crate::error::Error;
-use crate::report::{printable, relative, Item, ItemKind, Outcome, Reporter, TimeChange};
+use crate::report::{printable, relative, Item, ItemKind, Mention, Outcome, Reporter, TimeChange};
 
 /// How progress is drawn.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,8 +35,9 @@ pub struct Display {
     pub progress: ProgressMode,
     /// `-v`: notes (skipped entries) and the closing summary.
     pub verbose: bool,
-    /// `-q`: not even rsync's default lines.
-    pub quiet: bool,
+    /// rsync's `NONREG` and `SKIP` lines (`--info`).
+    pub nonreg: bool,
+    pub skip: bool,
 }
 
 /// Files below this size finish too soon for a bar of their own to help.
@@ -247,8 +248,12 @@ impl Reporter for ConsoleReporter {
         }
     }
 
-    fn info(&self, message: &str) {
-        if !self.display.quiet {
+    fn mention(&self, what: Mention, message: &str) {
+        let shown = match what {
+            Mention::NonRegular => self.display.nonreg,
+            Mention::Skipped => self.display.skip,
+        };
+        if shown {
             self.println(message);
         }
     }

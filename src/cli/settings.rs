@@ -414,7 +414,8 @@ fn display_of(args: &Args, info: &Info) -> Display {
     Display {
         progress,
         verbose: flags.count(Counter::Verbose) > 0 && !quiet,
-        quiet,
+        nonreg: !quiet && info.level(Word::NonReg) > 0,
+        skip: !quiet && info.level(Word::Skip) > 0,
     }
 }
 

@@ -16,14 +16,14 @@ use super::bounds::Bounds;
 use super::delete::Extraneous;
 use super::links::{self, Resolved};
 use super::partial::{is_working_file, meta_name, partial_name, Paths};
-use super::select::Quick;
+use super::select::{Quick, Skip};
 use super::tidy::{self, Claims, Prunable};
 use super::transfer::FileJob;
 use super::{unchanged, Options, SourceCounts};
 use crate::endpoint::{base_name, join, Endpoint, Entry, FileHandle, Kind, Meta, Mtime};
 use crate::error::{Error, Result};
 use crate::filter::{Entered, FileSet, FilesFrom, Listed, Need, Scope, Side};
-use crate::report::Reporter;
+use crate::report::{Mention, Reporter};
 
 #[derive(Debug, Clone)]
 pub enum Action {
@@ -565,10 +565,13 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
     /// rsync's file list does (`shown`: from the transfer root).
     fn note_skipped(&self, shown: &str, meta: &Meta) {
         match meta.kind {
-            Kind::Dir => self.reporter.info(&format!("skipping directory {shown}")),
-            Kind::Symlink | Kind::Other if !self.makes_entry(meta) => self
+            Kind::Dir => self
                 .reporter
-                .info(&format!("skipping non-regular file \"{shown}\"")),
+                .mention(Mention::NonRegular, &format!("skipping directory {shown}")),
+            Kind::Symlink | Kind::Other if !self.makes_entry(meta) => self.reporter.mention(
+                Mention::NonRegular,
+                &format!("skipping non-regular file \"{shown}\""),
+            ),
             _ => {}
         }
     }
@@ -689,12 +692,15 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
                     Some(_) => self.dst.lstat(&target).await?,
                     None => None,
                 };
-                if self.left_out(&meta, found.as_ref()) {
+                if self.left_out(&meta, found.as_ref(), path) {
                     return Ok(());
                 }
                 (target, found)
             };
             self.push_top_dir(&target, meta, exists);
+            if !source.contents_only {
+                self.top_dir_prunable(&target, base_name(path));
+            }
             let exists = exists.map(|m| m.kind) == Some(Kind::Dir);
             let depth = match (self.opts.recursive, source.contents_only) {
                 (true, _) => Depth::Tree,
@@ -773,6 +779,21 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
 
     /// Several `dir/` sources can land in one destination directory, which
     /// `plan` may already have queued for creation: one action per directory.
+    /// `-m`: a named source directory is pruned too when nothing lands in
+    /// it, as rsync leaves it out of its file list; it is never deleted
+    /// (rsync deletes nothing in the directory above it).
+    fn top_dir_prunable(&mut self, target: &str, rel: &str) {
+        let scope = self.root.clone();
+        if let Some(claims) = self.claims.as_mut().filter(|_| self.opts.prune_empty_dirs) {
+            claims.dir(Prunable {
+                dest: target.to_string(),
+                rel: rel.to_string(),
+                scope,
+                there: None,
+            });
+        }
+    }
+
     fn push_top_dir(&mut self, dest: &str, meta: Meta, there: Option<Meta>) {
         if let Some(claims) = &mut self.claims {
             claims.claim(dest, true);
@@ -876,7 +897,7 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
             let src_path = join(src_dir, &entry.name);
             if entry.meta.kind == Kind::Dir {
                 let target = join(dst_dir, &entry.name);
-                if self.left_out(&entry.meta, existing.get(&entry.name)) {
+                if self.left_out(&entry.meta, existing.get(&entry.name), &src_path) {
                     continue;
                 }
                 let mut there = existing.get(&entry.name).copied();
@@ -1347,7 +1368,7 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
         }
         // Made even when excluded, if it is a directory above listed paths.
         let target = under(dest, rel);
-        if self.left_out(&meta, there.existing.as_ref()) {
+        if self.left_out(&meta, there.existing.as_ref(), &under(base, rel)) {
             done.blocked.insert(rel.to_string());
             return Ok(());
         }
@@ -1449,8 +1470,17 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
             Kind::Symlink if self.opts.links => self.seen.links += 1,
             _ => {}
         }
-        let selected = matches!(meta.kind, Kind::File | Kind::Symlink);
-        if selected && self.opts.select.skips(&meta, existing.as_ref()).is_some() {
+        // As rsync's generator: --existing and --ignore-existing before the
+        // type (a fifo is "not created"); a directory without -r never
+        // gets there (its sender skips it).
+        let selected = meta.kind != Kind::Dir;
+        if let Some(why) = self
+            .opts
+            .select
+            .skips(&meta, existing.as_ref())
+            .filter(|_| selected)
+        {
+            self.note_selected_out(why, src_path, &meta);
             return Ok(());
         }
         match meta.kind {
@@ -1525,12 +1555,32 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
     /// Whether the selection options leave a source directory out, with
     /// everything in it (`--existing` where the destination has none,
     /// `--ignore-existing` where it has something else).
-    fn left_out(&self, meta: &Meta, there: Option<&Meta>) -> bool {
+    fn left_out(&self, meta: &Meta, there: Option<&Meta>, src_path: &str) -> bool {
         let skip = self.opts.select.skips(meta, there);
         if let Some(why) = skip {
-            tracing::debug!("leaving out a directory: {why:?}");
+            self.note_selected_out(why, src_path, meta);
         }
         skip.is_some()
+    }
+
+    /// rsync's `--info=skip` line for an entry an option leaves alone.
+    fn note_selected_out(&self, why: Skip, src_path: &str, meta: &Meta) {
+        let name = self.shown(src_path);
+        let line = match why {
+            Skip::NotCreating => {
+                let what = if meta.kind == Kind::Dir {
+                    "directory"
+                } else {
+                    "file"
+                };
+                format!("not creating new {what} \"{name}\"")
+            }
+            Skip::Exists => format!("{name} exists"),
+            Skip::OverMaxSize => format!("{name} is over max-size"),
+            Skip::UnderMinSize => format!("{name} is under min-size"),
+            Skip::Newer => format!("{name} is newer"),
+        };
+        self.reporter.mention(Mention::Skipped, &line);
     }
 
     /// A file whose contents are current still gets the source's

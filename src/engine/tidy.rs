@@ -152,15 +152,16 @@ pub fn prune_empty_dirs(
         return;
     }
     for dir in empty {
-        let Some(there) = dir.there else { continue };
         // Only the outermost: deleting it takes what is inside along (so
-        // what the walk found extraneous inside goes from the list).
+        // what the walk found extraneous inside goes from the list), and a
+        // pruned named directory, never deleted, is not looked into.
         let parent = crate::endpoint::parent(trimmed(&dir.dest));
         if pruned.contains(parent) {
             continue;
         }
         let inside = format!("{}/", trimmed(&dir.dest));
         extraneous.retain(|gone| !gone.entry.name.starts_with(&inside));
+        let Some(there) = dir.there else { continue };
         extraneous.push(Extraneous {
             entry: Entry {
                 name: dir.dest.clone(),
