@@ -23,6 +23,9 @@ pub enum ExitCode {
     ProtocolStart = 5,
     /// The connection broke during the transfer.
     ConnectionLost = 10,
+    /// The remote side could not start what the transfer needs (rsync's
+    /// "error in rsync protocol data stream": its server exited first).
+    RemoteSide = 12,
     /// A local file I/O error stopped the run.
     FileIo = 11,
     /// Interrupted by SIGINT or SIGTERM.
@@ -76,6 +79,12 @@ pub enum Error {
 
     #[error("{host}: {detail}")]
     Helper { host: String, detail: String },
+
+    /// What the transfer needs from the server before it begins failed
+    /// there: the SFTP server started as `--rsync-path` says, or a remote
+    /// `--files-from` list (rsync's server exits then, code 12).
+    #[error("{host}: {detail}")]
+    RemoteSide { host: String, detail: String },
 
     #[error("connection to {host} lost: {detail}")]
     ConnectionLost { host: String, detail: String },
@@ -140,6 +149,7 @@ impl Error {
             Error::Connect { .. } | Error::HostKey(_) | Error::Auth(_) => ExitCode::Connect,
             Error::SftpRefused { .. } | Error::Helper { .. } => ExitCode::ProtocolStart,
             Error::ConnectionLost { .. } => ExitCode::ConnectionLost,
+            Error::RemoteSide { .. } => ExitCode::RemoteSide,
             Error::Timeout { .. } => ExitCode::Timeout,
             Error::Io { .. } => ExitCode::FileIo,
             Error::Remote { .. } | Error::Refused { .. } => ExitCode::PartialTransfer,
