@@ -183,6 +183,14 @@ pub struct ListFormat {
 }
 
 impl FilesFrom {
+    /// A list ferry makes itself (`-R`'s sources): no name, no anchors.
+    pub fn of(paths: Vec<Listed>) -> FilesFrom {
+        FilesFrom {
+            paths,
+            ..FilesFrom::default()
+        }
+    }
+
     /// Reads the list `name` (`-`: standard input), NUL-separated when the
     /// reader says `--from0`. A list that cannot be read ends the run
     /// before it starts, with rsync's message and code (1).
