@@ -142,8 +142,9 @@ pub struct Args {
     #[arg(short = 'e', long, value_name = "COMMAND", help_heading = "Connection")]
     pub rsh: Option<String>,
 
-    /// How rsync would be started on the server (`sudo rsync`, a path):
-    /// ferry starts its helper the same way (`sudo ferry --server`)
+    /// How rsync would be started on the server (`sudo rsync`): ferry
+    /// starts its remote side through the same wrapper (sftp-server, its
+    /// helper, shell commands); a value not ending in rsync is refused
     #[arg(long, value_name = "PROGRAM", help_heading = "Connection")]
     pub rsync_path: Option<String>,
 

@@ -14,6 +14,7 @@ pub mod logfile;
 pub mod outformat;
 pub mod progress;
 mod remote_list;
+mod rsync_path;
 pub mod settings;
 pub mod toggles;
 
@@ -552,6 +553,7 @@ async fn connect(
         connect_timeout: settings.connect_timeout,
         request_timeout: settings.timeout,
         meter: Some(meter.clone()),
+        wrapper: settings.wrapper.clone(),
     };
     let conn = Arc::new(Connection::open(host, &opts).await?);
     let sftp = Arc::new(conn.sftp().await?);

@@ -22,6 +22,7 @@ pub async fn read(remote: &RemoteFs, list: &RemoteList, host: &str) -> Result<Fi
                     list.path,
                     reason(&e)
                 ),
+                status: None,
             })
         }
     };

@@ -20,6 +20,7 @@ use crate::location::{Location, RemoteSpec};
 use crate::mode::Chmod;
 use crate::ssh::config::Overrides;
 use crate::ssh::rsh::{parse_rsh, Rsh};
+use crate::ssh::wrapper::Wrapper;
 
 /// Which way the data flows.
 #[derive(Debug, Clone)]
@@ -70,6 +71,8 @@ pub struct Settings {
     pub remote_hash: RemoteHashMode,
     pub remote_ferry: String,
     pub remote_cache: String,
+    /// `--rsync-path`'s wrapper, through which the remote side is started.
+    pub wrapper: Option<Wrapper>,
     /// `--files-from=HOST:FILE` (or `:FILE`): the list is on the remote
     /// host, read once connected; `options.files_from` is None until then.
     pub remote_files_from: Option<RemoteList>,
@@ -113,6 +116,10 @@ impl Settings {
             _ => direction_of(&locations, &Location::parse(".").map_err(Error::Usage)?)?,
         };
         super::iconv::check_given(args.iconv.as_deref(), &direction)?;
+        let wrapper = match &args.rsync_path {
+            Some(value) => super::rsync_path::wrapper(value)?,
+            None => None,
+        };
         if list_only && flags.on(Flag::Json) {
             return Err(Error::Usage(
                 "--list-only prints rsync's listing, which has no --json form".into(),
@@ -201,6 +208,7 @@ impl Settings {
             remote_ferry: args.remote_ferry,
             remote_cache: args.remote_cache,
             remote_files_from,
+            wrapper,
         })
     }
 }
@@ -411,7 +419,6 @@ fn refuse_unsupported(args: &Args) -> Result<()> {
         (args.temp_dir.is_some(), "--temp-dir"),
         (args.backup_dir.is_some(), "--backup-dir"),
         (args.suffix.is_some(), "--suffix"),
-        (args.rsync_path.is_some(), "--rsync-path"),
         (f.get(Flag::Owner) == Some(true), "--owner"),
     ];
     for (given, option) in named {
