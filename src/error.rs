@@ -23,6 +23,9 @@ pub enum ExitCode {
     ProtocolStart = 5,
     /// The connection broke during the transfer.
     ConnectionLost = 10,
+    /// The remote side could not start what the transfer needs (rsync's
+    /// "error in rsync protocol data stream": its server exited first).
+    RemoteSide = 12,
     /// A local file I/O error stopped the run.
     FileIo = 11,
     /// Interrupted by SIGINT or SIGTERM.
@@ -33,6 +36,11 @@ pub enum ExitCode {
     MaxDelete = 25,
     /// I/O silence longer than allowed.
     Timeout = 30,
+    /// The remote command (through `--rsync-path`'s wrapper) could not be
+    /// run: the remote shell's status, which rsync exits with.
+    CommandFailed = 126,
+    /// The remote command (through `--rsync-path`'s wrapper) was not found.
+    CommandNotFound = 127,
     /// Could not connect, authenticate, or verify the host key.
     Connect = 255,
 }
@@ -76,6 +84,17 @@ pub enum Error {
 
     #[error("{host}: {detail}")]
     Helper { host: String, detail: String },
+
+    /// What the transfer needs from the server before it begins failed
+    /// there: the SFTP server started as `--rsync-path` says, or a remote
+    /// `--files-from` list (rsync's server exits then, code 12).
+    /// `status`: how the remote command ended, when one was run.
+    #[error("{host}: {detail}")]
+    RemoteSide {
+        host: String,
+        detail: String,
+        status: Option<u32>,
+    },
 
     #[error("connection to {host} lost: {detail}")]
     ConnectionLost { host: String, detail: String },
@@ -140,6 +159,13 @@ impl Error {
             Error::Connect { .. } | Error::HostKey(_) | Error::Auth(_) => ExitCode::Connect,
             Error::SftpRefused { .. } | Error::Helper { .. } => ExitCode::ProtocolStart,
             Error::ConnectionLost { .. } => ExitCode::ConnectionLost,
+            // rsync exits with the remote shell's status; ferry where it
+            // names a command that could not run.
+            Error::RemoteSide { status, .. } => match status {
+                Some(126) => ExitCode::CommandFailed,
+                Some(127) => ExitCode::CommandNotFound,
+                _ => ExitCode::RemoteSide,
+            },
             Error::Timeout { .. } => ExitCode::Timeout,
             Error::Io { .. } => ExitCode::FileIo,
             Error::Remote { .. } | Error::Refused { .. } => ExitCode::PartialTransfer,

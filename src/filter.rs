@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 use crate::error::{Error, Result};
 pub use cvs::{CvsEnv, DEFAULT_CVSIGNORE};
-pub use lists::{FilesFrom, ListReader, Listed};
+pub use lists::{FilesFrom, ListFormat, ListReader, Listed};
 pub use parse::SUPPORTED;
 use parse::{Parsed, Rule, RuleFlags, Sides, Syntax, Template};
 pub use pattern::Pattern;

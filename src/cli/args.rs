@@ -142,13 +142,15 @@ pub struct Args {
     #[arg(short = 'e', long, value_name = "COMMAND", help_heading = "Connection")]
     pub rsh: Option<String>,
 
-    /// How rsync would be started on the server (`sudo rsync`, a path):
-    /// ferry starts its helper the same way (`sudo ferry --server`)
+    /// How rsync would be started on the server (`sudo rsync`): ferry
+    /// starts its remote side through the same wrapper (sftp-server, its
+    /// helper, shell commands); a value not ending in rsync is refused
     #[arg(long, value_name = "PROGRAM", help_heading = "Connection")]
     pub rsync_path: Option<String>,
 
-    /// Convert file names between character sets: only when both are the
-    /// same (ferry copies names as they are)
+    /// Convert file names between character sets (LOCAL,REMOTE): taken
+    /// only where names stay as they are (utf8,utf8; ferry copies names as
+    /// they are); RSYNC_ICONV when not given
     #[arg(long, value_name = "CONVERT_SPEC", help_heading = "Connection")]
     pub iconv: Option<String>,
 
@@ -325,6 +327,12 @@ impl Args {
         let mut args = Args::from_arg_matches(&matches)?;
         args.filter_rules = ordered_filters(&matches);
         args.flags = Flags::read(&matches);
+        // rsync reads --iconv and --no-iconv in order, the later holding;
+        // "-" is its spelling of no conversion.
+        let no_iconv = matches.indices_of("no-iconv").and_then(|i| i.max());
+        if no_iconv > matches.index_of("iconv") {
+            args.iconv = Some("-".into());
+        }
         Ok(args)
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod args;
 mod demo;
+mod iconv;
 pub mod info;
 mod install;
 pub mod json;
@@ -12,6 +13,8 @@ mod listing;
 pub mod logfile;
 pub mod outformat;
 pub mod progress;
+mod remote_list;
+mod rsync_path;
 pub mod settings;
 pub mod toggles;
 
@@ -432,6 +435,14 @@ async fn run_once(
     let (sources, dest) = (&settings.sources, settings.dest.as_str());
     let (remote, conn) = connect(spec, settings, meter).await?;
     *connected_once = true;
+    let opts = match with_remote_list(opts, settings, &remote, &conn).await {
+        Ok(opts) => opts,
+        Err(e) => {
+            conn.close().await;
+            return Err(e);
+        }
+    };
+    let opts = opts.as_ref();
     let result = match &settings.direction {
         Direction::Pull(_) => {
             engine::sync_into(&remote, &LocalFs, sources, dest, opts, reporter, stats).await
@@ -440,6 +451,24 @@ async fn run_once(
     };
     conn.close().await;
     result
+}
+
+/// The options with a remote `--files-from` list read in (on every
+/// connection: a reconnect reads it again, as a new rsync run would).
+async fn with_remote_list<'a>(
+    opts: &'a engine::Options,
+    settings: &Settings,
+    remote: &RemoteFs,
+    conn: &Connection,
+) -> Result<std::borrow::Cow<'a, engine::Options>> {
+    let Some(list) = &settings.remote_files_from else {
+        return Ok(std::borrow::Cow::Borrowed(opts));
+    };
+    let files_from = remote_list::read(remote, list, conn.host()).await?;
+    Ok(std::borrow::Cow::Owned(engine::Options {
+        files_from: Some(Arc::new(files_from)),
+        ..opts.clone()
+    }))
 }
 
 /// Whether a failed run is worth taking up again on a new connection: the
@@ -530,6 +559,7 @@ async fn connect(
         connect_timeout: settings.connect_timeout,
         request_timeout: settings.timeout,
         meter: Some(meter.clone()),
+        wrapper: settings.wrapper.clone(),
     };
     let conn = Arc::new(Connection::open(host, &opts).await?);
     let sftp = Arc::new(conn.sftp().await?);

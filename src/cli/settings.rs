@@ -15,11 +15,12 @@ use crate::engine::links::{LinkPolicy, Munge, MUNGED};
 use crate::engine::select::{Selection, TimeWindow};
 use crate::engine::Options;
 use crate::error::{Error, Result};
-use crate::filter::{FilesFrom, Filter, FilterOptions, ListReader};
+use crate::filter::{FilesFrom, Filter, FilterOptions, ListFormat, ListReader};
 use crate::location::{Location, RemoteSpec};
 use crate::mode::Chmod;
 use crate::ssh::config::Overrides;
 use crate::ssh::rsh::{parse_rsh, Rsh};
+use crate::ssh::wrapper::Wrapper;
 
 /// Which way the data flows.
 #[derive(Debug, Clone)]
@@ -70,6 +71,20 @@ pub struct Settings {
     pub remote_hash: RemoteHashMode,
     pub remote_ferry: String,
     pub remote_cache: String,
+    /// `--rsync-path`'s wrapper, through which the remote side is started.
+    pub wrapper: Option<Wrapper>,
+    /// `--files-from=HOST:FILE` (or `:FILE`): the list is on the remote
+    /// host, read once connected; `options.files_from` is None until then.
+    pub remote_files_from: Option<RemoteList>,
+}
+
+/// A `--files-from` list on the transfer's remote host.
+#[derive(Debug, Clone)]
+pub struct RemoteList {
+    /// As given: relative paths are from the login directory, as the
+    /// remote rsync opens them.
+    pub path: String,
+    pub format: ListFormat,
 }
 
 impl Settings {
@@ -100,13 +115,18 @@ impl Settings {
             (Some(dest), false) => direction_of(&locations, dest)?,
             _ => direction_of(&locations, &Location::parse(".").map_err(Error::Usage)?)?,
         };
+        super::iconv::check_given(args.iconv.as_deref(), &direction)?;
+        let wrapper = match &args.rsync_path {
+            Some(value) => super::rsync_path::wrapper(value)?,
+            None => None,
+        };
         if list_only && flags.on(Flag::Json) {
             return Err(Error::Usage(
                 "--list-only prints rsync's listing, which has no --json form".into(),
             ));
         }
         let sources: Vec<String> = locations.iter().map(|l| l.path().to_string()).collect();
-        let options = engine_options(&args, &direction, sources.len())?;
+        let (options, remote_files_from) = engine_options(&args, &direction, sources.len())?;
         let info = info_of(&args)?;
         let bwlimit = match flags.on(Flag::NoBwlimit) {
             true => None,
@@ -187,6 +207,8 @@ impl Settings {
             remote_hash: args.remote_hash,
             remote_ferry: args.remote_ferry,
             remote_cache: args.remote_cache,
+            remote_files_from,
+            wrapper,
         })
     }
 }
@@ -197,9 +219,14 @@ impl Settings {
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The engine's options from the flags (rsync's meanings). The filter
-/// options' files (and `--files-from`) are read now, so that a missing
-/// one stops the run before anything connects.
-fn engine_options(args: &Args, direction: &Direction, sources: usize) -> Result<Options> {
+/// options' files (and a local `--files-from`) are read now, so that a
+/// missing one stops the run before anything connects; a remote list is
+/// returned to be read once connected.
+fn engine_options(
+    args: &Args,
+    direction: &Direction,
+    sources: usize,
+) -> Result<(Options, Option<RemoteList>)> {
     let flags = &args.flags;
     let mut lists = ListReader::default();
     let filter_options = FilterOptions {
@@ -208,8 +235,8 @@ fn engine_options(args: &Args, direction: &Direction, sources: usize) -> Result<
         cvs_env: None,
     };
     let filter = Filter::with_options(&args.filter_rules, &filter_options, &mut lists)?;
-    let files_from = match &args.files_from {
-        Some(name) if sources == 1 => Some(Arc::new(FilesFrom::read(name, &mut lists)?)),
+    let (files_from, remote_files_from) = match &args.files_from {
+        Some(name) if sources == 1 => files_from(name, direction, &mut lists)?,
         Some(_) => {
             return Err(Error::Usage(
                 "--files-from takes one source directory (the listed paths are relative \
@@ -217,7 +244,7 @@ fn engine_options(args: &Args, direction: &Direction, sources: usize) -> Result<
                     .into(),
             ))
         }
-        None => None,
+        None => (None, None),
     };
     let delete = flags.on(Flag::Delete) || flags.on(Flag::DeleteExcluded);
     let append = flags.on(Flag::Append) || flags.on(Flag::AppendVerify);
@@ -229,7 +256,7 @@ fn engine_options(args: &Args, direction: &Direction, sources: usize) -> Result<
         true => flags.count(Counter::Recursion) == 2,
         false => flags.count(Counter::Recursion) > 0,
     };
-    Ok(Options {
+    let options = Options {
         recursive,
         dirs: flags.on(Flag::Dirs),
         mkpath: flags.on(Flag::Mkpath),
@@ -288,7 +315,60 @@ fn engine_options(args: &Args, direction: &Direction, sources: usize) -> Result<
         max_delete: args.max_delete,
         filter: Arc::new(filter),
         files_from,
-    })
+    };
+    Ok((options, remote_files_from))
+}
+
+/// `--files-from=NAME`: a local list read now, or one on the transfer's
+/// remote host (`HOST:FILE`, `:FILE`) to read once connected. rsync's
+/// sender skips a list's comments only where it reads the list itself:
+/// one that crosses the connection to it is read as forwarded.
+fn files_from(
+    name: &str,
+    direction: &Direction,
+    lists: &mut ListReader,
+) -> Result<(Option<Arc<FilesFrom>>, Option<RemoteList>)> {
+    let pulling = matches!(direction, Direction::Pull(_));
+    let Some(path) = remote_list_path(name, direction)? else {
+        let list = FilesFrom::read(name, lists, pulling)?;
+        return Ok((Some(Arc::new(list)), None));
+    };
+    let format = ListFormat {
+        from0: lists.from0(),
+        forwarded: !pulling,
+    };
+    Ok((None, Some(RemoteList { path, format })))
+}
+
+/// The path of a `--files-from` list on the remote host, or None for a
+/// local one; rsync's checks and messages for a host that is not the
+/// transfer's.
+fn remote_list_path(name: &str, direction: &Direction) -> Result<Option<String>> {
+    let (host, path) = match name.strip_prefix(':') {
+        Some(path) => (None, path.to_string()),
+        None => match Location::parse(name).map_err(Error::Usage)? {
+            Location::Remote(spec) => (Some(spec.clone()), spec.path),
+            Location::Local(_) => return Ok(None),
+        },
+    };
+    let transfer = match direction {
+        Direction::Push(spec) | Direction::Pull(spec) => spec,
+        Direction::Local => {
+            return Err(Error::Usage(
+                "--files-from cannot be remote when the transfer is local".into(),
+            ))
+        }
+    };
+    if host.is_some_and(|h| h.host != transfer.host || h.user != transfer.user) {
+        return Err(Error::Usage(
+            "--files-from hostname is not the same as the transfer hostname".into(),
+        ));
+    }
+    if path == "-" || path.starts_with(':') {
+        // `HOST:-` (rsync), or `HOST::FILE`, an rsync daemon's form.
+        return Err(Error::Usage("Invalid --files-from remote filename".into()));
+    }
+    Ok(Some(path))
 }
 
 /// The symlink options, `--munge-links` on ferry's side as rsync's client
@@ -339,8 +419,6 @@ fn refuse_unsupported(args: &Args) -> Result<()> {
         (args.temp_dir.is_some(), "--temp-dir"),
         (args.backup_dir.is_some(), "--backup-dir"),
         (args.suffix.is_some(), "--suffix"),
-        (args.rsync_path.is_some(), "--rsync-path"),
-        (args.iconv.is_some() && !f.on(Flag::NoIconv), "--iconv"),
         (f.get(Flag::Owner) == Some(true), "--owner"),
     ];
     for (given, option) in named {

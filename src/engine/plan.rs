@@ -1153,16 +1153,11 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
             let listed = Listed {
                 path: rel.trim_end_matches('/').to_string(),
                 contents: source.contents_only,
+                from: String::new(),
             };
             match groups.iter_mut().find(|(b, _)| *b == base) {
                 Some((_, list)) => list.paths.push(listed),
-                None => groups.push((
-                    base,
-                    FilesFrom {
-                        name: String::new(),
-                        paths: vec![listed],
-                    },
-                )),
+                None => groups.push((base, FilesFrom::of(vec![listed]))),
             }
         }
         for (base, list) in groups {
@@ -1189,7 +1184,8 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
                 self.src.label()
             )));
         }
-        let dest_exists = match self.dst.stat(dest).await? {
+        let dest_meta = self.dst.stat(dest).await?;
+        let dest_exists = match dest_meta {
             Some(m) if m.kind == Kind::Dir => true,
             Some(_) => {
                 return Err(Error::FileSelection(format!(
@@ -1207,8 +1203,12 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
                 false
             }
         };
+        if let Some(dir) = &list.dot_dir {
+            self.plan_listed_dot_dir(&under(base, dir), dest, dest_meta)
+                .await?;
+        }
         let mut listed: HashMap<&str, bool> = HashMap::new();
-        for Listed { path, contents } in &list.paths {
+        for Listed { path, contents, .. } in &list.paths {
             *listed.entry(path.as_str()).or_default() |= *contents;
         }
         if let Some(&contents) = listed.get("") {
@@ -1219,7 +1219,8 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
                     Depth::Contents
                 };
                 let at = Here::new("", &self.root_scope_at(base));
-                return self.walk(base, dest, dest_exists, at, depth).await;
+                let root = self.listed_source(base, "");
+                return self.walk(&root, dest, dest_exists, at, depth).await;
             }
         }
         let wanted: BTreeSet<&str> = listed
@@ -1294,7 +1295,7 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
                 }),
             }
         };
-        let path = under(base, &rel);
+        let path = self.listed_source(base, &rel);
         let (found, there) = tokio::join!(self.src.lstat(&path), there);
         let found = found.map(|meta| meta.map(|m| self.as_sent(m)));
         (rel, Found { src: found, there })
@@ -1334,7 +1335,7 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
             Ok(None) if role.listed.is_none() => return Ok(()),
             Ok(None) => {
                 self.errors.push(Error::Io {
-                    path: format!("{}{}", self.src.label(), under(base, rel)),
+                    path: format!("{}{}", self.src.label(), self.listed_source(base, rel)),
                     source: std::io::Error::new(
                         std::io::ErrorKind::NotFound,
                         match list {
@@ -1361,7 +1362,7 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
         if !is_dir {
             if listed && !done.one_level.contains(rel_parent(rel)) {
                 let (dir, name) = (under(dest, rel_parent(rel)), base_name(rel));
-                self.plan_entry(&under(base, rel), &dir, name, meta, there)
+                self.plan_entry(&self.listed_source(base, rel), &dir, name, meta, there)
                     .await?;
             }
             return Ok(());
@@ -1395,13 +1396,46 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
             _ => return Ok(()),
         };
         let at = Here::new(rel, &self.root_scope_at(base));
-        self.walk(&under(base, rel), &target, exists, at, depth)
+        self.walk(&self.listed_source(base, rel), &target, exists, at, depth)
             .await?;
         match depth {
             Depth::Tree => done.trees.insert(rel.to_string()),
             Depth::Contents => done.one_level.insert(rel.to_string()),
         };
         Ok(())
+    }
+
+    /// Where the source holds `rel` of a `--files-from` list: under `base`,
+    /// below the part of its line before a `/./` anchor.
+    fn listed_source(&self, base: &str, rel: &str) -> String {
+        let list = self.opts.files_from.as_deref();
+        let dir = list.map_or("", |list| list.source_dir(rel));
+        under(&under(base, dir), rel)
+    }
+
+    /// The destination directory as an entry of a `--files-from` transfer
+    /// (a `.` line, or a line starting `./`): it gets the attributes of
+    /// the source directory `src_dir`, as rsync's dot directory does.
+    async fn plan_listed_dot_dir(
+        &mut self,
+        src_dir: &str,
+        dest: &str,
+        there: Option<Meta>,
+    ) -> Result<()> {
+        match self.src.stat(src_dir).await {
+            Ok(Some(meta)) if meta.kind == Kind::Dir => {
+                let meta = self.as_sent(meta);
+                self.push_top_dir(dest, meta, there);
+                Ok(())
+            }
+            // The listed paths below it say what is missing.
+            Ok(_) => Ok(()),
+            Err(e) if !e.is_fatal() => {
+                self.errors.push(e);
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// A `--files-from` path that could not be looked up: counted, and

@@ -13,15 +13,16 @@ pub mod meter;
 pub mod options;
 pub mod rsh;
 pub mod shell;
+pub mod wrapper;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use russh::client::{self, Handle};
+use russh::client::{self, Handle, Msg};
 use russh::keys::PublicKey;
-use russh::{cipher, compression, ChannelMsg, ChannelStream, Preferred};
+use russh::{cipher, compression, Channel, ChannelMsg, ChannelStream, Preferred};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::oneshot;
 use tokio::time::Instant;
@@ -32,6 +33,7 @@ use crate::sftp::Sftp;
 use config::{AddressFamily, HostConfig, StrictHostKeyChecking};
 use dial::{dial, establish, on_jump_host, open_tunnel, Clock, Tunnel};
 use known_hosts::HostKeyStatus;
+use wrapper::Wrapper;
 
 /// Connection-level settings that do not come from ssh config.
 #[derive(Debug, Clone)]
@@ -45,6 +47,9 @@ pub struct ConnectOptions {
     /// Counts the bytes of the TCP connection (to the first hop) and holds
     /// them to `--bwlimit`; None for neither.
     pub meter: Option<Arc<meter::Meter>>,
+    /// `--rsync-path`'s wrapper: every program ferry runs on the server
+    /// (SFTP included) is started through it.
+    pub wrapper: Option<Wrapper>,
 }
 
 /// What a remote command printed and how it ended.
@@ -76,7 +81,11 @@ pub struct Connection {
     /// sessions per connection (MaxSessions), and SFTP and the helper hold
     /// one each; one more channel is refused, not queued.
     exec_slots: tokio::sync::Semaphore,
+    wrapper: Option<Wrapper>,
 }
+
+/// Why a channel request failed when the server said no.
+const REFUSED: &str = "the server refused to run it";
 
 /// Exec channels open at once on one connection.
 const EXEC_SLOTS: usize = 6;
@@ -340,6 +349,7 @@ impl Connection {
             host,
             request_timeout: opts.request_timeout,
             exec_slots: tokio::sync::Semaphore::new(EXEC_SLOTS),
+            wrapper: opts.wrapper.clone(),
         })
     }
 
@@ -367,10 +377,14 @@ impl Connection {
             host: self.host.clone(),
             detail: e.to_string(),
         };
+        let command = match &self.wrapper {
+            Some(wrapper) => wrapper.shell(command),
+            None => command.to_string(),
+        };
         // Never closed: the permit is always granted in time.
         let _slot = self.exec_slots.acquire().await.ok();
         let mut channel = self.handle.channel_open_session().await.map_err(lost)?;
-        channel.exec(true, command).await.map_err(lost)?;
+        channel.exec(true, command.as_str()).await.map_err(lost)?;
         let mut out = ExecOutput::default();
         let collect = async {
             while let Some(msg) = channel.wait().await {
@@ -400,76 +414,139 @@ impl Connection {
     /// Starts `remote_ferry --server` on an exec channel and greets it.
     pub async fn helper(&self, remote_ferry: &str) -> Result<HelperClient> {
         let command = format!("{} --server", shell_quote(remote_ferry));
-        let failed = |detail: String| Error::Helper {
+        let command = match &self.wrapper {
+            Some(wrapper) => wrapper.program(&command),
+            None => command,
+        };
+        let failed = |detail: &str| Error::Helper {
             host: self.host.clone(),
             detail: format!(
                 "cannot use the remote helper `{command}`: {detail}; install ferry on the server, \
                  point --remote-ferry at it, or choose --remote-hash read or off"
             ),
         };
-        let lost = |e: russh::Error| Error::ConnectionLost {
-            host: self.host.clone(),
-            detail: e.to_string(),
-        };
-        let mut channel = self.handle.channel_open_session().await.map_err(lost)?;
-        channel.exec(true, command.as_str()).await.map_err(lost)?;
-        loop {
-            match channel.wait().await {
-                Some(ChannelMsg::Success) => break,
-                Some(ChannelMsg::Failure) => {
-                    return Err(failed("the server refused to run it".into()))
-                }
-                Some(ChannelMsg::Close) | Some(ChannelMsg::Eof) | None => {
-                    return Err(self.lost_or(failed("the channel closed".into())))
-                }
-                Some(_) => continue,
-            }
-        }
+        let mut channel = self
+            .handle
+            .channel_open_session()
+            .await
+            .map_err(self.lost())?;
+        channel
+            .exec(true, command.as_str())
+            .await
+            .map_err(self.lost())?;
+        self.started(&mut channel, |why| failed(why)).await?;
         let greeting = HelperClient::start(channel.into_stream());
         match tokio::time::timeout(self.request_timeout, greeting).await {
             Ok(Ok(helper)) => Ok(helper),
-            Ok(Err(e)) => Err(failed(e.to_string())),
-            Err(_) => Err(failed("no greeting within the timeout".into())),
+            Ok(Err(e)) => Err(failed(&e.to_string())),
+            Err(_) => Err(failed("no greeting within the timeout")),
         }
     }
 
-    /// Opens the SFTP subsystem, waiting for the server's answer so that a
-    /// refusal is reported as such rather than as a failed SFTP handshake.
+    /// Opens the SFTP session: the `sftp` subsystem, or sftp-server run
+    /// through `--rsync-path`'s wrapper. It waits for the server's answer
+    /// so that a refusal is reported as such rather than as a failed SFTP
+    /// handshake.
     pub async fn sftp(&self) -> Result<Sftp> {
-        let lost = |e: russh::Error| Error::ConnectionLost {
-            host: self.host.clone(),
-            detail: e.to_string(),
+        let mut channel = self
+            .handle
+            .channel_open_session()
+            .await
+            .map_err(self.lost())?;
+        let wrapped = match &self.wrapper {
+            Some(wrapper) => Some(self.exec_sftp_server(&mut channel, wrapper).await?),
+            None => {
+                self.subsystem_sftp(&mut channel).await?;
+                None
+            }
         };
-        let mut channel = self.handle.channel_open_session().await.map_err(lost)?;
+        let timeout = self.request_timeout.as_secs().max(1);
+        let started = Sftp::start(channel.into_stream(), &self.host, timeout).await;
+        started.map_err(|e| match wrapped {
+            Some(command) if !self.handle.is_closed() => Error::RemoteSide {
+                host: self.host.clone(),
+                detail: format!("the SFTP server started as `{command}` did not answer: {e}"),
+                status: None,
+            },
+            _ => self.lost_or(e),
+        })
+    }
+
+    async fn subsystem_sftp(&self, channel: &mut Channel<Msg>) -> Result<()> {
         channel
             .request_subsystem(true, "sftp")
             .await
-            .map_err(lost)?;
+            .map_err(self.lost())?;
+        let refused = |why: &str| Error::SftpRefused {
+            host: self.host.clone(),
+            detail: match why {
+                REFUSED => "subsystem request denied".into(),
+                _ => "channel closed before the sftp subsystem started".into(),
+            },
+        };
+        self.started(channel, refused).await
+    }
+
+    /// Runs sftp-server through `wrapper` on `channel` (found by a probe
+    /// through the wrapper first); returns the command it ran.
+    async fn exec_sftp_server(
+        &self,
+        channel: &mut Channel<Msg>,
+        wrapper: &Wrapper,
+    ) -> Result<String> {
+        let probe = self.exec(&Wrapper::probe(), 4096).await?;
+        let Some(server) = Wrapper::found(&probe) else {
+            let said = String::from_utf8_lossy(&probe.stderr);
+            return Err(Error::RemoteSide {
+                host: self.host.clone(),
+                detail: format!(
+                    "--rsync-path: no sftp-server could be started through `{}` (exit {}): {}",
+                    wrapper.text(),
+                    probe.status.map_or("none".into(), |s| s.to_string()),
+                    said.trim()
+                ),
+                status: probe.status,
+            });
+        };
+        let command = wrapper.program(&shell_quote(&server));
+        channel
+            .exec(true, command.as_str())
+            .await
+            .map_err(self.lost())?;
+        let refused = |why: &str| Error::RemoteSide {
+            host: self.host.clone(),
+            detail: format!("the SFTP server `{command}`: {why}"),
+            status: None,
+        };
+        self.started(channel, refused).await?;
+        Ok(command)
+    }
+
+    /// Waits for the server's answer to a channel's exec or subsystem
+    /// request; `refused` makes the error from why it did not start.
+    async fn started(
+        &self,
+        channel: &mut Channel<Msg>,
+        refused: impl Fn(&str) -> Error,
+    ) -> Result<()> {
         loop {
             match channel.wait().await {
-                Some(ChannelMsg::Success) => break,
-                Some(ChannelMsg::Failure) => {
-                    return Err(Error::SftpRefused {
-                        host: self.host.clone(),
-                        detail: "subsystem request denied".into(),
-                    })
-                }
+                Some(ChannelMsg::Success) => return Ok(()),
+                Some(ChannelMsg::Failure) => return Err(refused(REFUSED)),
                 Some(ChannelMsg::Close) | Some(ChannelMsg::Eof) | None => {
-                    return Err(self.lost_or(Error::SftpRefused {
-                        host: self.host.clone(),
-                        detail: "channel closed before the sftp subsystem started".into(),
-                    }))
+                    return Err(self.lost_or(refused("the channel closed")))
                 }
                 Some(_) => continue,
             }
         }
-        Sftp::start(
-            channel.into_stream(),
-            &self.host,
-            self.request_timeout.as_secs().max(1),
-        )
-        .await
-        .map_err(|e| self.lost_or(e))
+    }
+
+    /// How a failed channel request is reported: the connection is gone.
+    fn lost(&self) -> impl Fn(russh::Error) -> Error + '_ {
+        |e| Error::ConnectionLost {
+            host: self.host.clone(),
+            detail: e.to_string(),
+        }
     }
 
     /// `error`, unless the connection itself is gone: then that is what
