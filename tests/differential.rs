@@ -15,7 +15,8 @@
 //!
 //! Where ferry is deliberately different (docs/RSYNC.md), the harness asks
 //! rsync for the equivalent: ferry's `--delete` is rsync's `--delete-after`
-//! (ferry deletes after the transfers), and times over SFTP are compared in
+//! (ferry deletes after the transfers), ferry's `--append` is rsync's
+//! `--append-verify` (ferry checks the head it appends to), and times over SFTP are compared in
 //! whole seconds (SFTP v3 carries no more).
 
 mod common;
@@ -140,7 +141,27 @@ fn make_source(root: &Path, rng: &mut Rng) {
     set_times(root, random_time(rng));
 }
 
+/// Rules a per-directory filter file may hold (`-F`, `: .rsync-filter`).
+const RULES: &[&str] = &[
+    "P keep*",
+    "- *.o",
+    "+ *.txt",
+    "- with space",
+    "P z",
+    "- /a",
+    "-p core",
+];
+
+fn write_rules(dir: &Path, rng: &mut Rng) {
+    let lines: Vec<&str> = (0..1 + rng.below(3)).map(|_| *rng.pick(RULES)).collect();
+    fs::write(dir.join(".rsync-filter"), lines.join("\n") + "\n").unwrap();
+    set_times(&dir.join(".rsync-filter"), random_time(rng));
+}
+
 fn fill_dir(dir: &Path, rng: &mut Rng, depth: u32) {
+    if rng.chance(15) {
+        write_rules(dir, rng);
+    }
     let entries = 1 + rng.below(if depth == 0 { 8 } else { 5 });
     let mut dirs = Vec::new();
     for _ in 0..entries {
@@ -247,6 +268,7 @@ fn make_old_copy(src: &Path, dst: &Path, rng: &mut Rng, allowed: Changes) {
             6 if !meta.is_dir() => {
                 fs::remove_file(&path).unwrap();
             }
+            8 if meta.is_dir() => write_rules(&path, rng),
             7 if meta.is_dir() => {
                 let name = format!("extra{}", rng.below(100));
                 fs::write(path.join(&name), b"extra").unwrap();
@@ -450,6 +472,14 @@ const EXTRAS: &[&[&str]] = &[
     &["--safe-links"],
     &["-K"],
     &["--munge-links"],
+    &["-m"],
+    &["-F", "--delete"],
+    &["-FF", "--delete"],
+    &["--filter=: .rsync-filter"],
+    &["-R"],
+    &["--twice"],
+    &["--append"],
+    &["--append-verify"],
 ];
 
 /// One drawn case.
@@ -493,6 +523,9 @@ fn rsync_options(case: &Case) -> Vec<String> {
         .iter()
         .map(|o| match o.as_str() {
             "--delete" => "--delete-after".to_string(),
+            // ferry's --append checks the head it appends to (docs/RSYNC.md):
+            // what rsync does when asked to verify.
+            "--append" => "--append-verify".to_string(),
             other => other.to_string(),
         })
         .collect();
@@ -520,14 +553,34 @@ impl Bench {
     }
 
     /// The arguments for SRC and DEST on `side`.
-    fn places(&self, side: Side, src: &Path, dest: &Path, contents: bool) -> [String; 2] {
-        let src = format!("{}{}", src.display(), if contents { "/" } else { "" });
+    /// The source and destination arguments: `--twice` (the harness's
+    /// own atom) names the source twice, `-R` anchors it with `/./` so that
+    /// both tools' trees have the same paths.
+    fn places(&self, case: &Case, src: &Path, dest: &Path) -> Vec<String> {
+        let relative = case.options.iter().any(|o| o == "-R");
+        let shown = match relative {
+            true => format!("{}/./src", src.parent().unwrap().display()),
+            false => src.display().to_string(),
+        };
+        let src = format!("{shown}{}", if case.contents { "/" } else { "" });
         let dest = format!("{}/", dest.display());
-        match side {
-            Side::Local => [src, dest],
-            Side::Push => [src, format!("{HOST_ALIAS}:{dest}")],
-            Side::Pull => [format!("{HOST_ALIAS}:{src}"), dest],
+        let (src, dest) = match case.side {
+            Side::Local => (src, dest),
+            Side::Push => (src, format!("{HOST_ALIAS}:{dest}")),
+            Side::Pull => (format!("{HOST_ALIAS}:{src}"), dest),
+        };
+        let twice = case.options.iter().any(|o| o == "--twice");
+        let mut places = vec![src.clone()];
+        if twice {
+            places.push(src);
         }
+        places.push(dest);
+        places
+    }
+
+    /// The options as the tools take them (without the harness's own).
+    fn options(options: Vec<String>) -> Vec<String> {
+        options.into_iter().filter(|o| o != "--twice").collect()
     }
 
     fn rsync(&self, case: &Case, src: &Path, dest: &Path) -> Output {
@@ -536,15 +589,15 @@ impl Bench {
         if case.side != Side::Local {
             cmd.arg("-e").arg(&self.rsh);
         }
-        cmd.args(rsync_options(case));
-        cmd.args(self.places(case.side, src, dest, case.contents));
+        cmd.args(Self::options(rsync_options(case)));
+        cmd.args(self.places(case, src, dest));
         run_with_deadline(&mut cmd, Duration::from_secs(60))
     }
 
     fn ferry(&self, case: &Case, src: &Path, dest: &Path) -> Output {
         let mut cmd = self.sshd.ferry();
-        cmd.args(&case.options);
-        cmd.args(self.places(case.side, src, dest, case.contents));
+        cmd.args(Self::options(case.options.clone()));
+        cmd.args(self.places(case, src, dest));
         cmd.run(Duration::from_secs(60))
     }
 

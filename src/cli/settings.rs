@@ -248,6 +248,10 @@ fn engine_options(args: &Args, direction: &Direction, sources: usize) -> Result<
         recursive,
         dirs: flags.on(Flag::Dirs),
         mkpath: flags.on(Flag::Mkpath),
+        // --files-from implies -R in rsync; it has its own planning here.
+        relative: flags.on(Flag::Relative),
+        implied_dirs: flags.get(Flag::ImpliedDirs) != Some(false),
+        prune_empty_dirs: flags.on(Flag::PruneEmptyDirs),
         links: flags.on(Flag::Links),
         links_policy: links_policy(flags, direction)?,
         keep_dirlinks: flags.on(Flag::KeepDirlinks),
@@ -296,6 +300,7 @@ fn engine_options(args: &Args, direction: &Direction, sources: usize) -> Result<
         delete,
         force: flags.on(Flag::Force),
         remove_source_files: flags.on(Flag::RemoveSourceFiles),
+        moved: flags.on(Flag::RemoveSourceFiles).then(Default::default),
         max_delete: args.max_delete,
         filter: Arc::new(filter),
         files_from,
@@ -388,10 +393,7 @@ fn chmod_rules(values: &[String]) -> Result<Option<Arc<Chmod>>> {
 fn refuse_unsupported(args: &Args) -> Result<()> {
     let f = &args.flags;
     let named: &[(bool, &str)] = &[
-        (f.on(Flag::Relative), "--relative"),
-        (f.get(Flag::ImpliedDirs) == Some(false), "--no-implied-dirs"),
         (f.count(Counter::OneFileSystem) > 0, "--one-file-system"),
-        (f.on(Flag::PruneEmptyDirs), "--prune-empty-dirs"),
         (args.rsync_path.is_some(), "--rsync-path"),
         (args.iconv.is_some() && !f.on(Flag::NoIconv), "--iconv"),
         (f.get(Flag::Owner) == Some(true), "--owner"),

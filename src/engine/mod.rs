@@ -16,6 +16,7 @@ pub mod partial;
 pub mod plan;
 pub mod select;
 pub mod staging;
+pub mod tidy;
 pub mod transfer;
 mod unchanged;
 
@@ -41,6 +42,13 @@ pub struct Options {
     pub dirs: bool,
     /// `--mkpath`: the destination's missing parent directories are made.
     pub mkpath: bool,
+    /// `-R`: sources keep their paths under the destination.
+    pub relative: bool,
+    /// Without `--no-implied-dirs`: the directories above a kept path come
+    /// with the source's attributes.
+    pub implied_dirs: bool,
+    /// `-m`: source directories with no file below them are left out.
+    pub prune_empty_dirs: bool,
     pub links: bool,
     /// `-L`, `-k`, `--copy-unsafe-links`, `--safe-links`, `--munge-links`.
     pub links_policy: links::LinkPolicy,
@@ -83,6 +91,10 @@ pub struct Options {
     /// `--remove-source-files`: each source file or symlink goes once its
     /// copy is in place and checked.
     pub remove_source_files: bool,
+    /// The destination paths whose source `--remove-source-files` removed
+    /// in this run, shared by the attempts of a run that reconnects: a
+    /// later attempt's `--delete` must not take them for extraneous.
+    pub moved: Option<std::sync::Arc<std::sync::Mutex<std::collections::HashSet<String>>>>,
     /// `--force`: a non-empty directory in the way of a file or link is
     /// removed with its contents (as with `--delete`).
     pub force: bool,
@@ -100,6 +112,23 @@ pub struct Options {
     /// `--partial-dir`, `-T`, `--delay-updates`: where files are written
     /// before they take their place, and when they take it.
     pub staging: staging::Staging,
+}
+
+impl Options {
+    /// Notes that the source of `dest` was removed (`--remove-source-files`).
+    fn note_moved(&self, dest: &str) {
+        if let Some(Ok(mut moved)) = self.moved.as_ref().map(|m| m.lock()) {
+            moved.insert(dest.trim_end_matches('/').to_string());
+        }
+    }
+
+    /// Whether the source of `dest` was removed earlier in this run.
+    pub fn was_moved(&self, dest: &str) -> bool {
+        self.moved
+            .as_ref()
+            .and_then(|m| m.lock().ok())
+            .is_some_and(|moved| moved.contains(dest.trim_end_matches('/')))
+    }
 }
 
 /// Totals of one run.
@@ -609,9 +638,24 @@ async fn install_one<'j, S: Endpoint, D: Endpoint>(
 ) -> (&'j FileJob, Result<()>) {
     let mut done = transfer::install(dst, job, opts, places, true).await;
     if done.is_ok() && opts.remove_source_files {
-        done = moved::after_copy(src, dst, job).await;
+        done = remove_source(src, dst, job, opts).await;
     }
     (job, done)
+}
+
+/// `--remove-source-files`: the source of a file now in place goes, noted
+/// so that `--delete` across a reconnect spares its copy.
+async fn remove_source<S: Endpoint, D: Endpoint>(
+    src: &S,
+    dst: &D,
+    job: &FileJob,
+    opts: &Options,
+) -> Result<()> {
+    let removed = moved::after_copy(src, dst, job).await;
+    if removed.is_ok() {
+        opts.note_moved(&job.paths.dest);
+    }
+    removed
 }
 
 /// An action's report with the symlink target it made, if any.
@@ -752,7 +796,7 @@ async fn run_action<'a, S: Endpoint, D: Endpoint>(
             match copied {
                 // A delayed file's source goes once it is in place.
                 Ok(done) if opts.remove_source_files && !done.delayed => {
-                    moved::after_copy(src, dst, job).await.map(|()| done)
+                    remove_source(src, dst, job, opts).await.map(|()| done)
                 }
                 other => other,
             }
@@ -769,9 +813,13 @@ async fn run_action<'a, S: Endpoint, D: Endpoint>(
                     target = Some(made);
                     match opts.remove_source_files {
                         true => {
-                            moved::remove_source(src, dst, source, dest, meta, &opts.links_policy)
-                                .await
-                                .map(|()| done(Outcome::Created))
+                            let links = &opts.links_policy;
+                            let removed =
+                                moved::remove_source(src, dst, source, dest, meta, links).await;
+                            if removed.is_ok() {
+                                opts.note_moved(dest);
+                            }
+                            removed.map(|()| done(Outcome::Created))
                         }
                         false => Ok(done(Outcome::Created)),
                     }
@@ -780,9 +828,12 @@ async fn run_action<'a, S: Endpoint, D: Endpoint>(
             }
         }
         Action::RemoveSource { source, dest, meta } => {
-            moved::remove_source(src, dst, source, dest, meta, &opts.links_policy)
-                .await
-                .map(|()| done(Outcome::Skipped))
+            let removed =
+                moved::remove_source(src, dst, source, dest, meta, &opts.links_policy).await;
+            if removed.is_ok() {
+                opts.note_moved(dest);
+            }
+            removed.map(|()| done(Outcome::Skipped))
         }
         Action::Attrs {
             dest, mode, mtime, ..

@@ -16,6 +16,7 @@ use super::delete::Extraneous;
 use super::links::{self, Resolved};
 use super::partial::{is_working_file, meta_name, partial_name, Paths};
 use super::select::Quick;
+use super::tidy::{self, Claims, Prunable};
 use super::transfer::FileJob;
 use super::{unchanged, Options, SourceCounts};
 use crate::endpoint::{base_name, join, Endpoint, Entry, FileHandle, Kind, Meta, Mtime};
@@ -123,6 +124,9 @@ impl SourceArg {
 struct Here {
     rel: String,
     scope: Scope,
+    /// The rules `--delete` goes by, where the destination's per-directory
+    /// filter files make them differ from the source's (None: the same).
+    protect: Option<Scope>,
 }
 
 impl Here {
@@ -130,7 +134,13 @@ impl Here {
         Here {
             rel: rel.to_string(),
             scope: scope.clone(),
+            protect: None,
         }
+    }
+
+    /// The rules on the receiving side (`--delete`).
+    fn receiving(&self) -> &Scope {
+        self.protect.as_ref().unwrap_or(&self.scope)
     }
 
     /// Whether the rules hide an entry of this directory from the walk.
@@ -201,6 +211,23 @@ fn transfer_root<'p>(src_dir: &'p str, rel: &str) -> &'p str {
     }
 }
 
+/// A source path under `-R`: the directory its kept path starts from and
+/// that path (rsync: what follows `/./`, else the whole path, a leading
+/// `/` dropped).
+fn relative_parts(path: &str) -> (String, &str) {
+    if let Some(at) = path.find("/./") {
+        let base = match &path[..at] {
+            "" => "/",
+            base => base,
+        };
+        return (base.to_string(), path[at + 3..].trim_start_matches('/'));
+    }
+    match path.strip_prefix('/') {
+        Some(rest) => ("/".to_string(), rest.trim_start_matches('/')),
+        None => (".".to_string(), path.strip_prefix("./").unwrap_or(path)),
+    }
+}
+
 /// The directory part of a path from the transfer root ("" at the top).
 fn rel_parent(rel: &str) -> &str {
     rel.rsplit_once('/').map_or("", |(parent, _)| parent)
@@ -242,6 +269,9 @@ pub struct Planner<'a, S, D> {
     pub extraneous: Vec<Extraneous>,
     /// The filter rules at the transfer root.
     root: Scope,
+    /// Where the sources' entries land, kept when something needs all of
+    /// them at the end (`-m`; `--delete` with several sources).
+    claims: Option<Claims>,
     /// Listings taken ahead of the walk, by path, until it gets there.
     listed_src: HashMap<String, Result<Vec<Entry>>>,
     listed_dst: HashMap<String, Result<Vec<Entry>>>,
@@ -278,6 +308,7 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
             seen: SourceCounts::default(),
             extraneous: Vec::new(),
             root: Scope::root(&opts.filter),
+            claims: None,
             listed_src: HashMap::new(),
             listed_dst: HashMap::new(),
         }
@@ -286,6 +317,29 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
     /// Plans the copy of `sources` into `dest` with rsync's rules for where
     /// each lands (with `--files-from`, the listed paths of the one source).
     pub async fn plan(&mut self, sources: &[SourceArg], dest: &str) -> Result<()> {
+        let several = sources.len() > 1 || self.opts.relative;
+        if self.opts.prune_empty_dirs || (self.opts.delete && several) {
+            self.claims = Some(Claims::default());
+        }
+        self.plan_sources(sources, dest).await?;
+        tidy::one_per_path(&mut self.actions);
+        // A file an earlier attempt of this run moved is not extraneous.
+        if self.opts.moved.is_some() {
+            let opts = self.opts;
+            self.extraneous
+                .retain(|gone| !opts.was_moved(&gone.entry.name));
+        }
+        if let Some(claims) = &self.claims {
+            tidy::spare_claimed(&mut self.extraneous, claims);
+            if self.opts.prune_empty_dirs {
+                let delete = self.opts.delete;
+                tidy::prune_empty_dirs(&mut self.actions, &mut self.extraneous, claims, delete);
+            }
+        }
+        Ok(())
+    }
+
+    async fn plan_sources(&mut self, sources: &[SourceArg], dest: &str) -> Result<()> {
         if let Some(list) = self.opts.files_from.clone() {
             let [source] = sources else {
                 return Err(Error::Usage(
@@ -295,6 +349,9 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
                 ));
             };
             return self.plan_listed(&source.path, dest, &list).await;
+        }
+        if self.opts.relative {
+            return self.plan_relative(sources, dest).await;
         }
         let mut found = Vec::new();
         for source in sources {
@@ -664,7 +721,7 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
             .filter(|(name, _)| !in_source.contains(name.as_str()) && !is_working_file(name))
             .map(|(name, meta)| (join(&at.rel, name), name, meta))
             .filter(|(path, _, meta)| {
-                !at.scope
+                !at.receiving()
                     .excluded(path, meta.kind == Kind::Dir, Side::Receiver)
             })
             .map(|(path, name, meta)| Extraneous {
@@ -673,7 +730,7 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
                     meta: *meta,
                 },
                 path,
-                scope: at.scope.clone(),
+                scope: at.receiving().clone(),
             })
             .collect();
         gone.sort_by(|a, b| a.entry.name.cmp(&b.entry.name));
@@ -683,6 +740,9 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
     /// Several `dir/` sources can land in one destination directory, which
     /// `plan` may already have queued for creation: one action per directory.
     fn push_top_dir(&mut self, dest: &str, meta: Meta, there: Option<Meta>) {
+        if let Some(claims) = &mut self.claims {
+            claims.claim(dest, true);
+        }
         for action in &mut self.actions {
             if let Action::Dir {
                 dest: d, meta: m, ..
@@ -741,7 +801,12 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
         let Some(scope) = self.enter(src_dir, &at, &entries).await? else {
             return Ok(());
         };
-        let at = Here { rel: at.rel, scope };
+        let parent = at;
+        let mut at = Here {
+            rel: parent.rel.clone(),
+            scope,
+            protect: None,
+        };
         let entries: Vec<Entry> = entries
             .into_iter()
             .filter(|e| !is_working_file(&e.name) && !at.sender_excludes(e))
@@ -763,6 +828,9 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
             HashMap::new()
         };
         if self.opts.delete {
+            at.protect = self
+                .rules_receiving(src_dir, dst_dir, &parent, &entries, &existing)
+                .await?;
             self.note_extraneous(dst_dir, &entries, &existing, &at);
         }
         let is_dir_there = |name: &str| existing.get(name).map(|m| m.kind) == Some(Kind::Dir);
@@ -770,6 +838,9 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
             let src_path = join(src_dir, &entry.name);
             if entry.meta.kind == Kind::Dir {
                 let target = join(dst_dir, &entry.name);
+                if self.left_out(&entry.meta, existing.get(&entry.name)) {
+                    continue;
+                }
                 let mut there = existing.get(&entry.name).copied();
                 if there.is_some_and(|m| m.kind == Kind::Symlink) && self.opts.keep_dirlinks {
                     let rel = join(&at.rel, &entry.name);
@@ -784,6 +855,14 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
                     }
                 }
                 let exists = there.map(|m| m.kind) == Some(Kind::Dir);
+                if let Some(claims) = &mut self.claims {
+                    claims.dir(Prunable {
+                        dest: target.clone(),
+                        rel: join(&at.rel, &entry.name),
+                        scope: at.scope.clone(),
+                        there,
+                    });
+                }
                 if depth == Depth::Contents {
                     self.push_dir(&target, entry.meta, there);
                     continue;
@@ -801,7 +880,11 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
                     self.list_ahead(&ahead).await;
                 }
                 self.push_dir(&target, entry.meta, there);
-                let inner = Here::new(&join(&at.rel, &entry.name), &at.scope);
+                let inner = Here {
+                    rel: join(&at.rel, &entry.name),
+                    scope: at.scope.clone(),
+                    protect: at.protect.clone(),
+                };
                 Box::pin(self.walk(&src_path, &target, exists, inner, Depth::Tree)).await?;
                 continue;
             }
@@ -858,6 +941,68 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
         }
     }
 
+    /// The rules `--delete` goes by inside a destination directory, as
+    /// rsync's receiver reads them after the transfer (ferry deletes when
+    /// rsync's `--delete-after` does): a per-directory filter file the
+    /// source sends is the source's, one it does not send (missing there,
+    /// or excluded) is the destination's own, if any. None when that comes
+    /// to the source's rules.
+    async fn rules_receiving(
+        &mut self,
+        src_dir: &str,
+        dst_dir: &str,
+        parent: &Here,
+        sent: &[Entry],
+        existing: &HashMap<String, Meta>,
+    ) -> Result<Option<Scope>> {
+        let outer = parent.receiving();
+        let sends = |name: &str| {
+            sent.iter()
+                .any(|e| e.name == name && e.meta.kind == Kind::File)
+        };
+        let kept_there = |name: &str| existing.get(name).is_some_and(|m| m.kind == Kind::File);
+        let differs = outer
+            .dir_merge_names()
+            .any(|name| !sends(name) && kept_there(name));
+        if parent.protect.is_none() && !differs {
+            return Ok(None);
+        }
+        let mut files = FileSet::new(self.src.label(), transfer_root(src_dir, &parent.rel));
+        loop {
+            let needs = match outer.enter_dir(&parent.rel, &files)? {
+                Entered::Ready(scope) => return Ok(Some(scope)),
+                Entered::Need(needs) => needs,
+            };
+            let fresh: Vec<Need> = needs.into_iter().filter(|n| !files.has(&n.path)).collect();
+            if fresh.is_empty() {
+                return Ok(Some(outer.clone()));
+            }
+            for need in fresh {
+                let read = match &need.in_dir {
+                    Some(name) if !sends(name) => match existing.get(name.as_str()) {
+                        Some(meta) if meta.kind == Kind::File => {
+                            read_rules(self.dst, &join(dst_dir, name), meta.size)
+                                .await
+                                .map(Some)
+                        }
+                        _ => Ok(None),
+                    },
+                    _ => self.read_need(src_dir, sent, &files, &need).await,
+                };
+                match read {
+                    Ok(data) => files.insert(need.path, data),
+                    // Unreadable protection: counted as an error, and a
+                    // run with errors deletes nothing (delete.rs).
+                    Err(e) if !e.is_fatal() => {
+                        self.errors.push(e);
+                        return Ok(Some(outer.clone()));
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+    }
+
     /// One file the rules of a directory need: an entry of the directory
     /// (`entries`, already listed), or a path the source is asked for.
     /// None when there is no such file.
@@ -883,6 +1028,36 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
             Some(meta) => read_rules(self.src, &path, meta.size).await.map(Some),
             None => Ok(None),
         }
+    }
+
+    /// `-R`: each source keeps its path under `dest` (from after a `/./`
+    /// in it, else all of it), the directories above it made with the
+    /// source's attributes (`--no-implied-dirs`: with default ones, and
+    /// only when missing). That is a `--files-from` list per directory the
+    /// paths start from.
+    async fn plan_relative(&mut self, sources: &[SourceArg], dest: &str) -> Result<()> {
+        let mut groups: Vec<(String, FilesFrom)> = Vec::new();
+        for source in sources {
+            let (base, rel) = relative_parts(&source.path);
+            let listed = Listed {
+                path: rel.trim_end_matches('/').to_string(),
+                contents: source.contents_only,
+            };
+            match groups.iter_mut().find(|(b, _)| *b == base) {
+                Some((_, list)) => list.paths.push(listed),
+                None => groups.push((
+                    base,
+                    FilesFrom {
+                        name: String::new(),
+                        paths: vec![listed],
+                    },
+                )),
+            }
+        }
+        for (base, list) in groups {
+            self.plan_listed(&base, dest, &list).await?;
+        }
+        Ok(())
     }
 
     /// `--files-from`: each listed path of the source directory `base`
@@ -1051,7 +1226,12 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
                     path: format!("{}{}", self.src.label(), under(base, rel)),
                     source: std::io::Error::new(
                         std::io::ErrorKind::NotFound,
-                        format!("no such file or directory (listed in --files-from {list})"),
+                        match list {
+                            "" => "no such file or directory".to_string(),
+                            list => {
+                                format!("no such file or directory (listed in --files-from {list})")
+                            }
+                        },
                     ),
                 });
                 return Ok(());
@@ -1084,7 +1264,18 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
         let found = there.existing;
         let exists = found.map(|m| m.kind) == Some(Kind::Dir);
         if !done.one_level.contains(rel_parent(rel)) {
-            self.push_dir(&target, meta, found);
+            match listed || self.opts.implied_dirs {
+                true => self.push_dir(&target, meta, found),
+                // --no-implied-dirs: made only when missing, with default
+                // attributes.
+                false if found.is_none() => self.actions.push(Action::Dir {
+                    dest: target.clone(),
+                    meta: None,
+                    exists: false,
+                    replaces: false,
+                }),
+                false => {}
+            }
         }
         let depth = match role.listed {
             _ if !listed => return Ok(()),
@@ -1139,6 +1330,10 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
             sidecar,
         } = there;
         let paths = Paths::new(dst_dir, name);
+        let lands = meta.kind == Kind::File || (meta.kind == Kind::Symlink && self.opts.links);
+        if let Some(claims) = self.claims.as_mut().filter(|_| lands) {
+            claims.claim(&paths.dest, false);
+        }
         // Writing a partial or sidecar opens it by name, which would follow
         // a symlink planted there out of the destination.
         let odd = |m: Option<Meta>| m.is_some_and(|m| m.kind != Kind::File);

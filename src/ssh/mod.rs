@@ -72,7 +72,14 @@ pub struct Connection {
     jumps: Vec<Handle<HostKeyCheck>>,
     host: String,
     request_timeout: Duration,
+    /// Commands running at once ([`Connection::exec`]): OpenSSH allows ten
+    /// sessions per connection (MaxSessions), and SFTP and the helper hold
+    /// one each; one more channel is refused, not queued.
+    exec_slots: tokio::sync::Semaphore,
 }
+
+/// Exec channels open at once on one connection.
+const EXEC_SLOTS: usize = 6;
 
 /// russh's client handler: all it does is decide on the host key.
 struct HostKeyCheck {
@@ -332,6 +339,7 @@ impl Connection {
             jumps,
             host,
             request_timeout: opts.request_timeout,
+            exec_slots: tokio::sync::Semaphore::new(EXEC_SLOTS),
         })
     }
 
@@ -359,6 +367,8 @@ impl Connection {
             host: self.host.clone(),
             detail: e.to_string(),
         };
+        // Never closed: the permit is always granted in time.
+        let _slot = self.exec_slots.acquire().await.ok();
         let mut channel = self.handle.channel_open_session().await.map_err(lost)?;
         channel.exec(true, command).await.map_err(lost)?;
         let mut out = ExecOutput::default();

@@ -1,0 +1,173 @@
+//! What the planner does once every source is walked: one action per
+//! destination path (the same file or tree named twice, or two sources
+//! landing on one directory: the first wins, as in rsync's sorted file
+//! list), `--delete` sparing what any source has (each walk only knows
+//! its own source), and `-m` pruning directories that end up empty.
+
+use std::collections::{BTreeMap, HashMap};
+
+use super::delete::Extraneous;
+use super::plan::Action;
+use crate::endpoint::{Entry, Meta};
+use crate::filter::Scope;
+
+/// The destination paths the sources' entries map to, whatever the plan
+/// does with them (an entry already up to date claims its path too).
+#[derive(Debug, Default)]
+pub struct Claims {
+    /// Path (no trailing slash) to whether the source entry is a directory.
+    paths: BTreeMap<String, bool>,
+    /// Directories `-m` may prune: where they are and what the destination
+    /// has there.
+    dirs: Vec<Prunable>,
+}
+
+/// A source directory of the walk, as `-m` needs it.
+#[derive(Debug)]
+pub struct Prunable {
+    pub dest: String,
+    /// Its path from the transfer root, and the rules in its parent.
+    pub rel: String,
+    pub scope: Scope,
+    /// What the destination has there.
+    pub there: Option<Meta>,
+}
+
+impl Claims {
+    pub fn claim(&mut self, dest: &str, is_dir: bool) {
+        self.paths.insert(trimmed(dest).to_string(), is_dir);
+    }
+
+    pub fn dir(&mut self, dir: Prunable) {
+        self.claim(&dir.dest, true);
+        self.dirs.push(dir);
+    }
+
+    fn has(&self, path: &str) -> bool {
+        self.paths.contains_key(trimmed(path))
+    }
+
+    /// Whether anything but directories is claimed below `dir`.
+    fn holds_files(&self, dir: &str) -> bool {
+        let prefix = format!("{}/", trimmed(dir));
+        self.paths
+            .range(prefix.clone()..)
+            .take_while(|(path, _)| path.starts_with(&prefix))
+            .any(|(_, is_dir)| !is_dir)
+    }
+}
+
+fn trimmed(path: &str) -> &str {
+    match path.trim_end_matches('/') {
+        "" if path.starts_with('/') => "/",
+        trimmed => trimmed,
+    }
+}
+
+/// The destination path an action is about.
+fn target(action: &Action) -> &str {
+    match action {
+        Action::File(job) => &job.paths.dest,
+        Action::Dir { dest, .. }
+        | Action::Symlink { dest, .. }
+        | Action::Attrs { dest, .. }
+        | Action::RemoveSource { dest, .. } => dest,
+    }
+}
+
+/// Keeps the first action of each kind per destination path. A directory
+/// ferry was to make with default attributes takes a later source
+/// directory's ones instead.
+pub fn one_per_path(actions: &mut Vec<Action>) {
+    let mut first: HashMap<(String, u8), usize> = HashMap::new();
+    let mut kept: Vec<Action> = Vec::with_capacity(actions.len());
+    for action in actions.drain(..) {
+        let key = (trimmed(target(&action)).to_string(), kind_of(&action));
+        match first.get(&key) {
+            Some(&at) => adopt_attributes(&mut kept[at], &action),
+            None => {
+                first.insert(key, kept.len());
+                kept.push(action);
+            }
+        }
+    }
+    *actions = kept;
+}
+
+/// What an action does to its path: everything that writes the
+/// destination entry is one kind (the first source wins, and two of them
+/// must never run at once); removing the source's is another.
+fn kind_of(action: &Action) -> u8 {
+    match action {
+        Action::RemoveSource { .. } => 1,
+        _ => 0,
+    }
+}
+
+fn adopt_attributes(kept: &mut Action, later: &Action) {
+    if let (
+        Action::Dir {
+            meta: mine @ None, ..
+        },
+        Action::Dir {
+            meta: Some(theirs), ..
+        },
+    ) = (kept, later)
+    {
+        *mine = Some(*theirs);
+    }
+}
+
+/// `--delete` deletes nothing a source has: with several sources (or
+/// `-R`), one walk's extraneous entry may be another's.
+pub fn spare_claimed(extraneous: &mut Vec<Extraneous>, claims: &Claims) {
+    extraneous.retain(|gone| !claims.has(&gone.entry.name));
+}
+
+/// `-m`: directories of the source with no file below them are not made
+/// (their actions go) and, with `--delete`, the destination's are
+/// deleted as if the source had none, as rsync's pruned file list makes
+/// them.
+pub fn prune_empty_dirs(
+    actions: &mut Vec<Action>,
+    extraneous: &mut Vec<Extraneous>,
+    claims: &Claims,
+    delete: bool,
+) {
+    let empty: Vec<&Prunable> = claims
+        .dirs
+        .iter()
+        .filter(|dir| !claims.holds_files(&dir.dest))
+        .collect();
+    if empty.is_empty() {
+        return;
+    }
+    let pruned: std::collections::HashSet<&str> =
+        empty.iter().map(|dir| trimmed(&dir.dest)).collect();
+    actions.retain(|action| {
+        !matches!(action, Action::Dir { meta: Some(_), .. })
+            || !pruned.contains(trimmed(target(action)))
+    });
+    if !delete {
+        return;
+    }
+    for dir in empty {
+        let Some(there) = dir.there else { continue };
+        // Only the outermost: deleting it takes what is inside along (so
+        // what the walk found extraneous inside goes from the list).
+        let parent = crate::endpoint::parent(trimmed(&dir.dest));
+        if pruned.contains(parent) {
+            continue;
+        }
+        let inside = format!("{}/", trimmed(&dir.dest));
+        extraneous.retain(|gone| !gone.entry.name.starts_with(&inside));
+        extraneous.push(Extraneous {
+            entry: Entry {
+                name: dir.dest.clone(),
+                meta: there,
+            },
+            path: dir.rel.clone(),
+            scope: dir.scope.clone(),
+        });
+    }
+}
