@@ -14,7 +14,7 @@ mod cvs;
 mod lists;
 mod parse;
 mod pattern;
-mod place;
+pub(crate) mod place;
 mod scope;
 
 use std::sync::Arc;

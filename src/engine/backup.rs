@@ -114,21 +114,9 @@ pub fn from_root<'p>(root: &str, path: &'p str) -> &'p str {
 /// A path with its `..` steps taken lexically ("d/../bk" is "bk"): for
 /// comparing where a run wrote with a directory, never for the writing.
 pub fn collapsed(path: &str) -> String {
-    let mut parts: Vec<&str> = Vec::new();
-    for part in path.split('/') {
-        match part {
-            "" | "." => {}
-            ".." if parts.last().is_some_and(|p| *p != "..") => {
-                parts.pop();
-            }
-            part => parts.push(part),
-        }
-    }
-    let joined = parts.join("/");
-    match (path.starts_with('/'), joined.is_empty()) {
-        (true, _) => format!("/{joined}"),
-        (false, true) => ".".into(),
-        (false, false) => joined,
+    match crate::filter::place::clean(path) {
+        cleaned if cleaned.is_empty() => ".".into(),
+        cleaned => cleaned,
     }
 }
 
@@ -189,6 +177,10 @@ pub struct Backups {
     /// Backup directories known to exist; the lock also makes their
     /// creation one at a time.
     made: Mutex<HashSet<String>>,
+    /// The backups this run made: `--delete` (planned before they were)
+    /// leaves them, as rsync's deletion in each directory before its
+    /// transfers never meets them.
+    kept: std::sync::Mutex<HashSet<String>>,
     pub touched: Touched,
 }
 
@@ -214,6 +206,7 @@ impl Backups {
             times,
             safe_links,
             made: Mutex::new(HashSet::new()),
+            kept: std::sync::Mutex::new(HashSet::new()),
             touched: Touched::default(),
         }
     }
@@ -229,6 +222,21 @@ impl Backups {
             Some(dir) => format!("{}{}", join(dir, from_root(&self.root, path)), self.suffix),
             None => format!("{path}{}", self.suffix),
         }
+    }
+
+    /// Notes a backup about to be made at `to`.
+    fn note_kept(&self, to: &str) {
+        self.touched.note(parent(to));
+        if let Ok(mut kept) = self.kept.lock() {
+            kept.insert(collapsed(to));
+        }
+    }
+
+    /// Whether this run made the backup at `path`.
+    pub fn made_now(&self, path: &str) -> bool {
+        self.kept
+            .lock()
+            .is_ok_and(|kept| kept.contains(&collapsed(path)))
     }
 
     /// Whether `path` is itself a backup beside its file (ends with the
@@ -274,7 +282,7 @@ impl Backups {
         }
         let to = self.name_of(path);
         self.make_dirs_for(dst, path).await?;
-        self.touched.note(parent(&to));
+        self.note_kept(&to);
         if how == How::Link && self.link(dst, path, &to).await? {
             tracing::info!("backed up {path} to {to} (linked)");
             return Ok(Kept::Duplicated);
@@ -288,12 +296,35 @@ impl Backups {
                 tracing::info!("backed up {path} to {to}");
                 return Ok(Kept::Moved);
             }
-            Err(e) if e.is_fatal() || meta.kind != Kind::File => return Err(e),
+            Err(e) if e.is_fatal() || !matches!(meta.kind, Kind::File | Kind::Symlink) => {
+                return Err(e)
+            }
             // Another file system: copied, as rsync copies.
             Err(e) => tracing::info!("{e}: copying {path} to {to} instead"),
         }
-        self.copy(dst, path, &to, meta).await?;
+        match meta.kind {
+            Kind::Symlink => self.copy_link(dst, path, &to, meta).await?,
+            _ => self.copy(dst, path, &to, meta).await?,
+        }
         Ok(Kept::Duplicated)
+    }
+
+    /// A symlink made again at `to` (rsync's do_symlink in backup.c), with
+    /// its time where this side sets a link's own.
+    async fn copy_link<D: Endpoint>(
+        &self,
+        dst: &D,
+        from: &str,
+        to: &str,
+        meta: &Meta,
+    ) -> Result<()> {
+        let target = dst.read_link(from).await?;
+        self.clear(dst, to).await?;
+        dst.symlink(&target, to).await?;
+        if self.times && dst.sets_link_times() {
+            dst.set_mtime(to, meta.mtime).await?;
+        }
+        Ok(())
     }
 
     /// The backup of a file about to be rewritten in place (`--inplace`):
@@ -301,7 +332,7 @@ impl Backups {
     pub async fn keep_copy<D: Endpoint>(&self, dst: &D, path: &str, meta: &Meta) -> Result<()> {
         let to = self.name_of(path);
         self.make_dirs_for(dst, path).await?;
-        self.touched.note(parent(&to));
+        self.note_kept(&to);
         self.clear(dst, &to).await?;
         self.copy(dst, path, &to, meta).await
     }

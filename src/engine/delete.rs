@@ -57,7 +57,7 @@ pub async fn delete_extraneous<D: Endpoint>(
     let mut doomed = Vec::new();
     for gone in extraneous {
         let Extraneous { entry, path, scope } = gone;
-        if backups.is_some_and(|b| b.protects(&entry.name)) {
+        if backups.is_some_and(|b| b.protects(&entry.name) || b.made_now(&entry.name)) {
             continue;
         }
         let at = Place {

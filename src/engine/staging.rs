@@ -58,7 +58,8 @@ impl Staging {
         from_env: Option<String>,
     ) -> Staging {
         let given = partial_dir.map(str::to_string).or(from_env);
-        let cleaned = given.map(|d| clean(&d)).filter(|d| d != ".");
+        // rsync's clean_fname, with `..` collapsed.
+        let cleaned = given.map(|d| collapsed(&d)).filter(|d| d != ".");
         let partial_dir = match (cleaned, delay_updates) {
             (None, true) => Some(DELAY_DIR.to_string()),
             (dir, _) => dir,
@@ -91,26 +92,6 @@ impl Staging {
     /// removes those in a partial directory).
     pub fn wants_current_files(&self) -> bool {
         self.partial_dir.is_some()
-    }
-}
-
-/// rsync's clean_fname with `..` collapsed: no empty or `.` components,
-/// `x/..` dropped, no trailing slash ("" for nothing left, kept as ".").
-fn clean(dir: &str) -> String {
-    let mut parts: Vec<&str> = Vec::new();
-    for part in dir.split('/') {
-        match part {
-            "" | "." => {}
-            ".." if parts.last().is_some_and(|p| *p != "..") => {
-                parts.pop();
-            }
-            part => parts.push(part),
-        }
-    }
-    match (dir.starts_with('/'), parts.is_empty()) {
-        (true, _) => format!("/{}", parts.join("/")),
-        (false, true) => ".".into(),
-        (false, false) => parts.join("/"),
     }
 }
 
@@ -148,6 +129,8 @@ pub struct Places {
     crowded: HashSet<String>,
     /// Directories this run makes: no partial directory is there yet.
     new_dirs: HashSet<String>,
+    /// The destination root (see [`root_of`]).
+    root: String,
     /// Each partial directory, made or found once.
     ready: Mutex<HashMap<String, Arc<OnceCell<()>>>>,
     /// Relative partial directories to remove (when empty) at the end:
@@ -192,6 +175,7 @@ impl Places {
             temp_dir,
             backups,
             new_dirs,
+            root,
             ready: Mutex::new(HashMap::new()),
             emptied: Mutex::new(HashSet::new()),
             stale: Mutex::new(Vec::new()),
@@ -224,7 +208,12 @@ impl Places {
     /// receiver checks it: the temp dir exists and is a directory, a backup
     /// directory that exists is one (exit 1 otherwise).
     pub async fn check<D: Endpoint>(&self, dst: &D) -> Result<()> {
-        if let Some(temp) = &self.temp_dir {
+        // The destination root itself, made by this run: there by the time
+        // anything is written (rsync checks once it is in it).
+        let made_root = |temp: &str| {
+            collapsed(temp) == collapsed(&self.root) && self.new_dirs.contains(&self.root)
+        };
+        if let Some(temp) = self.temp_dir.as_deref().filter(|t| !made_root(t)) {
             match dst.stat(temp).await? {
                 Some(m) if m.kind == Kind::Dir => {}
                 Some(_) => return Err(usage(dst, temp, "the temp-dir is not a directory")),
