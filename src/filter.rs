@@ -14,7 +14,7 @@ mod cvs;
 mod lists;
 mod parse;
 mod pattern;
-mod place;
+pub(crate) mod place;
 mod scope;
 
 use std::sync::Arc;
@@ -79,6 +79,10 @@ pub struct FilterOptions {
     /// process's `$HOME/.cvsignore` and `$CVSIGNORE`, read when a `-C`
     /// rule needs them.
     pub cvs_env: Option<CvsEnv>,
+    /// Rules rsync adds of its own, in `--filter` syntax (`--backup`'s
+    /// `P *~`, a partial directory's exclude): after the given rules and
+    /// before `-C`'s, where rsync adds them.
+    pub implied: Vec<String>,
 }
 
 /// The global rule list, in order.
@@ -208,6 +212,10 @@ impl Filter {
         };
         for arg in args {
             builder.add_arg(arg)?;
+        }
+        let plain = Template::default();
+        for rule in &options.implied {
+            builder.add(rule, Syntax::Full, &plain, "an option's own rule")?;
         }
         if options.cvs_exclude {
             // rsync appends these after every other rule (send_filter_list).

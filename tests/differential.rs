@@ -158,6 +158,10 @@ fn write_rules(dir: &Path, rng: &mut Rng) {
         return;
     }
     let lines: Vec<&str> = (0..1 + rng.below(3)).map(|_| *rng.pick(RULES)).collect();
+    // An old copy may hold a directory of that name (a type change).
+    if fs::symlink_metadata(dir.join(".rsync-filter")).is_ok_and(|m| m.is_dir()) {
+        return;
+    }
     fs::write(dir.join(".rsync-filter"), lines.join("\n") + "\n").unwrap();
     set_times(&dir.join(".rsync-filter"), random_time(rng));
 }
@@ -497,7 +501,19 @@ const EXTRAS: &[&[&str]] = &[
     &["-s"],
     &["--old-args"],
     &["-4"],
+    &["-b"],
+    &["-b", "--suffix=.old"],
+    &["--backup-dir=.bk"],
+    &["--partial-dir=.pd"],
+    &["--delay-updates"],
+    // A temp dir outside both trees (the bench's own): with one inside the
+    // destination rsync's incremental recursion sets a directory's time
+    // before its last temp file passes through it, ferry sets it last.
+    &["-T", TEMP_DIR],
 ];
+
+/// Stands for the bench's scratch directory in an option.
+const TEMP_DIR: &str = "@scratch";
 
 /// One drawn case.
 #[derive(Debug, Clone)]
@@ -548,6 +564,12 @@ fn rsync_options(case: &Case) -> Vec<String> {
             other => other.to_string(),
         })
         .collect();
+    // rsync backs a backup directory inside the destination up into itself
+    // when --delete meets it; ferry leaves it (docs/RSYNC.md).
+    let deletes = case.options.iter().any(|o| o.starts_with("--delete"));
+    if deletes && case.options.iter().any(|o| o == "--backup-dir=.bk") {
+        options.push("--filter=P /.bk/".into());
+    }
     // ferry compares times to the nanosecond where both sides have them
     // (rsync: --modify-window=-1), which only a local copy has. rsync's -u
     // reads a negative window its own way, so -u cases keep its default.
@@ -561,6 +583,8 @@ fn rsync_options(case: &Case) -> Vec<String> {
 struct Bench {
     sshd: Sshd,
     rsh: String,
+    /// `-T`'s directory for both tools (they run one after the other).
+    scratch: tempfile::TempDir,
 }
 
 impl Bench {
@@ -568,7 +592,8 @@ impl Bench {
         require_rsync();
         let sshd = Sshd::start();
         let rsh = format!("ssh -F {}", sshd.ssh_config().display());
-        Bench { sshd, rsh }
+        let scratch = tempfile::tempdir().unwrap();
+        Bench { sshd, rsh, scratch }
     }
 
     /// The arguments for SRC and DEST on `side`.
@@ -598,8 +623,13 @@ impl Bench {
     }
 
     /// The options as the tools take them (without the harness's own).
-    fn options(options: Vec<String>) -> Vec<String> {
-        options.into_iter().filter(|o| o != "--twice").collect()
+    fn options(&self, options: Vec<String>) -> Vec<String> {
+        let scratch = self.scratch.path().display().to_string();
+        options
+            .into_iter()
+            .filter(|o| o != "--twice")
+            .map(|o| if o == TEMP_DIR { scratch.clone() } else { o })
+            .collect()
     }
 
     fn rsync(&self, case: &Case, src: &Path, dest: &Path) -> Output {
@@ -608,14 +638,14 @@ impl Bench {
         if case.side != Side::Local {
             cmd.arg("-e").arg(&self.rsh);
         }
-        cmd.args(Self::options(rsync_options(case)));
+        cmd.args(self.options(rsync_options(case)));
         cmd.args(self.places(case, src, dest));
         run_with_deadline(&mut cmd, Duration::from_secs(60))
     }
 
     fn ferry(&self, case: &Case, src: &Path, dest: &Path) -> Output {
         let mut cmd = self.sshd.ferry();
-        cmd.args(Self::options(case.options.clone()));
+        cmd.args(self.options(case.options.clone()));
         cmd.args(self.places(case, src, dest));
         cmd.run(Duration::from_secs(60))
     }

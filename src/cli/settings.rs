@@ -11,8 +11,10 @@ use super::info::{Implied, Info, Word};
 use super::lines::{LineOptions, Side};
 use super::progress::{Display, ProgressMode};
 use super::toggles::{Counter, Flag, Flags};
+use crate::engine::backup::Backup;
 use crate::engine::links::{LinkPolicy, Munge, MUNGED};
 use crate::engine::select::{Selection, TimeWindow};
+use crate::engine::staging::Staging;
 use crate::engine::Options;
 use crate::error::{Error, Result};
 use crate::filter::{FilesFrom, Filter, FilterOptions, ListFormat, ListReader};
@@ -229,10 +231,25 @@ fn engine_options(
 ) -> Result<(Options, Option<RemoteList>)> {
     let flags = &args.flags;
     let mut lists = ListReader::default();
+    let delete = flags.on(Flag::Delete) || flags.on(Flag::DeleteExcluded);
+    let append = flags.on(Flag::Append) || flags.on(Flag::AppendVerify);
+    let inplace = flags.on(Flag::Inplace) || append;
+    let backup = Backup::from_options(
+        flags.on(Flag::Backup),
+        args.backup_dir.as_deref(),
+        args.suffix.as_deref(),
+    )
+    .map_err(Error::Usage)?;
+    let staging = staging_of(args, inplace, append)?;
     let filter_options = FilterOptions {
         delete_excluded: flags.on(Flag::DeleteExcluded),
         cvs_exclude: flags.on(Flag::CvsExclude),
         cvs_env: None,
+        implied: implied_rules(
+            backup.as_ref(),
+            &staging,
+            delete && !flags.on(Flag::DeleteExcluded),
+        ),
     };
     let filter = Filter::with_options(&args.filter_rules, &filter_options, &mut lists)?;
     let (files_from, remote_files_from) = match &args.files_from {
@@ -246,8 +263,6 @@ fn engine_options(
         }
         None => (None, None),
     };
-    let delete = flags.on(Flag::Delete) || flags.on(Flag::DeleteExcluded);
-    let append = flags.on(Flag::Append) || flags.on(Flag::AppendVerify);
     if args.max_delete.is_some() && !delete {
         return Err(Error::Usage("--max-delete goes with --delete".into()));
     }
@@ -272,7 +287,9 @@ fn engine_options(
         executability: flags.on(Flag::Executability),
         chmod: chmod_rules(&args.chmod)?,
         times: flags.on(Flag::Times),
-        omit_dir_times: flags.on(Flag::OmitDirTimes),
+        // rsync: backups beside their files imply -O.
+        omit_dir_times: flags.on(Flag::OmitDirTimes)
+            || backup.as_ref().is_some_and(Backup::omits_dir_times),
         omit_link_times: flags.on(Flag::OmitLinkTimes),
         dry_run: flags.on(Flag::DryRun),
         checksum: flags.on(Flag::Checksum),
@@ -303,7 +320,7 @@ fn engine_options(
             None => !matches!(direction, Direction::Local),
         },
         // rsync: --append implies --inplace.
-        inplace: flags.on(Flag::Inplace) || append,
+        inplace,
         append,
         fsync: flags.on(Flag::Fsync),
         jobs: usize::from(args.jobs),
@@ -315,6 +332,8 @@ fn engine_options(
         max_delete: args.max_delete,
         filter: Arc::new(filter),
         files_from,
+        backup,
+        staging,
     };
     Ok((options, remote_files_from))
 }
@@ -371,6 +390,48 @@ fn remote_list_path(name: &str, direction: &Direction) -> Result<Option<String>>
     Ok(Some(path))
 }
 
+/// `--partial-dir`, `-T`, `--delay-updates` as rsync reads them; with
+/// `--inplace` (or `--append`) there is no partial, and rsync refuses a
+/// partial directory (`--delay-updates` has one) beside it.
+fn staging_of(args: &Args, inplace: bool, append: bool) -> Result<Staging> {
+    let flags = &args.flags;
+    let delay = flags.on(Flag::DelayUpdates);
+    // rsync reads RSYNC_PARTIAL_DIR for --partial (-P) without a directory.
+    let from_env = match flags.on(Flag::Partial) && args.partial_dir.is_none() {
+        true => std::env::var("RSYNC_PARTIAL_DIR")
+            .ok()
+            .filter(|d| !d.is_empty()),
+        false => None,
+    };
+    let given = args.partial_dir.is_some();
+    if inplace && (given || delay) {
+        return Err(Error::Usage(format!(
+            "--{} cannot be used with --{}",
+            if append { "append" } else { "inplace" },
+            if delay {
+                "delay-updates"
+            } else {
+                "partial-dir"
+            }
+        )));
+    }
+    let from_env = from_env.filter(|_| !inplace);
+    Ok(Staging::from_options(
+        args.partial_dir.as_deref(),
+        args.temp_dir.as_deref(),
+        delay,
+        from_env,
+    ))
+}
+
+/// The rules rsync adds of its own: with `--delete` (not
+/// `--delete-excluded`), `P *SUFFIX` for backups beside their files; a
+/// relative partial directory's exclude.
+fn implied_rules(backup: Option<&Backup>, staging: &Staging, protects: bool) -> Vec<String> {
+    let protect = backup.and_then(Backup::protect_rule).filter(|_| protects);
+    protect.into_iter().chain(staging.exclude_rule()).collect()
+}
+
 /// The symlink options, `--munge-links` on ferry's side as rsync's client
 /// applies it (received links munged, sent ones unmunged, a local copy
 /// untouched); refused, as rsync refuses it, where a `/rsyncd-munged`
@@ -413,12 +474,6 @@ fn chmod_rules(values: &[String]) -> Result<Option<Arc<Chmod>>> {
 fn refuse_unsupported(args: &Args) -> Result<()> {
     let f = &args.flags;
     let named: &[(bool, &str)] = &[
-        (f.on(Flag::DelayUpdates), "--delay-updates"),
-        (f.on(Flag::Backup), "--backup"),
-        (args.partial_dir.is_some(), "--partial-dir"),
-        (args.temp_dir.is_some(), "--temp-dir"),
-        (args.backup_dir.is_some(), "--backup-dir"),
-        (args.suffix.is_some(), "--suffix"),
         (f.get(Flag::Owner) == Some(true), "--owner"),
     ];
     for (given, option) in named {

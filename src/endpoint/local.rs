@@ -500,6 +500,14 @@ impl Endpoint for LocalFs {
         .await
     }
 
+    async fn hard_link(&self, from: &str, to: &str) -> Result<bool> {
+        let (f, t) = (from.to_string(), to.to_string());
+        // link(2) through std: linkat without AT_SYMLINK_FOLLOW, so a
+        // symlink gets a second name, not its target.
+        blocking(to, move || fs::hard_link(&f, &t)).await?;
+        Ok(true)
+    }
+
     async fn set_mtime(&self, path: &str, mtime: Mtime) -> Result<()> {
         let p = path.to_string();
         blocking(path, move || set_mtime_nofollow(&p, mtime)).await

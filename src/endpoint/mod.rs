@@ -194,6 +194,12 @@ pub trait Endpoint: Send + Sync {
     /// Renames `from` over `to`, atomically replacing an existing `to`.
     fn rename(&self, from: &str, to: &str) -> impl Future<Output = Result<()>> + Send;
 
+    /// Makes `to` (which must not exist) another name of `from` (a symlink
+    /// itself, never its target). Ok(false) where this side cannot link.
+    fn hard_link(&self, _from: &str, _to: &str) -> impl Future<Output = Result<bool>> + Send {
+        async { Ok(false) }
+    }
+
     /// Sets the modification time of `path` itself: a symlink's own time
     /// where [`Endpoint::sets_link_times`], never its target's.
     fn set_mtime(&self, path: &str, mtime: Mtime) -> impl Future<Output = Result<()>> + Send;

@@ -594,6 +594,13 @@ impl Endpoint for RemoteFs {
         self.sftp.rename_replace(from, to).await
     }
 
+    async fn hard_link(&self, from: &str, to: &str) -> Result<bool> {
+        if !self.sftp.extensions().hardlink {
+            return Ok(false);
+        }
+        self.sftp.hard_link(from, to).await.map(|()| true)
+    }
+
     async fn set_mtime(&self, path: &str, mtime: Mtime) -> Result<()> {
         self.set_attrs(path, times_of(mtime)).await
     }

@@ -9,9 +9,14 @@
 //! The filter rules protect too: an entry the receiving side's rules
 //! exclude is left, and so is a directory that still holds one (rsync's
 //! "cannot delete non-empty directory").
+//!
+//! With `--backup` a file or symlink is renamed to its backup name rather
+//! than removed (`engine::backup`); one kept beside its file (NAME~) keeps
+//! its directory too, as in rsync.
 
 use futures::stream::{self, StreamExt};
 
+use super::backup::{Backups, How, Kept};
 use super::{Options, Stats};
 use crate::endpoint::{join, Endpoint, Entry, Kind};
 use crate::error::{Error, ExitCode, Result};
@@ -34,6 +39,7 @@ pub async fn delete_extraneous<D: Endpoint>(
     dst: &D,
     extraneous: Vec<Extraneous>,
     opts: &Options,
+    backups: Option<&Backups>,
     reporter: &dyn Reporter,
     stats: &mut Stats,
 ) -> Result<()> {
@@ -51,7 +57,14 @@ pub async fn delete_extraneous<D: Endpoint>(
     let mut doomed = Vec::new();
     for gone in extraneous {
         let Extraneous { entry, path, scope } = gone;
-        expand(dst, entry, path, &scope, &mut doomed, reporter).await?;
+        if backups.is_some_and(|b| b.protects(&entry.name) || b.made_now(&entry.name)) {
+            continue;
+        }
+        let at = Place {
+            scope: &scope,
+            backups,
+        };
+        expand(dst, entry, path, &at, &mut doomed, reporter).await?;
     }
     if let Some(max) = opts.max_delete.filter(|max| doomed.len() as u64 > *max) {
         reporter.warning(&format!(
@@ -70,16 +83,20 @@ pub async fn delete_extraneous<D: Endpoint>(
     // Files (and links) at once; then directories, deepest first.
     let (dirs, files): (Vec<Entry>, Vec<Entry>) =
         doomed.into_iter().partition(|e| e.meta.kind == Kind::Dir);
-    let removed: Vec<(Entry, Result<()>)> = stream::iter(files)
-        .map(|entry| async move {
-            let result = dst.remove_file(&entry.name).await;
-            (entry, result)
-        })
-        .buffer_unordered(opts.jobs.max(1))
-        .collect()
-        .await;
-    for (entry, result) in removed {
-        settle(&entry, result, reporter, stats)?;
+    // Old backups (NAME~) go before anything is renamed to such a name,
+    // as rsync's reverse name order has it.
+    let (old_backups, files): (Vec<Entry>, Vec<Entry>) = files
+        .into_iter()
+        .partition(|e| backups.is_some_and(|b| b.is_backup_name(&e.name)));
+    for batch in [old_backups, files] {
+        let removed: Vec<(Entry, Result<()>)> = stream::iter(batch)
+            .map(|entry| remove_one(dst, entry, backups))
+            .buffer_unordered(opts.jobs.max(1))
+            .collect()
+            .await;
+        for (entry, result) in removed {
+            settle(&entry, result, reporter, stats)?;
+        }
     }
     for entry in dirs {
         let result = dst.remove_dir(&entry.name).await;
@@ -88,11 +105,47 @@ pub async fn delete_extraneous<D: Endpoint>(
     Ok(())
 }
 
+async fn remove_one<D: Endpoint>(
+    dst: &D,
+    entry: Entry,
+    backups: Option<&Backups>,
+) -> (Entry, Result<()>) {
+    let result = remove_or_keep(dst, &entry, backups).await;
+    (entry, result)
+}
+
+/// A file or symlink `--delete` removes: with `--backup`, renamed to its
+/// backup name instead (removed after all when the backup had to be a
+/// copy, or when none is kept: an old backup, an unsafe symlink).
+async fn remove_or_keep<D: Endpoint>(
+    dst: &D,
+    entry: &Entry,
+    backups: Option<&Backups>,
+) -> Result<()> {
+    let kept = match backups {
+        Some(b) if !b.is_backup_name(&entry.name) => {
+            b.keep(dst, &entry.name, &entry.meta, How::Rename).await?
+        }
+        _ => Kept::Not,
+    };
+    match kept {
+        Kept::Moved => Ok(()),
+        Kept::Duplicated | Kept::Not => dst.remove_file(&entry.name).await,
+    }
+}
+
 /// rsync's way with a directory where a file or a symlink goes: removed
 /// when it is empty, and with `--delete` or `--force` (`recursive`) with
 /// everything in it (links removed, never followed); otherwise the new
-/// entry fails, naming the directory.
-pub async fn make_way<D: Endpoint>(dst: &D, dir: &str, recursive: bool) -> Result<()> {
+/// entry fails, naming the directory. With `--backup` what is in it is
+/// kept as backups: in a backup directory, which empties it, or beside
+/// each entry, which keeps the directory and fails the new entry.
+pub async fn make_way<D: Endpoint>(
+    dst: &D,
+    dir: &str,
+    recursive: bool,
+    backups: Option<&Backups>,
+) -> Result<()> {
     let not_empty = match dst.remove_dir(dir).await {
         Ok(()) => return Ok(()),
         Err(e) if e.is_fatal() => return Err(e),
@@ -106,11 +159,42 @@ pub async fn make_way<D: Endpoint>(dst: &D, dir: &str, recursive: bool) -> Resul
             ),
         });
     }
-    remove_tree(dst, dir).await
+    let Some(backups) = backups else {
+        return remove_tree(dst, dir).await;
+    };
+    match Box::pin(back_up_tree(dst, dir, backups)).await {
+        Err(e) if !e.is_fatal() => Err(Error::Refused {
+            path: format!("{}{dir}", dst.label()),
+            message: format!(
+                "could not make way for the new entry: the directory keeps its contents' \
+                 backups ({e})"
+            ),
+        }),
+        done => done,
+    }
+}
+
+/// `--backup` and a directory that must go: each file and symlink in it
+/// is kept as a backup (or removed when none is kept), children first,
+/// then the directory itself is removed, which fails while it holds
+/// backups kept beside their files.
+async fn back_up_tree<D: Endpoint>(dst: &D, dir: &str, backups: &Backups) -> Result<()> {
+    for child in dst.list(dir).await? {
+        let path = join(dir, &child.name);
+        let entry = Entry {
+            name: path,
+            meta: child.meta,
+        };
+        match child.meta.kind {
+            Kind::Dir => Box::pin(back_up_tree(dst, &entry.name, backups)).await?,
+            _ => remove_or_keep(dst, &entry, Some(backups)).await?,
+        }
+    }
+    dst.remove_dir(dir).await
 }
 
 /// Removes the directory `dir` and everything in it, children first.
-async fn remove_tree<D: Endpoint>(dst: &D, dir: &str) -> Result<()> {
+pub(super) async fn remove_tree<D: Endpoint>(dst: &D, dir: &str) -> Result<()> {
     for child in dst.list(dir).await? {
         let path = join(dir, &child.name);
         match child.meta.kind {
@@ -154,15 +238,24 @@ fn settle(
     }
 }
 
+/// Where an extraneous entry stands: the rules in its directory, and the
+/// run's backups.
+struct Place<'a> {
+    scope: &'a Scope,
+    backups: Option<&'a Backups>,
+}
+
 /// `entry` (at `path` from the transfer root), after everything under it
 /// when it is a directory (a symlink to a directory is removed as a link,
 /// never followed). What the rules protect inside stays, and so does every
-/// directory above it; returns whether `entry` goes.
+/// directory above it, as does a backup kept beside its file; returns
+/// whether `entry` goes (it is listed either way when it is kept as a
+/// backup).
 async fn expand<D: Endpoint>(
     dst: &D,
     entry: Entry,
     path: String,
-    scope: &Scope,
+    at: &Place<'_>,
     out: &mut Vec<Entry>,
     reporter: &dyn Reporter,
 ) -> Result<bool> {
@@ -170,15 +263,22 @@ async fn expand<D: Endpoint>(
     if entry.meta.kind == Kind::Dir {
         for child in dst.list(&entry.name).await? {
             let child_path = join(&path, &child.name);
-            if scope.excluded(&child_path, child.meta.kind == Kind::Dir, Side::Deleting) {
+            let name = join(&entry.name, &child.name);
+            let is_dir = child.meta.kind == Kind::Dir;
+            let protected = at.scope.excluded(&child_path, is_dir, Side::Deleting)
+                || at.backups.is_some_and(|b| b.protects(&name));
+            if protected {
                 whole = false;
                 continue;
             }
+            if let Some(b) = at.backups {
+                whole &= !b.stays_beside(dst, &name, &child.meta).await?;
+            }
             let child = Entry {
-                name: join(&entry.name, &child.name),
+                name,
                 meta: child.meta,
             };
-            whole &= Box::pin(expand(dst, child, child_path, scope, out, reporter)).await?;
+            whole &= Box::pin(expand(dst, child, child_path, at, out, reporter)).await?;
         }
     }
     match whole {

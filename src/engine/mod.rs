@@ -5,7 +5,9 @@
 //! Errors on one file are reported and counted and the run goes on; errors
 //! that end the connection end the run (ripgrep's per-file error policy).
 
+pub mod backup;
 pub mod bounds;
+mod copy;
 pub mod delete;
 pub mod links;
 pub mod list;
@@ -14,6 +16,7 @@ pub mod moved;
 pub mod partial;
 pub mod plan;
 pub mod select;
+pub mod staging;
 pub mod tidy;
 pub mod transfer;
 mod unchanged;
@@ -26,7 +29,9 @@ use tokio::sync::Semaphore;
 use crate::endpoint::{Endpoint, Kind, Meta, Mtime, Pipeline};
 use crate::error::{Error, ExitCode, Result};
 use crate::report::{Changes, Item, ItemKind, Outcome, Reporter, TimeChange};
+use backup::How;
 use plan::{Action, Planner, SourceArg};
+use staging::{Noting, Places};
 use transfer::{FileJob, Transferred};
 
 /// Resolved sync settings (rsync's meanings).
@@ -107,6 +112,12 @@ pub struct Options {
     /// `--files-from`: only these paths of the one source directory, each
     /// keeping its path under the destination.
     pub files_from: Option<std::sync::Arc<crate::filter::FilesFrom>>,
+    /// `-b`, `--backup-dir`, `--suffix`: what is replaced or deleted is
+    /// kept (None: it is not).
+    pub backup: Option<backup::Backup>,
+    /// `--partial-dir`, `-T`, `--delay-updates`: where files are written
+    /// before they take their place, and when they take it.
+    pub staging: staging::Staging,
 }
 
 impl Options {
@@ -245,7 +256,13 @@ pub async fn sync_into<S: Endpoint, D: Endpoint>(
     if opts.checksum {
         start_helper(src, dst).await?;
     }
-    let mut planner = Planner::new(src, dst, opts, reporter);
+    // The files found up to date, whose partials in a partial directory
+    // go (rsync removes them).
+    let noting = Noting::new(
+        reporter,
+        opts.staging.wants_current_files() && !opts.dry_run,
+    );
+    let mut planner = Planner::new(src, dst, opts, &noting);
     let (lock, planned) = tokio::join!(
         async {
             match opts.dry_run {
@@ -257,12 +274,20 @@ pub async fn sync_into<S: Endpoint, D: Endpoint>(
     );
     stats.planning += started.elapsed();
     let lock = lock?;
-    let dir_changed = lock
-        .as_ref()
-        .is_some_and(|lock| changes_dir(&planner.actions, lock.dir()));
+    let lock_dir = lock.as_ref().map(|lock| lock.dir().to_string());
+    let mut dir_changed = lock_dir
+        .as_deref()
+        .is_some_and(|dir| changes_dir(&planner.actions, dir));
+    let touched = std::sync::atomic::AtomicBool::new(false);
     let work = async {
         planned?;
-        carry_out(src, dst, planner, opts, reporter, stats).await
+        let places = Places::new(opts, dest, &planner.actions);
+        let current = noting.take();
+        let done = carry_out(src, dst, planner, opts, &places, &current, reporter, stats).await;
+        if lock_dir.as_deref().is_some_and(|dir| places.touched(dir)) {
+            touched.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        done
     };
     let result = match lock {
         None => work.await,
@@ -271,6 +296,7 @@ pub async fn sync_into<S: Endpoint, D: Endpoint>(
                 result = work => result,
                 never = lock.keep_fresh(dst) => match never {},
             };
+            dir_changed |= touched.load(std::sync::atomic::Ordering::Relaxed);
             lock.release(dst, dir_changed).await;
             result
         }
@@ -292,15 +318,25 @@ fn changes_dir(actions: &[Action], dir: &str) -> bool {
 }
 
 /// Everything after planning: helpers, the transfers, the counts.
+/// `current` are the files found up to date (with `--partial-dir`).
+#[allow(clippy::too_many_arguments)]
 async fn carry_out<S: Endpoint, D: Endpoint>(
     src: &S,
     dst: &D,
-    planner: Planner<'_, S, D>,
+    mut planner: Planner<'_, S, D>,
     opts: &Options,
+    places: &Places,
+    current: &[String],
     reporter: &dyn Reporter,
     stats: &mut Stats,
 ) -> Result<()> {
     tracing::debug!(actions = planner.actions.len(), "planned");
+    if !opts.dry_run {
+        places.check(dst).await?;
+        places.place(&mut planner.actions);
+        let errors = places.locate(dst, &mut planner.actions, current).await?;
+        planner.errors.extend(errors);
+    }
     let small = Pipeline::between(src, dst).chunk as u64;
     let hashes = !opts.dry_run && planner.actions.iter().any(may_hash);
     if hashes {
@@ -330,19 +366,25 @@ async fn carry_out<S: Endpoint, D: Endpoint>(
         _ => (n, b),
     });
     reporter.planned(files, bytes);
-    if opts.dry_run {
+    let delayed = if opts.dry_run {
         dry_run(src, dst, &actions, opts, reporter).await?;
+        Vec::new()
     } else if helper_for_small_files {
         let ((), (), executed) = tokio::join!(
             start_helper_beside(src),
             start_helper_beside(dst),
-            execute(src, dst, &actions, opts, reporter, stats)
+            execute(src, dst, &actions, opts, places, reporter, stats)
         );
-        executed?;
+        executed?
     } else {
-        execute(src, dst, &actions, opts, reporter, stats).await?;
+        execute(src, dst, &actions, opts, places, reporter, stats).await?
+    };
+    if !opts.dry_run {
+        install_delayed(src, dst, &delayed, opts, places, reporter, stats).await?;
+        places.finish(dst).await?;
     }
-    delete::delete_extraneous(dst, extraneous, opts, reporter, stats).await?;
+    let backups = places.backups.as_ref();
+    delete::delete_extraneous(dst, extraneous, opts, backups, reporter, stats).await?;
     // Last: deleting from a directory changes its time too.
     if !opts.dry_run {
         set_dir_attrs(dst, &actions, opts, reporter, stats).await?;
@@ -517,34 +559,109 @@ const MEMORY_BUDGET: u64 = 48 << 20;
 /// Carries out the plan: first the missing directories, then files, links
 /// and attributes with up to `opts.jobs` in flight, each file reserving
 /// its share of [`MEMORY_BUDGET`] first. The directories' attributes come
-/// after `--delete` ([`set_dir_attrs`]).
-async fn execute<S: Endpoint, D: Endpoint>(
+/// after `--delete` ([`set_dir_attrs`]). Returns the files whose finished
+/// partials wait for the end of the run (`--delay-updates`).
+async fn execute<'a, S: Endpoint, D: Endpoint>(
     src: &S,
     dst: &D,
-    actions: &[Action],
+    actions: &'a [Action],
     opts: &Options,
+    places: &Places,
     reporter: &dyn Reporter,
     stats: &mut Stats,
-) -> Result<()> {
-    make_dirs(dst, actions, opts, reporter, stats).await?;
+) -> Result<Vec<&'a FileJob>> {
+    make_dirs(dst, actions, opts, places, reporter, stats).await?;
     let budget = Semaphore::new(kib(MEMORY_BUDGET) as usize);
     let io = Pipeline::between(src, dst);
     let mut running = FuturesUnordered::new();
+    let mut delayed = Vec::new();
+    let mut take = |action: &'a Action, done: Result<Transferred>, target: Option<String>| {
+        if let (Action::File(job), Ok(Transferred { delayed: true, .. })) = (action, &done) {
+            delayed.push(job);
+        }
+        finish(with_target(action, opts, &target), done, reporter, stats)
+    };
     for action in actions {
         if matches!(action, Action::Dir { .. }) {
             continue;
         }
         while running.len() >= opts.jobs.max(1) {
             if let Some((action, done, target)) = running.next().await {
-                finish(with_target(action, opts, &target), done, reporter, stats)?;
+                take(action, done, target)?;
             }
         }
-        running.push(run_action(src, dst, action, opts, reporter, &budget, io));
+        let ctx = Ctx {
+            opts,
+            places,
+            reporter,
+            budget: &budget,
+            io,
+        };
+        running.push(run_action(src, dst, action, ctx));
     }
     while let Some((action, done, target)) = running.next().await {
-        finish(with_target(action, opts, &target), done, reporter, stats)?;
+        take(action, done, target)?;
+    }
+    Ok(delayed)
+}
+
+/// `--delay-updates`: the files whose partials wait are renamed into place
+/// now, after every transfer, as rsync's receiver renames them at the end
+/// (one that fails is reported and the others go on; a run that ended
+/// early renames none, and the next one finds them finished). Their
+/// sources go only now with `--remove-source-files`.
+async fn install_delayed<S: Endpoint, D: Endpoint>(
+    src: &S,
+    dst: &D,
+    delayed: &[&FileJob],
+    opts: &Options,
+    places: &Places,
+    reporter: &dyn Reporter,
+    stats: &mut Stats,
+) -> Result<()> {
+    let mut running = FuturesUnordered::new();
+    for &job in delayed {
+        if running.len() >= opts.jobs.max(1) {
+            if let Some((job, done)) = running.next().await {
+                let job: &FileJob = job;
+                absorb(done, &job.paths.dest, reporter, stats)?;
+            }
+        }
+        running.push(install_one(src, dst, job, opts, places));
+    }
+    while let Some((job, done)) = running.next().await {
+        absorb(done, &job.paths.dest, reporter, stats)?;
     }
     Ok(())
+}
+
+async fn install_one<'j, S: Endpoint, D: Endpoint>(
+    src: &S,
+    dst: &D,
+    job: &'j FileJob,
+    opts: &Options,
+    places: &Places,
+) -> (&'j FileJob, Result<()>) {
+    let mut done = transfer::install(dst, job, opts, places, true).await;
+    if done.is_ok() && opts.remove_source_files {
+        done = remove_source(src, dst, job, opts).await;
+    }
+    (job, done)
+}
+
+/// `--remove-source-files`: the source of a file now in place goes, noted
+/// so that `--delete` across a reconnect spares its copy.
+async fn remove_source<S: Endpoint, D: Endpoint>(
+    src: &S,
+    dst: &D,
+    job: &FileJob,
+    opts: &Options,
+) -> Result<()> {
+    let removed = moved::after_copy(src, dst, job).await;
+    if removed.is_ok() {
+        opts.note_moved(&job.paths.dest);
+    }
+    removed
 }
 
 /// An action's report with the symlink target it made, if any.
@@ -562,6 +679,7 @@ async fn make_dirs<D: Endpoint>(
     dst: &D,
     actions: &[Action],
     opts: &Options,
+    places: &Places,
     reporter: &dyn Reporter,
     stats: &mut Stats,
 ) -> Result<()> {
@@ -585,7 +703,7 @@ async fn make_dirs<D: Endpoint>(
                     finish(item_of(dir, opts), made, reporter, stats)?;
                 }
             }
-            making.push(make_dir(dst, dir));
+            making.push(make_dir(dst, dir, places));
         }
         while let Some((dir, made)) = making.next().await {
             finish(item_of(dir, opts), made, reporter, stats)?;
@@ -603,10 +721,15 @@ fn done(outcome: Outcome) -> Transferred {
         outcome,
         sent: 0,
         reused: 0,
+        delayed: false,
     }
 }
 
-async fn make_dir<'a, D: Endpoint>(dst: &D, dir: &'a Action) -> (&'a Action, Result<Transferred>) {
+async fn make_dir<'a, D: Endpoint>(
+    dst: &D,
+    dir: &'a Action,
+    places: &Places,
+) -> (&'a Action, Result<Transferred>) {
     let Action::Dir {
         dest,
         meta,
@@ -621,11 +744,36 @@ async fn make_dir<'a, D: Endpoint>(dst: &D, dir: &'a Action) -> (&'a Action, Res
     let mode = meta.map_or(0o777, |m| m.mode & 0o777 | 0o700);
     let made = async {
         if *replaces {
-            dst.remove_file(dest).await?;
+            remove_or_back_up(dst, dest, places).await?;
         }
         dst.mkdir(dest, mode).await
     };
     (dir, made.await.map(|_| done(Outcome::Created)))
+}
+
+/// A file, link or directory in the way of a new directory: removed, or
+/// with `--backup` kept as a backup (a file or link).
+async fn remove_or_back_up<D: Endpoint>(dst: &D, path: &str, places: &Places) -> Result<()> {
+    let Some(backups) = &places.backups else {
+        return dst.remove_file(path).await;
+    };
+    let Some(old) = dst.lstat(path).await? else {
+        return Ok(());
+    };
+    match backups.keep(dst, path, &old, How::Rename).await? {
+        backup::Kept::Moved => Ok(()),
+        _ => dst.remove_file(path).await,
+    }
+}
+
+/// What every action of a run shares.
+#[derive(Clone, Copy)]
+struct Ctx<'r> {
+    opts: &'r Options,
+    places: &'r Places,
+    reporter: &'r dyn Reporter,
+    budget: &'r Semaphore,
+    io: Pipeline,
 }
 
 /// One action other than making a directory; returns it with its result
@@ -635,25 +783,26 @@ async fn run_action<'a, S: Endpoint, D: Endpoint>(
     src: &S,
     dst: &D,
     action: &'a Action,
-    opts: &Options,
-    reporter: &dyn Reporter,
-    budget: &Semaphore,
-    io: Pipeline,
+    ctx: Ctx<'_>,
 ) -> (&'a Action, Result<Transferred>, Option<String>) {
+    let Ctx {
+        opts,
+        places,
+        reporter,
+        budget,
+        io,
+    } = ctx;
     let mut target = None;
     let result = match action {
         Action::File(job) => {
             let share = job.source_meta.size.min(io.memory());
             // The semaphore is never closed: an error cannot happen here.
             let _reserved = budget.acquire_many(kib(share)).await.ok();
-            let copied = transfer::transfer(src, dst, job, opts, reporter).await;
+            let copied = transfer::transfer(src, dst, job, opts, places, reporter).await;
             match copied {
-                Ok(done) if opts.remove_source_files => {
-                    let removed = moved::after_copy(src, dst, job).await;
-                    if removed.is_ok() {
-                        opts.note_moved(&job.paths.dest);
-                    }
-                    removed.map(|()| done)
+                // A delayed file's source goes once it is in place.
+                Ok(done) if opts.remove_source_files && !done.delayed => {
+                    remove_source(src, dst, job, opts).await.map(|()| done)
                 }
                 other => other,
             }
@@ -665,7 +814,7 @@ async fn run_action<'a, S: Endpoint, D: Endpoint>(
             set_time,
         } => {
             let mtime = set_time.then_some(meta.mtime);
-            match copy_symlink(src, dst, source, dest, mtime, opts).await {
+            match copy_symlink(src, dst, source, dest, mtime, opts, places).await {
                 Ok(made) => {
                     target = Some(made);
                     match opts.remove_source_files {
@@ -898,10 +1047,22 @@ async fn copy_symlink<S: Endpoint, D: Endpoint>(
     dest: &str,
     mtime: Option<Mtime>,
     opts: &Options,
+    places: &Places,
 ) -> Result<String> {
     let target = opts.links_policy.target(src.read_link(source).await?);
-    if dst.lstat(dest).await?.map(|m| m.kind) == Some(Kind::Dir) {
-        delete::make_way(dst, dest, opts.delete || opts.force).await?;
+    let backups = places.backups.as_ref();
+    let old = dst.lstat(dest).await?;
+    match old {
+        Some(m) if m.kind == Kind::Dir => {
+            delete::make_way(dst, dest, opts.delete || opts.force, backups).await?
+        }
+        // --backup: the old entry keeps its name until the link replaces it.
+        Some(m) => {
+            if let Some(backups) = backups {
+                backups.keep(dst, dest, &m, How::Link).await?;
+            }
+        }
+        None => {}
     }
     let name = crate::endpoint::base_name(dest);
     let temp = crate::endpoint::join(crate::endpoint::parent(dest), &partial::partial_name(name));

@@ -5,7 +5,9 @@
 use bytes::Bytes;
 use futures::stream::{self, StreamExt, TryStreamExt};
 
+use super::backup::How;
 use super::partial::{self, Paths, Sidecar};
+use super::staging::Places;
 use super::Options;
 use crate::delta::{self, Piece};
 use crate::endpoint::{
@@ -38,6 +40,9 @@ pub struct Transferred {
     pub sent: u64,
     /// Bytes taken from what the destination already had.
     pub reused: u64,
+    /// `--delay-updates`: the finished partial waits to be renamed into
+    /// place at the end of the run ([`install`]).
+    pub delayed: bool,
 }
 
 /// How the partial came to hold the new file.
@@ -65,16 +70,24 @@ pub async fn transfer<S: Endpoint, D: Endpoint>(
     dst: &D,
     job: &FileJob,
     opts: &Options,
+    places: &Places,
     reporter: &dyn Reporter,
 ) -> Result<Transferred> {
     // First what may fail the file for certain, before anything (the
     // umask probe) leaves a trace in its directory.
-    clear_a_directory(dst, job, opts, Stage::Before).await?;
+    clear_a_directory(dst, job, opts, places, Stage::Before).await?;
     let attrs = attrs_for(dst, job, opts).await?;
-    if goes_whole_at_once(src, dst, job, opts) {
-        return put_small(src, dst, job, opts, attrs, reporter).await;
-    }
     let in_place = opts.inplace && job.existing.is_some_and(|m| m.kind == Kind::File);
+    if !in_place {
+        places.prepare(dst, job).await?;
+    }
+    if goes_whole_at_once(src, dst, job, opts, places) {
+        return put_small(src, dst, job, opts, places, attrs, reporter).await;
+    }
+    if let (true, Some(backups), Some(old)) = (in_place, &places.backups, &job.existing) {
+        // The file itself is about to change: its backup is a copy.
+        backups.keep_copy(dst, &job.paths.dest, old).await?;
+    }
     let handle = src.open_read(&job.source).await?;
     let source = SourceFile {
         file: &handle,
@@ -116,17 +129,9 @@ pub async fn transfer<S: Endpoint, D: Endpoint>(
     closed?;
     unchanged?;
     attrs?;
-    if !in_place {
-        clear_a_directory(dst, job, opts, Stage::Installing).await?;
-        // The sidecar goes with the rename, in the same round trip: should
-        // the rename fail, a partial without one is verified whole on resume.
-        let drop_sidecar = filled.wrote_sidecar || job.sidecar;
-        let (renamed, _) = tokio::join!(dst.rename(&job.paths.partial, &job.paths.dest), async {
-            if drop_sidecar {
-                let _ = dst.remove_file(&job.paths.meta).await;
-            }
-        });
-        renamed?;
+    let delayed = !in_place && places.delays();
+    if !in_place && !delayed {
+        install(dst, job, opts, places, filled.wrote_sidecar || job.sidecar).await?;
     }
     let outcome = match filled {
         Filled { reused: 0, .. } => Outcome::Sent,
@@ -137,20 +142,60 @@ pub async fn transfer<S: Endpoint, D: Endpoint>(
         outcome,
         sent: filled.sent,
         reused: filled.reused,
+        delayed,
     })
+}
+
+/// Puts the finished partial in place: what is in the way goes (a
+/// directory) or is backed up (`--backup`), then the rename. The sidecar
+/// goes with the rename, in the same round trip: should the rename fail, a
+/// partial without one is verified whole on resume.
+pub(super) async fn install<D: Endpoint>(
+    dst: &D,
+    job: &FileJob,
+    opts: &Options,
+    places: &Places,
+    drop_sidecar: bool,
+) -> Result<()> {
+    clear_a_directory(dst, job, opts, places, Stage::Installing).await?;
+    keep_old(dst, job, places).await?;
+    let (renamed, _) = tokio::join!(places.rename_into_place(dst, job), async {
+        if drop_sidecar {
+            let _ = dst.remove_file(&job.paths.meta).await;
+        }
+    });
+    renamed
+}
+
+/// `--backup`: the old file or symlink about to be replaced is linked to
+/// its backup name, its own name left for the rename to replace.
+async fn keep_old<D: Endpoint>(dst: &D, job: &FileJob, places: &Places) -> Result<()> {
+    match (&places.backups, job.existing) {
+        (Some(backups), Some(old)) if places.keeps_old(job) => {
+            backups.keep(dst, &job.paths.dest, &old, How::Link).await?;
+            Ok(())
+        }
+        _ => Ok(()),
+    }
 }
 
 /// A file that fits in one request, with no old version to build it from,
 /// is read whole and installed in one step ([`Endpoint::put_whole`]): a
 /// partial left of it is not worth checking, it is simply overwritten.
+/// Not when something must happen between the write and the rename (a
+/// backup of the old version, a rename delayed to the end) or the rename
+/// may fail for good (from a temp dir on another file system).
 fn goes_whole_at_once<S: Endpoint, D: Endpoint>(
     src: &S,
     dst: &D,
     job: &FileJob,
     opts: &Options,
+    places: &Places,
 ) -> bool {
+    let in_place = opts.inplace && job.existing.is_some_and(|m| m.kind == Kind::File);
+    let staged = places.keeps_old(job) || places.delays() || places.in_temp_dir(job);
     job.source_meta.size <= Pipeline::between(src, dst).chunk as u64
-        && !(opts.inplace && job.existing.is_some_and(|m| m.kind == Kind::File))
+        && !(in_place || staged)
         && !delta_worth_trying(src, dst, job, opts)
 }
 
@@ -161,6 +206,7 @@ async fn put_small<S: Endpoint, D: Endpoint>(
     dst: &D,
     job: &FileJob,
     opts: &Options,
+    places: &Places,
     attrs: Attrs,
     reporter: &dyn Reporter,
 ) -> Result<Transferred> {
@@ -178,7 +224,7 @@ async fn put_small<S: Endpoint, D: Endpoint>(
         return Err(shrank(format!("{}{}", src.label(), job.source), size));
     }
     let sync = sync_before_rename(job, opts);
-    clear_a_directory(dst, job, opts, Stage::Installing).await?;
+    clear_a_directory(dst, job, opts, places, Stage::Installing).await?;
     dst.put_whole(&job.paths.partial, &job.paths.dest, data, attrs, sync)
         .await?;
     reporter.bytes_done(&job.paths.dest, size);
@@ -189,6 +235,7 @@ async fn put_small<S: Endpoint, D: Endpoint>(
         outcome: Outcome::Sent,
         sent: size,
         reused: 0,
+        delayed: false,
     })
 }
 
@@ -205,20 +252,26 @@ enum Stage {
 /// ([`super::delete::make_way`]): an empty one before the copy starts (a
 /// non-empty one then fails the file before anything is written), and
 /// with `--delete` or `--force`, contents and all, only once its
-/// replacement is complete.
+/// replacement is complete. With `--backup` its contents are kept as
+/// backups, before the copy (as rsync): beside them they keep the
+/// directory, which then fails the file before anything is copied.
 async fn clear_a_directory<D: Endpoint>(
     dst: &D,
     job: &FileJob,
     opts: &Options,
+    places: &Places,
     stage: Stage,
 ) -> Result<()> {
     let recursive = opts.delete || opts.force;
+    let backups = places.backups.as_ref();
     let now = match stage {
-        Stage::Before => !recursive,
-        Stage::Installing => recursive,
+        Stage::Before => !recursive || backups.is_some(),
+        Stage::Installing => recursive && backups.is_none(),
     };
     match job.existing.map(|m| m.kind) {
-        Some(Kind::Dir) if now => super::delete::make_way(dst, &job.paths.dest, recursive).await,
+        Some(Kind::Dir) if now => {
+            super::delete::make_way(dst, &job.paths.dest, recursive, backups).await
+        }
         _ => Ok(()),
     }
 }
@@ -801,7 +854,7 @@ async fn write_sidecar<D: Endpoint>(dst: &D, job: &FileJob, window: u64) -> Resu
 /// Copies `range` with reads and writes pipelined: `io.read_depth` reads and
 /// `io.write_depth` writes in flight, so memory stays bounded whatever the
 /// file size.
-async fn copy_range<S: Endpoint, D: Endpoint>(
+pub(super) async fn copy_range<S: Endpoint, D: Endpoint>(
     source: &SourceFile<'_, S::File>,
     out: &D::File,
     range: std::ops::Range<u64>,

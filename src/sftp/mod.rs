@@ -25,6 +25,7 @@ const FSYNC: &str = "fsync@openssh.com";
 const LIMITS: &str = "limits@openssh.com";
 const COPY_DATA: &str = "copy-data";
 const LSETSTAT: &str = "lsetstat@openssh.com";
+const HARDLINK: &str = "hardlink@openssh.com";
 
 /// Largest read or write ferry sends when the server states no limit: what
 /// OpenSSH's sftp-server accepts, and what SFTP v3 servers must handle at least
@@ -46,6 +47,9 @@ pub struct Extensions {
     pub copy_data: bool,
     /// SETSTAT that does not follow a final symlink (OpenSSH 8.0+).
     pub lsetstat: bool,
+    /// link(2) on the server (OpenSSH 5.7+): backups that keep the old
+    /// file's name in place until its replacement is renamed over it.
+    pub hardlink: bool,
 }
 
 /// An SFTP session on one SSH channel, shared by all tasks of a run.
@@ -98,6 +102,7 @@ impl Sftp {
             fsync: has(FSYNC),
             copy_data: has(COPY_DATA),
             lsetstat: has(LSETSTAT),
+            hardlink: has(HARDLINK),
         };
         // Both questions in one round trip.
         let (limits, cwd) = tokio::join!(
@@ -207,6 +212,16 @@ impl Sftp {
             }
             Err(e) => Err(self.error(to, e)),
         }
+    }
+
+    /// hardlink@openssh.com: `to` becomes another name of the file `from`
+    /// (a symlink itself, not what it points to, as link(2) makes it).
+    pub async fn hard_link(&self, from: &str, to: &str) -> Result<()> {
+        let mut payload = Vec::with_capacity(8 + from.len() + to.len());
+        put_string(&mut payload, from.as_bytes());
+        put_string(&mut payload, to.as_bytes());
+        let reply = self.raw.extended(HARDLINK, payload).await;
+        self.status_reply(reply, to)
     }
 
     /// copy-data (OpenSSH 9.0+): the server copies `len` bytes from one open
