@@ -163,6 +163,8 @@ pub enum Mention {
     /// An entry an option leaves alone: `--existing`, `--ignore-existing`,
     /// `-u`, `--max-size`, `--min-size` (`SKIP`: from `-vv`).
     Skipped,
+    /// A backup made (`BACKUP`: from `-vv`).
+    Backup,
 }
 
 /// Receives events from a running sync. Every method has a default so a

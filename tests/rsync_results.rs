@@ -458,3 +458,59 @@ fn a_change_within_the_same_second_is_copied() {
     assert_eq!(fs::read(&dst).unwrap(), b"again");
     assert_eq!(fs::metadata(&dst).unwrap().mtime_nsec(), 200);
 }
+
+/// `--info=skip,backup` and the default `NONREG` lines say what rsync's
+/// say, for the same tree and options.
+#[test]
+fn skip_backup_and_nonreg_lines_are_rsyncs() {
+    let sshd = Sshd::start();
+    let options = [
+        &["-r", "--info=skip", "--ignore-existing"][..],
+        &["-r", "--info=skip", "--existing"][..],
+        &["-r", "--info=skip", "--max-size=3"][..],
+        &["-r", "--info=skip", "--min-size=3"][..],
+        &["-rt", "--info=skip", "-u"][..],
+        &["-r", "--info=backup", "-b", "--delete"][..],
+        &["-r", "--info=backup", "--backup-dir=bk", "--delete"][..],
+    ];
+    for options in options {
+        let trial = Trial::new(&sshd);
+        let (rsync, ferry) = trial.same_as_rsync(
+            line(Side::Local, options, ("src/", "dest")),
+            "dest",
+            |root| {
+                make_dir(&root.join("src/sub"), 0o755, 1_400_000_000);
+                make_file(&root.join("src/a"), b"new a", 0o644, 1_400_000_000);
+                make_file(&root.join("src/sub/b"), b"b", 0o644, 1_400_000_000);
+                make_file(&root.join("src/new"), b"fresh", 0o644, 1_400_000_000);
+                let fifo = std::ffi::CString::new(
+                    root.join("src/fifo").into_os_string().into_encoded_bytes(),
+                )
+                .unwrap();
+                // SAFETY: a NUL-terminated path.
+                assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
+            set_mtime(&root.join("src/sub"), 1_400_000_000);
+            set_mtime(&root.join("src"), 1_400_000_000);
+                make_dir(&root.join("dest/sub"), 0o755, 1_400_000_000);
+                make_file(&root.join("dest/a"), b"old a", 0o644, 1_500_000_000);
+                make_file(&root.join("dest/sub/b"), b"b", 0o644, 1_300_000_000);
+                make_file(&root.join("dest/gone"), b"x", 0o644, 1_300_000_000);
+            },
+        );
+        let lines = |out: &Output| {
+            let mut lines: Vec<String> = out
+                .stdout
+                .lines()
+                .filter(|l| !l.contains("files sent") && !l.starts_with("(new) backup_dir"))
+                .map(str::to_string)
+                .collect();
+            lines.sort();
+            lines
+        };
+        assert_eq!(
+            lines(&rsync),
+            lines(&ferry),
+            "{options:?}\nrsync: {rsync}\nferry: {ferry}"
+        );
+    }
+}

@@ -172,6 +172,7 @@ impl Demo<'_> {
                 verbose: false,
                 nonreg: false,
                 skip: false,
+                backup: false,
             },
             std::sync::Arc::new(super::lines::Lines::none()),
             &settings.dest,

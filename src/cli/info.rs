@@ -51,6 +51,7 @@ const MAX_LEVEL: u8 = 4;
 /// The words ferry acts on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Word {
+    Backup,
     Del,
     Name,
     NonReg,
@@ -62,6 +63,7 @@ pub enum Word {
 impl Word {
     fn index(self) -> usize {
         let name = match self {
+            Word::Backup => "BACKUP",
             Word::Del => "DEL",
             Word::Name => "NAME",
             Word::NonReg => "NONREG",

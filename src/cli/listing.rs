@@ -25,6 +25,7 @@ pub fn main(settings: &Settings, runtime: &tokio::runtime::Runtime) -> i32 {
             verbose: false,
             nonreg: false,
             skip: false,
+            backup: false,
         },
         Arc::new(Lines::none()),
         "",

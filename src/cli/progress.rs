@@ -38,6 +38,7 @@ pub struct Display {
     /// rsync's `NONREG` and `SKIP` lines (`--info`).
     pub nonreg: bool,
     pub skip: bool,
+    pub backup: bool,
 }
 
 /// Files below this size finish too soon for a bar of their own to help.
@@ -252,6 +253,7 @@ impl Reporter for ConsoleReporter {
         let shown = match what {
             Mention::NonRegular => self.display.nonreg,
             Mention::Skipped => self.display.skip,
+            Mention::Backup => self.display.backup,
         };
         if shown {
             self.println(message);

@@ -473,9 +473,7 @@ fn chmod_rules(values: &[String]) -> Result<Option<Arc<Chmod>>> {
 /// before anything connects, never silently dropped.
 fn refuse_unsupported(args: &Args) -> Result<()> {
     let f = &args.flags;
-    let named: &[(bool, &str)] = &[
-        (f.get(Flag::Owner) == Some(true), "--owner"),
-    ];
+    let named: &[(bool, &str)] = &[(f.get(Flag::Owner) == Some(true), "--owner")];
     for (given, option) in named {
         if *given {
             return Err(Error::Usage(format!(
@@ -549,6 +547,7 @@ fn display_of(args: &Args, info: &Info) -> Display {
         verbose: flags.count(Counter::Verbose) > 0 && !quiet,
         nonreg: !quiet && info.level(Word::NonReg) > 0,
         skip: !quiet && info.level(Word::Skip) > 0,
+        backup: !quiet && info.level(Word::Backup) > 0,
     }
 }
 

@@ -181,6 +181,9 @@ pub struct Backups {
     /// leaves them, as rsync's deletion in each directory before its
     /// transfers never meets them.
     kept: std::sync::Mutex<HashSet<String>>,
+    /// rsync's `backed up NAME to BACKUP` lines (`--info=backup`), told
+    /// when the run's actions are done.
+    lines: std::sync::Mutex<Vec<String>>,
     pub touched: Touched,
 }
 
@@ -207,6 +210,7 @@ impl Backups {
             safe_links,
             made: Mutex::new(HashSet::new()),
             kept: std::sync::Mutex::new(HashSet::new()),
+            lines: std::sync::Mutex::new(Vec::new()),
             touched: Touched::default(),
         }
     }
@@ -224,12 +228,34 @@ impl Backups {
         }
     }
 
-    /// Notes a backup about to be made at `to`.
-    fn note_kept(&self, to: &str) {
+    /// Notes a backup of `path` about to be made at `to`.
+    fn note_kept(&self, path: &str, to: &str) {
         self.touched.note(parent(to));
         if let Ok(mut kept) = self.kept.lock() {
             kept.insert(collapsed(to));
         }
+        if let Ok(mut lines) = self.lines.lock() {
+            let shown = |p| from_root(&self.root, p).to_string();
+            let to = match self.dir.as_deref() {
+                // A backup directory outside the destination: as named.
+                Some(dir)
+                    if !collapsed(to).starts_with(&collapsed(&self.root))
+                        && dir.starts_with('/') =>
+                {
+                    to.to_string()
+                }
+                _ => shown(to),
+            };
+            lines.push(format!("backed up {} to {to}", shown(path)));
+        }
+    }
+
+    /// The `backed up` lines since the last call.
+    pub fn take_lines(&self) -> Vec<String> {
+        self.lines
+            .lock()
+            .map(|mut l| std::mem::take(&mut *l))
+            .unwrap_or_default()
     }
 
     /// Whether this run made the backup at `path`.
@@ -282,7 +308,7 @@ impl Backups {
         }
         let to = self.name_of(path);
         self.make_dirs_for(dst, path).await?;
-        self.note_kept(&to);
+        self.note_kept(path, &to);
         if how == How::Link && self.link(dst, path, &to).await? {
             tracing::info!("backed up {path} to {to} (linked)");
             return Ok(Kept::Duplicated);
@@ -332,7 +358,7 @@ impl Backups {
     pub async fn keep_copy<D: Endpoint>(&self, dst: &D, path: &str, meta: &Meta) -> Result<()> {
         let to = self.name_of(path);
         self.make_dirs_for(dst, path).await?;
-        self.note_kept(&to);
+        self.note_kept(path, &to);
         self.clear(dst, &to).await?;
         self.copy(dst, path, &to, meta).await
     }

@@ -28,8 +28,8 @@ use tokio::sync::Semaphore;
 
 use crate::endpoint::{Endpoint, Kind, Meta, Mtime, Pipeline};
 use crate::error::{Error, ExitCode, Result};
-use crate::report::{Changes, Item, ItemKind, Outcome, Reporter, TimeChange};
-use backup::How;
+use crate::report::{Changes, Item, ItemKind, Mention, Outcome, Reporter, TimeChange};
+use backup::{Backups, How};
 use plan::{Action, Planner, SourceArg};
 use staging::{Noting, Places};
 use transfer::{FileJob, Transferred};
@@ -385,6 +385,9 @@ async fn carry_out<S: Endpoint, D: Endpoint>(
     }
     let backups = places.backups.as_ref();
     delete::delete_extraneous(dst, extraneous, opts, backups, reporter, stats).await?;
+    for line in backups.map(Backups::take_lines).unwrap_or_default() {
+        reporter.mention(Mention::Backup, &line);
+    }
     // Last: deleting from a directory changes its time too.
     if !opts.dry_run {
         set_dir_attrs(dst, &actions, opts, reporter, stats).await?;

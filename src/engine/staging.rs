@@ -733,6 +733,10 @@ impl Reporter for Noting<'_> {
         self.inner.note(message)
     }
 
+    fn mention(&self, what: crate::report::Mention, message: &str) {
+        self.inner.mention(what, message)
+    }
+
     fn warning(&self, message: &str) {
         self.inner.warning(message)
     }
