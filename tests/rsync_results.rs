@@ -489,8 +489,8 @@ fn skip_backup_and_nonreg_lines_are_rsyncs() {
                 .unwrap();
                 // SAFETY: a NUL-terminated path.
                 assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
-            set_mtime(&root.join("src/sub"), 1_400_000_000);
-            set_mtime(&root.join("src"), 1_400_000_000);
+                set_mtime(&root.join("src/sub"), 1_400_000_000);
+                set_mtime(&root.join("src"), 1_400_000_000);
                 make_dir(&root.join("dest/sub"), 0o755, 1_400_000_000);
                 make_file(&root.join("dest/a"), b"old a", 0o644, 1_500_000_000);
                 make_file(&root.join("dest/sub/b"), b"b", 0o644, 1_300_000_000);
@@ -512,5 +512,51 @@ fn skip_backup_and_nonreg_lines_are_rsyncs() {
             lines(&ferry),
             "{options:?}\nrsync: {rsync}\nferry: {ferry}"
         );
+    }
+}
+
+/// rsync's command-line forms from scripts: `-e` bundled at the end of
+/// short flags (`-avze "ssh ..."`) and options after the paths.
+#[test]
+fn bundled_rsh_and_options_after_the_paths_parse_as_rsyncs() {
+    let sshd = Sshd::start();
+    let rsh = format!("ssh -F {}", sshd.ssh_config().display());
+    for (before, after) in [
+        (vec!["-rtze", rsh.as_str()], vec!["--delete"]),
+        (vec!["-rtzhe", rsh.as_str(), "--delete"], vec![]),
+        (vec![], vec!["-rt", "--delete", "-e", rsh.as_str()]),
+    ] {
+        let trial = Trial::new(&sshd);
+        let mut outputs = Vec::new();
+        for tool in ["rsync", "ferry"] {
+            let root = trial.root(tool);
+            make_dir(&root.join("src/d"), 0o755, 1_400_000_000);
+            make_file(&root.join("src/d/f"), b"new", 0o644, 1_400_000_000);
+            set_mtime(&root.join("src/d"), 1_400_000_000);
+            set_mtime(&root.join("src"), 1_400_000_000);
+            make_dir(&root.join("dest"), 0o755, 1_300_000_000);
+            make_file(&root.join("dest/extra"), b"old", 0o644, 1_300_000_000);
+            let [src, dest] = trial.places(tool, Side::Push, "src/", "dest");
+            let program = match tool {
+                "rsync" => PathBuf::from("rsync"),
+                _ => ferry_bin(),
+            };
+            let mut cmd = Command::new(program);
+            cmd.env("HOME", sshd.home())
+                .args(&before)
+                .arg(src)
+                .arg(dest)
+                .args(&after);
+            outputs.push(run_with_deadline(&mut cmd, FERRY_TIMEOUT));
+        }
+        let times = Times::of(Side::Push, &["-t"]);
+        assert_eq!(
+            listing(&trial.root("rsync").join("dest"), times),
+            listing(&trial.root("ferry").join("dest"), times),
+            "{before:?} {after:?}\nrsync: {}\nferry: {}",
+            outputs[0],
+            outputs[1]
+        );
+        outputs[1].assert_ok();
     }
 }

@@ -1018,7 +1018,9 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
         let bounds = match at.bounds {
             Some(bounds) => bounds,
             None => {
-                let dst_dir = dst_exists.then_some(dst_dir);
+                // The destination's only matters to --delete (and a
+                // server that cannot tell is refused only then).
+                let dst_dir = (dst_exists && self.opts.delete).then_some(dst_dir);
                 Bounds::at_top(self.src, src_dir, self.dst, dst_dir).await?
             }
         };
