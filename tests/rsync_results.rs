@@ -560,3 +560,23 @@ fn bundled_rsh_and_options_after_the_paths_parse_as_rsyncs() {
         outputs[1].assert_ok();
     }
 }
+
+/// `-s` with `--old-args`: rsync refuses the pair before touching
+/// anything (exit 1), and so does ferry.
+#[test]
+fn secluded_and_old_args_together_are_refused_as_rsync_does() {
+    let sshd = Sshd::start();
+    for side in SIDES {
+        let (_, ferry) = Trial::new(&sshd).same_as_rsync(
+            line(side, &["-rt", "-s", "--old-args"], ("src/", "dest")),
+            "",
+            |root| {
+                make_dir(&root.join("src"), 0o755, 1_400_000_000);
+                make_file(&root.join("src/f"), b"f", 0o644, 1_400_000_000);
+                set_mtime(&root.join("src"), 1_400_000_000);
+                set_mtime(root, 1_400_000_000);
+            },
+        );
+        assert_eq!(ferry.code, 1, "{ferry}");
+    }
+}

@@ -473,6 +473,12 @@ fn chmod_rules(values: &[String]) -> Result<Option<Arc<Chmod>>> {
 /// before anything connects, never silently dropped.
 fn refuse_unsupported(args: &Args) -> Result<()> {
     let f = &args.flags;
+    // rsync refuses the pair, whatever the paths (main.c).
+    if f.on(Flag::SecludedArgs) && f.on(Flag::OldArgs) {
+        return Err(Error::Usage(
+            "--secluded-args conflicts with --old-args.".into(),
+        ));
+    }
     let named: &[(bool, &str)] = &[(f.get(Flag::Owner) == Some(true), "--owner")];
     for (given, option) in named {
         if *given {
