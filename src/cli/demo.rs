@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use super::args::Args;
-use super::progress::{human, ConsoleReporter, Display, ProgressMode};
+use super::progress::{human, ConsoleReporter, Display};
 use super::settings::Settings;
 use crate::embedded::{throwaway_key, EmbeddedServer, ServerOptions};
 use crate::engine::Stats;
@@ -167,13 +167,7 @@ impl Demo<'_> {
         let parsed = Args::parse_from_iter(&argv).map_err(|e| Error::Usage(e.to_string()))?;
         let settings = Settings::resolve(parsed)?;
         let reporter = ConsoleReporter::new(
-            Display {
-                progress: ProgressMode::Off,
-                verbose: false,
-                nonreg: false,
-                skip: false,
-                backup: false,
-            },
+            Display::silent(),
             std::sync::Arc::new(super::lines::Lines::none()),
             &settings.dest,
         );

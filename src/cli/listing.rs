@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use super::lines::Lines;
 use super::outformat::{list_line, ListEntry};
-use super::progress::{ConsoleReporter, Display, ProgressMode};
+use super::progress::{ConsoleReporter, Display};
 use super::settings::{Direction, Settings};
 use crate::endpoint::{Kind, LocalFs};
 use crate::engine::list::{list_sources, Listed};
@@ -19,17 +19,7 @@ use crate::ssh::meter::Meter;
 /// Lists the sources; returns the exit status.
 pub fn main(settings: &Settings, runtime: &tokio::runtime::Runtime) -> i32 {
     // Errors go to stderr as in a copy; the listing has no other lines.
-    let errors = ConsoleReporter::new(
-        Display {
-            progress: ProgressMode::Off,
-            verbose: false,
-            nonreg: false,
-            skip: false,
-            backup: false,
-        },
-        Arc::new(Lines::none()),
-        "",
-    );
+    let errors = ConsoleReporter::new(Display::silent(), Arc::new(Lines::none()), "");
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let (human, quiet) = (settings.human_level, settings.quiet);
     let mut stats = Stats::default();

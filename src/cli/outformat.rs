@@ -481,7 +481,7 @@ fn with_units(num: u64, unit: u64) -> String {
 /// rsync takes `,` as the separator whenever the C locale's decimal point
 /// is `.`, which it always is for rsync's own numbers (it never sets
 /// LC_NUMERIC).
-fn group_thousands(digits: &str) -> String {
+pub(super) fn group_thousands(digits: &str) -> String {
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, digit) in digits.chars().enumerate() {
         if i > 0 && (digits.len() - i).is_multiple_of(3) {

@@ -41,6 +41,20 @@ pub struct Display {
     pub backup: bool,
 }
 
+impl Display {
+    /// No bars and no lines but errors and warnings (`ferry demo`'s own
+    /// runs, `--list-only`'s errors).
+    pub fn silent() -> Display {
+        Display {
+            progress: ProgressMode::Off,
+            verbose: false,
+            nonreg: false,
+            skip: false,
+            backup: false,
+        }
+    }
+}
+
 /// Files below this size finish too soon for a bar of their own to help.
 const FILE_BAR_MIN: u64 = 4 << 20;
 
@@ -413,15 +427,7 @@ fn number(value: u64, human_readable: bool) -> String {
     if human_readable && value >= 1000 {
         return scaled(value as f64);
     }
-    let digits = value.to_string();
-    let mut grouped = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            grouped.push(',');
-        }
-        grouped.push(c);
-    }
-    grouped
+    super::outformat::group_thousands(&value.to_string())
 }
 
 fn rate(per_sec: f64, human_readable: bool) -> String {
