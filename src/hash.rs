@@ -2,11 +2,9 @@
 //! offer `sha256sum` (the shell tier). Both give 32 bytes; what matters is
 //! that the two sides of a comparison use the same one.
 
-use futures::stream::TryStreamExt;
 use sha2::Digest;
 
-use crate::endpoint::{read_ranges, FileHandle, Pipeline};
-use crate::error::Result;
+use crate::local_io::{in_parts, read_ahead};
 
 /// Hash of one block or file: 32 bytes.
 pub type BlockHash = [u8; 32];
@@ -106,7 +104,6 @@ pub fn hash_file_blocks(
     block: u64,
     algo: HashAlgo,
 ) -> std::io::Result<(u64, Vec<BlockHash>)> {
-    use crate::endpoint::local::{in_parts, read_ahead};
     let size = file.metadata()?.len();
     let parts = in_parts(start, end.min(size), block, |from, to| {
         let mut hasher = BlockHasher::new(algo, block);
@@ -138,21 +135,6 @@ pub fn block_hash(algo: HashAlgo, data: &[u8]) -> BlockHash {
     let mut hasher = Hasher::new(algo);
     hasher.update(data);
     hasher.take()
-}
-
-/// Whole-content hash of `[0, len)`.
-pub async fn file_hash<F: FileHandle>(
-    file: &F,
-    len: u64,
-    io: Pipeline,
-    algo: HashAlgo,
-) -> Result<BlockHash> {
-    let mut hasher = Hasher::new(algo);
-    let mut reads = read_ranges(file, 0, len, io);
-    while let Some(data) = reads.try_next().await? {
-        hasher.update(&data);
-    }
-    Ok(hasher.take())
 }
 
 #[cfg(test)]

@@ -2,31 +2,9 @@
 //! [`Reporter`]; the binary decides whether that draws bars, prints lines or
 //! stays silent (uv's Reporter pattern).
 
-use std::borrow::Cow;
-use std::fmt::Write;
-
-use crate::endpoint::Meta;
 use crate::error::Error;
-
-/// A file name as it may be printed: control characters (a newline, an
-/// escape sequence from a hostile server's listing) become rsync's `\#ooo`
-/// octal escapes, so no name can forge a line or drive the terminal.
-pub fn printable(name: &str) -> Cow<'_, str> {
-    if !name.chars().any(char::is_control) {
-        return Cow::Borrowed(name);
-    }
-    let mut shown = String::with_capacity(name.len() + 8);
-    for c in name.chars() {
-        if c.is_control() {
-            // Every control character is below U+00A0, so three octal digits
-            // hold it.
-            let _ = write!(shown, "\\#{:03o}", u32::from(c));
-        } else {
-            shown.push(c);
-        }
-    }
-    Cow::Owned(shown)
-}
+use crate::meta::Meta;
+pub use crate::paths::printable;
 
 /// A destination path as rsync shows it: relative to the destination
 /// directory `root`, `./` for the root itself; a file copied to a new name

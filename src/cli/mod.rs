@@ -28,6 +28,7 @@ use crate::engine::{self, Stats};
 use crate::error::{Error, ExitCode, Result};
 use crate::location::RemoteSpec;
 use crate::protocol::bootstrap;
+use crate::protocol::client::HelperClient;
 use crate::report::{Item, Mention, Outcome, Reporter};
 use crate::sftp::Sftp;
 use crate::ssh::meter::Meter;
@@ -562,7 +563,7 @@ async fn connect(
         wrapper: settings.wrapper.clone(),
     };
     let conn = Arc::new(Connection::open(host, &opts).await?);
-    let sftp = Arc::new(conn.sftp().await?);
+    let sftp = Arc::new(Sftp::open(&conn).await?);
     let starter = {
         let (conn, sftp, settings) = (conn.clone(), sftp.clone(), settings.clone());
         Box::pin(async move { start_hashing(&conn, &sftp, &settings).await })
@@ -606,7 +607,7 @@ async fn remote_hashing(conn: &Arc<Connection>, settings: &Settings) -> Result<R
         RemoteHashMode::Off => Ok(RemoteHashing::Off),
         RemoteHashMode::Read => Ok(RemoteHashing::Read),
         RemoteHashMode::Helper => Ok(RemoteHashing::Helper(
-            conn.helper(&settings.remote_ferry).await?,
+            HelperClient::open(conn, &settings.remote_ferry).await?,
         )),
         RemoteHashMode::Shell => shell().await?.ok_or_else(|| Error::Helper {
             host: conn.host().to_string(),
@@ -614,7 +615,7 @@ async fn remote_hashing(conn: &Arc<Connection>, settings: &Settings) -> Result<R
                      choose --remote-hash helper, read or off"
                 .into(),
         }),
-        RemoteHashMode::Auto => match conn.helper(&settings.remote_ferry).await {
+        RemoteHashMode::Auto => match HelperClient::open(conn, &settings.remote_ferry).await {
             Ok(helper) => Ok(RemoteHashing::Helper(helper)),
             Err(e) if e.is_fatal() && !matches!(e, Error::Helper { .. }) => Err(e),
             Err(e) => {

@@ -11,22 +11,10 @@
 
 pub mod rolling;
 
-use futures::stream::{self, StreamExt, TryStreamExt};
-
-use crate::endpoint::Endpoint;
-use crate::error::Result;
-use crate::hash::{BlockHash, HashAlgo};
+use crate::hash::BlockHash;
 
 pub const COARSE: u64 = 1024 * 1024;
 pub const FINE: u64 = 4096;
-/// Differing coarse blocks refined at once.
-const REFINE_IN_FLIGHT: usize = 8;
-/// Past `REFINE_ALWAYS` differing blocks (their fine hashes cost 128 KiB),
-/// differing blocks are refined only while they are at most one in this many
-/// of the blocks both files have.
-const REFINE_WHEN_AT_MOST: usize = 4;
-const REFINE_ALWAYS: usize = 16;
-
 /// One run of the new file, in order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Piece {
@@ -46,75 +34,12 @@ pub struct Delta {
     pub source_hashes: Vec<BlockHash>,
 }
 
-/// Compares `source` (of `src`, `new_size` bytes) with `old` (of `dst`,
-/// `old_size` bytes) and returns the pieces of the new file.
-pub async fn compare<S: Endpoint, D: Endpoint>(
-    src: &S,
-    source: &str,
-    new_size: u64,
-    dst: &D,
-    old: &str,
-    old_size: u64,
-    algo: HashAlgo,
-) -> Result<Delta> {
-    let (ours, theirs) = tokio::join!(
-        src.block_hashes(source, 0, new_size, COARSE, algo),
-        dst.block_hashes(old, 0, old_size, COARSE, algo),
-    );
-    let (ours, theirs) = (ours?, theirs?);
-    let overlap = new_size.min(old_size);
-    let mut pieces: Vec<(usize, Vec<Piece>)> = Vec::new();
-    let mut to_refine = Vec::new();
-    for (i, hash) in ours.iter().enumerate() {
-        let start = i as u64 * COARSE;
-        let end = (start + COARSE).min(new_size);
-        let len = end - start;
-        if theirs.get(i) == Some(hash) {
-            let reuse = Piece::Reuse {
-                offset: start,
-                from: start,
-                len,
-            };
-            pieces.push((i, vec![reuse]));
-            continue;
-        }
-        if start < overlap {
-            to_refine.push((i, start, end));
-        }
-        pieces.push((i, vec![Piece::Send { offset: start, len }]));
-    }
-    // When much of the old file differs, content most likely moved or was
-    // rewritten wholesale: 4 KiB hashes would cost 8 KiB per MiB each way
-    // and find little (measured: 2 MiB of hashes for a 100-byte insertion
-    // into 256 MiB). The coarse pieces stand; the rolling search may still
-    // find moved blocks in them.
-    let overlap_blocks = overlap.div_ceil(COARSE) as usize;
-    if to_refine.len() > REFINE_ALWAYS && to_refine.len() * REFINE_WHEN_AT_MOST > overlap_blocks {
-        let mut delta = merge(pieces.into_iter().flat_map(|(_, p)| p));
-        delta.source_hashes = ours;
-        return Ok(delta);
-    }
-    let refining: std::collections::HashSet<usize> = to_refine.iter().map(|(i, _, _)| *i).collect();
-    pieces.retain(|(i, _)| !refining.contains(i));
-    let refined: Vec<(usize, Vec<Piece>)> = stream::iter(to_refine)
-        .map(|(i, start, end)| async move {
-            let (ours, theirs) = tokio::join!(
-                src.block_hashes(source, start, end, FINE, algo),
-                dst.block_hashes(old, start, end.min(overlap), FINE, algo),
-            );
-            Ok::<_, crate::error::Error>((i, fine_pieces(start, end, &ours?, &theirs?)))
-        })
-        .buffer_unordered(REFINE_IN_FLIGHT)
-        .try_collect()
-        .await?;
-    pieces.extend(refined);
-    pieces.sort_by_key(|(i, _)| *i);
-    let mut delta = merge(pieces.into_iter().flat_map(|(_, p)| p));
-    delta.source_hashes = ours;
-    Ok(delta)
-}
-
-fn fine_pieces(start: u64, end: u64, ours: &[[u8; 32]], theirs: &[[u8; 32]]) -> Vec<Piece> {
+pub(crate) fn fine_pieces(
+    start: u64,
+    end: u64,
+    ours: &[[u8; 32]],
+    theirs: &[[u8; 32]],
+) -> Vec<Piece> {
     ours.iter()
         .enumerate()
         .map(|(j, hash)| {
@@ -160,85 +85,13 @@ const SIGNATURE_BLOCK: u64 = 64 * 1024;
 /// 98.
 const SCAN_SEGMENT: usize = 2 * 1024 * 1024;
 
-fn signature_block(old_size: u64) -> u32 {
+pub(crate) fn signature_block(old_size: u64) -> u32 {
     SIGNATURE_BLOCK.max((old_size / 262_144).next_power_of_two()) as u32
-}
-
-/// Looks for content that moved: the parts of `delta` still to be sent that
-/// lie within the old file's length are scanned with a rolling checksum for
-/// any block of the old file, wherever it was. The scan runs next to the new
-/// data (here for a local source, in the helper for a remote one), against
-/// the old file's signature (20 bytes per block), and only when enough would
-/// be sent to pay for that signature.
-pub async fn find_moved<S: Endpoint, D: Endpoint>(
-    src: &S,
-    source: &str,
-    dst: &D,
-    old: &str,
-    old_size: u64,
-    delta: Delta,
-) -> Result<Delta> {
-    let block = signature_block(old_size);
-    let signature_bytes = old_size / block as u64 * (4 + rolling::STRONG_LEN as u64);
-    let in_old_range: u64 = delta
-        .pieces
-        .iter()
-        .map(|p| match *p {
-            Piece::Send { offset, len } if offset < old_size => len.min(old_size - offset),
-            _ => 0,
-        })
-        .sum();
-    if in_old_range < COARSE.max(4 * signature_bytes) {
-        return Ok(delta);
-    }
-    let since = std::time::Instant::now();
-    let Some(signature) = dst.signature(old, block).await? else {
-        return Ok(delta);
-    };
-    let regions: Vec<(u64, u64)> = delta
-        .pieces
-        .iter()
-        .filter_map(|p| match *p {
-            Piece::Send { offset, len } if len >= block as u64 => Some((offset, offset + len)),
-            _ => None,
-        })
-        .collect();
-    let signed_ms = since.elapsed().as_millis();
-    let Some(found) = src.find_blocks(source, &regions, &signature).await? else {
-        return Ok(delta);
-    };
-    tracing::debug!(
-        signed_ms,
-        scanned_ms = since.elapsed().as_millis() - signed_ms,
-        "{source}: took the old file's signature and scanned for its blocks"
-    );
-    if !tiles(&found, &regions, old_size) {
-        tracing::warn!(
-            "{source}: the scan for moved blocks returned an inconsistent answer; ignoring it"
-        );
-        return Ok(delta);
-    }
-    let mut found = found.into_iter().peekable();
-    let mut pieces = Vec::new();
-    let source_hashes = delta.source_hashes;
-    for piece in delta.pieces {
-        match piece {
-            Piece::Send { offset, len } if len >= block as u64 => {
-                while let Some(p) = found.next_if(|p| p.offset() < offset + len) {
-                    pieces.push(p);
-                }
-            }
-            other => pieces.push(other),
-        }
-    }
-    let mut moved = merge(pieces.into_iter());
-    moved.source_hashes = source_hashes;
-    Ok(moved)
 }
 
 /// Whether `pieces` cover `regions` exactly, in order, and reuse only bytes
 /// the old file has: a helper's answer is checked before it shapes a file.
-fn tiles(pieces: &[Piece], regions: &[(u64, u64)], old_size: u64) -> bool {
+pub(crate) fn tiles(pieces: &[Piece], regions: &[(u64, u64)], old_size: u64) -> bool {
     let mut pieces = pieces.iter();
     regions.iter().all(|&(start, end)| {
         let mut at = start;
@@ -320,7 +173,7 @@ fn scan_range(
         carry = rest[decided as usize..].to_vec();
         Ok(())
     };
-    crate::endpoint::local::read_ahead(file, start, end, segment, each)?;
+    crate::local_io::read_ahead(file, start, end, segment, each)?;
     if pos < end {
         return Err(std::io::Error::new(
             std::io::ErrorKind::UnexpectedEof,
@@ -370,7 +223,7 @@ fn scan_segment(
 }
 
 /// Joins neighbouring pieces of the same kind and totals them.
-fn merge(pieces: impl Iterator<Item = Piece>) -> Delta {
+pub(crate) fn merge(pieces: impl Iterator<Item = Piece>) -> Delta {
     let mut delta = Delta::default();
     for piece in pieces {
         match piece {
@@ -412,6 +265,8 @@ pub(crate) fn test_data(len: usize, seed: u32) -> Vec<u8> {
 mod tests {
     use super::*;
     use crate::endpoint::LocalFs;
+    use crate::engine::compare::{compare, find_moved};
+    use crate::hash::HashAlgo;
 
     async fn delta_of(old: &[u8], new: &[u8]) -> Delta {
         let dir = tempfile::tempdir().unwrap();

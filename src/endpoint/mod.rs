@@ -18,89 +18,12 @@ use futures::stream::{self, StreamExt, TryStreamExt};
 
 use crate::delta::rolling::Signature;
 use crate::error::Result;
-use crate::hash::{BlockHash, BlockHasher, HashAlgo};
+use crate::hash::{BlockHash, BlockHasher, HashAlgo, Hasher};
 
+pub use crate::meta::{Attrs, CopyRange, Entry, Kind, Meta, Mtime, WriteMode};
+pub use crate::paths::{base_name, join, parent};
 pub use local::LocalFs;
 pub use remote::RemoteFs;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    File,
-    Dir,
-    Symlink,
-    Other,
-}
-
-/// A modification time: whole seconds, and nanoseconds where the endpoint
-/// carries them (local files have them; SFTP v3 carries whole seconds only).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Mtime {
-    pub secs: i64,
-    /// None: the endpoint knows whole seconds only.
-    pub nanos: Option<u32>,
-}
-
-impl Mtime {
-    /// A time known to the second only.
-    pub const fn secs(secs: i64) -> Mtime {
-        Mtime { secs, nanos: None }
-    }
-
-    pub const fn precise(secs: i64, nanos: u32) -> Mtime {
-        Mtime {
-            secs,
-            nanos: Some(nanos),
-        }
-    }
-
-    /// Whether two times are equal at the best resolution both carry:
-    /// nanoseconds when both sides have them, else whole seconds.
-    pub fn same(&self, other: &Mtime) -> bool {
-        match (self.nanos, other.nanos) {
-            (Some(a), Some(b)) => self.secs == other.secs && a == b,
-            _ => self.secs == other.secs,
-        }
-    }
-
-    /// Nanoseconds past the second, 0 where unknown.
-    pub fn subsec_nanos(&self) -> u32 {
-        self.nanos.unwrap_or(0)
-    }
-}
-
-/// What the engine needs to know about a path, as lstat reports it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Meta {
-    pub kind: Kind,
-    pub size: u64,
-    pub mtime: Mtime,
-    /// Permission bits (0o7777).
-    pub mode: u32,
-}
-
-/// One entry of a directory listing.
-#[derive(Debug, Clone)]
-pub struct Entry {
-    pub name: String,
-    pub meta: Meta,
-}
-
-/// How a file is opened for writing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WriteMode {
-    /// Create if missing, keep existing contents (resume, in-place).
-    Keep,
-    /// Create, failing when the file exists (a lock).
-    CreateNew,
-}
-
-/// `len` bytes at offset `from` of one file go to offset `to` of another.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CopyRange {
-    pub from: u64,
-    pub to: u64,
-    pub len: u64,
-}
 
 /// An open file. Reads and writes take an offset, so many can be in flight at
 /// once; the engine decides how many.
@@ -134,14 +57,6 @@ pub trait FileHandle: Send + Sync + 'static {
         attrs: Attrs,
         sync: bool,
     ) -> impl Future<Output = Result<()>> + Send;
-}
-
-/// The attributes a copied file gets before it is renamed into place.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Attrs {
-    pub mode: u32,
-    /// None keeps the time of the write (no `--times`).
-    pub mtime: Option<Mtime>,
 }
 
 /// How an endpoint computes hashes of its files.
@@ -519,9 +434,24 @@ pub async fn file_hash_by_reading<E: Endpoint + ?Sized>(
 ) -> Result<BlockHash> {
     let size = endpoint.lstat(path).await?.map(|m| m.size).unwrap_or(0);
     let file = endpoint.open_read(path).await?;
-    let hash = crate::hash::file_hash(&file, size, Pipeline::reading(endpoint), algo).await;
+    let hash = hash_whole_by_reading(&file, size, Pipeline::reading(endpoint), algo).await;
     file.close(false).await?;
     hash
+}
+
+/// Whole-content hash of `[0, len)`.
+async fn hash_whole_by_reading<F: FileHandle>(
+    file: &F,
+    len: u64,
+    io: Pipeline,
+    algo: HashAlgo,
+) -> Result<BlockHash> {
+    let mut hasher = Hasher::new(algo);
+    let mut reads = read_ranges(file, 0, len, io);
+    while let Some(data) = reads.try_next().await? {
+        hasher.update(&data);
+    }
+    Ok(hasher.take())
 }
 
 /// Rolling signature of a file of `endpoint`, read through it and computed here.
@@ -592,32 +522,5 @@ pub fn common_algorithm<S: Endpoint, D: Endpoint>(src: &S, dst: &D) -> Option<Ha
         (Some(a), Some(b)) if a != b => None,
         (Some(a), _) | (None, Some(a)) => Some(a),
         (None, None) => Some(HashAlgo::Blake3),
-    }
-}
-
-/// Joins a directory and a name with one `/`.
-pub fn join(dir: &str, name: &str) -> String {
-    if dir.is_empty() || dir == "." {
-        name.to_string()
-    } else if dir.ends_with('/') {
-        format!("{dir}{name}")
-    } else {
-        format!("{dir}/{name}")
-    }
-}
-
-/// The last component of a path, ignoring trailing slashes.
-pub fn base_name(path: &str) -> &str {
-    let trimmed = path.trim_end_matches('/');
-    trimmed.rsplit('/').next().unwrap_or(trimmed)
-}
-
-/// The directory part of a path ("." when there is none).
-pub fn parent(path: &str) -> &str {
-    let trimmed = path.trim_end_matches('/');
-    match trimmed.rfind('/') {
-        Some(0) => "/",
-        Some(i) => &trimmed[..i],
-        None => ".",
     }
 }

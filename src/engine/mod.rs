@@ -7,6 +7,7 @@
 
 pub mod backup;
 pub mod bounds;
+pub(crate) mod compare;
 mod copy;
 pub mod delete;
 pub mod links;

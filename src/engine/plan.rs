@@ -658,7 +658,7 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
     fn as_sent(&self, mut meta: Meta) -> Meta {
         if let Some(chmod) = &self.opts.chmod {
             if matches!(meta.kind, Kind::File | Kind::Dir) {
-                let umask = crate::endpoint::local::process_umask();
+                let umask = crate::local_io::process_umask();
                 meta.mode = chmod.apply(meta.mode, meta.kind == Kind::Dir, umask);
             }
         }

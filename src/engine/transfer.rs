@@ -6,6 +6,7 @@ use bytes::Bytes;
 use futures::stream::{self, StreamExt, TryStreamExt};
 
 use super::backup::How;
+use super::compare;
 use super::partial::{self, Paths, Sidecar};
 use super::staging::Places;
 use super::Options;
@@ -362,7 +363,7 @@ async fn patch_in_place<S: Endpoint, D: Endpoint>(
         Some(algo)
             if use_delta && size > 0 && old_size > 0 && src.hashing() == Hashing::AtTheData =>
         {
-            delta::compare(src, &job.source, size, dst, &job.paths.dest, old_size, algo).await?
+            compare::compare(src, &job.source, size, dst, &job.paths.dest, old_size, algo).await?
         }
         _ => delta::Delta {
             pieces: vec![Piece::Send {
@@ -520,9 +521,9 @@ async fn fill_by_delta<S: Endpoint, D: Endpoint>(
     };
     let phase = Phase::start(&job.paths.dest);
     let mut delta =
-        delta::compare(src, &job.source, size, dst, &job.paths.dest, old_size, algo).await?;
+        compare::compare(src, &job.source, size, dst, &job.paths.dest, old_size, algo).await?;
     let phase = phase.done("compared block hashes");
-    delta = delta::find_moved(src, &job.source, dst, &job.paths.dest, old_size, delta).await?;
+    delta = compare::find_moved(src, &job.source, dst, &job.paths.dest, old_size, delta).await?;
     let phase = phase.done("looked for moved blocks");
     tracing::info!(
         path = %job.paths.dest,

@@ -4,35 +4,28 @@
 //! it on later runs. Before it is trusted, the started helper hashes its own
 //! file and that hash must equal this binary's.
 
-use std::sync::Arc;
+use russh_sftp::protocol::{FileAttributes, OpenFlags};
 
 use super::client::HelperClient;
-use crate::endpoint::remote::RemoteHashing;
-use crate::endpoint::{join, Endpoint, Kind, LocalFs, RemoteFs};
-use crate::engine::{self, Options};
 use crate::error::{Error, Result};
-use crate::report::Silent;
+use crate::paths::join;
 use crate::sftp::Sftp;
 use crate::ssh::Connection;
 
 /// Uploads (or finds) this binary in `cache_dir` on the server and starts it
 /// as the helper.
 pub async fn upload_helper(
-    conn: &Arc<Connection>,
-    sftp: &Arc<Sftp>,
+    conn: &Connection,
+    sftp: &Sftp,
     cache_dir: &str,
 ) -> Result<HelperClient> {
-    let fail = |detail: String| Error::Helper {
-        host: conn.host().to_string(),
-        detail,
-    };
     check_platform(conn).await?;
     let exe = std::env::current_exe().map_err(|e| Error::io("the running ferry binary", e))?;
-    let exe = exe
-        .to_str()
-        .ok_or_else(|| fail("the path of the running ferry binary is not UTF-8".into()))?
-        .to_string();
-    let (size, hash) = hash_local(&exe)?;
+    let exe = exe.to_str().ok_or_else(|| Error::Helper {
+        host: conn.host().to_string(),
+        detail: "the path of the running ferry binary is not UTF-8".into(),
+    })?;
+    let (size, hash) = hash_local(exe)?;
     let name = format!(
         "ferry-{}-{}",
         env!("CARGO_PKG_VERSION"),
@@ -42,10 +35,13 @@ pub async fn upload_helper(
     // may not be the SFTP session's.
     let cache_dir = sftp.absolute(cache_dir);
     let remote_path = join(&cache_dir, &name);
-    let fs = RemoteFs::new(sftp.clone(), RemoteHashing::Off);
-
-    let cached = fs.lstat(&remote_path).await?;
-    if cached.is_some_and(|m| m.kind == Kind::File && m.size == size) {
+    let cached = sftp.raw().lstat(remote_path.as_str()).await.ok();
+    let regular =
+        |attrs: &FileAttributes| attrs.permissions.is_some_and(|p| p & 0o170000 == 0o100000);
+    if cached
+        .as_ref()
+        .is_some_and(|c| regular(&c.attrs) && c.attrs.size == Some(size))
+    {
         match start_verified(conn, &remote_path, hash).await {
             Ok(helper) => return Ok(helper),
             Err(e) => {
@@ -53,28 +49,49 @@ pub async fn upload_helper(
             }
         }
     }
-    if cached.is_some() {
-        // Whatever is there failed the check: never let the quick check of
-        // the upload below keep it.
-        let _ = fs.remove_file(&remote_path).await;
-    }
-    make_dirs(&fs, &cache_dir).await;
-    let stats = engine::sync(
-        &LocalFs,
-        &fs,
-        &[exe],
-        &remote_path,
-        &Options::default(),
-        &Silent,
-    )
-    .await?;
-    if stats.files_failed > 0 {
-        return Err(fail(format!(
-            "could not upload the helper to {remote_path}"
-        )));
-    }
-    fs.set_mode(&remote_path, 0o700).await?;
+    make_dirs(sftp, &cache_dir).await;
+    upload(sftp, exe, &remote_path).await?;
     start_verified(conn, &remote_path, hash).await
+}
+
+/// Writes the local file `exe` to a fresh name beside `remote_path`, then
+/// renames it into place: a cached helper is whole or absent. Whatever is
+/// wrong with it is caught by the helper's hash of itself.
+async fn upload(sftp: &Sftp, exe: &str, remote_path: &str) -> Result<()> {
+    let data = std::fs::read(exe).map_err(|e| Error::io(exe, e))?;
+    let part = format!("{remote_path}.{}.part", std::process::id());
+    let raw = sftp.raw();
+    let _ = raw.remove(part.as_str()).await;
+    let mut attrs = FileAttributes::empty();
+    attrs.permissions = Some(0o700);
+    let flags = OpenFlags::CREATE | OpenFlags::EXCLUDE | OpenFlags::WRITE;
+    let handle = raw
+        .open(part.as_str(), flags, attrs)
+        .await
+        .map_err(|e| sftp.error(&part, e))?
+        .handle;
+    let written = write_all(sftp, &handle, &part, &data).await;
+    let closed = raw.close(handle).await.map_err(|e| sftp.error(&part, e));
+    let done = match (written, closed) {
+        (Ok(()), Ok(_)) => sftp.rename_replace(&part, remote_path).await,
+        (Err(e), _) | (_, Err(e)) => Err(e),
+    };
+    if done.is_err() {
+        let _ = raw.remove(part.as_str()).await;
+    }
+    done
+}
+
+async fn write_all(sftp: &Sftp, handle: &str, path: &str, data: &[u8]) -> Result<()> {
+    let chunk = sftp.write_chunk().max(1) as usize;
+    for (i, piece) in data.chunks(chunk).enumerate() {
+        let offset = (i * chunk) as u64;
+        sftp.raw()
+            .write(handle, offset, piece.to_vec())
+            .await
+            .map_err(|e| sftp.error(path, e))?;
+    }
+    Ok(())
 }
 
 /// `uname -sm` on the server must name this binary's OS and architecture.
@@ -109,7 +126,7 @@ fn platform_matches(uname: &str) -> bool {
 
 /// Starts the helper at `path` and has it hash its own file.
 async fn start_verified(conn: &Connection, path: &str, expected: [u8; 32]) -> Result<HelperClient> {
-    let helper = conn.helper(path).await?;
+    let helper = HelperClient::open(conn, path).await?;
     let (_, hash) = helper.file_hash(path).await.map_err(|e| Error::Helper {
         host: conn.host().to_string(),
         detail: format!("the uploaded helper could not hash itself: {e}"),
@@ -131,7 +148,7 @@ fn hash_local(path: &str) -> Result<(u64, [u8; 32])> {
 
 /// `mkdir -p` over SFTP; components that exist already are fine, and a real
 /// failure shows up when the upload itself fails.
-async fn make_dirs(fs: &RemoteFs, dir: &str) {
+async fn make_dirs(sftp: &Sftp, dir: &str) {
     let mut path = String::new();
     for part in dir.split('/') {
         if part.is_empty() {
@@ -139,8 +156,10 @@ async fn make_dirs(fs: &RemoteFs, dir: &str) {
             continue;
         }
         path = join(&path, part);
-        if fs.lstat(&path).await.ok().flatten().is_none() {
-            let _ = fs.mkdir(&path, 0o700).await;
+        if sftp.raw().lstat(path.as_str()).await.is_err() {
+            let mut attrs = FileAttributes::empty();
+            attrs.permissions = Some(0o700);
+            let _ = sftp.raw().mkdir(path.as_str(), attrs).await;
         }
     }
 }

@@ -13,8 +13,10 @@ use tokio::sync::{oneshot, Mutex};
 use super::{Message, MAX_FRAME, VERSION};
 use crate::delta::rolling::Signature;
 use crate::delta::Piece;
-use crate::endpoint::{Attrs, CopyRange};
+use crate::error::Error;
 use crate::hash::BlockHash;
+use crate::meta::{Attrs, CopyRange};
+use crate::ssh::{shell_quote, Connection};
 
 /// A byte stream the helper can run over.
 pub trait Duplex: AsyncRead + AsyncWrite + Unpin + Send {}
@@ -92,6 +94,25 @@ impl Drop for WriteGuard<'_> {
 }
 
 impl HelperClient {
+    /// Starts `remote_ferry --server` on an exec channel of `conn` and
+    /// greets it.
+    pub async fn open(conn: &Connection, remote_ferry: &str) -> Result<HelperClient, Error> {
+        let command = conn.wrapped(format!("{} --server", shell_quote(remote_ferry)));
+        let failed = |detail: &str| Error::Helper {
+            host: conn.host().to_string(),
+            detail: format!(
+                "cannot use the remote helper `{command}`: {detail}; install ferry on the server, \
+                 point --remote-ferry at it, or choose --remote-hash read or off"
+            ),
+        };
+        let stream = conn.exec_channel(&command, |why| failed(why)).await?;
+        match tokio::time::timeout(conn.request_timeout(), HelperClient::start(stream)).await {
+            Ok(Ok(helper)) => Ok(helper),
+            Ok(Err(e)) => Err(failed(&e.to_string())),
+            Err(_) => Err(failed("no greeting within the timeout")),
+        }
+    }
+
     /// Greets the helper and checks its protocol version.
     pub async fn start(stream: impl Duplex + 'static) -> Result<HelperClient, HelperError> {
         let stream: Box<dyn Duplex> = Box::new(stream);
@@ -434,7 +455,7 @@ mod tests {
         let root = dir.path().to_str().unwrap();
         let attrs = Attrs {
             mode: 0o640,
-            mtime: Some(crate::endpoint::Mtime::secs(1_000_000_000)),
+            mtime: Some(crate::meta::Mtime::secs(1_000_000_000)),
         };
         let puts = (0..200).map(|i| {
             let (client, data) = (&client, vec![i as u8; i * 10]);

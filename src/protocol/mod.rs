@@ -18,7 +18,7 @@ pub mod server;
 
 use crate::delta::rolling::{Signature, STRONG_LEN};
 use crate::delta::Piece;
-use crate::endpoint::CopyRange;
+use crate::meta::CopyRange;
 
 /// Bumped on any incompatible change to the messages below.
 pub const VERSION: u32 = 3;

@@ -9,9 +9,9 @@ use std::path::Path;
 
 use super::{Message, MAX_FRAME, VERSION};
 use crate::delta::rolling::{Signature, STRONG_LEN};
-use crate::endpoint::local::{in_parts, read_ahead};
-use crate::endpoint::CopyRange;
 use crate::hash::{hash_file_blocks, hash_whole_file, HashAlgo};
+use crate::local_io::{in_parts, read_ahead};
+use crate::meta::CopyRange;
 
 /// Serves until the client closes the channel; returns the process status.
 pub fn run() -> i32 {
@@ -163,7 +163,7 @@ fn find_blocks(path: &[u8], regions: &[(u64, u64)], signature: &Signature) -> io
 
 fn copy_ranges(from: &[u8], to: &[u8], ranges: &[CopyRange]) -> io::Result<Message> {
     let path = |p| Path::new(std::ffi::OsStr::from_bytes(p));
-    let bytes = crate::endpoint::local::copy_ranges_between(path(from), path(to), ranges)?;
+    let bytes = crate::local_io::copy_ranges_between(path(from), path(to), ranges)?;
     Ok(Message::Copied { bytes })
 }
 
@@ -179,11 +179,11 @@ fn put_file(
 ) -> io::Result<Message> {
     let path = |p| Path::new(std::ffi::OsStr::from_bytes(p));
     let (partial, dest) = (path(partial), path(dest));
-    let attrs = crate::endpoint::Attrs {
+    let attrs = crate::meta::Attrs {
         mode,
-        mtime: mtime.map(crate::endpoint::Mtime::secs),
+        mtime: mtime.map(crate::meta::Mtime::secs),
     };
-    crate::endpoint::local::install_whole(partial, dest, data, attrs, sync)
+    crate::local_io::install_whole(partial, dest, data, attrs, sync)
         .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", dest.display())))?;
     Ok(Message::Copied {
         bytes: data.len() as u64,

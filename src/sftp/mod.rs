@@ -19,6 +19,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::error::{Error, Result};
+use crate::ssh::Connection;
 
 const POSIX_RENAME: &str = "posix-rename@openssh.com";
 const FSYNC: &str = "fsync@openssh.com";
@@ -77,6 +78,22 @@ pub struct Sftp {
 pub const MAX_HANDLES: usize = 100;
 
 impl Sftp {
+    /// Opens the SFTP session of `conn`: the `sftp` subsystem, or
+    /// sftp-server run through `--rsync-path`'s wrapper.
+    pub async fn open(conn: &Connection) -> Result<Sftp> {
+        let (stream, wrapped) = conn.sftp_channel().await?;
+        let timeout = conn.request_timeout().as_secs().max(1);
+        let started = Sftp::start(stream, conn.host(), timeout).await;
+        started.map_err(|e| match wrapped {
+            Some(command) if !conn.is_closed() => Error::RemoteSide {
+                host: conn.host().to_string(),
+                detail: format!("the SFTP server started as `{command}` did not answer: {e}"),
+                status: None,
+            },
+            _ => conn.lost_or(e),
+        })
+    }
+
     /// Runs the SFTP handshake on `stream` and asks for the server's limits.
     /// The session ends once requests wait `silence_secs` with no reply.
     pub async fn start<S>(stream: S, host: &str, silence_secs: u64) -> Result<Sftp>
@@ -167,7 +184,7 @@ impl Sftp {
         if path.starts_with('/') {
             path.to_string()
         } else {
-            crate::endpoint::join(&self.cwd, path)
+            crate::paths::join(&self.cwd, path)
         }
     }
 

@@ -28,8 +28,6 @@ use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use crate::error::{Error, Result};
-use crate::protocol::client::HelperClient;
-use crate::sftp::Sftp;
 use config::{AddressFamily, HostConfig, StrictHostKeyChecking};
 use dial::{dial, establish, on_jump_host, open_tunnel, Clock, Tunnel};
 use known_hosts::HostKeyStatus;
@@ -357,6 +355,11 @@ impl Connection {
         &self.host
     }
 
+    /// How long one request may wait for its reply (`--timeout`).
+    pub fn request_timeout(&self) -> Duration {
+        self.request_timeout
+    }
+
     /// Says goodbye to the server; dropping the handle alone leaves the
     /// connection to be torn down later by russh's background task.
     pub async fn close(&self) {
@@ -411,43 +414,37 @@ impl Connection {
         Ok(out)
     }
 
-    /// Starts `remote_ferry --server` on an exec channel and greets it.
-    pub async fn helper(&self, remote_ferry: &str) -> Result<HelperClient> {
-        let command = format!("{} --server", shell_quote(remote_ferry));
-        let command = match &self.wrapper {
+    /// `command` as the server runs it: through `--rsync-path`'s wrapper
+    /// when one is set.
+    pub fn wrapped(&self, command: String) -> String {
+        match &self.wrapper {
             Some(wrapper) => wrapper.program(&command),
             None => command,
-        };
-        let failed = |detail: &str| Error::Helper {
-            host: self.host.clone(),
-            detail: format!(
-                "cannot use the remote helper `{command}`: {detail}; install ferry on the server, \
-                 point --remote-ferry at it, or choose --remote-hash read or off"
-            ),
-        };
+        }
+    }
+
+    /// Runs `command` as given on a new exec channel and waits until the
+    /// server has started it; `refused` makes the error from why it did not.
+    pub async fn exec_channel(
+        &self,
+        command: &str,
+        refused: impl Fn(&str) -> Error,
+    ) -> Result<ChannelStream<Msg>> {
         let mut channel = self
             .handle
             .channel_open_session()
             .await
             .map_err(self.lost())?;
-        channel
-            .exec(true, command.as_str())
-            .await
-            .map_err(self.lost())?;
-        self.started(&mut channel, |why| failed(why)).await?;
-        let greeting = HelperClient::start(channel.into_stream());
-        match tokio::time::timeout(self.request_timeout, greeting).await {
-            Ok(Ok(helper)) => Ok(helper),
-            Ok(Err(e)) => Err(failed(&e.to_string())),
-            Err(_) => Err(failed("no greeting within the timeout")),
-        }
+        channel.exec(true, command).await.map_err(self.lost())?;
+        self.started(&mut channel, refused).await?;
+        Ok(channel.into_stream())
     }
 
-    /// Opens the SFTP session: the `sftp` subsystem, or sftp-server run
-    /// through `--rsync-path`'s wrapper. It waits for the server's answer
-    /// so that a refusal is reported as such rather than as a failed SFTP
-    /// handshake.
-    pub async fn sftp(&self) -> Result<Sftp> {
+    /// Opens the channel an SFTP session runs on: the `sftp` subsystem, or
+    /// sftp-server run through `--rsync-path`'s wrapper (then the command
+    /// it ran is returned too). It waits for the server's answer so that a
+    /// refusal is reported as such rather than as a failed SFTP handshake.
+    pub async fn sftp_channel(&self) -> Result<(ChannelStream<Msg>, Option<String>)> {
         let mut channel = self
             .handle
             .channel_open_session()
@@ -460,16 +457,12 @@ impl Connection {
                 None
             }
         };
-        let timeout = self.request_timeout.as_secs().max(1);
-        let started = Sftp::start(channel.into_stream(), &self.host, timeout).await;
-        started.map_err(|e| match wrapped {
-            Some(command) if !self.handle.is_closed() => Error::RemoteSide {
-                host: self.host.clone(),
-                detail: format!("the SFTP server started as `{command}` did not answer: {e}"),
-                status: None,
-            },
-            _ => self.lost_or(e),
-        })
+        Ok((channel.into_stream(), wrapped))
+    }
+
+    /// Whether the SSH connection has ended.
+    pub fn is_closed(&self) -> bool {
+        self.handle.is_closed()
     }
 
     async fn subsystem_sftp(&self, channel: &mut Channel<Msg>) -> Result<()> {
@@ -551,7 +544,7 @@ impl Connection {
 
     /// `error`, unless the connection itself is gone: then that is what
     /// happened (and a reconnect may fix it), not a refusal by the server.
-    fn lost_or(&self, error: Error) -> Error {
+    pub fn lost_or(&self, error: Error) -> Error {
         if self.handle.is_closed() {
             Error::ConnectionLost {
                 host: self.host.clone(),

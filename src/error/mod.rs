@@ -6,8 +6,11 @@
 
 use std::io;
 
-use crate::report::printable;
-use crate::ssh::{auth::AuthError, config::ConfigError};
+use crate::paths::printable;
+use crate::ssh::config::ConfigError;
+pub use auth::AuthError;
+
+pub mod auth;
 
 /// Process exit status, rsync-compatible where rsync has the same meaning.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

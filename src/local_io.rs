@@ -1,0 +1,438 @@
+//! Blocking file I/O on this machine, shared by the local endpoint and the
+//! helper that runs on a server: metadata, listings, whole-file installs,
+//! reads ahead of a consumer, range copies (reflink/copy_file_range), and
+//! the process umask. Everything here returns `io::Result`; the callers
+//! name the file in their errors.
+
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::io::AsRawFd;
+
+use crate::meta::{Attrs, CopyRange, Entry, Kind, Meta, Mtime};
+
+pub(crate) fn meta_of(m: &fs::Metadata) -> Meta {
+    let ft = m.file_type();
+    let kind = if ft.is_symlink() {
+        Kind::Symlink
+    } else if ft.is_dir() {
+        Kind::Dir
+    } else if ft.is_file() {
+        Kind::File
+    } else {
+        Kind::Other
+    };
+    Meta {
+        kind,
+        size: m.len(),
+        mtime: Mtime::precise(m.mtime(), m.mtime_nsec() as u32),
+        mode: m.mode() & 0o7777,
+    }
+}
+
+pub(crate) fn not_found_is_none(r: io::Result<fs::Metadata>) -> io::Result<Option<Meta>> {
+    match r {
+        Ok(m) => Ok(Some(meta_of(&m))),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+pub(crate) fn list_dir(dir: &str) -> io::Result<Vec<Entry>> {
+    let mut entries = Vec::new();
+    for item in fs::read_dir(dir)? {
+        let item = item?;
+        let name = item.file_name().into_string().map_err(|raw| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("file name {raw:?} is not valid UTF-8; ferry cannot carry it over SFTP"),
+            )
+        })?;
+        let meta = meta_of(&item.metadata()?);
+        entries.push(Entry { name, meta });
+    }
+    entries.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(entries)
+}
+
+/// Installs a small file in one go, for `LocalFs::put_whole` and the
+/// helper's `PutFile`: `partial` is created (or truncated) with mode 0600,
+/// gets `data`, `attrs` and a sync when asked, and is renamed over `dest`.
+/// On failure the partial is removed (nothing in a small file is worth
+/// resuming) and `dest` is untouched.
+pub fn install_whole(
+    partial: &std::path::Path,
+    dest: &std::path::Path,
+    data: &[u8],
+    attrs: Attrs,
+    sync: bool,
+) -> io::Result<()> {
+    let written = write_whole(partial, data, attrs, sync).and_then(|()| fs::rename(partial, dest));
+    if written.is_err() {
+        let _ = fs::remove_file(partial);
+    }
+    written
+}
+
+pub(crate) fn write_whole(
+    path: &std::path::Path,
+    data: &[u8],
+    attrs: Attrs,
+    sync: bool,
+) -> io::Result<()> {
+    // A file of its own: whatever has the name (an old partial, a planted
+    // symlink) is removed, not opened.
+    let create = || {
+        OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+    };
+    let file = match create() {
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            fs::remove_file(path)?;
+            create()?
+        }
+        opened => opened?,
+    };
+    finish_file(&file, Some((0, data)), attrs, sync)
+}
+
+/// The last write of an open file, its attributes, and a sync when asked:
+/// what every local copy ends with.
+pub(crate) fn finish_file(
+    file: &File,
+    last: Option<(u64, &[u8])>,
+    attrs: Attrs,
+    sync: bool,
+) -> io::Result<()> {
+    if let Some((offset, data)) = last {
+        file.write_all_at(data, offset)?;
+    }
+    file.set_permissions(fs::Permissions::from_mode(attrs.mode))?;
+    if let Some(mtime) = attrs.mtime {
+        set_mtime_of(file, mtime)?;
+    }
+    if sync {
+        file.sync_all()?;
+    }
+    Ok(())
+}
+
+/// The modification time of an open file (its access time untouched).
+pub(crate) fn set_mtime_of(file: &File, mtime: Mtime) -> io::Result<()> {
+    let times = only_mtime(mtime);
+    // SAFETY: the descriptor is open for as long as `file` lives, and times
+    // has two entries, as futimens requires.
+    let rc = unsafe { libc::futimens(file.as_raw_fd(), times.as_ptr()) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// utimensat's pair: access time left as it is, modification time set.
+pub(crate) fn only_mtime(mtime: Mtime) -> [libc::timespec; 2] {
+    [
+        libc::timespec {
+            tv_sec: 0,
+            tv_nsec: libc::UTIME_OMIT,
+        },
+        libc::timespec {
+            tv_sec: mtime.secs as libc::time_t,
+            tv_nsec: mtime.subsec_nanos() as libc::c_long,
+        },
+    ]
+}
+
+pub(crate) fn set_mtime_nofollow(path: &str, mtime: Mtime) -> io::Result<()> {
+    let c_path = std::ffi::CString::new(path)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))?;
+    let times = only_mtime(mtime);
+    // SAFETY: c_path is a valid NUL-terminated string and times has two entries,
+    // as utimensat requires.
+    let rc = unsafe {
+        libc::utimensat(
+            libc::AT_FDCWD,
+            c_path.as_ptr(),
+            times.as_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Reads `[start, end)` of `file` in pieces of `chunk` bytes (shorter only
+/// at end of file) on a second thread and hands each to `each` with its
+/// offset, so copying the next piece out of the page cache overlaps the
+/// work on this one: hashing a file costs the slower of the two, not both.
+pub fn read_ahead(
+    file: &File,
+    start: u64,
+    end: u64,
+    chunk: usize,
+    mut each: impl FnMut(u64, &[u8]) -> io::Result<()>,
+) -> io::Result<()> {
+    use std::sync::mpsc::sync_channel;
+    const BUFFERS: usize = 3;
+    let (full_tx, full) = sync_channel::<io::Result<(u64, Vec<u8>, usize)>>(BUFFERS);
+    let (empty_tx, empty) = sync_channel::<Vec<u8>>(BUFFERS);
+    let chunk = chunk.min(end.saturating_sub(start) as usize).max(1);
+    for _ in 0..BUFFERS {
+        let _ = empty_tx.send(vec![0u8; chunk]);
+    }
+    std::thread::scope(|scope| {
+        scope.spawn(move || {
+            let mut at = start;
+            while at < end {
+                // Both channels close when the consumer stops early.
+                let Ok(mut buf) = empty.recv() else { return };
+                let want = ((end - at) as usize).min(chunk);
+                let read = read_full_at(file, &mut buf[..want], at);
+                let n = *read.as_ref().unwrap_or(&0);
+                let stop = !matches!(read, Ok(n) if n == want);
+                if full_tx.send(read.map(|n| (at, buf, n))).is_err() || stop {
+                    return;
+                }
+                at += n as u64;
+            }
+        });
+        // Owned here, so that stopping early drops both ends the reader
+        // may be waiting on, and it returns.
+        let (full, empty_tx) = (full, empty_tx);
+        for piece in full {
+            let (at, buf, n) = piece?;
+            if n > 0 {
+                each(at, &buf[..n])?;
+            }
+            let _ = empty_tx.send(buf);
+        }
+        Ok(())
+    })
+}
+
+/// Below this a range is worked through on one thread.
+const PARALLEL_FROM: u64 = 64 * 1024 * 1024;
+const MOST_THREADS: usize = 4;
+
+/// Runs `work` over consecutive parts of `[start, end)`, cut at multiples of
+/// `align` from `start`, on one thread per core (at most four) when the
+/// range is large; returns the results in order. Hashing a big file then
+/// goes at the speed of all cores, not one.
+pub fn in_parts<T: Send>(
+    start: u64,
+    end: u64,
+    align: u64,
+    work: impl Fn(u64, u64) -> io::Result<T> + Sync,
+) -> io::Result<Vec<T>> {
+    let len = end.saturating_sub(start);
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let parts = threads.min(MOST_THREADS) as u64;
+    if len < PARALLEL_FROM || parts < 2 || align == 0 || align > len / parts {
+        return work(start, end.max(start)).map(|one| vec![one]);
+    }
+    let step = len.div_ceil(parts).div_ceil(align) * align;
+    std::thread::scope(|scope| {
+        let work = &work;
+        let running: Vec<_> = (0..parts)
+            .map(|i| start + i * step)
+            .filter(|&from| from < end)
+            .map(|from| scope.spawn(move || work(from, (from + step).min(end))))
+            .collect();
+        running
+            .into_iter()
+            .map(|part| {
+                part.join()
+                    .unwrap_or_else(|_| Err(io::Error::other("a worker thread panicked")))
+            })
+            .collect()
+    })
+}
+
+/// Reads until `buf` is full or the file ends; returns the bytes read.
+pub(crate) fn read_full_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match file.read_at(&mut buf[filled..], offset + filled as u64) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
+/// Copies `ranges` of the file `from` into the existing file `to` (never
+/// created or truncated here); returns the bytes copied. The remote helper
+/// assembles files with this too.
+pub fn copy_ranges_between(
+    from: &std::path::Path,
+    to: &std::path::Path,
+    ranges: &[CopyRange],
+) -> io::Result<u64> {
+    fn named(path: &std::path::Path) -> impl Fn(io::Error) -> io::Error + '_ {
+        move |e| io::Error::new(e.kind(), format!("{}: {e}", path.display()))
+    }
+    let old = File::open(from).map_err(named(from))?;
+    let new = OpenOptions::new().write(true).open(to).map_err(named(to))?;
+    let mut copied = 0;
+    for range in ranges {
+        copy_range_between(&old, range.from, &new, range.to, range.len).map_err(named(to))?;
+        copied += range.len;
+    }
+    Ok(copied)
+}
+
+/// Copies a range between two open files inside the kernel where it can
+/// (copy_file_range: reflinks on filesystems that share blocks), else by
+/// reading and writing.
+pub(crate) fn copy_range_between(
+    from: &File,
+    mut from_offset: u64,
+    to: &File,
+    mut to_offset: u64,
+    len: u64,
+) -> io::Result<()> {
+    let end = from_offset + len;
+    while from_offset < end {
+        let mut off_in = from_offset as libc::loff_t;
+        let mut off_out = to_offset as libc::loff_t;
+        let want = (end - from_offset).min(1 << 30) as usize;
+        // SAFETY: both descriptors are open for the duration of the call and
+        // the offsets are valid pointers to local variables.
+        let n = unsafe {
+            libc::copy_file_range(
+                from.as_raw_fd(),
+                &mut off_in,
+                to.as_raw_fd(),
+                &mut off_out,
+                want,
+                0,
+            )
+        };
+        if n > 0 {
+            from_offset += n as u64;
+            to_offset += n as u64;
+            continue;
+        }
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the old file is shorter than expected",
+            ));
+        }
+        let err = io::Error::last_os_error();
+        match err.raw_os_error() {
+            Some(libc::EXDEV | libc::EINVAL | libc::ENOSYS | libc::EOPNOTSUPP) => {
+                return copy_by_reading(from, from_offset, to, to_offset, end - from_offset)
+            }
+            Some(libc::EINTR) => continue,
+            _ => return Err(err),
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn copy_by_reading(
+    from: &File,
+    from_offset: u64,
+    to: &File,
+    to_offset: u64,
+    len: u64,
+) -> io::Result<()> {
+    let mut buf = vec![0u8; (len.min(1 << 20)) as usize];
+    let mut done = 0u64;
+    while done < len {
+        let n = ((len - done) as usize).min(buf.len());
+        from.read_exact_at(&mut buf[..n], from_offset + done)?;
+        to.write_all_at(&buf[..n], to_offset + done)?;
+        done += n as u64;
+    }
+    Ok(())
+}
+
+/// The process's umask, read once: the kernel offers no way to read it but
+/// setting it, which is done straight back.
+pub fn process_umask() -> u32 {
+    static UMASK: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *UMASK.get_or_init(|| {
+        // SAFETY: umask cannot fail. The first call comes before the run
+        // creates anything, and the value is put back at once.
+        unsafe {
+            let old = libc::umask(0o022);
+            libc::umask(old);
+            old as u32
+        }
+    })
+}
+
+/// Makes a rename durable: the directory entry lives in the parent.
+pub(crate) fn sync_parent(path: &str) -> io::Result<()> {
+    File::open(crate::paths::parent(path))?.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_ahead_in_order_and_stops_when_asked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        let data = crate::delta::test_data(1_000_003, 3);
+        std::fs::write(&path, &data).unwrap();
+        let file = File::open(&path).unwrap();
+        let mut got = Vec::new();
+        read_ahead(&file, 10, 2_000_000, 65_536, |at, piece| {
+            assert_eq!(at, 10 + got.len() as u64, "in order, no gaps");
+            got.extend_from_slice(piece);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(got, &data[10..], "up to the end of the file");
+        // An error from the consumer ends the read, without a hang, whether
+        // the reader is ahead (waiting for a buffer) or behind.
+        for round in 0..200 {
+            let mut calls = 0;
+            let stopped = read_ahead(&file, 0, 1_000_003, 4096, |_, _| {
+                calls += 1;
+                if round % 2 == 0 {
+                    std::thread::sleep(std::time::Duration::from_micros(200));
+                }
+                Err(io::Error::other("enough"))
+            });
+            assert_eq!(stopped.unwrap_err().to_string(), "enough");
+            assert_eq!(calls, 1);
+        }
+        read_ahead(&file, 500, 500, 4096, |_, _| panic!("nothing to read")).unwrap();
+    }
+
+    #[test]
+    fn parts_are_aligned_consecutive_and_in_order() {
+        let mib = 1024 * 1024;
+        let parts = in_parts(7, 200 * mib + 3, mib, |a, b| Ok((a, b))).unwrap();
+        assert_eq!(parts.first().map(|p| p.0), Some(7));
+        assert_eq!(parts.last().map(|p| p.1), Some(200 * mib + 3));
+        for pair in parts.windows(2) {
+            assert_eq!(pair[0].1, pair[1].0, "no gap, no overlap");
+            assert_eq!((pair[0].1 - 7) % mib, 0, "cut at block boundaries");
+        }
+        let small = in_parts(0, 1000, 10, |a, b| Ok((a, b))).unwrap();
+        assert_eq!(small, vec![(0, 1000)]);
+        let failed = in_parts(0, 200 * mib, mib, |a, _| {
+            if a == 0 {
+                Ok(())
+            } else {
+                Err(io::Error::other("part failed"))
+            }
+        });
+        assert!(std::thread::available_parallelism().unwrap().get() < 2 || failed.is_err());
+    }
+}

@@ -1,0 +1,91 @@
+//! What both endpoints, the wire protocol and the reports say about a file:
+//! its kind, size, time and mode, one directory entry, the attributes a
+//! copied file gets, and a range to copy between two files. Plain values, no
+//! I/O: every layer above may use them.
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    File,
+    Dir,
+    Symlink,
+    Other,
+}
+
+/// A modification time: whole seconds, and nanoseconds where the endpoint
+/// carries them (local files have them; SFTP v3 carries whole seconds only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Mtime {
+    pub secs: i64,
+    /// None: the endpoint knows whole seconds only.
+    pub nanos: Option<u32>,
+}
+
+impl Mtime {
+    /// A time known to the second only.
+    pub const fn secs(secs: i64) -> Mtime {
+        Mtime { secs, nanos: None }
+    }
+
+    pub const fn precise(secs: i64, nanos: u32) -> Mtime {
+        Mtime {
+            secs,
+            nanos: Some(nanos),
+        }
+    }
+
+    /// Whether two times are equal at the best resolution both carry:
+    /// nanoseconds when both sides have them, else whole seconds.
+    pub fn same(&self, other: &Mtime) -> bool {
+        match (self.nanos, other.nanos) {
+            (Some(a), Some(b)) => self.secs == other.secs && a == b,
+            _ => self.secs == other.secs,
+        }
+    }
+
+    /// Nanoseconds past the second, 0 where unknown.
+    pub fn subsec_nanos(&self) -> u32 {
+        self.nanos.unwrap_or(0)
+    }
+}
+
+/// What the engine needs to know about a path, as lstat reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Meta {
+    pub kind: Kind,
+    pub size: u64,
+    pub mtime: Mtime,
+    /// Permission bits (0o7777).
+    pub mode: u32,
+}
+
+/// One entry of a directory listing.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub name: String,
+    pub meta: Meta,
+}
+
+/// How a file is opened for writing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteMode {
+    /// Create if missing, keep existing contents (resume, in-place).
+    Keep,
+    /// Create, failing when the file exists (a lock).
+    CreateNew,
+}
+
+/// `len` bytes at offset `from` of one file go to offset `to` of another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CopyRange {
+    pub from: u64,
+    pub to: u64,
+    pub len: u64,
+}
+
+/// The attributes a copied file gets before it is renamed into place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Attrs {
+    pub mode: u32,
+    /// None keeps the time of the write (no `--times`).
+    pub mtime: Option<Mtime>,
+}
