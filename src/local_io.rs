@@ -9,7 +9,10 @@ use std::io;
 use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::os::unix::io::AsRawFd;
 
-use crate::meta::{Attrs, CopyRange, Entry, Kind, Meta, Mtime};
+use std::os::unix::ffi::OsStrExt;
+
+use crate::meta::{Attrs, CopyRange, Entry, Kind, Listing, Meta, Mtime};
+use crate::paths::printable_bytes;
 
 pub(crate) fn meta_of(m: &fs::Metadata) -> Meta {
     let ft = m.file_type();
@@ -38,21 +41,20 @@ pub(crate) fn not_found_is_none(r: io::Result<fs::Metadata>) -> io::Result<Optio
     }
 }
 
-pub(crate) fn list_dir(dir: &str) -> io::Result<Vec<Entry>> {
-    let mut entries = Vec::new();
+pub(crate) fn list_dir(dir: &str) -> io::Result<Listing> {
+    let mut listing = Listing::default();
     for item in fs::read_dir(dir)? {
         let item = item?;
-        let name = item.file_name().into_string().map_err(|raw| {
-            io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("file name {raw:?} is not valid UTF-8; ferry cannot carry it over SFTP"),
-            )
-        })?;
-        let meta = meta_of(&item.metadata()?);
-        entries.push(Entry { name, meta });
+        match item.file_name().into_string() {
+            Ok(name) => {
+                let meta = meta_of(&item.metadata()?);
+                listing.entries.push(Entry { name, meta });
+            }
+            Err(raw) => listing.unnamed.push(printable_bytes(raw.as_bytes())),
+        }
     }
-    entries.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok(entries)
+    listing.entries.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(listing)
 }
 
 /// Installs a small file in one go, for `LocalFs::put_whole` and the

@@ -65,6 +65,17 @@ pub struct Entry {
     pub meta: Meta,
 }
 
+/// A directory's entries, sorted by name, and the entries the endpoint
+/// could not name (a name that is not UTF-8): each of those fails alone,
+/// never its neighbours.
+#[derive(Debug, Clone, Default)]
+pub struct Listing {
+    pub entries: Vec<Entry>,
+    /// The unnameable entries as they may be printed (bytes that are not
+    /// UTF-8 as `\#ooo` escapes).
+    pub unnamed: Vec<String>,
+}
+
 /// How a file is opened for writing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WriteMode {

@@ -51,3 +51,16 @@ pub fn printable(name: &str) -> Cow<'_, str> {
     }
     Cow::Owned(shown)
 }
+
+/// A name that is not valid UTF-8 as it may be printed: what is valid as
+/// [`printable`] shows it, every other byte as rsync's `\#ooo` escape.
+pub fn printable_bytes(name: &[u8]) -> String {
+    let mut shown = String::with_capacity(name.len() + 8);
+    for chunk in name.utf8_chunks() {
+        shown.push_str(&printable(chunk.valid()));
+        for byte in chunk.invalid() {
+            let _ = write!(shown, "\\#{byte:03o}");
+        }
+    }
+    shown
+}

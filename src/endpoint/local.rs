@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::{Attrs, CopyRange, Endpoint, Entry, FileHandle, Meta, Mtime, WriteMode};
+use super::{Attrs, CopyRange, Endpoint, FileHandle, Listing, Meta, Mtime, WriteMode};
 use crate::delta::rolling::Signature;
 use crate::delta::Piece;
 use crate::error::{Error, Result};
@@ -75,7 +75,7 @@ impl Endpoint for LocalFs {
         blocking(path, move || not_found_is_none(fs::metadata(p))).await
     }
 
-    async fn list(&self, dir: &str) -> Result<Vec<Entry>> {
+    async fn list(&self, dir: &str) -> Result<Listing> {
         let p = dir.to_string();
         blocking(dir, move || list_dir(&p)).await
     }

@@ -20,7 +20,7 @@ use crate::delta::rolling::Signature;
 use crate::error::Result;
 use crate::hash::{BlockHash, BlockHasher, HashAlgo, Hasher};
 
-pub use crate::meta::{Attrs, CopyRange, Entry, Kind, Meta, Mtime, WriteMode};
+pub use crate::meta::{Attrs, CopyRange, Entry, Kind, Listing, Meta, Mtime, WriteMode};
 pub use crate::paths::{base_name, join, parent};
 pub use local::LocalFs;
 pub use remote::RemoteFs;
@@ -94,7 +94,7 @@ pub trait Endpoint: Send + Sync {
     fn stat(&self, path: &str) -> impl Future<Output = Result<Option<Meta>>> + Send;
 
     /// The entries of a directory, without `.` and `..`, sorted by name.
-    fn list(&self, dir: &str) -> impl Future<Output = Result<Vec<Entry>>> + Send;
+    fn list(&self, dir: &str) -> impl Future<Output = Result<Listing>> + Send;
 
     fn open_read(&self, path: &str) -> impl Future<Output = Result<Self::File>> + Send;
 

@@ -16,10 +16,13 @@ use russh_sftp::protocol::{FileAttributes, OpenFlags, StatusCode};
 use tokio::sync::OwnedSemaphorePermit;
 
 use super::mounts::MountTable;
-use super::{Attrs, CopyRange, Endpoint, Entry, FileHandle, Hashing, Kind, Meta, Mtime, WriteMode};
+use super::{
+    Attrs, CopyRange, Endpoint, Entry, FileHandle, Hashing, Kind, Listing, Meta, Mtime, WriteMode,
+};
 use crate::delta::rolling::Signature;
 use crate::error::{Error, Result};
 use crate::hash::{BlockHash, HashAlgo};
+use crate::paths::printable;
 use crate::protocol::client::{HelperClient, HelperError};
 use crate::sftp::{is_not_found, Sftp};
 use crate::ssh::shell::ShellHasher;
@@ -155,7 +158,7 @@ impl RemoteFs {
         raw: &RawSftpSession,
         handle: &str,
         dir: &str,
-        entries: &mut Vec<Entry>,
+        listing: &mut Listing,
     ) -> Result<bool> {
         let replies =
             futures::future::join_all((0..READDIR_AHEAD).map(|_| raw.readdir(handle))).await;
@@ -167,7 +170,13 @@ impl RemoteFs {
                             continue;
                         }
                         check_entry_name(dir, &file.filename)?;
-                        entries.push(Entry {
+                        // russh-sftp turns bytes that are not UTF-8 into
+                        // U+FFFD: such a name cannot be addressed again.
+                        if file.filename.contains(char::REPLACEMENT_CHARACTER) {
+                            listing.unnamed.push(printable(&file.filename).into_owned());
+                            continue;
+                        }
+                        listing.entries.push(Entry {
                             meta: meta_of(&file.attrs),
                             name: file.filename,
                         });
@@ -550,13 +559,13 @@ impl Endpoint for RemoteFs {
         self.stat_with(path, true).await
     }
 
-    async fn list(&self, dir: &str) -> Result<Vec<Entry>> {
+    async fn list(&self, dir: &str) -> Result<Listing> {
         let raw = self.sftp.raw().clone();
         let slot = self.sftp.handle_slot().await;
         let handle = raw.opendir(dir).await.map_err(|e| self.err(dir, e))?.handle;
-        let mut entries = Vec::new();
+        let mut listing = Listing::default();
         let outcome = loop {
-            match self.read_dir_batch(&raw, &handle, dir, &mut entries).await {
+            match self.read_dir_batch(&raw, &handle, dir, &mut listing).await {
                 Ok(true) => break Ok(()),
                 Ok(false) => continue,
                 Err(e) => break Err(e),
@@ -568,8 +577,8 @@ impl Endpoint for RemoteFs {
             drop(slot);
         });
         outcome?;
-        entries.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(entries)
+        listing.entries.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(listing)
     }
 
     async fn open_read(&self, path: &str) -> Result<RemoteFile> {

@@ -179,7 +179,11 @@ pub async fn make_way<D: Endpoint>(
 /// then the directory itself is removed, which fails while it holds
 /// backups kept beside their files.
 async fn back_up_tree<D: Endpoint>(dst: &D, dir: &str, backups: &Backups) -> Result<()> {
-    for child in dst.list(dir).await? {
+    let listing = dst.list(dir).await?;
+    if let Some(e) = super::unnamed_errors(dir, &listing).next() {
+        return Err(e);
+    }
+    for child in listing.entries {
         let path = join(dir, &child.name);
         let entry = Entry {
             name: path,
@@ -195,7 +199,11 @@ async fn back_up_tree<D: Endpoint>(dst: &D, dir: &str, backups: &Backups) -> Res
 
 /// Removes the directory `dir` and everything in it, children first.
 pub(super) async fn remove_tree<D: Endpoint>(dst: &D, dir: &str) -> Result<()> {
-    for child in dst.list(dir).await? {
+    let listing = dst.list(dir).await?;
+    if let Some(e) = super::unnamed_errors(dir, &listing).next() {
+        return Err(e);
+    }
+    for child in listing.entries {
         let path = join(dir, &child.name);
         match child.meta.kind {
             Kind::Dir => Box::pin(remove_tree(dst, &path)).await?,
@@ -261,7 +269,12 @@ async fn expand<D: Endpoint>(
 ) -> Result<bool> {
     let mut whole = true;
     if entry.meta.kind == Kind::Dir {
-        for child in dst.list(&entry.name).await? {
+        let listing = dst.list(&entry.name).await?;
+        for e in super::unnamed_errors(&path, &listing) {
+            reporter.warning(&format!("cannot delete {e}"));
+            whole = false;
+        }
+        for child in listing.entries {
             let child_path = join(&path, &child.name);
             let name = join(&entry.name, &child.name);
             let is_dir = child.meta.kind == Kind::Dir;

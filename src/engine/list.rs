@@ -174,7 +174,11 @@ impl<S: Endpoint> Lister<'_, S> {
         outer: &Scope,
     ) -> Result<Option<(Vec<Entry>, Scope)>> {
         let entries = match self.src.list(path).await {
-            Ok(entries) => entries,
+            Ok(listing) => {
+                let unnamed = crate::engine::unnamed_errors(path, &listing);
+                self.rules.errors.extend(unnamed);
+                listing.entries
+            }
             Err(e) if e.is_fatal() => return Err(e),
             Err(e) => {
                 self.rules.errors.push(e);

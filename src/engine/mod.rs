@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use futures::stream::{FuturesUnordered, StreamExt};
 use tokio::sync::Semaphore;
 
-use crate::endpoint::{Endpoint, Kind, Meta, Mtime, Pipeline};
+use crate::endpoint::{join, Endpoint, Kind, Listing, Meta, Mtime, Pipeline};
 use crate::error::{Error, ExitCode, Result};
 use crate::report::{Changes, Item, ItemKind, Mention, Outcome, Reporter, TimeChange};
 use backup::{Backups, How};
@@ -1079,4 +1079,17 @@ async fn copy_symlink<S: Endpoint, D: Endpoint>(
     }
     dst.rename(&temp, dest).await?;
     Ok(target)
+}
+
+/// The entries of `dir` its endpoint could not name, each an error of its
+/// own (the run goes on with their neighbours and exits 23).
+pub(crate) fn unnamed_errors<'a>(
+    dir: &'a str,
+    listing: &'a Listing,
+) -> impl Iterator<Item = Error> + 'a {
+    listing.unnamed.iter().map(move |shown| Error::Refused {
+        path: join(dir, shown),
+        message: "the name is not valid UTF-8, which ferry cannot carry yet; rename or exclude it"
+            .into(),
+    })
 }

@@ -20,7 +20,7 @@ use super::select::{Quick, Skip};
 use super::tidy::{self, Claims, Prunable};
 use super::transfer::FileJob;
 use super::{unchanged, Options, SourceCounts};
-use crate::endpoint::{base_name, join, Endpoint, Entry, FileHandle, Kind, Meta, Mtime};
+use crate::endpoint::{base_name, join, Endpoint, Entry, FileHandle, Kind, Listing, Meta, Mtime};
 use crate::error::{Error, Result};
 use crate::filter::{Entered, FileSet, FilesFrom, Listed, Need, Scope, Side};
 use crate::report::{Mention, Reporter};
@@ -277,8 +277,8 @@ pub struct Planner<'a, S, D> {
     /// them at the end (`-m`; `--delete` with several sources).
     claims: Option<Claims>,
     /// Listings taken ahead of the walk, by path, until it gets there.
-    listed_src: HashMap<String, Result<Vec<Entry>>>,
-    listed_dst: HashMap<String, Result<Vec<Entry>>>,
+    listed_src: HashMap<String, Result<Listing>>,
+    listed_dst: HashMap<String, Result<Listing>>,
     /// The directory the source being planned is named from (rsync's
     /// transfer root), for rsync's names in notes.
     source_root: String,
@@ -291,14 +291,14 @@ const LIST_AHEAD: usize = 64;
 async fn list_all<'a, E: Endpoint>(
     endpoint: &E,
     dirs: impl Iterator<Item = &'a str>,
-) -> Vec<(String, Result<Vec<Entry>>)> {
+) -> Vec<(String, Result<Listing>)> {
     dirs.map(|dir| list_one(endpoint, dir))
         .collect::<FuturesUnordered<_>>()
         .collect()
         .await
 }
 
-async fn list_one<E: Endpoint>(endpoint: &E, dir: &str) -> (String, Result<Vec<Entry>>) {
+async fn list_one<E: Endpoint>(endpoint: &E, dir: &str) -> (String, Result<Listing>) {
     (dir.to_string(), endpoint.list(dir).await)
 }
 
@@ -845,7 +845,10 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
             None => self.src.list(src_dir).await,
         };
         let entries = match listed {
-            Ok(entries) => entries,
+            Ok(listing) => {
+                self.errors.extend(super::unnamed_errors(src_dir, &listing));
+                listing.entries
+            }
             Err(e) if !e.is_fatal() => {
                 self.errors.push(e);
                 return Ok(());
@@ -879,7 +882,12 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
                 Some(listed) => listed,
                 None => self.dst.list(dst_dir).await,
             };
-            listed?
+            let listing = listed?;
+            if self.opts.delete {
+                self.errors.extend(super::unnamed_errors(dst_dir, &listing));
+            }
+            listing
+                .entries
                 .into_iter()
                 .map(|Entry { name, meta }| (name, meta))
                 .collect()

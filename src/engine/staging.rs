@@ -585,7 +585,7 @@ async fn read_spot<D: Endpoint>(dst: &D, spot: Spot) -> (Spot, String, Result<Op
         _ => dst.stat(&dir).await,
     };
     let entries = match found {
-        Ok(Some(m)) if m.kind == Kind::Dir => dst.list(&dir).await.map(Some),
+        Ok(Some(m)) if m.kind == Kind::Dir => dst.list(&dir).await.map(|l| Some(l.entries)),
         Ok(_) => Ok(None),
         Err(e) => Err(e),
     };
