@@ -6,11 +6,10 @@
 //! connection, host-key and authentication code work from. ProxyJump hosts
 //! are resolved here too, each under its own name (see `ssh::jump`).
 //!
-//! Parsing is done by `ssh2-config`; this module fixes the places where
-//! that crate differs from OpenSSH (see [`prepare`] and `ssh::include`) and
-//! interprets the options it does not model (`UserKnownHostsFile`,
-//! `StrictHostKeyChecking`, `IdentitiesOnly`, `BatchMode`, `IdentityAgent`,
-//! `ProxyJump`, ...).
+//! Reading the lines is `ssh::include`'s job (files and `Include`s) and
+//! `ssh::readconf`'s (which blocks apply, first value wins); this module
+//! turns the values that apply into settings: defaults, `none`, `yes`/`no`
+//! and the other value sets, tokens and `~`, and the command line's say.
 //!
 //! `%` tokens are expanded where OpenSSH expands them: `HostName` takes
 //! `%h` (the alias); `ProxyJump` takes `%h %n %p %r` (OpenSSH expands them
@@ -20,18 +19,18 @@
 //! `${VAR}` is not supported (nor `%j` of newer OpenSSH: refused with a
 //! message, never left as text).
 
-use std::collections::HashSet;
 use std::ffi::{CStr, OsStr};
-use std::io::{self, BufReader};
+use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use ssh2_config::{Host, HostParams, ParseRule, SshConfig, SshParserError};
-
-use super::include::{self, split_keyword, Line, Origin};
+use super::include::{self, Line, Origin};
 use super::jump;
 use super::options::{self, Verdict};
+use super::readconf::{self, Params, Setting, Target};
+
+pub use super::readconf::LineError;
 
 /// How to treat a server whose host key is not (or not correctly) in known_hosts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -174,7 +173,7 @@ pub enum ConfigError {
     Parse {
         path: PathBuf,
         line: usize,
-        source: SshParserError,
+        source: LineError,
     },
 
     #[error("ssh config {}, line {line}: {reason}", path.display())]
@@ -227,30 +226,6 @@ pub enum ConfigError {
     NoHome,
 }
 
-/// Keyword that [`prepare`] gives each `IdentityFile` line, suffixed with the
-/// line number, so ssh2-config keeps every one of them (as an unknown field)
-/// instead of letting the last line of a block overwrite the others.
-const IDENTITY_KEY: &str = "ferry-identityfile-";
-
-/// Keyword that [`prepare`] gives both `ProxyJump` and `ProxyCommand`
-/// lines (value: `jump N` or `command N`, N the line's index), because in
-/// OpenSSH whichever of the two comes first wins over the other.
-const PROXY_KEY: &str = "ferry-proxy";
-
-/// `Compression`, renamed so ferry reads it (ssh2-config accepts only a
-/// lower-case yes or no).
-const COMPRESSION_KEY: &str = "ferry-compression";
-
-/// Keywords OpenSSH accumulates instead of applying "first value wins".
-const ACCUMULATING: &[&str] = &[
-    "certificatefile",
-    "localforward",
-    "remoteforward",
-    "dynamicforward",
-    "sendenv",
-    "setenv",
-];
-
 /// Facts about the local side, passed in so tests need not touch the
 /// process environment.
 #[derive(Debug, Clone)]
@@ -302,51 +277,91 @@ fn resolve_host(
     local: &Local,
 ) -> Result<jump::Resolved, ConfigError> {
     let options = option_lines(&overrides.options)?;
-    let loaded = load(config_path, local, alias, options)?;
-    let params = loaded.config.query(alias);
+    let target = Target {
+        alias,
+        user: overrides.user.as_deref(),
+        local_user: &local.user,
+    };
+    let loaded = load(config_path, local, &target, options)?;
+    let params = &loaded.params;
     let mut ctx = Expand {
         path: &loaded.path,
         alias,
         host_name: String::new(),
-        port: overrides.port.or(params.port).unwrap_or(22),
-        user: overrides.user.clone().or(params.user.clone()),
+        port: overrides
+            .port
+            .or_else(|| params.value("port").and_then(readconf::port))
+            .unwrap_or(22),
+        user: overrides
+            .user
+            .clone()
+            .or_else(|| params.value("user").map(str::to_string)),
         local,
     };
-    // OpenSSH (checked against 9.2's `ssh -G`) matches Host patterns
-    // case-sensitively against the name as typed.
-    ctx.host_name = host_name(&params, &ctx)?;
-    let user = ctx.user.clone().unwrap_or_else(|| local.user.clone());
-    ctx.user = Some(user.clone());
+    ctx.host_name = host_name(params, &ctx)?;
+    ctx.user = Some(ctx.user.clone().unwrap_or_else(|| local.user.clone()));
+    let cfg = host_config(overrides, params, &ctx)?;
+    let proxy_jump = proxy_jump(overrides, params, &ctx)?;
+    Ok((cfg, proxy_jump))
+}
+
+/// The settings of one host from the values that apply to it; `ctx`
+/// already has its name, port and user.
+fn host_config(
+    overrides: &Overrides,
+    params: &Params,
+    ctx: &Expand,
+) -> Result<HostConfig, ConfigError> {
+    Ok(HostConfig {
+        alias: ctx.alias.to_string(),
+        host_name: ctx.host_name.clone(),
+        port: ctx.port,
+        user: ctx.user.clone().unwrap_or_default(),
+        identity_files: identity_files(overrides, params, ctx)?,
+        identities_only: ctx.flag(params, "identitiesonly", "IdentitiesOnly")?,
+        identity_agent: ctx.identity_agent(params)?,
+        user_known_hosts_files: ctx.known_hosts(params, "userknownhostsfile", USER_KNOWN)?,
+        global_known_hosts_files: ctx.known_hosts(params, "globalknownhostsfile", GLOBAL_KNOWN)?,
+        strict_host_key_checking: ctx.strict(params)?,
+        batch_mode: ctx.flag(params, "batchmode", "BatchMode")?,
+        connect_timeout: duration(params, "connecttimeout"),
+        server_alive_interval: duration(params, "serveraliveinterval"),
+        server_alive_count_max: ctx.count_max(params)?,
+        compression: overrides.compression || ctx.flag(params, "compression", "Compression")?,
+        address_family: ctx.address_family(params)?,
+        jump_hosts: Vec::new(),
+    })
+}
+
+/// `-i` first, then every `IdentityFile` that applies, expanded, each once.
+fn identity_files(
+    overrides: &Overrides,
+    params: &Params,
+    ctx: &Expand,
+) -> Result<Vec<PathBuf>, ConfigError> {
     // As in OpenSSH, `-i` files get the same expansion as IdentityFile lines.
     let given = overrides
         .identity
         .iter()
         .map(|p| p.to_string_lossy().into_owned());
-    let mut identity_files = Vec::new();
-    for raw in given.chain(identity_lines(&loaded.config, alias)) {
-        push_unique(&mut identity_files, ctx.path("IdentityFile", &raw)?);
+    let mut files = Vec::new();
+    for raw in given.chain(identity_lines(params)) {
+        push_unique(&mut files, ctx.path("IdentityFile", &raw)?);
     }
-    let cfg = HostConfig {
-        alias: alias.to_string(),
-        host_name: ctx.host_name.clone(),
-        port: ctx.port,
-        user,
-        identity_files,
-        identities_only: ctx.flag(&params, "identitiesonly", "IdentitiesOnly")?,
-        identity_agent: ctx.identity_agent(&params)?,
-        user_known_hosts_files: ctx.known_hosts(&params, "userknownhostsfile", USER_KNOWN)?,
-        global_known_hosts_files: ctx.known_hosts(&params, "globalknownhostsfile", GLOBAL_KNOWN)?,
-        strict_host_key_checking: ctx.strict(&params)?,
-        batch_mode: ctx.flag(&params, "batchmode", "BatchMode")?,
-        connect_timeout: params.connect_timeout.filter(|d| !d.is_zero()),
-        server_alive_interval: params.server_alive_interval.filter(|d| !d.is_zero()),
-        server_alive_count_max: ctx.count_max(&params)?,
-        compression: overrides.compression || ctx.flag(&params, COMPRESSION_KEY, "Compression")?,
-        address_family: ctx.address_family(&params)?,
-        jump_hosts: Vec::new(),
-    };
-    let proxy_jump = proxy_jump(overrides, &params, &loaded.lines, &ctx)?;
-    Ok((cfg, proxy_jump))
+    Ok(files)
+}
+
+/// The raw `IdentityFile` values that apply, in order.
+fn identity_lines(params: &Params) -> impl Iterator<Item = String> + '_ {
+    params
+        .all("identityfile")
+        .filter_map(|s| s.args.first().cloned())
+}
+
+/// ConnectTimeout, ServerAliveInterval: `none` and 0 mean none.
+fn duration(params: &Params, keyword: &str) -> Option<Duration> {
+    let seconds = params.value(keyword).and_then(readconf::seconds)?;
+    (seconds != 0).then(|| Duration::from_secs(seconds))
 }
 
 /// The `-o` lines ferry applies, as config lines (the others are ignored
@@ -358,6 +373,7 @@ fn option_lines(options: &[String]) -> Result<Vec<Line>, ConfigError> {
             lines.push(Line {
                 text,
                 origin: Origin::Option(option.clone()),
+                included: Vec::new(),
             });
         }
     }
@@ -365,50 +381,46 @@ fn option_lines(options: &[String]) -> Result<Vec<Line>, ConfigError> {
 }
 
 /// The ProxyJump list in effect: `-J`, else whichever of the config's
-/// ProxyJump and ProxyCommand came first. A ProxyCommand other than
-/// `none` is refused rather than ignored: connecting directly instead
-/// would reach another network path than the user set up.
+/// ProxyJump and ProxyCommand came first.
 fn proxy_jump(
     overrides: &Overrides,
-    params: &HostParams,
-    lines: &[Line],
+    params: &Params,
     ctx: &Expand,
 ) -> Result<Option<String>, ConfigError> {
-    let raw = match &overrides.proxy_jump {
-        Some(given) => given.clone(),
-        None => {
-            let Some((kind, line)) = proxy_line(params, lines) else {
-                return Ok(None);
-            };
-            let value = split_keyword(content_of(&line.text)).1.to_string();
-            if kind == "command" {
-                if value.eq_ignore_ascii_case("none") {
-                    return Ok(None);
-                }
-                return Err(ConfigError::ProxyCommand {
-                    origin: describe_origin(&line.origin),
-                    host: ctx.alias.to_string(),
-                    command: value,
-                });
-            }
-            value
-        }
+    let raw = match (&overrides.proxy_jump, proxy_setting(params)) {
+        (Some(given), _) => given.clone(),
+        (None, None) => return Ok(None),
+        (None, Some(s)) if s.keyword == "proxycommand" => return proxy_command(s, ctx),
+        // readconf.c's parse_jump: a `#` ends the list.
+        (None, Some(s)) => s.rest.split('#').next().unwrap_or_default().to_string(),
     };
     if raw.trim().eq_ignore_ascii_case("none") {
         return Ok(None);
     }
-    ctx.tokens("ProxyJump", &raw, Tokens::Proxy).map(Some)
+    ctx.tokens("ProxyJump", raw.trim(), Tokens::Proxy).map(Some)
 }
 
-/// The first ProxyJump or ProxyCommand line that applies: its kind and line.
-fn proxy_line<'a>(params: &HostParams, lines: &'a [Line]) -> Option<(&'a str, &'a Line)> {
-    let values = field(params, PROXY_KEY)?;
-    let (kind, index) = match values.as_slice() {
-        [kind, index] => (kind.as_str(), index.parse::<usize>().ok()?),
-        _ => return None,
-    };
-    let kind = if kind == "command" { "command" } else { "jump" };
-    Some((kind, lines.get(index)?))
+/// ProxyJump or ProxyCommand, whichever applies (they share one value).
+fn proxy_setting(params: &Params) -> Option<&Setting> {
+    params
+        .get("proxyjump")
+        .or_else(|| params.get("proxycommand"))
+}
+
+/// A ProxyCommand other than `none` is refused rather than ignored:
+/// connecting directly instead would reach another network path than the
+/// user set up.
+fn proxy_command(setting: &Setting, ctx: &Expand) -> Result<Option<String>, ConfigError> {
+    if let [none] = setting.args.as_slice() {
+        if none.eq_ignore_ascii_case("none") {
+            return Ok(None);
+        }
+    }
+    Err(ConfigError::ProxyCommand {
+        origin: describe_origin(&setting.origin),
+        host: ctx.alias.to_string(),
+        command: setting.rest.clone(),
+    })
 }
 
 fn describe_origin(origin: &Origin) -> String {
@@ -421,20 +433,19 @@ fn describe_origin(origin: &Origin) -> String {
 const USER_KNOWN: &[&str] = &["~/.ssh/known_hosts", "~/.ssh/known_hosts2"];
 const GLOBAL_KNOWN: &[&str] = &["/etc/ssh/ssh_known_hosts", "/etc/ssh/ssh_known_hosts2"];
 
-/// A config read for one host: its lines (the `-o` ones first, `Include`s
-/// expanded), the parse of them, and the file's path for messages.
+/// A config read for one host: the values that apply to it, and the
+/// file's path for messages.
 struct Loaded {
     path: PathBuf,
-    lines: Vec<Line>,
-    config: SshConfig,
+    params: Params,
 }
 
-/// Reads the config file for `alias`, puts the `-o` lines before it, and
-/// parses the result.
+/// Reads the config file with its `Include`s, puts the `-o` lines before
+/// it, and walks them for `target`.
 fn load(
     config_path: Option<&Path>,
     local: &Local,
-    alias: &str,
+    target: &Target,
     options: Vec<Line>,
 ) -> Result<Loaded, ConfigError> {
     let path = match config_path {
@@ -443,22 +454,10 @@ fn load(
     };
     let mut lines = options;
     if let Some(text) = read_config(&path, config_path.is_none())? {
-        let ctx = include::Context {
-            alias,
-            home: &local.home,
-            translate_match: &translate_match,
-        };
-        lines.extend(include::expand(&path, &text, &ctx)?);
+        lines.extend(include::expand(&path, &text, &local.home)?);
     }
-    let prepared = prepare(&lines);
-    match parse(&prepared) {
-        Ok(config) => Ok(Loaded {
-            path,
-            lines,
-            config,
-        }),
-        Err(source) => Err(parse_error(&prepared, &lines, source)),
-    }
+    let params = readconf::apply(&lines, target)?;
+    Ok(Loaded { path, params })
 }
 
 /// The file's text; `None` for `-F none`, and for the implicit default
@@ -475,136 +474,6 @@ fn read_config(path: &Path, implicit: bool) -> Result<Option<String>, ConfigErro
             source,
         }),
     }
-}
-
-fn parse(lines: &[String]) -> Result<SshConfig, SshParserError> {
-    let rules = ParseRule::ALLOW_UNKNOWN_FIELDS | ParseRule::ALLOW_UNSUPPORTED_FIELDS;
-    let text = lines.join("\n");
-    SshConfig::default().parse(&mut BufReader::new(text.as_bytes()), rules)
-}
-
-/// ssh2-config's errors carry no line number; the parser stops at the first
-/// bad line, so the shortest failing prefix ends on it, and its origin says
-/// which file and line (or `-o` option) that was. Only runs on the error
-/// path, and config files are small.
-fn parse_error(prepared: &[String], lines: &[Line], source: SshParserError) -> ConfigError {
-    let failing = (1..=prepared.len())
-        .find(|&n| parse(&prepared[..n]).is_err())
-        .unwrap_or(prepared.len());
-    match lines.get(failing.saturating_sub(1)).map(|l| &l.origin) {
-        Some(Origin::Option(option)) => ConfigError::Option {
-            option: option.clone(),
-            reason: source.to_string(),
-        },
-        Some(Origin::File { path, line }) => ConfigError::Parse {
-            path: path.clone(),
-            line: *line,
-            source,
-        },
-        None => ConfigError::Parse {
-            path: PathBuf::from("ssh config"),
-            line: failing,
-            source,
-        },
-    }
-}
-
-/// Rewrites the config lines, one for one (so each keeps its origin), to
-/// fix where ssh2-config differs from OpenSSH:
-/// - a keyword repeated inside one block: OpenSSH keeps the first value,
-///   ssh2-config the last, so later repeats are blanked;
-/// - `IdentityFile` accumulates in OpenSSH, so each line gets its own
-///   keyword (see [`IDENTITY_KEY`]) and is collected by [`identity_lines`];
-/// - `ProxyJump` and `ProxyCommand` compete (see [`PROXY_KEY`]);
-/// - `Match` is unknown to ssh2-config, which would then apply the block's
-///   options to the preceding `Host`; see [`translate_match`].
-fn prepare(lines: &[Line]) -> Vec<String> {
-    let mut seen = HashSet::new();
-    lines
-        .iter()
-        .enumerate()
-        .map(|(i, line)| prepare_line(&line.text, i, &mut seen))
-        .collect()
-}
-
-/// ssh2-config also cuts a line at the first '#'.
-fn content_of(line: &str) -> &str {
-    line.split('#').next().unwrap_or_default().trim()
-}
-
-fn prepare_line(line: &str, index: usize, seen: &mut HashSet<String>) -> String {
-    let content = content_of(line);
-    if content.is_empty() {
-        return String::new();
-    }
-    let (keyword, args) = split_keyword(content);
-    let keyword = keyword.to_ascii_lowercase();
-    match keyword.as_str() {
-        "host" => {
-            seen.clear();
-            content.to_string()
-        }
-        "match" => {
-            seen.clear();
-            translate_match(args, index + 1)
-        }
-        // Expanded by `ssh::include` already; never left to ssh2-config.
-        "include" => String::new(),
-        "identityfile" => format!("{IDENTITY_KEY}{index} {args}"),
-        k if ACCUMULATING.contains(&k) => content.to_string(),
-        "proxyjump" | "proxycommand" if seen.insert(PROXY_KEY.to_string()) => {
-            let kind = if keyword == "proxyjump" {
-                "jump"
-            } else {
-                "command"
-            };
-            format!("{PROXY_KEY} {kind} {index}")
-        }
-        "compression" if seen.insert(keyword.clone()) => format!("{COMPRESSION_KEY} {args}"),
-        "proxyjump" | "proxycommand" | "compression" => String::new(),
-        _ if seen.insert(keyword.clone()) => content.to_string(),
-        _ => String::new(),
-    }
-}
-
-/// `Match all` applies to every host; `Match originalhost P` is a `Host P`.
-/// Other criteria (exec, user, canonical, ...) cannot be evaluated here, so
-/// the block is turned into one that matches nothing: ignoring it is safer
-/// than applying it to the wrong host.
-fn translate_match(args: &str, number: usize) -> String {
-    let words: Vec<&str> = args.split_whitespace().collect();
-    match words.as_slice() {
-        [all] if all.eq_ignore_ascii_case("all") => "Host *".to_string(),
-        [criterion, patterns] if criterion.eq_ignore_ascii_case("originalhost") => {
-            format!("Host {}", patterns.replace(',', " "))
-        }
-        _ => {
-            tracing::debug!(
-                line = number,
-                "ssh config: Match {args} is not supported, ignoring its block"
-            );
-            "Host !*".to_string()
-        }
-    }
-}
-
-/// The raw `IdentityFile` values of every block matching `name`, in order.
-fn identity_lines(config: &SshConfig, name: &str) -> Vec<String> {
-    config
-        .intersecting_hosts(name)
-        .flat_map(host_identity_lines)
-        .collect()
-}
-
-fn host_identity_lines(host: &Host) -> Vec<String> {
-    let mut numbered: Vec<(usize, &Vec<String>)> = host
-        .params
-        .ignored_fields
-        .iter()
-        .filter_map(|(key, args)| Some((key.strip_prefix(IDENTITY_KEY)?.parse().ok()?, args)))
-        .collect();
-    numbered.sort_by_key(|(line, _)| *line);
-    numbered.into_iter().flat_map(|(_, a)| a.clone()).collect()
 }
 
 fn push_unique(list: &mut Vec<PathBuf>, path: PathBuf) {
@@ -725,13 +594,8 @@ impl Expand<'_> {
         }
     }
 
-    fn flag(
-        &self,
-        params: &HostParams,
-        key: &str,
-        keyword: &'static str,
-    ) -> Result<bool, ConfigError> {
-        let Some(value) = first_value(params, key) else {
+    fn flag(&self, params: &Params, key: &str, keyword: &'static str) -> Result<bool, ConfigError> {
+        let Some(value) = params.value(key) else {
             return Ok(false);
         };
         match value.to_ascii_lowercase().as_str() {
@@ -741,8 +605,8 @@ impl Expand<'_> {
         }
     }
 
-    fn strict(&self, params: &HostParams) -> Result<StrictHostKeyChecking, ConfigError> {
-        let Some(value) = first_value(params, "stricthostkeychecking") else {
+    fn strict(&self, params: &Params) -> Result<StrictHostKeyChecking, ConfigError> {
+        let Some(value) = params.value("stricthostkeychecking") else {
             return Ok(StrictHostKeyChecking::Ask);
         };
         StrictHostKeyChecking::parse(value).ok_or_else(|| {
@@ -750,8 +614,8 @@ impl Expand<'_> {
         })
     }
 
-    fn count_max(&self, params: &HostParams) -> Result<u32, ConfigError> {
-        let Some(value) = first_value(params, "serveralivecountmax") else {
+    fn count_max(&self, params: &Params) -> Result<u32, ConfigError> {
+        let Some(value) = params.value("serveralivecountmax") else {
             return Ok(3);
         };
         value
@@ -761,8 +625,8 @@ impl Expand<'_> {
 
     /// `none`, `SSH_AUTH_SOCK`, `$VAR` (a variable naming the socket), or
     /// a socket path with `~` and tokens.
-    fn identity_agent(&self, params: &HostParams) -> Result<IdentityAgent, ConfigError> {
-        let Some(value) = first_value(params, "identityagent") else {
+    fn identity_agent(&self, params: &Params) -> Result<IdentityAgent, ConfigError> {
+        let Some(value) = params.value("identityagent") else {
             return Ok(IdentityAgent::Environment(AUTH_SOCK.to_string()));
         };
         if value.eq_ignore_ascii_case("none") {
@@ -781,8 +645,8 @@ impl Expand<'_> {
         Ok(IdentityAgent::Socket(self.path("IdentityAgent", value)?))
     }
 
-    fn address_family(&self, params: &HostParams) -> Result<AddressFamily, ConfigError> {
-        let Some(value) = first_value(params, "addressfamily") else {
+    fn address_family(&self, params: &Params) -> Result<AddressFamily, ConfigError> {
+        let Some(value) = params.value("addressfamily") else {
             return Ok(AddressFamily::Any);
         };
         match value.to_ascii_lowercase().as_str() {
@@ -796,7 +660,7 @@ impl Expand<'_> {
     /// `UserKnownHostsFile` / `GlobalKnownHostsFile`: several files, or `none`.
     fn known_hosts(
         &self,
-        params: &HostParams,
+        params: &Params,
         key: &str,
         defaults: &[&str],
     ) -> Result<Vec<PathBuf>, ConfigError> {
@@ -805,15 +669,13 @@ impl Expand<'_> {
         } else {
             "GlobalKnownHostsFile"
         };
-        let values: Vec<String> = match field(params, key) {
-            Some(v) if v.iter().any(|s| s.eq_ignore_ascii_case("none")) => return Ok(Vec::new()),
-            // A quoted value arrives as one string; split it like OpenSSH does.
-            Some(v) => v
-                .iter()
-                .flat_map(|s| s.split_whitespace())
-                .map(str::to_string)
-                .collect(),
-            None => defaults.iter().map(|s| s.to_string()).collect(),
+        let values: Vec<&str> = match params.get(key) {
+            // readconf.c allows `none` only alone.
+            Some(s) if s.args.iter().any(|a| a.eq_ignore_ascii_case("none")) => {
+                return Ok(Vec::new())
+            }
+            Some(s) => s.args.iter().map(String::as_str).collect(),
+            None => defaults.to_vec(),
         };
         values.iter().map(|raw| self.path(keyword, raw)).collect()
     }
@@ -821,27 +683,12 @@ impl Expand<'_> {
 
 /// OpenSSH lower-cases the final name (DNS and known_hosts lookups are
 /// case-insensitive), whether it came from HostName or the alias.
-fn host_name(params: &HostParams, ctx: &Expand) -> Result<String, ConfigError> {
-    let name = match &params.host_name {
+fn host_name(params: &Params, ctx: &Expand) -> Result<String, ConfigError> {
+    let name = match params.value("hostname") {
         Some(raw) => ctx.tokens("HostName", raw, Tokens::HostName)?,
         None => ctx.alias.to_string(),
     };
     Ok(name.to_lowercase())
-}
-
-/// Options ssh2-config does not model land, lower-cased, in one of these maps.
-fn field<'a>(params: &'a HostParams, key: &str) -> Option<&'a Vec<String>> {
-    params
-        .unsupported_fields
-        .get(key)
-        .or_else(|| params.ignored_fields.get(key))
-        .filter(|v| !v.is_empty())
-}
-
-fn first_value<'a>(params: &'a HostParams, key: &str) -> Option<&'a str> {
-    field(params, key)
-        .and_then(|v| v.first())
-        .map(String::as_str)
 }
 
 fn expand_tilde(path: &str, home: &Path) -> PathBuf {
@@ -918,7 +765,7 @@ fn local_host_name() -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::process::Command;
+    use std::collections::HashMap;
     use tempfile::TempDir;
 
     /// A temp home with the given config written to `config`.
@@ -1166,65 +1013,17 @@ mod tests {
         assert_eq!(f.resolve("b").user, "buser");
     }
 
-    /// Cross-checks against the real client when it is installed.
-    #[test]
-    fn agrees_with_ssh_dash_g() {
-        let text = "Host web?? !web99\n  HostName %h.Example.com\n  User deploy\n  User other\n\
-                    Host *\n  Port 2200\n  UserKnownHostsFile /tmp/kh1 /tmp/kh2\n  \
-                    StrictHostKeyChecking accept-new\n";
-        let mut f = fixture(text);
-        // ssh -G reports the real login name when no User applies.
-        f.local.user = local_user().expect("login name");
-        for alias in ["web01", "WEB01", "web99"] {
-            let Some(ssh) = ssh_dash_g(&f.config, alias) else {
-                return; // ssh not installed
-            };
-            let cfg = f.resolve(alias);
-            assert_eq!(ssh.get("hostname"), Some(&cfg.host_name), "{alias}");
-            assert_eq!(ssh.get("port"), Some(&cfg.port.to_string()), "{alias}");
-            assert_eq!(ssh.get("user"), Some(&cfg.user), "{alias}");
-            let known: Vec<String> = cfg
-                .user_known_hosts_files
-                .iter()
-                .map(|p| p.display().to_string())
-                .collect();
-            assert_eq!(
-                ssh.get("userknownhostsfile"),
-                Some(&known.join(" ")),
-                "{alias}"
-            );
-            assert_eq!(
-                ssh.get("stricthostkeychecking").map(String::as_str),
-                Some("accept-new")
-            );
-        }
-    }
-
-    fn ssh_dash_g(config: &Path, alias: &str) -> Option<std::collections::HashMap<String, String>> {
+    fn ssh_dash_g(config: &Path, alias: &str) -> Option<HashMap<String, String>> {
         ssh_dash_g_with(config, alias, &[])
     }
 
+    /// `ssh -G`'s settings by name (see `dash_g`).
     fn ssh_dash_g_with(
         config: &Path,
         alias: &str,
         args: &[&str],
-    ) -> Option<std::collections::HashMap<String, String>> {
-        let out = Command::new("ssh")
-            .arg("-G")
-            .arg("-F")
-            .arg(config)
-            .args(args)
-            .arg(alias)
-            .output()
-            .ok()?;
-        assert!(
-            out.status.success(),
-            "ssh -G failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        let pairs = text.lines().filter_map(|l| l.split_once(' '));
-        Some(pairs.map(|(k, v)| (k.to_string(), v.to_string())).collect())
+    ) -> Option<HashMap<String, String>> {
+        super::dash_g::dash_g(config, alias, args, None).map(|out| out.into_iter().collect())
     }
 
     // ---- Include ----
@@ -1609,3 +1408,6 @@ mod tests {
         assert!(err.to_string().contains("allows %% %h %n %p %r"), "{err}");
     }
 }
+
+#[cfg(test)]
+mod dash_g;

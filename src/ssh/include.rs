@@ -1,36 +1,23 @@
-//! Reads an ssh config file into lines the way OpenSSH sees them, with every
-//! `Include` replaced by the files it names, so that the rest of
-//! `ssh::config` (and ssh2-config under it) never meets an `Include`.
+//! Reads an ssh config file into lines, following its `Include`s the way
+//! OpenSSH's readconf.c does, and remembers where every line came from (a
+//! file and line number, or an `-o` option) for error messages.
 //!
-//! ssh2-config's own `Include` handling differs from OpenSSH's in ways that
-//! change results: it reads relative paths under `$HOME/.ssh` only through
-//! its own home lookup, bypasses the fixes `config::prepare` makes (first
-//! value wins within a block, accumulating `IdentityFile`, `Match`), and
-//! after an included file the rest of the enclosing `Host` block is applied
-//! to the last host of the included file. So inclusion happens here, as
-//! OpenSSH's readconf.c does it:
-//!
-//! - each argument is a path or a glob(7) pattern; `~` is the home
-//!   directory, and a relative path is under `~/.ssh` (ferry reads user
-//!   configs only); matches are read in lexical order, no match is no error;
-//! - an `Include` inside a `Host` or `Match` block applies only when that
-//!   block applies to the host being resolved (OpenSSH reads the file but
-//!   lets nothing in it match); since that depends on the host, the lines
-//!   are built per host alias;
-//! - after the included lines, the enclosing block's header is repeated, so
-//!   the lines that follow the `Include` keep applying to the enclosing block;
+//! - each argument of `Include` is a path or a glob(7) pattern; `~` is the
+//!   home directory, and a relative path is under `~/.ssh` (ferry reads
+//!   user configs only); matches are read in lexical order, no match is no
+//!   error;
+//! - the included lines hang under their `Include` line ([`Line::included`]):
+//!   whether they apply depends on the block around the `Include`, which
+//!   `ssh::readconf` decides. Like OpenSSH, files are read even under a
+//!   block that does not apply (nothing in them applies then);
 //! - nesting is limited to 16 levels, as in OpenSSH.
-//!
-//! Every line remembers where it came from (a file and line number, or an
-//! `-o` option) for error messages.
 
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use ssh2_config::HostClause;
-
 use super::config::ConfigError;
+use super::readconf::lex;
 
 /// OpenSSH's READCONF_MAX_DEPTH.
 const MAX_DEPTH: usize = 16;
@@ -40,6 +27,9 @@ const MAX_DEPTH: usize = 16;
 pub(crate) struct Line {
     pub text: String,
     pub origin: Origin,
+    /// For an `Include` line: the lines of the files it names, in order,
+    /// their own `Include`s expanded likewise. Empty for other lines.
+    pub included: Vec<Line>,
 }
 
 /// Where a config line came from, for messages.
@@ -51,148 +41,61 @@ pub(crate) enum Origin {
     File { path: PathBuf, line: usize },
 }
 
-/// What inclusion needs to know besides the file.
-pub(crate) struct Context<'a> {
-    /// The host alias being resolved (as typed): `Host` patterns match it.
-    pub alias: &'a str,
-    pub home: &'a Path,
-    /// Turns a `Match` line into the `Host` line it is treated as.
-    pub translate_match: &'a dyn Fn(&str, usize) -> String,
+/// The lines of `text` (read from `path`), every `Include` expanded;
+/// `home` anchors `~` and relative paths.
+pub(crate) fn expand(path: &Path, text: &str, home: &Path) -> Result<Vec<Line>, ConfigError> {
+    expand_at(path, text, home, 0)
 }
 
-/// The lines of `text` (read from `path`) with every applicable `Include`
-/// expanded.
-pub(crate) fn expand(path: &Path, text: &str, ctx: &Context) -> Result<Vec<Line>, ConfigError> {
-    let mut out = Vec::new();
-    expand_into(path, text, ctx, 0, &mut out)?;
-    Ok(out)
-}
-
-fn expand_into(
-    path: &Path,
-    text: &str,
-    ctx: &Context,
-    depth: usize,
-    out: &mut Vec<Line>,
-) -> Result<(), ConfigError> {
-    // The header of the block being read: `None` before the first one,
-    // where everything applies.
-    let mut header: Option<String> = None;
+fn expand_at(path: &Path, text: &str, home: &Path, depth: usize) -> Result<Vec<Line>, ConfigError> {
+    let mut lines = Vec::new();
     for (index, raw) in text.lines().enumerate() {
-        let origin = Origin::File {
-            path: path.to_path_buf(),
-            line: index + 1,
+        let line = index + 1;
+        // A line that does not split is left for `ssh::readconf` to report.
+        let included = match lex(raw) {
+            Ok(Some(d)) if d.keyword == "include" => include(&d.args, (path, line), home, depth)?,
+            _ => Vec::new(),
         };
-        let content = raw.split('#').next().unwrap_or_default().trim();
-        let (keyword, args) = split_keyword(content);
-        match keyword.to_ascii_lowercase().as_str() {
-            "host" | "match" => header = Some(content.to_string()),
-            "include" => {
-                include(args, header.as_deref(), &origin, ctx, depth, out)?;
-                continue;
-            }
-            _ => {}
-        }
-        out.push(Line {
+        lines.push(Line {
             text: raw.to_string(),
-            origin,
+            origin: Origin::File {
+                path: path.to_path_buf(),
+                line,
+            },
+            included,
         });
     }
-    Ok(())
+    Ok(lines)
 }
 
-/// Expands one `Include` line found under `header`.
+/// The lines of the files one `Include` line (`at`: its file and line
+/// number) names.
 fn include(
-    args: &str,
-    header: Option<&str>,
-    origin: &Origin,
-    ctx: &Context,
+    patterns: &[String],
+    at: (&Path, usize),
+    home: &Path,
     depth: usize,
-    out: &mut Vec<Line>,
-) -> Result<(), ConfigError> {
-    // The Include line itself becomes blank, keeping the line count.
-    out.push(Line {
-        text: String::new(),
-        origin: origin.clone(),
-    });
-    if args.is_empty() {
-        return Err(include_error(origin, "Include needs a file name".into()));
-    }
-    if !header.is_none_or(|h| block_applies(h, origin, ctx)) {
-        return Ok(());
-    }
+) -> Result<Vec<Line>, ConfigError> {
     if depth + 1 >= MAX_DEPTH {
-        return Err(include_error(
-            origin,
-            format!("more than {MAX_DEPTH} nested Includes; is a file including itself?"),
-        ));
+        return Err(ConfigError::Include {
+            path: at.0.to_path_buf(),
+            line: at.1,
+            reason: format!("more than {MAX_DEPTH} nested Includes; is a file including itself?"),
+        });
     }
-    for pattern in args.split_whitespace() {
-        for file in glob(&include_path(pattern, ctx.home)) {
+    let mut lines = Vec::new();
+    for pattern in patterns {
+        for file in glob(&include_path(pattern, home)) {
             let text = match fs::read_to_string(&file) {
                 Ok(text) => text,
                 // Gone between listing and reading: as if it never matched.
                 Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
                 Err(source) => return Err(ConfigError::Read { path: file, source }),
             };
-            expand_into(&file, &text, ctx, depth + 1, out)?;
+            lines.extend(expand_at(&file, &text, home, depth + 1)?);
         }
     }
-    // Lines after the Include belong to the enclosing block again.
-    out.push(Line {
-        text: header.unwrap_or("Host *").to_string(),
-        origin: origin.clone(),
-    });
-    Ok(())
-}
-
-fn include_error(origin: &Origin, reason: String) -> ConfigError {
-    match origin {
-        Origin::File { path, line } => ConfigError::Include {
-            path: path.clone(),
-            line: *line,
-            reason,
-        },
-        Origin::Option(option) => ConfigError::Option {
-            option: option.clone(),
-            reason,
-        },
-    }
-}
-
-/// Whether the block opened by `header` (a `Host` or `Match` line) applies
-/// to the alias being resolved.
-fn block_applies(header: &str, origin: &Origin, ctx: &Context) -> bool {
-    let (keyword, args) = split_keyword(header);
-    let host_line = if keyword.eq_ignore_ascii_case("match") {
-        let line = match origin {
-            Origin::File { line, .. } => *line,
-            Origin::Option(_) => 0,
-        };
-        (ctx.translate_match)(args, line)
-    } else {
-        header.to_string()
-    };
-    host_matches(split_keyword(&host_line).1, ctx.alias)
-}
-
-/// OpenSSH's `Host` rule: some pattern matches and no negated one does.
-/// Matching is ssh2-config's, as for every other block.
-pub(crate) fn host_matches(patterns: &str, alias: &str) -> bool {
-    let mut matched = false;
-    for word in patterns.split_whitespace() {
-        let (negated, pattern) = match word.strip_prefix('!') {
-            Some(rest) => (true, rest),
-            None => (false, word),
-        };
-        if HostClause::new(pattern.to_string(), negated).intersects(alias) {
-            if negated {
-                return false;
-            }
-            matched = true;
-        }
-    }
-    matched
+    Ok(lines)
 }
 
 /// `~` and `~/x` are under the home directory; other relative paths are
@@ -210,17 +113,6 @@ fn include_path(pattern: &str, home: &Path) -> PathBuf {
     } else {
         home.join(".ssh").join(path)
     }
-}
-
-/// Splits `Keyword args`, `Keyword=args` or `Keyword = args`.
-pub(crate) fn split_keyword(content: &str) -> (&str, &str) {
-    let end = content
-        .find(|c: char| c == '=' || c.is_whitespace())
-        .unwrap_or(content.len());
-    let (keyword, rest) = content.split_at(end);
-    let rest = rest.trim_start();
-    let rest = rest.strip_prefix('=').unwrap_or(rest).trim();
-    (keyword, rest)
 }
 
 // ---- glob(7) ----
@@ -386,13 +278,5 @@ mod tests {
         );
         assert_eq!(include_path("~/other", home), PathBuf::from("/h/other"));
         assert_eq!(include_path("/etc/x", home), PathBuf::from("/etc/x"));
-    }
-
-    #[test]
-    fn host_patterns_match_like_openssh() {
-        assert!(host_matches("web* !web9", "web1"));
-        assert!(!host_matches("web* !web9", "web9"));
-        assert!(!host_matches("!web9", "other"));
-        assert!(host_matches("*", "x"));
     }
 }

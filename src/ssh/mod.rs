@@ -11,6 +11,8 @@ pub mod jump;
 pub mod known_hosts;
 pub mod meter;
 pub mod options;
+mod pattern;
+mod readconf;
 pub mod rsh;
 pub mod shell;
 pub mod wrapper;

@@ -30,7 +30,7 @@
 //! (OpenSSH does not pass it on to them either).
 
 use super::config::ConfigError;
-use super::include::split_keyword;
+use super::readconf::split_keyword;
 
 /// Keywords ferry reads from ssh config, in OpenSSH's spelling.
 const HONOURED: &[&str] = &[
