@@ -7,10 +7,11 @@
 use std::io;
 
 use crate::paths::printable;
-use crate::ssh::config::ConfigError;
 pub use auth::AuthError;
+pub use config::ConfigError;
 
 pub mod auth;
+pub mod config;
 
 /// Process exit status, rsync-compatible where rsync has the same meaning.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

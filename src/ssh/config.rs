@@ -30,7 +30,7 @@ use super::jump;
 use super::options::{self, Verdict};
 use super::readconf::{self, Params, Setting, Target};
 
-pub use super::readconf::LineError;
+pub use crate::error::config::LineError;
 
 /// How to treat a server whose host key is not (or not correctly) in known_hosts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -163,68 +163,7 @@ impl HostConfig {
 
 const AUTH_SOCK: &str = "SSH_AUTH_SOCK";
 
-/// Why a host alias could not be resolved.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("cannot read ssh config {}: {source}; check the path (given with -F?) and its permissions", path.display())]
-    Read { path: PathBuf, source: io::Error },
-
-    #[error("ssh config {}, line {line}: {source}; fix or remove that line", path.display())]
-    Parse {
-        path: PathBuf,
-        line: usize,
-        source: LineError,
-    },
-
-    #[error("ssh config {}, line {line}: {reason}", path.display())]
-    Include {
-        path: PathBuf,
-        line: usize,
-        reason: String,
-    },
-
-    #[error("ssh config {}: {keyword} {value:?} for host {host} is not valid, expected {expected}; fix that line", path.display())]
-    BadValue {
-        path: PathBuf,
-        host: String,
-        keyword: &'static str,
-        value: String,
-        expected: &'static str,
-    },
-
-    #[error("ssh config {}: {keyword} {value:?} for host {host} uses the %-token %{token}, which ferry does not support there; {keyword} allows {allowed}", path.display())]
-    BadToken {
-        path: PathBuf,
-        host: String,
-        keyword: &'static str,
-        value: String,
-        token: char,
-        allowed: &'static str,
-    },
-
-    #[error("-o {option}: {reason}")]
-    Option { option: String, reason: String },
-
-    #[error("{origin}: ProxyCommand {command:?} for host {host} is not supported: ferry connects by itself and runs no proxy command; use ProxyJump (ssh -J) for jump hosts, or set ProxyCommand none")]
-    ProxyCommand {
-        origin: String,
-        host: String,
-        command: String,
-    },
-
-    #[error("ProxyJump {value:?} for host {host}: {reason}")]
-    ProxyJump {
-        host: String,
-        value: String,
-        reason: String,
-    },
-
-    #[error("-e/--rsh {command:?}: {reason}")]
-    Rsh { command: String, reason: String },
-
-    #[error("cannot determine the home directory (HOME is unset and the user has no passwd entry); set HOME")]
-    NoHome,
-}
+pub use crate::error::config::ConfigError;
 
 /// Facts about the local side, passed in so tests need not touch the
 /// process environment.

@@ -59,24 +59,7 @@ const SINGLE: &[&str] = &[
     "user",
 ];
 
-/// What is wrong with one config line.
-#[derive(Debug, thiserror::Error)]
-pub enum LineError {
-    #[error("{0} has no value")]
-    MissingArgument(String),
-    #[error("{0} takes one value, this line has more")]
-    ExtraArguments(String),
-    #[error("{0} has an empty argument")]
-    EmptyArgument(String),
-    #[error("a quote is not closed")]
-    Quotes,
-    #[error("Port {0:?} is not a port number (1 to 65535)")]
-    BadPort(String),
-    #[error("{keyword} {value:?} is not a time (seconds, or with units like 1m30s, or none)")]
-    BadTime { keyword: String, value: String },
-    #[error("{0} none must be its only value")]
-    NoneNotAlone(String),
-}
+pub use crate::error::config::LineError;
 
 /// One config line, split.
 #[derive(Debug)]
