@@ -168,7 +168,7 @@ fn copy_ranges(from: &[u8], to: &[u8], ranges: &[CopyRange]) -> io::Result<Messa
 }
 
 /// Writes a small file whole under its partial name and renames it into
-/// place (`endpoint::local::install_whole`).
+/// place (`local_io::install_whole`).
 fn put_file(
     partial: &[u8],
     dest: &[u8],
