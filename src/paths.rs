@@ -32,16 +32,88 @@ pub fn parent(path: &str) -> &str {
     }
 }
 
+/// A path is a string inside ferry, but a Unix name is any bytes. A byte
+/// that is not part of valid UTF-8 travels inside a path as one char of the
+/// last private-use block, U+10FF00 plus the byte (always 0x80 or more), and
+/// so does each byte of a real char of that range: every byte string maps to
+/// one string and back (Python's surrogateescape, with chars Rust allows).
+const BYTE_BASE: u32 = 0x10FF00;
+const FIRST_CARRIED: char = '\u{10FF80}';
+
+/// The path for a name read from the system, bytes that are not UTF-8
+/// carried as described at [`BYTE_BASE`].
+pub fn from_bytes(raw: &[u8]) -> Cow<'_, str> {
+    if let Ok(text) = std::str::from_utf8(raw) {
+        if !has_raw_bytes(text) {
+            return Cow::Borrowed(text);
+        }
+    }
+    let mut path = String::with_capacity(raw.len() + 8);
+    for chunk in raw.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            if c >= FIRST_CARRIED {
+                let mut utf8 = [0; 4];
+                c.encode_utf8(&mut utf8)
+                    .bytes()
+                    .for_each(|b| path.push(carried(b)));
+            } else {
+                path.push(c);
+            }
+        }
+        chunk.invalid().iter().for_each(|&b| path.push(carried(b)));
+    }
+    Cow::Owned(path)
+}
+
+fn carried(byte: u8) -> char {
+    char::from_u32(BYTE_BASE + u32::from(byte)).unwrap_or(char::REPLACEMENT_CHARACTER)
+}
+
+/// The bytes a path names on the system: [`from_bytes`] undone.
+pub fn to_bytes(path: &str) -> Cow<'_, [u8]> {
+    if !has_raw_bytes(path) {
+        return Cow::Borrowed(path.as_bytes());
+    }
+    let mut raw = Vec::with_capacity(path.len());
+    for c in path.chars() {
+        match c >= FIRST_CARRIED {
+            true => raw.push((u32::from(c) - BYTE_BASE) as u8),
+            false => raw.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes()),
+        }
+    }
+    Cow::Owned(raw)
+}
+
+/// The path as the system takes it.
+pub fn os_path(path: &str) -> Cow<'_, std::path::Path> {
+    use std::os::unix::ffi::{OsStrExt, OsStringExt};
+    match to_bytes(path) {
+        Cow::Borrowed(raw) => Cow::Borrowed(std::path::Path::new(std::ffi::OsStr::from_bytes(raw))),
+        Cow::Owned(raw) => Cow::Owned(std::ffi::OsString::from_vec(raw).into()),
+    }
+}
+
+/// Whether a path carries bytes that are not UTF-8 (or chars of the range
+/// that carries them): a side whose names are strings (SFTP through
+/// russh-sftp) cannot take it.
+pub fn has_raw_bytes(path: &str) -> bool {
+    path.chars().any(|c| c >= FIRST_CARRIED)
+}
+
 /// A file name as it may be printed: control characters (a newline, an
 /// escape sequence from a hostile server's listing) become rsync's `\#ooo`
 /// octal escapes, so no name can forge a line or drive the terminal.
 pub fn printable(name: &str) -> Cow<'_, str> {
-    if !name.chars().any(char::is_control) {
+    let escaped = |c: char| c.is_control() || c >= FIRST_CARRIED;
+    if !name.chars().any(escaped) {
         return Cow::Borrowed(name);
     }
     let mut shown = String::with_capacity(name.len() + 8);
     for c in name.chars() {
-        if c.is_control() {
+        if c >= FIRST_CARRIED {
+            // A byte that is not UTF-8, as rsync shows it.
+            let _ = write!(shown, "\\#{:03o}", u32::from(c) - BYTE_BASE);
+        } else if c.is_control() {
             // Every control character is below U+00A0, so three octal digits
             // hold it.
             let _ = write!(shown, "\\#{:03o}", u32::from(c));
@@ -55,12 +127,41 @@ pub fn printable(name: &str) -> Cow<'_, str> {
 /// A name that is not valid UTF-8 as it may be printed: what is valid as
 /// [`printable`] shows it, every other byte as rsync's `\#ooo` escape.
 pub fn printable_bytes(name: &[u8]) -> String {
-    let mut shown = String::with_capacity(name.len() + 8);
-    for chunk in name.utf8_chunks() {
-        shown.push_str(&printable(chunk.valid()));
-        for byte in chunk.invalid() {
-            let _ = write!(shown, "\\#{byte:03o}");
+    printable(&from_bytes(name)).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_byte_string_goes_there_and_back() {
+        let samples: &[&[u8]] = &[
+            b"plain.txt",
+            b"bad\xff.txt",
+            b"\xfe\xfd",
+            "caf\u{e9}".as_bytes(),
+            "carried already \u{10FF80} \u{10FFFF} \u{10FF7F}".as_bytes(),
+            b"\xf4\x8f\xbe\x80",
+            b"\xf4\x8f\xbe",
+        ];
+        for raw in samples {
+            let path = from_bytes(raw);
+            assert_eq!(to_bytes(&path).as_ref(), *raw, "{path:?}");
         }
+        for b in 0..=255u8 {
+            let raw = [b'a', b, b'z'];
+            assert_eq!(to_bytes(&from_bytes(&raw)).as_ref(), raw);
+        }
+        assert!(matches!(from_bytes(b"plain"), Cow::Borrowed(_)));
+        assert!(!has_raw_bytes(&from_bytes("caf\u{e9}".as_bytes())));
+        assert!(has_raw_bytes(&from_bytes(b"bad\xff")));
     }
-    shown
+
+    #[test]
+    fn raw_bytes_and_control_chars_print_as_rsync_escapes() {
+        assert_eq!(printable(&from_bytes(b"bad\xff.txt")), "bad\\#377.txt");
+        assert_eq!(printable("a\nb"), "a\\#012b");
+        assert_eq!(printable_bytes(b"dir\xfe"), "dir\\#376");
+    }
 }

@@ -126,6 +126,12 @@ pub trait Endpoint: Send + Sync {
         true
     }
 
+    /// Whether names may hold bytes that are not UTF-8 (carried in paths as
+    /// `paths::from_bytes` says). SFTP through russh-sftp takes strings only.
+    fn takes_raw_bytes(&self) -> bool {
+        true
+    }
+
     fn set_mode(&self, path: &str, mode: u32) -> impl Future<Output = Result<()>> + Send;
 
     fn remove_file(&self, path: &str) -> impl Future<Output = Result<()>> + Send;

@@ -669,6 +669,10 @@ impl Endpoint for RemoteFs {
         self.sftp.extensions().lsetstat
     }
 
+    fn takes_raw_bytes(&self) -> bool {
+        false
+    }
+
     async fn umask(&self, dir: &str) -> Result<u32> {
         self.umask
             .get_or_try_init(|| self.probe_umask(dir))

@@ -829,6 +829,27 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
         });
     }
 
+    /// The source entries the destination can name: one whose name holds
+    /// bytes that are not UTF-8 fails alone when the destination takes
+    /// strings only.
+    fn carried_names(&mut self, src_dir: &str, entries: Vec<Entry>) -> Vec<Entry> {
+        if self.dst.takes_raw_bytes() {
+            return entries;
+        }
+        let (kept, refused): (Vec<Entry>, Vec<Entry>) = entries
+            .into_iter()
+            .partition(|e| !crate::paths::has_raw_bytes(&e.name));
+        self.errors.extend(refused.iter().map(|e| {
+            Error::Refused {
+                path: join(src_dir, &e.name),
+                message: "the name is not valid UTF-8, which ferry cannot send over SFTP yet; \
+                      rename or exclude it"
+                    .into(),
+            }
+        }));
+        kept
+    }
+
     /// Depth-first walk of one source directory against its destination
     /// (only its immediate entries with `Depth::Contents`). `at` is where
     /// the directory is in the transfer, with the rules of its parent.
@@ -866,6 +887,7 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
             protect: None,
             bounds: parent.bounds,
         };
+        let entries = self.carried_names(src_dir, entries);
         let mut entries: Vec<Entry> = entries
             .into_iter()
             .filter(|e| !is_working_file(&e.name) && !at.sender_excludes(e))
