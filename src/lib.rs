@@ -10,6 +10,7 @@
 
 pub mod cli;
 pub mod delta;
+#[cfg(feature = "embedded")]
 pub mod embedded;
 pub mod endpoint;
 pub mod engine;

@@ -3,6 +3,7 @@
 //! into an exit code. `main.rs` only calls [`main`].
 
 pub mod args;
+#[cfg(feature = "embedded")]
 mod demo;
 mod iconv;
 pub mod info;
@@ -66,6 +67,7 @@ pub fn main() -> i32 {
     if args.flags.count(Counter::HumanReadable) > 0 && args.paths.is_empty() {
         return install::help();
     }
+    #[cfg(feature = "embedded")]
     if args.paths == ["demo"] {
         return demo::main();
     }
