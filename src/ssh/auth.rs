@@ -886,13 +886,15 @@ mod tests {
         listener.local_addr().expect("local addr").port()
     }
 
-    /// Starts sshd accepting `authorized` keys; `None` when sshd is absent.
-    async fn start_sshd(authorized: &[&Path]) -> Option<Sshd> {
+    /// Starts sshd accepting `authorized` keys. A missing sshd fails the
+    /// test: these are never skipped (install openssh-server; .ci/run does).
+    async fn start_sshd(authorized: &[&Path]) -> Sshd {
         let binary = Path::new("/usr/sbin/sshd");
-        if !binary.exists() {
-            eprintln!("skipping: {} is not installed", binary.display());
-            return None;
-        }
+        assert!(
+            binary.exists(),
+            "{} not found: install openssh-server (apt-get install -y openssh-server)",
+            binary.display()
+        );
         let dir = tempfile::tempdir().expect("temp dir");
         let d = dir.path();
         let host_key = keygen(d, "host_key", "");
@@ -930,7 +932,7 @@ mod tests {
             known_hosts,
         };
         wait_listening(&mut sshd).await;
-        Some(sshd)
+        sshd
     }
 
     async fn wait_listening(sshd: &mut Sshd) {
@@ -1079,9 +1081,7 @@ mod tests {
         within_timeout(async {
             let keys = tempfile::tempdir().expect("temp dir");
             let good = keygen(keys.path(), "good", "");
-            let Some(sshd) = start_sshd(&[&good]).await else {
-                return;
-            };
+            let sshd = start_sshd(&[&good]).await;
             let cfg = host_config(&sshd, vec![good]);
             run(&sshd, &cfg, None, no_agent(None))
                 .await
@@ -1099,9 +1099,7 @@ mod tests {
         within_timeout(async {
             let keys = tempfile::tempdir().expect("temp dir");
             let rsa = keygen_typed(keys.path(), "rsa", "", &["-t", "rsa", "-b", "2048"]);
-            let Some(sshd) = start_sshd(&[&rsa]).await else {
-                return;
-            };
+            let sshd = start_sshd(&[&rsa]).await;
             let cfg = host_config(&sshd, vec![rsa]);
             run(&sshd, &cfg, None, no_agent(None))
                 .await
@@ -1120,9 +1118,7 @@ mod tests {
             let bad = keygen(keys.path(), "bad", "");
             let locked = keygen(keys.path(), "locked", "s3cret-phrase");
             let missing = keys.path().join("missing");
-            let Some(sshd) = start_sshd(&[&good]).await else {
-                return;
-            };
+            let sshd = start_sshd(&[&good]).await;
             let cfg = host_config(&sshd, vec![bad.clone(), locked.clone(), missing.clone()]);
             let err = run(&sshd, &cfg, None, no_agent(None))
                 .await
@@ -1165,9 +1161,7 @@ mod tests {
         within_timeout(async {
             let keys = tempfile::tempdir().expect("temp dir");
             let locked = keygen(keys.path(), "locked", "right-phrase");
-            let Some(sshd) = start_sshd(&[&locked]).await else {
-                return;
-            };
+            let sshd = start_sshd(&[&locked]).await;
             let cfg = host_config(&sshd, vec![locked.clone()]);
             let prompter = Scripted::new(&["wrong-phrase", "right-phrase"]);
             let dyn_prompter: Arc<dyn Prompter> = prompter.clone();
@@ -1187,9 +1181,7 @@ mod tests {
         within_timeout(async {
             let keys = tempfile::tempdir().expect("temp dir");
             let locked = keygen(keys.path(), "locked", "right-phrase");
-            let Some(sshd) = start_sshd(&[&locked]).await else {
-                return;
-            };
+            let sshd = start_sshd(&[&locked]).await;
             let cfg = host_config(&sshd, vec![locked.clone()]);
             let prompter: Arc<dyn Prompter> =
                 Scripted::new(&["guess-one", "guess-two", "guess-three"]);
@@ -1218,9 +1210,7 @@ mod tests {
             let ssh_dir = home.path().join(".ssh");
             fs::create_dir_all(&ssh_dir).expect("mkdir .ssh");
             let key = keygen(&ssh_dir, "id_ed25519", "");
-            let Some(sshd) = start_sshd(&[&key]).await else {
-                return;
-            };
+            let sshd = start_sshd(&[&key]).await;
             let cfg = host_config(&sshd, Vec::new());
             let sources = no_agent(Some(home.path().to_path_buf()));
             run(&sshd, &cfg, None, sources).await.expect("authenticate");
@@ -1252,7 +1242,8 @@ mod tests {
         }
     }
 
-    async fn start_agent(keys: &[&Path]) -> Option<Agent> {
+    /// Starts ssh-agent holding `keys`; a missing ssh-agent fails the test.
+    async fn start_agent(keys: &[&Path]) -> Agent {
         let dir = tempfile::tempdir().expect("temp dir");
         let socket = dir.path().join("agent.sock");
         let spawned = Command::new("ssh-agent")
@@ -1262,10 +1253,7 @@ mod tests {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn();
-        let Ok(child) = spawned else {
-            eprintln!("skipping: ssh-agent is not installed");
-            return None;
-        };
+        let child = spawned.expect("ssh-agent not found: install openssh-client");
         let agent = Agent {
             child,
             socket,
@@ -1287,7 +1275,7 @@ mod tests {
                 .expect("run ssh-add");
             assert!(status.success(), "ssh-add failed");
         }
-        Some(agent)
+        agent
     }
 
     // Multi-threaded so russh's session task can close the connection
@@ -1298,12 +1286,8 @@ mod tests {
             let keys = tempfile::tempdir().expect("temp dir");
             let good = keygen(keys.path(), "good", "");
             let bad = keygen(keys.path(), "bad", "");
-            let Some(sshd) = start_sshd(&[&good]).await else {
-                return;
-            };
-            let Some(agent) = start_agent(&[&bad, &good]).await else {
-                return;
-            };
+            let sshd = start_sshd(&[&good]).await;
+            let agent = start_agent(&[&bad, &good]).await;
             let sources = || Sources {
                 agent_socket: Ok(agent.socket.clone()),
                 home: None,
@@ -1369,9 +1353,7 @@ mod tests {
         within_timeout(async {
             let keys = tempfile::tempdir().expect("temp dir");
             let good = keygen(keys.path(), "good", "");
-            let Some(sshd) = start_sshd(&[&good]).await else {
-                return;
-            };
+            let sshd = start_sshd(&[&good]).await;
             let cfg = host_config(&sshd, vec![good]);
             let sources = Sources {
                 agent_socket: Ok(keys.path().join("no-such.sock")),
