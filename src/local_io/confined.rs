@@ -145,10 +145,7 @@ impl Roots {
             return Ok(());
         }
         if !walk.dirlinks {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "a symlink stands here (replaced during the run?); ferry sets no mode through it",
-            ));
+            return Err(symlink_here("sets no mode through it"));
         }
         walk.enter([place.name.to_string_lossy().into_owned()])?;
         match chmod_entry(walk.dir(), Path::new("."), mode)? {
@@ -285,6 +282,11 @@ impl Place {
     fn dir(&self) -> BorrowedFd<'_> {
         self.walk.as_ref().map_or(CWD, Walk::dir)
     }
+
+    fn is_symlink(&self) -> bool {
+        rustix::fs::statat(self.dir(), &self.name, AtFlags::SYMLINK_NOFOLLOW)
+            .is_ok_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::Symlink)
+    }
 }
 
 /// Opens the file at `place` for reading and writing, never through a
@@ -323,11 +325,21 @@ pub fn remove_file(place: &Place) -> io::Result<()> {
 
 /// Removes an empty directory (a symlink in its place is not one).
 pub fn remove_dir(place: &Place) -> io::Result<()> {
-    Ok(rustix::fs::unlinkat(
-        place.dir(),
-        &place.name,
-        AtFlags::REMOVEDIR,
-    )?)
+    match rustix::fs::unlinkat(place.dir(), &place.name, AtFlags::REMOVEDIR) {
+        Err(Errno::NOTDIR) if place.walk.is_some() && place.is_symlink() => {
+            Err(symlink_here("removes no directory through it"))
+        }
+        done => Ok(done?),
+    }
+}
+
+/// The error of a change refused because its entry is a symlink that is
+/// not supposed to be there; `refusal` says what ferry does not do.
+fn symlink_here(refusal: &str) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!("a symlink stands here (replaced during the run?); ferry {refusal}"),
+    )
 }
 
 pub fn mkdir(place: &Place, mode: u32) -> io::Result<()> {
@@ -498,7 +510,8 @@ pub(crate) mod tests {
         let link = format!("{}/sub", s.dest);
         let err = roots.set_mode(&link, 0o700).unwrap_err();
         assert!(err.to_string().contains("sets no mode through it"), "{err}");
-        assert!(remove_dir(&roots.place(&link).unwrap()).is_err());
+        let err = remove_dir(&roots.place(&link).unwrap()).unwrap_err();
+        assert!(err.to_string().contains("removes no directory"), "{err}");
         let mtime = Mtime::precise(1_000_000, 5);
         set_mtime(&roots.place(&link).unwrap(), mtime).unwrap();
         assert_eq!(std::fs::symlink_metadata(&link).unwrap().mtime(), 1_000_000);
