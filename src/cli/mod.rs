@@ -325,11 +325,11 @@ async fn run(settings: &Settings, reporter: &dyn Reporter, total: &mut Stats) ->
 }
 
 /// The local destination, confined to the directories the user named
-/// ([`LocalFs::confined_to`]): DEST, and a backup or temp directory (taken
-/// from DEST, or from its directory when DEST names a file: both are
-/// named, as which one is known only once planned; a root inside another
-/// is dropped) or an absolute partial directory. A relative partial
-/// directory lies inside each directory of DEST.
+/// ([`LocalFs::confined_to`]): DEST first, then a backup or temp directory
+/// (a relative one from DEST, or from its directory when DEST names a
+/// file: both are named, as which is known only once planned, and one
+/// inside DEST is left to DEST's root) and an absolute partial directory.
+/// A relative partial directory lies inside each directory of DEST.
 fn local_destination(settings: &Settings) -> LocalFs {
     let (dest, opts) = (settings.dest.as_str(), &settings.options);
     let backup_dir = opts.backup.as_ref().and_then(|b| b.dir.as_deref());

@@ -86,25 +86,19 @@ fn stays_below(parts: &[&str]) -> bool {
 }
 
 impl Roots {
-    /// `roots` as the user named them; one inside another is left out, so
-    /// that what is below the outer one is never opened by path. With
-    /// `dirlinks` (`-K`), symlinks to directories below a root are followed.
+    /// `roots` as the user named them, the destination first; one inside
+    /// an earlier one is left out, so that what is below the earlier one
+    /// is never opened by path. With `dirlinks` (`-K`), symlinks to
+    /// directories below a root are followed.
     pub fn new(roots: impl IntoIterator<Item = String>, dirlinks: bool) -> Roots {
-        let all: Vec<Root> = roots.into_iter().map(|r| Root::new(&r)).collect();
-        let inside_another = |i: usize, root: &Root| {
-            all.iter().enumerate().any(|(j, outer)| {
-                let below = outer.below(&root.path).is_some();
-                below && (outer.parts.len() < root.parts.len() || j < i)
-            })
-        };
-        let keep: Vec<bool> = all
-            .iter()
-            .enumerate()
-            .map(|(i, root)| !inside_another(i, root))
-            .collect();
-        let roots = all.into_iter().zip(keep).filter(|(_, k)| *k);
+        let mut kept: Vec<Root> = Vec::new();
+        for root in roots {
+            if !kept.iter().any(|outer| outer.below(&root).is_some()) {
+                kept.push(Root::new(&root));
+            }
+        }
         Roots {
-            roots: roots.map(|(root, _)| root).collect(),
+            roots: kept,
             dirlinks,
         }
     }
@@ -557,18 +551,11 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn a_root_inside_another_is_left_out() {
-        let roots = Roots::new(
-            [
-                "d".into(),
-                "d/bk".into(),
-                "d/../bk".into(),
-                "/abs".into(),
-                "d".into(),
-            ],
-            false,
-        );
+    fn a_root_inside_an_earlier_one_is_left_out() {
+        let named = ["d", "d/bk", "d/../bk", "/abs", "d/.", ".", "/abs/t"];
+        let roots = Roots::new(named.map(String::from), false);
         let kept: Vec<&str> = roots.roots.iter().map(|r| r.path.as_str()).collect();
-        assert_eq!(kept, ["d", "d/../bk", "/abs"]);
+        // The destination stays a root of its own inside a later one.
+        assert_eq!(kept, ["d", "d/../bk", "/abs", "."]);
     }
 }
