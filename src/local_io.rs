@@ -1,18 +1,23 @@
 //! Blocking file I/O on this machine, shared by the local endpoint and the
 //! helper that runs on a server: metadata, listings, whole-file installs,
 //! reads ahead of a consumer, range copies (reflink/copy_file_range), and
-//! the process umask. Everything here returns `io::Result`; the callers
-//! name the file in their errors.
+//! the process umask. Changes go through [`confined`]: a [`Place`] below a
+//! directory the user named is reached without following a symlink.
+//! Everything here returns `io::Result`; the callers name the file in their
+//! errors.
 
-use std::fs::{self, File, OpenOptions};
+pub mod confined;
+
+use std::fs::{self, File};
 use std::io;
-use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{FileExt, MetadataExt, PermissionsExt};
 use std::os::unix::io::AsRawFd;
 
 use std::os::unix::ffi::OsStrExt;
 
 use crate::meta::{Attrs, CopyRange, Entry, Kind, Listing, Meta, Mtime};
-use crate::paths::printable_bytes;
+use crate::paths::{from_bytes, os_path};
+pub use confined::{Place, Roots};
 
 pub(crate) fn meta_of(m: &fs::Metadata) -> Meta {
     let ft = m.file_type();
@@ -43,15 +48,12 @@ pub(crate) fn not_found_is_none(r: io::Result<fs::Metadata>) -> io::Result<Optio
 
 pub(crate) fn list_dir(dir: &str) -> io::Result<Listing> {
     let mut listing = Listing::default();
-    for item in fs::read_dir(dir)? {
+    for item in fs::read_dir(os_path(dir))? {
         let item = item?;
-        match item.file_name().into_string() {
-            Ok(name) => {
-                let meta = meta_of(&item.metadata()?);
-                listing.entries.push(Entry { name, meta });
-            }
-            Err(raw) => listing.unnamed.push(printable_bytes(raw.as_bytes())),
-        }
+        // Any bytes: the name carries what is not UTF-8 (paths::from_bytes).
+        let name = from_bytes(item.file_name().as_bytes()).into_owned();
+        let meta = meta_of(&item.metadata()?);
+        listing.entries.push(Entry { name, meta });
     }
     listing.entries.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(listing)
@@ -63,38 +65,27 @@ pub(crate) fn list_dir(dir: &str) -> io::Result<Listing> {
 /// On failure the partial is removed (nothing in a small file is worth
 /// resuming) and `dest` is untouched.
 pub fn install_whole(
-    partial: &std::path::Path,
-    dest: &std::path::Path,
+    partial: &Place,
+    dest: &Place,
     data: &[u8],
     attrs: Attrs,
     sync: bool,
 ) -> io::Result<()> {
-    let written = write_whole(partial, data, attrs, sync).and_then(|()| fs::rename(partial, dest));
+    let written =
+        write_whole(partial, data, attrs, sync).and_then(|()| confined::rename(partial, dest));
     if written.is_err() {
-        let _ = fs::remove_file(partial);
+        let _ = confined::remove_file(partial);
     }
     written
 }
 
-pub(crate) fn write_whole(
-    path: &std::path::Path,
-    data: &[u8],
-    attrs: Attrs,
-    sync: bool,
-) -> io::Result<()> {
+fn write_whole(place: &Place, data: &[u8], attrs: Attrs, sync: bool) -> io::Result<()> {
     // A file of its own: whatever has the name (an old partial, a planted
     // symlink) is removed, not opened.
-    let create = || {
-        OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(path)
-    };
-    let file = match create() {
+    let file = match confined::open_write(place, true, 0o600) {
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-            fs::remove_file(path)?;
-            create()?
+            confined::remove_file(place)?;
+            confined::open_write(place, true, 0o600)?
         }
         opened => opened?,
     };
@@ -124,49 +115,20 @@ pub(crate) fn finish_file(
 
 /// The modification time of an open file (its access time untouched).
 pub(crate) fn set_mtime_of(file: &File, mtime: Mtime) -> io::Result<()> {
-    let times = only_mtime(mtime);
-    // SAFETY: the descriptor is open for as long as `file` lives, and times
-    // has two entries, as futimens requires.
-    let rc = unsafe { libc::futimens(file.as_raw_fd(), times.as_ptr()) };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+    Ok(rustix::fs::futimens(file, &only_mtime(mtime))?)
 }
 
 /// utimensat's pair: access time left as it is, modification time set.
-pub(crate) fn only_mtime(mtime: Mtime) -> [libc::timespec; 2] {
-    [
-        libc::timespec {
+fn only_mtime(mtime: Mtime) -> rustix::fs::Timestamps {
+    rustix::fs::Timestamps {
+        last_access: rustix::fs::Timespec {
             tv_sec: 0,
-            tv_nsec: libc::UTIME_OMIT,
+            tv_nsec: rustix::fs::UTIME_OMIT,
         },
-        libc::timespec {
-            tv_sec: mtime.secs as libc::time_t,
-            tv_nsec: mtime.subsec_nanos() as libc::c_long,
+        last_modification: rustix::fs::Timespec {
+            tv_sec: mtime.secs,
+            tv_nsec: mtime.subsec_nanos().into(),
         },
-    ]
-}
-
-pub(crate) fn set_mtime_nofollow(path: &str, mtime: Mtime) -> io::Result<()> {
-    let c_path = std::ffi::CString::new(path)
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))?;
-    let times = only_mtime(mtime);
-    // SAFETY: c_path is a valid NUL-terminated string and times has two entries,
-    // as utimensat requires.
-    let rc = unsafe {
-        libc::utimensat(
-            libc::AT_FDCWD,
-            c_path.as_ptr(),
-            times.as_ptr(),
-            libc::AT_SYMLINK_NOFOLLOW,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
     }
 }
 
@@ -272,18 +234,15 @@ pub(crate) fn read_full_at(file: &File, buf: &mut [u8], offset: u64) -> io::Resu
 }
 
 /// Copies `ranges` of the file `from` into the existing file `to` (never
-/// created or truncated here); returns the bytes copied. The remote helper
-/// assembles files with this too.
-pub fn copy_ranges_between(
-    from: &std::path::Path,
-    to: &std::path::Path,
-    ranges: &[CopyRange],
-) -> io::Result<u64> {
-    fn named(path: &std::path::Path) -> impl Fn(io::Error) -> io::Error + '_ {
-        move |e| io::Error::new(e.kind(), format!("{}: {e}", path.display()))
+/// created or truncated here, and neither opened through a symlink);
+/// returns the bytes copied. The remote helper assembles files with this
+/// too.
+pub fn copy_ranges_between(from: &Place, to: &Place, ranges: &[CopyRange]) -> io::Result<u64> {
+    fn named(place: &Place) -> impl Fn(io::Error) -> io::Error + '_ {
+        move |e| io::Error::new(e.kind(), format!("{}: {e}", place.name().display()))
     }
-    let old = File::open(from).map_err(named(from))?;
-    let new = OpenOptions::new().write(true).open(to).map_err(named(to))?;
+    let old = confined::open_existing(from, false).map_err(named(from))?;
+    let new = confined::open_existing(to, true).map_err(named(to))?;
     let mut copied = 0;
     for range in ranges {
         copy_range_between(&old, range.from, &new, range.to, range.len).map_err(named(to))?;
@@ -373,11 +332,6 @@ pub fn process_umask() -> u32 {
             old as u32
         }
     })
-}
-
-/// Makes a rename durable: the directory entry lives in the parent.
-pub(crate) fn sync_parent(path: &str) -> io::Result<()> {
-    File::open(crate::paths::parent(path))?.sync_all()
 }
 
 #[cfg(test)]

@@ -1,10 +1,9 @@
-//! File names that are not UTF-8. ferry's paths are UTF-8 strings for now
-//! (issue 15 makes them bytes end to end), so such a name cannot be carried
-//! yet; what must hold already is that it fails alone: each unnameable
-//! entry is an error naming it (exit 23, rsync's "some files could not be
-//! transferred"), and every neighbour arrives, in a local copy, a push and
-//! a pull (over SFTP russh-sftp hands ferry U+FFFD for the bad bytes; a
-//! listing with such a name is treated the same way).
+//! File names that are not UTF-8. Between local paths they are copied as
+//! they are, like any other name (rsync copies any bytes). Over SFTP,
+//! russh-sftp takes and gives names as strings (the bytes it cannot decode
+//! become U+FFFD), so there such a name fails alone: each is an error naming
+//! it (exit 23, rsync's "some files could not be transferred"), and every
+//! neighbour arrives.
 mod common;
 
 use common::*;
@@ -40,21 +39,35 @@ fn assert_neighbours_arrived(dst: &Path) {
 }
 
 #[test]
-fn a_local_copy_fails_only_the_unnameable_entries() {
+fn a_local_copy_carries_any_bytes() {
     let dir = tempfile::tempdir().unwrap();
     let (src, dst) = (dir.path().join("src"), dir.path().join("dst"));
     make_tree(&src);
     let out = FerryCmd::bare(dir.path())
-        .arg("-a")
+        .args(["-a", "-i"])
         .arg(format!("{}/", src.display()))
         .arg(&dst)
         .run_default();
-    out.assert_code(23);
+    out.assert_ok();
     // Each bad byte shown as rsync shows an unprintable one.
-    out.assert_stderr_contains("bad\\#377.txt");
-    out.assert_stderr_contains("dir\\#376");
-    out.assert_stderr_contains("not valid UTF-8");
-    assert_neighbours_arrived(&dst);
+    assert!(out.stdout.contains(">f+++++++++ bad\\#377.txt"), "{out}");
+    assert!(out.stdout.contains("cd+++++++++ dir\\#376/"), "{out}");
+    assert_trees_identical_with(&src, &dst, Compare::ARCHIVE);
+    let held = dst.join(OsStr::from_bytes(b"dir\xfe/held.txt"));
+    assert_eq!(fs::read(held).unwrap(), b"held");
+
+    // A second run finds everything up to date, and --delete takes a bad
+    // name away like any other.
+    fs::remove_file(src.join(OsStr::from_bytes(b"bad\xff.txt"))).unwrap();
+    let out = FerryCmd::bare(dir.path())
+        .args(["-a", "-i", "--delete"])
+        .arg(format!("{}/", src.display()))
+        .arg(&dst)
+        .run_default();
+    out.assert_ok();
+    assert!(out.stdout.contains("*deleting   bad\\#377.txt"), "{out}");
+    assert!(!out.stdout.contains(">f"), "nothing to send\n{out}");
+    assert_trees_identical_with(&src, &dst, Compare::ARCHIVE);
 }
 
 #[test]

@@ -47,7 +47,7 @@ async fn list(
 ) -> Result<()> {
     let (sources, opts) = (&settings.sources, &settings.options);
     let Direction::Pull(spec) = &settings.direction else {
-        return list_sources(&LocalFs, sources, opts, reporter, show, stats).await;
+        return list_sources(&LocalFs::default(), sources, opts, reporter, show, stats).await;
     };
     let meter = Meter::new(settings.bwlimit);
     let (remote, conn) = super::connect(spec, settings, &meter).await?;

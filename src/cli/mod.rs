@@ -28,6 +28,7 @@ use crate::endpoint::{LocalFs, RemoteFs};
 use crate::engine::{self, Stats};
 use crate::error::{Error, ExitCode, Result};
 use crate::location::RemoteSpec;
+use crate::paths;
 use crate::protocol::bootstrap;
 use crate::protocol::client::HelperClient;
 use crate::report::{Item, Mention, Outcome, Reporter};
@@ -300,8 +301,17 @@ async fn run(settings: &Settings, reporter: &dyn Reporter, total: &mut Stats) ->
     let (sources, dest, opts) = (&settings.sources, settings.dest.as_str(), &settings.options);
     let spec = match &settings.direction {
         Direction::Local => {
-            return engine::sync_into(&LocalFs, &LocalFs, sources, dest, opts, reporter, total)
-                .await
+            let dst = local_destination(settings);
+            return engine::sync_into(
+                &LocalFs::default(),
+                &dst,
+                sources,
+                dest,
+                opts,
+                reporter,
+                total,
+            )
+            .await;
         }
         Direction::Push(spec) | Direction::Pull(spec) => spec,
     };
@@ -314,6 +324,31 @@ async fn run(settings: &Settings, reporter: &dyn Reporter, total: &mut Stats) ->
     total.wire_sent = meter.sent();
     total.wire_received = meter.received();
     result
+}
+
+/// The local destination, confined to the directories the user named
+/// ([`LocalFs::confined_to`]): DEST first, then a backup or temp directory
+/// (a relative one from DEST, or from its directory when DEST names a
+/// file: both are named, as which is known only once planned, and one
+/// inside DEST is left to DEST's root) and an absolute partial directory.
+/// A relative partial directory lies inside each directory of DEST.
+fn local_destination(settings: &Settings) -> LocalFs {
+    let (dest, opts) = (settings.dest.as_str(), &settings.options);
+    let backup_dir = opts.backup.as_ref().and_then(|b| b.dir.as_deref());
+    let named = [backup_dir, opts.staging.temp_dir.as_deref()];
+    let mut roots = vec![dest.to_string()];
+    for dir in named.into_iter().flatten() {
+        match dir.starts_with('/') {
+            true => roots.push(dir.to_string()),
+            false => roots.extend([
+                paths::join(dest, dir),
+                paths::join(paths::parent(dest), dir),
+            ]),
+        }
+    }
+    let partial_dir = opts.staging.partial_dir.as_ref();
+    roots.extend(partial_dir.filter(|d| d.starts_with('/')).cloned());
+    LocalFs::confined_to(roots, opts.keep_dirlinks)
 }
 
 async fn run_remote(
@@ -448,9 +483,21 @@ async fn run_once(
     let opts = opts.as_ref();
     let result = match &settings.direction {
         Direction::Pull(_) => {
-            engine::sync_into(&remote, &LocalFs, sources, dest, opts, reporter, stats).await
+            let dst = local_destination(settings);
+            engine::sync_into(&remote, &dst, sources, dest, opts, reporter, stats).await
         }
-        _ => engine::sync_into(&LocalFs, &remote, sources, dest, opts, reporter, stats).await,
+        _ => {
+            engine::sync_into(
+                &LocalFs::default(),
+                &remote,
+                sources,
+                dest,
+                opts,
+                reporter,
+                stats,
+            )
+            .await
+        }
     };
     conn.close().await;
     result

@@ -275,10 +275,10 @@ mod tests {
         std::fs::write(&n, new).unwrap();
         let (o, n) = (o.to_str().unwrap(), n.to_str().unwrap());
         compare(
-            &LocalFs,
+            &LocalFs::default(),
             n,
             new.len() as u64,
-            &LocalFs,
+            &LocalFs::default(),
             o,
             old.len() as u64,
             HashAlgo::Blake3,
@@ -338,16 +338,31 @@ mod tests {
         std::fs::write(&n, &new).unwrap();
         let (o, n) = (o.to_str().unwrap(), n.to_str().unwrap());
         let (new_len, old_len) = (new.len() as u64, old.len() as u64);
-        let aligned = compare(&LocalFs, n, new_len, &LocalFs, o, old_len, HashAlgo::Sha256)
-            .await
-            .unwrap();
+        let aligned = compare(
+            &LocalFs::default(),
+            n,
+            new_len,
+            &LocalFs::default(),
+            o,
+            old_len,
+            HashAlgo::Sha256,
+        )
+        .await
+        .unwrap();
         assert!(
             aligned.send_bytes > 3 * COARSE,
             "nothing lines up after an insertion"
         );
-        let moved = find_moved(&LocalFs, n, &LocalFs, o, old_len, aligned)
-            .await
-            .unwrap();
+        let moved = find_moved(
+            &LocalFs::default(),
+            n,
+            &LocalFs::default(),
+            o,
+            old_len,
+            aligned,
+        )
+        .await
+        .unwrap();
         // The 100 new bytes, and the old file's last 1000 bytes, which are no
         // full block of the signature.
         assert_eq!(moved.send_bytes, 100 + 1000);

@@ -1,9 +1,17 @@
 //! The local filesystem as an endpoint. Blocking std::fs calls run on tokio's
 //! blocking pool so they never stall the SSH connection's task.
+//!
+//! As a destination it is confined to the directories the user named
+//! ([`LocalFs::confined_to`]): every change below them (writes, renames,
+//! links, modes, times, removals, new directories, the lock) reaches its
+//! directory without following a symlink ([`crate::local_io::confined`]),
+//! so a directory swapped for a symlink during the run fails the change
+//! instead of taking it elsewhere. Reads follow symlinks as they always did.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io;
-use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -13,16 +21,54 @@ use crate::delta::rolling::Signature;
 use crate::delta::Piece;
 use crate::error::{Error, Result};
 use crate::hash::{hash_file_blocks, hash_whole_file, BlockHash, HashAlgo};
+use crate::local_io::confined;
 use crate::local_io::{
     copy_ranges_between, finish_file, install_whole, list_dir, not_found_is_none, process_umask,
-    set_mtime_nofollow, sync_parent,
+    Roots,
 };
+use crate::paths::{from_bytes, os_path};
 
 /// 256 KiB keeps syscalls few without holding much memory per file.
 const CHUNK: usize = 256 * 1024;
 
+/// This machine's files. The default follows symlinks wherever the kernel
+/// does (a source, or a destination of a test).
 #[derive(Debug, Clone, Default)]
-pub struct LocalFs;
+pub struct LocalFs {
+    roots: Arc<Roots>,
+}
+
+impl LocalFs {
+    /// A destination whose changes below `roots` (the directories the user
+    /// named: the destination, an absolute backup, partial or temp
+    /// directory) never follow a symlink; with `dirlinks` (`-K`) but one to
+    /// a directory below its root. `roots` themselves, the directories above
+    /// them, and paths under none of them are taken as given.
+    pub fn confined_to(roots: impl IntoIterator<Item = String>, dirlinks: bool) -> LocalFs {
+        LocalFs {
+            roots: Arc::new(Roots::new(roots, dirlinks)),
+        }
+    }
+
+    /// Runs `change` on the place of `path` on the blocking pool.
+    async fn change<T, F>(&self, path: &str, change: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&confined::Place) -> io::Result<T> + Send + 'static,
+    {
+        let (roots, p) = (self.roots.clone(), path.to_string());
+        blocking(path, move || change(&roots.place(&p)?)).await
+    }
+
+    /// Runs `change` on the places of `from` and `to` (named in errors).
+    async fn change_two<F>(&self, from: &str, to: &str, change: F) -> Result<()>
+    where
+        F: FnOnce(&confined::Place, &confined::Place) -> io::Result<()> + Send + 'static,
+    {
+        let (roots, f, t) = (self.roots.clone(), from.to_string(), to.to_string());
+        blocking(to, move || change(&roots.place(&f)?, &roots.place(&t)?)).await
+    }
+}
 
 pub struct LocalFile {
     file: Arc<File>,
@@ -67,12 +113,15 @@ impl Endpoint for LocalFs {
 
     async fn lstat(&self, path: &str) -> Result<Option<Meta>> {
         let p = path.to_string();
-        blocking(path, move || not_found_is_none(fs::symlink_metadata(p))).await
+        blocking(path, move || {
+            not_found_is_none(fs::symlink_metadata(os_path(&p)))
+        })
+        .await
     }
 
     async fn stat(&self, path: &str) -> Result<Option<Meta>> {
         let p = path.to_string();
-        blocking(path, move || not_found_is_none(fs::metadata(p))).await
+        blocking(path, move || not_found_is_none(fs::metadata(os_path(&p)))).await
     }
 
     async fn list(&self, dir: &str) -> Result<Listing> {
@@ -82,7 +131,7 @@ impl Endpoint for LocalFs {
 
     async fn open_read(&self, path: &str) -> Result<LocalFile> {
         let p = path.to_string();
-        let file = blocking(path, move || File::open(p)).await?;
+        let file = blocking(path, move || File::open(os_path(&p))).await?;
         Ok(LocalFile {
             file: Arc::new(file),
             path: path.into(),
@@ -90,20 +139,14 @@ impl Endpoint for LocalFs {
     }
 
     async fn open_write(&self, path: &str, how: WriteMode, mode: u32) -> Result<LocalFile> {
-        let p = path.to_string();
-        let file = blocking(path, move || {
-            OpenOptions::new()
-                .write(true)
-                .read(true)
-                .create(true)
-                .create_new(how == WriteMode::CreateNew)
-                .mode(mode)
-                // A partial resumed by name could have been swapped for a
-                // symlink since it was planned: never write through one.
-                .custom_flags(libc::O_NOFOLLOW)
-                .open(p)
-        })
-        .await?;
+        // Never through a symlink: a partial resumed by name could have been
+        // swapped for one since it was planned.
+        let create_new = how == WriteMode::CreateNew;
+        let file = self
+            .change(path, move |place| {
+                confined::open_write(place, create_new, mode)
+            })
+            .await?;
         Ok(LocalFile {
             file: Arc::new(file),
             path: path.into(),
@@ -118,14 +161,13 @@ impl Endpoint for LocalFs {
         attrs: Attrs,
         sync: bool,
     ) -> Result<()> {
-        let (p, d) = (partial.to_string(), dest.to_string());
         // One trip to the blocking pool, not three; the directory is synced
         // only with the file (a new file's rename needs no more than rsync
         // gives it).
-        blocking(dest, move || {
-            install_whole(p.as_ref(), d.as_ref(), &data, attrs, sync)?;
+        self.change_two(partial, dest, move |partial, dest| {
+            install_whole(partial, dest, &data, attrs, sync)?;
             if sync {
-                sync_parent(&d)?;
+                confined::sync_dir(dest)?;
             }
             Ok(())
         })
@@ -133,53 +175,47 @@ impl Endpoint for LocalFs {
     }
 
     async fn rename(&self, from: &str, to: &str) -> Result<()> {
-        let (f, t) = (from.to_string(), to.to_string());
-        blocking(to, move || {
-            fs::rename(&f, &t)?;
-            sync_parent(&t)
+        self.change_two(from, to, |from, to| {
+            confined::rename(from, to)?;
+            confined::sync_dir(to)
         })
         .await
     }
 
     async fn hard_link(&self, from: &str, to: &str) -> Result<bool> {
-        let (f, t) = (from.to_string(), to.to_string());
-        // link(2) through std: linkat without AT_SYMLINK_FOLLOW, so a
-        // symlink gets a second name, not its target.
-        blocking(to, move || fs::hard_link(&f, &t)).await?;
+        // linkat without AT_SYMLINK_FOLLOW: a symlink gets a second name,
+        // not its target.
+        self.change_two(from, to, confined::hard_link).await?;
         Ok(true)
     }
 
     async fn set_mtime(&self, path: &str, mtime: Mtime) -> Result<()> {
-        let p = path.to_string();
-        blocking(path, move || set_mtime_nofollow(&p, mtime)).await
+        self.change(path, move |place| confined::set_mtime(place, mtime))
+            .await
     }
 
     async fn set_mode(&self, path: &str, mode: u32) -> Result<()> {
-        let p = path.to_string();
-        blocking(path, move || {
-            fs::set_permissions(p, fs::Permissions::from_mode(mode))
-        })
-        .await
+        let (roots, p) = (self.roots.clone(), path.to_string());
+        blocking(path, move || roots.set_mode(&p, mode)).await
     }
 
     async fn remove_file(&self, path: &str) -> Result<()> {
-        let p = path.to_string();
-        blocking(path, move || fs::remove_file(p)).await
+        self.change(path, confined::remove_file).await
     }
 
     async fn remove_dir(&self, path: &str) -> Result<()> {
-        let p = path.to_string();
-        blocking(path, move || fs::remove_dir(p)).await
+        self.change(path, confined::remove_dir).await
     }
 
     async fn mkdir(&self, path: &str, mode: u32) -> Result<()> {
-        let p = path.to_string();
-        blocking(path, move || fs::DirBuilder::new().mode(mode).create(p)).await
+        self.change(path, move |place| confined::mkdir(place, mode))
+            .await
     }
 
     async fn symlink(&self, target: &str, path: &str) -> Result<()> {
-        let (t, p) = (target.to_string(), path.to_string());
-        blocking(path, move || std::os::unix::fs::symlink(t, p)).await
+        let target = target.to_string();
+        self.change(path, move |place| confined::symlink(&target, place))
+            .await
     }
 
     async fn umask(&self, _dir: &str) -> Result<u32> {
@@ -189,7 +225,7 @@ impl Endpoint for LocalFs {
     async fn file_system(&self, dir: &str) -> Result<u64> {
         use std::os::unix::fs::MetadataExt;
         let p = dir.to_string();
-        blocking(dir, move || fs::metadata(p).map(|m| m.dev())).await
+        blocking(dir, move || fs::metadata(os_path(&p)).map(|m| m.dev())).await
     }
 
     async fn block_hashes(
@@ -202,7 +238,7 @@ impl Endpoint for LocalFs {
     ) -> Result<Vec<BlockHash>> {
         let p = path.to_string();
         blocking(path, move || {
-            let file = File::open(p)?;
+            let file = File::open(os_path(&p))?;
             hash_file_blocks(&file, start, end, block, algo).map(|(_, hashes)| hashes)
         })
         .await
@@ -211,7 +247,7 @@ impl Endpoint for LocalFs {
     async fn file_hash(&self, path: &str, algo: HashAlgo) -> Result<BlockHash> {
         let p = path.to_string();
         blocking(path, move || {
-            hash_whole_file(&File::open(p)?, algo).map(|(_, hash)| hash)
+            hash_whole_file(&File::open(os_path(&p))?, algo).map(|(_, hash)| hash)
         })
         .await
     }
@@ -224,7 +260,8 @@ impl Endpoint for LocalFs {
     ) -> Result<Option<Vec<Piece>>> {
         let (p, regions, signature) = (path.to_string(), regions.to_vec(), signature.clone());
         blocking(path, move || {
-            crate::delta::scan_regions_blocking(&File::open(p)?, &regions, &signature).map(Some)
+            crate::delta::scan_regions_blocking(&File::open(os_path(&p))?, &regions, &signature)
+                .map(Some)
         })
         .await
     }
@@ -234,23 +271,17 @@ impl Endpoint for LocalFs {
     }
 
     async fn copy_ranges(&self, from: &str, to: &str, ranges: &[CopyRange]) -> Result<()> {
-        let (old, new, ranges) = (from.to_string(), to.to_string(), ranges.to_vec());
-        blocking(to, move || {
-            copy_ranges_between(old.as_ref(), new.as_ref(), &ranges).map(|_| ())
+        let ranges = ranges.to_vec();
+        self.change_two(from, to, move |old, new| {
+            copy_ranges_between(old, new, &ranges).map(|_| ())
         })
         .await
     }
 
     async fn read_link(&self, path: &str) -> Result<String> {
         let p = path.to_string();
-        let target = blocking(path, move || fs::read_link(p)).await?;
-        target
-            .into_os_string()
-            .into_string()
-            .map_err(|raw| Error::Refused {
-                path: path.to_string(),
-                message: format!("symlink target {raw:?} is not valid UTF-8"),
-            })
+        let target = blocking(path, move || fs::read_link(os_path(&p))).await?;
+        Ok(from_bytes(target.as_os_str().as_bytes()).into_owned())
     }
 }
 
@@ -318,7 +349,7 @@ mod tests {
         let name = partial.display().to_string();
 
         std::os::unix::fs::symlink(&victim, &partial).unwrap();
-        let file = crate::endpoint::create_fresh(&LocalFs, &name)
+        let file = crate::endpoint::create_fresh(&LocalFs::default(), &name)
             .await
             .unwrap();
         file.write_at(0, Bytes::from_static(b"new data"))
@@ -335,7 +366,8 @@ mod tests {
             mtime: None,
         };
         let dest = dir.path().join("f");
-        install_whole(&partial, &dest, b"whole", attrs, false).unwrap();
+        let place = confined::Place::path;
+        install_whole(&place(&partial), &place(&dest), b"whole", attrs, false).unwrap();
         assert_eq!(fs::read(&victim).unwrap(), b"precious");
         assert_eq!(fs::read(&dest).unwrap(), b"whole");
     }
@@ -347,10 +379,60 @@ mod tests {
         fs::write(&victim, b"precious").unwrap();
         let partial = dir.path().join(".f.ferry-partial");
         std::os::unix::fs::symlink(&victim, &partial).unwrap();
-        let opened = LocalFs
+        let opened = LocalFs::default()
             .open_write(&partial.display().to_string(), WriteMode::Keep, 0o600)
             .await;
         assert!(opened.is_err(), "opened through the symlink");
         assert_eq!(fs::read(&victim).unwrap(), b"precious");
+    }
+
+    /// Every change through a destination confined to DEST fails where a
+    /// directory of it was swapped for a symlink to elsewhere, and leaves
+    /// that elsewhere as it was, byte for byte and mode for mode.
+    #[tokio::test]
+    async fn a_confined_destination_changes_nothing_through_a_swapped_directory() {
+        use crate::local_io::confined::tests::{snapshot, swapped};
+        let s = swapped();
+        let before = snapshot(&s.outside);
+        let fs = LocalFs::confined_to([s.dest.clone()], false);
+        let at = |name: &str| format!("{}/{name}", s.dest);
+        let attrs = Attrs {
+            mode: 0o644,
+            mtime: None,
+        };
+        let data = Bytes::from_static(b"new");
+        let keep = WriteMode::Keep;
+        let results = [
+            fs.remove_file(&at("sub/victim")).await,
+            fs.set_mode(&at("sub/victim"), 0o777).await,
+            fs.set_mtime(&at("sub/victim"), Mtime::secs(1)).await,
+            fs.open_write(&at("sub/victim"), keep, 0o644)
+                .await
+                .map(drop),
+            fs.open_write(&at("sub/new"), keep, 0o644).await.map(drop),
+            fs.mkdir(&at("sub/newdir"), 0o755).await,
+            fs.remove_dir(&at("sub/dir")).await,
+            fs.rename(&at("mine"), &at("sub/victim")).await,
+            fs.rename(&at("sub/victim"), &at("stolen")).await,
+            fs.hard_link(&at("mine"), &at("sub/linked")).await.map(drop),
+            fs.symlink("mine", &at("sub/link")).await,
+            fs.put_whole(&at("sub/.p"), &at("sub/victim"), data, attrs, true)
+                .await,
+            fs.write_small(&at("sub/victim"), b"new").await,
+            fs.copy_ranges(&at("mine"), &at("sub/victim"), &[]).await,
+        ];
+        for (i, result) in results.iter().enumerate() {
+            let err = result
+                .as_ref()
+                .expect_err(&format!("change {i} went through"));
+            assert!(!err.is_fatal(), "{err}");
+            assert!(
+                err.to_string()
+                    .contains("is a symlink where a directory was"),
+                "{err}"
+            );
+        }
+        assert_eq!(snapshot(&s.outside), before);
+        assert_eq!(fs::read(at("mine")).unwrap(), b"mine");
     }
 }

@@ -255,9 +255,16 @@ mod tests {
             names.push(format!("{}{target}", l.name));
         };
         let mut stats = Stats::default();
-        list_sources(&LocalFs, sources, opts, &Silent, &mut show, &mut stats)
-            .await
-            .expect("lists");
+        list_sources(
+            &LocalFs::default(),
+            sources,
+            opts,
+            &Silent,
+            &mut show,
+            &mut stats,
+        )
+        .await
+        .expect("lists");
         names
     }
 

@@ -310,7 +310,10 @@ mod tests {
         for holder in [here, elsewhere] {
             let path = lock_path(&dest);
             std::fs::write(&path, holder.encode()).unwrap();
-            let refused = Lock::take(&LocalFs, &dest).await.err().expect("refused");
+            let refused = Lock::take(&LocalFs::default(), &dest)
+                .await
+                .err()
+                .expect("refused");
             let message = refused.to_string();
             assert!(
                 message.contains(&format!("pid {} on {}", holder.pid, holder.host)),
@@ -325,11 +328,11 @@ mod tests {
                 .unwrap()
                 .set_modified(old)
                 .unwrap();
-            let lock = Lock::take(&LocalFs, &dest)
+            let lock = Lock::take(&LocalFs::default(), &dest)
                 .await
                 .unwrap()
                 .expect("taken over");
-            lock.release(&LocalFs, true).await;
+            lock.release(&LocalFs::default(), true).await;
         }
     }
 
@@ -342,18 +345,22 @@ mod tests {
             ..Holder::me()
         };
         std::fs::write(lock_path(&dest), dead.encode()).unwrap();
-        let mut lock = Lock::take(&LocalFs, &dest)
+        let mut lock = Lock::take(&LocalFs::default(), &dest)
             .await
             .unwrap()
             .expect("taken over");
         // The holder is written once the run starts.
-        let _ = tokio::time::timeout(Duration::from_millis(200), lock.keep_fresh(&LocalFs)).await;
+        let _ = tokio::time::timeout(
+            Duration::from_millis(200),
+            lock.keep_fresh(&LocalFs::default()),
+        )
+        .await;
         let now = std::fs::read_to_string(lock_path(&dest)).unwrap();
         assert_eq!(
             Holder::decode(&now).map(|h| h.pid),
             Some(std::process::id())
         );
-        lock.release(&LocalFs, true).await;
+        lock.release(&LocalFs::default(), true).await;
         assert!(!std::path::Path::new(&lock_path(&dest)).exists());
     }
 
@@ -370,14 +377,20 @@ mod tests {
         };
         let time = || std::fs::metadata(dir.path()).unwrap().modified().unwrap();
         set_old();
-        let lock = Lock::take(&LocalFs, &dest).await.unwrap().expect("taken");
+        let lock = Lock::take(&LocalFs::default(), &dest)
+            .await
+            .unwrap()
+            .expect("taken");
         assert_ne!(time(), old, "making the lock changed the directory");
-        lock.release(&LocalFs, false).await;
+        lock.release(&LocalFs::default(), false).await;
         assert_eq!(time(), old);
         // A run that changed the directory itself keeps the new time.
         set_old();
-        let lock = Lock::take(&LocalFs, &dest).await.unwrap().expect("taken");
-        lock.release(&LocalFs, true).await;
+        let lock = Lock::take(&LocalFs::default(), &dest)
+            .await
+            .unwrap()
+            .expect("taken");
+        lock.release(&LocalFs::default(), true).await;
         assert_ne!(time(), old);
     }
 }

@@ -971,7 +971,8 @@ mod tests {
             .collect();
         let p = path.to_str().unwrap();
         let size = data.len() as u64;
-        let check = || holds_hashes(&LocalFs, p, size, HashAlgo::Blake3, &hashes);
+        let local = LocalFs::default();
+        let check = || holds_hashes(&local, p, size, HashAlgo::Blake3, &hashes);
         std::fs::write(&path, &data).unwrap();
         assert!(check().await.unwrap());
         let mut flipped = data.clone();

@@ -10,7 +10,7 @@ use std::path::Path;
 use super::{Message, MAX_FRAME, VERSION};
 use crate::delta::rolling::{Signature, STRONG_LEN};
 use crate::hash::{hash_file_blocks, hash_whole_file, HashAlgo};
-use crate::local_io::{in_parts, read_ahead};
+use crate::local_io::{in_parts, read_ahead, Place};
 use crate::meta::CopyRange;
 
 /// Serves until the client closes the channel; returns the process status.
@@ -162,8 +162,8 @@ fn find_blocks(path: &[u8], regions: &[(u64, u64)], signature: &Signature) -> io
 }
 
 fn copy_ranges(from: &[u8], to: &[u8], ranges: &[CopyRange]) -> io::Result<Message> {
-    let path = |p| Path::new(std::ffi::OsStr::from_bytes(p));
-    let bytes = crate::local_io::copy_ranges_between(path(from), path(to), ranges)?;
+    let place = |p| Place::path(Path::new(std::ffi::OsStr::from_bytes(p)));
+    let bytes = crate::local_io::copy_ranges_between(&place(from), &place(to), ranges)?;
     Ok(Message::Copied { bytes })
 }
 
@@ -183,7 +183,7 @@ fn put_file(
         mode,
         mtime: mtime.map(crate::meta::Mtime::secs),
     };
-    crate::local_io::install_whole(partial, dest, data, attrs, sync)
+    crate::local_io::install_whole(&Place::path(partial), &Place::path(dest), data, attrs, sync)
         .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", dest.display())))?;
     Ok(Message::Copied {
         bytes: data.len() as u64,

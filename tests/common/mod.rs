@@ -1545,22 +1545,30 @@ pub fn assert_trees_identical(a: &Path, b: &Path) {
 pub fn assert_trees_identical_with(a: &Path, b: &Path, cmp: Compare) {
     assert!(a.is_dir(), "{} is not a directory", a.display());
     assert!(b.is_dir(), "{} is not a directory", b.display());
-    let la = list_tree(a);
-    let lb = list_tree(b);
+    // Names as bytes: a name need not be UTF-8.
+    let rel_paths = |root: &Path| {
+        let mut v: Vec<PathBuf> = walk(root)
+            .into_iter()
+            .map(|p| p.strip_prefix(root).unwrap().to_path_buf())
+            .collect();
+        v.sort();
+        v
+    };
+    let (la, lb) = (rel_paths(a), rel_paths(b));
     if la != lb {
-        let only_a: Vec<&String> = la.iter().filter(|x| !lb.contains(x)).collect();
-        let only_b: Vec<&String> = lb.iter().filter(|x| !la.contains(x)).collect();
+        let only_a: Vec<&PathBuf> = la.iter().filter(|x| !lb.contains(x)).collect();
+        let only_b: Vec<&PathBuf> = lb.iter().filter(|x| !la.contains(x)).collect();
         panic!(
-            "trees differ in names/kinds:\n  only in {}: {only_a:?}\n  only in {}: {only_b:?}",
+            "trees differ in names:\n  only in {}: {only_a:?}\n  only in {}: {only_b:?}",
             a.display(),
             b.display()
         );
     }
     let mut problems = Vec::new();
-    for rel in &la {
-        let rel = rel.trim_end_matches('/');
-        let pa = a.join(rel);
-        let pb = b.join(rel);
+    for rel_path in &la {
+        let rel = rel_path.display();
+        let pa = a.join(rel_path);
+        let pb = b.join(rel_path);
         let ma = fs::symlink_metadata(&pa).unwrap();
         let mb = fs::symlink_metadata(&pb).unwrap();
         let (ta, tb) = (ma.file_type(), mb.file_type());

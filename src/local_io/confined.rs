@@ -1,0 +1,571 @@
+//! Local changes that a symlink swapped in during a run cannot take
+//! elsewhere. The directories the user named (the destination, a backup or
+//! temp directory) are [`Roots`], trusted as given: they and the
+//! directories above them may be symlinks the user chose. Below a root,
+//! every directory is opened from its parent's descriptor without
+//! following a symlink (`O_PATH|O_DIRECTORY|O_NOFOLLOW`), and the change
+//! itself is the `*at` call on the last one ([`Place`]), so another user
+//! who replaces a directory of the destination with a symlink to elsewhere
+//! makes that change fail, naming the symlink, rather than land outside.
+//! A path under no root keeps the kernel's resolution of it as given.
+//!
+//! `-K` (`--keep-dirlinks`) asks for symlinks to directories to be
+//! followed: then one whose target stays below its root is, as the engine
+//! checked when it planned.
+
+use std::collections::VecDeque;
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, CWD};
+use rustix::io::Errno;
+
+use crate::meta::Mtime;
+use crate::paths::{from_bytes, os_path};
+
+/// Symlinks a `-K` walk follows for one path, as the kernel's limit.
+const MOST_LINKS: u32 = 40;
+
+/// The directories below which no symlink is followed.
+#[derive(Debug, Default)]
+pub struct Roots {
+    roots: Vec<Root>,
+    /// `-K`: a symlink to a directory that stays below its root is followed.
+    dirlinks: bool,
+}
+
+#[derive(Debug)]
+struct Root {
+    /// As the user gave it: opened as the kernel resolves it.
+    path: String,
+    absolute: bool,
+    /// Its components, without `.` and empty ones (`..` stay).
+    parts: Vec<String>,
+}
+
+impl Root {
+    fn new(path: &str) -> Root {
+        Root {
+            path: path.to_string(),
+            absolute: path.starts_with('/'),
+            parts: components(path).map(str::to_string).collect(),
+        }
+    }
+
+    /// The components of `path` below this root, when it is one of its
+    /// paths (not above or beside it by a `..`).
+    fn below<'p>(&self, path: &'p str) -> Option<Vec<&'p str>> {
+        if path.starts_with('/') != self.absolute {
+            return None;
+        }
+        let mut parts = components(path);
+        for part in &self.parts {
+            (parts.next()? == part.as_str()).then_some(())?;
+        }
+        let rest: Vec<&str> = parts.collect();
+        stays_below(&rest).then_some(rest)
+    }
+}
+
+/// The components of a path that name something: no `.`, no empty ones.
+fn components(path: &str) -> impl DoubleEndedIterator<Item = &str> {
+    path.split('/').filter(|p| !p.is_empty() && *p != ".")
+}
+
+/// Whether `parts` never climb above where they start.
+fn stays_below(parts: &[&str]) -> bool {
+    let mut depth = 0usize;
+    parts.iter().all(|part| match *part {
+        ".." => depth.checked_sub(1).map(|d| depth = d).is_some(),
+        _ => {
+            depth += 1;
+            true
+        }
+    })
+}
+
+impl Roots {
+    /// `roots` as the user named them, the destination first; one inside
+    /// an earlier one is left out, so that what is below the earlier one
+    /// is never opened by path. With `dirlinks` (`-K`), symlinks to
+    /// directories below a root are followed.
+    pub fn new(roots: impl IntoIterator<Item = String>, dirlinks: bool) -> Roots {
+        let mut kept: Vec<Root> = Vec::new();
+        for root in roots {
+            if !kept.iter().any(|outer| outer.below(&root).is_some()) {
+                kept.push(Root::new(&root));
+            }
+        }
+        Roots {
+            roots: kept,
+            dirlinks,
+        }
+    }
+
+    /// Where a change of `path` lands: below a root, the directory that
+    /// holds its last component, reached without following a symlink; the
+    /// root itself and paths under no root, the path as given.
+    pub fn place(&self, path: &str) -> io::Result<Place> {
+        let found = self
+            .roots
+            .iter()
+            .filter_map(|root| Some((root, root.below(path)?)))
+            .max_by_key(|(root, _)| root.parts.len());
+        let Some((root, below)) = found else {
+            return Ok(Place::path(os_path(path)));
+        };
+        let Some((name, dirs)) = below.split_last() else {
+            return Ok(Place::path(os_path(path)));
+        };
+        let mut walk = Walk::open(&root.path, self.dirlinks)?;
+        walk.enter(dirs.iter().map(|d| d.to_string()))?;
+        Ok(Place {
+            name: os_path(name).into_owned(),
+            walk: Some(walk),
+        })
+    }
+
+    /// Sets the mode of `path` itself, never of what a symlink swapped in
+    /// there points to; with `-K`, a symlink to a directory below the root
+    /// as that directory (as chmod would, through it).
+    pub fn set_mode(&self, path: &str, mode: u32) -> io::Result<()> {
+        let mut place = self.place(path)?;
+        let Some(walk) = place.walk.as_mut() else {
+            return std::fs::set_permissions(os_path(path), mode_bits(mode));
+        };
+        let mode = Mode::from_raw_mode(mode);
+        if chmod_entry(walk.dir(), &place.name, mode)? {
+            return Ok(());
+        }
+        if !walk.dirlinks {
+            return Err(symlink_here("sets no mode through it"));
+        }
+        walk.enter([place.name.to_string_lossy().into_owned()])?;
+        match chmod_entry(walk.dir(), Path::new("."), mode)? {
+            true => Ok(()),
+            false => Err(Errno::LOOP.into()),
+        }
+    }
+}
+
+fn mode_bits(mode: u32) -> std::fs::Permissions {
+    std::os::unix::fs::PermissionsExt::from_mode(mode)
+}
+
+/// The directories from a root down to the current one, each opened from
+/// the one before without following a symlink.
+#[derive(Debug)]
+struct Walk {
+    chain: Vec<OwnedFd>,
+    /// The path walked so far, for messages.
+    walked: String,
+    dirlinks: bool,
+    links: u32,
+}
+
+impl Walk {
+    fn open(root: &str, dirlinks: bool) -> io::Result<Walk> {
+        // The root as the kernel resolves it: the user chose it.
+        let fd = rustix::fs::openat(
+            CWD,
+            &*os_path(root),
+            dir_flags() - OFlags::NOFOLLOW,
+            Mode::empty(),
+        )?;
+        Ok(Walk {
+            chain: vec![fd],
+            walked: root.trim_end_matches('/').to_string(),
+            dirlinks,
+            links: 0,
+        })
+    }
+
+    fn dir(&self) -> BorrowedFd<'_> {
+        // Never empty: `..` stops at the root.
+        self.chain.last().map_or(CWD, |fd| fd.as_fd())
+    }
+
+    /// Goes down through `parts` (with `..` back up, never above the root).
+    fn enter(&mut self, parts: impl IntoIterator<Item = String>) -> io::Result<()> {
+        let mut todo: VecDeque<String> = parts.into_iter().collect();
+        while let Some(part) = todo.pop_front() {
+            if part == ".." {
+                self.up()?;
+                continue;
+            }
+            self.walked = crate::paths::join(&self.walked, &part);
+            match rustix::fs::openat(self.dir(), &*os_path(&part), dir_flags(), Mode::empty()) {
+                Ok(fd) => self.chain.push(fd),
+                Err(e @ (Errno::LOOP | Errno::NOTDIR)) => {
+                    let target = self.symlink_in_the_way(&part, e)?;
+                    let parts = components(&target).map(str::to_string);
+                    for part in parts.rev() {
+                        todo.push_front(part);
+                    }
+                    self.walked = crate::paths::parent(&self.walked).to_string();
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+
+    fn up(&mut self) -> io::Result<()> {
+        if self.chain.len() < 2 {
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                format!("{}: a symlink leads out of the directory ferry writes to, which it never follows", self.walked),
+            ));
+        }
+        self.chain.pop();
+        self.walked = crate::paths::parent(&self.walked).to_string();
+        Ok(())
+    }
+
+    /// A component that is not a directory: the open's error unless it is
+    /// a symlink; with `-K` the symlink's target (relative, to follow),
+    /// otherwise an error saying the directory was replaced.
+    fn symlink_in_the_way(&mut self, part: &str, error: Errno) -> io::Result<String> {
+        let stat = rustix::fs::statat(self.dir(), &*os_path(part), AtFlags::SYMLINK_NOFOLLOW)?;
+        if FileType::from_raw_mode(stat.st_mode) != FileType::Symlink {
+            return Err(error.into());
+        }
+        let target = rustix::fs::readlinkat(self.dir(), &*os_path(part), Vec::new())?;
+        let target = from_bytes(target.as_bytes()).into_owned();
+        self.links += 1;
+        if !self.dirlinks || target.starts_with('/') || self.links > MOST_LINKS {
+            return Err(io::Error::new(
+                io::Error::from(error).kind(),
+                format!(
+                    "{} is a symlink where a directory was (replaced during the run?); \
+                     ferry follows no symlink below the directory it writes to",
+                    crate::paths::printable(&self.walked)
+                ),
+            ));
+        }
+        Ok(target)
+    }
+}
+
+/// A directory below a root, opened only to be walked through or changed
+/// in: no read permission needed, as with a path.
+fn dir_flags() -> OFlags {
+    OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC
+}
+
+/// Where one change lands: `name` in a directory reached by a [`Walk`], or,
+/// without one, `name` as a whole path resolved by the kernel.
+#[derive(Debug)]
+pub struct Place {
+    walk: Option<Walk>,
+    name: PathBuf,
+}
+
+impl Place {
+    /// `path` as the kernel resolves it (every component but the last
+    /// followed when it is a symlink): for what ferry was not told to keep
+    /// confined, such as the helper's paths on a server.
+    pub fn path(path: impl AsRef<Path>) -> Place {
+        Place {
+            walk: None,
+            name: path.as_ref().to_path_buf(),
+        }
+    }
+
+    /// The last component, or the whole path when there is no walk.
+    pub fn name(&self) -> &Path {
+        &self.name
+    }
+
+    fn dir(&self) -> BorrowedFd<'_> {
+        self.walk.as_ref().map_or(CWD, Walk::dir)
+    }
+
+    fn is_symlink(&self) -> bool {
+        rustix::fs::statat(self.dir(), &self.name, AtFlags::SYMLINK_NOFOLLOW)
+            .is_ok_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::Symlink)
+    }
+}
+
+/// Opens the file at `place` for reading and writing, never through a
+/// symlink: created with `mode` when missing (only then with `create_new`).
+pub fn open_write(place: &Place, create_new: bool, mode: u32) -> io::Result<File> {
+    let mut flags = OFlags::RDWR | OFlags::CREATE | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    if create_new {
+        flags |= OFlags::EXCL;
+    }
+    open(place, flags, mode)
+}
+
+/// Opens the existing file at `place`, never through a symlink, to read
+/// or (`write`) to write without truncating.
+pub fn open_existing(place: &Place, write: bool) -> io::Result<File> {
+    let access = if write {
+        OFlags::WRONLY
+    } else {
+        OFlags::RDONLY
+    };
+    open(place, access | OFlags::NOFOLLOW | OFlags::CLOEXEC, 0)
+}
+
+fn open(place: &Place, flags: OFlags, mode: u32) -> io::Result<File> {
+    let fd = rustix::fs::openat(place.dir(), &place.name, flags, Mode::from_raw_mode(mode))?;
+    Ok(File::from(fd))
+}
+
+pub fn remove_file(place: &Place) -> io::Result<()> {
+    Ok(rustix::fs::unlinkat(
+        place.dir(),
+        &place.name,
+        AtFlags::empty(),
+    )?)
+}
+
+/// Removes an empty directory (a symlink in its place is not one).
+pub fn remove_dir(place: &Place) -> io::Result<()> {
+    match rustix::fs::unlinkat(place.dir(), &place.name, AtFlags::REMOVEDIR) {
+        Err(Errno::NOTDIR) if place.walk.is_some() && place.is_symlink() => {
+            Err(symlink_here("removes no directory through it"))
+        }
+        done => Ok(done?),
+    }
+}
+
+/// The error of a change refused because its entry is a symlink that is
+/// not supposed to be there; `refusal` says what ferry does not do.
+fn symlink_here(refusal: &str) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!("a symlink stands here (replaced during the run?); ferry {refusal}"),
+    )
+}
+
+pub fn mkdir(place: &Place, mode: u32) -> io::Result<()> {
+    Ok(rustix::fs::mkdirat(
+        place.dir(),
+        &place.name,
+        Mode::from_raw_mode(mode),
+    )?)
+}
+
+pub fn symlink(target: &str, place: &Place) -> io::Result<()> {
+    Ok(rustix::fs::symlinkat(
+        &*os_path(target),
+        place.dir(),
+        &place.name,
+    )?)
+}
+
+pub fn rename(from: &Place, to: &Place) -> io::Result<()> {
+    Ok(rustix::fs::renameat(
+        from.dir(),
+        &from.name,
+        to.dir(),
+        &to.name,
+    )?)
+}
+
+/// Makes `to` another name of `from` itself (a symlink, not its target).
+pub fn hard_link(from: &Place, to: &Place) -> io::Result<()> {
+    Ok(rustix::fs::linkat(
+        from.dir(),
+        &from.name,
+        to.dir(),
+        &to.name,
+        AtFlags::empty(),
+    )?)
+}
+
+/// Sets the modification time of the entry itself (a symlink's own), its
+/// access time untouched.
+pub fn set_mtime(place: &Place, mtime: Mtime) -> io::Result<()> {
+    let times = super::only_mtime(mtime);
+    let nofollow = AtFlags::SYMLINK_NOFOLLOW;
+    Ok(rustix::fs::utimensat(
+        place.dir(),
+        &place.name,
+        &times,
+        nofollow,
+    )?)
+}
+
+/// Makes the entries of the directory holding `place` durable (after a
+/// rename into it).
+pub fn sync_dir(place: &Place) -> io::Result<()> {
+    let dir = match &place.walk {
+        // A descriptor opened with O_PATH cannot be synced: open it again.
+        Some(walk) => rustix::fs::openat(
+            walk.dir(),
+            ".",
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?,
+        None => File::open(crate::paths::parent(&place.name.to_string_lossy()))?.into(),
+    };
+    Ok(rustix::fs::fsync(dir)?)
+}
+
+/// chmod of `name` in `dir` itself; Ok(false), and nothing changed, when
+/// it is a symlink. It is opened first without following one (O_PATH, which
+/// needs no permission on the entry, as chmod by path needs none); fchmod
+/// refuses such a descriptor, but its name under /proc is the entry itself,
+/// whatever is at its path by then (glibc's fchmodat(AT_SYMLINK_NOFOLLOW)
+/// does the same). Without /proc it is opened again to read, and fchmod'ed.
+fn chmod_entry(dir: BorrowedFd<'_>, name: &Path, mode: Mode) -> io::Result<bool> {
+    let flags = OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let entry = rustix::fs::openat(dir, name, flags, Mode::empty())?;
+    let stat = rustix::fs::fstat(&entry)?;
+    if FileType::from_raw_mode(stat.st_mode) == FileType::Symlink {
+        return Ok(false);
+    }
+    let by_proc = format!("/proc/self/fd/{}", entry.as_raw_fd());
+    match rustix::fs::chmodat(CWD, by_proc.as_str(), mode, AtFlags::empty()) {
+        Err(Errno::NOENT) if !Path::new("/proc/self/fd").exists() => {
+            let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::NOCTTY;
+            let readable = rustix::fs::openat(dir, name, flags | OFlags::CLOEXEC, Mode::empty())?;
+            rustix::fs::fchmod(readable, mode)?;
+        }
+        done => done?,
+    }
+    Ok(true)
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use std::os::unix::fs::{symlink as make_link, MetadataExt};
+
+    /// Everything under `dir`: each path with its kind, mode, mtime and
+    /// contents (a symlink's target).
+    pub(crate) fn snapshot(dir: &Path) -> Vec<(PathBuf, u32, i64, i64, Vec<u8>)> {
+        let mut found = Vec::new();
+        let mut todo = vec![dir.to_path_buf()];
+        while let Some(at) = todo.pop() {
+            let meta = std::fs::symlink_metadata(&at).unwrap();
+            let body = if meta.is_dir() {
+                todo.extend(std::fs::read_dir(&at).unwrap().map(|e| e.unwrap().path()));
+                Vec::new()
+            } else if meta.is_symlink() {
+                std::fs::read_link(&at).unwrap().into_os_string().into_vec()
+            } else {
+                std::fs::read(&at).unwrap()
+            };
+            found.push((at, meta.mode(), meta.mtime(), meta.mtime_nsec(), body));
+        }
+        found.sort();
+        found
+    }
+
+    use std::os::unix::ffi::OsStringExt;
+
+    /// A destination whose `sub` was swapped for a symlink to `outside`.
+    pub(crate) struct Swapped {
+        pub _tmp: tempfile::TempDir,
+        pub dest: String,
+        pub outside: PathBuf,
+    }
+
+    pub(crate) fn swapped() -> Swapped {
+        let tmp = tempfile::tempdir().unwrap();
+        let (dest, outside) = (tmp.path().join("dest"), tmp.path().join("outside"));
+        std::fs::create_dir_all(dest.join("sub")).unwrap();
+        std::fs::create_dir_all(outside.join("dir")).unwrap();
+        std::fs::write(outside.join("victim"), b"precious").unwrap();
+        std::fs::write(dest.join("mine"), b"mine").unwrap();
+        std::fs::rename(dest.join("sub"), dest.join("sub.old")).unwrap();
+        make_link(&outside, dest.join("sub")).unwrap();
+        Swapped {
+            dest: dest.to_str().unwrap().to_string(),
+            outside,
+            _tmp: tmp,
+        }
+    }
+
+    #[test]
+    fn nothing_goes_through_a_swapped_directory() {
+        let s = swapped();
+        let before = snapshot(&s.outside);
+        let roots = Roots::new([s.dest.clone()], false);
+        let at = |name: &str| format!("{}/{name}", s.dest);
+        let place = |name: &str| roots.place(&at(name));
+        let refused = place("sub/victim").unwrap_err();
+        assert!(
+            refused
+                .to_string()
+                .contains("sub is a symlink where a directory was"),
+            "{refused}"
+        );
+        assert!(roots.set_mode(&at("sub/victim"), 0o777).is_err());
+        assert!(roots.set_mode(&at("sub/dir"), 0o777).is_err());
+        assert!(place("sub/dir/deeper").is_err());
+        // Through the root, what is right in it works.
+        let mine = place("mine").unwrap();
+        rename(&mine, &place("moved").unwrap()).unwrap();
+        assert_eq!(snapshot(&s.outside), before);
+    }
+
+    #[test]
+    fn a_symlink_as_the_last_component_is_changed_itself_never_followed() {
+        let s = swapped();
+        let before = snapshot(&s.outside);
+        let roots = Roots::new([s.dest.clone()], false);
+        let link = format!("{}/sub", s.dest);
+        let err = roots.set_mode(&link, 0o700).unwrap_err();
+        assert!(err.to_string().contains("sets no mode through it"), "{err}");
+        let err = remove_dir(&roots.place(&link).unwrap()).unwrap_err();
+        assert!(err.to_string().contains("removes no directory"), "{err}");
+        let mtime = Mtime::precise(1_000_000, 5);
+        set_mtime(&roots.place(&link).unwrap(), mtime).unwrap();
+        assert_eq!(std::fs::symlink_metadata(&link).unwrap().mtime(), 1_000_000);
+        assert_eq!(snapshot(&s.outside), before);
+    }
+
+    #[test]
+    fn the_root_and_paths_under_no_root_are_taken_as_given() {
+        let s = swapped();
+        // A root given through the symlink the user chose: followed.
+        let roots = Roots::new([format!("{}/sub", s.dest)], false);
+        roots
+            .set_mode(&format!("{}/sub/victim", s.dest), 0o640)
+            .unwrap();
+        let victim = std::fs::metadata(s.outside.join("victim")).unwrap();
+        assert_eq!(victim.mode() & 0o777, 0o640);
+        // Under no root (and above a root by `..`): as the kernel resolves it.
+        let none = Roots::new([format!("{}/sub.old", s.dest)], false);
+        let by_dots = format!("{}/sub.old/../sub/victim", s.dest);
+        none.set_mode(&by_dots, 0o600).unwrap();
+        let victim = std::fs::metadata(s.outside.join("victim")).unwrap();
+        assert_eq!(victim.mode() & 0o777, 0o600);
+    }
+
+    #[test]
+    fn keep_dirlinks_follows_links_that_stay_below_the_root_only() {
+        let s = swapped();
+        let before = snapshot(&s.outside);
+        make_link("sub.old", format!("{}/kept", s.dest)).unwrap();
+        make_link("../..", format!("{}/sub.old/up", s.dest)).unwrap();
+        let roots = Roots::new([s.dest.clone()], true);
+        let kept = roots.place(&format!("{}/kept/f", s.dest)).unwrap();
+        open_write(&kept, true, 0o644).unwrap();
+        assert!(Path::new(&s.dest).join("sub.old/f").is_file());
+        roots.set_mode(&format!("{}/kept", s.dest), 0o750).unwrap();
+        let dir = std::fs::metadata(format!("{}/sub.old", s.dest)).unwrap();
+        assert_eq!(dir.mode() & 0o777, 0o750);
+        // Absolute, or out by `..`: refused.
+        assert!(roots.place(&format!("{}/sub/victim", s.dest)).is_err());
+        let out = roots.place(&format!("{}/kept/up/x", s.dest)).unwrap_err();
+        assert!(out.to_string().contains("leads out"), "{out}");
+        assert_eq!(snapshot(&s.outside), before);
+    }
+
+    #[test]
+    fn a_root_inside_an_earlier_one_is_left_out() {
+        let named = ["d", "d/bk", "d/../bk", "/abs", "d/.", ".", "/abs/t"];
+        let roots = Roots::new(named.map(String::from), false);
+        let kept: Vec<&str> = roots.roots.iter().map(|r| r.path.as_str()).collect();
+        // The destination stays a root of its own inside a later one.
+        assert_eq!(kept, ["d", "d/../bk", "/abs", "."]);
+    }
+}
