@@ -154,11 +154,18 @@ fn mode_bits(mode: u32) -> std::fs::Permissions {
     std::os::unix::fs::PermissionsExt::from_mode(mode)
 }
 
-/// The directories from a root down to the current one, each opened from
-/// the one before without following a symlink.
+/// A directory reached from a root one component at a time, each opened
+/// from the one before without following a symlink. Only the last one is
+/// held (a deep tree must not cost a descriptor per level in every change
+/// in flight), so `..` opens the parent of that one, counted so that it
+/// never climbs above the root; a directory moved elsewhere between two
+/// steps would shift where the count stops, which only a `..` met below it
+/// (in a `-K` symlink's target) could use.
 #[derive(Debug)]
 struct Walk {
-    chain: Vec<OwnedFd>,
+    dir: OwnedFd,
+    /// Levels below the root.
+    depth: usize,
     /// The path walked so far, for messages.
     walked: String,
     dirlinks: bool,
@@ -168,14 +175,10 @@ struct Walk {
 impl Walk {
     fn open(root: &str, dirlinks: bool) -> io::Result<Walk> {
         // The root as the kernel resolves it: the user chose it.
-        let fd = rustix::fs::openat(
-            CWD,
-            &*os_path(root),
-            dir_flags() - OFlags::NOFOLLOW,
-            Mode::empty(),
-        )?;
+        let flags = dir_flags() - OFlags::NOFOLLOW;
         Ok(Walk {
-            chain: vec![fd],
+            dir: rustix::fs::openat(CWD, &*os_path(root), flags, Mode::empty())?,
+            depth: 0,
             walked: root.trim_end_matches('/').to_string(),
             dirlinks,
             links: 0,
@@ -183,8 +186,7 @@ impl Walk {
     }
 
     fn dir(&self) -> BorrowedFd<'_> {
-        // Never empty: `..` stops at the root.
-        self.chain.last().map_or(CWD, |fd| fd.as_fd())
+        self.dir.as_fd()
     }
 
     /// Goes down through `parts` (with `..` back up, never above the root).
@@ -197,7 +199,10 @@ impl Walk {
             }
             self.walked = crate::paths::join(&self.walked, &part);
             match rustix::fs::openat(self.dir(), &*os_path(&part), dir_flags(), Mode::empty()) {
-                Ok(fd) => self.chain.push(fd),
+                Ok(fd) => {
+                    self.dir = fd;
+                    self.depth += 1;
+                }
                 Err(e @ (Errno::LOOP | Errno::NOTDIR)) => {
                     let target = self.symlink_in_the_way(&part, e)?;
                     let parts = components(&target).map(str::to_string);
@@ -213,13 +218,18 @@ impl Walk {
     }
 
     fn up(&mut self) -> io::Result<()> {
-        if self.chain.len() < 2 {
+        if self.depth == 0 {
+            let walked = crate::paths::printable(&self.walked);
             return Err(io::Error::new(
                 io::ErrorKind::PermissionDenied,
-                format!("{}: a symlink leads out of the directory ferry writes to, which it never follows", self.walked),
+                format!(
+                    "{walked}: a symlink leads out of the directory ferry writes to, \
+                     which it never follows"
+                ),
             ));
         }
-        self.chain.pop();
+        self.dir = rustix::fs::openat(self.dir(), "..", dir_flags(), Mode::empty())?;
+        self.depth -= 1;
         self.walked = crate::paths::parent(&self.walked).to_string();
         Ok(())
     }
