@@ -66,13 +66,12 @@ pub struct Entry {
 }
 
 /// A directory's entries, sorted by name, and the entries the endpoint
-/// could not name (a name that is not UTF-8): each of those fails alone,
-/// never its neighbours.
+/// could not name (over SFTP, a name that is not UTF-8: russh-sftp hands
+/// it over mangled): each of those fails alone, never its neighbours.
 #[derive(Debug, Clone, Default)]
 pub struct Listing {
     pub entries: Vec<Entry>,
-    /// The unnameable entries as they may be printed (bytes that are not
-    /// UTF-8 as `\#ooo` escapes).
+    /// The unnameable entries as they may be printed.
     pub unnamed: Vec<String>,
 }
 

@@ -124,12 +124,6 @@ pub fn printable(name: &str) -> Cow<'_, str> {
     Cow::Owned(shown)
 }
 
-/// A name that is not valid UTF-8 as it may be printed: what is valid as
-/// [`printable`] shows it, every other byte as rsync's `\#ooo` escape.
-pub fn printable_bytes(name: &[u8]) -> String {
-    printable(&from_bytes(name)).into_owned()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -162,6 +156,6 @@ mod tests {
     fn raw_bytes_and_control_chars_print_as_rsync_escapes() {
         assert_eq!(printable(&from_bytes(b"bad\xff.txt")), "bad\\#377.txt");
         assert_eq!(printable("a\nb"), "a\\#012b");
-        assert_eq!(printable_bytes(b"dir\xfe"), "dir\\#376");
+        assert_eq!(printable(&from_bytes(b"dir\xfe")), "dir\\#376");
     }
 }
