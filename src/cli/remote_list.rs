@@ -34,7 +34,7 @@ pub async fn read(remote: &RemoteFs, list: &RemoteList, host: &str) -> Result<Fi
 /// only the server's word).
 async fn read_whole(remote: &RemoteFs, path: &str) -> Result<Vec<u8>> {
     let file = remote.open_read(path).await?;
-    let chunk = remote.chunk_size().max(1);
+    let chunk = remote.features().chunk.max(1);
     let mut data = Vec::new();
     let read = loop {
         match file.read_at(data.len() as u64, chunk).await {

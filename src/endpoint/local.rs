@@ -16,7 +16,9 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::{Attrs, CopyRange, Endpoint, FileHandle, Listing, Meta, Mtime, WriteMode};
+use super::{
+    Attrs, CopyRange, Endpoint, Features, FileHandle, Hashing, Listing, Meta, Mtime, WriteMode,
+};
 use crate::delta::rolling::Signature;
 use crate::delta::Piece;
 use crate::error::{Error, Result};
@@ -93,12 +95,16 @@ impl Endpoint for LocalFs {
         ""
     }
 
-    fn chunk_size(&self) -> usize {
-        CHUNK
-    }
-
-    fn requests_in_flight(&self) -> usize {
-        4
+    fn features(&self) -> Features {
+        Features {
+            chunk: CHUNK,
+            depth: 4,
+            hashing: Hashing::AtTheData,
+            fixed_algorithm: None,
+            copies_ranges: true,
+            link_times: true,
+            raw_byte_names: true,
+        }
     }
 
     fn absolute(&self, path: &str) -> String {
@@ -264,10 +270,6 @@ impl Endpoint for LocalFs {
                 .map(Some)
         })
         .await
-    }
-
-    fn copies_ranges(&self) -> bool {
-        true
     }
 
     async fn copy_ranges(&self, from: &str, to: &str, ranges: &[CopyRange]) -> Result<()> {

@@ -70,6 +70,32 @@ pub enum Hashing {
     Off,
 }
 
+/// What an endpoint can do and how it is best driven, in one place
+/// (rclone's `Features`): the engine asks once where it decides, and a new
+/// optional operation adds a field here rather than a method.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Features {
+    /// Bytes per read or write request.
+    pub chunk: usize,
+    /// Requests worth keeping in flight per open file.
+    pub depth: usize,
+    /// How this endpoint's hashes are computed (see [`Hashing`]); a remote
+    /// endpoint knows only after [`Endpoint::start_helper`].
+    pub hashing: Hashing,
+    /// The one hash algorithm it can compute, when it cannot do any (a
+    /// remote helper does blake3, a shell may only have sha256sum).
+    pub fixed_algorithm: Option<HashAlgo>,
+    /// Whether [`Endpoint::copy_ranges`] works here.
+    pub copies_ranges: bool,
+    /// Whether [`Endpoint::set_mtime`] can set a symlink's own time (SFTP
+    /// needs `lsetstat@openssh.com`; without it a link keeps the time it
+    /// was made at, as rsync's with `--omit-link-times`).
+    pub link_times: bool,
+    /// Whether names may hold bytes that are not UTF-8 (carried in paths as
+    /// `paths::from_bytes` says). SFTP through russh-sftp takes strings only.
+    pub raw_byte_names: bool,
+}
+
 /// A file tree on one side of a sync.
 pub trait Endpoint: Send + Sync {
     type File: FileHandle;
@@ -77,11 +103,8 @@ pub trait Endpoint: Send + Sync {
     /// Short description for messages: `host:` for remote, empty for local.
     fn label(&self) -> &str;
 
-    /// Bytes per read or write request.
-    fn chunk_size(&self) -> usize;
-
-    /// Requests worth keeping in flight per open file.
-    fn requests_in_flight(&self) -> usize;
+    /// What it can do and how it is best driven.
+    fn features(&self) -> Features;
 
     /// `path` as an absolute path of this endpoint (relative paths are
     /// taken from the process's or the SFTP session's directory).
@@ -116,21 +139,8 @@ pub trait Endpoint: Send + Sync {
     }
 
     /// Sets the modification time of `path` itself: a symlink's own time
-    /// where [`Endpoint::sets_link_times`], never its target's.
+    /// where [`Features::link_times`], never its target's.
     fn set_mtime(&self, path: &str, mtime: Mtime) -> impl Future<Output = Result<()>> + Send;
-
-    /// Whether [`Endpoint::set_mtime`] can set a symlink's own time (SFTP
-    /// needs `lsetstat@openssh.com`; without it a link keeps the time it
-    /// was made at, as rsync's with `--omit-link-times`).
-    fn sets_link_times(&self) -> bool {
-        true
-    }
-
-    /// Whether names may hold bytes that are not UTF-8 (carried in paths as
-    /// `paths::from_bytes` says). SFTP through russh-sftp takes strings only.
-    fn takes_raw_bytes(&self) -> bool {
-        true
-    }
 
     fn set_mode(&self, path: &str, mode: u32) -> impl Future<Output = Result<()>> + Send;
 
@@ -160,20 +170,9 @@ pub trait Endpoint: Send + Sync {
     /// Readies hashing, and whole-file writes, for the files about to need
     /// them: a remote endpoint starts its helper (or finds its shell) only
     /// now, so that a run that needs neither (a few new files, nothing to do)
-    /// never pays for it. Until then [`Endpoint::hashing`] may say `Off`.
+    /// never pays for it. Until then [`Features::hashing`] may say `Off`.
     fn start_helper(&self) -> impl Future<Output = Result<()>> + Send {
         async { Ok(()) }
-    }
-
-    /// How this endpoint's hashes are computed (see [`Hashing`]).
-    fn hashing(&self) -> Hashing {
-        Hashing::AtTheData
-    }
-
-    /// The one hash algorithm this endpoint can compute, when it cannot do
-    /// any (a remote helper does blake3, a shell may only have sha256sum).
-    fn fixed_algorithm(&self) -> Option<HashAlgo> {
-        None
     }
 
     /// Hash of each `block` bytes of `[start, end)` of `path` (shorter at
@@ -218,11 +217,6 @@ pub trait Endpoint: Send + Sync {
         _signature: &Signature,
     ) -> impl Future<Output = Result<Option<Vec<crate::delta::Piece>>>> + Send {
         async { Ok(None) }
-    }
-
-    /// Whether [`Endpoint::copy_ranges`] works here.
-    fn copies_ranges(&self) -> bool {
-        false
     }
 
     /// Copies `ranges` of the file `from` into the existing file `to`, both
@@ -376,9 +370,9 @@ pub struct Pipeline {
 impl Pipeline {
     pub fn between<S: Endpoint + ?Sized, D: Endpoint + ?Sized>(src: &S, dst: &D) -> Pipeline {
         Pipeline {
-            chunk: src.chunk_size().min(dst.chunk_size()),
-            read_depth: src.requests_in_flight(),
-            write_depth: dst.requests_in_flight(),
+            chunk: src.features().chunk.min(dst.features().chunk),
+            read_depth: src.features().depth,
+            write_depth: dst.features().depth,
         }
     }
 
@@ -524,7 +518,10 @@ pub async fn read_span<F: FileHandle>(
 /// The hash algorithm two endpoints can both compute: the fixed one of
 /// either side, blake3 when neither is fixed; None when they cannot agree.
 pub fn common_algorithm<S: Endpoint, D: Endpoint>(src: &S, dst: &D) -> Option<HashAlgo> {
-    match (src.fixed_algorithm(), dst.fixed_algorithm()) {
+    match (
+        src.features().fixed_algorithm,
+        dst.features().fixed_algorithm,
+    ) {
         (Some(a), Some(b)) if a != b => None,
         (Some(a), _) | (None, Some(a)) => Some(a),
         (None, None) => Some(HashAlgo::Blake3),

@@ -17,7 +17,8 @@ use tokio::sync::OwnedSemaphorePermit;
 
 use super::mounts::MountTable;
 use super::{
-    Attrs, CopyRange, Endpoint, Entry, FileHandle, Hashing, Kind, Listing, Meta, Mtime, WriteMode,
+    Attrs, CopyRange, Endpoint, Entry, Features, FileHandle, Hashing, Kind, Listing, Meta, Mtime,
+    WriteMode,
 };
 use crate::delta::rolling::Signature;
 use crate::error::{Error, Result};
@@ -342,12 +343,25 @@ impl Endpoint for RemoteFs {
         &self.label
     }
 
-    fn chunk_size(&self) -> usize {
-        self.sftp.read_chunk().min(self.sftp.write_chunk()) as usize
-    }
-
-    fn requests_in_flight(&self) -> usize {
-        REQUESTS_IN_FLIGHT
+    fn features(&self) -> Features {
+        let tier = self.tier();
+        Features {
+            chunk: self.sftp.read_chunk().min(self.sftp.write_chunk()) as usize,
+            depth: REQUESTS_IN_FLIGHT,
+            hashing: match tier {
+                RemoteHashing::Helper(_) | RemoteHashing::Shell(_) => Hashing::AtTheData,
+                RemoteHashing::Read => Hashing::ByReading,
+                RemoteHashing::Off => Hashing::Off,
+            },
+            fixed_algorithm: match tier {
+                RemoteHashing::Helper(_) => Some(HashAlgo::Blake3),
+                RemoteHashing::Shell(shell) => Some(shell.algo()),
+                _ => None,
+            },
+            copies_ranges: matches!(tier, RemoteHashing::Helper(_)),
+            link_times: self.sftp.extensions().lsetstat,
+            raw_byte_names: false,
+        }
     }
 
     async fn put_whole(
@@ -393,22 +407,6 @@ impl Endpoint for RemoteFs {
             tracing::debug!(tier = self.tier().name(), "remote hashing ready");
         }
         Ok(())
-    }
-
-    fn hashing(&self) -> Hashing {
-        match self.tier() {
-            RemoteHashing::Helper(_) | RemoteHashing::Shell(_) => Hashing::AtTheData,
-            RemoteHashing::Read => Hashing::ByReading,
-            RemoteHashing::Off => Hashing::Off,
-        }
-    }
-
-    fn fixed_algorithm(&self) -> Option<HashAlgo> {
-        match self.tier() {
-            RemoteHashing::Helper(_) => Some(HashAlgo::Blake3),
-            RemoteHashing::Shell(shell) => Some(shell.algo()),
-            _ => None,
-        }
     }
 
     async fn block_hashes(
@@ -491,10 +489,6 @@ impl Endpoint for RemoteFs {
             // Standard tools have no rolling checksum.
             RemoteHashing::Shell(_) | RemoteHashing::Off => Ok(None),
         }
-    }
-
-    fn copies_ranges(&self) -> bool {
-        matches!(self.tier(), RemoteHashing::Helper(_))
     }
 
     async fn copy_ranges(&self, from: &str, to: &str, ranges: &[CopyRange]) -> Result<()> {
@@ -663,14 +657,6 @@ impl Endpoint for RemoteFs {
             .await
             .map(drop)
             .map_err(|e| self.err(path, e))
-    }
-
-    fn sets_link_times(&self) -> bool {
-        self.sftp.extensions().lsetstat
-    }
-
-    fn takes_raw_bytes(&self) -> bool {
-        false
     }
 
     async fn umask(&self, dir: &str) -> Result<u32> {

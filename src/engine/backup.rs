@@ -347,7 +347,7 @@ impl Backups {
         let target = dst.read_link(from).await?;
         self.clear(dst, to).await?;
         dst.symlink(&target, to).await?;
-        if self.times && dst.sets_link_times() {
+        if self.times && dst.features().link_times {
             dst.set_mtime(to, meta.mtime).await?;
         }
         Ok(())

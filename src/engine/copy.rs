@@ -13,7 +13,7 @@ use crate::report::Silent;
 /// read and written back.
 pub async fn duplicate<D: Endpoint>(dst: &D, from: &str, to: &str, size: u64) -> Result<()> {
     let out = create_fresh(dst, to).await?;
-    if dst.copies_ranges() {
+    if dst.features().copies_ranges {
         out.close(false).await?;
         if size == 0 {
             return Ok(());

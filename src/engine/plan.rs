@@ -833,7 +833,7 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
     /// bytes that are not UTF-8 fails alone when the destination takes
     /// strings only.
     fn carried_names(&mut self, src_dir: &str, entries: Vec<Entry>) -> Vec<Entry> {
-        if self.dst.takes_raw_bytes() {
+        if self.dst.features().raw_byte_names {
             return entries;
         }
         let (kept, refused): (Vec<Entry>, Vec<Entry>) = entries
@@ -1694,7 +1694,7 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
     /// (not `-J`), where the destination can set a link's own time.
     fn link_time(&self, meta: &Meta) -> Option<Mtime> {
         let opts = self.opts;
-        let kept = opts.times && !opts.omit_link_times && self.dst.sets_link_times();
+        let kept = opts.times && !opts.omit_link_times && self.dst.features().link_times;
         kept.then_some(meta.mtime)
     }
 

@@ -361,7 +361,10 @@ async fn patch_in_place<S: Endpoint, D: Endpoint>(
     let algo = common_algorithm(src, dst).filter(|_| can_check_end_to_end(src, dst));
     let delta = match algo {
         Some(algo)
-            if use_delta && size > 0 && old_size > 0 && src.hashing() == Hashing::AtTheData =>
+            if use_delta
+                && size > 0
+                && old_size > 0
+                && src.features().hashing == Hashing::AtTheData =>
         {
             compare::compare(src, &job.source, size, dst, &job.paths.dest, old_size, algo).await?
         }
@@ -478,13 +481,13 @@ fn delta_worth_trying<S: Endpoint, D: Endpoint>(
             .existing
             .is_some_and(|m| m.kind == Kind::File && m.size > 0)
         && job.source_meta.size > 0
-        && src.hashing() == Hashing::AtTheData
-        && dst.hashing() != Hashing::Off
+        && src.features().hashing == Hashing::AtTheData
+        && dst.features().hashing != Hashing::Off
 }
 
 fn can_check_end_to_end<S: Endpoint, D: Endpoint>(src: &S, dst: &D) -> bool {
-    src.hashing() != Hashing::Off
-        && dst.hashing() != Hashing::Off
+    src.features().hashing != Hashing::Off
+        && dst.features().hashing != Hashing::Off
         && common_algorithm(src, dst).is_some()
 }
 
@@ -618,7 +621,7 @@ async fn assemble<S: Endpoint, D: Endpoint>(
     io: Pipeline,
     reporter: &dyn Reporter,
 ) -> Result<bool> {
-    if dst.copies_ranges() {
+    if dst.features().copies_ranges {
         let (mut reuse, mut send) = (Vec::new(), Vec::new());
         for piece in &delta.pieces {
             match *piece {
