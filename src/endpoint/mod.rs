@@ -369,10 +369,11 @@ pub struct Pipeline {
 
 impl Pipeline {
     pub fn between<S: Endpoint + ?Sized, D: Endpoint + ?Sized>(src: &S, dst: &D) -> Pipeline {
+        let (from, to) = (src.features(), dst.features());
         Pipeline {
-            chunk: src.features().chunk.min(dst.features().chunk),
-            read_depth: src.features().depth,
-            write_depth: dst.features().depth,
+            chunk: from.chunk.min(to.chunk),
+            read_depth: from.depth,
+            write_depth: to.depth,
         }
     }
 

@@ -179,11 +179,7 @@ pub async fn make_way<D: Endpoint>(
 /// then the directory itself is removed, which fails while it holds
 /// backups kept beside their files.
 async fn back_up_tree<D: Endpoint>(dst: &D, dir: &str, backups: &Backups) -> Result<()> {
-    let listing = dst.list(dir).await?;
-    if let Some(e) = super::unnamed_errors(dir, &listing).next() {
-        return Err(e);
-    }
-    for child in listing.entries {
+    for child in whole_listing(dst, dir).await? {
         let path = join(dir, &child.name);
         let entry = Entry {
             name: path,
@@ -197,13 +193,19 @@ async fn back_up_tree<D: Endpoint>(dst: &D, dir: &str, backups: &Backups) -> Res
     dst.remove_dir(dir).await
 }
 
-/// Removes the directory `dir` and everything in it, children first.
-pub(super) async fn remove_tree<D: Endpoint>(dst: &D, dir: &str) -> Result<()> {
+/// The entries of `dir`, all of them: an entry the endpoint cannot name
+/// is an error, as the directory could not be emptied.
+async fn whole_listing<D: Endpoint>(dst: &D, dir: &str) -> Result<Vec<Entry>> {
     let listing = dst.list(dir).await?;
     if let Some(e) = super::unnamed_errors(dir, &listing).next() {
         return Err(e);
     }
-    for child in listing.entries {
+    Ok(listing.entries)
+}
+
+/// Removes the directory `dir` and everything in it, children first.
+pub(super) async fn remove_tree<D: Endpoint>(dst: &D, dir: &str) -> Result<()> {
+    for child in whole_listing(dst, dir).await? {
         let path = join(dir, &child.name);
         match child.meta.kind {
             Kind::Dir => Box::pin(remove_tree(dst, &path)).await?,

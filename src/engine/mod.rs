@@ -1089,7 +1089,8 @@ pub(crate) fn unnamed_errors<'a>(
 ) -> impl Iterator<Item = Error> + 'a {
     listing.unnamed.iter().map(move |shown| Error::Refused {
         path: join(dir, shown),
-        message: "the name is not valid UTF-8, which ferry cannot carry yet; rename or exclude it"
+        message: "the server gives a name that is not valid UTF-8, which ferry cannot address \
+                  over SFTP yet; rename or exclude it"
             .into(),
     })
 }

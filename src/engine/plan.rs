@@ -839,13 +839,11 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
         let (kept, refused): (Vec<Entry>, Vec<Entry>) = entries
             .into_iter()
             .partition(|e| !crate::paths::has_raw_bytes(&e.name));
-        self.errors.extend(refused.iter().map(|e| {
-            Error::Refused {
-                path: join(src_dir, &e.name),
-                message: "the name is not valid UTF-8, which ferry cannot send over SFTP yet; \
-                      rename or exclude it"
-                    .into(),
-            }
+        let message = "the name is not valid UTF-8, which ferry cannot send over SFTP yet; \
+                       rename or exclude it";
+        self.errors.extend(refused.iter().map(|e| Error::Refused {
+            path: join(src_dir, &e.name),
+            message: message.into(),
         }));
         kept
     }
