@@ -1,9 +1,10 @@
 //! File names that are not UTF-8. Between local paths they are copied as
-//! they are, like any other name (rsync copies any bytes). Over SFTP,
-//! russh-sftp takes and gives names as strings (the bytes it cannot decode
-//! become U+FFFD), so there such a name fails alone: each is an error naming
-//! it (exit 23, rsync's "some files could not be transferred"), and every
-//! neighbour arrives.
+//! they are, like any other name (rsync copies any bytes), and so they are
+//! pushed and pulled when the remote helper runs: it lists and changes
+//! them by their bytes. Over plain SFTP, russh-sftp takes and gives names as
+//! strings (the bytes it cannot decode become U+FFFD), so there such a name
+//! fails alone: each is an error naming it (exit 23, rsync's "some files
+//! could not be transferred"), and every neighbour arrives.
 mod common;
 
 use common::*;
@@ -78,7 +79,7 @@ fn push_and_pull_fail_only_the_unnameable_entries() {
     let pushed = sshd.remote().join("pushed");
     let out = sshd
         .ferry()
-        .arg("-a")
+        .args(["-a", "--remote-hash", "off"])
         .arg(format!("{}/", local.display()))
         .arg(sshd.spec(&pushed))
         .run_default();
@@ -91,7 +92,7 @@ fn push_and_pull_fail_only_the_unnameable_entries() {
     let pulled = sshd.local().join("pulled");
     let out = sshd
         .ferry()
-        .arg("-a")
+        .args(["-a", "--remote-hash", "off"])
         .arg(format!("{}/", sshd.spec(&remote)))
         .arg(&pulled)
         .run_default();
@@ -99,4 +100,72 @@ fn push_and_pull_fail_only_the_unnameable_entries() {
     out.assert_stderr_contains("bad\u{FFFD}.txt");
     out.assert_stderr_contains("dir\u{FFFD}");
     assert_neighbours_arrived(&pulled);
+}
+
+/// A file of several requests' worth (it moves through a file handle of
+/// the helper, not as one whole-file message) inside the bad directory.
+fn add_large_file(root: &Path, seed: u64) -> Vec<u8> {
+    let data = random_bytes(3 << 20, seed);
+    fs::write(root.join(OsStr::from_bytes(b"dir\xfe/big\xfd.bin")), &data).unwrap();
+    data
+}
+
+/// ferry with the remote helper this build is.
+fn with_helper(sshd: &Sshd, args: &[&str]) -> FerryCmd {
+    let mut cmd = sshd.ferry();
+    cmd.args(args)
+        .args(["--remote-hash", "helper", "--remote-ferry"])
+        .arg(ferry_bin());
+    cmd
+}
+
+#[test]
+fn the_helper_pushes_and_pulls_any_bytes() {
+    let sshd = Sshd::start();
+    let local = sshd.local().join("tree");
+    make_tree(&local);
+    add_large_file(&local, 1);
+    let pushed = sshd.remote().join("pushed");
+    let out = with_helper(&sshd, &["-a", "-i"])
+        .arg(format!("{}/", local.display()))
+        .arg(sshd.spec(&pushed))
+        .run_default();
+    out.assert_ok();
+    assert!(out.stdout.contains("<f+++++++++ bad\\#377.txt"), "{out}");
+    assert_trees_identical_with(&local, &pushed, Compare::ARCHIVE);
+
+    // A changed large file goes as a delta against the old one, addressed
+    // by its bytes; a removed bad name is deleted on the server.
+    let mut changed = add_large_file(&local, 1);
+    changed[1 << 20..(1 << 20) + 5].copy_from_slice(b"edit!");
+    fs::write(
+        local.join(OsStr::from_bytes(b"dir\xfe/big\xfd.bin")),
+        &changed,
+    )
+    .unwrap();
+    fs::remove_file(local.join(OsStr::from_bytes(b"bad\xff.txt"))).unwrap();
+    let out = with_helper(&sshd, &["-a", "-i", "--delete", "--stats"])
+        .arg(format!("{}/", local.display()))
+        .arg(sshd.spec(&pushed))
+        .run_default();
+    out.assert_ok();
+    assert!(out.stdout.contains("*deleting   bad\\#377.txt"), "{out}");
+    assert!(
+        out.stdout.contains("<f..t...... dir\\#376/big\\#375.bin"),
+        "{out}"
+    );
+    assert!(out.stdout.contains("Literal data: 4,096 bytes"), "{out}");
+    assert_trees_identical_with(&local, &pushed, Compare::ARCHIVE);
+
+    let remote = sshd.remote().join("tree");
+    make_tree(&remote);
+    add_large_file(&remote, 2);
+    let pulled = sshd.local().join("pulled");
+    let out = with_helper(&sshd, &["-a"])
+        .arg(format!("{}/", sshd.spec(&remote)))
+        .arg(&pulled)
+        .run_default();
+    out.assert_ok();
+    assert_trees_identical_with(&remote, &pulled, Compare::ARCHIVE);
+    assert_no_partials(&pulled);
 }

@@ -628,7 +628,7 @@ async fn start_hashing(
     let hashing =
         if settings.remote_ferry == "upload" && settings.remote_hash != RemoteHashMode::Off {
             let helper = bootstrap::upload_helper(conn, sftp, &settings.remote_cache).await?;
-            RemoteHashing::Helper(helper)
+            RemoteHashing::Helper(Arc::new(helper))
         } else {
             remote_hashing(conn, settings).await?
         };
@@ -655,9 +655,9 @@ async fn remote_hashing(conn: &Arc<Connection>, settings: &Settings) -> Result<R
     match settings.remote_hash {
         RemoteHashMode::Off => Ok(RemoteHashing::Off),
         RemoteHashMode::Read => Ok(RemoteHashing::Read),
-        RemoteHashMode::Helper => Ok(RemoteHashing::Helper(
+        RemoteHashMode::Helper => Ok(RemoteHashing::Helper(Arc::new(
             HelperClient::open(conn, &settings.remote_ferry).await?,
-        )),
+        ))),
         RemoteHashMode::Shell => shell().await?.ok_or_else(|| Error::Helper {
             host: conn.host().to_string(),
             detail: "the remote shell lacks split --filter with sha256sum or b3sum; \
@@ -665,7 +665,7 @@ async fn remote_hashing(conn: &Arc<Connection>, settings: &Settings) -> Result<R
                 .into(),
         }),
         RemoteHashMode::Auto => match HelperClient::open(conn, &settings.remote_ferry).await {
-            Ok(helper) => Ok(RemoteHashing::Helper(helper)),
+            Ok(helper) => Ok(RemoteHashing::Helper(Arc::new(helper))),
             Err(e) if e.is_fatal() && !matches!(e, Error::Helper { .. }) => Err(e),
             Err(e) => {
                 tracing::info!("no remote helper: {e}");

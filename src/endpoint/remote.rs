@@ -2,7 +2,10 @@
 //!
 //! Each read or write is one SFTP request; the engine keeps many of them in
 //! flight on the shared session, which is what makes SFTP fast on links with
-//! latency.
+//! latency. Names that are not UTF-8 go through the helper instead
+//! ([`by_helper`]), or fail alone where there is none.
+
+mod by_helper;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -23,10 +26,12 @@ use super::{
 use crate::delta::rolling::Signature;
 use crate::error::{Error, Result};
 use crate::hash::{BlockHash, HashAlgo};
-use crate::paths::printable;
+use crate::paths::{has_raw_bytes, printable};
 use crate::protocol::client::{HelperClient, HelperError};
+use crate::protocol::fs::OpenHow;
 use crate::sftp::{is_not_found, Sftp};
 use crate::ssh::shell::ShellHasher;
+use by_helper::{open_how, ByHelper, HelperFile};
 
 /// 64 requests of up to 255 KiB: 16 MiB in flight per file, enough for a
 /// 200 Mbit/s link with 500 ms of latency, and OpenSSH's sftp keeps 64 too.
@@ -40,7 +45,7 @@ const S_IFLNK: u32 = 0o120000;
 /// How a remote endpoint hashes its files (`--remote-hash`).
 pub enum RemoteHashing {
     /// `ferry --server` on the remote hashes at disk speed.
-    Helper(HelperClient),
+    Helper(Arc<HelperClient>),
     /// The remote shell's `split --filter` with `b3sum` or `sha256sum`.
     Shell(ShellHasher),
     /// Read the data over SFTP and hash it here.
@@ -85,13 +90,25 @@ pub struct RemoteFs {
     mounts: tokio::sync::OnceCell<MountTable>,
 }
 
-pub struct RemoteFile {
+/// A remote file: opened over SFTP, or by the helper for a name SFTP
+/// cannot carry.
+pub enum RemoteFile {
+    Sftp(SftpFile),
+    Helper(HelperFile),
+}
+
+pub struct SftpFile {
     sftp: Arc<Sftp>,
     handle: String,
     path: String,
     /// Room for this handle among the server's open ones, freed on drop.
     _slot: Option<OwnedSemaphorePermit>,
 }
+
+/// Why a name that is not UTF-8 fails without the helper.
+pub const NOT_UTF8: &str = "the name is not valid UTF-8, which SFTP cannot carry \
+     without the remote helper (--remote-ferry upload, or ferry installed on the server); \
+     rename or exclude it";
 
 /// Directory reads sent at once: OpenSSH returns at most 100 names per
 /// read, so four cover most directories in one round trip.
@@ -128,15 +145,22 @@ impl RemoteFs {
     }
 
     fn helper_error(&self, path: &str, e: HelperError) -> Error {
-        match e {
-            HelperError::Request(message) => Error::Remote {
-                path: format!("{}{path}", self.label),
-                message,
-            },
-            other => Error::ConnectionLost {
-                host: self.sftp.host().to_string(),
-                detail: other.to_string(),
-            },
+        by_helper::helper_error(self.sftp.host(), format!("{}{path}", self.label), e)
+    }
+
+    /// The helper, when an operation on `paths` must go through it: a name
+    /// that is not UTF-8 cannot be sent over SFTP (russh-sftp takes
+    /// strings). Where there is no helper, such an operation fails alone.
+    fn by_helper(&self, paths: &[&str]) -> Result<Option<ByHelper<'_>>> {
+        let Some(raw) = paths.iter().find(|p| has_raw_bytes(p)) else {
+            return Ok(None);
+        };
+        match self.tier() {
+            RemoteHashing::Helper(helper) => Ok(Some(ByHelper { fs: self, helper })),
+            _ => Err(Error::Refused {
+                path: format!("{}{raw}", self.label),
+                message: NOT_UTF8.into(),
+            }),
         }
     }
 
@@ -191,6 +215,9 @@ impl RemoteFs {
     }
 
     async fn stat_with(&self, path: &str, follow: bool) -> Result<Option<Meta>> {
+        if let Some(by) = self.by_helper(&[path])? {
+            return by.stat(path, follow).await;
+        }
         let raw = self.sftp.raw();
         let reply = if follow {
             raw.stat(path).await
@@ -204,12 +231,7 @@ impl RemoteFs {
         }
     }
 
-    async fn open(
-        &self,
-        path: &str,
-        flags: OpenFlags,
-        attrs: FileAttributes,
-    ) -> Result<RemoteFile> {
+    async fn open(&self, path: &str, flags: OpenFlags, attrs: FileAttributes) -> Result<SftpFile> {
         let slot = self.sftp.handle_slot().await;
         let handle = self
             .sftp
@@ -218,7 +240,7 @@ impl RemoteFs {
             .await
             .map_err(|e| self.err(path, e))?
             .handle;
-        Ok(RemoteFile {
+        Ok(SftpFile {
             sftp: self.sftp.clone(),
             handle,
             path: path.to_string(),
@@ -231,21 +253,13 @@ impl RemoteFs {
     /// and ProFTPD apply it), and is removed at once.
     async fn probe_umask(&self, dir: &str) -> Result<u32> {
         let probe = super::join(dir, &format!(".ferry-umask.{}", std::process::id()));
-        let flags = OpenFlags::CREATE | OpenFlags::EXCLUDE | OpenFlags::WRITE;
-        let all = FileAttributes {
-            permissions: Some(0o777),
-            ..FileAttributes::empty()
-        };
-        let file = self.open(&probe, flags, all).await?;
-        let (made, closed) = tokio::join!(
-            self.sftp.raw().fstat(file.handle.as_str()),
-            self.sftp.raw().close(file.handle.as_str())
-        );
+        let file = self.open_write(&probe, WriteMode::CreateNew, 0o777).await?;
+        let (made, closed) = tokio::join!(self.lstat(&probe), file.close(false));
         let removed = self.remove_file(&probe).await;
-        let made = made.map_err(|e| self.err(&probe, e))?;
-        closed.map_err(|e| self.err(&probe, e))?;
+        let made = made?;
+        closed?;
         removed?;
-        let mode = made.attrs.permissions.unwrap_or(0o755) & 0o777;
+        let mode = made.map_or(0o755, |m| m.mode) & 0o777;
         tracing::debug!("{}: umask {:03o}", self.label, !mode & 0o777);
         Ok(!mode & 0o777)
     }
@@ -360,7 +374,7 @@ impl Endpoint for RemoteFs {
             },
             copies_ranges: matches!(tier, RemoteHashing::Helper(_)),
             link_times: self.sftp.extensions().lsetstat,
-            raw_byte_names: false,
+            raw_byte_names: matches!(tier, RemoteHashing::Helper(_)),
         }
     }
 
@@ -516,6 +530,9 @@ impl Endpoint for RemoteFs {
         to_offset: u64,
         len: u64,
     ) -> Result<bool> {
+        let (RemoteFile::Sftp(from), RemoteFile::Sftp(to)) = (from, to) else {
+            return Ok(false);
+        };
         if !self.sftp.extensions().copy_data {
             return Ok(false);
         }
@@ -554,6 +571,184 @@ impl Endpoint for RemoteFs {
     }
 
     async fn list(&self, dir: &str) -> Result<Listing> {
+        if let Some(by) = self.by_helper(&[dir])? {
+            return by.list(dir).await;
+        }
+        let listing = self.list_over_sftp(dir).await?;
+        if listing.unnamed.is_empty() {
+            return Ok(listing);
+        }
+        // Names SFTP could not carry: the helper lists them as they are,
+        // started now if it was not yet.
+        self.start_helper().await?;
+        match self.tier() {
+            RemoteHashing::Helper(helper) => ByHelper { fs: self, helper }.list(dir).await,
+            _ => Ok(listing),
+        }
+    }
+
+    async fn open_read(&self, path: &str) -> Result<RemoteFile> {
+        if let Some(by) = self.by_helper(&[path])? {
+            return by
+                .open(path, OpenHow::Read, 0)
+                .await
+                .map(RemoteFile::Helper);
+        }
+        self.open(path, OpenFlags::READ, FileAttributes::empty())
+            .await
+            .map(RemoteFile::Sftp)
+    }
+
+    async fn open_write(&self, path: &str, how: WriteMode, mode: u32) -> Result<RemoteFile> {
+        if let Some(by) = self.by_helper(&[path])? {
+            return by
+                .open(path, open_how(how), mode)
+                .await
+                .map(RemoteFile::Helper);
+        }
+        let mut flags = OpenFlags::WRITE | OpenFlags::READ | OpenFlags::CREATE;
+        match how {
+            WriteMode::CreateNew => flags |= OpenFlags::EXCLUDE,
+            WriteMode::Keep => {}
+        }
+        let attrs = FileAttributes {
+            permissions: Some(mode),
+            ..FileAttributes::empty()
+        };
+        self.open(path, flags, attrs).await.map(RemoteFile::Sftp)
+    }
+
+    async fn rename(&self, from: &str, to: &str) -> Result<()> {
+        if let Some(by) = self.by_helper(&[from, to])? {
+            return by.rename(from, to).await;
+        }
+        self.sftp.rename_replace(from, to).await
+    }
+
+    async fn hard_link(&self, from: &str, to: &str) -> Result<bool> {
+        if let Some(by) = self.by_helper(&[from, to])? {
+            return by.hard_link(from, to).await.map(|()| true);
+        }
+        if !self.sftp.extensions().hardlink {
+            return Ok(false);
+        }
+        self.sftp.hard_link(from, to).await.map(|()| true)
+    }
+
+    async fn set_mtime(&self, path: &str, mtime: Mtime) -> Result<()> {
+        if let Some(by) = self.by_helper(&[path])? {
+            return by.set_mtime(path, mtime).await;
+        }
+        self.set_attrs(path, times_of(mtime)).await
+    }
+
+    async fn set_mode(&self, path: &str, mode: u32) -> Result<()> {
+        if let Some(by) = self.by_helper(&[path])? {
+            return by.set_mode(path, mode).await;
+        }
+        let attrs = FileAttributes {
+            permissions: Some(mode),
+            ..FileAttributes::empty()
+        };
+        self.set_attrs(path, attrs).await
+    }
+
+    async fn remove_file(&self, path: &str) -> Result<()> {
+        if let Some(by) = self.by_helper(&[path])? {
+            return by.remove_file(path).await;
+        }
+        self.sftp
+            .raw()
+            .remove(path)
+            .await
+            .map(drop)
+            .map_err(|e| self.err(path, e))
+    }
+
+    async fn remove_dir(&self, path: &str) -> Result<()> {
+        if let Some(by) = self.by_helper(&[path])? {
+            return by.remove_dir(path).await;
+        }
+        self.sftp
+            .raw()
+            .rmdir(path)
+            .await
+            .map(drop)
+            .map_err(|e| self.err(path, e))
+    }
+
+    async fn mkdir(&self, path: &str, mode: u32) -> Result<()> {
+        if let Some(by) = self.by_helper(&[path])? {
+            return by.mkdir(path, mode).await;
+        }
+        let attrs = FileAttributes {
+            permissions: Some(mode),
+            ..FileAttributes::empty()
+        };
+        self.sftp
+            .raw()
+            .mkdir(path, attrs)
+            .await
+            .map(drop)
+            .map_err(|e| self.err(path, e))
+    }
+
+    async fn symlink(&self, target: &str, path: &str) -> Result<()> {
+        if let Some(by) = self.by_helper(&[target, path])? {
+            return by.symlink(target, path).await;
+        }
+        // OpenSSH's sftp-server reads SSH_FXP_SYMLINK's two strings as
+        // (target, link), the reverse of the draft; russh-sftp sends its first
+        // argument first, so the target goes first here.
+        self.sftp
+            .raw()
+            .symlink(target, path)
+            .await
+            .map(drop)
+            .map_err(|e| self.err(path, e))
+    }
+
+    async fn umask(&self, dir: &str) -> Result<u32> {
+        self.umask
+            .get_or_try_init(|| self.probe_umask(dir))
+            .await
+            .copied()
+    }
+
+    async fn file_system(&self, dir: &str) -> Result<u64> {
+        let mounts = self.mounts.get_or_try_init(|| self.read_mounts()).await?;
+        let real = match self.by_helper(&[dir])? {
+            Some(by) => Some(by.real_path(dir).await?),
+            None => self.real_path(dir).await?,
+        };
+        Ok(real
+            .and_then(|path| mounts.device_of(&path))
+            .unwrap_or_default())
+    }
+
+    async fn read_link(&self, path: &str) -> Result<String> {
+        if let Some(by) = self.by_helper(&[path])? {
+            return by.read_link(path).await;
+        }
+        let name = self
+            .sftp
+            .raw()
+            .readlink(path)
+            .await
+            .map_err(|e| self.err(path, e))?;
+        name.files
+            .into_iter()
+            .next()
+            .map(|f| f.filename)
+            .ok_or_else(|| Error::Remote {
+                path: path.to_string(),
+                message: "the server returned no symlink target".into(),
+            })
+    }
+}
+
+impl RemoteFs {
+    async fn list_over_sftp(&self, dir: &str) -> Result<Listing> {
         let raw = self.sftp.raw().clone();
         let slot = self.sftp.handle_slot().await;
         let handle = raw.opendir(dir).await.map_err(|e| self.err(dir, e))?.handle;
@@ -575,130 +770,19 @@ impl Endpoint for RemoteFs {
         Ok(listing)
     }
 
-    async fn open_read(&self, path: &str) -> Result<RemoteFile> {
-        self.open(path, OpenFlags::READ, FileAttributes::empty())
-            .await
-    }
-
-    async fn open_write(&self, path: &str, how: WriteMode, mode: u32) -> Result<RemoteFile> {
-        let mut flags = OpenFlags::WRITE | OpenFlags::READ | OpenFlags::CREATE;
-        match how {
-            WriteMode::CreateNew => flags |= OpenFlags::EXCLUDE,
-            WriteMode::Keep => {}
-        }
-        let attrs = FileAttributes {
-            permissions: Some(mode),
-            ..FileAttributes::empty()
-        };
-        self.open(path, flags, attrs).await
-    }
-
-    async fn rename(&self, from: &str, to: &str) -> Result<()> {
-        self.sftp.rename_replace(from, to).await
-    }
-
-    async fn hard_link(&self, from: &str, to: &str) -> Result<bool> {
-        if !self.sftp.extensions().hardlink {
-            return Ok(false);
-        }
-        self.sftp.hard_link(from, to).await.map(|()| true)
-    }
-
-    async fn set_mtime(&self, path: &str, mtime: Mtime) -> Result<()> {
-        self.set_attrs(path, times_of(mtime)).await
-    }
-
-    async fn set_mode(&self, path: &str, mode: u32) -> Result<()> {
-        let attrs = FileAttributes {
-            permissions: Some(mode),
-            ..FileAttributes::empty()
-        };
-        self.set_attrs(path, attrs).await
-    }
-
-    async fn remove_file(&self, path: &str) -> Result<()> {
-        self.sftp
-            .raw()
-            .remove(path)
-            .await
-            .map(drop)
-            .map_err(|e| self.err(path, e))
-    }
-
-    async fn remove_dir(&self, path: &str) -> Result<()> {
-        self.sftp
-            .raw()
-            .rmdir(path)
-            .await
-            .map(drop)
-            .map_err(|e| self.err(path, e))
-    }
-
-    async fn mkdir(&self, path: &str, mode: u32) -> Result<()> {
-        let attrs = FileAttributes {
-            permissions: Some(mode),
-            ..FileAttributes::empty()
-        };
-        self.sftp
-            .raw()
-            .mkdir(path, attrs)
-            .await
-            .map(drop)
-            .map_err(|e| self.err(path, e))
-    }
-
-    async fn symlink(&self, target: &str, path: &str) -> Result<()> {
-        // OpenSSH's sftp-server reads SSH_FXP_SYMLINK's two strings as
-        // (target, link), the reverse of the draft; russh-sftp sends its first
-        // argument first, so the target goes first here.
-        self.sftp
-            .raw()
-            .symlink(target, path)
-            .await
-            .map(drop)
-            .map_err(|e| self.err(path, e))
-    }
-
-    async fn umask(&self, dir: &str) -> Result<u32> {
-        self.umask
-            .get_or_try_init(|| self.probe_umask(dir))
-            .await
-            .copied()
-    }
-
-    async fn file_system(&self, dir: &str) -> Result<u64> {
-        let mounts = self.mounts.get_or_try_init(|| self.read_mounts()).await?;
+    /// `dir` with every symlink resolved, as the SFTP server says.
+    async fn real_path(&self, dir: &str) -> Result<Option<String>> {
         let real = self
             .sftp
             .raw()
             .realpath(dir)
             .await
             .map_err(|e| self.err(dir, e))?;
-        let real = real.files.into_iter().next().map(|f| f.filename);
-        Ok(real
-            .and_then(|path| mounts.device_of(&path))
-            .unwrap_or_default())
-    }
-
-    async fn read_link(&self, path: &str) -> Result<String> {
-        let name = self
-            .sftp
-            .raw()
-            .readlink(path)
-            .await
-            .map_err(|e| self.err(path, e))?;
-        name.files
-            .into_iter()
-            .next()
-            .map(|f| f.filename)
-            .ok_or_else(|| Error::Remote {
-                path: path.to_string(),
-                message: "the server returned no symlink target".into(),
-            })
+        Ok(real.files.into_iter().next().map(|f| f.filename))
     }
 }
 
-impl RemoteFile {
+impl SftpFile {
     async fn write_piece(&self, offset: u64, data: Bytes) -> Result<()> {
         self.sftp
             .raw()
@@ -709,7 +793,7 @@ impl RemoteFile {
     }
 }
 
-impl FileHandle for RemoteFile {
+impl SftpFile {
     async fn read_at(&self, offset: u64, len: usize) -> Result<Bytes> {
         let raw = self.sftp.raw();
         let mut out = Vec::new();
@@ -838,5 +922,54 @@ impl FileHandle for RemoteFile {
             .await
             .map(drop)
             .map_err(|e| self.sftp.error(&self.path, e))
+    }
+}
+
+impl FileHandle for RemoteFile {
+    async fn read_at(&self, offset: u64, len: usize) -> Result<Bytes> {
+        match self {
+            RemoteFile::Sftp(file) => file.read_at(offset, len).await,
+            RemoteFile::Helper(file) => file.read_at(offset, len).await,
+        }
+    }
+
+    async fn read_last(&self, offset: u64, len: usize) -> Result<Bytes> {
+        match self {
+            RemoteFile::Sftp(file) => file.read_last(offset, len).await,
+            RemoteFile::Helper(file) => file.read_at(offset, len).await,
+        }
+    }
+
+    async fn write_at(&self, offset: u64, data: Bytes) -> Result<()> {
+        match self {
+            RemoteFile::Sftp(file) => file.write_at(offset, data).await,
+            RemoteFile::Helper(file) => file.write_at(offset, data).await,
+        }
+    }
+
+    async fn set_len(&self, len: u64) -> Result<()> {
+        match self {
+            RemoteFile::Sftp(file) => file.set_len(len).await,
+            RemoteFile::Helper(file) => file.set_len(len).await,
+        }
+    }
+
+    async fn finish(self, last: Option<(u64, Bytes)>, attrs: Attrs, sync: bool) -> Result<()> {
+        match self {
+            RemoteFile::Sftp(file) => file.finish(last, attrs, sync).await,
+            RemoteFile::Helper(file) => {
+                if let Some((offset, data)) = last {
+                    file.write_at(offset, data).await?;
+                }
+                file.close_with(Some(attrs), sync).await
+            }
+        }
+    }
+
+    async fn close(self, sync: bool) -> Result<()> {
+        match self {
+            RemoteFile::Sftp(file) => file.close(sync).await,
+            RemoteFile::Helper(file) => file.close_with(None, sync).await,
+        }
     }
 }

@@ -831,21 +831,23 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
 
     /// The source entries the destination can name: one whose name holds
     /// bytes that are not UTF-8 fails alone when the destination takes
-    /// strings only.
-    fn carried_names(&mut self, src_dir: &str, entries: Vec<Entry>) -> Vec<Entry> {
-        if self.dst.features().raw_byte_names {
-            return entries;
+    /// strings only (a remote side without its helper, which is started
+    /// now to find out).
+    async fn carried_names(&mut self, src_dir: &str, entries: Vec<Entry>) -> Result<Vec<Entry>> {
+        let raw = |e: &Entry| crate::paths::has_raw_bytes(&e.name);
+        if !entries.iter().any(raw) || self.dst.features().raw_byte_names {
+            return Ok(entries);
         }
-        let (kept, refused): (Vec<Entry>, Vec<Entry>) = entries
-            .into_iter()
-            .partition(|e| !crate::paths::has_raw_bytes(&e.name));
-        let message = "the name is not valid UTF-8, which ferry cannot send over SFTP yet; \
-                       rename or exclude it";
+        self.dst.start_helper().await?;
+        if self.dst.features().raw_byte_names {
+            return Ok(entries);
+        }
+        let (refused, kept): (Vec<Entry>, Vec<Entry>) = entries.into_iter().partition(raw);
         self.errors.extend(refused.iter().map(|e| Error::Refused {
             path: join(src_dir, &e.name),
-            message: message.into(),
+            message: crate::endpoint::remote::NOT_UTF8.into(),
         }));
-        kept
+        Ok(kept)
     }
 
     /// Depth-first walk of one source directory against its destination
@@ -885,7 +887,7 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
             protect: None,
             bounds: parent.bounds,
         };
-        let entries = self.carried_names(src_dir, entries);
+        let entries = self.carried_names(src_dir, entries).await?;
         let mut entries: Vec<Entry> = entries
             .into_iter()
             .filter(|e| !is_working_file(&e.name) && !at.sender_excludes(e))

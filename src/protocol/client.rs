@@ -10,12 +10,14 @@ use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::sync::{oneshot, Mutex};
 
+use super::fs::{FsReply, FsRequest};
 use super::{Message, MAX_FRAME, VERSION};
 use crate::delta::rolling::Signature;
 use crate::delta::Piece;
 use crate::error::Error;
 use crate::hash::BlockHash;
 use crate::meta::{Attrs, CopyRange};
+use crate::paths::to_bytes;
 use crate::ssh::{shell_quote, Connection};
 
 /// A byte stream the helper can run over.
@@ -150,7 +152,7 @@ impl HelperClient {
         block: u32,
     ) -> Result<(u64, Vec<BlockHash>), HelperError> {
         let request = Message::HashBlocks {
-            path: path.as_bytes().to_vec(),
+            path: to_bytes(path).into_owned(),
             start,
             end,
             block,
@@ -164,7 +166,7 @@ impl HelperClient {
     /// The file's size and whole-content blake3.
     pub async fn file_hash(&self, path: &str) -> Result<(u64, BlockHash), HelperError> {
         let request = Message::HashFile {
-            path: path.as_bytes().to_vec(),
+            path: to_bytes(path).into_owned(),
         };
         match self.request(&request).await? {
             Message::FileHash { size, hash } => Ok((size, hash)),
@@ -175,7 +177,7 @@ impl HelperClient {
     /// Rolling signature of the file in `block`-byte blocks.
     pub async fn signature(&self, path: &str, block: u32) -> Result<Signature, HelperError> {
         let request = Message::Sign {
-            path: path.as_bytes().to_vec(),
+            path: to_bytes(path).into_owned(),
             block,
         };
         match self.request(&request).await? {
@@ -200,7 +202,7 @@ impl HelperClient {
         signature: &Signature,
     ) -> Result<Vec<Piece>, HelperError> {
         let request = Message::Match {
-            path: path.as_bytes().to_vec(),
+            path: to_bytes(path).into_owned(),
             regions: regions.to_vec(),
             signature: signature.clone(),
         };
@@ -218,8 +220,8 @@ impl HelperClient {
         ranges: &[CopyRange],
     ) -> Result<(), HelperError> {
         let request = Message::CopyRanges {
-            from: from.as_bytes().to_vec(),
-            to: to.as_bytes().to_vec(),
+            from: to_bytes(from).into_owned(),
+            to: to_bytes(to).into_owned(),
             ranges: ranges.to_vec(),
         };
         let expected: u64 = ranges.iter().map(|r| r.len).sum();
@@ -240,8 +242,8 @@ impl HelperClient {
         sync: bool,
     ) -> Result<(), HelperError> {
         let request = Message::PutFile {
-            partial: partial.as_bytes().to_vec(),
-            dest: dest.as_bytes().to_vec(),
+            partial: to_bytes(partial).into_owned(),
+            dest: to_bytes(dest).into_owned(),
             mode: attrs.mode,
             mtime: attrs.mtime.map(|m| m.secs),
             sync,
@@ -257,10 +259,18 @@ impl HelperClient {
     /// once it was read.
     pub async fn get_file(&self, path: &str) -> Result<(Vec<u8>, u64, i64), HelperError> {
         let request = Message::GetFile {
-            path: path.as_bytes().to_vec(),
+            path: to_bytes(path).into_owned(),
         };
         match self.request(&request).await? {
             Message::FileData { size, mtime, data } => Ok((data, size, mtime)),
+            other => Err(not_answered(other)),
+        }
+    }
+
+    /// Carries out a file-system request on the remote ([`super::fs`]).
+    pub async fn fs(&self, request: FsRequest) -> Result<FsReply, HelperError> {
+        match self.request(&Message::Fs(request)).await? {
+            Message::FsReply(reply) => Ok(reply),
             other => Err(not_answered(other)),
         }
     }
@@ -401,6 +411,95 @@ mod tests {
         assert_eq!(whole, *blake3::hash(&data).as_bytes());
         let missing = client.file_hash("/no/such/file").await;
         assert!(matches!(missing, Err(HelperError::Request(m)) if m.contains("/no/such/file")));
+    }
+
+    /// The file-system requests carry names as bytes: a directory and a
+    /// file whose names are not UTF-8 are made, written, listed, read,
+    /// renamed and removed through them; a file's handle goes away on close.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn file_system_requests_take_any_bytes() {
+        use crate::protocol::fs::{FsReply, FsRequest, OpenHow};
+        use std::os::unix::ffi::OsStrExt;
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().as_os_str().as_bytes().to_vec();
+        let at = |name: &[u8]| [root.as_slice(), b"/", name].concat();
+        let client = connected().await;
+        let call = |request| client.fs(request);
+        let made = call(FsRequest::Mkdir {
+            path: at(b"d\xfe"),
+            mode: 0o755,
+        });
+        assert_eq!(made.await.unwrap(), FsReply::Done);
+        let opened = call(FsRequest::Open {
+            path: at(b"d\xfe/f\xff"),
+            how: OpenHow::CreateNew,
+            mode: 0o600,
+        });
+        let FsReply::Handle(handle) = opened.await.unwrap() else {
+            panic!("no handle")
+        };
+        let written = [(0, b"hello ".to_vec()), (6, b"world".to_vec())].map(|(offset, data)| {
+            call(FsRequest::Write {
+                handle,
+                offset,
+                data,
+            })
+        });
+        for reply in futures::future::join_all(written).await {
+            assert_eq!(reply.unwrap(), FsReply::Done);
+        }
+        let read = call(FsRequest::Read {
+            handle,
+            offset: 6,
+            len: 100,
+        });
+        assert_eq!(read.await.unwrap(), FsReply::Data(b"world".to_vec()));
+        let closed = call(FsRequest::Close {
+            handle,
+            mode: Some(0o640),
+            mtime: Some(1_000_000),
+            sync: true,
+        });
+        assert_eq!(closed.await.unwrap(), FsReply::Done);
+        let again = call(FsRequest::Read {
+            handle,
+            offset: 0,
+            len: 1,
+        });
+        assert!(
+            matches!(again.await, Err(HelperError::Request(m)) if m.contains("no such open file"))
+        );
+
+        let listed = call(FsRequest::List { dir: at(b"d\xfe") }).await.unwrap();
+        let FsReply::Entries(entries) = listed else {
+            panic!("no entries")
+        };
+        assert_eq!(entries.len(), 1);
+        let (name, meta) = &entries[0];
+        assert_eq!(name, b"f\xff");
+        assert_eq!(
+            (meta.size, meta.mode, meta.mtime.secs),
+            (11, 0o640, 1_000_000)
+        );
+        let renamed = call(FsRequest::Rename {
+            from: at(b"d\xfe/f\xff"),
+            to: at(b"d\xfe/g\xfd"),
+        });
+        assert_eq!(renamed.await.unwrap(), FsReply::Done);
+        let gone = call(FsRequest::Stat {
+            path: at(b"d\xfe/f\xff"),
+            follow: false,
+        });
+        assert_eq!(gone.await.unwrap(), FsReply::Stat(None));
+        let on_disk = dir.path().join(std::ffi::OsStr::from_bytes(b"d\xfe/g\xfd"));
+        assert_eq!(std::fs::read(&on_disk).unwrap(), b"hello world");
+        let removed = call(FsRequest::RemoveFile {
+            path: at(b"d\xfe/g\xfd"),
+        });
+        assert_eq!(removed.await.unwrap(), FsReply::Done);
+        let rmdir = call(FsRequest::RemoveDir { path: at(b"d\xfe") });
+        assert_eq!(rmdir.await.unwrap(), FsReply::Done);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

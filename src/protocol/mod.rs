@@ -14,14 +14,17 @@
 
 pub mod bootstrap;
 pub mod client;
+pub mod fs;
+mod serve_fs;
 pub mod server;
 
 use crate::delta::rolling::{Signature, STRONG_LEN};
 use crate::delta::Piece;
 use crate::meta::CopyRange;
+use fs::{FsReply, FsRequest};
 
 /// Bumped on any incompatible change to the messages below.
-pub const VERSION: u32 = 3;
+pub const VERSION: u32 = 4;
 const MAGIC: &[u8] = b"ferry-helper";
 /// Largest frame either side accepts: hash lists for 1 GiB at 4 KiB blocks.
 pub const MAX_FRAME: usize = 16 * 1024 * 1024;
@@ -110,6 +113,10 @@ pub enum Message {
         mtime: i64,
         data: Vec<u8>,
     },
+    /// A file-system operation by byte names ([`fs`]).
+    Fs(FsRequest),
+    /// What a successful [`Message::Fs`] returns.
+    FsReply(FsReply),
 }
 
 const HELLO: u8 = 1;
@@ -127,6 +134,8 @@ const COPIED: u8 = 12;
 const PUT_FILE: u8 = 13;
 const GET_FILE: u8 = 14;
 const FILE_DATA: u8 = 15;
+const FS: u8 = 16;
+const FS_REPLY: u8 = 17;
 
 impl Message {
     /// The frame body (type byte and fields), without the length prefix.
@@ -257,6 +266,14 @@ impl Message {
                 out.extend_from_slice(&mtime.to_be_bytes());
                 put_bytes(&mut out, data);
             }
+            Message::Fs(request) => {
+                out.push(FS);
+                request.encode_into(&mut out);
+            }
+            Message::FsReply(reply) => {
+                out.push(FS_REPLY);
+                reply.encode_into(&mut out);
+            }
         }
         out
     }
@@ -365,6 +382,8 @@ impl Message {
                 mtime: r.u64()? as i64,
                 data: r.bytes()?.to_vec(),
             },
+            FS => Message::Fs(FsRequest::decode(&mut r)?),
+            FS_REPLY => Message::FsReply(FsReply::decode(&mut r)?),
             other => return Err(format!("unknown message type {other}")),
         };
         if !r.buf.is_empty() {
@@ -400,6 +419,10 @@ impl<'a> Reader<'a> {
         let (head, tail) = self.buf.split_at(n);
         self.buf = tail;
         Ok(head)
+    }
+
+    fn remaining(&self) -> usize {
+        self.buf.len()
     }
 
     fn u8(&mut self) -> Result<u8, String> {
@@ -543,10 +566,44 @@ mod tests {
                 sync: false,
                 data: Vec::new(),
             },
+            Message::Fs(fs::FsRequest::Open {
+                path: b"d\xfe/f".to_vec(),
+                how: fs::OpenHow::CreateNew,
+                mode: 0o600,
+            }),
+            Message::Fs(fs::FsRequest::Close {
+                handle: 7,
+                mode: Some(0o644),
+                mtime: Some(-3),
+                sync: true,
+            }),
+            Message::Fs(fs::FsRequest::Write {
+                handle: 1,
+                offset: 1 << 40,
+                data: vec![0, 1],
+            }),
+            Message::Fs(fs::FsRequest::Rename {
+                from: b"a".to_vec(),
+                to: b"b\xff".to_vec(),
+            }),
+            Message::FsReply(fs::FsReply::Stat(None)),
+            Message::FsReply(fs::FsReply::Entries(vec![(
+                b"n\xff".to_vec(),
+                crate::meta::Meta {
+                    kind: crate::meta::Kind::Symlink,
+                    size: 5,
+                    mtime: crate::meta::Mtime::secs(-2),
+                    mode: 0o777,
+                },
+            )])),
+            Message::FsReply(fs::FsReply::Handle(9)),
         ];
         for m in messages {
             assert_eq!(Message::decode(&m.encode()), Ok(m));
         }
+        // A listing that claims more entries than its bytes could hold.
+        let lie = [FS_REPLY, 2, 0xff, 0xff, 0xff, 0xff];
+        assert!(Message::decode(&lie).is_err());
     }
 
     #[test]

@@ -1,12 +1,14 @@
-//! `ferry --server`: answers hash, copy and put requests on stdin/stdout, one
-//! at a time and in order, on files of this machine. Runs on the remote end of an SSH exec
-//! channel, so it is plain blocking I/O: no runtime, nothing shared.
+//! `ferry --server`: answers hash, copy, put and file-system requests on
+//! stdin/stdout, one at a time and in order, on files of this machine. Runs
+//! on the remote end of an SSH exec channel, so it is plain blocking I/O: no
+//! runtime, nothing shared.
 
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
+use super::serve_fs::Files;
 use super::{Message, MAX_FRAME, VERSION};
 use crate::delta::rolling::{Signature, STRONG_LEN};
 use crate::hash::{hash_file_blocks, hash_whole_file, HashAlgo};
@@ -43,8 +45,15 @@ pub fn serve(mut input: impl Read, mut output: impl Write) -> io::Result<()> {
         }
         _ => return Err(io::Error::other("the client did not start with a greeting")),
     }
+    let mut files = Files::default();
     while let Some(frame) = read_frame(&mut input)? {
         let reply = match Message::decode(&frame) {
+            Ok(Message::Fs(request)) => match files.answer(request) {
+                Ok(reply) => Message::FsReply(reply),
+                Err(e) => Message::Error {
+                    message: e.to_string(),
+                },
+            },
             Ok(request) => answer(request),
             Err(e) => Message::Error { message: e },
         };

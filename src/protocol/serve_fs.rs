@@ -1,0 +1,190 @@
+//! The helper's side of [`super::fs`]: file-system requests carried out on
+//! this machine with names as bytes, and the table of files they opened.
+//! The changes go through `local_io::confined`, as the local endpoint's do:
+//! opened files and removals never follow a symlink in the last component.
+
+use std::collections::HashMap;
+use std::fs::{self, File, FileTimes};
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileExt, PermissionsExt};
+use std::time::{Duration, UNIX_EPOCH};
+
+use super::fs::{FsReply, FsRequest, OpenHow, ENTRY_OVERHEAD};
+use super::MAX_FRAME;
+use crate::local_io::{confined, meta_of, not_found_is_none, Place, Roots};
+use crate::meta::{Meta, Mtime};
+use crate::paths::from_bytes;
+
+/// Files a client may hold open at once: a client that never closes runs
+/// into this rather than into the process's descriptor limit.
+const MAX_OPEN: usize = 1024;
+
+/// The open files of one client, by the handle numbers given out.
+#[derive(Default)]
+pub(super) struct Files {
+    open: HashMap<u32, File>,
+    next: u32,
+    roots: Roots,
+}
+
+impl Files {
+    pub(super) fn answer(&mut self, request: FsRequest) -> io::Result<FsReply> {
+        match request {
+            FsRequest::Stat { path, follow } => {
+                let path = os(&path);
+                let meta = match follow {
+                    true => fs::metadata(path),
+                    false => fs::symlink_metadata(path),
+                };
+                Ok(FsReply::Stat(not_found_is_none(meta)?.map(in_seconds)))
+            }
+            FsRequest::List { dir } => list(&dir),
+            FsRequest::ReadLink { path } => {
+                let target = fs::read_link(os(&path))?;
+                Ok(FsReply::Name(target.as_os_str().as_bytes().to_vec()))
+            }
+            FsRequest::RealPath { path } => {
+                let real = fs::canonicalize(os(&path))?;
+                Ok(FsReply::Name(real.as_os_str().as_bytes().to_vec()))
+            }
+            FsRequest::Mkdir { path, mode } => done(confined::mkdir(&self.place(&path)?, mode)),
+            FsRequest::RemoveDir { path } => done(confined::remove_dir(&self.place(&path)?)),
+            FsRequest::RemoveFile { path } => done(confined::remove_file(&self.place(&path)?)),
+            FsRequest::Rename { from, to } => {
+                done(confined::rename(&self.place(&from)?, &self.place(&to)?))
+            }
+            FsRequest::Symlink { target, path } => {
+                done(confined::symlink(&from_bytes(&target), &self.place(&path)?))
+            }
+            FsRequest::HardLink { from, to } => {
+                done(confined::hard_link(&self.place(&from)?, &self.place(&to)?))
+            }
+            FsRequest::SetMode { path, mode } => {
+                done(self.roots.set_mode(&from_bytes(&path), mode))
+            }
+            FsRequest::SetMtime { path, secs } => {
+                done(confined::set_mtime(&self.place(&path)?, Mtime::secs(secs)))
+            }
+            FsRequest::Open { path, how, mode } => self.open(&path, how, mode),
+            FsRequest::Read {
+                handle,
+                offset,
+                len,
+            } => read(self.file(handle)?, offset, len),
+            FsRequest::Write {
+                handle,
+                offset,
+                data,
+            } => done(self.file(handle)?.write_all_at(&data, offset)),
+            FsRequest::SetLen { handle, len } => done(self.file(handle)?.set_len(len)),
+            FsRequest::Close {
+                handle,
+                mode,
+                mtime,
+                sync,
+            } => {
+                let file = self.open.remove(&handle).ok_or_else(unknown_handle)?;
+                done(finish(&file, mode, mtime, sync))
+            }
+        }
+    }
+
+    fn place(&self, path: &[u8]) -> io::Result<Place> {
+        self.roots.place(&from_bytes(path))
+    }
+
+    fn file(&self, handle: u32) -> io::Result<&File> {
+        self.open.get(&handle).ok_or_else(unknown_handle)
+    }
+
+    fn open(&mut self, path: &[u8], how: OpenHow, mode: u32) -> io::Result<FsReply> {
+        if self.open.len() >= MAX_OPEN {
+            return Err(io::Error::other(format!(
+                "more than {MAX_OPEN} files open at once"
+            )));
+        }
+        let file = match how {
+            OpenHow::Read => File::open(os(path))?,
+            OpenHow::Write => confined::open_write(&self.place(path)?, false, mode)?,
+            OpenHow::CreateNew => confined::open_write(&self.place(path)?, true, mode)?,
+        };
+        let handle = self.next;
+        self.next = self.next.wrapping_add(1);
+        self.open.insert(handle, file);
+        Ok(FsReply::Handle(handle))
+    }
+}
+
+fn os(path: &[u8]) -> &std::path::Path {
+    std::path::Path::new(std::ffi::OsStr::from_bytes(path))
+}
+
+fn done(result: io::Result<()>) -> io::Result<FsReply> {
+    result.map(|()| FsReply::Done)
+}
+
+fn unknown_handle() -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, "no such open file")
+}
+
+/// As SFTP v3 sees it: whole seconds.
+fn in_seconds(meta: Meta) -> Meta {
+    Meta {
+        mtime: Mtime::secs(meta.mtime.secs),
+        ..meta
+    }
+}
+
+/// A directory's entries, in one reply or an error when they do not fit.
+fn list(dir: &[u8]) -> io::Result<FsReply> {
+    let mut entries = Vec::new();
+    let mut bytes = 64;
+    for item in fs::read_dir(os(dir))? {
+        let item = item?;
+        let name = item.file_name().as_bytes().to_vec();
+        bytes += name.len() + ENTRY_OVERHEAD;
+        if bytes > MAX_FRAME {
+            return Err(io::Error::other(
+                "the directory has too many entries for one reply",
+            ));
+        }
+        entries.push((name, in_seconds(meta_of(&item.metadata()?))));
+    }
+    Ok(FsReply::Entries(entries))
+}
+
+fn read(file: &File, offset: u64, len: u32) -> io::Result<FsReply> {
+    let len = (len as usize).min(MAX_FRAME - 64);
+    let mut data = vec![0; len];
+    let mut got = 0;
+    while got < len {
+        match file.read_at(&mut data[got..], offset + got as u64) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    data.truncate(got);
+    Ok(FsReply::Data(data))
+}
+
+/// What closing a written file asks for: its mode, its mtime (after the
+/// last write), a sync.
+fn finish(file: &File, mode: Option<u32>, mtime: Option<i64>, sync: bool) -> io::Result<()> {
+    if let Some(mode) = mode {
+        file.set_permissions(fs::Permissions::from_mode(mode))?;
+    }
+    if let Some(secs) = mtime {
+        let at = match u64::try_from(secs) {
+            Ok(after) => UNIX_EPOCH + Duration::from_secs(after),
+            Err(_) => UNIX_EPOCH - Duration::from_secs(secs.unsigned_abs()),
+        };
+        file.set_times(FileTimes::new().set_modified(at))?;
+    }
+    if sync {
+        file.sync_all()?;
+    }
+    Ok(())
+}
