@@ -23,18 +23,15 @@ use std::io::IsTerminal;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use crate::endpoint::remote::RemoteHashing;
+use crate::endpoint::remote::tier::{HelperSource, OnChosen, TierChoice, Wanted};
 use crate::endpoint::{LocalFs, RemoteFs};
 use crate::engine::{self, Stats};
 use crate::error::{Error, ExitCode, Result};
 use crate::location::RemoteSpec;
 use crate::paths;
-use crate::protocol::bootstrap;
-use crate::protocol::client::HelperClient;
 use crate::report::{Item, Mention, Outcome, Reporter};
 use crate::sftp::Sftp;
 use crate::ssh::meter::Meter;
-use crate::ssh::shell::ShellHasher;
 use crate::ssh::{config, ConnectOptions, Connection};
 use args::{Args, RemoteHashMode};
 use lines::Lines;
@@ -613,64 +610,33 @@ async fn connect(
     };
     let conn = Arc::new(Connection::open(host, &opts).await?);
     let sftp = Arc::new(Sftp::open(&conn).await?);
-    let starter = {
-        let (conn, sftp, settings) = (conn.clone(), sftp.clone(), settings.clone());
-        Box::pin(async move { start_hashing(&conn, &sftp, &settings).await })
-    };
-    Ok((RemoteFs::with_hashing_on_demand(sftp, starter), conn))
+    let remote = RemoteFs::new(conn.clone(), sftp, tier_choice(settings, conn.host()));
+    Ok((remote, conn))
 }
 
-async fn start_hashing(
-    conn: &Arc<Connection>,
-    sftp: &Arc<Sftp>,
-    settings: &Settings,
-) -> Result<RemoteHashing> {
-    let hashing =
-        if settings.remote_ferry == "upload" && settings.remote_hash != RemoteHashMode::Off {
-            let helper = bootstrap::upload_helper(conn, sftp, &settings.remote_cache).await?;
-            RemoteHashing::Helper(Arc::new(helper))
-        } else {
-            remote_hashing(conn, settings).await?
-        };
-    if settings.verbosity > 0 {
-        eprintln!(
-            "ferry: remote hashing on {}: {}",
-            conn.host(),
-            hashing.name()
-        );
-    }
-    Ok(hashing)
-}
-
-/// Picks the remote hashing tier: the one asked for, or in auto mode the
-/// best that answers (helper, then shell, then off). Reading is never picked
-/// on its own: it costs a download of everything compared. (An uploaded
-/// helper is set up by the caller: it needs the SFTP session.)
-async fn remote_hashing(conn: &Arc<Connection>, settings: &Settings) -> Result<RemoteHashing> {
-    let shell = || async {
-        ShellHasher::detect(conn.clone())
-            .await
-            .map(|found| found.map(RemoteHashing::Shell))
+/// The remote hashing tier as the flags ask for it, told under `-v` once
+/// the remote side has chosen it.
+fn tier_choice(settings: &Settings, host: &str) -> TierChoice {
+    let wanted = match settings.remote_hash {
+        RemoteHashMode::Auto => Wanted::Auto,
+        RemoteHashMode::Helper => Wanted::Helper,
+        RemoteHashMode::Shell => Wanted::Shell,
+        RemoteHashMode::Read => Wanted::Read,
+        RemoteHashMode::Off => Wanted::Off,
     };
-    match settings.remote_hash {
-        RemoteHashMode::Off => Ok(RemoteHashing::Off),
-        RemoteHashMode::Read => Ok(RemoteHashing::Read),
-        RemoteHashMode::Helper => Ok(RemoteHashing::Helper(Arc::new(
-            HelperClient::open(conn, &settings.remote_ferry).await?,
-        ))),
-        RemoteHashMode::Shell => shell().await?.ok_or_else(|| Error::Helper {
-            host: conn.host().to_string(),
-            detail: "the remote shell lacks split --filter with sha256sum or b3sum; \
-                     choose --remote-hash helper, read or off"
-                .into(),
-        }),
-        RemoteHashMode::Auto => match HelperClient::open(conn, &settings.remote_ferry).await {
-            Ok(helper) => Ok(RemoteHashing::Helper(Arc::new(helper))),
-            Err(e) if e.is_fatal() && !matches!(e, Error::Helper { .. }) => Err(e),
-            Err(e) => {
-                tracing::info!("no remote helper: {e}");
-                Ok(shell().await?.unwrap_or(RemoteHashing::Off))
-            }
+    let helper = match settings.remote_ferry.as_str() {
+        "upload" => HelperSource::Upload {
+            cache: settings.remote_cache.clone(),
         },
+        command => HelperSource::Command(command.to_string()),
+    };
+    let on_chosen: Option<OnChosen> = (settings.verbosity > 0).then(|| {
+        let host = host.to_string();
+        Arc::new(move |tier: &str| eprintln!("ferry: remote hashing on {host}: {tier}")) as OnChosen
+    });
+    TierChoice {
+        wanted,
+        helper,
+        on_chosen,
     }
 }

@@ -114,6 +114,54 @@ pub(crate) fn tiles(pieces: &[Piece], regions: &[(u64, u64)], old_size: u64) -> 
     }) && pieces.next().is_none()
 }
 
+/// Bytes read at once for a signature: whole blocks.
+const SIGN_READ: usize = 1024 * 1024;
+
+/// Rolling signature of the full `block`-byte blocks of a file of `size`
+/// bytes, read ahead and, when large, signed in parts on several threads:
+/// for the helper and the local endpoint, which sign next to the data.
+pub fn sign_file_blocking(
+    file: &std::fs::File,
+    size: u64,
+    block: u32,
+) -> std::io::Result<rolling::Signature> {
+    use crate::local_io::{in_parts, read_ahead};
+    use std::io;
+    if block == 0 {
+        return Err(io::Error::other("block size 0"));
+    }
+    let full_blocks = size - size % block as u64;
+    let chunk = block as usize * (SIGN_READ / block as usize).max(1);
+    let parts = in_parts(0, full_blocks, block as u64, |from, to| {
+        let mut part = rolling::Signature {
+            block,
+            ..rolling::Signature::default()
+        };
+        let mut signed = 0;
+        read_ahead(file, from, to, chunk, |_, data| {
+            data.chunks_exact(block as usize).for_each(|b| part.push(b));
+            signed += data.len() as u64;
+            Ok(())
+        })?;
+        if signed < to - from {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the file shrank while it was read",
+            ));
+        }
+        Ok(part)
+    })?;
+    let mut signature = rolling::Signature {
+        block,
+        ..rolling::Signature::default()
+    };
+    for part in parts {
+        signature.weak.extend(part.weak);
+        signature.strong.extend(part.strong);
+    }
+    Ok(signature)
+}
+
 /// Splits regions of a file into blocks of the old file found in them and
 /// bytes to send, reading ahead of the scan in segments: for the helper and
 /// the local endpoint, which scan next to the data.

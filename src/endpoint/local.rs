@@ -16,6 +16,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+use super::hashes::{Answer, Hashes};
 use super::{
     Attrs, CopyRange, Endpoint, Features, FileHandle, Hashing, Listing, Meta, Mtime, WriteMode,
 };
@@ -99,8 +100,8 @@ impl Endpoint for LocalFs {
         Features {
             chunk: CHUNK,
             depth: 4,
-            hashing: Hashing::AtTheData,
-            fixed_algorithm: None,
+            hashing: LocalHashes.hashing(),
+            fixed_algorithm: LocalHashes.fixed_algorithm(),
             copies_ranges: true,
             link_times: true,
             raw_byte_names: true,
@@ -234,42 +235,8 @@ impl Endpoint for LocalFs {
         blocking(dir, move || fs::metadata(os_path(&p)).map(|m| m.dev())).await
     }
 
-    async fn block_hashes(
-        &self,
-        path: &str,
-        start: u64,
-        end: u64,
-        block: u64,
-        algo: HashAlgo,
-    ) -> Result<Vec<BlockHash>> {
-        let p = path.to_string();
-        blocking(path, move || {
-            let file = File::open(os_path(&p))?;
-            hash_file_blocks(&file, start, end, block, algo).map(|(_, hashes)| hashes)
-        })
-        .await
-    }
-
-    async fn file_hash(&self, path: &str, algo: HashAlgo) -> Result<BlockHash> {
-        let p = path.to_string();
-        blocking(path, move || {
-            hash_whole_file(&File::open(os_path(&p))?, algo).map(|(_, hash)| hash)
-        })
-        .await
-    }
-
-    async fn find_blocks(
-        &self,
-        path: &str,
-        regions: &[(u64, u64)],
-        signature: &Signature,
-    ) -> Result<Option<Vec<Piece>>> {
-        let (p, regions, signature) = (path.to_string(), regions.to_vec(), signature.clone());
-        blocking(path, move || {
-            crate::delta::scan_regions_blocking(&File::open(os_path(&p))?, &regions, &signature)
-                .map(Some)
-        })
-        .await
+    fn hashes(&self) -> &dyn Hashes {
+        &LocalHashes
     }
 
     async fn copy_ranges(&self, from: &str, to: &str, ranges: &[CopyRange]) -> Result<()> {
@@ -333,6 +300,64 @@ impl FileHandle for LocalFile {
             finish_file(&file, last, attrs, sync)
         })
         .await
+    }
+}
+
+/// Hashing next to the data: this machine's files, read on the blocking
+/// pool, any algorithm.
+pub struct LocalHashes;
+
+impl Hashes for LocalHashes {
+    fn name(&self) -> &'static str {
+        "local"
+    }
+
+    fn hashing(&self) -> Hashing {
+        Hashing::AtTheData
+    }
+
+    fn block_hashes<'a>(
+        &'a self,
+        path: &'a str,
+        start: u64,
+        end: u64,
+        block: u64,
+        algo: HashAlgo,
+    ) -> Answer<'a, Vec<BlockHash>> {
+        let p = path.to_string();
+        Box::pin(blocking(path, move || {
+            let file = File::open(os_path(&p))?;
+            hash_file_blocks(&file, start, end, block, algo).map(|(_, hashes)| Some(hashes))
+        }))
+    }
+
+    fn file_hash<'a>(&'a self, path: &'a str, algo: HashAlgo) -> Answer<'a, BlockHash> {
+        let p = path.to_string();
+        Box::pin(blocking(path, move || {
+            hash_whole_file(&File::open(os_path(&p))?, algo).map(|(_, hash)| Some(hash))
+        }))
+    }
+
+    fn signature<'a>(&'a self, path: &'a str, block: u32) -> Answer<'a, Signature> {
+        let p = path.to_string();
+        Box::pin(blocking(path, move || {
+            let file = File::open(os_path(&p))?;
+            let size = file.metadata()?.len();
+            crate::delta::sign_file_blocking(&file, size, block).map(Some)
+        }))
+    }
+
+    fn find_blocks<'a>(
+        &'a self,
+        path: &'a str,
+        regions: &'a [(u64, u64)],
+        signature: &'a Signature,
+    ) -> Answer<'a, Vec<Piece>> {
+        let (p, regions, signature) = (path.to_string(), regions.to_vec(), signature.clone());
+        Box::pin(blocking(path, move || {
+            crate::delta::scan_regions_blocking(&File::open(os_path(&p))?, &regions, &signature)
+                .map(Some)
+        }))
     }
 }
 

@@ -7,6 +7,7 @@
 //! or relative to the process's directory (local) or the login directory
 //! (remote).
 
+pub mod hashes;
 pub mod local;
 pub mod mounts;
 pub mod remote;
@@ -19,6 +20,7 @@ use futures::stream::{self, StreamExt, TryStreamExt};
 use crate::delta::rolling::Signature;
 use crate::error::Result;
 use crate::hash::{BlockHash, BlockHasher, HashAlgo, Hasher};
+use hashes::Hashes;
 
 pub use crate::meta::{Attrs, CopyRange, Entry, Kind, Listing, Meta, Mtime, WriteMode};
 pub use crate::paths::{base_name, join, parent};
@@ -175,8 +177,12 @@ pub trait Endpoint: Send + Sync {
         async { Ok(()) }
     }
 
+    /// How this endpoint hashes its files: its tier, chosen once (a
+    /// remote one only by [`Endpoint::start_helper`]).
+    fn hashes(&self) -> &dyn Hashes;
+
     /// Hash of each `block` bytes of `[start, end)` of `path` (shorter at
-    /// end of file). By default the data is read and hashed here.
+    /// end of file): by the tier, or else read and hashed here.
     fn block_hashes(
         &self,
         path: &str,
@@ -185,38 +191,61 @@ pub trait Endpoint: Send + Sync {
         block: u64,
         algo: HashAlgo,
     ) -> impl Future<Output = Result<Vec<BlockHash>>> + Send {
-        block_hashes_by_reading(self, path, start, end, block, algo)
+        async move {
+            let answer = self.hashes().block_hashes(path, start, end, block, algo);
+            match answer.await? {
+                Some(hashes) => Ok(hashes),
+                None => block_hashes_by_reading(self, path, start, end, block, algo).await,
+            }
+        }
     }
 
-    /// Hash of the whole file at `path`.
+    /// Hash of the whole file at `path`: by the tier, or else read and
+    /// hashed here.
     fn file_hash(
         &self,
         path: &str,
         algo: HashAlgo,
     ) -> impl Future<Output = Result<BlockHash>> + Send {
-        file_hash_by_reading(self, path, algo)
+        async move {
+            match self.hashes().file_hash(path, algo).await? {
+                Some(hash) => Ok(hash),
+                None => file_hash_by_reading(self, path, algo).await,
+            }
+        }
     }
 
-    /// Rolling signature of the file at `path` in `block`-byte blocks; None
-    /// when this endpoint cannot make one.
+    /// Rolling signature of the file at `path` in `block`-byte blocks: by
+    /// the tier, or read and computed here when this endpoint hashes by
+    /// reading; None when it cannot make one (standard tools have no
+    /// rolling checksum).
     fn signature(
         &self,
         path: &str,
         block: u32,
     ) -> impl Future<Output = Result<Option<Signature>>> + Send {
-        async move { signature_by_reading(self, path, block).await.map(Some) }
+        async move {
+            let hashes = self.hashes();
+            match hashes.signature(path, block).await? {
+                Some(signature) => Ok(Some(signature)),
+                None if hashes.hashing() == Hashing::ByReading => {
+                    signature_by_reading(self, path, block).await.map(Some)
+                }
+                None => Ok(None),
+            }
+        }
     }
 
     /// Scans `regions` of the file at `path` for blocks of an old file given
     /// by its signature, next to the data. None when this endpoint cannot
-    /// without moving the data over the network (by default).
+    /// without moving the data over the network.
     fn find_blocks(
         &self,
-        _path: &str,
-        _regions: &[(u64, u64)],
-        _signature: &Signature,
+        path: &str,
+        regions: &[(u64, u64)],
+        signature: &Signature,
     ) -> impl Future<Output = Result<Option<Vec<crate::delta::Piece>>>> + Send {
-        async { Ok(None) }
+        async move { self.hashes().find_blocks(path, regions, signature).await }
     }
 
     /// Copies `ranges` of the file `from` into the existing file `to`, both

@@ -2,13 +2,13 @@
 //!
 //! Each read or write is one SFTP request; the engine keeps many of them in
 //! flight on the shared session, which is what makes SFTP fast on links with
-//! latency. Names that are not UTF-8 go through the helper instead
-//! ([`by_helper`]), or fail alone where there is none.
+//! latency. Hashes come from the tier chosen once ([`tier`]); names that
+//! are not UTF-8 go through the helper instead ([`by_helper`]), or fail
+//! alone where there is none.
 
 mod by_helper;
+pub mod tier;
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -18,20 +18,19 @@ use russh_sftp::client::RawSftpSession;
 use russh_sftp::protocol::{FileAttributes, OpenFlags, StatusCode};
 use tokio::sync::OwnedSemaphorePermit;
 
+use super::hashes::{Hashes, NoHashes};
 use super::mounts::MountTable;
 use super::{
-    Attrs, CopyRange, Endpoint, Entry, Features, FileHandle, Hashing, Kind, Listing, Meta, Mtime,
-    WriteMode,
+    Attrs, CopyRange, Endpoint, Entry, Features, FileHandle, Kind, Listing, Meta, Mtime, WriteMode,
 };
-use crate::delta::rolling::Signature;
 use crate::error::{Error, Result};
-use crate::hash::{BlockHash, HashAlgo};
 use crate::paths::{has_raw_bytes, printable};
 use crate::protocol::client::{HelperClient, HelperError};
 use crate::protocol::fs::OpenHow;
 use crate::sftp::{is_not_found, Sftp};
-use crate::ssh::shell::ShellHasher;
+use crate::ssh::Connection;
 use by_helper::{open_how, ByHelper, HelperFile};
+use tier::{Started, TierChoice};
 
 /// 64 requests of up to 255 KiB: 16 MiB in flight per file, enough for a
 /// 200 Mbit/s link with 500 ms of latency, and OpenSSH's sftp keeps 64 too.
@@ -42,48 +41,22 @@ const S_IFDIR: u32 = 0o040000;
 const S_IFREG: u32 = 0o100000;
 const S_IFLNK: u32 = 0o120000;
 
-/// How a remote endpoint hashes its files (`--remote-hash`).
-pub enum RemoteHashing {
-    /// `ferry --server` on the remote hashes at disk speed.
-    Helper(Arc<HelperClient>),
-    /// The remote shell's `split --filter` with `b3sum` or `sha256sum`.
-    Shell(ShellHasher),
-    /// Read the data over SFTP and hash it here.
-    Read,
-    Off,
-}
-
-impl RemoteHashing {
-    pub fn name(&self) -> &'static str {
-        match self {
-            RemoteHashing::Helper(_) => "helper",
-            RemoteHashing::Shell(_) => "shell",
-            RemoteHashing::Read => "read",
-            RemoteHashing::Off => "off",
-        }
-    }
-}
-
 /// Largest range one copy-data request moves: the server copies it before
 /// answering, so a huge one would outlast the request timeout.
 const COPY_DATA_PIECE: u64 = 256 * 1024 * 1024;
 
-/// Block hashes per helper request: 8 MiB of reply, half the largest frame.
-const HASHES_PER_REQUEST: u64 = 256 * 1024;
 /// Ranges per helper copy request: 6 MiB of request.
 const RANGES_PER_REQUEST: usize = 256 * 1024;
 
-/// Finds the remote hashing tier when first needed (it may start a process
-/// on the server).
-pub type HashingStarter = Pin<Box<dyn Future<Output = Result<RemoteHashing>> + Send>>;
-
 pub struct RemoteFs {
+    conn: Arc<Connection>,
     sftp: Arc<Sftp>,
     label: String,
-    /// Set once: at construction, or by [`Endpoint::start_helper`] running
-    /// the starter.
-    hashing: OnceLock<RemoteHashing>,
-    starter: tokio::sync::Mutex<Option<HashingStarter>>,
+    /// The hashing tier and the helper, set once by
+    /// [`Endpoint::start_helper`] as `choice` says.
+    started: OnceLock<Started>,
+    /// Taken by the start: a failed start is not tried again.
+    choice: tokio::sync::Mutex<Option<TierChoice>>,
     /// The server's umask, learned when something new first needs it.
     umask: tokio::sync::OnceCell<u32>,
     /// The server's mount points (`-x`), read when first needed.
@@ -115,33 +88,24 @@ pub const NOT_UTF8: &str = "the name is not valid UTF-8, which SFTP cannot carry
 const READDIR_AHEAD: usize = 4;
 
 impl RemoteFs {
-    pub fn new(sftp: Arc<Sftp>, hashing: RemoteHashing) -> RemoteFs {
+    /// The files `sftp` (a session of `conn`) reaches. The hashing tier is
+    /// chosen as `choice` says the first time a file needs it (it may start
+    /// a process on the server), never before.
+    pub fn new(conn: Arc<Connection>, sftp: Arc<Sftp>, choice: TierChoice) -> RemoteFs {
         RemoteFs {
             label: format!("{}:", sftp.host()),
+            conn,
             sftp,
-            hashing: OnceLock::from(hashing),
-            starter: tokio::sync::Mutex::new(None),
+            started: OnceLock::new(),
+            choice: tokio::sync::Mutex::new(Some(choice)),
             umask: tokio::sync::OnceCell::new(),
             mounts: tokio::sync::OnceCell::new(),
         }
     }
 
-    /// An endpoint whose hashing tier `starter` finds, the first time a file
-    /// needs it.
-    pub fn with_hashing_on_demand(sftp: Arc<Sftp>, starter: HashingStarter) -> RemoteFs {
-        RemoteFs {
-            label: format!("{}:", sftp.host()),
-            sftp,
-            hashing: OnceLock::new(),
-            starter: tokio::sync::Mutex::new(Some(starter)),
-            umask: tokio::sync::OnceCell::new(),
-            mounts: tokio::sync::OnceCell::new(),
-        }
-    }
-
-    /// The hashing tier; `Off` until started.
-    fn tier(&self) -> &RemoteHashing {
-        self.hashing.get().unwrap_or(&RemoteHashing::Off)
+    /// The helper, once started, if it is the tier.
+    fn helper(&self) -> Option<&Arc<HelperClient>> {
+        self.started.get().and_then(|s| s.helper.as_ref())
     }
 
     fn helper_error(&self, path: &str, e: HelperError) -> Error {
@@ -155,9 +119,9 @@ impl RemoteFs {
         let Some(raw) = paths.iter().find(|p| has_raw_bytes(p)) else {
             return Ok(None);
         };
-        match self.tier() {
-            RemoteHashing::Helper(helper) => Ok(Some(ByHelper { fs: self, helper })),
-            _ => Err(Error::Refused {
+        match self.helper() {
+            Some(helper) => Ok(Some(ByHelper { fs: self, helper })),
+            None => Err(Error::Refused {
                 path: format!("{}{raw}", self.label),
                 message: NOT_UTF8.into(),
             }),
@@ -358,23 +322,16 @@ impl Endpoint for RemoteFs {
     }
 
     fn features(&self) -> Features {
-        let tier = self.tier();
+        let hashes = self.hashes();
+        let helper = self.helper().is_some();
         Features {
             chunk: self.sftp.read_chunk().min(self.sftp.write_chunk()) as usize,
             depth: REQUESTS_IN_FLIGHT,
-            hashing: match tier {
-                RemoteHashing::Helper(_) | RemoteHashing::Shell(_) => Hashing::AtTheData,
-                RemoteHashing::Read => Hashing::ByReading,
-                RemoteHashing::Off => Hashing::Off,
-            },
-            fixed_algorithm: match tier {
-                RemoteHashing::Helper(_) => Some(HashAlgo::Blake3),
-                RemoteHashing::Shell(shell) => Some(shell.algo()),
-                _ => None,
-            },
-            copies_ranges: matches!(tier, RemoteHashing::Helper(_)),
+            hashing: hashes.hashing(),
+            fixed_algorithm: hashes.fixed_algorithm(),
+            copies_ranges: helper,
             link_times: self.sftp.extensions().lsetstat,
-            raw_byte_names: matches!(tier, RemoteHashing::Helper(_)),
+            raw_byte_names: helper,
         }
     }
 
@@ -386,127 +343,47 @@ impl Endpoint for RemoteFs {
         attrs: Attrs,
         sync: bool,
     ) -> Result<()> {
-        match self.tier() {
-            RemoteHashing::Helper(helper) => {
-                let (partial, dest) = (self.sftp.absolute(partial), self.sftp.absolute(dest));
-                helper
-                    .put_file(&partial, &dest, &data, attrs, sync)
-                    .await
-                    .map_err(|e| self.helper_error(&dest, e))
-            }
-            _ => super::put_whole_by_parts(self, partial, dest, data, attrs, sync).await,
-        }
+        let Some(helper) = self.helper() else {
+            return super::put_whole_by_parts(self, partial, dest, data, attrs, sync).await;
+        };
+        let (partial, dest) = (self.sftp.absolute(partial), self.sftp.absolute(dest));
+        helper
+            .put_file(&partial, &dest, &data, attrs, sync)
+            .await
+            .map_err(|e| self.helper_error(&dest, e))
     }
 
     async fn read_whole(&self, path: &str, len: u64) -> Result<super::Whole> {
-        match self.tier() {
-            RemoteHashing::Helper(helper) => {
-                let (data, size, mtime) = helper
-                    .get_file(&self.sftp.absolute(path))
-                    .await
-                    .map_err(|e| self.helper_error(path, e))?;
-                Ok(super::Whole {
-                    data: data.into(),
-                    stamp: Some((size, Mtime::secs(mtime))),
-                })
-            }
-            _ => super::read_whole_by_parts(self, path, len).await,
-        }
+        let Some(helper) = self.helper() else {
+            return super::read_whole_by_parts(self, path, len).await;
+        };
+        let (data, size, mtime) = helper
+            .get_file(&self.sftp.absolute(path))
+            .await
+            .map_err(|e| self.helper_error(path, e))?;
+        Ok(super::Whole {
+            data: data.into(),
+            stamp: Some((size, Mtime::secs(mtime))),
+        })
     }
 
     async fn start_helper(&self) -> Result<()> {
-        let mut starter = self.starter.lock().await;
-        if let Some(start) = starter.take() {
-            let _ = self.hashing.set(start.await?);
-            tracing::debug!(tier = self.tier().name(), "remote hashing ready");
+        let mut choice = self.choice.lock().await;
+        if let Some(choice) = choice.take() {
+            let started = tier::start(&self.conn, &self.sftp, &self.label, &choice).await?;
+            tracing::debug!(tier = started.hashes.name(), "remote hashing ready");
+            let _ = self.started.set(started);
         }
         Ok(())
     }
 
-    async fn block_hashes(
-        &self,
-        path: &str,
-        start: u64,
-        end: u64,
-        block: u64,
-        algo: HashAlgo,
-    ) -> Result<Vec<BlockHash>> {
-        match self.tier() {
-            RemoteHashing::Helper(helper) if algo == HashAlgo::Blake3 => {
-                let absolute = self.sftp.absolute(path);
-                let mut hashes = Vec::new();
-                // A reply must fit in one frame of the protocol.
-                let mut from = start;
-                loop {
-                    let to = end.min(from.saturating_add(block * HASHES_PER_REQUEST));
-                    let (size, more) = helper
-                        .block_hashes(&absolute, from, to, block as u32)
-                        .await
-                        .map_err(|e| self.helper_error(path, e))?;
-                    hashes.extend(more);
-                    from = to;
-                    if from >= end.min(size) {
-                        return Ok(hashes);
-                    }
-                }
-            }
-            RemoteHashing::Shell(shell) if algo == shell.algo() => {
-                shell
-                    .block_hashes(&self.sftp.absolute(path), start, end, block)
-                    .await
-            }
-            _ => super::block_hashes_by_reading(self, path, start, end, block, algo).await,
-        }
-    }
-
-    async fn file_hash(&self, path: &str, algo: HashAlgo) -> Result<BlockHash> {
-        match self.tier() {
-            RemoteHashing::Helper(helper) if algo == HashAlgo::Blake3 => helper
-                .file_hash(&self.sftp.absolute(path))
-                .await
-                .map(|(_, hash)| hash)
-                .map_err(|e| self.helper_error(path, e)),
-            RemoteHashing::Shell(shell) if algo == shell.algo() => {
-                shell.file_hash(&self.sftp.absolute(path)).await
-            }
-            _ => super::file_hash_by_reading(self, path, algo).await,
-        }
-    }
-
-    async fn find_blocks(
-        &self,
-        path: &str,
-        regions: &[(u64, u64)],
-        signature: &Signature,
-    ) -> Result<Option<Vec<crate::delta::Piece>>> {
-        match self.tier() {
-            RemoteHashing::Helper(helper) => helper
-                .find_blocks(&self.sftp.absolute(path), regions, signature)
-                .await
-                .map(Some)
-                .map_err(|e| self.helper_error(path, e)),
-            // Scanning here would download the regions: no gain.
-            _ => Ok(None),
-        }
-    }
-
-    async fn signature(&self, path: &str, block: u32) -> Result<Option<Signature>> {
-        match self.tier() {
-            RemoteHashing::Helper(helper) => helper
-                .signature(&self.sftp.absolute(path), block)
-                .await
-                .map(Some)
-                .map_err(|e| self.helper_error(path, e)),
-            RemoteHashing::Read => super::signature_by_reading(self, path, block)
-                .await
-                .map(Some),
-            // Standard tools have no rolling checksum.
-            RemoteHashing::Shell(_) | RemoteHashing::Off => Ok(None),
-        }
+    /// Not at all until the tier is chosen.
+    fn hashes(&self) -> &dyn Hashes {
+        self.started.get().map_or(&NoHashes, |s| &*s.hashes)
     }
 
     async fn copy_ranges(&self, from: &str, to: &str, ranges: &[CopyRange]) -> Result<()> {
-        let RemoteHashing::Helper(helper) = self.tier() else {
+        let Some(helper) = self.helper() else {
             return Err(Error::Refused {
                 path: format!("{}{to}", self.label),
                 message: "copying within the server needs the remote helper".into(),
@@ -581,9 +458,9 @@ impl Endpoint for RemoteFs {
         // Names SFTP could not carry: the helper lists them as they are,
         // started now if it was not yet.
         self.start_helper().await?;
-        match self.tier() {
-            RemoteHashing::Helper(helper) => ByHelper { fs: self, helper }.list(dir).await,
-            _ => Ok(listing),
+        match self.helper() {
+            Some(helper) => ByHelper { fs: self, helper }.list(dir).await,
+            None => Ok(listing),
         }
     }
 

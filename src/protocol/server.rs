@@ -12,7 +12,7 @@ use super::serve_fs::Files;
 use super::{Message, MAX_FRAME, VERSION};
 use crate::delta::rolling::{Signature, STRONG_LEN};
 use crate::hash::{hash_file_blocks, hash_whole_file, HashAlgo};
-use crate::local_io::{in_parts, read_ahead, Place};
+use crate::local_io::Place;
 use crate::meta::CopyRange;
 
 /// Serves until the client closes the channel; returns the process status.
@@ -115,9 +115,6 @@ fn hash_blocks(path: &[u8], start: u64, end: u64, block: u32) -> io::Result<Mess
     Ok(Message::Hashes { size, hashes })
 }
 
-/// Bytes read at once for a signature: whole blocks.
-const SIGN_READ: usize = 1024 * 1024;
-
 fn sign(path: &[u8], block: u32) -> io::Result<Message> {
     if block == 0 {
         return Err(io::Error::other("block size 0"));
@@ -128,36 +125,11 @@ fn sign(path: &[u8], block: u32) -> io::Result<Message> {
             "signature too large for one reply; use a larger block",
         ));
     }
-    let full_blocks = size - size % block as u64;
-    let chunk = block as usize * (SIGN_READ / block as usize).max(1);
-    let parts = in_parts(0, full_blocks, block as u64, |from, to| {
-        let mut part = Signature {
-            block,
-            ..Signature::default()
-        };
-        let mut signed = 0;
-        read_ahead(&file, from, to, chunk, |_, data| {
-            data.chunks_exact(block as usize).for_each(|b| part.push(b));
-            signed += data.len() as u64;
-            Ok(())
-        })?;
-        if signed < to - from {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "the file shrank while it was read",
-            ));
-        }
-        Ok(part)
-    })?;
-    let (mut weak, mut strong) = (Vec::new(), Vec::new());
-    for part in parts {
-        weak.extend(part.weak);
-        strong.extend(part.strong);
-    }
+    let signature = crate::delta::sign_file_blocking(&file, size, block)?;
     Ok(Message::Signature {
         block,
-        weak,
-        strong,
+        weak: signature.weak,
+        strong: signature.strong,
     })
 }
 

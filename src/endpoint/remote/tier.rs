@@ -1,0 +1,318 @@
+//! The remote side's hashing tier, chosen once, the first time a file needs
+//! it (`--remote-hash`): the helper (`ferry --server`, found on the server
+//! or uploaded), the shell's `split --filter` with `b3sum` or `sha256sum`,
+//! reading the data over SFTP, or none. Each is an implementation of
+//! [`Hashes`]; the helper, when one runs, also serves whole small files,
+//! range copies and names that are not UTF-8.
+
+use std::sync::Arc;
+
+use super::by_helper::helper_error;
+use crate::delta::rolling::Signature;
+use crate::delta::Piece;
+use crate::endpoint::hashes::{Answer, Hashes, NoHashes};
+use crate::endpoint::Hashing;
+use crate::error::{Error, Result};
+use crate::hash::{BlockHash, HashAlgo};
+use crate::protocol::bootstrap;
+use crate::protocol::client::{HelperClient, HelperError};
+use crate::sftp::Sftp;
+use crate::ssh::shell::ShellHasher;
+use crate::ssh::Connection;
+
+/// Block hashes per helper request: 8 MiB of reply, half the largest frame.
+const HASHES_PER_REQUEST: u64 = 256 * 1024;
+
+/// Which tier the user asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wanted {
+    /// The helper when it answers, else the shell when it has the tools,
+    /// else none. Reading is never picked on its own: it costs a download
+    /// of everything compared.
+    Auto,
+    Helper,
+    Shell,
+    Read,
+    Off,
+}
+
+/// Where the helper comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HelperSource {
+    /// A command on the server (`--remote-ferry PATH`).
+    Command(String),
+    /// This binary, uploaded to (or found in) a cache directory.
+    Upload { cache: String },
+}
+
+/// Told the tier's name once it is chosen (`-v`).
+pub type OnChosen = Arc<dyn Fn(&str) + Send + Sync>;
+
+/// What the remote side needs to choose its tier when the time comes.
+#[derive(Clone)]
+pub struct TierChoice {
+    pub wanted: Wanted,
+    pub helper: HelperSource,
+    pub on_chosen: Option<OnChosen>,
+}
+
+/// The chosen tier: the helper when one runs, and how files are hashed.
+pub(super) struct Started {
+    pub(super) helper: Option<Arc<HelperClient>>,
+    pub(super) hashes: Box<dyn Hashes>,
+}
+
+impl Started {
+    pub(super) fn none() -> Started {
+        Started {
+            helper: None,
+            hashes: Box::new(NoHashes),
+        }
+    }
+
+    fn with_helper(helper: HelperClient, sftp: &Arc<Sftp>, label: &str) -> Started {
+        let helper = Arc::new(helper);
+        Started {
+            hashes: Box::new(HelperHashes {
+                helper: helper.clone(),
+                sftp: sftp.clone(),
+                label: label.to_string(),
+            }),
+            helper: Some(helper),
+        }
+    }
+
+    fn hashed_by(hashes: impl Hashes + 'static) -> Started {
+        Started {
+            helper: None,
+            hashes: Box::new(hashes),
+        }
+    }
+}
+
+/// Chooses the tier as `choice` says, starting the helper if it is one.
+pub(super) async fn start(
+    conn: &Arc<Connection>,
+    sftp: &Arc<Sftp>,
+    label: &str,
+    choice: &TierChoice,
+) -> Result<Started> {
+    let started = match (&choice.helper, choice.wanted) {
+        (_, Wanted::Off) => Started::none(),
+        (HelperSource::Upload { cache }, _) => {
+            let helper = bootstrap::upload_helper(conn, sftp, cache).await?;
+            Started::with_helper(helper, sftp, label)
+        }
+        (HelperSource::Command(command), wanted) => {
+            without_upload(conn, sftp, label, command, wanted).await?
+        }
+    };
+    if let Some(tell) = &choice.on_chosen {
+        tell(started.hashes.name());
+    }
+    Ok(started)
+}
+
+async fn without_upload(
+    conn: &Arc<Connection>,
+    sftp: &Arc<Sftp>,
+    label: &str,
+    command: &str,
+    wanted: Wanted,
+) -> Result<Started> {
+    let shell = || async {
+        let found = ShellHasher::detect(conn.clone()).await?;
+        Ok::<_, Error>(found.map(|shell| {
+            Started::hashed_by(ShellHashes {
+                shell,
+                sftp: sftp.clone(),
+            })
+        }))
+    };
+    match wanted {
+        Wanted::Off => Ok(Started::none()),
+        Wanted::Read => Ok(Started::hashed_by(ReadHashes)),
+        Wanted::Helper => {
+            let helper = HelperClient::open(conn, command).await?;
+            Ok(Started::with_helper(helper, sftp, label))
+        }
+        Wanted::Shell => shell().await?.ok_or_else(|| Error::Helper {
+            host: conn.host().to_string(),
+            detail: "the remote shell lacks split --filter with sha256sum or b3sum; \
+                     choose --remote-hash helper, read or off"
+                .into(),
+        }),
+        Wanted::Auto => match HelperClient::open(conn, command).await {
+            Ok(helper) => Ok(Started::with_helper(helper, sftp, label)),
+            Err(e) if e.is_fatal() && !matches!(e, Error::Helper { .. }) => Err(e),
+            Err(e) => {
+                tracing::info!("no remote helper: {e}");
+                Ok(shell().await?.unwrap_or_else(Started::none))
+            }
+        },
+    }
+}
+
+/// `ferry --server` hashes at disk speed, blake3 only.
+struct HelperHashes {
+    helper: Arc<HelperClient>,
+    sftp: Arc<Sftp>,
+    label: String,
+}
+
+impl HelperHashes {
+    fn error(&self, path: &str, e: HelperError) -> Error {
+        helper_error(self.sftp.host(), format!("{}{path}", self.label), e)
+    }
+}
+
+impl Hashes for HelperHashes {
+    fn name(&self) -> &'static str {
+        "helper"
+    }
+
+    fn hashing(&self) -> Hashing {
+        Hashing::AtTheData
+    }
+
+    fn fixed_algorithm(&self) -> Option<HashAlgo> {
+        Some(HashAlgo::Blake3)
+    }
+
+    fn block_hashes<'a>(
+        &'a self,
+        path: &'a str,
+        start: u64,
+        end: u64,
+        block: u64,
+        algo: HashAlgo,
+    ) -> Answer<'a, Vec<BlockHash>> {
+        Box::pin(async move {
+            if algo != HashAlgo::Blake3 {
+                return Ok(None);
+            }
+            let absolute = self.sftp.absolute(path);
+            let mut hashes = Vec::new();
+            // A reply must fit in one frame of the protocol.
+            let mut from = start;
+            loop {
+                let to = end.min(from.saturating_add(block * HASHES_PER_REQUEST));
+                let (size, more) = self
+                    .helper
+                    .block_hashes(&absolute, from, to, block as u32)
+                    .await
+                    .map_err(|e| self.error(path, e))?;
+                hashes.extend(more);
+                from = to;
+                if from >= end.min(size) {
+                    return Ok(Some(hashes));
+                }
+            }
+        })
+    }
+
+    fn file_hash<'a>(&'a self, path: &'a str, algo: HashAlgo) -> Answer<'a, BlockHash> {
+        Box::pin(async move {
+            if algo != HashAlgo::Blake3 {
+                return Ok(None);
+            }
+            let (_, hash) = self
+                .helper
+                .file_hash(&self.sftp.absolute(path))
+                .await
+                .map_err(|e| self.error(path, e))?;
+            Ok(Some(hash))
+        })
+    }
+
+    fn signature<'a>(&'a self, path: &'a str, block: u32) -> Answer<'a, Signature> {
+        Box::pin(async move {
+            self.helper
+                .signature(&self.sftp.absolute(path), block)
+                .await
+                .map(Some)
+                .map_err(|e| self.error(path, e))
+        })
+    }
+
+    fn find_blocks<'a>(
+        &'a self,
+        path: &'a str,
+        regions: &'a [(u64, u64)],
+        signature: &'a Signature,
+    ) -> Answer<'a, Vec<Piece>> {
+        Box::pin(async move {
+            self.helper
+                .find_blocks(&self.sftp.absolute(path), regions, signature)
+                .await
+                .map(Some)
+                .map_err(|e| self.error(path, e))
+        })
+    }
+}
+
+/// The remote shell's tools: block and whole-file hashes in the one
+/// algorithm they have; no rolling checksum.
+struct ShellHashes {
+    shell: ShellHasher,
+    sftp: Arc<Sftp>,
+}
+
+impl Hashes for ShellHashes {
+    fn name(&self) -> &'static str {
+        "shell"
+    }
+
+    fn hashing(&self) -> Hashing {
+        Hashing::AtTheData
+    }
+
+    fn fixed_algorithm(&self) -> Option<HashAlgo> {
+        Some(self.shell.algo())
+    }
+
+    fn block_hashes<'a>(
+        &'a self,
+        path: &'a str,
+        start: u64,
+        end: u64,
+        block: u64,
+        algo: HashAlgo,
+    ) -> Answer<'a, Vec<BlockHash>> {
+        Box::pin(async move {
+            if algo != self.shell.algo() {
+                return Ok(None);
+            }
+            let absolute = self.sftp.absolute(path);
+            let hashes = self
+                .shell
+                .block_hashes(&absolute, start, end, block)
+                .await?;
+            Ok(Some(hashes))
+        })
+    }
+
+    fn file_hash<'a>(&'a self, path: &'a str, algo: HashAlgo) -> Answer<'a, BlockHash> {
+        Box::pin(async move {
+            if algo != self.shell.algo() {
+                return Ok(None);
+            }
+            let hash = self.shell.file_hash(&self.sftp.absolute(path)).await?;
+            Ok(Some(hash))
+        })
+    }
+}
+
+/// Reading the data over SFTP and hashing it here: every answer is the
+/// default None, which the endpoint takes as "read it".
+struct ReadHashes;
+
+impl Hashes for ReadHashes {
+    fn name(&self) -> &'static str {
+        "read"
+    }
+
+    fn hashing(&self) -> Hashing {
+        Hashing::ByReading
+    }
+}
