@@ -330,6 +330,15 @@ async fn run(settings: &Settings, reporter: &dyn Reporter, total: &mut Stats) ->
 /// inside DEST is left to DEST's root) and an absolute partial directory.
 /// A relative partial directory lies inside each directory of DEST.
 fn local_destination(settings: &Settings) -> LocalFs {
+    let dirlinks = settings.options.keep_dirlinks;
+    LocalFs::confined_to(destination_roots(settings), dirlinks)
+}
+
+/// The directories a run may change things below, as the user named them:
+/// the destination, and a backup, temp or partial directory given apart
+/// from it (a relative one taken from the destination or, for rsync's
+/// `--backup-dir` and `--temp-dir`, its parent).
+fn destination_roots(settings: &Settings) -> Vec<String> {
     let (dest, opts) = (settings.dest.as_str(), &settings.options);
     let backup_dir = opts.backup.as_ref().and_then(|b| b.dir.as_deref());
     let named = [backup_dir, opts.staging.temp_dir.as_deref()];
@@ -345,7 +354,7 @@ fn local_destination(settings: &Settings) -> LocalFs {
     }
     let partial_dir = opts.staging.partial_dir.as_ref();
     roots.extend(partial_dir.filter(|d| d.starts_with('/')).cloned());
-    LocalFs::confined_to(roots, opts.keep_dirlinks)
+    roots
 }
 
 async fn run_remote(
@@ -634,9 +643,16 @@ fn tier_choice(settings: &Settings, host: &str) -> TierChoice {
         let host = host.to_string();
         Arc::new(move |tier: &str| eprintln!("ferry: remote hashing on {host}: {tier}")) as OnChosen
     });
+    // A pulled-from side is only read: nothing to confine.
+    let roots = match settings.direction {
+        Direction::Pull(_) => Vec::new(),
+        _ => destination_roots(settings),
+    };
     TierChoice {
         wanted,
         helper,
         on_chosen,
+        roots,
+        dirlinks: settings.options.keep_dirlinks,
     }
 }

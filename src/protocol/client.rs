@@ -502,6 +502,61 @@ mod tests {
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     }
 
+    /// Once confined to a destination, the helper writes nothing through a
+    /// directory swapped for a symlink to elsewhere: not a whole file, not
+    /// ranges, not a new directory. Outside its roots, and beside the
+    /// symlink, it works as before.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_confined_helper_writes_nothing_through_a_symlink() {
+        use crate::protocol::fs::{FsReply, FsRequest};
+        let dir = tempfile::tempdir().unwrap();
+        let (dest, outside) = (dir.path().join("dest"), dir.path().join("outside"));
+        std::fs::create_dir_all(dest.join("real")).unwrap();
+        std::fs::create_dir(&outside).unwrap();
+        std::fs::write(outside.join("victim"), b"keep").unwrap();
+        std::os::unix::fs::symlink(&outside, dest.join("swapped")).unwrap();
+        let at = |rel: &str| format!("{}/{rel}", dest.display());
+        let client = connected().await;
+        let confine = FsRequest::Confine {
+            roots: vec![dest.to_str().unwrap().as_bytes().to_vec()],
+            dirlinks: false,
+        };
+        assert_eq!(client.fs(confine).await.unwrap(), FsReply::Done);
+        let attrs = Attrs {
+            mode: 0o644,
+            mtime: None,
+        };
+        let put = |rel: &'static str| {
+            let (partial, dest) = (at(&format!("{rel}.p")), at(rel));
+            let client = &client;
+            async move { client.put_file(&partial, &dest, b"new", attrs, false).await }
+        };
+        put("real/f").await.unwrap();
+        assert_eq!(std::fs::read(dest.join("real/f")).unwrap(), b"new");
+        assert!(put("swapped/victim").await.is_err());
+        assert!(put("swapped/fresh").await.is_err());
+        let ranges = [CopyRange {
+            from: 0,
+            to: 0,
+            len: 3,
+        }];
+        let copied = client
+            .copy_ranges(&at("real/f"), &at("swapped/victim"), &ranges)
+            .await;
+        assert!(copied.is_err());
+        let made = client.fs(FsRequest::Mkdir {
+            path: at("swapped/new").into_bytes(),
+            mode: 0o755,
+        });
+        assert!(made.await.is_err());
+        let names: Vec<_> = std::fs::read_dir(&outside)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["victim"], "nothing new outside");
+        assert_eq!(std::fs::read(outside.join("victim")).unwrap(), b"keep");
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn copies_ranges_into_an_existing_file_only() {
         let dir = tempfile::tempdir().unwrap();

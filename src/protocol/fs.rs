@@ -27,6 +27,14 @@ pub enum OpenHow {
 /// byte strings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FsRequest {
+    /// From now on, changes below `roots` (the directories the user named
+    /// as destinations) reach their directory without following a
+    /// symlink, as the local endpoint's do (`local_io::confined`); with
+    /// `dirlinks` (`-K`), a symlink to a directory below its root is.
+    Confine {
+        roots: Vec<Vec<u8>>,
+        dirlinks: bool,
+    },
     /// lstat, or stat with `follow`: answered with [`FsReply::Stat`].
     Stat {
         path: Vec<u8>,
@@ -217,6 +225,12 @@ impl FsRequest {
                 u32s(out, *handle);
                 u64s(out, *len);
             }
+            FsRequest::Confine { roots, dirlinks } => {
+                out.push(17);
+                u32s(out, roots.len() as u32);
+                roots.iter().for_each(|root| put_bytes(out, root));
+                out.push(u8::from(*dirlinks));
+            }
             FsRequest::Close {
                 handle,
                 mode,
@@ -303,6 +317,17 @@ impl FsRequest {
                     mode: has_mode.then_some(mode),
                     mtime: has_mtime.then_some(mtime),
                     sync: r.u8()? != 0,
+                }
+            }
+            17 => {
+                let count = r.u32()? as usize;
+                if count > r.remaining() / 4 {
+                    return Err("more roots than the message holds".into());
+                }
+                let roots = (0..count).map(|_| path(r)).collect::<Result<_, _>>()?;
+                FsRequest::Confine {
+                    roots,
+                    dirlinks: r.u8()? != 0,
                 }
             }
             other => return Err(format!("unknown file-system request {other}")),

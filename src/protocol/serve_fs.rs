@@ -1,7 +1,8 @@
 //! The helper's side of [`super::fs`]: file-system requests carried out on
 //! this machine with names as bytes, and the table of files they opened.
 //! The changes go through `local_io::confined`, as the local endpoint's do:
-//! opened files and removals never follow a symlink in the last component.
+//! below the roots the client named ([`FsRequest::Confine`]) no component
+//! is reached through a symlink; elsewhere, not the last one.
 
 use std::collections::HashMap;
 use std::fs::{self, File, FileTimes};
@@ -25,12 +26,18 @@ const MAX_OPEN: usize = 1024;
 pub(super) struct Files {
     open: HashMap<u32, File>,
     next: u32,
-    roots: Roots,
+    /// Where changes are confined: nowhere until the client says.
+    pub(super) roots: Roots,
 }
 
 impl Files {
     pub(super) fn answer(&mut self, request: FsRequest) -> io::Result<FsReply> {
         match request {
+            FsRequest::Confine { roots, dirlinks } => {
+                let roots = roots.iter().map(|r| from_bytes(r).into_owned());
+                self.roots = Roots::new(roots, dirlinks);
+                Ok(FsReply::Done)
+            }
             FsRequest::Stat { path, follow } => {
                 let path = os(&path);
                 let meta = match follow {

@@ -12,8 +12,9 @@ use super::serve_fs::Files;
 use super::{Message, MAX_FRAME, VERSION};
 use crate::delta::rolling::{Signature, STRONG_LEN};
 use crate::hash::{hash_file_blocks, hash_whole_file, HashAlgo};
-use crate::local_io::Place;
+use crate::local_io::{Place, Roots};
 use crate::meta::CopyRange;
+use crate::paths::from_bytes;
 
 /// Serves until the client closes the channel; returns the process status.
 pub fn run() -> i32 {
@@ -54,7 +55,7 @@ pub fn serve(mut input: impl Read, mut output: impl Write) -> io::Result<()> {
                     message: e.to_string(),
                 },
             },
-            Ok(request) => answer(request),
+            Ok(request) => answer(request, &files.roots),
             Err(e) => Message::Error { message: e },
         };
         write_frame(&mut output, &reply)?;
@@ -62,7 +63,7 @@ pub fn serve(mut input: impl Read, mut output: impl Write) -> io::Result<()> {
     Ok(())
 }
 
-fn answer(request: Message) -> Message {
+fn answer(request: Message, roots: &Roots) -> Message {
     let result = match request {
         Message::HashBlocks {
             path,
@@ -77,7 +78,7 @@ fn answer(request: Message) -> Message {
             regions,
             signature,
         } => find_blocks(&path, &regions, &signature),
-        Message::CopyRanges { from, to, ranges } => copy_ranges(&from, &to, &ranges),
+        Message::CopyRanges { from, to, ranges } => copy_ranges(&from, &to, &ranges, roots),
         Message::PutFile {
             partial,
             dest,
@@ -85,7 +86,7 @@ fn answer(request: Message) -> Message {
             mtime,
             sync,
             data,
-        } => put_file(&partial, &dest, mode, mtime, sync, &data),
+        } => put_file(&partial, &dest, mode, mtime, sync, &data, roots),
         Message::GetFile { path } => get_file(&path),
         other => Err(io::Error::other(format!("unexpected request {other:?}"))),
     };
@@ -142,9 +143,11 @@ fn find_blocks(path: &[u8], regions: &[(u64, u64)], signature: &Signature) -> io
     Ok(Message::Pieces { pieces })
 }
 
-fn copy_ranges(from: &[u8], to: &[u8], ranges: &[CopyRange]) -> io::Result<Message> {
-    let place = |p| Place::path(Path::new(std::ffi::OsStr::from_bytes(p)));
-    let bytes = crate::local_io::copy_ranges_between(&place(from), &place(to), ranges)?;
+/// Reads `from` wherever it is; writes `to` only where confinement allows.
+fn copy_ranges(from: &[u8], to: &[u8], ranges: &[CopyRange], roots: &Roots) -> io::Result<Message> {
+    let from = Place::path(Path::new(std::ffi::OsStr::from_bytes(from)));
+    let to = roots.place(&from_bytes(to))?;
+    let bytes = crate::local_io::copy_ranges_between(&from, &to, ranges)?;
     Ok(Message::Copied { bytes })
 }
 
@@ -157,15 +160,17 @@ fn put_file(
     mtime: Option<i64>,
     sync: bool,
     data: &[u8],
+    roots: &Roots,
 ) -> io::Result<Message> {
-    let path = |p| Path::new(std::ffi::OsStr::from_bytes(p));
-    let (partial, dest) = (path(partial), path(dest));
+    let shown = Path::new(std::ffi::OsStr::from_bytes(dest)).display();
+    let named = |e: io::Error| io::Error::new(e.kind(), format!("{shown}: {e}"));
+    let partial = roots.place(&from_bytes(partial)).map_err(named)?;
+    let dest = roots.place(&from_bytes(dest)).map_err(named)?;
     let attrs = crate::meta::Attrs {
         mode,
         mtime: mtime.map(crate::meta::Mtime::secs),
     };
-    crate::local_io::install_whole(&Place::path(partial), &Place::path(dest), data, attrs, sync)
-        .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", dest.display())))?;
+    crate::local_io::install_whole(&partial, &dest, data, attrs, sync).map_err(named)?;
     Ok(Message::Copied {
         bytes: data.len() as u64,
     })

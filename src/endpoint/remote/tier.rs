@@ -14,8 +14,10 @@ use crate::endpoint::hashes::{Answer, Hashes, NoHashes};
 use crate::endpoint::Hashing;
 use crate::error::{Error, Result};
 use crate::hash::{BlockHash, HashAlgo};
+use crate::paths::to_bytes;
 use crate::protocol::bootstrap;
 use crate::protocol::client::{HelperClient, HelperError};
+use crate::protocol::fs::FsRequest;
 use crate::sftp::Sftp;
 use crate::ssh::shell::ShellHasher;
 use crate::ssh::Connection;
@@ -54,6 +56,12 @@ pub struct TierChoice {
     pub wanted: Wanted,
     pub helper: HelperSource,
     pub on_chosen: Option<OnChosen>,
+    /// The directories the user named as destinations on this side: a
+    /// helper's changes below them never follow a symlink (empty: a
+    /// source, which the helper does not change).
+    pub roots: Vec<String>,
+    /// `-K`: a symlink to a directory below its root is followed.
+    pub dirlinks: bool,
 }
 
 /// The chosen tier: the helper when one runs, and how files are hashed.
@@ -70,16 +78,35 @@ impl Started {
         }
     }
 
-    fn with_helper(helper: HelperClient, sftp: &Arc<Sftp>, label: &str) -> Started {
+    /// The helper as the tier, confined to `choice`'s roots first.
+    async fn with_helper(
+        helper: HelperClient,
+        sftp: &Arc<Sftp>,
+        label: &str,
+        choice: &TierChoice,
+    ) -> Result<Started> {
+        if !choice.roots.is_empty() {
+            let roots = choice.roots.iter();
+            let confine = FsRequest::Confine {
+                roots: roots
+                    .map(|r| to_bytes(&sftp.absolute(r)).into_owned())
+                    .collect(),
+                dirlinks: choice.dirlinks,
+            };
+            helper.fs(confine).await.map_err(|e| Error::Helper {
+                host: sftp.host().to_string(),
+                detail: format!("the remote helper did not take the destination's roots: {e}"),
+            })?;
+        }
         let helper = Arc::new(helper);
-        Started {
+        Ok(Started {
             hashes: Box::new(HelperHashes {
                 helper: helper.clone(),
                 sftp: sftp.clone(),
                 label: label.to_string(),
             }),
             helper: Some(helper),
-        }
+        })
     }
 
     fn hashed_by(hashes: impl Hashes + 'static) -> Started {
@@ -101,10 +128,10 @@ pub(super) async fn start(
         (_, Wanted::Off) => Started::none(),
         (HelperSource::Upload { cache }, _) => {
             let helper = bootstrap::upload_helper(conn, sftp, cache).await?;
-            Started::with_helper(helper, sftp, label)
+            Started::with_helper(helper, sftp, label, choice).await?
         }
-        (HelperSource::Command(command), wanted) => {
-            without_upload(conn, sftp, label, command, wanted).await?
+        (HelperSource::Command(command), _) => {
+            without_upload(conn, sftp, label, command, choice).await?
         }
     };
     if let Some(tell) = &choice.on_chosen {
@@ -118,7 +145,7 @@ async fn without_upload(
     sftp: &Arc<Sftp>,
     label: &str,
     command: &str,
-    wanted: Wanted,
+    choice: &TierChoice,
 ) -> Result<Started> {
     let shell = || async {
         let found = ShellHasher::detect(conn.clone()).await?;
@@ -129,12 +156,12 @@ async fn without_upload(
             })
         }))
     };
-    match wanted {
+    match choice.wanted {
         Wanted::Off => Ok(Started::none()),
         Wanted::Read => Ok(Started::hashed_by(ReadHashes)),
         Wanted::Helper => {
             let helper = HelperClient::open(conn, command).await?;
-            Ok(Started::with_helper(helper, sftp, label))
+            Started::with_helper(helper, sftp, label, choice).await
         }
         Wanted::Shell => shell().await?.ok_or_else(|| Error::Helper {
             host: conn.host().to_string(),
@@ -143,7 +170,7 @@ async fn without_upload(
                 .into(),
         }),
         Wanted::Auto => match HelperClient::open(conn, command).await {
-            Ok(helper) => Ok(Started::with_helper(helper, sftp, label)),
+            Ok(helper) => Started::with_helper(helper, sftp, label, choice).await,
             Err(e) if e.is_fatal() && !matches!(e, Error::Helper { .. }) => Err(e),
             Err(e) => {
                 tracing::info!("no remote helper: {e}");
