@@ -13,14 +13,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-fn require_rsync() {
-    assert!(
-        Path::new("/usr/bin/rsync").exists(),
-        "rsync not found: these tests compare ferry with rsync and are never skipped; \
-         install it (apt-get install -y rsync; .ci/run does)"
-    );
-}
-
 /// rsync with `args`, over ssh to the fixture's sshd.
 fn rsync(sshd: &Sshd, args: &[String]) -> Output {
     let mut cmd = Command::new("rsync");

@@ -721,16 +721,6 @@ fn copy_tree(from: &Path, to: &Path) {
     assert!(status.unwrap().success(), "cp -a {}", from.display());
 }
 
-fn require_rsync() {
-    if Path::new("/usr/bin/rsync").exists() {
-        return;
-    }
-    panic!(
-        "rsync not found: the differential tests compare ferry with rsync and are never \
-         skipped; install it (apt-get install -y rsync; .ci/run does)"
-    );
-}
-
 fn env_number(name: &str, default: u64) -> u64 {
     std::env::var(name)
         .ok()

@@ -362,9 +362,15 @@ fn server_restarted_mid_transfer_is_survived() {
     cmd.args(["-a", "--timeout", "3", QUICK_RETRY[0], QUICK_RETRY[1]])
         .arg(src)
         .arg(dest);
-    let sshd = &mut scene.sshd;
+    let (sshd, proxy) = (&mut scene.sshd, &scene.proxy);
     let out = cmd.run_and(Duration::from_secs(120), |_pid| {
-        std::thread::sleep(Duration::from_millis(1500));
+        // As soon as the first connection is held mid-file, well within
+        // ferry's 3 s --timeout, so the restart finds it there.
+        wait_until(
+            Duration::from_secs(60),
+            "the first connection's stall",
+            || proxy.faults_hit() > 0,
+        );
         sshd.restart();
     });
     out.assert_ok();
@@ -523,11 +529,9 @@ fn a_second_run_to_the_same_destination_waits_its_turn() {
                 .args(["-a", &src, &dest])
                 .run(Duration::from_secs(120))
         });
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while !scene.proxy.is_stalled(Direction::Up) {
-            assert!(Instant::now() < deadline, "the first run never got going");
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        wait_until(Duration::from_secs(60), "the first run's stall", || {
+            scene.proxy.is_stalled(Direction::Up)
+        });
         // The second goes straight to sshd, not through the stalled proxy.
         let second = scene.sshd.ferry().args(["-a", &src, &dest]).run_default();
         second.assert_code(3);
@@ -564,11 +568,9 @@ fn a_source_changed_while_read_is_not_installed() {
         .arg(&src)
         .arg(sshd.spec(&dest))
         .run_and(Duration::from_secs(120), |_| {
-            let deadline = Instant::now() + Duration::from_secs(60);
-            while !proxy.is_stalled(Direction::Up) {
-                assert!(Instant::now() < deadline, "ferry never got going");
-                std::thread::sleep(Duration::from_millis(10));
-            }
+            wait_until(Duration::from_secs(60), "ferry's stall", || {
+                proxy.is_stalled(Direction::Up)
+            });
             // The log grows while ferry is in the middle of it.
             use std::io::Write;
             let mut log = fs::OpenOptions::new().append(true).open(&src).unwrap();

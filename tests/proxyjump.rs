@@ -13,8 +13,7 @@ mod common;
 use common::*;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// One connection's worth of data, larger than any handshake.
 const PAYLOAD: usize = 3 * MIB as usize;
@@ -340,51 +339,6 @@ fn rsh_options_are_read_and_unsupported_ones_refused() {
     }
 }
 
-/// An ssh-agent on a socket of its own, holding `key`; killed on drop.
-struct Agent {
-    child: Child,
-    socket: PathBuf,
-}
-
-impl Agent {
-    fn start(sshd: &Sshd, key: &Path) -> Agent {
-        let socket = sshd.dir().join("agent.sock");
-        let child = Command::new("ssh-agent")
-            .arg("-D")
-            .arg("-a")
-            .arg(&socket)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("ssh-agent must be installed (openssh-client)");
-        let agent = Agent { child, socket };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !agent.socket.exists() {
-            assert!(
-                Instant::now() < deadline,
-                "ssh-agent made no socket in 10 s"
-            );
-            std::thread::sleep(Duration::from_millis(25));
-        }
-        let added = run_with_deadline(
-            Command::new("ssh-add")
-                .arg("-q")
-                .arg(key)
-                .env("SSH_AUTH_SOCK", &agent.socket),
-            Duration::from_secs(30),
-        );
-        assert_eq!(added.code, 0, "ssh-add failed\n{added}");
-        agent
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn identity_agent_names_the_agent_socket() {
     let sshd = Sshd::start();
@@ -392,24 +346,20 @@ fn identity_agent_names_the_agent_socket() {
     // no SSH_AUTH_SOCK (FerryCmd removes it).
     let key = sshd.dir().join("agent_key");
     fs::copy(sshd.user_key(), &key).unwrap();
-    let agent = Agent::start(&sshd, &key);
+    let agent = Agent::start(sshd.dir(), &[&key]);
     fs::remove_file(&key).unwrap();
     let config = |name: &str, agent_line: &str| {
-        let text = format!(
-            "Host {HOST_ALIAS}\n  HostName 127.0.0.1\n  Port {}\n  User {}\n  \
-             UserKnownHostsFile {}\n  StrictHostKeyChecking yes\n  BatchMode yes\n  {agent_line}\n",
-            sshd.port(),
-            sshd.user(),
-            sshd.known_hosts().display()
-        );
-        let path = sshd.dir().join(name);
-        fs::write(&path, text).unwrap();
-        path
+        let cfg = SshConfig {
+            identities: Vec::new(),
+            extra: vec!["BatchMode yes".to_string(), agent_line.to_string()],
+            ..sshd.base_config()
+        };
+        sshd.write_config(name, &cfg)
     };
     let src = payload(&sshd, "agent.bin");
     let with_agent = config(
         "ssh_config.agent",
-        &format!("IdentityAgent {}", agent.socket.display()),
+        &format!("IdentityAgent {}", agent.socket().display()),
     );
     sshd.ferry_with_config(&with_agent)
         .arg(&src)
@@ -421,7 +371,7 @@ fn identity_agent_names_the_agent_socket() {
     let no_agent = config("ssh_config.noagent", "IdentityAgent none");
     let out = sshd
         .ferry_with_config(&no_agent)
-        .env("SSH_AUTH_SOCK", &agent.socket)
+        .env("SSH_AUTH_SOCK", agent.socket())
         .arg(&src)
         .arg(sshd.spec(&sshd.remote().join("again.bin")))
         .run_default();

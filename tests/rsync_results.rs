@@ -202,14 +202,6 @@ fn line<'l>(side: Side, options: &'l [&'l str], places: (&'l str, &'l str)) -> L
     }
 }
 
-fn require_rsync() {
-    assert!(
-        Path::new("/usr/bin/rsync").exists(),
-        "rsync not found: these tests compare ferry with rsync and are never skipped; \
-         install it (apt-get install -y rsync; .ci/run does)"
-    );
-}
-
 fn make_dir(path: &Path, mode: u32, mtime: u64) {
     fs::create_dir_all(path).unwrap();
     fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();

@@ -4,10 +4,8 @@ mod common;
 
 use common::*;
 use std::fs;
-use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 /// Long and unlike anything in a log, so that finding it means a leak.
@@ -20,45 +18,34 @@ const RUN_LIMIT: Duration = Duration::from_secs(120);
 /// config (returned second) that offers only it.
 fn locked_key(sshd: &Sshd, phrase: &str) -> (PathBuf, PathBuf) {
     let key = sshd.dir().join("locked_key");
-    let out = run_with_deadline(
-        Command::new("ssh-keygen")
-            .args([
-                "-q",
-                "-t",
-                "ed25519",
-                "-C",
-                "ferry-locked",
-                "-N",
-                phrase,
-                "-f",
-            ])
-            .arg(&key),
-        Duration::from_secs(30),
-    );
-    assert_eq!(out.code, 0, "ssh-keygen failed:\n{out}");
-    // The fixture's sshd reads this file (its AuthorizedKeysFile) at every
-    // login, so adding a line needs no restart.
-    let mut authorized = fs::OpenOptions::new()
-        .append(true)
-        .open(sshd.dir().join("authorized_keys"))
-        .expect("open authorized_keys");
-    let line = pubkey_line(&key.with_extension("pub"));
-    writeln!(authorized, "{line}").expect("append to authorized_keys");
+    gen_key(&key, ED25519, phrase);
+    sshd.authorize(&key);
     let config = sshd.config_with_identity("ssh_config.locked", &key);
     (key, config)
 }
 
-/// An askpass program that records each prompt in `calls` and then answers
-/// with `answer`, or cancels (exit 1) when `answer` is `None`.
-fn askpass(sshd: &Sshd, answer: Option<&str>) -> (PathBuf, PathBuf) {
+/// An askpass program that records each prompt in `calls` and answers the
+/// n-th with `answers[n]`, the last answer again once they run out; with
+/// no answers it cancels (exit 1).
+fn askpass(sshd: &Sshd, answers: &[&str]) -> (PathBuf, PathBuf) {
     let script = sshd.dir().join("askpass.sh");
     let calls = sshd.dir().join("askpass.calls");
-    let reply = match answer {
-        Some(answer) => format!("printf '%s\\n' '{answer}'\n"),
-        None => "exit 1\n".to_string(),
-    };
+    // The call's number is the count of prompts recorded so far.
+    let mut reply = String::from("case $(($(wc -l < \"$calls\"))) in\n");
+    for (n, answer) in answers.iter().enumerate() {
+        let pattern = if n + 1 == answers.len() {
+            "*".to_string()
+        } else {
+            (n + 1).to_string()
+        };
+        reply.push_str(&format!("  {pattern}) printf '%s\\n' '{answer}' ;;\n"));
+    }
+    if answers.is_empty() {
+        reply.push_str("  *) exit 1 ;;\n");
+    }
+    reply.push_str("esac\n");
     let body = format!(
-        "#!/bin/sh\nprintf '%s\\n' \"$1\" >> '{}'\n{reply}",
+        "#!/bin/sh\ncalls='{}'\nprintf '%s\\n' \"$1\" >> \"$calls\"\n{reply}",
         calls.display()
     );
     fs::write(&script, body).expect("write askpass script");
@@ -101,7 +88,7 @@ fn assert_not_in_output(out: &Output, secret: &str) {
 fn askpass_passphrase_unlocks_the_key_and_never_reaches_the_logs() {
     let sshd = Sshd::start();
     let (key, config) = locked_key(&sshd, RIGHT);
-    let (script, calls) = askpass(&sshd, Some(RIGHT));
+    let (script, calls) = askpass(&sshd, &[RIGHT]);
     let src = sshd.local().join("payload.bin");
     write_file(&src, &random_bytes(200_000, 31));
 
@@ -121,11 +108,30 @@ fn askpass_passphrase_unlocks_the_key_and_never_reaches_the_logs() {
     assert_not_in_output(&out, RIGHT);
 }
 
+/// A wrong passphrase is asked again (OpenSSH's NumberOfPasswordPrompts),
+/// and the right one given next unlocks the key.
+#[test]
+fn a_wrong_passphrase_is_asked_again_and_the_right_one_unlocks() {
+    let sshd = Sshd::start();
+    let (key, config) = locked_key(&sshd, RIGHT);
+    let (script, calls) = askpass(&sshd, &[WRONG, RIGHT]);
+    let src = sshd.local().join("payload.bin");
+    write_file(&src, b"payload");
+
+    let out = push_with_askpass(&sshd, &config, &script, &src);
+    out.assert_ok();
+    assert_files_identical(&src, &sshd.remote().join("payload.bin"));
+    let prompt = format!("Enter passphrase for key '{}': ", key.display());
+    assert_eq!(prompts(&calls), vec![prompt.clone(), prompt], "{out}");
+    assert_not_in_output(&out, WRONG);
+    assert_not_in_output(&out, RIGHT);
+}
+
 #[test]
 fn wrong_askpass_passphrase_fails_naming_the_key_and_leaks_nothing() {
     let sshd = Sshd::start();
     let (key, config) = locked_key(&sshd, RIGHT);
-    let (script, calls) = askpass(&sshd, Some(WRONG));
+    let (script, calls) = askpass(&sshd, &[WRONG]);
     let src = sshd.local().join("payload.bin");
     write_file(&src, b"payload");
 
@@ -144,7 +150,7 @@ fn wrong_askpass_passphrase_fails_naming_the_key_and_leaks_nothing() {
 fn cancelled_askpass_skips_the_key_after_one_prompt() {
     let sshd = Sshd::start();
     let (key, config) = locked_key(&sshd, RIGHT);
-    let (script, calls) = askpass(&sshd, None);
+    let (script, calls) = askpass(&sshd, &[]);
     let src = sshd.local().join("payload.bin");
     write_file(&src, b"payload");
 

@@ -44,14 +44,9 @@ fn interrupt_and_resume(way: Way, signal: libc::c_int) {
         .arg(&from)
         .arg(&to)
         .run_and(FERRY_TIMEOUT, |pid| {
-            let deadline = Instant::now() + Duration::from_secs(60);
-            while !proxy.is_stalled(dir) {
-                assert!(
-                    Instant::now() < deadline,
-                    "ferry never reached the stall point"
-                );
-                std::thread::sleep(Duration::from_millis(10));
-            }
+            wait_until(Duration::from_secs(60), "ferry at the stall point", || {
+                proxy.is_stalled(dir)
+            });
             // Let requests pile up against the stall, then interrupt.
             std::thread::sleep(Duration::from_millis(200));
             signalled_at = Some(Instant::now());

@@ -12,7 +12,7 @@ use common::*;
 use std::fs;
 use std::os::unix::fs::{symlink, MetadataExt};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The file being written while the swaps happen: four seconds at the rate.
 const BIG: usize = 4 * MIB as usize;
@@ -50,21 +50,16 @@ fn swap_for_symlink(dir: &Path, to: &Path) {
 /// Waits (at most a minute, or until ferry exits) for the partial of the
 /// file being written to hold some bytes.
 fn wait_for_partial(partial: &Path, pid: u32) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
+    let what = format!("a partial at {}", partial.display());
+    wait_until(Duration::from_secs(60), &what, || {
         if fs::metadata(partial).is_ok_and(|m| m.len() > 0) {
-            return;
+            return true;
         }
         // SAFETY: kill(2) with signal 0 only asks whether the process exists.
         let running = unsafe { libc::kill(pid as libc::pid_t, 0) } == 0;
         assert!(running, "ferry ended before its partial appeared");
-        assert!(
-            Instant::now() < deadline,
-            "no partial at {}",
-            partial.display()
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
+        false
+    });
 }
 
 /// A source and a destination in step (pulled once), and beside the

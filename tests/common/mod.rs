@@ -5,8 +5,11 @@
 //!   HOME and `remote`/`local` data directories, all inside one tempdir.
 //! * [`FerryCmd`]: runs the ferry binary with an isolated environment and a
 //!   hard deadline (the process group is killed when it is exceeded).
+//! * [`Agent`]: a real ssh-agent on a socket of its own, holding given keys.
 //! * [`CutProxy`]: a TCP proxy in front of sshd that counts bytes in each
 //!   direction and can cut every connection after N bytes.
+//! * [`wait_until`]: a bounded wait on a condition, in place of a sleep.
+//! * [`require_tools`]: a missing tool fails the test, never skips it.
 //! * Tree helpers: [`write_file`], [`random_bytes`], [`assert_trees_identical`].
 //!
 //! Each test file uses a subset of this module.
@@ -42,27 +45,64 @@ pub const MIB: u64 = 1024 * 1024;
 // Prerequisites
 // ---------------------------------------------------------------------------
 
-/// Fails loudly when OpenSSH is not installed. The tests are never skipped:
-/// under CI (`CI=true`) and locally alike a missing sshd is a failure.
-pub fn require_openssh() {
-    let missing: Vec<&str> = [SSHD, "/usr/bin/ssh-keygen"]
-        .into_iter()
-        .filter(|p| !Path::new(p).exists())
-        .collect();
+/// Whether `tool` is installed: an absolute path as it is, a bare name
+/// somewhere on `$PATH`.
+fn tool_exists(tool: &str) -> bool {
+    if tool.contains('/') {
+        return Path::new(tool).exists();
+    }
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|d| d.join(tool).is_file()))
+}
+
+/// Fails the test when any of `tools` is missing: the tests are never
+/// skipped, under CI (`CI=true`, where `.ci/run` installs them) and locally
+/// alike. `package` is what provides them, `needed_by` what needs them.
+#[track_caller]
+pub fn require_tools(tools: &[&str], package: &str, needed_by: &str) {
+    let missing: Vec<&str> = tools.iter().copied().filter(|t| !tool_exists(t)).collect();
     if missing.is_empty() {
         return;
     }
-    let ci = std::env::var("CI").map(|v| v == "true").unwrap_or(false);
-    if ci {
-        panic!(
-            "CI=true but {missing:?} not found: the CI machine must install openssh-server \
-             (apt-get install -y openssh-server openssh-client); ferry's integration tests \
-             need a real sshd and are never skipped"
-        );
-    }
+    let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+    let context = if ci {
+        "CI=true but the CI machine lacks them (.ci/run installs them)"
+    } else {
+        "install them to run these tests (.ci/run does)"
+    };
     panic!(
-        "{missing:?} not found: install openssh-server (apt-get install -y openssh-server \
-         openssh-client) to run ferry's integration tests; they are never skipped"
+        "{missing:?} not found: {needed_by}, and they are never skipped; {context}: \
+         apt-get install -y {package}"
+    );
+}
+
+/// Fails loudly when OpenSSH is not installed ([`require_tools`]).
+#[track_caller]
+pub fn require_openssh() {
+    require_tools(
+        &[SSHD, "ssh-keygen"],
+        "openssh-server openssh-client",
+        "ferry's integration tests need a real sshd",
+    );
+}
+
+/// Fails loudly when rsync is not installed ([`require_tools`]).
+#[track_caller]
+pub fn require_rsync() {
+    require_tools(
+        &["rsync"],
+        "rsync",
+        "these tests compare what ferry does with what rsync does",
+    );
+}
+
+/// Fails loudly when ssh-agent or ssh-add is missing ([`require_tools`]).
+#[track_caller]
+pub fn require_agent() {
+    require_tools(
+        &["ssh-agent", "ssh-add"],
+        "openssh-client",
+        "the ssh-agent tests run a real agent",
     );
 }
 
@@ -108,21 +148,12 @@ fn setpriv_path() -> PathBuf {
 
 /// Fails loudly when `setpriv` (util-linux) is missing, like
 /// [`require_openssh`]: the tests that need it are never skipped.
+#[track_caller]
 pub fn require_setpriv() {
-    if setpriv_path().exists() {
-        return;
-    }
-    let ci = std::env::var("CI").map(|v| v == "true").unwrap_or(false);
-    if ci {
-        panic!(
-            "CI=true but setpriv was not found: the CI machine must install util-linux \
-             (apt-get install -y util-linux); the permission tests run the server's \
-             sessions as nobody with it and are never skipped"
-        );
-    }
-    panic!(
-        "setpriv not found: install util-linux (apt-get install -y util-linux) to run \
-         the permission tests as root; they are never skipped"
+    require_tools(
+        &[setpriv_path().to_str().expect("a UTF-8 path")],
+        "util-linux",
+        "the permission tests run the server's sessions as nobody with setpriv",
     );
 }
 
@@ -175,15 +206,36 @@ pub fn closed_port() -> u16 {
     free_port()
 }
 
+/// `ssh-keygen`'s arguments for an ed25519 key.
+pub const ED25519: &[&str] = &["-t", "ed25519"];
+/// `ssh-keygen`'s arguments for a 2048-bit RSA key.
+pub const RSA: &[&str] = &["-t", "rsa", "-b", "2048"];
+
 /// Generate an ed25519 key pair at `path` / `path.pub` with no passphrase.
 pub fn gen_keypair(path: &Path) {
+    gen_key(path, ED25519, "");
+}
+
+/// Generate a key pair of `kind` ([`ED25519`], [`RSA`]) at `path` /
+/// `path.pub`, its private half encrypted with `passphrase` unless that is
+/// empty.
+pub fn gen_key(path: &Path, kind: &[&str], passphrase: &str) {
     let out = run_with_deadline(
         Command::new("ssh-keygen")
-            .args(["-q", "-t", "ed25519", "-N", "", "-C", "ferry-test", "-f"])
+            .arg("-q")
+            .args(kind)
+            .args(["-N", passphrase, "-C", "ferry-test", "-f"])
             .arg(path),
         Duration::from_secs(30),
     );
     assert_eq!(out.code, 0, "ssh-keygen failed:\n{out}");
+}
+
+/// `KEY.pub`, the public half beside the private key `key`.
+pub fn pub_path(key: &Path) -> PathBuf {
+    let mut name = key.as_os_str().to_owned();
+    name.push(".pub");
+    PathBuf::from(name)
 }
 
 /// "ssh-ed25519 AAAA..." (type and base64, no comment) from a .pub file.
@@ -362,6 +414,22 @@ fn wait_deadline(child: &mut Child, timeout: Duration) -> (std::process::ExitSta
     }
 }
 
+/// Waits until `condition` holds, checking it every 10 ms; panics saying
+/// `what` was awaited once `timeout` has passed without it. The condition
+/// may panic itself to end the wait early (e.g. when the process it waits
+/// on has exited).
+#[track_caller]
+pub fn wait_until(timeout: Duration, what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !condition() {
+        assert!(
+            Instant::now() < deadline,
+            "waited {timeout:?} in vain for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 // ---------------------------------------------------------------------------
 // The ferry binary
 // ---------------------------------------------------------------------------
@@ -501,7 +569,8 @@ pub struct SshConfig {
     pub hostname: String,
     pub port: u16,
     pub user: String,
-    pub identity: PathBuf,
+    /// One `IdentityFile` line each, in order (none: OpenSSH's defaults).
+    pub identities: Vec<PathBuf>,
     pub known_hosts: PathBuf,
     /// `yes`, `accept-new`, `no`.
     pub strict: String,
@@ -512,16 +581,17 @@ pub struct SshConfig {
 impl SshConfig {
     pub fn render(&self) -> String {
         let mut s = format!(
-            "Host {}\n  HostName {}\n  Port {}\n  User {}\n  IdentityFile {}\n  \
-             UserKnownHostsFile {}\n  StrictHostKeyChecking {}\n",
-            self.host,
-            self.hostname,
-            self.port,
-            self.user,
-            self.identity.display(),
+            "Host {}\n  HostName {}\n  Port {}\n  User {}\n",
+            self.host, self.hostname, self.port, self.user,
+        );
+        for identity in &self.identities {
+            s.push_str(&format!("  IdentityFile {}\n", identity.display()));
+        }
+        s.push_str(&format!(
+            "  UserKnownHostsFile {}\n  StrictHostKeyChecking {}\n",
             self.known_hosts.display(),
             self.strict
-        );
+        ));
         for l in &self.extra {
             s.push_str("  ");
             s.push_str(l);
@@ -832,7 +902,7 @@ impl Sshd {
             hostname: "127.0.0.1".to_string(),
             port: self.port,
             user: self.user.clone(),
-            identity: self.user_key(),
+            identities: vec![self.user_key()],
             known_hosts: self.known_hosts(),
             strict: "yes".to_string(),
             extra: Vec::new(),
@@ -866,10 +936,21 @@ impl Sshd {
         self.write_config(name, &cfg)
     }
 
+    /// Lets the key pair `key` log in as well: its public half is added to
+    /// the server's authorized_keys, which sshd reads at every login, so
+    /// no restart is needed.
+    pub fn authorize(&self, key: &Path) {
+        let mut authorized = fs::OpenOptions::new()
+            .append(true)
+            .open(self.dir().join("authorized_keys"))
+            .expect("open authorized_keys");
+        writeln!(authorized, "{}", pubkey_line(&pub_path(key))).expect("append to authorized_keys");
+    }
+
     /// Config `name` using identity file `identity`.
     pub fn config_with_identity(&self, name: &str, identity: &Path) -> PathBuf {
         let mut cfg = self.base_config();
-        cfg.identity = identity.to_path_buf();
+        cfg.identities = vec![identity.to_path_buf()];
         self.write_config(name, &cfg)
     }
 
@@ -1019,6 +1100,66 @@ pub fn meta_path(dir: &Path, name: &str) -> PathBuf {
 }
 
 // ---------------------------------------------------------------------------
+// ssh-agent
+// ---------------------------------------------------------------------------
+
+/// A real ssh-agent on a socket of its own, holding the keys it was given;
+/// killed on drop. ferry sees it only when a test points it there
+/// (`SSH_AUTH_SOCK` or `IdentityAgent`): [`FerryCmd`] removes SSH_AUTH_SOCK.
+pub struct Agent {
+    child: Child,
+    socket: PathBuf,
+}
+
+impl Agent {
+    /// Starts ssh-agent with its socket at `dir/agent.sock` and adds `keys`
+    /// (private key paths) to it with ssh-add.
+    pub fn start(dir: &Path, keys: &[&Path]) -> Agent {
+        require_agent();
+        let socket = dir.join("agent.sock");
+        let child = Command::new("ssh-agent")
+            .arg("-D")
+            .arg("-a")
+            .arg(&socket)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start ssh-agent: {e}"));
+        let mut agent = Agent { child, socket };
+        wait_until(Duration::from_secs(10), "ssh-agent's socket", || {
+            if let Some(status) = agent.child.try_wait().expect("try_wait ssh-agent") {
+                panic!("ssh-agent exited ({status}) before making its socket");
+            }
+            agent.socket.exists()
+        });
+        for key in keys {
+            let added = run_with_deadline(
+                Command::new("ssh-add")
+                    .arg("-q")
+                    .arg(key)
+                    .env("SSH_AUTH_SOCK", &agent.socket),
+                Duration::from_secs(30),
+            );
+            assert_eq!(added.code, 0, "ssh-add {} failed\n{added}", key.display());
+        }
+        agent
+    }
+
+    /// The agent's socket, for `SSH_AUTH_SOCK` or `IdentityAgent`.
+    pub fn socket(&self) -> &Path {
+        &self.socket
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+// ---------------------------------------------------------------------------
 // CutProxy
 // ---------------------------------------------------------------------------
 
@@ -1046,6 +1187,8 @@ struct ProxyShared {
     stall: Mutex<Option<(Direction, u64)>>,
     /// Faults for the next connections, one each, counted per connection.
     schedule: Mutex<std::collections::VecDeque<Fault>>,
+    /// Scheduled faults whose connection has reached its limit.
+    faults_hit: AtomicU64,
 }
 
 /// What happens to one connection through a [`CutProxy`] schedule.
@@ -1153,6 +1296,7 @@ impl CutProxy {
             accepted: AtomicU64::new(0),
             stall: Mutex::new(None),
             schedule: Mutex::new(Default::default()),
+            faults_hit: AtomicU64::new(0),
         });
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
         let sh = shared.clone();
@@ -1218,6 +1362,12 @@ impl CutProxy {
     /// Scheduled faults not used yet.
     pub fn schedule_left(&self) -> usize {
         self.shared.schedule.lock().unwrap().len()
+    }
+
+    /// Scheduled faults that have struck: their connection reached its
+    /// limit and was cut or went dead.
+    pub fn faults_hit(&self) -> u64 {
+        self.shared.faults_hit.load(Ordering::SeqCst)
     }
 
     /// Whether a stall rule currently holds traffic in `dir`.
@@ -1349,9 +1499,13 @@ async fn pump(
             }
             Ok(n) => n,
         };
-        let mut take = shared.admit(dir, n);
+        let admitted = shared.admit(dir, n);
+        let mut take = admitted;
         if let Some(cut) = &own_cut {
             take = cut.admit(dir, take);
+            if take < admitted {
+                shared.faults_hit.fetch_add(1, Ordering::SeqCst);
+            }
         }
         if take > 0 && w.write_all(&buf[..take]).await.is_err() {
             return false;
