@@ -114,15 +114,16 @@ impl RemoteFs {
 
     /// The helper, when an operation on `paths` must go through it: a name
     /// that is not UTF-8 cannot be sent over SFTP (russh-sftp takes
-    /// strings). Where there is no helper, such an operation fails alone.
+    /// strings). Where there is no helper, such an operation fails alone,
+    /// named by the first of `paths` (the entry it makes or changes).
     fn by_helper(&self, paths: &[&str]) -> Result<Option<ByHelper<'_>>> {
-        let Some(raw) = paths.iter().find(|p| has_raw_bytes(p)) else {
+        if !paths.iter().any(|p| has_raw_bytes(p)) {
             return Ok(None);
-        };
+        }
         match self.helper() {
             Some(helper) => Ok(Some(ByHelper { fs: self, helper })),
             None => Err(Error::Refused {
-                path: format!("{}{raw}", self.label),
+                path: format!("{}{}", self.label, paths.first().unwrap_or(&"")),
                 message: NOT_UTF8.into(),
             }),
         }
@@ -496,14 +497,14 @@ impl Endpoint for RemoteFs {
     }
 
     async fn rename(&self, from: &str, to: &str) -> Result<()> {
-        if let Some(by) = self.by_helper(&[from, to])? {
+        if let Some(by) = self.by_helper(&[to, from])? {
             return by.rename(from, to).await;
         }
         self.sftp.rename_replace(from, to).await
     }
 
     async fn hard_link(&self, from: &str, to: &str) -> Result<bool> {
-        if let Some(by) = self.by_helper(&[from, to])? {
+        if let Some(by) = self.by_helper(&[to, from])? {
             return by.hard_link(from, to).await.map(|()| true);
         }
         if !self.sftp.extensions().hardlink {
@@ -571,7 +572,7 @@ impl Endpoint for RemoteFs {
     }
 
     async fn symlink(&self, target: &str, path: &str) -> Result<()> {
-        if let Some(by) = self.by_helper(&[target, path])? {
+        if let Some(by) = self.by_helper(&[path, target])? {
             return by.symlink(target, path).await;
         }
         // OpenSSH's sftp-server reads SSH_FXP_SYMLINK's two strings as
