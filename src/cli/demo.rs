@@ -115,7 +115,7 @@ async fn demo(dir: &Path) -> Result<()> {
         Err(e) => {
             say(&format!(
                 "  ferry stopped: {e} (exit {})",
-                e.exit_code().code()
+                super::exit::ExitCode::of_error(&e).code()
             ));
             if served.join(".big.iso.ferry-partial").is_file() {
                 say("  left on the server: .big.iso.ferry-partial, the part that arrived");

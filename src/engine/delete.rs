@@ -19,7 +19,7 @@ use futures::stream::{self, StreamExt};
 use super::backup::{Backups, How, Kept};
 use super::{Options, Stats};
 use crate::endpoint::{join, Endpoint, Entry, Kind};
-use crate::error::{Error, ExitCode, Result};
+use crate::error::{Error, Result};
 use crate::filter::{Scope, Side};
 use crate::report::{Item, ItemKind, Outcome, Reporter};
 
@@ -71,7 +71,7 @@ pub async fn delete_extraneous<D: Endpoint>(
             "--max-delete {max}: {} files and directories would be deleted, so none was",
             doomed.len()
         ));
-        stats.failure_code.get_or_insert(ExitCode::MaxDelete);
+        stats.deletions_held = true;
         return Ok(());
     }
     if opts.dry_run {

@@ -28,7 +28,7 @@ use futures::stream::{FuturesUnordered, StreamExt};
 use tokio::sync::Semaphore;
 
 use crate::endpoint::{join, Endpoint, Kind, Listing, Meta, Mtime, Pipeline};
-use crate::error::{Error, ExitCode, Result};
+use crate::error::{Error, Result};
 use crate::report::{Changes, Item, ItemKind, Mention, Outcome, Reporter, TimeChange};
 use backup::{Backups, How};
 use plan::{Action, Planner, SourceArg};
@@ -146,7 +146,14 @@ pub struct Stats {
     /// Files built from the old destination plus changed blocks.
     pub files_delta: u64,
     pub files_skipped: u64,
+    /// Files that failed, whatever failed (their errors were reported).
     pub files_failed: u64,
+    /// Of `files_failed`, the sources that could not be selected (rsync's
+    /// file-selection errors): kept apart because they say less about the
+    /// run than a file that failed to transfer.
+    pub selection_failures: u64,
+    /// Whether `--max-delete` held back the deletions.
+    pub deletions_held: bool,
     /// Files and directories deleted (`--delete`).
     pub deleted: u64,
     /// Entries the destination did not have: files, directories, links.
@@ -158,8 +165,6 @@ pub struct Stats {
     /// Bytes of verified partials that did not need sending.
     pub bytes_reused: u64,
     pub elapsed: Duration,
-    /// Exit code the per-file failures call for (0 when there were none).
-    pub failure_code: Option<ExitCode>,
     /// Times the run reconnected after losing the connection.
     pub reconnects: u32,
     /// Bytes of the SSH connection's stream, each way, every attempt's
@@ -186,18 +191,9 @@ pub struct SourceCounts {
 impl Stats {
     fn record_failure(&mut self, error: &Error) {
         self.files_failed += 1;
-        let code = match error {
-            Error::FileSelection(_) => ExitCode::FileSelection,
-            _ => ExitCode::PartialTransfer,
-        };
-        // Any partial-transfer failure outranks file-selection errors.
-        if self.failure_code != Some(ExitCode::PartialTransfer) {
-            self.failure_code = Some(code);
+        if matches!(error, Error::FileSelection(_)) {
+            self.selection_failures += 1;
         }
-    }
-
-    pub fn exit_code(&self) -> ExitCode {
-        self.failure_code.unwrap_or(ExitCode::Ok)
     }
 
     /// Files copied, whole or otherwise.
@@ -216,12 +212,13 @@ impl Stats {
         self.bytes_reused += attempt.bytes_reused;
         self.files_skipped = attempt.files_skipped.saturating_sub(done_before);
         self.files_failed = attempt.files_failed;
+        self.selection_failures = attempt.selection_failures;
+        self.deletions_held = attempt.deletions_held;
         self.deleted += attempt.deleted;
         self.created += attempt.created;
         self.source = attempt.source;
         self.planning += attempt.planning;
         self.bytes_transferred_files += attempt.bytes_transferred_files;
-        self.failure_code = attempt.failure_code;
     }
 }
 

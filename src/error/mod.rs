@@ -1,8 +1,7 @@
-//! Error types of the library and the exit codes they map to.
+//! Error types of the library: what went wrong, naming the host or file.
 //!
-//! Exit codes follow rsync's numbers wherever the meaning is the same, so that
-//! scripts written for `rsync -e ssh` read ferry's status unchanged. The table is
-//! repeated in the README; keep both in step.
+//! The library knows no exit codes: the CLI maps these errors to rsync's
+//! numbers, in one place (`cli::exit`).
 
 use std::io;
 
@@ -12,48 +11,6 @@ pub use config::ConfigError;
 
 pub mod auth;
 pub mod config;
-
-/// Process exit status, rsync-compatible where rsync has the same meaning.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ExitCode {
-    Ok = 0,
-    /// Syntax or usage error.
-    Usage = 1,
-    /// Errors selecting input/output files or directories.
-    FileSelection = 3,
-    /// An action ferry (like an rsync without the feature) cannot do.
-    Unsupported = 4,
-    /// The SFTP protocol could not be started.
-    ProtocolStart = 5,
-    /// The connection broke during the transfer.
-    ConnectionLost = 10,
-    /// The remote side could not start what the transfer needs (rsync's
-    /// "error in rsync protocol data stream": its server exited first).
-    RemoteSide = 12,
-    /// A local file I/O error stopped the run.
-    FileIo = 11,
-    /// Interrupted by SIGINT or SIGTERM.
-    Interrupted = 20,
-    /// Some files could not be transferred.
-    PartialTransfer = 23,
-    /// --max-delete stopped the deletions.
-    MaxDelete = 25,
-    /// I/O silence longer than allowed.
-    Timeout = 30,
-    /// The remote command (through `--rsync-path`'s wrapper) could not be
-    /// run: the remote shell's status, which rsync exits with.
-    CommandFailed = 126,
-    /// The remote command (through `--rsync-path`'s wrapper) was not found.
-    CommandNotFound = 127,
-    /// Could not connect, authenticate, or verify the host key.
-    Connect = 255,
-}
-
-impl ExitCode {
-    pub fn code(self) -> i32 {
-        self as i32
-    }
-}
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -152,28 +109,5 @@ impl Error {
             self,
             Error::Io { .. } | Error::Remote { .. } | Error::Refused { .. }
         )
-    }
-
-    pub fn exit_code(&self) -> ExitCode {
-        match self {
-            Error::Usage(_) => ExitCode::Usage,
-            Error::FileSelection(_) => ExitCode::FileSelection,
-            Error::Unsupported(_) => ExitCode::Unsupported,
-            Error::SshConfig(_) => ExitCode::Usage,
-            Error::Connect { .. } | Error::HostKey(_) | Error::Auth(_) => ExitCode::Connect,
-            Error::SftpRefused { .. } | Error::Helper { .. } => ExitCode::ProtocolStart,
-            Error::ConnectionLost { .. } => ExitCode::ConnectionLost,
-            // rsync exits with the remote shell's status; ferry where it
-            // names a command that could not run.
-            Error::RemoteSide { status, .. } => match status {
-                Some(126) => ExitCode::CommandFailed,
-                Some(127) => ExitCode::CommandNotFound,
-                _ => ExitCode::RemoteSide,
-            },
-            Error::Timeout { .. } => ExitCode::Timeout,
-            Error::Io { .. } => ExitCode::FileIo,
-            Error::Remote { .. } | Error::Refused { .. } => ExitCode::PartialTransfer,
-            Error::Interrupted => ExitCode::Interrupted,
-        }
     }
 }
