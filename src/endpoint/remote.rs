@@ -158,7 +158,7 @@ impl RemoteFs {
                         if file.filename == "." || file.filename == ".." {
                             continue;
                         }
-                        check_entry_name(dir, &file.filename)?;
+                        check_entry_name(self.label(), dir, &file.filename)?;
                         // russh-sftp turns bytes that are not UTF-8 into
                         // U+FFFD: such a name cannot be addressed again.
                         if file.filename.contains(char::REPLACEMENT_CHARACTER) {
@@ -276,10 +276,10 @@ fn meta_of(attrs: &FileAttributes) -> Meta {
 
 /// A name a server may legitimately return inside a directory: anything else
 /// could make ferry write outside the tree it was asked to write.
-fn check_entry_name(dir: &str, name: &str) -> Result<()> {
+fn check_entry_name(label: &str, dir: &str, name: &str) -> Result<()> {
     if name.is_empty() || name.contains('/') || name.contains('\0') {
         return Err(Error::Refused {
-            path: format!("{dir}/{name:?}"),
+            path: format!("{label}{dir}/{name:?}"),
             message: "the server listed an unsafe file name; refusing it".into(),
         });
     }
@@ -618,7 +618,7 @@ impl Endpoint for RemoteFs {
             .next()
             .map(|f| f.filename)
             .ok_or_else(|| Error::Remote {
-                path: path.to_string(),
+                path: format!("{}{path}", self.label),
                 message: "the server returned no symlink target".into(),
             })
     }

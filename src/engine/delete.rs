@@ -197,7 +197,7 @@ async fn back_up_tree<D: Endpoint>(dst: &D, dir: &str, backups: &Backups) -> Res
 /// is an error, as the directory could not be emptied.
 async fn whole_listing<D: Endpoint>(dst: &D, dir: &str) -> Result<Vec<Entry>> {
     let listing = dst.list(dir).await?;
-    if let Some(e) = super::unnamed_errors(dir, &listing).next() {
+    if let Some(e) = super::unnamed_errors(dst, dir, &listing).next() {
         return Err(e);
     }
     Ok(listing.entries)
@@ -272,7 +272,7 @@ async fn expand<D: Endpoint>(
     let mut whole = true;
     if entry.meta.kind == Kind::Dir {
         let listing = dst.list(&entry.name).await?;
-        for e in super::unnamed_errors(&path, &listing) {
+        for e in super::unnamed_errors(dst, &entry.name, &listing) {
             reporter.warning(&format!("cannot delete {e}"));
             whole = false;
         }

@@ -175,7 +175,7 @@ impl<S: Endpoint> Lister<'_, S> {
     ) -> Result<Option<(Vec<Entry>, Scope)>> {
         let entries = match self.src.list(path).await {
             Ok(listing) => {
-                let unnamed = crate::engine::unnamed_errors(path, &listing);
+                let unnamed = crate::engine::unnamed_errors(self.src, path, &listing);
                 self.rules.errors.extend(unnamed);
                 listing.entries
             }

@@ -1078,14 +1078,15 @@ async fn copy_symlink<S: Endpoint, D: Endpoint>(
     Ok(target)
 }
 
-/// The entries of `dir` its endpoint could not name, each an error of its
-/// own (the run goes on with their neighbours and exits 23).
-pub(crate) fn unnamed_errors<'a>(
+/// The entries of `dir` on `endpoint` it could not name, each an error of
+/// its own (the run goes on with their neighbours and exits 23).
+pub(crate) fn unnamed_errors<'a, E: Endpoint>(
+    endpoint: &'a E,
     dir: &'a str,
     listing: &'a Listing,
 ) -> impl Iterator<Item = Error> + 'a {
     listing.unnamed.iter().map(move |shown| Error::Refused {
-        path: join(dir, shown),
+        path: format!("{}{}", endpoint.label(), join(dir, shown)),
         message: "the server gives a name that is not valid UTF-8, which ferry cannot address \
                   over SFTP yet; rename or exclude it"
             .into(),

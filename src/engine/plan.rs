@@ -844,7 +844,7 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
         }
         let (refused, kept): (Vec<Entry>, Vec<Entry>) = entries.into_iter().partition(raw);
         self.errors.extend(refused.iter().map(|e| Error::Refused {
-            path: join(src_dir, &e.name),
+            path: format!("{}{}", self.src.label(), join(src_dir, &e.name)),
             message: crate::endpoint::remote::NOT_UTF8.into(),
         }));
         Ok(kept)
@@ -867,7 +867,8 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
         };
         let entries = match listed {
             Ok(listing) => {
-                self.errors.extend(super::unnamed_errors(src_dir, &listing));
+                self.errors
+                    .extend(super::unnamed_errors(self.src, src_dir, &listing));
                 listing.entries
             }
             Err(e) if !e.is_fatal() => {
@@ -906,7 +907,8 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
             };
             let listing = listed?;
             if self.opts.delete {
-                self.errors.extend(super::unnamed_errors(dst_dir, &listing));
+                self.errors
+                    .extend(super::unnamed_errors(self.dst, dst_dir, &listing));
             }
             listing
                 .entries

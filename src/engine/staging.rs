@@ -315,7 +315,7 @@ impl Places {
         let listed = self.read_spots(dst, spots).await?;
         let mut errors = Vec::new();
         actions.retain_mut(|action| match action {
-            Action::File(job) => match self.found_for(job, &listed) {
+            Action::File(job) => match self.found_for(dst.label(), job, &listed) {
                 Ok(()) => true,
                 Err(e) => {
                     errors.push(e);
@@ -376,6 +376,7 @@ impl Places {
     /// The partial and sidecar of `job` in its spot's listing, if any.
     fn found_for(
         &self,
+        label: &str,
         job: &mut FileJob,
         listed: &HashMap<String, HashMap<String, Meta>>,
     ) -> Result<()> {
@@ -387,7 +388,7 @@ impl Places {
         for (found, path) in [(partial, &job.paths.partial), (sidecar, &job.paths.meta)] {
             if found.is_some_and(|m| m.kind != Kind::File) {
                 return Err(Error::Refused {
-                    path: path.clone(),
+                    path: format!("{label}{path}"),
                     message: "the partial's name is taken by something that is not a regular \
                               file, which ferry will not write through; remove it"
                         .into(),

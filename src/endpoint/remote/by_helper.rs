@@ -102,7 +102,7 @@ impl ByHelper<'_> {
             if name == "." || name == ".." {
                 continue;
             }
-            check_entry_name(dir, &name)?;
+            check_entry_name(&self.fs.label, dir, &name)?;
             listing.entries.push(Entry { name, meta });
         }
         listing.entries.sort_by(|a, b| a.name.cmp(&b.name));
