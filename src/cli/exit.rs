@@ -8,7 +8,7 @@
 //! repeated in the README ("Exit codes"); keep both in step.
 
 use crate::engine::Stats;
-use crate::error::Error;
+use crate::error::{Cause, Error};
 
 /// Process exit status, rsync-compatible where rsync has the same meaning.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,8 +69,13 @@ impl ExitCode {
                 _ => ExitCode::RemoteSide,
             },
             Error::Timeout { .. } => ExitCode::Timeout,
-            Error::Io { .. } => ExitCode::FileIo,
-            Error::Remote { .. } | Error::Refused { .. } => ExitCode::PartialTransfer,
+            // A file that ended the run: a local one that could not be
+            // read or written is rsync's I/O error, any other a file that
+            // could not be transferred.
+            Error::File(e) => match e.cause {
+                Cause::Io(_) => ExitCode::FileIo,
+                Cause::Server(_) | Cause::Refused(_) => ExitCode::PartialTransfer,
+            },
             Error::Interrupted => ExitCode::Interrupted,
         }
     }

@@ -27,7 +27,7 @@ use std::sync::Arc;
 use crate::endpoint::remote::tier::{HelperSource, OnChosen, TierChoice, Wanted};
 use crate::endpoint::{LocalFs, RemoteFs};
 use crate::engine::{self, Stats};
-use crate::error::{Error, Result};
+use crate::error::{Error, FileError, Result};
 use crate::location::RemoteSpec;
 use crate::paths;
 use crate::report::{Item, Mention, Outcome, Reporter};
@@ -235,7 +235,7 @@ impl Reporter for Output {
             log.finished(item);
         }
     }
-    fn file_failed(&self, path: &str, error: &Error) {
+    fn file_failed(&self, path: &str, error: &FileError) {
         self.screen().file_failed(path, error);
         if let Some(log) = &self.log {
             log.file_failed(path, error);
@@ -585,7 +585,7 @@ impl Reporter for ProgressCount<'_> {
         }
         self.inner.finished(item)
     }
-    fn file_failed(&self, path: &str, error: &Error) {
+    fn file_failed(&self, path: &str, error: &FileError) {
         self.inner.file_failed(path, error)
     }
     fn note(&self, message: &str) {

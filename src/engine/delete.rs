@@ -19,7 +19,7 @@ use futures::stream::{self, StreamExt};
 use super::backup::{Backups, How, Kept};
 use super::{Options, Stats};
 use crate::endpoint::{join, Endpoint, Entry, Kind};
-use crate::error::{Error, Result};
+use crate::error::{Error, FileError, Result};
 use crate::filter::{Scope, Side};
 use crate::report::{Item, ItemKind, Outcome, Reporter};
 
@@ -152,24 +152,22 @@ pub async fn make_way<D: Endpoint>(
         Err(e) => e,
     };
     if !recursive {
-        return Err(Error::Refused {
-            path: format!("{}{dir}", dst.label()),
-            message: format!(
-                "a directory is in the way of a file or link and could not be removed                  ({not_empty}); --delete or --force remove it with its contents"
-            ),
-        });
+        let message = format!(
+            "a directory is in the way of a file or link and could not be removed                  ({not_empty}); --delete or --force remove it with its contents"
+        );
+        return Err(FileError::refused(dst.label(), dir, message).into());
     }
     let Some(backups) = backups else {
         return remove_tree(dst, dir).await;
     };
     match Box::pin(back_up_tree(dst, dir, backups)).await {
-        Err(e) if !e.is_fatal() => Err(Error::Refused {
-            path: format!("{}{dir}", dst.label()),
-            message: format!(
+        Err(e) if !e.is_fatal() => {
+            let message = format!(
                 "could not make way for the new entry: the directory keeps its contents' \
                  backups ({e})"
-            ),
-        }),
+            );
+            Err(FileError::refused(dst.label(), dir, message).into())
+        }
         done => done,
     }
 }
@@ -198,7 +196,7 @@ async fn back_up_tree<D: Endpoint>(dst: &D, dir: &str, backups: &Backups) -> Res
 async fn whole_listing<D: Endpoint>(dst: &D, dir: &str) -> Result<Vec<Entry>> {
     let listing = dst.list(dir).await?;
     if let Some(e) = super::unnamed_errors(dst, dir, &listing).next() {
-        return Err(e);
+        return Err(e.into());
     }
     Ok(listing.entries)
 }
@@ -239,12 +237,12 @@ fn settle(
             reporter.finished(&deletion(entry, Outcome::Deleted));
             Ok(())
         }
-        Err(e) if e.is_fatal() => Err(e),
-        Err(e) => {
+        Err(Error::File(e)) => {
             reporter.file_failed(&entry.name, &e);
-            stats.record_failure(&e);
+            stats.record_failure();
             Ok(())
         }
+        Err(e) => Err(e),
     }
 }
 

@@ -28,7 +28,7 @@ use futures::stream::{FuturesUnordered, StreamExt};
 use tokio::sync::Semaphore;
 
 use crate::endpoint::{join, Endpoint, Kind, Listing, Meta, Mtime, Pipeline};
-use crate::error::{Error, Result};
+use crate::error::{Error, FileError, Result};
 use crate::report::{Changes, Item, ItemKind, Mention, Outcome, Reporter, TimeChange};
 use backup::{Backups, How};
 use plan::{Action, Planner, SourceArg};
@@ -189,11 +189,9 @@ pub struct SourceCounts {
 }
 
 impl Stats {
-    fn record_failure(&mut self, error: &Error) {
+    /// One file failed; its error was reported.
+    fn record_failure(&mut self) {
         self.files_failed += 1;
-        if matches!(error, Error::FileSelection(_)) {
-            self.selection_failures += 1;
-        }
     }
 
     /// Files copied, whole or otherwise.
@@ -353,7 +351,7 @@ async fn carry_out<S: Endpoint, D: Endpoint>(
             >= SMALL_FILES_FOR_HELPER;
     for error in &planner.errors {
         reporter.file_failed("", error);
-        stats.record_failure(error);
+        stats.record_failure();
     }
     stats.files_skipped = planner.up_to_date;
     stats.source = planner.seen;
@@ -907,12 +905,12 @@ fn absorb<T>(
 ) -> Result<Option<T>> {
     match result {
         Ok(value) => Ok(Some(value)),
-        Err(e) if e.is_fatal() => Err(e),
-        Err(e) => {
+        Err(Error::File(e)) => {
             reporter.file_failed(path, &e);
-            stats.record_failure(&e);
+            stats.record_failure();
             Ok(None)
         }
+        Err(e) => Err(e),
     }
 }
 
@@ -1084,11 +1082,11 @@ pub(crate) fn unnamed_errors<'a, E: Endpoint>(
     endpoint: &'a E,
     dir: &'a str,
     listing: &'a Listing,
-) -> impl Iterator<Item = Error> + 'a {
-    listing.unnamed.iter().map(move |shown| Error::Refused {
-        path: format!("{}{}", endpoint.label(), join(dir, shown)),
-        message: "the server gives a name that is not valid UTF-8, which ferry cannot address \
-                  over SFTP yet; rename or exclude it"
-            .into(),
-    })
+) -> impl Iterator<Item = FileError> + 'a {
+    let message = "the server gives a name that is not valid UTF-8, which ferry cannot address \
+                   over SFTP yet; rename or exclude it";
+    listing
+        .unnamed
+        .iter()
+        .map(move |shown| FileError::refused(endpoint.label(), join(dir, shown), message))
 }
