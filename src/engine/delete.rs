@@ -153,7 +153,8 @@ pub async fn make_way<D: Endpoint>(
     };
     if !recursive {
         let message = format!(
-            "a directory is in the way of a file or link and could not be removed                  ({not_empty}); --delete or --force remove it with its contents"
+            "a directory is in the way of a file or link and could not be removed \
+             ({not_empty}); --delete or --force remove it with its contents"
         );
         return Err(FileError::refused(dst.label(), dir, message).into());
     }
