@@ -2,7 +2,7 @@
 //! [`Reporter`]; the binary decides whether that draws bars, prints lines or
 //! stays silent (uv's Reporter pattern).
 
-use crate::error::Error;
+use crate::error::FileError;
 use crate::meta::Meta;
 pub use crate::paths::printable;
 
@@ -161,7 +161,7 @@ pub trait Reporter: Send + Sync {
     fn finished(&self, _item: &Item<'_>) {}
 
     /// A non-fatal error on one file; the run continues.
-    fn file_failed(&self, _path: &str, _error: &Error) {}
+    fn file_failed(&self, _path: &str, _error: &FileError) {}
 
     /// Informational note shown with `-v` (an unsafe symlink ignored...).
     fn note(&self, _message: &str) {}

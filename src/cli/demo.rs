@@ -14,7 +14,7 @@ use super::progress::{human, ConsoleReporter, Display};
 use super::settings::Settings;
 use crate::embedded::{throwaway_key, EmbeddedServer, ServerOptions};
 use crate::engine::Stats;
-use crate::error::{Error, Result};
+use crate::error::{Error, FileError, Host, Result};
 use crate::hash::{hash_whole_file, HashAlgo};
 
 const MIB: u64 = 1024 * 1024;
@@ -115,7 +115,7 @@ async fn demo(dir: &Path) -> Result<()> {
         Err(e) => {
             say(&format!(
                 "  ferry stopped: {e} (exit {})",
-                e.exit_code().code()
+                super::exit::ExitCode::of_error(&e).code()
             ));
             if served.join(".big.iso.ferry-partial").is_file() {
                 say("  left on the server: .big.iso.ferry-partial, the part that arrived");
@@ -141,11 +141,8 @@ async fn demo(dir: &Path) -> Result<()> {
 
     let same = same_files(&site, &served.join("site")) && same_file(&big, &served.join("big.iso"));
     if !same {
-        return Err(Error::Refused {
-            path: served.display().to_string(),
-            message: "the server's copy differs from the source: this is a bug, please report it"
-                .into(),
-        });
+        let message = "the server's copy differs from the source: this is a bug, please report it";
+        return Err(FileError::refused(&Host::Local, served.display().to_string(), message).into());
     }
     say("\nEvery file on the server is byte-identical to its source.");
     say("Try it on your own server: ferry -aP ./dir/ host:dir/  (see README.md)");

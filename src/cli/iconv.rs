@@ -144,6 +144,7 @@ fn locale_charset() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cli::exit::ExitCode;
     use crate::location::RemoteSpec;
 
     fn push() -> Direction {
@@ -193,7 +194,7 @@ mod tests {
         ];
         for (spec, locale) in cases {
             let error = checked(spec, &push(), locale).expect_err(spec);
-            assert_eq!(error.exit_code().code(), 4, "{spec}");
+            assert_eq!(ExitCode::of_error(&error).code(), 4, "{spec}");
             assert!(
                 error
                     .to_string()

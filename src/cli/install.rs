@@ -3,7 +3,7 @@
 //! the flags, so they cannot drift from them. README's "Install" section
 //! says where to put them.
 
-use crate::error::ExitCode;
+use super::exit::ExitCode;
 
 /// Prints `--help`'s text.
 pub fn help() -> i32 {

@@ -8,7 +8,7 @@ use std::io::Write;
 use serde::Serialize;
 
 use crate::engine::Stats;
-use crate::error::Error;
+use crate::error::{Error, FileError};
 use crate::report::{relative, Item, ItemKind, Outcome, Reporter};
 
 /// Version of the line format, in every summary: bumped when a field
@@ -167,11 +167,15 @@ impl Reporter for JsonReporter {
         });
     }
 
-    fn file_failed(&self, path: &str, error: &Error) {
+    fn file_failed(&self, path: &str, error: &FileError) {
         // A failure found while planning comes without a destination path:
         // the error's own (source or destination, with its host) stands in.
+        let subject;
         let path = match path {
-            "" => error.subject().unwrap_or_default(),
+            "" => {
+                subject = error.subject();
+                subject.as_str()
+            }
             path => relative(path, &self.dest_root, false),
         };
         self.write(&FailureLine {

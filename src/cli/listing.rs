@@ -5,6 +5,7 @@
 use std::io::Write;
 use std::sync::Arc;
 
+use super::exit::ExitCode;
 use super::lines::Lines;
 use super::outformat::{list_line, ListEntry};
 use super::progress::{ConsoleReporter, Display};
@@ -34,7 +35,7 @@ pub fn main(settings: &Settings, runtime: &tokio::runtime::Runtime) -> i32 {
     };
     let _ = out.flush();
     match result {
-        Ok(()) => stats.exit_code().code(),
+        Ok(()) => ExitCode::of_stats(&stats).code(),
         Err(e) => super::fail(&e),
     }
 }

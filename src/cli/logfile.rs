@@ -18,7 +18,7 @@ use super::lines::Lines;
 use super::outformat::log_line_prefix;
 use super::progress;
 use crate::engine::Stats;
-use crate::error::Error;
+use crate::error::{Error, FileError};
 use crate::report::{printable, Item, Reporter};
 
 pub struct LogFile {
@@ -129,7 +129,7 @@ impl Reporter for LogFile {
         }
     }
 
-    fn file_failed(&self, _path: &str, error: &Error) {
+    fn file_failed(&self, _path: &str, error: &FileError) {
         self.message(&error.to_string());
     }
 

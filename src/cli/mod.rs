@@ -5,6 +5,7 @@
 pub mod args;
 #[cfg(feature = "embedded")]
 mod demo;
+pub mod exit;
 mod iconv;
 pub mod info;
 mod install;
@@ -26,7 +27,7 @@ use std::sync::Arc;
 use crate::endpoint::remote::tier::{HelperSource, OnChosen, TierChoice, Wanted};
 use crate::endpoint::{LocalFs, RemoteFs};
 use crate::engine::{self, Stats};
-use crate::error::{Error, ExitCode, Result};
+use crate::error::{Error, FileError, Result};
 use crate::location::RemoteSpec;
 use crate::paths;
 use crate::report::{Item, Mention, Outcome, Reporter};
@@ -34,6 +35,7 @@ use crate::sftp::Sftp;
 use crate::ssh::meter::Meter;
 use crate::ssh::{config, ConnectOptions, Connection};
 use args::{Args, RemoteHashMode};
+use exit::ExitCode;
 use lines::Lines;
 use logfile::LogFile;
 use progress::ConsoleReporter;
@@ -80,7 +82,7 @@ pub fn main() -> i32 {
         Err(e) if json => {
             // Scripts read the last line: it is a summary whatever failed.
             eprintln!("ferry: {e}");
-            let code = e.exit_code().code();
+            let code = ExitCode::of_error(&e).code();
             json::JsonReporter::new("").summary(&Stats::default(), code, Some(&e));
             return code;
         }
@@ -101,8 +103,8 @@ pub fn main() -> i32 {
     let mut stats = Stats::default();
     let result = runtime.block_on(run_until_signal(&settings, &output, &mut stats));
     let code = match &result {
-        Ok(()) => stats.exit_code().code(),
-        Err(e) => e.exit_code().code(),
+        Ok(()) => ExitCode::of_stats(&stats).code(),
+        Err(e) => ExitCode::of_error(e).code(),
     };
     output.close(&settings, &stats, code, result.as_ref().err());
     code
@@ -233,7 +235,7 @@ impl Reporter for Output {
             log.finished(item);
         }
     }
-    fn file_failed(&self, path: &str, error: &Error) {
+    fn file_failed(&self, path: &str, error: &FileError) {
         self.screen().file_failed(path, error);
         if let Some(log) = &self.log {
             log.file_failed(path, error);
@@ -255,7 +257,7 @@ impl Reporter for Output {
 
 fn fail(e: &Error) -> i32 {
     eprintln!("ferry: {e}");
-    e.exit_code().code()
+    ExitCode::of_error(e).code()
 }
 
 fn init_logging(verbosity: u8) {
@@ -583,7 +585,7 @@ impl Reporter for ProgressCount<'_> {
         }
         self.inner.finished(item)
     }
-    fn file_failed(&self, path: &str, error: &Error) {
+    fn file_failed(&self, path: &str, error: &FileError) {
         self.inner.file_failed(path, error)
     }
     fn note(&self, message: &str) {

@@ -13,7 +13,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::lines::Lines;
 use crate::engine::Stats;
-use crate::error::Error;
+use crate::error::FileError;
 use crate::report::{printable, relative, Item, ItemKind, Mention, Outcome, Reporter, TimeChange};
 
 /// How progress is drawn.
@@ -246,7 +246,7 @@ impl Reporter for ConsoleReporter {
         }
     }
 
-    fn file_failed(&self, path: &str, error: &Error) {
+    fn file_failed(&self, path: &str, error: &FileError) {
         if let Some(bars) = &self.bars {
             bars.end_file(path);
         }

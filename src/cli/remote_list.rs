@@ -4,7 +4,7 @@
 
 use super::settings::RemoteList;
 use crate::endpoint::{Endpoint, FileHandle, RemoteFs};
-use crate::error::{Error, Result};
+use crate::error::{Cause, Error, FileError, Result};
 use crate::filter::FilesFrom;
 
 /// Reads the list. One that cannot be opened or read ends the run with
@@ -13,8 +13,7 @@ use crate::filter::FilesFrom;
 pub async fn read(remote: &RemoteFs, list: &RemoteList, host: &str) -> Result<FilesFrom> {
     let data = match read_whole(remote, &list.path).await {
         Ok(data) => data,
-        Err(e) if e.is_fatal() => return Err(e),
-        Err(e) => {
+        Err(Error::File(e)) => {
             return Err(Error::RemoteSide {
                 host: host.to_string(),
                 detail: format!(
@@ -25,6 +24,7 @@ pub async fn read(remote: &RemoteFs, list: &RemoteList, host: &str) -> Result<Fi
                 status: None,
             })
         }
+        Err(e) => return Err(e),
     };
     let name = format!("{host}:{}", list.path);
     Ok(FilesFrom::parse_as(&name, &data, list.format))
@@ -51,10 +51,10 @@ async fn read_whole(remote: &RemoteFs, path: &str) -> Result<Vec<u8>> {
 
 /// What went wrong, without the path the error names (the message names
 /// the list itself).
-fn reason(error: &Error) -> String {
-    match error {
-        Error::Remote { message, .. } => message.clone(),
-        Error::Io { source, .. } => source.to_string(),
-        other => other.to_string(),
+fn reason(error: &FileError) -> String {
+    match &error.cause {
+        Cause::Server(message) => message.clone(),
+        Cause::Io(source) => source.to_string(),
+        Cause::Refused(_) => error.to_string(),
     }
 }

@@ -48,6 +48,7 @@ fn refused(value: &str, why: &str) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cli::exit::ExitCode;
 
     fn text(value: &str) -> Option<String> {
         wrapper(value).expect(value).map(|w| w.text().to_string())
@@ -78,7 +79,7 @@ mod tests {
             "sudo 'rsync'",
         ] {
             let error = wrapper(value).expect_err(value);
-            assert_eq!(error.exit_code().code(), 4, "{value}");
+            assert_eq!(ExitCode::of_error(&error).code(), 4, "{value}");
         }
     }
 }

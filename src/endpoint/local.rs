@@ -22,7 +22,7 @@ use super::{
 };
 use crate::delta::rolling::Signature;
 use crate::delta::Piece;
-use crate::error::{Error, Result};
+use crate::error::{Error, Host, Result};
 use crate::hash::{hash_file_blocks, hash_whole_file, BlockHash, HashAlgo};
 use crate::local_io::confined;
 use crate::local_io::{
@@ -92,8 +92,8 @@ where
 impl Endpoint for LocalFs {
     type File = LocalFile;
 
-    fn label(&self) -> &str {
-        ""
+    fn label(&self) -> &Host {
+        &Host::Local
     }
 
     fn features(&self) -> Features {

@@ -18,7 +18,7 @@ use bytes::{Bytes, BytesMut};
 use futures::stream::{self, StreamExt, TryStreamExt};
 
 use crate::delta::rolling::Signature;
-use crate::error::Result;
+use crate::error::{FileError, Host, Result};
 use crate::hash::{BlockHash, BlockHasher, HashAlgo, Hasher};
 use hashes::Hashes;
 
@@ -102,8 +102,9 @@ pub struct Features {
 pub trait Endpoint: Send + Sync {
     type File: FileHandle;
 
-    /// Short description for messages: `host:` for remote, empty for local.
-    fn label(&self) -> &str;
+    /// The host its files are on, as messages name it: shown as `host:`
+    /// before a remote path, as nothing before a local one.
+    fn label(&self) -> &Host;
 
     /// What it can do and how it is best driven.
     fn features(&self) -> Features;
@@ -258,10 +259,12 @@ pub trait Endpoint: Send + Sync {
         to: &str,
         _ranges: &[CopyRange],
     ) -> impl Future<Output = Result<()>> + Send {
-        let unsupported = crate::error::Error::Refused {
-            path: format!("{}{to}", self.label()),
-            message: format!("cannot copy from {from} within this endpoint"),
-        };
+        let unsupported = FileError::refused(
+            self.label(),
+            to,
+            format!("cannot copy from {from} within this endpoint"),
+        )
+        .into();
         async move { Err(unsupported) }
     }
 

@@ -23,7 +23,7 @@ use super::mounts::MountTable;
 use super::{
     Attrs, CopyRange, Endpoint, Entry, Features, FileHandle, Kind, Listing, Meta, Mtime, WriteMode,
 };
-use crate::error::{Error, Result};
+use crate::error::{Error, FileError, Host, Result};
 use crate::paths::{has_raw_bytes, printable};
 use crate::protocol::client::{HelperClient, HelperError};
 use crate::protocol::fs::OpenHow;
@@ -51,7 +51,7 @@ const RANGES_PER_REQUEST: usize = 256 * 1024;
 pub struct RemoteFs {
     conn: Arc<Connection>,
     sftp: Arc<Sftp>,
-    label: String,
+    label: Host,
     /// The hashing tier and the helper, set once by
     /// [`Endpoint::start_helper`] as `choice` says.
     started: OnceLock<Started>,
@@ -93,7 +93,7 @@ impl RemoteFs {
     /// a process on the server), never before.
     pub fn new(conn: Arc<Connection>, sftp: Arc<Sftp>, choice: TierChoice) -> RemoteFs {
         RemoteFs {
-            label: format!("{}:", sftp.host()),
+            label: Host::remote(sftp.host()),
             conn,
             sftp,
             started: OnceLock::new(),
@@ -109,7 +109,7 @@ impl RemoteFs {
     }
 
     fn helper_error(&self, path: &str, e: HelperError) -> Error {
-        by_helper::helper_error(self.sftp.host(), format!("{}{path}", self.label), e)
+        by_helper::helper_error(self.sftp.host(), &self.label, path, e)
     }
 
     /// The helper, when an operation on `paths` must go through it: a name
@@ -122,10 +122,9 @@ impl RemoteFs {
         }
         match self.helper() {
             Some(helper) => Ok(Some(ByHelper { fs: self, helper })),
-            None => Err(Error::Refused {
-                path: format!("{}{}", self.label, paths.first().unwrap_or(&"")),
-                message: NOT_UTF8.into(),
-            }),
+            None => {
+                Err(FileError::refused(&self.label, *paths.first().unwrap_or(&""), NOT_UTF8).into())
+            }
         }
     }
 
@@ -159,7 +158,7 @@ impl RemoteFs {
                         if file.filename == "." || file.filename == ".." {
                             continue;
                         }
-                        check_entry_name(dir, &file.filename)?;
+                        check_entry_name(self.label(), dir, &file.filename)?;
                         // russh-sftp turns bytes that are not UTF-8 into
                         // U+FFFD: such a name cannot be addressed again.
                         if file.filename.contains(char::REPLACEMENT_CHARACTER) {
@@ -277,12 +276,10 @@ fn meta_of(attrs: &FileAttributes) -> Meta {
 
 /// A name a server may legitimately return inside a directory: anything else
 /// could make ferry write outside the tree it was asked to write.
-fn check_entry_name(dir: &str, name: &str) -> Result<()> {
+fn check_entry_name(label: &Host, dir: &str, name: &str) -> Result<()> {
     if name.is_empty() || name.contains('/') || name.contains('\0') {
-        return Err(Error::Refused {
-            path: format!("{dir}/{name:?}"),
-            message: "the server listed an unsafe file name; refusing it".into(),
-        });
+        let message = "the server listed an unsafe file name; refusing it";
+        return Err(FileError::refused(label, format!("{dir}/{name:?}"), message).into());
     }
     Ok(())
 }
@@ -318,7 +315,7 @@ fn now_secs() -> u32 {
 impl Endpoint for RemoteFs {
     type File = RemoteFile;
 
-    fn label(&self) -> &str {
+    fn label(&self) -> &Host {
         &self.label
     }
 
@@ -385,10 +382,12 @@ impl Endpoint for RemoteFs {
 
     async fn copy_ranges(&self, from: &str, to: &str, ranges: &[CopyRange]) -> Result<()> {
         let Some(helper) = self.helper() else {
-            return Err(Error::Refused {
-                path: format!("{}{to}", self.label),
-                message: "copying within the server needs the remote helper".into(),
-            });
+            return Err(FileError::refused(
+                &self.label,
+                to,
+                "copying within the server needs the remote helper",
+            )
+            .into());
         };
         let (old, new) = (self.sftp.absolute(from), self.sftp.absolute(to));
         for batch in ranges.chunks(RANGES_PER_REQUEST) {
@@ -618,9 +617,8 @@ impl Endpoint for RemoteFs {
             .into_iter()
             .next()
             .map(|f| f.filename)
-            .ok_or_else(|| Error::Remote {
-                path: path.to_string(),
-                message: "the server returned no symlink target".into(),
+            .ok_or_else(|| {
+                FileError::server(&self.label, path, "the server returned no symlink target").into()
             })
     }
 }
@@ -711,14 +709,16 @@ impl SftpFile {
             .read(self.handle.as_str(), offset, len as u32 + 1)
             .await;
         match reply {
-            Ok(data) if data.data.len() > len => Err(Error::Refused {
-                path: format!("{}:{}", self.sftp.host(), self.path),
-                message: format!(
+            Ok(data) if data.data.len() > len => Err(FileError::refused(
+                self.sftp.label(),
+                &self.path,
+                format!(
                     "the file goes on past the {} bytes the server gave as its size \
                      (it grew while it was read, or the server's sizes are wrong)",
                     offset + len as u64
                 ),
-            }),
+            )
+            .into()),
             Ok(data) if data.data.len() == len => Ok(data.data.into()),
             Ok(data) => {
                 let got = data.data.len();

@@ -47,7 +47,8 @@ async fn read_and_write<D: Endpoint>(dst: &D, from: &str, out: &D::File, size: u
     let source = SourceFile {
         file: &input,
         meta,
-        name: format!("{}{from}", dst.label()),
+        host: dst.label().clone(),
+        path: from,
         dest: from,
     };
     let io = Pipeline::between(dst, dst);

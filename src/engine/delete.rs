@@ -19,7 +19,7 @@ use futures::stream::{self, StreamExt};
 use super::backup::{Backups, How, Kept};
 use super::{Options, Stats};
 use crate::endpoint::{join, Endpoint, Entry, Kind};
-use crate::error::{Error, ExitCode, Result};
+use crate::error::{Error, FileError, Result};
 use crate::filter::{Scope, Side};
 use crate::report::{Item, ItemKind, Outcome, Reporter};
 
@@ -71,7 +71,7 @@ pub async fn delete_extraneous<D: Endpoint>(
             "--max-delete {max}: {} files and directories would be deleted, so none was",
             doomed.len()
         ));
-        stats.failure_code.get_or_insert(ExitCode::MaxDelete);
+        stats.deletions_held = true;
         return Ok(());
     }
     if opts.dry_run {
@@ -152,24 +152,23 @@ pub async fn make_way<D: Endpoint>(
         Err(e) => e,
     };
     if !recursive {
-        return Err(Error::Refused {
-            path: format!("{}{dir}", dst.label()),
-            message: format!(
-                "a directory is in the way of a file or link and could not be removed                  ({not_empty}); --delete or --force remove it with its contents"
-            ),
-        });
+        let message = format!(
+            "a directory is in the way of a file or link and could not be removed \
+             ({not_empty}); --delete or --force remove it with its contents"
+        );
+        return Err(FileError::refused(dst.label(), dir, message).into());
     }
     let Some(backups) = backups else {
         return remove_tree(dst, dir).await;
     };
     match Box::pin(back_up_tree(dst, dir, backups)).await {
-        Err(e) if !e.is_fatal() => Err(Error::Refused {
-            path: format!("{}{dir}", dst.label()),
-            message: format!(
+        Err(e) if !e.is_fatal() => {
+            let message = format!(
                 "could not make way for the new entry: the directory keeps its contents' \
                  backups ({e})"
-            ),
-        }),
+            );
+            Err(FileError::refused(dst.label(), dir, message).into())
+        }
         done => done,
     }
 }
@@ -197,8 +196,8 @@ async fn back_up_tree<D: Endpoint>(dst: &D, dir: &str, backups: &Backups) -> Res
 /// is an error, as the directory could not be emptied.
 async fn whole_listing<D: Endpoint>(dst: &D, dir: &str) -> Result<Vec<Entry>> {
     let listing = dst.list(dir).await?;
-    if let Some(e) = super::unnamed_errors(dir, &listing).next() {
-        return Err(e);
+    if let Some(e) = super::unnamed_errors(dst, dir, &listing).next() {
+        return Err(e.into());
     }
     Ok(listing.entries)
 }
@@ -239,12 +238,12 @@ fn settle(
             reporter.finished(&deletion(entry, Outcome::Deleted));
             Ok(())
         }
-        Err(e) if e.is_fatal() => Err(e),
-        Err(e) => {
+        Err(Error::File(e)) => {
             reporter.file_failed(&entry.name, &e);
-            stats.record_failure(&e);
+            stats.record_failure();
             Ok(())
         }
+        Err(e) => Err(e),
     }
 }
 
@@ -272,7 +271,7 @@ async fn expand<D: Endpoint>(
     let mut whole = true;
     if entry.meta.kind == Kind::Dir {
         let listing = dst.list(&entry.name).await?;
-        for e in super::unnamed_errors(&path, &listing) {
+        for e in super::unnamed_errors(dst, &entry.name, &listing) {
             reporter.warning(&format!("cannot delete {e}"));
             whole = false;
         }

@@ -6,7 +6,7 @@
 //! gets `/rsyncd-munged/` in front, a sent one loses it).
 
 use crate::endpoint::{Endpoint, Kind, Meta};
-use crate::error::{Error, Result};
+use crate::error::{FileError, Result};
 
 /// The prefix `--munge-links` puts before a symlink's target.
 pub const MUNGED: &str = "/rsyncd-munged/";
@@ -100,10 +100,7 @@ pub async fn resolve<E: Endpoint>(
 async fn follow<E: Endpoint>(src: &E, path: &str) -> Result<Resolved> {
     match src.stat(path).await? {
         Some(meta) => Ok(Resolved::Followed(meta)),
-        None => Err(Error::Refused {
-            path: format!("{}{path}", src.label()),
-            message: "symlink has no referent".into(),
-        }),
+        None => Err(FileError::refused(src.label(), path, "symlink has no referent").into()),
     }
 }
 

@@ -14,7 +14,7 @@ use super::partial::is_working_file;
 use super::plan::{Planner, SourceArg};
 use super::{Options, Stats};
 use crate::endpoint::{base_name, join, parent, Endpoint, Entry, Kind, Meta};
-use crate::error::{Error, Result};
+use crate::error::{Error, FileError, Result};
 use crate::filter::{Scope, Side};
 use crate::report::{Reporter, Silent};
 
@@ -46,6 +46,8 @@ struct Lister<'a, S> {
     /// The transfer's planner, for the rules it reads in each directory.
     rules: Planner<'a, S, S>,
     show: &'a mut dyn FnMut(Listed<'_>),
+    /// Sources that are not there, among the rules' errors.
+    missing: u64,
 }
 
 /// Lists `sources` on `src` into `show`. Entries that cannot be read are
@@ -64,12 +66,16 @@ pub async fn list_sources<S: Endpoint>(
         reporter,
         rules: Planner::new(src, src, opts, &Silent),
         show,
+        missing: 0,
     };
     let result = lister.list(sources).await;
     for error in lister.rules.errors.drain(..) {
         reporter.file_failed("", &error);
-        stats.record_failure(&error);
+        stats.record_failure();
     }
+    // A listing's missing source is rsync's file-selection error; in a
+    // copy, the planner's, it is one file that failed.
+    stats.selection_failures += lister.missing;
     result
 }
 
@@ -111,11 +117,12 @@ impl<S: Endpoint> Lister<'_, S> {
             false => self.src.lstat(path).await?,
         };
         let Some(meta) = found else {
-            self.rules.errors.push(Error::FileSelection(format!(
-                "{}{}: no such file or directory",
-                self.src.label(),
-                source.path
-            )));
+            let missing =
+                std::io::Error::new(std::io::ErrorKind::NotFound, "no such file or directory");
+            self.rules
+                .errors
+                .push(FileError::io(self.src.label(), &source.path, missing));
+            self.missing += 1;
             return Ok(());
         };
         if !(source.contents_only && meta.kind == Kind::Dir) {
@@ -175,15 +182,15 @@ impl<S: Endpoint> Lister<'_, S> {
     ) -> Result<Option<(Vec<Entry>, Scope)>> {
         let entries = match self.src.list(path).await {
             Ok(listing) => {
-                let unnamed = crate::engine::unnamed_errors(path, &listing);
+                let unnamed = crate::engine::unnamed_errors(self.src, path, &listing);
                 self.rules.errors.extend(unnamed);
                 listing.entries
             }
-            Err(e) if e.is_fatal() => return Err(e),
-            Err(e) => {
+            Err(Error::File(e)) => {
                 self.rules.errors.push(e);
                 return Ok(None);
             }
+            Err(e) => return Err(e),
         };
         let Some(scope) = self.rules.rules_inside(path, rel, outer, &entries).await? else {
             return Ok(None);
@@ -206,11 +213,11 @@ impl<S: Endpoint> Lister<'_, S> {
             (Kind::Symlink, Some(path)) if self.opts.links => {
                 match self.src.read_link(path).await {
                     Ok(target) => Some(target),
-                    Err(e) if e.is_fatal() => return Err(e),
-                    Err(e) => {
+                    Err(Error::File(e)) => {
                         self.reporter.file_failed("", &e);
                         None
                     }
+                    Err(e) => return Err(e),
                 }
             }
             _ => None,

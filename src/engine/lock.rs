@@ -319,7 +319,11 @@ mod tests {
                 message.contains(&format!("pid {} on {}", holder.pid, holder.host)),
                 "{message}"
             );
-            assert_eq!(refused.exit_code(), crate::error::ExitCode::FileSelection);
+            // rsync's file-selection error (exit 3, in the CLI).
+            assert!(
+                matches!(refused, crate::error::Error::FileSelection(_)),
+                "{refused:?}"
+            );
             // Untouched for longer than STALE: abandoned.
             let old = SystemTime::now() - STALE - Duration::from_secs(5);
             std::fs::File::options()

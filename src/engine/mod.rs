@@ -28,7 +28,7 @@ use futures::stream::{FuturesUnordered, StreamExt};
 use tokio::sync::Semaphore;
 
 use crate::endpoint::{join, Endpoint, Kind, Listing, Meta, Mtime, Pipeline};
-use crate::error::{Error, ExitCode, Result};
+use crate::error::{Error, FileError, Result};
 use crate::report::{Changes, Item, ItemKind, Mention, Outcome, Reporter, TimeChange};
 use backup::{Backups, How};
 use plan::{Action, Planner, SourceArg};
@@ -146,7 +146,14 @@ pub struct Stats {
     /// Files built from the old destination plus changed blocks.
     pub files_delta: u64,
     pub files_skipped: u64,
+    /// Files that failed, whatever failed (their errors were reported).
     pub files_failed: u64,
+    /// Of `files_failed`, the sources that could not be selected (rsync's
+    /// file-selection errors): kept apart because they say less about the
+    /// run than a file that failed to transfer.
+    pub selection_failures: u64,
+    /// Whether `--max-delete` held back the deletions.
+    pub deletions_held: bool,
     /// Files and directories deleted (`--delete`).
     pub deleted: u64,
     /// Entries the destination did not have: files, directories, links.
@@ -158,8 +165,6 @@ pub struct Stats {
     /// Bytes of verified partials that did not need sending.
     pub bytes_reused: u64,
     pub elapsed: Duration,
-    /// Exit code the per-file failures call for (0 when there were none).
-    pub failure_code: Option<ExitCode>,
     /// Times the run reconnected after losing the connection.
     pub reconnects: u32,
     /// Bytes of the SSH connection's stream, each way, every attempt's
@@ -184,20 +189,9 @@ pub struct SourceCounts {
 }
 
 impl Stats {
-    fn record_failure(&mut self, error: &Error) {
+    /// One file failed; its error was reported.
+    fn record_failure(&mut self) {
         self.files_failed += 1;
-        let code = match error {
-            Error::FileSelection(_) => ExitCode::FileSelection,
-            _ => ExitCode::PartialTransfer,
-        };
-        // Any partial-transfer failure outranks file-selection errors.
-        if self.failure_code != Some(ExitCode::PartialTransfer) {
-            self.failure_code = Some(code);
-        }
-    }
-
-    pub fn exit_code(&self) -> ExitCode {
-        self.failure_code.unwrap_or(ExitCode::Ok)
     }
 
     /// Files copied, whole or otherwise.
@@ -216,12 +210,13 @@ impl Stats {
         self.bytes_reused += attempt.bytes_reused;
         self.files_skipped = attempt.files_skipped.saturating_sub(done_before);
         self.files_failed = attempt.files_failed;
+        self.selection_failures = attempt.selection_failures;
+        self.deletions_held = attempt.deletions_held;
         self.deleted += attempt.deleted;
         self.created += attempt.created;
         self.source = attempt.source;
         self.planning += attempt.planning;
         self.bytes_transferred_files += attempt.bytes_transferred_files;
-        self.failure_code = attempt.failure_code;
     }
 }
 
@@ -356,7 +351,7 @@ async fn carry_out<S: Endpoint, D: Endpoint>(
             >= SMALL_FILES_FOR_HELPER;
     for error in &planner.errors {
         reporter.file_failed("", error);
-        stats.record_failure(error);
+        stats.record_failure();
     }
     stats.files_skipped = planner.up_to_date;
     stats.source = planner.seen;
@@ -910,12 +905,12 @@ fn absorb<T>(
 ) -> Result<Option<T>> {
     match result {
         Ok(value) => Ok(Some(value)),
-        Err(e) if e.is_fatal() => Err(e),
-        Err(e) => {
+        Err(Error::File(e)) => {
             reporter.file_failed(path, &e);
-            stats.record_failure(&e);
+            stats.record_failure();
             Ok(None)
         }
+        Err(e) => Err(e),
     }
 }
 
@@ -1081,16 +1076,17 @@ async fn copy_symlink<S: Endpoint, D: Endpoint>(
     Ok(target)
 }
 
-/// The entries of `dir` its endpoint could not name, each an error of its
-/// own (the run goes on with their neighbours and exits 23).
-pub(crate) fn unnamed_errors<'a>(
+/// The entries of `dir` on `endpoint` it could not name, each an error of
+/// its own (the run goes on with their neighbours and exits 23).
+pub(crate) fn unnamed_errors<'a, E: Endpoint>(
+    endpoint: &'a E,
     dir: &'a str,
     listing: &'a Listing,
-) -> impl Iterator<Item = Error> + 'a {
-    listing.unnamed.iter().map(move |shown| Error::Refused {
-        path: join(dir, shown),
-        message: "the server gives a name that is not valid UTF-8, which ferry cannot address \
-                  over SFTP yet; rename or exclude it"
-            .into(),
-    })
+) -> impl Iterator<Item = FileError> + 'a {
+    let message = "the server gives a name that is not valid UTF-8, which ferry cannot address \
+                   over SFTP yet; rename or exclude it";
+    listing
+        .unnamed
+        .iter()
+        .map(move |shown| FileError::refused(endpoint.label(), join(dir, shown), message))
 }

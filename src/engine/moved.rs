@@ -7,7 +7,7 @@
 use super::links::LinkPolicy;
 use super::transfer::FileJob;
 use crate::endpoint::{common_algorithm, Endpoint, Kind, Meta};
-use crate::error::{Error, Result};
+use crate::error::{Error, FileError, Result};
 
 /// Removes the source entry `source` (as planned: `planned`) now that
 /// `dest` holds its copy.
@@ -70,8 +70,6 @@ async fn same_contents<S: Endpoint, D: Endpoint>(
 }
 
 fn kept<S: Endpoint>(src: &S, source: &str, why: &str) -> Error {
-    Error::Refused {
-        path: format!("{}{source}", src.label()),
-        message: format!("not removed (--remove-source-files): {why}"),
-    }
+    let message = format!("not removed (--remove-source-files): {why}");
+    FileError::refused(src.label(), source, message).into()
 }

@@ -21,7 +21,7 @@ use super::tidy::{self, Claims, Prunable};
 use super::transfer::FileJob;
 use super::{unchanged, Options, SourceCounts};
 use crate::endpoint::{base_name, join, Endpoint, Entry, FileHandle, Kind, Listing, Meta, Mtime};
-use crate::error::{Error, Result};
+use crate::error::{Error, FileError, Result};
 use crate::filter::{Entered, FileSet, FilesFrom, Listed, Need, Scope, Side};
 use crate::report::{Mention, Reporter};
 
@@ -175,13 +175,11 @@ const MAX_RULES_FILE: u64 = 1 << 20;
 /// Reads a per-directory filter file whole.
 async fn read_rules<E: Endpoint>(src: &E, path: &str, size: u64) -> Result<Vec<u8>> {
     if size > MAX_RULES_FILE {
-        return Err(Error::Refused {
-            path: format!("{}{path}", src.label()),
-            message: format!(
-                "a per-directory filter file over {} KiB is not read; its directory is skipped",
-                MAX_RULES_FILE >> 10
-            ),
-        });
+        let message = format!(
+            "a per-directory filter file over {} KiB is not read; its directory is skipped",
+            MAX_RULES_FILE >> 10
+        );
+        return Err(FileError::refused(src.label(), path, message).into());
     }
     let file = src.open_read(path).await?;
     let data = file.read_at(0, size as usize).await;
@@ -263,7 +261,7 @@ pub struct Planner<'a, S, D> {
     pub reporter: &'a dyn Reporter,
     pub actions: Vec<Action>,
     /// Per-entry errors found while planning; the rest of the plan goes on.
-    pub errors: Vec<Error>,
+    pub errors: Vec<FileError>,
     /// Files found already up to date.
     pub up_to_date: u64,
     /// Source entries the filters let through, for `--stats`.
@@ -367,13 +365,11 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
                 Some(meta) => found.push((source, meta)),
                 // rsync's link_stat failure: the other sources still go,
                 // and the run ends with 23.
-                None => self.errors.push(Error::Io {
-                    path: format!("{}{}", self.src.label(), source.path),
-                    source: std::io::Error::new(
-                        std::io::ErrorKind::NotFound,
-                        "no such file or directory",
-                    ),
-                }),
+                None => self.errors.push(FileError::io(
+                    self.src.label(),
+                    &source.path,
+                    std::io::Error::new(std::io::ErrorKind::NotFound, "no such file or directory"),
+                )),
             }
         }
         let takes_dirs = self.opts.recursive || self.opts.dirs;
@@ -518,7 +514,7 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
                     ));
                     continue;
                 }
-                Some(Err(e)) if !e.is_fatal() => {
+                Some(Err(Error::File(e))) => {
                     self.errors.push(e);
                     continue;
                 }
@@ -541,12 +537,9 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
             return Ok(None);
         };
         if links::unsafe_symlink(&target?, rel) {
-            return Err(Error::Refused {
-                path: format!("{}{path}", self.dst.label()),
-                message: "-K: this symlink leads out of the destination, where ferry never \
-                          writes; skipped (copy into its target directly instead)"
-                    .into(),
-            });
+            let message = "-K: this symlink leads out of the destination, where ferry never \
+                           writes; skipped (copy into its target directly instead)";
+            return Err(FileError::refused(self.dst.label(), path, message).into());
         }
         Ok(Some(dir))
     }
@@ -843,10 +836,12 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
             return Ok(entries);
         }
         let (refused, kept): (Vec<Entry>, Vec<Entry>) = entries.into_iter().partition(raw);
-        self.errors.extend(refused.iter().map(|e| Error::Refused {
-            path: join(src_dir, &e.name),
-            message: crate::endpoint::remote::NOT_UTF8.into(),
-        }));
+        let message = crate::endpoint::remote::NOT_UTF8;
+        self.errors.extend(
+            refused
+                .iter()
+                .map(|e| FileError::refused(self.src.label(), join(src_dir, &e.name), message)),
+        );
         Ok(kept)
     }
 
@@ -867,10 +862,11 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
         };
         let entries = match listed {
             Ok(listing) => {
-                self.errors.extend(super::unnamed_errors(src_dir, &listing));
+                self.errors
+                    .extend(super::unnamed_errors(self.src, src_dir, &listing));
                 listing.entries
             }
-            Err(e) if !e.is_fatal() => {
+            Err(Error::File(e)) => {
                 self.errors.push(e);
                 return Ok(());
             }
@@ -906,7 +902,8 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
             };
             let listing = listed?;
             if self.opts.delete {
-                self.errors.extend(super::unnamed_errors(dst_dir, &listing));
+                self.errors
+                    .extend(super::unnamed_errors(self.dst, dst_dir, &listing));
             }
             listing
                 .entries
@@ -936,7 +933,7 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
                     match self.kept_dirlink(&target, &rel).await {
                         Ok(Some(dir)) => there = Some(dir),
                         Ok(None) => {}
-                        Err(e) if !e.is_fatal() => {
+                        Err(Error::File(e)) => {
                             self.errors.push(e);
                             continue;
                         }
@@ -1021,7 +1018,7 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
             for need in fresh {
                 match self.read_need(src_dir, entries, &files, &need).await {
                     Ok(data) => files.insert(need.path, data),
-                    Err(e) if !e.is_fatal() => {
+                    Err(Error::File(e)) => {
                         self.errors.push(e);
                         return Ok(None);
                     }
@@ -1057,9 +1054,9 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
         at.bounds = Some(bounds);
         let (mounts, errors) = bounds.mount_points(self.src, src_dir, entries).await;
         for error in errors {
-            match error.is_fatal() {
-                true => return Err(error),
-                false => self.errors.push(error),
+            match error {
+                Error::File(error) => self.errors.push(error),
+                fatal => return Err(fatal),
             }
         }
         if self.opts.one_file_system > 1 {
@@ -1074,7 +1071,7 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
         match at.bounds {
             Some(bounds) if dst_exists => match bounds.deletes_in(self.dst, dst_dir).await {
                 Ok(inside) => Ok(inside),
-                Err(e) if !e.is_fatal() => {
+                Err(Error::File(e)) => {
                     self.errors.push(e);
                     Ok(false)
                 }
@@ -1136,7 +1133,7 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
                     Ok(data) => files.insert(need.path, data),
                     // Unreadable protection: counted as an error, and a
                     // run with errors deletes nothing (delete.rs).
-                    Err(e) if !e.is_fatal() => {
+                    Err(Error::File(e)) => {
                         self.errors.push(e);
                         return Ok(Some(outer.clone()));
                     }
@@ -1366,18 +1363,15 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
             // says so itself.
             Ok(None) if role.listed.is_none() => return Ok(()),
             Ok(None) => {
-                self.errors.push(Error::Io {
-                    path: format!("{}{}", self.src.label(), self.listed_source(base, rel)),
-                    source: std::io::Error::new(
-                        std::io::ErrorKind::NotFound,
-                        match list {
-                            "" => "no such file or directory".to_string(),
-                            list => {
-                                format!("no such file or directory (listed in --files-from {list})")
-                            }
-                        },
-                    ),
-                });
+                let why = match list {
+                    "" => "no such file or directory".to_string(),
+                    list => format!("no such file or directory (listed in --files-from {list})"),
+                };
+                self.errors.push(FileError::io(
+                    self.src.label(),
+                    self.listed_source(base, rel),
+                    std::io::Error::new(std::io::ErrorKind::NotFound, why),
+                ));
                 return Ok(());
             }
             Err(e) => return self.skip_listed(e, rel, done),
@@ -1462,7 +1456,7 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
             }
             // The listed paths below it say what is missing.
             Ok(_) => Ok(()),
-            Err(e) if !e.is_fatal() => {
+            Err(Error::File(e)) => {
                 self.errors.push(e);
                 Ok(())
             }
@@ -1473,9 +1467,9 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
     /// A `--files-from` path that could not be looked up: counted, and
     /// nothing below it is tried.
     fn skip_listed(&mut self, error: Error, rel: &str, done: &mut Walked) -> Result<()> {
-        if error.is_fatal() {
+        let Error::File(error) = error else {
             return Err(error);
-        }
+        };
         self.errors.push(error);
         done.blocked.insert(rel.to_string());
         Ok(())
@@ -1520,12 +1514,13 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
             } else {
                 &paths.meta
             };
-            self.errors.push(Error::Refused {
-                path: format!("{}{taken}", self.dst.label()),
-                message: "ferry's working file name is taken by something that is not a \
-                          regular file (a symlink?), which it will not write through; remove it"
-                    .into(),
-            });
+            let message = "ferry's working file name is taken by something that is not a \
+                           regular file (a symlink?), which it will not write through; remove it";
+            self.errors.push(FileError::refused(
+                self.dst.label(),
+                taken.as_str(),
+                message,
+            ));
             return Ok(());
         }
         match meta.kind {

@@ -25,7 +25,7 @@ use super::plan::Action;
 use super::transfer::FileJob;
 use super::Options;
 use crate::endpoint::{base_name, join, parent, Endpoint, Entry, Kind, Meta};
-use crate::error::{Error, Result};
+use crate::error::{Error, FileError, Host, Result};
 use crate::report::{Item, ItemKind, Outcome, Reporter};
 
 /// rsync's partial directory for `--delay-updates` when none is named.
@@ -290,7 +290,7 @@ impl Places {
         dst: &D,
         actions: &mut Vec<Action>,
         current: &[String],
-    ) -> Result<Vec<Error>> {
+    ) -> Result<Vec<FileError>> {
         if !self.staging.moves_partials() {
             return Ok(Vec::new());
         }
@@ -315,7 +315,7 @@ impl Places {
         let listed = self.read_spots(dst, spots).await?;
         let mut errors = Vec::new();
         actions.retain_mut(|action| match action {
-            Action::File(job) => match self.found_for(job, &listed) {
+            Action::File(job) => match self.found_for(dst.label(), job, &listed) {
                 Ok(()) => true,
                 Err(e) => {
                     errors.push(e);
@@ -376,9 +376,10 @@ impl Places {
     /// The partial and sidecar of `job` in its spot's listing, if any.
     fn found_for(
         &self,
+        label: &Host,
         job: &mut FileJob,
         listed: &HashMap<String, HashMap<String, Meta>>,
-    ) -> Result<()> {
+    ) -> Result<(), FileError> {
         let Some(names) = listed.get(parent(&job.paths.partial)) else {
             return Ok(());
         };
@@ -386,12 +387,9 @@ impl Places {
         let sidecar = names.get(base_name(&job.paths.meta)).copied();
         for (found, path) in [(partial, &job.paths.partial), (sidecar, &job.paths.meta)] {
             if found.is_some_and(|m| m.kind != Kind::File) {
-                return Err(Error::Refused {
-                    path: path.clone(),
-                    message: "the partial's name is taken by something that is not a regular \
-                              file, which ferry will not write through; remove it"
-                        .into(),
-                });
+                let message = "the partial's name is taken by something that is not a regular \
+                               file, which ferry will not write through; remove it";
+                return Err(FileError::refused(label, path.as_str(), message));
             }
         }
         if partial.is_some() {
@@ -482,10 +480,8 @@ impl Places {
             Some(m) if m.kind == Kind::Dir => return Ok(()),
             Some(_) if relative => dst.remove_file(dir).await?,
             Some(_) => {
-                return Err(Error::Refused {
-                    path: format!("{}{dir}", dst.label()),
-                    message: "--partial-dir names something that is not a directory".into(),
-                })
+                let message = "--partial-dir names something that is not a directory";
+                return Err(FileError::refused(dst.label(), dir, message).into());
             }
             None => {}
         }
@@ -527,10 +523,8 @@ impl Places {
         let beside = Paths::new(parent(&job.paths.dest), base_name(&job.paths.dest)).partial;
         let from = &job.paths.partial;
         let Some(meta) = dst.lstat(from).await? else {
-            return Err(Error::Refused {
-                path: format!("{}{from}", dst.label()),
-                message: "the finished file vanished from the temp dir".into(),
-            });
+            let message = "the finished file vanished from the temp dir";
+            return Err(FileError::refused(dst.label(), from.as_str(), message).into());
         };
         let copied = async {
             super::copy::duplicate(dst, from, &beside, meta.size).await?;
@@ -725,7 +719,7 @@ impl Reporter for Noting<'_> {
         self.inner.finished(item)
     }
 
-    fn file_failed(&self, path: &str, error: &Error) {
+    fn file_failed(&self, path: &str, error: &FileError) {
         self.inner.file_failed(path, error)
     }
 

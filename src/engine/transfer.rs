@@ -15,7 +15,7 @@ use crate::endpoint::{
     common_algorithm, Attrs, CopyRange, Endpoint, FileHandle, Hashing, Kind, Meta, Pipeline,
     WriteMode,
 };
-use crate::error::{Error, Result};
+use crate::error::{Error, FileError, Host, Result};
 use crate::report::{Outcome, Reporter};
 
 /// One file to bring up to date.
@@ -93,7 +93,8 @@ pub async fn transfer<S: Endpoint, D: Endpoint>(
     let source = SourceFile {
         file: &handle,
         meta: job.source_meta,
-        name: format!("{}{}", src.label(), job.source),
+        host: src.label().clone(),
+        path: &job.source,
         dest: &job.paths.dest,
     };
     let filled = if in_place {
@@ -222,7 +223,7 @@ async fn put_small<S: Endpoint, D: Endpoint>(
     }
     let data = whole.data;
     if (data.len() as u64) < size {
-        return Err(shrank(format!("{}{}", src.label(), job.source), size));
+        return Err(shrank(src.label(), &job.source, size));
     }
     let sync = sync_before_rename(job, opts);
     clear_a_directory(dst, job, opts, places, Stage::Installing).await?;
@@ -328,11 +329,8 @@ async fn fill_and_check<S: Endpoint, D: Endpoint>(
     };
     let again = fill_partial::<S, D>(dst, source, &fresh, opts, attrs, io, reporter).await?;
     if !matches_end_to_end(src, dst, job).await? {
-        return Err(Error::Refused {
-            path: format!("{}{}", dst.label(), job.paths.dest),
-            message: "the copy still differs from the source after a full resend; not installed"
-                .into(),
-        });
+        let message = "the copy still differs from the source after a full resend; not installed";
+        return Err(FileError::refused(dst.label(), job.paths.dest.as_str(), message).into());
     }
     Ok(Filled {
         sent: filled.sent + again.sent,
@@ -421,10 +419,8 @@ async fn patch_in_place<S: Endpoint, D: Endpoint>(
     let whole = std::iter::once(0..size).collect::<Vec<_>>();
     write_in_place::<S, D>(dst, source, job, &whole, io, reporter).await?;
     if !matches_end_to_end(src, dst, &in_place).await? {
-        return Err(Error::Refused {
-            path: format!("{}{}", dst.label(), job.paths.dest),
-            message: "the file still differs from the source after rewriting it".into(),
-        });
+        let message = "the file still differs from the source after rewriting it";
+        return Err(FileError::refused(dst.label(), job.paths.dest.as_str(), message).into());
     }
     Ok(Filled {
         sent: filled.sent + size,
@@ -687,15 +683,16 @@ async fn assemble_piecewise<S: Endpoint, D: Endpoint>(
 pub struct SourceFile<'a, F> {
     pub file: &'a F,
     pub meta: Meta,
-    /// `host:path` or the local path, for messages.
-    pub name: String,
+    /// Its host and path, for messages.
+    pub host: Host,
+    pub path: &'a str,
     /// Where it goes on the destination: the name progress is reported under.
     pub dest: &'a str,
 }
 
 impl<F: FileHandle> SourceFile<'_, F> {
     pub fn shrank(&self, expected_end: u64) -> Error {
-        shrank(self.name.clone(), expected_end)
+        shrank(&self.host, self.path, expected_end)
     }
 }
 
@@ -892,11 +889,10 @@ pub(super) async fn copy_range<S: Endpoint, D: Endpoint>(
         .await
 }
 
-fn shrank(name: String, expected_end: u64) -> Error {
-    Error::Refused {
-        path: name,
-        message: format!("the file shrank while it was read (it ended before byte {expected_end})"),
-    }
+fn shrank(host: &Host, path: &str, expected_end: u64) -> Error {
+    let message =
+        format!("the file shrank while it was read (it ended before byte {expected_end})");
+    FileError::refused(host, path, message).into()
 }
 
 /// A source that changed while it was read may have been copied torn: refuse
@@ -912,10 +908,8 @@ async fn check_source_unchanged<S: Endpoint>(src: &S, job: &FileJob) -> Result<(
 }
 
 fn changed_while_read<S: Endpoint>(src: &S, job: &FileJob) -> Error {
-    Error::Refused {
-        path: format!("{}{}", src.label(), job.source),
-        message: "the file changed while it was being copied; not installed, run again".into(),
-    }
+    let message = "the file changed while it was being copied; not installed, run again";
+    FileError::refused(src.label(), job.source.as_str(), message).into()
 }
 
 /// Permissions and times go on the partial before the rename, so the file

@@ -1,10 +1,17 @@
-//! Error types of the library and the exit codes they map to.
+//! Error types of the library, at two levels: a [`FileError`] is one file
+//! that went wrong (the engine reports it and goes on with the others), an
+//! [`Error`] is what ends a run or the step it was in (a lost connection, a
+//! bad option), or a `FileError` passed up through `?`.
 //!
-//! Exit codes follow rsync's numbers wherever the meaning is the same, so that
-//! scripts written for `rsync -e ssh` read ferry's status unchanged. The table is
-//! repeated in the README; keep both in step.
+//! A per-file error keeps its path as its endpoint names it and the host it
+//! is on apart; the `host:` label is added when it is displayed.
+//!
+//! The library knows no exit codes: the CLI maps these errors to rsync's
+//! numbers, in one place (`cli::exit`).
 
+use std::fmt;
 use std::io;
+use std::sync::Arc;
 
 use crate::paths::printable;
 pub use auth::AuthError;
@@ -13,52 +20,11 @@ pub use config::ConfigError;
 pub mod auth;
 pub mod config;
 
-/// Process exit status, rsync-compatible where rsync has the same meaning.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ExitCode {
-    Ok = 0,
-    /// Syntax or usage error.
-    Usage = 1,
-    /// Errors selecting input/output files or directories.
-    FileSelection = 3,
-    /// An action ferry (like an rsync without the feature) cannot do.
-    Unsupported = 4,
-    /// The SFTP protocol could not be started.
-    ProtocolStart = 5,
-    /// The connection broke during the transfer.
-    ConnectionLost = 10,
-    /// The remote side could not start what the transfer needs (rsync's
-    /// "error in rsync protocol data stream": its server exited first).
-    RemoteSide = 12,
-    /// A local file I/O error stopped the run.
-    FileIo = 11,
-    /// Interrupted by SIGINT or SIGTERM.
-    Interrupted = 20,
-    /// Some files could not be transferred.
-    PartialTransfer = 23,
-    /// --max-delete stopped the deletions.
-    MaxDelete = 25,
-    /// I/O silence longer than allowed.
-    Timeout = 30,
-    /// The remote command (through `--rsync-path`'s wrapper) could not be
-    /// run: the remote shell's status, which rsync exits with.
-    CommandFailed = 126,
-    /// The remote command (through `--rsync-path`'s wrapper) was not found.
-    CommandNotFound = 127,
-    /// Could not connect, authenticate, or verify the host key.
-    Connect = 255,
-}
-
-impl ExitCode {
-    pub fn code(self) -> i32 {
-        self as i32
-    }
-}
-
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// Everything that can go wrong in ferry, each message naming the host or file
-/// involved.
+/// What ends a run, or the step it was in, each message naming the host or
+/// file involved; or, as [`Error::File`], one file's error on its way up
+/// through `?` to where the per-file policy reports it and goes on.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("{0}")]
@@ -106,74 +72,128 @@ pub enum Error {
     #[error("{host}: no reply within {secs} s; the link or the server stalled")]
     Timeout { host: String, secs: u64 },
 
-    /// An I/O error on one file; the run goes on with the other files.
-    #[error("{}: {source}", printable(path))]
-    Io {
-        path: String,
-        #[source]
-        source: io::Error,
-    },
-
-    /// The SFTP server refused an operation on one file.
-    #[error("{}: {message}", printable(path))]
-    Remote { path: String, message: String },
-
-    /// A file whose name or contents ferry refuses to handle.
-    #[error("{}: {message}", printable(path))]
-    Refused { path: String, message: String },
+    /// One file went wrong: the engine reports it and goes on with the
+    /// other files; where the file is the run's own (a list of files, the
+    /// running binary), it ends the run.
+    #[error(transparent)]
+    File(#[from] FileError),
 
     #[error("interrupted by signal")]
     Interrupted,
 }
 
 impl Error {
+    /// An I/O error on a local file, named as this machine names it.
     pub fn io(path: impl Into<String>, source: io::Error) -> Self {
-        Error::Io {
-            path: path.into(),
-            source,
-        }
-    }
-
-    /// The file a per-file error is about, as it names it (with its host
-    /// when remote).
-    pub fn subject(&self) -> Option<&str> {
-        match self {
-            Error::Io { path, .. } | Error::Remote { path, .. } | Error::Refused { path, .. } => {
-                Some(path)
-            }
-            _ => None,
-        }
+        Error::File(FileError::io(&Host::Local, path, source))
     }
 
     /// Whether this error ends the whole run, rather than only the file it
     /// happened to: a broken connection cannot be worked around file by file.
     pub fn is_fatal(&self) -> bool {
-        !matches!(
-            self,
-            Error::Io { .. } | Error::Remote { .. } | Error::Refused { .. }
-        )
+        !matches!(self, Error::File(_))
+    }
+}
+
+/// The host a file is on, as messages name it: a remote path comes after
+/// `host:`, as on the command line; a local one stands alone. Cheap to
+/// clone, as every per-file error carries one.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Host {
+    #[default]
+    Local,
+    Remote(Arc<str>),
+}
+
+impl Host {
+    pub fn remote(name: &str) -> Host {
+        Host::Remote(name.into())
+    }
+}
+
+/// The label before a path: `host:`, or nothing for this machine.
+impl fmt::Display for Host {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Host::Local => Ok(()),
+            Host::Remote(name) => write!(f, "{name}:"),
+        }
+    }
+}
+
+/// One file that could not be handled; the run goes on with the others.
+/// It holds the path as its endpoint names it, without the host: the host
+/// is added when the error is shown (`host:path: cause`), so that code
+/// relating the error to other paths never parses it out of a message.
+#[derive(Debug, thiserror::Error)]
+#[error("{host}{}: {cause}", printable(path))]
+pub struct FileError {
+    pub host: Host,
+    pub path: String,
+    #[source]
+    pub cause: Cause,
+}
+
+/// What went wrong with one file.
+#[derive(Debug, thiserror::Error)]
+pub enum Cause {
+    /// An I/O error on this machine.
+    #[error(transparent)]
+    Io(io::Error),
+    /// The server refused an operation on the file: an SFTP status, or the
+    /// helper's or the remote shell's answer.
+    #[error("{0}")]
+    Server(String),
+    /// ferry refuses to handle the file: its name, its kind, or contents
+    /// that changed or did not arrive whole.
+    #[error("{0}")]
+    Refused(String),
+}
+
+impl FileError {
+    pub fn io(host: &Host, path: impl Into<String>, source: io::Error) -> FileError {
+        FileError::new(host, path, Cause::Io(source))
     }
 
-    pub fn exit_code(&self) -> ExitCode {
-        match self {
-            Error::Usage(_) => ExitCode::Usage,
-            Error::FileSelection(_) => ExitCode::FileSelection,
-            Error::Unsupported(_) => ExitCode::Unsupported,
-            Error::SshConfig(_) => ExitCode::Usage,
-            Error::Connect { .. } | Error::HostKey(_) | Error::Auth(_) => ExitCode::Connect,
-            Error::SftpRefused { .. } | Error::Helper { .. } => ExitCode::ProtocolStart,
-            Error::ConnectionLost { .. } => ExitCode::ConnectionLost,
-            // rsync exits with the remote shell's status; ferry where it
-            // names a command that could not run.
-            Error::RemoteSide { status, .. } => match status {
-                Some(126) => ExitCode::CommandFailed,
-                Some(127) => ExitCode::CommandNotFound,
-                _ => ExitCode::RemoteSide,
-            },
-            Error::Timeout { .. } => ExitCode::Timeout,
-            Error::Io { .. } => ExitCode::FileIo,
-            Error::Remote { .. } | Error::Refused { .. } => ExitCode::PartialTransfer,
-            Error::Interrupted => ExitCode::Interrupted,
+    pub fn server(host: &Host, path: impl Into<String>, message: impl Into<String>) -> FileError {
+        FileError::new(host, path, Cause::Server(message.into()))
+    }
+
+    pub fn refused(host: &Host, path: impl Into<String>, message: impl Into<String>) -> FileError {
+        FileError::new(host, path, Cause::Refused(message.into()))
+    }
+
+    fn new(host: &Host, path: impl Into<String>, cause: Cause) -> FileError {
+        FileError {
+            host: host.clone(),
+            path: path.into(),
+            cause,
         }
+    }
+
+    /// The file as messages name it: its path, after its host when remote.
+    pub fn subject(&self) -> String {
+        format!("{}{}", self.host, self.path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_error_shows_its_host_before_the_path_it_keeps_apart() {
+        let remote = FileError::server(&Host::remote("backup"), "data/a\nb", "permission denied");
+        assert_eq!(
+            remote.to_string(),
+            "backup:data/a\\#012b: permission denied"
+        );
+        assert_eq!(remote.path, "data/a\nb");
+        assert_eq!(remote.subject(), "backup:data/a\nb");
+        let missing = io::Error::new(io::ErrorKind::NotFound, "no such file or directory");
+        let local: Error = FileError::io(&Host::Local, "a.txt", missing).into();
+        assert_eq!(local.to_string(), "a.txt: no such file or directory");
+        assert!(!local.is_fatal());
+        assert!(Error::Interrupted.is_fatal());
     }
 }

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::io::Read;
 
-use crate::error::{Error, Result};
+use crate::error::{Cause, Error, FileError, Result};
 
 /// The records of a list, numbered from 1, blank ones left out. Without
 /// `from0` a record ends at `\n`, `\r` or `\r\n`, and a NUL ends its text
@@ -197,7 +197,10 @@ impl FilesFrom {
     pub fn read(name: &str, lists: &mut ListReader, forwarded: bool) -> Result<FilesFrom> {
         let data = match lists.read(name, "--files-from") {
             Ok(data) => data,
-            Err(Error::Io { source, .. }) => {
+            Err(Error::File(FileError {
+                cause: Cause::Io(source),
+                ..
+            })) => {
                 return Err(Error::Usage(format!(
                     "failed to open files-from file {name}: {source}"
                 )))

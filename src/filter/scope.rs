@@ -22,7 +22,7 @@ use super::parse::{self, Context, Parsed, Rule, Syntax, Template};
 use super::{
     exclude_self, place, rule_texts, DirMerge, Entry, Filter, Side, Start, MAX_MERGE_DEPTH,
 };
-use crate::error::{Error, Result};
+use crate::error::{Error, Host, Result};
 
 /// The rules in force in one directory of the walk. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -76,8 +76,8 @@ pub struct Need {
 /// planner needs to find them on the source and name them in messages.
 #[derive(Debug, Clone, Default)]
 pub struct FileSet {
-    /// The source's label ("host:" or ""), put before paths in messages.
-    label: String,
+    /// The source's host, put before paths in messages.
+    label: Host,
     /// The transfer root as the source endpoint names it.
     root: String,
     files: HashMap<String, Option<Vec<u8>>>,
@@ -89,9 +89,9 @@ impl FileSet {
     /// An empty set for a walk whose transfer root the source endpoint
     /// calls `root` ("src" for `src/`, "." or the parent for `src`); `label`
     /// goes before paths in messages.
-    pub fn new(label: &str, root: &str) -> FileSet {
+    pub fn new(label: &Host, root: &str) -> FileSet {
         FileSet {
-            label: label.to_string(),
+            label: label.clone(),
             root: root.to_string(),
             ..FileSet::default()
         }

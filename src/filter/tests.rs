@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use super::*;
-use crate::error::Error;
+use crate::error::{Error, Host};
 
 fn filter(rules: &[(FilterFlag, &str)]) -> Scope {
     let args: Vec<FilterArg> = rules
@@ -44,7 +44,7 @@ fn built(args: &[(FilterFlag, &str)], options: &FilterOptions) -> Result<Scope> 
 /// Enters `dir` with the files of `tree` (paths as [`Need::path`] gives
 /// them), answering the scope's needs the way the planner does.
 fn enter(scope: &Scope, dir: &str, tree: &[(&str, &str)]) -> Result<Scope> {
-    let mut set = FileSet::new("src:", "src");
+    let mut set = FileSet::new(&Host::remote("src"), "src");
     for _ in 0..8 {
         let needs = match scope.enter_dir(dir, &set)? {
             Entered::Ready(scope) => return Ok(scope),
@@ -537,7 +537,10 @@ fn dir_merge_names_with_a_path_read_the_parents_first() {
 #[test]
 fn the_scan_asks_for_every_parent_at_once() {
     let scope = filters(&[": /.rules"]).at_root_path("/w/src");
-    let Entered::Need(needs) = scope.enter_dir("", &FileSet::new("", "src")).unwrap() else {
+    let Entered::Need(needs) = scope
+        .enter_dir("", &FileSet::new(&Host::Local, "src"))
+        .unwrap()
+    else {
         panic!("needs files");
     };
     let paths: Vec<(&str, Option<&str>)> = needs
@@ -559,10 +562,10 @@ fn looking_above_the_root_needs_its_absolute_path() {
     let scope = filters(&[": /.rules"]);
     let err = enter(&scope, "", &[]).unwrap_err().to_string();
     assert!(err.contains(".rules") && err.contains("absolute"), "{err}");
-    let set = FileSet::new("host:", "src");
+    let set = FileSet::new(&Host::remote("host"), "src");
     assert_eq!(set.source_path("a/.rules"), "src/a/.rules");
     assert_eq!(set.source_path("/etc/x"), "/etc/x");
-    assert_eq!(FileSet::new("", ".").source_path("a"), "a");
+    assert_eq!(FileSet::new(&Host::Local, ".").source_path("a"), "a");
 }
 
 /// Checked against rsync 3.5.0: a/.rules holding ": .sub" reads a/.sub

@@ -18,7 +18,7 @@ use russh_sftp::protocol::{FileAttributes, Packet, StatusCode};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, FileError, Host, Result};
 use crate::ssh::Connection;
 
 const POSIX_RENAME: &str = "posix-rename@openssh.com";
@@ -57,6 +57,8 @@ pub struct Extensions {
 pub struct Sftp {
     raw: Arc<RawSftpSession>,
     host: String,
+    /// The host again, as per-file errors carry it.
+    label: Host,
     extensions: Extensions,
     read_chunk: u32,
     write_chunk: u32,
@@ -153,6 +155,7 @@ impl Sftp {
         Ok(Sftp {
             raw,
             host: host.to_string(),
+            label: Host::remote(host),
             extensions,
             read_chunk,
             write_chunk,
@@ -176,6 +179,11 @@ impl Sftp {
 
     pub fn host(&self) -> &str {
         &self.host
+    }
+
+    /// The host as per-file errors name it.
+    pub fn label(&self) -> &Host {
+        &self.label
     }
 
     /// `path` as an absolute path, for programs run on the server (helper,
@@ -292,9 +300,8 @@ impl Sftp {
                 .map(drop)
                 .map_err(|e| self.error(path, e));
         }
-        let encoded = russh_sftp::ser::to_bytes(&attrs).map_err(|e| Error::Remote {
-            path: format!("{}:{path}", self.host),
-            message: format!("cannot encode attributes: {e}"),
+        let encoded = russh_sftp::ser::to_bytes(&attrs).map_err(|e| {
+            FileError::server(&self.label, path, format!("cannot encode attributes: {e}"))
         })?;
         let mut payload = Vec::with_capacity(8 + path.len() + encoded.len());
         put_string(&mut payload, path.as_bytes());
@@ -343,28 +350,21 @@ impl Sftp {
             }
             _ => {}
         }
-        map_error(&self.host, path, e, backstop_secs(self.timeout_secs))
-    }
-}
-
-fn map_error(host: &str, path: &str, e: SftpError, timeout_secs: u64) -> Error {
-    match e {
-        SftpError::Status(status) => Error::Remote {
-            path: format!("{host}:{path}"),
-            message: status_message(&status),
-        },
-        SftpError::Limited(msg) => Error::Remote {
-            path: format!("{host}:{path}"),
-            message: msg,
-        },
-        SftpError::Timeout => Error::Timeout {
-            host: host.to_string(),
-            secs: timeout_secs,
-        },
-        other => Error::ConnectionLost {
-            host: host.to_string(),
-            detail: other.to_string(),
-        },
+        let timeout_secs = backstop_secs(self.timeout_secs);
+        match e {
+            SftpError::Status(status) => {
+                FileError::server(&self.label, path, status_message(&status)).into()
+            }
+            SftpError::Limited(msg) => FileError::server(&self.label, path, msg).into(),
+            SftpError::Timeout => Error::Timeout {
+                host: self.host.clone(),
+                secs: timeout_secs,
+            },
+            other => Error::ConnectionLost {
+                host: self.host.clone(),
+                detail: other.to_string(),
+            },
+        }
     }
 }
 

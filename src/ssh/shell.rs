@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use super::{shell_quote, Connection};
-use crate::error::{Error, Result};
+use crate::error::{Error, FileError, Host, Result};
 use crate::hash::{BlockHash, HashAlgo};
 
 /// Most hash lines one command may print: bounds memory on a hostile server.
@@ -90,10 +90,8 @@ impl ShellHasher {
         let out = self.conn.exec(command, MAX_OUTPUT).await?;
         if !out.succeeded() {
             let stderr = String::from_utf8_lossy(&out.stderr);
-            return Err(Error::Remote {
-                path: format!("{}:{path}", self.conn.host()),
-                message: format!("remote hashing failed ({}): {}", self.tool, stderr.trim()),
-            });
+            let message = format!("remote hashing failed ({}): {}", self.tool, stderr.trim());
+            return Err(self.failed(path, message));
         }
         String::from_utf8_lossy(&out.stdout)
             .lines()
@@ -102,10 +100,13 @@ impl ShellHasher {
     }
 
     fn bad(&self, path: &str, why: &str) -> Error {
-        Error::Remote {
-            path: format!("{}:{path}", self.conn.host()),
-            message: format!("the remote {} gave an unexpected answer: {why}", self.tool),
-        }
+        let message = format!("the remote {} gave an unexpected answer: {why}", self.tool);
+        self.failed(path, message)
+    }
+
+    /// The remote shell's refusal to hash `path`: that file's alone.
+    fn failed(&self, path: &str, message: String) -> Error {
+        FileError::server(&Host::remote(self.conn.host()), path, message).into()
     }
 }
 

@@ -11,7 +11,7 @@ use bytes::Bytes;
 
 use super::{check_entry_name, RemoteFs};
 use crate::endpoint::{Attrs, Entry, Listing, Meta, Mtime, WriteMode};
-use crate::error::{Error, Result};
+use crate::error::{Error, FileError, Host, Result};
 use crate::paths::{from_bytes, to_bytes};
 use crate::protocol::client::{HelperClient, HelperError};
 use crate::protocol::fs::{FsReply, FsRequest, OpenHow};
@@ -28,12 +28,9 @@ pub(super) struct ByHelper<'a> {
 
 /// What a failed helper request becomes: the file's error when the helper
 /// answered, the connection's when its channel broke.
-pub(super) fn helper_error(host: &str, named: String, e: HelperError) -> Error {
+pub(super) fn helper_error(host: &str, label: &Host, path: &str, e: HelperError) -> Error {
     match e {
-        HelperError::Request(message) => Error::Remote {
-            path: named,
-            message,
-        },
+        HelperError::Request(message) => FileError::server(label, path, message).into(),
         other => Error::ConnectionLost {
             host: host.to_string(),
             detail: other.to_string(),
@@ -102,7 +99,7 @@ impl ByHelper<'_> {
             if name == "." || name == ".." {
                 continue;
             }
-            check_entry_name(dir, &name)?;
+            check_entry_name(&self.fs.label, dir, &name)?;
             listing.entries.push(Entry { name, meta });
         }
         listing.entries.sort_by(|a, b| a.name.cmp(&b.name));
@@ -202,7 +199,8 @@ impl ByHelper<'_> {
                 helper: self.helper.clone(),
                 handle: Some(handle),
                 host: self.fs.sftp.host().to_string(),
-                named: format!("{}{path}", self.fs.label),
+                label: self.fs.label.clone(),
+                path: path.to_string(),
             }),
             other => Err(self.unexpected(path, &other)),
         }
@@ -223,8 +221,9 @@ pub struct HelperFile {
     /// None once closed.
     handle: Option<u32>,
     host: String,
-    /// The file as messages name it (`host:path`).
-    named: String,
+    /// The file as messages name it: its host and path.
+    label: Host,
+    path: String,
 }
 
 impl HelperFile {
@@ -233,7 +232,7 @@ impl HelperFile {
     }
 
     fn error(&self, e: HelperError) -> Error {
-        helper_error(&self.host, self.named.clone(), e)
+        helper_error(&self.host, &self.label, &self.path, e)
     }
 
     async fn done(&self, request: FsRequest) -> Result<()> {

@@ -12,7 +12,7 @@ use crate::delta::rolling::Signature;
 use crate::delta::Piece;
 use crate::endpoint::hashes::{Answer, Hashes, NoHashes};
 use crate::endpoint::Hashing;
-use crate::error::{Error, Result};
+use crate::error::{Error, Host, Result};
 use crate::hash::{BlockHash, HashAlgo};
 use crate::paths::to_bytes;
 use crate::protocol::bootstrap;
@@ -82,7 +82,7 @@ impl Started {
     async fn with_helper(
         helper: HelperClient,
         sftp: &Arc<Sftp>,
-        label: &str,
+        label: &Host,
         choice: &TierChoice,
     ) -> Result<Started> {
         if !choice.roots.is_empty() {
@@ -103,7 +103,7 @@ impl Started {
             hashes: Box::new(HelperHashes {
                 helper: helper.clone(),
                 sftp: sftp.clone(),
-                label: label.to_string(),
+                label: label.clone(),
             }),
             helper: Some(helper),
         })
@@ -121,7 +121,7 @@ impl Started {
 pub(super) async fn start(
     conn: &Arc<Connection>,
     sftp: &Arc<Sftp>,
-    label: &str,
+    label: &Host,
     choice: &TierChoice,
 ) -> Result<Started> {
     let started = match (&choice.helper, choice.wanted) {
@@ -143,7 +143,7 @@ pub(super) async fn start(
 async fn without_upload(
     conn: &Arc<Connection>,
     sftp: &Arc<Sftp>,
-    label: &str,
+    label: &Host,
     command: &str,
     choice: &TierChoice,
 ) -> Result<Started> {
@@ -184,12 +184,12 @@ async fn without_upload(
 struct HelperHashes {
     helper: Arc<HelperClient>,
     sftp: Arc<Sftp>,
-    label: String,
+    label: Host,
 }
 
 impl HelperHashes {
     fn error(&self, path: &str, e: HelperError) -> Error {
-        helper_error(self.sftp.host(), format!("{}{path}", self.label), e)
+        helper_error(self.sftp.host(), &self.label, path, e)
     }
 }
 
