@@ -113,6 +113,22 @@ pub(crate) fn finish_file(
     Ok(())
 }
 
+/// Up to `len` bytes of `file` at `offset`: fewer only at end of file.
+pub(crate) fn read_at_most(file: &File, offset: u64, len: usize) -> io::Result<Vec<u8>> {
+    let mut buf = vec![0u8; len];
+    let mut filled = 0;
+    while filled < len {
+        match file.read_at(&mut buf[filled..], offset + filled as u64) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    buf.truncate(filled);
+    Ok(buf)
+}
+
 /// The modification time of an open file (its access time untouched).
 pub(crate) fn set_mtime_of(file: &File, mtime: Mtime) -> io::Result<()> {
     Ok(rustix::fs::futimens(file, &only_mtime(mtime))?)

@@ -27,7 +27,7 @@ use crate::hash::{hash_file_blocks, hash_whole_file, BlockHash, HashAlgo};
 use crate::local_io::confined;
 use crate::local_io::{
     copy_ranges_between, finish_file, install_whole, list_dir, not_found_is_none, process_umask,
-    Roots,
+    read_at_most, Roots,
 };
 use crate::paths::{from_bytes, os_path};
 
@@ -258,18 +258,7 @@ impl FileHandle for LocalFile {
     async fn read_at(&self, offset: u64, len: usize) -> Result<Bytes> {
         let file = self.file.clone();
         blocking(&self.path, move || {
-            let mut buf = vec![0u8; len];
-            let mut filled = 0;
-            while filled < len {
-                match file.read_at(&mut buf[filled..], offset + filled as u64) {
-                    Ok(0) => break,
-                    Ok(n) => filled += n,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => return Err(e),
-                }
-            }
-            buf.truncate(filled);
-            Ok(Bytes::from(buf))
+            read_at_most(&file, offset, len).map(Bytes::from)
         })
         .await
     }

@@ -5,16 +5,17 @@
 //! is reached through a symlink; elsewhere, not the last one.
 
 use std::collections::HashMap;
-use std::fs::{self, File, FileTimes};
+use std::fs::{self, File};
 use std::io;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileExt, PermissionsExt};
-use std::time::{Duration, UNIX_EPOCH};
+use std::os::unix::fs::FileExt;
 
 use super::fs::{FsReply, FsRequest, OpenHow, ENTRY_OVERHEAD};
 use super::MAX_FRAME;
-use crate::local_io::{confined, meta_of, not_found_is_none, Place, Roots};
-use crate::meta::{Meta, Mtime};
+use crate::local_io::{
+    confined, finish_file, meta_of, not_found_is_none, read_at_most, Place, Roots,
+};
+use crate::meta::{Attrs, Meta, Mtime};
 use crate::paths::from_bytes;
 
 /// Files a client may hold open at once: a client that never closes runs
@@ -163,35 +164,18 @@ fn list(dir: &[u8]) -> io::Result<FsReply> {
 
 fn read(file: &File, offset: u64, len: u32) -> io::Result<FsReply> {
     let len = (len as usize).min(MAX_FRAME - 64);
-    let mut data = vec![0; len];
-    let mut got = 0;
-    while got < len {
-        match file.read_at(&mut data[got..], offset + got as u64) {
-            Ok(0) => break,
-            Ok(n) => got += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        }
-    }
-    data.truncate(got);
-    Ok(FsReply::Data(data))
+    read_at_most(file, offset, len).map(FsReply::Data)
 }
 
-/// What closing a written file asks for: its mode, its mtime (after the
-/// last write), a sync.
+/// What closing a written file asks for: its mode and mtime (after the
+/// last write) when given, as the local endpoint finishes a file; a sync.
 fn finish(file: &File, mode: Option<u32>, mtime: Option<i64>, sync: bool) -> io::Result<()> {
-    if let Some(mode) = mode {
-        file.set_permissions(fs::Permissions::from_mode(mode))?;
-    }
-    if let Some(secs) = mtime {
-        let at = match u64::try_from(secs) {
-            Ok(after) => UNIX_EPOCH + Duration::from_secs(after),
-            Err(_) => UNIX_EPOCH - Duration::from_secs(secs.unsigned_abs()),
-        };
-        file.set_times(FileTimes::new().set_modified(at))?;
-    }
-    if sync {
-        file.sync_all()?;
-    }
-    Ok(())
+    let Some(mode) = mode else {
+        return if sync { file.sync_all() } else { Ok(()) };
+    };
+    let attrs = Attrs {
+        mode,
+        mtime: mtime.map(Mtime::secs),
+    };
+    finish_file(file, None, attrs, sync)
 }

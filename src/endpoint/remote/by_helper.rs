@@ -87,11 +87,9 @@ impl ByHelper<'_> {
         let request = FsRequest::List {
             dir: self.bytes(dir),
         };
-        let FsReply::Entries(found) = self.call(dir, request).await? else {
-            return Err(self.fs.helper_error(
-                dir,
-                HelperError::Channel("the helper answered a listing with something else".into()),
-            ));
+        let found = match self.call(dir, request).await? {
+            FsReply::Entries(found) => found,
+            other => return Err(self.unexpected(dir, &other)),
         };
         let mut listing = Listing::default();
         for (name, meta) in found {
