@@ -20,16 +20,15 @@ mod scope;
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
-pub use cvs::{CvsEnv, DEFAULT_CVSIGNORE};
-pub use lists::{FilesFrom, ListFormat, ListReader, Listed};
-pub use parse::SUPPORTED;
+pub(crate) use cvs::CvsEnv;
+pub(crate) use lists::{FilesFrom, ListFormat, ListReader, Listed};
 use parse::{Parsed, Rule, RuleFlags, Sides, Syntax, Template};
-pub use pattern::Pattern;
-pub use scope::{Entered, FileSet, Need, Scope};
+pub(crate) use pattern::Pattern;
+pub(crate) use scope::{Entered, FileSet, Need, Scope};
 
 /// Which option a filter rule came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FilterFlag {
+pub(crate) enum FilterFlag {
     Exclude,
     Include,
     ExcludeFrom,
@@ -49,14 +48,14 @@ pub enum FilterFlag {
 
 /// One filter option as given on the command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FilterArg {
+pub(crate) struct FilterArg {
     pub flag: FilterFlag,
     pub value: String,
 }
 
 /// Whose question a rule answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Side {
+pub(crate) enum Side {
     /// Does the walk of the source see this path (hide/show)?
     Sender,
     /// May `--delete` remove this destination entry (protect/risk)?
@@ -68,7 +67,7 @@ pub enum Side {
 
 /// The options besides the rules themselves that shape the filter.
 #[derive(Debug, Clone, Default)]
-pub struct FilterOptions {
+pub(crate) struct FilterOptions {
     /// `--delete-excluded`: rules that name no side speak to the sender
     /// only.
     pub delete_excluded: bool,
@@ -87,7 +86,7 @@ pub struct FilterOptions {
 
 /// The global rule list, in order.
 #[derive(Debug, Clone, Default)]
-pub struct Filter {
+pub(crate) struct Filter {
     entries: Vec<Entry>,
     delete_excluded: bool,
     /// `--from0` as it stands after the options: per-directory files are
@@ -179,7 +178,8 @@ impl Filter {
     /// The rules of the filter options, reading the files they name (`-`
     /// is standard input). With `delete_excluded`, rules that name no side
     /// speak to the sender only, as in rsync.
-    pub fn from_args(
+    #[cfg(test)]
+    pub(crate) fn from_args(
         args: &[FilterArg],
         delete_excluded: bool,
         lists: &mut ListReader,
@@ -195,7 +195,7 @@ impl Filter {
     /// `lists` follows `--from0` as the `FilterFlag::From0` and `NoFrom0`
     /// markers say; per-directory files use its final state, which
     /// `--files-from` should be read with after this.
-    pub fn with_options(
+    pub(crate) fn with_options(
         args: &[FilterArg],
         options: &FilterOptions,
         lists: &mut ListReader,
@@ -226,16 +226,11 @@ impl Filter {
         Ok(builder.filter)
     }
 
-    /// Whether there are no rules at all (every path is included).
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
-
     /// Whether the rules read per-directory files: the planner should then
     /// give each walk the absolute path of its transfer root
     /// ([`Scope::at_root_path`]), which files named with a path (`-F`'s
     /// `/.rsync-filter`) are looked for above.
-    pub fn has_dir_merges(&self) -> bool {
+    pub(crate) fn has_dir_merges(&self) -> bool {
         self.entries.iter().any(|e| matches!(e, Entry::DirMerge(_)))
     }
 

@@ -7,30 +7,30 @@ use sha2::Digest;
 use crate::local_io::{in_parts, read_ahead};
 
 /// Hash of one block or file: 32 bytes.
-pub type BlockHash = [u8; 32];
+pub(crate) type BlockHash = [u8; 32];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum HashAlgo {
+pub(crate) enum HashAlgo {
     #[default]
     Blake3,
     Sha256,
 }
 
 /// An incremental hasher of either algorithm.
-pub enum Hasher {
+pub(crate) enum Hasher {
     Blake3(Box<blake3::Hasher>),
     Sha256(sha2::Sha256),
 }
 
 impl Hasher {
-    pub fn new(algo: HashAlgo) -> Hasher {
+    pub(crate) fn new(algo: HashAlgo) -> Hasher {
         match algo {
             HashAlgo::Blake3 => Hasher::Blake3(Box::default()),
             HashAlgo::Sha256 => Hasher::Sha256(sha2::Sha256::new()),
         }
     }
 
-    pub fn update(&mut self, data: &[u8]) {
+    pub(crate) fn update(&mut self, data: &[u8]) {
         match self {
             Hasher::Blake3(h) => {
                 h.update(data);
@@ -40,7 +40,7 @@ impl Hasher {
     }
 
     /// The hash so far, and the hasher reset for the next block.
-    pub fn take(&mut self) -> BlockHash {
+    pub(crate) fn take(&mut self) -> BlockHash {
         match self {
             Hasher::Blake3(h) => {
                 let out = *h.finalize().as_bytes();
@@ -54,7 +54,7 @@ impl Hasher {
 
 /// Hashes a stream of data in `block`-byte blocks, whatever pieces it
 /// arrives in.
-pub struct BlockHasher {
+pub(crate) struct BlockHasher {
     hasher: Hasher,
     block: u64,
     in_block: u64,
@@ -62,7 +62,7 @@ pub struct BlockHasher {
 }
 
 impl BlockHasher {
-    pub fn new(algo: HashAlgo, block: u64) -> BlockHasher {
+    pub(crate) fn new(algo: HashAlgo, block: u64) -> BlockHasher {
         BlockHasher {
             hasher: Hasher::new(algo),
             block: block.max(1),
@@ -71,7 +71,7 @@ impl BlockHasher {
         }
     }
 
-    pub fn update(&mut self, mut data: &[u8]) {
+    pub(crate) fn update(&mut self, mut data: &[u8]) {
         while !data.is_empty() {
             let take = ((self.block - self.in_block) as usize).min(data.len());
             self.hasher.update(&data[..take]);
@@ -85,7 +85,7 @@ impl BlockHasher {
     }
 
     /// The hashes, the last one of a short block included.
-    pub fn finish(mut self) -> Vec<BlockHash> {
+    pub(crate) fn finish(mut self) -> Vec<BlockHash> {
         if self.in_block > 0 {
             self.hashes.push(self.hasher.take());
         }
@@ -97,7 +97,7 @@ impl BlockHasher {
 /// (shorter at end of file) with blocking reads ahead of the hashing: how
 /// the helper and the local endpoint hash at disk speed.
 /// Returns the file's size too.
-pub fn hash_file_blocks(
+pub(crate) fn hash_file_blocks(
     file: &std::fs::File,
     start: u64,
     end: u64,
@@ -121,7 +121,10 @@ pub fn hash_file_blocks(
 const READ_BUFFER: usize = 1024 * 1024;
 
 /// The size of a file on this machine and the hash of all of it.
-pub fn hash_whole_file(file: &std::fs::File, algo: HashAlgo) -> std::io::Result<(u64, BlockHash)> {
+pub(crate) fn hash_whole_file(
+    file: &std::fs::File,
+    algo: HashAlgo,
+) -> std::io::Result<(u64, BlockHash)> {
     let (size, hashes) = hash_file_blocks(file, 0, u64::MAX, u64::MAX, algo)?;
     let hash = match hashes.first() {
         Some(hash) => *hash,
@@ -131,7 +134,7 @@ pub fn hash_whole_file(file: &std::fs::File, algo: HashAlgo) -> std::io::Result<
 }
 
 /// Hash of one block held in memory.
-pub fn block_hash(algo: HashAlgo, data: &[u8]) -> BlockHash {
+pub(crate) fn block_hash(algo: HashAlgo, data: &[u8]) -> BlockHash {
     let mut hasher = Hasher::new(algo);
     hasher.update(data);
     hasher.take()

@@ -6,7 +6,7 @@
 //! Everything here returns `io::Result`; the callers name the file in their
 //! errors.
 
-pub mod confined;
+pub(crate) mod confined;
 
 use std::fs::{self, File};
 use std::io;
@@ -17,7 +17,7 @@ use std::os::unix::ffi::OsStrExt;
 
 use crate::meta::{Attrs, CopyRange, Entry, Kind, Listing, Meta, Mtime};
 use crate::paths::{from_bytes, os_path};
-pub use confined::{Place, Roots};
+pub(crate) use confined::{Place, Roots};
 
 pub(crate) fn meta_of(m: &fs::Metadata) -> Meta {
     let ft = m.file_type();
@@ -64,7 +64,7 @@ pub(crate) fn list_dir(dir: &str) -> io::Result<Listing> {
 /// gets `data`, `attrs` and a sync when asked, and is renamed over `dest`.
 /// On failure the partial is removed (nothing in a small file is worth
 /// resuming) and `dest` is untouched.
-pub fn install_whole(
+pub(crate) fn install_whole(
     partial: &Place,
     dest: &Place,
     data: &[u8],
@@ -152,7 +152,7 @@ fn only_mtime(mtime: Mtime) -> rustix::fs::Timestamps {
 /// at end of file) on a second thread and hands each to `each` with its
 /// offset, so copying the next piece out of the page cache overlaps the
 /// work on this one: hashing a file costs the slower of the two, not both.
-pub fn read_ahead(
+pub(crate) fn read_ahead(
     file: &File,
     start: u64,
     end: u64,
@@ -205,7 +205,7 @@ const MOST_THREADS: usize = 4;
 /// `align` from `start`, on one thread per core (at most four) when the
 /// range is large; returns the results in order. Hashing a big file then
 /// goes at the speed of all cores, not one.
-pub fn in_parts<T: Send>(
+pub(crate) fn in_parts<T: Send>(
     start: u64,
     end: u64,
     align: u64,
@@ -253,7 +253,11 @@ pub(crate) fn read_full_at(file: &File, buf: &mut [u8], offset: u64) -> io::Resu
 /// created or truncated here, and neither opened through a symlink);
 /// returns the bytes copied. The remote helper assembles files with this
 /// too.
-pub fn copy_ranges_between(from: &Place, to: &Place, ranges: &[CopyRange]) -> io::Result<u64> {
+pub(crate) fn copy_ranges_between(
+    from: &Place,
+    to: &Place,
+    ranges: &[CopyRange],
+) -> io::Result<u64> {
     fn named(place: &Place) -> impl Fn(io::Error) -> io::Error + '_ {
         move |e| io::Error::new(e.kind(), format!("{}: {e}", place.name().display()))
     }
@@ -337,7 +341,7 @@ pub(crate) fn copy_by_reading(
 
 /// The process's umask, read once: the kernel offers no way to read it but
 /// setting it, which is done straight back.
-pub fn process_umask() -> u32 {
+pub(crate) fn process_umask() -> u32 {
     static UMASK: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
     *UMASK.get_or_init(|| {
         // SAFETY: umask cannot fail. The first call comes before the run

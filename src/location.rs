@@ -7,13 +7,13 @@
 
 /// Where one command-line argument points.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Location {
+pub(crate) enum Location {
     Local(String),
     Remote(RemoteSpec),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RemoteSpec {
+pub(crate) struct RemoteSpec {
     pub user: Option<String>,
     /// Host name, ssh-config alias or address (IPv6 without brackets).
     pub host: String,
@@ -23,7 +23,7 @@ pub struct RemoteSpec {
 }
 
 impl Location {
-    pub fn parse(arg: &str) -> Result<Location, String> {
+    pub(crate) fn parse(arg: &str) -> Result<Location, String> {
         if let Some(rest) = arg.strip_prefix("sftp://") {
             return parse_sftp_uri(rest).map(Location::Remote);
         }
@@ -33,14 +33,14 @@ impl Location {
         })
     }
 
-    pub fn path(&self) -> &str {
+    pub(crate) fn path(&self) -> &str {
         match self {
             Location::Local(p) => p,
             Location::Remote(r) => &r.path,
         }
     }
 
-    pub fn remote(&self) -> Option<&RemoteSpec> {
+    pub(crate) fn remote(&self) -> Option<&RemoteSpec> {
         match self {
             Location::Remote(r) => Some(r),
             Location::Local(_) => None,

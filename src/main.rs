@@ -1,5 +1,5 @@
-//! The `ferry` binary: everything lives in the library; see `ferry::cli`.
+//! The `ferry` binary: everything lives in the library; see `ferry::main`.
 
 fn main() {
-    std::process::exit(ferry::cli::main());
+    std::process::exit(ferry::main());
 }

@@ -4,7 +4,7 @@
 //! I/O: every layer above may use them.
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
+pub(crate) enum Kind {
     File,
     Dir,
     Symlink,
@@ -14,7 +14,7 @@ pub enum Kind {
 /// A modification time: whole seconds, and nanoseconds where the endpoint
 /// carries them (local files have them; SFTP v3 carries whole seconds only).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Mtime {
+pub(crate) struct Mtime {
     pub secs: i64,
     /// None: the endpoint knows whole seconds only.
     pub nanos: Option<u32>,
@@ -22,11 +22,11 @@ pub struct Mtime {
 
 impl Mtime {
     /// A time known to the second only.
-    pub const fn secs(secs: i64) -> Mtime {
+    pub(crate) const fn secs(secs: i64) -> Mtime {
         Mtime { secs, nanos: None }
     }
 
-    pub const fn precise(secs: i64, nanos: u32) -> Mtime {
+    pub(crate) const fn precise(secs: i64, nanos: u32) -> Mtime {
         Mtime {
             secs,
             nanos: Some(nanos),
@@ -35,7 +35,7 @@ impl Mtime {
 
     /// Whether two times are equal at the best resolution both carry:
     /// nanoseconds when both sides have them, else whole seconds.
-    pub fn same(&self, other: &Mtime) -> bool {
+    pub(crate) fn same(&self, other: &Mtime) -> bool {
         match (self.nanos, other.nanos) {
             (Some(a), Some(b)) => self.secs == other.secs && a == b,
             _ => self.secs == other.secs,
@@ -43,14 +43,14 @@ impl Mtime {
     }
 
     /// Nanoseconds past the second, 0 where unknown.
-    pub fn subsec_nanos(&self) -> u32 {
+    pub(crate) fn subsec_nanos(&self) -> u32 {
         self.nanos.unwrap_or(0)
     }
 }
 
 /// What the engine needs to know about a path, as lstat reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Meta {
+pub(crate) struct Meta {
     pub kind: Kind,
     pub size: u64,
     pub mtime: Mtime,
@@ -60,7 +60,7 @@ pub struct Meta {
 
 /// One entry of a directory listing.
 #[derive(Debug, Clone)]
-pub struct Entry {
+pub(crate) struct Entry {
     pub name: String,
     pub meta: Meta,
 }
@@ -69,7 +69,7 @@ pub struct Entry {
 /// could not name (over SFTP, a name that is not UTF-8: russh-sftp hands
 /// it over mangled): each of those fails alone, never its neighbours.
 #[derive(Debug, Clone, Default)]
-pub struct Listing {
+pub(crate) struct Listing {
     pub entries: Vec<Entry>,
     /// The unnameable entries as they may be printed.
     pub unnamed: Vec<String>,
@@ -77,7 +77,7 @@ pub struct Listing {
 
 /// How a file is opened for writing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WriteMode {
+pub(crate) enum WriteMode {
     /// Create if missing, keep existing contents (resume, in-place).
     Keep,
     /// Create, failing when the file exists (a lock).
@@ -86,7 +86,7 @@ pub enum WriteMode {
 
 /// `len` bytes at offset `from` of one file go to offset `to` of another.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CopyRange {
+pub(crate) struct CopyRange {
     pub from: u64,
     pub to: u64,
     pub len: u64,
@@ -94,7 +94,7 @@ pub struct CopyRange {
 
 /// The attributes a copied file gets before it is renamed into place.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Attrs {
+pub(crate) struct Attrs {
     pub mode: u32,
     /// None keeps the time of the write (no `--times`).
     pub mtime: Option<Mtime>,

@@ -24,7 +24,7 @@ const ALL_CLASSES: u32 = USER | GROUP | OTHER;
 
 /// rsync's --chmod rules, in order (several --chmod options accumulate).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Chmod {
+pub(crate) struct Chmod {
     rules: Vec<Rule>,
 }
 
@@ -32,7 +32,7 @@ impl Chmod {
     /// Parses one --chmod value (comma-separated items) and appends its
     /// rules. A bad item rejects the whole value, as rsync does. The error
     /// names the value and the item, e.g. `--chmod=Fq+x: in "Fq+x", ...`.
-    pub fn add(&mut self, spec: &str) -> Result<(), String> {
+    pub(crate) fn add(&mut self, spec: &str) -> Result<(), String> {
         let rules = spec
             .split(',')
             .map(|item| parse_item(item).map_err(|why| format!("--chmod={spec}: {why}")))
@@ -41,7 +41,8 @@ impl Chmod {
         Ok(())
     }
 
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_empty(&self) -> bool {
         self.rules.is_empty()
     }
 
@@ -49,7 +50,7 @@ impl Chmod {
     /// having. rsync applies --chmod on the client as the file list is built
     /// or read, so `umask` is the client's own: items without u/g/o/a are
     /// limited by it, as with chmod(1).
-    pub fn apply(&self, mode: u32, is_dir: bool, umask: u32) -> u32 {
+    pub(crate) fn apply(&self, mode: u32, is_dir: bool, umask: u32) -> u32 {
         let mode = mode & CHMOD_BITS;
         // rsync decides X once, from the mode before any rule ran.
         let x_allowed = is_dir || mode & EXEC_BITS != 0;
@@ -71,7 +72,7 @@ impl Chmod {
 /// the parent's default ACL instead of the umask; and a new directory keeps
 /// the setgid bit it inherits from a setgid parent (set_file_attrs'
 /// `inherit`), which the caller must add back after creating it.
-pub fn dest_mode(
+pub(crate) fn dest_mode(
     src: u32,
     existing: Option<u32>,
     is_file: bool,

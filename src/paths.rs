@@ -6,7 +6,7 @@ use std::borrow::Cow;
 use std::fmt::Write as _;
 
 /// Joins a directory and a name with one `/`.
-pub fn join(dir: &str, name: &str) -> String {
+pub(crate) fn join(dir: &str, name: &str) -> String {
     if dir.is_empty() || dir == "." {
         name.to_string()
     } else if dir.ends_with('/') {
@@ -17,13 +17,13 @@ pub fn join(dir: &str, name: &str) -> String {
 }
 
 /// The last component of a path, ignoring trailing slashes.
-pub fn base_name(path: &str) -> &str {
+pub(crate) fn base_name(path: &str) -> &str {
     let trimmed = path.trim_end_matches('/');
     trimmed.rsplit('/').next().unwrap_or(trimmed)
 }
 
 /// The directory part of a path ("." when there is none).
-pub fn parent(path: &str) -> &str {
+pub(crate) fn parent(path: &str) -> &str {
     let trimmed = path.trim_end_matches('/');
     match trimmed.rfind('/') {
         Some(0) => "/",
@@ -42,7 +42,7 @@ const FIRST_CARRIED: char = '\u{10FF80}';
 
 /// The path for a name read from the system, bytes that are not UTF-8
 /// carried as described at [`BYTE_BASE`].
-pub fn from_bytes(raw: &[u8]) -> Cow<'_, str> {
+pub(crate) fn from_bytes(raw: &[u8]) -> Cow<'_, str> {
     if let Ok(text) = std::str::from_utf8(raw) {
         if !has_raw_bytes(text) {
             return Cow::Borrowed(text);
@@ -70,7 +70,7 @@ fn carried(byte: u8) -> char {
 }
 
 /// The bytes a path names on the system: [`from_bytes`] undone.
-pub fn to_bytes(path: &str) -> Cow<'_, [u8]> {
+pub(crate) fn to_bytes(path: &str) -> Cow<'_, [u8]> {
     if !has_raw_bytes(path) {
         return Cow::Borrowed(path.as_bytes());
     }
@@ -85,7 +85,7 @@ pub fn to_bytes(path: &str) -> Cow<'_, [u8]> {
 }
 
 /// The path as the system takes it.
-pub fn os_path(path: &str) -> Cow<'_, std::path::Path> {
+pub(crate) fn os_path(path: &str) -> Cow<'_, std::path::Path> {
     use std::os::unix::ffi::{OsStrExt, OsStringExt};
     match to_bytes(path) {
         Cow::Borrowed(raw) => Cow::Borrowed(std::path::Path::new(std::ffi::OsStr::from_bytes(raw))),
@@ -96,14 +96,14 @@ pub fn os_path(path: &str) -> Cow<'_, std::path::Path> {
 /// Whether a path carries bytes that are not UTF-8 (or chars of the range
 /// that carries them): a side whose names are strings (SFTP through
 /// russh-sftp) cannot take it.
-pub fn has_raw_bytes(path: &str) -> bool {
+pub(crate) fn has_raw_bytes(path: &str) -> bool {
     path.chars().any(|c| c >= FIRST_CARRIED)
 }
 
 /// A file name as it may be printed: control characters (a newline, an
 /// escape sequence from a hostile server's listing) become rsync's `\#ooo`
 /// octal escapes, so no name can forge a line or drive the terminal.
-pub fn printable(name: &str) -> Cow<'_, str> {
+pub(crate) fn printable(name: &str) -> Cow<'_, str> {
     let escaped = |c: char| c.is_control() || c >= FIRST_CARRIED;
     if !name.chars().any(escaped) {
         return Cow::Borrowed(name);

@@ -4,12 +4,12 @@
 
 use crate::error::FileError;
 use crate::meta::Meta;
-pub use crate::paths::printable;
+pub(crate) use crate::paths::printable;
 
 /// A destination path as rsync shows it: relative to the destination
 /// directory `root`, `./` for the root itself; a file copied to a new name
 /// (the destination names the file) by its base name.
-pub fn relative<'a>(path: &'a str, root: &str, is_dir: bool) -> &'a str {
+pub(crate) fn relative<'a>(path: &'a str, root: &str, is_dir: bool) -> &'a str {
     let root = root.trim_end_matches('/');
     let trimmed = path.trim_end_matches('/');
     if trimmed == root {
@@ -29,7 +29,7 @@ pub fn relative<'a>(path: &'a str, root: &str, is_dir: bool) -> &'a str {
 
 /// What happened to one file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     /// Sent in full.
     Sent,
     /// Continued from a verified partial.
@@ -55,7 +55,7 @@ pub enum Outcome {
 
 /// What kind of entry an [`Item`] is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ItemKind {
+pub(crate) enum ItemKind {
     File,
     Dir,
     Symlink,
@@ -63,7 +63,7 @@ pub enum ItemKind {
 
 /// What happens to a destination entry's modification time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum TimeChange {
+pub(crate) enum TimeChange {
     /// Left as it is (or the same as the source's).
     #[default]
     Same,
@@ -76,7 +76,7 @@ pub enum TimeChange {
 /// How an entry differs from what the destination had: what rsync's
 /// `--itemize-changes` shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Changes {
+pub(crate) struct Changes {
     /// The destination had nothing (or nothing of this kind) there.
     pub created: bool,
     /// `--checksum` found different contents at the same size.
@@ -88,7 +88,7 @@ pub struct Changes {
 
 /// One finished action on one path, with what it cost.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Item<'a> {
+pub(crate) struct Item<'a> {
     /// The path under the destination.
     pub path: &'a str,
     pub kind: ItemKind,
@@ -115,7 +115,7 @@ pub struct Item<'a> {
 
 impl<'a> Item<'a> {
     /// An item with nothing moved yet.
-    pub fn new(path: &'a str, kind: ItemKind, outcome: Outcome) -> Item<'a> {
+    pub(crate) fn new(path: &'a str, kind: ItemKind, outcome: Outcome) -> Item<'a> {
         Item {
             path,
             kind,
@@ -134,7 +134,7 @@ impl<'a> Item<'a> {
 
 /// What one of rsync's `--info` lines is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mention {
+pub(crate) enum Mention {
     /// A directory skipped without `-r`, a device, fifo or socket skipped
     /// (`NONREG`: on unless `-q`).
     NonRegular,
@@ -147,7 +147,7 @@ pub enum Mention {
 
 /// Receives events from a running sync. Every method has a default so a
 /// reporter implements only what it shows.
-pub trait Reporter: Send + Sync {
+pub(crate) trait Reporter: Send + Sync {
     /// The plan is ready: `files` to transfer, `bytes` of them to move at most.
     fn planned(&self, _files: u64, _bytes: u64) {}
 
@@ -174,7 +174,7 @@ pub trait Reporter: Send + Sync {
 }
 
 /// Reports nothing.
-pub struct Silent;
+pub(crate) struct Silent;
 
 impl Reporter for Silent {}
 

@@ -11,7 +11,7 @@ use crate::filter::{FilterArg, FilterFlag};
 
 /// Where the remote side's hashes come from (`--remote-hash`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum RemoteHashMode {
+pub(crate) enum RemoteHashMode {
     /// The helper when it answers, else the shell when it has the tools, else off
     Auto,
     /// `ferry --server` on the remote (fail if it cannot be started)
@@ -40,7 +40,7 @@ pub enum RemoteHashMode {
                   destination files only with complete copies.\n\n\
                   Remote paths: [user@]host:path, [user@][ipv6]:path, sftp://[user@]host[:port]/path"
 )]
-pub struct Args {
+pub(crate) struct Args {
     /// Sources, then the destination (as in rsync; options may come after
     /// the paths)
     #[arg(value_name = "SRC... DEST", num_args = 0..)]
@@ -313,11 +313,11 @@ pub struct Args {
 impl Args {
     /// Parses the process's arguments, keeping the filter options in
     /// command-line order, which derive alone loses.
-    pub fn parse_from_env() -> Result<Args, clap::Error> {
+    pub(crate) fn parse_from_env() -> Result<Args, clap::Error> {
         Self::parse_from_iter(std::env::args_os())
     }
 
-    pub fn parse_from_iter<I, T>(args: I) -> Result<Args, clap::Error>
+    pub(crate) fn parse_from_iter<I, T>(args: I) -> Result<Args, clap::Error>
     where
         I: IntoIterator<Item = T>,
         T: Into<std::ffi::OsString> + Clone,
@@ -339,7 +339,7 @@ impl Args {
 
 /// Every option ferry takes, the ones with values (above) and the ones
 /// without ([`super::toggles`]), as `--help` and the man page show them.
-pub fn command() -> clap::Command {
+pub(crate) fn command() -> clap::Command {
     toggles::augment(<Args as CommandFactory>::command(), Purpose::Describing)
 }
 

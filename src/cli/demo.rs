@@ -25,7 +25,7 @@ const CUT_AFTER: u64 = 40 * MIB;
 const TREE_FILES: u64 = 300;
 
 /// Runs the demo; returns the process status.
-pub fn main() -> i32 {
+pub(super) fn main() -> i32 {
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

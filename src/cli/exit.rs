@@ -12,7 +12,7 @@ use crate::error::{Cause, Error};
 
 /// Process exit status, rsync-compatible where rsync has the same meaning.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ExitCode {
+pub(crate) enum ExitCode {
     Ok = 0,
     /// Syntax or usage error.
     Usage = 1,
@@ -47,12 +47,12 @@ pub enum ExitCode {
 }
 
 impl ExitCode {
-    pub fn code(self) -> i32 {
+    pub(crate) fn code(self) -> i32 {
         self as i32
     }
 
     /// The status of a run that ended on `error`.
-    pub fn of_error(error: &Error) -> ExitCode {
+    pub(crate) fn of_error(error: &Error) -> ExitCode {
         match error {
             Error::Usage(_) => ExitCode::Usage,
             Error::FileSelection(_) => ExitCode::FileSelection,
@@ -84,7 +84,7 @@ impl ExitCode {
     /// or `--max-delete` held the deletions back. A file that failed to
     /// transfer outranks a source that could not be selected (rsync's 23
     /// over 3), and either outranks the deletions held back.
-    pub fn of_stats(stats: &Stats) -> ExitCode {
+    pub(crate) fn of_stats(stats: &Stats) -> ExitCode {
         if stats.files_failed > stats.selection_failures {
             ExitCode::PartialTransfer
         } else if stats.selection_failures > 0 {

@@ -15,7 +15,7 @@ use super::settings::Direction;
 use crate::error::{Error, Result};
 
 /// Checks `--iconv`'s value, or rsync's default for it, `RSYNC_ICONV`.
-pub fn check_given(option: Option<&str>, direction: &Direction) -> Result<()> {
+pub(super) fn check_given(option: Option<&str>, direction: &Direction) -> Result<()> {
     if let Some(spec) = option {
         return check(spec, "--iconv", direction);
     }
@@ -27,7 +27,7 @@ pub fn check_given(option: Option<&str>, direction: &Direction) -> Result<()> {
 
 /// Checks `spec` (rsync's CONVERT_SPEC) for the transfer `direction`;
 /// `given` names where it came from (`--iconv`, `RSYNC_ICONV`).
-pub fn check(spec: &str, given: &str, direction: &Direction) -> Result<()> {
+pub(super) fn check(spec: &str, given: &str, direction: &Direction) -> Result<()> {
     check_with(spec, given, direction, locale_charset)
 }
 

@@ -50,7 +50,7 @@ const MAX_LEVEL: u8 = 4;
 
 /// The words ferry acts on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Word {
+pub(crate) enum Word {
     Backup,
     Del,
     Name,
@@ -77,14 +77,14 @@ impl Word {
 
 /// The level of every word, and which ones the user set.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Info {
+pub(crate) struct Info {
     levels: [u8; WORDS.len()],
     by_user: [bool; WORDS.len()],
 }
 
 /// What ferry implies besides `-v`, as rsync does at its default priority.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Implied {
+pub(crate) struct Implied {
     pub verbosity: u8,
     /// `--stats`: stats2, or stats3 with `-vv`.
     pub stats: bool,
@@ -99,7 +99,7 @@ pub struct Implied {
 impl Info {
     /// The levels for `-v` (and the rest of `implied`) overridden by the
     /// `--info` values given (each a comma-separated list).
-    pub fn resolve(implied: Implied, given: &[String]) -> Result<Info> {
+    pub(crate) fn resolve(implied: Implied, given: &[String]) -> Result<Info> {
         let mut info = Info::default();
         let verbosity = usize::from(implied.verbosity).min(BY_VERBOSITY.len() - 1);
         for words in &BY_VERBOSITY[..=verbosity] {
@@ -127,12 +127,12 @@ impl Info {
         Ok(info)
     }
 
-    pub fn level(&self, word: Word) -> u8 {
+    pub(crate) fn level(&self, word: Word) -> u8 {
         self.levels[word.index()]
     }
 
     /// The level the user gave with `--info`, if any.
-    pub fn given(&self, word: Word) -> Option<u8> {
+    pub(crate) fn given(&self, word: Word) -> Option<u8> {
         let i = word.index();
         self.by_user[i].then_some(self.levels[i])
     }
@@ -189,7 +189,7 @@ fn split_level(word: &str) -> (&str, u8) {
 
 /// Whether one of the `--info` values asks for the help (rsync prints it
 /// and exits 0, whatever else is on the line).
-pub fn help_asked(given: &[String]) -> bool {
+pub(crate) fn help_asked(given: &[String]) -> bool {
     given
         .iter()
         .flat_map(|words| words.split(','))
@@ -197,7 +197,7 @@ pub fn help_asked(given: &[String]) -> bool {
 }
 
 /// rsync's `--info=help`, line for line.
-pub fn help() -> String {
+pub(crate) fn help() -> String {
     let row = |name: &str, text: &str| format!("{name:<10} {text}\n");
     let mut out = String::from(
         "Use OPT or OPT1 for level 1 output, OPT2 for level 2, etc.; OPT0 silences.\n\n",

@@ -6,7 +6,7 @@
 use super::exit::ExitCode;
 
 /// Prints `--help`'s text.
-pub fn help() -> i32 {
+pub(super) fn help() -> i32 {
     match super::args::command().print_long_help() {
         Ok(()) => 0,
         Err(_) => ExitCode::FileIo.code(),
@@ -14,7 +14,7 @@ pub fn help() -> i32 {
 }
 
 /// Prints the man page or a completion script on stdout; the exit status.
-pub fn print(man: bool, completions: Option<clap_complete::Shell>) -> i32 {
+pub(super) fn print(man: bool, completions: Option<clap_complete::Shell>) -> i32 {
     let mut command = super::args::command();
     let mut out = std::io::stdout();
     if man {

@@ -13,11 +13,11 @@ use crate::report::{relative, Item, ItemKind, Outcome, Reporter};
 
 /// Version of the line format, in every summary: bumped when a field
 /// changes meaning or goes away (new fields do not bump it).
-pub const SCHEMA_VERSION: u32 = 1;
+pub(crate) const SCHEMA_VERSION: u32 = 1;
 
 /// Writes JSON lines; whole lines only, so output from concurrent file
 /// transfers never interleaves.
-pub struct JsonReporter {
+pub(crate) struct JsonReporter {
     out: std::io::Stdout,
     /// Paths are given relative to the destination, as rsync shows them.
     dest_root: String,
@@ -79,7 +79,7 @@ struct SummaryLine<'a> {
 }
 
 impl JsonReporter {
-    pub fn new(dest_root: &str) -> JsonReporter {
+    pub(crate) fn new(dest_root: &str) -> JsonReporter {
         JsonReporter {
             out: std::io::stdout(),
             dest_root: dest_root.to_string(),
@@ -101,7 +101,7 @@ impl JsonReporter {
     /// The summary line: `stats` so far (all zero when the run failed
     /// before it started), the exit code, and the error if the run ended
     /// on one.
-    pub fn summary(&self, stats: &Stats, exit_code: i32, error: Option<&Error>) {
+    pub(crate) fn summary(&self, stats: &Stats, exit_code: i32, error: Option<&Error>) {
         let error = error.map(ToString::to_string);
         self.write(&SummaryLine {
             kind_of_line: "summary",
@@ -126,7 +126,7 @@ impl JsonReporter {
 }
 
 /// The `action` field's word for an outcome.
-pub fn action_name(outcome: Outcome) -> &'static str {
+pub(crate) fn action_name(outcome: Outcome) -> &'static str {
     match outcome {
         Outcome::Sent => "sent",
         Outcome::Resumed => "resumed",

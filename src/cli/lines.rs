@@ -33,7 +33,7 @@ use crate::report::{printable, relative, Item, ItemKind, Outcome};
 
 /// Which way the run goes, as far as the lines care.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Side {
+pub(crate) enum Side {
     /// Both ends here: rsync's client sends, and itemizes with `>`.
     #[default]
     Local,
@@ -45,7 +45,7 @@ pub enum Side {
 
 /// What decides the lines, as the options say.
 #[derive(Debug, Clone, Default)]
-pub struct LineOptions {
+pub(crate) struct LineOptions {
     /// `--out-format`.
     pub out_format: Option<String>,
     /// `--log-file` is given: the log file's format is
@@ -64,7 +64,7 @@ pub struct LineOptions {
 
 /// The line rules of one run.
 #[derive(Debug, Clone)]
-pub struct Lines {
+pub(crate) struct Lines {
     /// stdout's format: `--out-format`, else `%i %n%L` with `-i`, else
     /// `%n%L` with names on; None shows no items.
     out: Option<OutFormat>,
@@ -130,7 +130,7 @@ fn changed(item: &Item<'_>) -> bool {
 impl Lines {
     /// The rules for `opts`, with names relative to `dest` and `%f` from
     /// the `sources` as given.
-    pub fn new(opts: &LineOptions, dest: &str, sources: &[String]) -> Lines {
+    pub(crate) fn new(opts: &LineOptions, dest: &str, sources: &[String]) -> Lines {
         let out = match &opts.out_format {
             Some(format) => Some(OutFormat::parse(format)),
             None if opts.itemize > 0 => Some(OutFormat::parse(ITEMIZE_FORMAT)),
@@ -156,7 +156,7 @@ impl Lines {
     }
 
     /// Rules that show nothing (`ferry demo` narrates on its own).
-    pub fn none() -> Lines {
+    pub(crate) fn none() -> Lines {
         Lines::new(&LineOptions::default(), "", &[])
     }
 
@@ -173,7 +173,7 @@ impl Lines {
     }
 
     /// The lines for stdout (none with `-q`).
-    pub fn stdout_lines(&self, item: &Item<'_>) -> Vec<String> {
+    pub(crate) fn stdout_lines(&self, item: &Item<'_>) -> Vec<String> {
         if self.quiet {
             return Vec::new();
         }
@@ -193,7 +193,7 @@ impl Lines {
 
     /// The lines for the log file, without rsync's prefix (none without
     /// `--log-file`).
-    pub fn log_lines(&self, item: &Item<'_>) -> Vec<String> {
+    pub(crate) fn log_lines(&self, item: &Item<'_>) -> Vec<String> {
         let Some(log) = &self.log else {
             return Vec::new();
         };

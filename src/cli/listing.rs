@@ -18,7 +18,7 @@ use crate::report::Reporter;
 use crate::ssh::meter::Meter;
 
 /// Lists the sources; returns the exit status.
-pub fn main(settings: &Settings, runtime: &tokio::runtime::Runtime) -> i32 {
+pub(super) fn main(settings: &Settings, runtime: &tokio::runtime::Runtime) -> i32 {
     // Errors go to stderr as in a copy; the listing has no other lines.
     let errors = ConsoleReporter::new(Display::silent(), Arc::new(Lines::none()), "");
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());

@@ -21,7 +21,7 @@ use crate::engine::Stats;
 use crate::error::{Error, FileError};
 use crate::report::{printable, Item, Reporter};
 
-pub struct LogFile {
+pub(crate) struct LogFile {
     file: Mutex<File>,
     lines: Arc<Lines>,
     pid: u32,
@@ -29,7 +29,7 @@ pub struct LogFile {
 
 /// How the run ended, and what of it the log's last lines show.
 #[derive(Debug, Clone, Copy)]
-pub struct Ending<'a> {
+pub(crate) struct Ending<'a> {
     pub stats: &'a Stats,
     pub code: i32,
     pub error: Option<&'a Error>,
@@ -45,7 +45,7 @@ pub struct Ending<'a> {
 impl LogFile {
     /// Opens `path` for appending (created `rw-r--r--`, as rsync's), before
     /// anything connects.
-    pub fn open(path: &Path, lines: Arc<Lines>) -> std::io::Result<LogFile> {
+    pub(crate) fn open(path: &Path, lines: Arc<Lines>) -> std::io::Result<LogFile> {
         let file = OpenOptions::new()
             .append(true)
             .create(true)
@@ -60,7 +60,7 @@ impl LogFile {
 
     /// Appends `text`, one log line per line of it. A log that cannot be
     /// written to does not stop the transfer (nor does rsync's).
-    pub fn write(&self, text: &str) {
+    pub(crate) fn write(&self, text: &str) {
         let prefix = log_line_prefix(SystemTime::now(), self.pid);
         let mut block = String::new();
         for line in text.lines() {
@@ -74,7 +74,7 @@ impl LogFile {
     }
 
     /// The first line: which way the file list goes.
-    pub fn start(&self, receiving: bool) {
+    pub(crate) fn start(&self, receiving: bool) {
         self.write(match receiving {
             true => "receiving file list",
             false => "building file list",
@@ -82,7 +82,7 @@ impl LogFile {
     }
 
     /// The last lines (rsync's `output_summary` and `log_exit`).
-    pub fn close(&self, end: &Ending<'_>) {
+    pub(crate) fn close(&self, end: &Ending<'_>) {
         if let Some(error) = end.error {
             self.message(&error.to_string());
         }

@@ -2,23 +2,23 @@
 //! connection the direction needs, run the engine, report, and turn the result
 //! into an exit code. `main.rs` only calls [`main`].
 
-pub mod args;
+pub(crate) mod args;
 #[cfg(feature = "embedded")]
 mod demo;
-pub mod exit;
+pub(crate) mod exit;
 mod iconv;
-pub mod info;
+pub(crate) mod info;
 mod install;
-pub mod json;
-pub mod lines;
+pub(crate) mod json;
+pub(crate) mod lines;
 mod listing;
-pub mod logfile;
-pub mod outformat;
-pub mod progress;
+pub(crate) mod logfile;
+pub(crate) mod outformat;
+pub(crate) mod progress;
 mod remote_list;
 mod rsync_path;
-pub mod settings;
-pub mod toggles;
+pub(crate) mod settings;
+pub(crate) mod toggles;
 
 use std::io::IsTerminal;
 use std::sync::atomic::{AtomicBool, Ordering};

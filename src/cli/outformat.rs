@@ -20,16 +20,16 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use crate::report::printable;
 
 /// The format `-v` (or `--info=name`) implies when `--out-format` is absent.
-pub const VERBOSE_FORMAT: &str = "%n%L";
+pub(crate) const VERBOSE_FORMAT: &str = "%n%L";
 /// The format `-i` implies when `--out-format` is absent.
-pub const ITEMIZE_FORMAT: &str = "%i %n%L";
+pub(crate) const ITEMIZE_FORMAT: &str = "%i %n%L";
 /// The format `--log-file` uses when `--log-file-format` is absent.
-pub const LOG_FILE_FORMAT: &str = "%i %n%L";
+pub(crate) const LOG_FILE_FORMAT: &str = "%i %n%L";
 /// What rsync shows for a deletion when the format names neither the
 /// operation nor the itemized changes (log.c, `log_delete`).
 const DELETING_FORMAT: &str = "deleting %n";
 /// `%i` of a deleted item: 11 characters, like every other `%i`.
-pub const DELETED_ITEMIZE: &str = "*deleting  ";
+pub(crate) const DELETED_ITEMIZE: &str = "*deleting  ";
 
 /// rsync builds each escape's printf spec in a 32-byte buffer and stops
 /// taking `-` and digits 8 bytes before its end, after the leading `%`: a
@@ -45,7 +45,7 @@ const BLANK_CHECKSUM: &str = "                                ";
 
 /// A parsed `--out-format` / `--log-file-format` string.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OutFormat {
+pub(crate) struct OutFormat {
     pieces: Vec<Piece>,
 }
 
@@ -127,7 +127,7 @@ impl Field {
 
 /// Which side of the transfer a line is about (`%o`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Operation {
+pub(crate) enum Operation {
     /// This side sends the file (a push).
     Send,
     /// This side receives the file (a pull).
@@ -138,7 +138,7 @@ pub enum Operation {
 
 impl Operation {
     /// rsync's spelling, period included for deletions.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Operation::Send => "send",
             Operation::Recv => "recv",
@@ -150,7 +150,7 @@ impl Operation {
 /// What one output line is about. Fields hold what rsync would print for the
 /// item; the doc of each says what that is.
 #[derive(Debug, Clone, Copy)]
-pub struct LineContext<'a> {
+pub(crate) struct LineContext<'a> {
     /// `%o`.
     pub operation: Operation,
     /// `%n`: the path under the destination root, `.` for the root itself,
@@ -197,7 +197,12 @@ impl<'a> LineContext<'a> {
     /// only the name and whether it was a directory, so sizes, ids, mode and
     /// mtime are all zero (`%M` is the epoch, `%B` is `---------`). Set `gid`
     /// to `Some(0)` with `-g`, where rsync prints 0 instead of `DEFAULT`.
-    pub fn deleted(name: &'a str, is_dir: bool, now: SystemTime, pid: u32) -> LineContext<'a> {
+    pub(crate) fn deleted(
+        name: &'a str,
+        is_dir: bool,
+        now: SystemTime,
+        pid: u32,
+    ) -> LineContext<'a> {
         LineContext {
             operation: Operation::Delete,
             name,
@@ -223,7 +228,7 @@ impl OutFormat {
     /// Parses `format` as rsync does: an escape rsync does not expand here
     /// (unknown letters, `%h`, `%a`, `%P`, `%u`, a width too long, a `%` at
     /// the end) stays in the line as typed.
-    pub fn parse(format: &str) -> OutFormat {
+    pub(crate) fn parse(format: &str) -> OutFormat {
         let mut pieces = Vec::new();
         let mut text = String::new();
         let mut rest = 0;
@@ -253,32 +258,25 @@ impl OutFormat {
     /// attribute-only changes included (without it, only transferred and
     /// created items), and a `--log-file` with this format lists unchanged
     /// items whenever the output does ([`OutFormat::lists_unchanged`]).
-    pub fn itemizes(&self) -> bool {
+    pub(crate) fn itemizes(&self) -> bool {
         self.has(Field::Itemize)
     }
 
     /// Whether unchanged items get a line on the output: the format shows
     /// `%i` and `-i` was given twice or `-v` twice (`--info=name2`), as
     /// generator.c and `maybe_log_item` decide.
-    pub fn lists_unchanged(&self, itemize_count: u8, verbosity: u8) -> bool {
+    pub(crate) fn lists_unchanged(&self, itemize_count: u8, verbosity: u8) -> bool {
         self.itemizes() && (itemize_count >= 2 || verbosity >= 2)
-    }
-
-    /// Whether the line waits for the end of the item's transfer: it shows
-    /// `%b`, `%c` or `%C`, which are known only then (options.c clears
-    /// `log_before_transfer`). Otherwise rsync prints it before the data.
-    pub fn logs_after_transfer(&self) -> bool {
-        self.has(Field::Bytes) || self.has(Field::ChecksumBytes) || self.has(Field::Checksum)
     }
 
     /// Whether deletions are shown with this format: it names the operation
     /// (`%o`) or the changes (`%i`); otherwise rsync writes `deleting %n`.
-    pub fn names_operation(&self) -> bool {
+    pub(crate) fn names_operation(&self) -> bool {
         self.has(Field::Operation) || self.itemizes()
     }
 
     /// The line for one item, without its newline.
-    pub fn render(&self, line: &LineContext<'_>) -> String {
+    pub(crate) fn render(&self, line: &LineContext<'_>) -> String {
         let mut out = String::new();
         for piece in &self.pieces {
             match piece {
@@ -291,7 +289,7 @@ impl OutFormat {
 
     /// The line for a deletion: this format if it names the operation, else
     /// rsync's `deleting %n`; `%o` and `%i` say it is a deletion either way.
-    pub fn render_deletion(&self, line: &LineContext<'_>) -> String {
+    pub(crate) fn render_deletion(&self, line: &LineContext<'_>) -> String {
         let line = LineContext {
             operation: Operation::Delete,
             itemize: DELETED_ITEMIZE,
@@ -524,7 +522,7 @@ fn perm_string(mode: u32) -> String {
 /// `--no-h`) in rsync's `-h` style (`human`: 0 plain, 1 commas, 2 units
 /// of 1000, 3 of 1024), the local modification time, the name, and
 /// ` -> target` for a symlink when links are kept (`-l`).
-pub fn list_line(entry: &ListEntry<'_>, human: usize) -> String {
+pub(crate) fn list_line(entry: &ListEntry<'_>, human: usize) -> String {
     let width = if human > 0 { 14 } else { 11 };
     let target = entry
         .target
@@ -542,7 +540,7 @@ pub fn list_line(entry: &ListEntry<'_>, human: usize) -> String {
 
 /// What `--list-only` shows of one entry.
 #[derive(Debug, Clone, Copy)]
-pub struct ListEntry<'a> {
+pub(crate) struct ListEntry<'a> {
     /// `ls -l`'s type character: `-`, `d`, `l`.
     pub type_char: char,
     pub mode: u32,
@@ -555,7 +553,7 @@ pub struct ListEntry<'a> {
 
 /// The prefix rsync puts before every `--log-file` line:
 /// `YYYY/MM/DD HH:MM:SS [PID] ` in local time.
-pub fn log_line_prefix(now: SystemTime, pid: u32) -> String {
+pub(crate) fn log_line_prefix(now: SystemTime, pid: u32) -> String {
     format!("{} [{pid}] ", time_string(unix_seconds(now)))
 }
 
@@ -990,16 +988,11 @@ mod tests {
     fn reports_what_the_format_shows() {
         let default = OutFormat::parse(ITEMIZE_FORMAT);
         assert!(default.itemizes() && default.names_operation());
-        assert!(!default.logs_after_transfer());
         let verbose = OutFormat::parse(VERBOSE_FORMAT);
         assert!(!verbose.itemizes() && !verbose.names_operation());
         assert!(OutFormat::parse("%o %n").names_operation());
-        for late in ["%n %b", "%'10c", "%C"] {
-            assert!(OutFormat::parse(late).logs_after_transfer(), "{late}");
-        }
         // `%%i` and `%%b` are a literal percent and a letter.
         assert!(!OutFormat::parse("%%i %%b").itemizes());
-        assert!(!OutFormat::parse("%%i %%b").logs_after_transfer());
         assert!(OutFormat::parse("%5%%i").itemizes());
         // `rsync -a --out-format='%i %n%L'` on an up-to-date tree printed
         // nothing; adding -ii or -vv listed every item (".f          big").

@@ -18,7 +18,7 @@ use crate::report::{printable, relative, Item, ItemKind, Mention, Outcome, Repor
 
 /// How progress is drawn.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ProgressMode {
+pub(crate) enum ProgressMode {
     /// No bars.
     Off,
     /// One overall line (`--info=progress2`, or `--progress` off a terminal,
@@ -31,7 +31,7 @@ pub enum ProgressMode {
 
 /// What the console shows, resolved from the flags.
 #[derive(Debug, Clone, Copy)]
-pub struct Display {
+pub(crate) struct Display {
     pub progress: ProgressMode,
     /// `-v`: notes (skipped entries) and the closing summary.
     pub verbose: bool,
@@ -44,7 +44,7 @@ pub struct Display {
 impl Display {
     /// No bars and no lines but errors and warnings (`ferry demo`'s own
     /// runs, `--list-only`'s errors).
-    pub fn silent() -> Display {
+    pub(crate) fn silent() -> Display {
         Display {
             progress: ProgressMode::Off,
             verbose: false,
@@ -61,7 +61,7 @@ const FILE_BAR_MIN: u64 = 4 << 20;
 /// At most this many file bars at once; others count in the overall bar.
 const FILE_BARS_MAX: usize = 6;
 
-pub struct ConsoleReporter {
+pub(crate) struct ConsoleReporter {
     display: Display,
     /// Which items get a line, and what it says (`-v`, `-i`,
     /// `--out-format`).
@@ -83,7 +83,11 @@ struct Bars {
 }
 
 impl ConsoleReporter {
-    pub fn new(display: Display, lines: std::sync::Arc<Lines>, dest_root: &str) -> ConsoleReporter {
+    pub(crate) fn new(
+        display: Display,
+        lines: std::sync::Arc<Lines>,
+        dest_root: &str,
+    ) -> ConsoleReporter {
         let bars = (display.progress != ProgressMode::Off).then(|| Bars::new(display.progress));
         ConsoleReporter {
             display,
@@ -101,7 +105,7 @@ impl ConsoleReporter {
     }
 
     /// A line on stderr, above the bars.
-    pub fn warn(&self, message: &str) {
+    pub(crate) fn warn(&self, message: &str) {
         let line = format!("ferry: {message}");
         match &self.bars {
             Some(bars) => bars.multi.suspend(|| eprintln!("{line}")),
@@ -109,7 +113,7 @@ impl ConsoleReporter {
         }
     }
 
-    pub fn finish(&self) {
+    pub(crate) fn finish(&self) {
         if let Some(bars) = &self.bars {
             bars.clear();
         }
@@ -280,7 +284,7 @@ impl Reporter for ConsoleReporter {
 /// nothing), X the kind (`f`, `d`, `L`), then one column per attribute that
 /// differs, `+` in every column for a new entry, or spaces in every column
 /// when nothing differs. Deletions are `*deleting`.
-pub fn itemize(item: &Item<'_>, sending: bool) -> String {
+pub(crate) fn itemize(item: &Item<'_>, sending: bool) -> String {
     if matches!(item.outcome, Outcome::Deleted | Outcome::WouldDelete) {
         return "*deleting  ".to_string();
     }
@@ -325,7 +329,7 @@ pub fn itemize(item: &Item<'_>, sending: bool) -> String {
 }
 
 /// The closing summary line.
-pub fn summary(stats: &Stats) -> String {
+pub(crate) fn summary(stats: &Stats) -> String {
     let secs = stats.elapsed.as_secs_f64().max(0.001);
     let files = stats.files_done();
     let deleted = match stats.deleted {
@@ -353,7 +357,7 @@ pub fn summary(stats: &Stats) -> String {
 
 /// `--stats`: rsync's fields, in its words and order. ferry sends no file
 /// list, so that size is 0 and its "generation time" is the planning.
-pub fn rsync_stats(stats: &Stats, human_readable: bool, dry_run: bool) -> String {
+pub(crate) fn rsync_stats(stats: &Stats, human_readable: bool, dry_run: bool) -> String {
     let n = |v: u64| number(v, human_readable);
     let source = &stats.source;
     let kinds = |files: u64, dirs: u64, links: u64| {
@@ -404,7 +408,7 @@ pub fn rsync_stats(stats: &Stats, human_readable: bool, dry_run: bool) -> String
 /// rsync's last two lines of `--stats` (all of it at `--info=stats1`): the
 /// bytes each way with their rate, and the speedup (total size over bytes
 /// on the wire).
-pub fn rsync_totals(stats: &Stats, human_readable: bool, dry_run: bool) -> String {
+pub(crate) fn rsync_totals(stats: &Stats, human_readable: bool, dry_run: bool) -> String {
     let n = |v: u64| number(v, human_readable);
     let secs = stats.elapsed.as_secs_f64().max(0.001);
     let (sent, received) = (stats.wire_sent, stats.wire_received);

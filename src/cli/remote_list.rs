@@ -10,7 +10,7 @@ use crate::filter::FilesFrom;
 /// Reads the list. One that cannot be opened or read ends the run with
 /// rsync's message and code (12: its server exits with the message before
 /// the transfer begins); a lost connection stays what it is.
-pub async fn read(remote: &RemoteFs, list: &RemoteList, host: &str) -> Result<FilesFrom> {
+pub(super) async fn read(remote: &RemoteFs, list: &RemoteList, host: &str) -> Result<FilesFrom> {
     let data = match read_whole(remote, &list.path).await {
         Ok(data) => data,
         Err(Error::File(e)) => {

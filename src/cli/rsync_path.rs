@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::ssh::wrapper::Wrapper;
 
 /// The wrapper `value` puts before rsync, None for none.
-pub fn wrapper(value: &str) -> Result<Option<Wrapper>> {
+pub(super) fn wrapper(value: &str) -> Result<Option<Wrapper>> {
     let text = value.trim_end();
     let (before, program) = match text.rfind(char::is_whitespace) {
         Some(at) => text.split_at(at),

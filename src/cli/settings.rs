@@ -26,14 +26,14 @@ use crate::ssh::wrapper::Wrapper;
 
 /// Which way the data flows.
 #[derive(Debug, Clone)]
-pub enum Direction {
+pub(crate) enum Direction {
     Local,
     Push(RemoteSpec),
     Pull(RemoteSpec),
 }
 
 #[derive(Debug, Clone)]
-pub struct Settings {
+pub(crate) struct Settings {
     pub direction: Direction,
     pub sources: Vec<String>,
     /// Empty when only listing without a destination.
@@ -82,7 +82,7 @@ pub struct Settings {
 
 /// A `--files-from` list on the transfer's remote host.
 #[derive(Debug, Clone)]
-pub struct RemoteList {
+pub(crate) struct RemoteList {
     /// As given: relative paths are from the login directory, as the
     /// remote rsync opens them.
     pub path: String,
@@ -90,7 +90,7 @@ pub struct RemoteList {
 }
 
 impl Settings {
-    pub fn resolve(args: Args) -> Result<Settings> {
+    pub(crate) fn resolve(args: Args) -> Result<Settings> {
         if args.paths.is_empty() {
             return Err(Error::Usage(
                 "need a source and a destination: ferry [OPTIONS] SRC... DEST \
@@ -613,7 +613,7 @@ fn parse_size(arg: &str, def_suffix: char, option: &str) -> Result<u64> {
 
 /// How a run lost to the network is taken up again.
 #[derive(Debug, Clone, Copy)]
-pub struct RetryPolicy {
+pub(crate) struct RetryPolicy {
     /// Reconnects in a row without progress before giving up.
     pub retries: u32,
     /// Wait before the first reconnect; doubled after each fruitless one.
@@ -639,7 +639,7 @@ impl RetryPolicy {
 
     /// The wait before reconnect number `fruitless` + 1 of a series that
     /// made no progress.
-    pub fn wait(&self, fruitless: u32) -> Duration {
+    pub(crate) fn wait(&self, fruitless: u32) -> Duration {
         let doubled = self.first_wait.saturating_mul(1 << fruitless.min(16));
         doubled.min(MAX_RETRY_WAIT)
     }

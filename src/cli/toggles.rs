@@ -13,7 +13,7 @@ use clap::{Arg, ArgAction, ArgMatches, Command};
 
 /// An on/off setting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Flag {
+pub(crate) enum Flag {
     Dirs,
     Links,
     CopyLinks,
@@ -38,7 +38,6 @@ pub enum Flag {
     Relative,
     ImpliedDirs,
     Mkpath,
-    OneFileSystem,
     Checksum,
     Update,
     Existing,
@@ -79,7 +78,7 @@ pub enum Flag {
 
 /// A setting counted by repetition (`-vv`, `-ii`, `-xx`, `-hh`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Counter {
+pub(crate) enum Counter {
     /// rsync's `recurse`: 2 by `-r`, 1 by `-a` when not given before (with
     /// `--files-from`, only an explicit `-r` recurses).
     Recursion,
@@ -278,7 +277,7 @@ const TOGGLES: &[Toggle] = &[
 
 /// What a command made from the table is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Purpose {
+pub(crate) enum Purpose {
     /// Reading a command line: every occurrence keeps its position.
     Parsing,
     /// `--help`, the man page, completions: plain flags.
@@ -286,7 +285,7 @@ pub enum Purpose {
 }
 
 /// Adds every option of the table to `command`.
-pub fn augment(mut command: Command, purpose: Purpose) -> Command {
+pub(crate) fn augment(mut command: Command, purpose: Purpose) -> Command {
     for toggle in TOGGLES {
         // Append, not Count, to parse: clap keeps the position of every
         // occurrence only for appended values, and the order is what
@@ -320,7 +319,7 @@ pub fn augment(mut command: Command, purpose: Purpose) -> Command {
 
 /// The settings the options above say, after replaying them in order.
 #[derive(Debug, Clone, Default)]
-pub struct Flags {
+pub(crate) struct Flags {
     flags: BTreeMap<Flag, bool>,
     counters: BTreeMap<Counter, u8>,
 }
@@ -328,7 +327,7 @@ pub struct Flags {
 impl Flags {
     /// Replays every occurrence of the table's options in `matches`, in
     /// command-line order.
-    pub fn read(matches: &ArgMatches) -> Flags {
+    pub(crate) fn read(matches: &ArgMatches) -> Flags {
         let mut seen: Vec<(usize, &'static [Effect])> = Vec::new();
         for toggle in TOGGLES {
             if let Some(indices) = matches.indices_of(toggle.long) {
@@ -362,23 +361,18 @@ impl Flags {
     }
 
     /// Whether `flag` is on.
-    pub fn on(&self, flag: Flag) -> bool {
+    pub(crate) fn on(&self, flag: Flag) -> bool {
         self.get(flag).unwrap_or(false)
     }
 
     /// `flag` as the command line left it; None when it never came up.
-    pub fn get(&self, flag: Flag) -> Option<bool> {
+    pub(crate) fn get(&self, flag: Flag) -> Option<bool> {
         self.flags.get(&flag).copied()
     }
 
     /// How often a counted option was given (since the last negation).
-    pub fn count(&self, counter: Counter) -> u8 {
+    pub(crate) fn count(&self, counter: Counter) -> u8 {
         self.counters.get(&counter).copied().unwrap_or(0)
-    }
-
-    /// Sets a flag as if given last (`ferry demo` builds its own flags).
-    pub fn set(&mut self, flag: Flag, on: bool) {
-        self.flags.insert(flag, on);
     }
 }
 

@@ -9,15 +9,15 @@
 //! an insertion is not found at its new offset here; that needs the rolling
 //! match of a later stage.
 
-pub mod rolling;
+pub(crate) mod rolling;
 
 use crate::hash::BlockHash;
 
-pub const COARSE: u64 = 1024 * 1024;
-pub const FINE: u64 = 4096;
+pub(crate) const COARSE: u64 = 1024 * 1024;
+pub(crate) const FINE: u64 = 4096;
 /// One run of the new file, in order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Piece {
+pub(crate) enum Piece {
     /// The old file has these bytes, at `from`.
     Reuse { offset: u64, from: u64, len: u64 },
     /// These bytes must come from the source.
@@ -25,7 +25,7 @@ pub enum Piece {
 }
 
 #[derive(Debug, Clone, Default)]
-pub struct Delta {
+pub(crate) struct Delta {
     pub pieces: Vec<Piece>,
     pub reuse_bytes: u64,
     pub send_bytes: u64,
@@ -60,20 +60,16 @@ pub(crate) fn fine_pieces(
 
 impl Piece {
     /// Where the piece starts in the new file.
-    pub fn offset(&self) -> u64 {
+    pub(crate) fn offset(&self) -> u64 {
         match *self {
             Piece::Reuse { offset, .. } | Piece::Send { offset, .. } => offset,
         }
     }
 
-    pub fn len(&self) -> u64 {
+    pub(crate) fn len(&self) -> u64 {
         match *self {
             Piece::Reuse { len, .. } | Piece::Send { len, .. } => len,
         }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 
@@ -120,7 +116,7 @@ const SIGN_READ: usize = 1024 * 1024;
 /// Rolling signature of the full `block`-byte blocks of a file of `size`
 /// bytes, read ahead and, when large, signed in parts on several threads:
 /// for the helper and the local endpoint, which sign next to the data.
-pub fn sign_file_blocking(
+pub(crate) fn sign_file_blocking(
     file: &std::fs::File,
     size: u64,
     block: u32,
@@ -165,7 +161,7 @@ pub fn sign_file_blocking(
 /// Splits regions of a file into blocks of the old file found in them and
 /// bytes to send, reading ahead of the scan in segments: for the helper and
 /// the local endpoint, which scan next to the data.
-pub fn scan_regions_blocking(
+pub(crate) fn scan_regions_blocking(
     file: &std::fs::File,
     regions: &[(u64, u64)],
     signature: &rolling::Signature,

@@ -8,12 +8,12 @@ use std::collections::HashMap;
 
 /// Bytes of blake3 kept per block: 128 bits, so an accidental match is
 /// out of reach, and the end-to-end check stands behind it anyway.
-pub const STRONG_LEN: usize = 16;
+pub(crate) const STRONG_LEN: usize = 16;
 
 /// Per-block checksums of an old file (full blocks only: a short last block
 /// cannot be found at another offset, and is sent when it differs).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Signature {
+pub(crate) struct Signature {
     pub block: u32,
     pub weak: Vec<u32>,
     pub strong: Vec<[u8; STRONG_LEN]>,
@@ -96,11 +96,11 @@ impl Rolling {
 /// Bytes summed side by side when a window's checksum is computed afresh.
 const LANE: usize = 32;
 
-pub fn weak(block: &[u8]) -> u32 {
+pub(crate) fn weak(block: &[u8]) -> u32 {
     Rolling::new(block).value()
 }
 
-pub fn strong(block: &[u8]) -> [u8; STRONG_LEN] {
+pub(crate) fn strong(block: &[u8]) -> [u8; STRONG_LEN] {
     let mut out = [0u8; STRONG_LEN];
     out.copy_from_slice(&blake3::hash(block).as_bytes()[..STRONG_LEN]);
     out
@@ -108,7 +108,8 @@ pub fn strong(block: &[u8]) -> [u8; STRONG_LEN] {
 
 impl Signature {
     /// Signature of `data` (a whole old file) in `block`-byte blocks.
-    pub fn of(data: &[u8], block: u32) -> Signature {
+    #[cfg(test)]
+    pub(crate) fn of(data: &[u8], block: u32) -> Signature {
         let mut sig = Signature {
             block,
             ..Signature::default()
@@ -119,7 +120,7 @@ impl Signature {
         sig
     }
 
-    pub fn push(&mut self, block: &[u8]) {
+    pub(crate) fn push(&mut self, block: &[u8]) {
         self.weak.push(weak(block));
         self.strong.push(strong(block));
     }
@@ -127,7 +128,7 @@ impl Signature {
 
 /// A block of the old file found in the new data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Found {
+pub(crate) struct Found {
     /// Offset in the scanned data.
     pub at: usize,
     /// Offset of the block in the old file.
@@ -136,7 +137,7 @@ pub struct Found {
 
 /// Index of a signature for scanning: a bit filter that rejects most weak
 /// checksums in a couple of instructions, then a map to candidate blocks.
-pub struct Matcher<'a> {
+pub(crate) struct Matcher<'a> {
     sig: &'a Signature,
     filter: Vec<u64>,
     blocks: HashMap<u32, Vec<u32>>,
@@ -150,7 +151,7 @@ fn filter_slot(weak: u32) -> (usize, u64) {
 }
 
 impl<'a> Matcher<'a> {
-    pub fn new(sig: &'a Signature) -> Matcher<'a> {
+    pub(crate) fn new(sig: &'a Signature) -> Matcher<'a> {
         let mut filter = vec![0u64; 1 << (FILTER_BITS - 6)];
         let mut blocks: HashMap<u32, Vec<u32>> = HashMap::new();
         for (i, &w) in sig.weak.iter().enumerate() {
@@ -165,7 +166,7 @@ impl<'a> Matcher<'a> {
         }
     }
 
-    pub fn block(&self) -> u32 {
+    pub(crate) fn block(&self) -> u32 {
         self.sig.block
     }
 
@@ -173,7 +174,7 @@ impl<'a> Matcher<'a> {
     /// overlapping, and how many bytes of `data` were decided: the rest
     /// (less than a block, unless `last`) must be scanned again with what
     /// follows it.
-    pub fn scan(&self, data: &[u8], last: bool) -> (Vec<Found>, usize) {
+    pub(crate) fn scan(&self, data: &[u8], last: bool) -> (Vec<Found>, usize) {
         let block = self.sig.block as usize;
         let mut found = Vec::new();
         if block == 0 || self.sig.weak.is_empty() || data.len() < block {

@@ -109,6 +109,7 @@ impl EmbeddedServer {
         })
     }
 
+    /// The loopback port it listens on.
     pub fn port(&self) -> u16 {
         self.addr.port()
     }
@@ -119,6 +120,7 @@ impl EmbeddedServer {
         self.received.load(Ordering::Relaxed)
     }
 
+    /// Its host key (fresh for every server), for a client's known_hosts.
     pub fn host_key(&self) -> &PublicKey {
         &self.host_key
     }

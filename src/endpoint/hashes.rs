@@ -16,10 +16,10 @@ use crate::hash::{BlockHash, HashAlgo};
 
 /// A tier's answer: None when it does not do this (or not with this
 /// algorithm), and the endpoint falls back as its methods say.
-pub type Answer<'a, T> = BoxFuture<'a, Result<Option<T>>>;
+pub(crate) type Answer<'a, T> = BoxFuture<'a, Result<Option<T>>>;
 
 /// One way of hashing an endpoint's files. Paths are the endpoint's own.
-pub trait Hashes: Send + Sync {
+pub(crate) trait Hashes: Send + Sync {
     /// What `-v` calls it.
     fn name(&self) -> &'static str;
 
@@ -70,7 +70,7 @@ pub trait Hashes: Send + Sync {
 
 /// The tier of an endpoint that hashes nothing: no delta, no end-to-end
 /// check (a remote before its tier is chosen, or with `--remote-hash off`).
-pub struct NoHashes;
+pub(crate) struct NoHashes;
 
 impl Hashes for NoHashes {
     fn name(&self) -> &'static str {

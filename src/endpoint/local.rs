@@ -37,7 +37,7 @@ const CHUNK: usize = 256 * 1024;
 /// This machine's files. The default follows symlinks wherever the kernel
 /// does (a source, or a destination of a test).
 #[derive(Debug, Clone, Default)]
-pub struct LocalFs {
+pub(crate) struct LocalFs {
     roots: Arc<Roots>,
 }
 
@@ -47,7 +47,7 @@ impl LocalFs {
     /// directory) never follow a symlink; with `dirlinks` (`-K`) but one to
     /// a directory below its root. `roots` themselves, the directories above
     /// them, and paths under none of them are taken as given.
-    pub fn confined_to(roots: impl IntoIterator<Item = String>, dirlinks: bool) -> LocalFs {
+    pub(crate) fn confined_to(roots: impl IntoIterator<Item = String>, dirlinks: bool) -> LocalFs {
         LocalFs {
             roots: Arc::new(Roots::new(roots, dirlinks)),
         }
@@ -73,7 +73,7 @@ impl LocalFs {
     }
 }
 
-pub struct LocalFile {
+pub(crate) struct LocalFile {
     file: Arc<File>,
     path: Arc<str>,
 }
@@ -294,7 +294,7 @@ impl FileHandle for LocalFile {
 
 /// Hashing next to the data: this machine's files, read on the blocking
 /// pool, any algorithm.
-pub struct LocalHashes;
+pub(crate) struct LocalHashes;
 
 impl Hashes for LocalHashes {
     fn name(&self) -> &'static str {

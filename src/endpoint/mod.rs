@@ -7,10 +7,10 @@
 //! or relative to the process's directory (local) or the login directory
 //! (remote).
 
-pub mod hashes;
-pub mod local;
-pub mod mounts;
-pub mod remote;
+pub(crate) mod hashes;
+pub(crate) mod local;
+pub(crate) mod mounts;
+pub(crate) mod remote;
 
 use std::future::Future;
 
@@ -22,14 +22,14 @@ use crate::error::{FileError, Host, Result};
 use crate::hash::{BlockHash, BlockHasher, HashAlgo, Hasher};
 use hashes::Hashes;
 
-pub use crate::meta::{Attrs, CopyRange, Entry, Kind, Listing, Meta, Mtime, WriteMode};
-pub use crate::paths::{base_name, join, parent};
-pub use local::LocalFs;
-pub use remote::RemoteFs;
+pub(crate) use crate::meta::{Attrs, CopyRange, Entry, Kind, Listing, Meta, Mtime, WriteMode};
+pub(crate) use crate::paths::{base_name, join, parent};
+pub(crate) use local::LocalFs;
+pub(crate) use remote::RemoteFs;
 
 /// An open file. Reads and writes take an offset, so many can be in flight at
 /// once; the engine decides how many.
-pub trait FileHandle: Send + Sync + 'static {
+pub(crate) trait FileHandle: Send + Sync + 'static {
     /// Reads up to `len` bytes at `offset`; fewer only at end of file.
     fn read_at(&self, offset: u64, len: usize) -> impl Future<Output = Result<Bytes>> + Send;
 
@@ -63,7 +63,7 @@ pub trait FileHandle: Send + Sync + 'static {
 
 /// How an endpoint computes hashes of its files.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Hashing {
+pub(crate) enum Hashing {
     /// Where the data is: on this machine, or by the remote helper.
     AtTheData,
     /// By reading the data over the network and hashing it here.
@@ -76,7 +76,7 @@ pub enum Hashing {
 /// (rclone's `Features`): the engine asks once where it decides, and a new
 /// optional operation adds a field here rather than a method.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Features {
+pub(crate) struct Features {
     /// Bytes per read or write request.
     pub chunk: usize,
     /// Requests worth keeping in flight per open file.
@@ -99,7 +99,7 @@ pub struct Features {
 }
 
 /// A file tree on one side of a sync.
-pub trait Endpoint: Send + Sync {
+pub(crate) trait Endpoint: Send + Sync {
     type File: FileHandle;
 
     /// The host its files are on, as messages name it: shown as `host:`
@@ -329,7 +329,7 @@ pub trait Endpoint: Send + Sync {
 
 /// A whole small file as [`Endpoint::read_whole`] found it.
 #[derive(Debug, Clone)]
-pub struct Whole {
+pub(crate) struct Whole {
     pub data: Bytes,
     /// Size and mtime after the read; None when the file was gone by then.
     pub stamp: Option<(u64, Mtime)>,
@@ -337,7 +337,7 @@ pub struct Whole {
 
 /// [`Endpoint::read_whole`] with the endpoint's file operations: open, read,
 /// then close and lstat together.
-pub async fn read_whole_by_parts<E: Endpoint + ?Sized>(
+pub(crate) async fn read_whole_by_parts<E: Endpoint + ?Sized>(
     endpoint: &E,
     path: &str,
     len: u64,
@@ -362,7 +362,7 @@ pub async fn read_whole_by_parts<E: Endpoint + ?Sized>(
 
 /// [`Endpoint::put_whole`] with the endpoint's file operations: open, then
 /// write, attributes and close together, then rename.
-pub async fn put_whole_by_parts<E: Endpoint + ?Sized>(
+pub(crate) async fn put_whole_by_parts<E: Endpoint + ?Sized>(
     endpoint: &E,
     partial: &str,
     dest: &str,
@@ -380,7 +380,10 @@ pub async fn put_whole_by_parts<E: Endpoint + ?Sized>(
 /// that name (an old partial, or a symlink planted to take the write
 /// elsewhere) is removed, never opened. The common case, nothing there,
 /// costs one request, as a plain create would.
-pub async fn create_fresh<E: Endpoint + ?Sized>(endpoint: &E, path: &str) -> Result<E::File> {
+pub(crate) async fn create_fresh<E: Endpoint + ?Sized>(
+    endpoint: &E,
+    path: &str,
+) -> Result<E::File> {
     match endpoint.open_write(path, WriteMode::CreateNew, 0o600).await {
         Err(e) if !e.is_fatal() && endpoint.lstat(path).await?.is_some() => {
             endpoint.remove_file(path).await?;
@@ -393,14 +396,17 @@ pub async fn create_fresh<E: Endpoint + ?Sized>(endpoint: &E, path: &str) -> Res
 /// How a copy between two endpoints is cut into requests: one request size
 /// both sides accept, and how many reads and writes to keep in flight.
 #[derive(Debug, Clone, Copy)]
-pub struct Pipeline {
+pub(crate) struct Pipeline {
     pub chunk: usize,
     pub read_depth: usize,
     pub write_depth: usize,
 }
 
 impl Pipeline {
-    pub fn between<S: Endpoint + ?Sized, D: Endpoint + ?Sized>(src: &S, dst: &D) -> Pipeline {
+    pub(crate) fn between<S: Endpoint + ?Sized, D: Endpoint + ?Sized>(
+        src: &S,
+        dst: &D,
+    ) -> Pipeline {
         let (from, to) = (src.features(), dst.features());
         Pipeline {
             chunk: from.chunk.min(to.chunk),
@@ -410,25 +416,25 @@ impl Pipeline {
     }
 
     /// For reading one endpoint alone.
-    pub fn reading<E: Endpoint + ?Sized>(endpoint: &E) -> Pipeline {
+    pub(crate) fn reading<E: Endpoint + ?Sized>(endpoint: &E) -> Pipeline {
         Pipeline::between(endpoint, endpoint)
     }
 
     /// Most bytes of writes that can be unacknowledged at once.
-    pub fn write_window(&self) -> u64 {
+    pub(crate) fn write_window(&self) -> u64 {
         (self.chunk * self.write_depth) as u64
     }
 
     /// Most bytes one copy holds at once: reads in flight plus writes in
     /// flight.
-    pub fn memory(&self) -> u64 {
+    pub(crate) fn memory(&self) -> u64 {
         (self.chunk * (self.read_depth + self.write_depth)) as u64
     }
 }
 
 /// Pipelined, in-order reads of `[start, end)`: `io.read_depth` requests of
 /// `io.chunk` bytes in flight.
-pub fn read_ranges<F: FileHandle>(
+pub(crate) fn read_ranges<F: FileHandle>(
     file: &F,
     start: u64,
     end: u64,
@@ -444,7 +450,7 @@ pub fn read_ranges<F: FileHandle>(
 }
 
 /// Block hashes of a file of `endpoint`, read through it and hashed here.
-pub async fn block_hashes_by_reading<E: Endpoint + ?Sized>(
+pub(crate) async fn block_hashes_by_reading<E: Endpoint + ?Sized>(
     endpoint: &E,
     path: &str,
     start: u64,
@@ -460,7 +466,7 @@ pub async fn block_hashes_by_reading<E: Endpoint + ?Sized>(
 }
 
 /// Whole-file hash of a file of `endpoint`, read through it and hashed here.
-pub async fn file_hash_by_reading<E: Endpoint + ?Sized>(
+pub(crate) async fn file_hash_by_reading<E: Endpoint + ?Sized>(
     endpoint: &E,
     path: &str,
     algo: HashAlgo,
@@ -488,7 +494,7 @@ async fn hash_whole_by_reading<F: FileHandle>(
 }
 
 /// Rolling signature of a file of `endpoint`, read through it and computed here.
-pub async fn signature_by_reading<E: Endpoint + ?Sized>(
+pub(crate) async fn signature_by_reading<E: Endpoint + ?Sized>(
     endpoint: &E,
     path: &str,
     block: u32,
@@ -515,7 +521,7 @@ pub async fn signature_by_reading<E: Endpoint + ?Sized>(
 }
 
 /// Block hashes of `[start, end)` computed here from pipelined reads.
-pub async fn hash_blocks_by_reading<F: FileHandle>(
+pub(crate) async fn hash_blocks_by_reading<F: FileHandle>(
     file: &F,
     start: u64,
     end: u64,
@@ -534,7 +540,7 @@ pub async fn hash_blocks_by_reading<F: FileHandle>(
 
 /// Reads `[start, end)` into one buffer (shorter at end of file), with the
 /// requests pipelined.
-pub async fn read_span<F: FileHandle>(
+pub(crate) async fn read_span<F: FileHandle>(
     file: &F,
     start: u64,
     end: u64,
@@ -550,7 +556,7 @@ pub async fn read_span<F: FileHandle>(
 
 /// The hash algorithm two endpoints can both compute: the fixed one of
 /// either side, blake3 when neither is fixed; None when they cannot agree.
-pub fn common_algorithm<S: Endpoint, D: Endpoint>(src: &S, dst: &D) -> Option<HashAlgo> {
+pub(crate) fn common_algorithm<S: Endpoint, D: Endpoint>(src: &S, dst: &D) -> Option<HashAlgo> {
     match (
         src.features().fixed_algorithm,
         dst.features().fixed_algorithm,

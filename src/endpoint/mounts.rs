@@ -9,18 +9,18 @@
 
 /// Mount points and their devices (`major << 32 | minor`), as listed.
 #[derive(Debug, Default, Clone)]
-pub struct MountTable {
+pub(crate) struct MountTable {
     mounts: Vec<(String, u64)>,
 }
 
 /// The largest mount table read: a few thousand mounts.
-pub const MAX_MOUNTINFO: usize = 4 << 20;
+pub(crate) const MAX_MOUNTINFO: usize = 4 << 20;
 
 impl MountTable {
     /// Parses `/proc/self/mountinfo` (proc(5)): the third field is the
     /// device `MAJOR:MINOR`, the fifth the mount point with spaces and other
     /// odd bytes written as octal escapes. Lines that do not parse are left.
-    pub fn parse(text: &str) -> MountTable {
+    pub(crate) fn parse(text: &str) -> MountTable {
         let mounts = text
             .lines()
             .filter_map(|line| {
@@ -36,7 +36,7 @@ impl MountTable {
     /// The device of the file system holding `path` (absolute, without
     /// symlinks): the last-listed mount at its longest prefix, as a later
     /// mount over the same point hides the earlier.
-    pub fn device_of(&self, path: &str) -> Option<u64> {
+    pub(crate) fn device_of(&self, path: &str) -> Option<u64> {
         self.mounts
             .iter()
             .filter(|(point, _)| is_under(path, point))

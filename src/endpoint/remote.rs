@@ -7,7 +7,7 @@
 //! alone where there is none.
 
 mod by_helper;
-pub mod tier;
+pub(crate) mod tier;
 
 use std::sync::{Arc, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -48,7 +48,7 @@ const COPY_DATA_PIECE: u64 = 256 * 1024 * 1024;
 /// Ranges per helper copy request: 6 MiB of request.
 const RANGES_PER_REQUEST: usize = 256 * 1024;
 
-pub struct RemoteFs {
+pub(crate) struct RemoteFs {
     conn: Arc<Connection>,
     sftp: Arc<Sftp>,
     label: Host,
@@ -65,12 +65,12 @@ pub struct RemoteFs {
 
 /// A remote file: opened over SFTP, or by the helper for a name SFTP
 /// cannot carry.
-pub enum RemoteFile {
+pub(crate) enum RemoteFile {
     Sftp(SftpFile),
     Helper(HelperFile),
 }
 
-pub struct SftpFile {
+pub(crate) struct SftpFile {
     sftp: Arc<Sftp>,
     handle: String,
     path: String,
@@ -79,7 +79,7 @@ pub struct SftpFile {
 }
 
 /// Why a name that is not UTF-8 fails without the helper.
-pub const NOT_UTF8: &str = "the name is not valid UTF-8, which SFTP cannot carry \
+pub(crate) const NOT_UTF8: &str = "the name is not valid UTF-8, which SFTP cannot carry \
      without the remote helper (--remote-ferry upload, or ferry installed on the server); \
      rename or exclude it";
 
@@ -91,7 +91,7 @@ impl RemoteFs {
     /// The files `sftp` (a session of `conn`) reaches. The hashing tier is
     /// chosen as `choice` says the first time a file needs it (it may start
     /// a process on the server), never before.
-    pub fn new(conn: Arc<Connection>, sftp: Arc<Sftp>, choice: TierChoice) -> RemoteFs {
+    pub(crate) fn new(conn: Arc<Connection>, sftp: Arc<Sftp>, choice: TierChoice) -> RemoteFs {
         RemoteFs {
             label: Host::remote(sftp.host()),
             conn,
@@ -126,10 +126,6 @@ impl RemoteFs {
                 Err(FileError::refused(&self.label, *paths.first().unwrap_or(&""), NOT_UTF8).into())
             }
         }
-    }
-
-    pub fn sftp(&self) -> &Arc<Sftp> {
-        &self.sftp
     }
 
     fn err(&self, path: &str, e: SftpError) -> Error {

@@ -23,7 +23,7 @@ use crate::error::{Error, Result};
 
 /// The backup options (rsync's meanings).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Backup {
+pub(crate) struct Backup {
     /// `--backup-dir`: where backups go, relative to the destination root
     /// unless absolute; None: beside the entry.
     pub dir: Option<String>,
@@ -37,7 +37,7 @@ impl Backup {
     /// it may hold no slash, and may be empty only with a backup directory
     /// (checked even without `--backup`, as rsync checks it). None when
     /// no backups are made.
-    pub fn from_options(
+    pub(crate) fn from_options(
         backup: bool,
         dir: Option<&str>,
         suffix: Option<&str>,
@@ -66,13 +66,13 @@ impl Backup {
     /// The rule rsync adds with `--delete` (and without
     /// `--delete-excluded`) when backups sit beside their files: `--delete`
     /// spares them.
-    pub fn protect_rule(&self) -> Option<String> {
+    pub(crate) fn protect_rule(&self) -> Option<String> {
         self.dir.is_none().then(|| format!("P *{}", self.suffix))
     }
 
     /// rsync implies `--omit-dir-times` when backups sit beside their
     /// files (options.c), and so does ferry.
-    pub fn omits_dir_times(&self) -> bool {
+    pub(crate) fn omits_dir_times(&self) -> bool {
         self.dir.is_none()
     }
 }
@@ -90,7 +90,7 @@ fn strip_dot_slashes(mut dir: &str) -> &str {
 }
 
 /// A directory path without its trailing slashes ("/" stays).
-pub fn normal(dir: &str) -> &str {
+pub(crate) fn normal(dir: &str) -> &str {
     match dir.trim_end_matches('/') {
         "" if dir.starts_with('/') => "/",
         "" => ".",
@@ -100,7 +100,7 @@ pub fn normal(dir: &str) -> &str {
 
 /// `path`, a path of the destination endpoint, from the destination root
 /// `root` (rsync's receiver works in that directory).
-pub fn from_root<'p>(root: &str, path: &'p str) -> &'p str {
+pub(crate) fn from_root<'p>(root: &str, path: &'p str) -> &'p str {
     match root {
         "." => path.trim_start_matches("./"),
         "/" => path.trim_start_matches('/'),
@@ -113,7 +113,7 @@ pub fn from_root<'p>(root: &str, path: &'p str) -> &'p str {
 
 /// A path with its `..` steps taken lexically ("d/../bk" is "bk"): for
 /// comparing where a run wrote with a directory, never for the writing.
-pub fn collapsed(path: &str) -> String {
+pub(crate) fn collapsed(path: &str) -> String {
     match crate::filter::place::clean(path) {
         cleaned if cleaned.is_empty() => ".".into(),
         cleaned => cleaned,
@@ -124,16 +124,16 @@ pub fn collapsed(path: &str) -> String {
 /// something (a backup directory, a temp dir): the lock's directory keeps
 /// its time only when the run touched nothing there.
 #[derive(Debug, Default)]
-pub struct Touched(std::sync::Mutex<HashSet<String>>);
+pub(crate) struct Touched(std::sync::Mutex<HashSet<String>>);
 
 impl Touched {
-    pub fn note(&self, dir: &str) {
+    pub(crate) fn note(&self, dir: &str) {
         if let Ok(mut dirs) = self.0.lock() {
             dirs.insert(collapsed(dir));
         }
     }
 
-    pub fn has(&self, dir: &str) -> bool {
+    pub(crate) fn has(&self, dir: &str) -> bool {
         self.0
             .lock()
             .is_ok_and(|dirs| dirs.contains(&collapsed(dir)))
@@ -142,7 +142,7 @@ impl Touched {
 
 /// What became of the entry a backup was made of.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kept {
+pub(crate) enum Kept {
     /// Renamed to its backup name: gone from its own.
     Moved,
     /// Linked or copied: still there too.
@@ -153,7 +153,7 @@ pub enum Kept {
 
 /// How the backup of an entry is made first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum How {
+pub(crate) enum How {
     /// A hard link: for an entry about to be replaced, whose name then
     /// stays until the replacement is renamed over it.
     Link,
@@ -162,7 +162,7 @@ pub enum How {
 }
 
 /// The backups of one run.
-pub struct Backups {
+pub(crate) struct Backups {
     suffix: String,
     /// The backup directory as a path of the destination endpoint.
     dir: Option<String>,
@@ -189,7 +189,7 @@ pub struct Backups {
 
 impl Backups {
     /// `modes` is keyed by destination directory without trailing slash.
-    pub fn new(
+    pub(crate) fn new(
         policy: &Backup,
         root: &str,
         modes: HashMap<String, u32>,
@@ -216,12 +216,12 @@ impl Backups {
     }
 
     /// The backup directory, when backups go to one.
-    pub fn dir(&self) -> Option<&str> {
+    pub(crate) fn dir(&self) -> Option<&str> {
         self.dir.as_deref()
     }
 
     /// Where the backup of the destination entry `path` goes.
-    pub fn name_of(&self, path: &str) -> String {
+    pub(crate) fn name_of(&self, path: &str) -> String {
         match &self.dir {
             Some(dir) => format!("{}{}", join(dir, from_root(&self.root, path)), self.suffix),
             None => format!("{path}{}", self.suffix),
@@ -251,7 +251,7 @@ impl Backups {
     }
 
     /// The `backed up` lines since the last call.
-    pub fn take_lines(&self) -> Vec<String> {
+    pub(crate) fn take_lines(&self) -> Vec<String> {
         self.lines
             .lock()
             .map(|mut l| std::mem::take(&mut *l))
@@ -259,7 +259,7 @@ impl Backups {
     }
 
     /// Whether this run made the backup at `path`.
-    pub fn made_now(&self, path: &str) -> bool {
+    pub(crate) fn made_now(&self, path: &str) -> bool {
         self.kept
             .lock()
             .is_ok_and(|kept| kept.contains(&collapsed(path)))
@@ -267,7 +267,7 @@ impl Backups {
 
     /// Whether `path` is itself a backup beside its file (ends with the
     /// suffix): rsync deletes such a file without backing it up.
-    pub fn is_backup_name(&self, path: &str) -> bool {
+    pub(crate) fn is_backup_name(&self, path: &str) -> bool {
         self.dir.is_none()
             && base_name(path).len() > self.suffix.len()
             && base_name(path).ends_with(&self.suffix)
@@ -276,13 +276,13 @@ impl Backups {
     /// Whether `--delete` must leave `path` alone: the backup directory,
     /// when it is inside the destination (rsync would delete it into
     /// itself; ferry keeps it: docs/RSYNC.md).
-    pub fn protects(&self, path: &str) -> bool {
+    pub(crate) fn protects(&self, path: &str) -> bool {
         self.dir.as_deref() == Some(normal(path))
     }
 
     /// Whether deleting `path` leaves its backup in the same directory,
     /// which keeps that directory from being removed.
-    pub async fn stays_beside<D: Endpoint>(
+    pub(crate) async fn stays_beside<D: Endpoint>(
         &self,
         dst: &D,
         path: &str,
@@ -296,7 +296,7 @@ impl Backups {
 
     /// Keeps the old version of the destination entry `path` (`meta`
     /// describes it) under its backup name.
-    pub async fn keep<D: Endpoint>(
+    pub(crate) async fn keep<D: Endpoint>(
         &self,
         dst: &D,
         path: &str,
@@ -355,7 +355,12 @@ impl Backups {
 
     /// The backup of a file about to be rewritten in place (`--inplace`):
     /// always a copy, since the file itself is about to change.
-    pub async fn keep_copy<D: Endpoint>(&self, dst: &D, path: &str, meta: &Meta) -> Result<()> {
+    pub(crate) async fn keep_copy<D: Endpoint>(
+        &self,
+        dst: &D,
+        path: &str,
+        meta: &Meta,
+    ) -> Result<()> {
         let to = self.name_of(path);
         self.make_dirs_for(dst, path).await?;
         self.note_kept(path, &to);
@@ -502,7 +507,7 @@ async fn is_dir<D: Endpoint>(dst: &D, path: &str) -> Result<bool> {
     Ok(matches!(dst.stat(path).await?, Some(m) if m.kind == Kind::Dir))
 }
 
-pub fn not_a_directory<D: Endpoint>(dst: &D, dir: &str) -> Error {
+pub(crate) fn not_a_directory<D: Endpoint>(dst: &D, dir: &str) -> Error {
     Error::Usage(format!(
         "{}{dir}: the backup-dir is not a directory",
         dst.label()

@@ -17,7 +17,7 @@ use crate::error::{Error, Result};
 
 /// The file systems a walk keeps to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Bounds {
+pub(crate) struct Bounds {
     src: u64,
     /// The destination's, when its top directory exists.
     dst: Option<u64>,
@@ -25,7 +25,7 @@ pub struct Bounds {
 
 impl Bounds {
     /// The file systems of a walk's top directories.
-    pub async fn at_top<S: Endpoint, D: Endpoint>(
+    pub(crate) async fn at_top<S: Endpoint, D: Endpoint>(
         src: &S,
         src_dir: &str,
         dst: &D,
@@ -42,7 +42,7 @@ impl Bounds {
     /// The subdirectories among `entries` (of `src_dir`) on another file
     /// system than the top's, and the errors of those that could not be
     /// looked at (counted as mount points: the walk does not enter them).
-    pub async fn mount_points<S: Endpoint>(
+    pub(crate) async fn mount_points<S: Endpoint>(
         &self,
         src: &S,
         src_dir: &str,
@@ -79,7 +79,7 @@ impl Bounds {
 
     /// Whether `--delete` may look into the destination directory `dir`:
     /// not when it is on another file system than the destination's top.
-    pub async fn deletes_in<D: Endpoint>(&self, dst: &D, dir: &str) -> Result<bool> {
+    pub(crate) async fn deletes_in<D: Endpoint>(&self, dst: &D, dir: &str) -> Result<bool> {
         match self.dst {
             Some(top) => Ok(dst.file_system(dir).await? == top),
             None => Ok(true),

@@ -22,7 +22,7 @@ const REFINE_ALWAYS: usize = 16;
 
 /// Compares `source` (of `src`, `new_size` bytes) with `old` (of `dst`,
 /// `old_size` bytes) and returns the pieces of the new file.
-pub async fn compare<S: Endpoint, D: Endpoint>(
+pub(crate) async fn compare<S: Endpoint, D: Endpoint>(
     src: &S,
     source: &str,
     new_size: u64,
@@ -94,7 +94,7 @@ pub async fn compare<S: Endpoint, D: Endpoint>(
 /// data (here for a local source, in the helper for a remote one), against
 /// the old file's signature (20 bytes per block), and only when enough would
 /// be sent to pay for that signature.
-pub async fn find_moved<S: Endpoint, D: Endpoint>(
+pub(crate) async fn find_moved<S: Endpoint, D: Endpoint>(
     src: &S,
     source: &str,
     dst: &D,

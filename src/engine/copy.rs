@@ -11,7 +11,7 @@ use crate::report::Silent;
 /// 0600; whatever had the name is removed first): inside the endpoint where
 /// it copies ranges itself (locally, or through the remote helper), else
 /// read and written back.
-pub async fn duplicate<D: Endpoint>(dst: &D, from: &str, to: &str, size: u64) -> Result<()> {
+pub(super) async fn duplicate<D: Endpoint>(dst: &D, from: &str, to: &str, size: u64) -> Result<()> {
     let out = create_fresh(dst, to).await?;
     if dst.features().copies_ranges {
         out.close(false).await?;

@@ -25,7 +25,7 @@ use crate::report::{Item, ItemKind, Outcome, Reporter};
 
 /// A destination entry the source does not have, found while planning.
 #[derive(Debug, Clone)]
-pub struct Extraneous {
+pub(crate) struct Extraneous {
     pub entry: Entry,
     /// Its path from the transfer root, as the filter rules see it.
     pub path: String,
@@ -35,7 +35,7 @@ pub struct Extraneous {
 
 /// Deletes `extraneous` (found while planning) from `dst`, with what is in
 /// its directories, children before their parents.
-pub async fn delete_extraneous<D: Endpoint>(
+pub(crate) async fn delete_extraneous<D: Endpoint>(
     dst: &D,
     extraneous: Vec<Extraneous>,
     opts: &Options,
@@ -140,7 +140,7 @@ async fn remove_or_keep<D: Endpoint>(
 /// entry fails, naming the directory. With `--backup` what is in it is
 /// kept as backups: in a backup directory, which empties it, or beside
 /// each entry, which keeps the directory and fails the new entry.
-pub async fn make_way<D: Endpoint>(
+pub(crate) async fn make_way<D: Endpoint>(
     dst: &D,
     dir: &str,
     recursive: bool,

@@ -9,11 +9,11 @@ use crate::endpoint::{Endpoint, Kind, Meta};
 use crate::error::{FileError, Result};
 
 /// The prefix `--munge-links` puts before a symlink's target.
-pub const MUNGED: &str = "/rsyncd-munged/";
+pub(crate) const MUNGED: &str = "/rsyncd-munged/";
 
 /// What the symlink options ask for.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct LinkPolicy {
+pub(crate) struct LinkPolicy {
     pub copy_links: bool,
     pub copy_dirlinks: bool,
     pub copy_unsafe_links: bool,
@@ -23,7 +23,7 @@ pub struct LinkPolicy {
 
 /// `--munge-links` on ferry's side of the transfer.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum Munge {
+pub(crate) enum Munge {
     #[default]
     Off,
     /// Links received here (a pull) are made with the prefix.
@@ -34,12 +34,12 @@ pub enum Munge {
 
 impl LinkPolicy {
     /// Whether any option needs a source symlink looked at more closely.
-    pub fn looks_at_links(&self) -> bool {
+    pub(crate) fn looks_at_links(&self) -> bool {
         self.copy_links || self.copy_dirlinks || self.copy_unsafe_links || self.safe_links
     }
 
     /// The target a copied link gets, from the source link's target.
-    pub fn target(&self, target: String) -> String {
+    pub(crate) fn target(&self, target: String) -> String {
         match self.munge {
             Munge::Off => target,
             Munge::Add => format!("{MUNGED}{target}"),
@@ -53,7 +53,7 @@ impl LinkPolicy {
 
 /// What becomes of a source symlink.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Resolved {
+pub(crate) enum Resolved {
     /// Copied as the link it is (or skipped without `-l`, as ever).
     Link,
     /// Copied as what it points to, with that entry's metadata.
@@ -65,7 +65,7 @@ pub enum Resolved {
 /// What the options make of the source symlink at `path`, `rel` from the
 /// transfer root. A link to follow that points nowhere is an error
 /// naming it (rsync's "symlink has no referent", exit 23).
-pub async fn resolve<E: Endpoint>(
+pub(crate) async fn resolve<E: Endpoint>(
     src: &E,
     policy: &LinkPolicy,
     path: &str,
@@ -108,7 +108,7 @@ async fn follow<E: Endpoint>(src: &E, path: &str) -> Result<Resolved> {
 /// (from the transfer root) with target `target` points outside the
 /// tree: an absolute or empty target, or one whose `..` climb above the
 /// root.
-pub fn unsafe_symlink(target: &str, link_path: &str) -> bool {
+pub(crate) fn unsafe_symlink(target: &str, link_path: &str) -> bool {
     if target.is_empty() || target.starts_with('/') {
         return true;
     }

@@ -20,7 +20,7 @@ use crate::report::{Reporter, Silent};
 
 /// One entry of the listing.
 #[derive(Debug, Clone, Copy)]
-pub struct Listed<'a> {
+pub(crate) struct Listed<'a> {
     /// Its path in the transfer: `.`, `name`, `dir/name`.
     pub name: &'a str,
     pub meta: Meta,
@@ -52,7 +52,7 @@ struct Lister<'a, S> {
 
 /// Lists `sources` on `src` into `show`. Entries that cannot be read are
 /// reported and counted in `stats`; the listing goes on.
-pub async fn list_sources<S: Endpoint>(
+pub(crate) async fn list_sources<S: Endpoint>(
     src: &S,
     sources: &[String],
     opts: &Options,

@@ -31,12 +31,12 @@ const LOCK_SUFFIX: &str = ".ferry-lock";
 const HEADER: &str = "ferry lock v1";
 
 /// How often a holder touches its lock.
-pub const REFRESH: Duration = Duration::from_secs(10);
+pub(crate) const REFRESH: Duration = Duration::from_secs(10);
 /// A lock untouched this long belongs to a run that is gone.
-pub const STALE: Duration = Duration::from_secs(60);
+pub(crate) const STALE: Duration = Duration::from_secs(60);
 /// A lock with no holder written in it, this old, was abandoned half made:
 /// its maker writes the holder one round trip after creating it.
-pub const UNNAMED_GRACE: Duration = Duration::from_secs(2);
+pub(crate) const UNNAMED_GRACE: Duration = Duration::from_secs(2);
 
 /// Locks this process made and has not released: a run that reconnects
 /// meets its own lock, possibly with no holder written in it yet.
@@ -58,13 +58,13 @@ fn note_made(path: &str, made: bool) {
 }
 
 /// Whether `name` is a lock (never copied as content, never deleted).
-pub fn is_lock_file(name: &str) -> bool {
+pub(crate) fn is_lock_file(name: &str) -> bool {
     name.starts_with('.') && name.ends_with(LOCK_SUFFIX)
 }
 
 /// Where the lock for `dest` lives: beside it, so that it is the same path
 /// whether `dest` exists yet or not.
-pub fn lock_path(dest: &str) -> String {
+pub(crate) fn lock_path(dest: &str) -> String {
     let trimmed = dest.trim_end_matches('/');
     match (dest, trimmed, base_name(trimmed)) {
         // The login directory, "/", ".", "..": no parent to name; inside.
@@ -135,7 +135,7 @@ impl Holder {
 /// A held lock; [`Lock::release`] removes it. `F` is the destination's
 /// file handle type: the holder is written into the lock while the run
 /// starts, not before ([`Lock::keep_fresh`]).
-pub struct Lock<F> {
+pub(crate) struct Lock<F> {
     path: String,
     unwritten: Option<F>,
     /// The lock's directory's time before the lock was made.
@@ -146,7 +146,10 @@ impl<F: FileHandle> Lock<F> {
     /// Takes the lock for `dest` on `dst`: `Ok(None)` when no lock can be
     /// made there (the run goes on without one), an error naming the holder
     /// when another run has it.
-    pub async fn take<D: Endpoint<File = F>>(dst: &D, dest: &str) -> Result<Option<Lock<F>>> {
+    pub(crate) async fn take<D: Endpoint<File = F>>(
+        dst: &D,
+        dest: &str,
+    ) -> Result<Option<Lock<F>>> {
         let path = lock_path(dest);
         let dir_time = dst.lstat(parent(&path)).await?.map(|m| m.mtime);
         for _ in 0..2 {
@@ -193,7 +196,7 @@ impl<F: FileHandle> Lock<F> {
     /// Writes the holder into the lock (beside the run's first requests,
     /// sparing it a round trip before them), then marks the lock as still
     /// held every [`REFRESH`], for as long as it is polled.
-    pub async fn keep_fresh<D: Endpoint>(&mut self, dst: &D) -> std::convert::Infallible {
+    pub(crate) async fn keep_fresh<D: Endpoint>(&mut self, dst: &D) -> std::convert::Infallible {
         if let Some(file) = self.unwritten.take() {
             let holder = Holder::me().encode().into_bytes();
             let attrs = Attrs {
@@ -212,7 +215,7 @@ impl<F: FileHandle> Lock<F> {
 
     /// Removes the lock; unless the run itself changed the lock's
     /// directory (`dir_changed`), its time goes back to what it was.
-    pub async fn release<D: Endpoint>(self, dst: &D, dir_changed: bool) {
+    pub(crate) async fn release<D: Endpoint>(self, dst: &D, dir_changed: bool) {
         if dst.remove_file(&self.path).await.is_err() {
             return;
         }
@@ -226,7 +229,7 @@ impl<F: FileHandle> Lock<F> {
     }
 
     /// The directory the lock is in.
-    pub fn dir(&self) -> &str {
+    pub(crate) fn dir(&self) -> &str {
         parent(&self.path)
     }
 }

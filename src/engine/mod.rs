@@ -5,21 +5,21 @@
 //! Errors on one file are reported and counted and the run goes on; errors
 //! that end the connection end the run (ripgrep's per-file error policy).
 
-pub mod backup;
-pub mod bounds;
+pub(crate) mod backup;
+pub(crate) mod bounds;
 pub(crate) mod compare;
 mod copy;
-pub mod delete;
-pub mod links;
-pub mod list;
-pub mod lock;
-pub mod moved;
-pub mod partial;
-pub mod plan;
-pub mod select;
-pub mod staging;
-pub mod tidy;
-pub mod transfer;
+pub(crate) mod delete;
+pub(crate) mod links;
+pub(crate) mod list;
+pub(crate) mod lock;
+pub(crate) mod moved;
+pub(crate) mod partial;
+pub(crate) mod plan;
+pub(crate) mod select;
+pub(crate) mod staging;
+pub(crate) mod tidy;
+pub(crate) mod transfer;
 mod unchanged;
 
 use std::time::{Duration, Instant};
@@ -37,7 +37,7 @@ use transfer::{FileJob, Transferred};
 
 /// Resolved sync settings (rsync's meanings).
 #[derive(Debug, Clone, Default)]
-pub struct Options {
+pub(crate) struct Options {
     pub recursive: bool,
     /// `-d`: directories are made without their contents (`dir/`: one
     /// level of them).
@@ -130,7 +130,7 @@ impl Options {
     }
 
     /// Whether the source of `dest` was removed earlier in this run.
-    pub fn was_moved(&self, dest: &str) -> bool {
+    pub(crate) fn was_moved(&self, dest: &str) -> bool {
         self.moved
             .as_ref()
             .and_then(|m| m.lock().ok())
@@ -140,7 +140,7 @@ impl Options {
 
 /// Totals of one run.
 #[derive(Debug, Clone, Default)]
-pub struct Stats {
+pub(crate) struct Stats {
     pub files_sent: u64,
     pub files_resumed: u64,
     /// Files built from the old destination plus changed blocks.
@@ -180,7 +180,7 @@ pub struct Stats {
 
 /// Entries of the source the run looked at, by kind.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct SourceCounts {
+pub(crate) struct SourceCounts {
     pub files: u64,
     pub dirs: u64,
     pub links: u64,
@@ -195,14 +195,14 @@ impl Stats {
     }
 
     /// Files copied, whole or otherwise.
-    pub fn files_done(&self) -> u64 {
+    pub(crate) fn files_done(&self) -> u64 {
         self.files_sent + self.files_resumed + self.files_delta
     }
 
     /// Adds one attempt of a run that reconnects. Data moved adds up; which
     /// files failed, and how many were up to date, is the last attempt's
     /// word (without the files earlier attempts copied: `done_before`).
-    pub fn add_attempt(&mut self, attempt: &Stats, done_before: u64) {
+    pub(crate) fn add_attempt(&mut self, attempt: &Stats, done_before: u64) {
         self.files_sent += attempt.files_sent;
         self.files_resumed += attempt.files_resumed;
         self.files_delta += attempt.files_delta;
@@ -220,25 +220,11 @@ impl Stats {
     }
 }
 
-/// Brings `dest` on `dst` up to date with `sources` on `src`.
-pub async fn sync<S: Endpoint, D: Endpoint>(
-    src: &S,
-    dst: &D,
-    sources: &[String],
-    dest: &str,
-    opts: &Options,
-    reporter: &dyn Reporter,
-) -> Result<Stats> {
-    let mut stats = Stats::default();
-    sync_into(src, dst, sources, dest, opts, reporter, &mut stats).await?;
-    Ok(stats)
-}
-
-/// [`sync`], counting into `stats` as the work completes, so that a run cut
-/// short by a lost connection still says what it did. The destination is
+/// Brings `dest` on `dst` up to date with `sources` on `src`, counting into
+/// `stats` as the work completes, so that a run cut short by a lost connection still says what it did. The destination is
 /// locked for the run ([`lock`]), except for a dry run; the lock is taken
 /// while planning looks around, which only reads.
-pub async fn sync_into<S: Endpoint, D: Endpoint>(
+pub(crate) async fn sync_into<S: Endpoint, D: Endpoint>(
     src: &S,
     dst: &D,
     sources: &[String],

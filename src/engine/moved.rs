@@ -11,7 +11,7 @@ use crate::error::{Error, FileError, Result};
 
 /// Removes the source entry `source` (as planned: `planned`) now that
 /// `dest` holds its copy.
-pub async fn remove_source<S: Endpoint, D: Endpoint>(
+pub(crate) async fn remove_source<S: Endpoint, D: Endpoint>(
     src: &S,
     dst: &D,
     source: &str,
@@ -45,7 +45,11 @@ pub async fn remove_source<S: Endpoint, D: Endpoint>(
 }
 
 /// [`remove_source`] for a file just copied.
-pub async fn after_copy<S: Endpoint, D: Endpoint>(src: &S, dst: &D, job: &FileJob) -> Result<()> {
+pub(crate) async fn after_copy<S: Endpoint, D: Endpoint>(
+    src: &S,
+    dst: &D,
+    job: &FileJob,
+) -> Result<()> {
     let links = LinkPolicy::default();
     remove_source(
         src,

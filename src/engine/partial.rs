@@ -19,37 +19,37 @@ use crate::hash::{block_hash, HashAlgo};
 
 /// Comparison granularity: small enough that a torn tail costs little to
 /// resend, large enough that the hash list stays short.
-pub const VERIFY_BLOCK: u64 = 1024 * 1024;
+pub(crate) const VERIFY_BLOCK: u64 = 1024 * 1024;
 
 const PARTIAL_SUFFIX: &str = ".ferry-partial";
 const META_SUFFIX: &str = ".ferry-meta";
 const META_HEADER: &str = "ferry partial v1";
 
-pub fn partial_name(name: &str) -> String {
+pub(crate) fn partial_name(name: &str) -> String {
     format!(".{name}{PARTIAL_SUFFIX}")
 }
 
-pub fn meta_name(name: &str) -> String {
+pub(crate) fn meta_name(name: &str) -> String {
     format!(".{name}{META_SUFFIX}")
 }
 
 /// ferry's own working files (partials, sidecars, locks), which are never
 /// copied as content.
-pub fn is_working_file(name: &str) -> bool {
+pub(crate) fn is_working_file(name: &str) -> bool {
     name.starts_with('.') && (name.ends_with(PARTIAL_SUFFIX) || name.ends_with(META_SUFFIX))
         || super::lock::is_lock_file(name)
 }
 
 /// Paths of the destination, its partial and the partial's sidecar.
 #[derive(Debug, Clone)]
-pub struct Paths {
+pub(crate) struct Paths {
     pub dest: String,
     pub partial: String,
     pub meta: String,
 }
 
 impl Paths {
-    pub fn new(dir: &str, name: &str) -> Paths {
+    pub(crate) fn new(dir: &str, name: &str) -> Paths {
         Paths {
             dest: join(dir, name),
             partial: join(dir, &partial_name(name)),
@@ -60,7 +60,7 @@ impl Paths {
 
 /// What the sidecar records about the source a partial was copied from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Sidecar {
+pub(crate) struct Sidecar {
     pub source_size: u64,
     pub source_mtime: Mtime,
     /// Most bytes of writes that could have been unacknowledged at once.
@@ -68,7 +68,7 @@ pub struct Sidecar {
 }
 
 impl Sidecar {
-    pub fn encode(&self) -> String {
+    pub(crate) fn encode(&self) -> String {
         let nanos = match self.source_mtime.nanos {
             Some(nanos) => format!("source_mtime_nsec {nanos}\n"),
             None => String::new(),
@@ -79,7 +79,7 @@ impl Sidecar {
         )
     }
 
-    pub fn decode(text: &str) -> Option<Sidecar> {
+    pub(crate) fn decode(text: &str) -> Option<Sidecar> {
         let (mut size, mut mtime, mut window) = (None, None, None);
         let mut nanos = None;
         for field in record_fields(text, META_HEADER)? {
@@ -108,7 +108,7 @@ impl Sidecar {
 
 /// The `name value` lines of a small text record (a sidecar, a lock) under
 /// its `header` line; None when the header differs or a line is no pair.
-pub fn record_fields<'a>(text: &'a str, header: &str) -> Option<Vec<(&'a str, &'a str)>> {
+pub(crate) fn record_fields<'a>(text: &'a str, header: &str) -> Option<Vec<(&'a str, &'a str)>> {
     let mut lines = text.lines();
     if lines.next()? != header {
         return None;
@@ -116,14 +116,14 @@ pub fn record_fields<'a>(text: &'a str, header: &str) -> Option<Vec<(&'a str, &'
     lines.map(|line| line.split_once(' ')).collect()
 }
 
-pub async fn read_sidecar<D: Endpoint>(dst: &D, path: &str) -> Option<Sidecar> {
+pub(crate) async fn read_sidecar<D: Endpoint>(dst: &D, path: &str) -> Option<Sidecar> {
     let bytes = dst.read_small(path).await.ok()?;
     Sidecar::decode(std::str::from_utf8(&bytes).ok()?)
 }
 
 /// What checking a partial against the source found and fixed.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Repair {
+pub(crate) struct Repair {
     /// Length of the partial that now equals the source's start.
     pub good_len: u64,
     /// Bytes compared on each side.
@@ -144,7 +144,7 @@ const BLOCKS_IN_FLIGHT: usize = 8;
 /// The caller writes the new sidecar only after this returns: a crash while
 /// blocks are being rewritten leaves the old sidecar, which no longer
 /// matches or is absent, so the next run compares the whole partial again.
-pub async fn repair<S: Endpoint, D: Endpoint>(
+pub(crate) async fn repair<S: Endpoint, D: Endpoint>(
     source: &SourceFile<'_, S::File>,
     partial: &D::File,
     partial_len: u64,

@@ -26,7 +26,7 @@ use crate::filter::{Entered, FileSet, FilesFrom, Listed, Need, Scope, Side};
 use crate::report::{Mention, Reporter};
 
 #[derive(Debug, Clone)]
-pub enum Action {
+pub(crate) enum Action {
     /// Make sure a directory exists; its attributes are set after its contents.
     Dir {
         dest: String,
@@ -104,14 +104,14 @@ struct AsFile {
 
 /// A top-level source argument.
 #[derive(Debug, Clone)]
-pub struct SourceArg {
+pub(crate) struct SourceArg {
     pub path: String,
     /// rsync's trailing slash: copy the directory's contents, not the directory.
     pub contents_only: bool,
 }
 
 impl SourceArg {
-    pub fn new(path: &str) -> SourceArg {
+    pub(crate) fn new(path: &str) -> SourceArg {
         SourceArg {
             contents_only: path.ends_with('/') && path.len() > 1,
             path: path.to_string(),
@@ -254,7 +254,7 @@ struct Found {
     there: Result<There>,
 }
 
-pub struct Planner<'a, S, D> {
+pub(crate) struct Planner<'a, S, D> {
     pub src: &'a S,
     pub dst: &'a D,
     pub opts: &'a Options,
@@ -301,7 +301,12 @@ async fn list_one<E: Endpoint>(endpoint: &E, dir: &str) -> (String, Result<Listi
 }
 
 impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
-    pub fn new(src: &'a S, dst: &'a D, opts: &'a Options, reporter: &'a dyn Reporter) -> Self {
+    pub(crate) fn new(
+        src: &'a S,
+        dst: &'a D,
+        opts: &'a Options,
+        reporter: &'a dyn Reporter,
+    ) -> Self {
         Planner {
             src,
             dst,
@@ -322,7 +327,7 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
 
     /// Plans the copy of `sources` into `dest` with rsync's rules for where
     /// each lands (with `--files-from`, the listed paths of the one source).
-    pub async fn plan(&mut self, sources: &[SourceArg], dest: &str) -> Result<()> {
+    pub(crate) async fn plan(&mut self, sources: &[SourceArg], dest: &str) -> Result<()> {
         let several = sources.len() > 1 || self.opts.relative;
         if self.opts.prune_empty_dirs || (self.opts.delete && several) {
             self.claims = Some(Claims::default());

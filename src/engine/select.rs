@@ -8,7 +8,7 @@ use crate::endpoint::{Kind, Meta, Mtime};
 
 /// How two modification times are compared.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum TimeWindow {
+pub(crate) enum TimeWindow {
     /// At the best resolution both sides carry: nanoseconds where both have
     /// them (rsync's `--modify-window=-1`), whole seconds otherwise. A
     /// file whose time differs at the resolution available is never
@@ -22,14 +22,14 @@ pub enum TimeWindow {
 
 impl TimeWindow {
     /// rsync's `--modify-window` value.
-    pub fn from_rsync(window: i64) -> TimeWindow {
+    pub(crate) fn from_rsync(window: i64) -> TimeWindow {
         match u32::try_from(window) {
             Ok(seconds) => TimeWindow::Seconds(seconds),
             Err(_) => TimeWindow::Best,
         }
     }
 
-    pub fn same(self, a: &Mtime, b: &Mtime) -> bool {
+    pub(crate) fn same(self, a: &Mtime, b: &Mtime) -> bool {
         match self {
             TimeWindow::Best => a.same(b),
             TimeWindow::Seconds(window) => a.secs.abs_diff(b.secs) <= u64::from(window),
@@ -52,7 +52,7 @@ impl TimeWindow {
 
 /// The options that decide which entries are sent.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Selection {
+pub(crate) struct Selection {
     /// `--existing`: nothing new is created (a missing directory is not
     /// entered either).
     pub existing_only: bool,
@@ -73,7 +73,7 @@ pub struct Selection {
 
 /// What the quick check says of a regular file that the destination has.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Quick {
+pub(crate) enum Quick {
     /// Up to date: sizes (and times) match.
     Current,
     /// To be sent.
@@ -85,7 +85,7 @@ pub enum Quick {
 /// Why an entry is left as it is before any comparison (rsync's
 /// `--info=skip` words).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Skip {
+pub(crate) enum Skip {
     NotCreating,
     Exists,
     OverMaxSize,
@@ -97,7 +97,7 @@ impl Selection {
     /// Whether the options leave the source entry `src` alone, given what
     /// the destination has under its name (rsync's generator, before the
     /// quick check).
-    pub fn skips(&self, src: &Meta, there: Option<&Meta>) -> Option<Skip> {
+    pub(crate) fn skips(&self, src: &Meta, there: Option<&Meta>) -> Option<Skip> {
         let is_dir = src.kind == Kind::Dir;
         match there {
             None if self.existing_only => return Some(Skip::NotCreating),
@@ -122,7 +122,7 @@ impl Selection {
     }
 
     /// rsync's quick check of a regular file against the destination's.
-    pub fn quick_check(&self, src: &Meta, old: &Meta, checksum: bool) -> Quick {
+    pub(crate) fn quick_check(&self, src: &Meta, old: &Meta, checksum: bool) -> Quick {
         if old.kind != Kind::File || old.size != src.size {
             return Quick::Differs;
         }

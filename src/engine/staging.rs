@@ -29,14 +29,14 @@ use crate::error::{Error, FileError, Host, Result};
 use crate::report::{Item, ItemKind, Outcome, Reporter};
 
 /// rsync's partial directory for `--delay-updates` when none is named.
-pub const DELAY_DIR: &str = ".~tmp~";
+pub(crate) const DELAY_DIR: &str = ".~tmp~";
 
 /// Staging directories read at once while looking for partials.
 const READ_AHEAD: usize = 64;
 
 /// The options that move where files are written (rsync's meanings).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Staging {
+pub(crate) struct Staging {
     /// `--partial-dir`: where partials are kept, relative to each file's
     /// directory unless absolute.
     pub partial_dir: Option<String>,
@@ -51,7 +51,7 @@ impl Staging {
     /// rsync's reading (options.c): `--delay-updates` without a partial
     /// directory uses `.~tmp~`; with `--partial` (`-P`), `RSYNC_PARTIAL_DIR`
     /// names one that was not given; the name is cleaned, and `.` is none.
-    pub fn from_options(
+    pub(crate) fn from_options(
         partial_dir: Option<&str>,
         temp_dir: Option<&str>,
         delay_updates: bool,
@@ -75,7 +75,7 @@ impl Staging {
     /// directory of that name is sent, and `--delete` spares the
     /// destination's; perishable, so that one inside a directory being
     /// deleted goes with it.
-    pub fn exclude_rule(&self) -> Option<String> {
+    pub(crate) fn exclude_rule(&self) -> Option<String> {
         let dir = self
             .partial_dir
             .as_deref()
@@ -90,7 +90,7 @@ impl Staging {
 
     /// Whether partials of files found up to date are looked for (rsync
     /// removes those in a partial directory).
-    pub fn wants_current_files(&self) -> bool {
+    pub(crate) fn wants_current_files(&self) -> bool {
         self.partial_dir.is_some()
     }
 }
@@ -119,7 +119,7 @@ impl Spot {
 }
 
 /// One run's staging and backups.
-pub struct Places {
+pub(crate) struct Places {
     staging: Staging,
     /// The temp dir as a path of the destination endpoint.
     temp_dir: Option<String>,
@@ -143,7 +143,7 @@ pub struct Places {
 
 impl Places {
     /// The places for a run into `dest` whose plan is `actions`.
-    pub fn new(opts: &Options, dest: &str, actions: &[Action]) -> Places {
+    pub(crate) fn new(opts: &Options, dest: &str, actions: &[Action]) -> Places {
         let root = root_of(dest, actions);
         let temp_dir = opts.staging.temp_dir.as_deref().map(|t| match t {
             t if t.starts_with('/') => normal(t).to_string(),
@@ -184,30 +184,30 @@ impl Places {
     }
 
     /// Whether every updated file waits for the end of the run.
-    pub fn delays(&self) -> bool {
+    pub(crate) fn delays(&self) -> bool {
         self.staging.delay_updates
     }
 
     /// Whether the file's partial is written in the temp dir.
-    pub fn in_temp_dir(&self, job: &FileJob) -> bool {
+    pub(crate) fn in_temp_dir(&self, job: &FileJob) -> bool {
         matches!(self.spot(&job.paths.dest), Spot::Temp(_))
     }
 
     /// Whether replacing this file's destination entry makes a backup.
-    pub fn keeps_old(&self, job: &FileJob) -> bool {
+    pub(crate) fn keeps_old(&self, job: &FileJob) -> bool {
         self.backups.is_some() && job.existing.is_some_and(|m| m.kind != Kind::Dir)
     }
 
     /// Whether the run made or wrote something in `dir` that is not the
     /// directory of an entry it copied (a backup or temp directory).
-    pub fn touched(&self, dir: &str) -> bool {
+    pub(crate) fn touched(&self, dir: &str) -> bool {
         self.touched.has(dir) || self.backups.as_ref().is_some_and(|b| b.touched.has(dir))
     }
 
     /// Checks what must be there before anything is written, as rsync's
     /// receiver checks it: the temp dir exists and is a directory, a backup
     /// directory that exists is one (exit 1 otherwise).
-    pub async fn check<D: Endpoint>(&self, dst: &D) -> Result<()> {
+    pub(crate) async fn check<D: Endpoint>(&self, dst: &D) -> Result<()> {
         // The destination root itself, made by this run: there by the time
         // anything is written (rsync checks once it is in it).
         let made_root = |temp: &str| {
@@ -267,7 +267,7 @@ impl Places {
     /// Gives every file of the plan its partial's paths; what the planner
     /// found beside the file is not its partial then ([`Places::locate`]
     /// looks where it is).
-    pub fn place(&self, actions: &mut [Action]) {
+    pub(crate) fn place(&self, actions: &mut [Action]) {
         for action in actions {
             if let Action::File(job) = action {
                 let placed = self.paths_for(&job.paths);
@@ -285,7 +285,7 @@ impl Places {
     /// those of files found up to date (`current`), which go at the end.
     /// Returns the errors of files whose partial's name is taken by
     /// something other than a file (those files leave the plan).
-    pub async fn locate<D: Endpoint>(
+    pub(crate) async fn locate<D: Endpoint>(
         &self,
         dst: &D,
         actions: &mut Vec<Action>,
@@ -442,7 +442,7 @@ impl Places {
     /// rsync's handle_partial_dir (mode 0700; a relative one replaces a
     /// non-directory in its way, a symlink above all, which would take the
     /// partial out of the destination).
-    pub async fn prepare<D: Endpoint>(&self, dst: &D, job: &FileJob) -> Result<()> {
+    pub(crate) async fn prepare<D: Endpoint>(&self, dst: &D, job: &FileJob) -> Result<()> {
         let spot = self.spot(&job.paths.dest);
         let Some(dir) = spot.dir() else {
             return Ok(());
@@ -504,7 +504,11 @@ impl Places {
     /// temp dir on another file system cannot be renamed there: it is
     /// copied beside the file first (rsync copies it over the file; ferry
     /// keeps the old one whole until the copy is complete), then renamed.
-    pub async fn rename_into_place<D: Endpoint>(&self, dst: &D, job: &FileJob) -> Result<()> {
+    pub(crate) async fn rename_into_place<D: Endpoint>(
+        &self,
+        dst: &D,
+        job: &FileJob,
+    ) -> Result<()> {
         let renamed = dst.rename(&job.paths.partial, &job.paths.dest).await;
         match renamed {
             Err(e) if !e.is_fatal() && self.in_temp_dir(job) => {
@@ -547,7 +551,7 @@ impl Places {
     /// date go, then each relative partial directory this run made or took
     /// a partial from, when it is empty (rsync's rmdir; one still holding
     /// something stays).
-    pub async fn finish<D: Endpoint>(&self, dst: &D) -> Result<()> {
+    pub(crate) async fn finish<D: Endpoint>(&self, dst: &D) -> Result<()> {
         let stale = self
             .stale
             .lock()
@@ -673,14 +677,14 @@ fn tag(dest: &str) -> String {
 
 /// Forwards everything to the run's reporter, noting the files the plan
 /// finds up to date, whose partials in a partial directory rsync removes.
-pub struct Noting<'a> {
+pub(crate) struct Noting<'a> {
     inner: &'a dyn Reporter,
     on: bool,
     current: Mutex<Vec<String>>,
 }
 
 impl<'a> Noting<'a> {
-    pub fn new(inner: &'a dyn Reporter, on: bool) -> Noting<'a> {
+    pub(crate) fn new(inner: &'a dyn Reporter, on: bool) -> Noting<'a> {
         Noting {
             inner,
             on,
@@ -689,7 +693,7 @@ impl<'a> Noting<'a> {
     }
 
     /// The files noted so far, taken.
-    pub fn take(&self) -> Vec<String> {
+    pub(crate) fn take(&self) -> Vec<String> {
         self.current
             .lock()
             .map(|mut c| std::mem::take(&mut *c))

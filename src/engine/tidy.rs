@@ -14,7 +14,7 @@ use crate::filter::Scope;
 /// The destination paths the sources' entries map to, whatever the plan
 /// does with them (an entry already up to date claims its path too).
 #[derive(Debug, Default)]
-pub struct Claims {
+pub(crate) struct Claims {
     /// Path (no trailing slash) to whether the source entry is a directory.
     paths: BTreeMap<String, bool>,
     /// Directories `-m` may prune: where they are and what the destination
@@ -24,7 +24,7 @@ pub struct Claims {
 
 /// A source directory of the walk, as `-m` needs it.
 #[derive(Debug)]
-pub struct Prunable {
+pub(crate) struct Prunable {
     pub dest: String,
     /// Its path from the transfer root, and the rules in its parent.
     pub rel: String,
@@ -34,11 +34,11 @@ pub struct Prunable {
 }
 
 impl Claims {
-    pub fn claim(&mut self, dest: &str, is_dir: bool) {
+    pub(crate) fn claim(&mut self, dest: &str, is_dir: bool) {
         self.paths.insert(trimmed(dest).to_string(), is_dir);
     }
 
-    pub fn dir(&mut self, dir: Prunable) {
+    pub(crate) fn dir(&mut self, dir: Prunable) {
         self.claim(&dir.dest, true);
         self.dirs.push(dir);
     }
@@ -78,7 +78,7 @@ fn target(action: &Action) -> &str {
 /// Keeps the first action of each kind per destination path. A directory
 /// ferry was to make with default attributes takes a later source
 /// directory's ones instead.
-pub fn one_per_path(actions: &mut Vec<Action>) {
+pub(crate) fn one_per_path(actions: &mut Vec<Action>) {
     let mut first: HashMap<(String, u8), usize> = HashMap::new();
     let mut kept: Vec<Action> = Vec::with_capacity(actions.len());
     for action in actions.drain(..) {
@@ -120,7 +120,7 @@ fn adopt_attributes(kept: &mut Action, later: &Action) {
 
 /// `--delete` deletes nothing a source has: with several sources (or
 /// `-R`), one walk's extraneous entry may be another's.
-pub fn spare_claimed(extraneous: &mut Vec<Extraneous>, claims: &Claims) {
+pub(crate) fn spare_claimed(extraneous: &mut Vec<Extraneous>, claims: &Claims) {
     extraneous.retain(|gone| !claims.has(&gone.entry.name));
 }
 
@@ -128,7 +128,7 @@ pub fn spare_claimed(extraneous: &mut Vec<Extraneous>, claims: &Claims) {
 /// (their actions go) and, with `--delete`, the destination's are
 /// deleted as if the source had none, as rsync's pruned file list makes
 /// them.
-pub fn prune_empty_dirs(
+pub(crate) fn prune_empty_dirs(
     actions: &mut Vec<Action>,
     extraneous: &mut Vec<Extraneous>,
     claims: &Claims,

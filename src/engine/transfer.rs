@@ -20,7 +20,7 @@ use crate::report::{Outcome, Reporter};
 
 /// One file to bring up to date.
 #[derive(Debug, Clone)]
-pub struct FileJob {
+pub(crate) struct FileJob {
     pub source: String,
     pub source_meta: Meta,
     pub paths: Paths,
@@ -35,7 +35,7 @@ pub struct FileJob {
 
 /// What one file's transfer did.
 #[derive(Debug, Clone, Copy)]
-pub struct Transferred {
+pub(crate) struct Transferred {
     pub outcome: Outcome,
     /// File data bytes that crossed from the source.
     pub sent: u64,
@@ -66,7 +66,7 @@ struct Filled {
 /// Copies one file; returns how it went. The destination is replaced only by
 /// a complete copy (synced first when it replaces an old file), and, when
 /// both sides can hash, only by one whose content equals the source's.
-pub async fn transfer<S: Endpoint, D: Endpoint>(
+pub(crate) async fn transfer<S: Endpoint, D: Endpoint>(
     src: &S,
     dst: &D,
     job: &FileJob,
@@ -680,7 +680,7 @@ async fn assemble_piecewise<S: Endpoint, D: Endpoint>(
 }
 
 /// An open source file with what is known about it.
-pub struct SourceFile<'a, F> {
+pub(crate) struct SourceFile<'a, F> {
     pub file: &'a F,
     pub meta: Meta,
     /// Its host and path, for messages.
@@ -691,7 +691,7 @@ pub struct SourceFile<'a, F> {
 }
 
 impl<F: FileHandle> SourceFile<'_, F> {
-    pub fn shrank(&self, expected_end: u64) -> Error {
+    pub(crate) fn shrank(&self, expected_end: u64) -> Error {
         shrank(&self.host, self.path, expected_end)
     }
 }

@@ -6,7 +6,7 @@ use std::io;
 
 /// Why authentication did not succeed.
 #[derive(Debug, thiserror::Error)]
-pub enum AuthError {
+pub(crate) enum AuthError {
     /// Every method was tried or skipped; `tried` lists each attempt with its
     /// outcome, `skipped` the methods not attempted and why.
     #[error("permission denied for {user}@{host}: {}", describe(tried, skipped))]
@@ -73,7 +73,7 @@ fn describe(tried: &[String], skipped: &[String]) -> String {
 impl AuthError {
     /// Whether the connection broke (or the server hung up) rather than the
     /// server turning every credential down.
-    pub fn is_network(&self) -> bool {
+    pub(crate) fn is_network(&self) -> bool {
         match self {
             AuthError::JumpHost { source, .. } => source.is_network(),
             _ => matches!(self, AuthError::Disconnected { .. } | AuthError::Ssh { .. }),

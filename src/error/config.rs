@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 /// What is wrong with one config line.
 #[derive(Debug, thiserror::Error)]
-pub enum LineError {
+pub(crate) enum LineError {
     #[error("{0} has no value")]
     MissingArgument(String),
     #[error("{0} takes one value, this line has more")]
@@ -26,7 +26,7 @@ pub enum LineError {
 
 /// Why a host alias could not be resolved.
 #[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
+pub(crate) enum ConfigError {
     #[error("cannot read ssh config {}: {source}; check the path (given with -F?) and its permissions", path.display())]
     Read { path: PathBuf, source: io::Error },
 

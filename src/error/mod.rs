@@ -14,19 +14,19 @@ use std::io;
 use std::sync::Arc;
 
 use crate::paths::printable;
-pub use auth::AuthError;
-pub use config::ConfigError;
+pub(crate) use auth::AuthError;
+pub(crate) use config::ConfigError;
 
-pub mod auth;
-pub mod config;
+pub(crate) mod auth;
+pub(crate) mod config;
 
-pub type Result<T, E = Error> = std::result::Result<T, E>;
+pub(crate) type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// What ends a run, or the step it was in, each message naming the host or
 /// file involved; or, as [`Error::File`], one file's error on its way up
 /// through `?` to where the per-file policy reports it and goes on.
 #[derive(Debug, thiserror::Error)]
-pub enum Error {
+pub(crate) enum Error {
     #[error("{0}")]
     Usage(String),
 
@@ -84,13 +84,13 @@ pub enum Error {
 
 impl Error {
     /// An I/O error on a local file, named as this machine names it.
-    pub fn io(path: impl Into<String>, source: io::Error) -> Self {
+    pub(crate) fn io(path: impl Into<String>, source: io::Error) -> Self {
         Error::File(FileError::io(&Host::Local, path, source))
     }
 
     /// Whether this error ends the whole run, rather than only the file it
     /// happened to: a broken connection cannot be worked around file by file.
-    pub fn is_fatal(&self) -> bool {
+    pub(crate) fn is_fatal(&self) -> bool {
         !matches!(self, Error::File(_))
     }
 }
@@ -99,14 +99,14 @@ impl Error {
 /// `host:`, as on the command line; a local one stands alone. Cheap to
 /// clone, as every per-file error carries one.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub enum Host {
+pub(crate) enum Host {
     #[default]
     Local,
     Remote(Arc<str>),
 }
 
 impl Host {
-    pub fn remote(name: &str) -> Host {
+    pub(crate) fn remote(name: &str) -> Host {
         Host::Remote(name.into())
     }
 }
@@ -127,7 +127,7 @@ impl fmt::Display for Host {
 /// relating the error to other paths never parses it out of a message.
 #[derive(Debug, thiserror::Error)]
 #[error("{host}{}: {cause}", printable(path))]
-pub struct FileError {
+pub(crate) struct FileError {
     pub host: Host,
     pub path: String,
     #[source]
@@ -136,7 +136,7 @@ pub struct FileError {
 
 /// What went wrong with one file.
 #[derive(Debug, thiserror::Error)]
-pub enum Cause {
+pub(crate) enum Cause {
     /// An I/O error on this machine.
     #[error(transparent)]
     Io(io::Error),
@@ -151,15 +151,23 @@ pub enum Cause {
 }
 
 impl FileError {
-    pub fn io(host: &Host, path: impl Into<String>, source: io::Error) -> FileError {
+    pub(crate) fn io(host: &Host, path: impl Into<String>, source: io::Error) -> FileError {
         FileError::new(host, path, Cause::Io(source))
     }
 
-    pub fn server(host: &Host, path: impl Into<String>, message: impl Into<String>) -> FileError {
+    pub(crate) fn server(
+        host: &Host,
+        path: impl Into<String>,
+        message: impl Into<String>,
+    ) -> FileError {
         FileError::new(host, path, Cause::Server(message.into()))
     }
 
-    pub fn refused(host: &Host, path: impl Into<String>, message: impl Into<String>) -> FileError {
+    pub(crate) fn refused(
+        host: &Host,
+        path: impl Into<String>,
+        message: impl Into<String>,
+    ) -> FileError {
         FileError::new(host, path, Cause::Refused(message.into()))
     }
 
@@ -172,7 +180,7 @@ impl FileError {
     }
 
     /// The file as messages name it: its path, after its host when remote.
-    pub fn subject(&self) -> String {
+    pub(crate) fn subject(&self) -> String {
         format!("{}{}", self.host, self.path)
     }
 }

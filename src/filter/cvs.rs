@@ -11,13 +11,13 @@ use super::pattern::Pattern;
 
 /// rsync's default CVS ignore list, exactly as rsync 3.5.0 builds it
 /// (`default-cvsignore.h`, from the list under `--cvs-exclude` in rsync.1.md).
-pub const DEFAULT_CVSIGNORE: &str = "RCS SCCS CVS CVS.adm RCSLOG cvslog.* tags TAGS \
+pub(crate) const DEFAULT_CVSIGNORE: &str = "RCS SCCS CVS CVS.adm RCSLOG cvslog.* tags TAGS \
      .make.state .nse_depinfo *~ #* .#* ,* _$* *$ *.old *.bak *.BAK *.orig *.rej .del-* \
      *.a *.olb *.o *.obj *.so *.exe *.Z *.elc *.ln core .svn/ .git/ .hg/ .bzr/";
 
 /// What the CVS ignore rules read besides the default list.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct CvsEnv {
+pub(crate) struct CvsEnv {
     /// The contents of `$HOME/.cvsignore` (None when there is none).
     pub home_cvsignore: Option<Vec<u8>>,
     /// `$CVSIGNORE`.
@@ -27,7 +27,7 @@ pub struct CvsEnv {
 impl CvsEnv {
     /// This process's: `$HOME/.cvsignore` (a file that cannot be read
     /// counts as none, as in rsync) and `$CVSIGNORE`.
-    pub fn from_process() -> CvsEnv {
+    pub(crate) fn from_process() -> CvsEnv {
         let home_cvsignore = std::env::var_os("HOME")
             .map(|home| std::path::Path::new(&home).join(".cvsignore"))
             .and_then(|path| std::fs::read(path).ok());

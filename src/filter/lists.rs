@@ -89,7 +89,7 @@ pub(crate) fn is_comment(record: &[u8]) -> bool {
 /// standard input (`-`) to one of them only, and keeps `--from0`'s state
 /// as the options are read in order.
 #[derive(Debug, Default)]
-pub struct ListReader {
+pub(crate) struct ListReader {
     /// The option that took standard input.
     stdin_taken_by: Option<String>,
     /// Whether lists read from here on are NUL-separated.
@@ -98,7 +98,8 @@ pub struct ListReader {
 
 impl ListReader {
     /// A reader whose lists are NUL-separated from the start when `from0`.
-    pub fn new(from0: bool) -> ListReader {
+    #[cfg(test)]
+    pub(crate) fn new(from0: bool) -> ListReader {
         ListReader {
             from0,
             ..ListReader::default()
@@ -108,17 +109,17 @@ impl ListReader {
     /// Whether lists are read NUL-separated (`--from0`) at this point of the
     /// command line; after the filter is built, its final value, which
     /// `--files-from` and per-directory files use.
-    pub fn from0(&self) -> bool {
+    pub(crate) fn from0(&self) -> bool {
         self.from0
     }
 
     /// `--from0` (true) or `--no-from0` (false), from here on.
-    pub fn set_from0(&mut self, on: bool) {
+    pub(crate) fn set_from0(&mut self, on: bool) {
         self.from0 = on;
     }
 
     /// The contents of `name` (`-`: standard input), read for `option`.
-    pub fn read(&mut self, name: &str, option: &str) -> Result<Vec<u8>> {
+    pub(crate) fn read(&mut self, name: &str, option: &str) -> Result<Vec<u8>> {
         if name != "-" {
             return std::fs::read(name).map_err(|e| Error::io(format!("{option} {name}"), e));
         }
@@ -138,7 +139,7 @@ impl ListReader {
 
 /// `--files-from`: the paths to copy, relative to the source directory.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct FilesFrom {
+pub(crate) struct FilesFrom {
     /// The list's file name, for messages.
     pub name: String,
     pub paths: Vec<Listed>,
@@ -157,7 +158,7 @@ pub struct FilesFrom {
 
 /// One path of a `--files-from` list.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Listed {
+pub(crate) struct Listed {
     /// From the transfer root, `/`-separated, without `.` or `..`
     /// components; empty for the root itself.
     pub path: String,
@@ -172,7 +173,7 @@ pub struct Listed {
 
 /// How a `--files-from` list is read.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct ListFormat {
+pub(crate) struct ListFormat {
     /// `--from0`: records end at NUL.
     pub from0: bool,
     /// The list travels over the connection to the sending side (a pull
@@ -184,7 +185,7 @@ pub struct ListFormat {
 
 impl FilesFrom {
     /// A list ferry makes itself (`-R`'s sources): no name, no anchors.
-    pub fn of(paths: Vec<Listed>) -> FilesFrom {
+    pub(crate) fn of(paths: Vec<Listed>) -> FilesFrom {
         FilesFrom {
             paths,
             ..FilesFrom::default()
@@ -194,7 +195,7 @@ impl FilesFrom {
     /// Reads the list `name` (`-`: standard input), NUL-separated when the
     /// reader says `--from0`. A list that cannot be read ends the run
     /// before it starts, with rsync's message and code (1).
-    pub fn read(name: &str, lists: &mut ListReader, forwarded: bool) -> Result<FilesFrom> {
+    pub(crate) fn read(name: &str, lists: &mut ListReader, forwarded: bool) -> Result<FilesFrom> {
         let data = match lists.read(name, "--files-from") {
             Ok(data) => data,
             Err(Error::File(FileError {
@@ -216,12 +217,14 @@ impl FilesFrom {
 
     /// rsync's reading of a newline-separated list; see
     /// [`FilesFrom::parse_as`].
-    pub fn parse(name: &str, data: &[u8]) -> FilesFrom {
+    #[cfg(test)]
+    pub(crate) fn parse(name: &str, data: &[u8]) -> FilesFrom {
         FilesFrom::parse_with(name, data, false)
     }
 
     /// A list read where it is, NUL-separated with `from0`.
-    pub fn parse_with(name: &str, data: &[u8], from0: bool) -> FilesFrom {
+    #[cfg(test)]
+    pub(crate) fn parse_with(name: &str, data: &[u8], from0: bool) -> FilesFrom {
         let format = ListFormat {
             from0,
             forwarded: false,
@@ -233,7 +236,7 @@ impl FilesFrom {
     /// `from0` up to a NUL), blank records skipped, and `#`/`;` comments
     /// too unless the list was forwarded; each line read as
     /// [`normalize`] says.
-    pub fn parse_as(name: &str, data: &[u8], format: ListFormat) -> FilesFrom {
+    pub(crate) fn parse_as(name: &str, data: &[u8], format: ListFormat) -> FilesFrom {
         let texts: Vec<String> = match format.forwarded && !format.from0 {
             // rsync's forwarder turns line ends into NULs, which end
             // records from then on.
@@ -280,7 +283,7 @@ impl FilesFrom {
 
     /// The directory of the source (from the source, `""` for the source
     /// itself) that holds `rel`, a listed path or a directory above one.
-    pub fn source_dir(&self, rel: &str) -> &str {
+    pub(crate) fn source_dir(&self, rel: &str) -> &str {
         self.anchors.get(rel).map_or("", String::as_str)
     }
 }

@@ -9,13 +9,13 @@ use super::pattern::Pattern;
 /// Which side of a transfer a rule speaks to: the sender's walk (hide and
 /// show) and the receiver's deletions (protect and risk).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Sides {
+pub(super) struct Sides {
     pub sender: bool,
     pub receiver: bool,
 }
 
 impl Sides {
-    pub const BOTH: Sides = Sides {
+    pub(super) const BOTH: Sides = Sides {
         sender: true,
         receiver: true,
     };
@@ -31,7 +31,7 @@ impl Sides {
 
 /// An include or exclude rule.
 #[derive(Debug, Clone)]
-pub struct Rule {
+pub(super) struct Rule {
     pub pattern: Pattern,
     pub include: bool,
     /// `!`: the rule applies where the pattern does not match.
@@ -43,7 +43,7 @@ pub struct Rule {
 
 /// How the lines of a merge file are read (the merge rule's modifiers).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Template {
+pub(super) struct Template {
     /// `-` or `+`: every line is a pattern of this kind (true: include),
     /// with no rule prefix.
     pub bare: Option<bool>,
@@ -65,7 +65,7 @@ pub struct Template {
 /// What a `-C` rule gives each of the global CVS ignore rules it brings in
 /// (rsync copies the `-C` rule's own flags onto them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RuleFlags {
+pub(super) struct RuleFlags {
     pub include: bool,
     pub negate: bool,
     pub sides: Sides,
@@ -74,7 +74,7 @@ pub struct RuleFlags {
 
 /// What one rule's text says.
 #[derive(Debug, Clone)]
-pub enum Parsed {
+pub(super) enum Parsed {
     /// `!` or `clear`.
     Clear,
     Rule(Rule),
@@ -95,7 +95,7 @@ pub enum Parsed {
 
 /// The syntax a rule's text is read in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Syntax {
+pub(super) enum Syntax {
     /// `--filter`, and the lines of merge files: `RULE[,MODS] PATTERN`.
     Full,
     /// `--exclude`/`--include` and their `-from` files: a pattern of the
@@ -105,7 +105,7 @@ pub enum Syntax {
 
 /// What a rule is read against.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Context<'a> {
+pub(super) struct Context<'a> {
     /// `--delete-excluded`: rules that name no side speak to the sender only.
     pub delete_excluded: bool,
     /// The directory (from the transfer root) of the per-directory file the
@@ -118,14 +118,15 @@ pub struct Context<'a> {
 }
 
 /// The rule kinds, for messages.
-pub const SUPPORTED: &str = "ferry supports -/exclude, +/include, H/hide, S/show, P/protect, \
+pub(crate) const SUPPORTED: &str =
+    "ferry supports -/exclude, +/include, H/hide, S/show, P/protect, \
      R/risk, !/clear, ./merge and :/dir-merge, with the modifiers ! s r p C (and - + e n w on \
      merge rules), e.g. \"- *.tmp\", \"+ */\", \"P /keep\", \". rules.txt\", \":- .gitignore\", \
      \":C\", \"-C\"";
 
 /// Reads one rule. An empty text (or, in the old syntax, an empty pattern)
 /// is no rule at all.
-pub fn parse(
+pub(super) fn parse(
     text: &str,
     syntax: Syntax,
     template: &Template,

@@ -10,7 +10,7 @@
 /// A compiled pattern. Paths it is matched against are relative to the
 /// transfer root, `/`-separated, without a leading `/`.
 #[derive(Debug, Clone)]
-pub struct Pattern {
+pub(crate) struct Pattern {
     /// The pattern without its leading `/` (see `anchored`) and its
     /// trailing `/` (see `dir_only`).
     text: Box<[u8]>,
@@ -46,7 +46,7 @@ enum Start {
 }
 
 impl Pattern {
-    pub fn new(pattern: &str) -> Pattern {
+    pub(crate) fn new(pattern: &str) -> Pattern {
         let mut text = pattern.as_bytes();
         let dir_only = text.len() > 1 && text.ends_with(b"/");
         if dir_only {
@@ -77,7 +77,7 @@ impl Pattern {
     /// of the transfer root, `above` being the path from that parent down
     /// to the root ("src" for a file in the parent of `src/`): "/src/a"
     /// then matches the transfer's "a".
-    pub fn anchored_above(pattern: &str, above: &str) -> Pattern {
+    pub(crate) fn anchored_above(pattern: &str, above: &str) -> Pattern {
         let mut compiled = Pattern::new(pattern);
         let above = above.trim_matches('/');
         if compiled.anchored && !above.is_empty() {
@@ -87,7 +87,7 @@ impl Pattern {
     }
 
     /// Whether `path` (of a directory when `is_dir`) matches.
-    pub fn matches(&self, path: &str, is_dir: bool) -> bool {
+    pub(crate) fn matches(&self, path: &str, is_dir: bool) -> bool {
         let path = path.trim_start_matches('/').as_bytes();
         if path.is_empty() || (self.dir_only && !is_dir) {
             return false;
@@ -154,7 +154,7 @@ fn trailing_components(path: &[u8], n: usize) -> usize {
 }
 
 /// Whether the whole of `text` matches the wildcard pattern.
-pub fn wildmatch(pattern: &[u8], text: &[u8]) -> bool {
+pub(super) fn wildmatch(pattern: &[u8], text: &[u8]) -> bool {
     dowild(pattern, text) == Wild::Match
 }
 

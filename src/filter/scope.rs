@@ -26,7 +26,7 @@ use crate::error::{Error, Host, Result};
 
 /// The rules in force in one directory of the walk. Cheap to clone.
 #[derive(Debug, Clone)]
-pub struct Scope {
+pub(crate) struct Scope {
     filter: Arc<Filter>,
     /// Per dir-merge rule in force here, in rsync's order: its rules here,
     /// this directory's own before those inherited from its parents.
@@ -52,7 +52,7 @@ impl Default for Scope {
 
 /// What entering a directory came to.
 #[derive(Debug, Clone)]
-pub enum Entered {
+pub(crate) enum Entered {
     /// The rules in force inside it.
     Ready(Scope),
     /// Files to read into the [`FileSet`] (None for one that does not
@@ -62,7 +62,7 @@ pub enum Entered {
 
 /// A file the rules of a directory need read.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Need {
+pub(crate) struct Need {
     /// The [`FileSet`] key: absolute, or from the transfer root (possibly
     /// starting with ".."); [`FileSet::source_path`] says where the source
     /// has it.
@@ -75,7 +75,7 @@ pub struct Need {
 /// The contents of files the rules read, by [`Need::path`], with what the
 /// planner needs to find them on the source and name them in messages.
 #[derive(Debug, Clone, Default)]
-pub struct FileSet {
+pub(crate) struct FileSet {
     /// The source's host, put before paths in messages.
     label: Host,
     /// The transfer root as the source endpoint names it.
@@ -89,7 +89,7 @@ impl FileSet {
     /// An empty set for a walk whose transfer root the source endpoint
     /// calls `root` ("src" for `src/`, "." or the parent for `src`); `label`
     /// goes before paths in messages.
-    pub fn new(label: &Host, root: &str) -> FileSet {
+    pub(crate) fn new(label: &Host, root: &str) -> FileSet {
         FileSet {
             label: label.clone(),
             root: root.to_string(),
@@ -98,7 +98,7 @@ impl FileSet {
     }
 
     /// Where the source endpoint finds `path` (a [`Need::path`]).
-    pub fn source_path(&self, path: &str) -> String {
+    pub(crate) fn source_path(&self, path: &str) -> String {
         if path.starts_with('/') || self.root.is_empty() || self.root == "." {
             return path.to_string();
         }
@@ -109,12 +109,12 @@ impl FileSet {
     }
 
     /// Records the contents of `path` (None: there is no such file).
-    pub fn insert(&mut self, path: impl Into<String>, data: Option<Vec<u8>>) {
+    pub(crate) fn insert(&mut self, path: impl Into<String>, data: Option<Vec<u8>>) {
         self.files.insert(path.into(), data);
     }
 
     /// Whether `path` was read (or found missing) already.
-    pub fn has(&self, path: &str) -> bool {
+    pub(crate) fn has(&self, path: &str) -> bool {
         self.files.contains_key(path)
     }
 
@@ -133,7 +133,7 @@ impl FileSet {
 impl Scope {
     /// The rules in force at the transfer root, before any directory is
     /// entered.
-    pub fn root(filter: &Arc<Filter>) -> Scope {
+    pub(crate) fn root(filter: &Arc<Filter>) -> Scope {
         let lists: Vec<PerDir> = filter
             .entries
             .iter()
@@ -157,7 +157,7 @@ impl Scope {
     /// absolute path, cleaned as rsync does: textually). Needed when a
     /// dir-merge rule names its file with a path above the root, as `-F`
     /// does; see [`Filter::has_dir_merges`].
-    pub fn at_root_path(&self, root_abs: &str) -> Scope {
+    pub(crate) fn at_root_path(&self, root_abs: &str) -> Scope {
         Scope {
             root_abs: Some(place::clean(&format!("/{root_abs}")).into()),
             ..self.clone()
@@ -165,13 +165,13 @@ impl Scope {
     }
 
     /// Whether no rule is in force: every path is included.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.filter.entries.is_empty()
     }
 
     /// Whether `path` (from the transfer root; a directory when `is_dir`)
     /// is excluded for `side`.
-    pub fn excluded(&self, path: &str, is_dir: bool, side: Side) -> bool {
+    pub(crate) fn excluded(&self, path: &str, is_dir: bool, side: Side) -> bool {
         self.verdict(&self.filter.entries, path, is_dir, side)
             .unwrap_or(false)
     }
@@ -196,7 +196,7 @@ impl Scope {
     /// The names of the per-directory filter files in force, which the
     /// next directory is searched for (one of its own files may add more:
     /// [`Scope::enter_dir`] asks for those).
-    pub fn dir_merge_names(&self) -> impl Iterator<Item = &str> {
+    pub(crate) fn dir_merge_names(&self) -> impl Iterator<Item = &str> {
         self.lists.iter().map(|l| l.spec.name.as_str())
     }
 
@@ -206,7 +206,8 @@ impl Scope {
     /// [`Scope::dir_merge_names`] (None where it has none). `origin` names
     /// a file by that index, for messages. Fails when the rules need other
     /// files: [`Scope::enter_dir`] reads those.
-    pub fn enter(
+    #[cfg(test)]
+    pub(crate) fn enter(
         &self,
         dir: &str,
         files: &[Option<Vec<u8>>],
@@ -233,7 +234,7 @@ impl Scope {
     /// files it still needs. The first directory entered from
     /// [`Scope::root`] also reads the files that dir-merge rules with a
     /// path name above it.
-    pub fn enter_dir(&self, dir: &str, files: &FileSet) -> Result<Entered> {
+    pub(crate) fn enter_dir(&self, dir: &str, files: &FileSet) -> Result<Entered> {
         if self.lists.is_empty() {
             return Ok(Entered::Ready(self.clone()));
         }

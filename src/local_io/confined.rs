@@ -30,7 +30,7 @@ const MOST_LINKS: u32 = 40;
 
 /// The directories below which no symlink is followed.
 #[derive(Debug, Default)]
-pub struct Roots {
+pub(crate) struct Roots {
     roots: Vec<Root>,
     /// `-K`: a symlink to a directory that stays below its root is followed.
     dirlinks: bool,
@@ -91,7 +91,7 @@ impl Roots {
     /// an earlier one is left out, so that what is below the earlier one
     /// is never opened by path. With `dirlinks` (`-K`), symlinks to
     /// directories below a root are followed.
-    pub fn new(roots: impl IntoIterator<Item = String>, dirlinks: bool) -> Roots {
+    pub(crate) fn new(roots: impl IntoIterator<Item = String>, dirlinks: bool) -> Roots {
         let mut kept: Vec<Root> = Vec::new();
         for root in roots {
             if !kept.iter().any(|outer| outer.below(&root).is_some()) {
@@ -107,7 +107,7 @@ impl Roots {
     /// Where a change of `path` lands: below a root, the directory that
     /// holds its last component, reached without following a symlink; the
     /// root itself and paths under no root, the path as given.
-    pub fn place(&self, path: &str) -> io::Result<Place> {
+    pub(crate) fn place(&self, path: &str) -> io::Result<Place> {
         let found = self
             .roots
             .iter()
@@ -130,7 +130,7 @@ impl Roots {
     /// Sets the mode of `path` itself, never of what a symlink swapped in
     /// there points to; with `-K`, a symlink to a directory below the root
     /// as that directory (as chmod would, through it).
-    pub fn set_mode(&self, path: &str, mode: u32) -> io::Result<()> {
+    pub(crate) fn set_mode(&self, path: &str, mode: u32) -> io::Result<()> {
         let mut place = self.place(path)?;
         let Some(walk) = place.walk.as_mut() else {
             return std::fs::set_permissions(os_path(path), mode_bits(mode));
@@ -268,7 +268,7 @@ fn dir_flags() -> OFlags {
 /// Where one change lands: `name` in a directory reached by a [`Walk`], or,
 /// without one, `name` as a whole path resolved by the kernel.
 #[derive(Debug)]
-pub struct Place {
+pub(crate) struct Place {
     walk: Option<Walk>,
     name: PathBuf,
 }
@@ -277,7 +277,7 @@ impl Place {
     /// `path` as the kernel resolves it (every component but the last
     /// followed when it is a symlink): for what ferry was not told to keep
     /// confined, such as the helper's paths on a server.
-    pub fn path(path: impl AsRef<Path>) -> Place {
+    pub(crate) fn path(path: impl AsRef<Path>) -> Place {
         Place {
             walk: None,
             name: path.as_ref().to_path_buf(),
@@ -285,7 +285,7 @@ impl Place {
     }
 
     /// The last component, or the whole path when there is no walk.
-    pub fn name(&self) -> &Path {
+    pub(crate) fn name(&self) -> &Path {
         &self.name
     }
 
@@ -301,7 +301,7 @@ impl Place {
 
 /// Opens the file at `place` for reading and writing, never through a
 /// symlink: created with `mode` when missing (only then with `create_new`).
-pub fn open_write(place: &Place, create_new: bool, mode: u32) -> io::Result<File> {
+pub(crate) fn open_write(place: &Place, create_new: bool, mode: u32) -> io::Result<File> {
     let mut flags = OFlags::RDWR | OFlags::CREATE | OFlags::NOFOLLOW | OFlags::CLOEXEC;
     if create_new {
         flags |= OFlags::EXCL;
@@ -311,7 +311,7 @@ pub fn open_write(place: &Place, create_new: bool, mode: u32) -> io::Result<File
 
 /// Opens the existing file at `place`, never through a symlink, to read
 /// or (`write`) to write without truncating.
-pub fn open_existing(place: &Place, write: bool) -> io::Result<File> {
+pub(crate) fn open_existing(place: &Place, write: bool) -> io::Result<File> {
     let access = if write {
         OFlags::WRONLY
     } else {
@@ -325,7 +325,7 @@ fn open(place: &Place, flags: OFlags, mode: u32) -> io::Result<File> {
     Ok(File::from(fd))
 }
 
-pub fn remove_file(place: &Place) -> io::Result<()> {
+pub(crate) fn remove_file(place: &Place) -> io::Result<()> {
     Ok(rustix::fs::unlinkat(
         place.dir(),
         &place.name,
@@ -334,7 +334,7 @@ pub fn remove_file(place: &Place) -> io::Result<()> {
 }
 
 /// Removes an empty directory (a symlink in its place is not one).
-pub fn remove_dir(place: &Place) -> io::Result<()> {
+pub(crate) fn remove_dir(place: &Place) -> io::Result<()> {
     match rustix::fs::unlinkat(place.dir(), &place.name, AtFlags::REMOVEDIR) {
         Err(Errno::NOTDIR) if place.walk.is_some() && place.is_symlink() => {
             Err(symlink_here("removes no directory through it"))
@@ -352,7 +352,7 @@ fn symlink_here(refusal: &str) -> io::Error {
     )
 }
 
-pub fn mkdir(place: &Place, mode: u32) -> io::Result<()> {
+pub(crate) fn mkdir(place: &Place, mode: u32) -> io::Result<()> {
     Ok(rustix::fs::mkdirat(
         place.dir(),
         &place.name,
@@ -360,7 +360,7 @@ pub fn mkdir(place: &Place, mode: u32) -> io::Result<()> {
     )?)
 }
 
-pub fn symlink(target: &str, place: &Place) -> io::Result<()> {
+pub(crate) fn symlink(target: &str, place: &Place) -> io::Result<()> {
     Ok(rustix::fs::symlinkat(
         &*os_path(target),
         place.dir(),
@@ -368,7 +368,7 @@ pub fn symlink(target: &str, place: &Place) -> io::Result<()> {
     )?)
 }
 
-pub fn rename(from: &Place, to: &Place) -> io::Result<()> {
+pub(crate) fn rename(from: &Place, to: &Place) -> io::Result<()> {
     Ok(rustix::fs::renameat(
         from.dir(),
         &from.name,
@@ -378,7 +378,7 @@ pub fn rename(from: &Place, to: &Place) -> io::Result<()> {
 }
 
 /// Makes `to` another name of `from` itself (a symlink, not its target).
-pub fn hard_link(from: &Place, to: &Place) -> io::Result<()> {
+pub(crate) fn hard_link(from: &Place, to: &Place) -> io::Result<()> {
     Ok(rustix::fs::linkat(
         from.dir(),
         &from.name,
@@ -390,7 +390,7 @@ pub fn hard_link(from: &Place, to: &Place) -> io::Result<()> {
 
 /// Sets the modification time of the entry itself (a symlink's own), its
 /// access time untouched.
-pub fn set_mtime(place: &Place, mtime: Mtime) -> io::Result<()> {
+pub(crate) fn set_mtime(place: &Place, mtime: Mtime) -> io::Result<()> {
     let times = super::only_mtime(mtime);
     let nofollow = AtFlags::SYMLINK_NOFOLLOW;
     Ok(rustix::fs::utimensat(
@@ -403,7 +403,7 @@ pub fn set_mtime(place: &Place, mtime: Mtime) -> io::Result<()> {
 
 /// Makes the entries of the directory holding `place` durable (after a
 /// rename into it).
-pub fn sync_dir(place: &Place) -> io::Result<()> {
+pub(crate) fn sync_dir(place: &Place) -> io::Result<()> {
     let dir = match &place.walk {
         // A descriptor opened with O_PATH cannot be synced: open it again.
         Some(walk) => rustix::fs::openat(

@@ -14,7 +14,7 @@ use crate::ssh::Connection;
 
 /// Uploads (or finds) this binary in `cache_dir` on the server and starts it
 /// as the helper.
-pub async fn upload_helper(
+pub(crate) async fn upload_helper(
     conn: &Connection,
     sftp: &Sftp,
     cache_dir: &str,

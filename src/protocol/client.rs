@@ -21,11 +21,11 @@ use crate::paths::to_bytes;
 use crate::ssh::{shell_quote, Connection};
 
 /// A byte stream the helper can run over.
-pub trait Duplex: AsyncRead + AsyncWrite + Unpin + Send {}
+pub(crate) trait Duplex: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Duplex for T {}
 
 #[derive(Debug, thiserror::Error)]
-pub enum HelperError {
+pub(crate) enum HelperError {
     /// No greeting came back: the command is missing or failed to start.
     #[error("the remote helper did not start: {0}")]
     Unavailable(String),
@@ -67,7 +67,7 @@ fn lock(waiting: &Shared) -> std::sync::MutexGuard<'_, Waiting> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-pub struct HelperClient {
+pub(crate) struct HelperClient {
     writer: Mutex<WriteHalf<Box<dyn Duplex>>>,
     waiting: Shared,
     /// KiB of requests sent and not yet answered.
@@ -98,7 +98,7 @@ impl Drop for WriteGuard<'_> {
 impl HelperClient {
     /// Starts `remote_ferry --server` on an exec channel of `conn` and
     /// greets it.
-    pub async fn open(conn: &Connection, remote_ferry: &str) -> Result<HelperClient, Error> {
+    pub(crate) async fn open(conn: &Connection, remote_ferry: &str) -> Result<HelperClient, Error> {
         let command = conn.wrapped(format!("{} --server", shell_quote(remote_ferry)));
         let failed = |detail: &str| Error::Helper {
             host: conn.host().to_string(),
@@ -116,7 +116,7 @@ impl HelperClient {
     }
 
     /// Greets the helper and checks its protocol version.
-    pub async fn start(stream: impl Duplex + 'static) -> Result<HelperClient, HelperError> {
+    pub(crate) async fn start(stream: impl Duplex + 'static) -> Result<HelperClient, HelperError> {
         let stream: Box<dyn Duplex> = Box::new(stream);
         let (reader, writer) = tokio::io::split(stream);
         let waiting = Shared::default();
@@ -144,7 +144,7 @@ impl HelperClient {
     }
 
     /// The file's size and blake3 of each `block` of `[start, end)`.
-    pub async fn block_hashes(
+    pub(crate) async fn block_hashes(
         &self,
         path: &str,
         start: u64,
@@ -164,7 +164,7 @@ impl HelperClient {
     }
 
     /// The file's size and whole-content blake3.
-    pub async fn file_hash(&self, path: &str) -> Result<(u64, BlockHash), HelperError> {
+    pub(crate) async fn file_hash(&self, path: &str) -> Result<(u64, BlockHash), HelperError> {
         let request = Message::HashFile {
             path: to_bytes(path).into_owned(),
         };
@@ -175,7 +175,7 @@ impl HelperClient {
     }
 
     /// Rolling signature of the file in `block`-byte blocks.
-    pub async fn signature(&self, path: &str, block: u32) -> Result<Signature, HelperError> {
+    pub(crate) async fn signature(&self, path: &str, block: u32) -> Result<Signature, HelperError> {
         let request = Message::Sign {
             path: to_bytes(path).into_owned(),
             block,
@@ -195,7 +195,7 @@ impl HelperClient {
     }
 
     /// Scans `regions` of the helper's file for blocks of an old file.
-    pub async fn find_blocks(
+    pub(crate) async fn find_blocks(
         &self,
         path: &str,
         regions: &[(u64, u64)],
@@ -213,7 +213,7 @@ impl HelperClient {
     }
 
     /// Copies `ranges` of `from` into the existing file `to`, on the remote.
-    pub async fn copy_ranges(
+    pub(crate) async fn copy_ranges(
         &self,
         from: &str,
         to: &str,
@@ -233,7 +233,7 @@ impl HelperClient {
 
     /// Writes `data` as the whole file `dest` on the remote, through its
     /// partial name, with `mode`, `mtime` and a sync when asked.
-    pub async fn put_file(
+    pub(crate) async fn put_file(
         &self,
         partial: &str,
         dest: &str,
@@ -257,7 +257,7 @@ impl HelperClient {
 
     /// A small remote file's bytes, with its size and mtime as they were
     /// once it was read.
-    pub async fn get_file(&self, path: &str) -> Result<(Vec<u8>, u64, i64), HelperError> {
+    pub(crate) async fn get_file(&self, path: &str) -> Result<(Vec<u8>, u64, i64), HelperError> {
         let request = Message::GetFile {
             path: to_bytes(path).into_owned(),
         };
@@ -268,7 +268,7 @@ impl HelperClient {
     }
 
     /// Carries out a file-system request on the remote ([`super::fs`]).
-    pub async fn fs(&self, request: FsRequest) -> Result<FsReply, HelperError> {
+    pub(crate) async fn fs(&self, request: FsRequest) -> Result<FsReply, HelperError> {
         match self.request(&Message::Fs(request)).await? {
             Message::FsReply(reply) => Ok(reply),
             other => Err(not_answered(other)),

@@ -13,7 +13,7 @@ use crate::meta::{Kind, Meta, Mtime};
 
 /// How [`FsRequest::Open`] opens a file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OpenHow {
+pub(crate) enum OpenHow {
     /// Read only, following a symlink (as SFTP's open does).
     Read,
     /// Read and write, created with the mode when missing, never through
@@ -26,7 +26,7 @@ pub enum OpenHow {
 /// A file-system operation on the helper's machine. Paths are absolute
 /// byte strings.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum FsRequest {
+pub(crate) enum FsRequest {
     /// From now on, changes below `roots` (the directories the user named
     /// as destinations) reach their directory without following a
     /// symlink, as the local endpoint's do (`local_io::confined`); with
@@ -118,7 +118,7 @@ pub enum FsRequest {
 /// The answer to an [`FsRequest`] that succeeded (a failure is an
 /// `Error` message).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum FsReply {
+pub(crate) enum FsReply {
     Done,
     Stat(Option<Meta>),
     Entries(Vec<(Vec<u8>, Meta)>),
@@ -128,7 +128,7 @@ pub enum FsReply {
 }
 
 /// Bytes a listing entry takes in a reply besides its name.
-pub const ENTRY_OVERHEAD: usize = 4 + 1 + 8 + 8 + 4;
+pub(crate) const ENTRY_OVERHEAD: usize = 4 + 1 + 8 + 8 + 4;
 
 impl FsRequest {
     pub(super) fn encode_into(&self, out: &mut Vec<u8>) {

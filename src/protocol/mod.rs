@@ -12,11 +12,11 @@
 //! mismatch is a clear message, never a hang. The server answers requests in
 //! the order they came, so a client may send many before reading replies.
 
-pub mod bootstrap;
-pub mod client;
-pub mod fs;
+pub(crate) mod bootstrap;
+pub(crate) mod client;
+pub(crate) mod fs;
 mod serve_fs;
-pub mod server;
+pub(crate) mod server;
 
 use crate::delta::rolling::{Signature, STRONG_LEN};
 use crate::delta::Piece;
@@ -24,14 +24,14 @@ use crate::meta::CopyRange;
 use fs::{FsReply, FsRequest};
 
 /// Bumped on any incompatible change to the messages below.
-pub const VERSION: u32 = 4;
+pub(crate) const VERSION: u32 = 4;
 const MAGIC: &[u8] = b"ferry-helper";
 /// Largest frame either side accepts: hash lists for 1 GiB at 4 KiB blocks.
-pub const MAX_FRAME: usize = 16 * 1024 * 1024;
+pub(crate) const MAX_FRAME: usize = 16 * 1024 * 1024;
 
 /// The messages of the protocol.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Message {
+pub(crate) enum Message {
     Hello {
         version: u32,
     },
@@ -139,7 +139,7 @@ const FS_REPLY: u8 = 17;
 
 impl Message {
     /// The frame body (type byte and fields), without the length prefix.
-    pub fn encode(&self) -> Vec<u8> {
+    pub(crate) fn encode(&self) -> Vec<u8> {
         let mut out = Vec::new();
         match self {
             Message::Hello { version } => {
@@ -278,7 +278,7 @@ impl Message {
         out
     }
 
-    pub fn decode(frame: &[u8]) -> Result<Message, String> {
+    pub(crate) fn decode(frame: &[u8]) -> Result<Message, String> {
         let mut r = Reader { buf: frame };
         let message = match r.u8()? {
             HELLO => {

@@ -17,7 +17,7 @@ use crate::meta::CopyRange;
 use crate::paths::from_bytes;
 
 /// Serves until the client closes the channel; returns the process status.
-pub fn run() -> i32 {
+pub(crate) fn run() -> i32 {
     let stdin = io::stdin().lock();
     let stdout = io::stdout().lock();
     match serve(stdin, stdout) {
@@ -30,7 +30,7 @@ pub fn run() -> i32 {
 }
 
 /// The request loop over any byte streams (tests use pipes in memory).
-pub fn serve(mut input: impl Read, mut output: impl Write) -> io::Result<()> {
+pub(crate) fn serve(mut input: impl Read, mut output: impl Write) -> io::Result<()> {
     let Some(first) = read_frame(&mut input)? else {
         return Ok(());
     };
@@ -203,7 +203,7 @@ fn hash_file(path: &[u8]) -> io::Result<Message> {
 }
 
 /// Reads one frame; None at a clean end of input.
-pub fn read_frame(input: &mut impl Read) -> io::Result<Option<Vec<u8>>> {
+pub(crate) fn read_frame(input: &mut impl Read) -> io::Result<Option<Vec<u8>>> {
     let mut len = [0u8; 4];
     match input.read_exact(&mut len) {
         Ok(()) => {}

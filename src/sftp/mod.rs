@@ -42,7 +42,7 @@ fn backstop_secs(silence_secs: u64) -> u64 {
 
 /// What the server offers beyond plain SFTP v3.
 #[derive(Debug, Clone, Default)]
-pub struct Extensions {
+pub(crate) struct Extensions {
     pub posix_rename: bool,
     pub fsync: bool,
     pub copy_data: bool,
@@ -54,7 +54,7 @@ pub struct Extensions {
 }
 
 /// An SFTP session on one SSH channel, shared by all tasks of a run.
-pub struct Sftp {
+pub(crate) struct Sftp {
     raw: Arc<RawSftpSession>,
     host: String,
     /// The host again, as per-file errors carry it.
@@ -77,12 +77,12 @@ pub struct Sftp {
 /// lossily: from index 128 on, the handle it sends back names no file and
 /// every request on it fails. The server reuses free indexes, so keeping
 /// fewer than 128 open keeps every index below 128.
-pub const MAX_HANDLES: usize = 100;
+pub(crate) const MAX_HANDLES: usize = 100;
 
 impl Sftp {
     /// Opens the SFTP session of `conn`: the `sftp` subsystem, or
     /// sftp-server run through `--rsync-path`'s wrapper.
-    pub async fn open(conn: &Connection) -> Result<Sftp> {
+    pub(crate) async fn open(conn: &Connection) -> Result<Sftp> {
         let (stream, wrapped) = conn.sftp_channel().await?;
         let timeout = conn.request_timeout().as_secs().max(1);
         let started = Sftp::start(stream, conn.host(), timeout).await;
@@ -98,7 +98,7 @@ impl Sftp {
 
     /// Runs the SFTP handshake on `stream` and asks for the server's limits.
     /// The session ends once requests wait `silence_secs` with no reply.
-    pub async fn start<S>(stream: S, host: &str, silence_secs: u64) -> Result<Sftp>
+    pub(crate) async fn start<S>(stream: S, host: &str, silence_secs: u64) -> Result<Sftp>
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
@@ -169,26 +169,26 @@ impl Sftp {
     /// Waits for room for one more open handle; the permit is to be held
     /// until the handle is closed. (None cannot happen: the semaphore is
     /// never closed.)
-    pub async fn handle_slot(&self) -> Option<OwnedSemaphorePermit> {
+    pub(crate) async fn handle_slot(&self) -> Option<OwnedSemaphorePermit> {
         self.handles.clone().acquire_owned().await.ok()
     }
 
-    pub fn raw(&self) -> &Arc<RawSftpSession> {
+    pub(crate) fn raw(&self) -> &Arc<RawSftpSession> {
         &self.raw
     }
 
-    pub fn host(&self) -> &str {
+    pub(crate) fn host(&self) -> &str {
         &self.host
     }
 
     /// The host as per-file errors name it.
-    pub fn label(&self) -> &Host {
+    pub(crate) fn label(&self) -> &Host {
         &self.label
     }
 
     /// `path` as an absolute path, for programs run on the server (helper,
     /// shell), whose working directory may differ from this session's.
-    pub fn absolute(&self, path: &str) -> String {
+    pub(crate) fn absolute(&self, path: &str) -> String {
         if path.starts_with('/') {
             path.to_string()
         } else {
@@ -196,15 +196,15 @@ impl Sftp {
         }
     }
 
-    pub fn extensions(&self) -> &Extensions {
+    pub(crate) fn extensions(&self) -> &Extensions {
         &self.extensions
     }
 
-    pub fn read_chunk(&self) -> u32 {
+    pub(crate) fn read_chunk(&self) -> u32 {
         self.read_chunk
     }
 
-    pub fn write_chunk(&self) -> u32 {
+    pub(crate) fn write_chunk(&self) -> u32 {
         self.write_chunk
     }
 
@@ -212,7 +212,7 @@ impl Sftp {
     /// offers posix-rename. Plain SFTP RENAME refuses an existing target, so
     /// without the extension the old file is moved aside first and removed only
     /// once the new one is in place: never a moment with neither.
-    pub async fn rename_replace(&self, from: &str, to: &str) -> Result<()> {
+    pub(crate) async fn rename_replace(&self, from: &str, to: &str) -> Result<()> {
         if self.extensions.posix_rename {
             let mut payload = Vec::with_capacity(8 + from.len() + to.len());
             put_string(&mut payload, from.as_bytes());
@@ -241,7 +241,7 @@ impl Sftp {
 
     /// hardlink@openssh.com: `to` becomes another name of the file `from`
     /// (a symlink itself, not what it points to, as link(2) makes it).
-    pub async fn hard_link(&self, from: &str, to: &str) -> Result<()> {
+    pub(crate) async fn hard_link(&self, from: &str, to: &str) -> Result<()> {
         let mut payload = Vec::with_capacity(8 + from.len() + to.len());
         put_string(&mut payload, from.as_bytes());
         put_string(&mut payload, to.as_bytes());
@@ -252,7 +252,7 @@ impl Sftp {
     /// copy-data (OpenSSH 9.0+): the server copies `len` bytes from one open
     /// handle to another, nothing crosses the network. Ok(false) when the
     /// server refuses the request although it advertised it.
-    pub async fn copy_data(
+    pub(crate) async fn copy_data(
         &self,
         from: &str,
         from_offset: u64,
@@ -291,7 +291,7 @@ impl Sftp {
     /// Sets `attrs` of `path` itself, a symlink included: lsetstat where the
     /// server offers it, else plain SETSTAT, which follows a final symlink
     /// (callers that may meet one check [`Extensions::lsetstat`] first).
-    pub async fn set_attrs(&self, path: &str, attrs: FileAttributes) -> Result<()> {
+    pub(crate) async fn set_attrs(&self, path: &str, attrs: FileAttributes) -> Result<()> {
         if !self.extensions.lsetstat {
             return self
                 .raw
@@ -311,7 +311,7 @@ impl Sftp {
     }
 
     /// fsync@openssh.com on an open handle; a no-op where it is not offered.
-    pub async fn fsync(&self, handle: &str, path: &str) -> Result<()> {
+    pub(crate) async fn fsync(&self, handle: &str, path: &str) -> Result<()> {
         if !self.extensions.fsync {
             return Ok(());
         }
@@ -333,7 +333,7 @@ impl Sftp {
 
     /// Maps an SFTP failure on `path`: a status from the server concerns that
     /// file only; anything else means the session itself is gone.
-    pub fn error(&self, path: &str, e: SftpError) -> Error {
+    pub(crate) fn error(&self, path: &str, e: SftpError) -> Error {
         match e {
             SftpError::Status(_) | SftpError::Limited(_) => {}
             _ if self.state.went_silent() => {
@@ -384,7 +384,7 @@ fn status_message(status: &russh_sftp::protocol::Status) -> String {
 }
 
 /// Whether an SFTP error says the path does not exist.
-pub fn is_not_found(e: &SftpError) -> bool {
+pub(crate) fn is_not_found(e: &SftpError) -> bool {
     matches!(e, SftpError::Status(s) if s.status_code == StatusCode::NoSuchFile)
 }
 

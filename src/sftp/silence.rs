@@ -30,7 +30,7 @@ use tokio::time::{Instant, Sleep};
 
 /// How an SFTP session stands, shared by its stream and its `Sftp`.
 #[derive(Default)]
-pub struct SessionState {
+pub(super) struct SessionState {
     went_silent: AtomicBool,
     ended: AtomicBool,
     session: OnceLock<Weak<RawSftpSession>>,
@@ -38,17 +38,17 @@ pub struct SessionState {
 
 impl SessionState {
     /// The session the stream belongs to, once it exists.
-    pub fn attach(&self, session: &Arc<RawSftpSession>) {
+    pub(super) fn attach(&self, session: &Arc<RawSftpSession>) {
         let _ = self.session.set(Arc::downgrade(session));
     }
 
     /// Whether the session was ended by the silence limit.
-    pub fn went_silent(&self) -> bool {
+    pub(super) fn went_silent(&self) -> bool {
         self.went_silent.load(Ordering::Relaxed)
     }
 
     /// Whether the session is over, for whatever reason.
-    pub fn ended(&self) -> bool {
+    pub(super) fn ended(&self) -> bool {
         self.ended.load(Ordering::Relaxed)
     }
 
@@ -99,7 +99,7 @@ impl PacketCounter {
 
 /// `inner` with reads that fail after `limit` of silence while a request
 /// waits, reporting how the session ends to `state`.
-pub struct SilenceBound<S> {
+pub(super) struct SilenceBound<S> {
     inner: S,
     limit: Duration,
     deadline: Pin<Box<Sleep>>,
@@ -111,7 +111,7 @@ pub struct SilenceBound<S> {
 }
 
 impl<S> SilenceBound<S> {
-    pub fn new(inner: S, limit: Duration, state: Arc<SessionState>) -> Self {
+    pub(super) fn new(inner: S, limit: Duration, state: Arc<SessionState>) -> Self {
         SilenceBound {
             inner,
             limit,

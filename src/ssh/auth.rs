@@ -22,16 +22,16 @@ use crate::ssh::config::{home_dir, HostConfig, IdentityAgent};
 
 /// How authentication may interact with the user.
 #[derive(Debug, Clone)]
-pub struct AuthOptions {
+pub(crate) struct AuthOptions {
     /// May prompt on a terminal (the caller decides: stdin is a tty and not
     /// BatchMode). Whether an SSH_ASKPASS program may ask is decided here.
     pub interactive: bool,
 }
 
-pub use crate::error::auth::AuthError;
+pub(crate) use crate::error::auth::AuthError;
 
 /// Authenticates `cfg.user` on `handle`, stopping at the first success.
-pub async fn authenticate<H: Handler>(
+pub(crate) async fn authenticate<H: Handler>(
     handle: &mut Handle<H>,
     cfg: &HostConfig,
     opts: &AuthOptions,

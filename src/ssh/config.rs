@@ -30,11 +30,9 @@ use super::jump;
 use super::options::{self, Verdict};
 use super::readconf::{self, Params, Setting, Target};
 
-pub use crate::error::config::LineError;
-
 /// How to treat a server whose host key is not (or not correctly) in known_hosts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StrictHostKeyChecking {
+pub(crate) enum StrictHostKeyChecking {
     /// Refuse unknown and changed keys.
     Yes,
     /// Add unknown keys to known_hosts, refuse changed keys.
@@ -61,7 +59,7 @@ impl StrictHostKeyChecking {
 
 /// Where the ssh-agent is (`IdentityAgent`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum IdentityAgent {
+pub(crate) enum IdentityAgent {
     /// The socket named by this environment variable (`SSH_AUTH_SOCK` by
     /// default, or `IdentityAgent $VAR`), read when authenticating.
     Environment(String),
@@ -73,7 +71,7 @@ pub enum IdentityAgent {
 
 /// Which addresses of a host name to connect to (`AddressFamily`, `ssh -4/-6`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AddressFamily {
+pub(crate) enum AddressFamily {
     Any,
     Inet,
     Inet6,
@@ -81,7 +79,7 @@ pub enum AddressFamily {
 
 /// Values given on the command line; each beats the config file.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Overrides {
+pub(crate) struct Overrides {
     /// `-p PORT` or the port of a `user@host:port` spec.
     pub port: Option<u16>,
     /// `-l USER` or the user of a `user@host` spec.
@@ -103,7 +101,7 @@ pub struct Overrides {
 
 /// Everything needed to connect to and authenticate with one host.
 #[derive(Debug, Clone)]
-pub struct HostConfig {
+pub(crate) struct HostConfig {
     /// What the user typed.
     pub alias: String,
     /// `HostName` (with `%h` expanded) or the alias, lower-cased like OpenSSH does.
@@ -138,7 +136,8 @@ impl HostConfig {
     /// A direct connection to `host_name:port` as `user` with OpenSSH's
     /// defaults and no files (no identity or known_hosts files), for
     /// callers that build a config without ssh config, such as tests.
-    pub fn new(alias: &str, host_name: &str, port: u16, user: &str) -> HostConfig {
+    #[cfg(test)]
+    pub(crate) fn new(alias: &str, host_name: &str, port: u16, user: &str) -> HostConfig {
         HostConfig {
             alias: alias.to_string(),
             host_name: host_name.to_string(),
@@ -163,7 +162,7 @@ impl HostConfig {
 
 const AUTH_SOCK: &str = "SSH_AUTH_SOCK";
 
-pub use crate::error::config::ConfigError;
+pub(crate) use crate::error::config::ConfigError;
 
 /// Facts about the local side, passed in so tests need not touch the
 /// process environment.
@@ -178,7 +177,7 @@ struct Local {
 /// `config_path`: `Some(file)` = use only that file (like `ssh -F`), error if
 /// unreadable, `none` for no file; `None` = `~/.ssh/config` if it exists,
 /// else defaults.
-pub fn resolve(
+pub(crate) fn resolve(
     alias: &str,
     config_path: Option<&Path>,
     overrides: &Overrides,

@@ -24,11 +24,11 @@
 use super::config::{ConfigError, HostConfig, Overrides};
 
 /// More jump hosts than this is taken for a loop in ssh config.
-pub const MAX_HOPS: usize = 16;
+pub(crate) const MAX_HOPS: usize = 16;
 
 /// One `[user@]host[:port]` or `ssh://[user@]host[:port]` of a ProxyJump list.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct JumpSpec {
+pub(crate) struct JumpSpec {
     pub user: Option<String>,
     pub host: String,
     pub port: Option<u16>,
@@ -37,7 +37,7 @@ pub struct JumpSpec {
 }
 
 /// Parses a ProxyJump value: `None` for `none`, else the hosts in order.
-pub fn parse_list(value: &str) -> Result<Option<Vec<JumpSpec>>, String> {
+pub(crate) fn parse_list(value: &str) -> Result<Option<Vec<JumpSpec>>, String> {
     let value = value.trim();
     if value.eq_ignore_ascii_case("none") {
         return Ok(None);

@@ -20,7 +20,7 @@ use sha1::Sha1;
 
 /// What the known_hosts files say about a server's key.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum HostKeyStatus {
+pub(crate) enum HostKeyStatus {
     /// A matching entry with the same key.
     Known,
     /// No entry for this host with this key type.
@@ -36,7 +36,7 @@ pub enum HostKeyStatus {
 /// Missing or unreadable files are skipped. A revocation beats everything;
 /// otherwise any exact match makes the key [`HostKeyStatus::Known`] (OpenSSH
 /// allows several keys per host), even if another entry disagrees.
-pub fn check(files: &[PathBuf], host: &str, port: u16, key: &PublicKey) -> HostKeyStatus {
+pub(crate) fn check(files: &[PathBuf], host: &str, port: u16, key: &PublicKey) -> HostKeyStatus {
     let name = lookup_name(host, port);
     let mut verdict = Verdict::default();
     for file in files {
@@ -54,7 +54,7 @@ pub fn check(files: &[PathBuf], host: &str, port: u16, key: &PublicKey) -> HostK
 
 /// Appends `key` for `host:port` to `file`, creating the parent directory
 /// (mode 0700) and the file (mode 0600) if missing.
-pub fn learn(file: &Path, host: &str, port: u16, key: &PublicKey) -> io::Result<()> {
+pub(crate) fn learn(file: &Path, host: &str, port: u16, key: &PublicKey) -> io::Result<()> {
     if let Some(parent) = file.parent().filter(|p| !p.as_os_str().is_empty()) {
         DirBuilder::new()
             .recursive(true)
@@ -86,7 +86,7 @@ pub fn learn(file: &Path, host: &str, port: u16, key: &PublicKey) -> io::Result<
 }
 
 /// `SHA256:<base64 without padding>`, exactly as OpenSSH prints it.
-pub fn fingerprint(key: &PublicKey) -> String {
+pub(crate) fn fingerprint(key: &PublicKey) -> String {
     key.fingerprint(HashAlg::Sha256).to_string()
 }
 

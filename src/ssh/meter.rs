@@ -16,7 +16,7 @@ use tokio::time::{Instant, Sleep};
 
 /// Totals shared by every connection of a run, and the rate limit.
 #[derive(Debug, Default)]
-pub struct Meter {
+pub(crate) struct Meter {
     sent: AtomicU64,
     received: AtomicU64,
     /// Bytes per second each way; None for no limit.
@@ -24,18 +24,18 @@ pub struct Meter {
 }
 
 impl Meter {
-    pub fn new(limit: Option<u64>) -> Arc<Meter> {
+    pub(crate) fn new(limit: Option<u64>) -> Arc<Meter> {
         Arc::new(Meter {
             limit: limit.filter(|rate| *rate > 0),
             ..Meter::default()
         })
     }
 
-    pub fn sent(&self) -> u64 {
+    pub(crate) fn sent(&self) -> u64 {
         self.sent.load(Ordering::Relaxed)
     }
 
-    pub fn received(&self) -> u64 {
+    pub(crate) fn received(&self) -> u64 {
         self.received.load(Ordering::Relaxed)
     }
 }
@@ -80,7 +80,7 @@ impl Pace {
 }
 
 /// `inner`, counted into the meter and paced to its limit.
-pub struct Metered<S> {
+pub(crate) struct Metered<S> {
     inner: S,
     meter: Arc<Meter>,
     reading: Pace,
@@ -88,7 +88,7 @@ pub struct Metered<S> {
 }
 
 impl<S> Metered<S> {
-    pub fn new(inner: S, meter: Arc<Meter>) -> Metered<S> {
+    pub(crate) fn new(inner: S, meter: Arc<Meter>) -> Metered<S> {
         Metered {
             inner,
             meter,

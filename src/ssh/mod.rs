@@ -3,19 +3,19 @@
 //! against known_hosts before anything else happens, authenticate in
 //! OpenSSH's order, and open the SFTP channel.
 
-pub mod auth;
-pub mod config;
+pub(crate) mod auth;
+pub(crate) mod config;
 mod dial;
 mod include;
-pub mod jump;
-pub mod known_hosts;
-pub mod meter;
-pub mod options;
+pub(crate) mod jump;
+pub(crate) mod known_hosts;
+pub(crate) mod meter;
+pub(crate) mod options;
 mod pattern;
 mod readconf;
-pub mod rsh;
-pub mod shell;
-pub mod wrapper;
+pub(crate) mod rsh;
+pub(crate) mod shell;
+pub(crate) mod wrapper;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -37,7 +37,7 @@ use wrapper::Wrapper;
 
 /// Connection-level settings that do not come from ssh config.
 #[derive(Debug, Clone)]
-pub struct ConnectOptions {
+pub(crate) struct ConnectOptions {
     /// Whether prompts (passwords, passphrases, unknown host keys) may be shown.
     pub interactive: bool,
     /// Bound on TCP connect plus SSH handshake, when ssh config sets none.
@@ -54,7 +54,7 @@ pub struct ConnectOptions {
 
 /// What a remote command printed and how it ended.
 #[derive(Debug, Default)]
-pub struct ExecOutput {
+pub(crate) struct ExecOutput {
     pub stdout: Vec<u8>,
     pub stderr: Vec<u8>,
     /// None when the server reported no status (killed by a signal).
@@ -64,13 +64,13 @@ pub struct ExecOutput {
 }
 
 impl ExecOutput {
-    pub fn succeeded(&self) -> bool {
+    pub(crate) fn succeeded(&self) -> bool {
         self.status == Some(0) && !self.truncated
     }
 }
 
 /// An authenticated SSH connection.
-pub struct Connection {
+pub(crate) struct Connection {
     handle: Handle<HostKeyCheck>,
     /// The jump hosts' connections, first dialled first: this connection
     /// runs through a channel of the last one, so they live as long as it.
@@ -226,7 +226,7 @@ fn ask_yes_no(question: &str) -> bool {
 
 /// Quotes a word for a POSIX shell: whatever it contains, the remote shell
 /// sees one literal argument.
-pub fn shell_quote(word: &str) -> String {
+pub(crate) fn shell_quote(word: &str) -> String {
     format!("'{}'", word.replace('\'', r"'\''"))
 }
 
@@ -314,7 +314,7 @@ impl Connection {
     /// hosts first when `cfg` has them. One connect timeout bounds the
     /// whole chain, each host's TCP connect, handshake and (unless a person
     /// is being asked) authentication alike.
-    pub async fn open(cfg: HostConfig, opts: &ConnectOptions) -> Result<Connection> {
+    pub(crate) async fn open(cfg: HostConfig, opts: &ConnectOptions) -> Result<Connection> {
         let host = host_port_name(&cfg.host_name, cfg.port);
         let mut clock = Clock::new(cfg.connect_timeout.unwrap_or(opts.connect_timeout));
         let mut jumps: Vec<Handle<HostKeyCheck>> = Vec::new();
@@ -353,18 +353,18 @@ impl Connection {
         })
     }
 
-    pub fn host(&self) -> &str {
+    pub(crate) fn host(&self) -> &str {
         &self.host
     }
 
     /// How long one request may wait for its reply (`--timeout`).
-    pub fn request_timeout(&self) -> Duration {
+    pub(crate) fn request_timeout(&self) -> Duration {
         self.request_timeout
     }
 
     /// Says goodbye to the server; dropping the handle alone leaves the
     /// connection to be torn down later by russh's background task.
-    pub async fn close(&self) {
+    pub(crate) async fn close(&self) {
         let handles = std::iter::once(&self.handle).chain(self.jumps.iter().rev());
         for handle in handles {
             let _ = handle
@@ -377,7 +377,7 @@ impl Connection {
     /// prints (at most `limit` bytes of stdout) and its exit status. Every
     /// message of the channel is read, stderr included, so it cannot stall
     /// the connection.
-    pub async fn exec(&self, command: &str, limit: usize) -> Result<ExecOutput> {
+    pub(crate) async fn exec(&self, command: &str, limit: usize) -> Result<ExecOutput> {
         let lost = |e: russh::Error| Error::ConnectionLost {
             host: self.host.clone(),
             detail: e.to_string(),
@@ -418,7 +418,7 @@ impl Connection {
 
     /// `command` as the server runs it: through `--rsync-path`'s wrapper
     /// when one is set.
-    pub fn wrapped(&self, command: String) -> String {
+    pub(crate) fn wrapped(&self, command: String) -> String {
         match &self.wrapper {
             Some(wrapper) => wrapper.program(&command),
             None => command,
@@ -427,7 +427,7 @@ impl Connection {
 
     /// Runs `command` as given on a new exec channel and waits until the
     /// server has started it; `refused` makes the error from why it did not.
-    pub async fn exec_channel(
+    pub(crate) async fn exec_channel(
         &self,
         command: &str,
         refused: impl Fn(&str) -> Error,
@@ -446,7 +446,7 @@ impl Connection {
     /// sftp-server run through `--rsync-path`'s wrapper (then the command
     /// it ran is returned too). It waits for the server's answer so that a
     /// refusal is reported as such rather than as a failed SFTP handshake.
-    pub async fn sftp_channel(&self) -> Result<(ChannelStream<Msg>, Option<String>)> {
+    pub(crate) async fn sftp_channel(&self) -> Result<(ChannelStream<Msg>, Option<String>)> {
         let mut channel = self
             .handle
             .channel_open_session()
@@ -463,7 +463,7 @@ impl Connection {
     }
 
     /// Whether the SSH connection has ended.
-    pub fn is_closed(&self) -> bool {
+    pub(crate) fn is_closed(&self) -> bool {
         self.handle.is_closed()
     }
 
@@ -546,7 +546,7 @@ impl Connection {
 
     /// `error`, unless the connection itself is gone: then that is what
     /// happened (and a reconnect may fix it), not a refusal by the server.
-    pub fn lost_or(&self, error: Error) -> Error {
+    pub(crate) fn lost_or(&self, error: Error) -> Error {
         if self.handle.is_closed() {
             Error::ConnectionLost {
                 host: self.host.clone(),

@@ -59,7 +59,7 @@ const SINGLE: &[&str] = &[
     "user",
 ];
 
-pub use crate::error::config::LineError;
+pub(super) use crate::error::config::LineError;
 
 /// One config line, split.
 #[derive(Debug)]

@@ -22,7 +22,7 @@ use super::options::{self, Verdict};
 
 /// What an `-e`/`--rsh` command asks for.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Rsh {
+pub(crate) struct Rsh {
     /// `-F FILE`: the ssh config to read instead of `~/.ssh/config`.
     pub config_file: Option<PathBuf>,
     /// Everything else, as ssh's command line would set it.
@@ -38,7 +38,7 @@ const IGNORED_WITH_ARGUMENT: &str = "EeS";
 
 /// Reads an rsync `-e`/`--rsh` command such as
 /// `ssh -p 2222 -i ~/.ssh/k -l deploy -o StrictHostKeyChecking=yes -F cfg -J bastion -C`.
-pub fn parse_rsh(command: &str) -> Result<Rsh, ConfigError> {
+pub(crate) fn parse_rsh(command: &str) -> Result<Rsh, ConfigError> {
     let error = |reason: String| ConfigError::Rsh {
         command: command.to_string(),
         reason,

@@ -13,7 +13,7 @@ use crate::hash::{BlockHash, HashAlgo};
 /// Most hash lines one command may print: bounds memory on a hostile server.
 const MAX_OUTPUT: usize = 64 * 1024 * 1024;
 
-pub struct ShellHasher {
+pub(crate) struct ShellHasher {
     conn: Arc<Connection>,
     algo: HashAlgo,
     tool: &'static str,
@@ -22,7 +22,7 @@ pub struct ShellHasher {
 impl ShellHasher {
     /// Probes the remote shell: `split --filter` and `sha256sum` must answer
     /// a known input correctly; `b3sum` is preferred when it does too.
-    pub async fn detect(conn: Arc<Connection>) -> Result<Option<ShellHasher>> {
+    pub(crate) async fn detect(conn: Arc<Connection>) -> Result<Option<ShellHasher>> {
         let probe = "printf x | split -b 1 --filter=sha256sum - && \
                      { command -v b3sum >/dev/null 2>&1 && printf x | split -b 1 --filter=b3sum - || true; }";
         let out = conn.exec(probe, 4096).await?;
@@ -47,12 +47,12 @@ impl ShellHasher {
         Ok(Some(ShellHasher { conn, algo, tool }))
     }
 
-    pub fn algo(&self) -> HashAlgo {
+    pub(crate) fn algo(&self) -> HashAlgo {
         self.algo
     }
 
     /// Hashes of `block`-byte blocks of `[start, end)`; fewer at end of file.
-    pub async fn block_hashes(
+    pub(crate) async fn block_hashes(
         &self,
         path: &str,
         start: u64,
@@ -77,7 +77,7 @@ impl ShellHasher {
         Ok(hashes)
     }
 
-    pub async fn file_hash(&self, path: &str) -> Result<BlockHash> {
+    pub(crate) async fn file_hash(&self, path: &str) -> Result<BlockHash> {
         let command = format!("{} < {}", self.tool, shell_quote(path));
         let hashes = self.run(path, &command).await?;
         match hashes.as_slice() {

@@ -21,32 +21,32 @@ const SFTP_SERVERS: &[&str] = &[
 
 /// The text before `rsync` in an `--rsync-path` value.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Wrapper(String);
+pub(crate) struct Wrapper(String);
 
 impl Wrapper {
-    pub fn new(text: &str) -> Wrapper {
+    pub(crate) fn new(text: &str) -> Wrapper {
         Wrapper(text.trim().to_string())
     }
 
-    pub fn text(&self) -> &str {
+    pub(crate) fn text(&self) -> &str {
         &self.0
     }
 
     /// A shell command line run by `sh` under the wrapper (a wrapper such
     /// as `sudo` runs one program, and the hashing commands are pipelines).
-    pub fn shell(&self, command: &str) -> String {
+    pub(crate) fn shell(&self, command: &str) -> String {
         format!("{} sh -c {}", self.0, shell_quote(command))
     }
 
     /// One program (its words already quoted) run under the wrapper.
-    pub fn program(&self, command: &str) -> String {
+    pub(crate) fn program(&self, command: &str) -> String {
         format!("{} {command}", self.0)
     }
 
     /// The shell command that prints where sftp-server is (run through
     /// [`Wrapper::shell`]: a wrapper that cannot run says so here, before
     /// the SFTP session, with what it printed).
-    pub fn probe() -> String {
+    pub(crate) fn probe() -> String {
         let places: Vec<String> = SFTP_SERVERS.iter().map(|p| shell_quote(p)).collect();
         format!(
             "for p in {}; do if [ -x \"$p\" ]; then echo \"$p\"; exit 0; fi; done; \
@@ -57,7 +57,7 @@ impl Wrapper {
 
     /// The sftp-server path the probe found: one absolute path, nothing
     /// else (a server that runs everything as SFTP answers with binary).
-    pub fn found(out: &ExecOutput) -> Option<String> {
+    pub(crate) fn found(out: &ExecOutput) -> Option<String> {
         let text = std::str::from_utf8(&out.stdout).ok()?;
         let path = text.trim_end_matches('\n');
         let plausible = path.starts_with('/') && !path.contains(['\n', '\0']);

@@ -214,7 +214,7 @@ pub(super) fn open_how(how: WriteMode) -> OpenHow {
 
 /// A remote file opened by the helper. Dropped unclosed, it is closed in
 /// the background so that the helper's table of open files does not fill.
-pub struct HelperFile {
+pub(crate) struct HelperFile {
     helper: Arc<HelperClient>,
     /// None once closed.
     handle: Option<u32>,

@@ -27,7 +27,7 @@ const HASHES_PER_REQUEST: u64 = 256 * 1024;
 
 /// Which tier the user asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Wanted {
+pub(crate) enum Wanted {
     /// The helper when it answers, else the shell when it has the tools,
     /// else none. Reading is never picked on its own: it costs a download
     /// of everything compared.
@@ -40,7 +40,7 @@ pub enum Wanted {
 
 /// Where the helper comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum HelperSource {
+pub(crate) enum HelperSource {
     /// A command on the server (`--remote-ferry PATH`).
     Command(String),
     /// This binary, uploaded to (or found in) a cache directory.
@@ -48,11 +48,11 @@ pub enum HelperSource {
 }
 
 /// Told the tier's name once it is chosen (`-v`).
-pub type OnChosen = Arc<dyn Fn(&str) + Send + Sync>;
+pub(crate) type OnChosen = Arc<dyn Fn(&str) + Send + Sync>;
 
 /// What the remote side needs to choose its tier when the time comes.
 #[derive(Clone)]
-pub struct TierChoice {
+pub(crate) struct TierChoice {
     pub wanted: Wanted,
     pub helper: HelperSource,
     pub on_chosen: Option<OnChosen>,
