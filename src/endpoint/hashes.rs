@@ -5,14 +5,20 @@
 //! (`remote::tier`). An endpoint holds one, chosen once; a new way to hash
 //! (a server's hashing extension) is a new implementation, not a new branch
 //! in every method.
+//!
+//! The engine asks through the functions at the end ([`block_hashes`],
+//! [`file_hash`], [`signature`], [`find_blocks`]): the endpoint's tier
+//! answers, or the data is read through the endpoint and hashed here.
 
+use bytes::BytesMut;
 use futures::future::BoxFuture;
+use futures::TryStreamExt;
 
-use super::Hashing;
+use super::{read_ranges, Endpoint, FileHandle, Hashing, Pipeline};
 use crate::delta::rolling::Signature;
 use crate::delta::Piece;
 use crate::error::Result;
-use crate::hash::{BlockHash, HashAlgo};
+use crate::hash::{BlockHash, BlockHasher, HashAlgo, Hasher};
 
 /// A tier's answer: None when it does not do this (or not with this
 /// algorithm), and the endpoint falls back as its methods say.
@@ -79,5 +85,173 @@ impl Hashes for NoHashes {
 
     fn hashing(&self) -> Hashing {
         Hashing::Off
+    }
+}
+
+/// Hash of each `block` bytes of `[start, end)` of `path` on `endpoint`
+/// (shorter at end of file): by its tier, or else read and hashed here.
+pub(crate) async fn block_hashes<E: Endpoint + ?Sized>(
+    endpoint: &E,
+    path: &str,
+    start: u64,
+    end: u64,
+    block: u64,
+    algo: HashAlgo,
+) -> Result<Vec<BlockHash>> {
+    let answer = endpoint
+        .hashes()
+        .block_hashes(path, start, end, block, algo);
+    match answer.await? {
+        Some(hashes) => Ok(hashes),
+        None => block_hashes_by_reading(endpoint, path, start, end, block, algo).await,
+    }
+}
+
+/// Hash of the whole file at `path` on `endpoint`: by its tier, or else
+/// read and hashed here.
+pub(crate) async fn file_hash<E: Endpoint + ?Sized>(
+    endpoint: &E,
+    path: &str,
+    algo: HashAlgo,
+) -> Result<BlockHash> {
+    match endpoint.hashes().file_hash(path, algo).await? {
+        Some(hash) => Ok(hash),
+        None => file_hash_by_reading(endpoint, path, algo).await,
+    }
+}
+
+/// Rolling signature of the file at `path` on `endpoint` in `block`-byte
+/// blocks: by its tier, or read and computed here when the endpoint hashes
+/// by reading; None when it cannot make one (standard tools have no rolling
+/// checksum).
+pub(crate) async fn signature<E: Endpoint + ?Sized>(
+    endpoint: &E,
+    path: &str,
+    block: u32,
+) -> Result<Option<Signature>> {
+    let hashes = endpoint.hashes();
+    match hashes.signature(path, block).await? {
+        Some(signature) => Ok(Some(signature)),
+        None if hashes.hashing() == Hashing::ByReading => {
+            signature_by_reading(endpoint, path, block).await.map(Some)
+        }
+        None => Ok(None),
+    }
+}
+
+/// Scans `regions` of the file at `path` on `endpoint` for blocks of an old
+/// file given by its signature, next to the data. None when the endpoint
+/// cannot without moving the data over the network.
+pub(crate) async fn find_blocks<E: Endpoint + ?Sized>(
+    endpoint: &E,
+    path: &str,
+    regions: &[(u64, u64)],
+    signature: &Signature,
+) -> Result<Option<Vec<Piece>>> {
+    endpoint
+        .hashes()
+        .find_blocks(path, regions, signature)
+        .await
+}
+
+/// Block hashes of a file of `endpoint`, read through it and hashed here.
+async fn block_hashes_by_reading<E: Endpoint + ?Sized>(
+    endpoint: &E,
+    path: &str,
+    start: u64,
+    end: u64,
+    block: u64,
+    algo: HashAlgo,
+) -> Result<Vec<BlockHash>> {
+    let file = endpoint.open_read(path).await?;
+    let io = Pipeline::reading(endpoint);
+    let hashes = hash_blocks_by_reading(&file, start, end, block, io, algo).await;
+    file.close(false).await?;
+    hashes
+}
+
+/// Whole-file hash of a file of `endpoint`, read through it and hashed here.
+async fn file_hash_by_reading<E: Endpoint + ?Sized>(
+    endpoint: &E,
+    path: &str,
+    algo: HashAlgo,
+) -> Result<BlockHash> {
+    let size = endpoint.lstat(path).await?.map(|m| m.size).unwrap_or(0);
+    let file = endpoint.open_read(path).await?;
+    let hash = hash_whole_by_reading(&file, size, Pipeline::reading(endpoint), algo).await;
+    file.close(false).await?;
+    hash
+}
+
+/// Whole-content hash of `[0, len)`.
+async fn hash_whole_by_reading<F: FileHandle>(
+    file: &F,
+    len: u64,
+    io: Pipeline,
+    algo: HashAlgo,
+) -> Result<BlockHash> {
+    let mut hasher = Hasher::new(algo);
+    let mut reads = read_ranges(file, 0, len, io);
+    while let Some(data) = reads.try_next().await? {
+        hasher.update(&data);
+    }
+    Ok(hasher.take())
+}
+
+/// Rolling signature of a file of `endpoint`, read through it and computed here.
+async fn signature_by_reading<E: Endpoint + ?Sized>(
+    endpoint: &E,
+    path: &str,
+    block: u32,
+) -> Result<Signature> {
+    let size = endpoint.lstat(path).await?.map(|m| m.size).unwrap_or(0);
+    let full = size - size % block as u64;
+    let file = endpoint.open_read(path).await?;
+    let mut signature = Signature {
+        block,
+        ..Signature::default()
+    };
+    let mut pending = BytesMut::new();
+    let mut reads = read_ranges(&file, 0, full, Pipeline::reading(endpoint));
+    while let Some(data) = reads.try_next().await? {
+        pending.extend_from_slice(&data);
+        while pending.len() >= block as usize {
+            let whole = pending.split_to(block as usize);
+            signature.push(&whole);
+        }
+    }
+    drop(reads);
+    file.close(false).await?;
+    Ok(signature)
+}
+
+/// Block hashes of `[start, end)` computed here from pipelined reads.
+async fn hash_blocks_by_reading<F: FileHandle>(
+    file: &F,
+    start: u64,
+    end: u64,
+    block: u64,
+    io: Pipeline,
+    algo: HashAlgo,
+) -> Result<Vec<BlockHash>> {
+    let mut hasher = BlockHasher::new(algo, block);
+    // One pipeline over the whole range, cut into blocks as data arrives.
+    let mut reads = read_ranges(file, start, end, io);
+    while let Some(data) = reads.try_next().await? {
+        hasher.update(&data);
+    }
+    Ok(hasher.finish())
+}
+
+/// The hash algorithm two endpoints can both compute: the fixed one of
+/// either side, blake3 when neither is fixed; None when they cannot agree.
+pub(crate) fn common_algorithm<S: Endpoint, D: Endpoint>(src: &S, dst: &D) -> Option<HashAlgo> {
+    match (
+        src.hashes().fixed_algorithm(),
+        dst.hashes().fixed_algorithm(),
+    ) {
+        (Some(a), Some(b)) if a != b => None,
+        (Some(a), _) | (None, Some(a)) => Some(a),
+        (None, None) => Some(HashAlgo::Blake3),
     }
 }

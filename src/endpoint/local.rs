@@ -100,9 +100,9 @@ impl Endpoint for LocalFs {
         Features {
             chunk: CHUNK,
             depth: 4,
-            hashing: LocalHashes.hashing(),
-            fixed_algorithm: LocalHashes.fixed_algorithm(),
+            hard_links: true,
             copies_ranges: true,
+            copies_within: false,
             link_times: true,
             raw_byte_names: true,
         }
@@ -189,11 +189,10 @@ impl Endpoint for LocalFs {
         .await
     }
 
-    async fn hard_link(&self, from: &str, to: &str) -> Result<bool> {
+    async fn hard_link(&self, from: &str, to: &str) -> Result<()> {
         // linkat without AT_SYMLINK_FOLLOW: a symlink gets a second name,
         // not its target.
-        self.change_two(from, to, confined::hard_link).await?;
-        Ok(true)
+        self.change_two(from, to, confined::hard_link).await
     }
 
     async fn set_mtime(&self, path: &str, mtime: Mtime) -> Result<()> {
@@ -430,11 +429,11 @@ mod tests {
             fs.remove_dir(&at("sub/dir")).await,
             fs.rename(&at("mine"), &at("sub/victim")).await,
             fs.rename(&at("sub/victim"), &at("stolen")).await,
-            fs.hard_link(&at("mine"), &at("sub/linked")).await.map(drop),
+            fs.hard_link(&at("mine"), &at("sub/linked")).await,
             fs.symlink("mine", &at("sub/link")).await,
             fs.put_whole(&at("sub/.p"), &at("sub/victim"), data, attrs, true)
                 .await,
-            fs.write_small(&at("sub/victim"), b"new").await,
+            crate::endpoint::write_small(&fs, &at("sub/victim"), b"new").await,
             fs.copy_ranges(&at("mine"), &at("sub/victim"), &[]).await,
         ];
         for (i, result) in results.iter().enumerate() {

@@ -17,9 +17,7 @@ use std::future::Future;
 use bytes::{Bytes, BytesMut};
 use futures::stream::{self, StreamExt, TryStreamExt};
 
-use crate::delta::rolling::Signature;
-use crate::error::{FileError, Host, Result};
-use crate::hash::{BlockHash, BlockHasher, HashAlgo, Hasher};
+use crate::error::{Error, FileError, Host, Result};
 use hashes::Hashes;
 
 pub(crate) use crate::meta::{Attrs, CopyRange, Entry, Kind, Listing, Meta, Mtime, WriteMode};
@@ -73,22 +71,24 @@ pub(crate) enum Hashing {
 }
 
 /// What an endpoint can do and how it is best driven, in one place
-/// (rclone's `Features`): the engine asks once where it decides, and a new
-/// optional operation adds a field here rather than a method.
+/// (rclone's `Features`): the engine asks here before it calls an optional
+/// operation, and a new optional operation is a method whose default
+/// refuses plus a field here. An optional method called where its field is
+/// false fails with [`unsupported`]. How the endpoint hashes is its own seam,
+/// [`Endpoint::hashes`]. A remote endpoint may offer more once
+/// [`Endpoint::start_helper`] has run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Features {
     /// Bytes per read or write request.
     pub chunk: usize,
     /// Requests worth keeping in flight per open file.
     pub depth: usize,
-    /// How this endpoint's hashes are computed (see [`Hashing`]); a remote
-    /// endpoint knows only after [`Endpoint::start_helper`].
-    pub hashing: Hashing,
-    /// The one hash algorithm it can compute, when it cannot do any (a
-    /// remote helper does blake3, a shell may only have sha256sum).
-    pub fixed_algorithm: Option<HashAlgo>,
+    /// Whether [`Endpoint::hard_link`] works here.
+    pub hard_links: bool,
     /// Whether [`Endpoint::copy_ranges`] works here.
     pub copies_ranges: bool,
+    /// Whether [`Endpoint::copy_within`] works here.
+    pub copies_within: bool,
     /// Whether [`Endpoint::set_mtime`] can set a symlink's own time (SFTP
     /// needs `lsetstat@openssh.com`; without it a link keeps the time it
     /// was made at, as rsync's with `--omit-link-times`).
@@ -135,12 +135,6 @@ pub(crate) trait Endpoint: Send + Sync {
     /// Renames `from` over `to`, atomically replacing an existing `to`.
     fn rename(&self, from: &str, to: &str) -> impl Future<Output = Result<()>> + Send;
 
-    /// Makes `to` (which must not exist) another name of `from` (a symlink
-    /// itself, never its target). Ok(false) where this side cannot link.
-    fn hard_link(&self, _from: &str, _to: &str) -> impl Future<Output = Result<bool>> + Send {
-        async { Ok(false) }
-    }
-
     /// Sets the modification time of `path` itself: a symlink's own time
     /// where [`Features::link_times`], never its target's.
     fn set_mtime(&self, path: &str, mtime: Mtime) -> impl Future<Output = Result<()>> + Send;
@@ -170,10 +164,12 @@ pub(crate) trait Endpoint: Send + Sync {
 
     fn read_link(&self, path: &str) -> impl Future<Output = Result<String>> + Send;
 
+    // Hashing: its own seam, one tier per endpoint.
+
     /// Readies hashing, and whole-file writes, for the files about to need
     /// them: a remote endpoint starts its helper (or finds its shell) only
     /// now, so that a run that needs neither (a few new files, nothing to do)
-    /// never pays for it. Until then [`Features::hashing`] may say `Off`.
+    /// never pays for it. Until then its [`Endpoint::hashes`] are [`hashes::NoHashes`].
     fn start_helper(&self) -> impl Future<Output = Result<()>> + Send {
         async { Ok(()) }
     }
@@ -182,96 +178,36 @@ pub(crate) trait Endpoint: Send + Sync {
     /// remote one only by [`Endpoint::start_helper`]).
     fn hashes(&self) -> &dyn Hashes;
 
-    /// Hash of each `block` bytes of `[start, end)` of `path` (shorter at
-    /// end of file): by the tier, or else read and hashed here.
-    fn block_hashes(
-        &self,
-        path: &str,
-        start: u64,
-        end: u64,
-        block: u64,
-        algo: HashAlgo,
-    ) -> impl Future<Output = Result<Vec<BlockHash>>> + Send {
-        async move {
-            let answer = self.hashes().block_hashes(path, start, end, block, algo);
-            match answer.await? {
-                Some(hashes) => Ok(hashes),
-                None => block_hashes_by_reading(self, path, start, end, block, algo).await,
-            }
-        }
-    }
+    // Optional operations: each works only where its `Features` field says;
+    // the defaults refuse.
 
-    /// Hash of the whole file at `path`: by the tier, or else read and
-    /// hashed here.
-    fn file_hash(
-        &self,
-        path: &str,
-        algo: HashAlgo,
-    ) -> impl Future<Output = Result<BlockHash>> + Send {
-        async move {
-            match self.hashes().file_hash(path, algo).await? {
-                Some(hash) => Ok(hash),
-                None => file_hash_by_reading(self, path, algo).await,
-            }
-        }
-    }
-
-    /// Rolling signature of the file at `path` in `block`-byte blocks: by
-    /// the tier, or read and computed here when this endpoint hashes by
-    /// reading; None when it cannot make one (standard tools have no
-    /// rolling checksum).
-    fn signature(
-        &self,
-        path: &str,
-        block: u32,
-    ) -> impl Future<Output = Result<Option<Signature>>> + Send {
-        async move {
-            let hashes = self.hashes();
-            match hashes.signature(path, block).await? {
-                Some(signature) => Ok(Some(signature)),
-                None if hashes.hashing() == Hashing::ByReading => {
-                    signature_by_reading(self, path, block).await.map(Some)
-                }
-                None => Ok(None),
-            }
-        }
-    }
-
-    /// Scans `regions` of the file at `path` for blocks of an old file given
-    /// by its signature, next to the data. None when this endpoint cannot
-    /// without moving the data over the network.
-    fn find_blocks(
-        &self,
-        path: &str,
-        regions: &[(u64, u64)],
-        signature: &Signature,
-    ) -> impl Future<Output = Result<Option<Vec<crate::delta::Piece>>>> + Send {
-        async move { self.hashes().find_blocks(path, regions, signature).await }
+    /// Makes `to` (which must not exist) another name of `from` (a symlink
+    /// itself, never its target), where [`Features::hard_links`].
+    fn hard_link(&self, _from: &str, to: &str) -> impl Future<Output = Result<()>> + Send {
+        let unsupported = unsupported(self, to, "making hard links");
+        async move { Err(unsupported) }
     }
 
     /// Copies `ranges` of the file `from` into the existing file `to`, both
     /// of this endpoint, next to the data and in one request
     /// (copy_file_range here, the helper on a remote): how a new file is
-    /// assembled from an old one when [`Endpoint::copies_ranges`].
+    /// assembled from an old one, where [`Features::copies_ranges`].
     fn copy_ranges(
         &self,
-        from: &str,
+        _from: &str,
         to: &str,
         _ranges: &[CopyRange],
     ) -> impl Future<Output = Result<()>> + Send {
-        let unsupported = FileError::refused(
-            self.label(),
-            to,
-            format!("cannot copy from {from} within this endpoint"),
-        )
-        .into();
+        let unsupported = unsupported(self, to, "copying within itself");
         async move { Err(unsupported) }
     }
 
     /// Copies `len` bytes between two open files of this endpoint without
     /// moving them through ferry (SFTP copy-data), one piece at a time: the
-    /// fallback of a remote without the helper. Ok(false) when the endpoint
-    /// cannot.
+    /// fallback of a remote without the helper, where
+    /// [`Features::copies_within`]. Ok(false) when the server declines after
+    /// all (it offered the extension but refuses this request): the caller
+    /// sends the data instead.
     fn copy_within(
         &self,
         _from: &Self::File,
@@ -280,8 +216,12 @@ pub(crate) trait Endpoint: Send + Sync {
         _to_offset: u64,
         _len: u64,
     ) -> impl Future<Output = Result<bool>> + Send {
-        async { Ok(false) }
+        let unsupported = unsupported(self, "", "copying between open files");
+        async move { Err(unsupported) }
     }
+
+    // Fast paths: the defaults are made of the primitives above; an endpoint
+    // with a quicker way overrides them.
 
     /// Installs `data` as the whole file `dest`: written under `partial`,
     /// given `attrs`, synced when `sync`, renamed over `dest`. Over SFTP
@@ -305,26 +245,36 @@ pub(crate) trait Endpoint: Send + Sync {
     fn read_whole(&self, path: &str, len: u64) -> impl Future<Output = Result<Whole>> + Send {
         read_whole_by_parts(self, path, len)
     }
+}
 
-    /// Reads a whole small file (partial-file metadata).
-    fn read_small(&self, path: &str) -> impl Future<Output = Result<Vec<u8>>> + Send {
-        async move {
-            let file = self.open_read(path).await?;
-            let data = file.read_at(0, 64 * 1024).await?;
-            file.close(false).await?;
-            Ok(data.to_vec())
-        }
-    }
+/// The error of an optional operation called where [`Features`] says the
+/// endpoint lacks it: a bug of the caller, reported as a refusal of `path`.
+pub(crate) fn unsupported<E: Endpoint + ?Sized>(endpoint: &E, path: &str, what: &str) -> Error {
+    FileError::refused(
+        endpoint.label(),
+        path,
+        format!("{what} is not possible on this side"),
+    )
+    .into()
+}
 
-    /// Writes a whole small file, replacing it.
-    fn write_small(&self, path: &str, data: &[u8]) -> impl Future<Output = Result<()>> + Send {
-        let data = Bytes::copy_from_slice(data);
-        async move {
-            let file = create_fresh(self, path).await?;
-            file.write_at(0, data).await?;
-            file.close(false).await
-        }
-    }
+/// Reads a whole small file (partial-file metadata).
+pub(crate) async fn read_small<E: Endpoint + ?Sized>(endpoint: &E, path: &str) -> Result<Vec<u8>> {
+    let file = endpoint.open_read(path).await?;
+    let data = file.read_at(0, 64 * 1024).await?;
+    file.close(false).await?;
+    Ok(data.to_vec())
+}
+
+/// Writes a whole small file, replacing it.
+pub(crate) async fn write_small<E: Endpoint + ?Sized>(
+    endpoint: &E,
+    path: &str,
+    data: &[u8],
+) -> Result<()> {
+    let file = create_fresh(endpoint, path).await?;
+    file.write_at(0, Bytes::copy_from_slice(data)).await?;
+    file.close(false).await
 }
 
 /// A whole small file as [`Endpoint::read_whole`] found it.
@@ -449,95 +399,6 @@ pub(crate) fn read_ranges<F: FileHandle>(
         .buffered(io.read_depth.max(1))
 }
 
-/// Block hashes of a file of `endpoint`, read through it and hashed here.
-pub(crate) async fn block_hashes_by_reading<E: Endpoint + ?Sized>(
-    endpoint: &E,
-    path: &str,
-    start: u64,
-    end: u64,
-    block: u64,
-    algo: HashAlgo,
-) -> Result<Vec<BlockHash>> {
-    let file = endpoint.open_read(path).await?;
-    let io = Pipeline::reading(endpoint);
-    let hashes = hash_blocks_by_reading(&file, start, end, block, io, algo).await;
-    file.close(false).await?;
-    hashes
-}
-
-/// Whole-file hash of a file of `endpoint`, read through it and hashed here.
-pub(crate) async fn file_hash_by_reading<E: Endpoint + ?Sized>(
-    endpoint: &E,
-    path: &str,
-    algo: HashAlgo,
-) -> Result<BlockHash> {
-    let size = endpoint.lstat(path).await?.map(|m| m.size).unwrap_or(0);
-    let file = endpoint.open_read(path).await?;
-    let hash = hash_whole_by_reading(&file, size, Pipeline::reading(endpoint), algo).await;
-    file.close(false).await?;
-    hash
-}
-
-/// Whole-content hash of `[0, len)`.
-async fn hash_whole_by_reading<F: FileHandle>(
-    file: &F,
-    len: u64,
-    io: Pipeline,
-    algo: HashAlgo,
-) -> Result<BlockHash> {
-    let mut hasher = Hasher::new(algo);
-    let mut reads = read_ranges(file, 0, len, io);
-    while let Some(data) = reads.try_next().await? {
-        hasher.update(&data);
-    }
-    Ok(hasher.take())
-}
-
-/// Rolling signature of a file of `endpoint`, read through it and computed here.
-pub(crate) async fn signature_by_reading<E: Endpoint + ?Sized>(
-    endpoint: &E,
-    path: &str,
-    block: u32,
-) -> Result<Signature> {
-    let size = endpoint.lstat(path).await?.map(|m| m.size).unwrap_or(0);
-    let full = size - size % block as u64;
-    let file = endpoint.open_read(path).await?;
-    let mut signature = Signature {
-        block,
-        ..Signature::default()
-    };
-    let mut pending = BytesMut::new();
-    let mut reads = read_ranges(&file, 0, full, Pipeline::reading(endpoint));
-    while let Some(data) = reads.try_next().await? {
-        pending.extend_from_slice(&data);
-        while pending.len() >= block as usize {
-            let whole = pending.split_to(block as usize);
-            signature.push(&whole);
-        }
-    }
-    drop(reads);
-    file.close(false).await?;
-    Ok(signature)
-}
-
-/// Block hashes of `[start, end)` computed here from pipelined reads.
-pub(crate) async fn hash_blocks_by_reading<F: FileHandle>(
-    file: &F,
-    start: u64,
-    end: u64,
-    block: u64,
-    io: Pipeline,
-    algo: HashAlgo,
-) -> Result<Vec<BlockHash>> {
-    let mut hasher = BlockHasher::new(algo, block);
-    // One pipeline over the whole range, cut into blocks as data arrives.
-    let mut reads = read_ranges(file, start, end, io);
-    while let Some(data) = reads.try_next().await? {
-        hasher.update(&data);
-    }
-    Ok(hasher.finish())
-}
-
 /// Reads `[start, end)` into one buffer (shorter at end of file), with the
 /// requests pipelined.
 pub(crate) async fn read_span<F: FileHandle>(
@@ -552,17 +413,4 @@ pub(crate) async fn read_span<F: FileHandle>(
         buf.extend_from_slice(&data);
     }
     Ok(buf.freeze())
-}
-
-/// The hash algorithm two endpoints can both compute: the fixed one of
-/// either side, blake3 when neither is fixed; None when they cannot agree.
-pub(crate) fn common_algorithm<S: Endpoint, D: Endpoint>(src: &S, dst: &D) -> Option<HashAlgo> {
-    match (
-        src.features().fixed_algorithm,
-        dst.features().fixed_algorithm,
-    ) {
-        (Some(a), Some(b)) if a != b => None,
-        (Some(a), _) | (None, Some(a)) => Some(a),
-        (None, None) => Some(HashAlgo::Blake3),
-    }
 }

@@ -316,14 +316,14 @@ impl Endpoint for RemoteFs {
     }
 
     fn features(&self) -> Features {
-        let hashes = self.hashes();
         let helper = self.helper().is_some();
+        let extensions = self.sftp.extensions();
         Features {
             chunk: self.sftp.read_chunk().min(self.sftp.write_chunk()) as usize,
             depth: REQUESTS_IN_FLIGHT,
-            hashing: hashes.hashing(),
-            fixed_algorithm: hashes.fixed_algorithm(),
+            hard_links: extensions.hardlink || helper,
             copies_ranges: helper,
+            copies_within: extensions.copy_data,
             link_times: self.sftp.extensions().lsetstat,
             raw_byte_names: helper,
         }
@@ -407,7 +407,11 @@ impl Endpoint for RemoteFs {
             return Ok(false);
         };
         if !self.sftp.extensions().copy_data {
-            return Ok(false);
+            return Err(super::unsupported(
+                self,
+                &to.path,
+                "copying between open files",
+            ));
         }
         let mut done = 0;
         while done < len {
@@ -498,14 +502,17 @@ impl Endpoint for RemoteFs {
         self.sftp.rename_replace(from, to).await
     }
 
-    async fn hard_link(&self, from: &str, to: &str) -> Result<bool> {
+    async fn hard_link(&self, from: &str, to: &str) -> Result<()> {
         if let Some(by) = self.by_helper(&[to, from])? {
-            return by.hard_link(from, to).await.map(|()| true);
+            return by.hard_link(from, to).await;
         }
-        if !self.sftp.extensions().hardlink {
-            return Ok(false);
+        if self.sftp.extensions().hardlink {
+            return self.sftp.hard_link(from, to).await;
         }
-        self.sftp.hard_link(from, to).await.map(|()| true)
+        match self.helper() {
+            Some(helper) => ByHelper { fs: self, helper }.hard_link(from, to).await,
+            None => Err(super::unsupported(self, to, "making hard links")),
+        }
     }
 
     async fn set_mtime(&self, path: &str, mtime: Mtime) -> Result<()> {

@@ -382,8 +382,11 @@ impl Backups {
     /// `to` as a second name of `from`; false where that cannot be (no
     /// links on this side, another file system): a rename or copy then.
     async fn link<D: Endpoint>(&self, dst: &D, from: &str, to: &str) -> Result<bool> {
+        if !dst.features().hard_links {
+            return Ok(false);
+        }
         let failed = match dst.hard_link(from, to).await {
-            Ok(linked) => return Ok(linked),
+            Ok(()) => return Ok(true),
             Err(e) if e.is_fatal() => return Err(e),
             Err(e) => e,
         };
@@ -393,8 +396,9 @@ impl Backups {
             return Ok(false);
         }
         match dst.hard_link(from, to).await {
+            Ok(()) => Ok(true),
             Err(e) if !e.is_fatal() => Ok(false),
-            linked => linked,
+            Err(e) => Err(e),
         }
     }
 

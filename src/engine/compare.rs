@@ -8,7 +8,7 @@ use futures::stream::{self, StreamExt, TryStreamExt};
 use crate::delta::{
     fine_pieces, merge, rolling, signature_block, tiles, Delta, Piece, COARSE, FINE,
 };
-use crate::endpoint::Endpoint;
+use crate::endpoint::{hashes, Endpoint};
 use crate::error::{Error, Result};
 use crate::hash::HashAlgo;
 
@@ -32,8 +32,8 @@ pub(crate) async fn compare<S: Endpoint, D: Endpoint>(
     algo: HashAlgo,
 ) -> Result<Delta> {
     let (ours, theirs) = tokio::join!(
-        src.block_hashes(source, 0, new_size, COARSE, algo),
-        dst.block_hashes(old, 0, old_size, COARSE, algo),
+        hashes::block_hashes(src, source, 0, new_size, COARSE, algo),
+        hashes::block_hashes(dst, old, 0, old_size, COARSE, algo),
     );
     let (ours, theirs) = (ours?, theirs?);
     let overlap = new_size.min(old_size);
@@ -73,8 +73,8 @@ pub(crate) async fn compare<S: Endpoint, D: Endpoint>(
     let refined: Vec<(usize, Vec<Piece>)> = stream::iter(to_refine)
         .map(|(i, start, end)| async move {
             let (ours, theirs) = tokio::join!(
-                src.block_hashes(source, start, end, FINE, algo),
-                dst.block_hashes(old, start, end.min(overlap), FINE, algo),
+                hashes::block_hashes(src, source, start, end, FINE, algo),
+                hashes::block_hashes(dst, old, start, end.min(overlap), FINE, algo),
             );
             Ok::<_, Error>((i, fine_pieces(start, end, &ours?, &theirs?)))
         })
@@ -116,7 +116,7 @@ pub(crate) async fn find_moved<S: Endpoint, D: Endpoint>(
         return Ok(delta);
     }
     let since = std::time::Instant::now();
-    let Some(signature) = dst.signature(old, block).await? else {
+    let Some(signature) = hashes::signature(dst, old, block).await? else {
         return Ok(delta);
     };
     let regions: Vec<(u64, u64)> = delta
@@ -128,7 +128,7 @@ pub(crate) async fn find_moved<S: Endpoint, D: Endpoint>(
         })
         .collect();
     let signed_ms = since.elapsed().as_millis();
-    let Some(found) = src.find_blocks(source, &regions, &signature).await? else {
+    let Some(found) = hashes::find_blocks(src, source, &regions, &signature).await? else {
         return Ok(delta);
     };
     tracing::debug!(

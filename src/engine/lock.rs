@@ -24,7 +24,9 @@ use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::partial::record_fields;
-use crate::endpoint::{base_name, join, parent, Attrs, Endpoint, FileHandle, Mtime, WriteMode};
+use crate::endpoint::{
+    self, base_name, join, parent, Attrs, Endpoint, FileHandle, Mtime, WriteMode,
+};
 use crate::error::{Error, Result};
 
 const LOCK_SUFFIX: &str = ".ferry-lock";
@@ -235,7 +237,7 @@ impl<F: FileHandle> Lock<F> {
 }
 
 async fn read_holder<D: Endpoint>(dst: &D, path: &str) -> Option<Holder> {
-    let bytes = dst.read_small(path).await.ok()?;
+    let bytes = endpoint::read_small(dst, path).await.ok()?;
     Holder::decode(std::str::from_utf8(&bytes).ok()?)
 }
 

@@ -6,7 +6,7 @@
 
 use super::links::LinkPolicy;
 use super::transfer::FileJob;
-use crate::endpoint::{common_algorithm, Endpoint, Kind, Meta};
+use crate::endpoint::{hashes, Endpoint, Kind, Meta};
 use crate::error::{Error, FileError, Result};
 
 /// Removes the source entry `source` (as planned: `planned`) now that
@@ -68,8 +68,11 @@ async fn same_contents<S: Endpoint, D: Endpoint>(
     source: &str,
     dest: &str,
 ) -> Result<bool> {
-    let algo = common_algorithm(src, dst).unwrap_or_default();
-    let (a, b) = tokio::join!(src.file_hash(source, algo), dst.file_hash(dest, algo));
+    let algo = hashes::common_algorithm(src, dst).unwrap_or_default();
+    let (a, b) = tokio::join!(
+        hashes::file_hash(src, source, algo),
+        hashes::file_hash(dst, dest, algo)
+    );
     Ok(a? == b?)
 }
 

@@ -13,7 +13,7 @@
 use futures::stream::{self, StreamExt, TryStreamExt};
 
 use super::transfer::SourceFile;
-use crate::endpoint::{join, read_span, Endpoint, FileHandle, Meta, Mtime, Pipeline};
+use crate::endpoint::{self, join, read_span, Endpoint, FileHandle, Meta, Mtime, Pipeline};
 use crate::error::Result;
 use crate::hash::{block_hash, HashAlgo};
 
@@ -117,7 +117,7 @@ pub(crate) fn record_fields<'a>(text: &'a str, header: &str) -> Option<Vec<(&'a 
 }
 
 pub(crate) async fn read_sidecar<D: Endpoint>(dst: &D, path: &str) -> Option<Sidecar> {
-    let bytes = dst.read_small(path).await.ok()?;
+    let bytes = endpoint::read_small(dst, path).await.ok()?;
     Sidecar::decode(std::str::from_utf8(&bytes).ok()?)
 }
 

@@ -20,7 +20,9 @@ use super::select::{Quick, Skip};
 use super::tidy::{self, Claims, Prunable};
 use super::transfer::FileJob;
 use super::{unchanged, Options, SourceCounts};
-use crate::endpoint::{base_name, join, Endpoint, Entry, FileHandle, Kind, Listing, Meta, Mtime};
+use crate::endpoint::{
+    base_name, hashes, join, Endpoint, Entry, FileHandle, Kind, Listing, Meta, Mtime,
+};
 use crate::error::{Error, FileError, Result};
 use crate::filter::{Entered, FileSet, FilesFrom, Listed, Need, Scope, Side};
 use crate::report::{Mention, Reporter};
@@ -1721,10 +1723,10 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
         }
         // Each side hashes where it can (a remote helper or shell hashes on
         // the server); what only one side can do decides the algorithm.
-        let algo = crate::endpoint::common_algorithm(self.src, self.dst).unwrap_or_default();
+        let algo = hashes::common_algorithm(self.src, self.dst).unwrap_or_default();
         let (a, b) = tokio::join!(
-            self.src.file_hash(src_path, algo),
-            self.dst.file_hash(dest, algo)
+            hashes::file_hash(self.src, src_path, algo),
+            hashes::file_hash(self.dst, dest, algo)
         );
         Ok(a? == b?)
     }

@@ -12,8 +12,7 @@ use super::staging::Places;
 use super::Options;
 use crate::delta::{self, Piece};
 use crate::endpoint::{
-    common_algorithm, Attrs, CopyRange, Endpoint, FileHandle, Hashing, Kind, Meta, Pipeline,
-    WriteMode,
+    self, hashes, Attrs, CopyRange, Endpoint, FileHandle, Hashing, Kind, Meta, Pipeline, WriteMode,
 };
 use crate::error::{Error, FileError, Host, Result};
 use crate::report::{Outcome, Reporter};
@@ -356,13 +355,13 @@ async fn patch_in_place<S: Endpoint, D: Endpoint>(
     let io = Pipeline::between(src, dst);
     let size = job.source_meta.size;
     let old_size = job.existing.map(|m| m.size).unwrap_or(0);
-    let algo = common_algorithm(src, dst).filter(|_| can_check_end_to_end(src, dst));
+    let algo = hashes::common_algorithm(src, dst).filter(|_| can_check_end_to_end(src, dst));
     let delta = match algo {
         Some(algo)
             if use_delta
                 && size > 0
                 && old_size > 0
-                && src.features().hashing == Hashing::AtTheData =>
+                && src.hashes().hashing() == Hashing::AtTheData =>
         {
             compare::compare(src, &job.source, size, dst, &job.paths.dest, old_size, algo).await?
         }
@@ -477,14 +476,14 @@ fn delta_worth_trying<S: Endpoint, D: Endpoint>(
             .existing
             .is_some_and(|m| m.kind == Kind::File && m.size > 0)
         && job.source_meta.size > 0
-        && src.features().hashing == Hashing::AtTheData
-        && dst.features().hashing != Hashing::Off
+        && src.hashes().hashing() == Hashing::AtTheData
+        && dst.hashes().hashing() != Hashing::Off
 }
 
 fn can_check_end_to_end<S: Endpoint, D: Endpoint>(src: &S, dst: &D) -> bool {
-    src.features().hashing != Hashing::Off
-        && dst.features().hashing != Hashing::Off
-        && common_algorithm(src, dst).is_some()
+    src.hashes().hashing() != Hashing::Off
+        && dst.hashes().hashing() != Hashing::Off
+        && hashes::common_algorithm(src, dst).is_some()
 }
 
 async fn matches_end_to_end<S: Endpoint, D: Endpoint>(
@@ -492,10 +491,10 @@ async fn matches_end_to_end<S: Endpoint, D: Endpoint>(
     dst: &D,
     job: &FileJob,
 ) -> Result<bool> {
-    let algo = common_algorithm(src, dst).unwrap_or_default();
+    let algo = hashes::common_algorithm(src, dst).unwrap_or_default();
     let (ours, theirs) = tokio::join!(
-        src.file_hash(&job.source, algo),
-        dst.file_hash(&job.paths.partial, algo)
+        hashes::file_hash(src, &job.source, algo),
+        hashes::file_hash(dst, &job.paths.partial, algo)
     );
     Ok(ours? == theirs?)
 }
@@ -515,7 +514,7 @@ async fn fill_by_delta<S: Endpoint, D: Endpoint>(
 ) -> Result<Option<(Filled, bool)>> {
     let old_size = job.existing.map(|m| m.size).unwrap_or(0);
     let size = job.source_meta.size;
-    let Some(algo) = common_algorithm(src, dst) else {
+    let Some(algo) = hashes::common_algorithm(src, dst) else {
         return Ok(None);
     };
     let phase = Phase::start(&job.paths.dest);
@@ -601,7 +600,7 @@ async fn holds_hashes<D: Endpoint>(
 ) -> Result<bool> {
     let (meta, found) = tokio::join!(
         dst.lstat(path),
-        dst.block_hashes(path, 0, size, delta::COARSE, algo)
+        hashes::block_hashes(dst, path, 0, size, delta::COARSE, algo)
     );
     Ok(meta?.is_some_and(|m| m.size == size) && found? == hashes)
 }
@@ -641,6 +640,9 @@ async fn assemble<S: Endpoint, D: Endpoint>(
             send_all
         )?;
         return Ok(true);
+    }
+    if !dst.features().copies_within {
+        return Ok(false);
     }
     let old = dst.open_read(&job.paths.dest).await?;
     let built = assemble_piecewise::<S, D>(dst, source, &old, out, delta, io, reporter).await;
@@ -839,10 +841,7 @@ async fn write_sidecar<D: Endpoint>(dst: &D, job: &FileJob, window: u64) -> Resu
         source_mtime: job.source_meta.mtime,
         window,
     };
-    match dst
-        .write_small(&job.paths.meta, sidecar.encode().as_bytes())
-        .await
-    {
+    match endpoint::write_small(dst, &job.paths.meta, sidecar.encode().as_bytes()).await {
         Ok(()) => Ok(true),
         Err(e) if e.is_fatal() => Err(e),
         Err(e) => {
