@@ -160,10 +160,6 @@ fn write_rules(dir: &Path, rng: &mut Rng) {
         return;
     }
     let lines: Vec<&str> = (0..1 + rng.below(3)).map(|_| *rng.pick(RULES)).collect();
-    // An old copy may hold a directory of that name (a type change).
-    if fs::symlink_metadata(dir.join(".rsync-filter")).is_ok_and(|m| m.is_dir()) {
-        return;
-    }
     fs::write(dir.join(".rsync-filter"), lines.join("\n") + "\n").unwrap();
     set_times(&dir.join(".rsync-filter"), random_time(rng));
 }
