@@ -8,7 +8,9 @@
 #
 #   bench_require BIN...     die unless every BIN is installed
 #   git_state                the commit (and uncommitted paths) being measured
-#   bench_build              cargo build --release (skipped with BENCH_NO_BUILD=1)
+#   bench_build              cargo build --release (skipped with BENCH_NO_BUILD=1;
+#                            BENCH_FERRY=PATH measures another ferry binary, e.g.
+#                            an older commit's build, with BENCH_NO_BUILD=1)
 #   bench_init_work          WORK=<temp dir under ${BENCH_DIR:-/tmp}>, EXIT trap
 #                            (kills PROXY_PID, PROBE_PID, SSHD_PID, removes
 #                            WORK), throw-away HOME, no ssh agent, host and
@@ -26,7 +28,7 @@
 #                            B_RSYNC B_FERRY B_FS for the report writers
 
 SSHD=/usr/sbin/sshd
-FERRY="$REPO/target/release/ferry"
+FERRY="${BENCH_FERRY:-$REPO/target/release/ferry}"
 SSHD_PID=""
 LISTENER_PID=""
 PROBE_PID=""
