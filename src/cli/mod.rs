@@ -260,9 +260,13 @@ fn fail(e: &Error) -> i32 {
     ExitCode::of_error(e).code()
 }
 
+/// `tracing` output on stderr: ferry's own warnings by default, more of its
+/// own with `-vv` and `-vvv`, everything (the SSH and SFTP crates too) from
+/// `-vvvv` on or as `FERRY_LOG` says. Other crates' warnings are not
+/// messages for the user: what matters reaches them as ferry's errors.
 fn init_logging(verbosity: u8) {
     let level = match verbosity {
-        0 | 1 => "warn",
+        0 | 1 => "ferry=warn",
         2 => "ferry=info",
         3 => "ferry=debug",
         _ => "debug",
