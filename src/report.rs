@@ -53,6 +53,29 @@ pub(crate) enum Outcome {
     WouldDelete,
 }
 
+/// How a copied file's content was found equal to the source's, beyond
+/// the transport's own integrity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Verified {
+    /// Whole-file hashes of both sides agreed; the name is the tier that
+    /// hashed the remote side's file (`helper`, `shell`, `check-file`,
+    /// `read`), or `local` between two local paths.
+    Hashes(&'static str),
+    /// A resumed partial was compared block by block with the source,
+    /// read back from where it lies, before it was continued.
+    ReadBack,
+}
+
+impl Verified {
+    /// What `-v` and `--json` call it.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Verified::Hashes(tier) => tier,
+            Verified::ReadBack => "read back",
+        }
+    }
+}
+
 /// What kind of entry an [`Item`] is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ItemKind {
@@ -111,6 +134,8 @@ pub(crate) struct Item<'a> {
     pub source: Option<&'a str>,
     /// What a symlink points to: `%L` shows ` -> target`.
     pub target: Option<&'a str>,
+    /// How a copied file was checked, when it was.
+    pub verified: Option<Verified>,
 }
 
 impl<'a> Item<'a> {
@@ -128,6 +153,7 @@ impl<'a> Item<'a> {
             meta: None,
             source: None,
             target: None,
+            verified: None,
         }
     }
 }

@@ -133,7 +133,8 @@ fn json_summary_carries_the_exit_code_of_a_failed_run() {
     );
 }
 
-/// A partial left by a cut run is resumed, and the line says from where.
+/// A partial left by a cut run is resumed, and the line says from where
+/// and how the result was checked.
 #[test]
 fn json_names_the_offset_a_resume_continued_from() {
     let sshd = Sshd::start();
@@ -166,6 +167,8 @@ fn json_names_the_offset_a_resume_continued_from() {
     assert!(from > 0 && from < 6 * MIB, "{resumed}");
     assert_eq!(resumed["bytes_reused"].as_u64(), Some(from));
     assert_eq!(resumed["bytes_sent"].as_u64(), Some(6 * MIB - from));
+    // No helper on this server, its shell's tools hashed the result.
+    assert_eq!(resumed["verified"], "shell", "{resumed}");
 }
 
 #[test]

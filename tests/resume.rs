@@ -69,6 +69,11 @@ impl Cut {
     /// Rerun without a cut; asserts exit 0, identical result, no leftovers.
     /// Returns (up, down) bytes of the rerun.
     fn rerun(&self) -> (u64, u64, Output) {
+        self.rerun_with(&[])
+    }
+
+    /// [`Cut::rerun`] with more options.
+    fn rerun_with(&self, options: &[&str]) -> (u64, u64, Output) {
         self.proxy.set_cut(None);
         self.proxy.reset_counts();
         let (s, d) = self.ferry_args();
@@ -76,6 +81,7 @@ impl Cut {
             .sshd
             .ferry_with_config(&self.cfg)
             .arg("-P")
+            .args(options)
             .arg(s)
             .arg(d)
             .run_default();
@@ -237,6 +243,36 @@ fn push_resume_without_meta_repairs_corrupt_partial_head() {
     c.rerun();
 }
 
+/// With no remote hashing nothing checks the whole file after a resume, so
+/// the sidecar's word is not taken: a partial whose head went bad while its
+/// sidecar still describes the source is read back, compared whole and
+/// repaired, and `-v` says so.
+#[test]
+fn push_resume_without_remote_hashing_repairs_a_bad_head_despite_the_sidecar() {
+    let c = interrupted(Way::Push, None, 6);
+    resume_with_a_bad_head_despite_the_sidecar(&c);
+}
+
+fn resume_with_a_bad_head_despite_the_sidecar(c: &Cut) {
+    assert!(c.meta().exists(), "no sidecar after the cut");
+    overwrite_at(&c.partial, 0, &garbage());
+    let (_, _, out) = c.rerun_with(&["--remote-hash", "off", "-v"]);
+    assert!(
+        out.stdout.contains(&format!("{NAME}: resumed after "))
+            && out.stdout.contains("checked by read back"),
+        "-v does not say how the resume was checked\n{out}"
+    );
+}
+
+/// With the shell's tools the whole-file hashes are compared after the
+/// resume, and `-v` names the tier.
+#[test]
+fn push_resume_says_how_it_was_checked() {
+    let c = interrupted(Way::Push, None, 7);
+    let (_, _, out) = c.rerun_with(&["--remote-hash", "shell", "-v"]);
+    assert!(out.stdout.contains("checked by shell"), "{out}");
+}
+
 #[test]
 fn push_resume_after_source_changed() {
     let c = interrupted(Way::Push, None, 5);
@@ -290,6 +326,15 @@ fn pull_resume_without_meta_repairs_corrupt_partial_head() {
     let _ = fs::remove_file(c.meta());
     overwrite_at(&c.partial, 0, &garbage());
     c.rerun();
+}
+
+/// As [`push_resume_without_remote_hashing_repairs_a_bad_head_despite_the_sidecar`],
+/// pulling: the source is what is read to compare, which costs what
+/// sending the partial's bytes again would.
+#[test]
+fn pull_resume_without_remote_hashing_repairs_a_bad_head_despite_the_sidecar() {
+    let c = interrupted(Way::Pull, None, 16);
+    resume_with_a_bad_head_despite_the_sidecar(&c);
 }
 
 #[test]

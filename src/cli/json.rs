@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::engine::Stats;
 use crate::error::{Error, FileError};
-use crate::report::{relative, Item, ItemKind, Outcome, Reporter};
+use crate::report::{relative, Item, ItemKind, Outcome, Reporter, Verified};
 
 /// Version of the line format, in every summary: bumped when a field
 /// changes meaning or goes away (new fields do not bump it).
@@ -34,6 +34,9 @@ struct ItemLine<'a> {
     bytes_sent: u64,
     bytes_reused: u64,
     resumed_from: u64,
+    /// How the copy was checked against the source (`helper`, `shell`,
+    /// `check-file`, `read`, `local`, `read back`), when it was.
+    verified: Option<&'static str>,
     result: &'static str,
 }
 
@@ -163,6 +166,7 @@ impl Reporter for JsonReporter {
             bytes_sent: item.sent,
             bytes_reused: item.reused,
             resumed_from: item.resumed_from,
+            verified: item.verified.map(Verified::name),
             result: "ok",
         });
     }

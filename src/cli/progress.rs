@@ -14,7 +14,9 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use super::lines::Lines;
 use crate::engine::Stats;
 use crate::error::FileError;
-use crate::report::{printable, relative, Item, ItemKind, Mention, Outcome, Reporter, TimeChange};
+use crate::report::{
+    printable, relative, Item, ItemKind, Mention, Outcome, Reporter, TimeChange, Verified,
+};
 
 /// How progress is drawn.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -246,6 +248,17 @@ impl Reporter for ConsoleReporter {
             bars.end_file(item.path);
         }
         for line in self.lines.stdout_lines(item) {
+            self.println(&line);
+        }
+        if self.display.verbose && item.outcome == Outcome::Resumed {
+            let how = item
+                .verified
+                .map_or("nothing (neither side can hash)", Verified::name);
+            let line = format!(
+                "{}: resumed after {} bytes, checked by {how}",
+                printable(relative(item.path, &self.dest_root, false)),
+                item.resumed_from
+            );
             self.println(&line);
         }
     }

@@ -707,6 +707,7 @@ fn done(outcome: Outcome) -> Transferred {
         sent: 0,
         reused: 0,
         delayed: false,
+        verified: None,
     }
 }
 
@@ -877,6 +878,7 @@ fn finish(
     if done.outcome == Outcome::Resumed {
         item.resumed_from = done.reused;
     }
+    item.verified = done.verified;
     reporter.finished(&item);
     Ok(())
 }

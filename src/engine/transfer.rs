@@ -15,7 +15,7 @@ use crate::endpoint::{
     self, hashes, Attrs, CopyRange, Endpoint, FileHandle, Hashing, Kind, Meta, Pipeline, WriteMode,
 };
 use crate::error::{Error, FileError, Host, Result};
-use crate::report::{Outcome, Reporter};
+use crate::report::{Outcome, Reporter, Verified};
 
 /// One file to bring up to date.
 #[derive(Debug, Clone)]
@@ -43,6 +43,8 @@ pub(crate) struct Transferred {
     /// `--delay-updates`: the finished partial waits to be renamed into
     /// place at the end of the run ([`install`]).
     pub delayed: bool,
+    /// How the copy was found equal to the source, if it was.
+    pub verified: Option<Verified>,
 }
 
 /// How the partial came to hold the new file.
@@ -60,6 +62,8 @@ struct Filled {
     wrote_sidecar: bool,
     /// Permissions and times were set on the open file.
     attrs_set: bool,
+    /// How the result was found equal to the source, if it was.
+    verified: Option<Verified>,
 }
 
 /// Copies one file; returns how it went. The destination is replaced only by
@@ -144,6 +148,7 @@ pub(crate) async fn transfer<S: Endpoint, D: Endpoint>(
         sent: filled.sent,
         reused: filled.reused,
         delayed,
+        verified: filled.verified,
     })
 }
 
@@ -237,6 +242,7 @@ async fn put_small<S: Endpoint, D: Endpoint>(
         sent: size,
         reused: 0,
         delayed: false,
+        verified: None,
     })
 }
 
@@ -308,15 +314,19 @@ async fn fill_and_check<S: Endpoint, D: Endpoint>(
     let (filled, matches) = match by_delta {
         Some(checked) => checked,
         None => {
-            let filled = fill_partial::<S, D>(dst, source, job, opts, attrs, io, reporter).await?;
-            if !filled.assembled || !can_check_end_to_end(src, dst) {
+            let checkable = can_check_end_to_end(src, dst);
+            let filled =
+                fill_partial::<S, D>(dst, source, job, opts, attrs, io, checkable, reporter)
+                    .await?;
+            if !filled.assembled || !checkable {
                 return Ok(filled);
             }
             (filled, matches_end_to_end(src, dst, job).await?)
         }
     };
+    let verified = Some(Verified::Hashes(checked_by(src, dst)));
     if matches {
-        return Ok(filled);
+        return Ok(Filled { verified, ..filled });
     }
     tracing::warn!(
         "{}: the assembled copy does not match the source end to end; sending it whole",
@@ -326,13 +336,14 @@ async fn fill_and_check<S: Endpoint, D: Endpoint>(
         partial: None,
         ..job.clone()
     };
-    let again = fill_partial::<S, D>(dst, source, &fresh, opts, attrs, io, reporter).await?;
+    let again = fill_partial::<S, D>(dst, source, &fresh, opts, attrs, io, true, reporter).await?;
     if !matches_end_to_end(src, dst, job).await? {
         let message = "the copy still differs from the source after a full resend; not installed";
         return Err(FileError::refused(dst.label(), job.paths.dest.as_str(), message).into());
     }
     Ok(Filled {
         sent: filled.sent + again.sent,
+        verified,
         ..again
     })
 }
@@ -392,6 +403,7 @@ async fn patch_in_place<S: Endpoint, D: Endpoint>(
         by_delta: delta.reuse_bytes > 0,
         wrote_sidecar: false,
         attrs_set: false,
+        verified: algo.map(|_| Verified::Hashes(checked_by(src, dst))),
     };
     let in_place = FileJob {
         paths: Paths {
@@ -461,9 +473,11 @@ async fn write_in_place<S: Endpoint, D: Endpoint>(
     }
 }
 
-/// A delta pays off when the old destination is a file to build from and the
-/// source's hashes are cheap (hashing a remote source by reading it would
-/// cost the transfer it is meant to save).
+/// A delta pays off when the old destination is a file to build from, the
+/// destination can copy from it within itself (else every byte is sent
+/// anyway, and comparing would be wasted), and the source's hashes are
+/// cheap (hashing a remote source by reading it would cost the transfer it
+/// is meant to save).
 fn delta_worth_trying<S: Endpoint, D: Endpoint>(
     src: &S,
     dst: &D,
@@ -478,6 +492,16 @@ fn delta_worth_trying<S: Endpoint, D: Endpoint>(
         && job.source_meta.size > 0
         && src.hashes().hashing() == Hashing::AtTheData
         && dst.hashes().hashing() != Hashing::Off
+        && (dst.features().copies_ranges || dst.features().copies_within)
+}
+
+/// The tier that hashed the remote side's file in an end-to-end check (the
+/// destination's, or the source's on a pull): what `-v` names.
+fn checked_by<S: Endpoint, D: Endpoint>(src: &S, dst: &D) -> &'static str {
+    match dst.label() {
+        Host::Local => src.hashes().name(),
+        _ => dst.hashes().name(),
+    }
 }
 
 fn can_check_end_to_end<S: Endpoint, D: Endpoint>(src: &S, dst: &D) -> bool {
@@ -564,6 +588,7 @@ async fn fill_by_delta<S: Endpoint, D: Endpoint>(
         by_delta: true,
         wrote_sidecar: false,
         attrs_set: false,
+        verified: None,
     };
     Ok(Some((filled, matches?)))
 }
@@ -699,7 +724,10 @@ impl<F: FileHandle> SourceFile<'_, F> {
 }
 
 /// Opens the partial, fills it, and closes it with its attributes set
-/// (synced when [`sync_before_rename`] says so).
+/// (synced when [`sync_before_rename`] says so). `checked_after`: the result
+/// will be checked end to end, so a resume may take the sidecar's word for
+/// the partial's head; otherwise the whole partial is compared here.
+#[allow(clippy::too_many_arguments)]
 async fn fill_partial<S: Endpoint, D: Endpoint>(
     dst: &D,
     source: &SourceFile<'_, S::File>,
@@ -707,6 +735,7 @@ async fn fill_partial<S: Endpoint, D: Endpoint>(
     opts: &Options,
     attrs: Attrs,
     io: Pipeline,
+    checked_after: bool,
     reporter: &dyn Reporter,
 ) -> Result<Filled> {
     let out = if job.partial.is_some_and(|p| p.size > 0) {
@@ -715,7 +744,7 @@ async fn fill_partial<S: Endpoint, D: Endpoint>(
     } else {
         crate::endpoint::create_fresh(dst, &job.paths.partial).await?
     };
-    match write_partial::<S, D>(dst, source, &out, job, io, reporter).await {
+    match write_partial::<S, D>(dst, source, &out, job, io, checked_after, reporter).await {
         Ok(written) => {
             let last_len = written
                 .last
@@ -732,6 +761,7 @@ async fn fill_partial<S: Endpoint, D: Endpoint>(
                 by_delta: false,
                 wrote_sidecar: written.wrote_sidecar,
                 attrs_set: true,
+                verified: written.read_back.then_some(Verified::ReadBack),
             })
         }
         Err(e) => {
@@ -747,6 +777,9 @@ async fn fill_partial<S: Endpoint, D: Endpoint>(
 /// What [`write_partial`] did.
 struct Written {
     resume_from: u64,
+    /// A resumed partial was compared with the source whole, not only its
+    /// last write window.
+    read_back: bool,
     /// Bytes of the old partial rewritten by the repair.
     rewritten: u64,
     wrote_sidecar: bool,
@@ -764,14 +797,24 @@ async fn write_partial<S: Endpoint, D: Endpoint>(
     out: &D::File,
     job: &FileJob,
     io: Pipeline,
+    checked_after: bool,
     reporter: &dyn Reporter,
 ) -> Result<Written> {
     let size = job.source_meta.size;
     let mut resume_from = 0;
     let mut rewritten = 0;
+    let mut read_back = false;
     if let Some(partial) = job.partial.filter(|p| p.size > 0) {
         reporter.file_started(&job.paths.dest, size, partial.size.min(size));
-        let sidecar = partial::read_sidecar(dst, &job.paths.meta).await;
+        // A sidecar is a claim about bytes ferry cannot see: it spares
+        // comparing the partial's head only when the whole file's hash is
+        // checked after the copy. Without that check the whole partial is
+        // compared with the source here (read back from the destination),
+        // which costs no more than sending it again.
+        let sidecar = match checked_after {
+            true => partial::read_sidecar(dst, &job.paths.meta).await,
+            false => None,
+        };
         let repair = partial::repair::<S, D>(source, out, partial.size, sidecar, io, &|n| {
             reporter.bytes_done(&job.paths.dest, n)
         })
@@ -785,6 +828,7 @@ async fn write_partial<S: Endpoint, D: Endpoint>(
         );
         resume_from = repair.good_len;
         rewritten = repair.rewritten;
+        read_back = repair.checked == repair.good_len;
         if partial.size > size {
             out.set_len(size).await?;
         }
@@ -827,6 +871,7 @@ async fn write_partial<S: Endpoint, D: Endpoint>(
     };
     Ok(Written {
         resume_from,
+        read_back,
         rewritten,
         wrote_sidecar,
         last,

@@ -7,6 +7,7 @@
 //! pipelining lives in `endpoint::remote`), where `File` keeps only 16 small
 //! requests in flight and flushes with an fsync.
 
+mod check_file;
 mod silence;
 
 use std::sync::Arc;
@@ -20,6 +21,8 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::error::{Error, FileError, Host, Result};
 use crate::ssh::Connection;
+
+pub(crate) use check_file::MIN_BLOCK as CHECK_FILE_MIN_BLOCK;
 
 const POSIX_RENAME: &str = "posix-rename@openssh.com";
 const FSYNC: &str = "fsync@openssh.com";

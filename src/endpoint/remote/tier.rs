@@ -1,11 +1,14 @@
 //! The remote side's hashing tier, chosen once, the first time a file needs
 //! it (`--remote-hash`): the helper (`ferry --server`, found on the server
 //! or uploaded), the shell's `split --filter` with `b3sum` or `sha256sum`,
-//! reading the data over SFTP, or none. Each is an implementation of
+//! the server's `check-file-name` extension (ProFTPD), reading the data
+//! over SFTP, or none. Each is an implementation of
 //! [`Hashes`]; the helper, when one runs, also serves whole small files,
 //! range copies and names that are not UTF-8.
 
 use std::sync::Arc;
+
+use futures::stream::{self, StreamExt, TryStreamExt};
 
 use super::by_helper::helper_error;
 use crate::delta::rolling::Signature;
@@ -18,12 +21,27 @@ use crate::paths::to_bytes;
 use crate::protocol::bootstrap;
 use crate::protocol::client::{HelperClient, HelperError};
 use crate::protocol::fs::FsRequest;
-use crate::sftp::Sftp;
+use crate::sftp::{Sftp, CHECK_FILE_MIN_BLOCK};
 use crate::ssh::shell::ShellHasher;
 use crate::ssh::Connection;
 
 /// Block hashes per helper request: 8 MiB of reply, half the largest frame.
 const HASHES_PER_REQUEST: u64 = 256 * 1024;
+
+/// Check-file requests in flight at once: the server hashes one after the
+/// other, and the next is there when it is done.
+const CHECK_FILE_IN_FLIGHT: usize = 2;
+
+/// Most bytes one check-file request hashes: the server answers only when
+/// done, and a session silent for longer than `--timeout` is taken for
+/// dead. 64 MiB take a fraction of a second at disk speed.
+const CHECK_FILE_RANGE: u64 = 64 * 1024 * 1024;
+
+/// Largest file the check-file tier hashes whole, in one request (a hash
+/// of the whole cannot be put together from parts): a few seconds of the
+/// server's time, far inside the default `--timeout` of 60 s. A larger
+/// file is read back and hashed here.
+const CHECK_FILE_WHOLE: u64 = 4 << 30;
 
 /// Which tier the user asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -174,10 +192,22 @@ async fn without_upload(
             Err(e) if e.is_fatal() && !matches!(e, Error::Helper { .. }) => Err(e),
             Err(e) => {
                 tracing::info!("no remote helper: {e}");
-                Ok(shell().await?.unwrap_or_else(Started::none))
+                match shell().await? {
+                    Some(shell) => Ok(shell),
+                    None => Ok(by_extension(sftp).await),
+                }
             }
         },
     }
+}
+
+/// The server's own hashing where it offers it (`check-file-name`), else
+/// none.
+async fn by_extension(sftp: &Arc<Sftp>) -> Started {
+    if sftp.offers_check_file().await {
+        return Started::hashed_by(CheckFileHashes { sftp: sftp.clone() });
+    }
+    Started::none()
 }
 
 /// `ferry --server` hashes at disk speed, blake3 only.
@@ -341,5 +371,77 @@ impl Hashes for ReadHashes {
 
     fn hashing(&self) -> Hashing {
         Hashing::ByReading
+    }
+}
+
+/// The server's `check-file-name` extension (ProFTPD's mod_sftp): SHA-256
+/// computed next to the data, in blocks or of a whole file; no rolling
+/// checksum.
+struct CheckFileHashes {
+    sftp: Arc<Sftp>,
+}
+
+impl Hashes for CheckFileHashes {
+    fn name(&self) -> &'static str {
+        "check-file"
+    }
+
+    fn hashing(&self) -> Hashing {
+        Hashing::AtTheData
+    }
+
+    fn fixed_algorithm(&self) -> Option<HashAlgo> {
+        Some(HashAlgo::Sha256)
+    }
+
+    fn block_hashes<'a>(
+        &'a self,
+        path: &'a str,
+        start: u64,
+        end: u64,
+        block: u64,
+        algo: HashAlgo,
+    ) -> Answer<'a, Vec<BlockHash>> {
+        Box::pin(async move {
+            let Ok(block32) = u32::try_from(block) else {
+                return Ok(None);
+            };
+            if algo != HashAlgo::Sha256 || block < CHECK_FILE_MIN_BLOCK {
+                return Ok(None);
+            }
+            // Whole blocks per request, several requests in flight.
+            let step = (CHECK_FILE_RANGE / block).max(1) * block;
+            let ranges = (start..end).step_by(step as usize);
+            let parts: Vec<Vec<BlockHash>> = stream::iter(ranges)
+                .map(|from| {
+                    let len = step.min(end - from);
+                    self.sftp.check_file(path, from, len, block32)
+                })
+                .buffered(CHECK_FILE_IN_FLIGHT)
+                .try_collect()
+                .await?;
+            Ok(Some(parts.concat()))
+        })
+    }
+
+    fn file_hash<'a>(&'a self, path: &'a str, algo: HashAlgo) -> Answer<'a, BlockHash> {
+        Box::pin(async move {
+            if algo != HashAlgo::Sha256 {
+                return Ok(None);
+            }
+            let size = match self.sftp.raw().stat(path).await {
+                Ok(attrs) => attrs.attrs.size.unwrap_or(0),
+                Err(e) => return Err(self.sftp.error(path, e)),
+            };
+            match size {
+                // The server refuses a range that starts at the end.
+                0 => Ok(Some(crate::hash::block_hash(HashAlgo::Sha256, &[]))),
+                CHECK_FILE_WHOLE.. => Ok(None),
+                _ => {
+                    let hashes = self.sftp.check_file(path, 0, 0, 0).await?;
+                    Ok(hashes.first().copied())
+                }
+            }
+        })
     }
 }
