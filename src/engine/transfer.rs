@@ -306,7 +306,7 @@ async fn fill_and_check<S: Endpoint, D: Endpoint>(
     reporter: &dyn Reporter,
 ) -> Result<Filled> {
     let io = Pipeline::between(src, dst);
-    let by_delta = if delta_worth_trying(src, dst, job, opts) {
+    let by_delta = if delta_worth_trying(src, dst, job, opts) && can_assemble(dst, job) {
         fill_by_delta::<S, D>(src, dst, source, job, io, reporter).await?
     } else {
         None
@@ -473,11 +473,9 @@ async fn write_in_place<S: Endpoint, D: Endpoint>(
     }
 }
 
-/// A delta pays off when the old destination is a file to build from, the
-/// destination can copy from it within itself (else every byte is sent
-/// anyway, and comparing would be wasted), and the source's hashes are
-/// cheap (hashing a remote source by reading it would cost the transfer it
-/// is meant to save).
+/// A delta pays off when the old destination is a file to build from and the
+/// source's hashes are cheap (hashing a remote source by reading it would
+/// cost the transfer it is meant to save).
 fn delta_worth_trying<S: Endpoint, D: Endpoint>(
     src: &S,
     dst: &D,
@@ -492,7 +490,21 @@ fn delta_worth_trying<S: Endpoint, D: Endpoint>(
         && job.source_meta.size > 0
         && src.hashes().hashing() == Hashing::AtTheData
         && dst.hashes().hashing() != Hashing::Off
-        && (dst.features().copies_ranges || dst.features().copies_within)
+}
+
+/// Whether the destination can build a file from its old version (copying
+/// within itself): where it cannot, a delta would send every byte anyway,
+/// so the comparison is not made.
+fn can_assemble<D: Endpoint>(dst: &D, job: &FileJob) -> bool {
+    let features = dst.features();
+    if features.copies_ranges || features.copies_within {
+        return true;
+    }
+    tracing::info!(
+        "{}: the server cannot copy data within itself (no copy-data); sending the whole file",
+        job.paths.dest
+    );
+    false
 }
 
 /// The tier that hashed the remote side's file in an end-to-end check (the
