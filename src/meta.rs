@@ -66,13 +66,30 @@ pub(crate) struct Entry {
 }
 
 /// A directory's entries, sorted by name, and the entries the endpoint
-/// could not name (over SFTP, a name that is not UTF-8: russh-sftp hands
-/// it over mangled): each of those fails alone, never its neighbours.
+/// could not name: each of those fails alone, never its neighbours.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Listing {
     pub entries: Vec<Entry>,
-    /// The unnameable entries as they may be printed.
-    pub unnamed: Vec<String>,
+    pub unnamed: Vec<Unnamed>,
+}
+
+/// An entry a listing shows but ferry cannot take by its name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Unnamed {
+    /// The entry as it may be printed (shortened when too long).
+    pub shown: String,
+    pub why: Unnameable,
+}
+
+/// Why a listed entry cannot be taken by its name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Unnameable {
+    /// Over SFTP, a name that is not UTF-8: russh-sftp hands it over
+    /// mangled, so it cannot be addressed again.
+    NotUtf8,
+    /// A name of `len` bytes from a server, more than the `limit` ferry
+    /// takes for one name.
+    TooLong { len: usize, limit: usize },
 }
 
 /// How a file is opened for writing.

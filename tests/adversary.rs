@@ -26,7 +26,7 @@ const TIMEOUT: Duration = Duration::from_secs(60);
 /// An embedded server over a temp directory, and a client set up for it.
 struct Served {
     _runtime: tokio::runtime::Runtime,
-    _server: EmbeddedServer,
+    server: EmbeddedServer,
     dir: tempfile::TempDir,
     config: PathBuf,
 }
@@ -59,7 +59,7 @@ impl Served {
         }
         Served {
             _runtime: runtime,
-            _server: server,
+            server,
             dir,
             config,
         }
@@ -67,6 +67,11 @@ impl Served {
 
     fn path(&self, sub: &str) -> PathBuf {
         self.dir.path().join(sub)
+    }
+
+    /// How ferry's messages name this server.
+    fn host(&self) -> String {
+        format!("[127.0.0.1]:{}", self.server.port())
     }
 
     fn spec(&self, remote: &Path) -> String {
@@ -90,11 +95,16 @@ impl Served {
 
     /// `ferry FLAGS liar:remote/ local`.
     fn pull(&self, flags: &[&str], remote: &Path, local: &Path) -> Output {
-        self.ferry()
-            .args(flags)
+        self.pull_cmd(flags, remote, local).run(TIMEOUT)
+    }
+
+    /// The command [`Served::pull`] runs.
+    fn pull_cmd(&self, flags: &[&str], remote: &Path, local: &Path) -> FerryCmd {
+        let mut cmd = self.ferry();
+        cmd.args(flags)
             .arg(format!("{}/", self.spec(remote)))
-            .arg(local)
-            .run(TIMEOUT)
+            .arg(local);
+        cmd
     }
 }
 
@@ -107,13 +117,34 @@ struct Lies {
     sizes: HashMap<String, u64>,
     /// Most bytes one READ reply carries.
     short_reads: Option<usize>,
+    /// A directory whose listing never ends.
+    endless: Option<Endless>,
+    /// Symlink targets reported for links of these names.
+    link_targets: HashMap<String, String>,
+    /// Files of these names grow by 1,000 bytes before every read of them.
+    grows: Vec<String>,
+}
+
+/// A directory (by its name) whose READDIR never says EOF: each reply
+/// holds `per_reply` fresh names of `name_len` bytes.
+#[derive(Clone)]
+struct Endless {
+    dir: String,
+    name_len: usize,
+    per_reply: usize,
 }
 
 /// The honest server with [`Lies`] told on top.
 struct Liar {
     honest: LocalSftp,
     lies: Lies,
+    base: PathBuf,
+    /// Open handles and the paths they were opened by.
     paths: HashMap<String, String>,
+    /// Directory handles whose listing never ends.
+    endless: std::collections::HashSet<String>,
+    /// Names handed out by endless listings so far.
+    listed: u64,
 }
 
 impl Liar {
@@ -122,18 +153,56 @@ impl Liar {
             let liar = Liar {
                 honest: LocalSftp::new(base.clone()),
                 lies: lies.clone(),
+                base: base.clone(),
                 paths: HashMap::new(),
+                endless: Default::default(),
+                listed: 0,
             };
             Box::pin(russh_sftp::server::run(stream, liar))
         })
     }
 
     fn resize(&self, name: &str, attrs: &mut FileAttributes) {
-        let base = name.rsplit('/').next().unwrap_or(name);
-        if let Some(&size) = self.lies.sizes.get(base) {
+        if let Some(&size) = self.lies.sizes.get(base_name(name)) {
             attrs.size = Some(size);
         }
     }
+
+    /// A reply of fresh names that ends nothing.
+    fn more_names(&mut self, id: u32, endless: &Endless) -> Name {
+        let files = (0..endless.per_reply)
+            .map(|_| {
+                self.listed += 1;
+                let mut filename = format!("{:08}", self.listed);
+                filename.extend(std::iter::repeat_n('x', endless.name_len.saturating_sub(8)));
+                NameEntry {
+                    filename,
+                    longname: String::new(),
+                    attrs: FileAttributes::empty(),
+                }
+            })
+            .collect();
+        Name { id, files }
+    }
+
+    /// A file that grows with every read of it: 1,000 more bytes.
+    fn grow(&self, handle: &str) {
+        let Some(path) = self.paths.get(handle) else {
+            return;
+        };
+        if self.lies.grows.iter().any(|name| name == base_name(path)) {
+            use std::io::Write;
+            let mut file = fs::OpenOptions::new()
+                .append(true)
+                .open(self.base.join(path))
+                .expect("open the growing file");
+            file.write_all(&[b'+'; 1000]).expect("grow the file");
+        }
+    }
+}
+
+fn base_name(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
 }
 
 impl Handler for Liar {
@@ -182,6 +251,7 @@ impl Handler for Liar {
             Some(most) => len.min(most as u32),
             None => len,
         };
+        self.grow(&handle);
         self.honest.read(id, handle, offset, len).await
     }
 
@@ -233,12 +303,22 @@ impl Handler for Liar {
     }
 
     async fn opendir(&mut self, id: u32, path: String) -> Result<Handle, StatusReply> {
+        let endless = self.lies.endless.as_ref();
+        let without_end = endless.is_some_and(|e| e.dir == base_name(&path));
         let handle = self.honest.opendir(id, path).await?;
         self.paths.insert(handle.handle.clone(), String::new());
+        if without_end {
+            self.endless.insert(handle.handle.clone());
+        }
         Ok(handle)
     }
 
     async fn readdir(&mut self, id: u32, handle: String) -> Result<Name, StatusReply> {
+        if let Some(endless) = self.lies.endless.clone() {
+            if self.endless.contains(&handle) {
+                return Ok(self.more_names(id, &endless));
+            }
+        }
         let first = self.paths.remove(&handle).is_some();
         let mut reply = match self.honest.readdir(id, handle).await {
             Ok(reply) => reply,
@@ -296,7 +376,13 @@ impl Handler for Liar {
     }
 
     async fn readlink(&mut self, id: u32, path: String) -> Result<Name, StatusReply> {
-        self.honest.readlink(id, path).await
+        match self.lies.link_targets.get(base_name(&path)) {
+            Some(target) => Ok(Name {
+                id,
+                files: vec![NameEntry::dummy(target.clone())],
+            }),
+            None => self.honest.readlink(id, path).await,
+        }
     }
 
     async fn symlink(
@@ -318,16 +404,28 @@ impl Handler for Liar {
     }
 }
 
+/// The honest server on an in-memory pipe, for a service that stands
+/// between it and the client: the halves to read its replies from and to
+/// write requests to.
+async fn honest_behind_a_pipe(
+    base: PathBuf,
+) -> (
+    tokio::io::ReadHalf<tokio::io::DuplexStream>,
+    tokio::io::WriteHalf<tokio::io::DuplexStream>,
+) {
+    let (ours, server_side) = tokio::io::duplex(4 << 20);
+    russh_sftp::server::run(server_side, LocalSftp::new(base)).await;
+    tokio::io::split(ours)
+}
+
 /// Serves SFTP honestly but hands the replies back in reverse order, in
 /// batches: a reply is held until every request sent so far has its reply.
 fn out_of_order(base: PathBuf) -> SftpService {
     Arc::new(move |channel| {
         let base = base.clone();
         Box::pin(async move {
-            let (ours, server_side) = tokio::io::duplex(4 << 20);
-            russh_sftp::server::run(server_side, LocalSftp::new(base)).await;
+            let (mut from_server, mut to_server) = honest_behind_a_pipe(base).await;
             let (mut from_client, mut to_client) = tokio::io::split(channel);
-            let (mut from_server, mut to_server) = tokio::io::split(ours);
             let asked = Arc::new(std::sync::atomic::AtomicU64::new(0));
             let counted = asked.clone();
             let requests = tokio::spawn(async move {
@@ -354,6 +452,46 @@ fn out_of_order(base: PathBuf) -> SftpService {
                 }
             }
             requests.abort();
+        })
+    })
+}
+
+/// Serves SFTP honestly, except that every READDIR is answered with a
+/// NAME reply that promises three names and holds none: a packet
+/// russh-sftp cannot decode, which ends the session.
+fn malformed_listing(base: PathBuf) -> SftpService {
+    Arc::new(move |channel| {
+        let base = base.clone();
+        Box::pin(async move {
+            let (mut from_server, mut to_server) = honest_behind_a_pipe(base).await;
+            let (mut from_client, to_client) = tokio::io::split(channel);
+            let to_client = Arc::new(tokio::sync::Mutex::new(to_client));
+            let replies = to_client.clone();
+            let answers = tokio::spawn(async move {
+                while let Some(packet) = read_packet(&mut from_server).await {
+                    if replies.lock().await.write_all(&packet).await.is_err() {
+                        break;
+                    }
+                }
+            });
+            const READDIR: u8 = 12;
+            const NAME: u8 = 104;
+            while let Some(packet) = read_packet(&mut from_client).await {
+                if packet.get(4) != Some(&READDIR) {
+                    if to_server.write_all(&packet).await.is_err() {
+                        break;
+                    }
+                    continue;
+                }
+                let mut broken = 9u32.to_be_bytes().to_vec();
+                broken.push(NAME);
+                broken.extend_from_slice(&packet[5..9]); // the request's id
+                broken.extend_from_slice(&3u32.to_be_bytes());
+                if to_client.lock().await.write_all(&broken).await.is_err() {
+                    break;
+                }
+            }
+            answers.abort();
         })
     })
 }
@@ -540,4 +678,211 @@ fn control_characters_in_names_never_reach_the_terminal_raw() {
         !printed.contains('\u{1b}') && !printed.contains('\u{7}') && !printed.contains('\r'),
         "raw control characters printed: {printed:?}"
     );
+}
+
+/// The largest resident set process `pid` reaches until it exits, in KiB:
+/// its VmHWM, read every 10 ms while it lasts (at most `limit`).
+fn peak_rss_kib(pid: u32, limit: Duration) -> u64 {
+    let deadline = std::time::Instant::now() + limit;
+    let mut peak = 0;
+    while std::time::Instant::now() < deadline {
+        let Ok(status) = fs::read_to_string(format!("/proc/{pid}/status")) else {
+            break;
+        };
+        // A process that has exited (a zombie) shows no memory lines.
+        let Some(hwm) = status.lines().find_map(|l| l.strip_prefix("VmHWM:")) else {
+            break;
+        };
+        peak = hwm
+            .trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse()
+            .unwrap_or(peak);
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    peak
+}
+
+/// A server whose directory `dir` lists without end: READDIR never says
+/// EOF, every reply holds `per_reply` fresh names of `name_len` bytes.
+fn endless_server(dir: &str, name_len: usize, per_reply: usize) -> Served {
+    let endless = Endless {
+        dir: dir.into(),
+        name_len,
+        per_reply,
+    };
+    let lies = Lies {
+        endless: Some(endless),
+        ..Lies::default()
+    };
+    Served::start(|base| Some(Liar::service(lies, base)))
+}
+
+/// Runs `cmd`, which a listing bound must stop (exit 12) in bounded
+/// memory: its peak resident set stays under 1 GiB, and is printed.
+#[track_caller]
+fn stopped_by_a_bound(cmd: &mut FerryCmd, what: &str) -> Output {
+    let mut peak = 0;
+    let out = cmd.run_and(TIMEOUT, |pid| peak = peak_rss_kib(pid, TIMEOUT));
+    out.assert_code(12);
+    out.assert_stderr_contains("refusing to go on (a broken or hostile server?)");
+    eprintln!(
+        "{what}: exit 12 after {:.1?}, peak RSS {} MiB",
+        out.elapsed,
+        peak / 1024
+    );
+    assert!(peak > 0, "no memory figure read\n{out}");
+    assert!(peak < 1024 * 1024, "peak RSS {} MiB\n{out}", peak / 1024);
+    out
+}
+
+/// A server whose listing never ends makes ferry stop with exit 12 and a
+/// message naming the host, the directory and the bound, in bounded time
+/// and memory. Short names meet the bound on entries (4,000,000:
+/// `MAX_LISTED_ENTRIES` in src/endpoint/remote/limits.rs).
+#[test]
+fn a_listing_without_end_stops_the_run_with_exit_12() {
+    let served = endless_server("src", 8, 10_000);
+    let src = served.path("remote/src");
+    sample_tree(&src);
+    let dest = served.path("local/dest");
+    let mut pull = served.pull_cmd(&["-a"], &src, &dest);
+    let out = stopped_by_a_bound(&mut pull, "endless listing of short names");
+    out.assert_stderr_contains(&format!(
+        "{}: the server listed more than 4000000 entries in {}",
+        served.host(),
+        src.display()
+    ));
+}
+
+/// Long names without end meet the bound on bytes of names (256 MiB)
+/// first. Here the endless directory is an extraneous one that a push's
+/// `--delete` lists after the transfers: the run stops there, the files
+/// it has done stay, nothing is deleted.
+#[test]
+fn a_listing_of_long_names_without_end_keeps_the_files_done() {
+    let served = endless_server("old", 4000, 60);
+    let local = served.path("local/src");
+    sample_tree(&local);
+    let remote = served.path("remote/dest");
+    write_file(&remote.join("old/stale.txt"), b"stale");
+    let mut push = served.ferry();
+    push.args(["-a", "--delete"])
+        .arg(format!("{}/", local.display()))
+        .arg(served.spec(&remote));
+    let out = stopped_by_a_bound(&mut push, "endless listing of long names");
+    out.assert_stderr_contains(&format!(
+        "the server listed more than 256 MiB of names in {}",
+        remote.join("old").display()
+    ));
+    for done in ["small", "sub"] {
+        assert_trees_identical(&local.join(done), &remote.join(done));
+    }
+    let big = fs::read(remote.join("big.bin")).unwrap_or_default();
+    assert!(big == fs::read(local.join("big.bin")).unwrap(), "{out}");
+    let stale = remote.join("old/stale.txt");
+    assert!(stale.exists(), "deleted after all\n{out}");
+}
+
+/// A name longer than any file system holds (5,000 bytes) and a symlink
+/// target longer than any system makes (80,000 bytes) each fail alone,
+/// named (exit 23); their neighbours arrive.
+#[test]
+fn an_over_long_name_or_link_target_fails_alone() {
+    let lies = Lies {
+        names: vec!["n".repeat(5000)],
+        link_targets: HashMap::from([("far.link".to_string(), "a/".repeat(40_000))]),
+        ..Lies::default()
+    };
+    let served = Served::start(|base| Some(Liar::service(lies, base)));
+    let src = served.path("remote/src");
+    sample_tree(&src);
+    std::os::unix::fs::symlink("small/00.txt", src.join("near.link")).unwrap();
+    std::os::unix::fs::symlink("small/01.txt", src.join("far.link")).unwrap();
+    let dest = served.path("local/dest");
+    let out = served.pull(&["-a"], &src, &dest);
+    out.assert_code(23);
+    out.assert_stderr_contains(&format!("{}/nnnnn", src.display()));
+    out.assert_stderr_contains("the server gives a name of 5000 bytes, more than the 4096");
+    out.assert_stderr_contains(
+        "far.link: the server gives a symlink target of 80000 bytes, more than the 65536",
+    );
+    assert_eq!(
+        fs::read_link(dest.join("near.link")).unwrap(),
+        Path::new("small/00.txt")
+    );
+    assert!(dest.join("far.link").symlink_metadata().is_err(), "{out}");
+    for name in ["big.bin", "small/07.txt", "sub/deeper/leaf.bin"] {
+        assert!(
+            fs::read(src.join(name)).unwrap() == fs::read(dest.join(name)).unwrap(),
+            "{name} differs\n{out}"
+        );
+    }
+}
+
+/// A reply russh-sftp cannot decode makes it log a warning of its own:
+/// without `FERRY_LOG` that line stays off stderr (ferry reports the lost
+/// session in its own words); with `FERRY_LOG=debug` it is there.
+#[test]
+fn a_malformed_reply_is_logged_only_when_asked() {
+    let served = Served::start(|base| Some(malformed_listing(base)));
+    let src = served.path("remote/src");
+    sample_tree(&src);
+    let quiet = served
+        .pull_cmd(&["-a", "--retries", "0"], &src, &served.path("local/quiet"))
+        .env_remove("FERRY_LOG")
+        .run(TIMEOUT);
+    quiet.assert_code(10);
+    assert!(
+        !quiet.stderr.contains("russh_sftp") && !quiet.stderr.contains("WARN"),
+        "a third-party log line on stderr\n{quiet}"
+    );
+    let asked = served
+        .pull_cmd(&["-a", "--retries", "0"], &src, &served.path("local/asked"))
+        .env("FERRY_LOG", "debug")
+        .run(TIMEOUT);
+    asked.assert_code(10);
+    assert!(asked.stderr.contains("WARN russh_sftp::client"), "{asked}");
+}
+
+/// A file that grows while it is pulled (by 1,000 bytes before every read
+/// the server answers) is read to the size it had when planned, as a push
+/// reads a local one: its copy stops there, and the file fails as changed
+/// while it was being copied (exit 23), not installed. A small one read
+/// whole fails alike; a steady neighbour arrives.
+#[test]
+fn a_file_growing_while_pulled_is_read_to_its_planned_size() {
+    let lies = Lies {
+        grows: vec!["growing.log".into(), "growing.txt".into()],
+        ..Lies::default()
+    };
+    let served = Served::start(|base| Some(Liar::service(lies, base)));
+    let src = served.path("remote/src");
+    let log = random_bytes(3 * MIB as usize + 5, 21);
+    write_file(&src.join("growing.log"), &log);
+    write_file(&src.join("growing.txt"), b"small and growing");
+    write_file(&src.join("steady.txt"), b"steady");
+    let dest = served.path("local/dest");
+    let out = served.pull(&["-a"], &src, &dest);
+    out.assert_code(23);
+    for name in ["growing.log", "growing.txt"] {
+        out.assert_stderr_contains(&format!(
+            "{name}: the file changed while it was being copied"
+        ));
+        assert!(!dest.join(name).exists(), "{name} installed\n{out}");
+    }
+    let grown = fs::metadata(src.join("growing.log")).unwrap().len();
+    assert!(grown > log.len() as u64, "the file did not grow\n{out}");
+    let partial = fs::read(partial_path(&dest, "growing.log")).unwrap();
+    assert_eq!(
+        partial.len(),
+        log.len(),
+        "copied past the planned size\n{out}"
+    );
+    assert!(
+        partial == log,
+        "the copy differs from what was planned\n{out}"
+    );
+    assert_eq!(fs::read(dest.join("steady.txt")).unwrap(), b"steady");
 }

@@ -26,9 +26,10 @@ pub(crate) enum ExitCode {
     ConnectionLost = 10,
     /// A local file I/O error stopped the run.
     FileIo = 11,
-    /// The remote side could not start what the transfer needs (rsync's
-    /// "error in rsync protocol data stream": its server exited first).
-    RemoteSide = 12,
+    /// rsync's "error in rsync protocol data stream": the remote side
+    /// could not start what the transfer needs (rsync's server exited
+    /// first), or sent more than an honest server sends.
+    Protocol = 12,
     /// Interrupted by SIGINT or SIGTERM.
     Interrupted = 20,
     /// Some files could not be transferred.
@@ -66,8 +67,9 @@ impl ExitCode {
             Error::RemoteSide { status, .. } => match status {
                 Some(126) => ExitCode::CommandFailed,
                 Some(127) => ExitCode::CommandNotFound,
-                _ => ExitCode::RemoteSide,
+                _ => ExitCode::Protocol,
             },
+            Error::Protocol { .. } => ExitCode::Protocol,
             Error::Timeout { .. } => ExitCode::Timeout,
             // A file that ended the run: a local one that could not be
             // read or written is rsync's I/O error, any other a file that
@@ -116,5 +118,14 @@ mod tests {
         assert_eq!(code(0, 2, true), ExitCode::FileSelection);
         assert_eq!(code(1, 2, true), ExitCode::PartialTransfer);
         assert_eq!(code(1, 0, false), ExitCode::PartialTransfer);
+    }
+
+    #[test]
+    fn a_server_past_the_bounds_is_rsyncs_protocol_error() {
+        let past = Error::Protocol {
+            host: "h".into(),
+            detail: "the server listed more than 4000000 entries in d".into(),
+        };
+        assert_eq!(ExitCode::of_error(&past).code(), 12);
     }
 }

@@ -20,7 +20,9 @@ use futures::stream::{self, StreamExt, TryStreamExt};
 use crate::error::{Error, FileError, Host, Result};
 use hashes::Hashes;
 
-pub(crate) use crate::meta::{Attrs, CopyRange, Entry, Kind, Listing, Meta, Mtime, WriteMode};
+pub(crate) use crate::meta::{
+    Attrs, CopyRange, Entry, Kind, Listing, Meta, Mtime, Unnameable, Unnamed, WriteMode,
+};
 pub(crate) use crate::paths::{base_name, join, parent};
 pub(crate) use local::LocalFs;
 pub(crate) use remote::RemoteFs;
@@ -32,8 +34,10 @@ pub(crate) trait FileHandle: Send + Sync + 'static {
     fn read_at(&self, offset: u64, len: usize) -> impl Future<Output = Result<Bytes>> + Send;
 
     /// Reads the last `len` bytes of a file the caller believes ends at
-    /// `offset + len`. A server's sizes are only its word: where it costs no
-    /// round trip, this also asks for one byte more and fails if it comes.
+    /// `offset + len`, and no further. A server's sizes are only its word:
+    /// where it costs no round trip, this also asks for one byte more, and
+    /// fails if it comes while the file still claims to end there (a file
+    /// that grew meanwhile is read to the expected end, as a local one).
     fn read_last(&self, offset: u64, len: usize) -> impl Future<Output = Result<Bytes>> + Send {
         self.read_at(offset, len)
     }

@@ -4,9 +4,11 @@
 //! flight on the shared session, which is what makes SFTP fast on links with
 //! latency. Hashes come from the tier chosen once ([`tier`]); names that
 //! are not UTF-8 go through the helper instead ([`by_helper`]), or fail
-//! alone where there is none.
+//! alone where there is none. What the server lists and names is held
+//! within the bounds of [`limits`].
 
 mod by_helper;
+mod limits;
 pub(crate) mod tier;
 
 use std::sync::{Arc, OnceLock};
@@ -21,15 +23,17 @@ use tokio::sync::OwnedSemaphorePermit;
 use super::hashes::{Hashes, NoHashes};
 use super::mounts::MountTable;
 use super::{
-    Attrs, CopyRange, Endpoint, Entry, Features, FileHandle, Kind, Listing, Meta, Mtime, WriteMode,
+    Attrs, CopyRange, Endpoint, Features, FileHandle, Kind, Listing, Meta, Mtime, Unnameable,
+    WriteMode,
 };
 use crate::error::{Error, FileError, Host, Result};
-use crate::paths::{has_raw_bytes, printable};
+use crate::paths::has_raw_bytes;
 use crate::protocol::client::{HelperClient, HelperError};
 use crate::protocol::fs::OpenHow;
 use crate::sftp::{is_not_found, Sftp};
 use crate::ssh::Connection;
 use by_helper::{open_how, ByHelper, HelperFile};
+use limits::Gathering;
 use tier::{Started, TierChoice};
 
 /// 64 requests of up to 255 KiB: 16 MiB in flight per file, enough for a
@@ -133,7 +137,7 @@ impl RemoteFs {
     }
 
     /// Sends [`READDIR_AHEAD`] reads of an open directory at once and adds
-    /// what they return to `entries`; true once the end was reached. The
+    /// what they return to `gathering`; true once the end was reached. The
     /// server answers them in order, so a directory of a few hundred entries
     /// costs one round trip, not one per hundred. Replies after the end
     /// (an end again, or an error from a server that closed the listing)
@@ -142,8 +146,8 @@ impl RemoteFs {
         &self,
         raw: &RawSftpSession,
         handle: &str,
+        gathering: &mut Gathering<'_>,
         dir: &str,
-        listing: &mut Listing,
     ) -> Result<bool> {
         let replies =
             futures::future::join_all((0..READDIR_AHEAD).map(|_| raw.readdir(handle))).await;
@@ -151,20 +155,10 @@ impl RemoteFs {
             match reply {
                 Ok(name) => {
                     for file in name.files {
-                        if file.filename == "." || file.filename == ".." {
-                            continue;
-                        }
-                        check_entry_name(self.label(), dir, &file.filename)?;
                         // russh-sftp turns bytes that are not UTF-8 into
                         // U+FFFD: such a name cannot be addressed again.
-                        if file.filename.contains(char::REPLACEMENT_CHARACTER) {
-                            listing.unnamed.push(printable(&file.filename).into_owned());
-                            continue;
-                        }
-                        listing.entries.push(Entry {
-                            meta: meta_of(&file.attrs),
-                            name: file.filename,
-                        });
+                        let mangled = file.filename.contains(char::REPLACEMENT_CHARACTER);
+                        gathering.take(file.filename, meta_of(&file.attrs), mangled)?;
                     }
                 }
                 Err(SftpError::Status(s)) if s.status_code == StatusCode::Eof => return Ok(true),
@@ -268,16 +262,6 @@ fn meta_of(attrs: &FileAttributes) -> Meta {
         mtime: Mtime::secs(attrs.mtime.map(i64::from).unwrap_or(0)),
         mode: perms & 0o7777,
     }
-}
-
-/// A name a server may legitimately return inside a directory: anything else
-/// could make ferry write outside the tree it was asked to write.
-fn check_entry_name(label: &Host, dir: &str, name: &str) -> Result<()> {
-    if name.is_empty() || name.contains('/') || name.contains('\0') {
-        let message = "the server listed an unsafe file name; refusing it";
-        return Err(FileError::refused(label, format!("{dir}/{name:?}"), message).into());
-    }
-    Ok(())
 }
 
 /// SFTP v3 sets atime and mtime together; atime becomes "now", as a fresh
@@ -452,7 +436,7 @@ impl Endpoint for RemoteFs {
             return by.list(dir).await;
         }
         let listing = self.list_over_sftp(dir).await?;
-        if listing.unnamed.is_empty() {
+        if !listing.unnamed.iter().any(|u| u.why == Unnameable::NotUtf8) {
             return Ok(listing);
         }
         // Names SFTP could not carry: the helper lists them as they are,
@@ -616,13 +600,11 @@ impl Endpoint for RemoteFs {
             .readlink(path)
             .await
             .map_err(|e| self.err(path, e))?;
-        name.files
-            .into_iter()
-            .next()
-            .map(|f| f.filename)
-            .ok_or_else(|| {
-                FileError::server(&self.label, path, "the server returned no symlink target").into()
-            })
+        let Some(target) = name.files.into_iter().next() else {
+            let message = "the server returned no symlink target";
+            return Err(FileError::server(&self.label, path, message).into());
+        };
+        limits::link_target(&self.label, path, target.filename)
     }
 }
 
@@ -631,9 +613,12 @@ impl RemoteFs {
         let raw = self.sftp.raw().clone();
         let slot = self.sftp.handle_slot().await;
         let handle = raw.opendir(dir).await.map_err(|e| self.err(dir, e))?.handle;
-        let mut listing = Listing::default();
+        let mut gathering = Gathering::new(self.sftp.host(), &self.label, dir);
         let outcome = loop {
-            match self.read_dir_batch(&raw, &handle, dir, &mut listing).await {
+            match self
+                .read_dir_batch(&raw, &handle, &mut gathering, dir)
+                .await
+            {
                 Ok(true) => break Ok(()),
                 Ok(false) => continue,
                 Err(e) => break Err(e),
@@ -645,8 +630,7 @@ impl RemoteFs {
             drop(slot);
         });
         outcome?;
-        listing.entries.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(listing)
+        Ok(gathering.finish())
     }
 
     /// `dir` with every symlink resolved, as the SFTP server says.
@@ -712,16 +696,9 @@ impl SftpFile {
             .read(self.handle.as_str(), offset, len as u32 + 1)
             .await;
         match reply {
-            Ok(data) if data.data.len() > len => Err(FileError::refused(
-                self.sftp.label(),
-                &self.path,
-                format!(
-                    "the file goes on past the {} bytes the server gave as its size \
-                     (it grew while it was read, or the server's sizes are wrong)",
-                    offset + len as u64
-                ),
-            )
-            .into()),
+            Ok(data) if data.data.len() > len => {
+                self.past_the_end(offset + len as u64, data.data, len).await
+            }
             Ok(data) if data.data.len() == len => Ok(data.data.into()),
             Ok(data) => {
                 let got = data.data.len();
@@ -733,6 +710,30 @@ impl SftpFile {
             Err(SftpError::Status(s)) if s.status_code == StatusCode::Eof => Ok(Bytes::new()),
             Err(e) => Err(self.sftp.error(&self.path, e)),
         }
+    }
+
+    /// The last read of the file found bytes past `end`, where the caller
+    /// expects it to end; `data` ends with them. A file that grew since it
+    /// was planned is read only up to `end`, as a push reads a local file:
+    /// the copy has the planned size, and the check after the copy finds
+    /// the file changed. A file that still says it ends at `end` shows the
+    /// server's sizes are wrong: it fails.
+    async fn past_the_end(&self, end: u64, mut data: Vec<u8>, len: usize) -> Result<Bytes> {
+        let now = self
+            .sftp
+            .raw()
+            .fstat(self.handle.as_str())
+            .await
+            .map_err(|e| self.sftp.error(&self.path, e))?;
+        if now.attrs.size.is_some_and(|size| size > end) {
+            data.truncate(len);
+            return Ok(data.into());
+        }
+        let message = format!(
+            "the file goes on past the {end} bytes the server gave as its size \
+             (the server's sizes are wrong)"
+        );
+        Err(FileError::refused(self.sftp.label(), &self.path, message).into())
     }
 
     async fn write_at(&self, offset: u64, data: Bytes) -> Result<()> {

@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use futures::stream::{FuturesUnordered, StreamExt};
 use tokio::sync::Semaphore;
 
-use crate::endpoint::{join, Endpoint, Kind, Listing, Meta, Mtime, Pipeline};
+use crate::endpoint::{join, Endpoint, Kind, Listing, Meta, Mtime, Pipeline, Unnameable};
 use crate::error::{Error, FileError, Result};
 use crate::report::{Changes, Item, ItemKind, Mention, Outcome, Reporter, TimeChange};
 use backup::{Backups, How};
@@ -1071,10 +1071,16 @@ pub(crate) fn unnamed_errors<'a, E: Endpoint>(
     dir: &'a str,
     listing: &'a Listing,
 ) -> impl Iterator<Item = FileError> + 'a {
-    let message = "the server gives a name that is not valid UTF-8, which ferry cannot address \
-                   over SFTP yet; rename or exclude it";
-    listing
-        .unnamed
-        .iter()
-        .map(move |shown| FileError::refused(endpoint.label(), join(dir, shown), message))
+    listing.unnamed.iter().map(move |unnamed| {
+        let message = match unnamed.why {
+            Unnameable::NotUtf8 => "the server gives a name that is not valid UTF-8, which ferry \
+                                    cannot address over SFTP yet; rename or exclude it"
+                .to_string(),
+            Unnameable::TooLong { len, limit } => format!(
+                "the server gives a name of {len} bytes, more than the {limit} ferry takes \
+                 for one name (a broken or hostile server?); skipped"
+            ),
+        };
+        FileError::refused(endpoint.label(), join(dir, &unnamed.shown), message)
+    })
 }

@@ -229,6 +229,11 @@ async fn put_small<S: Endpoint, D: Endpoint>(
     if (data.len() as u64) < size {
         return Err(shrank(src.label(), &job.source, size));
     }
+    if data.len() as u64 > size {
+        // The helper reads to the end, and found more than the size the
+        // file has before and after: it changed in between.
+        return Err(changed_while_read(src, job));
+    }
     let sync = sync_before_rename(job, opts);
     clear_a_directory(dst, job, opts, places, Stage::Installing).await?;
     dst.put_whole(&job.paths.partial, &job.paths.dest, data, attrs, sync)

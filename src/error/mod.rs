@@ -66,6 +66,14 @@ pub(crate) enum Error {
         status: Option<u32>,
     },
 
+    /// The server sent more than any honest server sends (a directory
+    /// listing past ferry's bounds): rsync's "error in rsync protocol data
+    /// stream". It ends the run, as a lost connection does: what else the
+    /// server says cannot be trusted either, and going on would meet the
+    /// same in every directory, each costing the bound in memory and time.
+    #[error("{host}: {detail}")]
+    Protocol { host: String, detail: String },
+
     #[error("connection to {host} lost: {detail}")]
     ConnectionLost { host: String, detail: String },
 

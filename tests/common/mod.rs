@@ -475,6 +475,11 @@ impl FerryCmd {
         self
     }
 
+    pub fn env_remove(&mut self, k: impl AsRef<OsStr>) -> &mut Self {
+        self.cmd.env_remove(k);
+        self
+    }
+
     pub fn current_dir(&mut self, dir: &Path) -> &mut Self {
         self.cmd.current_dir(dir);
         self

@@ -9,8 +9,9 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::{check_entry_name, RemoteFs};
-use crate::endpoint::{Attrs, Entry, Listing, Meta, Mtime, WriteMode};
+use super::limits::{self, Gathering};
+use super::RemoteFs;
+use crate::endpoint::{Attrs, Listing, Meta, Mtime, WriteMode};
 use crate::error::{Error, FileError, Host, Result};
 use crate::paths::{from_bytes, to_bytes};
 use crate::protocol::client::{HelperClient, HelperError};
@@ -91,17 +92,13 @@ impl ByHelper<'_> {
             FsReply::Entries(found) => found,
             other => return Err(self.unexpected(dir, &other)),
         };
-        let mut listing = Listing::default();
+        // The helper's reply fits in one frame, far inside the bounds;
+        // they hold here all the same, as they do over SFTP.
+        let mut gathering = Gathering::new(self.fs.sftp.host(), &self.fs.label, dir);
         for (name, meta) in found {
-            let name = from_bytes(&name).into_owned();
-            if name == "." || name == ".." {
-                continue;
-            }
-            check_entry_name(&self.fs.label, dir, &name)?;
-            listing.entries.push(Entry { name, meta });
+            gathering.take(from_bytes(&name).into_owned(), meta, false)?;
         }
-        listing.entries.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(listing)
+        Ok(gathering.finish())
     }
 
     async fn name(&self, path: &str, request: FsRequest) -> Result<String> {
@@ -113,8 +110,10 @@ impl ByHelper<'_> {
 
     pub(super) async fn read_link(&self, path: &str) -> Result<String> {
         let path_bytes = self.bytes(path);
-        self.name(path, FsRequest::ReadLink { path: path_bytes })
-            .await
+        let target = self
+            .name(path, FsRequest::ReadLink { path: path_bytes })
+            .await?;
+        limits::link_target(&self.fs.label, path, target)
     }
 
     pub(super) async fn real_path(&self, path: &str) -> Result<String> {
