@@ -11,6 +11,18 @@ pub(crate) enum Kind {
     Other,
 }
 
+impl Kind {
+    /// The kind a POSIX `st_mode` (as SFTP carries it) gives.
+    pub(crate) fn of_mode(mode: u32) -> Kind {
+        match mode & 0o170_000 {
+            0o040_000 => Kind::Dir,
+            0o100_000 => Kind::File,
+            0o120_000 => Kind::Symlink,
+            _ => Kind::Other,
+        }
+    }
+}
+
 /// A modification time: whole seconds, and nanoseconds where the endpoint
 /// carries them (local files have them; SFTP v3 carries whole seconds only).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -237,7 +237,8 @@ fn missing_helper_when_forced_is_a_clear_error() {
 
 /// `--remote-ferry upload` puts this binary in the cache directory, reuses
 /// it next time without sending it again, and replaces a cached copy whose
-/// own hash no longer matches.
+/// hash no longer matches. Every copy is read back and hashed here before
+/// it runs, the fresh upload included: the bytes down show it.
 #[test]
 fn uploaded_helper_is_cached_verified_and_reused() {
     let sshd = Sshd::start();
@@ -267,14 +268,21 @@ fn uploaded_helper_is_cached_verified_and_reused() {
         assert!(out.stderr.contains(": helper"), "helper not used\n{out}");
         proxy.wait_idle(std::time::Duration::from_secs(10));
         assert_files_identical(&src, &dst);
-        proxy.up()
+        (proxy.up(), proxy.down())
     };
     let binary = fs::metadata(ferry_bin()).unwrap().len();
-    let first = run(1000, NEW_MTIME);
+    let read_back = |down: u64| {
+        assert!(
+            down >= binary,
+            "the helper was not read back before it ran ({down} bytes down)"
+        )
+    };
+    let (first, down) = run(1000, NEW_MTIME);
     assert!(
         first >= binary,
         "the helper was not uploaded ({first} bytes up)"
     );
+    read_back(down);
     let cached: Vec<_> = fs::read_dir(&cache)
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -286,19 +294,25 @@ fn uploaded_helper_is_cached_verified_and_reused() {
         fs::read(ferry_bin()).unwrap()
     );
 
-    let second = run(2000, NEW_MTIME + 10);
+    let (second, down) = run(2000, NEW_MTIME + 10);
     assert!(
         second < binary / 10,
         "the cached helper was sent again ({second} bytes up)"
     );
+    read_back(down);
+    assert!(
+        down < 2 * binary,
+        "the cached helper was read back more than once ({down} bytes down)"
+    );
 
-    // Flip one byte near the end of the cached copy (still runnable): the
-    // helper's hash of itself no longer matches, so it is uploaded again.
+    // Flip one byte near the end of the cached copy (still runnable): its
+    // hash no longer matches, so it is uploaded again.
     let mut tampered = fs::read(&cached[0]).unwrap();
     let at = tampered.len() - 100;
     tampered[at] ^= 1;
     fs::write(&cached[0], &tampered).unwrap();
-    let third = run(3000, NEW_MTIME + 20);
+    let (third, down) = run(3000, NEW_MTIME + 20);
+    read_back(down);
     assert!(
         third >= binary / 2,
         "a tampered helper was trusted ({third} bytes up)"

@@ -8,6 +8,7 @@
 //! requests in flight and flushes with an fsync.
 
 mod check_file;
+mod read_back;
 mod silence;
 
 use std::sync::Arc;
@@ -30,6 +31,7 @@ const LIMITS: &str = "limits@openssh.com";
 const COPY_DATA: &str = "copy-data";
 const LSETSTAT: &str = "lsetstat@openssh.com";
 const HARDLINK: &str = "hardlink@openssh.com";
+const HOME_DIRECTORY: &str = "home-directory";
 
 /// Largest read or write ferry sends when the server states no limit: what
 /// OpenSSH's sftp-server accepts, and what SFTP v3 servers must handle at least
@@ -54,6 +56,8 @@ pub(crate) struct Extensions {
     /// link(2) on the server (OpenSSH 5.7+): backups that keep the old
     /// file's name in place until its replacement is renamed over it.
     pub hardlink: bool,
+    /// The session user's home directory by name (OpenSSH 8.9+).
+    pub home_directory: bool,
 }
 
 /// An SFTP session on one SSH channel, shared by all tasks of a run.
@@ -125,6 +129,7 @@ impl Sftp {
             copy_data: has(COPY_DATA),
             lsetstat: has(LSETSTAT),
             hardlink: has(HARDLINK),
+            home_directory: has(HOME_DIRECTORY),
         };
         // Both questions in one round trip.
         let (limits, cwd) = tokio::join!(
@@ -197,6 +202,23 @@ impl Sftp {
         } else {
             crate::paths::join(&self.cwd, path)
         }
+    }
+
+    /// The session user's home directory as the server names it: the
+    /// `home-directory` extension where offered (an empty name asks for the
+    /// session's own user), else the directory the session started in, the
+    /// home directory unless the server was told otherwise (`sftp-server -d`).
+    pub(crate) async fn home_directory(&self) -> String {
+        if self.extensions.home_directory {
+            let mut payload = Vec::with_capacity(4);
+            put_string(&mut payload, b"");
+            if let Ok(Packet::Name(name)) = self.raw.extended(HOME_DIRECTORY, payload).await {
+                if let Some(home) = name.files.into_iter().next() {
+                    return home.filename;
+                }
+            }
+        }
+        self.cwd.clone()
     }
 
     pub(crate) fn extensions(&self) -> &Extensions {
