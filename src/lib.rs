@@ -36,6 +36,8 @@ mod endpoint;
 mod engine;
 mod error;
 mod filter;
+#[cfg(test)]
+mod fuzz;
 mod hash;
 mod local_io;
 mod location;

@@ -886,3 +886,178 @@ fn a_file_growing_while_pulled_is_read_to_its_planned_size() {
     );
     assert_eq!(fs::read(dest.join("steady.txt")).unwrap(), b"steady");
 }
+
+/// Decisions drawn one at a time from [`random_bytes`]: the same seed
+/// tampers the same way on every machine.
+struct Dice {
+    bytes: Vec<u8>,
+    next: usize,
+}
+
+impl Dice {
+    fn new(seed: u64) -> Dice {
+        Dice {
+            bytes: random_bytes(1 << 16, seed),
+            next: 0,
+        }
+    }
+
+    /// A number in `0..n`.
+    fn below(&mut self, n: usize) -> usize {
+        let at = self.next % (self.bytes.len() - 4);
+        self.next += 4;
+        let word = u32::from_le_bytes(self.bytes[at..at + 4].try_into().unwrap());
+        word as usize % n.max(1)
+    }
+}
+
+/// One SFTP reply (length prefix, type, id, payload) changed as a hostile
+/// or broken server might: bits flipped, a length or count inside set
+/// huge, the payload cut (the prefix kept true, or not), garbage, the
+/// reply dropped or sent twice, its type changed.
+fn tamper(dice: &mut Dice, mut packet: Vec<u8>) -> Vec<Vec<u8>> {
+    let body = packet.len().max(5) - 4;
+    let how = dice.below(8);
+    // On the test's stderr: what a failing run did.
+    eprintln!("tampering with a reply of type {}: way {how}", packet[4]);
+    match how {
+        0 => {
+            let at = 4 + dice.below(body);
+            let bit = dice.below(8);
+            eprintln!("bit {bit} of byte {at} of {}", packet.len());
+            packet[at] ^= 1 << bit;
+        }
+        1 if packet.len() >= 13 => {
+            let at = 9 + dice.below(packet.len() - 12);
+            let huge = [u32::MAX, 0x8000_0000, 0x00ff_ffff][dice.below(3)];
+            packet[at..at + 4].copy_from_slice(&huge.to_be_bytes());
+        }
+        2 => {
+            packet.truncate(4 + dice.below(body));
+            let len = (packet.len() - 4) as u32;
+            packet[..4].copy_from_slice(&len.to_be_bytes());
+        }
+        3 => packet[..4].copy_from_slice(&[0x7f, 0xff, 0xff, 0xff]),
+        4 => {
+            let garbage = random_bytes(dice.below(64), dice.below(1 << 30) as u64);
+            packet.truncate(9.min(packet.len()));
+            packet.extend_from_slice(&garbage);
+            let len = (packet.len() - 4) as u32;
+            packet[..4].copy_from_slice(&len.to_be_bytes());
+        }
+        5 => return Vec::new(),
+        6 => return vec![packet.clone(), packet],
+        _ => packet[4] = dice.below(256) as u8,
+    }
+    vec![packet]
+}
+
+/// Serves SFTP honestly, but the reply numbered `first` (and after it,
+/// each with a small chance) is tampered with ([`tamper`]).
+fn tampering(base: PathBuf, seed: u64) -> SftpService {
+    Arc::new(move |channel| {
+        let base = base.clone();
+        Box::pin(async move {
+            let (mut from_server, mut to_server) = honest_behind_a_pipe(base).await;
+            let (mut from_client, mut to_client) = tokio::io::split(channel);
+            let requests = tokio::spawn(async move {
+                while let Some(packet) = read_packet(&mut from_client).await {
+                    if to_server.write_all(&packet).await.is_err() {
+                        break;
+                    }
+                }
+            });
+            let mut dice = Dice::new(seed);
+            let first = dice.below(48);
+            let mut index = 0;
+            while let Some(packet) = read_packet(&mut from_server).await {
+                let replies = match index == first || (index > first && dice.below(100) < 3) {
+                    true => tamper(&mut dice, packet),
+                    false => vec![packet],
+                };
+                index += 1;
+                for reply in replies {
+                    if to_client.write_all(&reply).await.is_err() {
+                        return;
+                    }
+                }
+            }
+            requests.abort();
+        })
+    })
+}
+
+/// A number from the environment (decimal or 0x-hex), else `default`.
+fn env_number(name: &str, default: u64) -> u64 {
+    let Ok(text) = std::env::var(name) else {
+        return default;
+    };
+    let parsed = match text.strip_prefix("0x") {
+        Some(hex) => u64::from_str_radix(hex, 16),
+        None => text.parse(),
+    };
+    parsed.unwrap_or_else(|e| panic!("{name}={text}: {e}"))
+}
+
+/// SFTP replies mutated by a seeded generator, a pull or a push a run:
+/// every run ends within its timeout with an exit code (an error, or 0
+/// where the change did not matter), never a panic, and nothing is
+/// written beside the destination but its lock. `FERRY_FUZZ_SFTP_RUNS` and
+/// `FERRY_FUZZ_SEED` make a longer run.
+#[test]
+fn mutated_sftp_replies_end_in_an_exit_code_never_a_hang_or_panic() {
+    let runs = env_number("FERRY_FUZZ_SFTP_RUNS", 12);
+    let seed = env_number("FERRY_FUZZ_SEED", 0x00F3_2217_5EED);
+    let mut codes: HashMap<i32, u32> = HashMap::new();
+    for run in 0..runs {
+        let run_seed = seed.wrapping_add(run);
+        let served = Served::start(|base| Some(tampering(base, run_seed)));
+        let flags = ["-a", "--timeout", "3", "--retries", "0"];
+        eprintln!("run {run}: FERRY_FUZZ_SEED={run_seed:#x} FERRY_FUZZ_SFTP_RUNS=1 repeats it");
+        let (out, parent) = match run_seed % 2 {
+            0 => {
+                let src = served.path("remote/src");
+                small_tree(&src);
+                let dest = served.path("local/dest");
+                (served.pull(&flags, &src, &dest), served.path("local"))
+            }
+            _ => {
+                let src = served.path("local/src");
+                small_tree(&src);
+                let dest = served.path("remote/dest");
+                (served.push(&flags, &src, &dest), served.path("remote"))
+            }
+        };
+        let context = format!("run {run} (FERRY_FUZZ_SEED={run_seed:#x} for this run)\n{out}");
+        assert!(!out.stderr.contains("panicked"), "{context}");
+        assert!(
+            out.code < 101 || (out.code > 101 && out.code < 128),
+            "{context}"
+        );
+        let beside: Vec<_> = fs::read_dir(&parent)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            // The lock of a run whose connection broke stays (the next
+            // run takes it over): ferry's own, and the only one allowed.
+            .filter(|name| !["dest", "src", ".dest.ferry-lock"].contains(&name.as_str()))
+            .collect();
+        assert!(
+            beside.is_empty(),
+            "written beside the destination: {beside:?}\n{context}"
+        );
+        assert_dir_empty(&served.path("outside"));
+        *codes.entry(out.code).or_default() += 1;
+    }
+    eprintln!("mutated SFTP replies: {runs} runs, exit codes {codes:?}");
+}
+
+/// A few small files and one of several SFTP reads, in two directories.
+fn small_tree(root: &Path) {
+    write_file(&root.join("big.bin"), &random_bytes(300_000, 21));
+    for i in 0..6 {
+        write_file(
+            &root.join(format!("d/{i}.txt")),
+            format!("file {i}\n").as_bytes(),
+        );
+    }
+}

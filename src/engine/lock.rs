@@ -79,10 +79,10 @@ pub(crate) fn lock_path(dest: &str) -> String {
 
 /// Who holds a lock.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Holder {
-    host: String,
-    pid: u32,
-    started: u64,
+pub(crate) struct Holder {
+    pub host: String,
+    pub pid: u32,
+    pub started: u64,
 }
 
 impl Holder {
@@ -94,14 +94,15 @@ impl Holder {
         }
     }
 
-    fn encode(&self) -> String {
+    pub(crate) fn encode(&self) -> String {
         format!(
             "{HEADER}\nhost {}\npid {}\nstarted {}\n",
             self.host, self.pid, self.started
         )
     }
 
-    fn decode(text: &str) -> Option<Holder> {
+    /// The holder a lock file names; None for anything else.
+    pub(crate) fn decode(text: &str) -> Option<Holder> {
         let (mut host, mut pid, mut started) = (None, None, None);
         for field in record_fields(text, HEADER)? {
             match field {

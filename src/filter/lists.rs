@@ -106,6 +106,16 @@ impl ListReader {
         }
     }
 
+    /// A reader for which standard input is taken already: a fuzzed rule
+    /// that names `-` then fails instead of waiting on the test's input.
+    #[cfg(test)]
+    pub(crate) fn without_stdin() -> ListReader {
+        ListReader {
+            stdin_taken_by: Some("the fuzz harness".to_string()),
+            from0: false,
+        }
+    }
+
     /// Whether lists are read NUL-separated (`--from0`) at this point of the
     /// command line; after the filter is built, its final value, which
     /// `--files-from` and per-directory files use.

@@ -11,7 +11,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, Wr
 use tokio::sync::{oneshot, Mutex};
 
 use super::fs::{FsReply, FsRequest};
-use super::{Message, MAX_FRAME, VERSION};
+use super::{Message, FIRST_READ, MAX_FRAME, VERSION};
 use crate::delta::rolling::Signature;
 use crate::delta::Piece;
 use crate::error::Error;
@@ -344,11 +344,19 @@ async fn read_reply(reader: &mut ReadHalf<Box<dyn Duplex>>) -> Result<Vec<u8>, S
     if len > MAX_FRAME {
         return Err(format!("a {len}-byte frame is too large"));
     }
-    let mut frame = vec![0u8; len];
-    reader
-        .read_exact(&mut frame)
+    // Grown as the bytes arrive: a length that lies costs nothing.
+    let mut frame = Vec::with_capacity(len.min(FIRST_READ));
+    (&mut *reader)
+        .take(len as u64)
+        .read_to_end(&mut frame)
         .await
         .map_err(|e| e.to_string())?;
+    if frame.len() < len {
+        return Err(format!(
+            "it closed the channel after {} of a {len}-byte frame",
+            frame.len()
+        ));
+    }
     Ok(frame)
 }
 

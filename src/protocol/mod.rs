@@ -28,6 +28,9 @@ pub(crate) const VERSION: u32 = 4;
 const MAGIC: &[u8] = b"ferry-helper";
 /// Largest frame either side accepts: hash lists for 1 GiB at 4 KiB blocks.
 pub(crate) const MAX_FRAME: usize = 16 * 1024 * 1024;
+/// What a frame's buffer holds before its bytes arrive: it grows with
+/// them, so a length prefix that lies allocates nothing it claims.
+pub(crate) const FIRST_READ: usize = 64 * 1024;
 
 /// The messages of the protocol.
 #[derive(Debug, Clone, PartialEq, Eq)]

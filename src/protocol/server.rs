@@ -9,7 +9,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use super::serve_fs::Files;
-use super::{Message, MAX_FRAME, VERSION};
+use super::{Message, FIRST_READ, MAX_FRAME, VERSION};
 use crate::delta::rolling::{Signature, STRONG_LEN};
 use crate::hash::{hash_file_blocks, hash_whole_file, HashAlgo};
 use crate::local_io::{Place, Roots};
@@ -216,8 +216,15 @@ pub(crate) fn read_frame(input: &mut impl Read) -> io::Result<Option<Vec<u8>>> {
             "frame of {len} bytes is too large"
         )));
     }
-    let mut frame = vec![0u8; len];
-    input.read_exact(&mut frame)?;
+    // Grown as the bytes arrive: a length that lies costs nothing.
+    let mut frame = Vec::with_capacity(len.min(FIRST_READ));
+    input.take(len as u64).read_to_end(&mut frame)?;
+    if frame.len() < len {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            format!("frame ends after {} of its {len} bytes", frame.len()),
+        ));
+    }
     Ok(Some(frame))
 }
 

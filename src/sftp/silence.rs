@@ -4,8 +4,10 @@
 //! [`SilenceBound`] wraps the SFTP stream. Its reads fail once requests are
 //! waiting and no byte of any reply has come for the limit; the failed read
 //! ends the SFTP session, which wakes every waiting request at once.
-//! Counting whole packets each way (every SFTP request gets exactly one
-//! reply) tells a waiting session from an idle one, so an idle session is
+//! Matching the request ids of whole packets each way (every SFTP request
+//! gets exactly one reply, with its id) tells a waiting session from an
+//! idle one, and a reply whose id answers no request leaves the request
+//! it should have answered waiting, so an idle session is
 //! never timed out, and a deep pipeline on a slow link is not either: the
 //! clock restarts with every reply, not with every request.
 //!
@@ -16,6 +18,7 @@
 //! timeout), and fails the write that may be stuck waiting for window on a
 //! channel nobody reads any more.
 
+use std::collections::HashSet;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
@@ -61,24 +64,45 @@ impl SessionState {
 }
 
 /// Splits a byte stream into SFTP packets (u32 big-endian length, then the
-/// body) and counts the packets that ended.
+/// body), counts the packets that ended and keeps what each one answers
+/// ([`Exchange`]).
 #[derive(Debug, Default)]
 struct PacketCounter {
     header: [u8; 4],
     header_len: usize,
     body_left: usize,
+    /// The type byte and request id at the start of the current body.
+    head: [u8; 5],
+    head_len: usize,
     ended: u64,
+    /// The exchanges of the packets that ended, for the caller to take.
+    exchanges: Vec<Exchange>,
 }
+
+/// What a packet belongs to: the request id it asks or answers, or the
+/// version handshake (INIT and VERSION carry a version where the others
+/// carry an id).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Exchange {
+    Handshake,
+    Request(u32),
+}
+
+const SSH_FXP_INIT: u8 = 1;
+const SSH_FXP_VERSION: u8 = 2;
 
 impl PacketCounter {
     fn feed(&mut self, mut bytes: &[u8]) {
         while !bytes.is_empty() {
             if self.body_left > 0 {
                 let n = self.body_left.min(bytes.len());
+                let keep = n.min(self.head.len() - self.head_len);
+                self.head[self.head_len..self.head_len + keep].copy_from_slice(&bytes[..keep]);
+                self.head_len += keep;
                 self.body_left -= n;
                 bytes = &bytes[n..];
                 if self.body_left == 0 {
-                    self.ended += 1;
+                    self.end_packet();
                 }
                 continue;
             }
@@ -88,12 +112,24 @@ impl PacketCounter {
             bytes = &bytes[n..];
             if self.header_len == 4 {
                 self.header_len = 0;
+                self.head_len = 0;
                 self.body_left = u32::from_be_bytes(self.header) as usize;
                 if self.body_left == 0 {
-                    self.ended += 1;
+                    self.end_packet();
                 }
             }
         }
+    }
+
+    fn end_packet(&mut self) {
+        self.ended += 1;
+        let [kind, id @ ..] = self.head;
+        let exchange = match kind {
+            _ if self.head_len < self.head.len() => return,
+            SSH_FXP_INIT | SSH_FXP_VERSION => Exchange::Handshake,
+            _ => Exchange::Request(u32::from_be_bytes(id)),
+        };
+        self.exchanges.push(exchange);
     }
 }
 
@@ -105,6 +141,11 @@ pub(super) struct SilenceBound<S> {
     deadline: Pin<Box<Sleep>>,
     sent: PacketCounter,
     received: PacketCounter,
+    /// The requests sent and not answered yet. A reply whose id is not
+    /// among them answers nothing: counting it as an answer would let a
+    /// server that mangles one reply's id leave its request waiting, never
+    /// timed out, for as long as the backstop (issue 16's fuzzing found it).
+    unanswered: HashSet<Exchange>,
     state: Arc<SessionState>,
     /// A write waiting for the channel, to be failed should the session end.
     stuck_writer: Option<Waker>,
@@ -118,6 +159,7 @@ impl<S> SilenceBound<S> {
             deadline: Box::pin(tokio::time::sleep(limit)),
             sent: PacketCounter::default(),
             received: PacketCounter::default(),
+            unanswered: HashSet::new(),
             state,
             stuck_writer: None,
         }
@@ -131,7 +173,19 @@ impl<S> SilenceBound<S> {
     }
 
     fn waiting(&self) -> bool {
-        self.sent.ended > self.received.ended
+        !self.unanswered.is_empty()
+    }
+
+    fn note_sent(&mut self, data: &[u8]) {
+        self.sent.feed(data);
+        self.unanswered.extend(self.sent.exchanges.drain(..));
+    }
+
+    fn note_received(&mut self, data: &[u8]) {
+        self.received.feed(data);
+        for exchange in self.received.exchanges.drain(..) {
+            self.unanswered.remove(&exchange);
+        }
     }
 
     fn restart_clock(&mut self) {
@@ -154,7 +208,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for SilenceBound<S> {
                 if got.is_empty() && buf.remaining() > 0 {
                     this.end();
                 } else {
-                    this.received.feed(got);
+                    this.note_received(got);
                     this.restart_clock();
                 }
                 Poll::Ready(Ok(()))
@@ -196,7 +250,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for SilenceBound<S> {
         let written = Pin::new(&mut this.inner).poll_write(cx, data);
         match written {
             Poll::Ready(Ok(n)) => {
-                this.sent.feed(&data[..n]);
+                this.note_sent(&data[..n]);
                 // Silence counts from the first request after an idle spell.
                 if !was_waiting && this.waiting() {
                     this.restart_clock();
@@ -240,12 +294,48 @@ mod tests {
         }
     }
 
+    /// An SSH_FXP_STAT request, and the SSH_FXP_ATTRS reply to it.
+    fn request(id: u32) -> Vec<u8> {
+        packet(&[&[17u8][..], &id.to_be_bytes(), b"path"].concat())
+    }
+
+    fn reply(id: u32) -> Vec<u8> {
+        packet(&[&[105u8][..], &id.to_be_bytes(), &[0; 4]].concat())
+    }
+
+    /// A 200 ms bound on one end of a pipe, the other end, and the state.
+    fn bounded_pipe() -> (
+        Duration,
+        SilenceBound<tokio::io::DuplexStream>,
+        tokio::io::DuplexStream,
+        Arc<SessionState>,
+    ) {
+        let limit = Duration::from_millis(200);
+        let (near, far) = tokio::io::duplex(1024);
+        let state = Arc::new(SessionState::default());
+        let bound = SilenceBound::new(near, limit, state.clone());
+        (limit, bound, far, state)
+    }
+
+    /// Found by the SFTP reply fuzzing (issue 16): one bit flipped in a
+    /// reply's id made it answer a request long done; counted as an answer,
+    /// it left the real request waiting with the session taken for idle,
+    /// for ten minutes instead of `--timeout`.
+    #[tokio::test]
+    async fn a_reply_with_another_id_answers_nothing() {
+        let (_, mut bound, mut far, state) = bounded_pipe();
+        let mut buf = [0u8; 64];
+        bound.write_all(&request(42)).await.unwrap();
+        far.write_all(&reply(43)).await.unwrap();
+        assert!(bound.read(&mut buf).await.unwrap() > 0);
+        let err = bound.read(&mut buf).await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+        assert!(state.went_silent());
+    }
+
     #[tokio::test]
     async fn a_waiting_request_times_out_and_an_idle_session_does_not() {
-        let limit = Duration::from_millis(200);
-        let (near, mut far) = tokio::io::duplex(1024);
-        let state = Arc::new(SessionState::default());
-        let mut bound = SilenceBound::new(near, limit, state.clone());
+        let (limit, mut bound, mut far, state) = bounded_pipe();
         let mut buf = [0u8; 16];
 
         // Idle for three limits: nothing is waiting, no timeout.
@@ -253,10 +343,10 @@ mod tests {
         assert!(idle.is_err(), "an idle session must not time out");
 
         // Two requests answered within the limit each, longer than it in all.
-        for _ in 0..2 {
-            bound.write_all(&packet(b"request")).await.unwrap();
+        for id in 0..2 {
+            bound.write_all(&request(id)).await.unwrap();
             tokio::time::sleep(limit * 3 / 4).await;
-            far.write_all(&packet(b"re")).await.unwrap();
+            far.write_all(&reply(id)).await.unwrap();
             let n = bound.read(&mut buf).await.unwrap();
             assert!(n > 0);
         }

@@ -189,6 +189,23 @@ pub(crate) fn resolve(
     resolve_in(alias, config_path, overrides, &local)
 }
 
+/// [`resolve`] with the home directory and login name given rather than
+/// taken from the process, for tests that must not read the user's files.
+#[cfg(test)]
+pub(crate) fn resolve_as(
+    alias: &str,
+    config_path: Option<&Path>,
+    overrides: &Overrides,
+    home: &Path,
+    user: &str,
+) -> Result<HostConfig, ConfigError> {
+    let local = Local {
+        home: home.to_path_buf(),
+        user: user.to_string(),
+    };
+    resolve_in(alias, config_path, overrides, &local)
+}
+
 fn resolve_in(
     alias: &str,
     config_path: Option<&Path>,

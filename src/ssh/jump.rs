@@ -151,6 +151,14 @@ fn hops_for(
         value: value.to_string(),
         reason,
     };
+    // Each level below adds at least one hop. Checked before going down:
+    // a ProxyJump that names a new host every time (`ProxyJump j%h`) is
+    // never a loop of equal keys, and would recurse until the stack ends.
+    if path.len() > MAX_HOPS {
+        return Err(bad(format!(
+            "more than {MAX_HOPS} jump hosts; is there a loop in ssh config?"
+        )));
+    }
     let Some(specs) = parse_list(value).map_err(bad)? else {
         return Ok(());
     };
