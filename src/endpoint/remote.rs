@@ -5,10 +5,12 @@
 //! latency. Hashes come from the tier chosen once ([`tier`]); names that
 //! are not UTF-8 go through the helper instead ([`by_helper`]), or fail
 //! alone where there is none. What the server lists and names is held
-//! within the bounds of [`limits`].
+//! within the bounds of [`limits`]. On a server whose renames and symlink
+//! reads resolve symlinks, those take another way ([`symlinks`]).
 
 mod by_helper;
 mod limits;
+mod symlinks;
 pub(crate) mod tier;
 
 use std::sync::{Arc, OnceLock};
@@ -65,6 +67,9 @@ pub(crate) struct RemoteFs {
     umask: tokio::sync::OnceCell<u32>,
     /// The server's mount points (`-x`), read when first needed.
     mounts: tokio::sync::OnceCell<MountTable>,
+    /// Where the server resolves symlinks it should not: what ferry
+    /// learned of them.
+    links: symlinks::KnownLinks,
 }
 
 /// A remote file: opened over SFTP, or by the helper for a name SFTP
@@ -104,6 +109,7 @@ impl RemoteFs {
             choice: tokio::sync::Mutex::new(Some(choice)),
             umask: tokio::sync::OnceCell::new(),
             mounts: tokio::sync::OnceCell::new(),
+            links: symlinks::KnownLinks::default(),
         }
     }
 
@@ -172,6 +178,14 @@ impl RemoteFs {
         if let Some(by) = self.by_helper(&[path])? {
             return by.stat(path, follow).await;
         }
+        if !follow && self.sftp.quirks().follows_final_symlinks {
+            return self.lstat_not_following(path).await;
+        }
+        self.stat_over_sftp(path, follow).await
+    }
+
+    /// STAT or LSTAT's answer for `path`, as the server gives it.
+    async fn stat_over_sftp(&self, path: &str, follow: bool) -> Result<Option<Meta>> {
         let raw = self.sftp.raw();
         let reply = if follow {
             raw.stat(path).await
@@ -436,6 +450,9 @@ impl Endpoint for RemoteFs {
             return by.list(dir).await;
         }
         let listing = self.list_over_sftp(dir).await?;
+        if self.sftp.quirks().readlink_joins_relative {
+            self.links.listed(dir, &listing);
+        }
         if !listing.unnamed.iter().any(|u| u.why == Unnameable::NotUtf8) {
             return Ok(listing);
         }
@@ -482,6 +499,9 @@ impl Endpoint for RemoteFs {
     async fn rename(&self, from: &str, to: &str) -> Result<()> {
         if let Some(by) = self.by_helper(&[to, from])? {
             return by.rename(from, to).await;
+        }
+        if self.sftp.quirks().follows_final_symlinks {
+            return self.rename_not_following(from, to).await;
         }
         self.sftp.rename_replace(from, to).await
     }
@@ -568,8 +588,11 @@ impl Endpoint for RemoteFs {
             .raw()
             .symlink(target, path)
             .await
-            .map(drop)
-            .map_err(|e| self.err(path, e))
+            .map_err(|e| self.err(path, e))?;
+        if self.sftp.quirks().follows_final_symlinks {
+            self.links.made(path, target);
+        }
+        Ok(())
     }
 
     async fn umask(&self, dir: &str) -> Result<u32> {
@@ -594,6 +617,16 @@ impl Endpoint for RemoteFs {
         if let Some(by) = self.by_helper(&[path])? {
             return by.read_link(path).await;
         }
+        if self.sftp.quirks().readlink_joins_relative {
+            return self.read_link_as_written(path).await;
+        }
+        self.read_link_over_sftp(path).await
+    }
+}
+
+impl RemoteFs {
+    /// READLINK's answer for `path`, as the server gives it.
+    async fn read_link_over_sftp(&self, path: &str) -> Result<String> {
         let name = self
             .sftp
             .raw()
@@ -606,9 +639,7 @@ impl Endpoint for RemoteFs {
         };
         limits::link_target(&self.label, path, target.filename)
     }
-}
 
-impl RemoteFs {
     async fn list_over_sftp(&self, dir: &str) -> Result<Listing> {
         let raw = self.sftp.raw().clone();
         let slot = self.sftp.handle_slot().await;

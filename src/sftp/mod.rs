@@ -1,6 +1,7 @@
 //! SFTP operations over one channel: extension discovery, request sizing from
-//! `limits@openssh.com`, the OpenSSH extensions ferry relies on, and the mapping
-//! of SFTP failures onto ferry's errors.
+//! `limits@openssh.com`, the OpenSSH extensions ferry relies on, the quirks of
+//! servers that answer plain requests unlike OpenSSH, and the mapping of SFTP
+//! failures onto ferry's errors.
 //!
 //! Built on russh-sftp's `RawSftpSession` rather than its `File`: every request
 //! method takes `&self`, so many reads or writes can be in flight at once (the
@@ -32,6 +33,9 @@ const COPY_DATA: &str = "copy-data";
 const LSETSTAT: &str = "lsetstat@openssh.com";
 const HARDLINK: &str = "hardlink@openssh.com";
 const HOME_DIRECTORY: &str = "home-directory";
+/// The draft's version-select list, which ProFTPD's mod_sftp names in its
+/// version 3 reply and OpenSSH's sftp-server never does.
+const VERSIONS: &str = "versions";
 
 /// Largest read or write ferry sends when the server states no limit: what
 /// OpenSSH's sftp-server accepts, and what SFTP v3 servers must handle at least
@@ -60,6 +64,38 @@ pub(crate) struct Extensions {
     pub home_directory: bool,
 }
 
+/// Where the server answers plain SFTP requests unlike OpenSSH's
+/// sftp-server, so that sending them as usual would do harm.
+///
+/// Both are ProFTPD's mod_sftp (1.3.8, and its source still in 2026), known
+/// by the `versions` extension it lists; another server that lists it pays
+/// an extra request per lstat, rename and symlink read, nothing more.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Quirks {
+    /// LSTAT, RENAME, posix-rename and RMDIR act on what a final symlink
+    /// points at, when it points at something (ProFTPD canonicalizes their
+    /// paths with `dir_best_path`): LSTAT describes the target, a rename
+    /// moves or replaces the target and leaves the link. READDIR, READLINK
+    /// and REMOVE see the link itself.
+    pub follows_final_symlinks: bool,
+    /// READLINK answers a relative target joined to the directory of the
+    /// link as the request named it, and cleaned (`a/b/up -> ../t` reads
+    /// `a/t`); an absolute one as it is.
+    pub readlink_joins_relative: bool,
+}
+
+impl Quirks {
+    /// The quirks of a server whose version reply lists the extensions
+    /// `listed` says it does.
+    fn of(listed: impl Fn(&str) -> bool) -> Quirks {
+        let proftpd = listed(VERSIONS);
+        Quirks {
+            follows_final_symlinks: proftpd,
+            readlink_joins_relative: proftpd,
+        }
+    }
+}
+
 /// An SFTP session on one SSH channel, shared by all tasks of a run.
 pub(crate) struct Sftp {
     raw: Arc<RawSftpSession>,
@@ -67,6 +103,7 @@ pub(crate) struct Sftp {
     /// The host again, as per-file errors carry it.
     label: Host,
     extensions: Extensions,
+    quirks: Quirks,
     read_chunk: u32,
     write_chunk: u32,
     timeout_secs: u64,
@@ -131,6 +168,7 @@ impl Sftp {
             hardlink: has(HARDLINK),
             home_directory: has(HOME_DIRECTORY),
         };
+        let quirks = Quirks::of(has);
         // Both questions in one round trip.
         let (limits, cwd) = tokio::join!(
             async {
@@ -155,6 +193,7 @@ impl Sftp {
         tracing::debug!(
             host,
             ?extensions,
+            ?quirks,
             read_chunk,
             write_chunk,
             cwd,
@@ -165,6 +204,7 @@ impl Sftp {
             host: host.to_string(),
             label: Host::remote(host),
             extensions,
+            quirks,
             read_chunk,
             write_chunk,
             timeout_secs: silence_secs,
@@ -223,6 +263,10 @@ impl Sftp {
 
     pub(crate) fn extensions(&self) -> &Extensions {
         &self.extensions
+    }
+
+    pub(crate) fn quirks(&self) -> Quirks {
+        self.quirks
     }
 
     pub(crate) fn read_chunk(&self) -> u32 {

@@ -1,12 +1,15 @@
 //! Shared fixtures for ferry's integration tests.
 //!
-//! * [`Sshd`]: a real OpenSSH `sshd` on 127.0.0.1 with throw-away host and
-//!   user keys, a known_hosts file, an ssh config (`Host ferrytest`), a fake
-//!   HOME and `remote`/`local` data directories, all inside one tempdir.
+//! * [`Server`]: what a client needs to reach a real SSH server on
+//!   127.0.0.1: throw-away host and user keys, a known_hosts file, an ssh
+//!   config (`Host ferrytest`), a fake HOME and `remote`/`local` data
+//!   directories, all inside one tempdir, and ferry commands using them.
+//!   Two servers have it: [`Sshd`], OpenSSH's `sshd`, and
+//!   [`proftpd::Proftpd`], ProFTPD's mod_sftp, an SFTP-only server.
 //! * [`FerryCmd`]: runs the ferry binary with an isolated environment and a
 //!   hard deadline (the process group is killed when it is exceeded).
 //! * [`Agent`]: a real ssh-agent on a socket of its own, holding given keys.
-//! * [`CutProxy`]: a TCP proxy in front of sshd that counts bytes in each
+//! * [`CutProxy`]: a TCP proxy in front of a server that counts bytes in each
 //!   direction and can cut every connection after N bytes.
 //! * [`wait_until`]: a bounded wait on a condition, in place of a sleep.
 //! * [`require_tools`]: a missing tool fails the test, never skips it.
@@ -14,6 +17,8 @@
 //!
 //! Each test file uses a subset of this module.
 #![allow(dead_code)]
+
+pub mod proftpd;
 
 use std::ffi::OsStr;
 use std::fmt;
@@ -606,7 +611,293 @@ impl SshConfig {
     }
 }
 
-/// A running OpenSSH server plus everything a client needs to reach it.
+// ---------------------------------------------------------------------------
+// What every loopback server gives its clients
+// ---------------------------------------------------------------------------
+
+/// A new fixture directory for a loopback server: `home/` (a fake HOME with
+/// an empty `.ssh/`), the `remote/` and `local/` data directories, and fresh
+/// ed25519 key pairs `host_key` (the server's) and `user_key` (ferry's).
+fn fixture_dir() -> tempfile::TempDir {
+    let dir = tempfile::Builder::new()
+        .prefix("ferry-it-")
+        .tempdir()
+        .expect("create fixture tempdir");
+    let d = dir.path();
+    for sub in ["home/.ssh", "remote", "local"] {
+        fs::create_dir_all(d.join(sub)).unwrap();
+    }
+    fs::set_permissions(d.join("home/.ssh"), fs::Permissions::from_mode(0o700)).unwrap();
+    gen_keypair(&d.join("host_key"));
+    gen_keypair(&d.join("user_key"));
+    dir
+}
+
+/// Starts a server with `spawn(port)` on a free port (on `fixed_port` when
+/// given) and waits until the port answers with an SSH banner; when the
+/// server exits and `log()` says the address was in use, it tries again.
+/// Returns the running server and its port; `name` is for messages.
+fn launch_server(
+    name: &str,
+    fixed_port: Option<u16>,
+    mut spawn: impl FnMut(u16) -> Child,
+    log: impl Fn() -> String,
+) -> (Child, u16) {
+    let mut last_log = String::new();
+    for _attempt in 0..5 {
+        let port = fixed_port.unwrap_or_else(free_port);
+        let mut child = spawn(port);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(st) = child.try_wait().unwrap() {
+                last_log = log();
+                if last_log.contains("Address already in use") {
+                    std::thread::sleep(Duration::from_millis(200));
+                    break; // retry (on another port unless it is fixed)
+                }
+                panic!("{name} exited during startup ({st}); its log:\n{last_log}");
+            }
+            if probe_ssh_banner(port) {
+                return (child, port);
+            }
+            if Instant::now() >= deadline {
+                kill_group(child.id(), libc::SIGKILL);
+                let _ = child.wait();
+                panic!(
+                    "{name} did not accept connections on 127.0.0.1:{port} within 10 s; log:\n{}",
+                    log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    panic!("could not start {name} on a free port after 5 attempts; last log:\n{last_log}");
+}
+
+/// Starts the server `program` with `args` and then `config`, in a
+/// process group of its own (sessions it forks stay in it), stdin closed,
+/// stdout and stderr into the file `log`.
+fn spawn_server(program: &str, args: &[&str], config: &Path, log: &Path) -> Child {
+    let log = fs::File::create(log).unwrap();
+    Command::new(program)
+        .args(args)
+        .arg(config)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .process_group(0)
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {program}: {e}"))
+}
+
+/// Stops a server [`spawn_server`] started, and the sessions in its
+/// process group.
+fn stop_server(child: Option<Child>) {
+    if let Some(mut child) = child {
+        kill_group(child.id(), libc::SIGTERM);
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
+/// A real SSH server the tests run on 127.0.0.1 ([`Sshd`], [`proftpd::Proftpd`]) and
+/// what a client needs to reach it, all in its fixture directory (see
+/// [`fixture_dir`]): a known_hosts file trusting its host key, an ssh config
+/// (`Host ferrytest`), and ferry commands that use them.
+pub trait Server {
+    /// The fixture directory.
+    fn dir(&self) -> &Path;
+    /// The port the server listens on.
+    fn port(&self) -> u16;
+    /// The user ferry logs in as.
+    fn user(&self) -> &str;
+
+    /// Writes the default known_hosts and ssh config for the server now
+    /// listening on [`Server::port`].
+    fn write_client_files(&self) {
+        fs::write(
+            self.known_hosts(),
+            format!("{}\n", self.known_hosts_line(self.port())),
+        )
+        .unwrap();
+        fs::write(self.ssh_config(), self.base_config().render()).unwrap();
+    }
+
+    // ----- paths and facts ------------------------------------------------
+
+    /// Remote data directory (an absolute path the server serves).
+    fn remote(&self) -> PathBuf {
+        self.dir().join("remote")
+    }
+    /// Local data directory.
+    fn local(&self) -> PathBuf {
+        self.dir().join("local")
+    }
+    /// Fake HOME for ferry (contains an empty `.ssh/`).
+    fn home(&self) -> PathBuf {
+        self.dir().join("home")
+    }
+    /// The default ssh config (`Host ferrytest` → the server, strict host keys).
+    fn ssh_config(&self) -> PathBuf {
+        self.dir().join("ssh_config")
+    }
+    fn known_hosts(&self) -> PathBuf {
+        self.dir().join("known_hosts")
+    }
+    fn user_key(&self) -> PathBuf {
+        self.dir().join("user_key")
+    }
+    fn host_key(&self) -> PathBuf {
+        self.dir().join("host_key")
+    }
+    fn host_pubkey(&self) -> PathBuf {
+        self.dir().join("host_key.pub")
+    }
+    /// "ssh-ed25519 AAAA..." of the server's host key.
+    fn host_key_line(&self) -> String {
+        pubkey_line(&self.host_pubkey())
+    }
+    /// "SHA256:..." fingerprint of the server's host key.
+    fn host_fingerprint(&self) -> String {
+        fingerprint(&self.host_pubkey())
+    }
+    /// `[127.0.0.1]:PORT ssh-ed25519 AAAA...`
+    fn known_hosts_line(&self, port: u16) -> String {
+        format!("[127.0.0.1]:{port} {}", self.host_key_line())
+    }
+    /// `ferrytest:/abs/path`
+    fn spec(&self, path: &Path) -> String {
+        format!("{HOST_ALIAS}:{}", path.display())
+    }
+    /// `sftp://127.0.0.1:PORT/abs/path`
+    /// As in OpenSSH, the URI path after the host is relative to the login
+    /// directory, so an absolute path needs a second slash.
+    fn sftp_url(&self, path: &Path) -> String {
+        format!("sftp://127.0.0.1:{}/{}", self.port(), path.display())
+    }
+
+    // ----- ssh config variants ----------------------------------------------
+
+    /// The default config block: alias `ferrytest` → 127.0.0.1:the server's port.
+    fn base_config(&self) -> SshConfig {
+        SshConfig {
+            host: HOST_ALIAS.to_string(),
+            hostname: "127.0.0.1".to_string(),
+            port: self.port(),
+            user: self.user().to_string(),
+            identities: vec![self.user_key()],
+            known_hosts: self.known_hosts(),
+            strict: "yes".to_string(),
+            extra: Vec::new(),
+        }
+    }
+
+    /// Write `cfg` to `dir/name` and return the path.
+    fn write_config(&self, name: &str, cfg: &SshConfig) -> PathBuf {
+        let path = self.dir().join(name);
+        fs::write(&path, cfg.render()).unwrap();
+        path
+    }
+
+    /// Write a known_hosts file `dir/name` with the given lines.
+    fn write_known_hosts(&self, name: &str, lines: &[String]) -> PathBuf {
+        let path = self.dir().join(name);
+        let mut text = lines.join("\n");
+        if !text.is_empty() {
+            text.push('\n');
+        }
+        fs::write(&path, text).unwrap();
+        path
+    }
+
+    /// Config `name` using known_hosts file `known_hosts` and
+    /// StrictHostKeyChecking `strict` (`yes`, `accept-new`, ...).
+    fn config_with_known_hosts(&self, name: &str, known_hosts: &Path, strict: &str) -> PathBuf {
+        let mut cfg = self.base_config();
+        cfg.known_hosts = known_hosts.to_path_buf();
+        cfg.strict = strict.to_string();
+        self.write_config(name, &cfg)
+    }
+
+    /// Config `name` using identity file `identity`.
+    fn config_with_identity(&self, name: &str, identity: &Path) -> PathBuf {
+        let mut cfg = self.base_config();
+        cfg.identities = vec![identity.to_path_buf()];
+        self.write_config(name, &cfg)
+    }
+
+    /// Config `name` whose `ferrytest` alias points at `port` (e.g. a
+    /// [`CutProxy`]). Its known_hosts file (`name.known_hosts`) trusts the
+    /// host key for both `[127.0.0.1]:port` and the server's own port.
+    fn config_for_port(&self, name: &str, port: u16) -> PathBuf {
+        let kh = self.write_known_hosts(
+            &format!("{name}.known_hosts"),
+            &[
+                self.known_hosts_line(port),
+                self.known_hosts_line(self.port()),
+            ],
+        );
+        let mut cfg = self.base_config();
+        cfg.port = port;
+        cfg.known_hosts = kh;
+        self.write_config(name, &cfg)
+    }
+
+    /// `config_for_port("ssh_config.proxy", proxy.port())`.
+    fn config_for_proxy(&self, proxy: &CutProxy) -> PathBuf {
+        self.config_for_port("ssh_config.proxy", proxy.port())
+    }
+
+    // ----- running clients ----------------------------------------------------
+
+    /// ferry with `--ssh-config <default config>` prepended.
+    fn ferry(&self) -> FerryCmd {
+        self.ferry_with_config(&self.ssh_config())
+    }
+
+    /// ferry with `--ssh-config <config>` prepended.
+    fn ferry_with_config(&self, config: &Path) -> FerryCmd {
+        let mut f = FerryCmd::bare(&self.home());
+        f.arg("--ssh-config").arg(config);
+        f
+    }
+
+    /// ferry without `--ssh-config` (fake HOME, no agent).
+    fn ferry_bare(&self) -> FerryCmd {
+        FerryCmd::bare(&self.home())
+    }
+
+    /// Run OpenSSH's `sftp -F config -b batch ferrytest` (harness checks).
+    fn openssh_sftp(&self, config: &Path, batch: &[&str]) -> Output {
+        let batch_path = self.dir().join(format!(
+            "sftp-batch-{}",
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+        ));
+        fs::write(&batch_path, batch.join("\n") + "\n").unwrap();
+        run_with_deadline(
+            Command::new("sftp")
+                .arg("-F")
+                .arg(config)
+                .arg("-b")
+                .arg(&batch_path)
+                .arg(HOST_ALIAS)
+                .env("HOME", self.home())
+                .env_remove("SSH_AUTH_SOCK"),
+            Duration::from_secs(120),
+        )
+    }
+
+    /// Files under the remote dir whose name looks like a ferry partial or
+    /// sidecar (`.NAME.ferry-partial`, `.NAME.ferry-meta`).
+    fn remote_partials(&self) -> Vec<PathBuf> {
+        find_partials(&self.remote())
+    }
+}
+
+/// A running OpenSSH server; what a client needs to reach it is [`Server`]'s.
 ///
 /// Layout of [`Sshd::dir`]:
 /// `host_key{,.pub}`, `user_key{,.pub}`, `authorized_keys`, `sshd_config`,
@@ -628,17 +919,8 @@ impl Sshd {
 
     pub fn start_with(options: SshdOptions) -> Sshd {
         require_openssh();
-        let dir = tempfile::Builder::new()
-            .prefix("ferry-it-")
-            .tempdir()
-            .expect("create fixture tempdir");
+        let dir = fixture_dir();
         let d = dir.path();
-        for sub in ["home/.ssh", "remote", "local"] {
-            fs::create_dir_all(d.join(sub)).unwrap();
-        }
-        fs::set_permissions(d.join("home/.ssh"), fs::Permissions::from_mode(0o700)).unwrap();
-        gen_keypair(&d.join("host_key"));
-        gen_keypair(&d.join("user_key"));
         fs::copy(d.join("user_key.pub"), d.join("authorized_keys")).unwrap();
         if is_root() {
             // Privilege separation directory, required when sshd runs as root.
@@ -661,14 +943,7 @@ impl Sshd {
             options,
         };
         sshd.launch();
-        let port = sshd.port;
-        fs::write(
-            sshd.known_hosts(),
-            format!("{}\n", sshd.known_hosts_line(port)),
-        )
-        .unwrap();
-        let cfg = sshd.base_config();
-        fs::write(sshd.ssh_config(), cfg.render()).unwrap();
+        sshd.write_client_files();
         sshd
     }
 
@@ -786,159 +1061,27 @@ impl Sshd {
     }
 
     fn launch_on(&mut self, fixed_port: Option<u16>) {
-        let mut last_log = String::new();
-        for _attempt in 0..5 {
-            let port = fixed_port.unwrap_or_else(free_port);
-            let config = self.write_sshd_config(port);
-            let log = fs::File::create(self.sshd_log()).unwrap();
-            let mut child = Command::new(SSHD)
-                .arg("-D")
-                .arg("-e")
-                .arg("-f")
-                .arg(&config)
-                .stdin(Stdio::null())
-                .stdout(log.try_clone().unwrap())
-                .stderr(log)
-                .process_group(0)
-                .spawn()
-                .unwrap_or_else(|e| panic!("cannot start {SSHD}: {e}"));
-            let deadline = Instant::now() + Duration::from_secs(10);
-            loop {
-                if let Some(st) = child.try_wait().unwrap() {
-                    last_log = fs::read_to_string(self.sshd_log()).unwrap_or_default();
-                    if last_log.contains("Address already in use") {
-                        std::thread::sleep(Duration::from_millis(200));
-                        break; // retry (on another port unless it is fixed)
-                    }
-                    panic!("sshd exited during startup ({st}); its log:\n{last_log}");
-                }
-                if probe_ssh_banner(port) {
-                    self.port = port;
-                    self.child = Some(child);
-                    return;
-                }
-                if Instant::now() >= deadline {
-                    kill_group(child.id(), libc::SIGKILL);
-                    let _ = child.wait();
-                    let log = fs::read_to_string(self.sshd_log()).unwrap_or_default();
-                    panic!("sshd did not accept connections on 127.0.0.1:{port} within 10 s; log:\n{log}");
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        }
-        panic!("could not start sshd on a free port after 5 attempts; last log:\n{last_log}");
+        let (child, port) = launch_server(
+            "sshd",
+            fixed_port,
+            |port| {
+                let config = self.write_sshd_config(port);
+                spawn_server(SSHD, &["-D", "-e", "-f"], &config, &self.sshd_log())
+            },
+            || self.log(),
+        );
+        self.port = port;
+        self.child = Some(child);
     }
 
-    // ----- paths and facts ------------------------------------------------
+    // ----- sshd's own files -------------------------------------------------
 
-    pub fn dir(&self) -> &Path {
-        self.dir.path()
-    }
-    pub fn port(&self) -> u16 {
-        self.port
-    }
-    pub fn user(&self) -> &str {
-        &self.user
-    }
-    /// Remote data directory (an absolute path served by sshd).
-    pub fn remote(&self) -> PathBuf {
-        self.dir().join("remote")
-    }
-    /// Local data directory.
-    pub fn local(&self) -> PathBuf {
-        self.dir().join("local")
-    }
-    /// Fake HOME for ferry (contains an empty `.ssh/`).
-    pub fn home(&self) -> PathBuf {
-        self.dir().join("home")
-    }
-    /// The default ssh config (`Host ferrytest` → sshd, strict host keys).
-    pub fn ssh_config(&self) -> PathBuf {
-        self.dir().join("ssh_config")
-    }
-    pub fn known_hosts(&self) -> PathBuf {
-        self.dir().join("known_hosts")
-    }
-    pub fn user_key(&self) -> PathBuf {
-        self.dir().join("user_key")
-    }
-    pub fn host_key(&self) -> PathBuf {
-        self.dir().join("host_key")
-    }
-    pub fn host_pubkey(&self) -> PathBuf {
-        self.dir().join("host_key.pub")
-    }
     pub fn sshd_log(&self) -> PathBuf {
         self.dir().join("sshd.log")
     }
     /// sshd's stderr so far.
     pub fn log(&self) -> String {
         fs::read_to_string(self.sshd_log()).unwrap_or_default()
-    }
-    /// "ssh-ed25519 AAAA..." of the server's host key.
-    pub fn host_key_line(&self) -> String {
-        pubkey_line(&self.host_pubkey())
-    }
-    /// "SHA256:..." fingerprint of the server's host key.
-    pub fn host_fingerprint(&self) -> String {
-        fingerprint(&self.host_pubkey())
-    }
-    /// `[127.0.0.1]:PORT ssh-ed25519 AAAA...`
-    pub fn known_hosts_line(&self, port: u16) -> String {
-        format!("[127.0.0.1]:{port} {}", self.host_key_line())
-    }
-    /// `ferrytest:/abs/path`
-    pub fn spec(&self, path: &Path) -> String {
-        format!("{HOST_ALIAS}:{}", path.display())
-    }
-    /// `sftp://127.0.0.1:PORT/abs/path`
-    /// As in OpenSSH, the URI path after the host is relative to the login
-    /// directory, so an absolute path needs a second slash.
-    pub fn sftp_url(&self, path: &Path) -> String {
-        format!("sftp://127.0.0.1:{}/{}", self.port, path.display())
-    }
-
-    // ----- ssh config variants ----------------------------------------------
-
-    /// The default config block: alias `ferrytest` → 127.0.0.1:sshd port.
-    pub fn base_config(&self) -> SshConfig {
-        SshConfig {
-            host: HOST_ALIAS.to_string(),
-            hostname: "127.0.0.1".to_string(),
-            port: self.port,
-            user: self.user.clone(),
-            identities: vec![self.user_key()],
-            known_hosts: self.known_hosts(),
-            strict: "yes".to_string(),
-            extra: Vec::new(),
-        }
-    }
-
-    /// Write `cfg` to `dir/name` and return the path.
-    pub fn write_config(&self, name: &str, cfg: &SshConfig) -> PathBuf {
-        let path = self.dir().join(name);
-        fs::write(&path, cfg.render()).unwrap();
-        path
-    }
-
-    /// Write a known_hosts file `dir/name` with the given lines.
-    pub fn write_known_hosts(&self, name: &str, lines: &[String]) -> PathBuf {
-        let path = self.dir().join(name);
-        let mut text = lines.join("\n");
-        if !text.is_empty() {
-            text.push('\n');
-        }
-        fs::write(&path, text).unwrap();
-        path
-    }
-
-    /// Config `name` using known_hosts file `known_hosts` and
-    /// StrictHostKeyChecking `strict` (`yes`, `accept-new`, ...).
-    pub fn config_with_known_hosts(&self, name: &str, known_hosts: &Path, strict: &str) -> PathBuf {
-        let mut cfg = self.base_config();
-        cfg.known_hosts = known_hosts.to_path_buf();
-        cfg.strict = strict.to_string();
-        self.write_config(name, &cfg)
     }
 
     /// Lets the key pair `key` log in as well: its public half is added to
@@ -951,92 +1094,23 @@ impl Sshd {
             .expect("open authorized_keys");
         writeln!(authorized, "{}", pubkey_line(&pub_path(key))).expect("append to authorized_keys");
     }
+}
 
-    /// Config `name` using identity file `identity`.
-    pub fn config_with_identity(&self, name: &str, identity: &Path) -> PathBuf {
-        let mut cfg = self.base_config();
-        cfg.identities = vec![identity.to_path_buf()];
-        self.write_config(name, &cfg)
+impl Server for Sshd {
+    fn dir(&self) -> &Path {
+        self.dir.path()
     }
-
-    /// Config `name` whose `ferrytest` alias points at `port` (e.g. a
-    /// [`CutProxy`]). Its known_hosts file (`name.known_hosts`) trusts the
-    /// host key for both `[127.0.0.1]:port` and the real sshd port.
-    pub fn config_for_port(&self, name: &str, port: u16) -> PathBuf {
-        let kh = self.write_known_hosts(
-            &format!("{name}.known_hosts"),
-            &[
-                self.known_hosts_line(port),
-                self.known_hosts_line(self.port),
-            ],
-        );
-        let mut cfg = self.base_config();
-        cfg.port = port;
-        cfg.known_hosts = kh;
-        self.write_config(name, &cfg)
+    fn port(&self) -> u16 {
+        self.port
     }
-
-    /// `config_for_port("ssh_config.proxy", proxy.port())`.
-    pub fn config_for_proxy(&self, proxy: &CutProxy) -> PathBuf {
-        self.config_for_port("ssh_config.proxy", proxy.port())
-    }
-
-    // ----- running clients ----------------------------------------------------
-
-    /// ferry with `--ssh-config <default config>` prepended.
-    pub fn ferry(&self) -> FerryCmd {
-        self.ferry_with_config(&self.ssh_config())
-    }
-
-    /// ferry with `--ssh-config <config>` prepended.
-    pub fn ferry_with_config(&self, config: &Path) -> FerryCmd {
-        let mut f = FerryCmd::bare(&self.home());
-        f.arg("--ssh-config").arg(config);
-        f
-    }
-
-    /// ferry without `--ssh-config` (fake HOME, no agent).
-    pub fn ferry_bare(&self) -> FerryCmd {
-        FerryCmd::bare(&self.home())
-    }
-
-    /// Run OpenSSH's `sftp -F config -b batch ferrytest` (harness checks).
-    pub fn openssh_sftp(&self, config: &Path, batch: &[&str]) -> Output {
-        let batch_path = self.dir().join(format!(
-            "sftp-batch-{}",
-            SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .unwrap()
-                .as_nanos()
-        ));
-        fs::write(&batch_path, batch.join("\n") + "\n").unwrap();
-        run_with_deadline(
-            Command::new("sftp")
-                .arg("-F")
-                .arg(config)
-                .arg("-b")
-                .arg(&batch_path)
-                .arg(HOST_ALIAS)
-                .env("HOME", self.home())
-                .env_remove("SSH_AUTH_SOCK"),
-            Duration::from_secs(120),
-        )
-    }
-
-    /// Files under the remote dir whose name looks like a ferry partial or
-    /// sidecar (`.NAME.ferry-partial`, `.NAME.ferry-meta`).
-    pub fn remote_partials(&self) -> Vec<PathBuf> {
-        find_partials(&self.remote())
+    fn user(&self) -> &str {
+        &self.user
     }
 }
 
 impl Drop for Sshd {
     fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            kill_group(child.id(), libc::SIGTERM);
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        stop_server(self.child.take());
         if std::thread::panicking() {
             let log = self.log();
             if !log.trim().is_empty() {
