@@ -46,11 +46,11 @@ fn pull_tree_with_archive_arrives_identical() {
 }
 
 /// `--remote-hash auto` tries the helper and the shell, which mod_sftp
-/// refuses (it runs no commands), and ends with no remote hashing; `-v`
-/// says so once the first file needs a hash: here, an update of a file
-/// already on the server.
+/// refuses (it runs no commands), and settles for the server's own
+/// `check-file-name` extension; `-v` says so once the first file needs a
+/// hash: here, an update of a file already on the server.
 #[test]
-fn verbose_says_remote_hashing_is_off() {
+fn verbose_names_the_servers_check_file_extension() {
     let server = Proftpd::start();
     let src = server.local().join("data.bin");
     write_file(&src, &random_bytes(600 * KIB as usize, 7));
@@ -70,7 +70,7 @@ fn verbose_says_remote_hashing_is_off() {
     set_mtime(&src, 1_600_000_000);
     let out = push();
     let expected = format!(
-        "ferry: remote hashing on [127.0.0.1]:{}: off",
+        "ferry: remote hashing on [127.0.0.1]:{}: check-file",
         server.port()
     );
     assert!(
@@ -143,7 +143,22 @@ enum Way {
 /// bytes of it, and runs again: the partial the cut left is resumed, and
 /// the file ends identical to the source, with its mtime. A push's rerun
 /// sends only what the partial lacks.
-fn cut_then_resume(way: Way) {
+fn cut_then_resume(way: Way) -> Output {
+    cut_then_resume_with(way, Damage::None, &[])
+}
+
+/// What happens to the partial between the cut and the rerun.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Damage {
+    None,
+    /// Its first 4 KiB overwritten while its sidecar still says it holds
+    /// the source's bytes: a bad disk or a second writer.
+    Head,
+}
+
+/// [`cut_then_resume`], the partial damaged as `damage` says, the rerun
+/// with `options` more.
+fn cut_then_resume_with(way: Way, damage: Damage, options: &[&str]) -> Output {
     let server = Proftpd::start();
     let (src, dest_dir, cut) = match way {
         Way::Push => (
@@ -169,16 +184,17 @@ fn cut_then_resume(way: Way) {
         ),
         Way::Pull => (server.spec(&src), dest_dir.display().to_string()),
     };
-    let run = || {
+    let run = |more: &[&str]| {
         server
             .ferry_with_config(&config)
             .args(["-a", "-P", "--retries", "0"])
+            .args(more)
             .arg(&from)
             .arg(&to)
             .run_default()
     };
 
-    let first = run();
+    let first = run(&[]);
     assert!(proxy.tripped(), "the proxy never cut the {way:?}\n{first}");
     first.assert_code(10);
     proxy.wait_idle(Duration::from_secs(10));
@@ -194,9 +210,18 @@ fn cut_then_resume(way: Way) {
         "a cut {way:?} installed the file"
     );
 
+    if damage == Damage::Head {
+        let sidecar = meta_path(&dest_dir, "big.bin");
+        assert!(sidecar.exists(), "no sidecar after the cut\n{first}");
+        overwrite_at(
+            &partial_path(&dest_dir, "big.bin"),
+            0,
+            &random_bytes(4096, 0xBAD),
+        );
+    }
     proxy.set_cut(None);
     proxy.reset_counts();
-    let rerun = run();
+    let rerun = run(options);
     rerun.assert_ok();
     proxy.wait_idle(Duration::from_secs(10));
     eprintln!(
@@ -213,7 +238,8 @@ fn cut_then_resume(way: Way) {
         dest.display()
     );
     assert_no_partials(&dest_dir);
-    if let Way::Push = way {
+    // A damaged head may cost a whole resend when hashes catch it after.
+    if matches!(way, Way::Push) && damage == Damage::None {
         let bound = BIG as u64 - partial_len + SLACK;
         assert!(
             proxy.up() <= bound,
@@ -222,6 +248,7 @@ fn cut_then_resume(way: Way) {
             proxy.up()
         );
     }
+    rerun
 }
 
 #[test]
@@ -232,4 +259,33 @@ fn push_cut_by_the_proxy_resumes_to_an_identical_file() {
 #[test]
 fn pull_cut_by_the_proxy_resumes_to_an_identical_file() {
     cut_then_resume(Way::Pull);
+}
+
+/// No helper and no shell, but the server hashes (check-file): a partial
+/// whose head went bad while its sidecar vouches for it ends identical
+/// (the whole-file hashes after the resume disagree, and the file is sent
+/// again), and `-v` names how it was checked.
+#[test]
+fn a_bad_head_under_a_good_sidecar_is_caught_by_the_servers_hashes() {
+    for way in [Way::Push, Way::Pull] {
+        let rerun = cut_then_resume_with(way, Damage::Head, &["-v"]);
+        assert!(
+            rerun.stdout.contains("big.bin: ") && rerun.stdout.contains("checked by check-file"),
+            "{way:?}: -v does not say the server's hashes checked it\n{rerun}"
+        );
+    }
+}
+
+/// The same with no remote hashing at all (`--remote-hash off`): the
+/// sidecar is not taken at its word, the partial is compared whole with the
+/// source (read back) before it is continued.
+#[test]
+fn a_bad_head_under_a_good_sidecar_is_read_back_without_remote_hashing() {
+    for way in [Way::Push, Way::Pull] {
+        let rerun = cut_then_resume_with(way, Damage::Head, &["-v", "--remote-hash", "off"]);
+        assert!(
+            rerun.stdout.contains("checked by read back"),
+            "{way:?}: -v does not say the partial was read back\n{rerun}"
+        );
+    }
 }
