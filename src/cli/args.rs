@@ -12,7 +12,7 @@ use crate::filter::{FilterArg, FilterFlag};
 /// Where the remote side's hashes come from (`--remote-hash`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub(crate) enum RemoteHashMode {
-    /// The helper when it answers, else the shell when it has the tools, else off
+    /// The helper when it answers, else the shell when it has the tools, else the server's check-file extension (ProFTPD), else off
     Auto,
     /// `ferry --server` on the remote (fail if it cannot be started)
     Helper,
@@ -20,7 +20,7 @@ pub(crate) enum RemoteHashMode {
     Shell,
     /// Read remote data over SFTP and hash it here
     Read,
-    /// No remote hashing: no delta, no end-to-end check
+    /// No remote hashing: no delta, no end-to-end check; a resume reads the partial back
     Off,
 }
 

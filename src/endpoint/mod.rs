@@ -70,7 +70,8 @@ pub(crate) enum Hashing {
     AtTheData,
     /// By reading the data over the network and hashing it here.
     ByReading,
-    /// Not at all: no delta, no end-to-end check.
+    /// Not at all: no delta, no end-to-end check (a resume compares the
+    /// whole partial by reading it back).
     Off,
 }
 

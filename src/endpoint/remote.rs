@@ -42,11 +42,6 @@ use tier::{Started, TierChoice};
 /// 200 Mbit/s link with 500 ms of latency, and OpenSSH's sftp keeps 64 too.
 const REQUESTS_IN_FLIGHT: usize = 64;
 
-const S_IFMT: u32 = 0o170000;
-const S_IFDIR: u32 = 0o040000;
-const S_IFREG: u32 = 0o100000;
-const S_IFLNK: u32 = 0o120000;
-
 /// Largest range one copy-data request moves: the server copies it before
 /// answering, so a huge one would outlast the request timeout.
 const COPY_DATA_PIECE: u64 = 256 * 1024 * 1024;
@@ -264,14 +259,8 @@ impl RemoteFs {
 
 fn meta_of(attrs: &FileAttributes) -> Meta {
     let perms = attrs.permissions.unwrap_or(0);
-    let kind = match perms & S_IFMT {
-        S_IFDIR => Kind::Dir,
-        S_IFREG => Kind::File,
-        S_IFLNK => Kind::Symlink,
-        _ => Kind::Other,
-    };
     Meta {
-        kind,
+        kind: Kind::of_mode(perms),
         size: attrs.size.unwrap_or(0),
         mtime: Mtime::secs(attrs.mtime.map(i64::from).unwrap_or(0)),
         mode: perms & 0o7777,

@@ -47,7 +47,7 @@ const CHECK_FILE_WHOLE: u64 = 4 << 30;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Wanted {
     /// The helper when it answers, else the shell when it has the tools,
-    /// else none. Reading is never picked on its own: it costs a download
+    /// else the server's check-file extension, else none. Reading is never picked on its own: it costs a download
     /// of everything compared.
     Auto,
     Helper,
