@@ -15,7 +15,7 @@ use std::os::unix::io::AsRawFd;
 
 use std::os::unix::ffi::OsStrExt;
 
-use crate::meta::{Attrs, CopyRange, Entry, Kind, Listing, Meta, Mtime};
+use crate::meta::{Attrs, CopyRange, Entry, Inode, Kind, Listing, Meta, Mtime, Owner};
 use crate::paths::{from_bytes, os_path};
 pub(crate) use confined::{Place, Roots};
 
@@ -35,6 +35,15 @@ pub(crate) fn meta_of(m: &fs::Metadata) -> Meta {
         size: m.len(),
         mtime: Mtime::precise(m.mtime(), m.mtime_nsec() as u32),
         mode: m.mode() & 0o7777,
+        owner: Some(Owner {
+            uid: m.uid(),
+            gid: m.gid(),
+        }),
+        inode: Some(Inode {
+            dev: m.dev(),
+            ino: m.ino(),
+            nlink: m.nlink(),
+        }),
     }
 }
 

@@ -68,6 +68,28 @@ pub(crate) struct Meta {
     pub mtime: Mtime,
     /// Permission bits (0o7777).
     pub mode: u32,
+    /// Numeric owner and group, where the endpoint carries them (local
+    /// files, SFTP v3, the helper).
+    pub owner: Option<Owner>,
+    /// Which inode holds the data, where the endpoint can tell (local
+    /// files, the helper; SFTP v3 cannot): how hard links are found.
+    pub inode: Option<Inode>,
+}
+
+/// Numeric user and group ids, as lstat and SFTP v3 carry them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct Owner {
+    pub uid: u32,
+    pub gid: u32,
+}
+
+/// Where an entry's data lives: the same `dev` and `ino` are the same file
+/// under two names (hard links); `nlink` is how many names it has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct Inode {
+    pub dev: u64,
+    pub ino: u64,
+    pub nlink: u64,
 }
 
 /// One entry of a directory listing.

@@ -29,6 +29,7 @@ use super::{
     WriteMode,
 };
 use crate::error::{Error, FileError, Host, Result};
+use crate::meta::Owner;
 use crate::paths::has_raw_bytes;
 use crate::protocol::client::{HelperClient, HelperError};
 use crate::protocol::fs::OpenHow;
@@ -264,6 +265,11 @@ fn meta_of(attrs: &FileAttributes) -> Meta {
         size: attrs.size.unwrap_or(0),
         mtime: Mtime::secs(attrs.mtime.map(i64::from).unwrap_or(0)),
         mode: perms & 0o7777,
+        owner: attrs
+            .uid
+            .zip(attrs.gid)
+            .map(|(uid, gid)| Owner { uid, gid }),
+        inode: None,
     }
 }
 

@@ -43,6 +43,8 @@ async fn read_and_write<D: Endpoint>(dst: &D, from: &str, out: &D::File, size: u
         size,
         mtime: crate::endpoint::Mtime::default(),
         mode: 0o600,
+        owner: None,
+        inode: None,
     };
     let source = SourceFile {
         file: &input,

@@ -435,6 +435,8 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
                 size: 0,
                 mtime: Mtime::default(),
                 mode: 0o755,
+                owner: None,
+                inode: None,
             }));
         }
         for (source, meta) in found {

@@ -149,6 +149,8 @@ mod tests {
             size,
             mtime: Mtime::precise(secs, nanos),
             mode: 0o644,
+            owner: None,
+            inode: None,
         }
     }
 

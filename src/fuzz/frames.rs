@@ -61,6 +61,8 @@ fn meta(rng: &mut Rng) -> Meta {
         size: rng.next(),
         mtime: Mtime::secs(rng.next() as i64),
         mode: rng.next() as u32 & 0o7777,
+        owner: None,
+        inode: None,
     }
 }
 

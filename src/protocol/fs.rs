@@ -9,7 +9,7 @@
 //! them.
 
 use super::{put_bytes, Reader};
-use crate::meta::{Kind, Meta, Mtime};
+use crate::meta::{Inode, Kind, Meta, Mtime, Owner};
 
 /// How [`FsRequest::Open`] opens a file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -402,11 +402,14 @@ const NO_META: Meta = Meta {
     size: 0,
     mtime: Mtime::secs(0),
     mode: 0,
+    owner: None,
+    inode: None,
 };
 
 /// Kind, size, mtime in seconds and permission bits: what an SFTP v3
 /// listing carries, so that a name listed through the helper compares as
-/// one listed over SFTP.
+/// one listed over SFTP; then the owner and the inode, each behind a flag
+/// byte (0: not known).
 fn put_meta(out: &mut Vec<u8>, meta: &Meta) {
     out.push(match meta.kind {
         Kind::File => 0,
@@ -417,6 +420,23 @@ fn put_meta(out: &mut Vec<u8>, meta: &Meta) {
     out.extend_from_slice(&meta.size.to_be_bytes());
     out.extend_from_slice(&(meta.mtime.secs as u64).to_be_bytes());
     out.extend_from_slice(&meta.mode.to_be_bytes());
+    match meta.owner {
+        None => out.push(0),
+        Some(owner) => {
+            out.push(1);
+            out.extend_from_slice(&owner.uid.to_be_bytes());
+            out.extend_from_slice(&owner.gid.to_be_bytes());
+        }
+    }
+    match meta.inode {
+        None => out.push(0),
+        Some(inode) => {
+            out.push(1);
+            for n in [inode.dev, inode.ino, inode.nlink] {
+                out.extend_from_slice(&n.to_be_bytes());
+            }
+        }
+    }
 }
 
 fn meta(r: &mut Reader<'_>) -> Result<Meta, String> {
@@ -432,5 +452,20 @@ fn meta(r: &mut Reader<'_>) -> Result<Meta, String> {
         size: r.u64()?,
         mtime: Mtime::secs(r.u64()? as i64),
         mode: r.u32()? & 0o7777,
+        owner: match r.u8()? {
+            0 => None,
+            _ => Some(Owner {
+                uid: r.u32()?,
+                gid: r.u32()?,
+            }),
+        },
+        inode: match r.u8()? {
+            0 => None,
+            _ => Some(Inode {
+                dev: r.u64()?,
+                ino: r.u64()?,
+                nlink: r.u64()?,
+            }),
+        },
     })
 }

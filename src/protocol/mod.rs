@@ -24,7 +24,7 @@ use crate::meta::CopyRange;
 use fs::{FsReply, FsRequest};
 
 /// Bumped on any incompatible change to the messages below.
-pub(crate) const VERSION: u32 = 4;
+pub(crate) const VERSION: u32 = 5;
 const MAGIC: &[u8] = b"ferry-helper";
 /// Largest frame either side accepts: hash lists for 1 GiB at 4 KiB blocks.
 pub(crate) const MAX_FRAME: usize = 16 * 1024 * 1024;
@@ -597,6 +597,12 @@ mod tests {
                     size: 5,
                     mtime: crate::meta::Mtime::secs(-2),
                     mode: 0o777,
+                    owner: Some(crate::meta::Owner { uid: 7, gid: 70000 }),
+                    inode: Some(crate::meta::Inode {
+                        dev: 1 << 40,
+                        ino: 3,
+                        nlink: 2,
+                    }),
                 },
             )])),
             Message::FsReply(fs::FsReply::Handle(9)),

@@ -29,6 +29,8 @@ fn meta(kind: Kind, size: u64, mode: u32) -> Meta {
         size,
         mtime: Mtime::secs(1_709_622_489),
         mode,
+        owner: None,
+        inode: None,
     }
 }
 

@@ -173,6 +173,8 @@ mod tests {
             size: 1,
             mtime: Mtime::secs(0),
             mode: 0o644,
+            owner: None,
+            inode: None,
         }
     }
 
