@@ -134,6 +134,9 @@ pub(crate) struct Item<'a> {
     pub source: Option<&'a str>,
     /// What a symlink points to: `%L` shows ` -> target`.
     pub target: Option<&'a str>,
+    /// `-H`: the destination path this file was made another name of:
+    /// `%L` shows ` => leader`, `%i` an `h`.
+    pub hard_link: Option<&'a str>,
     /// How a copied file was checked, when it was.
     pub verified: Option<Verified>,
 }
@@ -153,6 +156,7 @@ impl<'a> Item<'a> {
             meta: None,
             source: None,
             target: None,
+            hard_link: None,
             verified: None,
         }
     }

@@ -273,7 +273,16 @@ impl Lines {
         let name = self.name_of(item);
         let full = self.full_name_of(item, &name);
         let code = itemize(item, self.side == Side::Push);
-        format.render(&self.context(item, &name, &full, &code))
+        // rsync names the leader of a link it makes, not of one it finds.
+        let made = item.outcome != Outcome::Skipped;
+        let leader = item.hard_link.filter(|_| made).map(|path| {
+            relative(path, &self.dest_root, false)
+                .trim_end_matches('/')
+                .to_string()
+        });
+        let mut line = self.context(item, &name, &full, &code);
+        line.hard_link = leader.as_deref();
+        format.render(&line)
     }
 
     /// A deletion's line: rsync knows only its name and whether it was a
@@ -317,6 +326,7 @@ impl Lines {
             is_dir: item.kind == ItemKind::Dir,
             mode: meta.map_or(default_mode, |m| m.mode),
             symlink_target: item.target,
+            hard_link: None,
             itemize: code,
             length,
             transferred: item.sent,

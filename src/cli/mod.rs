@@ -660,5 +660,7 @@ fn tier_choice(settings: &Settings, host: &str) -> TierChoice {
         on_chosen,
         roots,
         dirlinks: settings.options.keep_dirlinks,
+        // -H needs the pulled side's inodes, which only the helper tells.
+        metadata: settings.options.hard_links && matches!(settings.direction, Direction::Pull(_)),
     }
 }

@@ -165,6 +165,8 @@ pub(crate) struct LineContext<'a> {
     pub mode: u32,
     /// `%L` shows ` -> target` for a symlink.
     pub symlink_target: Option<&'a str>,
+    /// `%L` shows ` => name` for a hard link to `name` (`-H`).
+    pub hard_link: Option<&'a str>,
     /// `%i`, already computed: 11 characters such as `>f+++++++++`.
     pub itemize: &'a str,
     /// `%l`: the file's size; for a directory its st_size (4096 on ext4),
@@ -210,6 +212,7 @@ impl<'a> LineContext<'a> {
             is_dir,
             mode: 0,
             symlink_target: None,
+            hard_link: None,
             itemize: DELETED_ITEMIZE,
             length: 0,
             transferred: 0,
@@ -413,7 +416,10 @@ fn render_escape(escape: &Escape, line: &LineContext<'_>) -> String {
             let full = line.full_name.strip_prefix('/').unwrap_or(line.full_name);
             printable(&spec.pad(full)).into_owned()
         }
-        Field::Link => render_link(spec, line.symlink_target),
+        Field::Link => match line.hard_link {
+            Some(leader) => format!(" => {}", printable(&spec.pad(leader))),
+            None => render_link(spec, line.symlink_target),
+        },
     }
 }
 
@@ -664,6 +670,7 @@ mod tests {
             is_dir: false,
             mode,
             symlink_target: None,
+            hard_link: None,
             itemize: ">f+++++++++",
             length: 1,
             transferred: 44,
@@ -708,6 +715,7 @@ mod tests {
     fn link() -> LineContext<'static> {
         LineContext {
             symlink_target: Some("big"),
+            hard_link: None,
             itemize: "cL+++++++++",
             length: 3,
             transferred: 0,

@@ -307,6 +307,7 @@ pub(crate) fn itemize(item: &Item<'_>, sending: bool) -> String {
         ItemKind::Symlink => 'L',
     };
     let update = match (item.kind, item.outcome) {
+        _ if item.hard_link.is_some() => 'h',
         (_, Outcome::Attributes | Outcome::Skipped) => '.',
         (ItemKind::File, _) => {
             if sending {
@@ -335,7 +336,8 @@ pub(crate) fn itemize(item: &Item<'_>, sending: bool) -> String {
     );
     // rsync blanks the columns of an entry nothing happens to
     // (`.f          `), and of a local change that changes nothing.
-    match update != '<' && update != '>' && columns.chars().all(|c| c == '.') {
+    let moved = matches!(update, '<' | '>');
+    match !moved && columns.chars().all(|c| c == '.') {
         true => format!("{update}{kind}{}", " ".repeat(columns.len())),
         false => format!("{update}{kind}{columns}"),
     }

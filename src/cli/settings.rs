@@ -283,6 +283,7 @@ fn engine_options(
         links: flags.on(Flag::Links),
         links_policy: links_policy(flags, direction)?,
         keep_dirlinks: flags.on(Flag::KeepDirlinks),
+        hard_links: flags.on(Flag::HardLinks),
         perms: flags.on(Flag::Perms),
         executability: flags.on(Flag::Executability),
         chmod: chmod_rules(&args.chmod)?,

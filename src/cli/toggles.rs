@@ -181,6 +181,7 @@ const TOGGLES: &[Toggle] = &[
     no("no-munge-links", &[], &[Off(Flag::MungeLinks)]),
     t("copy-dirlinks", Some('k'), "Copy what symlinks to directories point to", COPYING, &[On(Flag::CopyDirlinks)]),
     t("keep-dirlinks", Some('K'), "Treat a symlink to a directory in the destination as that directory", COPYING, &[On(Flag::KeepDirlinks)]),
+    t("hard-links", Some('H'), "Keep hard links: names of one file in the source are names of one file in the destination", COPYING, &[On(Flag::HardLinks)]),
     no("no-hard-links", &["no-H"], &[Off(Flag::HardLinks)]),
     t("perms", Some('p'), "Preserve permissions", COPYING, &[On(Flag::Perms)]),
     no("no-perms", &["no-p"], &[Off(Flag::Perms)]),

@@ -105,6 +105,7 @@ impl Endpoint for LocalFs {
             copies_within: false,
             link_times: true,
             raw_byte_names: true,
+            inodes: true,
         }
     }
 

@@ -101,6 +101,10 @@ pub(crate) struct Features {
     /// Whether names may hold bytes that are not UTF-8 (carried in paths as
     /// `paths::from_bytes` says). SFTP through russh-sftp takes strings only.
     pub raw_byte_names: bool,
+    /// Whether listings and stats carry [`Meta::inode`], by which `-H`
+    /// finds a file's other names. SFTP v3 has no inodes: a remote side
+    /// has them only from its helper, started for it.
+    pub inodes: bool,
 }
 
 /// A file tree on one side of a sync.

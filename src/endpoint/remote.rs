@@ -66,6 +66,8 @@ pub(crate) struct RemoteFs {
     /// Where the server resolves symlinks it should not: what ferry
     /// learned of them.
     links: symlinks::KnownLinks,
+    /// Entries are described by the helper, once it runs ([`TierChoice::metadata`]).
+    metadata: bool,
 }
 
 /// A remote file: opened over SFTP, or by the helper for a name SFTP
@@ -99,6 +101,7 @@ impl RemoteFs {
     pub(crate) fn new(conn: Arc<Connection>, sftp: Arc<Sftp>, choice: TierChoice) -> RemoteFs {
         RemoteFs {
             label: Host::remote(sftp.host()),
+            metadata: choice.metadata,
             conn,
             sftp,
             started: OnceLock::new(),
@@ -112,6 +115,13 @@ impl RemoteFs {
     /// The helper, once started, if it is the tier.
     fn helper(&self) -> Option<&Arc<HelperClient>> {
         self.started.get().and_then(|s| s.helper.as_ref())
+    }
+
+    /// The helper, when it describes entries ([`TierChoice::metadata`]):
+    /// lists and stats go through it, for the inodes SFTP v3 lacks.
+    fn describing_helper(&self) -> Option<ByHelper<'_>> {
+        let helper = self.helper().filter(|_| self.metadata)?;
+        Some(ByHelper { fs: self, helper })
     }
 
     fn helper_error(&self, path: &str, e: HelperError) -> Error {
@@ -171,7 +181,7 @@ impl RemoteFs {
     }
 
     async fn stat_with(&self, path: &str, follow: bool) -> Result<Option<Meta>> {
-        if let Some(by) = self.by_helper(&[path])? {
+        if let Some(by) = self.by_helper(&[path])?.or(self.describing_helper()) {
             return by.stat(path, follow).await;
         }
         if !follow && self.sftp.quirks().follows_final_symlinks {
@@ -319,6 +329,7 @@ impl Endpoint for RemoteFs {
             copies_within: extensions.copy_data,
             link_times: self.sftp.extensions().lsetstat,
             raw_byte_names: helper,
+            inodes: self.describing_helper().is_some(),
         }
     }
 
@@ -441,7 +452,7 @@ impl Endpoint for RemoteFs {
     }
 
     async fn list(&self, dir: &str) -> Result<Listing> {
-        if let Some(by) = self.by_helper(&[dir])? {
+        if let Some(by) = self.by_helper(&[dir])?.or(self.describing_helper()) {
             return by.list(dir).await;
         }
         let listing = self.list_over_sftp(dir).await?;

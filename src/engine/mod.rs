@@ -10,6 +10,7 @@ pub(crate) mod bounds;
 pub(crate) mod compare;
 mod copy;
 pub(crate) mod delete;
+pub(crate) mod hard_links;
 pub(crate) mod links;
 pub(crate) mod list;
 pub(crate) mod lock;
@@ -63,6 +64,9 @@ pub(crate) struct Options {
     /// has a directory, is kept and filled (only one that stays inside the
     /// destination).
     pub keep_dirlinks: bool,
+    /// `-H`: a source file's names that share its inode share one in the
+    /// destination too.
+    pub hard_links: bool,
     pub perms: bool,
     pub times: bool,
     pub dry_run: bool,
@@ -238,6 +242,9 @@ pub(crate) async fn sync_into<S: Endpoint, D: Endpoint>(
     if opts.checksum {
         start_helper(src, dst).await?;
     }
+    if opts.hard_links {
+        hard_links::check_source(src).await?;
+    }
     // The files found up to date, whose partials in a partial directory
     // go (rsync removes them).
     let noting = Noting::new(
@@ -293,6 +300,7 @@ fn changes_dir(actions: &[Action], dir: &str) -> bool {
     let inside = |path: &str| crate::endpoint::parent(path) == dir;
     actions.iter().any(|action| match action {
         Action::File(job) => inside(&job.paths.dest),
+        Action::HardLink(link) => inside(&link.dest),
         Action::Dir { dest, exists, .. } => !exists && inside(dest),
         Action::Symlink { dest, .. } => inside(dest),
         Action::Attrs { .. } | Action::RemoveSource { .. } => false,
@@ -313,6 +321,13 @@ async fn carry_out<S: Endpoint, D: Endpoint>(
     stats: &mut Stats,
 ) -> Result<()> {
     tracing::debug!(actions = planner.actions.len(), "planned");
+    if planner
+        .actions
+        .iter()
+        .any(|a| matches!(a, Action::HardLink(_)))
+    {
+        hard_links::check_destination(dst).await?;
+    }
     if !opts.dry_run {
         places.check(dst).await?;
         places.place(&mut planner.actions);
@@ -363,6 +378,7 @@ async fn carry_out<S: Endpoint, D: Endpoint>(
     };
     if !opts.dry_run {
         install_delayed(src, dst, &delayed, opts, places, reporter, stats).await?;
+        make_hard_links(src, dst, &actions, opts, places, reporter, stats).await?;
         places.finish(dst).await?;
     }
     let backups = places.backups.as_ref();
@@ -375,6 +391,60 @@ async fn carry_out<S: Endpoint, D: Endpoint>(
         set_dir_attrs(dst, &actions, opts, reporter, stats).await?;
     }
     tracing::debug!("done");
+    Ok(())
+}
+
+/// `-H`: the later names of each group, linked to their leaders now that
+/// every transfer is done, up to `opts.jobs` at once. A name found linked
+/// already reads as unchanged.
+async fn make_hard_links<S: Endpoint, D: Endpoint>(
+    src: &S,
+    dst: &D,
+    actions: &[Action],
+    opts: &Options,
+    places: &Places,
+    reporter: &dyn Reporter,
+    stats: &mut Stats,
+) -> Result<()> {
+    let links = actions.iter().filter_map(|action| match action {
+        Action::HardLink(link) => Some((action, link)),
+        _ => None,
+    });
+    let mut making = futures::stream::iter(links)
+        .map(|(action, link)| async move {
+            let made = hard_links::make(dst, link, opts, places).await;
+            let made = match made {
+                Ok(linked) if opts.remove_source_files => {
+                    let removed = moved::remove_source(
+                        src,
+                        dst,
+                        &link.source,
+                        &link.dest,
+                        &link.source_meta,
+                        &opts.links_policy,
+                    )
+                    .await;
+                    removed.map(|()| linked)
+                }
+                other => other,
+            };
+            (action, made)
+        })
+        .buffered(opts.jobs.max(1));
+    while let Some((action, made)) = making.next().await {
+        if let Ok(hard_links::Linked::Already) = made {
+            // As rsync's `-ii`: `hf          name`.
+            stats.files_skipped += 1;
+            reporter.finished(&Item {
+                changes: Changes::default(),
+                outcome: Outcome::Skipped,
+                ..item_of(action, opts)
+            });
+            continue;
+        }
+        let outcome = made.map(|_| done(Outcome::Created));
+        finish(item_of(action, opts), outcome, reporter, stats)?;
+    }
     Ok(())
 }
 
@@ -509,6 +579,17 @@ fn item_of<'a>(action: &'a Action, opts: &Options) -> Item<'a> {
         Action::RemoveSource { dest, meta, .. } => {
             Item::new(dest, item_kind(meta.kind), Outcome::Skipped)
         }
+        Action::HardLink(link) => Item {
+            size: link.source_meta.size,
+            changes: Changes {
+                created: !link.had_file(),
+                ..Changes::default()
+            },
+            meta: Some(link.source_meta),
+            source: Some(&link.source),
+            hard_link: Some(&link.leader),
+            ..Item::new(&link.dest, ItemKind::File, Outcome::Created)
+        },
     }
 }
 
@@ -567,7 +648,7 @@ async fn execute<'a, S: Endpoint, D: Endpoint>(
         finish(with_target(action, opts, &target), done, reporter, stats)
     };
     for action in actions {
-        if matches!(action, Action::Dir { .. }) {
+        if matches!(action, Action::Dir { .. } | Action::HardLink(_)) {
             continue;
         }
         while running.len() >= opts.jobs.max(1) {
@@ -838,7 +919,7 @@ async fn run_action<'a, S: Endpoint, D: Endpoint>(
             }
             set.map(|()| done(Outcome::Attributes))
         }
-        Action::Dir { .. } => Ok(done(Outcome::Skipped)),
+        Action::Dir { .. } | Action::HardLink(_) => Ok(done(Outcome::Skipped)),
     };
     (action, result, target)
 }

@@ -14,6 +14,7 @@ use futures::stream::{FuturesUnordered, StreamExt};
 
 use super::bounds::Bounds;
 use super::delete::Extraneous;
+use super::hard_links::{Groups, HardLink};
 use super::links::{self, Resolved};
 use super::partial::{is_working_file, meta_name, partial_name, Paths};
 use super::select::{Quick, Skip};
@@ -42,6 +43,9 @@ pub(crate) enum Action {
     },
     /// Copy a file (or resume its partial).
     File(FileJob),
+    /// `-H`: make another name of a file sent (or found current) under
+    /// its first name; done after every transfer.
+    HardLink(HardLink),
     /// Create or replace a symlink.
     Symlink {
         source: String,
@@ -282,6 +286,8 @@ pub(crate) struct Planner<'a, S, D> {
     /// The directory the source being planned is named from (rsync's
     /// transfer root), for rsync's names in notes.
     source_root: String,
+    /// `-H`: the first destination name of each multiply linked source file.
+    hard_links: Groups,
 }
 
 /// Subdirectories listed at once, ahead of the walk: enough to hide the
@@ -324,6 +330,7 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
             listed_src: HashMap::new(),
             listed_dst: HashMap::new(),
             source_root: String::new(),
+            hard_links: Groups::default(),
         }
     }
 
@@ -1590,6 +1597,9 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
             }
             Kind::Symlink => self.note_skipped(self.shown(src_path), &meta),
             Kind::File => {
+                if self.plan_hard_link(src_path, &paths.dest, &meta, existing) {
+                    return Ok(());
+                }
                 if self
                     .file_current(src_path, &paths.dest, &meta, existing)
                     .await?
@@ -1620,6 +1630,31 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
             }
         }
         Ok(())
+    }
+
+    /// `-H`: a later name of a file already planned under another becomes
+    /// a link to that one. Returns whether it does.
+    fn plan_hard_link(
+        &mut self,
+        source: &str,
+        dest: &str,
+        meta: &Meta,
+        existing: Option<Meta>,
+    ) -> bool {
+        if !self.opts.hard_links {
+            return false;
+        }
+        let Some(leader) = self.hard_links.leader_of(meta.inode, dest) else {
+            return false;
+        };
+        self.actions.push(Action::HardLink(HardLink {
+            source: source.to_string(),
+            dest: dest.to_string(),
+            leader,
+            source_meta: *meta,
+            existing,
+        }));
+        true
     }
 
     /// Whether the selection options leave a source directory out, with

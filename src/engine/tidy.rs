@@ -68,6 +68,7 @@ fn trimmed(path: &str) -> &str {
 fn target(action: &Action) -> &str {
     match action {
         Action::File(job) => &job.paths.dest,
+        Action::HardLink(link) => &link.dest,
         Action::Dir { dest, .. }
         | Action::Symlink { dest, .. }
         | Action::Attrs { dest, .. }

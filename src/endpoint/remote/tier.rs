@@ -80,6 +80,9 @@ pub(crate) struct TierChoice {
     pub roots: Vec<String>,
     /// `-K`: a symlink to a directory below its root is followed.
     pub dirlinks: bool,
+    /// Entries are listed and stat'ed through the helper, for what SFTP v3
+    /// does not carry (inodes, for `-H` on a pulled side).
+    pub metadata: bool,
 }
 
 /// The chosen tier: the helper when one runs, and how files are hashed.
