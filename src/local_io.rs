@@ -20,18 +20,8 @@ use crate::paths::{from_bytes, os_path};
 pub(crate) use confined::{Place, Roots};
 
 pub(crate) fn meta_of(m: &fs::Metadata) -> Meta {
-    let ft = m.file_type();
-    let kind = if ft.is_symlink() {
-        Kind::Symlink
-    } else if ft.is_dir() {
-        Kind::Dir
-    } else if ft.is_file() {
-        Kind::File
-    } else {
-        Kind::Other
-    };
     Meta {
-        kind,
+        kind: Kind::of_mode(m.mode(), m.rdev()),
         size: m.len(),
         mtime: Mtime::precise(m.mtime(), m.mtime_nsec() as u32),
         mode: m.mode() & 0o7777,

@@ -8,17 +8,71 @@ pub(crate) enum Kind {
     File,
     Dir,
     Symlink,
+    /// A fifo, socket or device node (rsync's specials and devices).
+    Node(Node),
     Other,
 }
 
+/// A fifo, socket or device node: its type, and for a device its number
+/// (0 where the endpoint cannot tell: SFTP v3 carries none).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Node {
+    pub kind: NodeKind,
+    pub rdev: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum NodeKind {
+    Fifo,
+    Socket,
+    CharDevice,
+    BlockDevice,
+}
+
+impl NodeKind {
+    /// The `st_mode` file type bits.
+    pub(crate) fn type_bits(self) -> u32 {
+        match self {
+            NodeKind::Fifo => 0o010_000,
+            NodeKind::CharDevice => 0o020_000,
+            NodeKind::BlockDevice => 0o060_000,
+            NodeKind::Socket => 0o140_000,
+        }
+    }
+
+    /// A device node (rsync's `--devices`), not a special (`--specials`).
+    pub(crate) fn is_device(self) -> bool {
+        matches!(self, NodeKind::CharDevice | NodeKind::BlockDevice)
+    }
+
+    fn of_type_bits(bits: u32) -> Option<NodeKind> {
+        [
+            NodeKind::Fifo,
+            NodeKind::Socket,
+            NodeKind::CharDevice,
+            NodeKind::BlockDevice,
+        ]
+        .into_iter()
+        .find(|k| k.type_bits() == bits)
+    }
+}
+
 impl Kind {
-    /// The kind a POSIX `st_mode` (as SFTP carries it) gives.
-    pub(crate) fn of_mode(mode: u32) -> Kind {
-        match mode & 0o170_000 {
+    /// The kind a POSIX `st_mode` (as SFTP carries it) gives, with the
+    /// device number `rdev` for a device node.
+    pub(crate) fn of_mode(mode: u32, rdev: u64) -> Kind {
+        let bits = mode & 0o170_000;
+        match bits {
             0o040_000 => Kind::Dir,
             0o100_000 => Kind::File,
             0o120_000 => Kind::Symlink,
-            _ => Kind::Other,
+            _ => match NodeKind::of_type_bits(bits) {
+                Some(kind) => Kind::Node(Node {
+                    kind,
+                    rdev: if kind.is_device() { rdev } else { 0 },
+                }),
+                None => Kind::Other,
+            },
         }
     }
 }

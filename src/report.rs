@@ -82,6 +82,10 @@ pub(crate) enum ItemKind {
     File,
     Dir,
     Symlink,
+    /// A device node (rsync's `D`).
+    Device,
+    /// A fifo or socket (rsync's `S`).
+    Special,
 }
 
 /// What happens to a destination entry's modification time.

@@ -9,8 +9,7 @@ use common::*;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
 /// A group of three names (two directories deep), a group of two, a file
 /// with one name and a symlink.
@@ -49,18 +48,6 @@ fn link_groups(root: &Path) -> BTreeSet<(Vec<String>, Vec<u8>)> {
         .collect()
 }
 
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for entry in fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if fs::symlink_metadata(&path).unwrap().is_dir() {
-            out.extend(walk(&path));
-        }
-        out.push(path);
-    }
-    out
-}
-
 fn expected_groups() -> BTreeSet<(Vec<String>, Vec<u8>)> {
     [
         (vec!["a", "c", "d/e/b"], &b"three names"[..]),
@@ -70,29 +57,6 @@ fn expected_groups() -> BTreeSet<(Vec<String>, Vec<u8>)> {
     .into_iter()
     .map(|(names, data)| (names.into_iter().map(String::from).collect(), data.to_vec()))
     .collect()
-}
-
-fn rsync(sshd: &Sshd, args: &[&str], src: &str, dest: &str) -> Output {
-    require_rsync();
-    run_with_deadline(
-        Command::new("rsync")
-            .arg("-e")
-            .arg(format!("ssh -F {}", sshd.ssh_config().display()))
-            .env("HOME", sshd.home())
-            .args(args)
-            .arg(src)
-            .arg(dest),
-        FERRY_TIMEOUT,
-    )
-}
-
-/// ferry with the helper this build is, on the remote side.
-fn with_helper(sshd: &Sshd, args: &[&str]) -> FerryCmd {
-    let mut cmd = sshd.ferry();
-    cmd.args(args)
-        .args(["--remote-hash", "helper", "--remote-ferry"])
-        .arg(ferry_bin());
-    cmd
 }
 
 #[test]
@@ -156,7 +120,7 @@ fn push_over_plain_sftp_and_pull_through_the_helper_link_as_rsync_does() {
 
     // Push: hardlink@openssh.com, no helper (--remote-hash off).
     let by_rsync = sshd.remote().join("rsync-pushed");
-    rsync(
+    rsync_through(
         &sshd,
         &["-aH"],
         &format!("{}/", local.display()),
@@ -188,7 +152,7 @@ fn push_over_plain_sftp_and_pull_through_the_helper_link_as_rsync_does() {
     let remote = sshd.remote().join("tree");
     make_tree(&remote);
     let by_rsync = sshd.local().join("rsync-pulled");
-    rsync(
+    rsync_through(
         &sshd,
         &["-aH"],
         &format!("{}/", sshd.spec(&remote)),
@@ -196,7 +160,7 @@ fn push_over_plain_sftp_and_pull_through_the_helper_link_as_rsync_does() {
     )
     .assert_ok();
     let pulled = sshd.local().join("pulled");
-    with_helper(&sshd, &["-aH"])
+    ferry_with_helper(&sshd, &["-aH"])
         .arg(format!("{}/", sshd.spec(&remote)))
         .arg(&pulled)
         .run_default()

@@ -110,15 +110,6 @@ fn add_large_file(root: &Path, seed: u64) -> Vec<u8> {
     data
 }
 
-/// ferry with the remote helper this build is.
-fn with_helper(sshd: &Sshd, args: &[&str]) -> FerryCmd {
-    let mut cmd = sshd.ferry();
-    cmd.args(args)
-        .args(["--remote-hash", "helper", "--remote-ferry"])
-        .arg(ferry_bin());
-    cmd
-}
-
 #[test]
 fn the_helper_pushes_and_pulls_any_bytes() {
     let sshd = Sshd::start();
@@ -126,7 +117,7 @@ fn the_helper_pushes_and_pulls_any_bytes() {
     make_tree(&local);
     add_large_file(&local, 1);
     let pushed = sshd.remote().join("pushed");
-    let out = with_helper(&sshd, &["-a", "-i"])
+    let out = ferry_with_helper(&sshd, &["-a", "-i"])
         .arg(format!("{}/", local.display()))
         .arg(sshd.spec(&pushed))
         .run_default();
@@ -143,7 +134,7 @@ fn the_helper_pushes_and_pulls_any_bytes() {
     // Same size: a later mtime is what tells the quick check it changed.
     set_mtime(&big, 2_000_000_000);
     fs::remove_file(local.join(OsStr::from_bytes(b"bad\xff.txt"))).unwrap();
-    let out = with_helper(&sshd, &["-a", "-i", "--delete", "--stats"])
+    let out = ferry_with_helper(&sshd, &["-a", "-i", "--delete", "--stats"])
         .arg(format!("{}/", local.display()))
         .arg(sshd.spec(&pushed))
         .run_default();
@@ -160,7 +151,7 @@ fn the_helper_pushes_and_pulls_any_bytes() {
     make_tree(&remote);
     add_large_file(&remote, 2);
     let pulled = sshd.local().join("pulled");
-    let out = with_helper(&sshd, &["-a"])
+    let out = ferry_with_helper(&sshd, &["-a"])
         .arg(format!("{}/", sshd.spec(&remote)))
         .arg(&pulled)
         .run_default();

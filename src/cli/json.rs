@@ -148,6 +148,8 @@ fn kind_name(kind: ItemKind) -> &'static str {
         ItemKind::File => "file",
         ItemKind::Dir => "dir",
         ItemKind::Symlink => "symlink",
+        ItemKind::Device => "device",
+        ItemKind::Special => "special",
     }
 }
 

@@ -311,6 +311,7 @@ impl Lines {
             ItemKind::File => meta.map_or(item.size, |m| m.size),
             ItemKind::Dir => meta.map_or(0, |m| m.size),
             ItemKind::Symlink => item.target.map_or(0, |t| t.len() as u64),
+            ItemKind::Device | ItemKind::Special => 0,
         };
         let default_mode = match item.kind {
             ItemKind::Symlink => 0o777,

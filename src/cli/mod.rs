@@ -24,7 +24,7 @@ use std::io::IsTerminal;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use crate::endpoint::remote::tier::{HelperSource, OnChosen, TierChoice, Wanted};
+use crate::endpoint::remote::tier::{Describe, HelperSource, OnChosen, TierChoice, Wanted};
 use crate::endpoint::{LocalFs, RemoteFs};
 use crate::engine::{self, Stats};
 use crate::error::{Error, FileError, Result};
@@ -629,6 +629,17 @@ async fn connect(
     Ok((remote, conn))
 }
 
+/// What a pulled side's helper must tell that SFTP v3 does not: inodes
+/// for -H, device numbers for -D.
+fn describe(settings: &Settings) -> Describe {
+    let opts = &settings.options;
+    match settings.direction {
+        Direction::Pull(_) if opts.hard_links => Describe::All,
+        Direction::Pull(_) if opts.devices => Describe::Stats,
+        _ => Describe::Sftp,
+    }
+}
+
 /// The remote hashing tier as the flags ask for it, told under `-v` once
 /// the remote side has chosen it.
 fn tier_choice(settings: &Settings, host: &str) -> TierChoice {
@@ -660,7 +671,6 @@ fn tier_choice(settings: &Settings, host: &str) -> TierChoice {
         on_chosen,
         roots,
         dirlinks: settings.options.keep_dirlinks,
-        // -H needs the pulled side's inodes, which only the helper tells.
-        metadata: settings.options.hard_links && matches!(settings.direction, Direction::Pull(_)),
+        describe: describe(settings),
     }
 }

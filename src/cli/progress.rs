@@ -305,6 +305,8 @@ pub(crate) fn itemize(item: &Item<'_>, sending: bool) -> String {
         ItemKind::File => 'f',
         ItemKind::Dir => 'd',
         ItemKind::Symlink => 'L',
+        ItemKind::Device => 'D',
+        ItemKind::Special => 'S',
     };
     let update = match (item.kind, item.outcome) {
         _ if item.hard_link.is_some() => 'h',

@@ -284,6 +284,8 @@ fn engine_options(
         links_policy: links_policy(flags, direction)?,
         keep_dirlinks: flags.on(Flag::KeepDirlinks),
         hard_links: flags.on(Flag::HardLinks),
+        devices: flags.on(Flag::Devices),
+        specials: flags.on(Flag::Specials),
         perms: flags.on(Flag::Perms),
         executability: flags.on(Flag::Executability),
         chmod: chmod_rules(&args.chmod)?,

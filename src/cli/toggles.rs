@@ -156,18 +156,20 @@ const fn no(
     }
 }
 
-/// rsync's `-a`: `-rlptgoD`. ferry's is `-rlpt` (owner, group and devices
-/// are not copied: see docs/RSYNC.md).
+/// rsync's `-a`: `-rlptgoD`. ferry's is `-rlptD` (owner and group are
+/// not copied yet: see docs/RSYNC.md).
 const ARCHIVE: &[Effect] = &[
     Default(Counter::Recursion, 1),
     On(Flag::Links),
     On(Flag::Perms),
     On(Flag::Times),
+    On(Flag::Devices),
+    On(Flag::Specials),
 ];
 
 #[rustfmt::skip]
 const TOGGLES: &[Toggle] = &[
-    t("archive", Some('a'), "Archive mode: -rlpt (recursive, symlinks as symlinks, permissions, times)", COPYING, ARCHIVE),
+    t("archive", Some('a'), "Archive mode: -rlptD (recursive, symlinks as symlinks, permissions, times, devices and specials)", COPYING, ARCHIVE),
     t("recursive", Some('r'), "Recurse into directories", COPYING, &[Level(Counter::Recursion, 2)]),
     no("no-recursive", &["no-r"], &[Zero(Counter::Recursion)]),
     t("dirs", Some('d'), "Copy directories without recursing (their contents are not copied)", COPYING, &[On(Flag::Dirs)]),
@@ -196,8 +198,11 @@ const TOGGLES: &[Toggle] = &[
     no("no-omit-link-times", &["no-J"], &[Off(Flag::OmitLinkTimes)]),
     no("no-owner", &["no-o"], &[Off(Flag::Owner)]),
     no("no-group", &["no-g"], &[Off(Flag::Group)]),
+    t("devices", None, "Copy device nodes (where the receiving side runs as root)", COPYING, &[On(Flag::Devices)]),
     no("no-devices", &[], &[Off(Flag::Devices)]),
+    t("specials", None, "Copy fifos and sockets", COPYING, &[On(Flag::Specials)]),
     no("no-specials", &[], &[Off(Flag::Specials)]),
+    t("D", Some('D'), "Same as --devices --specials", COPYING, &[On(Flag::Devices), On(Flag::Specials)]),
     no("no-D", &[], &[Off(Flag::Devices), Off(Flag::Specials)]),
     t("numeric-ids", None, "Owners by number, not name (no effect: owners are not copied)", COPYING, &[On(Flag::NumericIds)]),
     no("no-numeric-ids", &[], &[Off(Flag::NumericIds)]),

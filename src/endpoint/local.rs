@@ -18,7 +18,8 @@ use bytes::Bytes;
 
 use super::hashes::{Answer, Hashes};
 use super::{
-    Attrs, CopyRange, Endpoint, Features, FileHandle, Hashing, Listing, Meta, Mtime, WriteMode,
+    Attrs, CopyRange, Endpoint, Features, FileHandle, Hashing, Listing, Meta, Mtime, Node,
+    WriteMode,
 };
 use crate::delta::rolling::Signature;
 use crate::delta::Piece;
@@ -106,6 +107,10 @@ impl Endpoint for LocalFs {
             link_times: true,
             raw_byte_names: true,
             inodes: true,
+            device_numbers: true,
+            makes_nodes: true,
+            // SAFETY: geteuid cannot fail and has no preconditions.
+            may_make_devices: unsafe { libc::geteuid() } == 0,
         }
     }
 
@@ -222,6 +227,11 @@ impl Endpoint for LocalFs {
     async fn symlink(&self, target: &str, path: &str) -> Result<()> {
         let target = target.to_string();
         self.change(path, move |place| confined::symlink(&target, place))
+            .await
+    }
+
+    async fn make_node(&self, path: &str, node: Node, mode: u32) -> Result<()> {
+        self.change(path, move |place| confined::make_node(place, node, mode))
             .await
     }
 

@@ -21,7 +21,7 @@ use crate::error::{Error, FileError, Host, Result};
 use hashes::Hashes;
 
 pub(crate) use crate::meta::{
-    Attrs, CopyRange, Entry, Kind, Listing, Meta, Mtime, Unnameable, Unnamed, WriteMode,
+    Attrs, CopyRange, Entry, Kind, Listing, Meta, Mtime, Node, Unnameable, Unnamed, WriteMode,
 };
 pub(crate) use crate::paths::{base_name, join, parent};
 pub(crate) use local::LocalFs;
@@ -105,6 +105,15 @@ pub(crate) struct Features {
     /// finds a file's other names. SFTP v3 has no inodes: a remote side
     /// has them only from its helper, started for it.
     pub inodes: bool,
+    /// Whether stats carry a device node's number (`-D`): SFTP v3 has
+    /// none; a remote side has them from its helper.
+    pub device_numbers: bool,
+    /// Whether [`Endpoint::make_node`] works here: fifos and sockets.
+    pub makes_nodes: bool,
+    /// Whether device nodes are worth trying here (`-D`): rsync's
+    /// receiver makes them only as root. A local side knows; a remote one
+    /// tries, and the server refuses each if it must.
+    pub may_make_devices: bool,
 }
 
 /// A file tree on one side of a sync.
@@ -194,6 +203,19 @@ pub(crate) trait Endpoint: Send + Sync {
     /// itself, never its target), where [`Features::hard_links`].
     fn hard_link(&self, _from: &str, to: &str) -> impl Future<Output = Result<()>> + Send {
         let unsupported = unsupported(self, to, "making hard links");
+        async move { Err(unsupported) }
+    }
+
+    /// Makes a fifo, socket or device node `path` (which must not exist)
+    /// with permission bits `mode` (before umask), where
+    /// [`Features::makes_nodes`].
+    fn make_node(
+        &self,
+        path: &str,
+        _node: Node,
+        _mode: u32,
+    ) -> impl Future<Output = Result<()>> + Send {
+        let unsupported = unsupported(self, path, "making fifos, sockets and devices");
         async move { Err(unsupported) }
     }
 

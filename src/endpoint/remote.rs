@@ -29,7 +29,7 @@ use super::{
     WriteMode,
 };
 use crate::error::{Error, FileError, Host, Result};
-use crate::meta::Owner;
+use crate::meta::{Node, Owner};
 use crate::paths::has_raw_bytes;
 use crate::protocol::client::{HelperClient, HelperError};
 use crate::protocol::fs::OpenHow;
@@ -37,7 +37,7 @@ use crate::sftp::{is_not_found, Sftp};
 use crate::ssh::Connection;
 use by_helper::{open_how, ByHelper, HelperFile};
 use limits::Gathering;
-use tier::{Started, TierChoice};
+use tier::{Describe, Started, TierChoice};
 
 /// 64 requests of up to 255 KiB: 16 MiB in flight per file, enough for a
 /// 200 Mbit/s link with 500 ms of latency, and OpenSSH's sftp keeps 64 too.
@@ -66,8 +66,8 @@ pub(crate) struct RemoteFs {
     /// Where the server resolves symlinks it should not: what ferry
     /// learned of them.
     links: symlinks::KnownLinks,
-    /// Entries are described by the helper, once it runs ([`TierChoice::metadata`]).
-    metadata: bool,
+    /// What the helper describes, once it runs.
+    describe: Describe,
 }
 
 /// A remote file: opened over SFTP, or by the helper for a name SFTP
@@ -101,7 +101,7 @@ impl RemoteFs {
     pub(crate) fn new(conn: Arc<Connection>, sftp: Arc<Sftp>, choice: TierChoice) -> RemoteFs {
         RemoteFs {
             label: Host::remote(sftp.host()),
-            metadata: choice.metadata,
+            describe: choice.describe,
             conn,
             sftp,
             started: OnceLock::new(),
@@ -117,10 +117,16 @@ impl RemoteFs {
         self.started.get().and_then(|s| s.helper.as_ref())
     }
 
-    /// The helper, when it describes entries ([`TierChoice::metadata`]):
-    /// lists and stats go through it, for the inodes SFTP v3 lacks.
-    fn describing_helper(&self) -> Option<ByHelper<'_>> {
-        let helper = self.helper().filter(|_| self.metadata)?;
+    /// The helper, when it describes entries at least as far as `needed`
+    /// ([`TierChoice::describe`]): for the inodes and device numbers SFTP
+    /// v3 lacks.
+    fn describing_helper(&self, needed: Describe) -> Option<ByHelper<'_>> {
+        let describes = match needed {
+            Describe::Sftp => true,
+            Describe::Stats => self.describe != Describe::Sftp,
+            Describe::All => self.describe == Describe::All,
+        };
+        let helper = self.helper().filter(|_| describes)?;
         Some(ByHelper { fs: self, helper })
     }
 
@@ -181,7 +187,10 @@ impl RemoteFs {
     }
 
     async fn stat_with(&self, path: &str, follow: bool) -> Result<Option<Meta>> {
-        if let Some(by) = self.by_helper(&[path])?.or(self.describing_helper()) {
+        if let Some(by) = self
+            .by_helper(&[path])?
+            .or(self.describing_helper(Describe::Stats))
+        {
             return by.stat(path, follow).await;
         }
         if !follow && self.sftp.quirks().follows_final_symlinks {
@@ -271,7 +280,7 @@ impl RemoteFs {
 fn meta_of(attrs: &FileAttributes) -> Meta {
     let perms = attrs.permissions.unwrap_or(0);
     Meta {
-        kind: Kind::of_mode(perms),
+        kind: Kind::of_mode(perms, 0),
         size: attrs.size.unwrap_or(0),
         mtime: Mtime::secs(attrs.mtime.map(i64::from).unwrap_or(0)),
         mode: perms & 0o7777,
@@ -329,7 +338,12 @@ impl Endpoint for RemoteFs {
             copies_within: extensions.copy_data,
             link_times: self.sftp.extensions().lsetstat,
             raw_byte_names: helper,
-            inodes: self.describing_helper().is_some(),
+            inodes: self.describing_helper(Describe::All).is_some(),
+            device_numbers: self.describing_helper(Describe::Stats).is_some(),
+            makes_nodes: helper,
+            // Whether the server's side runs as root is its to say: a
+            // device it may not make fails alone.
+            may_make_devices: true,
         }
     }
 
@@ -452,7 +466,10 @@ impl Endpoint for RemoteFs {
     }
 
     async fn list(&self, dir: &str) -> Result<Listing> {
-        if let Some(by) = self.by_helper(&[dir])?.or(self.describing_helper()) {
+        if let Some(by) = self
+            .by_helper(&[dir])?
+            .or(self.describing_helper(Describe::All))
+        {
             return by.list(dir).await;
         }
         let listing = self.list_over_sftp(dir).await?;
@@ -581,6 +598,19 @@ impl Endpoint for RemoteFs {
             .await
             .map(drop)
             .map_err(|e| self.err(path, e))
+    }
+
+    async fn make_node(&self, path: &str, node: Node, mode: u32) -> Result<()> {
+        let Some(helper) = self.helper() else {
+            return Err(super::unsupported(
+                self,
+                path,
+                "making fifos, sockets and devices",
+            ));
+        };
+        ByHelper { fs: self, helper }
+            .make_node(path, node, mode)
+            .await
     }
 
     async fn symlink(&self, target: &str, path: &str) -> Result<()> {

@@ -209,7 +209,7 @@ impl<S: Endpoint> Lister<'_, S> {
     /// Devices, sockets and fifos are left out, as they are not copied.
     async fn emit(&mut self, name: &str, meta: Meta, path: Option<&str>) -> Result<()> {
         let target = match (meta.kind, path) {
-            (Kind::Other, _) => return Ok(()),
+            (Kind::Other | Kind::Node(_), _) => return Ok(()),
             (Kind::Symlink, Some(path)) if self.opts.links => {
                 match self.src.read_link(path).await {
                     Ok(target) => Some(target),

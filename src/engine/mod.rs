@@ -15,6 +15,7 @@ pub(crate) mod links;
 pub(crate) mod list;
 pub(crate) mod lock;
 pub(crate) mod moved;
+pub(crate) mod nodes;
 pub(crate) mod partial;
 pub(crate) mod plan;
 pub(crate) mod select;
@@ -67,6 +68,10 @@ pub(crate) struct Options {
     /// `-H`: a source file's names that share its inode share one in the
     /// destination too.
     pub hard_links: bool,
+    /// `--devices`: device nodes are made (where the receiving side may).
+    pub devices: bool,
+    /// `--specials`: fifos and sockets are made.
+    pub specials: bool,
     pub perms: bool,
     pub times: bool,
     pub dry_run: bool,
@@ -302,7 +307,7 @@ fn changes_dir(actions: &[Action], dir: &str) -> bool {
         Action::File(job) => inside(&job.paths.dest),
         Action::HardLink(link) => inside(&link.dest),
         Action::Dir { dest, exists, .. } => !exists && inside(dest),
-        Action::Symlink { dest, .. } => inside(dest),
+        Action::Symlink { dest, .. } | Action::Node { dest, .. } => inside(dest),
         Action::Attrs { .. } | Action::RemoveSource { .. } => false,
     })
 }
@@ -327,6 +332,13 @@ async fn carry_out<S: Endpoint, D: Endpoint>(
         .any(|a| matches!(a, Action::HardLink(_)))
     {
         hard_links::check_destination(dst).await?;
+    }
+    if planner
+        .actions
+        .iter()
+        .any(|a| matches!(a, Action::Node { .. }))
+    {
+        nodes::check_destination(dst).await?;
     }
     if !opts.dry_run {
         places.check(dst).await?;
@@ -579,6 +591,15 @@ fn item_of<'a>(action: &'a Action, opts: &Options) -> Item<'a> {
         Action::RemoveSource { dest, meta, .. } => {
             Item::new(dest, item_kind(meta.kind), Outcome::Skipped)
         }
+        Action::Node { source, dest, meta } => Item {
+            changes: Changes {
+                created: true,
+                ..Changes::default()
+            },
+            meta: Some(*meta),
+            source: Some(source),
+            ..Item::new(dest, item_kind(meta.kind), Outcome::Created)
+        },
         Action::HardLink(link) => Item {
             size: link.source_meta.size,
             changes: Changes {
@@ -919,6 +940,9 @@ async fn run_action<'a, S: Endpoint, D: Endpoint>(
             }
             set.map(|()| done(Outcome::Attributes))
         }
+        Action::Node { dest, meta, .. } => nodes::make(dst, dest, meta, opts, places)
+            .await
+            .map(|()| done(Outcome::Created)),
         Action::Dir { .. } | Action::HardLink(_) => Ok(done(Outcome::Skipped)),
     };
     (action, result, target)
@@ -1059,6 +1083,8 @@ fn item_kind(kind: Kind) -> ItemKind {
     match kind {
         Kind::Dir => ItemKind::Dir,
         Kind::Symlink => ItemKind::Symlink,
+        Kind::Node(node) if node.kind.is_device() => ItemKind::Device,
+        Kind::Node(_) => ItemKind::Special,
         _ => ItemKind::File,
     }
 }

@@ -46,6 +46,13 @@ pub(crate) enum Action {
     /// `-H`: make another name of a file sent (or found current) under
     /// its first name; done after every transfer.
     HardLink(HardLink),
+    /// `-D`: make a fifo, socket or device node (or replace what is there).
+    Node {
+        source: String,
+        dest: String,
+        /// The source node's metadata.
+        meta: Meta,
+    },
     /// Create or replace a symlink.
     Symlink {
         source: String,
@@ -91,6 +98,12 @@ impl Walked {
     fn covers(&self, rel: &str) -> bool {
         rel_ancestors(rel).any(|a| self.trees.contains(a) || self.blocked.contains(a))
     }
+}
+
+/// A device node listed where device numbers are not carried (SFTP v3):
+/// it cannot be found equal to the source's, so it is made again.
+fn unknown_device(meta: &Meta) -> bool {
+    matches!(meta.kind, Kind::Node(node) if node.kind.is_device() && node.rdev == 0)
 }
 
 /// What the destination already holds under one name.
@@ -566,6 +579,10 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
             Kind::File => true,
             Kind::Dir => self.opts.recursive || self.opts.dirs,
             Kind::Symlink => self.opts.links,
+            Kind::Node(node) if node.kind.is_device() => {
+                self.opts.devices && self.dst.features().may_make_devices
+            }
+            Kind::Node(_) => self.opts.specials,
             Kind::Other => false,
         }
     }
@@ -577,10 +594,12 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
             Kind::Dir => self
                 .reporter
                 .mention(Mention::NonRegular, &format!("skipping directory {shown}")),
-            Kind::Symlink | Kind::Other if !self.makes_entry(meta) => self.reporter.mention(
-                Mention::NonRegular,
-                &format!("skipping non-regular file \"{shown}\""),
-            ),
+            Kind::Symlink | Kind::Node(_) | Kind::Other if !self.makes_entry(meta) => {
+                self.reporter.mention(
+                    Mention::NonRegular,
+                    &format!("skipping non-regular file \"{shown}\""),
+                )
+            }
             _ => {}
         }
     }
@@ -1517,7 +1536,11 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
             sidecar,
         } = there;
         let paths = Paths::new(dst_dir, name);
-        let lands = meta.kind == Kind::File || (meta.kind == Kind::Symlink && self.opts.links);
+        let lands = match meta.kind {
+            Kind::File => true,
+            Kind::Symlink | Kind::Node(_) => self.makes_entry(&meta),
+            _ => false,
+        };
         if let Some(claims) = self.claims.as_mut().filter(|_| lands) {
             claims.claim(&paths.dest, false);
         }
@@ -1562,6 +1585,10 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
         }
         match meta.kind {
             Kind::Dir | Kind::Other => self.note_skipped(self.shown(src_path), &meta),
+            Kind::Node(_) if self.makes_entry(&meta) => {
+                self.plan_node(src_path, paths.dest, meta, existing).await?
+            }
+            Kind::Node(_) => self.note_skipped(self.shown(src_path), &meta),
             Kind::Symlink if self.opts.links => {
                 let mtime = self.link_time(&meta);
                 let current = self
@@ -1707,13 +1734,56 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
         if changed {
             self.actions.push(Action::Attrs {
                 dest,
-                kind: Kind::File,
+                kind: meta.kind,
                 mode,
                 mtime,
                 source_meta: *meta,
             });
         }
         changed
+    }
+
+    /// A fifo, socket or device node (`-D`): made where the destination
+    /// has no node of its type and number, else given what attributes
+    /// differ, as rsync's generator does.
+    async fn plan_node(
+        &mut self,
+        source: &str,
+        dest: String,
+        meta: Meta,
+        existing: Option<Meta>,
+    ) -> Result<()> {
+        let meta = match unknown_device(&meta) {
+            true => self.device_numbered(source).await?.unwrap_or(meta),
+            false => meta,
+        };
+        let same = existing.filter(|old| old.kind == meta.kind && !unknown_device(old));
+        let Some(old) = same else {
+            self.actions.push(Action::Node {
+                source: source.to_string(),
+                dest,
+                meta,
+            });
+            return Ok(());
+        };
+        if !self.plan_attrs(dest.clone(), &meta, &old) {
+            unchanged::up_to_date(self.reporter, &dest, &meta, source, None);
+        }
+        self.source_done(source, dest, meta);
+        Ok(())
+    }
+
+    /// A source device listed without its number (over SFTP v3), described
+    /// again by the source's helper, started for it; None without one
+    /// (making it then fails alone, naming what is missing).
+    async fn device_numbered(&self, source: &str) -> Result<Option<Meta>> {
+        if !self.src.features().device_numbers {
+            self.src.start_helper().await?;
+        }
+        if !self.src.features().device_numbers {
+            return Ok(None);
+        }
+        self.src.lstat(source).await
     }
 
     /// An entry the destination already holds: with

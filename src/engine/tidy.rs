@@ -70,6 +70,7 @@ fn target(action: &Action) -> &str {
         Action::File(job) => &job.paths.dest,
         Action::HardLink(link) => &link.dest,
         Action::Dir { dest, .. }
+        | Action::Node { dest, .. }
         | Action::Symlink { dest, .. }
         | Action::Attrs { dest, .. }
         | Action::RemoveSource { dest, .. } => dest,

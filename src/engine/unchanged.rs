@@ -5,7 +5,7 @@
 //! decides what to show; nothing here changes the plan.
 
 use super::Options;
-use crate::endpoint::{Kind, Meta};
+use crate::endpoint::Meta;
 use crate::report::{Changes, Item, ItemKind, Outcome, Reporter, TimeChange};
 
 /// A file or symlink the destination already has as the source has it.
@@ -16,10 +16,7 @@ pub(super) fn up_to_date(
     source: &str,
     target: Option<&str>,
 ) {
-    let kind = match meta.kind {
-        Kind::Symlink => ItemKind::Symlink,
-        _ => ItemKind::File,
-    };
+    let kind = super::item_kind(meta.kind);
     reporter.finished(&Item {
         size: meta.size,
         meta: Some(*meta),

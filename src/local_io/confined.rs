@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, CWD};
 use rustix::io::Errno;
 
-use crate::meta::Mtime;
+use crate::meta::{Mtime, Node};
 use crate::paths::{from_bytes, os_path};
 
 /// Symlinks a `-K` walk follows for one path, as the kernel's limit.
@@ -365,6 +365,18 @@ pub(crate) fn symlink(target: &str, place: &Place) -> io::Result<()> {
         &*os_path(target),
         place.dir(),
         &place.name,
+    )?)
+}
+
+/// Makes a fifo, socket or device node.
+pub(crate) fn make_node(place: &Place, node: Node, mode: u32) -> io::Result<()> {
+    let file_type = FileType::from_raw_mode(node.kind.type_bits());
+    Ok(rustix::fs::mknodat(
+        place.dir(),
+        &place.name,
+        file_type,
+        Mode::from_raw_mode(mode & 0o7777),
+        node.rdev,
     )?)
 }
 

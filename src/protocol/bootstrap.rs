@@ -116,7 +116,7 @@ async fn holds(sftp: &Sftp, remote_path: &str, exe: &ThisBinary, uid: u32) -> Re
 /// writable by no one else.
 fn runnable_copy(attrs: &FileAttributes, size: u64, uid: u32) -> bool {
     let mode = attrs.permissions.unwrap_or(0);
-    Kind::of_mode(mode) == Kind::File
+    Kind::of_mode(mode, 0) == Kind::File
         && mode & 0o500 == 0o500
         && mode & 0o022 == 0
         && attrs.uid == Some(uid)

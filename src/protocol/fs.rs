@@ -75,6 +75,12 @@ pub(crate) enum FsRequest {
         from: Vec<u8>,
         to: Vec<u8>,
     },
+    /// mknod: `mode` holds the file type bits and the permissions.
+    MakeNode {
+        path: Vec<u8>,
+        mode: u32,
+        rdev: u64,
+    },
     SetMode {
         path: Vec<u8>,
         mode: u32,
@@ -180,6 +186,12 @@ impl FsRequest {
                 put_bytes(out, from);
                 put_bytes(out, to);
             }
+            FsRequest::MakeNode { path, mode, rdev } => {
+                out.push(40);
+                put_bytes(out, path);
+                u32s(out, *mode);
+                u64s(out, *rdev);
+            }
             FsRequest::SetMode { path, mode } => {
                 out.push(10);
                 put_bytes(out, path);
@@ -275,6 +287,11 @@ impl FsRequest {
             9 => FsRequest::HardLink {
                 from: path(r)?,
                 to: path(r)?,
+            },
+            40 => FsRequest::MakeNode {
+                path: path(r)?,
+                mode: r.u32()?,
+                rdev: r.u64()?,
             },
             10 => FsRequest::SetMode {
                 path: path(r)?,
@@ -416,7 +433,12 @@ fn put_meta(out: &mut Vec<u8>, meta: &Meta) {
         Kind::Dir => 1,
         Kind::Symlink => 2,
         Kind::Other => 3,
+        Kind::Node(_) => 4,
     });
+    if let Kind::Node(node) = meta.kind {
+        out.extend_from_slice(&node.kind.type_bits().to_be_bytes());
+        out.extend_from_slice(&node.rdev.to_be_bytes());
+    }
     out.extend_from_slice(&meta.size.to_be_bytes());
     out.extend_from_slice(&(meta.mtime.secs as u64).to_be_bytes());
     out.extend_from_slice(&meta.mode.to_be_bytes());
@@ -445,6 +467,10 @@ fn meta(r: &mut Reader<'_>) -> Result<Meta, String> {
         1 => Kind::Dir,
         2 => Kind::Symlink,
         3 => Kind::Other,
+        4 => match Kind::of_mode(r.u32()?, r.u64()?) {
+            node @ Kind::Node(_) => node,
+            _ => return Err("a node of no node type".into()),
+        },
         other => return Err(format!("unknown file kind {other}")),
     };
     Ok(Meta {

@@ -15,7 +15,7 @@ use super::MAX_FRAME;
 use crate::local_io::{
     confined, finish_file, meta_of, not_found_is_none, read_at_most, Place, Roots,
 };
-use crate::meta::{Attrs, Meta, Mtime};
+use crate::meta::{Attrs, Kind, Meta, Mtime};
 use crate::paths::from_bytes;
 
 /// Files a client may hold open at once: a client that never closes runs
@@ -67,6 +67,15 @@ impl Files {
             }
             FsRequest::HardLink { from, to } => {
                 done(confined::hard_link(&self.place(&from)?, &self.place(&to)?))
+            }
+            FsRequest::MakeNode { path, mode, rdev } => {
+                let Kind::Node(node) = Kind::of_mode(mode, rdev) else {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        "not a fifo, socket or device type",
+                    ));
+                };
+                done(confined::make_node(&self.place(&path)?, node, mode))
             }
             FsRequest::SetMode { path, mode } => {
                 done(self.roots.set_mode(&from_bytes(&path), mode))

@@ -2008,3 +2008,27 @@ impl Sshd {
 pub fn silent_listener() -> TcpListener {
     TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0")
 }
+
+/// rsync through `ssh -F` with the harness's config, as a script would run it.
+pub fn rsync_through(sshd: &Sshd, args: &[&str], src: &str, dest: &str) -> Output {
+    require_rsync();
+    run_with_deadline(
+        Command::new("rsync")
+            .arg("-e")
+            .arg(format!("ssh -F {}", sshd.ssh_config().display()))
+            .env("HOME", sshd.home())
+            .args(args)
+            .arg(src)
+            .arg(dest),
+        FERRY_TIMEOUT,
+    )
+}
+
+/// ferry with `args` and the remote helper this build is.
+pub fn ferry_with_helper(sshd: &Sshd, args: &[&str]) -> FerryCmd {
+    let mut cmd = sshd.ferry();
+    cmd.args(args)
+        .args(["--remote-hash", "helper", "--remote-ferry"])
+        .arg(ferry_bin());
+    cmd
+}

@@ -11,7 +11,7 @@ use bytes::Bytes;
 
 use super::limits::{self, Gathering};
 use super::RemoteFs;
-use crate::endpoint::{Attrs, Listing, Meta, Mtime, WriteMode};
+use crate::endpoint::{Attrs, Listing, Meta, Mtime, Node, WriteMode};
 use crate::error::{Error, FileError, Host, Result};
 use crate::paths::{from_bytes, to_bytes};
 use crate::protocol::client::{HelperClient, HelperError};
@@ -165,6 +165,15 @@ impl ByHelper<'_> {
         let request = FsRequest::Symlink {
             target: to_bytes(target).into_owned(),
             path: self.bytes(path),
+        };
+        self.done(path, request).await
+    }
+
+    pub(super) async fn make_node(&self, path: &str, node: Node, mode: u32) -> Result<()> {
+        let request = FsRequest::MakeNode {
+            path: self.bytes(path),
+            mode: node.kind.type_bits() | mode & 0o7777,
+            rdev: node.rdev,
         };
         self.done(path, request).await
     }

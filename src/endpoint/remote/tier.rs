@@ -80,9 +80,22 @@ pub(crate) struct TierChoice {
     pub roots: Vec<String>,
     /// `-K`: a symlink to a directory below its root is followed.
     pub dirlinks: bool,
-    /// Entries are listed and stat'ed through the helper, for what SFTP v3
-    /// does not carry (inodes, for `-H` on a pulled side).
-    pub metadata: bool,
+    /// What the helper, once it runs, tells about entries instead of SFTP.
+    pub describe: Describe,
+}
+
+/// Which descriptions of entries come from the helper, once it runs, for
+/// what SFTP v3 does not carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum Describe {
+    /// None: SFTP's attributes are enough.
+    #[default]
+    Sftp,
+    /// Single entries (stat, lstat): device numbers, for `-D` on a pulled
+    /// side, where a device is found.
+    Stats,
+    /// Listings too: inodes, for `-H` on a pulled side.
+    All,
 }
 
 /// The chosen tier: the helper when one runs, and how files are hashed.

@@ -103,7 +103,7 @@ fn fault(attrs: &FileAttributes, place: Place, uid: u32) -> Option<Fault> {
     let (Some(mode), Some(owner)) = (attrs.permissions, attrs.uid) else {
         return Some(Fault::Unknown);
     };
-    match Kind::of_mode(mode) {
+    match Kind::of_mode(mode, 0) {
         Kind::Symlink => return Some(Fault::Symlink),
         Kind::Dir => {}
         _ => return Some(Fault::NotDirectory),
