@@ -490,6 +490,15 @@ fn refuse_unsupported(args: &Args) -> Result<()> {
             )));
         }
     }
+    // Refused rather than dropped: a backup without them restores wrong.
+    let metadata = [(Flag::Acls, "-A (--acls)"), (Flag::Xattrs, "-X (--xattrs)")];
+    if let Some((_, option)) = metadata.iter().find(|(flag, _)| f.on(*flag)) {
+        return Err(Error::Usage(format!(
+            "{option} is not supported yet: ferry copies no ACLs or extended attributes, \
+             and would leave them behind; leave the option out, or use rsync for this \
+             copy (docs/RSYNC.md lists what ferry does)"
+        )));
+    }
     Ok(())
 }
 
