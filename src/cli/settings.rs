@@ -13,6 +13,7 @@ use super::progress::{Display, ProgressMode};
 use super::toggles::{Counter, Flag, Flags};
 use crate::engine::backup::Backup;
 use crate::engine::links::{LinkPolicy, Munge, MUNGED};
+use crate::engine::owners::Owners;
 use crate::engine::select::{Selection, TimeWindow};
 use crate::engine::staging::Staging;
 use crate::engine::Options;
@@ -288,6 +289,11 @@ fn engine_options(
         executability: flags.on(Flag::Executability),
         chmod: chmod_rules(&args.chmod)?,
         times: flags.on(Flag::Times),
+        owners: Owners::new(
+            flags.on(Flag::Owner),
+            flags.on(Flag::Group),
+            flags.on(Flag::NumericIds),
+        ),
         // rsync: backups beside their files imply -O.
         omit_dir_times: flags.on(Flag::OmitDirTimes)
             || backup.as_ref().is_some_and(Backup::omits_dir_times),
@@ -480,14 +486,6 @@ fn refuse_unsupported(args: &Args) -> Result<()> {
             "--secluded-args conflicts with --old-args.".into(),
         ));
     }
-    let named: &[(bool, &str)] = &[(f.get(Flag::Owner) == Some(true), "--owner")];
-    for (given, option) in named {
-        if *given {
-            return Err(Error::Usage(format!(
-                "{option} is not supported yet (docs/RSYNC.md lists what ferry does)"
-            )));
-        }
-    }
     Ok(())
 }
 
@@ -530,6 +528,8 @@ fn line_options(args: &Args, info: &Info, direction: &Direction) -> LineOptions 
             Direction::Push(_) => Side::Push,
             Direction::Pull(_) => Side::Pull,
         },
+        owner: flags.on(Flag::Owner),
+        group: flags.on(Flag::Group),
     }
 }
 

@@ -18,7 +18,8 @@ use bytes::Bytes;
 
 use super::hashes::{Answer, Hashes};
 use super::{
-    Attrs, CopyRange, Endpoint, Features, FileHandle, Hashing, Listing, Meta, Mtime, WriteMode,
+    Attrs, CopyRange, Endpoint, Features, FileHandle, Hashing, Identity, Listing, Meta, Mtime,
+    OwnerChange, WriteMode,
 };
 use crate::delta::rolling::Signature;
 use crate::delta::Piece;
@@ -104,6 +105,8 @@ impl Endpoint for LocalFs {
             copies_ranges: true,
             copies_within: false,
             link_times: true,
+            owners: true,
+            link_owners: true,
             raw_byte_names: true,
             inodes: true,
         }
@@ -223,6 +226,15 @@ impl Endpoint for LocalFs {
         let target = target.to_string();
         self.change(path, move |place| confined::symlink(&target, place))
             .await
+    }
+
+    async fn set_owner(&self, path: &str, change: OwnerChange) -> Result<bool> {
+        self.change(path, move |place| confined::set_owner(place, change))
+            .await
+    }
+
+    async fn identity(&self, _dir: Option<&str>) -> Result<Identity> {
+        Ok(crate::local_io::identity())
     }
 
     async fn umask(&self, _dir: &str) -> Result<u32> {
@@ -380,6 +392,7 @@ mod tests {
         let attrs = Attrs {
             mode: 0o644,
             mtime: None,
+            owner: Default::default(),
         };
         let dest = dir.path().join("f");
         let place = confined::Place::path;
@@ -415,6 +428,7 @@ mod tests {
         let attrs = Attrs {
             mode: 0o644,
             mtime: None,
+            owner: Default::default(),
         };
         let data = Bytes::from_static(b"new");
         let keep = WriteMode::Keep;

@@ -25,8 +25,8 @@ use tokio::sync::OwnedSemaphorePermit;
 use super::hashes::{Hashes, NoHashes};
 use super::mounts::MountTable;
 use super::{
-    Attrs, CopyRange, Endpoint, Features, FileHandle, Kind, Listing, Meta, Mtime, Unnameable,
-    WriteMode,
+    Attrs, CopyRange, Endpoint, Features, FileHandle, Identity, Kind, Listing, Meta, Mtime,
+    OwnerChange, Unnameable, WriteMode,
 };
 use crate::error::{Error, FileError, Host, Result};
 use crate::meta::Owner;
@@ -59,8 +59,9 @@ pub(crate) struct RemoteFs {
     started: OnceLock<Started>,
     /// Taken by the start: a failed start is not tried again.
     choice: tokio::sync::Mutex<Option<TierChoice>>,
-    /// The server's umask, learned when something new first needs it.
-    umask: tokio::sync::OnceCell<u32>,
+    /// The server's umask and who writes there, learned from one file
+    /// made when something new first needs either.
+    probe: tokio::sync::OnceCell<Probe>,
     /// The server's mount points (`-x`), read when first needed.
     mounts: tokio::sync::OnceCell<MountTable>,
     /// Where the server resolves symlinks it should not: what ferry
@@ -85,6 +86,14 @@ pub(crate) struct SftpFile {
     _slot: Option<OwnedSemaphorePermit>,
 }
 
+/// What a file the server creates for ferry shows: the bits its umask
+/// takes away, and the owner it gets (the user the server writes as).
+#[derive(Debug, Clone, Copy)]
+struct Probe {
+    umask: u32,
+    owner: Option<Owner>,
+}
+
 /// Why a name that is not UTF-8 fails without the helper.
 pub(crate) const NOT_UTF8: &str = "the name is not valid UTF-8, which SFTP cannot carry \
      without the remote helper (--remote-ferry upload, or ferry installed on the server); \
@@ -106,7 +115,7 @@ impl RemoteFs {
             sftp,
             started: OnceLock::new(),
             choice: tokio::sync::Mutex::new(Some(choice)),
-            umask: tokio::sync::OnceCell::new(),
+            probe: tokio::sync::OnceCell::new(),
             mounts: tokio::sync::OnceCell::new(),
             links: symlinks::KnownLinks::default(),
         }
@@ -222,10 +231,11 @@ impl RemoteFs {
         })
     }
 
-    /// Learns the server's umask: a file created in `dir` asking for every
-    /// permission bit gets those the umask leaves (as OpenSSH's sftp-server
-    /// and ProFTPD apply it), and is removed at once.
-    async fn probe_umask(&self, dir: &str) -> Result<u32> {
+    /// Learns the server's umask and who it writes as: a file created in
+    /// `dir` asking for every permission bit gets those the umask leaves
+    /// (as OpenSSH's sftp-server and ProFTPD apply it) and the user the
+    /// server runs as for its owner, and is removed at once.
+    async fn probe(&self, dir: &str) -> Result<Probe> {
         let probe = super::join(dir, &format!(".ferry-umask.{}", std::process::id()));
         let file = self.open_write(&probe, WriteMode::CreateNew, 0o777).await?;
         let (made, closed) = tokio::join!(self.lstat(&probe), file.close(false));
@@ -234,8 +244,23 @@ impl RemoteFs {
         closed?;
         removed?;
         let mode = made.map_or(0o755, |m| m.mode) & 0o777;
-        tracing::debug!("{}: umask {:03o}", self.label, !mode & 0o777);
-        Ok(!mode & 0o777)
+        let owner = made.and_then(|m| m.owner);
+        tracing::debug!(
+            "{}: umask {:03o}, writes as {owner:?}",
+            self.label,
+            !mode & 0o777
+        );
+        Ok(Probe {
+            umask: !mode & 0o777,
+            owner,
+        })
+    }
+
+    async fn probed(&self, dir: &str) -> Result<Probe> {
+        self.probe
+            .get_or_try_init(|| self.probe(dir))
+            .await
+            .copied()
     }
 
     /// Reads the server's mount table: SFTP carries no device numbers, so
@@ -293,6 +318,34 @@ fn times_of(mtime: Mtime) -> FileAttributes {
     }
 }
 
+/// SFTP v3 carries owner and group together: what is kept goes as -1,
+/// which chown(2) leaves as it is (russh-sftp would send 0 for a None).
+fn owner_attributes(change: OwnerChange) -> FileAttributes {
+    let (uid, gid) = change.ids();
+    FileAttributes {
+        uid: Some(uid),
+        gid: Some(gid),
+        ..FileAttributes::empty()
+    }
+}
+
+/// An owner change's reply: a refusal for want of privilege that is
+/// rsync's silent skip ([`OwnerChange::refusal_is_skip`]) is Ok(false).
+fn owner_set(
+    change: OwnerChange,
+    reply: std::result::Result<(), SftpError>,
+) -> std::result::Result<bool, SftpError> {
+    match reply {
+        Ok(()) => Ok(true),
+        Err(SftpError::Status(s))
+            if s.status_code == StatusCode::PermissionDenied && change.refusal_is_skip() =>
+        {
+            Ok(false)
+        }
+        Err(e) => Err(e),
+    }
+}
+
 fn file_attributes(attrs: Attrs) -> FileAttributes {
     let times = match attrs.mtime {
         Some(mtime) => times_of(mtime),
@@ -328,6 +381,8 @@ impl Endpoint for RemoteFs {
             copies_ranges: helper,
             copies_within: extensions.copy_data,
             link_times: self.sftp.extensions().lsetstat,
+            owners: true,
+            link_owners: self.sftp.extensions().lsetstat,
             raw_byte_names: helper,
             inodes: self.describing_helper().is_some(),
         }
@@ -532,6 +587,36 @@ impl Endpoint for RemoteFs {
         self.set_attrs(path, times_of(mtime)).await
     }
 
+    async fn set_owner(&self, path: &str, change: OwnerChange) -> Result<bool> {
+        if change.is_empty() {
+            return Ok(true);
+        }
+        if let Some(by) = self.by_helper(&[path])? {
+            return by.set_owner(path, change).await;
+        }
+        let reply = self
+            .sftp
+            .set_attrs_raw(path, owner_attributes(change))
+            .await;
+        owner_set(change, reply).map_err(|e| self.err(path, e))
+    }
+
+    async fn identity(&self, dir: Option<&str>) -> Result<Identity> {
+        let owner = match (dir, self.probe.get()) {
+            (_, Some(probe)) => probe.owner,
+            (Some(dir), None) => self.probed(dir).await?.owner,
+            // Without a trace: who owns the session's starting directory
+            // (a home directory is its user's).
+            (None, None) => self.lstat(".").await?.and_then(|m| m.owner),
+        };
+        // SFTP cannot list the user's groups: a change of group is tried,
+        // and a refusal taken as rsync's skip.
+        Ok(Identity {
+            root: owner.is_some_and(|o| o.uid == 0),
+            groups: None,
+        })
+    }
+
     async fn set_mode(&self, path: &str, mode: u32) -> Result<()> {
         if let Some(by) = self.by_helper(&[path])? {
             return by.set_mode(path, mode).await;
@@ -602,10 +687,7 @@ impl Endpoint for RemoteFs {
     }
 
     async fn umask(&self, dir: &str) -> Result<u32> {
-        self.umask
-            .get_or_try_init(|| self.probe_umask(dir))
-            .await
-            .copied()
+        self.probed(dir).await.map(|probe| probe.umask)
     }
 
     async fn file_system(&self, dir: &str) -> Result<u64> {
@@ -808,12 +890,22 @@ impl SftpFile {
         let handle = self.handle.as_str();
         // join! polls in order and each request is sent on its first poll:
         // the server receives write, setstat, fsync, close in that order.
-        let (written, set, synced, closed) = tokio::join!(
+        // The owner goes in a setstat of its own before the mode: OpenSSH
+        // sets a request's permissions before its owner, and chown clears
+        // the setuid and setgid bits the mode just set.
+        let (written, owned, set, synced, closed) = tokio::join!(
             async {
                 match last {
                     Some((offset, data)) => self.write_at(offset, data).await,
                     None => Ok(()),
                 }
+            },
+            async {
+                if attrs.owner.is_empty() {
+                    return Ok(true);
+                }
+                let reply = raw.fsetstat(handle, owner_attributes(attrs.owner)).await;
+                owner_set(attrs.owner, reply.map(drop))
             },
             raw.fsetstat(handle, file_attributes(attrs)),
             async {
@@ -826,6 +918,7 @@ impl SftpFile {
             raw.close(handle)
         );
         written?;
+        owned.map_err(|e| self.sftp.error(&self.path, e))?;
         set.map_err(|e| self.sftp.error(&self.path, e))?;
         synced?;
         closed.map(drop).map_err(|e| self.sftp.error(&self.path, e))
