@@ -7,6 +7,7 @@
 //! errors.
 
 pub(crate) mod confined;
+pub(crate) mod users;
 
 use std::fs::{self, File};
 use std::io;

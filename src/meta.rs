@@ -189,6 +189,13 @@ impl OwnerChange {
     }
 }
 
+/// Which ids a name lookup is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Of {
+    Users,
+    Groups,
+}
+
 /// Who writes on a side (the receiving one): what owners and groups it
 /// may give.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

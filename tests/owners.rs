@@ -304,3 +304,61 @@ fn a_receiver_that_is_not_root_keeps_its_own_owner_and_succeeds() {
         assert_eq!(f[4], nogroup.to_string(), "{line}");
     }
 }
+
+/// Without `--numeric-ids` ids go by name (here both sides share one
+/// machine's names: named ids keep theirs, the nameless stay numbers), and
+/// `--usermap`, `--groupmap` and `--chown` map them first, as rsync's do:
+/// ranges, names, wildcards, numbers; `--chown` implying `-o`/`-g`.
+#[test]
+fn names_and_maps_as_rsync() {
+    if !root_or_skip() {
+        return;
+    }
+    let sshd = Sshd::start();
+    let cases: &[&[&str]] = &[
+        &["-a"],
+        &[
+            "-a",
+            "--usermap=4000-4999:nobody,root:7,*:8",
+            "--groupmap=4343:nogroup",
+        ],
+        &["-rlpt", "--chown=nobody:nogroup"],
+        &["-rlpt", "--chown=:4343"],
+        &["-a", "--numeric-ids", "--usermap=5555:nobody,7777:9"],
+    ];
+    for side in SIDES {
+        for options in cases {
+            let trial = Trial::new(&sshd);
+            trial.same_as_rsync(side, options).1.assert_ok();
+        }
+    }
+}
+
+/// rsync's refusals of maps that cannot be read, before anything runs.
+#[test]
+fn bad_maps_are_refused_as_rsync_refuses_them() {
+    let dir = tempfile::tempdir().unwrap();
+    for (options, says) in [
+        (
+            &["--usermap=nobody"][..],
+            "No colon found in --usermap: nobody",
+        ),
+        (
+            &["--groupmap=1x:root"][..],
+            "Invalid number in --groupmap: 1x:root",
+        ),
+        (
+            &["--chown=a:b", "--usermap=*:c"][..],
+            "--chown conflicts with --usermap",
+        ),
+    ] {
+        let mut cmd = Command::new(ferry_bin());
+        cmd.args(options)
+            .arg(dir.path().join("src"))
+            .arg(dir.path().join("dest"))
+            .env("HOME", dir.path());
+        let out = run_with_deadline(&mut cmd, FERRY_TIMEOUT);
+        out.assert_code(1).assert_stderr_contains(says);
+        assert!(!dir.path().join("dest").exists());
+    }
+}

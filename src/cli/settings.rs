@@ -13,7 +13,7 @@ use super::progress::{Display, ProgressMode};
 use super::toggles::{Counter, Flag, Flags};
 use crate::engine::backup::Backup;
 use crate::engine::links::{LinkPolicy, Munge, MUNGED};
-use crate::engine::owners::Owners;
+use crate::engine::owners::{IdMap, Owners};
 use crate::engine::select::{Selection, TimeWindow};
 use crate::engine::staging::Staging;
 use crate::engine::Options;
@@ -289,11 +289,7 @@ fn engine_options(
         executability: flags.on(Flag::Executability),
         chmod: chmod_rules(&args.chmod)?,
         times: flags.on(Flag::Times),
-        owners: Owners::new(
-            flags.on(Flag::Owner),
-            flags.on(Flag::Group),
-            flags.on(Flag::NumericIds),
-        ),
+        owners: owners_of(args)?,
         // rsync: backups beside their files imply -O.
         omit_dir_times: flags.on(Flag::OmitDirTimes)
             || backup.as_ref().is_some_and(Backup::omits_dir_times),
@@ -462,6 +458,31 @@ fn links_policy(flags: &Flags, direction: &Direction) -> Result<LinkPolicy> {
         safe_links: flags.on(Flag::SafeLinks),
         munge,
     })
+}
+
+/// `-o`, `-g`, `--numeric-ids` and the maps; as in rsync a user map
+/// (`--usermap`, `--chown=USER:`) implies `-o`, a group map `-g`, and
+/// `--chown` does not mix with the map it stands for.
+fn owners_of(args: &Args) -> Result<Owners> {
+    let flags = &args.flags;
+    let (chown_user, chown_group) = args.chown.as_deref().map(IdMap::chown).unwrap_or_default();
+    let map = |given: &Option<String>, chown: Option<IdMap>, what: &str| -> Result<_> {
+        match (given, chown) {
+            (Some(_), Some(_)) => Err(Error::Usage(format!("--chown conflicts with --{what}."))),
+            (Some(text), None) => Ok(Some(Arc::new(
+                IdMap::parse(text, what).map_err(Error::Usage)?,
+            ))),
+            (None, chown) => Ok(chown.map(Arc::new)),
+        }
+    };
+    let usermap = map(&args.usermap, chown_user, "usermap")?;
+    let groupmap = map(&args.groupmap, chown_group, "groupmap")?;
+    let owners = Owners::new(
+        flags.on(Flag::Owner) || usermap.is_some(),
+        flags.on(Flag::Group) || groupmap.is_some(),
+        flags.on(Flag::NumericIds),
+    );
+    Ok(owners.with_maps(usermap, groupmap))
 }
 
 /// The `--chmod` options' rules, in order; None without any.

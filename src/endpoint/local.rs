@@ -233,6 +233,10 @@ impl Endpoint for LocalFs {
             .await
     }
 
+    async fn id_names(&self) -> Result<super::IdNames> {
+        Ok(super::IdNames::System)
+    }
+
     async fn identity(&self, _dir: Option<&str>) -> Result<Identity> {
         Ok(crate::local_io::identity())
     }

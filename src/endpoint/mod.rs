@@ -10,6 +10,7 @@
 pub(crate) mod hashes;
 pub(crate) mod local;
 pub(crate) mod mounts;
+pub(crate) mod names;
 pub(crate) mod remote;
 
 use std::future::Future;
@@ -26,6 +27,7 @@ pub(crate) use crate::meta::{
 };
 pub(crate) use crate::paths::{base_name, join, parent};
 pub(crate) use local::LocalFs;
+pub(crate) use names::IdNames;
 pub(crate) use remote::RemoteFs;
 
 /// An open file. Reads and writes take an offset, so many can be in flight at
@@ -187,6 +189,13 @@ pub(crate) trait Endpoint: Send + Sync {
     /// owner of the directory its session starts in.
     fn identity(&self, _dir: Option<&str>) -> impl Future<Output = Result<Identity>> + Send {
         async { Ok(Identity::default()) }
+    }
+
+    /// How this side names its users and groups (`-o`/`-g` without
+    /// `--numeric-ids`, the names of `--usermap`), as far as it can tell:
+    /// [`IdNames::Unknown`] where it cannot, and ids then stay numbers.
+    fn id_names(&self) -> impl Future<Output = Result<IdNames>> + Send {
+        async { Ok(IdNames::Unknown) }
     }
 
     // Hashing: its own seam, one tier per endpoint.

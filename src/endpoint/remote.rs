@@ -47,6 +47,9 @@ const REQUESTS_IN_FLIGHT: usize = 64;
 /// answering, so a huge one would outlast the request timeout.
 const COPY_DATA_PIECE: u64 = 256 * 1024 * 1024;
 
+/// Most of a server's `/etc/passwd` or `/etc/group` read for names.
+const SYSTEM_FILE_MOST: usize = 4 << 20;
+
 /// Ranges per helper copy request: 6 MiB of request.
 const RANGES_PER_REQUEST: usize = 256 * 1024;
 
@@ -285,6 +288,26 @@ impl RemoteFs {
         match table.device_of("/") {
             Some(_) => Ok(table),
             None => Err(cannot("no mount at /".into())),
+        }
+    }
+
+    /// A small file of the server's own (`/etc/passwd`), None where it
+    /// cannot be read (a chroot, a server that hides it): best effort.
+    async fn read_system_file(&self, path: &str) -> Result<Option<String>> {
+        let file = match self.open_read(path).await {
+            Ok(file) => file,
+            Err(e) if e.is_fatal() => return Err(e),
+            Err(e) => {
+                tracing::debug!("{e}");
+                return Ok(None);
+            }
+        };
+        let data = file.read_at(0, SYSTEM_FILE_MOST).await;
+        let _ = file.close(false).await;
+        match data {
+            Ok(data) => Ok(Some(String::from_utf8_lossy(&data).into_owned())),
+            Err(e) if e.is_fatal() => Err(e),
+            Err(_) => Ok(None),
         }
     }
 
@@ -599,6 +622,17 @@ impl Endpoint for RemoteFs {
             .set_attrs_raw(path, owner_attributes(change))
             .await;
         owner_set(change, reply).map_err(|e| self.err(path, e))
+    }
+
+    async fn id_names(&self) -> Result<super::IdNames> {
+        let (passwd, group) = tokio::join!(
+            self.read_system_file("/etc/passwd"),
+            self.read_system_file("/etc/group")
+        );
+        match (passwd?, group?) {
+            (Some(passwd), Some(group)) => Ok(super::IdNames::parse(&passwd, &group)),
+            _ => Ok(super::IdNames::Unknown),
+        }
     }
 
     async fn identity(&self, dir: Option<&str>) -> Result<Identity> {

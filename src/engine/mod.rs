@@ -11,6 +11,7 @@ pub(crate) mod compare;
 mod copy;
 pub(crate) mod delete;
 pub(crate) mod hard_links;
+mod idmap;
 pub(crate) mod links;
 pub(crate) mod list;
 pub(crate) mod lock;
@@ -241,7 +242,7 @@ pub(crate) async fn sync_into<S: Endpoint, D: Endpoint>(
     stats: &mut Stats,
 ) -> Result<()> {
     let started = Instant::now();
-    let opts = &owners::prepare(dst, dest, opts).await?;
+    let opts = &owners::prepare(src, dst, dest, opts, reporter).await?;
     let args: Vec<SourceArg> = sources.iter().map(|s| SourceArg::new(s)).collect();
     if opts.checksum {
         start_helper(src, dst).await?;
