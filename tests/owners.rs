@@ -229,6 +229,24 @@ fn archive_with_numeric_ids_keeps_owners_as_rsync_does() {
             ferry.stdout.contains("Literal data: 0 bytes"),
             "{side}: data was sent for owners alone\n{ferry}"
         );
+
+        // --json says the same: owner and group changed, nothing sent.
+        give(&trial.dest("ferry").join("d/f"), 1, 1);
+        let json = trial.run("ferry", side, &["-a", "--numeric-ids", "--json"]);
+        json.assert_ok();
+        let line = json
+            .stdout
+            .lines()
+            .find(|l| l.contains("\"path\":\"d/f\""))
+            .unwrap_or_else(|| panic!("{side}: no line for d/f\n{json}"));
+        let item: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_eq!(item["action"], "attributes", "{line}");
+        assert_eq!(
+            item["changes"],
+            serde_json::json!(["owner", "group"]),
+            "{line}"
+        );
+        assert_eq!(item["bytes_sent"], 0, "{line}");
     }
 }
 
