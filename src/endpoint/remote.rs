@@ -47,6 +47,31 @@ const REQUESTS_IN_FLIGHT: usize = 64;
 /// answering, so a huge one would outlast the request timeout.
 const COPY_DATA_PIECE: u64 = 256 * 1024 * 1024;
 
+/// Where a Linux server's SFTP process reads its own credentials.
+const PROC_STATUS: &str = "/proc/self/status";
+
+/// Who a process is, from its `/proc/PID/status`: the effective uid and
+/// gid (the second of the `Uid:` and `Gid:` fields) and its `Groups:`.
+fn identity_of_status(status: &str) -> Option<Identity> {
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(|rest| {
+                rest.split_whitespace()
+                    .filter_map(|n| n.parse::<u32>().ok())
+            })
+    };
+    let uid = field("Uid:")?.nth(1)?;
+    let gid = field("Gid:")?.nth(1)?;
+    let mut groups: Vec<u32> = field("Groups:")?.collect();
+    groups.push(gid);
+    Some(Identity {
+        root: uid == 0,
+        groups: Some(groups),
+    })
+}
+
 /// Most of a server's `/etc/passwd` or `/etc/group` read for names.
 const SYSTEM_FILE_MOST: usize = 4 << 20;
 
@@ -636,15 +661,26 @@ impl Endpoint for RemoteFs {
     }
 
     async fn identity(&self, dir: Option<&str>) -> Result<Identity> {
+        // The SFTP server's own process says who it is and which groups
+        // it has, where it sees a /proc (Linux, outside a chroot).
+        if let Some(status) = self.read_system_file(PROC_STATUS).await? {
+            if let Some(identity) = identity_of_status(&status) {
+                return Ok(identity);
+            }
+        }
+        // Only a server without one is asked by a file of its making: one
+        // that hides it is taken for a user who may give no owner.
+        let absent = matches!(self.lstat(PROC_STATUS).await, Ok(None));
         let owner = match (dir, self.probe.get()) {
             (_, Some(probe)) => probe.owner,
-            (Some(dir), None) => self.probed(dir).await?.owner,
+            (Some(dir), None) if absent => self.probed(dir).await?.owner,
             // Without a trace: who owns the session's starting directory
             // (a home directory is its user's).
-            (None, None) => self.lstat(".").await?.and_then(|m| m.owner),
+            (None, None) if absent => self.lstat(".").await?.and_then(|m| m.owner),
+            _ => None,
         };
-        // SFTP cannot list the user's groups: a change of group is tried,
-        // and a refusal taken as rsync's skip.
+        // Its groups unknown: a change of group is tried, and a refusal
+        // taken as rsync's skip.
         Ok(Identity {
             root: owner.is_some_and(|o| o.uid == 0),
             groups: None,
@@ -1017,5 +1053,22 @@ impl FileHandle for RemoteFile {
             RemoteFile::Sftp(file) => file.close(sync).await,
             RemoteFile::Helper(file) => file.close_with(None, sync).await,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_process_status_says_who_it_is() {
+        let status = "Name:\tsftp-server\nUid:\t1000\t65534\t65534\t65534\n\
+                      Gid:\t1000\t65533\t65533\t65533\nGroups:\t27 100 \n";
+        let id = identity_of_status(status).unwrap();
+        assert!(!id.root);
+        assert_eq!(id.groups, Some(vec![27, 100, 65533]));
+        let root = "Uid:\t0\t0\t0\t0\nGid:\t0\t0\t0\t0\nGroups:\t\n";
+        assert!(identity_of_status(root).unwrap().root);
+        assert_eq!(identity_of_status("Uid:\t0\n"), None);
     }
 }
