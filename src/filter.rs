@@ -14,6 +14,7 @@ mod cvs;
 mod lists;
 mod parse;
 mod pattern;
+pub(crate) use pattern::wildmatch;
 pub(crate) mod place;
 mod scope;
 

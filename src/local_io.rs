@@ -7,6 +7,7 @@
 //! errors.
 
 pub(crate) mod confined;
+pub(crate) mod users;
 
 use std::fs::{self, File};
 use std::io;
@@ -15,7 +16,9 @@ use std::os::unix::io::AsRawFd;
 
 use std::os::unix::ffi::OsStrExt;
 
-use crate::meta::{Attrs, CopyRange, Entry, Inode, Kind, Listing, Meta, Mtime, Owner};
+use crate::meta::{
+    Attrs, CopyRange, Entry, Identity, Inode, Kind, Listing, Meta, Mtime, Owner, OwnerChange,
+};
 use crate::paths::{from_bytes, os_path};
 pub(crate) use confined::{Place, Roots};
 
@@ -102,6 +105,8 @@ pub(crate) fn finish_file(
     if let Some((offset, data)) = last {
         file.write_all_at(data, offset)?;
     }
+    // The owner first: chown clears the setuid and setgid bits.
+    set_owner_of(file, attrs.owner)?;
     file.set_permissions(fs::Permissions::from_mode(attrs.mode))?;
     if let Some(mtime) = attrs.mtime {
         set_mtime_of(file, mtime)?;
@@ -110,6 +115,54 @@ pub(crate) fn finish_file(
         file.sync_all()?;
     }
     Ok(())
+}
+
+/// Gives an open file its owner and group. Ok(false) where the change was
+/// refused for want of privilege and that refusal is rsync's silent skip
+/// ([`OwnerChange::refusal_is_skip`]).
+pub(crate) fn set_owner_of(file: &File, change: OwnerChange) -> io::Result<bool> {
+    if change.is_empty() {
+        return Ok(true);
+    }
+    let (uid, gid) = ids(change);
+    owner_set(change, rustix::fs::fchown(file, uid, gid))
+}
+
+/// rustix's pair for chown(2): None keeps the id.
+pub(crate) fn ids(change: OwnerChange) -> (Option<rustix::fs::Uid>, Option<rustix::fs::Gid>) {
+    (
+        change.uid.map(rustix::fs::Uid::from_raw_unchecked),
+        change.gid.map(rustix::fs::Gid::from_raw_unchecked),
+    )
+}
+
+/// A chown's result: a refusal (EPERM) of a change rsync would have
+/// skipped is Ok(false).
+pub(crate) fn owner_set(change: OwnerChange, done: rustix::io::Result<()>) -> io::Result<bool> {
+    match done {
+        Ok(()) => Ok(true),
+        Err(rustix::io::Errno::PERM) if change.refusal_is_skip() => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Who this process writes as: root, or a user with its groups.
+pub(crate) fn identity() -> Identity {
+    // SAFETY: geteuid and getegid cannot fail; getgroups writes at most
+    // `len` entries into a buffer of that many.
+    let (euid, egid) = unsafe { (libc::geteuid(), libc::getegid()) };
+    let mut groups = vec![egid];
+    let len = unsafe { libc::getgroups(0, std::ptr::null_mut()) };
+    if len > 0 {
+        let mut more = vec![0 as libc::gid_t; len as usize];
+        let got = unsafe { libc::getgroups(len, more.as_mut_ptr()) };
+        more.truncate(got.max(0) as usize);
+        groups.extend(more);
+    }
+    Identity {
+        root: euid == 0,
+        groups: Some(groups),
+    }
 }
 
 /// Up to `len` bytes of `file` at `offset`: fewer only at end of file.

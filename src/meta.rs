@@ -203,4 +203,67 @@ pub(crate) struct Attrs {
     pub mode: u32,
     /// None keeps the time of the write (no `--times`).
     pub mtime: Option<Mtime>,
+    /// Set first: chown clears the setuid and setgid bits, which the mode
+    /// then sets again.
+    pub owner: OwnerChange,
+}
+
+/// The owner and group an entry is to get (`-o`, `-g`): each None where
+/// it keeps what it has. chown(2) takes -1 for "unchanged"; SFTP v3 carries
+/// both ids at once, so the same -1 goes over the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct OwnerChange {
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+}
+
+impl OwnerChange {
+    /// What chown(2) leaves as it is.
+    pub(crate) const KEEP: u32 = u32::MAX;
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.uid.is_none() && self.gid.is_none()
+    }
+
+    /// The pair chown(2) and SFTP take, -1 for what is kept.
+    pub(crate) fn ids(&self) -> (u32, u32) {
+        (
+            self.uid.unwrap_or(Self::KEEP),
+            self.gid.unwrap_or(Self::KEEP),
+        )
+    }
+
+    /// Whether a refusal for want of privilege is rsync's silent skip
+    /// rather than an error: a change of group alone, which rsync makes
+    /// only to a group the receiving user belongs to. Where that cannot be
+    /// known beforehand (over SFTP), it is tried, and a refusal is that
+    /// skip. An owner is changed only by root, where nothing is refused.
+    pub(crate) fn refusal_is_skip(&self) -> bool {
+        self.uid.is_none()
+    }
+}
+
+/// Which ids a name lookup is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Of {
+    Users,
+    Groups,
+}
+
+/// Who writes on a side (the receiving one): what owners and groups it
+/// may give.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub(crate) struct Identity {
+    /// Runs as root: may give any owner and group.
+    pub root: bool,
+    /// The groups it belongs to, where they can be known (locally; not
+    /// over SFTP, which cannot list them).
+    pub groups: Option<Vec<u32>>,
+}
+
+impl Identity {
+    /// Whether it may give `gid` (None: cannot tell, so it is tried).
+    pub(crate) fn may_give_group(&self, gid: u32) -> bool {
+        self.root || self.groups.as_ref().is_none_or(|g| g.contains(&gid))
+    }
 }

@@ -111,6 +111,21 @@ pub(crate) struct Changes {
     pub size: bool,
     pub time: TimeChange,
     pub perms: bool,
+    /// `-o`: the owner is (to be) changed: rsync's `o` column.
+    pub owner: bool,
+    /// `-g`: the group is (to be) changed: rsync's `g` column.
+    pub group: bool,
+}
+
+impl Changes {
+    /// The `o` and `g` columns of an owner change.
+    pub(crate) fn with_owner(self, owner: crate::meta::OwnerChange) -> Changes {
+        Changes {
+            owner: owner.uid.is_some(),
+            group: owner.gid.is_some(),
+            ..self
+        }
+    }
 }
 
 /// One finished action on one path, with what it cost.

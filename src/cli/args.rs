@@ -87,6 +87,20 @@ pub(crate) struct Args {
     #[arg(long, value_name = "CHMOD", help_heading = "What is copied")]
     pub chmod: Vec<String>,
 
+    /// Map the source's users to the destination's: rsync's FROM:TO,...
+    /// (FROM a name, a wildcard, a number or LOW-HIGH; TO a name or number)
+    #[arg(long, value_name = "STRING", help_heading = "What is copied")]
+    pub usermap: Option<String>,
+
+    /// Map the source's groups to the destination's, as --usermap does users
+    #[arg(long, value_name = "STRING", help_heading = "What is copied")]
+    pub groupmap: Option<String>,
+
+    /// Give every entry this owner and group (--usermap=*:USER
+    /// --groupmap=*:GROUP; either may be left out)
+    #[arg(long, value_name = "USER:GROUP", help_heading = "What is copied")]
+    pub chown: Option<String>,
+
     /// Keep partials in DIR (relative to each file's directory, or absolute)
     #[arg(long, value_name = "DIR", help_heading = "Writing files")]
     pub partial_dir: Option<String>,

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::engine::Stats;
 use crate::error::{Error, FileError};
-use crate::report::{relative, Item, ItemKind, Outcome, Reporter, Verified};
+use crate::report::{relative, Changes, Item, ItemKind, Outcome, Reporter, TimeChange, Verified};
 
 /// Version of the line format, in every summary: bumped when a field
 /// changes meaning or goes away (new fields do not bump it).
@@ -37,6 +37,9 @@ struct ItemLine<'a> {
     /// How the copy was checked against the source (`helper`, `shell`,
     /// `check-file`, `read`, `local`, `read back`), when it was.
     verified: Option<&'static str>,
+    /// What differed and was changed, in rsync's `-i` order: `checksum`,
+    /// `size`, `time`, `perms`, `owner`, `group` (empty for a new entry).
+    changes: Vec<&'static str>,
     result: &'static str,
 }
 
@@ -153,6 +156,22 @@ fn kind_name(kind: ItemKind) -> &'static str {
     }
 }
 
+/// The words of [`ItemLine::changes`].
+fn changed(changes: &Changes) -> Vec<&'static str> {
+    let time = changes.time != TimeChange::Same;
+    [
+        (changes.checksum, "checksum"),
+        (changes.size, "size"),
+        (time, "time"),
+        (changes.perms, "perms"),
+        (changes.owner, "owner"),
+        (changes.group, "group"),
+    ]
+    .into_iter()
+    .filter_map(|(on, word)| on.then_some(word))
+    .collect()
+}
+
 impl Reporter for JsonReporter {
     fn finished(&self, item: &Item<'_>) {
         // Up-to-date entries are counted in the summary, not listed.
@@ -169,6 +188,7 @@ impl Reporter for JsonReporter {
             bytes_reused: item.reused,
             resumed_from: item.resumed_from,
             verified: item.verified.map(Verified::name),
+            changes: changed(&item.changes),
             result: "ok",
         });
     }

@@ -60,6 +60,10 @@ pub(crate) struct LineOptions {
     pub quiet: bool,
     pub dry_run: bool,
     pub side: Side,
+    /// `-o`, `-g`: `%U` and `%G` show the ids (rsync prints 0 and
+    /// `DEFAULT` without them).
+    pub owner: bool,
+    pub group: bool,
 }
 
 /// The line rules of one run.
@@ -75,6 +79,8 @@ pub(crate) struct Lines {
     quiet: bool,
     dry_run: bool,
     side: Side,
+    owner: bool,
+    group: bool,
     /// The destination as given, which names print relative to.
     dest_root: String,
     /// Where each source argument's names start, for `%f`.
@@ -124,7 +130,13 @@ fn classify(item: &Item<'_>) -> Class {
 
 fn changed(item: &Item<'_>) -> bool {
     let c = item.changes;
-    c.created || c.checksum || c.size || c.perms || c.time != Default::default()
+    c.created
+        || c.checksum
+        || c.size
+        || c.perms
+        || c.owner
+        || c.group
+        || c.time != Default::default()
 }
 
 impl Lines {
@@ -149,6 +161,8 @@ impl Lines {
             quiet: opts.quiet,
             dry_run: opts.dry_run,
             side: opts.side,
+            owner: opts.owner,
+            group: opts.group,
             dest_root: dest.to_string(),
             roots: sources.iter().map(|s| source_root(s)).collect(),
             pid: std::process::id(),
@@ -292,6 +306,9 @@ impl Lines {
         let name = self.name_of(item);
         let is_dir = item.kind == ItemKind::Dir;
         let mut line = LineContext::deleted(&name, is_dir, SystemTime::now(), self.pid);
+        if self.group {
+            line.gid = Some(0);
+        }
         if let (Side::Pull, Some(meta)) = (self.side, item.meta) {
             line.mode = meta.mode;
         }
@@ -334,8 +351,14 @@ impl Lines {
             checksum_bytes: 0,
             checksum: None,
             mtime: meta.map_or(0, |m| m.mtime.secs),
-            uid: None,
-            gid: None,
+            uid: meta
+                .and_then(|m| m.owner)
+                .filter(|_| self.owner)
+                .map(|o| o.uid),
+            gid: meta
+                .and_then(|m| m.owner)
+                .filter(|_| self.group)
+                .map(|o| o.gid),
             now: SystemTime::now(),
             pid: self.pid,
         }

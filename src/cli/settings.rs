@@ -13,6 +13,7 @@ use super::progress::{Display, ProgressMode};
 use super::toggles::{Counter, Flag, Flags};
 use crate::engine::backup::Backup;
 use crate::engine::links::{LinkPolicy, Munge, MUNGED};
+use crate::engine::owners::{IdMap, Owners};
 use crate::engine::select::{Selection, TimeWindow};
 use crate::engine::staging::Staging;
 use crate::engine::Options;
@@ -290,6 +291,7 @@ fn engine_options(
         executability: flags.on(Flag::Executability),
         chmod: chmod_rules(&args.chmod)?,
         times: flags.on(Flag::Times),
+        owners: owners_of(args)?,
         // rsync: backups beside their files imply -O.
         omit_dir_times: flags.on(Flag::OmitDirTimes)
             || backup.as_ref().is_some_and(Backup::omits_dir_times),
@@ -460,6 +462,31 @@ fn links_policy(flags: &Flags, direction: &Direction) -> Result<LinkPolicy> {
     })
 }
 
+/// `-o`, `-g`, `--numeric-ids` and the maps; as in rsync a user map
+/// (`--usermap`, `--chown=USER:`) implies `-o`, a group map `-g`, and
+/// `--chown` does not mix with the map it stands for.
+fn owners_of(args: &Args) -> Result<Owners> {
+    let flags = &args.flags;
+    let (chown_user, chown_group) = args.chown.as_deref().map(IdMap::chown).unwrap_or_default();
+    let map = |given: &Option<String>, chown: Option<IdMap>, what: &str| -> Result<_> {
+        match (given, chown) {
+            (Some(_), Some(_)) => Err(Error::Usage(format!("--chown conflicts with --{what}."))),
+            (Some(text), None) => Ok(Some(Arc::new(
+                IdMap::parse(text, what).map_err(Error::Usage)?,
+            ))),
+            (None, chown) => Ok(chown.map(Arc::new)),
+        }
+    };
+    let usermap = map(&args.usermap, chown_user, "usermap")?;
+    let groupmap = map(&args.groupmap, chown_group, "groupmap")?;
+    let owners = Owners::new(
+        flags.on(Flag::Owner) || usermap.is_some(),
+        flags.on(Flag::Group) || groupmap.is_some(),
+        flags.on(Flag::NumericIds),
+    );
+    Ok(owners.with_maps(usermap, groupmap))
+}
+
 /// The `--chmod` options' rules, in order; None without any.
 fn chmod_rules(values: &[String]) -> Result<Option<Arc<Chmod>>> {
     if values.is_empty() {
@@ -481,14 +508,6 @@ fn refuse_unsupported(args: &Args) -> Result<()> {
         return Err(Error::Usage(
             "--secluded-args conflicts with --old-args.".into(),
         ));
-    }
-    let named: &[(bool, &str)] = &[(f.get(Flag::Owner) == Some(true), "--owner")];
-    for (given, option) in named {
-        if *given {
-            return Err(Error::Usage(format!(
-                "{option} is not supported yet (docs/RSYNC.md lists what ferry does)"
-            )));
-        }
     }
     // Refused rather than dropped: a backup without them restores wrong.
     let metadata = [(Flag::Acls, "-A (--acls)"), (Flag::Xattrs, "-X (--xattrs)")];
@@ -541,6 +560,8 @@ fn line_options(args: &Args, info: &Info, direction: &Direction) -> LineOptions 
             Direction::Push(_) => Side::Push,
             Direction::Pull(_) => Side::Pull,
         },
+        owner: flags.on(Flag::Owner),
+        group: flags.on(Flag::Group),
     }
 }
 

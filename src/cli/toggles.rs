@@ -156,8 +156,7 @@ const fn no(
     }
 }
 
-/// rsync's `-a`: `-rlptgoD`. ferry's is `-rlptD` (owner and group are
-/// not copied yet: see docs/RSYNC.md).
+/// rsync's `-a`: `-rlptgoD`.
 const ARCHIVE: &[Effect] = &[
     Default(Counter::Recursion, 1),
     On(Flag::Links),
@@ -165,11 +164,13 @@ const ARCHIVE: &[Effect] = &[
     On(Flag::Times),
     On(Flag::Devices),
     On(Flag::Specials),
+    On(Flag::Group),
+    On(Flag::Owner),
 ];
 
 #[rustfmt::skip]
 const TOGGLES: &[Toggle] = &[
-    t("archive", Some('a'), "Archive mode: -rlptD (recursive, symlinks as symlinks, permissions, times, devices and specials)", COPYING, ARCHIVE),
+    t("archive", Some('a'), "Archive mode: -rlptgoD (recursive, symlinks as symlinks, permissions, times, group, owner, devices and specials)", COPYING, ARCHIVE),
     t("recursive", Some('r'), "Recurse into directories", COPYING, &[Level(Counter::Recursion, 2)]),
     no("no-recursive", &["no-r"], &[Zero(Counter::Recursion)]),
     t("dirs", Some('d'), "Copy directories without recursing (their contents are not copied)", COPYING, &[On(Flag::Dirs)]),
@@ -198,7 +199,9 @@ const TOGGLES: &[Toggle] = &[
     no("no-omit-dir-times", &["no-O"], &[Off(Flag::OmitDirTimes)]),
     t("omit-link-times", Some('J'), "Leave symlinks' times out of --times", COPYING, &[On(Flag::OmitLinkTimes)]),
     no("no-omit-link-times", &["no-J"], &[Off(Flag::OmitLinkTimes)]),
+    t("owner", Some('o'), "Preserve owners (where the receiving side runs as root)", COPYING, &[On(Flag::Owner)]),
     no("no-owner", &["no-o"], &[Off(Flag::Owner)]),
+    t("group", Some('g'), "Preserve groups (as root, or the receiving user's own groups)", COPYING, &[On(Flag::Group)]),
     no("no-group", &["no-g"], &[Off(Flag::Group)]),
     t("devices", None, "Copy device nodes (where the receiving side runs as root)", COPYING, &[On(Flag::Devices)]),
     no("no-devices", &[], &[Off(Flag::Devices)]),
@@ -206,7 +209,7 @@ const TOGGLES: &[Toggle] = &[
     no("no-specials", &[], &[Off(Flag::Specials)]),
     t("D", Some('D'), "Same as --devices --specials", COPYING, &[On(Flag::Devices), On(Flag::Specials)]),
     no("no-D", &[], &[Off(Flag::Devices), Off(Flag::Specials)]),
-    t("numeric-ids", None, "Owners by number, not name (no effect: owners are not copied)", COPYING, &[On(Flag::NumericIds)]),
+    t("numeric-ids", None, "Keep owners and groups by number, not by name", COPYING, &[On(Flag::NumericIds)]),
     no("no-numeric-ids", &[], &[Off(Flag::NumericIds)]),
     t("relative", Some('R'), "Use the source paths as given under the destination (/./ marks where they start)", COPYING, &[On(Flag::Relative)]),
     no("no-relative", &["no-R"], &[Off(Flag::Relative)]),

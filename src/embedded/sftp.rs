@@ -118,6 +118,12 @@ fn set_attrs(file: &File, attrs: &FileAttributes) -> io::Result<()> {
                 .set_modified(at(mtime)),
         )?;
     }
+    // Last, as OpenSSH's sftp-server does (after the permissions, whose
+    // set-id bits a chown then clears); -1 keeps an id.
+    if let (Some(uid), Some(gid)) = (attrs.uid, attrs.gid) {
+        let id = |id: u32| (id != u32::MAX).then_some(id);
+        std::os::unix::fs::fchown(file, id(uid), id(gid))?;
+    }
     Ok(())
 }
 

@@ -18,8 +18,8 @@ use bytes::Bytes;
 
 use super::hashes::{Answer, Hashes};
 use super::{
-    Attrs, CopyRange, Endpoint, Features, FileHandle, Hashing, Listing, Meta, Mtime, Node,
-    WriteMode,
+    Attrs, CopyRange, Endpoint, Features, FileHandle, Hashing, Identity, Listing, Meta, Mtime,
+    Node, OwnerChange, WriteMode,
 };
 use crate::delta::rolling::Signature;
 use crate::delta::Piece;
@@ -105,6 +105,8 @@ impl Endpoint for LocalFs {
             copies_ranges: true,
             copies_within: false,
             link_times: true,
+            owners: true,
+            link_owners: true,
             raw_byte_names: true,
             inodes: true,
             device_numbers: true,
@@ -233,6 +235,19 @@ impl Endpoint for LocalFs {
     async fn make_node(&self, path: &str, node: Node, mode: u32) -> Result<()> {
         self.change(path, move |place| confined::make_node(place, node, mode))
             .await
+    }
+
+    async fn set_owner(&self, path: &str, change: OwnerChange) -> Result<bool> {
+        self.change(path, move |place| confined::set_owner(place, change))
+            .await
+    }
+
+    async fn id_names(&self) -> Result<super::IdNames> {
+        Ok(super::IdNames::System)
+    }
+
+    async fn identity(&self, _dir: Option<&str>) -> Result<Identity> {
+        Ok(crate::local_io::identity())
     }
 
     async fn umask(&self, _dir: &str) -> Result<u32> {
@@ -390,6 +405,7 @@ mod tests {
         let attrs = Attrs {
             mode: 0o644,
             mtime: None,
+            owner: Default::default(),
         };
         let dest = dir.path().join("f");
         let place = confined::Place::path;
@@ -425,6 +441,7 @@ mod tests {
         let attrs = Attrs {
             mode: 0o644,
             mtime: None,
+            owner: Default::default(),
         };
         let data = Bytes::from_static(b"new");
         let keep = WriteMode::Keep;

@@ -10,6 +10,7 @@
 pub(crate) mod hashes;
 pub(crate) mod local;
 pub(crate) mod mounts;
+pub(crate) mod names;
 pub(crate) mod remote;
 
 use std::future::Future;
@@ -21,10 +22,12 @@ use crate::error::{Error, FileError, Host, Result};
 use hashes::Hashes;
 
 pub(crate) use crate::meta::{
-    Attrs, CopyRange, Entry, Kind, Listing, Meta, Mtime, Node, Unnameable, Unnamed, WriteMode,
+    Attrs, CopyRange, Entry, Identity, Kind, Listing, Meta, Mtime, Node, OwnerChange, Unnameable,
+    Unnamed, WriteMode,
 };
 pub(crate) use crate::paths::{base_name, join, parent};
 pub(crate) use local::LocalFs;
+pub(crate) use names::IdNames;
 pub(crate) use remote::RemoteFs;
 
 /// An open file. Reads and writes take an offset, so many can be in flight at
@@ -98,6 +101,11 @@ pub(crate) struct Features {
     /// needs `lsetstat@openssh.com`; without it a link keeps the time it
     /// was made at, as rsync's with `--omit-link-times`).
     pub link_times: bool,
+    /// Whether [`Endpoint::set_owner`] works here (`-o`, `-g`).
+    pub owners: bool,
+    /// Whether it can change a symlink's own owner (SFTP needs
+    /// `lsetstat@openssh.com`: a plain SETSTAT would change the target's).
+    pub link_owners: bool,
     /// Whether names may hold bytes that are not UTF-8 (carried in paths as
     /// `paths::from_bytes` says). SFTP through russh-sftp takes strings only.
     pub raw_byte_names: bool,
@@ -182,6 +190,23 @@ pub(crate) trait Endpoint: Send + Sync {
 
     fn read_link(&self, path: &str) -> impl Future<Output = Result<String>> + Send;
 
+    /// Who writes on this side, for `-o` and `-g`: root gives any owner and
+    /// group, another user only its own groups. `dir` is a directory of
+    /// this endpoint where finding out may leave a trace for a moment (a
+    /// remote side learns it from a file it creates, as for its umask);
+    /// None (a dry run) leaves none, and a remote side then goes by the
+    /// owner of the directory its session starts in.
+    fn identity(&self, _dir: Option<&str>) -> impl Future<Output = Result<Identity>> + Send {
+        async { Ok(Identity::default()) }
+    }
+
+    /// How this side names its users and groups (`-o`/`-g` without
+    /// `--numeric-ids`, the names of `--usermap`), as far as it can tell:
+    /// [`IdNames::Unknown`] where it cannot, and ids then stay numbers.
+    fn id_names(&self) -> impl Future<Output = Result<IdNames>> + Send {
+        async { Ok(IdNames::Unknown) }
+    }
+
     // Hashing: its own seam, one tier per endpoint.
 
     /// Readies hashing, and whole-file writes, for the files about to need
@@ -216,6 +241,20 @@ pub(crate) trait Endpoint: Send + Sync {
         _mode: u32,
     ) -> impl Future<Output = Result<()>> + Send {
         let unsupported = unsupported(self, path, "making fifos, sockets and devices");
+        async move { Err(unsupported) }
+    }
+
+    /// Gives `path` itself (a symlink's own, where
+    /// [`Features::link_owners`]) the owner and group `change` names, where
+    /// [`Features::owners`]. Ok(false) where it was refused for want of
+    /// privilege and the refusal is rsync's silent skip
+    /// ([`OwnerChange::refusal_is_skip`]).
+    fn set_owner(
+        &self,
+        path: &str,
+        _change: OwnerChange,
+    ) -> impl Future<Output = Result<bool>> + Send {
+        let unsupported = unsupported(self, path, "changing owners");
         async move { Err(unsupported) }
     }
 

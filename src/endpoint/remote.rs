@@ -25,8 +25,8 @@ use tokio::sync::OwnedSemaphorePermit;
 use super::hashes::{Hashes, NoHashes};
 use super::mounts::MountTable;
 use super::{
-    Attrs, CopyRange, Endpoint, Features, FileHandle, Kind, Listing, Meta, Mtime, Unnameable,
-    WriteMode,
+    Attrs, CopyRange, Endpoint, Features, FileHandle, Identity, Kind, Listing, Meta, Mtime,
+    OwnerChange, Unnameable, WriteMode,
 };
 use crate::error::{Error, FileError, Host, Result};
 use crate::meta::{Node, Owner};
@@ -47,6 +47,34 @@ const REQUESTS_IN_FLIGHT: usize = 64;
 /// answering, so a huge one would outlast the request timeout.
 const COPY_DATA_PIECE: u64 = 256 * 1024 * 1024;
 
+/// Where a Linux server's SFTP process reads its own credentials.
+const PROC_STATUS: &str = "/proc/self/status";
+
+/// Who a process is, from its `/proc/PID/status`: the effective uid and
+/// gid (the second of the `Uid:` and `Gid:` fields) and its `Groups:`.
+fn identity_of_status(status: &str) -> Option<Identity> {
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(|rest| {
+                rest.split_whitespace()
+                    .filter_map(|n| n.parse::<u32>().ok())
+            })
+    };
+    let uid = field("Uid:")?.nth(1)?;
+    let gid = field("Gid:")?.nth(1)?;
+    let mut groups: Vec<u32> = field("Groups:")?.collect();
+    groups.push(gid);
+    Some(Identity {
+        root: uid == 0,
+        groups: Some(groups),
+    })
+}
+
+/// Most of a server's `/etc/passwd` or `/etc/group` read for names.
+const SYSTEM_FILE_MOST: usize = 4 << 20;
+
 /// Ranges per helper copy request: 6 MiB of request.
 const RANGES_PER_REQUEST: usize = 256 * 1024;
 
@@ -59,8 +87,9 @@ pub(crate) struct RemoteFs {
     started: OnceLock<Started>,
     /// Taken by the start: a failed start is not tried again.
     choice: tokio::sync::Mutex<Option<TierChoice>>,
-    /// The server's umask, learned when something new first needs it.
-    umask: tokio::sync::OnceCell<u32>,
+    /// The server's umask and who writes there, learned from one file
+    /// made when something new first needs either.
+    probe: tokio::sync::OnceCell<Probe>,
     /// The server's mount points (`-x`), read when first needed.
     mounts: tokio::sync::OnceCell<MountTable>,
     /// Where the server resolves symlinks it should not: what ferry
@@ -85,6 +114,14 @@ pub(crate) struct SftpFile {
     _slot: Option<OwnedSemaphorePermit>,
 }
 
+/// What a file the server creates for ferry shows: the bits its umask
+/// takes away, and the owner it gets (the user the server writes as).
+#[derive(Debug, Clone, Copy)]
+struct Probe {
+    umask: u32,
+    owner: Option<Owner>,
+}
+
 /// Why a name that is not UTF-8 fails without the helper.
 pub(crate) const NOT_UTF8: &str = "the name is not valid UTF-8, which SFTP cannot carry \
      without the remote helper (--remote-ferry upload, or ferry installed on the server); \
@@ -106,7 +143,7 @@ impl RemoteFs {
             sftp,
             started: OnceLock::new(),
             choice: tokio::sync::Mutex::new(Some(choice)),
-            umask: tokio::sync::OnceCell::new(),
+            probe: tokio::sync::OnceCell::new(),
             mounts: tokio::sync::OnceCell::new(),
             links: symlinks::KnownLinks::default(),
         }
@@ -231,10 +268,11 @@ impl RemoteFs {
         })
     }
 
-    /// Learns the server's umask: a file created in `dir` asking for every
-    /// permission bit gets those the umask leaves (as OpenSSH's sftp-server
-    /// and ProFTPD apply it), and is removed at once.
-    async fn probe_umask(&self, dir: &str) -> Result<u32> {
+    /// Learns the server's umask and who it writes as: a file created in
+    /// `dir` asking for every permission bit gets those the umask leaves
+    /// (as OpenSSH's sftp-server and ProFTPD apply it) and the user the
+    /// server runs as for its owner, and is removed at once.
+    async fn probe(&self, dir: &str) -> Result<Probe> {
         let probe = super::join(dir, &format!(".ferry-umask.{}", std::process::id()));
         let file = self.open_write(&probe, WriteMode::CreateNew, 0o777).await?;
         let (made, closed) = tokio::join!(self.lstat(&probe), file.close(false));
@@ -243,8 +281,23 @@ impl RemoteFs {
         closed?;
         removed?;
         let mode = made.map_or(0o755, |m| m.mode) & 0o777;
-        tracing::debug!("{}: umask {:03o}", self.label, !mode & 0o777);
-        Ok(!mode & 0o777)
+        let owner = made.and_then(|m| m.owner);
+        tracing::debug!(
+            "{}: umask {:03o}, writes as {owner:?}",
+            self.label,
+            !mode & 0o777
+        );
+        Ok(Probe {
+            umask: !mode & 0o777,
+            owner,
+        })
+    }
+
+    async fn probed(&self, dir: &str) -> Result<Probe> {
+        self.probe
+            .get_or_try_init(|| self.probe(dir))
+            .await
+            .copied()
     }
 
     /// Reads the server's mount table: SFTP carries no device numbers, so
@@ -269,6 +322,26 @@ impl RemoteFs {
         match table.device_of("/") {
             Some(_) => Ok(table),
             None => Err(cannot("no mount at /".into())),
+        }
+    }
+
+    /// A small file of the server's own (`/etc/passwd`), None where it
+    /// cannot be read (a chroot, a server that hides it): best effort.
+    async fn read_system_file(&self, path: &str) -> Result<Option<String>> {
+        let file = match self.open_read(path).await {
+            Ok(file) => file,
+            Err(e) if e.is_fatal() => return Err(e),
+            Err(e) => {
+                tracing::debug!("{e}");
+                return Ok(None);
+            }
+        };
+        let data = file.read_at(0, SYSTEM_FILE_MOST).await;
+        let _ = file.close(false).await;
+        match data {
+            Ok(data) => Ok(Some(String::from_utf8_lossy(&data).into_owned())),
+            Err(e) if e.is_fatal() => Err(e),
+            Err(_) => Ok(None),
         }
     }
 
@@ -299,6 +372,34 @@ fn times_of(mtime: Mtime) -> FileAttributes {
         atime: Some(now_secs()),
         mtime: Some(mtime.secs.clamp(0, u32::MAX as i64) as u32),
         ..FileAttributes::empty()
+    }
+}
+
+/// SFTP v3 carries owner and group together: what is kept goes as -1,
+/// which chown(2) leaves as it is (russh-sftp would send 0 for a None).
+fn owner_attributes(change: OwnerChange) -> FileAttributes {
+    let (uid, gid) = change.ids();
+    FileAttributes {
+        uid: Some(uid),
+        gid: Some(gid),
+        ..FileAttributes::empty()
+    }
+}
+
+/// An owner change's reply: a refusal for want of privilege that is
+/// rsync's silent skip ([`OwnerChange::refusal_is_skip`]) is Ok(false).
+fn owner_set(
+    change: OwnerChange,
+    reply: std::result::Result<(), SftpError>,
+) -> std::result::Result<bool, SftpError> {
+    match reply {
+        Ok(()) => Ok(true),
+        Err(SftpError::Status(s))
+            if s.status_code == StatusCode::PermissionDenied && change.refusal_is_skip() =>
+        {
+            Ok(false)
+        }
+        Err(e) => Err(e),
     }
 }
 
@@ -337,6 +438,8 @@ impl Endpoint for RemoteFs {
             copies_ranges: helper,
             copies_within: extensions.copy_data,
             link_times: self.sftp.extensions().lsetstat,
+            owners: true,
+            link_owners: self.sftp.extensions().lsetstat,
             raw_byte_names: helper,
             inodes: self.describing_helper(Describe::All).is_some(),
             device_numbers: self.describing_helper(Describe::Stats).is_some(),
@@ -549,6 +652,58 @@ impl Endpoint for RemoteFs {
         self.set_attrs(path, times_of(mtime)).await
     }
 
+    async fn set_owner(&self, path: &str, change: OwnerChange) -> Result<bool> {
+        if change.is_empty() {
+            return Ok(true);
+        }
+        if let Some(by) = self.by_helper(&[path])? {
+            return by.set_owner(path, change).await;
+        }
+        let reply = self
+            .sftp
+            .set_attrs_raw(path, owner_attributes(change))
+            .await;
+        owner_set(change, reply).map_err(|e| self.err(path, e))
+    }
+
+    async fn id_names(&self) -> Result<super::IdNames> {
+        let (passwd, group) = tokio::join!(
+            self.read_system_file("/etc/passwd"),
+            self.read_system_file("/etc/group")
+        );
+        match (passwd?, group?) {
+            (Some(passwd), Some(group)) => Ok(super::IdNames::parse(&passwd, &group)),
+            _ => Ok(super::IdNames::Unknown),
+        }
+    }
+
+    async fn identity(&self, dir: Option<&str>) -> Result<Identity> {
+        // The SFTP server's own process says who it is and which groups
+        // it has, where it sees a /proc (Linux, outside a chroot).
+        if let Some(status) = self.read_system_file(PROC_STATUS).await? {
+            if let Some(identity) = identity_of_status(&status) {
+                return Ok(identity);
+            }
+        }
+        // Only a server without one is asked by a file of its making: one
+        // that hides it is taken for a user who may give no owner.
+        let absent = matches!(self.lstat(PROC_STATUS).await, Ok(None));
+        let owner = match (dir, self.probe.get()) {
+            (_, Some(probe)) => probe.owner,
+            (Some(dir), None) if absent => self.probed(dir).await?.owner,
+            // Without a trace: who owns the session's starting directory
+            // (a home directory is its user's).
+            (None, None) if absent => self.lstat(".").await?.and_then(|m| m.owner),
+            _ => None,
+        };
+        // Its groups unknown: a change of group is tried, and a refusal
+        // taken as rsync's skip.
+        Ok(Identity {
+            root: owner.is_some_and(|o| o.uid == 0),
+            groups: None,
+        })
+    }
+
     async fn set_mode(&self, path: &str, mode: u32) -> Result<()> {
         if let Some(by) = self.by_helper(&[path])? {
             return by.set_mode(path, mode).await;
@@ -632,10 +787,7 @@ impl Endpoint for RemoteFs {
     }
 
     async fn umask(&self, dir: &str) -> Result<u32> {
-        self.umask
-            .get_or_try_init(|| self.probe_umask(dir))
-            .await
-            .copied()
+        self.probed(dir).await.map(|probe| probe.umask)
     }
 
     async fn file_system(&self, dir: &str) -> Result<u64> {
@@ -838,12 +990,22 @@ impl SftpFile {
         let handle = self.handle.as_str();
         // join! polls in order and each request is sent on its first poll:
         // the server receives write, setstat, fsync, close in that order.
-        let (written, set, synced, closed) = tokio::join!(
+        // The owner goes in a setstat of its own before the mode: OpenSSH
+        // sets a request's permissions before its owner, and chown clears
+        // the setuid and setgid bits the mode just set.
+        let (written, owned, set, synced, closed) = tokio::join!(
             async {
                 match last {
                     Some((offset, data)) => self.write_at(offset, data).await,
                     None => Ok(()),
                 }
+            },
+            async {
+                if attrs.owner.is_empty() {
+                    return Ok(true);
+                }
+                let reply = raw.fsetstat(handle, owner_attributes(attrs.owner)).await;
+                owner_set(attrs.owner, reply.map(drop))
             },
             raw.fsetstat(handle, file_attributes(attrs)),
             async {
@@ -856,6 +1018,7 @@ impl SftpFile {
             raw.close(handle)
         );
         written?;
+        owned.map_err(|e| self.sftp.error(&self.path, e))?;
         set.map_err(|e| self.sftp.error(&self.path, e))?;
         synced?;
         closed.map(drop).map_err(|e| self.sftp.error(&self.path, e))
@@ -920,5 +1083,22 @@ impl FileHandle for RemoteFile {
             RemoteFile::Sftp(file) => file.close(sync).await,
             RemoteFile::Helper(file) => file.close_with(None, sync).await,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_process_status_says_who_it_is() {
+        let status = "Name:\tsftp-server\nUid:\t1000\t65534\t65534\t65534\n\
+                      Gid:\t1000\t65533\t65533\t65533\nGroups:\t27 100 \n";
+        let id = identity_of_status(status).unwrap();
+        assert!(!id.root);
+        assert_eq!(id.groups, Some(vec![27, 100, 65533]));
+        let root = "Uid:\t0\t0\t0\t0\nGid:\t0\t0\t0\t0\nGroups:\t\n";
+        assert!(identity_of_status(root).unwrap().root);
+        assert_eq!(identity_of_status("Uid:\t0\n"), None);
     }
 }

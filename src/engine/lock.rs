@@ -205,6 +205,7 @@ impl<F: FileHandle> Lock<F> {
             let attrs = Attrs {
                 mode: 0o600,
                 mtime: None,
+                owner: Default::default(),
             };
             let _ = file.finish(Some((0, holder.into())), attrs, false).await;
         }

@@ -11,11 +11,13 @@ pub(crate) mod compare;
 mod copy;
 pub(crate) mod delete;
 pub(crate) mod hard_links;
+mod idmap;
 pub(crate) mod links;
 pub(crate) mod list;
 pub(crate) mod lock;
 pub(crate) mod moved;
 pub(crate) mod nodes;
+pub(crate) mod owners;
 pub(crate) mod partial;
 pub(crate) mod plan;
 pub(crate) mod select;
@@ -74,6 +76,8 @@ pub(crate) struct Options {
     pub specials: bool,
     pub perms: bool,
     pub times: bool,
+    /// `-o`, `-g`, `--numeric-ids`: the owners and groups entries get.
+    pub owners: owners::Owners,
     pub dry_run: bool,
     pub checksum: bool,
     /// Which entries are looked at and which are current (`--existing`,
@@ -243,6 +247,7 @@ pub(crate) async fn sync_into<S: Endpoint, D: Endpoint>(
     stats: &mut Stats,
 ) -> Result<()> {
     let started = Instant::now();
+    let opts = &owners::prepare(src, dst, dest, opts, reporter).await?;
     let args: Vec<SourceArg> = sources.iter().map(|s| SourceArg::new(s)).collect();
     if opts.checksum {
         start_helper(src, dst).await?;
@@ -575,7 +580,9 @@ fn item_of<'a>(action: &'a Action, opts: &Options) -> Item<'a> {
             kind,
             mode,
             mtime,
+            owner,
             source_meta,
+            ..
         } => Item {
             meta: Some(*source_meta),
             changes: Changes {
@@ -585,7 +592,8 @@ fn item_of<'a>(action: &'a Action, opts: &Options) -> Item<'a> {
                     None => TimeChange::Same,
                 },
                 ..Changes::default()
-            },
+            }
+            .with_owner(*owner),
             ..Item::new(dest, item_kind(*kind), Outcome::Attributes)
         },
         Action::RemoveSource { dest, meta, .. } => {
@@ -634,7 +642,9 @@ fn changes_of(job: &FileJob, opts: &Options) -> Changes {
         size: old.size != new.size,
         time,
         perms: opts.perms && old.mode != new.mode,
+        ..Changes::default()
     }
+    .with_owner(opts.owners.change(new.owner, old.owner))
 }
 
 /// Bytes of file data all transfers together may hold in memory, as the
@@ -902,7 +912,7 @@ async fn run_action<'a, S: Endpoint, D: Endpoint>(
             set_time,
         } => {
             let mtime = set_time.then_some(meta.mtime);
-            match copy_symlink(src, dst, source, dest, mtime, opts, places).await {
+            match copy_symlink(src, dst, source, dest, (mtime, meta.owner), opts, places).await {
                 Ok(made) => {
                     target = Some(made);
                     match opts.remove_source_files {
@@ -930,9 +940,21 @@ async fn run_action<'a, S: Endpoint, D: Endpoint>(
             removed.map(|()| done(Outcome::Skipped))
         }
         Action::Attrs {
-            dest, mode, mtime, ..
+            dest,
+            mode,
+            mtime,
+            owner,
+            set_id_mode,
+            ..
         } => {
-            let set = set_attrs(dst, dest, *mode, *mtime).await;
+            let set = async {
+                // The owner first: chown clears the set-id bits the mode
+                // has, which are then set again.
+                dst.set_owner(dest, *owner).await?;
+                let mode = mode.or(*set_id_mode);
+                set_attrs(dst, dest, mode, *mtime).await
+            };
+            let set = set.await;
             if set.is_ok() {
                 // Only for the line: a link that cannot be read is shown
                 // without its target.
@@ -1032,7 +1054,7 @@ async fn set_dir_attrs<D: Endpoint>(
             continue;
         };
         let owner_added = !exists && meta.mode & 0o700 != 0o700;
-        if !opts.perms && !dir_times(opts) && !owner_added {
+        if !opts.perms && !dir_times(opts) && !owner_added && !opts.owners.wanted() {
             continue;
         }
         if setting.len() >= opts.jobs.max(1) {
@@ -1060,6 +1082,10 @@ async fn set_dir_attr<'a, D: Endpoint>(
     exists: bool,
     opts: &Options,
 ) -> (&'a str, Result<()>) {
+    // The owner first: chown may clear a set-id bit the mode then sets.
+    if let Err(e) = set_dir_owner(dst, dir, meta, exists, opts).await {
+        return (dir, Err(e));
+    }
     let (moded, timed) = tokio::join!(
         async {
             match (opts.perms, exists) {
@@ -1077,6 +1103,29 @@ async fn set_dir_attr<'a, D: Endpoint>(
         }
     );
     (dir, moded.and(timed))
+}
+
+/// A directory's owner and group: one ferry made is whoever's writes; an
+/// existing one is looked at again (the plan reported what differed).
+async fn set_dir_owner<D: Endpoint>(
+    dst: &D,
+    dir: &str,
+    meta: &Meta,
+    exists: bool,
+    opts: &Options,
+) -> Result<()> {
+    if !opts.owners.wanted() {
+        return Ok(());
+    }
+    let old = match exists {
+        true => match dst.lstat(dir).await? {
+            Some(old) => old.owner,
+            None => return Ok(()),
+        },
+        false => None,
+    };
+    let change = opts.owners.change(meta.owner, old);
+    dst.set_owner(dir, change).await.map(drop)
 }
 
 fn item_kind(kind: Kind) -> ItemKind {
@@ -1139,7 +1188,7 @@ async fn copy_symlink<S: Endpoint, D: Endpoint>(
     dst: &D,
     source: &str,
     dest: &str,
-    mtime: Option<Mtime>,
+    (mtime, owner): (Option<Mtime>, Option<crate::meta::Owner>),
     opts: &Options,
     places: &Places,
 ) -> Result<String> {
@@ -1164,6 +1213,10 @@ async fn copy_symlink<S: Endpoint, D: Endpoint>(
         dst.remove_file(&temp).await?;
     }
     dst.symlink(&target, &temp).await?;
+    if dst.features().link_owners {
+        let change = opts.owners.change(owner, None);
+        dst.set_owner(&temp, change).await?;
+    }
     if let Some(mtime) = mtime {
         dst.set_mtime(&temp, mtime).await?;
     }

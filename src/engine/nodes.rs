@@ -65,6 +65,11 @@ pub(crate) async fn make<D: Endpoint>(
         dst.remove_file(&temp).await?;
     }
     dst.make_node(&temp, node, meta.mode & 0o777).await?;
+    // The owner first: a chown takes setuid and setgid bits away.
+    if opts.owners.wanted() {
+        dst.set_owner(&temp, opts.owners.change(meta.owner, None))
+            .await?;
+    }
     if opts.perms {
         dst.set_mode(&temp, meta.mode).await?;
     }

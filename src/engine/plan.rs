@@ -22,7 +22,7 @@ use super::tidy::{self, Claims, Prunable};
 use super::transfer::FileJob;
 use super::{unchanged, Options, SourceCounts};
 use crate::endpoint::{
-    base_name, hashes, join, Endpoint, Entry, FileHandle, Kind, Listing, Meta, Mtime,
+    base_name, hashes, join, Endpoint, Entry, FileHandle, Kind, Listing, Meta, Mtime, OwnerChange,
 };
 use crate::error::{Error, FileError, Result};
 use crate::filter::{Entered, FileSet, FilesFrom, Listed, Need, Scope, Side};
@@ -69,13 +69,19 @@ pub(crate) enum Action {
         dest: String,
         meta: Meta,
     },
-    /// The file's contents are current but its permissions or time are not
-    /// (`--perms`, `-E`; `--times` after `--checksum` or `--size-only`).
+    /// The file's contents are current but its permissions, time, owner or
+    /// group are not (`--perms`, `-E`; `--times` after `--checksum` or
+    /// `--size-only`; `-o`, `-g`).
     Attrs {
         dest: String,
         kind: Kind,
         mode: Option<u32>,
         mtime: Option<Mtime>,
+        /// Set first, as rsync does.
+        owner: OwnerChange,
+        /// The mode to set again after the owner, where it has the setuid or
+        /// setgid bit that chown clears (and `mode` sets none).
+        set_id_mode: Option<u32>,
         /// The source entry's, for the lines that show it (`%l`, `%B`).
         source_meta: Meta,
     },
@@ -1603,12 +1609,16 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
                     });
                     return Ok(());
                 };
-                if let Some(mtime) = mtime.filter(|t| existing.is_some_and(|m| !m.mtime.same(t))) {
+                let mtime = mtime.filter(|t| existing.is_some_and(|m| !m.mtime.same(t)));
+                let owner = self.link_owner(&meta, existing.as_ref());
+                if mtime.is_some() || !owner.is_empty() {
                     self.actions.push(Action::Attrs {
                         dest: paths.dest.clone(),
                         kind: Kind::Symlink,
                         mode: None,
-                        mtime: Some(mtime),
+                        mtime,
+                        owner,
+                        set_id_mode: None,
                         source_meta: meta,
                     });
                 } else {
@@ -1728,15 +1738,19 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
             opts.executability,
             0,
         );
+        let set_id = mode & 0o6000 != 0;
         let mode = (mode != old.mode).then_some(mode);
         let mtime = (opts.times && !old.mtime.same(&meta.mtime)).then_some(meta.mtime);
-        let changed = mode.is_some() || mtime.is_some();
+        let owner = opts.owners.change(meta.owner, old.owner);
+        let changed = mode.is_some() || mtime.is_some() || !owner.is_empty();
         if changed {
             self.actions.push(Action::Attrs {
                 dest,
                 kind: meta.kind,
                 mode,
                 mtime,
+                owner,
+                set_id_mode: (set_id && mode.is_none() && !owner.is_empty()).then_some(old.mode),
                 source_meta: *meta,
             });
         }
@@ -1784,6 +1798,18 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
             return Ok(None);
         }
         self.src.lstat(source).await
+    }
+
+    /// The owner change a current symlink needs, where the destination can
+    /// change a link's own.
+    fn link_owner(&self, meta: &Meta, old: Option<&Meta>) -> OwnerChange {
+        match self.dst.features().link_owners {
+            true => self
+                .opts
+                .owners
+                .change(meta.owner, old.and_then(|m| m.owner)),
+            false => OwnerChange::default(),
+        }
     }
 
     /// An entry the destination already holds: with

@@ -976,6 +976,8 @@ fn changed_while_read<S: Endpoint>(src: &S, job: &FileJob) -> Error {
 /// Permissions and times go on the partial before the rename, so the file
 /// appears at its final name complete in every respect.
 async fn apply_attrs<D: Endpoint>(dst: &D, path: &str, attrs: Attrs) -> Result<()> {
+    // The owner first: chown clears the set-id bits the mode then sets.
+    dst.set_owner(path, attrs.owner).await?;
     let (moded, timed) = tokio::join!(dst.set_mode(path, attrs.mode), async {
         match attrs.mtime {
             Some(mtime) => dst.set_mtime(path, mtime).await,
@@ -1006,9 +1008,14 @@ async fn attrs_for<D: Endpoint>(dst: &D, job: &FileJob, opts: &Options) -> Resul
         opts.executability,
         umask,
     );
+    // A partial is a file of ferry's own; a file patched in place keeps
+    // what it had where nothing differs.
+    let in_place = opts.inplace && job.existing.is_some_and(|m| m.kind == Kind::File);
+    let old = job.existing.filter(|_| in_place).and_then(|m| m.owner);
     Ok(Attrs {
         mode,
         mtime: opts.times.then_some(job.source_meta.mtime),
+        owner: opts.owners.change(job.source_meta.owner, old),
     })
 }
 

@@ -44,7 +44,8 @@ pub(super) fn existing_dir(
         },
         perms: opts.perms && old.mode & 0o7777 != meta.mode & 0o7777,
         ..Changes::default()
-    };
+    }
+    .with_owner(opts.owners.change(meta.owner, old.owner));
     reporter.finished(&Item {
         changes,
         meta: Some(*meta),

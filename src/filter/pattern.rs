@@ -154,7 +154,7 @@ fn trailing_components(path: &[u8], n: usize) -> usize {
 }
 
 /// Whether the whole of `text` matches the wildcard pattern.
-pub(super) fn wildmatch(pattern: &[u8], text: &[u8]) -> bool {
+pub(crate) fn wildmatch(pattern: &[u8], text: &[u8]) -> bool {
     dowild(pattern, text) == Wild::Match
 }
 

@@ -66,6 +66,13 @@ fn meta(rng: &mut Rng) -> Meta {
     }
 }
 
+fn owner_change(rng: &mut Rng) -> crate::meta::OwnerChange {
+    crate::meta::OwnerChange {
+        uid: maybe(rng, |r| r.next() as u32),
+        gid: maybe(rng, |r| r.next() as u32),
+    }
+}
+
 fn maybe<T>(rng: &mut Rng, value: impl FnOnce(&mut Rng) -> T) -> Option<T> {
     rng.chance(50).then(|| value(rng))
 }
@@ -74,7 +81,11 @@ fn maybe<T>(rng: &mut Rng, value: impl FnOnce(&mut Rng) -> T) -> Option<T> {
 fn fs_request(rng: &mut Rng) -> FsRequest {
     let (a, b) = (path(rng), path(rng));
     let (n, wide) = (rng.next() as u32, rng.next());
-    match rng.below(18) {
+    match rng.below(19) {
+        17 => FsRequest::SetOwner {
+            path: a,
+            owner: owner_change(rng),
+        },
         0 => FsRequest::Confine {
             roots: list(rng, path),
             dirlinks: rng.chance(50),
@@ -118,6 +129,7 @@ fn fs_request(rng: &mut Rng) -> FsRequest {
         },
         _ => FsRequest::Close {
             handle: n,
+            owner: owner_change(rng),
             mode: maybe(rng, |r| r.next() as u32),
             mtime: maybe(rng, |r| r.next() as i64),
             sync: rng.chance(50),
@@ -126,7 +138,8 @@ fn fs_request(rng: &mut Rng) -> FsRequest {
 }
 
 fn fs_reply(rng: &mut Rng) -> FsReply {
-    match rng.below(6) {
+    match rng.below(7) {
+        6 => FsReply::NotPermitted,
         0 => FsReply::Done,
         1 => FsReply::Stat(maybe(rng, meta)),
         2 => FsReply::Entries(list(rng, |r| (path(r), meta(r)))),
@@ -190,6 +203,7 @@ pub(super) fn message(rng: &mut Rng) -> Message {
         12 => Message::PutFile {
             partial: a,
             dest: b,
+            owner: owner_change(rng),
             mode: n,
             mtime: maybe(rng, |r| r.next() as i64),
             sync: rng.chance(50),

@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, CWD};
 use rustix::io::Errno;
 
-use crate::meta::{Mtime, Node};
+use crate::meta::{Mtime, Node, OwnerChange};
 use crate::paths::{from_bytes, os_path};
 
 /// Symlinks a `-K` walk follows for one path, as the kernel's limit.
@@ -411,6 +411,19 @@ pub(crate) fn set_mtime(place: &Place, mtime: Mtime) -> io::Result<()> {
         &times,
         nofollow,
     )?)
+}
+
+/// Gives the entry itself (a symlink's own, never its target) its owner
+/// and group; Ok(false) where rsync would have skipped a refused change
+/// ([`OwnerChange::refusal_is_skip`]).
+pub(crate) fn set_owner(place: &Place, change: OwnerChange) -> io::Result<bool> {
+    if change.is_empty() {
+        return Ok(true);
+    }
+    let (uid, gid) = super::ids(change);
+    let nofollow = AtFlags::SYMLINK_NOFOLLOW;
+    let done = rustix::fs::chownat(place.dir(), &place.name, uid, gid, nofollow);
+    super::owner_set(change, done)
 }
 
 /// Makes the entries of the directory holding `place` durable (after a

@@ -244,6 +244,7 @@ impl HelperClient {
         let request = Message::PutFile {
             partial: to_bytes(partial).into_owned(),
             dest: to_bytes(dest).into_owned(),
+            owner: attrs.owner,
             mode: attrs.mode,
             mtime: attrs.mtime.map(|m| m.secs),
             sync,
@@ -464,6 +465,7 @@ mod tests {
         assert_eq!(read.await.unwrap(), FsReply::Data(b"world".to_vec()));
         let closed = call(FsRequest::Close {
             handle,
+            owner: Default::default(),
             mode: Some(0o640),
             mtime: Some(1_000_000),
             sync: true,
@@ -533,6 +535,7 @@ mod tests {
         let attrs = Attrs {
             mode: 0o644,
             mtime: None,
+            owner: Default::default(),
         };
         let put = |rel: &'static str| {
             let (partial, dest) = (at(&format!("{rel}.p")), at(rel));
@@ -618,6 +621,7 @@ mod tests {
         let attrs = Attrs {
             mode: 0o640,
             mtime: Some(crate::meta::Mtime::secs(1_000_000_000)),
+            owner: Default::default(),
         };
         let puts = (0..200).map(|i| {
             let (client, data) = (&client, vec![i as u8; i * 10]);

@@ -9,7 +9,7 @@
 //! them.
 
 use super::{put_bytes, Reader};
-use crate::meta::{Inode, Kind, Meta, Mtime, Owner};
+use crate::meta::{Inode, Kind, Meta, Mtime, Owner, OwnerChange};
 
 /// How [`FsRequest::Open`] opens a file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,6 +85,13 @@ pub(crate) enum FsRequest {
         path: Vec<u8>,
         mode: u32,
     },
+    /// The entry's own owner and group (a symlink's, not its target's):
+    /// [`FsReply::Done`], or [`FsReply::NotPermitted`] for a refusal that
+    /// is rsync's silent skip ([`OwnerChange::refusal_is_skip`]).
+    SetOwner {
+        path: Vec<u8>,
+        owner: OwnerChange,
+    },
     /// The entry's own modification time (a symlink's, not its target's).
     SetMtime {
         path: Vec<u8>,
@@ -112,9 +119,11 @@ pub(crate) enum FsRequest {
         handle: u32,
         len: u64,
     },
-    /// Sets `mode` and `mtime` when given, syncs when asked, and closes.
+    /// Sets `owner` (first: chown clears set-id bits), `mode` and `mtime`
+    /// when given, syncs when asked, and closes.
     Close {
         handle: u32,
+        owner: OwnerChange,
         mode: Option<u32>,
         mtime: Option<i64>,
         sync: bool,
@@ -131,6 +140,9 @@ pub(crate) enum FsReply {
     Name(Vec<u8>),
     Handle(u32),
     Data(Vec<u8>),
+    /// A change of group alone was refused for want of privilege: rsync's
+    /// receiver would not have tried it.
+    NotPermitted,
 }
 
 /// Bytes a listing entry takes in a reply besides its name.
@@ -237,6 +249,11 @@ impl FsRequest {
                 u32s(out, *handle);
                 u64s(out, *len);
             }
+            FsRequest::SetOwner { path, owner } => {
+                out.push(18);
+                put_bytes(out, path);
+                put_owner(out, owner);
+            }
             FsRequest::Confine { roots, dirlinks } => {
                 out.push(17);
                 u32s(out, roots.len() as u32);
@@ -245,12 +262,14 @@ impl FsRequest {
             }
             FsRequest::Close {
                 handle,
+                owner,
                 mode,
                 mtime,
                 sync,
             } => {
                 out.push(16);
                 u32s(out, *handle);
+                put_owner(out, owner);
                 out.push(u8::from(mode.is_some()));
                 u32s(out, mode.unwrap_or(0));
                 out.push(u8::from(mtime.is_some()));
@@ -327,10 +346,12 @@ impl FsRequest {
             },
             16 => {
                 let handle = r.u32()?;
+                let owner = owner(r)?;
                 let (has_mode, mode) = (r.u8()? != 0, r.u32()?);
                 let (has_mtime, mtime) = (r.u8()? != 0, r.u64()? as i64);
                 FsRequest::Close {
                     handle,
+                    owner,
                     mode: has_mode.then_some(mode),
                     mtime: has_mtime.then_some(mtime),
                     sync: r.u8()? != 0,
@@ -347,6 +368,10 @@ impl FsRequest {
                     dirlinks: r.u8()? != 0,
                 }
             }
+            18 => FsRequest::SetOwner {
+                path: path(r)?,
+                owner: owner(r)?,
+            },
             other => return Err(format!("unknown file-system request {other}")),
         };
         Ok(request)
@@ -382,6 +407,7 @@ impl FsReply {
                 out.push(5);
                 put_bytes(out, data);
             }
+            FsReply::NotPermitted => out.push(6),
         }
     }
 
@@ -408,6 +434,7 @@ impl FsReply {
             3 => FsReply::Name(r.bytes()?.to_vec()),
             4 => FsReply::Handle(r.u32()?),
             5 => FsReply::Data(r.bytes()?.to_vec()),
+            6 => FsReply::NotPermitted,
             other => return Err(format!("unknown file-system reply {other}")),
         };
         Ok(reply)
@@ -493,5 +520,25 @@ fn meta(r: &mut Reader<'_>) -> Result<Meta, String> {
                 nlink: r.u64()?,
             }),
         },
+    })
+}
+
+/// An owner change: each id behind a flag byte (0: kept).
+pub(super) fn put_owner(out: &mut Vec<u8>, owner: &OwnerChange) {
+    for id in [owner.uid, owner.gid] {
+        out.push(u8::from(id.is_some()));
+        out.extend_from_slice(&id.unwrap_or(0).to_be_bytes());
+    }
+}
+
+pub(super) fn owner(r: &mut Reader<'_>) -> Result<OwnerChange, String> {
+    let mut id = || -> Result<Option<u32>, String> {
+        let given = r.u8()? != 0;
+        let id = r.u32()?;
+        Ok(given.then_some(id))
+    };
+    Ok(OwnerChange {
+        uid: id()?,
+        gid: id()?,
     })
 }

@@ -24,7 +24,7 @@ use crate::meta::CopyRange;
 use fs::{FsReply, FsRequest};
 
 /// Bumped on any incompatible change to the messages below.
-pub(crate) const VERSION: u32 = 5;
+pub(crate) const VERSION: u32 = 6;
 const MAGIC: &[u8] = b"ferry-helper";
 /// Largest frame either side accepts: hash lists for 1 GiB at 4 KiB blocks.
 pub(crate) const MAX_FRAME: usize = 16 * 1024 * 1024;
@@ -100,6 +100,8 @@ pub(crate) enum Message {
     PutFile {
         partial: Vec<u8>,
         dest: Vec<u8>,
+        /// Set before the mode: chown clears set-id bits.
+        owner: crate::meta::OwnerChange,
         mode: u32,
         mtime: Option<i64>,
         sync: bool,
@@ -245,6 +247,7 @@ impl Message {
             Message::PutFile {
                 partial,
                 dest,
+                owner,
                 mode,
                 mtime,
                 sync,
@@ -253,6 +256,7 @@ impl Message {
                 out.push(PUT_FILE);
                 put_bytes(&mut out, partial);
                 put_bytes(&mut out, dest);
+                fs::put_owner(&mut out, owner);
                 out.extend_from_slice(&mode.to_be_bytes());
                 out.push(u8::from(mtime.is_some()));
                 out.extend_from_slice(&mtime.unwrap_or(0).to_be_bytes());
@@ -365,12 +369,14 @@ impl Message {
             COPIED => Message::Copied { bytes: r.u64()? },
             PUT_FILE => {
                 let (partial, dest) = (r.bytes()?.to_vec(), r.bytes()?.to_vec());
+                let owner = fs::owner(&mut r)?;
                 let mode = r.u32()?;
                 let has_mtime = r.u8()? != 0;
                 let mtime = r.u64()? as i64;
                 Message::PutFile {
                     partial,
                     dest,
+                    owner,
                     mode,
                     mtime: has_mtime.then_some(mtime),
                     sync: r.u8()? != 0,
@@ -548,6 +554,10 @@ mod tests {
             Message::PutFile {
                 partial: b"d/.f.ferry-partial".to_vec(),
                 dest: b"d/f".to_vec(),
+                owner: crate::meta::OwnerChange {
+                    uid: Some(4242),
+                    gid: None,
+                },
                 mode: 0o644,
                 mtime: Some(-5),
                 sync: true,
@@ -564,6 +574,7 @@ mod tests {
             Message::PutFile {
                 partial: b".e.ferry-partial".to_vec(),
                 dest: b"e".to_vec(),
+                owner: Default::default(),
                 mode: 0o600,
                 mtime: None,
                 sync: false,
@@ -576,6 +587,10 @@ mod tests {
             }),
             Message::Fs(fs::FsRequest::Close {
                 handle: 7,
+                owner: crate::meta::OwnerChange {
+                    uid: None,
+                    gid: Some(0),
+                },
                 mode: Some(0o644),
                 mtime: Some(-3),
                 sync: true,

@@ -15,7 +15,7 @@ use super::MAX_FRAME;
 use crate::local_io::{
     confined, finish_file, meta_of, not_found_is_none, read_at_most, Place, Roots,
 };
-use crate::meta::{Attrs, Kind, Meta, Mtime};
+use crate::meta::{Attrs, Kind, Meta, Mtime, OwnerChange};
 use crate::paths::from_bytes;
 
 /// Files a client may hold open at once: a client that never closes runs
@@ -80,6 +80,12 @@ impl Files {
             FsRequest::SetMode { path, mode } => {
                 done(self.roots.set_mode(&from_bytes(&path), mode))
             }
+            FsRequest::SetOwner { path, owner } => {
+                match confined::set_owner(&self.place(&path)?, owner)? {
+                    true => Ok(FsReply::Done),
+                    false => Ok(FsReply::NotPermitted),
+                }
+            }
             FsRequest::SetMtime { path, secs } => {
                 done(confined::set_mtime(&self.place(&path)?, Mtime::secs(secs)))
             }
@@ -97,12 +103,13 @@ impl Files {
             FsRequest::SetLen { handle, len } => done(self.file(handle)?.set_len(len)),
             FsRequest::Close {
                 handle,
+                owner,
                 mode,
                 mtime,
                 sync,
             } => {
                 let file = self.open.remove(&handle).ok_or_else(unknown_handle)?;
-                done(finish(&file, mode, mtime, sync))
+                done(finish(&file, owner, mode, mtime, sync))
             }
         }
     }
@@ -176,15 +183,23 @@ fn read(file: &File, offset: u64, len: u32) -> io::Result<FsReply> {
     read_at_most(file, offset, len).map(FsReply::Data)
 }
 
-/// What closing a written file asks for: its mode and mtime (after the
-/// last write) when given, as the local endpoint finishes a file; a sync.
-fn finish(file: &File, mode: Option<u32>, mtime: Option<i64>, sync: bool) -> io::Result<()> {
+/// What closing a written file asks for: its owner, mode and mtime
+/// (after the last write) when given, as the local endpoint finishes a
+/// file; a sync.
+fn finish(
+    file: &File,
+    owner: OwnerChange,
+    mode: Option<u32>,
+    mtime: Option<i64>,
+    sync: bool,
+) -> io::Result<()> {
     let Some(mode) = mode else {
         return if sync { file.sync_all() } else { Ok(()) };
     };
     let attrs = Attrs {
         mode,
         mtime: mtime.map(Mtime::secs),
+        owner,
     };
     finish_file(file, None, attrs, sync)
 }

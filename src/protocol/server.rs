@@ -82,11 +82,19 @@ fn answer(request: Message, roots: &Roots) -> Message {
         Message::PutFile {
             partial,
             dest,
+            owner,
             mode,
             mtime,
             sync,
             data,
-        } => put_file(&partial, &dest, mode, mtime, sync, &data, roots),
+        } => {
+            let attrs = crate::meta::Attrs {
+                mode,
+                mtime: mtime.map(crate::meta::Mtime::secs),
+                owner,
+            };
+            put_file(&partial, &dest, attrs, sync, &data, roots)
+        }
         Message::GetFile { path } => get_file(&path),
         other => Err(io::Error::other(format!("unexpected request {other:?}"))),
     };
@@ -156,8 +164,7 @@ fn copy_ranges(from: &[u8], to: &[u8], ranges: &[CopyRange], roots: &Roots) -> i
 fn put_file(
     partial: &[u8],
     dest: &[u8],
-    mode: u32,
-    mtime: Option<i64>,
+    attrs: crate::meta::Attrs,
     sync: bool,
     data: &[u8],
     roots: &Roots,
@@ -166,10 +173,6 @@ fn put_file(
     let named = |e: io::Error| io::Error::new(e.kind(), format!("{shown}: {e}"));
     let partial = roots.place(&from_bytes(partial)).map_err(named)?;
     let dest = roots.place(&from_bytes(dest)).map_err(named)?;
-    let attrs = crate::meta::Attrs {
-        mode,
-        mtime: mtime.map(crate::meta::Mtime::secs),
-    };
     crate::local_io::install_whole(&partial, &dest, data, attrs, sync).map_err(named)?;
     Ok(Message::Copied {
         bytes: data.len() as u64,

@@ -361,22 +361,31 @@ impl Sftp {
     /// server offers it, else plain SETSTAT, which follows a final symlink
     /// (callers that may meet one check [`Extensions::lsetstat`] first).
     pub(crate) async fn set_attrs(&self, path: &str, attrs: FileAttributes) -> Result<()> {
+        self.set_attrs_raw(path, attrs)
+            .await
+            .map_err(|e| self.error(path, e))
+    }
+
+    /// [`Sftp::set_attrs`] with the server's answer as it came, for a
+    /// caller that tells one refusal from another.
+    pub(crate) async fn set_attrs_raw(
+        &self,
+        path: &str,
+        attrs: FileAttributes,
+    ) -> std::result::Result<(), SftpError> {
         if !self.extensions.lsetstat {
-            return self
-                .raw
-                .setstat(path, attrs)
-                .await
-                .map(drop)
-                .map_err(|e| self.error(path, e));
+            return self.raw.setstat(path, attrs).await.map(drop);
         }
-        let encoded = russh_sftp::ser::to_bytes(&attrs).map_err(|e| {
-            FileError::server(&self.label, path, format!("cannot encode attributes: {e}"))
-        })?;
+        let encoded = russh_sftp::ser::to_bytes(&attrs)
+            .map_err(|e| SftpError::Limited(format!("cannot encode attributes: {e}")))?;
         let mut payload = Vec::with_capacity(8 + path.len() + encoded.len());
         put_string(&mut payload, path.as_bytes());
         payload.extend_from_slice(&encoded);
-        let reply = self.raw.extended(LSETSTAT, payload).await;
-        self.status_reply(reply, path)
+        match self.raw.extended(LSETSTAT, payload).await? {
+            Packet::Status(s) if s.status_code == StatusCode::Ok => Ok(()),
+            Packet::Status(s) => Err(SftpError::Status(s)),
+            _ => Err(SftpError::UnexpectedPacket),
+        }
     }
 
     /// fsync@openssh.com on an open handle; a no-op where it is not offered.

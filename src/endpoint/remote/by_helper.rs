@@ -11,7 +11,7 @@ use bytes::Bytes;
 
 use super::limits::{self, Gathering};
 use super::RemoteFs;
-use crate::endpoint::{Attrs, Listing, Meta, Mtime, Node, WriteMode};
+use crate::endpoint::{Attrs, Listing, Meta, Mtime, Node, OwnerChange, WriteMode};
 use crate::error::{Error, FileError, Host, Result};
 use crate::paths::{from_bytes, to_bytes};
 use crate::protocol::client::{HelperClient, HelperError};
@@ -66,6 +66,7 @@ impl ByHelper<'_> {
             FsReply::Name(_) => "name",
             FsReply::Handle(_) => "handle",
             FsReply::Data(_) => "data",
+            FsReply::NotPermitted => "not permitted",
         };
         self.fs.helper_error(
             path,
@@ -186,6 +187,19 @@ impl ByHelper<'_> {
         self.done(path, request).await
     }
 
+    /// Ok(false): refused, and the refusal is rsync's silent skip.
+    pub(super) async fn set_owner(&self, path: &str, owner: OwnerChange) -> Result<bool> {
+        let request = FsRequest::SetOwner {
+            path: self.bytes(path),
+            owner,
+        };
+        match self.call(path, request).await? {
+            FsReply::Done => Ok(true),
+            FsReply::NotPermitted => Ok(false),
+            other => Err(self.unexpected(path, &other)),
+        }
+    }
+
     pub(super) async fn set_mtime(&self, path: &str, mtime: Mtime) -> Result<()> {
         let request = FsRequest::SetMtime {
             path: self.bytes(path),
@@ -289,6 +303,7 @@ impl HelperFile {
         };
         self.done(FsRequest::Close {
             handle,
+            owner: attrs.map(|a| a.owner).unwrap_or_default(),
             mode: attrs.map(|a| a.mode),
             mtime: attrs.and_then(|a| a.mtime).map(|m| m.secs),
             sync,
@@ -309,6 +324,7 @@ impl Drop for HelperFile {
         runtime.spawn(async move {
             let close = FsRequest::Close {
                 handle,
+                owner: Default::default(),
                 mode: None,
                 mtime: None,
                 sync: false,
