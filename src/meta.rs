@@ -267,3 +267,22 @@ impl Identity {
         self.root || self.groups.as_ref().is_none_or(|g| g.contains(&gid))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_mode_names_its_kind_and_a_device_keeps_its_number() {
+        assert_eq!(Kind::of_mode(0o100_644, 9), Kind::File);
+        assert_eq!(Kind::of_mode(0o040_755, 0), Kind::Dir);
+        let device = Kind::of_mode(0o020_600, 0x103);
+        let node = |kind, rdev| Kind::Node(Node { kind, rdev });
+        assert_eq!(device, node(NodeKind::CharDevice, 0x103));
+        assert_eq!(Kind::of_mode(0o060_600, 7), node(NodeKind::BlockDevice, 7));
+        // A fifo or socket has no number, whatever lstat says.
+        assert_eq!(Kind::of_mode(0o010_644, 7), node(NodeKind::Fifo, 0));
+        assert_eq!(Kind::of_mode(0o140_755, 7), node(NodeKind::Socket, 0));
+        assert_eq!(Kind::of_mode(0o170_000, 0), Kind::Other);
+    }
+}

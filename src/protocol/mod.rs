@@ -620,6 +620,19 @@ mod tests {
                     }),
                 },
             )])),
+            Message::FsReply(fs::FsReply::Stat(Some(crate::meta::Meta {
+                kind: crate::meta::Kind::of_mode(0o020_644, (1 << 8) | 3),
+                size: 0,
+                mtime: crate::meta::Mtime::secs(1),
+                mode: 0o644,
+                owner: None,
+                inode: None,
+            }))),
+            Message::Fs(fs::FsRequest::MakeNode {
+                path: b"fifo".to_vec(),
+                mode: 0o010_600,
+                rdev: 0,
+            }),
             Message::FsReply(fs::FsReply::Handle(9)),
         ];
         for m in messages {
