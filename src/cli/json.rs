@@ -137,6 +137,8 @@ pub(crate) fn action_name(outcome: Outcome) -> &'static str {
         Outcome::Skipped => "up_to_date",
         Outcome::Created => "created",
         Outcome::Attributes => "attributes",
+        Outcome::Linked => "linked",
+        Outcome::Copied => "copied",
         Outcome::WouldSend => "would_send",
         Outcome::Deleted => "deleted",
         Outcome::WouldDelete => "would_delete",

@@ -115,6 +115,10 @@ fn classify(item: &Item<'_>) -> Class {
         Outcome::Skipped if dir && changed(item) => Class::DirAttrs,
         Outcome::Skipped => Class::Unchanged,
         Outcome::Attributes => Class::Attrs,
+        // From a basis DIR: rsync names it with -v only when its
+        // attributes had to change, else as an unchanged file.
+        Outcome::Linked | Outcome::Copied if changed(item) => Class::Transfer,
+        Outcome::Linked | Outcome::Copied => Class::Unchanged,
         Outcome::Sent | Outcome::Resumed | Outcome::Delta => Class::Transfer,
         Outcome::WouldSend if item.kind == ItemKind::File => Class::Transfer,
         Outcome::Created | Outcome::WouldSend if dir && item.meta.is_none() => Class::ImpliedDest,

@@ -311,6 +311,9 @@ pub(crate) fn itemize(item: &Item<'_>, sending: bool) -> String {
     let update = match (item.kind, item.outcome) {
         _ if item.hard_link.is_some() => 'h',
         (_, Outcome::Attributes | Outcome::Skipped) => '.',
+        // rsync's `h`: a hard link to a basis DIR's file (`hf`, `hL`).
+        (_, Outcome::Linked) => 'h',
+        (_, Outcome::Copied) => 'c',
         (ItemKind::File, _) => {
             if sending {
                 '<'

@@ -6,6 +6,7 @@
 //! that end the connection end the run (ripgrep's per-file error policy).
 
 pub(crate) mod backup;
+pub(crate) mod basis;
 pub(crate) mod bounds;
 pub(crate) mod compare;
 mod copy;
@@ -128,6 +129,9 @@ pub(crate) struct Options {
     /// `--partial-dir`, `-T`, `--delay-updates`: where files are written
     /// before they take their place, and when they take it.
     pub staging: staging::Staging,
+    /// `--link-dest`, `--copy-dest`, `--compare-dest`: the directories on
+    /// the destination side a missing file may be taken from.
+    pub alt_dests: Option<std::sync::Arc<basis::AltDests>>,
 }
 
 impl Options {
@@ -485,7 +489,11 @@ fn is_small_file(action: &Action, small: u64) -> bool {
 /// check of a partial, the end-to-end check of either. A new file is sent
 /// whole and needs none.
 fn may_hash(action: &Action) -> bool {
-    matches!(action, Action::File(job) if job.existing.is_some() || job.partial.is_some())
+    let builds_on_old = |job: &FileJob| match &job.basis {
+        Some(basis) => basis.how == basis::Use::Delta,
+        None => job.existing.is_some(),
+    };
+    matches!(action, Action::File(job) if builds_on_old(job) || job.partial.is_some())
 }
 
 /// A dry run reports what the actions would do. The symlinks' targets are
@@ -509,15 +517,32 @@ async fn dry_run<S: Endpoint, D: Endpoint>(
             found => found.ok().flatten(),
         };
         let mut item = item_of(action, opts);
-        if item.outcome != Outcome::Attributes {
-            item.outcome = Outcome::WouldSend;
-        }
+        item.outcome = match from_basis(action) {
+            Some(outcome) => outcome,
+            None if item.outcome == Outcome::Attributes => item.outcome,
+            None => Outcome::WouldSend,
+        };
         reporter.finished(&Item {
             target: target.as_deref(),
             ..item
         });
     }
     Ok(())
+}
+
+/// What an action that takes its entry from a `--link-dest` (`--copy-dest`)
+/// DIR reports, in a dry run as in a real one where the link works.
+fn from_basis(action: &Action) -> Option<Outcome> {
+    let how = match action {
+        Action::File(job) => job.basis.as_ref().map(|b| b.how),
+        Action::Symlink { alt, .. } => alt.as_ref().map(|b| b.how),
+        _ => None,
+    };
+    match how? {
+        basis::Use::Link => Some(Outcome::Linked),
+        basis::Use::Copy => Some(Outcome::Copied),
+        basis::Use::Delta => None,
+    }
 }
 
 /// Where a symlink the action makes or touches points: the source's link
@@ -560,10 +585,15 @@ fn item_of<'a>(action: &'a Action, opts: &Options) -> Item<'a> {
             ..Item::new(dest, ItemKind::Dir, Outcome::Created)
         },
         Action::Symlink {
-            source, dest, meta, ..
+            source,
+            dest,
+            meta,
+            alt,
+            ..
         } => Item {
             changes: Changes {
-                created: true,
+                // One from a basis DIR is itemized against it, unchanged.
+                created: alt.is_none(),
                 ..Changes::default()
             },
             meta: Some(*meta),
@@ -614,18 +644,27 @@ fn item_of<'a>(action: &'a Action, opts: &Options) -> Item<'a> {
     }
 }
 
-/// How a file to be sent differs from the destination's old one.
+/// How a file to be sent differs from the destination's old one, or, for
+/// a file the destination lacks, from the basis DIR's file it comes from
+/// (rsync itemizes against that).
 fn changes_of(job: &FileJob, opts: &Options) -> Changes {
-    let Some(old) = job.existing.filter(|m| m.kind == Kind::File) else {
+    let existing = job.existing.filter(|m| m.kind == Kind::File);
+    let Some(old) = existing.or(job.basis.as_ref().map(|b| b.meta)) else {
         return Changes {
             created: true,
             ..Changes::default()
         };
     };
     let new = &job.source_meta;
+    // A link or local copy of an equal file gets no new time.
+    let from_basis = job
+        .basis
+        .as_ref()
+        .is_some_and(|b| b.how != basis::Use::Delta);
     let time = match (opts.times, old.mtime.same(&new.mtime)) {
         (true, true) => TimeChange::Same,
         (true, false) => TimeChange::Preserved,
+        (false, _) if from_basis => TimeChange::Same,
         (false, _) => TimeChange::Now,
     };
     Changes {
@@ -900,10 +939,17 @@ async fn run_action<'a, S: Endpoint, D: Endpoint>(
             dest,
             meta,
             set_time,
+            alt,
         } => {
             let mtime = set_time.then_some(meta.mtime);
-            match copy_symlink(src, dst, source, dest, mtime, opts, places).await {
-                Ok(made) => {
+            let made = match alt {
+                Some(alt) => symlink_from_basis(dst, source, dest, alt, mtime, ctx, src).await,
+                None => copy_symlink(src, dst, source, dest, mtime, opts, places)
+                    .await
+                    .map(|target| (target, Outcome::Created)),
+            };
+            match made {
+                Ok((made, outcome)) => {
                     target = Some(made);
                     match opts.remove_source_files {
                         true => {
@@ -913,9 +959,9 @@ async fn run_action<'a, S: Endpoint, D: Endpoint>(
                             if removed.is_ok() {
                                 opts.note_moved(dest);
                             }
-                            removed.map(|()| done(Outcome::Created))
+                            removed.map(|()| done(outcome))
                         }
-                        false => Ok(done(Outcome::Created)),
+                        false => Ok(done(outcome)),
                     }
                 }
                 Err(e) => Err(e),
@@ -948,6 +994,32 @@ async fn run_action<'a, S: Endpoint, D: Endpoint>(
     (action, result, target)
 }
 
+/// A symlink a `--link-dest` DIR has as the source has it: hard-linked
+/// from there (rsync links symlinks too), or, where the destination cannot
+/// link or with `--copy-dest`, made anew and reported as copied.
+async fn symlink_from_basis<S: Endpoint, D: Endpoint>(
+    dst: &D,
+    source: &str,
+    dest: &str,
+    alt: &basis::LinkBasis,
+    mtime: Option<Mtime>,
+    ctx: Ctx<'_>,
+    src: &S,
+) -> Result<(String, Outcome)> {
+    if alt.how == basis::Use::Link && dst.features().hard_links {
+        match dst.hard_link(&alt.path, dest).await {
+            Ok(()) => return Ok((alt.target.clone(), Outcome::Linked)),
+            Err(e) if e.is_fatal() => return Err(e),
+            Err(e) => ctx.reporter.note(&format!(
+                "{dest}: not hard-linked to {} ({e}); made there instead",
+                alt.path
+            )),
+        }
+    }
+    let made = copy_symlink(src, dst, source, dest, mtime, ctx.opts, ctx.places).await?;
+    Ok((made, Outcome::Copied))
+}
+
 /// Takes in one action's result: counts it and reports it, or, for an
 /// error that ends the connection, ends the run.
 fn finish(
@@ -973,8 +1045,12 @@ fn finish(
     }
     stats.bytes_sent += done.sent;
     stats.bytes_reused += done.reused;
+    let moved_data = !matches!(
+        done.outcome,
+        Outcome::Attributes | Outcome::Linked | Outcome::Copied
+    );
     stats.bytes_transferred_files += match item.kind {
-        ItemKind::File if done.outcome != Outcome::Attributes => item.size,
+        ItemKind::File if moved_data => item.size,
         _ => 0,
     };
     item.outcome = done.outcome;

@@ -12,6 +12,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 
 use futures::stream::{FuturesUnordered, StreamExt};
 
+use super::basis::{self, AltKind, AltRoots, FromDirs, LinkBasis, Use};
 use super::bounds::Bounds;
 use super::delete::Extraneous;
 use super::hard_links::{Groups, HardLink};
@@ -61,6 +62,9 @@ pub(crate) enum Action {
         meta: Meta,
         /// The link gets the source link's time (`--times`).
         set_time: bool,
+        /// A `--link-dest` (`--copy-dest`) DIR's link pointing where the
+        /// source's does: hard-linked (made anew), reported as such.
+        alt: Option<LinkBasis>,
     },
     /// `--remove-source-files`: the destination holds this entry already;
     /// the source's goes once that is checked.
@@ -107,11 +111,14 @@ fn unknown_device(meta: &Meta) -> bool {
 }
 
 /// What the destination already holds under one name.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct There {
     existing: Option<Meta>,
     partial: Option<Meta>,
     sidecar: Option<Meta>,
+    /// What each `--link-dest` (`--copy-dest`, `--compare-dest`) DIR holds
+    /// at its path, where the walk listed them; None: not looked at yet.
+    alt: Option<Vec<(String, Option<Meta>)>>,
 }
 
 /// Where a lone file lands when the destination names no directory: its
@@ -301,6 +308,9 @@ pub(crate) struct Planner<'a, S, D> {
     source_root: String,
     /// `-H`: the first destination name of each multiply linked source file.
     hard_links: Groups,
+    /// `--link-dest`, `--copy-dest`, `--compare-dest`: the DIRs, once the
+    /// destination directory is known.
+    alt: Option<AltRoots>,
 }
 
 /// Subdirectories listed at once, ahead of the walk: enough to hide the
@@ -344,6 +354,7 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
             listed_dst: HashMap::new(),
             source_root: String::new(),
             hard_links: Groups::default(),
+            alt: None,
         }
     }
 
@@ -448,6 +459,11 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
         if dest_is_dir {
             as_file = None;
         }
+        let names_under = match dest_is_dir {
+            true => dest,
+            false => crate::endpoint::parent(dest),
+        };
+        self.resolve_alt(names_under).await?;
         if let Some(found) = as_file.as_mut().filter(|_| made_parent) {
             // Made by --mkpath before the file arrives.
             found.parent = Ok(Some(Meta {
@@ -652,6 +668,7 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
             existing: existing?,
             partial: partial?,
             sidecar: sidecar?,
+            alt: None,
         })
     }
 
@@ -954,6 +971,7 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
                 .await?;
             self.note_extraneous(dst_dir, &entries, &existing, &at);
         }
+        let alt = self.list_alt(dst_dir, &entries, &existing).await?;
         let is_dir_there = |name: &str| existing.get(name).map(|m| m.kind) == Some(Kind::Dir);
         for (i, entry) in entries.iter().enumerate() {
             let src_path = join(src_dir, &entry.name);
@@ -1014,6 +1032,12 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
                 existing: existing.get(&entry.name).copied(),
                 partial: existing.get(&partial_name(&entry.name)).copied(),
                 sidecar: existing.get(&meta_name(&entry.name)).copied(),
+                alt: alt.as_ref().map(|(dirs, listed)| {
+                    let at = |(dir, found): (&String, &HashMap<String, Meta>)| {
+                        (join(dir, &entry.name), found.get(&entry.name).copied())
+                    };
+                    dirs.iter().zip(listed).map(at).collect()
+                }),
             };
             self.plan_entry(&src_path, dst_dir, &entry.name, entry.meta, there)
                 .await?;
@@ -1267,6 +1291,7 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
                 false
             }
         };
+        self.resolve_alt(dest).await?;
         if let Some(dir) = &list.dot_dir {
             self.plan_listed_dot_dir(&under(base, dir), dest, dest_meta)
                 .await?;
@@ -1356,6 +1381,7 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
                     existing: None,
                     partial: None,
                     sidecar: None,
+                    alt: None,
                 }),
             }
         };
@@ -1534,6 +1560,7 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
             existing,
             partial,
             sidecar,
+            alt,
         } = there;
         let paths = Paths::new(dst_dir, name);
         let lands = match meta.kind {
@@ -1594,12 +1621,25 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
                 let current = self
                     .symlink_current(src_path, &paths.dest, existing)
                     .await?;
+                let alt = match (current.is_none(), existing) {
+                    (true, None) => self.alt_symlink(src_path, &paths.dest, &meta, alt).await?,
+                    _ => None,
+                };
+                if let Some((AltKind::Compare, LinkBasis { target, .. })) = &alt {
+                    // --compare-dest: a DIR has the link as it is.
+                    let (dest, target) = (&paths.dest, Some(target.as_str()));
+                    unchanged::up_to_date(self.reporter, dest, &meta, src_path, target);
+                    self.source_done(src_path, paths.dest, meta);
+                    return Ok(());
+                }
+                let alt = alt.map(|(_, basis)| basis);
                 let Some(target) = current else {
                     self.actions.push(Action::Symlink {
                         source: src_path.to_string(),
                         dest: paths.dest,
                         meta,
                         set_time: mtime.is_some(),
+                        alt,
                     });
                     return Ok(());
                 };
@@ -1646,6 +1686,21 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
                 if self.opts.append && longer {
                     return Ok(());
                 }
+                let found = match existing {
+                    None => self.alt_file(src_path, &paths.dest, &meta, alt).await?,
+                    Some(_) => None,
+                };
+                let basis = match found {
+                    Some(FromDirs::Current) => {
+                        // --compare-dest: a DIR has it as it is.
+                        self.up_to_date += 1;
+                        unchanged::up_to_date(self.reporter, &paths.dest, &meta, src_path, None);
+                        self.source_done(src_path, paths.dest, meta);
+                        return Ok(());
+                    }
+                    Some(FromDirs::Basis(basis)) => Some(Box::new(basis)),
+                    None => None,
+                };
                 self.actions.push(Action::File(FileJob {
                     source: src_path.to_string(),
                     source_meta: meta,
@@ -1653,6 +1708,7 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
                     existing,
                     partial,
                     sidecar: sidecar.is_some(),
+                    basis,
                 }));
             }
         }
@@ -1682,6 +1738,101 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
             existing,
         }));
         true
+    }
+
+    /// `--link-dest` and co.: the DIRs resolved against `base`, the
+    /// directory the destination's names are under.
+    async fn resolve_alt(&mut self, base: &str) -> Result<()> {
+        if let Some(alt) = self.opts.alt_dests.clone() {
+            self.alt = Some(AltRoots::resolve(self.dst, &alt, base, self.reporter).await?);
+        }
+        Ok(())
+    }
+
+    /// The DIRs' directories for the destination directory `dst_dir` and
+    /// their listings, when some of its source entries (other than
+    /// directories) are missing from the destination: one listing per
+    /// DIR and directory, not a lookup per file.
+    async fn list_alt(
+        &self,
+        dst_dir: &str,
+        entries: &[Entry],
+        existing: &HashMap<String, Meta>,
+    ) -> Result<Option<(Vec<String>, Vec<HashMap<String, Meta>>)>> {
+        let missing = entries
+            .iter()
+            .any(|e| e.meta.kind != Kind::Dir && !existing.contains_key(&e.name));
+        let Some(dirs) = self.alt.as_ref().filter(|_| missing) else {
+            return Ok(None);
+        };
+        let Some(dirs) = dirs.paths_for(dst_dir) else {
+            return Ok(None);
+        };
+        let listed = basis::list_dirs(self.dst, &dirs).await?;
+        Ok(Some((dirs, listed)))
+    }
+
+    /// Which option the DIRs came with and what each holds for the
+    /// destination path `dest`: the walk's listings, else a lookup of
+    /// each. None without DIRs (or for a path outside the destination).
+    async fn alt_candidates(
+        &self,
+        dest: &str,
+        listed: Option<Vec<(String, Option<Meta>)>>,
+    ) -> Result<Option<(AltKind, Vec<(String, Option<Meta>)>)>> {
+        let Some(alt) = &self.alt else {
+            return Ok(None);
+        };
+        let candidates = match (listed, alt.paths_for(dest)) {
+            (Some(listed), _) => listed,
+            (None, Some(paths)) => basis::look_up(self.dst, paths).await?,
+            (None, None) => return Ok(None),
+        };
+        Ok(Some((alt.kind, candidates)))
+    }
+
+    /// The DIRs' file a file the destination lacks comes from, if any.
+    async fn alt_file(
+        &self,
+        src_path: &str,
+        dest: &str,
+        meta: &Meta,
+        listed: Option<Vec<(String, Option<Meta>)>>,
+    ) -> Result<Option<FromDirs>> {
+        let Some((kind, candidates)) = self.alt_candidates(dest, listed).await? else {
+            return Ok(None);
+        };
+        let (src, dst, opts) = (self.src, self.dst, self.opts);
+        basis::choose_file(src, dst, opts, kind, src_path, meta, &candidates).await
+    }
+
+    /// The DIRs' symlink pointing where the source's does, for a symlink
+    /// the destination lacks, with the option it came with.
+    async fn alt_symlink(
+        &self,
+        src_path: &str,
+        dest: &str,
+        meta: &Meta,
+        listed: Option<Vec<(String, Option<Meta>)>>,
+    ) -> Result<Option<(AltKind, LinkBasis)>> {
+        let Some((kind, candidates)) = self.alt_candidates(dest, listed).await? else {
+            return Ok(None);
+        };
+        let is_link = |m: &Option<Meta>| m.is_some_and(|m| m.kind == Kind::Symlink);
+        if !candidates.iter().any(|(_, m)| is_link(m)) {
+            return Ok(None);
+        }
+        let target = self.src.read_link(src_path).await?;
+        let target = self.opts.links_policy.target(target);
+        let keeps_time = self.link_time(meta).is_some();
+        let (dst, opts) = (self.dst, self.opts);
+        let found =
+            basis::choose_symlink(dst, opts, &target, meta, keeps_time, &candidates).await?;
+        let how = match kind {
+            AltKind::Link => Use::Link,
+            _ => Use::Copy,
+        };
+        Ok(found.map(|path| (kind, LinkBasis { path, target, how })))
     }
 
     /// Whether the selection options leave a source directory out, with
@@ -1830,12 +1981,7 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
         }
         // Each side hashes where it can (a remote helper or shell hashes on
         // the server); what only one side can do decides the algorithm.
-        let algo = hashes::common_algorithm(self.src, self.dst).unwrap_or_default();
-        let (a, b) = tokio::join!(
-            hashes::file_hash(self.src, src_path, algo),
-            hashes::file_hash(self.dst, dest, algo)
-        );
-        Ok(a? == b?)
+        hashes::same_contents(self.src, src_path, self.dst, dest).await
     }
 
     /// The target of a destination symlink that already points where the
