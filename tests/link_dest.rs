@@ -39,6 +39,9 @@ fn make_source(root: &Path) {
     }
     std::os::unix::fs::symlink("a.bin", root.join("link")).unwrap();
     set_link_mtime(&root.join("link"), OLD);
+    for dir in ["sub/deep", "sub", ""] {
+        set_mtime(&root.join(dir), OLD);
+    }
 }
 
 /// What changes for the second snapshot: one file's contents and time, and
@@ -48,6 +51,7 @@ fn change_source(root: &Path) {
     set_mtime(&root.join(CHANGED), NEW);
     write_file(&root.join("new.txt"), b"new in snapshot two\n");
     set_mtime(&root.join("new.txt"), NEW);
+    set_mtime(root, NEW);
 }
 
 fn set_link_mtime(path: &Path, secs: u64) {
@@ -159,11 +163,30 @@ fn local_snapshots_link_what_rsync_links_and_leave_the_first_alone() {
         .args(["-a", "-ii", "--link-dest=../snap1"])
         .args([&path_arg(&src), &path_arg(&ours.join("snap2"))])
         .run_ok();
-    let by_rsync = Command::new("rsync")
-        .args(["-a", "--link-dest=../snap1"])
-        .args([&path_arg(&src), &path_arg(&theirs.join("snap2"))])
-        .status();
-    assert!(by_rsync.is_ok_and(|s| s.success()), "rsync snap2");
+    let by_rsync = run_with_deadline(
+        Command::new("rsync")
+            .args(["-a", "-ii", "--link-dest=../snap1"])
+            .args([&path_arg(&src), &path_arg(&theirs.join("snap2"))]),
+        Duration::from_secs(60),
+    );
+    by_rsync.assert_ok();
+    // The same -ii lines as rsync's (hf, hL, cd for the directories the
+    // DIR has, the changed file itemized against the DIR's), in any order.
+    let itemized = |out: &Output| {
+        let mut lines: Vec<String> = out
+            .stdout
+            .lines()
+            .filter(|l| !l.is_empty() && !l.starts_with("created directory"))
+            .map(String::from)
+            .collect();
+        lines.sort();
+        lines
+    };
+    assert_eq!(
+        itemized(&by_rsync),
+        itemized(&out),
+        "rsync (left), ferry (right)"
+    );
     assert_trees_identical(&src, &ours.join("snap2"));
     let linked = shared_inodes(&ours.join("snap1"), &ours.join("snap2"));
     assert_eq!(linked, unchanged(), "{out}");
@@ -431,4 +454,55 @@ fn the_three_options_do_not_mix() {
     out.assert_code(1)
         .assert_stderr_contains("the --compare-dest option conflicts with the --link-dest option");
     assert!(!dir.path().join("dst").exists());
+}
+
+/// A server without `hardlink@openssh.com` (nor `copy-data`, nor the
+/// helper): ferry's embedded one. Each unchanged file is copied on the
+/// server instead, said under `-v`, and the DIR is left as it was.
+#[test]
+fn without_hard_links_on_the_server_the_files_are_copied_and_said_so() {
+    use ferry::embedded::{throwaway_key, EmbeddedServer, ServerOptions};
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let client = throwaway_key().unwrap();
+    let options = ServerOptions {
+        client_key: client.public_key().clone(),
+        base: dir.path().to_path_buf(),
+        helper: false,
+        sftp: None,
+    };
+    let server = runtime.block_on(EmbeddedServer::start(options)).unwrap();
+    let config = server
+        .write_client_files(dir.path(), "plain", &client)
+        .unwrap();
+    let (src, remote) = (dir.path().join("src"), dir.path().join("remote"));
+    fs::create_dir_all(&remote).unwrap();
+    make_source(&src);
+    let push = |extra: &[&str], snap: &str| {
+        FerryCmd::bare(dir.path())
+            .arg("--ssh-config")
+            .arg(&config)
+            .args(["-a", "--remote-hash", "off"])
+            .args(extra)
+            .arg(path_arg(&src))
+            .arg(format!("plain:{}", remote.join(snap).display()))
+            .run_ok()
+    };
+    push(&[], "snap1");
+    change_source(&src);
+    let snap1 = state_of(&remote.join("snap1"));
+    let out = push(&["-v", "--link-dest=../snap1"], "snap2");
+    assert_trees_identical(&src, &remote.join("snap2"));
+    assert!(shared_inodes(&remote.join("snap1"), &remote.join("snap2")).is_empty());
+    assert!(
+        out.stdout.contains("a.bin: not hard-linked to")
+            && out.stdout.contains("copied there instead"),
+        "{out}"
+    );
+    assert_eq!(state_of(&remote.join("snap1")), snap1, "the DIR changed");
+    drop(server);
 }

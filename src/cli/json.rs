@@ -163,7 +163,11 @@ impl Reporter for JsonReporter {
         }
         self.write(&ItemLine {
             kind_of_line: "item",
-            action: action_name(item.outcome),
+            // A directory a basis DIR has is made, not copied.
+            action: match (item.kind, item.outcome) {
+                (ItemKind::Dir, Outcome::Copied) => "created",
+                (_, outcome) => action_name(outcome),
+            },
             kind: kind_name(item.kind),
             path: relative(item.path, &self.dest_root, item.kind == ItemKind::Dir),
             size: item.size,

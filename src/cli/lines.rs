@@ -225,6 +225,10 @@ impl Lines {
         let root_made = match class {
             Class::ImpliedDest => true,
             Class::Created => item.kind == ItemKind::Dir && self.name_of(item) == ".",
+            // Made where a --link-dest (and co.) DIR has it: still made.
+            Class::Unchanged | Class::Transfer if item.outcome == Outcome::Copied => {
+                item.kind == ItemKind::Dir && self.name_of(item) == "."
+            }
             _ => false,
         };
         if !root_made || !(self.name > 0 || self.out_itemizes()) {

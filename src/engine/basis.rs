@@ -79,6 +79,8 @@ pub(crate) struct AltRoots {
     base: String,
     /// The DIRs that exist, in order.
     roots: Vec<String>,
+    /// The first one's metadata.
+    first: Option<Meta>,
 }
 
 impl AltRoots {
@@ -91,11 +93,12 @@ impl AltRoots {
         base: &str,
         reporter: &dyn Reporter,
     ) -> Result<AltRoots> {
-        let mut roots = Vec::new();
+        let (mut roots, mut first) = (Vec::new(), None);
         for root in alt.roots(base) {
             let why = match dst.stat(&root).await {
                 Ok(Some(meta)) if meta.kind == Kind::Dir => {
                     roots.push(root);
+                    first = first.or(Some(meta));
                     continue;
                 }
                 Ok(Some(_)) => "is not a dir",
@@ -111,7 +114,15 @@ impl AltRoots {
             kind: alt.kind,
             base: base.to_string(),
             roots,
+            first,
         })
+    }
+
+    /// The first DIR's metadata when `dest` is the destination directory
+    /// itself, which the DIRs stand beside.
+    pub(crate) fn top_dir(&self, dest: &str) -> Option<Meta> {
+        let top = dest.trim_end_matches('/') == self.base.trim_end_matches('/');
+        self.first.filter(|_| top)
     }
 
     /// Where each DIR holds the destination path `path` (a directory of
@@ -136,13 +147,38 @@ impl AltRoots {
     }
 }
 
+/// The DIRs' listings of one directory of the walk.
+#[derive(Debug)]
+pub(crate) struct AltListing {
+    /// Each DIR's directory, in order.
+    dirs: Vec<String>,
+    /// What each holds: entry names to their metadata (none where the DIR
+    /// lacks the directory).
+    listed: Vec<HashMap<String, Meta>>,
+}
+
+impl AltListing {
+    /// What each DIR holds under `name`, with its path.
+    pub(crate) fn entry(&self, name: &str) -> Vec<(String, Option<Meta>)> {
+        let at = |(dir, found): (&String, &HashMap<String, Meta>)| {
+            (join(dir, name), found.get(name).copied())
+        };
+        self.dirs.iter().zip(&self.listed).map(at).collect()
+    }
+
+    /// The first DIR's directory named `name`.
+    pub(crate) fn dir(&self, name: &str) -> Option<Meta> {
+        let is_dir = |m: &&Meta| m.kind == Kind::Dir;
+        self.listed
+            .iter()
+            .find_map(|found| found.get(name).filter(is_dir).copied())
+    }
+}
+
 /// Lists each DIR's directory (`dirs`, from [`AltRoots::paths_for`]) for
-/// the walk: an entry name to its metadata, nothing where the DIR lacks the
-/// directory or it cannot be read (the file is then sent as without it).
-pub(crate) async fn list_dirs<D: Endpoint>(
-    dst: &D,
-    dirs: &[String],
-) -> Result<Vec<HashMap<String, Meta>>> {
+/// the walk; nothing where the DIR lacks the directory or it cannot be
+/// read (the files are then sent as without it).
+pub(crate) async fn list_dirs<D: Endpoint>(dst: &D, dirs: Vec<String>) -> Result<AltListing> {
     let listed = futures::future::join_all(dirs.iter().map(|dir| dst.list(dir))).await;
     let mut maps = Vec::with_capacity(listed.len());
     for listing in listed {
@@ -156,7 +192,7 @@ pub(crate) async fn list_dirs<D: Endpoint>(
             Err(_) => HashMap::new(),
         });
     }
-    Ok(maps)
+    Ok(AltListing { dirs, listed: maps })
 }
 
 /// What each DIR has at `path`, an lstat each (where the walk has no
@@ -361,7 +397,8 @@ pub(super) async fn make_from<D: Endpoint>(
         delayed,
         verified: None,
     };
-    if basis.how == Use::Link && linked(dst, job, basis, reporter).await? {
+    let dest = &job.paths.dest;
+    if basis.how == Use::Link && linked(dst, &basis.path, dest, reporter).await? {
         if job.sidecar {
             let _ = dst.remove_file(&job.paths.meta).await;
         }
@@ -379,26 +416,26 @@ pub(super) async fn make_from<D: Endpoint>(
     Ok(from_basis(Outcome::Copied, delayed))
 }
 
-/// Hard-links the destination file to the DIR's; false (said under `-v`)
+/// Hard-links `dest` to the DIR's entry `from`; false (said under `-v`)
 /// when the destination cannot: a server without `hardlink@openssh.com`,
-/// another file system, a file system without hard links.
-async fn linked<D: Endpoint>(
+/// another file system, a file system without hard links. The caller then
+/// copies, as rsync does when linking fails.
+pub(super) async fn linked<D: Endpoint>(
     dst: &D,
-    job: &FileJob,
-    basis: &Basis,
+    from: &str,
+    dest: &str,
     reporter: &dyn Reporter,
 ) -> Result<bool> {
     let why = match dst.features().hard_links {
         false => "this side cannot make hard links".to_string(),
-        true => match dst.hard_link(&basis.path, &job.paths.dest).await {
+        true => match dst.hard_link(from, dest).await {
             Ok(()) => return Ok(true),
             Err(e) if e.is_fatal() => return Err(e),
             Err(e) => e.to_string(),
         },
     };
     reporter.note(&format!(
-        "{}: not hard-linked to {} ({why}); copied there instead",
-        job.paths.dest, basis.path
+        "{dest}: not hard-linked to {from} ({why}); copied there instead"
     ));
     Ok(false)
 }

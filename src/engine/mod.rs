@@ -536,6 +536,7 @@ fn from_basis(action: &Action) -> Option<Outcome> {
     let how = match action {
         Action::File(job) => job.basis.as_ref().map(|b| b.how),
         Action::Symlink { alt, .. } => alt.as_ref().map(|b| b.how),
+        Action::Dir { alt: Some(_), .. } => return Some(Outcome::Copied),
         _ => None,
     };
     match how? {
@@ -575,11 +576,18 @@ fn item_of<'a>(action: &'a Action, opts: &Options) -> Item<'a> {
             ..Item::new(&job.paths.dest, ItemKind::File, Outcome::Sent)
         },
         Action::Dir {
-            dest, exists, meta, ..
+            dest,
+            exists,
+            meta,
+            alt,
+            ..
         } => Item {
-            changes: Changes {
-                created: !exists,
-                ..Changes::default()
+            changes: match (alt, meta) {
+                (Some(alt), Some(meta)) => dir_changes(meta, alt, opts),
+                _ => Changes {
+                    created: !exists,
+                    ..Changes::default()
+                },
             },
             meta: *meta,
             ..Item::new(dest, ItemKind::Dir, Outcome::Created)
@@ -641,6 +649,20 @@ fn item_of<'a>(action: &'a Action, opts: &Options) -> Item<'a> {
             hard_link: Some(&link.leader),
             ..Item::new(&link.dest, ItemKind::File, Outcome::Created)
         },
+    }
+}
+
+/// How a new directory differs from a `--link-dest` (and co.) DIR's
+/// directory at its path, which rsync itemizes it against.
+fn dir_changes(meta: &Meta, alt: &Meta, opts: &Options) -> Changes {
+    let time = match dir_times(opts) && !alt.mtime.same(&meta.mtime) {
+        true => TimeChange::Preserved,
+        false => TimeChange::Same,
+    };
+    Changes {
+        time,
+        perms: opts.perms && alt.mode & 0o7777 != meta.mode & 0o7777,
+        ..Changes::default()
     }
 }
 
@@ -861,6 +883,7 @@ async fn make_dir<'a, D: Endpoint>(
         dest,
         meta,
         replaces,
+        alt,
         ..
     } = dir
     else {
@@ -875,7 +898,12 @@ async fn make_dir<'a, D: Endpoint>(
         }
         dst.mkdir(dest, mode).await
     };
-    (dir, made.await.map(|_| done(Outcome::Created)))
+    // One a DIR has is reported as rsync does: against that one.
+    let outcome = match alt {
+        Some(_) => Outcome::Copied,
+        None => Outcome::Created,
+    };
+    (dir, made.await.map(|_| done(outcome)))
 }
 
 /// A file, link or directory in the way of a new directory: removed, or
@@ -1006,15 +1034,8 @@ async fn symlink_from_basis<S: Endpoint, D: Endpoint>(
     ctx: Ctx<'_>,
     src: &S,
 ) -> Result<(String, Outcome)> {
-    if alt.how == basis::Use::Link && dst.features().hard_links {
-        match dst.hard_link(&alt.path, dest).await {
-            Ok(()) => return Ok((alt.target.clone(), Outcome::Linked)),
-            Err(e) if e.is_fatal() => return Err(e),
-            Err(e) => ctx.reporter.note(&format!(
-                "{dest}: not hard-linked to {} ({e}); made there instead",
-                alt.path
-            )),
-        }
+    if alt.how == basis::Use::Link && basis::linked(dst, &alt.path, dest, ctx.reporter).await? {
+        return Ok((alt.target.clone(), Outcome::Linked));
     }
     let made = copy_symlink(src, dst, source, dest, mtime, ctx.opts, ctx.places).await?;
     Ok((made, Outcome::Copied))

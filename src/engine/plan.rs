@@ -12,7 +12,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 
 use futures::stream::{FuturesUnordered, StreamExt};
 
-use super::basis::{self, AltKind, AltRoots, FromDirs, LinkBasis, Use};
+use super::basis::{self, AltKind, AltListing, AltRoots, FromDirs, LinkBasis, Use};
 use super::bounds::Bounds;
 use super::delete::Extraneous;
 use super::hard_links::{Groups, HardLink};
@@ -41,6 +41,10 @@ pub(crate) enum Action {
         /// Something else has the name (a file, a symlink), which goes
         /// first, as rsync replaces it (the link is removed, never followed).
         replaces: bool,
+        /// A missing directory that a `--link-dest` (`--copy-dest`,
+        /// `--compare-dest`) DIR has: that one's metadata, which rsync
+        /// itemizes it against (`cd          ` rather than a new one).
+        alt: Option<Meta>,
     },
     /// Copy a file (or resume its partial).
     File(FileJob),
@@ -445,6 +449,7 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
                     meta: None,
                     exists: false,
                     replaces: false,
+                    alt: None,
                 });
                 true
             }
@@ -516,6 +521,7 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
                 meta: None,
                 exists: false,
                 replaces: false,
+                alt: None,
             });
         }
         Ok(made)
@@ -843,24 +849,29 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
         if let Some(claims) = &mut self.claims {
             claims.claim(dest, true);
         }
+        let alt = self.alt.as_ref().and_then(|alt| alt.top_dir(dest));
         for action in &mut self.actions {
             if let Action::Dir {
-                dest: d, meta: m, ..
+                dest: d,
+                meta: m,
+                alt: a,
+                ..
             } = action
             {
                 if d == dest {
                     *m = Some(meta);
+                    *a = alt;
                     self.seen.dirs += 1;
                     return;
                 }
             }
         }
-        self.push_dir(dest, meta, there);
+        self.push_dir(dest, meta, there, alt);
     }
 
     /// A directory of the source, at `dest` where the destination has the
-    /// entry `there`, if any.
-    fn push_dir(&mut self, dest: &str, meta: Meta, there: Option<Meta>) {
+    /// entry `there`, if any (and a DIR of `--link-dest` and co. `alt`).
+    fn push_dir(&mut self, dest: &str, meta: Meta, there: Option<Meta>, alt: Option<Meta>) {
         if let Some(old) = there.filter(|m| m.kind == Kind::Dir) {
             unchanged::existing_dir(self.reporter, self.opts, dest, &meta, &old);
         }
@@ -871,6 +882,7 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
             meta: Some(meta),
             exists: there == Some(Kind::Dir),
             replaces: there.is_some_and(|k| k != Kind::Dir),
+            alt: alt.filter(|_| there != Some(Kind::Dir)),
         });
     }
 
@@ -1002,8 +1014,9 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
                         there,
                     });
                 }
+                let alt_dir = alt.as_ref().and_then(|alt| alt.dir(&entry.name));
                 if depth == Depth::Contents || mounts.contains(&entry.name) {
-                    self.push_dir(&target, entry.meta, there);
+                    self.push_dir(&target, entry.meta, there, alt_dir);
                     continue;
                 }
                 if !self.listed_src.contains_key(&src_path) {
@@ -1018,7 +1031,7 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
                         .collect();
                     self.list_ahead(&ahead).await;
                 }
-                self.push_dir(&target, entry.meta, there);
+                self.push_dir(&target, entry.meta, there, alt_dir);
                 let inner = Here {
                     rel: join(&at.rel, &entry.name),
                     scope: at.scope.clone(),
@@ -1032,12 +1045,7 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
                 existing: existing.get(&entry.name).copied(),
                 partial: existing.get(&partial_name(&entry.name)).copied(),
                 sidecar: existing.get(&meta_name(&entry.name)).copied(),
-                alt: alt.as_ref().map(|(dirs, listed)| {
-                    let at = |(dir, found): (&String, &HashMap<String, Meta>)| {
-                        (join(dir, &entry.name), found.get(&entry.name).copied())
-                    };
-                    dirs.iter().zip(listed).map(at).collect()
-                }),
+                alt: alt.as_ref().map(|alt| alt.entry(&entry.name)),
             };
             self.plan_entry(&src_path, dst_dir, &entry.name, entry.meta, there)
                 .await?;
@@ -1287,6 +1295,7 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
                     meta: None,
                     exists: false,
                     replaces: false,
+                    alt: None,
                 });
                 false
             }
@@ -1464,7 +1473,7 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
         let exists = found.map(|m| m.kind) == Some(Kind::Dir);
         if !done.one_level.contains(rel_parent(rel)) {
             match listed || self.opts.implied_dirs {
-                true => self.push_dir(&target, meta, found),
+                true => self.push_dir(&target, meta, found, None),
                 // --no-implied-dirs: made only when missing, with default
                 // attributes.
                 false if found.is_none() => self.actions.push(Action::Dir {
@@ -1472,6 +1481,7 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
                     meta: None,
                     exists: false,
                     replaces: false,
+                    alt: None,
                 }),
                 false => {}
             }
@@ -1750,26 +1760,23 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
     }
 
     /// The DIRs' directories for the destination directory `dst_dir` and
-    /// their listings, when some of its source entries (other than
-    /// directories) are missing from the destination: one listing per
-    /// DIR and directory, not a lookup per file.
+    /// their listings, when some of its source entries are missing from
+    /// the destination: one listing per DIR and directory, not a lookup
+    /// per file.
     async fn list_alt(
         &self,
         dst_dir: &str,
         entries: &[Entry],
         existing: &HashMap<String, Meta>,
-    ) -> Result<Option<(Vec<String>, Vec<HashMap<String, Meta>>)>> {
-        let missing = entries
-            .iter()
-            .any(|e| e.meta.kind != Kind::Dir && !existing.contains_key(&e.name));
+    ) -> Result<Option<AltListing>> {
+        let missing = entries.iter().any(|e| !existing.contains_key(&e.name));
         let Some(dirs) = self.alt.as_ref().filter(|_| missing) else {
             return Ok(None);
         };
         let Some(dirs) = dirs.paths_for(dst_dir) else {
             return Ok(None);
         };
-        let listed = basis::list_dirs(self.dst, &dirs).await?;
-        Ok(Some((dirs, listed)))
+        basis::list_dirs(self.dst, dirs).await.map(Some)
     }
 
     /// Which option the DIRs came with and what each holds for the
