@@ -244,6 +244,7 @@ fn push_over_plain_sftp_links_what_rsync_links_and_sends_only_the_change() {
         &src,
         &["--remote-hash", "off", "-v", "--link-dest=../snap1"],
     );
+    eprintln!("link-dest push, plain SFTP: {wire} bytes on the wire");
     let (ours, theirs) = (sshd.remote().join("ours"), sshd.remote().join("theirs"));
     assert_trees_identical(&src, &ours.join("snap2"));
     let linked = shared_inodes(&ours.join("snap1"), &ours.join("snap2"));
@@ -301,6 +302,7 @@ fn pull_over_plain_sftp_links_and_sends_only_the_change() {
     let linked = shared_inodes(&local.join("snap1"), &local.join("snap2"));
     assert_eq!(linked, unchanged(), "{out}");
     let wire = proxy.up() + proxy.down();
+    eprintln!("link-dest pull, plain SFTP: {wire} bytes on the wire");
     assert!(
         wire < CHANGED_SIZE as u64 + OVERHEAD,
         "{wire} bytes on the wire for a {CHANGED_SIZE}-byte change\n{out}"
@@ -342,6 +344,7 @@ fn a_changed_file_is_a_delta_against_the_dirs_copy_both_ways() {
         proxy.wait_idle(Duration::from_secs(10));
         assert_files_identical(&src_root.join("big.bin"), &dst_root.join("snap2/big.bin"));
         let wire = proxy.up() + proxy.down();
+        eprintln!("delta against the DIR's copy, push {push}: {wire} bytes on the wire");
         assert!(
             wire < OVERHEAD + 64 * KIB,
             "push {push}: {wire} bytes on the wire for a 4 KiB change in 4 MiB\n{out}"
@@ -392,6 +395,7 @@ fn copy_dest_copies_inside_the_server_with_no_data_on_the_wire() {
         &src,
         &["--remote-hash", "off", "-ii", "--copy-dest=../snap1"],
     );
+    eprintln!("copy-dest push, plain SFTP: {wire} bytes on the wire");
     let ours = sshd.remote().join("ours");
     assert_trees_identical(&src, &ours.join("snap2"));
     assert!(
