@@ -399,6 +399,10 @@ pub(super) async fn make_from<D: Endpoint>(
     };
     let dest = &job.paths.dest;
     if basis.how == Use::Link && linked(dst, &basis.path, dest, reporter).await? {
+        // An earlier run's partial of it is of no use any more.
+        if job.partial.is_some() {
+            let _ = dst.remove_file(&job.paths.partial).await;
+        }
         if job.sidecar {
             let _ = dst.remove_file(&job.paths.meta).await;
         }
