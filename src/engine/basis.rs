@@ -118,6 +118,11 @@ impl AltRoots {
         })
     }
 
+    /// Whether these are the DIRs for names under `base`.
+    pub(crate) fn base_is(&self, base: &str) -> bool {
+        self.base == base
+    }
+
     /// The first DIR's metadata when `dest` is the destination directory
     /// itself, which the DIRs stand beside.
     pub(crate) fn top_dir(&self, dest: &str) -> Option<Meta> {

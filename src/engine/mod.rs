@@ -971,7 +971,7 @@ async fn run_action<'a, S: Endpoint, D: Endpoint>(
         } => {
             let mtime = set_time.then_some(meta.mtime);
             let made = match alt {
-                Some(alt) => symlink_from_basis(dst, source, dest, alt, mtime, ctx, src).await,
+                Some(alt) => symlink_from_basis(src, dst, (source, dest), alt, mtime, ctx).await,
                 None => copy_symlink(src, dst, source, dest, mtime, opts, places)
                     .await
                     .map(|target| (target, Outcome::Created)),
@@ -1026,13 +1026,12 @@ async fn run_action<'a, S: Endpoint, D: Endpoint>(
 /// from there (rsync links symlinks too), or, where the destination cannot
 /// link or with `--copy-dest`, made anew and reported as copied.
 async fn symlink_from_basis<S: Endpoint, D: Endpoint>(
+    src: &S,
     dst: &D,
-    source: &str,
-    dest: &str,
+    (source, dest): (&str, &str),
     alt: &basis::LinkBasis,
     mtime: Option<Mtime>,
     ctx: Ctx<'_>,
-    src: &S,
 ) -> Result<(String, Outcome)> {
     if alt.how == basis::Use::Link && basis::linked(dst, &alt.path, dest, ctx.reporter).await? {
         return Ok((alt.target.clone(), Outcome::Linked));

@@ -1753,7 +1753,12 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
     /// `--link-dest` and co.: the DIRs resolved against `base`, the
     /// directory the destination's names are under.
     async fn resolve_alt(&mut self, base: &str) -> Result<()> {
-        if let Some(alt) = self.opts.alt_dests.clone() {
+        let Some(alt) = self.opts.alt_dests.clone() else {
+            return Ok(());
+        };
+        // -R plans one list per source base, all into one destination:
+        // its DIRs are resolved (and a missing one warned about) once.
+        if !self.alt.as_ref().is_some_and(|done| done.base_is(base)) {
             self.alt = Some(AltRoots::resolve(self.dst, &alt, base, self.reporter).await?);
         }
         Ok(())
