@@ -510,3 +510,35 @@ fn without_hard_links_on_the_server_the_files_are_copied_and_said_so() {
     assert_eq!(state_of(&remote.join("snap1")), snap1, "the DIR changed");
     drop(server);
 }
+
+/// `--json` names each linked file and counts them in its summary.
+#[test]
+fn json_lines_say_linked_and_the_summary_counts_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    make_source(&src);
+    FerryCmd::bare(dir.path())
+        .args(["-a", &path_arg(&src), &path_arg(&dir.path().join("snap1"))])
+        .run_ok();
+    change_source(&src);
+    let out = FerryCmd::bare(dir.path())
+        .args(["-a", "--json", "--link-dest=../snap1"])
+        .args([&path_arg(&src), &path_arg(&dir.path().join("snap2"))])
+        .run_ok();
+    let lines: Vec<serde_json::Value> = out
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let linked: BTreeSet<String> = lines
+        .iter()
+        .filter(|l| l["action"] == "linked")
+        .map(|l| l["path"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(linked, unchanged(), "{out}");
+    let summary = lines.last().unwrap();
+    assert_eq!(summary["type"], "summary", "{out}");
+    assert_eq!(summary["files_linked"], 3, "{out}");
+    assert_eq!(summary["files_sent"], 2, "{out}");
+    assert_eq!(summary["created"], 1, "new.txt only\n{out}");
+}

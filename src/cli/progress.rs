@@ -356,13 +356,18 @@ pub(crate) fn summary(stats: &Stats) -> String {
         0 => String::new(),
         n => format!(", {n} deleted"),
     };
+    // --link-dest and co.: said only when some file came from a DIR.
+    let from_dirs = match (stats.files_linked, stats.files_copied) {
+        (0, 0) => String::new(),
+        (linked, copied) => format!(", {linked} linked, {copied} copied on the destination"),
+    };
     let reconnects = match stats.reconnects {
         0 => String::new(),
         1 => ", after 1 reconnect".to_string(),
         n => format!(", after {n} reconnects"),
     };
     format!(
-        "{files} file{} sent ({}), {} resumed, {} by delta ({} reused), {} up to date, {} failed, in {:.2} s ({}/s){deleted}{reconnects}",
+        "{files} file{} sent ({}), {} resumed, {} by delta ({} reused), {} up to date, {} failed, in {:.2} s ({}/s){from_dirs}{deleted}{reconnects}",
         if files == 1 { "" } else { "s" },
         human(stats.bytes_sent),
         stats.files_resumed,

@@ -158,6 +158,11 @@ pub(crate) struct Stats {
     pub files_resumed: u64,
     /// Files built from the old destination plus changed blocks.
     pub files_delta: u64,
+    /// Files hard-linked from a `--link-dest` DIR.
+    pub files_linked: u64,
+    /// Files copied from a `--link-dest`, `--copy-dest` or
+    /// `--compare-dest` DIR inside the destination side.
+    pub files_copied: u64,
     pub files_skipped: u64,
     /// Files that failed, whatever failed (their errors were reported).
     pub files_failed: u64,
@@ -219,6 +224,8 @@ impl Stats {
         self.files_sent += attempt.files_sent;
         self.files_resumed += attempt.files_resumed;
         self.files_delta += attempt.files_delta;
+        self.files_linked += attempt.files_linked;
+        self.files_copied += attempt.files_copied;
         self.bytes_sent += attempt.bytes_sent;
         self.bytes_reused += attempt.bytes_reused;
         self.files_skipped = attempt.files_skipped.saturating_sub(done_before);
@@ -1055,6 +1062,8 @@ fn finish(
         Outcome::Sent => stats.files_sent += 1,
         Outcome::Resumed => stats.files_resumed += 1,
         Outcome::Delta => stats.files_delta += 1,
+        Outcome::Linked if item.kind == ItemKind::File => stats.files_linked += 1,
+        Outcome::Copied if item.kind == ItemKind::File => stats.files_copied += 1,
         _ => {}
     }
     if item.changes.created && done.outcome != Outcome::Skipped {
