@@ -362,8 +362,10 @@ fn a_changed_file_is_a_delta_against_the_dirs_copy_both_ways() {
     }
 }
 
-#[test]
-fn compare_dest_leaves_unchanged_files_out() {
+/// In a fresh directory: a source, its first snapshot `snap1` made by
+/// ferry, then the source changed; and a second snapshot `snap2` made with
+/// `options`. Returns the directory and that run's output.
+fn local_second_snapshot(options: &[&str]) -> (tempfile::TempDir, Output) {
     let dir = tempfile::tempdir().unwrap();
     let src = dir.path().join("src");
     make_source(&src);
@@ -372,9 +374,17 @@ fn compare_dest_leaves_unchanged_files_out() {
         .run_ok();
     change_source(&src);
     let out = FerryCmd::bare(dir.path())
-        .args(["-a", "-i", "--compare-dest=../snap1"])
+        .arg("-a")
+        .args(options)
         .args([&path_arg(&src), &path_arg(&dir.path().join("snap2"))])
         .run_ok();
+    (dir, out)
+}
+
+#[test]
+fn compare_dest_leaves_unchanged_files_out() {
+    let (dir, out) = local_second_snapshot(&["-i", "--compare-dest=../snap1"]);
+    let src = dir.path().join("src");
     let snap2 = dir.path().join("snap2");
     let files: BTreeSet<String> = rel_paths(&snap2)
         .into_iter()
@@ -514,17 +524,7 @@ fn without_hard_links_on_the_server_the_files_are_copied_and_said_so() {
 /// `--json` names each linked file and counts them in its summary.
 #[test]
 fn json_lines_say_linked_and_the_summary_counts_them() {
-    let dir = tempfile::tempdir().unwrap();
-    let src = dir.path().join("src");
-    make_source(&src);
-    FerryCmd::bare(dir.path())
-        .args(["-a", &path_arg(&src), &path_arg(&dir.path().join("snap1"))])
-        .run_ok();
-    change_source(&src);
-    let out = FerryCmd::bare(dir.path())
-        .args(["-a", "--json", "--link-dest=../snap1"])
-        .args([&path_arg(&src), &path_arg(&dir.path().join("snap2"))])
-        .run_ok();
+    let (_dir, out) = local_second_snapshot(&["--json", "--link-dest=../snap1"]);
     let lines: Vec<serde_json::Value> = out
         .stdout
         .lines()
