@@ -488,8 +488,11 @@ async fn start_helper<S: Endpoint, D: Endpoint>(src: &S, dst: &D) -> Result<()> 
 /// SSH session, a process) pays for itself.
 const SMALL_FILES_FOR_HELPER: usize = 256;
 
+/// A small file whose data crosses (not one a basis DIR gives: linked or
+/// copied there, it is no request of the helper's).
 fn is_small_file(action: &Action, small: u64) -> bool {
     matches!(action, Action::File(job) if job.source_meta.size <= small)
+        && from_basis(action).is_none()
 }
 
 /// Whether an action may hash files: a delta against an old file, the
