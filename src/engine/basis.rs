@@ -200,6 +200,23 @@ pub(crate) async fn list_dirs<D: Endpoint>(dst: &D, dirs: Vec<String>) -> Result
     Ok(AltListing { dirs, listed: maps })
 }
 
+/// [`list_dirs`] for each of the destination directories `dirs` at once,
+/// ahead of the walk (none without DIRs).
+pub(crate) async fn list_ahead<D: Endpoint>(
+    dst: &D,
+    alt: Option<&AltRoots>,
+    dirs: &[String],
+) -> Vec<(String, Result<AltListing>)> {
+    let Some(alt) = alt else {
+        return Vec::new();
+    };
+    let lists = dirs.iter().filter_map(|dir| {
+        let paths = alt.paths_for(dir)?;
+        Some(async move { (dir.clone(), list_dirs(dst, paths).await) })
+    });
+    futures::future::join_all(lists).await
+}
+
 /// What each DIR has at `path`, an lstat each (where the walk has no
 /// listing of the DIRs: a file named alone, a `--files-from` path).
 pub(crate) async fn look_up<D: Endpoint>(

@@ -315,6 +315,9 @@ pub(crate) struct Planner<'a, S, D> {
     /// `--link-dest`, `--copy-dest`, `--compare-dest`: the DIRs, once the
     /// destination directory is known.
     alt: Option<AltRoots>,
+    /// The DIRs' listings for destination directories the walk has not
+    /// reached yet, taken ahead with the source's.
+    listed_alt: HashMap<String, Result<AltListing>>,
 }
 
 /// Subdirectories listed at once, ahead of the walk: enough to hide the
@@ -359,6 +362,7 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
             source_root: String::new(),
             hard_links: Groups::default(),
             alt: None,
+            listed_alt: HashMap::new(),
         }
     }
 
@@ -1029,7 +1033,15 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
                             (join(src_dir, &e.name), there)
                         })
                         .collect();
-                    self.list_ahead(&ahead).await;
+                    // The DIRs' directories where the destination has none.
+                    let new_dirs: Vec<String> = entries[i..]
+                        .iter()
+                        .filter(|e| e.meta.kind == Kind::Dir && self.alt.is_some())
+                        .take(LIST_AHEAD)
+                        .filter(|e| !is_dir_there(&e.name))
+                        .map(|e| join(dst_dir, &e.name))
+                        .collect();
+                    self.list_ahead(&ahead, &new_dirs).await;
                 }
                 self.push_dir(&target, entry.meta, there, alt_dir);
                 let inner = Here {
@@ -1547,15 +1559,19 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
     }
 
     /// Lists the next subdirectories on both sides at once (the source
-    /// path, and the destination's when it exists), so that a tree costs
-    /// round trips per batch of directories, not per directory.
-    async fn list_ahead(&mut self, dirs: &[(String, Option<String>)]) {
-        let (srcs, dsts) = tokio::join!(
+    /// path, and the destination's when it exists; with `--link-dest` and
+    /// co., the DIRs' for `new_dirs`, which the destination lacks), so
+    /// that a tree costs round trips per batch of directories, not per
+    /// directory.
+    async fn list_ahead(&mut self, dirs: &[(String, Option<String>)], new_dirs: &[String]) {
+        let (srcs, dsts, alts) = tokio::join!(
             list_all(self.src, dirs.iter().map(|(s, _)| s.as_str())),
-            list_all(self.dst, dirs.iter().filter_map(|(_, d)| d.as_deref()))
+            list_all(self.dst, dirs.iter().filter_map(|(_, d)| d.as_deref())),
+            basis::list_ahead(self.dst, self.alt.as_ref(), new_dirs)
         );
         self.listed_src.extend(srcs);
         self.listed_dst.extend(dsts);
+        self.listed_alt.extend(alts);
     }
 
     async fn plan_entry(
@@ -1769,12 +1785,16 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
     /// the destination: one listing per DIR and directory, not a lookup
     /// per file.
     async fn list_alt(
-        &self,
+        &mut self,
         dst_dir: &str,
         entries: &[Entry],
         existing: &HashMap<String, Meta>,
     ) -> Result<Option<AltListing>> {
+        let ahead = self.listed_alt.remove(dst_dir);
         let missing = entries.iter().any(|e| !existing.contains_key(&e.name));
+        if let Some(listed) = ahead.filter(|_| missing) {
+            return listed.map(Some);
+        }
         let Some(dirs) = self.alt.as_ref().filter(|_| missing) else {
             return Ok(None);
         };
