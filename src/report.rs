@@ -45,6 +45,11 @@ pub(crate) enum Outcome {
     Created,
     /// Already current but for its permissions, which were set.
     Attributes,
+    /// Hard-linked to a `--link-dest` DIR's file: nothing crossed.
+    Linked,
+    /// Copied from a `--link-dest`, `--copy-dest` or `--compare-dest`
+    /// DIR's file inside the destination side: nothing crossed.
+    Copied,
     /// Dry run: would have been sent.
     WouldSend,
     /// Deleted (`--delete`): not in the source.

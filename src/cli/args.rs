@@ -101,6 +101,23 @@ pub(crate) struct Args {
     #[arg(long, value_name = "USER:GROUP", help_heading = "What is copied")]
     pub chown: Option<String>,
 
+    /// A file the destination lacks that DIR has unchanged (same size and
+    /// time, or -c's content, and attributes) is hard-linked from there
+    /// instead of sent; one that differs is sent as a delta against it.
+    /// Relative to the destination directory; up to 20, tried in order
+    #[arg(long, value_name = "DIR", help_heading = "Deciding what to send")]
+    pub link_dest: Vec<String>,
+
+    /// As --link-dest, but the unchanged file is copied from DIR on the
+    /// destination side (no data crosses), not linked
+    #[arg(long, value_name = "DIR", help_heading = "Deciding what to send")]
+    pub copy_dest: Vec<String>,
+
+    /// As --link-dest, but a file DIR has unchanged is left out of the
+    /// destination altogether
+    #[arg(long, value_name = "DIR", help_heading = "Deciding what to send")]
+    pub compare_dest: Vec<String>,
+
     /// Keep partials in DIR (relative to each file's directory, or absolute)
     #[arg(long, value_name = "DIR", help_heading = "Writing files")]
     pub partial_dir: Option<String>,

@@ -72,6 +72,8 @@ struct SummaryLine<'a> {
     files_sent: u64,
     files_resumed: u64,
     files_delta: u64,
+    files_linked: u64,
+    files_copied: u64,
     files_up_to_date: u64,
     files_failed: u64,
     created: u64,
@@ -117,6 +119,8 @@ impl JsonReporter {
             files_sent: stats.files_sent,
             files_resumed: stats.files_resumed,
             files_delta: stats.files_delta,
+            files_linked: stats.files_linked,
+            files_copied: stats.files_copied,
             files_up_to_date: stats.files_skipped,
             files_failed: stats.files_failed,
             created: stats.created,
@@ -140,6 +144,8 @@ pub(crate) fn action_name(outcome: Outcome) -> &'static str {
         Outcome::Skipped => "up_to_date",
         Outcome::Created => "created",
         Outcome::Attributes => "attributes",
+        Outcome::Linked => "linked",
+        Outcome::Copied => "copied",
         Outcome::WouldSend => "would_send",
         Outcome::Deleted => "deleted",
         Outcome::WouldDelete => "would_delete",
@@ -180,7 +186,11 @@ impl Reporter for JsonReporter {
         }
         self.write(&ItemLine {
             kind_of_line: "item",
-            action: action_name(item.outcome),
+            // A directory a basis DIR has is made, not copied.
+            action: match (item.kind, item.outcome) {
+                (ItemKind::Dir, Outcome::Copied) => "created",
+                (_, outcome) => action_name(outcome),
+            },
             kind: kind_name(item.kind),
             path: relative(item.path, &self.dest_root, item.kind == ItemKind::Dir),
             size: item.size,

@@ -121,6 +121,10 @@ fn classify(item: &Item<'_>) -> Class {
         Outcome::Skipped if dir && changed(item) => Class::DirAttrs,
         Outcome::Skipped => Class::Unchanged,
         Outcome::Attributes => Class::Attrs,
+        // From a basis DIR: rsync names it with -v only when its
+        // attributes had to change, else as an unchanged file.
+        Outcome::Linked | Outcome::Copied if changed(item) => Class::Transfer,
+        Outcome::Linked | Outcome::Copied => Class::Unchanged,
         Outcome::Sent | Outcome::Resumed | Outcome::Delta => Class::Transfer,
         Outcome::WouldSend if item.kind == ItemKind::File => Class::Transfer,
         Outcome::Created | Outcome::WouldSend if dir && item.meta.is_none() => Class::ImpliedDest,
@@ -235,6 +239,10 @@ impl Lines {
         let root_made = match class {
             Class::ImpliedDest => true,
             Class::Created => item.kind == ItemKind::Dir && self.name_of(item) == ".",
+            // Made where a --link-dest (and co.) DIR has it: still made.
+            Class::Unchanged | Class::Transfer if item.outcome == Outcome::Copied => {
+                item.kind == ItemKind::Dir && self.name_of(item) == "."
+            }
             _ => false,
         };
         if !root_made || !(self.name > 0 || self.out_itemizes()) {

@@ -311,6 +311,9 @@ pub(crate) fn itemize(item: &Item<'_>, sending: bool) -> String {
     let update = match (item.kind, item.outcome) {
         _ if item.hard_link.is_some() => 'h',
         (_, Outcome::Attributes | Outcome::Skipped) => '.',
+        // rsync's `h`: a hard link to a basis DIR's file (`hf`, `hL`).
+        (_, Outcome::Linked) => 'h',
+        (_, Outcome::Copied) => 'c',
         (ItemKind::File, _) => {
             if sending {
                 '<'
@@ -355,13 +358,18 @@ pub(crate) fn summary(stats: &Stats) -> String {
         0 => String::new(),
         n => format!(", {n} deleted"),
     };
+    // --link-dest and co.: said only when some file came from a DIR.
+    let from_dirs = match (stats.files_linked, stats.files_copied) {
+        (0, 0) => String::new(),
+        (linked, copied) => format!(", {linked} linked, {copied} copied on the destination"),
+    };
     let reconnects = match stats.reconnects {
         0 => String::new(),
         1 => ", after 1 reconnect".to_string(),
         n => format!(", after {n} reconnects"),
     };
     format!(
-        "{files} file{} sent ({}), {} resumed, {} by delta ({} reused), {} up to date, {} failed, in {:.2} s ({}/s){deleted}{reconnects}",
+        "{files} file{} sent ({}), {} resumed, {} by delta ({} reused), {} up to date, {} failed, in {:.2} s ({}/s){from_dirs}{deleted}{reconnects}",
         if files == 1 { "" } else { "s" },
         human(stats.bytes_sent),
         stats.files_resumed,

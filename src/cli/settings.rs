@@ -12,6 +12,7 @@ use super::lines::{LineOptions, Side};
 use super::progress::{Display, ProgressMode};
 use super::toggles::{Counter, Flag, Flags};
 use crate::engine::backup::Backup;
+use crate::engine::basis::{AltDests, AltKind, MOST_DIRS};
 use crate::engine::links::{LinkPolicy, Munge, MUNGED};
 use crate::engine::owners::{IdMap, Owners};
 use crate::engine::select::{Selection, TimeWindow};
@@ -272,7 +273,9 @@ fn engine_options(
         true => flags.count(Counter::Recursion) == 2,
         false => flags.count(Counter::Recursion) > 0,
     };
+    let alt_dests = alt_dests(args)?;
     let options = Options {
+        alt_dests,
         recursive,
         dirs: flags.on(Flag::Dirs),
         mkpath: flags.on(Flag::Mkpath),
@@ -485,6 +488,52 @@ fn owners_of(args: &Args) -> Result<Owners> {
         flags.on(Flag::NumericIds),
     );
     Ok(owners.with_maps(usermap, groupmap))
+}
+
+/// `--link-dest`, `--copy-dest`, `--compare-dest`: one of them, given up
+/// to 20 times, as rsync takes them.
+fn alt_dests(args: &Args) -> Result<Option<Arc<AltDests>>> {
+    let given: Vec<(AltKind, &Vec<String>)> = [
+        (AltKind::Link, &args.link_dest),
+        (AltKind::Copy, &args.copy_dest),
+        (AltKind::Compare, &args.compare_dest),
+    ]
+    .into_iter()
+    .filter(|(_, dirs)| !dirs.is_empty())
+    .collect();
+    let (kind, dirs) = match given.as_slice() {
+        [] => return Ok(None),
+        [(kind, dirs)] => (*kind, *dirs),
+        [(a, _), (b, _), ..] => {
+            return Err(Error::Usage(format!(
+                "the {} option conflicts with the {} option",
+                b.option(),
+                a.option()
+            )))
+        }
+    };
+    if dirs.len() > MOST_DIRS {
+        return Err(Error::Usage(format!(
+            "at most {MOST_DIRS} {} args may be specified",
+            kind.option()
+        )));
+    }
+    if let Some(empty) = dirs.iter().find(|d| d.is_empty()) {
+        return Err(Error::Usage(format!(
+            "{} needs a directory, not {empty:?}",
+            kind.option()
+        )));
+    }
+    let dirs = dirs.iter().map(|d| trim_slash(d)).collect();
+    Ok(Some(Arc::new(AltDests { kind, dirs })))
+}
+
+/// A directory without its trailing slashes (`/` stays).
+fn trim_slash(dir: &str) -> String {
+    match dir.trim_end_matches('/') {
+        "" => "/".to_string(),
+        trimmed => trimmed.to_string(),
+    }
 }
 
 /// The `--chmod` options' rules, in order; None without any.

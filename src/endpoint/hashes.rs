@@ -120,6 +120,23 @@ pub(crate) async fn file_hash<E: Endpoint + ?Sized>(
     }
 }
 
+/// Whether the file `src_path` of `src` and `dst_path` of `dst` hold the
+/// same bytes (`-c`): each hashed where it lies, in the algorithm both
+/// sides can compute.
+pub(crate) async fn same_contents<S: Endpoint, D: Endpoint>(
+    src: &S,
+    src_path: &str,
+    dst: &D,
+    dst_path: &str,
+) -> Result<bool> {
+    let algo = common_algorithm(src, dst).unwrap_or_default();
+    let (a, b) = tokio::join!(
+        file_hash(src, src_path, algo),
+        file_hash(dst, dst_path, algo)
+    );
+    Ok(a? == b?)
+}
+
 /// Rolling signature of the file at `path` on `endpoint` in `block`-byte
 /// blocks: by its tier, or read and computed here when the endpoint hashes
 /// by reading; None when it cannot make one (standard tools have no rolling

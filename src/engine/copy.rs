@@ -1,6 +1,7 @@
 //! A copy of a file within one endpoint, for what a rename cannot do across
 //! file systems: a backup in a `--backup-dir` elsewhere, and a file written
-//! in a `--temp-dir` elsewhere (both copied, as rsync copies them).
+//! in a `--temp-dir` elsewhere (both copied, as rsync copies them); and a
+//! file taken from a `--copy-dest` (or `--link-dest`) DIR.
 
 use super::transfer::{copy_range, SourceFile};
 use crate::endpoint::{create_fresh, CopyRange, Endpoint, FileHandle, Pipeline};
@@ -9,8 +10,8 @@ use crate::report::Silent;
 
 /// Copies the `size` bytes of the file `from` to a new file `to` (made
 /// 0600; whatever had the name is removed first): inside the endpoint where
-/// it copies ranges itself (locally, or through the remote helper), else
-/// read and written back.
+/// it copies ranges itself (locally, or through the remote helper) or
+/// between open files (SFTP `copy-data`), else read and written back.
 pub(super) async fn duplicate<D: Endpoint>(dst: &D, from: &str, to: &str, size: u64) -> Result<()> {
     let out = create_fresh(dst, to).await?;
     if dst.features().copies_ranges {
@@ -25,12 +26,38 @@ pub(super) async fn duplicate<D: Endpoint>(dst: &D, from: &str, to: &str, size: 
         };
         return dst.copy_ranges(from, to, &[whole]).await;
     }
-    let copied = read_and_write(dst, from, &out, size).await;
+    let inside = match dst.features().copies_within && size > 0 {
+        true => copy_between_open_files(dst, from, &out, size).await,
+        false => Ok(false),
+    };
+    let copied = match inside {
+        Ok(false) => read_and_write(dst, from, &out, size).await,
+        other => other.map(drop),
+    };
     match copied {
         Err(e) if e.is_fatal() => Err(e),
         copied => {
             let closed = out.close(false).await;
             copied.and(closed)
+        }
+    }
+}
+
+/// The copy between two open files of the endpoint ([`Endpoint::copy_within`]);
+/// false when the server declines it after all.
+async fn copy_between_open_files<D: Endpoint>(
+    dst: &D,
+    from: &str,
+    out: &D::File,
+    size: u64,
+) -> Result<bool> {
+    let input = dst.open_read(from).await?;
+    let copied = dst.copy_within(&input, 0, out, 0, size).await;
+    match copied {
+        Err(e) if e.is_fatal() => Err(e),
+        copied => {
+            let closed = input.close(false).await;
+            copied.and_then(|done| closed.map(|()| done))
         }
     }
 }

@@ -6,6 +6,7 @@
 //! that end the connection end the run (ripgrep's per-file error policy).
 
 pub(crate) mod backup;
+pub(crate) mod basis;
 pub(crate) mod bounds;
 pub(crate) mod compare;
 mod copy;
@@ -132,6 +133,9 @@ pub(crate) struct Options {
     /// `--partial-dir`, `-T`, `--delay-updates`: where files are written
     /// before they take their place, and when they take it.
     pub staging: staging::Staging,
+    /// `--link-dest`, `--copy-dest`, `--compare-dest`: the directories on
+    /// the destination side a missing file may be taken from.
+    pub alt_dests: Option<std::sync::Arc<basis::AltDests>>,
 }
 
 impl Options {
@@ -158,6 +162,11 @@ pub(crate) struct Stats {
     pub files_resumed: u64,
     /// Files built from the old destination plus changed blocks.
     pub files_delta: u64,
+    /// Files hard-linked from a `--link-dest` DIR.
+    pub files_linked: u64,
+    /// Files copied from a `--link-dest`, `--copy-dest` or
+    /// `--compare-dest` DIR inside the destination side.
+    pub files_copied: u64,
     pub files_skipped: u64,
     /// Files that failed, whatever failed (their errors were reported).
     pub files_failed: u64,
@@ -219,6 +228,8 @@ impl Stats {
         self.files_sent += attempt.files_sent;
         self.files_resumed += attempt.files_resumed;
         self.files_delta += attempt.files_delta;
+        self.files_linked += attempt.files_linked;
+        self.files_copied += attempt.files_copied;
         self.bytes_sent += attempt.bytes_sent;
         self.bytes_reused += attempt.bytes_reused;
         self.files_skipped = attempt.files_skipped.saturating_sub(done_before);
@@ -482,15 +493,22 @@ async fn start_helper<S: Endpoint, D: Endpoint>(src: &S, dst: &D) -> Result<()> 
 /// SSH session, a process) pays for itself.
 const SMALL_FILES_FOR_HELPER: usize = 256;
 
+/// A small file whose data crosses (not one a basis DIR gives: linked or
+/// copied there, it is no request of the helper's).
 fn is_small_file(action: &Action, small: u64) -> bool {
     matches!(action, Action::File(job) if job.source_meta.size <= small)
+        && from_basis(action).is_none()
 }
 
 /// Whether an action may hash files: a delta against an old file, the
 /// check of a partial, the end-to-end check of either. A new file is sent
 /// whole and needs none.
 fn may_hash(action: &Action) -> bool {
-    matches!(action, Action::File(job) if job.existing.is_some() || job.partial.is_some())
+    let builds_on_old = |job: &FileJob| match &job.basis {
+        Some(basis) => basis.how == basis::Use::Delta,
+        None => job.existing.is_some(),
+    };
+    matches!(action, Action::File(job) if builds_on_old(job) || job.partial.is_some())
 }
 
 /// A dry run reports what the actions would do. The symlinks' targets are
@@ -514,15 +532,33 @@ async fn dry_run<S: Endpoint, D: Endpoint>(
             found => found.ok().flatten(),
         };
         let mut item = item_of(action, opts);
-        if item.outcome != Outcome::Attributes {
-            item.outcome = Outcome::WouldSend;
-        }
+        item.outcome = match from_basis(action) {
+            Some(outcome) => outcome,
+            None if item.outcome == Outcome::Attributes => item.outcome,
+            None => Outcome::WouldSend,
+        };
         reporter.finished(&Item {
             target: target.as_deref(),
             ..item
         });
     }
     Ok(())
+}
+
+/// What an action that takes its entry from a `--link-dest` (`--copy-dest`)
+/// DIR reports, in a dry run as in a real one where the link works.
+fn from_basis(action: &Action) -> Option<Outcome> {
+    let how = match action {
+        Action::File(job) => job.basis.as_ref().map(|b| b.how),
+        Action::Symlink { alt, .. } => alt.as_ref().map(|b| b.how),
+        Action::Dir { alt: Some(_), .. } => return Some(Outcome::Copied),
+        _ => None,
+    };
+    match how? {
+        basis::Use::Link => Some(Outcome::Linked),
+        basis::Use::Copy => Some(Outcome::Copied),
+        basis::Use::Delta => None,
+    }
 }
 
 /// Where a symlink the action makes or touches points: the source's link
@@ -555,20 +591,32 @@ fn item_of<'a>(action: &'a Action, opts: &Options) -> Item<'a> {
             ..Item::new(&job.paths.dest, ItemKind::File, Outcome::Sent)
         },
         Action::Dir {
-            dest, exists, meta, ..
+            dest,
+            exists,
+            meta,
+            alt,
+            ..
         } => Item {
-            changes: Changes {
-                created: !exists,
-                ..Changes::default()
+            changes: match (alt, meta) {
+                (Some(alt), Some(meta)) => dir_changes(meta, alt, opts),
+                _ => Changes {
+                    created: !exists,
+                    ..Changes::default()
+                },
             },
             meta: *meta,
             ..Item::new(dest, ItemKind::Dir, Outcome::Created)
         },
         Action::Symlink {
-            source, dest, meta, ..
+            source,
+            dest,
+            meta,
+            alt,
+            ..
         } => Item {
             changes: Changes {
-                created: true,
+                // One from a basis DIR is itemized against it, unchanged.
+                created: alt.is_none(),
                 ..Changes::default()
             },
             meta: Some(*meta),
@@ -622,18 +670,41 @@ fn item_of<'a>(action: &'a Action, opts: &Options) -> Item<'a> {
     }
 }
 
-/// How a file to be sent differs from the destination's old one.
+/// How a new directory differs from a `--link-dest` (and co.) DIR's
+/// directory at its path, which rsync itemizes it against.
+fn dir_changes(meta: &Meta, alt: &Meta, opts: &Options) -> Changes {
+    let time = match dir_times(opts) && !alt.mtime.same(&meta.mtime) {
+        true => TimeChange::Preserved,
+        false => TimeChange::Same,
+    };
+    Changes {
+        time,
+        perms: opts.perms && alt.mode & 0o7777 != meta.mode & 0o7777,
+        ..Changes::default()
+    }
+}
+
+/// How a file to be sent differs from the destination's old one, or, for
+/// a file the destination lacks, from the basis DIR's file it comes from
+/// (rsync itemizes against that).
 fn changes_of(job: &FileJob, opts: &Options) -> Changes {
-    let Some(old) = job.existing.filter(|m| m.kind == Kind::File) else {
+    let existing = job.existing.filter(|m| m.kind == Kind::File);
+    let Some(old) = existing.or(job.basis.as_ref().map(|b| b.meta)) else {
         return Changes {
             created: true,
             ..Changes::default()
         };
     };
     let new = &job.source_meta;
+    // A link or local copy of an equal file gets no new time.
+    let from_basis = job
+        .basis
+        .as_ref()
+        .is_some_and(|b| b.how != basis::Use::Delta);
     let time = match (opts.times, old.mtime.same(&new.mtime)) {
         (true, true) => TimeChange::Same,
         (true, false) => TimeChange::Preserved,
+        (false, _) if from_basis => TimeChange::Same,
         (false, _) => TimeChange::Now,
     };
     Changes {
@@ -832,6 +903,7 @@ async fn make_dir<'a, D: Endpoint>(
         dest,
         meta,
         replaces,
+        alt,
         ..
     } = dir
     else {
@@ -846,7 +918,12 @@ async fn make_dir<'a, D: Endpoint>(
         }
         dst.mkdir(dest, mode).await
     };
-    (dir, made.await.map(|_| done(Outcome::Created)))
+    // One a DIR has is reported as rsync does: against that one.
+    let outcome = match alt {
+        Some(_) => Outcome::Copied,
+        None => Outcome::Created,
+    };
+    (dir, made.await.map(|_| done(outcome)))
 }
 
 /// A file, link or directory in the way of a new directory: removed, or
@@ -910,10 +987,20 @@ async fn run_action<'a, S: Endpoint, D: Endpoint>(
             dest,
             meta,
             set_time,
+            alt,
         } => {
             let mtime = set_time.then_some(meta.mtime);
-            match copy_symlink(src, dst, source, dest, (mtime, meta.owner), opts, places).await {
-                Ok(made) => {
+            let made = match alt {
+                Some(alt) => {
+                    symlink_from_basis(src, dst, (source, dest), alt, (mtime, meta.owner), ctx)
+                        .await
+                }
+                None => copy_symlink(src, dst, source, dest, (mtime, meta.owner), opts, places)
+                    .await
+                    .map(|target| (target, Outcome::Created)),
+            };
+            match made {
+                Ok((made, outcome)) => {
                     target = Some(made);
                     match opts.remove_source_files {
                         true => {
@@ -923,9 +1010,9 @@ async fn run_action<'a, S: Endpoint, D: Endpoint>(
                             if removed.is_ok() {
                                 opts.note_moved(dest);
                             }
-                            removed.map(|()| done(Outcome::Created))
+                            removed.map(|()| done(outcome))
                         }
-                        false => Ok(done(Outcome::Created)),
+                        false => Ok(done(outcome)),
                     }
                 }
                 Err(e) => Err(e),
@@ -970,6 +1057,24 @@ async fn run_action<'a, S: Endpoint, D: Endpoint>(
     (action, result, target)
 }
 
+/// A symlink a `--link-dest` DIR has as the source has it: hard-linked
+/// from there (rsync links symlinks too), or, where the destination cannot
+/// link or with `--copy-dest`, made anew and reported as copied.
+async fn symlink_from_basis<S: Endpoint, D: Endpoint>(
+    src: &S,
+    dst: &D,
+    (source, dest): (&str, &str),
+    alt: &basis::LinkBasis,
+    made_with: (Option<Mtime>, Option<crate::meta::Owner>),
+    ctx: Ctx<'_>,
+) -> Result<(String, Outcome)> {
+    if alt.how == basis::Use::Link && basis::linked(dst, &alt.path, dest, ctx.reporter).await? {
+        return Ok((alt.target.clone(), Outcome::Linked));
+    }
+    let made = copy_symlink(src, dst, source, dest, made_with, ctx.opts, ctx.places).await?;
+    Ok((made, Outcome::Copied))
+}
+
 /// Takes in one action's result: counts it and reports it, or, for an
 /// error that ends the connection, ends the run.
 fn finish(
@@ -985,6 +1090,8 @@ fn finish(
         Outcome::Sent => stats.files_sent += 1,
         Outcome::Resumed => stats.files_resumed += 1,
         Outcome::Delta => stats.files_delta += 1,
+        Outcome::Linked if item.kind == ItemKind::File => stats.files_linked += 1,
+        Outcome::Copied if item.kind == ItemKind::File => stats.files_copied += 1,
         _ => {}
     }
     if item.changes.created && done.outcome != Outcome::Skipped {
@@ -995,8 +1102,12 @@ fn finish(
     }
     stats.bytes_sent += done.sent;
     stats.bytes_reused += done.reused;
+    let moved_data = !matches!(
+        done.outcome,
+        Outcome::Attributes | Outcome::Linked | Outcome::Copied
+    );
     stats.bytes_transferred_files += match item.kind {
-        ItemKind::File if done.outcome != Outcome::Attributes => item.size,
+        ItemKind::File if moved_data => item.size,
         _ => 0,
     };
     item.outcome = done.outcome;

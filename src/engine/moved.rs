@@ -20,7 +20,7 @@ pub(crate) async fn remove_source<S: Endpoint, D: Endpoint>(
     links: &LinkPolicy,
 ) -> Result<()> {
     let same = match planned.kind {
-        Kind::File => same_contents(src, dst, source, dest).await?,
+        Kind::File => hashes::same_contents(src, source, dst, dest).await?,
         Kind::Symlink => {
             let (ours, theirs) = tokio::join!(src.read_link(source), dst.read_link(dest));
             links.target(ours?) == theirs?
@@ -60,20 +60,6 @@ pub(crate) async fn after_copy<S: Endpoint, D: Endpoint>(
         &links,
     )
     .await
-}
-
-async fn same_contents<S: Endpoint, D: Endpoint>(
-    src: &S,
-    dst: &D,
-    source: &str,
-    dest: &str,
-) -> Result<bool> {
-    let algo = hashes::common_algorithm(src, dst).unwrap_or_default();
-    let (a, b) = tokio::join!(
-        hashes::file_hash(src, source, algo),
-        hashes::file_hash(dst, dest, algo)
-    );
-    Ok(a? == b?)
 }
 
 fn kept<S: Endpoint>(src: &S, source: &str, why: &str) -> Error {

@@ -12,6 +12,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 
 use futures::stream::{FuturesUnordered, StreamExt};
 
+use super::basis::{self, AltKind, AltListing, AltRoots, FromDirs, LinkBasis, Use};
 use super::bounds::Bounds;
 use super::delete::Extraneous;
 use super::hard_links::{Groups, HardLink};
@@ -40,6 +41,10 @@ pub(crate) enum Action {
         /// Something else has the name (a file, a symlink), which goes
         /// first, as rsync replaces it (the link is removed, never followed).
         replaces: bool,
+        /// A missing directory that a `--link-dest` (`--copy-dest`,
+        /// `--compare-dest`) DIR has: that one's metadata, which rsync
+        /// itemizes it against (`cd          ` rather than a new one).
+        alt: Option<Meta>,
     },
     /// Copy a file (or resume its partial).
     File(FileJob),
@@ -61,6 +66,9 @@ pub(crate) enum Action {
         meta: Meta,
         /// The link gets the source link's time (`--times`).
         set_time: bool,
+        /// A `--link-dest` (`--copy-dest`) DIR's link pointing where the
+        /// source's does: hard-linked (made anew), reported as such.
+        alt: Option<LinkBasis>,
     },
     /// `--remove-source-files`: the destination holds this entry already;
     /// the source's goes once that is checked.
@@ -113,11 +121,14 @@ fn unknown_device(meta: &Meta) -> bool {
 }
 
 /// What the destination already holds under one name.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct There {
     existing: Option<Meta>,
     partial: Option<Meta>,
     sidecar: Option<Meta>,
+    /// What each `--link-dest` (`--copy-dest`, `--compare-dest`) DIR holds
+    /// at its path, where the walk listed them; None: not looked at yet.
+    alt: Option<Vec<(String, Option<Meta>)>>,
 }
 
 /// Where a lone file lands when the destination names no directory: its
@@ -307,6 +318,12 @@ pub(crate) struct Planner<'a, S, D> {
     source_root: String,
     /// `-H`: the first destination name of each multiply linked source file.
     hard_links: Groups,
+    /// `--link-dest`, `--copy-dest`, `--compare-dest`: the DIRs, once the
+    /// destination directory is known.
+    alt: Option<AltRoots>,
+    /// The DIRs' listings for destination directories the walk has not
+    /// reached yet, taken ahead with the source's.
+    listed_alt: HashMap<String, Result<AltListing>>,
 }
 
 /// Subdirectories listed at once, ahead of the walk: enough to hide the
@@ -350,6 +367,8 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
             listed_dst: HashMap::new(),
             source_root: String::new(),
             hard_links: Groups::default(),
+            alt: None,
+            listed_alt: HashMap::new(),
         }
     }
 
@@ -440,6 +459,7 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
                     meta: None,
                     exists: false,
                     replaces: false,
+                    alt: None,
                 });
                 true
             }
@@ -454,6 +474,11 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
         if dest_is_dir {
             as_file = None;
         }
+        let names_under = match dest_is_dir {
+            true => dest,
+            false => crate::endpoint::parent(dest),
+        };
+        self.resolve_alt(names_under).await?;
         if let Some(found) = as_file.as_mut().filter(|_| made_parent) {
             // Made by --mkpath before the file arrives.
             found.parent = Ok(Some(Meta {
@@ -506,6 +531,7 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
                 meta: None,
                 exists: false,
                 replaces: false,
+                alt: None,
             });
         }
         Ok(made)
@@ -658,6 +684,7 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
             existing: existing?,
             partial: partial?,
             sidecar: sidecar?,
+            alt: None,
         })
     }
 
@@ -832,24 +859,29 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
         if let Some(claims) = &mut self.claims {
             claims.claim(dest, true);
         }
+        let alt = self.alt.as_ref().and_then(|alt| alt.top_dir(dest));
         for action in &mut self.actions {
             if let Action::Dir {
-                dest: d, meta: m, ..
+                dest: d,
+                meta: m,
+                alt: a,
+                ..
             } = action
             {
                 if d == dest {
                     *m = Some(meta);
+                    *a = alt;
                     self.seen.dirs += 1;
                     return;
                 }
             }
         }
-        self.push_dir(dest, meta, there);
+        self.push_dir(dest, meta, there, alt);
     }
 
     /// A directory of the source, at `dest` where the destination has the
-    /// entry `there`, if any.
-    fn push_dir(&mut self, dest: &str, meta: Meta, there: Option<Meta>) {
+    /// entry `there`, if any (and a DIR of `--link-dest` and co. `alt`).
+    fn push_dir(&mut self, dest: &str, meta: Meta, there: Option<Meta>, alt: Option<Meta>) {
         if let Some(old) = there.filter(|m| m.kind == Kind::Dir) {
             unchanged::existing_dir(self.reporter, self.opts, dest, &meta, &old);
         }
@@ -860,6 +892,7 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
             meta: Some(meta),
             exists: there == Some(Kind::Dir),
             replaces: there.is_some_and(|k| k != Kind::Dir),
+            alt: alt.filter(|_| there != Some(Kind::Dir)),
         });
     }
 
@@ -960,6 +993,7 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
                 .await?;
             self.note_extraneous(dst_dir, &entries, &existing, &at);
         }
+        let alt = self.list_alt(dst_dir, &entries, &existing).await?;
         let is_dir_there = |name: &str| existing.get(name).map(|m| m.kind) == Some(Kind::Dir);
         for (i, entry) in entries.iter().enumerate() {
             let src_path = join(src_dir, &entry.name);
@@ -990,8 +1024,9 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
                         there,
                     });
                 }
+                let alt_dir = alt.as_ref().and_then(|alt| alt.dir(&entry.name));
                 if depth == Depth::Contents || mounts.contains(&entry.name) {
-                    self.push_dir(&target, entry.meta, there);
+                    self.push_dir(&target, entry.meta, there, alt_dir);
                     continue;
                 }
                 if !self.listed_src.contains_key(&src_path) {
@@ -1004,9 +1039,17 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
                             (join(src_dir, &e.name), there)
                         })
                         .collect();
-                    self.list_ahead(&ahead).await;
+                    // The DIRs' directories where the destination has none.
+                    let new_dirs: Vec<String> = entries[i..]
+                        .iter()
+                        .filter(|e| e.meta.kind == Kind::Dir && self.alt.is_some())
+                        .take(LIST_AHEAD)
+                        .filter(|e| !is_dir_there(&e.name))
+                        .map(|e| join(dst_dir, &e.name))
+                        .collect();
+                    self.list_ahead(&ahead, &new_dirs).await;
                 }
-                self.push_dir(&target, entry.meta, there);
+                self.push_dir(&target, entry.meta, there, alt_dir);
                 let inner = Here {
                     rel: join(&at.rel, &entry.name),
                     scope: at.scope.clone(),
@@ -1020,6 +1063,7 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
                 existing: existing.get(&entry.name).copied(),
                 partial: existing.get(&partial_name(&entry.name)).copied(),
                 sidecar: existing.get(&meta_name(&entry.name)).copied(),
+                alt: alt.as_ref().map(|alt| alt.entry(&entry.name)),
             };
             self.plan_entry(&src_path, dst_dir, &entry.name, entry.meta, there)
                 .await?;
@@ -1269,10 +1313,12 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
                     meta: None,
                     exists: false,
                     replaces: false,
+                    alt: None,
                 });
                 false
             }
         };
+        self.resolve_alt(dest).await?;
         if let Some(dir) = &list.dot_dir {
             self.plan_listed_dot_dir(&under(base, dir), dest, dest_meta)
                 .await?;
@@ -1362,6 +1408,7 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
                     existing: None,
                     partial: None,
                     sidecar: None,
+                    alt: None,
                 }),
             }
         };
@@ -1444,7 +1491,7 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
         let exists = found.map(|m| m.kind) == Some(Kind::Dir);
         if !done.one_level.contains(rel_parent(rel)) {
             match listed || self.opts.implied_dirs {
-                true => self.push_dir(&target, meta, found),
+                true => self.push_dir(&target, meta, found, None),
                 // --no-implied-dirs: made only when missing, with default
                 // attributes.
                 false if found.is_none() => self.actions.push(Action::Dir {
@@ -1452,6 +1499,7 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
                     meta: None,
                     exists: false,
                     replaces: false,
+                    alt: None,
                 }),
                 false => {}
             }
@@ -1517,15 +1565,19 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
     }
 
     /// Lists the next subdirectories on both sides at once (the source
-    /// path, and the destination's when it exists), so that a tree costs
-    /// round trips per batch of directories, not per directory.
-    async fn list_ahead(&mut self, dirs: &[(String, Option<String>)]) {
-        let (srcs, dsts) = tokio::join!(
+    /// path, and the destination's when it exists; with `--link-dest` and
+    /// co., the DIRs' for `new_dirs`, which the destination lacks), so
+    /// that a tree costs round trips per batch of directories, not per
+    /// directory.
+    async fn list_ahead(&mut self, dirs: &[(String, Option<String>)], new_dirs: &[String]) {
+        let (srcs, dsts, alts) = tokio::join!(
             list_all(self.src, dirs.iter().map(|(s, _)| s.as_str())),
-            list_all(self.dst, dirs.iter().filter_map(|(_, d)| d.as_deref()))
+            list_all(self.dst, dirs.iter().filter_map(|(_, d)| d.as_deref())),
+            basis::list_ahead(self.dst, self.alt.as_ref(), new_dirs)
         );
         self.listed_src.extend(srcs);
         self.listed_dst.extend(dsts);
+        self.listed_alt.extend(alts);
     }
 
     async fn plan_entry(
@@ -1540,6 +1592,7 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
             existing,
             partial,
             sidecar,
+            alt,
         } = there;
         let paths = Paths::new(dst_dir, name);
         let lands = match meta.kind {
@@ -1600,12 +1653,25 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
                 let current = self
                     .symlink_current(src_path, &paths.dest, existing)
                     .await?;
+                let alt = match (current.is_none(), existing) {
+                    (true, None) => self.alt_symlink(src_path, &paths.dest, &meta, alt).await?,
+                    _ => None,
+                };
+                if let Some((AltKind::Compare, LinkBasis { target, .. })) = &alt {
+                    // --compare-dest: a DIR has the link as it is.
+                    let (dest, target) = (&paths.dest, Some(target.as_str()));
+                    unchanged::up_to_date(self.reporter, dest, &meta, src_path, target);
+                    self.source_done(src_path, paths.dest, meta);
+                    return Ok(());
+                }
+                let alt = alt.map(|(_, basis)| basis);
                 let Some(target) = current else {
                     self.actions.push(Action::Symlink {
                         source: src_path.to_string(),
                         dest: paths.dest,
                         meta,
                         set_time: mtime.is_some(),
+                        alt,
                     });
                     return Ok(());
                 };
@@ -1656,6 +1722,21 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
                 if self.opts.append && longer {
                     return Ok(());
                 }
+                let found = match existing {
+                    None => self.alt_file(src_path, &paths.dest, &meta, alt).await?,
+                    Some(_) => None,
+                };
+                let basis = match found {
+                    Some(FromDirs::Current) => {
+                        // --compare-dest: a DIR has it as it is.
+                        self.up_to_date += 1;
+                        unchanged::up_to_date(self.reporter, &paths.dest, &meta, src_path, None);
+                        self.source_done(src_path, paths.dest, meta);
+                        return Ok(());
+                    }
+                    Some(FromDirs::Basis(basis)) => Some(Box::new(basis)),
+                    None => None,
+                };
                 self.actions.push(Action::File(FileJob {
                     source: src_path.to_string(),
                     source_meta: meta,
@@ -1663,6 +1744,7 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
                     existing,
                     partial,
                     sidecar: sidecar.is_some(),
+                    basis,
                 }));
             }
         }
@@ -1692,6 +1774,107 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
             existing,
         }));
         true
+    }
+
+    /// `--link-dest` and co.: the DIRs resolved against `base`, the
+    /// directory the destination's names are under.
+    async fn resolve_alt(&mut self, base: &str) -> Result<()> {
+        let Some(alt) = self.opts.alt_dests.clone() else {
+            return Ok(());
+        };
+        // -R plans one list per source base, all into one destination:
+        // its DIRs are resolved (and a missing one warned about) once.
+        if !self.alt.as_ref().is_some_and(|done| done.base_is(base)) {
+            self.alt = Some(AltRoots::resolve(self.dst, &alt, base, self.reporter).await?);
+        }
+        Ok(())
+    }
+
+    /// The DIRs' directories for the destination directory `dst_dir` and
+    /// their listings, when some of its source entries are missing from
+    /// the destination: one listing per DIR and directory, not a lookup
+    /// per file.
+    async fn list_alt(
+        &mut self,
+        dst_dir: &str,
+        entries: &[Entry],
+        existing: &HashMap<String, Meta>,
+    ) -> Result<Option<AltListing>> {
+        let ahead = self.listed_alt.remove(dst_dir);
+        let missing = entries.iter().any(|e| !existing.contains_key(&e.name));
+        if let Some(listed) = ahead.filter(|_| missing) {
+            return listed.map(Some);
+        }
+        let Some(dirs) = self.alt.as_ref().filter(|_| missing) else {
+            return Ok(None);
+        };
+        let Some(dirs) = dirs.paths_for(dst_dir) else {
+            return Ok(None);
+        };
+        basis::list_dirs(self.dst, dirs).await.map(Some)
+    }
+
+    /// Which option the DIRs came with and what each holds for the
+    /// destination path `dest`: the walk's listings, else a lookup of
+    /// each. None without DIRs (or for a path outside the destination).
+    async fn alt_candidates(
+        &self,
+        dest: &str,
+        listed: Option<Vec<(String, Option<Meta>)>>,
+    ) -> Result<Option<(AltKind, Vec<(String, Option<Meta>)>)>> {
+        let Some(alt) = &self.alt else {
+            return Ok(None);
+        };
+        let candidates = match (listed, alt.paths_for(dest)) {
+            (Some(listed), _) => listed,
+            (None, Some(paths)) => basis::look_up(self.dst, paths).await?,
+            (None, None) => return Ok(None),
+        };
+        Ok(Some((alt.kind, candidates)))
+    }
+
+    /// The DIRs' file a file the destination lacks comes from, if any.
+    async fn alt_file(
+        &self,
+        src_path: &str,
+        dest: &str,
+        meta: &Meta,
+        listed: Option<Vec<(String, Option<Meta>)>>,
+    ) -> Result<Option<FromDirs>> {
+        let Some((kind, candidates)) = self.alt_candidates(dest, listed).await? else {
+            return Ok(None);
+        };
+        let (src, dst, opts) = (self.src, self.dst, self.opts);
+        basis::choose_file(src, dst, opts, kind, src_path, meta, &candidates).await
+    }
+
+    /// The DIRs' symlink pointing where the source's does, for a symlink
+    /// the destination lacks, with the option it came with.
+    async fn alt_symlink(
+        &self,
+        src_path: &str,
+        dest: &str,
+        meta: &Meta,
+        listed: Option<Vec<(String, Option<Meta>)>>,
+    ) -> Result<Option<(AltKind, LinkBasis)>> {
+        let Some((kind, candidates)) = self.alt_candidates(dest, listed).await? else {
+            return Ok(None);
+        };
+        let is_link = |m: &Option<Meta>| m.is_some_and(|m| m.kind == Kind::Symlink);
+        if !candidates.iter().any(|(_, m)| is_link(m)) {
+            return Ok(None);
+        }
+        let target = self.src.read_link(src_path).await?;
+        let target = self.opts.links_policy.target(target);
+        let keeps_time = self.link_time(meta).is_some();
+        let (dst, opts) = (self.dst, self.opts);
+        let found =
+            basis::choose_symlink(dst, opts, &target, meta, keeps_time, &candidates).await?;
+        let how = match kind {
+            AltKind::Link => Use::Link,
+            _ => Use::Copy,
+        };
+        Ok(found.map(|path| (kind, LinkBasis { path, target, how })))
     }
 
     /// Whether the selection options leave a source directory out, with
@@ -1856,12 +2039,7 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
         }
         // Each side hashes where it can (a remote helper or shell hashes on
         // the server); what only one side can do decides the algorithm.
-        let algo = hashes::common_algorithm(self.src, self.dst).unwrap_or_default();
-        let (a, b) = tokio::join!(
-            hashes::file_hash(self.src, src_path, algo),
-            hashes::file_hash(self.dst, dest, algo)
-        );
-        Ok(a? == b?)
+        hashes::same_contents(self.src, src_path, self.dst, dest).await
     }
 
     /// The target of a destination symlink that already points where the

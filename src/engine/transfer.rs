@@ -6,6 +6,7 @@ use bytes::Bytes;
 use futures::stream::{self, StreamExt, TryStreamExt};
 
 use super::backup::How;
+use super::basis::{Basis, Use};
 use super::compare;
 use super::partial::{self, Paths, Sidecar};
 use super::staging::Places;
@@ -30,6 +31,23 @@ pub(crate) struct FileJob {
     /// A partial's sidecar is there (it may outlive its partial when a run
     /// stopped right after the rename).
     pub sidecar: bool,
+    /// Where the destination lacks the file, a `--link-dest`,
+    /// `--copy-dest` or `--compare-dest` DIR's file it comes from.
+    pub basis: Option<Box<Basis>>,
+}
+
+impl FileJob {
+    /// The file a delta builds on, with its metadata: the old destination,
+    /// else a DIR's file chosen as the basis.
+    pub(crate) fn old(&self) -> Option<(&str, Meta)> {
+        if let Some(old) = self.existing.filter(|m| m.kind == Kind::File) {
+            return Some((&self.paths.dest, old));
+        }
+        match &self.basis {
+            Some(basis) if basis.how == Use::Delta => Some((&basis.path, basis.meta)),
+            _ => None,
+        }
+    }
 }
 
 /// What one file's transfer did.
@@ -80,6 +98,9 @@ pub(crate) async fn transfer<S: Endpoint, D: Endpoint>(
     // First what may fail the file for certain, before anything (the
     // umask probe) leaves a trace in its directory.
     clear_a_directory(dst, job, opts, places, Stage::Before).await?;
+    if let Some(basis) = job.basis.as_ref().filter(|b| b.how != Use::Delta) {
+        return super::basis::make_from(dst, job, basis, opts, places, reporter).await;
+    }
     let attrs = attrs_for(dst, job, opts).await?;
     let in_place = opts.inplace && job.existing.is_some_and(|m| m.kind == Kind::File);
     if !in_place {
@@ -489,9 +510,7 @@ fn delta_worth_trying<S: Endpoint, D: Endpoint>(
 ) -> bool {
     opts.delta
         && job.partial.is_none_or(|p| p.size == 0)
-        && job
-            .existing
-            .is_some_and(|m| m.kind == Kind::File && m.size > 0)
+        && job.old().is_some_and(|(_, old)| old.size > 0)
         && job.source_meta.size > 0
         && src.hashes().hashing() == Hashing::AtTheData
         && dst.hashes().hashing() != Hashing::Off
@@ -553,16 +572,17 @@ async fn fill_by_delta<S: Endpoint, D: Endpoint>(
     io: Pipeline,
     reporter: &dyn Reporter,
 ) -> Result<Option<(Filled, bool)>> {
-    let old_size = job.existing.map(|m| m.size).unwrap_or(0);
-    let size = job.source_meta.size;
+    let Some((old, old_meta)) = job.old() else {
+        return Ok(None);
+    };
+    let (old_size, size) = (old_meta.size, job.source_meta.size);
     let Some(algo) = hashes::common_algorithm(src, dst) else {
         return Ok(None);
     };
     let phase = Phase::start(&job.paths.dest);
-    let mut delta =
-        compare::compare(src, &job.source, size, dst, &job.paths.dest, old_size, algo).await?;
+    let mut delta = compare::compare(src, &job.source, size, dst, old, old_size, algo).await?;
     let phase = phase.done("compared block hashes");
-    delta = compare::find_moved(src, &job.source, dst, &job.paths.dest, old_size, delta).await?;
+    delta = compare::find_moved(src, &job.source, dst, old, old_size, delta).await?;
     let phase = phase.done("looked for moved blocks");
     tracing::info!(
         path = %job.paths.dest,
@@ -658,6 +678,8 @@ async fn assemble<S: Endpoint, D: Endpoint>(
     io: Pipeline,
     reporter: &dyn Reporter,
 ) -> Result<bool> {
+    // The old destination, or the basis DIR's file that stands in for it.
+    let old_path = job.old().map_or(job.paths.dest.as_str(), |(path, _)| path);
     if dst.features().copies_ranges {
         let (mut reuse, mut send) = (Vec::new(), Vec::new());
         for piece in &delta.pieces {
@@ -678,7 +700,7 @@ async fn assemble<S: Endpoint, D: Endpoint>(
         };
         // Disjoint ranges of one file: the copy inside and the sending overlap.
         tokio::try_join!(
-            dst.copy_ranges(&job.paths.dest, &job.paths.partial, &reuse),
+            dst.copy_ranges(old_path, &job.paths.partial, &reuse),
             send_all
         )?;
         return Ok(true);
@@ -686,7 +708,7 @@ async fn assemble<S: Endpoint, D: Endpoint>(
     if !dst.features().copies_within {
         return Ok(false);
     }
-    let old = dst.open_read(&job.paths.dest).await?;
+    let old = dst.open_read(old_path).await?;
     let built = assemble_piecewise::<S, D>(dst, source, &old, out, delta, io, reporter).await;
     match built {
         Err(e) if e.is_fatal() => Err(e),
@@ -975,7 +997,7 @@ fn changed_while_read<S: Endpoint>(src: &S, job: &FileJob) -> Error {
 
 /// Permissions and times go on the partial before the rename, so the file
 /// appears at its final name complete in every respect.
-async fn apply_attrs<D: Endpoint>(dst: &D, path: &str, attrs: Attrs) -> Result<()> {
+pub(super) async fn apply_attrs<D: Endpoint>(dst: &D, path: &str, attrs: Attrs) -> Result<()> {
     // The owner first: chown clears the set-id bits the mode then sets.
     dst.set_owner(path, attrs.owner).await?;
     let (moded, timed) = tokio::join!(dst.set_mode(path, attrs.mode), async {
@@ -991,7 +1013,11 @@ async fn apply_attrs<D: Endpoint>(dst: &D, path: &str, attrs: Attrs) -> Result<(
 /// ([`crate::mode::dest_mode`]): without `--perms` an existing file keeps
 /// its mode and a new one gets the source's masked by the destination
 /// side's umask, never its setuid, setgid or sticky bit.
-async fn attrs_for<D: Endpoint>(dst: &D, job: &FileJob, opts: &Options) -> Result<Attrs> {
+pub(super) async fn attrs_for<D: Endpoint>(
+    dst: &D,
+    job: &FileJob,
+    opts: &Options,
+) -> Result<Attrs> {
     let existing = job
         .existing
         .filter(|m| m.kind == Kind::File)
