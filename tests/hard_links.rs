@@ -64,12 +64,17 @@ fn a_local_copy_keeps_the_groups_and_mends_a_broken_one() {
     let dir = tempfile::tempdir().unwrap();
     let (src, dst) = (dir.path().join("src"), dir.path().join("dst"));
     make_tree(&src);
-    let out = FerryCmd::bare(dir.path())
-        .args(["-aHi"])
-        .arg(format!("{}/", src.display()))
-        .arg(&dst)
-        .run_default();
-    out.assert_ok();
+    // ferry ARGS src/ INTO, locally.
+    let copy = |args: &[&str], into: &Path| {
+        let out = FerryCmd::bare(dir.path())
+            .args(args)
+            .arg(format!("{}/", src.display()))
+            .arg(into)
+            .run_default();
+        out.assert_ok();
+        out
+    };
+    let out = copy(&["-aHi"], &dst);
     // The first name met is sent; the others are linked to it.
     assert!(out.stdout.contains(">f+++++++++ a\n"), "{out}");
     assert!(out.stdout.contains("hf+++++++++ c => a\n"), "{out}");
@@ -82,31 +87,16 @@ fn a_local_copy_keeps_the_groups_and_mends_a_broken_one() {
     fs::remove_file(dst.join("c")).unwrap();
     fs::write(dst.join("c"), b"three names").unwrap();
     set_mtime(&dst.join("c"), 1_600_000_000);
-    let out = FerryCmd::bare(dir.path())
-        .args(["-aHi", "-O"])
-        .arg(format!("{}/", src.display()))
-        .arg(&dst)
-        .run_default();
-    out.assert_ok();
+    let out = copy(&["-aHi", "-O"], &dst);
     assert_eq!(out.stdout.trim(), "hf          c => a", "{out}");
     assert_eq!(link_groups(&dst), expected_groups());
-    let out = FerryCmd::bare(dir.path())
-        .args(["-aHii", "-O"])
-        .arg(format!("{}/", src.display()))
-        .arg(&dst)
-        .run_default();
-    out.assert_ok();
+    let out = copy(&["-aHii", "-O"], &dst);
     assert!(out.stdout.contains("hf          c\n"), "{out}");
     assert!(!out.stdout.contains("=>"), "nothing linked again\n{out}");
 
     // Without -H each name is a file of its own, as rsync's.
     let plain = dir.path().join("plain");
-    FerryCmd::bare(dir.path())
-        .args(["-a"])
-        .arg(format!("{}/", src.display()))
-        .arg(&plain)
-        .run_default()
-        .assert_ok();
+    copy(&["-a"], &plain);
     assert!(link_groups(&plain)
         .iter()
         .all(|(names, _)| names.len() == 1));

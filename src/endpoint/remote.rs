@@ -158,12 +158,7 @@ impl RemoteFs {
     /// ([`TierChoice::describe`]): for the inodes and device numbers SFTP
     /// v3 lacks.
     fn describing_helper(&self, needed: Describe) -> Option<ByHelper<'_>> {
-        let describes = match needed {
-            Describe::Sftp => true,
-            Describe::Stats => self.describe != Describe::Sftp,
-            Describe::All => self.describe == Describe::All,
-        };
-        let helper = self.helper().filter(|_| describes)?;
+        let helper = self.helper().filter(|_| self.describe >= needed)?;
         Some(ByHelper { fs: self, helper })
     }
 

@@ -11,12 +11,10 @@
 
 use std::collections::HashMap;
 
-use crate::endpoint::{base_name, join, parent, Endpoint, Kind, Meta};
-use crate::error::{Error, FileError, Host, Result};
+use crate::endpoint::{Endpoint, Kind, Meta};
+use crate::error::{Error, FileError, Result};
 use crate::meta::Inode;
 
-use super::backup::How;
-use super::partial::partial_name;
 use super::staging::Places;
 use super::Options;
 
@@ -63,42 +61,29 @@ impl HardLink {
 /// cannot tell (a server over plain SFTP) gets its helper started, and
 /// without one the run is refused before anything is written.
 pub(crate) async fn check_source<S: Endpoint>(src: &S) -> Result<()> {
-    if !src.features().inodes {
-        src.start_helper().await?;
-    }
-    if src.features().inodes {
+    if super::offers(src, |f| f.inodes).await? {
         return Ok(());
     }
     Err(Error::Unsupported(format!(
         "-H (--hard-links): the SFTP server on {} cannot tell which names are one file \
          (SFTP v3 carries no inode numbers); ferry needs its helper there: --remote-ferry \
          upload, or ferry installed on the server",
-        side_name(src.label())
+        src.label().machine()
     )))
 }
 
 /// The destination must be able to make hard links for the groups the
 /// plan found, before anything is written.
 pub(crate) async fn check_destination<D: Endpoint>(dst: &D) -> Result<()> {
-    if !dst.features().hard_links {
-        dst.start_helper().await?;
-    }
-    if dst.features().hard_links {
+    if super::offers(dst, |f| f.hard_links).await? {
         return Ok(());
     }
     Err(Error::Unsupported(format!(
         "-H (--hard-links): the SFTP server on {} cannot make hard links (it lacks \
          hardlink@openssh.com); ferry needs its helper there: --remote-ferry upload, or \
          ferry installed on the server",
-        side_name(dst.label())
+        dst.label().machine()
     )))
-}
-
-fn side_name(host: &Host) -> &str {
-    match host {
-        Host::Local => "this machine",
-        Host::Remote(name) => name,
-    }
 }
 
 /// What linking one name did.
@@ -139,22 +124,7 @@ pub(crate) async fn make<D: Endpoint>(
     if old.as_ref().is_some_and(same) {
         return Ok(Linked::Already);
     }
-    match old {
-        Some(m) if m.kind == Kind::Dir => {
-            let backups = places.backups.as_ref();
-            super::delete::make_way(dst, &link.dest, opts.delete || opts.force, backups).await?
-        }
-        Some(m) => {
-            if let Some(backups) = &places.backups {
-                backups.keep(dst, &link.dest, &m, How::Link).await?;
-            }
-        }
-        None => {}
-    }
-    let temp = join(parent(&link.dest), &partial_name(base_name(&link.dest)));
-    if dst.lstat(&temp).await?.is_some() {
-        dst.remove_file(&temp).await?;
-    }
+    let temp = super::make_way_for(dst, &link.dest, old.as_ref(), opts, places).await?;
     dst.hard_link(&link.leader, &temp).await?;
     dst.rename(&temp, &link.dest).await?;
     // rename(2) between two names of one inode does nothing: the name was

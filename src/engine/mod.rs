@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 use futures::stream::{FuturesUnordered, StreamExt};
 use tokio::sync::Semaphore;
 
-use crate::endpoint::{join, Endpoint, Kind, Listing, Meta, Mtime, Pipeline, Unnameable};
+use crate::endpoint::{join, Endpoint, Features, Kind, Listing, Meta, Mtime, Pipeline, Unnameable};
 use crate::error::{Error, FileError, Result};
 use crate::report::{Changes, Item, ItemKind, Mention, Outcome, Reporter, TimeChange};
 use backup::{Backups, How};
@@ -1291,6 +1291,48 @@ async fn take_back_owner_bits<D: Endpoint>(dst: &D, dir: &str, source_mode: u32)
     }
 }
 
+/// Readies `dest` (holding `old`) for an entry made under a temporary
+/// name and renamed over it, and returns that name: a directory in the
+/// way goes (with `--force` or `--delete`), an old file or link is kept
+/// as a backup where asked (keeping its name until the rename), and
+/// whatever an earlier run left under the temporary name is removed.
+async fn make_way_for<D: Endpoint>(
+    dst: &D,
+    dest: &str,
+    old: Option<&Meta>,
+    opts: &Options,
+    places: &Places,
+) -> Result<String> {
+    let backups = places.backups.as_ref();
+    match old {
+        Some(m) if m.kind == Kind::Dir => {
+            delete::make_way(dst, dest, opts.delete || opts.force, backups).await?
+        }
+        Some(m) => {
+            if let Some(backups) = backups {
+                backups.keep(dst, dest, m, How::Link).await?;
+            }
+        }
+        None => {}
+    }
+    let name = crate::endpoint::base_name(dest);
+    let temp = crate::endpoint::join(crate::endpoint::parent(dest), &partial::partial_name(name));
+    if dst.lstat(&temp).await?.is_some() {
+        dst.remove_file(&temp).await?;
+    }
+    Ok(temp)
+}
+
+/// Whether `endpoint` offers what `has` asks of its [`Features`], starting
+/// its helper for it first where it does not yet (a remote side may offer
+/// more once the helper runs).
+async fn offers<E: Endpoint>(endpoint: &E, has: fn(&Features) -> bool) -> Result<bool> {
+    if !has(&endpoint.features()) {
+        endpoint.start_helper().await?;
+    }
+    Ok(has(&endpoint.features()))
+}
+
 /// Creates the link under a temporary name and renames it over the
 /// destination, so an existing link or file is replaced in one step.
 /// Returns where the link points.
@@ -1304,25 +1346,8 @@ async fn copy_symlink<S: Endpoint, D: Endpoint>(
     places: &Places,
 ) -> Result<String> {
     let target = opts.links_policy.target(src.read_link(source).await?);
-    let backups = places.backups.as_ref();
     let old = dst.lstat(dest).await?;
-    match old {
-        Some(m) if m.kind == Kind::Dir => {
-            delete::make_way(dst, dest, opts.delete || opts.force, backups).await?
-        }
-        // --backup: the old entry keeps its name until the link replaces it.
-        Some(m) => {
-            if let Some(backups) = backups {
-                backups.keep(dst, dest, &m, How::Link).await?;
-            }
-        }
-        None => {}
-    }
-    let name = crate::endpoint::base_name(dest);
-    let temp = crate::endpoint::join(crate::endpoint::parent(dest), &partial::partial_name(name));
-    if dst.lstat(&temp).await?.is_some() {
-        dst.remove_file(&temp).await?;
-    }
+    let temp = make_way_for(dst, dest, old.as_ref(), opts, places).await?;
     dst.symlink(&target, &temp).await?;
     if dst.features().link_owners {
         let change = opts.owners.change(owner, None);

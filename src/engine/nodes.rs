@@ -4,30 +4,22 @@
 //! destination makes them through its helper, and a run that needs one
 //! where none can start is refused before anything is written.
 
-use crate::endpoint::{base_name, join, parent, Endpoint, Kind, Meta};
-use crate::error::{Error, FileError, Host, Result};
+use crate::endpoint::{Endpoint, Kind, Meta};
+use crate::error::{Error, FileError, Result};
 
-use super::backup::How;
-use super::partial::partial_name;
 use super::staging::Places;
 use super::Options;
 
 /// The destination must be able to make the nodes the plan holds.
 pub(crate) async fn check_destination<D: Endpoint>(dst: &D) -> Result<()> {
-    if !dst.features().makes_nodes {
-        dst.start_helper().await?;
-    }
-    if dst.features().makes_nodes {
+    if super::offers(dst, |f| f.makes_nodes).await? {
         return Ok(());
     }
-    let host = match dst.label() {
-        Host::Local => "this machine".to_string(),
-        Host::Remote(name) => name.to_string(),
-    };
     Err(Error::Unsupported(format!(
         "-D (--devices, --specials; part of -a): the source has fifos, sockets or devices, \
-         and SFTP cannot make them on {host}; ferry needs its helper there: --remote-ferry \
-         upload, or ferry installed on the server (or leave them out with --no-D)"
+         and SFTP cannot make them on {}; ferry needs its helper there: --remote-ferry \
+         upload, or ferry installed on the server (or leave them out with --no-D)",
+        dst.label().machine()
     )))
 }
 
@@ -48,22 +40,8 @@ pub(crate) async fn make<D: Endpoint>(
                        its helper on the source's server (--remote-ferry upload)";
         return Err(FileError::refused(dst.label(), dest, message).into());
     }
-    let backups = places.backups.as_ref();
-    match dst.lstat(dest).await? {
-        Some(old) if old.kind == Kind::Dir => {
-            super::delete::make_way(dst, dest, opts.delete || opts.force, backups).await?
-        }
-        Some(old) => {
-            if let Some(backups) = backups {
-                backups.keep(dst, dest, &old, How::Link).await?;
-            }
-        }
-        None => {}
-    }
-    let temp = join(parent(dest), &partial_name(base_name(dest)));
-    if dst.lstat(&temp).await?.is_some() {
-        dst.remove_file(&temp).await?;
-    }
+    let old = dst.lstat(dest).await?;
+    let temp = super::make_way_for(dst, dest, old.as_ref(), opts, places).await?;
     dst.make_node(&temp, node, meta.mode & 0o777).await?;
     // The owner first: a chown takes setuid and setgid bits away.
     if opts.owners.wanted() {

@@ -1974,13 +1974,10 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
     /// again by the source's helper, started for it; None without one
     /// (making it then fails alone, naming what is missing).
     async fn device_numbered(&self, source: &str) -> Result<Option<Meta>> {
-        if !self.src.features().device_numbers {
-            self.src.start_helper().await?;
+        match super::offers(self.src, |f| f.device_numbers).await? {
+            true => self.src.lstat(source).await,
+            false => Ok(None),
         }
-        if !self.src.features().device_numbers {
-            return Ok(None);
-        }
-        self.src.lstat(source).await
     }
 
     /// The owner change a current symlink needs, where the destination can

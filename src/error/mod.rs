@@ -117,6 +117,14 @@ impl Host {
     pub(crate) fn remote(name: &str) -> Host {
         Host::Remote(name.into())
     }
+
+    /// The machine in a sentence: the host's name, or "this machine".
+    pub(crate) fn machine(&self) -> &str {
+        match self {
+            Host::Local => "this machine",
+            Host::Remote(name) => name,
+        }
+    }
 }
 
 /// The label before a path: `host:`, or nothing for this machine.

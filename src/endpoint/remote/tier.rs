@@ -85,8 +85,8 @@ pub(crate) struct TierChoice {
 }
 
 /// Which descriptions of entries come from the helper, once it runs, for
-/// what SFTP v3 does not carry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// what SFTP v3 does not carry; each level includes the ones before it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
 pub(crate) enum Describe {
     /// None: SFTP's attributes are enough.
     #[default]
