@@ -8,6 +8,7 @@
 
 pub(crate) mod confined;
 pub(crate) mod users;
+pub(crate) mod xattrs;
 
 use std::fs::{self, File};
 use std::io;

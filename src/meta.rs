@@ -243,6 +243,67 @@ impl OwnerChange {
     }
 }
 
+/// An entry's extended attributes: names and values, sorted by name. POSIX
+/// ACLs are among them as Linux keeps them, the values of
+/// [`ACL_ACCESS`] and [`ACL_DEFAULT`].
+pub(crate) type Xattrs = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// The xattr holding a file's access ACL (beyond its mode bits).
+pub(crate) const ACL_ACCESS: &[u8] = b"system.posix_acl_access";
+/// The xattr holding a directory's default ACL, which new entries inherit.
+pub(crate) const ACL_DEFAULT: &[u8] = b"system.posix_acl_default";
+
+/// Which extended attributes a run copies, as rsync's `-X` and `-A` do
+/// (xattrs.c `rsync_xal_get`): with `-X`, the `user.` namespace, and every
+/// namespace but `system.` where both sides run as root; with `-A`, the
+/// ACLs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct XattrScope {
+    /// `-X`.
+    pub xattrs: bool,
+    /// `-A`.
+    pub acls: bool,
+    /// `-X` takes `trusted.` and `security.` too (both sides are root).
+    pub all_namespaces: bool,
+}
+
+impl XattrScope {
+    /// Whether a run copies anything of the kind at all.
+    pub(crate) fn wanted(&self) -> bool {
+        self.xattrs || self.acls
+    }
+
+    /// Whether the attribute `name` is copied.
+    pub(crate) fn covers(&self, name: &[u8]) -> bool {
+        if is_acl(name) {
+            return self.acls;
+        }
+        self.xattrs
+            && match self.all_namespaces {
+                true => !name.starts_with(b"system."),
+                false => name.starts_with(b"user."),
+            }
+    }
+
+    /// The scope as one byte (the helper protocol).
+    pub(crate) fn bits(&self) -> u8 {
+        u8::from(self.xattrs) | u8::from(self.acls) << 1 | u8::from(self.all_namespaces) << 2
+    }
+
+    pub(crate) fn of_bits(bits: u8) -> XattrScope {
+        XattrScope {
+            xattrs: bits & 1 != 0,
+            acls: bits & 2 != 0,
+            all_namespaces: bits & 4 != 0,
+        }
+    }
+}
+
+/// Whether an xattr is one of the ACLs.
+pub(crate) fn is_acl(name: &[u8]) -> bool {
+    name == ACL_ACCESS || name == ACL_DEFAULT
+}
+
 /// Which ids a name lookup is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Of {
@@ -284,5 +345,28 @@ mod tests {
         assert_eq!(Kind::of_mode(0o010_644, 7), node(NodeKind::Fifo, 0));
         assert_eq!(Kind::of_mode(0o140_755, 7), node(NodeKind::Socket, 0));
         assert_eq!(Kind::of_mode(0o170_000, 0), Kind::Other);
+    }
+
+    #[test]
+    fn an_xattr_scope_covers_what_rsync_copies() {
+        let x = XattrScope {
+            xattrs: true,
+            ..XattrScope::default()
+        };
+        assert!(x.covers(b"user.a") && !x.covers(b"trusted.a") && !x.covers(ACL_ACCESS));
+        let root = XattrScope {
+            all_namespaces: true,
+            ..x
+        };
+        assert!(root.covers(b"trusted.a") && root.covers(b"security.capability"));
+        assert!(!root.covers(b"system.nfs4_acl") && !root.covers(ACL_DEFAULT));
+        let acls = XattrScope {
+            acls: true,
+            ..XattrScope::default()
+        };
+        assert!(acls.covers(ACL_ACCESS) && acls.covers(ACL_DEFAULT) && !acls.covers(b"user.a"));
+        for scope in [x, root, acls] {
+            assert_eq!(XattrScope::of_bits(scope.bits()), scope);
+        }
     }
 }

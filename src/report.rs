@@ -120,6 +120,10 @@ pub(crate) struct Changes {
     pub owner: bool,
     /// `-g`: the group is (to be) changed: rsync's `g` column.
     pub group: bool,
+    /// `-A`: the ACLs are (to be) changed: rsync's `a` column.
+    pub acl: bool,
+    /// `-X`: the extended attributes are (to be) changed: rsync's `x`.
+    pub xattrs: bool,
 }
 
 impl Changes {

@@ -38,7 +38,8 @@ struct ItemLine<'a> {
     /// `check-file`, `read`, `local`, `read back`), when it was.
     verified: Option<&'static str>,
     /// What differed and was changed, in rsync's `-i` order: `checksum`,
-    /// `size`, `time`, `perms`, `owner`, `group` (empty for a new entry).
+    /// `size`, `time`, `perms`, `owner`, `group`, `acl`, `xattrs` (empty for
+    /// a new entry).
     changes: Vec<&'static str>,
     result: &'static str,
 }
@@ -172,6 +173,8 @@ fn changed(changes: &Changes) -> Vec<&'static str> {
         (changes.perms, "perms"),
         (changes.owner, "owner"),
         (changes.group, "group"),
+        (changes.acl, "acl"),
+        (changes.xattrs, "xattrs"),
     ]
     .into_iter()
     .filter_map(|(on, word)| on.then_some(word))

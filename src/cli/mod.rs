@@ -629,11 +629,13 @@ async fn connect(
     Ok((remote, conn))
 }
 
-/// What a pulled side's helper must tell that SFTP v3 does not: inodes
-/// for -H, device numbers for -D.
+/// What a remote side's helper must tell that SFTP v3 does not: inodes
+/// for -H and device numbers for -D on a pulled side; with -X or -A, which
+/// need the helper anyway, everything, times to the nanosecond too.
 fn describe(settings: &Settings) -> Describe {
     let opts = &settings.options;
     match settings.direction {
+        _ if opts.xattrs.wanted() => Describe::All,
         Direction::Pull(_) if opts.hard_links => Describe::All,
         Direction::Pull(_) if opts.devices => Describe::Stats,
         _ => Describe::Sftp,

@@ -334,12 +334,14 @@ pub(crate) fn itemize(item: &Item<'_>, sending: bool) -> String {
         TimeChange::Now => 'T',
     };
     let columns = format!(
-        "{}{}{time}{}{}{}...",
+        "{}{}{time}{}{}{}.{}{}",
         flag(changes.checksum, 'c'),
         flag(changes.size, 's'),
         flag(changes.perms, 'p'),
         flag(changes.owner, 'o'),
         flag(changes.group, 'g'),
+        flag(changes.acl, 'a'),
+        flag(changes.xattrs, 'x'),
     );
     // rsync blanks the columns of an entry nothing happens to
     // (`.f          `), and of a local change that changes nothing.

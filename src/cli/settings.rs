@@ -290,7 +290,14 @@ fn engine_options(
         hard_links: flags.on(Flag::HardLinks),
         devices: flags.on(Flag::Devices),
         specials: flags.on(Flag::Specials),
-        perms: flags.on(Flag::Perms),
+        // rsync: -A implies -p.
+        perms: flags.on(Flag::Perms) || flags.on(Flag::Acls),
+        xattrs: crate::meta::XattrScope {
+            xattrs: flags.on(Flag::Xattrs),
+            acls: flags.on(Flag::Acls),
+            all_namespaces: false,
+        },
+        xattrs_found: Default::default(),
         executability: flags.on(Flag::Executability),
         chmod: chmod_rules(&args.chmod)?,
         times: flags.on(Flag::Times),
@@ -557,15 +564,6 @@ fn refuse_unsupported(args: &Args) -> Result<()> {
         return Err(Error::Usage(
             "--secluded-args conflicts with --old-args.".into(),
         ));
-    }
-    // Refused rather than dropped: a backup without them restores wrong.
-    let metadata = [(Flag::Acls, "-A (--acls)"), (Flag::Xattrs, "-X (--xattrs)")];
-    if let Some((_, option)) = metadata.iter().find(|(flag, _)| f.on(*flag)) {
-        return Err(Error::Usage(format!(
-            "{option} is not supported yet: ferry copies no ACLs or extended attributes, \
-             and would leave them behind; leave the option out, or use rsync for this \
-             copy (docs/RSYNC.md lists what ferry does)"
-        )));
     }
     Ok(())
 }

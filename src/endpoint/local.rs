@@ -19,13 +19,13 @@ use bytes::Bytes;
 use super::hashes::{Answer, Hashes};
 use super::{
     Attrs, CopyRange, Endpoint, Features, FileHandle, Hashing, Identity, Listing, Meta, Mtime,
-    Node, OwnerChange, WriteMode,
+    Node, OwnerChange, WriteMode, XattrScope, Xattrs,
 };
 use crate::delta::rolling::Signature;
 use crate::delta::Piece;
 use crate::error::{Error, Host, Result};
 use crate::hash::{hash_file_blocks, hash_whole_file, BlockHash, HashAlgo};
-use crate::local_io::confined;
+use crate::local_io::{confined, xattrs};
 use crate::local_io::{
     copy_ranges_between, finish_file, install_whole, list_dir, not_found_is_none, process_umask,
     read_at_most, Roots,
@@ -113,6 +113,7 @@ impl Endpoint for LocalFs {
             makes_nodes: true,
             // SAFETY: geteuid cannot fail and has no preconditions.
             may_make_devices: unsafe { libc::geteuid() } == 0,
+            xattrs: true,
         }
     }
 
@@ -240,6 +241,19 @@ impl Endpoint for LocalFs {
     async fn set_owner(&self, path: &str, change: OwnerChange) -> Result<bool> {
         self.change(path, move |place| confined::set_owner(place, change))
             .await
+    }
+
+    async fn xattrs(&self, path: &str, scope: XattrScope) -> Result<Xattrs> {
+        let p = path.to_string();
+        blocking(path, move || xattrs::read(&os_path(&p), scope)).await
+    }
+
+    async fn set_xattrs(&self, path: &str, want: &Xattrs, scope: XattrScope) -> Result<()> {
+        let want = want.clone();
+        self.change(path, move |place| {
+            xattrs::write(place, &want, scope).map(drop)
+        })
+        .await
     }
 
     async fn id_names(&self) -> Result<super::IdNames> {

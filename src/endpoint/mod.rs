@@ -23,7 +23,7 @@ use hashes::Hashes;
 
 pub(crate) use crate::meta::{
     Attrs, CopyRange, Entry, Identity, Kind, Listing, Meta, Mtime, Node, OwnerChange, Unnameable,
-    Unnamed, WriteMode,
+    Unnamed, WriteMode, XattrScope, Xattrs,
 };
 pub(crate) use crate::paths::{base_name, join, parent};
 pub(crate) use local::LocalFs;
@@ -122,6 +122,10 @@ pub(crate) struct Features {
     /// receiver makes them only as root. A local side knows; a remote one
     /// tries, and the server refuses each if it must.
     pub may_make_devices: bool,
+    /// Whether [`Endpoint::xattrs`] and [`Endpoint::set_xattrs`] work here
+    /// (`-X`, `-A`): SFTP v3 has no xattrs or ACLs; a remote side has them
+    /// from its helper.
+    pub xattrs: bool,
 }
 
 /// A file tree on one side of a sync.
@@ -255,6 +259,30 @@ pub(crate) trait Endpoint: Send + Sync {
         _change: OwnerChange,
     ) -> impl Future<Output = Result<bool>> + Send {
         let unsupported = unsupported(self, path, "changing owners");
+        async move { Err(unsupported) }
+    }
+
+    /// The extended attributes of `path` itself (ACLs among them) that
+    /// `scope` covers, sorted by name, where [`Features::xattrs`].
+    fn xattrs(
+        &self,
+        path: &str,
+        _scope: XattrScope,
+    ) -> impl Future<Output = Result<Xattrs>> + Send {
+        let unsupported = unsupported(self, path, "reading extended attributes and ACLs");
+        async move { Err(unsupported) }
+    }
+
+    /// Makes the extended attributes of `path` that `scope` covers exactly
+    /// `want` (ACLs set keep the mode bits as they were), where
+    /// [`Features::xattrs`].
+    fn set_xattrs(
+        &self,
+        path: &str,
+        _want: &Xattrs,
+        _scope: XattrScope,
+    ) -> impl Future<Output = Result<()>> + Send {
+        let unsupported = unsupported(self, path, "setting extended attributes and ACLs");
         async move { Err(unsupported) }
     }
 

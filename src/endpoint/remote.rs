@@ -26,7 +26,7 @@ use super::hashes::{Hashes, NoHashes};
 use super::mounts::MountTable;
 use super::{
     Attrs, CopyRange, Endpoint, Features, FileHandle, Identity, Kind, Listing, Meta, Mtime,
-    OwnerChange, Unnameable, WriteMode,
+    OwnerChange, Unnameable, WriteMode, XattrScope, Xattrs,
 };
 use crate::error::{Error, FileError, Host, Result};
 use crate::meta::{Node, Owner};
@@ -160,6 +160,26 @@ impl RemoteFs {
     fn describing_helper(&self, needed: Describe) -> Option<ByHelper<'_>> {
         let helper = self.helper().filter(|_| self.describe >= needed)?;
         Some(ByHelper { fs: self, helper })
+    }
+
+    /// Whether entries and times here are known to the nanosecond: the
+    /// helper describes every entry, and every time set here goes through
+    /// it too (a time set over SFTP would lose its nanoseconds and then
+    /// differ from the source's on every run).
+    fn precise_times(&self) -> bool {
+        self.describing_helper(Describe::All).is_some()
+    }
+
+    /// The helper, for an operation on `paths` that goes through it: a
+    /// name SFTP cannot carry ([`RemoteFs::by_helper`]), or any name where
+    /// the helper describes every entry ([`Describe::All`]): then it makes
+    /// every change here too, so that times are kept to the nanosecond and a
+    /// helper started through sudo (`--remote-ferry "sudo -n ferry"`) does
+    /// what needs root.
+    fn by_describing_helper(&self, paths: &[&str]) -> Result<Option<ByHelper<'_>>> {
+        Ok(self
+            .by_helper(paths)?
+            .or(self.describing_helper(Describe::All)))
     }
 
     fn helper_error(&self, path: &str, e: HelperError) -> Error {
@@ -432,9 +452,9 @@ impl Endpoint for RemoteFs {
             hard_links: extensions.hardlink || helper,
             copies_ranges: helper,
             copies_within: extensions.copy_data,
-            link_times: self.sftp.extensions().lsetstat,
+            link_times: self.sftp.extensions().lsetstat || self.precise_times(),
             owners: true,
-            link_owners: self.sftp.extensions().lsetstat,
+            link_owners: self.sftp.extensions().lsetstat || self.precise_times(),
             raw_byte_names: helper,
             inodes: self.describing_helper(Describe::All).is_some(),
             device_numbers: self.describing_helper(Describe::Stats).is_some(),
@@ -442,6 +462,7 @@ impl Endpoint for RemoteFs {
             // Whether the server's side runs as root is its to say: a
             // device it may not make fails alone.
             may_make_devices: true,
+            xattrs: helper,
         }
     }
 
@@ -587,7 +608,7 @@ impl Endpoint for RemoteFs {
     }
 
     async fn open_read(&self, path: &str) -> Result<RemoteFile> {
-        if let Some(by) = self.by_helper(&[path])? {
+        if let Some(by) = self.by_describing_helper(&[path])? {
             return by
                 .open(path, OpenHow::Read, 0)
                 .await
@@ -599,7 +620,7 @@ impl Endpoint for RemoteFs {
     }
 
     async fn open_write(&self, path: &str, how: WriteMode, mode: u32) -> Result<RemoteFile> {
-        if let Some(by) = self.by_helper(&[path])? {
+        if let Some(by) = self.by_describing_helper(&[path])? {
             return by
                 .open(path, open_how(how), mode)
                 .await
@@ -618,7 +639,7 @@ impl Endpoint for RemoteFs {
     }
 
     async fn rename(&self, from: &str, to: &str) -> Result<()> {
-        if let Some(by) = self.by_helper(&[to, from])? {
+        if let Some(by) = self.by_describing_helper(&[to, from])? {
             return by.rename(from, to).await;
         }
         if self.sftp.quirks().follows_final_symlinks {
@@ -628,7 +649,7 @@ impl Endpoint for RemoteFs {
     }
 
     async fn hard_link(&self, from: &str, to: &str) -> Result<()> {
-        if let Some(by) = self.by_helper(&[to, from])? {
+        if let Some(by) = self.by_describing_helper(&[to, from])? {
             return by.hard_link(from, to).await;
         }
         if self.sftp.extensions().hardlink {
@@ -641,7 +662,7 @@ impl Endpoint for RemoteFs {
     }
 
     async fn set_mtime(&self, path: &str, mtime: Mtime) -> Result<()> {
-        if let Some(by) = self.by_helper(&[path])? {
+        if let Some(by) = self.by_describing_helper(&[path])? {
             return by.set_mtime(path, mtime).await;
         }
         self.set_attrs(path, times_of(mtime)).await
@@ -651,7 +672,7 @@ impl Endpoint for RemoteFs {
         if change.is_empty() {
             return Ok(true);
         }
-        if let Some(by) = self.by_helper(&[path])? {
+        if let Some(by) = self.by_describing_helper(&[path])? {
             return by.set_owner(path, change).await;
         }
         let reply = self
@@ -659,6 +680,31 @@ impl Endpoint for RemoteFs {
             .set_attrs_raw(path, owner_attributes(change))
             .await;
         owner_set(change, reply).map_err(|e| self.err(path, e))
+    }
+
+    async fn xattrs(&self, path: &str, scope: XattrScope) -> Result<Xattrs> {
+        match self.helper() {
+            Some(helper) => ByHelper { fs: self, helper }.xattrs(path, scope).await,
+            None => Err(super::unsupported(
+                self,
+                path,
+                "reading extended attributes and ACLs",
+            )),
+        }
+    }
+
+    async fn set_xattrs(&self, path: &str, want: &Xattrs, scope: XattrScope) -> Result<()> {
+        match self.helper() {
+            Some(helper) => {
+                let by = ByHelper { fs: self, helper };
+                by.set_xattrs(path, want, scope).await
+            }
+            None => Err(super::unsupported(
+                self,
+                path,
+                "setting extended attributes and ACLs",
+            )),
+        }
     }
 
     async fn id_names(&self) -> Result<super::IdNames> {
@@ -700,7 +746,7 @@ impl Endpoint for RemoteFs {
     }
 
     async fn set_mode(&self, path: &str, mode: u32) -> Result<()> {
-        if let Some(by) = self.by_helper(&[path])? {
+        if let Some(by) = self.by_describing_helper(&[path])? {
             return by.set_mode(path, mode).await;
         }
         let attrs = FileAttributes {
@@ -711,7 +757,7 @@ impl Endpoint for RemoteFs {
     }
 
     async fn remove_file(&self, path: &str) -> Result<()> {
-        if let Some(by) = self.by_helper(&[path])? {
+        if let Some(by) = self.by_describing_helper(&[path])? {
             return by.remove_file(path).await;
         }
         self.sftp
@@ -723,7 +769,7 @@ impl Endpoint for RemoteFs {
     }
 
     async fn remove_dir(&self, path: &str) -> Result<()> {
-        if let Some(by) = self.by_helper(&[path])? {
+        if let Some(by) = self.by_describing_helper(&[path])? {
             return by.remove_dir(path).await;
         }
         self.sftp
@@ -735,7 +781,7 @@ impl Endpoint for RemoteFs {
     }
 
     async fn mkdir(&self, path: &str, mode: u32) -> Result<()> {
-        if let Some(by) = self.by_helper(&[path])? {
+        if let Some(by) = self.by_describing_helper(&[path])? {
             return by.mkdir(path, mode).await;
         }
         let attrs = FileAttributes {
@@ -764,7 +810,7 @@ impl Endpoint for RemoteFs {
     }
 
     async fn symlink(&self, target: &str, path: &str) -> Result<()> {
-        if let Some(by) = self.by_helper(&[path, target])? {
+        if let Some(by) = self.by_describing_helper(&[path, target])? {
             return by.symlink(target, path).await;
         }
         // OpenSSH's sftp-server reads SSH_FXP_SYMLINK's two strings as
@@ -797,7 +843,7 @@ impl Endpoint for RemoteFs {
     }
 
     async fn read_link(&self, path: &str) -> Result<String> {
-        if let Some(by) = self.by_helper(&[path])? {
+        if let Some(by) = self.by_describing_helper(&[path])? {
             return by.read_link(path).await;
         }
         if self.sftp.quirks().readlink_joins_relative {

@@ -26,6 +26,7 @@ pub(crate) mod staging;
 pub(crate) mod tidy;
 pub(crate) mod transfer;
 mod unchanged;
+pub(crate) mod xattrs;
 
 use std::time::{Duration, Instant};
 
@@ -79,6 +80,12 @@ pub(crate) struct Options {
     pub times: bool,
     /// `-o`, `-g`, `--numeric-ids`: the owners and groups entries get.
     pub owners: owners::Owners,
+    /// `-X`, `-A`: which extended attributes and ACLs are kept (the
+    /// namespaces once [`xattrs::check`]ed).
+    pub xattrs: crate::meta::XattrScope,
+    /// What the entries' attributes are and how they differ, once
+    /// [`xattrs::compare`]d (the `a` and `x` columns of their lines).
+    pub xattrs_found: std::sync::Arc<xattrs::Compared>,
     pub dry_run: bool,
     pub checksum: bool,
     /// Which entries are looked at and which are current (`--existing`,
@@ -258,6 +265,20 @@ pub(crate) async fn sync_into<S: Endpoint, D: Endpoint>(
     stats: &mut Stats,
 ) -> Result<()> {
     let started = Instant::now();
+    // -X and -A first: their helpers, once started, describe every entry
+    // and make every change, and so say who writes (owners::prepare).
+    let with_scope;
+    let opts = match opts.xattrs.wanted() {
+        true => {
+            let xattrs = xattrs::check(src, dst, opts.xattrs).await?;
+            with_scope = Options {
+                xattrs,
+                ..opts.clone()
+            };
+            &with_scope
+        }
+        false => opts,
+    };
     let opts = &owners::prepare(src, dst, dest, opts, reporter).await?;
     let args: Vec<SourceArg> = sources.iter().map(|s| SourceArg::new(s)).collect();
     if opts.checksum {
@@ -385,7 +406,20 @@ async fn carry_out<S: Endpoint, D: Endpoint>(
     stats.files_skipped = planner.up_to_date;
     stats.source = planner.seen;
     let extraneous = planner.extraneous;
+    let kept = planner.kept;
     let actions = planner.actions;
+    let with_found;
+    let opts = match opts.xattrs.wanted() {
+        true => {
+            let found = xattrs::compare(src, dst, &kept, opts, reporter, stats).await?;
+            with_found = Options {
+                xattrs_found: std::sync::Arc::new(found),
+                ..opts.clone()
+            };
+            &with_found
+        }
+        false => opts,
+    };
     let (files, bytes) = actions.iter().fold((0, 0), |(n, b), a| match a {
         Action::File(job) => (n + 1, b + job.source_meta.size),
         _ => (n, b),
@@ -409,6 +443,7 @@ async fn carry_out<S: Endpoint, D: Endpoint>(
         make_hard_links(src, dst, &actions, opts, places, reporter, stats).await?;
         places.finish(dst).await?;
     }
+    xattrs::apply(dst, &kept, &actions, opts, reporter, stats).await?;
     let backups = places.backups.as_ref();
     delete::delete_extraneous(dst, extraneous, opts, backups, reporter, stats).await?;
     for line in backups.map(Backups::take_lines).unwrap_or_default() {
@@ -582,6 +617,15 @@ async fn link_target<S: Endpoint, D: Endpoint>(
 /// The report of an action before it runs: what it concerns and how that
 /// differs from what the destination has.
 fn item_of<'a>(action: &'a Action, opts: &Options) -> Item<'a> {
+    let mut item = item_without_attributes(action, opts);
+    if !item.changes.created {
+        (item.changes.acl, item.changes.xattrs) = opts.xattrs_found.columns(item.path);
+    }
+    item
+}
+
+/// [`item_of`] but for the `a` and `x` columns.
+fn item_without_attributes<'a>(action: &'a Action, opts: &Options) -> Item<'a> {
     match action {
         Action::File(job) => Item {
             size: job.source_meta.size,

@@ -99,6 +99,34 @@ impl Owners {
         }
     }
 
+    /// A source's ACL (`system.posix_acl_*`'s value) with the ids of its
+    /// named users and groups mapped as owners are (rsync's acls.c maps
+    /// them by name too); unchanged where ids stay as they are, or where it
+    /// is not an ACL of the layout Linux keeps (version 2, entries of tag,
+    /// permissions and id).
+    pub(crate) fn map_acl(&self, acl: &[u8]) -> Vec<u8> {
+        const USER: u16 = 2;
+        const GROUP: u16 = 8;
+        let mut out = acl.to_vec();
+        let Some(mapping) = &self.mapping else {
+            return out;
+        };
+        if acl.len() % 8 != 4 || acl[..4] != 2u32.to_le_bytes() {
+            return out;
+        }
+        for entry in out[4..].chunks_exact_mut(8) {
+            let tag = u16::from_le_bytes([entry[0], entry[1]]);
+            let id = u32::from_le_bytes([entry[4], entry[5], entry[6], entry[7]]);
+            let mapped = match tag {
+                USER => mapping.uid(id),
+                GROUP => mapping.gid(id),
+                _ => continue,
+            };
+            entry[4..].copy_from_slice(&mapped.to_le_bytes());
+        }
+        out
+    }
+
     /// The destination's ids for the source's `src`.
     fn map(&self, src: Owner) -> Owner {
         match &self.mapping {
@@ -187,10 +215,14 @@ pub(crate) async fn prepare<S: Endpoint, D: Endpoint>(
     reporter: &dyn Reporter,
 ) -> Result<Options> {
     let mut opts = opts.clone();
-    if !opts.owners.wanted() {
+    // -A maps the ids of ACL entries as -o and -g map owners.
+    if !opts.owners.wanted() && !opts.xattrs.acls {
         return Ok(opts);
     }
     opts.owners.mapping = mapping(src, dst, &opts.owners, reporter).await?;
+    if !opts.owners.wanted() {
+        return Ok(opts);
+    }
     let writer = match (opts.dry_run, existing_dir(dst, dest).await?) {
         (true, _) => dst.identity(None).await.ok(),
         (false, Some(dir)) => ask(dst, &dir).await?,

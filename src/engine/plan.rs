@@ -21,6 +21,7 @@ use super::partial::{is_working_file, meta_name, partial_name, Paths};
 use super::select::{Quick, Skip};
 use super::tidy::{self, Claims, Prunable};
 use super::transfer::FileJob;
+use super::xattrs::Kept;
 use super::{unchanged, Options, SourceCounts};
 use crate::endpoint::{
     base_name, hashes, join, Endpoint, Entry, FileHandle, Kind, Listing, Meta, Mtime, OwnerChange,
@@ -324,6 +325,9 @@ pub(crate) struct Planner<'a, S, D> {
     /// The DIRs' listings for destination directories the walk has not
     /// reached yet, taken ahead with the source's.
     listed_alt: HashMap<String, Result<AltListing>>,
+    /// `-X`, `-A`: the entries the destination keeps, whose attributes
+    /// are brought over once they are in place.
+    pub kept: Vec<Kept>,
 }
 
 /// Subdirectories listed at once, ahead of the walk: enough to hide the
@@ -369,6 +373,19 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
             hard_links: Groups::default(),
             alt: None,
             listed_alt: HashMap::new(),
+            kept: Vec::new(),
+        }
+    }
+
+    /// `-X`, `-A`: the source's `src` is kept at `dest` (made, changed or
+    /// found current).
+    fn keep(&mut self, src: &str, dest: &str, kind: Kind) {
+        if self.opts.xattrs.wanted() {
+            self.kept.push(Kept {
+                source: src.to_string(),
+                dest: dest.to_string(),
+                kind,
+            });
         }
     }
 
@@ -758,7 +775,7 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
                 }
                 (target, found)
             };
-            self.push_top_dir(&target, meta, exists);
+            self.push_top_dir(path, &target, meta, exists);
             if !source.contents_only {
                 self.top_dir_prunable(&target, base_name(path));
             }
@@ -855,7 +872,7 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
         }
     }
 
-    fn push_top_dir(&mut self, dest: &str, meta: Meta, there: Option<Meta>) {
+    fn push_top_dir(&mut self, src: &str, dest: &str, meta: Meta, there: Option<Meta>) {
         if let Some(claims) = &mut self.claims {
             claims.claim(dest, true);
         }
@@ -872,16 +889,26 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
                     *m = Some(meta);
                     *a = alt;
                     self.seen.dirs += 1;
+                    self.keep(src, dest, Kind::Dir);
                     return;
                 }
             }
         }
-        self.push_dir(dest, meta, there, alt);
+        self.push_dir(src, dest, meta, there, alt);
     }
 
-    /// A directory of the source, at `dest` where the destination has the
-    /// entry `there`, if any (and a DIR of `--link-dest` and co. `alt`).
-    fn push_dir(&mut self, dest: &str, meta: Meta, there: Option<Meta>, alt: Option<Meta>) {
+    /// A directory of the source, `src`, at `dest` where the destination
+    /// has the entry `there`, if any (and a DIR of `--link-dest` and co.
+    /// `alt`).
+    fn push_dir(
+        &mut self,
+        src: &str,
+        dest: &str,
+        meta: Meta,
+        there: Option<Meta>,
+        alt: Option<Meta>,
+    ) {
+        self.keep(src, dest, Kind::Dir);
         if let Some(old) = there.filter(|m| m.kind == Kind::Dir) {
             unchanged::existing_dir(self.reporter, self.opts, dest, &meta, &old);
         }
@@ -1026,7 +1053,7 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
                 }
                 let alt_dir = alt.as_ref().and_then(|alt| alt.dir(&entry.name));
                 if depth == Depth::Contents || mounts.contains(&entry.name) {
-                    self.push_dir(&target, entry.meta, there, alt_dir);
+                    self.push_dir(&src_path, &target, entry.meta, there, alt_dir);
                     continue;
                 }
                 if !self.listed_src.contains_key(&src_path) {
@@ -1049,7 +1076,7 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
                         .collect();
                     self.list_ahead(&ahead, &new_dirs).await;
                 }
-                self.push_dir(&target, entry.meta, there, alt_dir);
+                self.push_dir(&src_path, &target, entry.meta, there, alt_dir);
                 let inner = Here {
                     rel: join(&at.rel, &entry.name),
                     scope: at.scope.clone(),
@@ -1491,7 +1518,10 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
         let exists = found.map(|m| m.kind) == Some(Kind::Dir);
         if !done.one_level.contains(rel_parent(rel)) {
             match listed || self.opts.implied_dirs {
-                true => self.push_dir(&target, meta, found, None),
+                true => {
+                    let src = self.listed_source(base, rel);
+                    self.push_dir(&src, &target, meta, found, None)
+                }
                 // --no-implied-dirs: made only when missing, with default
                 // attributes.
                 false if found.is_none() => self.actions.push(Action::Dir {
@@ -1540,7 +1570,7 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
         match self.src.stat(src_dir).await {
             Ok(Some(meta)) if meta.kind == Kind::Dir => {
                 let meta = self.as_sent(meta);
-                self.push_top_dir(dest, meta, there);
+                self.push_top_dir(src_dir, dest, meta, there);
                 Ok(())
             }
             // The listed paths below it say what is missing.
@@ -1641,6 +1671,9 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
         {
             self.note_selected_out(why, src_path, &meta);
             return Ok(());
+        }
+        if meta.kind == Kind::File || (lands && meta.kind != Kind::Symlink) {
+            self.keep(src_path, &paths.dest, meta.kind);
         }
         match meta.kind {
             Kind::Dir | Kind::Other => self.note_skipped(self.shown(src_path), &meta),

@@ -186,6 +186,9 @@ pub(super) async fn install<D: Endpoint>(
 ) -> Result<()> {
     clear_a_directory(dst, job, opts, places, Stage::Installing).await?;
     keep_old(dst, job, places).await?;
+    // -X, -A: the file arrives with its attributes, as rsync's temporary
+    // file does: never a moment without the ACL that restricts it.
+    super::xattrs::give(dst, &job.paths.partial, &job.paths.dest, opts).await?;
     let (renamed, _) = tokio::join!(places.rename_into_place(dst, job), async {
         if drop_sidecar {
             let _ = dst.remove_file(&job.paths.meta).await;
@@ -210,8 +213,9 @@ async fn keep_old<D: Endpoint>(dst: &D, job: &FileJob, places: &Places) -> Resul
 /// is read whole and installed in one step ([`Endpoint::put_whole`]): a
 /// partial left of it is not worth checking, it is simply overwritten.
 /// Not when something must happen between the write and the rename (a
-/// backup of the old version, a rename delayed to the end) or the rename
-/// may fail for good (from a temp dir on another file system).
+/// backup of the old version, a rename delayed to the end, `-X`/`-A`'s
+/// attributes) or the rename may fail for good (from a temp dir on another
+/// file system).
 fn goes_whole_at_once<S: Endpoint, D: Endpoint>(
     src: &S,
     dst: &D,
@@ -220,7 +224,8 @@ fn goes_whole_at_once<S: Endpoint, D: Endpoint>(
     places: &Places,
 ) -> bool {
     let in_place = opts.inplace && job.existing.is_some_and(|m| m.kind == Kind::File);
-    let staged = places.keeps_old(job) || places.delays() || places.in_temp_dir(job);
+    let staged =
+        places.keeps_old(job) || places.delays() || places.in_temp_dir(job) || opts.xattrs.wanted();
     job.source_meta.size <= Pipeline::between(src, dst).chunk as u64
         && !(in_place || staged)
         && !delta_worth_trying(src, dst, job, opts)

@@ -5,7 +5,7 @@
 use super::{drive, mutate, sample_or_mutant, Rng, Run};
 use crate::delta::rolling::{Signature, STRONG_LEN};
 use crate::delta::Piece;
-use crate::meta::{CopyRange, Kind, Meta, Mtime};
+use crate::meta::{CopyRange, Kind, Meta, Mtime, XattrScope, Xattrs};
 use crate::protocol::fs::{FsReply, FsRequest, OpenHow};
 use crate::protocol::server::read_frame;
 use crate::protocol::{Message, MAX_FRAME};
@@ -59,11 +59,15 @@ fn meta(rng: &mut Rng) -> Meta {
     Meta {
         kind: *rng.pick(&[Kind::File, Kind::Dir, Kind::Symlink, Kind::Other]),
         size: rng.next(),
-        mtime: Mtime::secs(rng.next() as i64),
+        mtime: mtime(rng),
         mode: rng.next() as u32 & 0o7777,
         owner: None,
         inode: None,
     }
+}
+
+fn xattrs(rng: &mut Rng) -> Xattrs {
+    list(rng, |r| (path(r), r.bytes(16)))
 }
 
 fn owner_change(rng: &mut Rng) -> crate::meta::OwnerChange {
@@ -81,7 +85,16 @@ fn maybe<T>(rng: &mut Rng, value: impl FnOnce(&mut Rng) -> T) -> Option<T> {
 fn fs_request(rng: &mut Rng) -> FsRequest {
     let (a, b) = (path(rng), path(rng));
     let (n, wide) = (rng.next() as u32, rng.next());
-    match rng.below(19) {
+    match rng.below(21) {
+        19 => FsRequest::ReadXattrs {
+            path: a,
+            scope: XattrScope::of_bits(n as u8 & 7),
+        },
+        20 => FsRequest::WriteXattrs {
+            path: a,
+            want: xattrs(rng),
+            scope: XattrScope::of_bits(n as u8 & 7),
+        },
         17 => FsRequest::SetOwner {
             path: a,
             owner: owner_change(rng),
@@ -106,7 +119,7 @@ fn fs_request(rng: &mut Rng) -> FsRequest {
         11 => FsRequest::SetMode { path: a, mode: n },
         12 => FsRequest::SetMtime {
             path: a,
-            secs: wide as i64,
+            mtime: mtime(rng),
         },
         13 => FsRequest::Open {
             path: a,
@@ -131,14 +144,24 @@ fn fs_request(rng: &mut Rng) -> FsRequest {
             handle: n,
             owner: owner_change(rng),
             mode: maybe(rng, |r| r.next() as u32),
-            mtime: maybe(rng, |r| r.next() as i64),
+            mtime: maybe(rng, mtime),
             sync: rng.chance(50),
         },
     }
 }
 
+/// A time in whole seconds or to the nanosecond.
+fn mtime(rng: &mut Rng) -> Mtime {
+    let secs = rng.next() as i64;
+    match rng.chance(50) {
+        true => Mtime::secs(secs),
+        false => Mtime::precise(secs, (rng.next() % 1_000_000_000) as u32),
+    }
+}
+
 fn fs_reply(rng: &mut Rng) -> FsReply {
-    match rng.below(7) {
+    match rng.below(8) {
+        7 => FsReply::Xattrs(xattrs(rng)),
         6 => FsReply::NotPermitted,
         0 => FsReply::Done,
         1 => FsReply::Stat(maybe(rng, meta)),
@@ -205,7 +228,7 @@ pub(super) fn message(rng: &mut Rng) -> Message {
             dest: b,
             owner: owner_change(rng),
             mode: n,
-            mtime: maybe(rng, |r| r.next() as i64),
+            mtime: maybe(rng, mtime),
             sync: rng.chance(50),
             data: rng.bytes(64),
         },

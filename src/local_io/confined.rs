@@ -320,6 +320,18 @@ pub(crate) fn open_existing(place: &Place, write: bool) -> io::Result<File> {
     open(place, access | OFlags::NOFOLLOW | OFlags::CLOEXEC, 0)
 }
 
+/// The entry at `place` itself (a symlink too, never its target), as a
+/// descriptor that can name it but not read or write it (`O_PATH`).
+pub(crate) fn open_entry(place: &Place) -> io::Result<OwnedFd> {
+    let flags = OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    Ok(rustix::fs::openat(
+        place.dir(),
+        &place.name,
+        flags,
+        Mode::empty(),
+    )?)
+}
+
 fn open(place: &Place, flags: OFlags, mode: u32) -> io::Result<File> {
     let fd = rustix::fs::openat(place.dir(), &place.name, flags, Mode::from_raw_mode(mode))?;
     Ok(File::from(fd))

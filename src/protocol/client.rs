@@ -246,7 +246,7 @@ impl HelperClient {
             dest: to_bytes(dest).into_owned(),
             owner: attrs.owner,
             mode: attrs.mode,
-            mtime: attrs.mtime.map(|m| m.secs),
+            mtime: attrs.mtime,
             sync,
             data: data.to_vec(),
         };
@@ -467,7 +467,7 @@ mod tests {
             handle,
             owner: Default::default(),
             mode: Some(0o640),
-            mtime: Some(1_000_000),
+            mtime: Some(crate::meta::Mtime::precise(1_000_000, 123_456_789)),
             sync: true,
         });
         assert_eq!(closed.await.unwrap(), FsReply::Done);
@@ -487,9 +487,14 @@ mod tests {
         assert_eq!(entries.len(), 1);
         let (name, meta) = &entries[0];
         assert_eq!(name, b"f\xff");
+        // The helper lists times to the nanosecond.
         assert_eq!(
-            (meta.size, meta.mode, meta.mtime.secs),
-            (11, 0o640, 1_000_000)
+            (meta.size, meta.mode, meta.mtime),
+            (
+                11,
+                0o640,
+                crate::meta::Mtime::precise(1_000_000, 123_456_789)
+            )
         );
         let renamed = call(FsRequest::Rename {
             from: at(b"d\xfe/f\xff"),

@@ -8,8 +8,8 @@
 //! the helper gives out, as SFTP's are; the helper keeps a bounded table of
 //! them.
 
-use super::{put_bytes, Reader};
-use crate::meta::{Inode, Kind, Meta, Mtime, Owner, OwnerChange};
+use super::{put_bytes, put_mtime, Reader};
+use crate::meta::{Inode, Kind, Meta, Mtime, Owner, OwnerChange, XattrScope, Xattrs};
 
 /// How [`FsRequest::Open`] opens a file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,10 +92,24 @@ pub(crate) enum FsRequest {
         path: Vec<u8>,
         owner: OwnerChange,
     },
-    /// The entry's own modification time (a symlink's, not its target's).
+    /// The entry's own modification time (a symlink's, not its target's),
+    /// to the nanosecond where it is known so.
     SetMtime {
         path: Vec<u8>,
-        secs: i64,
+        mtime: Mtime,
+    },
+    /// The entry's own extended attributes that `scope` covers:
+    /// [`FsReply::Xattrs`].
+    ReadXattrs {
+        path: Vec<u8>,
+        scope: XattrScope,
+    },
+    /// Makes the entry's extended attributes that `scope` covers exactly
+    /// `want` (`local_io::xattrs::write`).
+    WriteXattrs {
+        path: Vec<u8>,
+        want: Xattrs,
+        scope: XattrScope,
     },
     /// [`FsReply::Handle`] for the open file.
     Open {
@@ -125,7 +139,7 @@ pub(crate) enum FsRequest {
         handle: u32,
         owner: OwnerChange,
         mode: Option<u32>,
-        mtime: Option<i64>,
+        mtime: Option<Mtime>,
         sync: bool,
     },
 }
@@ -143,10 +157,11 @@ pub(crate) enum FsReply {
     /// A change of group alone was refused for want of privilege: rsync's
     /// receiver would not have tried it.
     NotPermitted,
+    Xattrs(Xattrs),
 }
 
 /// Bytes a listing entry takes in a reply besides its name.
-pub(crate) const ENTRY_OVERHEAD: usize = 4 + 1 + 8 + 8 + 4;
+pub(crate) const ENTRY_OVERHEAD: usize = 4 + 1 + 8 + 13 + 4;
 
 impl FsRequest {
     pub(super) fn encode_into(&self, out: &mut Vec<u8>) {
@@ -209,10 +224,21 @@ impl FsRequest {
                 put_bytes(out, path);
                 u32s(out, *mode);
             }
-            FsRequest::SetMtime { path, secs } => {
+            FsRequest::SetMtime { path, mtime } => {
                 out.push(11);
                 put_bytes(out, path);
-                u64s(out, *secs as u64);
+                put_mtime(out, Some(*mtime));
+            }
+            FsRequest::ReadXattrs { path, scope } => {
+                out.push(41);
+                put_bytes(out, path);
+                out.push(scope.bits());
+            }
+            FsRequest::WriteXattrs { path, want, scope } => {
+                out.push(42);
+                put_bytes(out, path);
+                out.push(scope.bits());
+                put_xattrs(out, want);
             }
             FsRequest::Open { path, how, mode } => {
                 out.push(12);
@@ -272,8 +298,7 @@ impl FsRequest {
                 put_owner(out, owner);
                 out.push(u8::from(mode.is_some()));
                 u32s(out, mode.unwrap_or(0));
-                out.push(u8::from(mtime.is_some()));
-                u64s(out, mtime.unwrap_or(0) as u64);
+                put_mtime(out, *mtime);
                 out.push(u8::from(*sync));
             }
         }
@@ -318,7 +343,16 @@ impl FsRequest {
             },
             11 => FsRequest::SetMtime {
                 path: path(r)?,
-                secs: r.u64()? as i64,
+                mtime: r.mtime()?.ok_or("a time to set that is no time")?,
+            },
+            41 => FsRequest::ReadXattrs {
+                path: path(r)?,
+                scope: XattrScope::of_bits(r.u8()?),
+            },
+            42 => FsRequest::WriteXattrs {
+                path: path(r)?,
+                scope: XattrScope::of_bits(r.u8()?),
+                want: xattrs(r)?,
             },
             12 => FsRequest::Open {
                 path: path(r)?,
@@ -348,12 +382,12 @@ impl FsRequest {
                 let handle = r.u32()?;
                 let owner = owner(r)?;
                 let (has_mode, mode) = (r.u8()? != 0, r.u32()?);
-                let (has_mtime, mtime) = (r.u8()? != 0, r.u64()? as i64);
+                let mtime = r.mtime()?;
                 FsRequest::Close {
                     handle,
                     owner,
                     mode: has_mode.then_some(mode),
-                    mtime: has_mtime.then_some(mtime),
+                    mtime,
                     sync: r.u8()? != 0,
                 }
             }
@@ -408,6 +442,10 @@ impl FsReply {
                 put_bytes(out, data);
             }
             FsReply::NotPermitted => out.push(6),
+            FsReply::Xattrs(found) => {
+                out.push(7);
+                put_xattrs(out, found);
+            }
         }
     }
 
@@ -435,6 +473,7 @@ impl FsReply {
             4 => FsReply::Handle(r.u32()?),
             5 => FsReply::Data(r.bytes()?.to_vec()),
             6 => FsReply::NotPermitted,
+            7 => FsReply::Xattrs(xattrs(r)?),
             other => return Err(format!("unknown file-system reply {other}")),
         };
         Ok(reply)
@@ -450,10 +489,9 @@ const NO_META: Meta = Meta {
     inode: None,
 };
 
-/// Kind, size, mtime in seconds and permission bits: what an SFTP v3
-/// listing carries, so that a name listed through the helper compares as
-/// one listed over SFTP; then the owner and the inode, each behind a flag
-/// byte (0: not known).
+/// Kind, size, mtime (to the nanosecond: the client keeps whole seconds
+/// where its listings over SFTP must compare alike) and permission bits;
+/// then the owner and the inode, each behind a flag byte (0: not known).
 fn put_meta(out: &mut Vec<u8>, meta: &Meta) {
     out.push(match meta.kind {
         Kind::File => 0,
@@ -467,7 +505,7 @@ fn put_meta(out: &mut Vec<u8>, meta: &Meta) {
         out.extend_from_slice(&node.rdev.to_be_bytes());
     }
     out.extend_from_slice(&meta.size.to_be_bytes());
-    out.extend_from_slice(&(meta.mtime.secs as u64).to_be_bytes());
+    put_mtime(out, Some(meta.mtime));
     out.extend_from_slice(&meta.mode.to_be_bytes());
     match meta.owner {
         None => out.push(0),
@@ -503,7 +541,7 @@ fn meta(r: &mut Reader<'_>) -> Result<Meta, String> {
     Ok(Meta {
         kind,
         size: r.u64()?,
-        mtime: Mtime::secs(r.u64()? as i64),
+        mtime: r.mtime()?.unwrap_or_default(),
         mode: r.u32()? & 0o7777,
         owner: match r.u8()? {
             0 => None,
@@ -521,6 +559,26 @@ fn meta(r: &mut Reader<'_>) -> Result<Meta, String> {
             }),
         },
     })
+}
+
+/// Extended attributes: a count, then each name and value.
+fn put_xattrs(out: &mut Vec<u8>, xattrs: &Xattrs) {
+    out.extend_from_slice(&(xattrs.len() as u32).to_be_bytes());
+    for (name, value) in xattrs {
+        put_bytes(out, name);
+        put_bytes(out, value);
+    }
+}
+
+fn xattrs(r: &mut Reader<'_>) -> Result<Xattrs, String> {
+    let count = r.u32()? as usize;
+    // Each takes at least its two lengths.
+    if count > r.remaining() / 8 {
+        return Err("more attributes than the message holds".into());
+    }
+    (0..count)
+        .map(|_| Ok((r.bytes()?.to_vec(), r.bytes()?.to_vec())))
+        .collect()
 }
 
 /// An owner change: each id behind a flag byte (0: kept).

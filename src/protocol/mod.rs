@@ -20,11 +20,11 @@ pub(crate) mod server;
 
 use crate::delta::rolling::{Signature, STRONG_LEN};
 use crate::delta::Piece;
-use crate::meta::CopyRange;
+use crate::meta::{CopyRange, Mtime};
 use fs::{FsReply, FsRequest};
 
 /// Bumped on any incompatible change to the messages below.
-pub(crate) const VERSION: u32 = 6;
+pub(crate) const VERSION: u32 = 7;
 const MAGIC: &[u8] = b"ferry-helper";
 /// Largest frame either side accepts: hash lists for 1 GiB at 4 KiB blocks.
 pub(crate) const MAX_FRAME: usize = 16 * 1024 * 1024;
@@ -103,7 +103,7 @@ pub(crate) enum Message {
         /// Set before the mode: chown clears set-id bits.
         owner: crate::meta::OwnerChange,
         mode: u32,
-        mtime: Option<i64>,
+        mtime: Option<Mtime>,
         sync: bool,
         data: Vec<u8>,
     },
@@ -258,8 +258,7 @@ impl Message {
                 put_bytes(&mut out, dest);
                 fs::put_owner(&mut out, owner);
                 out.extend_from_slice(&mode.to_be_bytes());
-                out.push(u8::from(mtime.is_some()));
-                out.extend_from_slice(&mtime.unwrap_or(0).to_be_bytes());
+                put_mtime(&mut out, *mtime);
                 out.push(u8::from(*sync));
                 put_bytes(&mut out, data);
             }
@@ -371,14 +370,13 @@ impl Message {
                 let (partial, dest) = (r.bytes()?.to_vec(), r.bytes()?.to_vec());
                 let owner = fs::owner(&mut r)?;
                 let mode = r.u32()?;
-                let has_mtime = r.u8()? != 0;
-                let mtime = r.u64()? as i64;
+                let mtime = r.mtime()?;
                 Message::PutFile {
                     partial,
                     dest,
                     owner,
                     mode,
-                    mtime: has_mtime.then_some(mtime),
+                    mtime,
                     sync: r.u8()? != 0,
                     data: r.bytes()?.to_vec(),
                 }
@@ -414,6 +412,20 @@ fn put_signature(out: &mut Vec<u8>, block: u32, weak: &[u32], strong: &[[u8; STR
 fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
     out.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
     out.extend_from_slice(bytes);
+}
+
+/// A time as far as it is known: a byte saying how far (0 not at all, 1
+/// whole seconds, 2 nanoseconds), the seconds, the nanoseconds.
+pub(crate) fn put_mtime(out: &mut Vec<u8>, mtime: Option<Mtime>) {
+    let known = match mtime {
+        None => 0u8,
+        Some(Mtime { nanos: None, .. }) => 1,
+        Some(Mtime { nanos: Some(_), .. }) => 2,
+    };
+    let mtime = mtime.unwrap_or_default();
+    out.push(known);
+    out.extend_from_slice(&(mtime.secs as u64).to_be_bytes());
+    out.extend_from_slice(&mtime.subsec_nanos().to_be_bytes());
 }
 
 struct Reader<'a> {
@@ -453,6 +465,17 @@ impl<'a> Reader<'a> {
     fn bytes(&mut self) -> Result<&'a [u8], String> {
         let n = self.u32()? as usize;
         self.take(n)
+    }
+
+    /// What [`put_mtime`] wrote.
+    fn mtime(&mut self) -> Result<Option<Mtime>, String> {
+        let (known, secs, nanos) = (self.u8()?, self.u64()? as i64, self.u32()?);
+        match known {
+            0 => Ok(None),
+            1 => Ok(Some(Mtime::secs(secs))),
+            2 if nanos < 1_000_000_000 => Ok(Some(Mtime::precise(secs, nanos))),
+            _ => Err("a time that is no time".into()),
+        }
     }
 
     fn signature(&mut self) -> Result<Signature, String> {
@@ -559,7 +582,7 @@ mod tests {
                     gid: None,
                 },
                 mode: 0o644,
-                mtime: Some(-5),
+                mtime: Some(Mtime::precise(-5, 999_999_999)),
                 sync: true,
                 data: vec![1, 2, 3],
             },
@@ -592,7 +615,7 @@ mod tests {
                     gid: Some(0),
                 },
                 mode: Some(0o644),
-                mtime: Some(-3),
+                mtime: Some(Mtime::secs(-3)),
                 sync: true,
             }),
             Message::Fs(fs::FsRequest::Write {

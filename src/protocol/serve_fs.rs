@@ -13,9 +13,9 @@ use std::os::unix::fs::FileExt;
 use super::fs::{FsReply, FsRequest, OpenHow, ENTRY_OVERHEAD};
 use super::MAX_FRAME;
 use crate::local_io::{
-    confined, finish_file, meta_of, not_found_is_none, read_at_most, Place, Roots,
+    confined, finish_file, meta_of, not_found_is_none, read_at_most, xattrs, Place, Roots,
 };
-use crate::meta::{Attrs, Kind, Meta, Mtime, OwnerChange};
+use crate::meta::{Attrs, Kind, Mtime, OwnerChange};
 use crate::paths::from_bytes;
 
 /// Files a client may hold open at once: a client that never closes runs
@@ -45,7 +45,7 @@ impl Files {
                     true => fs::metadata(path),
                     false => fs::symlink_metadata(path),
                 };
-                Ok(FsReply::Stat(not_found_is_none(meta)?.map(in_seconds)))
+                Ok(FsReply::Stat(not_found_is_none(meta)?))
             }
             FsRequest::List { dir } => list(&dir),
             FsRequest::ReadLink { path } => {
@@ -86,8 +86,14 @@ impl Files {
                     false => Ok(FsReply::NotPermitted),
                 }
             }
-            FsRequest::SetMtime { path, secs } => {
-                done(confined::set_mtime(&self.place(&path)?, Mtime::secs(secs)))
+            FsRequest::SetMtime { path, mtime } => {
+                done(confined::set_mtime(&self.place(&path)?, mtime))
+            }
+            FsRequest::ReadXattrs { path, scope } => {
+                xattrs::read(os(&path), scope).map(FsReply::Xattrs)
+            }
+            FsRequest::WriteXattrs { path, want, scope } => {
+                done(xattrs::write(&self.place(&path)?, &want, scope).map(drop))
             }
             FsRequest::Open { path, how, mode } => self.open(&path, how, mode),
             FsRequest::Read {
@@ -152,14 +158,6 @@ fn unknown_handle() -> io::Error {
     io::Error::new(io::ErrorKind::InvalidInput, "no such open file")
 }
 
-/// As SFTP v3 sees it: whole seconds.
-fn in_seconds(meta: Meta) -> Meta {
-    Meta {
-        mtime: Mtime::secs(meta.mtime.secs),
-        ..meta
-    }
-}
-
 /// A directory's entries, in one reply or an error when they do not fit.
 fn list(dir: &[u8]) -> io::Result<FsReply> {
     let mut entries = Vec::new();
@@ -173,7 +171,7 @@ fn list(dir: &[u8]) -> io::Result<FsReply> {
                 "the directory has too many entries for one reply",
             ));
         }
-        entries.push((name, in_seconds(meta_of(&item.metadata()?))));
+        entries.push((name, meta_of(&item.metadata()?)));
     }
     Ok(FsReply::Entries(entries))
 }
@@ -190,16 +188,12 @@ fn finish(
     file: &File,
     owner: OwnerChange,
     mode: Option<u32>,
-    mtime: Option<i64>,
+    mtime: Option<Mtime>,
     sync: bool,
 ) -> io::Result<()> {
     let Some(mode) = mode else {
         return if sync { file.sync_all() } else { Ok(()) };
     };
-    let attrs = Attrs {
-        mode,
-        mtime: mtime.map(Mtime::secs),
-        owner,
-    };
+    let attrs = Attrs { mode, mtime, owner };
     finish_file(file, None, attrs, sync)
 }

@@ -88,11 +88,7 @@ fn answer(request: Message, roots: &Roots) -> Message {
             sync,
             data,
         } => {
-            let attrs = crate::meta::Attrs {
-                mode,
-                mtime: mtime.map(crate::meta::Mtime::secs),
-                owner,
-            };
+            let attrs = crate::meta::Attrs { mode, mtime, owner };
             put_file(&partial, &dest, attrs, sync, &data, roots)
         }
         Message::GetFile { path } => get_file(&path),

@@ -11,7 +11,9 @@ use bytes::Bytes;
 
 use super::limits::{self, Gathering};
 use super::RemoteFs;
-use crate::endpoint::{Attrs, Listing, Meta, Mtime, Node, OwnerChange, WriteMode};
+use crate::endpoint::{
+    Attrs, Listing, Meta, Mtime, Node, OwnerChange, WriteMode, XattrScope, Xattrs,
+};
 use crate::error::{Error, FileError, Host, Result};
 use crate::paths::{from_bytes, to_bytes};
 use crate::protocol::client::{HelperClient, HelperError};
@@ -67,6 +69,7 @@ impl ByHelper<'_> {
             FsReply::Handle(_) => "handle",
             FsReply::Data(_) => "data",
             FsReply::NotPermitted => "not permitted",
+            FsReply::Xattrs(_) => "xattrs",
         };
         self.fs.helper_error(
             path,
@@ -80,8 +83,22 @@ impl ByHelper<'_> {
             follow,
         };
         match self.call(path, request).await? {
-            FsReply::Stat(meta) => Ok(meta),
+            FsReply::Stat(meta) => Ok(meta.map(|m| self.as_compared(m))),
             other => Err(self.unexpected(path, &other)),
+        }
+    }
+
+    /// `meta` with its time as this side's entries compare: to the
+    /// nanosecond where the helper describes them all, else in whole
+    /// seconds, as SFTP v3 lists them (a time set over SFTP then
+    /// compares equal to the one listed through the helper).
+    fn as_compared(&self, meta: Meta) -> Meta {
+        if self.fs.precise_times() {
+            return meta;
+        }
+        Meta {
+            mtime: Mtime::secs(meta.mtime.secs),
+            ..meta
         }
     }
 
@@ -97,7 +114,11 @@ impl ByHelper<'_> {
         // they hold here all the same, as they do over SFTP.
         let mut gathering = Gathering::new(self.fs.sftp.host(), &self.fs.label, dir);
         for (name, meta) in found {
-            gathering.take(from_bytes(&name).into_owned(), meta, false)?;
+            gathering.take(
+                from_bytes(&name).into_owned(),
+                self.as_compared(meta),
+                false,
+            )?;
         }
         Ok(gathering.finish())
     }
@@ -203,7 +224,32 @@ impl ByHelper<'_> {
     pub(super) async fn set_mtime(&self, path: &str, mtime: Mtime) -> Result<()> {
         let request = FsRequest::SetMtime {
             path: self.bytes(path),
-            secs: mtime.secs,
+            mtime,
+        };
+        self.done(path, request).await
+    }
+
+    pub(super) async fn xattrs(&self, path: &str, scope: XattrScope) -> Result<Xattrs> {
+        let request = FsRequest::ReadXattrs {
+            path: self.bytes(path),
+            scope,
+        };
+        match self.call(path, request).await? {
+            FsReply::Xattrs(found) => Ok(found),
+            other => Err(self.unexpected(path, &other)),
+        }
+    }
+
+    pub(super) async fn set_xattrs(
+        &self,
+        path: &str,
+        want: &Xattrs,
+        scope: XattrScope,
+    ) -> Result<()> {
+        let request = FsRequest::WriteXattrs {
+            path: self.bytes(path),
+            want: want.clone(),
+            scope,
         };
         self.done(path, request).await
     }
@@ -305,7 +351,7 @@ impl HelperFile {
             handle,
             owner: attrs.map(|a| a.owner).unwrap_or_default(),
             mode: attrs.map(|a| a.mode),
-            mtime: attrs.and_then(|a| a.mtime).map(|m| m.secs),
+            mtime: attrs.and_then(|a| a.mtime),
             sync,
         })
         .await

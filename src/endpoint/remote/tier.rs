@@ -94,7 +94,9 @@ pub(crate) enum Describe {
     /// Single entries (stat, lstat): device numbers, for `-D` on a pulled
     /// side, where a device is found.
     Stats,
-    /// Listings too: inodes, for `-H` on a pulled side.
+    /// Listings too, and every time set goes through the helper: inodes,
+    /// for `-H` on a pulled side; times to the nanosecond (SFTP v3 has
+    /// whole seconds), wherever `-X` or `-A` start the helper anyway.
     All,
 }
 
