@@ -232,3 +232,89 @@ fn acl_ids_are_mapped_as_rsync_maps_them() {
     assert!(acl(&copied).contains("user:5555:rw-"), "{}", acl(&copied));
     assert_eq!(acl(&copied), acl(&by_rsync));
 }
+
+/// 2 MiB of data around 10 MiB of zeros (6 MiB inside, 4 MiB at the end).
+fn make_sparse_source(path: &Path) -> Vec<u8> {
+    let mut data = Vec::new();
+    let noise = |n: usize, seed: u8| (0..n).map(move |i| (i as u8).wrapping_mul(31) ^ seed);
+    data.extend(noise(1 << 20, 7));
+    data.extend(std::iter::repeat_n(0, 6 << 20));
+    data.extend(noise(1 << 20, 9));
+    data.extend(std::iter::repeat_n(0, 4 << 20));
+    fs::write(path, &data).unwrap();
+    data
+}
+
+/// Bytes the file system holds for `path`.
+fn allocated(path: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    fs::metadata(path).unwrap().blocks() * 512
+}
+
+#[test]
+fn sparse_files_arrive_with_holes_each_way() {
+    let sshd = Sshd::start();
+    let src = sshd.local().join("big.img");
+    let data = make_sparse_source(&src);
+    let source = src.display().to_string();
+    let pushed = sshd.remote().join("pushed.img");
+    let plain = sshd.remote().join("plain.img");
+    let pulled = sshd.local().join("pulled.img");
+    let copied = sshd.local().join("copied.img");
+    // Over plain SFTP (no helper), and locally.
+    for (args, from, to) in [
+        (vec!["-S"], source.clone(), sshd.spec(&pushed)),
+        (vec![], source.clone(), sshd.spec(&plain)),
+        (vec!["-S"], sshd.spec(&pushed), pulled.display().to_string()),
+        (vec!["-S"], source.clone(), copied.display().to_string()),
+    ] {
+        sshd.ferry()
+            .args(&args)
+            .args(["--remote-hash", "off"])
+            .arg(&from)
+            .arg(&to)
+            .run_default()
+            .assert_ok();
+    }
+    for path in [&pushed, &plain, &pulled, &copied] {
+        assert_eq!(fs::read(path).unwrap(), data, "{}", path.display());
+    }
+    // Holes where the zeros were: about the 2 MiB of data allocated.
+    for path in [&pushed, &pulled, &copied] {
+        assert!(
+            allocated(path) < 3 << 20,
+            "{}: {}",
+            path.display(),
+            allocated(path)
+        );
+    }
+    assert!(
+        allocated(&plain) >= 12 << 20,
+        "without -S every byte is written"
+    );
+}
+
+#[test]
+fn options_ferry_lacks_are_refused_by_name_before_anything_is_written() {
+    let sshd = Sshd::start();
+    let src = sshd.local().join("tree");
+    fs::create_dir_all(&src).unwrap();
+    fs::write(src.join("f"), b"data").unwrap();
+    for (option, named) in [
+        ("-N", "--crtimes (-N)"),
+        ("-U", "-U (--atimes)"),
+        ("--open-noatime", "--open-noatime"),
+        ("--super", "--super"),
+        ("--fake-super", "--fake-super"),
+    ] {
+        let dest = sshd.local().join("dest");
+        let out = FerryCmd::bare(&sshd.home())
+            .args(["-a", option])
+            .arg(format!("{}/", src.display()))
+            .arg(&dest)
+            .run_default();
+        out.assert_code(1);
+        out.assert_stderr_contains(named);
+        assert!(!dest.exists(), "nothing written\n{out}");
+    }
+}

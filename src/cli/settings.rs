@@ -298,6 +298,7 @@ fn engine_options(
             all_namespaces: false,
         },
         xattrs_found: Default::default(),
+        sparse: flags.on(Flag::Sparse),
         executability: flags.on(Flag::Executability),
         chmod: chmod_rules(&args.chmod)?,
         times: flags.on(Flag::Times),
@@ -564,6 +565,27 @@ fn refuse_unsupported(args: &Args) -> Result<()> {
         return Err(Error::Usage(
             "--secluded-args conflicts with --old-args.".into(),
         ));
+    }
+    // As rsync built for Linux: it has no creation times to set.
+    if f.on(Flag::Crtimes) {
+        return Err(Error::Usage(
+            "This ferry does not support --crtimes (-N): Linux cannot set a file's \
+             creation time"
+                .into(),
+        ));
+    }
+    // Refused rather than dropped: a copy without them is not the one asked for.
+    let unsupported = [
+        (Flag::Atimes, "-U (--atimes)"),
+        (Flag::OpenNoatime, "--open-noatime"),
+        (Flag::Super, "--super"),
+        (Flag::FakeSuper, "--fake-super"),
+    ];
+    if let Some((_, option)) = unsupported.iter().find(|(flag, _)| f.on(*flag)) {
+        return Err(Error::Usage(format!(
+            "{option} is not supported yet: leave the option out, or use rsync for this \
+             copy (docs/RSYNC.md lists what ferry does)"
+        )));
     }
     Ok(())
 }

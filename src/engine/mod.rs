@@ -86,6 +86,8 @@ pub(crate) struct Options {
     /// What the entries' attributes are and how they differ, once
     /// [`xattrs::compare`]d (the `a` and `x` columns of their lines).
     pub xattrs_found: std::sync::Arc<xattrs::Compared>,
+    /// `-S`: runs of zeros in a file written fresh become holes.
+    pub sparse: bool,
     pub dry_run: bool,
     pub checksum: bool,
     /// Which entries are looked at and which are current (`--existing`,

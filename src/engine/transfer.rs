@@ -788,7 +788,12 @@ async fn fill_partial<S: Endpoint, D: Endpoint>(
     } else {
         crate::endpoint::create_fresh(dst, &job.paths.partial).await?
     };
-    match write_partial::<S, D>(dst, source, &out, job, io, checked_after, reporter).await {
+    let writing = Writing {
+        io,
+        checked_after,
+        sparse: opts.sparse,
+    };
+    match write_partial::<S, D>(dst, source, &out, job, writing, reporter).await {
         Ok(written) => {
             let last_len = written
                 .last
@@ -832,6 +837,16 @@ struct Written {
     last: Option<(u64, Bytes)>,
 }
 
+/// How [`write_partial`] writes.
+#[derive(Debug, Clone, Copy)]
+struct Writing {
+    io: Pipeline,
+    /// The whole file's hash is checked after the copy.
+    checked_after: bool,
+    /// `-S`: zeros become holes where the partial is fresh.
+    sparse: bool,
+}
+
 /// Fills the open partial: repairs what an earlier run left (when resuming),
 /// records the sidecar, then copies the rest, or reads it when it is a
 /// single request's worth.
@@ -840,10 +855,14 @@ async fn write_partial<S: Endpoint, D: Endpoint>(
     source: &SourceFile<'_, S::File>,
     out: &D::File,
     job: &FileJob,
-    io: Pipeline,
-    checked_after: bool,
+    writing: Writing,
     reporter: &dyn Reporter,
 ) -> Result<Written> {
+    let Writing {
+        io,
+        checked_after,
+        sparse,
+    } = writing;
     let size = job.source_meta.size;
     let mut resume_from = 0;
     let mut rewritten = 0;
@@ -890,6 +909,14 @@ async fn write_partial<S: Endpoint, D: Endpoint>(
     let needs_sidecar = size - resume_from > io.write_window() || job.sidecar;
     let record = async { Ok(needs_sidecar && write_sidecar(dst, job, io.write_window()).await?) };
     let left = size - resume_from;
+    // A fresh partial has no sidecar before this one: a crash before it
+    // lands leaves none, and the resume verifies the whole partial. So the
+    // record goes out beside the data, sparing its round trips (four over
+    // SFTP: open, write, close, and the wait) before the first byte.
+    let fresh = !job.sidecar && job.partial.is_none_or(|p| p.size == 0);
+    // -S: holes only in a partial created empty, where what is not written
+    // reads as zeros; a resumed one may hold old bytes there.
+    let sparse = sparse && fresh;
     let rest = async {
         if left > 0 && left <= io.chunk as u64 {
             let data = source.file.read_last(resume_from, left as usize).await?;
@@ -898,15 +925,13 @@ async fn write_partial<S: Endpoint, D: Endpoint>(
             }
             Ok(Some((resume_from, data)))
         } else {
-            copy_range::<S, D>(source, out, resume_from..size, io, reporter).await?;
+            let range = resume_from..size;
+            if copy_range_with::<S, D>(source, out, range, io, reporter, sparse).await? {
+                out.set_len(size).await?;
+            }
             Ok(None)
         }
     };
-    // A fresh partial has no sidecar before this one: a crash before it
-    // lands leaves none, and the resume verifies the whole partial. So the
-    // record goes out beside the data, sparing its round trips (four over
-    // SFTP: open, write, close, and the wait) before the first byte.
-    let fresh = !job.sidecar && job.partial.is_none_or(|p| p.size == 0);
     let (wrote_sidecar, last) = if fresh {
         tokio::try_join!(record, rest)?
     } else {
@@ -950,7 +975,25 @@ pub(super) async fn copy_range<S: Endpoint, D: Endpoint>(
     io: Pipeline,
     reporter: &dyn Reporter,
 ) -> Result<()> {
+    copy_range_with::<S, D>(source, out, range, io, reporter, false)
+        .await
+        .map(drop)
+}
+
+/// [`copy_range`]; with `sparse` (`-S`, into a file written fresh), a
+/// chunk of zeros is not written, which leaves a hole. Returns whether one
+/// was left out: the file must then be extended to its size.
+async fn copy_range_with<S: Endpoint, D: Endpoint>(
+    source: &SourceFile<'_, S::File>,
+    out: &D::File,
+    range: std::ops::Range<u64>,
+    io: Pipeline,
+    reporter: &dyn Reporter,
+    sparse: bool,
+) -> Result<bool> {
     let (to, chunk) = (range.end, io.chunk);
+    let holes = std::sync::atomic::AtomicBool::new(false);
+    let holes = &holes;
     stream::iter(range.step_by(chunk))
         .map(|offset| async move {
             let len = (to - offset).min(chunk as u64) as usize;
@@ -967,6 +1010,10 @@ pub(super) async fn copy_range<S: Endpoint, D: Endpoint>(
         .buffered(io.read_depth)
         .map_ok(|(offset, data)| async move {
             let n = data.len() as u64;
+            if sparse && data.iter().all(|&b| b == 0) {
+                holes.store(true, std::sync::atomic::Ordering::Relaxed);
+                return Ok(n);
+            }
             out.write_at(offset, data).await.map(|_| n)
         })
         .try_buffer_unordered(io.write_depth)
@@ -974,7 +1021,8 @@ pub(super) async fn copy_range<S: Endpoint, D: Endpoint>(
             reporter.bytes_done(source.dest, n);
             futures::future::ready(Ok(()))
         })
-        .await
+        .await?;
+    Ok(holes.load(std::sync::atomic::Ordering::Relaxed))
 }
 
 fn shrank(host: &Host, path: &str, expected_end: u64) -> Error {
