@@ -905,3 +905,54 @@ fn list_only_prints_rsyncs_listing_and_copies_nothing() {
         "{lines}"
     );
 }
+
+/// `-i`, `-v` and `--json` lines follow the plan, not the order transfers
+/// finish in: two identical runs print the same lines, pushed with 128
+/// files in flight through sizes that finish out of order.
+#[test]
+fn identical_runs_print_identical_lines() {
+    let sshd = Sshd::start();
+    let src = sshd.local().join("tree");
+    for dir in 0..4 {
+        for file in 0..60u64 {
+            // Large and small files mixed, so that later ones finish first.
+            let len = if file % 7 == 0 {
+                300_000
+            } else {
+                (file * 37) as usize % 5000
+            };
+            let seed = dir * 100 + file;
+            write_file(
+                &src.join(format!("d{dir}/f{file:02}")),
+                &random_bytes(len, seed),
+            );
+        }
+    }
+    let without_summary = |out: &Output| -> Vec<String> {
+        out.stdout
+            .lines()
+            // The summary lines hold the run's time.
+            .filter(|l| !l.contains("\"type\":\"summary\"") && !l.contains(" files sent ("))
+            .map(str::to_string)
+            .collect()
+    };
+    for format in [&["-i"][..], &["-v"], &["--json"]] {
+        let dest = sshd.remote().join("dest");
+        let runs: Vec<Vec<String>> = (0..2)
+            .map(|_| {
+                let _ = fs::remove_dir_all(&dest);
+                let out = sshd
+                    .ferry()
+                    .args(["-r", "--remote-hash", "off"])
+                    .args(format)
+                    .arg(format!("{}/", src.display()))
+                    .arg(sshd.spec(&dest))
+                    .run_default();
+                out.assert_ok();
+                without_summary(&out)
+            })
+            .collect();
+        assert!(runs[0].len() >= 240, "{format:?}: {:?}", runs[0]);
+        assert_eq!(runs[0], runs[1], "{format:?}");
+    }
+}

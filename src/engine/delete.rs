@@ -91,7 +91,8 @@ pub(crate) async fn delete_extraneous<D: Endpoint>(
     for batch in [old_backups, files] {
         let removed: Vec<(Entry, Result<()>)> = stream::iter(batch)
             .map(|entry| remove_one(dst, entry, backups))
-            .buffer_unordered(opts.jobs.max(1))
+            // In order: the lines come as the plan has them, every run.
+            .buffered(opts.jobs.max(1))
             .collect()
             .await;
         for (entry, result) in removed {

@@ -13,6 +13,7 @@ mod copy;
 pub(crate) mod delete;
 pub(crate) mod hard_links;
 mod idmap;
+mod in_order;
 pub(crate) mod links;
 pub(crate) mod list;
 pub(crate) mod lock;
@@ -31,12 +32,14 @@ pub(crate) mod xattrs;
 use std::time::{Duration, Instant};
 
 use futures::stream::{FuturesUnordered, StreamExt};
+use futures::FutureExt;
 use tokio::sync::Semaphore;
 
 use crate::endpoint::{join, Endpoint, Features, Kind, Listing, Meta, Mtime, Pipeline, Unnameable};
 use crate::error::{Error, FileError, Result};
 use crate::report::{Changes, Item, ItemKind, Mention, Outcome, Reporter, TimeChange};
 use backup::{Backups, How};
+use in_order::InOrder;
 use plan::{Action, Planner, SourceArg};
 use staging::{Noting, Places};
 use transfer::{FileJob, Transferred};
@@ -789,19 +792,22 @@ async fn execute<'a, S: Endpoint, D: Endpoint>(
     let io = Pipeline::between(src, dst);
     let mut running = FuturesUnordered::new();
     let mut delayed = Vec::new();
+    let mut order = InOrder::new();
     let mut take = |action: &'a Action, done: Result<Transferred>, target: Option<String>| {
         if let (Action::File(job), Ok(Transferred { delayed: true, .. })) = (action, &done) {
             delayed.push(job);
         }
         finish(with_target(action, opts, &target), done, reporter, stats)
     };
-    for action in actions {
-        if matches!(action, Action::Dir { .. } | Action::HardLink(_)) {
-            continue;
-        }
+    let started = actions
+        .iter()
+        .filter(|action| !matches!(action, Action::Dir { .. } | Action::HardLink(_)));
+    for (seq, action) in started.enumerate() {
         while running.len() >= opts.jobs.max(1) {
-            if let Some((action, done, target)) = running.next().await {
-                take(action, done, target)?;
+            if let Some((seq, ran)) = running.next().await {
+                for (action, done, target) in order.arrived(seq, ran) {
+                    take(action, done, target)?;
+                }
             }
         }
         let ctx = Ctx {
@@ -811,10 +817,12 @@ async fn execute<'a, S: Endpoint, D: Endpoint>(
             budget: &budget,
             io,
         };
-        running.push(run_action(src, dst, action, ctx));
+        running.push(run_action(src, dst, action, ctx).map(move |ran| (seq, ran)));
     }
-    while let Some((action, done, target)) = running.next().await {
-        take(action, done, target)?;
+    while let Some((seq, ran)) = running.next().await {
+        for (action, done, target) in order.arrived(seq, ran) {
+            take(action, done, target)?;
+        }
     }
     Ok(delayed)
 }
@@ -834,17 +842,22 @@ async fn install_delayed<S: Endpoint, D: Endpoint>(
     stats: &mut Stats,
 ) -> Result<()> {
     let mut running = FuturesUnordered::new();
-    for &job in delayed {
+    let mut order = InOrder::new();
+    for (seq, &job) in delayed.iter().enumerate() {
         if running.len() >= opts.jobs.max(1) {
-            if let Some((job, done)) = running.next().await {
-                let job: &FileJob = job;
-                absorb(done, &job.paths.dest, reporter, stats)?;
+            if let Some((seq, installed)) = running.next().await {
+                for (job, done) in order.arrived(seq, installed) {
+                    let job: &FileJob = job;
+                    absorb(done, &job.paths.dest, reporter, stats)?;
+                }
             }
         }
-        running.push(install_one(src, dst, job, opts, places));
+        running.push(install_one(src, dst, job, opts, places).map(move |done| (seq, done)));
     }
-    while let Some((job, done)) = running.next().await {
-        absorb(done, &job.paths.dest, reporter, stats)?;
+    while let Some((seq, installed)) = running.next().await {
+        for (job, done) in order.arrived(seq, installed) {
+            absorb(done, &job.paths.dest, reporter, stats)?;
+        }
     }
     Ok(())
 }
@@ -911,16 +924,22 @@ async fn make_dirs<D: Endpoint>(
     levels.dedup();
     for level in levels {
         let mut making = FuturesUnordered::new();
-        for dir in missing.iter().filter(|d| depth(d) == level) {
+        let mut order = InOrder::new();
+        let at_level = missing.iter().filter(|d| depth(d) == level);
+        for (seq, dir) in at_level.enumerate() {
             if making.len() >= jobs.max(1) {
-                if let Some((dir, made)) = making.next().await {
-                    finish(item_of(dir, opts), made, reporter, stats)?;
+                if let Some((seq, made)) = making.next().await {
+                    for (dir, made) in order.arrived(seq, made) {
+                        finish(item_of(dir, opts), made, reporter, stats)?;
+                    }
                 }
             }
-            making.push(make_dir(dst, dir, places));
+            making.push(make_dir(dst, dir, places).map(move |made| (seq, made)));
         }
-        while let Some((dir, made)) = making.next().await {
-            finish(item_of(dir, opts), made, reporter, stats)?;
+        while let Some((seq, made)) = making.next().await {
+            for (dir, made) in order.arrived(seq, made) {
+                finish(item_of(dir, opts), made, reporter, stats)?;
+            }
         }
     }
     Ok(())
@@ -1200,6 +1219,7 @@ async fn set_dir_attrs<D: Endpoint>(
     stats: &mut Stats,
 ) -> Result<()> {
     let mut setting = FuturesUnordered::new();
+    let (mut order, mut started) = (InOrder::new(), 0);
     for action in actions {
         let Action::Dir {
             dest,
@@ -1215,14 +1235,20 @@ async fn set_dir_attrs<D: Endpoint>(
             continue;
         }
         if setting.len() >= opts.jobs.max(1) {
-            if let Some((dir, set)) = setting.next().await {
-                absorb(set, dir, reporter, stats)?;
+            if let Some((seq, done)) = setting.next().await {
+                for (dir, set) in order.arrived(seq, done) {
+                    absorb(set, dir, reporter, stats)?;
+                }
             }
         }
-        setting.push(set_dir_attr(dst, dest, meta, *exists, opts));
+        let seq = started;
+        started += 1;
+        setting.push(set_dir_attr(dst, dest, meta, *exists, opts).map(move |done| (seq, done)));
     }
-    while let Some((dir, set)) = setting.next().await {
-        absorb(set, dir, reporter, stats)?;
+    while let Some((seq, done)) = setting.next().await {
+        for (dir, set) in order.arrived(seq, done) {
+            absorb(set, dir, reporter, stats)?;
+        }
     }
     Ok(())
 }
