@@ -956,3 +956,38 @@ fn identical_runs_print_identical_lines() {
         assert_eq!(runs[0], runs[1], "{format:?}");
     }
 }
+
+/// `-P` off a terminal (stderr to a file, as under cron): the overall line
+/// once a second while a transfer of several seconds goes on, each a line
+/// of its own, none before the plan.
+#[test]
+fn progress_off_a_terminal_prints_a_line_every_second() {
+    let sshd = Sshd::start();
+    let src = sshd.local().join("slow.bin");
+    write_file(&src, &random_bytes(3 * MIB as usize, 4));
+    let dest = sshd.remote().join("slow.bin");
+    let out = sshd
+        .ferry()
+        .args(["-P", "--bwlimit", "800", "--remote-hash", "off"])
+        .arg(&src)
+        .arg(sshd.spec(&dest))
+        .run_default();
+    out.assert_ok();
+    assert_eq!(fs::read(&dest).unwrap(), fs::read(&src).unwrap());
+    let lines: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| l.contains("/3.00 MiB ") && l.contains("ETA"))
+        .collect();
+    // About four seconds at 800 KiB/s: a line each second, the first
+    // within a second of the start.
+    assert!(lines.len() >= 3, "{lines:#?}\n{out}");
+    assert!(
+        !out.stderr.contains("0 B/0 B"),
+        "no line before the plan\n{out}"
+    );
+    assert!(
+        !out.stderr.contains('\r') && !out.stderr.contains('\x1b'),
+        "{out}"
+    );
+}

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle, TermLike};
 
 use super::lines::Lines;
 use crate::engine::Stats;
@@ -80,6 +80,8 @@ struct Bars {
     overall: ProgressBar,
     files: Mutex<HashMap<String, ProgressBar>>,
     per_file: bool,
+    /// Redrawn in place on stdout; else lines on stderr ([`LogLines`]).
+    on_terminal: bool,
     files_total: AtomicU64,
     files_done: AtomicU64,
 }
@@ -125,22 +127,28 @@ impl ConsoleReporter {
 impl Bars {
     fn new(mode: ProgressMode) -> Bars {
         let on_terminal = std::io::stdout().is_terminal();
-        let target = if on_terminal {
-            ProgressDrawTarget::stdout()
+        let (target, template) = if on_terminal {
+            let template =
+                "{bytes:>10}/{total_bytes} {bar:30} {bytes_per_sec:>12} ETA {eta:>4} {msg}";
+            (ProgressDrawTarget::stdout(), template)
         } else {
-            ProgressDrawTarget::stderr_with_hz(1)
+            // The elapsed time changes every second: a line each second,
+            // even while nothing moves (a stalled link shows as one).
+            let template =
+                "{elapsed_precise} {bytes}/{total_bytes} {percent}% {bytes_per_sec} ETA {eta} {msg}";
+            // Drawn from the plan on (`planned`): no line of nothing.
+            (ProgressDrawTarget::hidden(), template)
         };
         let multi = MultiProgress::with_draw_target(target);
         let overall = multi.add(ProgressBar::new(0));
-        overall.set_style(style(
-            "{bytes:>10}/{total_bytes} {bar:30} {bytes_per_sec:>12} ETA {eta:>4} {msg}",
-        ));
+        overall.set_style(style(template));
         overall.enable_steady_tick(Duration::from_millis(200));
         Bars {
             multi,
             overall,
             files: Mutex::new(HashMap::new()),
             per_file: mode == ProgressMode::PerFile && on_terminal,
+            on_terminal,
             files_total: AtomicU64::new(0),
             files_done: AtomicU64::new(0),
         }
@@ -203,6 +211,67 @@ impl Bars {
     }
 }
 
+/// Off a terminal (a log file, a pipe, cron's mail): each drawing of the
+/// overall bar becomes a line of its own on stderr, once a second, where a
+/// terminal would redraw it in place.
+#[derive(Debug, Default)]
+struct LogLines {
+    /// The last line written, and when: the same line is not written
+    /// again, nor any line within a second of the last.
+    last: Mutex<Option<(String, std::time::Instant)>>,
+}
+
+impl TermLike for LogLines {
+    fn width(&self) -> u16 {
+        120
+    }
+
+    fn move_cursor_up(&self, _: usize) -> std::io::Result<()> {
+        Ok(())
+    }
+
+    fn move_cursor_down(&self, _: usize) -> std::io::Result<()> {
+        Ok(())
+    }
+
+    fn move_cursor_right(&self, _: usize) -> std::io::Result<()> {
+        Ok(())
+    }
+
+    fn move_cursor_left(&self, _: usize) -> std::io::Result<()> {
+        Ok(())
+    }
+
+    fn write_line(&self, line: &str) -> std::io::Result<()> {
+        self.write_str(line)
+    }
+
+    fn write_str(&self, line: &str) -> std::io::Result<()> {
+        use std::io::Write;
+        let line = line.trim_end();
+        let Ok(mut last) = self.last.lock() else {
+            return Ok(());
+        };
+        let due = last.as_ref().is_none_or(|(before, at)| {
+            before != line && at.elapsed() >= Duration::from_millis(950)
+        });
+        if line.is_empty() || !due {
+            return Ok(());
+        }
+        *last = Some((line.to_string(), std::time::Instant::now()));
+        writeln!(std::io::stderr().lock(), "{line}")
+    }
+
+    fn clear_line(&self) -> std::io::Result<()> {
+        Ok(())
+    }
+
+    fn flush(&self) -> std::io::Result<()> {
+        use std::io::Write;
+        std::io::stderr().flush()
+    }
+}
+
 fn style(template: &str) -> ProgressStyle {
     ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar())
 }
@@ -210,6 +279,11 @@ fn style(template: &str) -> ProgressStyle {
 impl Reporter for ConsoleReporter {
     fn planned(&self, files: u64, bytes: u64) {
         if let Some(bars) = &self.bars {
+            if !bars.on_terminal {
+                let lines = Box::new(LogLines::default());
+                bars.multi
+                    .set_draw_target(ProgressDrawTarget::term_like_with_hz(lines, 4));
+            }
             bars.overall.set_length(bytes);
             bars.files_total.fetch_add(files, Ordering::Relaxed);
             bars.show_counts();
