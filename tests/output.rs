@@ -991,3 +991,36 @@ fn progress_off_a_terminal_prints_a_line_every_second() {
         "{out}"
     );
 }
+
+/// A dry run's summary says so, as rsync's lines do.
+#[test]
+fn a_dry_runs_summary_is_marked() {
+    let t = tempfile::tempdir().unwrap();
+    write_file(&t.path().join("src/a"), b"a");
+    let out = FerryCmd::bare(t.path())
+        .args(["-rvn", "src/", "dest/"])
+        .current_dir(t.path())
+        .run_default();
+    out.assert_ok();
+    let last = out.stdout.lines().last().unwrap_or_default();
+    assert!(last.ends_with(" (DRY RUN)"), "{out}");
+    assert!(!t.path().join("dest").exists(), "{out}");
+}
+
+/// `-vv`'s logs on stderr carry no colour codes when stderr is no
+/// terminal (a log file, a pipe).
+#[test]
+fn logs_off_a_terminal_carry_no_colour_codes() {
+    let sshd = Sshd::start();
+    let src = sshd.local().join("f");
+    write_file(&src, b"data");
+    let out = sshd
+        .ferry()
+        .args(["-vv"])
+        .arg(&src)
+        .arg(sshd.spec(&sshd.remote().join("f")))
+        .run_default();
+    out.assert_ok();
+    assert!(out.stderr.contains("INFO"), "-vv logs\n{out}");
+    assert!(!out.stderr.contains('\x1b'), "{out}");
+}

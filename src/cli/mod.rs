@@ -194,7 +194,8 @@ impl Output {
                 let wanted = settings.display.verbose
                     || settings.display.progress != progress::ProgressMode::Off;
                 if error.is_none() && wanted && !settings.stats && !settings.totals {
-                    println!("{}", progress::summary(stats));
+                    let marked = if dry_run { " (DRY RUN)" } else { "" };
+                    println!("{}{marked}", progress::summary(stats));
                 }
             }
         }
@@ -273,9 +274,11 @@ fn init_logging(verbosity: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("FERRY_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    // Colours only for a person: never into a log file or a pipe.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
 }
 

@@ -462,12 +462,15 @@ pub(crate) fn summary(stats: &Stats) -> String {
 /// list, so that size is 0 and its "generation time" is the planning.
 pub(crate) fn rsync_stats(stats: &Stats, human_readable: bool, dry_run: bool) -> String {
     let n = |v: u64| number(v, human_readable);
+    // Counts keep their digits (grouped) under -h, as rsync's: only sizes
+    // are scaled.
+    let count = |v: u64| number(v, false);
     let source = &stats.source;
     let kinds = |files: u64, dirs: u64, links: u64| {
         let parts: Vec<String> = [("reg", files), ("dir", dirs), ("link", links)]
             .iter()
             .filter(|(_, count)| *count > 0)
-            .map(|(name, count)| format!("{name}: {}", n(*count)))
+            .map(|(name, many)| format!("{name}: {}", count(*many)))
             .collect();
         match parts.is_empty() {
             true => String::new(),
@@ -478,14 +481,14 @@ pub(crate) fn rsync_stats(stats: &Stats, human_readable: bool, dry_run: bool) ->
     [
         format!(
             "Number of files: {}{}",
-            n(source.files + source.dirs + source.links),
+            count(source.files + source.dirs + source.links),
             kinds(source.files, source.dirs, source.links)
         ),
-        format!("Number of created files: {}", n(stats.created)),
-        format!("Number of deleted files: {}", n(stats.deleted)),
+        format!("Number of created files: {}", count(stats.created)),
+        format!("Number of deleted files: {}", count(stats.deleted)),
         format!(
             "Number of regular files transferred: {}",
-            n(stats.files_done())
+            count(stats.files_done())
         ),
         format!("Total file size: {} bytes", n(source.bytes)),
         format!(
@@ -565,6 +568,19 @@ pub(super) fn human(bytes: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn human_readable_stats_scale_sizes_and_group_counts() {
+        let mut stats = Stats::default();
+        stats.source.files = 3_244;
+        stats.source.bytes = 3_244_000;
+        let text = rsync_stats(&stats, true, false);
+        assert!(
+            text.contains("Number of files: 3,244 (reg: 3,244)"),
+            "{text}"
+        );
+        assert!(text.contains("Total file size: 3.24M bytes"), "{text}");
+    }
     use crate::report::Changes;
 
     fn file(outcome: Outcome, changes: Changes) -> Item<'static> {

@@ -95,8 +95,11 @@ impl Settings {
     pub(crate) fn resolve(args: Args) -> Result<Settings> {
         if args.paths.is_empty() {
             return Err(Error::Usage(
-                "need a source and a destination: ferry [OPTIONS] SRC... DEST \
-                 (a source alone is listed)"
+                "need a source and a destination\n\
+                 usage: ferry [OPTIONS] SRC... [USER@]HOST:DEST   (push)\n\
+                 \x20      ferry [OPTIONS] [USER@]HOST:SRC... DEST   (pull)\n\
+                 \x20      ferry [OPTIONS] SRC... DEST               (local; a source alone is listed)\n\
+                 try `ferry demo` for a tour on this machine, `ferry --help` for the options"
                     .into(),
             ));
         }
