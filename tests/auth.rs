@@ -188,3 +188,28 @@ fn an_unreachable_agent_is_skipped_not_fatal() {
     out.assert_stderr_contains(&format!("ssh-agent unreachable at {}", socket.display()));
     out.assert_stderr_contains(&format!("{} (rejected)", bad.display()));
 }
+
+/// `--identity` naming a file that is not there is said once, in ssh's
+/// words, and the keys of ssh config still log in.
+#[test]
+fn a_missing_identity_option_is_warned_about_and_the_config_keys_log_in() {
+    let sshd = Sshd::start();
+    let cfg = config(&sshd, "ssh_config.missing", &[&sshd.user_key()], &[]);
+    let src = sshd.local().join("payload.txt");
+    write_file(&src, b"authenticated");
+    let missing = sshd.dir().join("no-such-key");
+    let out = sshd
+        .ferry_with_config(&cfg)
+        .arg("--identity")
+        .arg(&missing)
+        .arg(&src)
+        .arg(sshd.spec(&sshd.remote()))
+        .run_default();
+    out.assert_ok();
+    let warning = format!(
+        "Warning: Identity file {} not accessible: No such file or directory.",
+        missing.display()
+    );
+    assert_eq!(out.stderr.matches(&warning).count(), 1, "{out}");
+    assert_files_identical(&src, &sshd.remote().join("payload.txt"));
+}

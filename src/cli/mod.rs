@@ -606,6 +606,28 @@ impl Reporter for ProgressCount<'_> {
     }
 }
 
+/// `--identity` naming a file that cannot be read: said once, in ssh's
+/// words (`ssh -i`), and the other keys are tried, as ssh tries them.
+fn warn_missing_identity(settings: &Settings) {
+    static WARNED: std::sync::Once = std::sync::Once::new();
+    let Some(path) = &settings.overrides.identity else {
+        return;
+    };
+    if let Err(e) = std::fs::metadata(path) {
+        let why = match e.kind() {
+            std::io::ErrorKind::NotFound => "No such file or directory".to_string(),
+            std::io::ErrorKind::PermissionDenied => "Permission denied".to_string(),
+            _ => e.to_string(),
+        };
+        WARNED.call_once(|| {
+            eprintln!(
+                "Warning: Identity file {} not accessible: {why}.",
+                path.display()
+            )
+        });
+    }
+}
+
 /// Opens the SFTP endpoint; the connection is returned so it lives as long as
 /// the endpoint is used. The hashing tier is found (and a helper started)
 /// only when the engine first needs it.
@@ -614,6 +636,7 @@ async fn connect(
     settings: &Settings,
     meter: &Arc<Meter>,
 ) -> Result<(RemoteFs, Arc<Connection>)> {
+    warn_missing_identity(settings);
     let host = config::resolve(
         &spec.host,
         settings.ssh_config.as_deref(),
