@@ -536,6 +536,8 @@ fn a_second_run_to_the_same_destination_waits_its_turn() {
         let second = scene.sshd.ferry().args(["-a", &src, &dest]).run_default();
         second.assert_code(3);
         second.assert_stderr_contains("being synced by ferry pid");
+        // When it began, as a person reads it (not an epoch).
+        second.assert_stderr_contains(" s ago;");
         scene.assert_each_file_old_or_new("while the second run was refused");
         scene.proxy.set_stall(None);
         first.join().unwrap()

@@ -245,7 +245,12 @@ async fn read_holder<D: Endpoint>(dst: &D, path: &str) -> Option<Holder> {
 
 fn held<D: Endpoint>(dst: &D, path: &str, holder: Option<Holder>) -> Error {
     let who = match holder {
-        Some(h) => format!("ferry pid {} on {}, started {}", h.pid, h.host, h.started),
+        Some(h) => format!(
+            "ferry pid {} on {}, started {}",
+            h.pid,
+            h.host,
+            ago(now_secs().saturating_sub(h.started))
+        ),
         None => "another ferry run (or one cut while it took the lock: a lock with no \
                  holder in it is taken over 2 s after it was made)"
             .to_string(),
@@ -255,6 +260,17 @@ fn held<D: Endpoint>(dst: &D, path: &str, holder: Option<Holder>) -> Error {
          or remove this lock file if no such run exists",
         dst.label()
     ))
+}
+
+/// How long ago, in the largest unit that fits: `40 s ago`, `12 min ago`,
+/// `3 h ago`, `2 days ago`.
+fn ago(secs: u64) -> String {
+    match secs {
+        0..120 => format!("{secs} s ago"),
+        120..7_200 => format!("{} min ago", secs / 60),
+        7_200..172_800 => format!("{} h ago", secs / 3_600),
+        _ => format!("{} days ago", secs / 86_400),
+    }
 }
 
 fn host_name() -> String {
@@ -278,6 +294,14 @@ fn now_secs() -> u64 {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_holders_age_reads_in_the_largest_unit() {
+        assert_eq!(super::ago(5), "5 s ago");
+        assert_eq!(super::ago(600), "10 min ago");
+        assert_eq!(super::ago(3 * 3_600 + 5), "3 h ago");
+        assert_eq!(super::ago(3 * 86_400), "3 days ago");
+    }
+
     use super::*;
     use crate::endpoint::LocalFs;
 
