@@ -841,23 +841,13 @@ async fn install_delayed<S: Endpoint, D: Endpoint>(
     reporter: &dyn Reporter,
     stats: &mut Stats,
 ) -> Result<()> {
-    let mut running = FuturesUnordered::new();
-    let mut order = InOrder::new();
-    for (seq, &job) in delayed.iter().enumerate() {
-        if running.len() >= opts.jobs.max(1) {
-            if let Some((seq, installed)) = running.next().await {
-                for (job, done) in order.arrived(seq, installed) {
-                    let job: &FileJob = job;
-                    absorb(done, &job.paths.dest, reporter, stats)?;
-                }
-            }
-        }
-        running.push(install_one(src, dst, job, opts, places).map(move |done| (seq, done)));
-    }
-    while let Some((seq, installed)) = running.next().await {
-        for (job, done) in order.arrived(seq, installed) {
-            absorb(done, &job.paths.dest, reporter, stats)?;
-        }
+    // In order, as the plan has them: renames take about the same time
+    // each, so none holds up the next for long.
+    let mut installing = futures::stream::iter(delayed)
+        .map(|&job| install_one(src, dst, job, opts, places))
+        .buffered(opts.jobs.max(1));
+    while let Some((job, done)) = installing.next().await {
+        absorb(done, &job.paths.dest, reporter, stats)?;
     }
     Ok(())
 }
@@ -923,23 +913,13 @@ async fn make_dirs<D: Endpoint>(
     levels.sort_unstable();
     levels.dedup();
     for level in levels {
-        let mut making = FuturesUnordered::new();
-        let mut order = InOrder::new();
-        let at_level = missing.iter().filter(|d| depth(d) == level);
-        for (seq, dir) in at_level.enumerate() {
-            if making.len() >= jobs.max(1) {
-                if let Some((seq, made)) = making.next().await {
-                    for (dir, made) in order.arrived(seq, made) {
-                        finish(item_of(dir, opts), made, reporter, stats)?;
-                    }
-                }
-            }
-            making.push(make_dir(dst, dir, places).map(move |made| (seq, made)));
-        }
-        while let Some((seq, made)) = making.next().await {
-            for (dir, made) in order.arrived(seq, made) {
-                finish(item_of(dir, opts), made, reporter, stats)?;
-            }
+        // In order (each takes about one round trip): the lines come as
+        // the plan has them.
+        let mut making = futures::stream::iter(missing.iter().filter(|d| depth(d) == level))
+            .map(|dir| make_dir(dst, dir, places))
+            .buffered(jobs.max(1));
+        while let Some((dir, made)) = making.next().await {
+            finish(item_of(dir, opts), made, reporter, stats)?;
         }
     }
     Ok(())
@@ -1218,37 +1198,25 @@ async fn set_dir_attrs<D: Endpoint>(
     reporter: &dyn Reporter,
     stats: &mut Stats,
 ) -> Result<()> {
-    let mut setting = FuturesUnordered::new();
-    let (mut order, mut started) = (InOrder::new(), 0);
-    for action in actions {
-        let Action::Dir {
+    let dirs = actions.iter().filter_map(|action| match action {
+        Action::Dir {
             dest,
             meta: Some(meta),
             exists,
             ..
-        } = action
-        else {
-            continue;
-        };
-        let owner_added = !exists && meta.mode & 0o700 != 0o700;
-        if !opts.perms && !dir_times(opts) && !owner_added && !opts.owners.wanted() {
-            continue;
+        } => {
+            let owner_added = !exists && meta.mode & 0o700 != 0o700;
+            let wanted = opts.perms || dir_times(opts) || owner_added || opts.owners.wanted();
+            wanted.then_some((dest, meta, *exists))
         }
-        if setting.len() >= opts.jobs.max(1) {
-            if let Some((seq, done)) = setting.next().await {
-                for (dir, set) in order.arrived(seq, done) {
-                    absorb(set, dir, reporter, stats)?;
-                }
-            }
-        }
-        let seq = started;
-        started += 1;
-        setting.push(set_dir_attr(dst, dest, meta, *exists, opts).map(move |done| (seq, done)));
-    }
-    while let Some((seq, done)) = setting.next().await {
-        for (dir, set) in order.arrived(seq, done) {
-            absorb(set, dir, reporter, stats)?;
-        }
+        _ => None,
+    });
+    // In order, each about one round trip: errors come as the plan has them.
+    let mut setting = futures::stream::iter(dirs)
+        .map(|(dest, meta, exists)| set_dir_attr(dst, dest, meta, exists, opts))
+        .buffered(opts.jobs.max(1));
+    while let Some((dir, set)) = setting.next().await {
+        absorb(set, dir, reporter, stats)?;
     }
     Ok(())
 }

@@ -1,6 +1,6 @@
 //! `-X` and `-A`: extended attributes and POSIX ACLs, copied as Linux keeps
 //! them (ACLs are the xattrs `system.posix_acl_access` and
-//! `system.posix_acl_default`, their ids numbers as with `--numeric-ids`).
+//! `system.posix_acl_default`, the ids in them mapped as owners are).
 //! SFTP v3 carries neither: a remote side needs its helper, and a run that
 //! asks for them where none can start is refused before anything is
 //! written ([`check`]).
@@ -8,9 +8,11 @@
 //! The planner notes every entry the run keeps ([`Kept`]). Before anything
 //! is written, each one's attributes are read on both sides, many at once
 //! ([`compare`]): the differences show in the `a` and `x` columns of the
-//! entries' lines, as rsync's. Once the transfers, links and nodes are in
-//! place, the entries get the source's sets ([`apply`]); an entry the run
-//! changed nothing else of gets its own line (`.f........x`).
+//! entries' lines, as rsync's. A file written anew gets its set on its
+//! partial, before the rename ([`give`]); once the transfers, links and
+//! nodes are in place, every other entry gets the source's ([`apply`]),
+//! and an entry the run changed nothing else of gets its own line
+//! (`.f........x`).
 
 use std::collections::{HashMap, HashSet};
 
