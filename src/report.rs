@@ -2,6 +2,8 @@
 //! [`Reporter`]; the binary decides whether that draws bars, prints lines or
 //! stays silent (uv's Reporter pattern).
 
+use std::sync::Arc;
+
 use crate::error::FileError;
 use crate::meta::Meta;
 pub(crate) use crate::paths::printable;
@@ -203,6 +205,101 @@ pub(crate) enum Mention {
     Backup,
 }
 
+/// What the run is doing, for a person watching it and for `--json`: a
+/// long phase with nothing moving must not look frozen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Phase {
+    /// Making the SSH connection (and authenticating): again after a
+    /// reconnect.
+    Connecting,
+    /// Listing both sides and deciding what to do.
+    Listing,
+    /// Moving files (the plan is known: [`Reporter::planned`]).
+    Transferring,
+    /// Setting the directories' attributes, after every transfer.
+    Attributes,
+    /// `--delete`: removing what the source does not have.
+    Deleting,
+}
+
+impl Phase {
+    /// What `--json` and the progress line call it.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Phase::Connecting => "connecting",
+            Phase::Listing => "listing",
+            Phase::Transferring => "transferring",
+            Phase::Attributes => "attributes",
+            Phase::Deleting => "deleting",
+        }
+    }
+}
+
+/// What one file waits for before (or after) its bytes move.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FileStep {
+    /// Block hashes of both sides, to find what the old file holds
+    /// already (a delta); counted in bytes of the new file.
+    Hashing,
+    /// A partial from an earlier run compared with the source before it is
+    /// continued; counted in bytes compared.
+    Verifying,
+    /// The copy's whole-file hash against the source's: one answer, no
+    /// count.
+    Checking,
+}
+
+impl FileStep {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            FileStep::Hashing => "hashing",
+            FileStep::Verifying => "verifying",
+            FileStep::Checking => "checking",
+        }
+    }
+}
+
+/// Lets a prompt (an unknown host key, a passphrase, a password) take the
+/// terminal from whatever draws on it: the bars are cleared while the
+/// question waits and come back after the answer, so a person sees what
+/// is asked and types into the prompt, not into a redrawn bar.
+#[derive(Clone, Default)]
+pub(crate) struct PromptGuard(Option<Arc<HoldScreen>>);
+
+/// Runs the closure with the screen free of progress.
+type HoldScreen = dyn Fn(&mut dyn FnMut()) + Send + Sync;
+
+impl PromptGuard {
+    pub(crate) fn new(hold: impl Fn(&mut dyn FnMut()) + Send + Sync + 'static) -> PromptGuard {
+        PromptGuard(Some(Arc::new(hold)))
+    }
+
+    /// Runs `ask` with the terminal to itself.
+    pub(crate) fn hold<R>(&self, ask: impl FnOnce() -> R) -> R {
+        let Some(hold) = &self.0 else {
+            return ask();
+        };
+        let mut ask = Some(ask);
+        let mut answer = None;
+        hold(&mut || answer = ask.take().map(|ask| ask()));
+        // A screen that never ran the closure still gets its question.
+        match (answer, ask) {
+            (Some(answer), _) => answer,
+            (None, Some(ask)) => ask(),
+            (None, None) => unreachable!("the closure ran and left no answer"),
+        }
+    }
+}
+
+impl std::fmt::Debug for PromptGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self.0 {
+            Some(_) => "PromptGuard(holds the screen)",
+            None => "PromptGuard(nothing to hold)",
+        })
+    }
+}
+
 /// Receives events from a running sync. Every method has a default so a
 /// reporter implements only what it shows.
 pub(crate) trait Reporter: Send + Sync {
@@ -229,6 +326,24 @@ pub(crate) trait Reporter: Send + Sync {
 
     /// Something a person should see even without -v (deletions skipped).
     fn warning(&self, _message: &str) {}
+
+    /// The run moved on to `phase`.
+    fn phase(&self, _phase: Phase) {}
+
+    /// `entries` more entries were found while listing.
+    fn listed(&self, _entries: u64) {}
+
+    /// The file at `path` begins `step`, over `bytes` bytes (0 where the
+    /// step has no count).
+    fn file_step(&self, _path: &str, _step: FileStep, _bytes: u64) {}
+
+    /// `bytes` more bytes of the file's current step are done.
+    fn step_done(&self, _path: &str, _bytes: u64) {}
+
+    /// What lets a prompt clear the screen of this reporter's drawing.
+    fn prompt_guard(&self) -> PromptGuard {
+        PromptGuard::default()
+    }
 }
 
 /// Reports nothing.

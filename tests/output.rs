@@ -104,7 +104,10 @@ fn json_summary_carries_the_exit_code_of_a_failed_run() {
         .run_default();
     out.assert_code(255);
     let lines = json_lines(&out);
-    assert_eq!(lines.len(), 1, "{out}");
+    // The phase it got to, then the summary.
+    assert_eq!(lines.len(), 2, "{out}");
+    assert_eq!(lines[0]["type"], "phase", "{out}");
+    assert_eq!(lines[0]["phase"], "connecting", "{out}");
     let total = summary(&lines);
     assert_eq!(total["exit_code"], 255);
     assert!(
@@ -959,7 +962,8 @@ fn identical_runs_print_identical_lines() {
 
 /// `-P` off a terminal (stderr to a file, as under cron): the overall line
 /// once a second while a transfer of several seconds goes on, each a line
-/// of its own, none before the plan.
+/// of its own; before the plan, a line saying what the run is doing (no
+/// bar of nothing).
 #[test]
 fn progress_off_a_terminal_prints_a_line_every_second() {
     let sshd = Sshd::start();
@@ -984,7 +988,12 @@ fn progress_off_a_terminal_prints_a_line_every_second() {
     assert!(lines.len() >= 3, "{lines:#?}\n{out}");
     assert!(
         !out.stderr.contains("0 B/0 B"),
-        "no line before the plan\n{out}"
+        "no bar before the plan\n{out}"
+    );
+    let first = out.stderr.lines().next().unwrap_or_default();
+    assert!(
+        first.starts_with("00:00:00 connecting"),
+        "the first line says what the run does\n{out}"
     );
     assert!(
         !out.stderr.contains('\r') && !out.stderr.contains('\x1b'),
@@ -1023,4 +1032,60 @@ fn logs_off_a_terminal_carry_no_colour_codes() {
     out.assert_ok();
     assert!(out.stderr.contains("INFO"), "-vv logs\n{out}");
     assert!(!out.stderr.contains('\x1b'), "{out}");
+}
+
+/// Sizes as the progress line prints them (indicatif's binary units).
+fn size_of(shown: &str) -> Option<f64> {
+    let (number, unit) = shown.split_once(' ').unwrap_or((shown, "B"));
+    let scale = match unit {
+        "B" => 1.0,
+        "KiB" => 1024.0,
+        "MiB" => 1024.0 * 1024.0,
+        "GiB" => 1024.0 * 1024.0 * 1024.0,
+        _ => return None,
+    };
+    Some(number.parse::<f64>().ok()? * scale)
+}
+
+/// A reconnect keeps the overall line's totals: never more bytes done
+/// than in all, never a file counted twice (before, a resumed push showed
+/// `284 MiB/110 MiB` and `0/3 files` for one file).
+#[test]
+fn progress_keeps_its_totals_across_a_reconnect() {
+    let sshd = Sshd::start();
+    let src = sshd.local().join("cut.bin");
+    write_file(&src, &random_bytes(6 * MIB as usize, 11));
+    let dest = sshd.remote().join("cut.bin");
+    let proxy = CutProxy::start(sshd.port(), None);
+    proxy.set_schedule(&[Fault::Cut(Direction::Up, 3 * MIB)]);
+    let out = sshd
+        .ferry_with_config(&sshd.config_for_proxy(&proxy))
+        .args(["-P", "--bwlimit", "1500", "--retry-wait", "0.05"])
+        .arg(&src)
+        .arg(sshd.spec(&dest))
+        .run(Duration::from_secs(120));
+    out.assert_ok();
+    assert_eq!(proxy.schedule_left(), 0, "the link was never cut\n{out}");
+    assert_eq!(fs::read(&dest).unwrap(), fs::read(&src).unwrap());
+    let bars: Vec<&str> = out.stderr.lines().filter(|l| l.contains(" ETA ")).collect();
+    assert!(bars.len() >= 3, "{out}");
+    for line in &bars {
+        // "00:00:03 2.50 MiB/6.00 MiB 41% 1.46 MiB/s ETA 2s 0/1 files"
+        let mut words = line.split(' ').skip(1);
+        let done_total: String = [words.next(), words.next(), words.next()]
+            .iter()
+            .map(|w| w.unwrap_or_default())
+            .collect::<Vec<_>>()
+            .join(" ");
+        let (done, total) = done_total.split_once('/').expect("done/total");
+        let (done, total) = (size_of(done), size_of(total));
+        assert!(
+            done.is_some() && total.is_some() && done <= total,
+            "more done than in all: {line}\n{out}"
+        );
+        assert!(
+            line.contains(" 0/1 files") || line.contains(" 1/1 files"),
+            "one file counted as more: {line}\n{out}"
+        );
+    }
 }

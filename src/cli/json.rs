@@ -9,7 +9,9 @@ use serde::Serialize;
 
 use crate::engine::Stats;
 use crate::error::{Error, FileError};
-use crate::report::{relative, Changes, Item, ItemKind, Outcome, Reporter, TimeChange, Verified};
+use crate::report::{
+    relative, Changes, FileStep, Item, ItemKind, Outcome, Phase, Reporter, TimeChange, Verified,
+};
 
 /// Version of the line format, in every summary: bumped when a field
 /// changes meaning or goes away (new fields do not bump it).
@@ -59,6 +61,21 @@ struct MessageLine<'a> {
     #[serde(rename = "type")]
     kind_of_line: &'static str,
     message: &'a str,
+}
+
+/// The run, or one file, moved on to another phase (a line per change).
+#[derive(Serialize)]
+struct PhaseLine<'a> {
+    #[serde(rename = "type")]
+    kind_of_line: &'static str,
+    phase: &'static str,
+    /// The file a file's step is about (`hashing`, `verifying`,
+    /// `checking`); absent for the run's phases.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    path: Option<&'a str>,
+    /// The bytes the step goes over (absent for `checking`: one answer).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bytes: Option<u64>,
 }
 
 /// The closing line: totals of the whole run, every attempt included.
@@ -230,6 +247,24 @@ impl Reporter for JsonReporter {
         self.write(&MessageLine {
             kind_of_line: "warning",
             message,
+        });
+    }
+
+    fn phase(&self, phase: Phase) {
+        self.write(&PhaseLine {
+            kind_of_line: "phase",
+            phase: phase.name(),
+            path: None,
+            bytes: None,
+        });
+    }
+
+    fn file_step(&self, path: &str, step: FileStep, bytes: u64) {
+        self.write(&PhaseLine {
+            kind_of_line: "phase",
+            phase: step.name(),
+            path: Some(relative(path, &self.dest_root, false)),
+            bytes: (step != FileStep::Checking).then_some(bytes),
         });
     }
 }

@@ -51,7 +51,7 @@ async fn list(
         return list_sources(&LocalFs::default(), sources, opts, reporter, show, stats).await;
     };
     let meter = Meter::new(settings.bwlimit);
-    let (remote, conn) = super::connect(spec, settings, &meter).await?;
+    let (remote, conn) = super::connect(spec, settings, &meter, Default::default()).await?;
     let result = list_sources(&remote, sources, opts, reporter, show, stats).await;
     conn.close().await;
     result

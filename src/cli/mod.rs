@@ -30,7 +30,7 @@ use crate::engine::{self, Stats};
 use crate::error::{Error, FileError, Result};
 use crate::location::RemoteSpec;
 use crate::paths;
-use crate::report::{Item, Mention, Outcome, Reporter};
+use crate::report::{Item, Mention, Outcome, Phase, PromptGuard, Reporter};
 use crate::sftp::Sftp;
 use crate::ssh::meter::Meter;
 use crate::ssh::{config, ConnectOptions, Connection};
@@ -253,6 +253,21 @@ impl Reporter for Output {
         if let Some(log) = &self.log {
             log.warning(message);
         }
+    }
+    fn phase(&self, phase: crate::report::Phase) {
+        self.screen().phase(phase)
+    }
+    fn listed(&self, entries: u64) {
+        self.screen().listed(entries)
+    }
+    fn file_step(&self, path: &str, step: crate::report::FileStep, bytes: u64) {
+        self.screen().file_step(path, step, bytes)
+    }
+    fn step_done(&self, path: &str, bytes: u64) {
+        self.screen().step_done(path, bytes)
+    }
+    fn prompt_guard(&self) -> crate::report::PromptGuard {
+        self.screen().prompt_guard()
     }
 }
 
@@ -486,7 +501,8 @@ async fn run_once(
     connected_once: &mut bool,
 ) -> Result<()> {
     let (sources, dest) = (&settings.sources, settings.dest.as_str());
-    let (remote, conn) = connect(spec, settings, meter).await?;
+    reporter.phase(Phase::Connecting);
+    let (remote, conn) = connect(spec, settings, meter, reporter.prompt_guard()).await?;
     *connected_once = true;
     let opts = match with_remote_list(opts, settings, &remote, &conn).await {
         Ok(opts) => opts,
@@ -604,6 +620,21 @@ impl Reporter for ProgressCount<'_> {
     fn warning(&self, message: &str) {
         self.inner.warning(message)
     }
+    fn phase(&self, phase: crate::report::Phase) {
+        self.inner.phase(phase)
+    }
+    fn listed(&self, entries: u64) {
+        self.inner.listed(entries)
+    }
+    fn file_step(&self, path: &str, step: crate::report::FileStep, bytes: u64) {
+        self.inner.file_step(path, step, bytes)
+    }
+    fn step_done(&self, path: &str, bytes: u64) {
+        self.inner.step_done(path, bytes)
+    }
+    fn prompt_guard(&self) -> crate::report::PromptGuard {
+        self.inner.prompt_guard()
+    }
 }
 
 /// `--identity` naming a file that cannot be read: said once, in ssh's
@@ -635,6 +666,7 @@ async fn connect(
     spec: &RemoteSpec,
     settings: &Settings,
     meter: &Arc<Meter>,
+    prompts: PromptGuard,
 ) -> Result<(RemoteFs, Arc<Connection>)> {
     warn_missing_identity(settings);
     let host = config::resolve(
@@ -644,6 +676,7 @@ async fn connect(
     )?;
     let opts = ConnectOptions {
         interactive: std::io::stdin().is_terminal(),
+        prompts,
         connect_timeout: settings.connect_timeout,
         request_timeout: settings.timeout,
         meter: Some(meter.clone()),

@@ -15,7 +15,8 @@ use super::lines::Lines;
 use crate::engine::Stats;
 use crate::error::FileError;
 use crate::report::{
-    printable, relative, Item, ItemKind, Mention, Outcome, Reporter, TimeChange, Verified,
+    printable, relative, FileStep, Item, ItemKind, Mention, Outcome, Phase, PromptGuard, Reporter,
+    TimeChange, Verified,
 };
 
 /// How progress is drawn.
@@ -84,7 +85,41 @@ struct Bars {
     on_terminal: bool,
     files_total: AtomicU64,
     files_done: AtomicU64,
+    /// What the run does now, and how far: the overall line's words.
+    doing: Mutex<Doing>,
 }
+
+/// The overall line's words besides the counts.
+#[derive(Debug)]
+struct Doing {
+    phase: Phase,
+    /// Entries found while listing.
+    listed: u64,
+    /// Whether a plan has been shown (the bar's style is a bar's since).
+    planned: bool,
+    /// Whether the overall line is drawn yet.
+    drawn: bool,
+    /// Off a terminal and with the overall line alone, the last file step
+    /// begun (the name shown, the step, bytes done of bytes), which no
+    /// bar of its own shows.
+    step: Option<(String, FileStep, u64, u64)>,
+}
+
+/// The overall line before there is a plan: what is happening, and for
+/// how long, but no bar of nothing.
+const WAITING_ON_TERMINAL: &str = "{spinner} {msg} {elapsed}";
+const WAITING_IN_LOG: &str = "{elapsed_precise} {msg}";
+const OVERALL_ON_TERMINAL: &str =
+    "{bytes:>10}/{total_bytes} {bar:30} {bytes_per_sec:>12} ETA {eta:>4} {msg}";
+/// The elapsed time changes every second: a line each second, even while
+/// nothing moves (a stalled link shows as one).
+const OVERALL_IN_LOG: &str =
+    "{elapsed_precise} {bytes}/{total_bytes} {percent}% {bytes_per_sec} ETA {eta} {msg}";
+/// A file's bar, while its bytes move or its blocks are hashed or its
+/// partial compared (the message names the step): bytes done, at what rate.
+const FILE_COUNTING: &str = "  {bytes:>10}/{total_bytes} {bar:20} {bytes_per_sec:>12} {wide_msg}";
+/// A file's bar while one answer is awaited (the whole-file check).
+const FILE_WAITING: &str = "  {spinner:>10} {wide_msg} {elapsed}";
 
 impl ConsoleReporter {
     pub(crate) fn new(
@@ -122,27 +157,28 @@ impl ConsoleReporter {
             bars.clear();
         }
     }
+
+    fn shown(&self, path: &str) -> String {
+        printable(relative(path, &self.dest_root, false)).into_owned()
+    }
 }
 
 impl Bars {
     fn new(mode: ProgressMode) -> Bars {
         let on_terminal = std::io::stdout().is_terminal();
-        let (target, template) = if on_terminal {
-            let template =
-                "{bytes:>10}/{total_bytes} {bar:30} {bytes_per_sec:>12} ETA {eta:>4} {msg}";
-            (ProgressDrawTarget::stdout(), template)
-        } else {
-            // The elapsed time changes every second: a line each second,
-            // even while nothing moves (a stalled link shows as one).
-            let template =
-                "{elapsed_precise} {bytes}/{total_bytes} {percent}% {bytes_per_sec} ETA {eta} {msg}";
-            // Drawn from the plan on (`planned`): no line of nothing.
-            (ProgressDrawTarget::hidden(), template)
+        let (target, waiting) = match on_terminal {
+            true => (ProgressDrawTarget::stdout(), WAITING_ON_TERMINAL),
+            false => {
+                let lines = Box::new(LogLines::default());
+                (
+                    ProgressDrawTarget::term_like_with_hz(lines, 4),
+                    WAITING_IN_LOG,
+                )
+            }
         };
         let multi = MultiProgress::with_draw_target(target);
         let overall = multi.add(ProgressBar::new(0));
-        overall.set_style(style(template));
-        overall.enable_steady_tick(Duration::from_millis(200));
+        overall.set_style(style(waiting));
         Bars {
             multi,
             overall,
@@ -151,36 +187,138 @@ impl Bars {
             on_terminal,
             files_total: AtomicU64::new(0),
             files_done: AtomicU64::new(0),
+            doing: Mutex::new(Doing {
+                phase: Phase::Connecting,
+                listed: 0,
+                planned: false,
+                drawn: false,
+                step: None,
+            }),
         }
     }
 
-    fn show_counts(&self) {
+    /// Changes what the overall line says with `change`, and shows it:
+    /// drawn from the first phase on, never a line of nothing.
+    fn update(&self, change: impl FnOnce(&mut Doing)) {
+        if let Ok(mut doing) = self.doing.lock() {
+            change(&mut doing);
+            let message = self.message(&doing);
+            self.overall.set_message(message);
+            if !doing.drawn {
+                doing.drawn = true;
+                self.overall.enable_steady_tick(Duration::from_millis(200));
+            }
+        }
+    }
+
+    /// The overall line's words: the phase, and the files done of all.
+    fn message(&self, doing: &Doing) -> String {
         let (done, total) = (
             self.files_done.load(Ordering::Relaxed),
             self.files_total.load(Ordering::Relaxed),
         );
-        self.overall.set_message(format!("{done}/{total} files"));
+        let counts = format!("{done}/{total} files");
+        let step = doing
+            .step
+            .as_ref()
+            .map(|(name, step, done, total)| match total {
+                0 => format!("; {} {name}", step.name()),
+                _ => format!("; {} {name} {}%", step.name(), done * 100 / total),
+            });
+        match (doing.phase, doing.planned) {
+            (Phase::Connecting, false) => "connecting".to_string(),
+            (Phase::Connecting, true) => format!("{counts}; connecting again"),
+            (Phase::Listing, false) => format!("listing: {} entries", doing.listed),
+            (Phase::Listing, true) => format!("{counts}; listing again"),
+            (Phase::Transferring, _) => format!("{counts}{}", step.unwrap_or_default()),
+            (Phase::Attributes, _) => format!("{counts}; setting attributes"),
+            (Phase::Deleting, _) => format!("{counts}; deleting"),
+        }
     }
 
-    /// A bar for the file at `path`, labelled `shown`.
-    fn start_file(&self, path: &str, shown: &str, size: u64, resume_from: u64) {
-        if !self.per_file || size < FILE_BAR_MIN {
-            return;
+    /// A reconnect: the bars of files in flight go (their files start
+    /// again, with bars of their own), the overall bar stays as it is.
+    fn drop_file_bars(&self) {
+        if let Ok(mut files) = self.files.lock() {
+            for (_, bar) in files.drain() {
+                bar.finish_and_clear();
+                self.multi.remove(&bar);
+            }
         }
-        let Ok(mut files) = self.files.lock() else {
-            return;
-        };
-        if files.len() >= FILE_BARS_MAX || files.contains_key(path) {
-            return;
+    }
+
+    /// The bar of the file at `path`, made with `template` where it has
+    /// none and it is large enough for one; None for a small file.
+    fn file_bar(&self, path: &str, size: u64, template: &str) -> Option<ProgressBar> {
+        if !self.per_file || size < FILE_BAR_MIN {
+            return None;
+        }
+        if let Some(bar) = self.existing_bar(path, size, template) {
+            return Some(bar);
+        }
+        let mut files = self.files.lock().ok()?;
+        if files.len() >= FILE_BARS_MAX {
+            return None;
         }
         let bar = self.multi.add(ProgressBar::new(size));
-        bar.set_style(style(
-            "  {bytes:>10}/{total_bytes} {bar:20} {bytes_per_sec:>12} {wide_msg}",
-        ));
-        bar.set_position(resume_from);
-        bar.reset_eta();
-        bar.set_message(shown.to_string());
-        files.insert(path.to_string(), bar);
+        bar.set_style(style(template));
+        files.insert(path.to_string(), bar.clone());
+        Some(bar)
+    }
+
+    /// The file's bar from an earlier step, if it has one, started over
+    /// with `template` for `size` bytes.
+    fn existing_bar(&self, path: &str, size: u64, template: &str) -> Option<ProgressBar> {
+        let bar = self.files.lock().ok()?.get(path).cloned()?;
+        bar.disable_steady_tick();
+        bar.set_style(style(template));
+        bar.reset();
+        bar.set_length(size);
+        Some(bar)
+    }
+
+    /// A bar for the file at `path`, labelled `shown`, from `resume_from`.
+    fn start_file(&self, path: &str, shown: &str, size: u64, resume_from: u64) {
+        if let Some(bar) = self.file_bar(path, size, FILE_COUNTING) {
+            bar.set_position(resume_from);
+            bar.reset_eta();
+            bar.set_message(shown.to_string());
+        }
+    }
+
+    /// The file's bar (or, with the overall line alone, that line) shows
+    /// `step` over `bytes`.
+    fn start_step(&self, path: &str, shown: &str, step: FileStep, bytes: u64) {
+        // The check comes after the copy: only a file with a bar gets one.
+        let bar = match step {
+            FileStep::Checking => self.existing_bar(path, 0, FILE_WAITING),
+            _ => self.file_bar(path, bytes, FILE_COUNTING),
+        };
+        match bar {
+            Some(bar) => {
+                bar.set_message(format!("{} {shown}", step.name()));
+                if step == FileStep::Checking {
+                    bar.enable_steady_tick(Duration::from_millis(200));
+                }
+            }
+            None if !self.per_file => {
+                self.update(|doing| doing.step = Some((shown.to_string(), step, 0, bytes)));
+            }
+            None => {}
+        }
+    }
+
+    fn step_bytes(&self, path: &str, bytes: u64) {
+        if let Some(bar) = self.files.lock().ok().and_then(|f| f.get(path).cloned()) {
+            bar.inc(bytes);
+        }
+        if !self.per_file {
+            self.update(|doing| {
+                if let Some((_, _, done, _)) = &mut doing.step {
+                    *done += bytes;
+                }
+            });
+        }
     }
 
     fn file_bytes(&self, path: &str, bytes: u64) {
@@ -273,20 +411,80 @@ impl TermLike for LogLines {
 }
 
 fn style(template: &str) -> ProgressStyle {
-    ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar())
+    ProgressStyle::with_template(template)
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .with_key("eta", eta)
+}
+
+/// The time left, or `-` while nothing moves (hashing, a stalled link):
+/// indicatif's own estimate says 0s then, which reads as "almost done".
+fn eta(state: &indicatif::ProgressState, out: &mut dyn std::fmt::Write) {
+    let _ = match state.pos() == 0 || state.per_sec() < 1.0 {
+        true => write!(out, "-"),
+        false => write!(out, "{:#}", indicatif::HumanDuration(state.eta())),
+    };
 }
 
 impl Reporter for ConsoleReporter {
     fn planned(&self, files: u64, bytes: u64) {
         if let Some(bars) = &self.bars {
-            if !bars.on_terminal {
-                let lines = Box::new(LogLines::default());
-                bars.multi
-                    .set_draw_target(ProgressDrawTarget::term_like_with_hz(lines, 4));
+            // After a reconnect the plan is what is left: the totals are
+            // what is done plus that.
+            let done = bars.files_done.load(Ordering::Relaxed);
+            bars.files_total.store(done + files, Ordering::Relaxed);
+            bars.overall.set_length(bars.overall.position() + bytes);
+            bars.update(|doing| {
+                if !doing.planned {
+                    let template = match bars.on_terminal {
+                        true => OVERALL_ON_TERMINAL,
+                        false => OVERALL_IN_LOG,
+                    };
+                    bars.overall.set_style(style(template));
+                    bars.overall.reset_elapsed();
+                    bars.overall.reset_eta();
+                }
+                doing.planned = true;
+            });
+        }
+    }
+
+    fn phase(&self, phase: Phase) {
+        if let Some(bars) = &self.bars {
+            if phase == Phase::Connecting {
+                bars.drop_file_bars();
             }
-            bars.overall.set_length(bytes);
-            bars.files_total.fetch_add(files, Ordering::Relaxed);
-            bars.show_counts();
+            bars.update(|doing| {
+                doing.phase = phase;
+                doing.step = None;
+            });
+        }
+    }
+
+    fn listed(&self, entries: u64) {
+        if let Some(bars) = &self.bars {
+            bars.update(|doing| doing.listed += entries);
+        }
+    }
+
+    fn file_step(&self, path: &str, step: FileStep, bytes: u64) {
+        if let Some(bars) = &self.bars {
+            bars.start_step(path, &self.shown(path), step, bytes);
+        }
+    }
+
+    fn step_done(&self, path: &str, bytes: u64) {
+        if let Some(bars) = &self.bars {
+            bars.step_bytes(path, bytes);
+        }
+    }
+
+    fn prompt_guard(&self) -> PromptGuard {
+        match &self.bars {
+            Some(bars) => {
+                let multi = bars.multi.clone();
+                PromptGuard::new(move |ask| multi.suspend(ask))
+            }
+            None => PromptGuard::default(),
         }
     }
 
@@ -297,8 +495,8 @@ impl Reporter for ConsoleReporter {
             if let Some(total) = bars.overall.length() {
                 bars.overall.set_length(total.saturating_sub(resume_from));
             }
-            let shown = printable(relative(path, &self.dest_root, false));
-            bars.start_file(path, &shown, size, resume_from);
+            bars.update(|doing| doing.step = None);
+            bars.start_file(path, &self.shown(path), size, resume_from);
         }
     }
 
@@ -317,7 +515,7 @@ impl Reporter for ConsoleReporter {
                 )
             {
                 bars.files_done.fetch_add(1, Ordering::Relaxed);
-                bars.show_counts();
+                bars.update(|_| {});
             }
             bars.end_file(item.path);
         }

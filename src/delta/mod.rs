@@ -326,6 +326,7 @@ mod tests {
             o,
             old.len() as u64,
             HashAlgo::Blake3,
+            &|_| {},
         )
         .await
         .unwrap()
@@ -390,6 +391,7 @@ mod tests {
             o,
             old_len,
             HashAlgo::Sha256,
+            &|_| {},
         )
         .await
         .unwrap();

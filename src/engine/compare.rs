@@ -20,8 +20,19 @@ const REFINE_IN_FLIGHT: usize = 8;
 const REFINE_WHEN_AT_MOST: usize = 4;
 const REFINE_ALWAYS: usize = 16;
 
+/// Bytes hashed per request on each side: a big file's hashing shows
+/// progress every so often instead of one long silence (a multiple of
+/// `COARSE`).
+const HASH_SPAN: u64 = 64 * COARSE;
+/// Spans hashed at once: each side works on the next while the last
+/// answer travels.
+const SPANS_IN_FLIGHT: usize = 2;
+
 /// Compares `source` (of `src`, `new_size` bytes) with `old` (of `dst`,
-/// `old_size` bytes) and returns the pieces of the new file.
+/// `old_size` bytes) and returns the pieces of the new file. `on_hashed`
+/// hears how many more bytes of the new file have been hashed on both
+/// sides.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn compare<S: Endpoint, D: Endpoint>(
     src: &S,
     source: &str,
@@ -30,12 +41,29 @@ pub(crate) async fn compare<S: Endpoint, D: Endpoint>(
     old: &str,
     old_size: u64,
     algo: HashAlgo,
+    on_hashed: &(dyn Fn(u64) + Sync),
 ) -> Result<Delta> {
-    let (ours, theirs) = tokio::join!(
-        hashes::block_hashes(src, source, 0, new_size, COARSE, algo),
-        hashes::block_hashes(dst, old, 0, old_size, COARSE, algo),
-    );
-    let (ours, theirs) = (ours?, theirs?);
+    let both = |start: u64| async move {
+        let (ours, theirs) = tokio::join!(
+            span_hashes(src, source, start, new_size, algo),
+            span_hashes(dst, old, start, old_size, algo),
+        );
+        on_hashed(new_size.saturating_sub(start).min(HASH_SPAN));
+        Ok::<_, Error>((ours?, theirs?))
+    };
+    let spans = (0..new_size.max(old_size)).step_by(HASH_SPAN as usize);
+    let (ours, theirs) = stream::iter(spans)
+        .map(both)
+        .buffered(SPANS_IN_FLIGHT)
+        .try_fold(
+            (Vec::new(), Vec::new()),
+            |(mut ours, mut theirs), (o, t)| {
+                ours.extend(o);
+                theirs.extend(t);
+                futures::future::ready(Ok((ours, theirs)))
+            },
+        )
+        .await?;
     let overlap = new_size.min(old_size);
     let mut pieces: Vec<(usize, Vec<Piece>)> = Vec::new();
     let mut to_refine = Vec::new();
@@ -86,6 +114,22 @@ pub(crate) async fn compare<S: Endpoint, D: Endpoint>(
     let mut delta = merge(pieces.into_iter().flat_map(|(_, p)| p));
     delta.source_hashes = ours;
     Ok(delta)
+}
+
+/// The `COARSE` block hashes of the span of `path` (of `size` bytes) that
+/// begins at `start`: none past its end.
+async fn span_hashes<E: Endpoint>(
+    endpoint: &E,
+    path: &str,
+    start: u64,
+    size: u64,
+    algo: HashAlgo,
+) -> Result<Vec<crate::hash::BlockHash>> {
+    if start >= size {
+        return Ok(Vec::new());
+    }
+    let end = (start + HASH_SPAN).min(size);
+    hashes::block_hashes(endpoint, path, start, end, COARSE, algo).await
 }
 
 /// Looks for content that moved: the parts of `delta` still to be sent that
@@ -158,4 +202,50 @@ pub(crate) async fn find_moved<S: Endpoint, D: Endpoint>(
     let mut moved = merge(pieces.into_iter());
     moved.source_hashes = source_hashes;
     Ok(moved)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::endpoint::LocalFs;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    /// A file of more than one span: the hashes of the spans join up (the
+    /// change in the second span is found, the rest reused), and every
+    /// byte of the new file is counted as hashed once.
+    #[tokio::test]
+    async fn spans_join_up_and_count_every_byte() {
+        let old = crate::delta::test_data((HASH_SPAN + COARSE) as usize, 3);
+        let mut new = old.clone();
+        new.extend_from_slice(&crate::delta::test_data(2 * COARSE as usize, 4));
+        let changed = (HASH_SPAN + COARSE / 2) as usize;
+        new[changed] ^= 0xff;
+        let dir = tempfile::tempdir().unwrap();
+        let (o, n) = (dir.path().join("old"), dir.path().join("new"));
+        std::fs::write(&o, &old).unwrap();
+        std::fs::write(&n, &new).unwrap();
+        let (o, n) = (o.to_str().unwrap(), n.to_str().unwrap());
+        let hashed = AtomicU64::new(0);
+        let count = |bytes| {
+            hashed.fetch_add(bytes, Ordering::Relaxed);
+        };
+        let (local, len) = (LocalFs::default(), new.len() as u64);
+        let delta = compare(
+            &local,
+            n,
+            len,
+            &local,
+            o,
+            old.len() as u64,
+            HashAlgo::Blake3,
+            &count,
+        )
+        .await
+        .unwrap();
+        assert_eq!(hashed.load(Ordering::Relaxed), len);
+        assert_eq!(delta.source_hashes.len() as u64, len.div_ceil(COARSE));
+        // One 4 KiB block changed, two new blocks at the end.
+        assert_eq!(delta.send_bytes, FINE + 2 * COARSE);
+        assert_eq!(delta.reuse_bytes, len - FINE - 2 * COARSE);
+    }
 }

@@ -37,7 +37,7 @@ use tokio::sync::Semaphore;
 
 use crate::endpoint::{join, Endpoint, Features, Kind, Listing, Meta, Mtime, Pipeline, Unnameable};
 use crate::error::{Error, FileError, Result};
-use crate::report::{Changes, Item, ItemKind, Mention, Outcome, Reporter, TimeChange};
+use crate::report::{Changes, Item, ItemKind, Mention, Outcome, Phase, Reporter, TimeChange};
 use backup::{Backups, How};
 use in_order::InOrder;
 use plan::{Action, Planner, SourceArg};
@@ -270,6 +270,7 @@ pub(crate) async fn sync_into<S: Endpoint, D: Endpoint>(
     stats: &mut Stats,
 ) -> Result<()> {
     let started = Instant::now();
+    reporter.phase(Phase::Listing);
     // -X and -A first: their helpers, once started, describe every entry
     // and make every change, and so say who writes (owners::prepare).
     let with_scope;
@@ -430,6 +431,7 @@ async fn carry_out<S: Endpoint, D: Endpoint>(
         _ => (n, b),
     });
     reporter.planned(files, bytes);
+    reporter.phase(Phase::Transferring);
     let delayed = if opts.dry_run {
         dry_run(src, dst, &actions, opts, reporter).await?;
         Vec::new()
@@ -450,12 +452,16 @@ async fn carry_out<S: Endpoint, D: Endpoint>(
     }
     xattrs::apply(dst, &kept, &actions, opts, reporter, stats).await?;
     let backups = places.backups.as_ref();
+    if opts.delete {
+        reporter.phase(Phase::Deleting);
+    }
     delete::delete_extraneous(dst, extraneous, opts, backups, reporter, stats).await?;
     for line in backups.map(Backups::take_lines).unwrap_or_default() {
         reporter.mention(Mention::Backup, &line);
     }
     // Last: deleting from a directory changes its time too.
     if !opts.dry_run {
+        reporter.phase(Phase::Attributes);
         set_dir_attrs(dst, &actions, opts, reporter, stats).await?;
     }
     tracing::debug!("done");

@@ -150,7 +150,7 @@ pub(crate) async fn repair<S: Endpoint, D: Endpoint>(
     partial_len: u64,
     sidecar: Option<Sidecar>,
     io: Pipeline,
-    on_rewrite: &(dyn Fn(u64) + Sync),
+    on_checked: &(dyn Fn(u64) + Sync),
 ) -> Result<Repair> {
     let len = partial_len.min(source.meta.size);
     let from = match sidecar {
@@ -160,11 +160,14 @@ pub(crate) async fn repair<S: Endpoint, D: Endpoint>(
         }
         _ => 0,
     };
+    // The head a sidecar vouches for is checked with the whole file after
+    // the copy: done, as far as this step goes.
+    on_checked(from);
     let blocks = (from..len).step_by(VERIFY_BLOCK as usize);
     let rewritten = stream::iter(blocks)
         .map(|start| {
             let end = (start + VERIFY_BLOCK).min(len);
-            repair_block(source, partial, start..end, io, on_rewrite)
+            repair_block(source, partial, start..end, io, on_checked)
         })
         .buffered(BLOCKS_IN_FLIGHT)
         .try_fold(0u64, |total, n| futures::future::ready(Ok(total + n)))
@@ -181,7 +184,7 @@ async fn repair_block<S: FileHandle, D: FileHandle>(
     partial: &D,
     range: std::ops::Range<u64>,
     io: Pipeline,
-    on_rewrite: &(dyn Fn(u64) + Sync),
+    on_checked: &(dyn Fn(u64) + Sync),
 ) -> Result<u64> {
     let (ours, theirs) = tokio::join!(
         read_span(source.file, range.start, range.end, io),
@@ -192,12 +195,13 @@ async fn repair_block<S: FileHandle, D: FileHandle>(
         return Err(source.shrank(range.end));
     }
     // Both blocks are in memory here, so the algorithm is ours to choose.
+    let n = ours.len() as u64;
     if block_hash(HashAlgo::Blake3, &ours) == block_hash(HashAlgo::Blake3, &theirs) {
+        on_checked(n);
         return Ok(0);
     }
-    let n = ours.len() as u64;
     partial.write_at(range.start, ours).await?;
-    on_rewrite(n);
+    on_checked(n);
     Ok(n)
 }
 

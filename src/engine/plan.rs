@@ -965,6 +965,7 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
             Ok(listing) => {
                 self.errors
                     .extend(super::unnamed_errors(self.src, src_dir, &listing));
+                self.reporter.listed(listing.entries.len() as u64);
                 listing.entries
             }
             Err(Error::File(e)) => {

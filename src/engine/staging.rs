@@ -738,6 +738,26 @@ impl Reporter for Noting<'_> {
     fn warning(&self, message: &str) {
         self.inner.warning(message)
     }
+
+    fn phase(&self, phase: crate::report::Phase) {
+        self.inner.phase(phase)
+    }
+
+    fn listed(&self, entries: u64) {
+        self.inner.listed(entries)
+    }
+
+    fn file_step(&self, path: &str, step: crate::report::FileStep, bytes: u64) {
+        self.inner.file_step(path, step, bytes)
+    }
+
+    fn step_done(&self, path: &str, bytes: u64) {
+        self.inner.step_done(path, bytes)
+    }
+
+    fn prompt_guard(&self) -> crate::report::PromptGuard {
+        self.inner.prompt_guard()
+    }
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@ use crate::endpoint::{
     self, hashes, Attrs, CopyRange, Endpoint, FileHandle, Hashing, Kind, Meta, Pipeline, WriteMode,
 };
 use crate::error::{Error, FileError, Host, Result};
-use crate::report::{Outcome, Reporter, Verified};
+use crate::report::{FileStep, Outcome, Reporter, Verified};
 
 /// One file to bring up to date.
 #[derive(Debug, Clone)]
@@ -352,6 +352,7 @@ async fn fill_and_check<S: Endpoint, D: Endpoint>(
             if !filled.assembled || !checkable {
                 return Ok(filled);
             }
+            reporter.file_step(&job.paths.dest, FileStep::Checking, 0);
             (filled, matches_end_to_end(src, dst, job).await?)
         }
     };
@@ -368,6 +369,7 @@ async fn fill_and_check<S: Endpoint, D: Endpoint>(
         ..job.clone()
     };
     let again = fill_partial::<S, D>(dst, source, &fresh, opts, attrs, io, true, reporter).await?;
+    reporter.file_step(&job.paths.dest, FileStep::Checking, 0);
     if !matches_end_to_end(src, dst, job).await? {
         let message = "the copy still differs from the source after a full resend; not installed";
         return Err(FileError::refused(dst.label(), job.paths.dest.as_str(), message).into());
@@ -405,7 +407,10 @@ async fn patch_in_place<S: Endpoint, D: Endpoint>(
                 && old_size > 0
                 && src.hashes().hashing() == Hashing::AtTheData =>
         {
-            compare::compare(src, &job.source, size, dst, &job.paths.dest, old_size, algo).await?
+            let dest = &job.paths.dest;
+            reporter.file_step(dest, FileStep::Hashing, size);
+            let hashed = |n| reporter.step_done(dest, n);
+            compare::compare(src, &job.source, size, dst, dest, old_size, algo, &hashed).await?
         }
         _ => delta::Delta {
             pieces: vec![Piece::Send {
@@ -443,6 +448,9 @@ async fn patch_in_place<S: Endpoint, D: Endpoint>(
         },
         ..job.clone()
     };
+    if algo.is_some() {
+        reporter.file_step(&job.paths.dest, FileStep::Checking, 0);
+    }
     let matches = match algo {
         None => true,
         // The comparison hashed the source already: only this side reads.
@@ -585,7 +593,11 @@ async fn fill_by_delta<S: Endpoint, D: Endpoint>(
         return Ok(None);
     };
     let phase = Phase::start(&job.paths.dest);
-    let mut delta = compare::compare(src, &job.source, size, dst, old, old_size, algo).await?;
+    let dest = &job.paths.dest;
+    reporter.file_step(dest, FileStep::Hashing, size);
+    let hashed = |n| reporter.step_done(dest, n);
+    let mut delta =
+        compare::compare(src, &job.source, size, dst, old, old_size, algo, &hashed).await?;
     let phase = phase.done("compared block hashes");
     delta = compare::find_moved(src, &job.source, dst, old, old_size, delta).await?;
     let phase = phase.done("looked for moved blocks");
@@ -617,6 +629,7 @@ async fn fill_by_delta<S: Endpoint, D: Endpoint>(
         return Ok(None);
     }
     // The sync and the check both wait on the server's disk: overlap them.
+    reporter.file_step(dest, FileStep::Checking, 0);
     let (closed, matches) = tokio::join!(
         out.close(true),
         holds_hashes(dst, &job.paths.partial, size, algo, &delta.source_hashes)
@@ -868,7 +881,8 @@ async fn write_partial<S: Endpoint, D: Endpoint>(
     let mut rewritten = 0;
     let mut read_back = false;
     if let Some(partial) = job.partial.filter(|p| p.size > 0) {
-        reporter.file_started(&job.paths.dest, size, partial.size.min(size));
+        let dest = &job.paths.dest;
+        reporter.file_step(dest, FileStep::Verifying, partial.size.min(size));
         // A sidecar is a claim about bytes ferry cannot see: it spares
         // comparing the partial's head only when the whole file's hash is
         // checked after the copy. Without that check the whole partial is
@@ -878,10 +892,12 @@ async fn write_partial<S: Endpoint, D: Endpoint>(
             true => partial::read_sidecar(dst, &job.paths.meta).await,
             false => None,
         };
-        let repair = partial::repair::<S, D>(source, out, partial.size, sidecar, io, &|n| {
-            reporter.bytes_done(&job.paths.dest, n)
-        })
-        .await?;
+        let checked = |n| reporter.step_done(dest, n);
+        let repair =
+            partial::repair::<S, D>(source, out, partial.size, sidecar, io, &checked).await?;
+        // What was rewritten crossed the wire: it counts as sent.
+        reporter.file_started(dest, size, repair.good_len - repair.rewritten);
+        reporter.bytes_done(dest, repair.rewritten);
         tracing::info!(
             path = %job.paths.dest,
             partial = partial.size,

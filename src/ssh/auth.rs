@@ -18,6 +18,7 @@ use russh::keys::agent::AgentIdentity;
 use russh::keys::{HashAlg, PrivateKey, PrivateKeyWithHashAlg, PublicKey};
 use russh::{AgentAuthError, MethodKind, MethodSet};
 
+use crate::report::PromptGuard;
 use crate::ssh::config::{home_dir, HostConfig, IdentityAgent};
 
 /// How authentication may interact with the user.
@@ -26,6 +27,8 @@ pub(crate) struct AuthOptions {
     /// May prompt on a terminal (the caller decides: stdin is a tty and not
     /// BatchMode). Whether an SSH_ASKPASS program may ask is decided here.
     pub interactive: bool,
+    /// Clears the progress bars off the terminal while a prompt is shown.
+    pub prompts: PromptGuard,
 }
 
 pub(crate) use crate::error::auth::AuthError;
@@ -44,7 +47,9 @@ pub(crate) async fn authenticate<H: Handler>(
         choose_asker(opts.interactive, &AskpassEnv::from_process())
     };
     let prompter: Option<Arc<dyn Prompter>> = match asker {
-        Asker::Terminal => Some(Arc::new(Terminal)),
+        Asker::Terminal => Some(Arc::new(Terminal {
+            prompts: opts.prompts.clone(),
+        })),
         Asker::Askpass(program) => {
             tracing::debug!(program = %program.display(), "prompts go to SSH_ASKPASS");
             Some(Arc::new(Askpass { program }))
@@ -151,21 +156,34 @@ trait Prompter: Send + Sync {
     fn program(&self) -> Option<&Path> {
         None
     }
+    /// Shows the server's text that comes before its prompts.
+    fn show(&self, text: &str) {
+        eprintln!("{text}");
+    }
 }
 
-struct Terminal;
+/// Asks on the terminal, with the screen cleared of progress meanwhile.
+struct Terminal {
+    prompts: PromptGuard,
+}
 
 impl Prompter for Terminal {
     fn secret(&self, prompt: &str) -> io::Result<String> {
-        rpassword::prompt_password(prompt)
+        self.prompts.hold(|| rpassword::prompt_password(prompt))
     }
 
     fn line(&self, prompt: &str) -> io::Result<String> {
-        eprint!("{prompt}");
-        io::stderr().flush()?;
-        let mut answer = String::new();
-        io::stdin().lock().read_line(&mut answer)?;
-        Ok(answer.trim_end_matches(['\r', '\n']).to_string())
+        self.prompts.hold(|| {
+            eprint!("{prompt}");
+            io::stderr().flush()?;
+            let mut answer = String::new();
+            io::stdin().lock().read_line(&mut answer)?;
+            Ok(answer.trim_end_matches(['\r', '\n']).to_string())
+        })
+    }
+
+    fn show(&self, text: &str) {
+        self.prompts.hold(|| eprintln!("{text}"));
     }
 }
 
@@ -689,8 +707,8 @@ impl<'a, H: Handler> Attempt<'a, H> {
     ) -> Result<Vec<String>, AuthError> {
         // Server-supplied text, shown as OpenSSH does before the prompts.
         for text in [name, instructions] {
-            if !text.is_empty() {
-                eprintln!("{text}");
+            if let (false, Some(prompter)) = (text.is_empty(), &self.prompter) {
+                prompter.show(text);
             }
         }
         let mut answers = Vec::with_capacity(prompts.len());

@@ -120,6 +120,7 @@ where
     let handler = HostKeyCheck {
         cfg: cfg.clone(),
         interactive: opts.interactive,
+        prompts: opts.prompts.clone(),
         refusal: refusal.clone(),
         _session: session,
     };
@@ -138,6 +139,7 @@ where
     };
     let auth_opts = auth::AuthOptions {
         interactive: opts.interactive && !cfg.batch_mode,
+        prompts: opts.prompts.clone(),
     };
     if auth_opts.interactive {
         // A person may take their time at a prompt.

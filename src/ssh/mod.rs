@@ -30,6 +30,7 @@ use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use crate::error::{Error, Result};
+use crate::report::PromptGuard;
 use config::{AddressFamily, HostConfig, StrictHostKeyChecking};
 use dial::{dial, establish, on_jump_host, open_tunnel, Clock, Tunnel};
 use known_hosts::HostKeyStatus;
@@ -40,6 +41,8 @@ use wrapper::Wrapper;
 pub(crate) struct ConnectOptions {
     /// Whether prompts (passwords, passphrases, unknown host keys) may be shown.
     pub interactive: bool,
+    /// Clears the progress bars off the terminal while a prompt is shown.
+    pub prompts: PromptGuard,
     /// Bound on TCP connect plus SSH handshake, when ssh config sets none.
     pub connect_timeout: Duration,
     /// Bound on each SFTP request.
@@ -94,6 +97,7 @@ const EXEC_SLOTS: usize = 6;
 struct HostKeyCheck {
     cfg: Arc<HostConfig>,
     interactive: bool,
+    prompts: PromptGuard,
     /// Why the key was refused, for the error message after russh gives up.
     refusal: Arc<Mutex<Option<String>>>,
     /// Dropped with the handler, that is when russh's session task ends
@@ -184,7 +188,8 @@ impl HostKeyCheck {
                      Are you sure you want to continue connecting (yes/no)? "
                 );
                 // The prompt blocks; the connection's task must not.
-                tokio::task::spawn_blocking(move || ask_yes_no(&question))
+                let prompts = self.prompts.clone();
+                tokio::task::spawn_blocking(move || prompts.hold(|| ask_yes_no(&question)))
                     .await
                     .unwrap_or(false)
             }
@@ -207,9 +212,11 @@ impl HostKeyCheck {
                     file.display()
                 );
             } else {
-                eprintln!(
-                    "Warning: Permanently added '{name}' ({algorithm}) to the list of known hosts."
-                );
+                self.prompts.hold(|| {
+                    eprintln!(
+                        "Warning: Permanently added '{name}' ({algorithm}) to the list of known hosts."
+                    )
+                });
             }
         }
         Ok(())
