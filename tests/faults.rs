@@ -422,11 +422,12 @@ fn soak_two_hundred_files_twenty_cuts() {
 }
 
 /// A destination that runs out of room mid-file (a file size limit on the
-/// server's sftp-server): that file fails with a message naming it (exit
-/// 23), its old version stays, its partial is kept for a later run, and
-/// the other files still arrive.
+/// server's sftp-server, which answers SFTP's generic failure, as for a
+/// full disk): that file fails with one line naming it, saying what the
+/// failure usually means and that its partial was removed, and the run
+/// stops there (exit 11, rsync's "error in file IO"); its old version stays.
 #[test]
-fn destination_out_of_room_fails_that_file_only() {
+fn destination_out_of_room_fails_that_file_and_removes_its_partial() {
     let sshd = Sshd::start_with(SshdOptions {
         sftp_file_limit: Some(FileLimit {
             kib: 1024,
@@ -447,17 +448,15 @@ fn destination_out_of_room_fails_that_file_only() {
         .arg(format!("{}/", src.display()))
         .arg(sshd.spec(&dest))
         .run_default();
-    out.assert_code(23);
-    out.assert_stderr_contains("huge.bin");
+    out.assert_code(11);
+    out.assert_stderr_contains("huge.bin: write failed: no space left on device or quota");
+    out.assert_stderr_contains("partial removed");
+    assert_eq!(out.stderr.lines().count(), 1, "{out}");
     assert!(
         fs::read(dest.join("huge.bin")).unwrap() == old,
         "the old huge.bin changed\n{out}"
     );
-    assert_eq!(fs::read(dest.join("small.txt")).unwrap(), b"fits");
-    assert!(
-        partial_path(&dest, "huge.bin").exists(),
-        "the partial was not kept\n{out}"
-    );
+    assert_no_partials(&dest);
 }
 
 /// The server's sftp-server dies mid-file (killed by the kernel at a file

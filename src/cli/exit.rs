@@ -76,8 +76,11 @@ impl ExitCode {
             // could not be transferred.
             Error::File(e) => match e.cause {
                 Cause::Io(_) => ExitCode::FileIo,
-                Cause::Server(_) | Cause::Refused(_) => ExitCode::PartialTransfer,
+                _ => ExitCode::PartialTransfer,
             },
+            // rsync's receiver exits with its "error in file IO" when it
+            // cannot make the destination directory or write a file's data.
+            Error::Stop(_) => ExitCode::FileIo,
             Error::Interrupted => ExitCode::Interrupted,
         }
     }
@@ -127,5 +130,14 @@ mod tests {
             detail: "the server listed more than 4000000 entries in d".into(),
         };
         assert_eq!(ExitCode::of_error(&past).code(), 12);
+    }
+
+    #[test]
+    fn what_stops_the_run_on_the_destination_is_rsyncs_file_io_error() {
+        use crate::error::{DirFailure, FileError, Host};
+        let missing = std::io::Error::from_raw_os_error(libc::ENOENT);
+        let parent = FileError::io(&Host::Local, "/no/such/dest", missing)
+            .into_dir("/no/such/dest", DirFailure::NoParent);
+        assert_eq!(ExitCode::of_error(&Error::Stop(parent)).code(), 11);
     }
 }

@@ -53,8 +53,8 @@ async fn read_whole(remote: &RemoteFs, path: &str) -> Result<Vec<u8>> {
 /// the list itself).
 fn reason(error: &FileError) -> String {
     match &error.cause {
-        Cause::Server(message) => message.clone(),
+        Cause::Server(message) | Cause::Status { message, .. } => message.clone(),
         Cause::Io(source) => source.to_string(),
-        Cause::Refused(_) => error.to_string(),
+        Cause::Refused(_) | Cause::Dir { .. } | Cause::NoSpace { .. } => error.to_string(),
     }
 }

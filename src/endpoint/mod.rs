@@ -18,7 +18,7 @@ use std::future::Future;
 use bytes::{Bytes, BytesMut};
 use futures::stream::{self, StreamExt, TryStreamExt};
 
-use crate::error::{Error, FileError, Host, Result};
+use crate::error::{DirFailure, Error, FileError, Host, Problem, Result};
 use hashes::Hashes;
 
 pub(crate) use crate::meta::{
@@ -418,10 +418,42 @@ pub(crate) async fn put_whole_by_parts<E: Endpoint + ?Sized>(
     attrs: Attrs,
     sync: bool,
 ) -> Result<()> {
-    let file = create_fresh(endpoint, partial).await?;
+    let file = create_in(endpoint, partial).await?;
     let last = (!data.is_empty()).then_some((0, data));
     file.finish(last, attrs, sync).await?;
     endpoint.rename(partial, dest).await
+}
+
+/// [`create_fresh`], whose refusal is its directory's ([`refused_by_dir`]):
+/// what creates a file's partial, or a whole small file.
+pub(crate) async fn create_in<E: Endpoint + ?Sized>(endpoint: &E, path: &str) -> Result<E::File> {
+    create_fresh(endpoint, path)
+        .await
+        .map_err(|e| refused_by_dir(e, true))
+}
+
+/// A new entry in a directory could not be made (or renamed into place):
+/// permission denied, a read-only file system, the directory gone, or,
+/// with `generic` (a create, not a write, was refused), SFTP's generic
+/// failure, which OpenSSH's sftp-server gives for EROFS. That is the
+/// directory's failure, and every new entry there meets it: the error is
+/// turned into one about the directory ([`DirFailure::NotWritable`]).
+pub(crate) fn refused_by_dir(e: Error, generic: bool) -> Error {
+    let Error::File(e) = e else {
+        return e;
+    };
+    let dirs = match e.problem() {
+        Problem::Denied | Problem::ReadOnly | Problem::NotFound => true,
+        Problem::Failure => generic,
+        _ => false,
+    };
+    match dirs {
+        true => {
+            let dir = parent(&e.path).to_string();
+            e.into_dir(dir, DirFailure::NotWritable).into()
+        }
+        false => e.into(),
+    }
 }
 
 /// Creates `path` (0600) as a new file of its own: whatever is there under

@@ -7,6 +7,7 @@
 
 pub(crate) mod backup;
 pub(crate) mod basis;
+mod blocked;
 pub(crate) mod bounds;
 pub(crate) mod compare;
 mod copy;
@@ -39,6 +40,7 @@ use crate::endpoint::{join, Endpoint, Features, Kind, Listing, Meta, Mtime, Pipe
 use crate::error::{Error, FileError, Result};
 use crate::report::{Changes, Item, ItemKind, Mention, Outcome, Phase, Reporter, TimeChange};
 use backup::{Backups, How};
+use blocked::{Blocked, Verdict};
 use in_order::InOrder;
 use plan::{Action, Planner, SourceArg};
 use staging::{Noting, Places};
@@ -318,7 +320,7 @@ pub(crate) async fn sync_into<S: Endpoint, D: Endpoint>(
     let touched = std::sync::atomic::AtomicBool::new(false);
     let work = async {
         planned?;
-        let places = Places::new(opts, dest, &planner.actions);
+        let places = Places::new(opts, dst.label(), dest, &planner.actions);
         let current = noting.take();
         let done = carry_out(src, dst, planner, opts, &places, &current, reporter, stats).await;
         if lock_dir.as_deref().is_some_and(|dir| places.touched(dir)) {
@@ -417,7 +419,8 @@ async fn carry_out<S: Endpoint, D: Endpoint>(
     let with_found;
     let opts = match opts.xattrs.wanted() {
         true => {
-            let found = xattrs::compare(src, dst, &kept, opts, reporter, stats).await?;
+            let found =
+                xattrs::compare(src, dst, &kept, opts, &places.blocked, reporter, stats).await?;
             with_found = Options {
                 xattrs_found: std::sync::Arc::new(found),
                 ..opts.clone()
@@ -445,12 +448,15 @@ async fn carry_out<S: Endpoint, D: Endpoint>(
     } else {
         execute(src, dst, &actions, opts, places, reporter, stats).await?
     };
+    places.blocked.check()?;
     if !opts.dry_run {
         install_delayed(src, dst, &delayed, opts, places, reporter, stats).await?;
+        places.blocked.check()?;
         make_hard_links(src, dst, &actions, opts, places, reporter, stats).await?;
         places.finish(dst).await?;
     }
-    xattrs::apply(dst, &kept, &actions, opts, reporter, stats).await?;
+    let blocked = &places.blocked;
+    xattrs::apply(dst, &kept, &actions, opts, blocked, reporter, stats).await?;
     let backups = places.backups.as_ref();
     if opts.delete {
         reporter.phase(Phase::Deleting);
@@ -462,7 +468,7 @@ async fn carry_out<S: Endpoint, D: Endpoint>(
     // Last: deleting from a directory changes its time too.
     if !opts.dry_run {
         reporter.phase(Phase::Attributes);
-        set_dir_attrs(dst, &actions, opts, reporter, stats).await?;
+        set_dir_attrs(dst, &actions, opts, blocked, reporter, stats).await?;
     }
     tracing::debug!("done");
     Ok(())
@@ -517,7 +523,13 @@ async fn make_hard_links<S: Endpoint, D: Endpoint>(
             continue;
         }
         let outcome = made.map(|_| done(Outcome::Created));
-        finish(item_of(action, opts), outcome, reporter, stats)?;
+        finish(
+            item_of(action, opts),
+            outcome,
+            &places.blocked,
+            reporter,
+            stats,
+        )?;
     }
     Ok(())
 }
@@ -799,16 +811,34 @@ async fn execute<'a, S: Endpoint, D: Endpoint>(
     let mut running = FuturesUnordered::new();
     let mut delayed = Vec::new();
     let mut order = InOrder::new();
+    let blocked = &places.blocked;
+    let mut skipped = 0;
     let mut take = |action: &'a Action, done: Result<Transferred>, target: Option<String>| {
         if let (Action::File(job), Ok(Transferred { delayed: true, .. })) = (action, &done) {
             delayed.push(job);
         }
-        finish(with_target(action, opts, &target), done, reporter, stats)
+        finish(
+            with_target(action, opts, &target),
+            done,
+            blocked,
+            reporter,
+            stats,
+        )
     };
     let started = actions
         .iter()
         .filter(|action| !matches!(action, Action::Dir { .. } | Action::HardLink(_)));
-    for (seq, action) in started.enumerate() {
+    let mut seq = 0;
+    for action in started {
+        // A directory that failed, or a full destination, was reported
+        // once: what would go there is not tried (it counts as failed).
+        if blocked.stopping() {
+            break;
+        }
+        if creates(action).is_some_and(|dest| blocked.covers(dest)) {
+            skipped += 1;
+            continue;
+        }
         while running.len() >= opts.jobs.max(1) {
             if let Some((seq, ran)) = running.next().await {
                 for (action, done, target) in order.arrived(seq, ran) {
@@ -824,13 +854,30 @@ async fn execute<'a, S: Endpoint, D: Endpoint>(
             io,
         };
         running.push(run_action(src, dst, action, ctx).map(move |ran| (seq, ran)));
+        seq += 1;
     }
+    // Those in flight finish even when the run stops: each that meets the
+    // full disk removes its partial.
     while let Some((seq, ran)) = running.next().await {
         for (action, done, target) in order.arrived(seq, ran) {
             take(action, done, target)?;
         }
     }
+    stats.files_failed += skipped;
     Ok(delayed)
+}
+
+/// The entry an action makes in the destination, if it makes one (a
+/// failed directory's entries are not tried).
+fn creates(action: &Action) -> Option<&str> {
+    match action {
+        Action::File(job) => Some(&job.paths.dest),
+        Action::HardLink(link) => Some(&link.dest),
+        Action::Dir { dest, .. } | Action::Symlink { dest, .. } | Action::Node { dest, .. } => {
+            Some(dest)
+        }
+        Action::Attrs { .. } | Action::RemoveSource { .. } => None,
+    }
 }
 
 /// `--delay-updates`: the files whose partials wait are renamed into place
@@ -853,7 +900,7 @@ async fn install_delayed<S: Endpoint, D: Endpoint>(
         .map(|&job| install_one(src, dst, job, opts, places))
         .buffered(opts.jobs.max(1));
     while let Some((job, done)) = installing.next().await {
-        absorb(done, &job.paths.dest, reporter, stats)?;
+        absorb(done, &job.paths.dest, &places.blocked, reporter, stats)?;
     }
     Ok(())
 }
@@ -918,17 +965,45 @@ async fn make_dirs<D: Endpoint>(
     let mut levels: Vec<usize> = missing.iter().map(|d| depth(d)).collect();
     levels.sort_unstable();
     levels.dedup();
+    let blocked = &places.blocked;
     for level in levels {
         // In order (each takes about one round trip): the lines come as
-        // the plan has them.
-        let mut making = futures::stream::iter(missing.iter().filter(|d| depth(d) == level))
+        // the plan has them. Below a directory that failed none is tried.
+        let level: Vec<&Action> = missing
+            .iter()
+            .filter(|d| depth(d) == level)
+            .filter(|d| !creates(d).is_some_and(|dest| blocked.skips(dest)))
+            .copied()
+            .collect();
+        let mut making = futures::stream::iter(level)
             .map(|dir| make_dir(dst, dir, places))
             .buffered(jobs.max(1));
         while let Some((dir, made)) = making.next().await {
-            finish(item_of(dir, opts), made, reporter, stats)?;
+            match made {
+                Err(Error::File(e)) => dir_failed(dir, e, blocked, reporter, stats),
+                made => finish(item_of(dir, opts), made, blocked, reporter, stats)?,
+            }
         }
+        // The destination itself not made: every file would fail alike.
+        blocked.check()?;
     }
     Ok(())
+}
+
+/// A directory that could not be made: reported, or blamed on its parent
+/// once ([`Blocked::dir_failed`]).
+fn dir_failed(
+    dir: &Action,
+    e: FileError,
+    blocked: &Blocked,
+    reporter: &dyn Reporter,
+    stats: &mut Stats,
+) {
+    stats.record_failure();
+    let path = creates(dir).unwrap_or_default();
+    if let Verdict::Report(shown) = blocked.dir_failed(path, e) {
+        reporter.file_failed(path, &shown);
+    }
 }
 
 fn kib(bytes: u64) -> u32 {
@@ -1131,10 +1206,11 @@ async fn symlink_from_basis<S: Endpoint, D: Endpoint>(
 fn finish(
     mut item: Item<'_>,
     done: Result<Transferred>,
+    blocked: &Blocked,
     reporter: &dyn Reporter,
     stats: &mut Stats,
 ) -> Result<()> {
-    let Some(done) = absorb(done, item.path, reporter, stats)? else {
+    let Some(done) = absorb(done, item.path, blocked, reporter, stats)? else {
         return Ok(());
     };
     match done.outcome {
@@ -1173,18 +1249,23 @@ fn finish(
 }
 
 /// The per-file error policy: an error that ends the connection ends the
-/// run; any other is reported, counted, and the run goes on.
+/// run; any other is counted, and reported unless its cause was already
+/// (a failed directory, a full destination: [`Blocked::failed_at`]), and
+/// the run goes on, or, once the destination is full, winds down.
 fn absorb<T>(
     result: Result<T>,
     path: &str,
+    blocked: &Blocked,
     reporter: &dyn Reporter,
     stats: &mut Stats,
 ) -> Result<Option<T>> {
     match result {
         Ok(value) => Ok(Some(value)),
         Err(Error::File(e)) => {
-            reporter.file_failed(path, &e);
             stats.record_failure();
+            if let Verdict::Report(shown) = blocked.failed_at(path, e) {
+                reporter.file_failed(path, &shown);
+            }
             Ok(None)
         }
         Err(e) => Err(e),
@@ -1201,6 +1282,7 @@ async fn set_dir_attrs<D: Endpoint>(
     dst: &D,
     actions: &[Action],
     opts: &Options,
+    blocked: &Blocked,
     reporter: &dyn Reporter,
     stats: &mut Stats,
 ) -> Result<()> {
@@ -1213,7 +1295,8 @@ async fn set_dir_attrs<D: Endpoint>(
         } => {
             let owner_added = !exists && meta.mode & 0o700 != 0o700;
             let wanted = opts.perms || dir_times(opts) || owner_added || opts.owners.wanted();
-            wanted.then_some((dest, meta, *exists))
+            // One not made was reported already.
+            (wanted && !blocked.covers(dest)).then_some((dest, meta, *exists))
         }
         _ => None,
     });
@@ -1222,7 +1305,7 @@ async fn set_dir_attrs<D: Endpoint>(
         .map(|(dest, meta, exists)| set_dir_attr(dst, dest, meta, exists, opts))
         .buffered(opts.jobs.max(1));
     while let Some((dir, set)) = setting.next().await {
-        absorb(set, dir, reporter, stats)?;
+        absorb(set, dir, blocked, reporter, stats)?;
     }
     Ok(())
 }

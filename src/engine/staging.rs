@@ -20,6 +20,7 @@ use futures::stream::{self, StreamExt};
 use tokio::sync::OnceCell;
 
 use super::backup::{collapsed, normal, Backups, Touched};
+use super::blocked::Blocked;
 use super::partial::{meta_name, partial_name, Paths};
 use super::plan::Action;
 use super::transfer::FileJob;
@@ -124,6 +125,8 @@ pub(crate) struct Places {
     /// The temp dir as a path of the destination endpoint.
     temp_dir: Option<String>,
     pub backups: Option<Backups>,
+    /// The destination's directories that failed, and what stops the run.
+    pub blocked: Blocked,
     /// Directories where a source entry has the partial directory's name:
     /// their partials stay beside their files.
     crowded: HashSet<String>,
@@ -142,8 +145,8 @@ pub(crate) struct Places {
 }
 
 impl Places {
-    /// The places for a run into `dest` whose plan is `actions`.
-    pub(crate) fn new(opts: &Options, dest: &str, actions: &[Action]) -> Places {
+    /// The places for a run into `dest` on `host` whose plan is `actions`.
+    pub(crate) fn new(opts: &Options, host: &Host, dest: &str, actions: &[Action]) -> Places {
         let root = root_of(dest, actions);
         let temp_dir = opts.staging.temp_dir.as_deref().map(|t| match t {
             t if t.starts_with('/') => normal(t).to_string(),
@@ -174,6 +177,7 @@ impl Places {
             staging: opts.staging.clone(),
             temp_dir,
             backups,
+            blocked: Blocked::new(host, &root),
             new_dirs,
             root,
             ready: Mutex::new(HashMap::new()),

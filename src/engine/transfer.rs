@@ -15,7 +15,7 @@ use crate::delta::{self, Piece};
 use crate::endpoint::{
     self, hashes, Attrs, CopyRange, Endpoint, FileHandle, Hashing, Kind, Meta, Pipeline, WriteMode,
 };
-use crate::error::{Error, FileError, Host, Result};
+use crate::error::{Cause, Error, Fate, FileError, Host, Problem, Result};
 use crate::report::{FileStep, Outcome, Reporter, Verified};
 
 /// One file to bring up to date.
@@ -86,8 +86,75 @@ struct Filled {
 
 /// Copies one file; returns how it went. The destination is replaced only by
 /// a complete copy (synced first when it replaces an old file), and, when
-/// both sides can hash, only by one whose content equals the source's.
+/// both sides can hash, only by one whose content equals the source's. A
+/// file whose data found no room on the destination leaves no partial
+/// there ([`out_of_room`]).
 pub(crate) async fn transfer<S: Endpoint, D: Endpoint>(
+    src: &S,
+    dst: &D,
+    job: &FileJob,
+    opts: &Options,
+    places: &Places,
+    reporter: &dyn Reporter,
+) -> Result<Transferred> {
+    let in_place = opts.inplace && job.existing.is_some_and(|m| m.kind == Kind::File);
+    match transfer_file(src, dst, job, opts, places, reporter).await {
+        Err(Error::File(e)) if is_out_of_room(dst, job, &e) => {
+            Err(out_of_room(dst, job, in_place, e).await)
+        }
+        done => done,
+    }
+}
+
+/// Whether `e` says the destination had no room for the file's data: no
+/// space, quota or file size limit here or through the helper, or, over
+/// SFTP, the generic failure on a write to its partial or sidecar (which
+/// is what OpenSSH's sftp-server answers for all three; a failure to
+/// create the partial is its directory's, [`endpoint::create_in`]).
+fn is_out_of_room<D: Endpoint>(dst: &D, job: &FileJob, e: &FileError) -> bool {
+    if &e.host != dst.label() || matches!(e.cause, Cause::Dir { .. }) {
+        return false;
+    }
+    let paths = &job.paths;
+    let working = [&paths.partial, &paths.meta, &paths.dest];
+    match e.problem() {
+        Problem::NoSpace => true,
+        Problem::Failure => working.iter().any(|p| **p == e.path),
+        _ => false,
+    }
+}
+
+/// The error of a file whose data found no room, named by the file: its
+/// partial is removed (with its sidecar), as rsync removes its temporary
+/// file. On a full disk a partial only keeps the disk full, and resuming
+/// it needs room the disk has not got; the next run, once there is room,
+/// sends the file again. An `--inplace` file is the file itself: left as
+/// far as it was written. A connection lost meanwhile is the error then
+/// (the partial stays, for the reconnected run to check).
+async fn out_of_room<D: Endpoint>(dst: &D, job: &FileJob, in_place: bool, e: FileError) -> Error {
+    let fate = match in_place {
+        true => Fate::InPlace,
+        false => {
+            let (partial, _) = tokio::join!(
+                dst.remove_file(&job.paths.partial),
+                dst.remove_file(&job.paths.meta)
+            );
+            match partial {
+                Ok(()) => Fate::Removed,
+                Err(Error::File(gone)) if gone.problem() == Problem::NotFound => Fate::Removed,
+                Err(Error::File(kept)) => Fate::Kept(kept.to_string()),
+                Err(fatal) => return fatal,
+            }
+        }
+    };
+    let cause = Cause::NoSpace {
+        cause: Box::new(e.cause),
+        fate,
+    };
+    FileError::new(&e.host, job.paths.dest.as_str(), cause).into()
+}
+
+async fn transfer_file<S: Endpoint, D: Endpoint>(
     src: &S,
     dst: &D,
     job: &FileJob,
@@ -262,8 +329,10 @@ async fn put_small<S: Endpoint, D: Endpoint>(
     }
     let sync = sync_before_rename(job, opts);
     clear_a_directory(dst, job, opts, places, Stage::Installing).await?;
+    // A new file and a rename: refused only by the directory.
     dst.put_whole(&job.paths.partial, &job.paths.dest, data, attrs, sync)
-        .await?;
+        .await
+        .map_err(|e| endpoint::refused_by_dir(e, false))?;
     reporter.bytes_done(&job.paths.dest, size);
     if job.sidecar {
         let _ = dst.remove_file(&job.paths.meta).await;
@@ -610,7 +679,7 @@ async fn fill_by_delta<S: Endpoint, D: Endpoint>(
     if delta.reuse_bytes == 0 {
         return Ok(None);
     }
-    let out = crate::endpoint::create_fresh(dst, &job.paths.partial).await?;
+    let out = endpoint::create_in(dst, &job.paths.partial).await?;
     reporter.file_started(&job.paths.dest, size, delta.reuse_bytes);
     let built = assemble::<S, D>(dst, source, job, &out, &delta, io, reporter).await;
     let phase = phase.done("assembled");
@@ -799,7 +868,7 @@ async fn fill_partial<S: Endpoint, D: Endpoint>(
         dst.open_write(&job.paths.partial, WriteMode::Keep, 0o600)
             .await?
     } else {
-        crate::endpoint::create_fresh(dst, &job.paths.partial).await?
+        endpoint::create_in(dst, &job.paths.partial).await?
     };
     let writing = Writing {
         io,
@@ -964,7 +1033,9 @@ async fn write_partial<S: Endpoint, D: Endpoint>(
 }
 
 /// Records what the partial is being copied from; false when that failed
-/// (a later resume then verifies the whole partial).
+/// (a later resume then verifies the whole partial), unless for want of
+/// room: the partial's data would find none either, and the file fails
+/// at once ([`is_out_of_room`]), not after a warning of its own.
 async fn write_sidecar<D: Endpoint>(dst: &D, job: &FileJob, window: u64) -> Result<bool> {
     let sidecar = Sidecar {
         source_size: job.source_meta.size,
@@ -974,6 +1045,7 @@ async fn write_sidecar<D: Endpoint>(dst: &D, job: &FileJob, window: u64) -> Resu
     match endpoint::write_small(dst, &job.paths.meta, sidecar.encode().as_bytes()).await {
         Ok(()) => Ok(true),
         Err(e) if e.is_fatal() => Err(e),
+        Err(Error::File(e)) if is_out_of_room(dst, job, &e) => Err(e.into()),
         Err(e) => {
             tracing::warn!("{e}: resuming this file later will verify the whole partial");
             Ok(false)

@@ -18,6 +18,7 @@ use std::collections::{HashMap, HashSet};
 
 use futures::stream::{self, StreamExt};
 
+use super::blocked::Blocked;
 use super::plan::Action;
 use super::{done, finish, item_kind, Options, Stats};
 use crate::endpoint::{Endpoint, Kind, XattrScope, Xattrs};
@@ -107,6 +108,7 @@ pub(crate) async fn compare<S: Endpoint, D: Endpoint>(
     dst: &D,
     kept: &[Kept],
     opts: &Options,
+    blocked: &Blocked,
     reporter: &dyn Reporter,
     stats: &mut Stats,
 ) -> Result<Compared> {
@@ -119,7 +121,7 @@ pub(crate) async fn compare<S: Endpoint, D: Endpoint>(
         .map(|kept| async move { (kept, read_both(src, dst, kept, scope).await) })
         .buffered(opts.jobs.max(1) * 4);
     while let Some((kept, read)) = reading.next().await {
-        let Some((want, have)) = super::absorb(read, &kept.dest, reporter, stats)? else {
+        let Some((want, have)) = super::absorb(read, &kept.dest, blocked, reporter, stats)? else {
             continue;
         };
         let want: Xattrs = want
@@ -184,6 +186,7 @@ pub(crate) async fn apply<D: Endpoint>(
     kept: &[Kept],
     actions: &[Action],
     opts: &Options,
+    blocked: &Blocked,
     reporter: &dyn Reporter,
     stats: &mut Stats,
 ) -> Result<()> {
@@ -235,6 +238,7 @@ pub(crate) async fn apply<D: Endpoint>(
         finish(
             item,
             set.map(|()| done(Outcome::Attributes)),
+            blocked,
             reporter,
             stats,
         )?;

@@ -86,6 +86,13 @@ pub(crate) enum Error {
     #[error(transparent)]
     File(#[from] FileError),
 
+    /// One entry's error that every other would meet too: the destination
+    /// directory cannot be made (its parent is missing), or the destination
+    /// is full. The run stops there, as rsync's receiver exits (its "error
+    /// in file IO").
+    #[error("{0}")]
+    Stop(FileError),
+
     #[error("interrupted by signal")]
     Interrupted,
 }
@@ -156,14 +163,164 @@ pub(crate) enum Cause {
     /// An I/O error on this machine.
     #[error(transparent)]
     Io(io::Error),
-    /// The server refused an operation on the file: an SFTP status, or the
-    /// helper's or the remote shell's answer.
+    /// The server refused an operation on the file: the helper's or the
+    /// remote shell's answer.
     #[error("{0}")]
     Server(String),
+    /// The server refused an SFTP request on the file: its status, kept
+    /// with the words shown, since the code says what kind of failure it
+    /// was ([`FileError::problem`]).
+    #[error("{message}")]
+    Status { code: Status, message: String },
     /// ferry refuses to handle the file: its name, its kind, or contents
     /// that changed or did not arrive whole.
     #[error("{0}")]
     Refused(String),
+    /// A directory of the destination failed, and with it whatever the
+    /// run would have put in it (reported once, as rsync's "Skipping any
+    /// contents from this failed directory").
+    #[error("{}", dir_failed(*.failure, cause))]
+    Dir {
+        failure: DirFailure,
+        cause: Box<Cause>,
+    },
+    /// A file's data could not be written for want of room (or, over SFTP,
+    /// with the generic failure a full disk gives): what became of its
+    /// partial is said, since a full disk is the user's to free.
+    #[error("write failed: {}; {fate}", no_space(cause))]
+    NoSpace { cause: Box<Cause>, fate: Fate },
+}
+
+/// An SFTP status code, as far as messages and the grouping of errors
+/// tell them apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Status {
+    NoSuchFile,
+    PermissionDenied,
+    /// `SSH_FX_FAILURE`: OpenSSH's sftp-server sends it for every errno
+    /// without an SFTP code of its own: ENOSPC, EDQUOT, EFBIG, EROFS...
+    Failure,
+    Other,
+}
+
+/// What kind of failure a [`FileError`] is, whichever side it happened on:
+/// what decides whether it concerns the file alone, its directory, or the
+/// whole destination.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Problem {
+    NotFound,
+    Denied,
+    ReadOnly,
+    /// ENOSPC, EDQUOT, EFBIG: the destination (or the user's share of it)
+    /// is full.
+    NoSpace,
+    /// SFTP's generic failure ([`Status::Failure`]): on a write, a full
+    /// disk or quota most of the time.
+    Failure,
+    Other,
+}
+
+/// How a directory failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum DirFailure {
+    /// It could not be made.
+    NotMade,
+    /// The destination itself could not be made: its parent is missing.
+    NoParent,
+    /// The destination itself could not be made, for another reason.
+    Destination,
+    /// Nothing can be created in it (its mode, a read-only mount, it is
+    /// gone).
+    NotWritable,
+}
+
+/// What became of a file's partial after its data could not be written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Fate {
+    Removed,
+    /// It could not be removed either (why).
+    Kept(String),
+    /// `--inplace`: the file itself, left as far as it was written.
+    InPlace,
+}
+
+impl fmt::Display for Fate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Fate::Removed => write!(f, "partial removed"),
+            Fate::Kept(why) => write!(f, "its partial could not be removed ({why})"),
+            Fate::InPlace => write!(f, "the file is left as far as it was written (--inplace)"),
+        }
+    }
+}
+
+/// The words of a [`Cause::Dir`].
+fn dir_failed(failure: DirFailure, cause: &Cause) -> String {
+    let hint = match cause.problem() {
+        Problem::Failure => " (a read-only file system, or no space left or quota exceeded?)",
+        _ => "",
+    };
+    match failure {
+        DirFailure::NotMade => {
+            format!("mkdir failed: {cause}{hint}; skipping any contents from this failed directory")
+        }
+        DirFailure::Destination => format!("mkdir failed: {cause}{hint}"),
+        DirFailure::NoParent => {
+            format!("mkdir failed: {cause} (its parent is missing; --mkpath makes it)")
+        }
+        DirFailure::NotWritable => {
+            format!("cannot create entries in this directory: {cause}{hint}; skipping its contents")
+        }
+    }
+}
+
+/// The words of a [`Cause::NoSpace`]: SFTP's bare "failure" says what it
+/// usually means.
+fn no_space(cause: &Cause) -> String {
+    match cause.problem() {
+        Problem::Failure => {
+            format!("no space left on device or quota exceeded? (the server says only: {cause})")
+        }
+        _ => cause.to_string(),
+    }
+}
+
+impl Cause {
+    /// What kind of failure this is ([`Problem`]).
+    pub(crate) fn problem(&self) -> Problem {
+        match self {
+            Cause::Io(e) => problem_of_errno(e.raw_os_error()),
+            // The helper answers with the I/O error's words, which end in
+            // its number: `No space left on device (os error 28)`.
+            Cause::Server(message) => problem_of_errno(os_error_in(message)),
+            Cause::Status { code, .. } => match code {
+                Status::NoSuchFile => Problem::NotFound,
+                Status::PermissionDenied => Problem::Denied,
+                Status::Failure => Problem::Failure,
+                Status::Other => Problem::Other,
+            },
+            Cause::Dir { cause, .. } => cause.problem(),
+            Cause::NoSpace { .. } => Problem::NoSpace,
+            Cause::Refused(_) => Problem::Other,
+        }
+    }
+}
+
+fn problem_of_errno(errno: Option<i32>) -> Problem {
+    match errno {
+        Some(libc::ENOENT | libc::ENOTDIR) => Problem::NotFound,
+        Some(libc::EACCES | libc::EPERM) => Problem::Denied,
+        Some(libc::EROFS) => Problem::ReadOnly,
+        Some(libc::ENOSPC | libc::EDQUOT | libc::EFBIG) => Problem::NoSpace,
+        _ => Problem::Other,
+    }
+}
+
+/// The number in a message's trailing `(os error N)`, as Rust's I/O errors
+/// end.
+fn os_error_in(message: &str) -> Option<i32> {
+    let (_, tail) = message.rsplit_once("(os error ")?;
+    tail.strip_suffix(')')?.parse().ok()
 }
 
 impl FileError {
@@ -187,7 +344,37 @@ impl FileError {
         FileError::new(host, path, Cause::Refused(message.into()))
     }
 
-    fn new(host: &Host, path: impl Into<String>, cause: Cause) -> FileError {
+    /// An SFTP request the server refused with `code`, in `message`.
+    pub(crate) fn status(
+        host: &Host,
+        path: impl Into<String>,
+        code: Status,
+        message: impl Into<String>,
+    ) -> FileError {
+        let message = message.into();
+        FileError::new(host, path, Cause::Status { code, message })
+    }
+
+    /// `dir` failed as `failure` says, for this error's cause (the cause
+    /// within, for an error about a directory already).
+    pub(crate) fn into_dir(self, dir: impl Into<String>, failure: DirFailure) -> FileError {
+        let cause = match self.cause {
+            Cause::Dir { cause, .. } => cause,
+            cause => Box::new(cause),
+        };
+        FileError {
+            host: self.host,
+            path: dir.into(),
+            cause: Cause::Dir { failure, cause },
+        }
+    }
+
+    /// What kind of failure this is ([`Problem`]).
+    pub(crate) fn problem(&self) -> Problem {
+        self.cause.problem()
+    }
+
+    pub(crate) fn new(host: &Host, path: impl Into<String>, cause: Cause) -> FileError {
         FileError {
             host: host.clone(),
             path: path.into(),
@@ -219,5 +406,56 @@ mod tests {
         assert_eq!(local.to_string(), "a.txt: no such file or directory");
         assert!(!local.is_fatal());
         assert!(Error::Interrupted.is_fatal());
+    }
+
+    #[test]
+    fn a_failure_says_what_kind_it_is_on_either_side() {
+        let errno = |n| Cause::Io(io::Error::from_raw_os_error(n)).problem();
+        assert_eq!(errno(libc::ENOSPC), Problem::NoSpace);
+        assert_eq!(errno(libc::EDQUOT), Problem::NoSpace);
+        assert_eq!(errno(libc::EROFS), Problem::ReadOnly);
+        assert_eq!(errno(libc::EACCES), Problem::Denied);
+        let helper = Cause::Server("No space left on device (os error 28)".into());
+        assert_eq!(helper.problem(), Problem::NoSpace);
+        assert_eq!(
+            Cause::Server("odd (os error x)".into()).problem(),
+            Problem::Other
+        );
+        let failure = FileError::status(&Host::remote("h"), "d/a", Status::Failure, "failed");
+        assert_eq!(failure.problem(), Problem::Failure);
+        assert_eq!(failure.to_string(), "h:d/a: failed");
+    }
+
+    #[test]
+    fn a_write_without_room_says_what_it_usually_means_and_what_was_removed() {
+        let failure = Cause::Status {
+            code: Status::Failure,
+            message: "failed (Failure)".into(),
+        };
+        let e = FileError::new(
+            &Host::remote("h"),
+            "d/mid.bin",
+            Cause::NoSpace {
+                cause: Box::new(failure),
+                fate: Fate::Removed,
+            },
+        );
+        assert_eq!(
+            e.to_string(),
+            "h:d/mid.bin: write failed: no space left on device or quota exceeded? \
+             (the server says only: failed (Failure)); partial removed"
+        );
+        let denied = FileError::io(
+            &Host::Local,
+            "d/.a.ferry-partial",
+            io::Error::from_raw_os_error(libc::EACCES),
+        );
+        let dir = denied.into_dir("d", DirFailure::NotWritable);
+        assert_eq!(dir.problem(), Problem::Denied);
+        assert!(
+            dir.to_string()
+                .starts_with("d: cannot create entries in this directory: "),
+            "{dir}"
+        );
     }
 }

@@ -21,7 +21,7 @@ use russh_sftp::protocol::{FileAttributes, Packet, StatusCode};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::error::{Error, FileError, Host, Result};
+use crate::error::{Error, FileError, Host, Result, Status};
 use crate::ssh::Connection;
 
 pub(crate) use check_file::MIN_BLOCK as CHECK_FILE_MIN_BLOCK;
@@ -431,7 +431,8 @@ impl Sftp {
         let timeout_secs = backstop_secs(self.timeout_secs);
         match e {
             SftpError::Status(status) => {
-                FileError::server(&self.label, path, status_message(&status)).into()
+                let code = status_code(status.status_code);
+                FileError::status(&self.label, path, code, status_message(&status)).into()
             }
             SftpError::Limited(msg) => FileError::server(&self.label, path, msg).into(),
             SftpError::Timeout => Error::Timeout {
@@ -443,6 +444,16 @@ impl Sftp {
                 detail: other.to_string(),
             },
         }
+    }
+}
+
+/// An SFTP status code as the library's errors tell them apart.
+fn status_code(code: StatusCode) -> Status {
+    match code {
+        StatusCode::NoSuchFile => Status::NoSuchFile,
+        StatusCode::PermissionDenied => Status::PermissionDenied,
+        StatusCode::Failure => Status::Failure,
+        _ => Status::Other,
     }
 }
 
