@@ -202,6 +202,7 @@ const TOGGLES: &[Toggle] = &[
     t("atimes", Some('U'), "Preserve access times (not supported yet: refused, never dropped)", COPYING, &[On(Flag::Atimes)]),
     no("no-atimes", &["no-U"], &[Off(Flag::Atimes)]),
     t("open-noatime", None, "Open files without changing their access times (not supported yet: refused)", COPYING, &[On(Flag::OpenNoatime)]),
+    no("no-open-noatime", &[], &[Off(Flag::OpenNoatime)]),
     t("crtimes", Some('N'), "Preserve creation times (refused: Linux cannot set them)", COPYING, &[On(Flag::Crtimes)]),
     no("no-crtimes", &["no-N"], &[Off(Flag::Crtimes)]),
     t("super", None, "Receiver attempts super-user activities (not supported yet: refused)", COPYING, &[On(Flag::Super)]),
@@ -228,7 +229,7 @@ const TOGGLES: &[Toggle] = &[
     t("relative", Some('R'), "Use the source paths as given under the destination (/./ marks where they start)", COPYING, &[On(Flag::Relative)]),
     no("no-relative", &["no-R"], &[Off(Flag::Relative)]),
     no("no-implied-dirs", &["no-i-d"], &[Off(Flag::ImpliedDirs)]),
-    t("implied-dirs", None, "", COPYING, &[On(Flag::ImpliedDirs)]),
+    Toggle { aliases: &["i-d"], ..t("implied-dirs", None, "", COPYING, &[On(Flag::ImpliedDirs)]) },
     t("mkpath", None, "Create the destination's missing parent directories", COPYING, &[On(Flag::Mkpath)]),
     no("no-mkpath", &[], &[Off(Flag::Mkpath)]),
     t("one-file-system", Some('x'), "Don't cross file system boundaries (-xx: nor create the mount points)", COPYING, &[Count(Counter::OneFileSystem)]),
@@ -408,7 +409,10 @@ mod tests {
     use super::*;
 
     fn flags(args: &[&str]) -> Flags {
-        let command = Command::new("t").arg(Arg::new("paths").num_args(0..));
+        // -h is --human-readable, as in ferry's own command.
+        let command = Command::new("t")
+            .disable_help_flag(true)
+            .arg(Arg::new("paths").num_args(0..));
         let command = augment(command, Purpose::Parsing);
         let matches = command
             .try_get_matches_from(std::iter::once("t").chain(args.iter().copied()))
