@@ -1077,3 +1077,42 @@ fn logs_off_a_terminal_carry_no_colour_codes() {
     assert!(out.stderr.contains("INFO"), "-vv logs\n{out}");
     assert!(!out.stderr.contains('\x1b'), "{out}");
 }
+
+/// A directory named without -r or -d: rsync's `skipping directory NAME`
+/// on stdout (an info line, piped or not), exit 0, nothing made; no
+/// `--info` word silences it, -q does. Compared with rsync line for line.
+#[test]
+fn a_directory_without_recursion_is_skipped_in_rsyncs_words() {
+    require_rsync();
+    let dir = tempfile::tempdir().unwrap();
+    write_file(&dir.path().join("dir/f"), b"data");
+    let lines: [&[&str]; 6] = [
+        &["dir"],
+        &["--info=nonreg0", "dir"],
+        &["-q", "dir"],
+        &["-n", "dir"],
+        &["dir", "dir"],
+        &["dir/"],
+    ];
+    for line in lines {
+        let dest = dir.path().join("dest");
+        let mut rsync = std::process::Command::new("rsync");
+        rsync.current_dir(dir.path()).args(line).arg("dest");
+        let rsync = run_with_deadline(&mut rsync, std::time::Duration::from_secs(60));
+        assert!(!dest.exists(), "{line:?}: rsync made the destination");
+        let ferry = FerryCmd::bare(dir.path())
+            .current_dir(dir.path())
+            .args(line)
+            .arg("dest")
+            .run_default();
+        assert!(
+            !dest.exists(),
+            "{line:?}: ferry made the destination\n{ferry}"
+        );
+        assert_eq!(
+            (ferry.code, ferry.stdout.as_str(), ferry.stderr.as_str()),
+            (rsync.code, rsync.stdout.as_str(), rsync.stderr.as_str()),
+            "{line:?}: ferry, then rsync"
+        );
+    }
+}
