@@ -195,9 +195,11 @@ impl<'a> Item<'a> {
 /// What one of rsync's `--info` lines is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Mention {
-    /// A directory skipped without `-r`, a device, fifo or socket skipped
-    /// (`NONREG`: on unless `-q`).
+    /// A device, fifo or socket skipped (`NONREG`: on unless `-q`).
     NonRegular,
+    /// A directory skipped without `-r` or `-d`: rsync prints it whatever
+    /// `--info` says (a plain info line), silenced by `-q` alone.
+    Directory,
     /// An entry an option leaves alone: `--existing`, `--ignore-existing`,
     /// `-u`, `--max-size`, `--min-size` (`SKIP`: from `-vv`).
     Skipped,

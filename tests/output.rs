@@ -373,6 +373,59 @@ fn man_page_and_completions_come_from_the_flags() {
     // rsync's -h is --human-readable; alone it prints the help, as rsync's.
     let help = FerryCmd::bare(home.path()).arg("-h").run_ok();
     assert!(help.stdout.contains("--itemize-changes"), "{help}");
+    // The man page carries what --help says after the options.
+    for section in [
+        ".SH \"WHAT IS COPIED\"",
+        ".SH EXAMPLES",
+        ".SH \"EXIT STATUS\"",
+        ".SH \"SEE ALSO\"",
+    ] {
+        assert!(man.stdout.contains(section), "man page lacks {section}");
+    }
+    assert!(man.stdout.contains("ferry demo syncs"), "{man}");
+    assert!(man.stdout.contains("\\fB255\\fR"), "{man}");
+}
+
+/// --help: one option a line, in rsync's man page's groups and then
+/// ferry's own, then examples, the demo and the exit codes; the same text
+/// as rsync's `-h` alone.
+#[test]
+fn help_groups_the_options_and_ends_with_examples_and_exit_codes() {
+    let home = tempfile::tempdir().unwrap();
+    let help = FerryCmd::bare(home.path()).arg("--help").run_ok();
+    let text = &help.stdout;
+    let mut from = 0;
+    for heading in [
+        "Usage: ferry [OPTIONS] SRC... [USER@]HOST:DEST",
+        "\nWhat is copied:\n  -a, --archive ",
+        "\nDeciding what to send:\n",
+        "\nFilters:\n",
+        "\nDeleting:\n",
+        "\nWriting files:\n",
+        "\nOutput:\n",
+        "\nConnection:\n",
+        "\nferry's own (not in rsync):\n",
+        "\nHelp and installation:\n",
+        "\nExamples:\n",
+        "ferry demo",
+        "\nExit codes",
+        "255  could not connect",
+    ] {
+        let at = text[from..]
+            .find(heading)
+            .unwrap_or_else(|| panic!("{heading:?} missing or out of order\n{text}"));
+        from += at + heading.len();
+    }
+    // No catch-all group: every option is under one of the headings.
+    assert!(!text.contains("\nOptions:\n"), "{text}");
+    assert!(text.lines().all(|l| l.chars().count() <= 100), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("      --delete ") && l.contains("Delete destination files")),
+        "one option a line, its help beside it\n{text}"
+    );
+    let h = FerryCmd::bare(home.path()).arg("-h").run_ok();
+    assert_eq!(h.stdout, help.stdout);
 }
 
 /// The sizes of the regular files under `root`, added up.
@@ -1086,6 +1139,45 @@ fn progress_keeps_its_totals_across_a_reconnect() {
         assert!(
             line.contains(" 0/1 files") || line.contains(" 1/1 files"),
             "one file counted as more: {line}\n{out}"
+        );
+    }
+}
+
+/// A directory named without -r or -d: rsync's `skipping directory NAME`
+/// on stdout (an info line, piped or not), exit 0, nothing made; no
+/// `--info` word silences it, -q does. Compared with rsync line for line.
+#[test]
+fn a_directory_without_recursion_is_skipped_in_rsyncs_words() {
+    require_rsync();
+    let dir = tempfile::tempdir().unwrap();
+    write_file(&dir.path().join("dir/f"), b"data");
+    let lines: [&[&str]; 6] = [
+        &["dir"],
+        &["--info=nonreg0", "dir"],
+        &["-q", "dir"],
+        &["-n", "dir"],
+        &["dir", "dir"],
+        &["dir/"],
+    ];
+    for line in lines {
+        let dest = dir.path().join("dest");
+        let mut rsync = std::process::Command::new("rsync");
+        rsync.current_dir(dir.path()).args(line).arg("dest");
+        let rsync = run_with_deadline(&mut rsync, std::time::Duration::from_secs(60));
+        assert!(!dest.exists(), "{line:?}: rsync made the destination");
+        let ferry = FerryCmd::bare(dir.path())
+            .current_dir(dir.path())
+            .args(line)
+            .arg("dest")
+            .run_default();
+        assert!(
+            !dest.exists(),
+            "{line:?}: ferry made the destination\n{ferry}"
+        );
+        assert_eq!(
+            (ferry.code, ferry.stdout.as_str(), ferry.stderr.as_str()),
+            (rsync.code, rsync.stdout.as_str(), rsync.stderr.as_str()),
+            "{line:?}: ferry, then rsync"
         );
     }
 }

@@ -14,11 +14,13 @@ pub(crate) mod lines;
 mod listing;
 pub(crate) mod logfile;
 pub(crate) mod outformat;
+mod parse_error;
 pub(crate) mod progress;
 mod remote_list;
 mod rsync_path;
 pub(crate) mod settings;
 pub(crate) mod toggles;
+mod unsupported;
 
 use std::io::IsTerminal;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -46,15 +48,7 @@ use toggles::{Counter, Flag};
 pub fn main() -> i32 {
     let args = match Args::parse_from_env() {
         Ok(args) => args,
-        Err(e) => {
-            let code = if e.use_stderr() {
-                ExitCode::Usage.code()
-            } else {
-                0
-            };
-            let _ = e.print();
-            return code;
-        }
+        Err(e) => return parse_error::report(e, parse_error::json_asked(std::env::args_os())),
     };
     if args.server {
         return crate::protocol::server::run();

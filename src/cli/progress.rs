@@ -38,6 +38,9 @@ pub(crate) struct Display {
     pub progress: ProgressMode,
     /// `-v`: notes (skipped entries) and the closing summary.
     pub verbose: bool,
+    /// rsync's info lines that no `--info` word governs (`skipping
+    /// directory`): all but `-q`.
+    pub info: bool,
     /// rsync's `NONREG` and `SKIP` lines (`--info`).
     pub nonreg: bool,
     pub skip: bool,
@@ -51,6 +54,7 @@ impl Display {
         Display {
             progress: ProgressMode::Off,
             verbose: false,
+            info: false,
             nonreg: false,
             skip: false,
             backup: false,
@@ -554,6 +558,7 @@ impl Reporter for ConsoleReporter {
 
     fn mention(&self, what: Mention, message: &str) {
         let shown = match what {
+            Mention::Directory => self.display.info,
             Mention::NonRegular => self.display.nonreg,
             Mention::Skipped => self.display.skip,
             Mention::Backup => self.display.backup,

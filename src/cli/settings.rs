@@ -656,6 +656,7 @@ fn display_of(args: &Args, info: &Info) -> Display {
     Display {
         progress,
         verbose: flags.count(Counter::Verbose) > 0 && !quiet,
+        info: !quiet,
         nonreg: !quiet && info.level(Word::NonReg) > 0,
         skip: !quiet && info.level(Word::Skip) > 0,
         backup: !quiet && info.level(Word::Backup) > 0,

@@ -122,12 +122,19 @@ struct Toggle {
     effects: &'static [Effect],
 }
 
-const COPYING: &str = "What is copied";
-const SELECTING: &str = "Deciding what to send";
-const DELETING: &str = "Deleting";
-const WRITING: &str = "Writing files";
-const OUTPUT: &str = "Output";
-const CONNECTION: &str = "Connection";
+// `--help`'s groups, as rsync's man page orders its options. clap shows a
+// heading where an option first names it, so `Args` lists its fields in
+// this order too.
+pub(crate) const COPYING: &str = "What is copied";
+pub(crate) const SELECTING: &str = "Deciding what to send";
+pub(crate) const FILTERS: &str = "Filters";
+pub(crate) const DELETING: &str = "Deleting";
+pub(crate) const WRITING: &str = "Writing files";
+pub(crate) const OUTPUT: &str = "Output";
+pub(crate) const CONNECTION: &str = "Connection";
+/// Options rsync does not have.
+pub(crate) const OWN: &str = "ferry's own (not in rsync)";
+pub(crate) const HELP: &str = "Help and installation";
 
 const fn t(
     long: &'static str,
@@ -202,6 +209,7 @@ const TOGGLES: &[Toggle] = &[
     t("atimes", Some('U'), "Preserve access times (not supported yet: refused, never dropped)", COPYING, &[On(Flag::Atimes)]),
     no("no-atimes", &["no-U"], &[Off(Flag::Atimes)]),
     t("open-noatime", None, "Open files without changing their access times (not supported yet: refused)", COPYING, &[On(Flag::OpenNoatime)]),
+    no("no-open-noatime", &[], &[Off(Flag::OpenNoatime)]),
     t("crtimes", Some('N'), "Preserve creation times (refused: Linux cannot set them)", COPYING, &[On(Flag::Crtimes)]),
     no("no-crtimes", &["no-N"], &[Off(Flag::Crtimes)]),
     t("super", None, "Receiver attempts super-user activities (not supported yet: refused)", COPYING, &[On(Flag::Super)]),
@@ -228,7 +236,7 @@ const TOGGLES: &[Toggle] = &[
     t("relative", Some('R'), "Use the source paths as given under the destination (/./ marks where they start)", COPYING, &[On(Flag::Relative)]),
     no("no-relative", &["no-R"], &[Off(Flag::Relative)]),
     no("no-implied-dirs", &["no-i-d"], &[Off(Flag::ImpliedDirs)]),
-    t("implied-dirs", None, "", COPYING, &[On(Flag::ImpliedDirs)]),
+    Toggle { aliases: &["i-d"], ..t("implied-dirs", None, "", COPYING, &[On(Flag::ImpliedDirs)]) },
     t("mkpath", None, "Create the destination's missing parent directories", COPYING, &[On(Flag::Mkpath)]),
     no("no-mkpath", &[], &[Off(Flag::Mkpath)]),
     t("one-file-system", Some('x'), "Don't cross file system boundaries (-xx: nor create the mount points)", COPYING, &[Count(Counter::OneFileSystem)]),
@@ -286,7 +294,7 @@ const TOGGLES: &[Toggle] = &[
     t("list-only", None, "List the source files instead of copying them", OUTPUT, &[On(Flag::ListOnly)]),
     t("8-bit-output", Some('8'), "Names are printed as they are (control characters escaped): always", OUTPUT, &[On(Flag::EightBitOutput)]),
     no("no-8-bit-output", &["no-8"], &[Off(Flag::EightBitOutput)]),
-    t("json", None, "One JSON object per line on stdout for each file action, then a summary with totals and the exit code (schema: docs/JSON.md)", OUTPUT, &[On(Flag::Json)]),
+    t("json", None, "One JSON object per line on stdout for each file action, then a summary with totals and the exit code (schema: docs/JSON.md)", OWN, &[On(Flag::Json)]),
     t("compress", Some('z'), "Compress the SSH connection (zlib; helps on slow links with compressible data)", CONNECTION, &[On(Flag::Compress)]),
     no("no-compress", &["no-z"], &[Off(Flag::Compress)]),
     t("ipv4", Some('4'), "Connect over IPv4 only", CONNECTION, &[On(Flag::Ipv4), Off(Flag::Ipv6)]),
@@ -312,8 +320,15 @@ pub(crate) enum Purpose {
 }
 
 /// Adds every option of the table to `command`.
-pub(crate) fn augment(mut command: Command, purpose: Purpose) -> Command {
-    for toggle in TOGGLES {
+pub(crate) fn augment(command: Command, purpose: Purpose) -> Command {
+    // Under each heading the table's options come first, in its order,
+    // then the ones with a value (`-a -r ... --chmod`), as rsync's help
+    // puts the common switches first.
+    let mut command = command.mut_args(|arg| {
+        let order = arg.get_display_order();
+        arg.display_order(order + TOGGLES.len())
+    });
+    for (order, toggle) in TOGGLES.iter().enumerate() {
         // Append, not Count, to parse: clap keeps the position of every
         // occurrence only for appended values, and the order is what
         // rsync reads. Help would show those as repeatable values.
@@ -324,7 +339,7 @@ pub(crate) fn augment(mut command: Command, purpose: Purpose) -> Command {
                 .default_missing_value(""),
             Purpose::Describing => Arg::new(toggle.long).action(ArgAction::SetTrue),
         };
-        arg = arg.help_heading(toggle.heading);
+        arg = arg.help_heading(toggle.heading).display_order(order);
         // -P has no long name: its table name is its letter.
         if toggle.long.len() > 1 {
             arg = arg.long(toggle.long);
@@ -408,7 +423,10 @@ mod tests {
     use super::*;
 
     fn flags(args: &[&str]) -> Flags {
-        let command = Command::new("t").arg(Arg::new("paths").num_args(0..));
+        // -h is --human-readable, as in ferry's own command.
+        let command = Command::new("t")
+            .disable_help_flag(true)
+            .arg(Arg::new("paths").num_args(0..));
         let command = augment(command, Purpose::Parsing);
         let matches = command
             .try_get_matches_from(std::iter::once("t").chain(args.iter().copied()))

@@ -642,7 +642,7 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
         match meta.kind {
             Kind::Dir => self
                 .reporter
-                .mention(Mention::NonRegular, &format!("skipping directory {shown}")),
+                .mention(Mention::Directory, &format!("skipping directory {shown}")),
             Kind::Symlink | Kind::Node(_) | Kind::Other if !self.makes_entry(meta) => {
                 self.reporter.mention(
                     Mention::NonRegular,
