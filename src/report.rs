@@ -243,9 +243,10 @@ pub(crate) enum FileStep {
     /// Block hashes of both sides, to find what the old file holds
     /// already (a delta); counted in bytes of the new file.
     Hashing,
-    /// A partial from an earlier run compared with the source before it is
-    /// continued; counted in bytes compared.
-    Verifying,
+    /// A partial from an earlier run, of `partial` bytes, compared with the
+    /// source before it is continued; counted in bytes compared (all of
+    /// it, or its last window when its sidecar vouches for the rest).
+    Verifying { partial: u64 },
     /// The copy's whole-file hash against the source's: one answer, no
     /// count.
     Checking,
@@ -255,7 +256,7 @@ impl FileStep {
     pub(crate) fn name(self) -> &'static str {
         match self {
             FileStep::Hashing => "hashing",
-            FileStep::Verifying => "verifying",
+            FileStep::Verifying { .. } => "verifying",
             FileStep::Checking => "checking",
         }
     }

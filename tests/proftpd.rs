@@ -69,10 +69,8 @@ fn verbose_names_the_servers_check_file_extension() {
     // quick check sends it again.
     set_mtime(&src, 1_600_000_000);
     let out = push();
-    let expected = format!(
-        "ferry: remote hashing on [127.0.0.1]:{}: check-file",
-        server.port()
-    );
+    // The host as typed, as every message names it.
+    let expected = format!("ferry: remote hashing on {HOST_ALIAS}: check-file");
     assert!(
         out.stderr.lines().any(|line| line == expected),
         "-v does not say {expected:?}\n{out}"

@@ -64,6 +64,13 @@ fn interrupt_and_resume(way: Way, signal: libc::c_int) {
         stopped_after < Duration::from_secs(5),
         "ferry took {stopped_after:?} to stop after the signal\n{out}"
     );
+    if signal != libc::SIGKILL {
+        // It says what it kept and what to do.
+        out.assert_stderr_contains(
+            "1 file was cut short; what reached the destination is kept: \
+             run the same command again to resume",
+        );
+    }
 
     proxy.set_stall(None);
     proxy.wait_idle(Duration::from_secs(10));

@@ -22,9 +22,10 @@ pub(crate) mod settings;
 pub(crate) mod toggles;
 mod unsupported;
 
+use std::collections::BTreeSet;
 use std::io::IsTerminal;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use crate::endpoint::remote::tier::{Describe, HelperSource, OnChosen, TierChoice, Wanted};
 use crate::endpoint::{LocalFs, RemoteFs};
@@ -109,6 +110,9 @@ pub fn main() -> i32 {
 struct Output {
     screen: Screen,
     log: Option<LogFile>,
+    /// Files some of whose data reached the destination, not yet finished:
+    /// what a run cut short leaves as partials.
+    cut_short: Mutex<BTreeSet<String>>,
 }
 
 enum Screen {
@@ -141,7 +145,11 @@ impl Output {
                 &settings.dest,
             )),
         };
-        Output { screen, log }
+        Output {
+            screen,
+            log,
+            cut_short: Mutex::default(),
+        }
     }
 
     fn screen(&self) -> &dyn Reporter {
@@ -153,6 +161,7 @@ impl Output {
 
     /// The end of the run: the error, the statistics and summary asked for.
     fn close(&self, settings: &Settings, stats: &Stats, code: i32, error: Option<&Error>) {
+        self.say_what_is_kept(settings, error);
         if let Some(log) = &self.log {
             log.close(&logfile::Ending {
                 stats,
@@ -196,6 +205,44 @@ impl Output {
     }
 }
 
+impl Output {
+    /// After an interruption, or a connection lost for good, the files cut
+    /// short: their partials stay, and the same command resumes them.
+    fn say_what_is_kept(&self, settings: &Settings, error: Option<&Error>) {
+        let stopped = matches!(
+            error,
+            Some(Error::Interrupted | Error::ConnectionLost { .. } | Error::Timeout { .. })
+        );
+        let cut_short = self.cut_short.lock().map(|c| c.len()).unwrap_or(0);
+        if !stopped || cut_short == 0 || settings.quiet {
+            return;
+        }
+        let files = match cut_short {
+            1 => "1 file was".to_string(),
+            n => format!("{n} files were"),
+        };
+        eprintln!(
+            "ferry: {files} cut short; what reached the destination is kept: run the same \
+             command again to resume (it is verified against the source first)"
+        );
+    }
+
+    fn note_progress(&self, path: &str, bytes: u64) {
+        let Ok(mut cut_short) = self.cut_short.lock() else {
+            return;
+        };
+        if bytes > 0 && !cut_short.contains(path) {
+            cut_short.insert(path.to_string());
+        }
+    }
+
+    fn note_end(&self, path: &str) {
+        if let Ok(mut cut_short) = self.cut_short.lock() {
+            cut_short.remove(path);
+        }
+    }
+}
+
 /// The log file, or None when it cannot be opened: rsync then says so and
 /// goes on.
 fn open_log(path: &std::path::Path, settings: &Settings, lines: Arc<Lines>) -> Option<LogFile> {
@@ -222,15 +269,18 @@ impl Reporter for Output {
         self.screen().file_started(path, size, resume_from)
     }
     fn bytes_done(&self, path: &str, bytes: u64) {
+        self.note_progress(path, bytes);
         self.screen().bytes_done(path, bytes)
     }
     fn finished(&self, item: &Item<'_>) {
+        self.note_end(item.path);
         self.screen().finished(item);
         if let Some(log) = &self.log {
             log.finished(item);
         }
     }
     fn file_failed(&self, path: &str, error: &FileError) {
+        self.note_end(path);
         self.screen().file_failed(path, error);
         if let Some(log) = &self.log {
             log.file_failed(path, error);
@@ -539,7 +589,7 @@ async fn with_remote_list<'a>(
     let Some(list) = &settings.remote_files_from else {
         return Ok(std::borrow::Cow::Borrowed(opts));
     };
-    let files_from = remote_list::read(remote, list, conn.host()).await?;
+    let files_from = remote_list::read(remote, list, conn.alias()).await?;
     Ok(std::borrow::Cow::Owned(engine::Options {
         files_from: Some(Arc::new(files_from)),
         ..opts.clone()
@@ -678,7 +728,7 @@ async fn connect(
     };
     let conn = Arc::new(Connection::open(host, &opts).await?);
     let sftp = Arc::new(Sftp::open(&conn).await?);
-    let remote = RemoteFs::new(conn.clone(), sftp, tier_choice(settings, conn.host()));
+    let remote = RemoteFs::new(conn.clone(), sftp, tier_choice(settings, conn.alias()));
     Ok((remote, conn))
 }
 

@@ -75,7 +75,7 @@ pub(crate) struct ConsoleReporter {
     lines: std::sync::Arc<Lines>,
     /// The destination as given: names print relative to it, as rsync's.
     dest_root: String,
-    bars: Option<Bars>,
+    bars: Option<Box<Bars>>,
 }
 
 /// The bars and what they count.
@@ -91,6 +91,9 @@ struct Bars {
     files_done: AtomicU64,
     /// What the run does now, and how far: the overall line's words.
     doing: Mutex<Doing>,
+    /// Bytes of each file taken out of the overall total as already in
+    /// place ([`Bars::set_aside`]).
+    set_aside: Mutex<HashMap<String, u64>>,
 }
 
 /// The overall line's words besides the counts.
@@ -131,7 +134,8 @@ impl ConsoleReporter {
         lines: std::sync::Arc<Lines>,
         dest_root: &str,
     ) -> ConsoleReporter {
-        let bars = (display.progress != ProgressMode::Off).then(|| Bars::new(display.progress));
+        let bars =
+            (display.progress != ProgressMode::Off).then(|| Box::new(Bars::new(display.progress)));
         ConsoleReporter {
             display,
             lines,
@@ -191,6 +195,7 @@ impl Bars {
             on_terminal,
             files_total: AtomicU64::new(0),
             files_done: AtomicU64::new(0),
+            set_aside: Mutex::default(),
             doing: Mutex::new(Doing {
                 phase: Phase::Connecting,
                 listed: 0,
@@ -240,6 +245,21 @@ impl Bars {
         }
     }
 
+    /// Takes the `bytes` of the file at `path` already in place out of the
+    /// overall total (they never cross the wire), instead of what was
+    /// taken out for it before: a partial's length while it is verified,
+    /// then what was found good.
+    fn set_aside(&self, path: &str, bytes: u64) {
+        let Ok(mut set_aside) = self.set_aside.lock() else {
+            return;
+        };
+        let before = set_aside.insert(path.to_string(), bytes).unwrap_or(0);
+        if let Some(total) = self.overall.length() {
+            self.overall
+                .set_length((total + before).saturating_sub(bytes));
+        }
+    }
+
     /// A reconnect: the bars of files in flight go (their files start
     /// again, with bars of their own), the overall bar stays as it is.
     fn drop_file_bars(&self) {
@@ -251,64 +271,63 @@ impl Bars {
         }
     }
 
-    /// The bar of the file at `path`, made with `template` where it has
-    /// none and it is large enough for one; None for a small file.
-    fn file_bar(&self, path: &str, size: u64, template: &str) -> Option<ProgressBar> {
-        if !self.per_file || size < FILE_BAR_MIN {
-            return None;
-        }
-        if let Some(bar) = self.existing_bar(path, size, template) {
-            return Some(bar);
-        }
+    /// Shows `bar` for the file at `path`, in place of the bar it had for
+    /// an earlier step (a new bar: its rate starts from nothing); None
+    /// when it had none and as many bars as fit are shown.
+    fn show_file_bar(&self, path: &str, bar: ProgressBar) -> Option<ProgressBar> {
         let mut files = self.files.lock().ok()?;
-        if files.len() >= FILE_BARS_MAX {
-            return None;
-        }
-        let bar = self.multi.add(ProgressBar::new(size));
-        bar.set_style(style(template));
+        let bar = match files.remove(path) {
+            Some(old) => {
+                let bar = self.multi.insert_after(&old, bar);
+                old.finish_and_clear();
+                self.multi.remove(&old);
+                bar
+            }
+            None if files.len() >= FILE_BARS_MAX => return None,
+            None => self.multi.add(bar),
+        };
         files.insert(path.to_string(), bar.clone());
-        Some(bar)
-    }
-
-    /// The file's bar from an earlier step, if it has one, started over
-    /// with `template` for `size` bytes.
-    fn existing_bar(&self, path: &str, size: u64, template: &str) -> Option<ProgressBar> {
-        let bar = self.files.lock().ok()?.get(path).cloned()?;
-        bar.disable_steady_tick();
-        bar.set_style(style(template));
-        bar.reset();
-        bar.set_length(size);
         Some(bar)
     }
 
     /// A bar for the file at `path`, labelled `shown`, from `resume_from`.
     fn start_file(&self, path: &str, shown: &str, size: u64, resume_from: u64) {
-        if let Some(bar) = self.file_bar(path, size, FILE_COUNTING) {
+        if self.per_file && size >= FILE_BAR_MIN {
+            let bar = new_bar(size, FILE_COUNTING, shown.to_string());
+            // Counted before it is shown, then forgotten by the estimate:
+            // the bytes in place are not a rate.
             bar.set_position(resume_from);
             bar.reset_eta();
-            bar.set_message(shown.to_string());
+            self.show_file_bar(path, bar);
         }
     }
 
     /// The file's bar (or, with the overall line alone, that line) shows
     /// `step` over `bytes`.
     fn start_step(&self, path: &str, shown: &str, step: FileStep, bytes: u64) {
+        let message = format!("{} {shown}", step.name());
         // The check comes after the copy: only a file with a bar gets one.
-        let bar = match step {
-            FileStep::Checking => self.existing_bar(path, 0, FILE_WAITING),
-            _ => self.file_bar(path, bytes, FILE_COUNTING),
+        let has_bar = || self.files.lock().is_ok_and(|f| f.contains_key(path));
+        let template = match step {
+            FileStep::Checking if has_bar() => Some(FILE_WAITING),
+            FileStep::Hashing | FileStep::Verifying { .. } if bytes >= FILE_BAR_MIN => {
+                Some(FILE_COUNTING)
+            }
+            _ => None,
         };
-        match bar {
-            Some(bar) => {
-                bar.set_message(format!("{} {shown}", step.name()));
-                if step == FileStep::Checking {
-                    bar.enable_steady_tick(Duration::from_millis(200));
+        match template {
+            Some(template) if self.per_file => {
+                let bar = new_bar(bytes, template, message);
+                if let Some(bar) = self.show_file_bar(path, bar) {
+                    if step == FileStep::Checking {
+                        bar.enable_steady_tick(Duration::from_millis(200));
+                    }
                 }
             }
-            None if !self.per_file => {
+            _ if !self.per_file => {
                 self.update(|doing| doing.step = Some((shown.to_string(), step, 0, bytes)));
             }
-            None => {}
+            _ => {}
         }
     }
 
@@ -414,6 +433,13 @@ impl TermLike for LogLines {
     }
 }
 
+/// A file's bar, drawn nowhere until [`Bars::show_file_bar`] places it.
+fn new_bar(len: u64, template: &str, message: String) -> ProgressBar {
+    ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::hidden())
+        .with_style(style(template))
+        .with_message(message)
+}
+
 fn style(template: &str) -> ProgressStyle {
     ProgressStyle::with_template(template)
         .unwrap_or_else(|_| ProgressStyle::default_bar())
@@ -437,6 +463,10 @@ impl Reporter for ConsoleReporter {
             let done = bars.files_done.load(Ordering::Relaxed);
             bars.files_total.store(done + files, Ordering::Relaxed);
             bars.overall.set_length(bars.overall.position() + bytes);
+            // The plan counts every file whole: nothing set aside yet.
+            if let Ok(mut set_aside) = bars.set_aside.lock() {
+                set_aside.clear();
+            }
             bars.update(|doing| {
                 if !doing.planned {
                     let template = match bars.on_terminal {
@@ -448,6 +478,7 @@ impl Reporter for ConsoleReporter {
                     bars.overall.reset_eta();
                 }
                 doing.planned = true;
+                doing.phase = Phase::Transferring;
             });
         }
     }
@@ -472,6 +503,9 @@ impl Reporter for ConsoleReporter {
 
     fn file_step(&self, path: &str, step: FileStep, bytes: u64) {
         if let Some(bars) = &self.bars {
+            if let FileStep::Verifying { partial } = step {
+                bars.set_aside(path, partial);
+            }
             bars.start_step(path, &self.shown(path), step, bytes);
         }
     }
@@ -496,9 +530,7 @@ impl Reporter for ConsoleReporter {
         if let Some(bars) = &self.bars {
             // Reused bytes never cross the wire: counting them as progress
             // would make the rate and ETA lie.
-            if let Some(total) = bars.overall.length() {
-                bars.overall.set_length(total.saturating_sub(resume_from));
-            }
+            bars.set_aside(path, resume_from);
             bars.update(|doing| doing.step = None);
             bars.start_file(path, &self.shown(path), size, resume_from);
         }

@@ -137,7 +137,7 @@ impl RemoteFs {
     /// a process on the server), never before.
     pub(crate) fn new(conn: Arc<Connection>, sftp: Arc<Sftp>, choice: TierChoice) -> RemoteFs {
         RemoteFs {
-            label: Host::remote(sftp.host()),
+            label: sftp.label().clone(),
             describe: choice.describe,
             conn,
             sftp,

@@ -135,6 +135,19 @@ pub(crate) struct Repair {
 /// Most 1 MiB blocks compared at once: bounds memory to twice this in MiB.
 const BLOCKS_IN_FLIGHT: usize = 8;
 
+/// The head of a partial of `len` bytes that [`repair`] leaves unread: what
+/// `sidecar`, when it still describes `source`, vouches for (all but its
+/// last window), to be checked with the whole file after the copy.
+pub(crate) fn unchecked_head(len: u64, sidecar: Option<Sidecar>, source: &Meta) -> u64 {
+    match sidecar {
+        Some(s) if s.describes(source) => {
+            let start = len.saturating_sub(s.window);
+            start - start % VERIFY_BLOCK
+        }
+        _ => 0,
+    }
+}
+
 /// Compares the partial (open for reading and writing as `partial`) with the
 /// source, block by block with blake3, and rewrites each block that differs
 /// from the source's data just read, so that only bad blocks are sent, not
@@ -153,16 +166,7 @@ pub(crate) async fn repair<S: Endpoint, D: Endpoint>(
     on_checked: &(dyn Fn(u64) + Sync),
 ) -> Result<Repair> {
     let len = partial_len.min(source.meta.size);
-    let from = match sidecar {
-        Some(s) if s.describes(&source.meta) => {
-            let start = len.saturating_sub(s.window);
-            start - start % VERIFY_BLOCK
-        }
-        _ => 0,
-    };
-    // The head a sidecar vouches for is checked with the whole file after
-    // the copy: done, as far as this step goes.
-    on_checked(from);
+    let from = unchecked_head(len, sidecar, &source.meta);
     let blocks = (from..len).step_by(VERIFY_BLOCK as usize);
     let rewritten = stream::iter(blocks)
         .map(|start| {

@@ -951,7 +951,6 @@ async fn write_partial<S: Endpoint, D: Endpoint>(
     let mut read_back = false;
     if let Some(partial) = job.partial.filter(|p| p.size > 0) {
         let dest = &job.paths.dest;
-        reporter.file_step(dest, FileStep::Verifying, partial.size.min(size));
         // A sidecar is a claim about bytes ferry cannot see: it spares
         // comparing the partial's head only when the whole file's hash is
         // checked after the copy. Without that check the whole partial is
@@ -961,6 +960,9 @@ async fn write_partial<S: Endpoint, D: Endpoint>(
             true => partial::read_sidecar(dst, &job.paths.meta).await,
             false => None,
         };
+        let len = partial.size.min(size);
+        let head = partial::unchecked_head(len, sidecar, &job.source_meta);
+        reporter.file_step(dest, FileStep::Verifying { partial: len }, len - head);
         let checked = |n| reporter.step_done(dest, n);
         let repair =
             partial::repair::<S, D>(source, out, partial.size, sidecar, io, &checked).await?;

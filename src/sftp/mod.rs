@@ -129,7 +129,7 @@ impl Sftp {
     pub(crate) async fn open(conn: &Connection) -> Result<Sftp> {
         let (stream, wrapped) = conn.sftp_channel().await?;
         let timeout = conn.request_timeout().as_secs().max(1);
-        let started = Sftp::start(stream, conn.host(), timeout).await;
+        let started = Sftp::start(stream, conn.host(), conn.alias(), timeout).await;
         started.map_err(|e| match wrapped {
             Some(command) if !conn.is_closed() => Error::RemoteSide {
                 host: conn.host().to_string(),
@@ -142,7 +142,14 @@ impl Sftp {
 
     /// Runs the SFTP handshake on `stream` and asks for the server's limits.
     /// The session ends once requests wait `silence_secs` with no reply.
-    pub(crate) async fn start<S>(stream: S, host: &str, silence_secs: u64) -> Result<Sftp>
+    /// `host` names the server in messages about the session, `alias` (as
+    /// the user typed it) the paths on it.
+    pub(crate) async fn start<S>(
+        stream: S,
+        host: &str,
+        alias: &str,
+        silence_secs: u64,
+    ) -> Result<Sftp>
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
@@ -202,7 +209,7 @@ impl Sftp {
         Ok(Sftp {
             raw,
             host: host.to_string(),
-            label: Host::remote(host),
+            label: Host::remote(alias),
             extensions,
             quirks,
             read_chunk,

@@ -78,6 +78,10 @@ pub(crate) struct Connection {
     /// The jump hosts' connections, first dialled first: this connection
     /// runs through a channel of the last one, so they live as long as it.
     jumps: Vec<Handle<HostKeyCheck>>,
+    /// What the user typed ([`Connection::alias`]).
+    alias: String,
+    /// `host` or `[host]:port` as OpenSSH names it (known_hosts, connection
+    /// messages).
     host: String,
     request_timeout: Duration,
     /// Commands running at once ([`Connection::exec`]): OpenSSH allows ten
@@ -353,6 +357,7 @@ impl Connection {
         Ok(Connection {
             handle,
             jumps,
+            alias: cfg.alias.clone(),
             host,
             request_timeout: opts.request_timeout,
             exec_slots: tokio::sync::Semaphore::new(EXEC_SLOTS),
@@ -362,6 +367,13 @@ impl Connection {
 
     pub(crate) fn host(&self) -> &str {
         &self.host
+    }
+
+    /// The host as the user named it (an ssh config alias, a name or an
+    /// address): what a path on it is shown with in messages, `lab:/path`
+    /// as typed, not the address it resolved to.
+    pub(crate) fn alias(&self) -> &str {
+        &self.alias
     }
 
     /// How long one request may wait for its reply (`--timeout`).

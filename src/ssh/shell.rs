@@ -106,7 +106,7 @@ impl ShellHasher {
 
     /// The remote shell's refusal to hash `path`: that file's alone.
     fn failed(&self, path: &str, message: String) -> Error {
-        FileError::server(&Host::remote(self.conn.host()), path, message).into()
+        FileError::server(&Host::remote(self.conn.alias()), path, message).into()
     }
 }
 
