@@ -19,7 +19,7 @@ pub(crate) enum RemoteHashMode {
     Auto,
     /// `ferry --server` on the remote (fail if it cannot be started)
     Helper,
-    /// The remote shell's split --filter with b3sum or sha256sum
+    /// The remote shell's python3 or perl, else split --filter with b3sum or sha256sum
     Shell,
     /// Read remote data over SFTP and hash it here
     Read,

@@ -37,6 +37,13 @@ pub(crate) trait Hashes: Send + Sync {
         None
     }
 
+    /// Bytes worth hashing per request when a large file's blocks are
+    /// hashed in parts (for progress along the way): a tier that starts a
+    /// process per request wants fewer, larger parts.
+    fn span(&self) -> u64 {
+        64 << 20
+    }
+
     /// Hash of each `block` bytes of `[start, end)` (shorter at end of
     /// file); None: the endpoint reads the data and hashes it itself.
     fn block_hashes<'a>(

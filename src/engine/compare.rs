@@ -20,10 +20,6 @@ const REFINE_IN_FLIGHT: usize = 8;
 const REFINE_WHEN_AT_MOST: usize = 4;
 const REFINE_ALWAYS: usize = 16;
 
-/// Bytes hashed per request on each side: a big file's hashing shows
-/// progress every so often instead of one long silence (a multiple of
-/// `COARSE`).
-const HASH_SPAN: u64 = 64 * COARSE;
 /// Spans hashed at once: each side works on the next while the last
 /// answer travels.
 const SPANS_IN_FLIGHT: usize = 2;
@@ -43,15 +39,18 @@ pub(crate) async fn compare<S: Endpoint, D: Endpoint>(
     algo: HashAlgo,
     on_hashed: &(dyn Fn(u64) + Sync),
 ) -> Result<Delta> {
+    // Bytes hashed per request on each side: a big file's hashing shows
+    // progress every so often instead of one long silence.
+    let span = hash_span(src, dst);
     let both = |start: u64| async move {
         let (ours, theirs) = tokio::join!(
-            span_hashes(src, source, start, new_size, algo),
-            span_hashes(dst, old, start, old_size, algo),
+            span_hashes(src, source, start, span, new_size, algo),
+            span_hashes(dst, old, start, span, old_size, algo),
         );
-        on_hashed(new_size.saturating_sub(start).min(HASH_SPAN));
+        on_hashed(new_size.saturating_sub(start).min(span));
         Ok::<_, Error>((ours?, theirs?))
     };
-    let spans = (0..new_size.max(old_size)).step_by(HASH_SPAN as usize);
+    let spans = (0..new_size.max(old_size)).step_by(span as usize);
     let (ours, theirs) = stream::iter(spans)
         .map(both)
         .buffered(SPANS_IN_FLIGHT)
@@ -116,19 +115,26 @@ pub(crate) async fn compare<S: Endpoint, D: Endpoint>(
     Ok(delta)
 }
 
-/// The `COARSE` block hashes of the span of `path` (of `size` bytes) that
-/// begins at `start`: none past its end.
+/// The larger of the two sides' spans, whole `COARSE` blocks.
+fn hash_span<S: Endpoint, D: Endpoint>(src: &S, dst: &D) -> u64 {
+    let span = src.hashes().span().max(dst.hashes().span());
+    (span / COARSE).max(1) * COARSE
+}
+
+/// The `COARSE` block hashes of the `span` bytes of `path` (of `size`
+/// bytes) that begin at `start`: none past its end.
 async fn span_hashes<E: Endpoint>(
     endpoint: &E,
     path: &str,
     start: u64,
+    span: u64,
     size: u64,
     algo: HashAlgo,
 ) -> Result<Vec<crate::hash::BlockHash>> {
     if start >= size {
         return Ok(Vec::new());
     }
-    let end = (start + HASH_SPAN).min(size);
+    let end = (start + span).min(size);
     hashes::block_hashes(endpoint, path, start, end, COARSE, algo).await
 }
 
@@ -215,10 +221,11 @@ mod tests {
     /// byte of the new file is counted as hashed once.
     #[tokio::test]
     async fn spans_join_up_and_count_every_byte() {
-        let old = crate::delta::test_data((HASH_SPAN + COARSE) as usize, 3);
+        let span = hash_span(&LocalFs::default(), &LocalFs::default());
+        let old = crate::delta::test_data((span + COARSE) as usize, 3);
         let mut new = old.clone();
         new.extend_from_slice(&crate::delta::test_data(2 * COARSE as usize, 4));
-        let changed = (HASH_SPAN + COARSE / 2) as usize;
+        let changed = (span + COARSE / 2) as usize;
         new[changed] ^= 0xff;
         let dir = tempfile::tempdir().unwrap();
         let (o, n) = (dir.path().join("old"), dir.path().join("new"));
