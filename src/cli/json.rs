@@ -10,7 +10,7 @@ use serde::Serialize;
 use crate::engine::Stats;
 use crate::error::{Error, FileError};
 use crate::report::{
-    relative, Changes, FileStep, Item, ItemKind, Outcome, Phase, Reporter, TimeChange, Verified,
+    relative, Changes, Item, ItemKind, Outcome, Phase, Reporter, TimeChange, Verified,
 };
 
 /// Version of the line format, in every summary: bumped when a field
@@ -63,19 +63,12 @@ struct MessageLine<'a> {
     message: &'a str,
 }
 
-/// The run, or one file, moved on to another phase (a line per change).
+/// The run moved on to another phase (a line per change).
 #[derive(Serialize)]
-struct PhaseLine<'a> {
+struct PhaseLine {
     #[serde(rename = "type")]
     kind_of_line: &'static str,
     phase: &'static str,
-    /// The file a file's step is about (`hashing`, `verifying`,
-    /// `checking`); absent for the run's phases.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    path: Option<&'a str>,
-    /// The bytes the step goes over (absent for `checking`: one answer).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    bytes: Option<u64>,
 }
 
 /// The closing line: totals of the whole run, every attempt included.
@@ -250,21 +243,13 @@ impl Reporter for JsonReporter {
         });
     }
 
+    /// The run's phases only: a file's steps (hashing, verifying) come as
+    /// concurrent transfers reach them, which would make two identical
+    /// runs' lines differ, and one line per file would flood a big tree's.
     fn phase(&self, phase: Phase) {
         self.write(&PhaseLine {
             kind_of_line: "phase",
             phase: phase.name(),
-            path: None,
-            bytes: None,
-        });
-    }
-
-    fn file_step(&self, path: &str, step: FileStep, bytes: u64) {
-        self.write(&PhaseLine {
-            kind_of_line: "phase",
-            phase: step.name(),
-            path: Some(relative(path, &self.dest_root, false)),
-            bytes: (step != FileStep::Checking).then_some(bytes),
         });
     }
 }

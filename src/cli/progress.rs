@@ -331,15 +331,17 @@ impl Bars {
         }
     }
 
-    fn step_bytes(&self, path: &str, bytes: u64) {
+    /// `bytes` more of the step of the file at `path`, shown as `shown`.
+    fn step_bytes(&self, path: &str, shown: &str, bytes: u64) {
         if let Some(bar) = self.files.lock().ok().and_then(|f| f.get(path).cloned()) {
             bar.inc(bytes);
         }
         if !self.per_file {
-            self.update(|doing| {
-                if let Some((_, _, done, _)) = &mut doing.step {
-                    *done += bytes;
-                }
+            // The line follows the latest file's step: another's counts
+            // are not its.
+            self.update(|doing| match &mut doing.step {
+                Some((name, _, done, _)) if name == shown => *done += bytes,
+                _ => {}
             });
         }
     }
@@ -512,7 +514,7 @@ impl Reporter for ConsoleReporter {
 
     fn step_done(&self, path: &str, bytes: u64) {
         if let Some(bars) = &self.bars {
-            bars.step_bytes(path, bytes);
+            bars.step_bytes(path, &self.shown(path), bytes);
         }
     }
 
