@@ -12,7 +12,7 @@
 
 use bytes::BytesMut;
 use futures::future::BoxFuture;
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
 
 use super::{read_ranges, Endpoint, FileHandle, Hashing, Pipeline};
 use crate::delta::rolling::Signature;
@@ -54,6 +54,19 @@ pub(crate) trait Hashes: Send + Sync {
         _block: u64,
         _algo: HashAlgo,
     ) -> Answer<'a, Vec<BlockHash>> {
+        Box::pin(async { Ok(None) })
+    }
+
+    /// [`Hashes::block_hashes`] of each of `ranges`, in one request where
+    /// the tier can (a process each would cost more than the hashing);
+    /// None: range by range.
+    fn ranges_block_hashes<'a>(
+        &'a self,
+        _path: &'a str,
+        _ranges: &'a [(u64, u64)],
+        _block: u64,
+        _algo: HashAlgo,
+    ) -> Answer<'a, Vec<Vec<BlockHash>>> {
         Box::pin(async { Ok(None) })
     }
 
@@ -112,6 +125,32 @@ pub(crate) async fn block_hashes<E: Endpoint + ?Sized>(
         Some(hashes) => Ok(hashes),
         None => block_hashes_by_reading(endpoint, path, start, end, block, algo).await,
     }
+}
+
+/// Ranges asked for at once when the tier takes them one by one.
+const RANGES_IN_FLIGHT: usize = 8;
+
+/// [`block_hashes`] of each of `ranges` of `path`: in one request where the
+/// tier can, else several ranges at once.
+pub(crate) async fn ranges_block_hashes<E: Endpoint + ?Sized>(
+    endpoint: &E,
+    path: &str,
+    ranges: &[(u64, u64)],
+    block: u64,
+    algo: HashAlgo,
+) -> Result<Vec<Vec<BlockHash>>> {
+    let answer = endpoint
+        .hashes()
+        .ranges_block_hashes(path, ranges, block, algo);
+    // A tier's answer has a list for each range (it checks).
+    if let Some(hashes) = answer.await? {
+        return Ok(hashes);
+    }
+    futures::stream::iter(ranges)
+        .map(|&(start, end)| block_hashes(endpoint, path, start, end, block, algo))
+        .buffered(RANGES_IN_FLIGHT)
+        .try_collect()
+        .await
 }
 
 /// Hash of the whole file at `path` on `endpoint`: by its tier, or else

@@ -12,8 +12,6 @@ use crate::endpoint::{hashes, Endpoint};
 use crate::error::{Error, Result};
 use crate::hash::HashAlgo;
 
-/// Differing coarse blocks refined at once.
-const REFINE_IN_FLIGHT: usize = 8;
 /// Past `REFINE_ALWAYS` differing blocks (their fine hashes cost 128 KiB),
 /// differing blocks are refined only while they are at most one in this many
 /// of the blocks both files have.
@@ -97,17 +95,22 @@ pub(crate) async fn compare<S: Endpoint, D: Endpoint>(
     }
     let refining: std::collections::HashSet<usize> = to_refine.iter().map(|(i, _, _)| *i).collect();
     pieces.retain(|(i, _)| !refining.contains(i));
-    let refined: Vec<(usize, Vec<Piece>)> = stream::iter(to_refine)
-        .map(|(i, start, end)| async move {
-            let (ours, theirs) = tokio::join!(
-                hashes::block_hashes(src, source, start, end, FINE, algo),
-                hashes::block_hashes(dst, old, start, end.min(overlap), FINE, algo),
-            );
-            Ok::<_, Error>((i, fine_pieces(start, end, &ours?, &theirs?)))
-        })
-        .buffer_unordered(REFINE_IN_FLIGHT)
-        .try_collect()
-        .await?;
+    // Every differing block's fine hashes in one request per side where
+    // the tier can (the shell's: one process for all).
+    let ours_ranges: Vec<(u64, u64)> = to_refine.iter().map(|&(_, s, e)| (s, e)).collect();
+    let theirs_ranges: Vec<(u64, u64)> = to_refine
+        .iter()
+        .map(|&(_, s, e)| (s, e.min(overlap)))
+        .collect();
+    let (ours_fine, theirs_fine) = tokio::join!(
+        hashes::ranges_block_hashes(src, source, &ours_ranges, FINE, algo),
+        hashes::ranges_block_hashes(dst, old, &theirs_ranges, FINE, algo),
+    );
+    let (ours_fine, theirs_fine) = (ours_fine?, theirs_fine?);
+    let refined = to_refine
+        .iter()
+        .zip(ours_fine.iter().zip(theirs_fine.iter()))
+        .map(|(&(i, start, end), (ours, theirs))| (i, fine_pieces(start, end, ours, theirs)));
     pieces.extend(refined);
     pieces.sort_by_key(|(i, _)| *i);
     let mut delta = merge(pieces.into_iter().flat_map(|(_, p)| p));

@@ -37,44 +37,59 @@ enum Blocks {
     Split,
 }
 
-/// Prints the sha256 of each `B`-byte block of `[S, E)` of `P` (argv 1-4)
-/// as sha256sum prints for stdin; seeks only when `S` is not 0, so that the
-/// probe can read a pipe. No single quote: it is one quoted shell word.
+/// Prints the sha256 of each `B`-byte block of each range `[S, E)` of `P`
+/// (argv: P B S1 E1 S2 E2 ...) as sha256sum prints for stdin, and a line
+/// `.` after each range's; seeks for all but a first range at 0, so that
+/// the probe can read a pipe. No single quote: it is one quoted shell word.
 const PYTHON: &str = r#"import sys,hashlib
-p,s,e,b=sys.argv[1],int(sys.argv[2]),int(sys.argv[3]),int(sys.argv[4])
+p,b,r=sys.argv[1],int(sys.argv[2]),sys.argv[3:]
 f=open(p,"rb")
-if s:f.seek(s)
-n=e-s
-while n>0:
- d=f.read(min(b,n))
- if not d:break
- n-=len(d)
- sys.stdout.write(hashlib.sha256(d).hexdigest()+"  -\n")"#;
+for i in range(0,len(r),2):
+ s,e=int(r[i]),int(r[i+1])
+ if s or i:f.seek(s)
+ n=e-s
+ while n>0:
+  d=f.read(min(b,n))
+  if not d:break
+  n-=len(d)
+  sys.stdout.write(hashlib.sha256(d).hexdigest()+"  -\n")
+ sys.stdout.write(".\n")"#;
 
 /// The same in Perl.
-const PERL: &str = r#"my($p,$s,$e,$b)=@ARGV;open(my $f,"<",$p) or exit 3;binmode $f;
-if($s){seek($f,$s,0) or exit 3}my $n=$e-$s;
-while($n>0){my $r=read($f,my $d,$b<$n?$b:$n);last unless $r;$n-=$r;print sha256_hex($d),"  -\n"}"#;
+const PERL: &str = r#"my($p,$b,@r)=@ARGV;open(my $f,"<",$p) or exit 3;binmode $f;
+for(my $i=0;$i<@r;$i+=2){my($s,$e)=@r[$i,$i+1];if($s||$i){seek($f,$s,0) or exit 3}my $n=$e-$s;
+while($n>0){my $x=read($f,my $d,$b<$n?$b:$n);last unless $x;$n-=$x;print sha256_hex($d),"  -\n"}print ".\n"}"#;
+
+/// Ranges hashed by one command at most: bounds its length (two numbers
+/// each) well below any system's argument limit.
+const RANGES_PER_COMMAND: usize = 256;
 
 impl Blocks {
-    /// The command that hashes `[start, end)` of `path` in `block`-byte
-    /// blocks with `tool` (for `split`).
-    fn command(self, tool: &str, path: &str, start: u64, end: u64, block: u64) -> String {
+    /// The command that hashes each of `ranges` of `path` in `block`-byte
+    /// blocks (with `tool`, for `split`), each range's hashes followed by
+    /// a line `.`.
+    fn command(self, tool: &str, path: &str, ranges: &[(u64, u64)], block: u64) -> String {
         let q = shell_quote(path);
+        let numbers: String = ranges.iter().map(|(s, e)| format!(" {s} {e}")).collect();
         match self {
-            Blocks::Python => format!(
-                "python3 -c {} {q} {start} {end} {block}",
-                shell_quote(PYTHON)
-            ),
+            Blocks::Python => format!("python3 -c {} {q} {block}{numbers}", shell_quote(PYTHON)),
             Blocks::Perl => format!(
-                "perl -MDigest::SHA=sha256_hex -e {} -- {q} {start} {end} {block}",
+                "perl -MDigest::SHA=sha256_hex -e {} -- {q} {block}{numbers}",
                 shell_quote(PERL)
             ),
-            Blocks::Split => format!(
-                "tail -c +{from} -- {q} | head -c {len} | split -b {block} --filter={tool} -",
-                from = start + 1,
-                len = end - start,
-            ),
+            Blocks::Split => {
+                let each: Vec<String> = ranges
+                    .iter()
+                    .map(|(start, end)| {
+                        format!(
+                            "tail -c +{} -- {q} | head -c {} | split -b {block} --filter={tool} - && echo .",
+                            start + 1,
+                            end - start,
+                        )
+                    })
+                    .collect();
+                format!("{{ {}; }}", each.join(" && "))
+            }
         }
     }
 }
@@ -82,9 +97,13 @@ impl Blocks {
 /// The probe's input, and what every way must print for it.
 const PROBE_INPUT: &str = "printf x |";
 
-/// Whether `out` is the one hash line of "x" in `algo`.
+/// Whether `out` is the one hash line of "x" in `algo`, with the range's
+/// end.
 fn answers_x(out: &super::ExecOutput, algo: HashAlgo) -> bool {
-    let expected = format!("{}  -\n", hex::encode(crate::hash::block_hash(algo, b"x")));
+    let expected = format!(
+        "{}  -\n.\n",
+        hex::encode(crate::hash::block_hash(algo, b"x"))
+    );
     out.succeeded() && out.stdout == expected.as_bytes()
 }
 
@@ -118,7 +137,7 @@ impl ShellHasher {
         for blocks in [Blocks::Python, Blocks::Perl] {
             let probe = format!(
                 "{PROBE_INPUT} {}",
-                blocks.command(tool, "/dev/stdin", 0, 1, 1)
+                blocks.command(tool, "/dev/stdin", &[(0, 1)], 1)
             );
             if answers_x(&conn.exec(&probe, 4096).await?, HashAlgo::Sha256) {
                 tracing::debug!(?blocks, "block hashes in one process per range");
@@ -144,26 +163,53 @@ impl ShellHasher {
         self.algo
     }
 
-    /// Hashes of `block`-byte blocks of `[start, end)`; fewer at end of file.
+    /// Hashes of `block`-byte blocks of each of `ranges` (fewer at end of
+    /// file), in as few commands as [`RANGES_PER_COMMAND`] allows.
     pub(crate) async fn block_hashes(
         &self,
         path: &str,
-        start: u64,
-        end: u64,
+        ranges: &[(u64, u64)],
         block: u64,
-    ) -> Result<Vec<BlockHash>> {
-        if end <= start {
-            return Ok(Vec::new());
+    ) -> Result<Vec<Vec<BlockHash>>> {
+        let mut hashes = Vec::with_capacity(ranges.len());
+        for batch in ranges.chunks(RANGES_PER_COMMAND) {
+            hashes.extend(self.block_hashes_of(path, batch, block).await?);
         }
+        Ok(hashes)
+    }
+
+    async fn block_hashes_of(
+        &self,
+        path: &str,
+        ranges: &[(u64, u64)],
+        block: u64,
+    ) -> Result<Vec<Vec<BlockHash>>> {
         let command = format!(
             "test -r {} || exit 3; {}",
             shell_quote(path),
-            self.blocks.command(self.tool, path, start, end, block)
+            self.blocks.command(self.tool, path, ranges, block)
         );
-        let hashes = self.run(path, &command).await?;
-        let most = (end - start).div_ceil(block) as usize;
-        if hashes.len() > most {
-            return Err(self.bad(path, "more block hashes than blocks"));
+        let out = self.output(path, &command).await?;
+        let text = String::from_utf8_lossy(&out);
+        let mut lines = text.lines();
+        let mut hashes = Vec::with_capacity(ranges.len());
+        for (start, end) in ranges {
+            let most = end.saturating_sub(*start).div_ceil(block) as usize;
+            let mut range = Vec::new();
+            loop {
+                match lines.next() {
+                    Some(".") => break,
+                    Some(line) if range.len() < most => range.push(
+                        parse_line(line).ok_or_else(|| self.bad(path, "unreadable hash line"))?,
+                    ),
+                    Some(_) => return Err(self.bad(path, "more block hashes than blocks")),
+                    None => return Err(self.bad(path, "fewer ranges than asked for")),
+                }
+            }
+            hashes.push(range);
+        }
+        if lines.next().is_some() {
+            return Err(self.bad(path, "more ranges than asked for"));
         }
         Ok(hashes)
     }
@@ -178,16 +224,22 @@ impl ShellHasher {
     }
 
     async fn run(&self, path: &str, command: &str) -> Result<Vec<BlockHash>> {
+        let out = self.output(path, command).await?;
+        String::from_utf8_lossy(&out)
+            .lines()
+            .map(|line| parse_line(line).ok_or_else(|| self.bad(path, "unreadable hash line")))
+            .collect()
+    }
+
+    /// What `command` printed, or why it failed.
+    async fn output(&self, path: &str, command: &str) -> Result<Vec<u8>> {
         let out = self.conn.exec(command, MAX_OUTPUT).await?;
         if !out.succeeded() {
             let stderr = String::from_utf8_lossy(&out.stderr);
             let message = format!("remote hashing failed ({}): {}", self.tool, stderr.trim());
             return Err(self.failed(path, message));
         }
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .map(|line| parse_line(line).ok_or_else(|| self.bad(path, "unreadable hash line")))
-            .collect()
+        Ok(out.stdout)
     }
 
     fn bad(&self, path: &str, why: &str) -> Error {
@@ -224,10 +276,12 @@ mod tests {
 
     /// Every way of hashing blocks, run by this machine's shell on a file
     /// with an awkward name: the hashes of each range are this crate's own,
-    /// the last block short, nothing past the end; the probe's form (a
+    /// the last block short, nothing past the end, each range's closed by
+    /// `.`, several ranges in any order in one command; the probe's form (a
     /// pipe as the file) answers "x".
     #[test]
-    fn each_way_hashes_the_blocks_of_a_range() {
+    fn each_way_hashes_the_blocks_of_ranges() {
+        use crate::hash::block_hash;
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("-it's a file");
         let data = crate::delta::test_data(10_000, 9);
@@ -242,26 +296,37 @@ mod tests {
             assert!(out.status.success(), "{command}: {out:?}");
             String::from_utf8(out.stdout).unwrap()
         };
+        let hashes_of = |start: u64, end: u64, block: u64| -> String {
+            let blocks = data[start as usize..end as usize].chunks(block as usize);
+            let lines: String = blocks
+                .map(|c| format!("{}  -\n", hex::encode(block_hash(HashAlgo::Sha256, c))))
+                .collect();
+            lines + ".\n"
+        };
         for blocks in [Blocks::Python, Blocks::Perl, Blocks::Split] {
-            for (start, end, block) in [(0, 10_000, 4096), (4096, 9_000, 1024), (0, 1, 1)] {
-                let printed = sh(&blocks.command("sha256sum", path, start, end, block));
-                let expected: String = data[start as usize..end as usize]
-                    .chunks(block as usize)
-                    .map(|c| {
-                        format!(
-                            "{}  -\n",
-                            hex::encode(crate::hash::block_hash(HashAlgo::Sha256, c))
-                        )
-                    })
+            for (ranges, block) in [
+                (vec![(0, 10_000)], 4096),
+                (vec![(4096, 9_000)], 1024),
+                (vec![(0, 1)], 1),
+                // Several at once, out of order, one empty, one to the end.
+                (
+                    vec![(8192, 10_000), (0, 4096), (5000, 5000), (9_000, 10_000)],
+                    4096,
+                ),
+            ] {
+                let printed = sh(&blocks.command("sha256sum", path, &ranges, block));
+                let expected: String = ranges
+                    .iter()
+                    .map(|&(start, end)| hashes_of(start, end, block))
                     .collect();
-                assert_eq!(printed, expected, "{blocks:?} {start}..{end} by {block}");
+                assert_eq!(printed, expected, "{blocks:?} {ranges:?} by {block}");
             }
             let probe = sh(&format!(
                 "{PROBE_INPUT} {}",
-                blocks.command("sha256sum", "/dev/stdin", 0, 1, 1)
+                blocks.command("sha256sum", "/dev/stdin", &[(0, 1)], 1)
             ));
-            let x = crate::hash::block_hash(HashAlgo::Sha256, b"x");
-            assert_eq!(probe, format!("{}  -\n", hex::encode(x)), "{blocks:?}");
+            let x = block_hash(HashAlgo::Sha256, b"x");
+            assert_eq!(probe, format!("{}  -\n.\n", hex::encode(x)), "{blocks:?}");
         }
     }
 

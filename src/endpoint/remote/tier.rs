@@ -365,10 +365,26 @@ impl Hashes for ShellHashes {
                 return Ok(None);
             }
             let absolute = self.sftp.absolute(path);
-            let hashes = self
-                .shell
-                .block_hashes(&absolute, start, end, block)
-                .await?;
+            let ranges = [(start, end)];
+            let hashes = self.shell.block_hashes(&absolute, &ranges, block).await?;
+            Ok(hashes.into_iter().next())
+        })
+    }
+
+    /// All ranges in one process (a few hundred per command).
+    fn ranges_block_hashes<'a>(
+        &'a self,
+        path: &'a str,
+        ranges: &'a [(u64, u64)],
+        block: u64,
+        algo: HashAlgo,
+    ) -> Answer<'a, Vec<Vec<BlockHash>>> {
+        Box::pin(async move {
+            if algo != self.shell.algo() {
+                return Ok(None);
+            }
+            let absolute = self.sftp.absolute(path);
+            let hashes = self.shell.block_hashes(&absolute, ranges, block).await?;
             Ok(Some(hashes))
         })
     }
