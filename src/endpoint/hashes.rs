@@ -17,7 +17,7 @@ use futures::{StreamExt, TryStreamExt};
 use super::{read_ranges, Endpoint, FileHandle, Hashing, Pipeline};
 use crate::delta::rolling::Signature;
 use crate::delta::Piece;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::hash::{BlockHash, BlockHasher, HashAlgo, Hasher};
 
 /// A tier's answer: None when it does not do this (or not with this
@@ -142,8 +142,18 @@ pub(crate) async fn ranges_block_hashes<E: Endpoint + ?Sized>(
     let answer = endpoint
         .hashes()
         .ranges_block_hashes(path, ranges, block, algo);
-    // A tier's answer has a list for each range (it checks).
     if let Some(hashes) = answer.await? {
+        // A list for each range, or the delta would lose the ranges left.
+        if hashes.len() != ranges.len() {
+            return Err(Error::Protocol {
+                host: endpoint.label().machine().to_string(),
+                detail: format!(
+                    "{path}: block hashes of {} ranges asked for, {} answered",
+                    ranges.len(),
+                    hashes.len()
+                ),
+            });
+        }
         return Ok(hashes);
     }
     futures::stream::iter(ranges)
