@@ -110,6 +110,15 @@ fn assert_one_cause(out: &Output, path: &str, words: &str) {
 }
 
 /// A source of a few files at the top and in two subdirectories.
+/// `ferry -a SRC/ SPEC`, no reconnect.
+fn push_tree(sshd: &Sshd, src: &Path, spec: &str) -> Output {
+    sshd.ferry()
+        .args(["-a", "--retries", "0"])
+        .arg(format!("{}/", src.display()))
+        .arg(spec)
+        .run(TIMEOUT)
+}
+
 fn small_tree(root: &Path) {
     for i in 0..20 {
         write_file(&root.join(format!("f{i}.txt")), b"top");
@@ -141,12 +150,7 @@ fn push_into_a_directory_not_writable_is_one_line() {
     fs::create_dir_all(&dest).unwrap();
     lock(&dest);
     let spec = format!("{}/", sshd.spec(&dest));
-    let out = sshd
-        .ferry()
-        .args(["-a", "--retries", "0"])
-        .arg(format!("{}/", src.display()))
-        .arg(&spec)
-        .run(TIMEOUT);
+    let out = push_tree(&sshd, &src, &spec);
     out.assert_code(23);
     assert_one_cause(&out, &dest.display().to_string(), "permission denied");
     assert!(out.stderr.contains("skipping its contents"), "{out}");
@@ -286,12 +290,7 @@ fn push_onto_a_full_disk_stops_at_once_and_removes_the_partial() {
     write_file(&dest.join("mid.bin"), b"old");
     set_mtime(&dest.join("mid.bin"), 1_400_000_000);
     let spec = format!("{}/", sshd.spec(&dest));
-    let out = sshd
-        .ferry()
-        .args(["-a", "--retries", "0"])
-        .arg(format!("{}/", src.display()))
-        .arg(&spec)
-        .run(TIMEOUT);
+    let out = push_tree(&sshd, &src, &spec);
     out.assert_code(11);
     assert_one_cause(&out, &dest.display().to_string(), "no space left on device");
     out.assert_stderr_contains("partial removed");

@@ -17,6 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 const PASSPHRASE: &str = "s3cret-phrase";
+const HOST_QUESTION: &str = "Are you sure you want to continue connecting (yes/no)? ";
 
 /// The screen of a terminal that has been sent `bytes`: the lines, and the
 /// row and column of the cursor. Only what indicatif and a prompt write is
@@ -153,6 +154,19 @@ impl OnTerminal {
         }
     }
 
+    /// `ferry --ssh-config CONFIG -P SRC` into the server's remote directory.
+    fn push(sshd: &Sshd, config: &Path, src: &Path) -> OnTerminal {
+        let dest = sshd.spec(&sshd.remote());
+        let args: Vec<&std::ffi::OsStr> = vec![
+            "--ssh-config".as_ref(),
+            config.as_os_str(),
+            "-P".as_ref(),
+            src.as_os_str(),
+            dest.as_ref(),
+        ];
+        OnTerminal::start(&sshd.home(), &args)
+    }
+
     fn written(&self) -> Vec<u8> {
         self.written.lock().unwrap().clone()
     }
@@ -248,18 +262,10 @@ fn the_host_key_question_and_the_passphrase_prompt_are_never_covered() {
     );
     let src = sshd.local().join("big.bin");
     write_file(&src, &random_bytes((12 * MIB) as usize, 7));
-    let dest = sshd.spec(&sshd.remote());
-    let args: Vec<&std::ffi::OsStr> = vec![
-        "--ssh-config".as_ref(),
-        config.as_os_str(),
-        "-P".as_ref(),
-        src.as_os_str(),
-        dest.as_ref(),
-    ];
-    let mut ferry = OnTerminal::start(&sshd.home(), &args);
+    let mut ferry = OnTerminal::push(&sshd, &config, &src);
 
     ferry.question(
-        "Are you sure you want to continue connecting (yes/no)? ",
+        HOST_QUESTION,
         &[
             "The authenticity of host '[127.0.0.1]:",
             "key fingerprint is",
@@ -302,19 +308,8 @@ fn no_typed_at_the_host_key_question_refuses_the_host() {
     );
     let src = sshd.local().join("small.txt");
     write_file(&src, b"never sent");
-    let dest = sshd.spec(&sshd.remote());
-    let args: Vec<&std::ffi::OsStr> = vec![
-        "--ssh-config".as_ref(),
-        config.as_os_str(),
-        "-P".as_ref(),
-        src.as_os_str(),
-        dest.as_ref(),
-    ];
-    let mut ferry = OnTerminal::start(&sshd.home(), &args);
-    ferry.question(
-        "Are you sure you want to continue connecting (yes/no)? ",
-        &["The authenticity of host '[127.0.0.1]:"],
-    );
+    let mut ferry = OnTerminal::push(&sshd, &config, &src);
+    ferry.question(HOST_QUESTION, &["The authenticity of host '[127.0.0.1]:"]);
     ferry.answer("no\n");
     let code = ferry.wait(Duration::from_secs(60));
     assert_eq!(code, 255, "{}", shown(&ferry.written()));

@@ -97,13 +97,19 @@ pub(crate) async fn transfer<S: Endpoint, D: Endpoint>(
     places: &Places,
     reporter: &dyn Reporter,
 ) -> Result<Transferred> {
-    let in_place = opts.inplace && job.existing.is_some_and(|m| m.kind == Kind::File);
+    let in_place = writes_in_place(job, opts);
     match transfer_file(src, dst, job, opts, places, reporter).await {
         Err(Error::File(e)) if is_out_of_room(dst, job, &e) => {
             Err(out_of_room(dst, job, in_place, e).await)
         }
         done => done,
     }
+}
+
+/// `--inplace` on a file the destination has as a file: rewritten where
+/// it lies, no partial.
+fn writes_in_place(job: &FileJob, opts: &Options) -> bool {
+    opts.inplace && job.existing.is_some_and(|m| m.kind == Kind::File)
 }
 
 /// Whether `e` says the destination had no room for the file's data: no
@@ -169,7 +175,7 @@ async fn transfer_file<S: Endpoint, D: Endpoint>(
         return super::basis::make_from(dst, job, basis, opts, places, reporter).await;
     }
     let attrs = attrs_for(dst, job, opts).await?;
-    let in_place = opts.inplace && job.existing.is_some_and(|m| m.kind == Kind::File);
+    let in_place = writes_in_place(job, opts);
     if !in_place {
         places.prepare(dst, job).await?;
     }
@@ -290,7 +296,7 @@ fn goes_whole_at_once<S: Endpoint, D: Endpoint>(
     opts: &Options,
     places: &Places,
 ) -> bool {
-    let in_place = opts.inplace && job.existing.is_some_and(|m| m.kind == Kind::File);
+    let in_place = writes_in_place(job, opts);
     let staged =
         places.keeps_old(job) || places.delays() || places.in_temp_dir(job) || opts.xattrs.wanted();
     job.source_meta.size <= Pipeline::between(src, dst).chunk as u64
@@ -1179,7 +1185,7 @@ pub(super) async fn attrs_for<D: Endpoint>(
     );
     // A partial is a file of ferry's own; a file patched in place keeps
     // what it had where nothing differs.
-    let in_place = opts.inplace && job.existing.is_some_and(|m| m.kind == Kind::File);
+    let in_place = writes_in_place(job, opts);
     let old = job.existing.filter(|_| in_place).and_then(|m| m.owner);
     Ok(Attrs {
         mode,
