@@ -249,6 +249,27 @@ fn cut_then_resume_with(way: Way, damage: Damage, options: &[&str]) -> Output {
     rerun
 }
 
+/// mod_sftp mixes up the data of several SFTP sessions on one connection
+/// (proftpd issue 1897: sessions hang, the connection drops): `--streams 3`
+/// keeps one there, says why under `-v`, and the file arrives identical.
+#[test]
+fn streams_stay_one_on_mod_sftp() {
+    let server = Proftpd::start();
+    let src = server.local().join("big.bin");
+    write_file(&src, &random_bytes(12 * MIB as usize, 41));
+    let remote = server.remote().join("big.bin");
+    let push = server
+        .ferry()
+        .args(["--streams", "3", "-v"])
+        .arg(&src)
+        .arg(server.spec(&remote))
+        .run(Duration::from_secs(60));
+    push.assert_ok();
+    assert_files_identical(&src, &remote);
+    push.assert_stderr_contains("1 SFTP session carries the data");
+    push.assert_stderr_contains("proftpd issue 1897");
+}
+
 #[test]
 fn push_cut_by_the_proxy_resumes_to_an_identical_file() {
     cut_then_resume(Way::Push);

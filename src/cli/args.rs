@@ -308,6 +308,18 @@ pub(crate) struct Args {
     )]
     pub retry_wait: f64,
 
+    /// SFTP sessions carrying the data to a remote side (0: by round trip)
+    ///
+    /// SFTP sessions carrying the data to a remote side, each with a
+    /// flow-control window of its own (OpenSSH gives a session 2 MiB per
+    /// round trip): large files are spread over all of them, small files go
+    /// to the least busy. 0 chooses by the round trip measured at the start
+    /// (1 on a LAN, up to 6 across 100 ms); 1 keeps one session; a server
+    /// that refuses more (MaxSessions) leaves those it gave, said under -v
+    #[arg(long, value_name = "N", default_value_t = 0,
+          value_parser = clap::value_parser!(u16).range(0..=16), help_heading = OWN)]
+    pub streams: u16,
+
     /// How remote files are hashed for deltas and end-to-end checks
     #[arg(long, value_enum, value_name = "MODE", default_value_t = RemoteHashMode::Auto,
           help_heading = OWN)]

@@ -28,6 +28,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::endpoint::remote::tier::{Describe, HelperSource, OnChosen, TierChoice, Wanted};
+use crate::endpoint::remote::StreamChoice;
 use crate::endpoint::{LocalFs, RemoteFs};
 use crate::engine::{self, Stats};
 use crate::error::{Error, FileError, Result};
@@ -728,7 +729,13 @@ async fn connect(
     };
     let conn = Arc::new(Connection::open(host, &opts).await?);
     let sftp = Arc::new(Sftp::open(&conn).await?);
-    let remote = RemoteFs::new(conn.clone(), sftp, tier_choice(settings, conn.alias()));
+    let tier = tier_choice(settings, conn.alias());
+    let streams = StreamChoice {
+        streams: settings.streams,
+        tell: (settings.verbosity > 0)
+            .then(|| Arc::new(|said: &str| eprintln!("ferry: {said}")) as OnChosen),
+    };
+    let remote = RemoteFs::new(conn.clone(), sftp, tier, streams);
     Ok((remote, conn))
 }
 

@@ -11,6 +11,7 @@ use super::info::{Implied, Info, Word};
 use super::lines::{LineOptions, Side};
 use super::progress::{Display, ProgressMode};
 use super::toggles::{Counter, Flag, Flags};
+use crate::endpoint::remote::Streams;
 use crate::engine::backup::Backup;
 use crate::engine::basis::{AltDests, AltKind, MOST_DIRS};
 use crate::engine::links::{LinkPolicy, Munge, MUNGED};
@@ -73,6 +74,8 @@ pub(crate) struct Settings {
     /// `--bwlimit` in bytes per second.
     pub bwlimit: Option<u64>,
     pub remote_hash: RemoteHashMode,
+    /// `--streams`: how many SFTP sessions carry the data.
+    pub streams: Streams,
     pub remote_ferry: String,
     pub remote_cache: String,
     /// `--rsync-path`'s wrapper, through which the remote side is started.
@@ -212,6 +215,10 @@ impl Settings {
             human_readable: flags.count(Counter::HumanReadable) > 0,
             bwlimit,
             remote_hash: args.remote_hash,
+            streams: match args.streams {
+                0 => Streams::Auto,
+                n => Streams::Fixed(usize::from(n)),
+            },
             remote_ferry: args.remote_ferry,
             remote_cache: args.remote_cache,
             remote_files_from,

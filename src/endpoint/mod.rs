@@ -47,6 +47,15 @@ pub(crate) trait FileHandle: Send + Sync + 'static {
 
     fn write_at(&self, offset: u64, data: Bytes) -> impl Future<Output = Result<()>> + Send;
 
+    /// Readies the file for many large reads or writes at once: a remote
+    /// one to a far server opens it on every SFTP session of the
+    /// connection, each with a flow-control window of its own, and spreads
+    /// the requests over them. A session that refuses is left out; nothing
+    /// fails.
+    fn spread(&self) -> impl Future<Output = ()> + Send {
+        async {}
+    }
+
     fn set_len(&self, len: u64) -> impl Future<Output = Result<()>> + Send;
 
     /// Closes the file, first making its contents durable when `sync` is set.
@@ -472,6 +481,10 @@ pub(crate) async fn create_fresh<E: Endpoint + ?Sized>(
         opened => opened,
     }
 }
+
+/// Copies shorter than this are not spread ([`FileHandle::spread`]):
+/// opening the other handles costs a round trip, more than they gain.
+pub(crate) const SPREAD_FROM: u64 = 4 << 20;
 
 /// How a copy between two endpoints is cut into requests: one request size
 /// both sides accept, and how many reads and writes to keep in flight.

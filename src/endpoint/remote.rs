@@ -9,6 +9,7 @@
 //! reads resolve symlinks, those take another way ([`symlinks`]).
 
 mod by_helper;
+mod lanes;
 mod limits;
 mod symlinks;
 pub(crate) mod tier;
@@ -36,6 +37,8 @@ use crate::protocol::fs::OpenHow;
 use crate::sftp::{is_not_found, Sftp};
 use crate::ssh::Connection;
 use by_helper::{open_how, ByHelper, HelperFile};
+use lanes::Lanes;
+pub(crate) use lanes::{StreamChoice, Streams};
 use limits::Gathering;
 use tier::{Describe, Started, TierChoice};
 
@@ -80,7 +83,10 @@ const RANGES_PER_REQUEST: usize = 256 * 1024;
 
 pub(crate) struct RemoteFs {
     conn: Arc<Connection>,
+    /// The first SFTP session: paths, listings and most files go here.
     sftp: Arc<Sftp>,
+    /// The first session and the others a far server gets ([`lanes`]).
+    lanes: Arc<Lanes>,
     label: Host,
     /// The hashing tier and the helper, set once by
     /// [`Endpoint::start_helper`] as `choice` says.
@@ -107,10 +113,25 @@ pub(crate) enum RemoteFile {
 }
 
 pub(crate) struct SftpFile {
+    /// The session the file was opened on.
     sftp: Arc<Sftp>,
     handle: String,
     path: String,
     /// Room for this handle among the server's open ones, freed on drop.
+    _slot: Option<OwnedSemaphorePermit>,
+    /// The connection's sessions, and the flags that open the file again
+    /// on another ([`SftpFile::spread`]).
+    lanes: Arc<Lanes>,
+    again: OpenFlags,
+    /// The same file open on the other sessions once spread, in their
+    /// order: reads and writes go round them by offset.
+    spread: tokio::sync::OnceCell<Vec<LaneHandle>>,
+}
+
+/// A file's handle on one more session.
+struct LaneHandle {
+    sftp: Arc<Sftp>,
+    handle: String,
     _slot: Option<OwnedSemaphorePermit>,
 }
 
@@ -135,10 +156,17 @@ impl RemoteFs {
     /// The files `sftp` (a session of `conn`) reaches. The hashing tier is
     /// chosen as `choice` says the first time a file needs it (it may start
     /// a process on the server), never before.
-    pub(crate) fn new(conn: Arc<Connection>, sftp: Arc<Sftp>, choice: TierChoice) -> RemoteFs {
+    /// `streams` says how many SFTP sessions carry data ([`lanes`]).
+    pub(crate) fn new(
+        conn: Arc<Connection>,
+        sftp: Arc<Sftp>,
+        choice: TierChoice,
+        streams: StreamChoice,
+    ) -> RemoteFs {
         RemoteFs {
             label: sftp.label().clone(),
             describe: choice.describe,
+            lanes: Lanes::new(conn.clone(), sftp.clone(), streams),
             conn,
             sftp,
             started: OnceLock::new(),
@@ -266,20 +294,31 @@ impl RemoteFs {
         }
     }
 
-    async fn open(&self, path: &str, flags: OpenFlags, attrs: FileAttributes) -> Result<SftpFile> {
-        let slot = self.sftp.handle_slot().await;
-        let handle = self
-            .sftp
+    /// Opens `path` on the session with the fewest files open; `again`
+    /// are the flags that open it once more on another session.
+    async fn open(
+        &self,
+        path: &str,
+        flags: OpenFlags,
+        attrs: FileAttributes,
+        again: OpenFlags,
+    ) -> Result<SftpFile> {
+        let sftp = self.lanes.least_busy().clone();
+        let slot = sftp.handle_slot().await;
+        let handle = sftp
             .raw()
             .open(path, flags, attrs)
             .await
             .map_err(|e| self.err(path, e))?
             .handle;
         Ok(SftpFile {
-            sftp: self.sftp.clone(),
+            sftp,
             handle,
             path: path.to_string(),
             _slot: slot,
+            lanes: self.lanes.clone(),
+            again,
+            spread: tokio::sync::OnceCell::new(),
         })
     }
 
@@ -448,7 +487,12 @@ impl Endpoint for RemoteFs {
         let extensions = self.sftp.extensions();
         Features {
             chunk: self.sftp.read_chunk().min(self.sftp.write_chunk()) as usize,
-            depth: REQUESTS_IN_FLIGHT,
+            // Across a round trip long enough for several sessions, 16 MiB
+            // in flight per file is less than a fast link holds.
+            depth: match self.lanes.several() {
+                true => 2 * REQUESTS_IN_FLIGHT,
+                false => REQUESTS_IN_FLIGHT,
+            },
             hard_links: extensions.hardlink || helper,
             copies_ranges: helper,
             copies_within: extensions.copy_data,
@@ -550,13 +594,18 @@ impl Endpoint for RemoteFs {
                 "copying between open files",
             ));
         }
+        // Both handles must be of one session: the source is opened again
+        // on the destination's where they differ.
+        let Some(from_handle) = from.handle_on(&to.sftp).await else {
+            return Ok(false);
+        };
         let mut done = 0;
         while done < len {
             let piece = (len - done).min(COPY_DATA_PIECE);
-            let copied = self
+            let copied = to
                 .sftp
                 .copy_data(
-                    &from.handle,
+                    from_handle,
                     from_offset + done,
                     piece,
                     &to.handle,
@@ -614,9 +663,14 @@ impl Endpoint for RemoteFs {
                 .await
                 .map(RemoteFile::Helper);
         }
-        self.open(path, OpenFlags::READ, FileAttributes::empty())
-            .await
-            .map(RemoteFile::Sftp)
+        self.open(
+            path,
+            OpenFlags::READ,
+            FileAttributes::empty(),
+            OpenFlags::READ,
+        )
+        .await
+        .map(RemoteFile::Sftp)
     }
 
     async fn open_write(&self, path: &str, how: WriteMode, mode: u32) -> Result<RemoteFile> {
@@ -635,7 +689,12 @@ impl Endpoint for RemoteFs {
             permissions: Some(mode),
             ..FileAttributes::empty()
         };
-        self.open(path, flags, attrs).await.map(RemoteFile::Sftp)
+        // Opened again, the file must be there already: never created
+        // (nor emptied) by a second open.
+        let again = OpenFlags::WRITE | OpenFlags::READ;
+        self.open(path, flags, attrs, again)
+            .await
+            .map(RemoteFile::Sftp)
     }
 
     async fn rename(&self, from: &str, to: &str) -> Result<()> {
@@ -906,28 +965,118 @@ impl RemoteFs {
 }
 
 impl SftpFile {
-    async fn write_piece(&self, offset: u64, data: Bytes) -> Result<()> {
-        self.sftp
+    /// Opens the file on the connection's other sessions too, so that
+    /// reads and writes go round all of them by offset; a session that
+    /// refuses is left out (said under `-v`). Only a file's data requests
+    /// are spread: its attributes, sync and close stay on its own session,
+    /// after the spread handles are closed.
+    async fn spread(&self) {
+        if !self.lanes.several() {
+            return;
+        }
+        self.spread
+            .get_or_init(|| async {
+                let others = self.lanes.others().await;
+                let sessions = std::iter::once(self.lanes.first())
+                    .chain(others)
+                    .filter(|sftp| !Arc::ptr_eq(sftp, &self.sftp));
+                let opened = sessions.map(|sftp| self.open_on(sftp.clone()));
+                let spread: Vec<LaneHandle> = futures::future::join_all(opened)
+                    .await
+                    .into_iter()
+                    .flatten()
+                    .collect();
+                tracing::debug!(
+                    path = self.path,
+                    "spread over {} sessions",
+                    spread.len() + 1
+                );
+                spread
+            })
+            .await;
+    }
+
+    /// The file opened again on `sftp`; None (said under `-v`) if that
+    /// failed.
+    async fn open_on(&self, sftp: Arc<Sftp>) -> Option<LaneHandle> {
+        let slot = sftp.handle_slot().await;
+        let reply = sftp
             .raw()
-            .write(self.handle.as_str(), offset, Vec::from(data))
+            .open(self.path.as_str(), self.again, FileAttributes::empty())
+            .await;
+        match reply {
+            Ok(opened) => Some(LaneHandle {
+                sftp,
+                handle: opened.handle,
+                _slot: slot,
+            }),
+            Err(e) => {
+                tracing::info!("{}: not opened on another session: {e}", self.path);
+                None
+            }
+        }
+    }
+
+    /// The file's handle on the session `sftp`, opening it there (among
+    /// the spread handles) if needed.
+    async fn handle_on(&self, sftp: &Arc<Sftp>) -> Option<&str> {
+        if Arc::ptr_eq(sftp, &self.sftp) {
+            return Some(&self.handle);
+        }
+        self.spread().await;
+        let spread = self.spread.get()?;
+        let lane = spread.iter().find(|lane| Arc::ptr_eq(&lane.sftp, sftp))?;
+        Some(&lane.handle)
+    }
+
+    /// The session and handle that carry the request at `offset`: the
+    /// file's own, or, once spread, each in turn by request-sized stripes.
+    fn lane_at(&self, offset: u64) -> (&Sftp, &str) {
+        let spread = match self.spread.get() {
+            Some(spread) if !spread.is_empty() => spread,
+            _ => return (&self.sftp, &self.handle),
+        };
+        let stripe = u64::from(self.sftp.read_chunk().min(self.sftp.write_chunk())).max(1);
+        match ((offset / stripe) % (spread.len() as u64 + 1)) as usize {
+            0 => (&self.sftp, &self.handle),
+            n => (&spread[n - 1].sftp, &spread[n - 1].handle),
+        }
+    }
+
+    /// Closes the spread handles: after every request on them was
+    /// answered, before the file's own closes. An error of any is returned.
+    async fn close_spread(&mut self) -> Result<()> {
+        let Some(spread) = self.spread.take() else {
+            return Ok(());
+        };
+        let path = self.path.as_str();
+        let closes = spread.iter().map(|lane| async move {
+            let closed = lane.sftp.raw().close(lane.handle.as_str()).await;
+            closed.map(drop).map_err(|e| lane.sftp.error(path, e))
+        });
+        futures::future::try_join_all(closes).await.map(drop)
+    }
+
+    async fn write_piece(&self, offset: u64, data: Bytes) -> Result<()> {
+        let (sftp, handle) = self.lane_at(offset);
+        sftp.raw()
+            .write(handle, offset, Vec::from(data))
             .await
             .map(drop)
-            .map_err(|e| self.sftp.error(&self.path, e))
+            .map_err(|e| sftp.error(&self.path, e))
     }
 }
 
 impl SftpFile {
     async fn read_at(&self, offset: u64, len: usize) -> Result<Bytes> {
-        let raw = self.sftp.raw();
+        let (sftp, handle) = self.lane_at(offset);
+        let raw = sftp.raw();
         let mut out = Vec::new();
         // A server may answer with fewer bytes than asked for before the end
         // of the file: keep asking until the range is full or EOF is reported.
         while out.len() < len {
             let want = (len - out.len()) as u32;
-            match raw
-                .read(self.handle.as_str(), offset + out.len() as u64, want)
-                .await
-            {
+            match raw.read(handle, offset + out.len() as u64, want).await {
                 Ok(data) if data.data.is_empty() => break,
                 Ok(data) if out.is_empty() && data.data.len() == len => {
                     return Ok(data.data.into())
@@ -936,7 +1085,7 @@ impl SftpFile {
                     out.extend_from_slice(&data.data[..data.data.len().min(len - out.len())])
                 }
                 Err(SftpError::Status(s)) if s.status_code == StatusCode::Eof => break,
-                Err(e) => return Err(self.sftp.error(&self.path, e)),
+                Err(e) => return Err(sftp.error(&self.path, e)),
             }
         }
         Ok(out.into())
@@ -1026,7 +1175,8 @@ impl SftpFile {
             .map_err(|e| self.sftp.error(&self.path, e))
     }
 
-    async fn finish(self, last: Option<(u64, Bytes)>, attrs: Attrs, sync: bool) -> Result<()> {
+    async fn finish(mut self, last: Option<(u64, Bytes)>, attrs: Attrs, sync: bool) -> Result<()> {
+        self.close_spread().await?;
         let raw = self.sftp.raw();
         let handle = self.handle.as_str();
         // join! polls in order and each request is sent on its first poll:
@@ -1065,7 +1215,8 @@ impl SftpFile {
         closed.map(drop).map_err(|e| self.sftp.error(&self.path, e))
     }
 
-    async fn close(self, sync: bool) -> Result<()> {
+    async fn close(mut self, sync: bool) -> Result<()> {
+        self.close_spread().await?;
         if sync {
             self.sftp.fsync(&self.handle, &self.path).await?;
         }
@@ -1097,6 +1248,12 @@ impl FileHandle for RemoteFile {
         match self {
             RemoteFile::Sftp(file) => file.write_at(offset, data).await,
             RemoteFile::Helper(file) => file.write_at(offset, data).await,
+        }
+    }
+
+    async fn spread(&self) {
+        if let RemoteFile::Sftp(file) = self {
+            file.spread().await
         }
     }
 

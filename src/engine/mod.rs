@@ -787,8 +787,9 @@ fn changes_of(job: &FileJob, opts: &Options) -> Changes {
 
 /// Bytes of file data all transfers together may hold in memory, as the
 /// sum of each file's reservation (its size, at most its pipeline: about
-/// 17 MiB over SFTP, 68 requests of 255 KiB): many small files beside at
-/// most two large ones.
+/// 17 MiB over SFTP, 68 requests of 255 KiB, twice as many to a far
+/// server): many small files beside at most two large ones (one to a far
+/// server).
 const MEMORY_BUDGET: u64 = 48 << 20;
 
 /// Carries out the plan: first the missing directories, then files, links
@@ -1096,7 +1097,7 @@ async fn run_action<'a, S: Endpoint, D: Endpoint>(
     let mut target = None;
     let result = match action {
         Action::File(job) => {
-            let share = job.source_meta.size.min(io.memory());
+            let share = job.source_meta.size.min(io.memory()).min(MEMORY_BUDGET);
             // The semaphore is never closed: an error cannot happen here.
             let _reserved = budget.acquire_many(kib(share)).await.ok();
             let copied = transfer::transfer(src, dst, job, opts, places, reporter).await;

@@ -14,6 +14,7 @@ use super::Options;
 use crate::delta::{self, Piece};
 use crate::endpoint::{
     self, hashes, Attrs, CopyRange, Endpoint, FileHandle, Hashing, Kind, Meta, Pipeline, WriteMode,
+    SPREAD_FROM,
 };
 use crate::error::{Cause, Error, Fate, FileError, Host, Problem, Result};
 use crate::report::{FileStep, Outcome, Reporter, Verified};
@@ -1088,6 +1089,9 @@ async fn copy_range_with<S: Endpoint, D: Endpoint>(
     sparse: bool,
 ) -> Result<bool> {
     let (to, chunk) = (range.end, io.chunk);
+    if range.end - range.start >= SPREAD_FROM {
+        tokio::join!(source.file.spread(), out.spread());
+    }
     let holes = std::sync::atomic::AtomicBool::new(false);
     let holes = &holes;
     stream::iter(range.step_by(chunk))

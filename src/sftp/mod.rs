@@ -13,7 +13,7 @@ mod read_back;
 mod silence;
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use russh_sftp::client::error::Error as SftpError;
 use russh_sftp::client::RawSftpSession;
@@ -82,6 +82,11 @@ pub(crate) struct Quirks {
     /// link as the request named it, and cleaned (`a/b/up -> ../t` reads
     /// `a/t`); an absolute one as it is.
     pub readlink_joins_relative: bool,
+    /// Several SFTP sessions on one connection mix up their data: mod_sftp
+    /// keeps one buffer of a partly read request for all channels
+    /// (proftpd/proftpd#1897), seen here as sessions that hang and a
+    /// connection that drops. Such a server gets one session.
+    pub one_session: bool,
 }
 
 impl Quirks {
@@ -92,6 +97,7 @@ impl Quirks {
         Quirks {
             follows_final_symlinks: proftpd,
             readlink_joins_relative: proftpd,
+            one_session: proftpd,
         }
     }
 }
@@ -114,6 +120,8 @@ pub(crate) struct Sftp {
     cwd: String,
     /// One permit per handle open on the server.
     handles: Arc<Semaphore>,
+    /// See [`Sftp::round_trip`].
+    round_trip: Duration,
 }
 
 /// Most handles ferry keeps open at once on one server. OpenSSH's handles
@@ -162,6 +170,7 @@ impl Sftp {
         // it would cut a deep pipeline on a slow link: it is only a backstop
         // for a server that answers everything but one request.
         raw.set_timeout(backstop_secs(silence_secs));
+        let asked = Instant::now();
         let version = raw.init().await.map_err(|e| Error::SftpRefused {
             host: host.to_string(),
             detail: format!("SFTP handshake failed: {e}"),
@@ -176,6 +185,8 @@ impl Sftp {
             home_directory: has(HOME_DIRECTORY),
         };
         let quirks = Quirks::of(has);
+        let first_trip = asked.elapsed();
+        let asked = Instant::now();
         // Both questions in one round trip.
         let (limits, cwd) = tokio::join!(
             async {
@@ -186,6 +197,9 @@ impl Sftp {
             },
             raw.realpath(".")
         );
+        // The shorter of two: a server process just started may be slow to
+        // answer its first request.
+        let round_trip = first_trip.min(asked.elapsed());
         let (read_chunk, write_chunk) = match limits {
             Some(limits) => (
                 clamp_chunk(limits.max_read_len),
@@ -204,6 +218,7 @@ impl Sftp {
             read_chunk,
             write_chunk,
             cwd,
+            ?round_trip,
             "sftp session ready"
         );
         Ok(Sftp {
@@ -218,7 +233,14 @@ impl Sftp {
             state,
             cwd,
             handles: Arc::new(Semaphore::new(MAX_HANDLES)),
+            round_trip,
         })
+    }
+
+    /// How long the server took to answer a request as the session
+    /// started: the link's round trip, near enough.
+    pub(crate) fn round_trip(&self) -> Duration {
+        self.round_trip
     }
 
     /// Waits for room for one more open handle; the permit is to be held
@@ -226,6 +248,11 @@ impl Sftp {
     /// never closed.)
     pub(crate) async fn handle_slot(&self) -> Option<OwnedSemaphorePermit> {
         self.handles.clone().acquire_owned().await.ok()
+    }
+
+    /// How many more handles may be opened now.
+    pub(crate) fn free_handles(&self) -> usize {
+        self.handles.available_permits()
     }
 
     pub(crate) fn raw(&self) -> &Arc<RawSftpSession> {

@@ -549,6 +549,9 @@ pub struct SshdOptions {
     /// the tests do not run as root, permissions apply already and this
     /// does nothing.
     pub sftp_as_nobody: bool,
+    /// sshd's `MaxSessions`: how many sessions (SFTP, commands) one
+    /// connection may have open at once (OpenSSH's default is 10).
+    pub max_sessions: Option<u32>,
 }
 
 /// Files sftp-server may write are at most `kib` KiB. With `writes_fail`
@@ -568,6 +571,7 @@ impl Default for SshdOptions {
             sftp_denies: None,
             sftp_file_limit: None,
             sftp_as_nobody: false,
+            max_sessions: None,
         }
     }
 }
@@ -1001,6 +1005,9 @@ impl Sshd {
                 cfg.push_str(&format!(" -P {denied}"));
             }
             cfg.push('\n');
+        }
+        if let Some(n) = self.options.max_sessions {
+            cfg.push_str(&format!("MaxSessions {n}\n"));
         }
         if self.options.sftp_as_nobody && is_root() {
             cfg.push_str(&format!(

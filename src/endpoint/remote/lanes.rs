@@ -1,0 +1,196 @@
+//! Several SFTP sessions on one connection, "lanes", for far servers.
+//!
+//! SSH flow control gives each channel its own window, and OpenSSH's server
+//! opens 2 MiB for a session: one SFTP session moves at most 2 MiB per
+//! round trip however fast the link, 20 MB/s across 100 ms. Each extra
+//! session is a channel with a window of its own. A far server (as the
+//! first session's round trip measures it) gets more, or as many as
+//! `--streams` asks; a large file's reads and writes are then spread over
+//! all of them ([`super::SftpFile`] stripes by offset), and a tree's small
+//! files go out on whichever session has the fewest open.
+//!
+//! The other sessions open in the background as soon as the connection is
+//! up, so that a run never waits for them unless a large file does; a
+//! server that refuses one (OpenSSH's `MaxSessions`, 10 by default, is
+//! shared with the helper's and the shell tier's sessions) leaves the run
+//! with those it got, said under `-v`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::OnceCell;
+
+use super::tier::OnChosen;
+use crate::sftp::Sftp;
+use crate::ssh::Connection;
+
+/// How many SFTP sessions a run uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum Streams {
+    /// As many as the first session's round trip calls for.
+    #[default]
+    Auto,
+    /// Exactly this many (1: the first session alone), or as many as the
+    /// server allows.
+    Fixed(usize),
+}
+
+/// How many sessions, and where to tell how many opened (`-v`).
+#[derive(Clone, Default)]
+pub(crate) struct StreamChoice {
+    pub streams: Streams,
+    pub tell: Option<OnChosen>,
+}
+
+/// Round trips shorter than this fill any link with one session: 2 MiB
+/// per 4 ms is 500 MB/s.
+const NEAR: Duration = Duration::from_millis(4);
+
+/// The round trip each further session is worth: one per 16 ms, so 20 ms
+/// gets two, 100 ms six.
+const PER_SESSION: Duration = Duration::from_millis(16);
+
+/// Most sessions chosen on their own: six of OpenSSH's ten, leaving room
+/// for the helper's and the shell tier's.
+const AUTO_MOST: usize = 6;
+
+/// Most sessions `--streams` may ask for.
+pub(crate) const MOST: usize = 16;
+
+/// The sessions worth having to a server `round_trip` away.
+pub(crate) fn sessions_for(round_trip: Duration) -> usize {
+    if round_trip < NEAR {
+        return 1;
+    }
+    let per = PER_SESSION.as_micros().max(1);
+    let wanted = round_trip.as_micros().div_ceil(per) as usize;
+    wanted.clamp(2, AUTO_MOST)
+}
+
+/// The SFTP sessions of one connection: the first, and the others once
+/// they are open.
+pub(crate) struct Lanes {
+    first: Arc<Sftp>,
+    wanted: usize,
+    others: OnceCell<Vec<Arc<Sftp>>>,
+    conn: Arc<Connection>,
+    /// Where what came of the opening is told (`-v`).
+    tell: Option<OnChosen>,
+}
+
+impl Lanes {
+    /// The lanes of `conn`, whose first session is `first`; the others
+    /// (as many as `choice` says) start opening now, in the background.
+    pub(crate) fn new(conn: Arc<Connection>, first: Arc<Sftp>, choice: StreamChoice) -> Arc<Lanes> {
+        let StreamChoice { streams, tell } = choice;
+        let mut wanted = match streams {
+            Streams::Auto => sessions_for(first.round_trip()),
+            Streams::Fixed(n) => n.clamp(1, MOST),
+        };
+        if wanted > 1 && first.quirks().one_session {
+            let said = format!(
+                "1 SFTP session carries the data to {}: it is ProFTPD's mod_sftp, \
+                 which mixes up the data of several (proftpd issue 1897)",
+                first.host()
+            );
+            tracing::info!("{said}");
+            if let Some(tell) = &tell {
+                tell(&said);
+            }
+            wanted = 1;
+        }
+        let lanes = Arc::new(Lanes {
+            first,
+            wanted,
+            others: OnceCell::new(),
+            conn,
+            tell,
+        });
+        if wanted > 1 {
+            let opening = lanes.clone();
+            tokio::spawn(async move {
+                opening.others().await;
+            });
+        }
+        lanes
+    }
+
+    pub(crate) fn first(&self) -> &Arc<Sftp> {
+        &self.first
+    }
+
+    /// Whether more than one session is wanted at all.
+    pub(crate) fn several(&self) -> bool {
+        self.wanted > 1
+    }
+
+    /// The sessions beside the first, waiting for them to open.
+    pub(crate) async fn others(&self) -> &[Arc<Sftp>] {
+        self.others.get_or_init(|| self.open_others()).await
+    }
+
+    /// The session with the fewest files open among those open by now.
+    pub(crate) fn least_busy(&self) -> &Arc<Sftp> {
+        let others = self.others.get().map_or(&[][..], Vec::as_slice);
+        std::iter::once(&self.first)
+            .chain(others)
+            .max_by_key(|sftp| sftp.free_handles())
+            .unwrap_or(&self.first)
+    }
+
+    async fn open_others(&self) -> Vec<Arc<Sftp>> {
+        let opening = (1..self.wanted).map(|_| Sftp::open(&self.conn));
+        let mut others = Vec::new();
+        let mut refused = None;
+        for opened in futures::future::join_all(opening).await {
+            match opened {
+                Ok(sftp) if self.fits(&sftp) => others.push(Arc::new(sftp)),
+                Ok(_) => refused = Some("it differs from the first (limits or directory)".into()),
+                Err(e) => refused = Some(e.to_string()),
+            }
+        }
+        let host = self.first.host();
+        let carry = match others.len() + 1 {
+            1 => "1 SFTP session carries".to_string(),
+            n => format!("{n} SFTP sessions carry"),
+        };
+        let mut said = format!(
+            "{carry} the data to {host} ({} wanted; round trip {:.1} ms)",
+            self.wanted,
+            self.first.round_trip().as_secs_f64() * 1000.0
+        );
+        if let Some(why) = refused {
+            said = format!("the server refused another SFTP session: {why}; {said}");
+        }
+        tracing::info!("{said}");
+        if let Some(tell) = &self.tell {
+            tell(&said);
+        }
+        others
+    }
+
+    /// Whether `other` can carry what the first session's handles carry:
+    /// requests as large, paths resolved from the same directory.
+    fn fits(&self, other: &Sftp) -> bool {
+        other.read_chunk() >= self.first.read_chunk()
+            && other.write_chunk() >= self.first.write_chunk()
+            && other.absolute(".") == self.first.absolute(".")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn far_servers_get_more_sessions() {
+        let ms = Duration::from_millis;
+        assert_eq!(sessions_for(Duration::from_micros(200)), 1);
+        assert_eq!(sessions_for(ms(3)), 1);
+        assert_eq!(sessions_for(ms(5)), 2);
+        assert_eq!(sessions_for(ms(20)), 2);
+        assert_eq!(sessions_for(ms(40)), 3);
+        assert_eq!(sessions_for(ms(100)), 6);
+        assert_eq!(sessions_for(ms(250)), 6);
+    }
+}

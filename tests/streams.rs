@@ -1,0 +1,146 @@
+//! Several SFTP sessions on one connection (`--streams`): a large file's
+//! reads and writes spread over all of them arrive byte-identical, push and
+//! pull, beside a tree of small files spread over the sessions; a copy cut
+//! while several sessions wrote its partial resumes, after verifying, to an
+//! identical file and sends little more than what was missing; a server
+//! that allows one session (`MaxSessions 1`) leaves the run with that one,
+//! said under `-v`, and the copy still arrives.
+mod common;
+
+use common::*;
+use std::path::Path;
+use std::time::Duration;
+
+const BIG: usize = 24 * MIB as usize;
+
+/// A 24 MiB file and 120 small ones in three directories.
+fn make_source(root: &Path) {
+    write_file(&root.join("big.bin"), &random_bytes(BIG, 11));
+    for dir in 0..3 {
+        for n in 0..40 {
+            let size = (n * 997 + dir * 31) % 9000;
+            let data = random_bytes(size, (dir * 100 + n) as u64);
+            write_file(&root.join(format!("d{dir}/f{n}")), &data);
+        }
+    }
+}
+
+#[test]
+fn push_and_pull_spread_over_four_sessions_arrive_identical() {
+    let sshd = Sshd::start();
+    let src = sshd.local().join("src");
+    make_source(&src);
+    let remote = sshd.remote().join("copy");
+    let push = sshd
+        .ferry()
+        .args(["-a", "--streams", "4", "-vvv"])
+        .arg(format!("{}/", src.display()))
+        .arg(sshd.spec(&remote))
+        .run_ok();
+    assert_trees_identical_with(&src, &remote, Compare::ARCHIVE);
+    push.assert_stderr_contains("4 SFTP sessions carry the data");
+    push.assert_stderr_contains("spread over 4 sessions");
+
+    let back = sshd.local().join("back");
+    let pull = sshd
+        .ferry()
+        .args(["-a", "--streams", "4", "-vvv"])
+        .arg(format!("{}/", sshd.spec(&remote)))
+        .arg(&back)
+        .run_ok();
+    assert_trees_identical_with(&src, &back, Compare::ARCHIVE);
+    pull.assert_stderr_contains("spread over 4 sessions");
+}
+
+/// The first run writes the partial over four sessions and is cut; the
+/// rerun (over four sessions again, or one) verifies what the sidecar's
+/// window leaves in doubt and sends the rest.
+fn cut_then_resume(way: Direction, rerun_streams: &str) {
+    const SIZE: usize = 48 * MIB as usize;
+    const CUT: u64 = 36 * MIB;
+    // The sidecar's window (64 requests of 255 KiB), which writes over
+    // several sessions may have left with holes, and the protocol's own
+    // bytes.
+    const WINDOW: u64 = 16 * MIB;
+    const SLACK: u64 = 3 * MIB;
+    // Past this, the bound below is less than a resend of the whole file.
+    const MIN_PARTIAL: u64 = WINDOW + 2 * SLACK;
+    let sshd = Sshd::start();
+    let (src, dest_dir) = match way {
+        Direction::Up => (sshd.local().join("big.bin"), sshd.remote()),
+        Direction::Down => (sshd.remote().join("big.bin"), sshd.local()),
+    };
+    write_file(&src, &random_bytes(SIZE, 5));
+    let proxy = CutProxy::start(sshd.port(), Some((way, CUT)));
+    let cfg = sshd.config_for_proxy(&proxy);
+    let (from, to) = match way {
+        Direction::Up => (src.display().to_string(), sshd.spec(&dest_dir)),
+        Direction::Down => (sshd.spec(&src), dest_dir.display().to_string()),
+    };
+    let run = |streams: &str| {
+        sshd.ferry_with_config(&cfg)
+            .args(["-P", "--retries", "0", "--streams", streams])
+            .arg(&from)
+            .arg(&to)
+            .run_default()
+    };
+    let first = run("4");
+    assert!(proxy.tripped(), "the proxy never cut the copy\n{first}");
+    first.assert_code(10);
+    proxy.wait_idle(Duration::from_secs(10));
+    let partial = partial_path(&dest_dir, "big.bin");
+    let partial_len = wait_stable_len(&partial, Duration::from_secs(10));
+    assert!(
+        (MIN_PARTIAL..SIZE as u64).contains(&partial_len),
+        "after the cut the partial holds {partial_len} bytes\n{first}"
+    );
+    proxy.set_cut(None);
+    proxy.reset_counts();
+    run(rerun_streams).assert_ok();
+    proxy.wait_idle(Duration::from_secs(10));
+    assert_files_identical(&src, &dest_dir.join("big.bin"));
+    assert_no_partials(&dest_dir);
+    let sent = proxy.counter(way);
+    let bound = SIZE as u64 - partial_len + WINDOW + SLACK;
+    assert!(
+        sent <= bound,
+        "the rerun moved {sent} bytes; the partial held {partial_len}, so at most {bound} \
+         (a resume, not a resend)"
+    );
+}
+
+#[test]
+fn a_push_cut_while_four_sessions_wrote_resumes_to_an_identical_file() {
+    cut_then_resume(Direction::Up, "4");
+}
+
+#[test]
+fn a_push_cut_while_four_sessions_wrote_resumes_over_one() {
+    cut_then_resume(Direction::Up, "1");
+}
+
+#[test]
+fn a_pull_cut_while_four_sessions_read_resumes_to_an_identical_file() {
+    cut_then_resume(Direction::Down, "4");
+}
+
+#[test]
+fn a_server_that_allows_one_session_leaves_the_run_with_one() {
+    let sshd = Sshd::start_with(SshdOptions {
+        max_sessions: Some(1),
+        ..Default::default()
+    });
+    let src = sshd.local().join("src");
+    make_source(&src);
+    let remote = sshd.remote().join("copy");
+    let push = sshd
+        .ferry()
+        .args(["-a", "--streams", "4", "-v"])
+        .arg(format!("{}/", src.display()))
+        .arg(sshd.spec(&remote))
+        .run_ok();
+    assert_trees_identical_with(&src, &remote, Compare::ARCHIVE);
+    push.assert_stderr_contains("the server refused another SFTP session");
+    push.assert_stderr_contains("1 SFTP session carries the data to");
+    push.assert_stderr_contains("(4 wanted;");
+}
