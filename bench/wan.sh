@@ -349,6 +349,6 @@ export B_RESULTS="$RESULTS" B_DOC="$DOC" B_CMDLINE="$CMDLINE" B_DATE="$START_DAT
   B_PEER_CIPHER="${BENCH_PEER_CIPHER:-}" B_FERRY_FLAGS="${FERRY_FLAGS:-}" \
   B_RCLONE="$(rclone version 2>/dev/null | sed -n '1p' || true)"
 mkdir -p "$(dirname "$DOC")"
-timeout 60 python3 "$REPO/bench/wan_report.py"
+PYTHONDONTWRITEBYTECODE=1 timeout 60 python3 "$REPO/bench/wan_report.py"
 log "wrote the wan section of $DOC"
 cat "$RESULTS" >&2

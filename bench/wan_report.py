@@ -149,9 +149,9 @@ def raw_table(rows):
     lines = ["| " + " | ".join(head) + " |",
              "| ---: | --- | ---: | --- | --- | " + "---: | " * 8 + "--- |"]
     for r in rows:
-        lines.append("| " + " | ".join(r[k] for k in (
+        lines.append("| " + " | ".join((r[k] or "").replace("|", "\\|") for k in (
             "rtt_ms", "scenario", "run", "tool", "status", "wall_s", "maxrss_kib", "user_s",
-            "sys_s", "server_cpu_s", "wire_up", "wire_down", "conns", "note")).replace("|", "\\|") + " |")
+            "sys_s", "server_cpu_s", "wire_up", "wire_down", "conns", "note")) + " |")
     return "\n".join(lines)
 
 
