@@ -24,6 +24,9 @@
 #                            prints one Host block (and appends the host key to
 #                            KNOWN_HOSTS for [127.0.0.1]:PORT)
 #   server_cpu_ticks, wait_server_idle, free_port, probe_banner
+#   make_tree DIR DIRS FILES_PER_DIR MAX_BYTES SEED
+#                            a tree of random files (sizes 0..MAX_BYTES, fixed
+#                            seed): bench/scale.sh's and bench/wan.sh's trees
 #   bench_machine_env        exports B_NPROC B_CPU B_MEM B_KERNEL B_OPENSSH
 #                            B_RSYNC B_FERRY B_FS for the report writers
 
@@ -280,4 +283,24 @@ bench_machine_env() {
   B_FERRY="$("$FERRY" --version 2>/dev/null || echo ferry)"
   B_FS="$(df -T "$WORK" | awk 'NR==2 { print $2 }')"
   export B_NPROC B_CPU B_MEM B_KERNEL B_OPENSSH B_RSYNC B_FERRY B_FS
+}
+
+# make_tree DIR DIRS FILES_PER_DIR MAX_BYTES SEED: DIRS directories d0000...
+# of FILES_PER_DIR files f000.bin... each, of random sizes 0..MAX_BYTES (the
+# sizes and offsets from random.Random(SEED), the bytes from os.urandom).
+make_tree() {
+  python3 - "$@" <<'EOF'
+import os, random, sys
+root, dirs, per, top, seed = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+r = random.Random(seed)
+pool = os.urandom(top + 4096)
+for d in range(dirs):
+    sub = os.path.join(root, f"d{d:04}")
+    os.makedirs(sub, exist_ok=True)
+    for f in range(per):
+        n = r.randint(0, top)
+        at = r.randint(0, 4096)
+        with open(os.path.join(sub, f"f{f:03}.bin"), "wb") as fh:
+            fh.write(pool[at:at + n])
+EOF
 }

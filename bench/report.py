@@ -4,9 +4,10 @@
 Called by bench/run.sh with everything in B_* environment variables; not
 meant to be run by hand. Keeps the text between <!-- notes --> and
 <!-- /notes --> of the existing document verbatim, and so the section between
-<!-- delta --> and <!-- /delta --> (written by bench/delta.sh) and the one
-between <!-- scale --> and <!-- /scale --> (bench/scale.sh), which stay
-just before the notes.
+<!-- delta --> and <!-- /delta --> (written by bench/delta.sh), the one
+between <!-- scale --> and <!-- /scale --> (bench/scale.sh) and the one
+between <!-- wan --> and <!-- /wan --> (bench/wan.sh), which stay just
+before the notes.
 """
 
 import os
@@ -18,6 +19,7 @@ from reportlib import env, load, section_re
 NOTES_RE = section_re("notes")
 DELTA_RE = section_re("delta")
 SCALE_RE = section_re("scale")
+WAN_RE = section_re("wan")
 TOOLS = os.environ.get("B_TOOLS", "ferry scp sftp rsync").split()
 
 DEFAULT_NOTES = """<!-- notes -->
@@ -111,6 +113,7 @@ def main():
     notes = DEFAULT_NOTES
     delta = None
     scale = None
+    wan = None
     if os.path.exists(doc_path):
         old_doc = open(doc_path, encoding="utf-8").read()
         m = NOTES_RE.search(old_doc)
@@ -122,6 +125,9 @@ def main():
         m = SCALE_RE.search(old_doc)
         if m:
             scale = m.group(0)
+        m = WAN_RE.search(old_doc)
+        if m:
+            wan = m.group(0)
 
     ciphers = ", ".join(
         f"{t} `{c}`" if "(" not in c else f"{t} {c}"
@@ -230,6 +236,8 @@ def main():
         parts += [delta, ""]
     if scale:
         parts += [scale, ""]
+    if wan:
+        parts += [wan, ""]
     parts += [
         notes,
         "",

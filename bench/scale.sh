@@ -108,23 +108,6 @@ FERRY_CMD=("$FERRY" --ssh-config "$CFG" --remote-ferry "$FERRY")
 D="$WORK/data" R="$WORK/remote" L="$WORK/local"
 
 # ---------------------------------------------------------------- data
-# make_tree DIR DIRS FILES_PER_DIR MAX_BYTES SEED
-make_tree() {
-  python3 - "$@" <<'EOF'
-import os, random, sys
-root, dirs, per, top, seed = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
-r = random.Random(seed)
-pool = os.urandom(top + 4096)
-for d in range(dirs):
-    sub = os.path.join(root, f"d{d:04}")
-    os.makedirs(sub, exist_ok=True)
-    for f in range(per):
-        n = r.randint(0, top)
-        at = r.randint(0, 4096)
-        with open(os.path.join(sub, f"f{f:03}.bin"), "wb") as fh:
-            fh.write(pool[at:at + n])
-EOF
-}
 if wants resume || wants noop; then
   log "writing ${BIG_MIB} MiB from /dev/urandom"
   dd if=/dev/urandom of="$D/big.bin" bs=1M count="$BIG_MIB" status=none iflag=fullblock
