@@ -99,6 +99,7 @@ impl Endpoint for LocalFs {
 
     fn features(&self) -> Features {
         Features {
+            sessions: 1,
             chunk: CHUNK,
             depth: 4,
             hard_links: true,

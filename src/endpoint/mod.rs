@@ -100,6 +100,9 @@ pub(crate) struct Features {
     pub chunk: usize,
     /// Requests worth keeping in flight per open file.
     pub depth: usize,
+    /// Sessions the data goes over (a far server's several SFTP
+    /// sessions): `--jobs` files are kept in flight per session.
+    pub sessions: usize,
     /// Whether [`Endpoint::hard_link`] works here.
     pub hard_links: bool,
     /// Whether [`Endpoint::copy_ranges`] works here.

@@ -123,9 +123,19 @@ pub(crate) struct SftpFile {
     /// on another ([`SftpFile::spread`]).
     lanes: Arc<Lanes>,
     again: OpenFlags,
-    /// The same file open on the other sessions once spread, in their
-    /// order: reads and writes go round them by offset.
-    spread: tokio::sync::OnceCell<Vec<LaneHandle>>,
+    /// The same file open on other sessions, once spread.
+    spread: std::sync::Mutex<Option<Spread>>,
+}
+
+/// A file's handles on the sessions other than its own: reads and writes
+/// go round them by offset. It widens onto each session that opens later.
+#[derive(Default)]
+struct Spread {
+    handles: Vec<Arc<LaneHandle>>,
+    /// How many of [`Lanes::open_now`]'s sessions were considered.
+    tried: usize,
+    /// Whether a request is opening handles on sessions that opened since.
+    widening: bool,
 }
 
 /// A file's handle on one more session.
@@ -318,7 +328,7 @@ impl RemoteFs {
             _slot: slot,
             lanes: self.lanes.clone(),
             again,
-            spread: tokio::sync::OnceCell::new(),
+            spread: std::sync::Mutex::new(None),
         })
     }
 
@@ -493,6 +503,7 @@ impl Endpoint for RemoteFs {
                 true => 2 * REQUESTS_IN_FLIGHT,
                 false => REQUESTS_IN_FLIGHT,
             },
+            sessions: self.lanes.wanted(),
             hard_links: extensions.hardlink || helper,
             copies_ranges: helper,
             copies_within: extensions.copy_data,
@@ -599,6 +610,7 @@ impl Endpoint for RemoteFs {
         let Some(from_handle) = from.handle_on(&to.sftp).await else {
             return Ok(false);
         };
+        let from_handle = from_handle.as_str();
         let mut done = 0;
         while done < len {
             let piece = (len - done).min(COPY_DATA_PIECE);
@@ -965,35 +977,52 @@ impl RemoteFs {
 }
 
 impl SftpFile {
-    /// Opens the file on the connection's other sessions too, so that
-    /// reads and writes go round all of them by offset; a session that
-    /// refuses is left out (said under `-v`). Only a file's data requests
-    /// are spread: its attributes, sync and close stay on its own session,
-    /// after the spread handles are closed.
+    /// Spreads the file's reads and writes over the connection's other
+    /// sessions: those open now, and each that opens later, as the next
+    /// request finds it. A session that refuses is left out (said under
+    /// `-v`). Only a file's data requests are spread: its attributes, sync
+    /// and close stay on its own session, after the spread handles closed.
     async fn spread(&self) {
         if !self.lanes.several() {
             return;
         }
-        self.spread
-            .get_or_init(|| async {
-                let others = self.lanes.others().await;
-                let sessions = std::iter::once(self.lanes.first())
-                    .chain(others)
-                    .filter(|sftp| !Arc::ptr_eq(sftp, &self.sftp));
-                let opened = sessions.map(|sftp| self.open_on(sftp.clone()));
-                let spread: Vec<LaneHandle> = futures::future::join_all(opened)
-                    .await
-                    .into_iter()
-                    .flatten()
-                    .collect();
-                tracing::debug!(
-                    path = self.path,
-                    "spread over {} sessions",
-                    spread.len() + 1
-                );
+        if let Ok(mut spread) = self.spread.lock() {
+            spread.get_or_insert_with(Spread::default);
+        }
+        self.widen().await;
+    }
+
+    /// Opens the file on the sessions that opened since it was last
+    /// widened, if it is spread and no other request is at it already.
+    async fn widen(&self) {
+        let new: Vec<Arc<Sftp>> = {
+            let Ok(mut spread) = self.spread.lock() else {
+                return;
+            };
+            let Some(spread) = spread.as_mut() else {
+                return;
+            };
+            let open = self.lanes.open_now();
+            if spread.widening || open.len() <= spread.tried {
+                return;
+            }
+            let new = open[spread.tried..].iter();
+            let new = new.filter(|sftp| !Arc::ptr_eq(sftp, &self.sftp)).cloned();
+            spread.tried = open.len();
+            spread.widening = true;
+            new.collect()
+        };
+        let opened = futures::future::join_all(new.into_iter().map(|s| self.open_on(s))).await;
+        if let Ok(mut spread) = self.spread.lock() {
+            if let Some(spread) = spread.as_mut() {
                 spread
-            })
-            .await;
+                    .handles
+                    .extend(opened.into_iter().flatten().map(Arc::new));
+                spread.widening = false;
+                let sessions = spread.handles.len() + 1;
+                tracing::debug!(path = self.path, "spread over {sessions} sessions");
+            }
+        }
     }
 
     /// The file opened again on `sftp`; None (said under `-v`) if that
@@ -1019,38 +1048,59 @@ impl SftpFile {
 
     /// The file's handle on the session `sftp`, opening it there (among
     /// the spread handles) if needed.
-    async fn handle_on(&self, sftp: &Arc<Sftp>) -> Option<&str> {
+    async fn handle_on(&self, sftp: &Arc<Sftp>) -> Option<String> {
         if Arc::ptr_eq(sftp, &self.sftp) {
-            return Some(&self.handle);
+            return Some(self.handle.clone());
         }
-        self.spread().await;
-        let spread = self.spread.get()?;
-        let lane = spread.iter().find(|lane| Arc::ptr_eq(&lane.sftp, sftp))?;
-        Some(&lane.handle)
+        let known = self.spread.lock().ok().and_then(|spread| {
+            let handles = &spread.as_ref()?.handles;
+            let lane = handles.iter().find(|lane| Arc::ptr_eq(&lane.sftp, sftp))?;
+            Some(lane.handle.clone())
+        });
+        if known.is_some() {
+            return known;
+        }
+        let lane = self.open_on(sftp.clone()).await?;
+        let handle = lane.handle.clone();
+        if let Ok(mut spread) = self.spread.lock() {
+            let spread = spread.get_or_insert_with(Spread::default);
+            spread.handles.push(Arc::new(lane));
+        }
+        Some(handle)
     }
 
-    /// The session and handle that carry the request at `offset`: the
-    /// file's own, or, once spread, each in turn by request-sized stripes.
-    fn lane_at(&self, offset: u64) -> (&Sftp, &str) {
-        let spread = match self.spread.get() {
-            Some(spread) if !spread.is_empty() => spread,
-            _ => return (&self.sftp, &self.handle),
-        };
+    /// The handle on another session that carries the request at
+    /// `offset`, once spread (each in turn by request-sized stripes); None
+    /// for the file's own.
+    fn lane_at(&self, offset: u64) -> Option<Arc<LaneHandle>> {
+        let spread = self.spread.lock().ok()?;
+        let handles = &spread.as_ref()?.handles;
         let stripe = u64::from(self.sftp.read_chunk().min(self.sftp.write_chunk())).max(1);
-        match ((offset / stripe) % (spread.len() as u64 + 1)) as usize {
-            0 => (&self.sftp, &self.handle),
-            n => (&spread[n - 1].sftp, &spread[n - 1].handle),
+        match ((offset / stripe) % (handles.len() as u64 + 1)) as usize {
+            0 => None,
+            n => Some(handles[n - 1].clone()),
+        }
+    }
+
+    /// The session and handle of the request at `offset`, the file widened
+    /// first onto sessions opened since.
+    async fn route(&self, offset: u64) -> (Arc<Sftp>, Route) {
+        self.widen().await;
+        match self.lane_at(offset) {
+            Some(lane) => (lane.sftp.clone(), Route::Spread(lane)),
+            None => (self.sftp.clone(), Route::Own),
         }
     }
 
     /// Closes the spread handles: after every request on them was
     /// answered, before the file's own closes. An error of any is returned.
     async fn close_spread(&mut self) -> Result<()> {
-        let Some(spread) = self.spread.take() else {
+        let spread = self.spread.lock().ok().and_then(|mut spread| spread.take());
+        let Some(spread) = spread else {
             return Ok(());
         };
         let path = self.path.as_str();
-        let closes = spread.iter().map(|lane| async move {
+        let closes = spread.handles.iter().map(|lane| async move {
             let closed = lane.sftp.raw().close(lane.handle.as_str()).await;
             closed.map(drop).map_err(|e| lane.sftp.error(path, e))
         });
@@ -1058,7 +1108,8 @@ impl SftpFile {
     }
 
     async fn write_piece(&self, offset: u64, data: Bytes) -> Result<()> {
-        let (sftp, handle) = self.lane_at(offset);
+        let (sftp, route) = self.route(offset).await;
+        let handle = route.handle(self);
         sftp.raw()
             .write(handle, offset, Vec::from(data))
             .await
@@ -1069,7 +1120,8 @@ impl SftpFile {
 
 impl SftpFile {
     async fn read_at(&self, offset: u64, len: usize) -> Result<Bytes> {
-        let (sftp, handle) = self.lane_at(offset);
+        let (sftp, route) = self.route(offset).await;
+        let handle = route.handle(self);
         let raw = sftp.raw();
         let mut out = Vec::new();
         // A server may answer with fewer bytes than asked for before the end
@@ -1226,6 +1278,21 @@ impl SftpFile {
             .await
             .map(drop)
             .map_err(|e| self.sftp.error(&self.path, e))
+    }
+}
+
+/// Which handle of a file carries a request.
+enum Route {
+    Own,
+    Spread(Arc<LaneHandle>),
+}
+
+impl Route {
+    fn handle<'a>(&'a self, file: &'a SftpFile) -> &'a str {
+        match self {
+            Route::Own => &file.handle,
+            Route::Spread(lane) => &lane.handle,
+        }
     }
 }
 

@@ -809,6 +809,10 @@ async fn execute<'a, S: Endpoint, D: Endpoint>(
     make_dirs(dst, actions, opts, places, reporter, stats).await?;
     let budget = Semaphore::new(kib(MEMORY_BUDGET) as usize);
     let io = Pipeline::between(src, dst);
+    // Small files cost round trips, not bandwidth: each session of a far
+    // server takes as many in flight as one would.
+    let sessions = src.features().sessions.max(dst.features().sessions);
+    let in_flight = opts.jobs.max(1) * sessions.max(1);
     let mut running = FuturesUnordered::new();
     let mut delayed = Vec::new();
     let mut order = InOrder::new();
@@ -840,7 +844,7 @@ async fn execute<'a, S: Endpoint, D: Endpoint>(
             skipped += 1;
             continue;
         }
-        while running.len() >= opts.jobs.max(1) {
+        while running.len() >= in_flight {
             if let Some((seq, ran)) = running.next().await {
                 for (action, done, target) in order.arrived(seq, ran) {
                     take(action, done, target)?;

@@ -1116,7 +1116,12 @@ async fn copy_range_with<S: Endpoint, D: Endpoint>(
             }
             out.write_at(offset, data).await.map(|_| n)
         })
-        .try_buffer_unordered(io.write_depth)
+        // In order: a write starts only once the one `write_depth` before
+        // it is done, so that whatever a cut leaves, all below the
+        // partial's length less the sidecar's window was written. Writes
+        // spread over several sessions finish out of order, and unordered
+        // a lagging one would leave a hole further back than that.
+        .try_buffered(io.write_depth)
         .try_for_each(|n| {
             reporter.bytes_done(source.dest, n);
             futures::future::ready(Ok(()))

@@ -9,16 +9,18 @@
 //! all of them ([`super::SftpFile`] stripes by offset), and a tree's small
 //! files go out on whichever session has the fewest open.
 //!
-//! The other sessions open in the background as soon as the connection is
-//! up, so that a run never waits for them unless a large file does; a
+//! The other sessions open in the background as soon as the first is up,
+//! and each joins as it opens: a run never waits for them (OpenSSH starts
+//! a connection's sessions one after the other, a round trip or so
+//! apart), and a large file already under way widens onto each. A
 //! server that refuses one (OpenSSH's `MaxSessions`, 10 by default, is
 //! shared with the helper's and the shell tier's sessions) leaves the run
 //! with those it got, said under `-v`.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::OnceCell;
+use futures::stream::{FuturesUnordered, StreamExt};
 
 use super::tier::OnChosen;
 use crate::sftp::Sftp;
@@ -46,13 +48,13 @@ pub(crate) struct StreamChoice {
 /// per 4 ms is 500 MB/s.
 const NEAR: Duration = Duration::from_millis(4);
 
-/// The round trip each further session is worth: one per 16 ms, so 20 ms
-/// gets two, 100 ms six.
-const PER_SESSION: Duration = Duration::from_millis(16);
+/// The round trip each further session is worth: one per 14 ms, so 20 ms
+/// gets two, 100 ms seven (the most).
+const PER_SESSION: Duration = Duration::from_millis(14);
 
-/// Most sessions chosen on their own: six of OpenSSH's ten, leaving room
-/// for the helper's and the shell tier's.
-const AUTO_MOST: usize = 6;
+/// Most sessions chosen on their own: seven of OpenSSH's ten, leaving
+/// room for the helper's and the shell tier's (two at once).
+const AUTO_MOST: usize = 7;
 
 /// Most sessions `--streams` may ask for.
 pub(crate) const MOST: usize = 16;
@@ -67,12 +69,13 @@ pub(crate) fn sessions_for(round_trip: Duration) -> usize {
     wanted.clamp(2, AUTO_MOST)
 }
 
-/// The SFTP sessions of one connection: the first, and the others once
-/// they are open.
+/// The SFTP sessions of one connection: the first, and the others as they
+/// open.
 pub(crate) struct Lanes {
     first: Arc<Sftp>,
     wanted: usize,
-    others: OnceCell<Vec<Arc<Sftp>>>,
+    /// The others open so far, in the order they opened (only added to).
+    others: Mutex<Vec<Arc<Sftp>>>,
     conn: Arc<Connection>,
     /// Where what came of the opening is told (`-v`).
     tell: Option<OnChosen>,
@@ -102,21 +105,20 @@ impl Lanes {
         let lanes = Arc::new(Lanes {
             first,
             wanted,
-            others: OnceCell::new(),
+            others: Mutex::new(Vec::new()),
             conn,
             tell,
         });
         if wanted > 1 {
             let opening = lanes.clone();
-            tokio::spawn(async move {
-                opening.others().await;
-            });
+            tokio::spawn(async move { opening.open_others().await });
         }
         lanes
     }
 
-    pub(crate) fn first(&self) -> &Arc<Sftp> {
-        &self.first
+    /// How many sessions are wanted (fewer may open).
+    pub(crate) fn wanted(&self) -> usize {
+        self.wanted
     }
 
     /// Whether more than one session is wanted at all.
@@ -124,33 +126,42 @@ impl Lanes {
         self.wanted > 1
     }
 
-    /// The sessions beside the first, waiting for them to open.
-    pub(crate) async fn others(&self) -> &[Arc<Sftp>] {
-        self.others.get_or_init(|| self.open_others()).await
+    /// The sessions open by now, the first first, then in the order they
+    /// opened: a longer list later starts with this one.
+    pub(crate) fn open_now(&self) -> Vec<Arc<Sftp>> {
+        let others = self.others.lock().map(|o| o.clone()).unwrap_or_default();
+        std::iter::once(self.first.clone()).chain(others).collect()
     }
 
     /// The session with the fewest files open among those open by now.
-    pub(crate) fn least_busy(&self) -> &Arc<Sftp> {
-        let others = self.others.get().map_or(&[][..], Vec::as_slice);
-        std::iter::once(&self.first)
-            .chain(others)
-            .max_by_key(|sftp| sftp.free_handles())
-            .unwrap_or(&self.first)
+    pub(crate) fn least_busy(&self) -> Arc<Sftp> {
+        if !self.several() {
+            return self.first.clone();
+        }
+        let open = self.open_now();
+        let best = open.iter().max_by_key(|sftp| sftp.free_handles());
+        best.unwrap_or(&self.first).clone()
     }
 
-    async fn open_others(&self) -> Vec<Arc<Sftp>> {
-        let opening = (1..self.wanted).map(|_| Sftp::open(&self.conn));
-        let mut others = Vec::new();
+    async fn open_others(&self) {
+        let mut opening: FuturesUnordered<_> =
+            (1..self.wanted).map(|_| Sftp::open(&self.conn)).collect();
+        let mut joined = 0;
         let mut refused = None;
-        for opened in futures::future::join_all(opening).await {
+        while let Some(opened) = opening.next().await {
             match opened {
-                Ok(sftp) if self.fits(&sftp) => others.push(Arc::new(sftp)),
+                Ok(sftp) if self.fits(&sftp) => {
+                    if let Ok(mut others) = self.others.lock() {
+                        others.push(Arc::new(sftp));
+                        joined += 1;
+                    }
+                }
                 Ok(_) => refused = Some("it differs from the first (limits or directory)".into()),
                 Err(e) => refused = Some(e.to_string()),
             }
         }
         let host = self.first.host();
-        let carry = match others.len() + 1 {
+        let carry = match joined + 1 {
             1 => "1 SFTP session carries".to_string(),
             n => format!("{n} SFTP sessions carry"),
         };
@@ -166,7 +177,6 @@ impl Lanes {
         if let Some(tell) = &self.tell {
             tell(&said);
         }
-        others
     }
 
     /// Whether `other` can carry what the first session's handles carry:
@@ -190,7 +200,7 @@ mod tests {
         assert_eq!(sessions_for(ms(5)), 2);
         assert_eq!(sessions_for(ms(20)), 2);
         assert_eq!(sessions_for(ms(40)), 3);
-        assert_eq!(sessions_for(ms(100)), 6);
-        assert_eq!(sessions_for(ms(250)), 6);
+        assert_eq!(sessions_for(ms(100)), 7);
+        assert_eq!(sessions_for(ms(250)), 7);
     }
 }
