@@ -313,8 +313,7 @@ impl RemoteFs {
         attrs: FileAttributes,
         again: OpenFlags,
     ) -> Result<SftpFile> {
-        let sftp = self.lanes.least_busy().clone();
-        let slot = sftp.handle_slot().await;
+        let (sftp, slot) = self.lanes.least_busy().await;
         let handle = sftp
             .raw()
             .open(path, flags, attrs)

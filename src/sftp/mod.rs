@@ -255,6 +255,11 @@ impl Sftp {
         self.handles.available_permits()
     }
 
+    /// Room for one more open handle, if there is some now.
+    pub(crate) fn handle_slot_now(&self) -> Option<OwnedSemaphorePermit> {
+        self.handles.clone().try_acquire_owned().ok()
+    }
+
     pub(crate) fn raw(&self) -> &Arc<RawSftpSession> {
         &self.raw
     }

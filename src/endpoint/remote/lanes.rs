@@ -21,6 +21,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::stream::{FuturesUnordered, StreamExt};
+use tokio::sync::{Notify, OwnedSemaphorePermit};
 
 use super::tier::OnChosen;
 use crate::sftp::Sftp;
@@ -76,6 +77,8 @@ pub(crate) struct Lanes {
     wanted: usize,
     /// The others open so far, in the order they opened (only added to).
     others: Mutex<Vec<Arc<Sftp>>>,
+    /// Woken when another session joins.
+    joined: Notify,
     conn: Arc<Connection>,
     /// Where what came of the opening is told (`-v`).
     tell: Option<OnChosen>,
@@ -106,6 +109,7 @@ impl Lanes {
             first,
             wanted,
             others: Mutex::new(Vec::new()),
+            joined: Notify::new(),
             conn,
             tell,
         });
@@ -133,14 +137,30 @@ impl Lanes {
         std::iter::once(self.first.clone()).chain(others).collect()
     }
 
-    /// The session with the fewest files open among those open by now.
-    pub(crate) fn least_busy(&self) -> Arc<Sftp> {
+    /// Room for a file to open: on the session with the fewest files open
+    /// among those open by now, else on the first that frees a handle or
+    /// opens. (Waiting on one chosen session would keep files there that
+    /// a session opened meanwhile could take.)
+    pub(crate) async fn least_busy(&self) -> (Arc<Sftp>, Option<OwnedSemaphorePermit>) {
         if !self.several() {
-            return self.first.clone();
+            return (self.first.clone(), self.first.handle_slot().await);
         }
-        let open = self.open_now();
-        let best = open.iter().max_by_key(|sftp| sftp.free_handles());
-        best.unwrap_or(&self.first).clone()
+        loop {
+            let joined = self.joined.notified();
+            let open = self.open_now();
+            let best = open.iter().max_by_key(|sftp| sftp.free_handles());
+            let best = best.unwrap_or(&self.first);
+            if let Some(slot) = best.handle_slot_now() {
+                return (best.clone(), Some(slot));
+            }
+            let freed = open.iter().map(|sftp| Box::pin(sftp.handle_slot()));
+            tokio::select! {
+                (slot, which, _) = futures::future::select_all(freed) => {
+                    return (open[which].clone(), slot);
+                }
+                () = joined => continue,
+            }
+        }
     }
 
     async fn open_others(&self) {
@@ -155,6 +175,7 @@ impl Lanes {
                         others.push(Arc::new(sftp));
                         joined += 1;
                     }
+                    self.joined.notify_waiters();
                 }
                 Ok(_) => refused = Some("it differs from the first (limits or directory)".into()),
                 Err(e) => refused = Some(e.to_string()),
