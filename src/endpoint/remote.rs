@@ -979,7 +979,7 @@ impl SftpFile {
     /// Spreads the file's reads and writes over the connection's other
     /// sessions: those open now, and each that opens later, as the next
     /// request finds it. A session that refuses is left out (said under
-    /// `-v`). Only a file's data requests are spread: its attributes, sync
+    /// `-vv`). Only a file's data requests are spread: its attributes, sync
     /// and close stay on its own session, after the spread handles closed.
     async fn spread(&self) {
         if !self.lanes.several() {
@@ -1011,7 +1011,8 @@ impl SftpFile {
             spread.widening = true;
             new.collect()
         };
-        let opened = futures::future::join_all(new.into_iter().map(|s| self.open_on(s))).await;
+        let opened = new.into_iter().map(|sftp| self.open_on(sftp, Wait::No));
+        let opened = futures::future::join_all(opened).await;
         if let Ok(mut spread) = self.spread.lock() {
             if let Some(spread) = spread.as_mut() {
                 spread
@@ -1024,10 +1025,15 @@ impl SftpFile {
         }
     }
 
-    /// The file opened again on `sftp`; None (said under `-v`) if that
-    /// failed.
-    async fn open_on(&self, sftp: Arc<Sftp>) -> Option<LaneHandle> {
-        let slot = sftp.handle_slot().await;
+    /// The file opened again on `sftp`; None if that failed (said under
+    /// `-vv`), or, with [`Wait::No`], if that session has no handle free
+    /// now: a write that widens the file must not wait behind the small
+    /// files that fill a session.
+    async fn open_on(&self, sftp: Arc<Sftp>, wait: Wait) -> Option<LaneHandle> {
+        let slot = match wait {
+            Wait::Yes => sftp.handle_slot().await,
+            Wait::No => Some(sftp.handle_slot_now()?),
+        };
         let reply = sftp
             .raw()
             .open(self.path.as_str(), self.again, FileAttributes::empty())
@@ -1059,7 +1065,7 @@ impl SftpFile {
         if known.is_some() {
             return known;
         }
-        let lane = self.open_on(sftp.clone()).await?;
+        let lane = self.open_on(sftp.clone(), Wait::Yes).await?;
         let handle = lane.handle.clone();
         if let Ok(mut spread) = self.spread.lock() {
             let spread = spread.get_or_insert_with(Spread::default);
@@ -1278,6 +1284,13 @@ impl SftpFile {
             .map(drop)
             .map_err(|e| self.sftp.error(&self.path, e))
     }
+}
+
+/// Whether opening a file on another session may wait for a free handle.
+#[derive(Clone, Copy)]
+enum Wait {
+    Yes,
+    No,
 }
 
 /// Which handle of a file carries a request.

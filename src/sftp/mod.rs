@@ -243,6 +243,14 @@ impl Sftp {
         self.round_trip
     }
 
+    /// One more measure of the round trip: how long a `realpath` of the
+    /// session's directory takes.
+    pub(crate) async fn time_round_trip(&self) -> Duration {
+        let asked = Instant::now();
+        let _ = self.raw.realpath(".").await;
+        asked.elapsed()
+    }
+
     /// Waits for room for one more open handle; the permit is to be held
     /// until the handle is closed. (None cannot happen: the semaphore is
     /// never closed.)

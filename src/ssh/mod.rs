@@ -89,6 +89,9 @@ pub(crate) struct Connection {
     /// one each; one more channel is refused, not queued.
     exec_slots: tokio::sync::Semaphore,
     wrapper: Option<Wrapper>,
+    /// Whether the server is this machine: a loopback address or
+    /// `localhost`, reached directly (no jump host).
+    on_this_machine: bool,
 }
 
 /// Why a channel request failed when the server said no.
@@ -305,6 +308,15 @@ fn keepalive_interval(cfg: &HostConfig, silence: Duration) -> Duration {
         .unwrap_or_else(|| (silence / 3).clamp(Duration::from_secs(1), Duration::from_secs(15)))
 }
 
+/// `localhost`, or an address of the loopback network.
+fn is_loopback_name(name: &str) -> bool {
+    let name = name.trim_start_matches('[').trim_end_matches(']');
+    name.eq_ignore_ascii_case("localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 fn has_aes_instructions() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
@@ -354,7 +366,9 @@ impl Connection {
                 via.join(", ")
             );
         }
+        let on_this_machine = jumps.is_empty() && is_loopback_name(&cfg.host_name);
         Ok(Connection {
+            on_this_machine,
             handle,
             jumps,
             alias: cfg.alias.clone(),
@@ -367,6 +381,11 @@ impl Connection {
 
     pub(crate) fn host(&self) -> &str {
         &self.host
+    }
+
+    /// Whether the server is this machine, reached without a jump host.
+    pub(crate) fn on_this_machine(&self) -> bool {
+        self.on_this_machine
     }
 
     /// The host as the user named it (an ssh config alias, a name or an
