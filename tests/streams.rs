@@ -145,3 +145,35 @@ fn a_server_that_allows_one_session_leaves_the_run_with_one() {
     push.assert_stderr_contains("1 SFTP session carries the data to");
     push.assert_stderr_contains("(4 wanted;");
 }
+
+/// Seven SFTP sessions and the shell tier's commands share OpenSSH's
+/// `MaxSessions` (10): eight changed files hashed at once must not find
+/// their commands refused (which would read as a lost connection), and
+/// arrive identical by delta.
+#[test]
+fn seven_sessions_leave_room_for_the_shell_tiers_commands() {
+    let sshd = Sshd::start();
+    let src = sshd.local().join("src");
+    let dest = sshd.remote().join("dest");
+    for n in 0..8u64 {
+        let data = random_bytes(6 * MIB as usize, 100 + n);
+        write_file(&src.join(format!("f{n}")), &data);
+        let mut old = data.clone();
+        old[3 * MIB as usize..3 * MIB as usize + 4096].fill(0);
+        write_file(&dest.join(format!("f{n}")), &old);
+        // Not up to date by size and time: compared, sent by delta.
+        set_mtime(&dest.join(format!("f{n}")), 1_500_000_000);
+    }
+    let out = sshd
+        .ferry()
+        .args(["-a", "--streams", "7", "--remote-hash", "shell", "-v"])
+        .arg(format!("{}/", src.display()))
+        .arg(sshd.spec(&dest))
+        .run_ok();
+    assert_trees_identical(&src, &dest);
+    let said = out.all_output_lower();
+    assert!(
+        !said.contains("reconnecting") && !said.contains("refused"),
+        "a command or session was refused\n{out}"
+    );
+}

@@ -100,6 +100,9 @@ const REFUSED: &str = "the server refused to run it";
 /// Exec channels open at once on one connection.
 const EXEC_SLOTS: usize = 6;
 
+/// Exec channels left however many SFTP sessions a run opens.
+const MIN_EXEC_SLOTS: usize = 2;
+
 /// russh's client handler: all it does is decide on the host key.
 struct HostKeyCheck {
     cfg: Arc<HostConfig>,
@@ -381,6 +384,15 @@ impl Connection {
 
     pub(crate) fn host(&self) -> &str {
         &self.host
+    }
+
+    /// Takes `sessions` (more SFTP sessions that opened) off the exec
+    /// channels that may be open at once, keeping two: OpenSSH's
+    /// `MaxSessions` (10 by default) counts both, and a refused exec
+    /// channel would read as a lost connection.
+    pub(crate) fn give_sessions_to_sftp(&self, sessions: usize) {
+        let spare = EXEC_SLOTS.saturating_sub(MIN_EXEC_SLOTS);
+        self.exec_slots.forget_permits(sessions.min(spare));
     }
 
     /// Whether the server is this machine, reached without a jump host.

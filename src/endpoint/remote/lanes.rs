@@ -217,6 +217,7 @@ impl Lanes {
                 Err(e) => refused = Some(e.to_string()),
             }
         }
+        self.conn.give_sessions_to_sftp(joined);
         let host = self.first.host();
         let carry = match joined + 1 {
             1 => "1 SFTP session carries".to_string(),
