@@ -88,6 +88,9 @@ pub(crate) struct Connection {
     /// sessions per connection (MaxSessions), and SFTP and the helper hold
     /// one each; one more channel is refused, not queued.
     exec_slots: tokio::sync::Semaphore,
+    /// Exec slots SFTP sessions took for good
+    /// ([`Connection::exec_slot_for_sftp`]).
+    slots_taken: std::sync::atomic::AtomicUsize,
     wrapper: Option<Wrapper>,
     /// Whether the server is this machine: a loopback address or
     /// `localhost`, reached directly (no jump host).
@@ -102,6 +105,17 @@ const EXEC_SLOTS: usize = 6;
 
 /// Exec channels left however many SFTP sessions a run opens.
 const MIN_EXEC_SLOTS: usize = 2;
+
+/// SFTP sessions beyond the first that fit beside the first, the helper
+/// and every exec slot within OpenSSH's default `MaxSessions` (10): the
+/// ones after these take an exec slot each before they open.
+pub(crate) const FREE_SESSIONS: usize = 10 - 1 - 1 - EXEC_SLOTS;
+
+/// SFTP sessions beyond the first that fit within OpenSSH's default
+/// `MaxSessions` once they have taken every exec slot they may: more
+/// (`--streams`) open only after these, and a server at its limit refuses
+/// them rather than a command.
+pub(crate) const FITTING_SESSIONS: usize = FREE_SESSIONS + EXEC_SLOTS - MIN_EXEC_SLOTS;
 
 /// russh's client handler: all it does is decide on the host key.
 struct HostKeyCheck {
@@ -378,6 +392,7 @@ impl Connection {
             host,
             request_timeout: opts.request_timeout,
             exec_slots: tokio::sync::Semaphore::new(EXEC_SLOTS),
+            slots_taken: Default::default(),
             wrapper: opts.wrapper.clone(),
         })
     }
@@ -386,13 +401,37 @@ impl Connection {
         &self.host
     }
 
-    /// Takes `sessions` (more SFTP sessions that opened) off the exec
-    /// channels that may be open at once, keeping two: OpenSSH's
-    /// `MaxSessions` (10 by default) counts both, and a refused exec
-    /// channel would read as a lost connection.
-    pub(crate) fn give_sessions_to_sftp(&self, sessions: usize) {
-        let spare = EXEC_SLOTS.saturating_sub(MIN_EXEC_SLOTS);
-        self.exec_slots.forget_permits(sessions.min(spare));
+    /// An exec slot for one more SFTP session to take before it opens,
+    /// while more than two are left: OpenSSH's `MaxSessions` (10 by
+    /// default) counts sessions and exec channels together, and a refused
+    /// exec channel would read as a lost connection. Waits for a running
+    /// command to end when all are in use; `forget` the permit once the
+    /// session has opened (dropping it gives the slot back). `None` once
+    /// only the last two are left.
+    pub(crate) async fn exec_slot_for_sftp(&self) -> Option<tokio::sync::SemaphorePermit<'_>> {
+        let spare = EXEC_SLOTS - MIN_EXEC_SLOTS;
+        let taken = self
+            .slots_taken
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if taken >= spare {
+            self.slots_taken
+                .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+            return None;
+        }
+        let permit = self.exec_slots.acquire().await.ok();
+        if permit.is_none() {
+            self.slots_taken
+                .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        permit
+    }
+
+    /// Gives back a slot [`Connection::exec_slot_for_sftp`] handed out for
+    /// a session that did not open.
+    pub(crate) fn return_exec_slot(&self, permit: tokio::sync::SemaphorePermit<'_>) {
+        drop(permit);
+        self.slots_taken
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Whether the server is this machine, reached without a jump host.

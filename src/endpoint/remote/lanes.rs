@@ -26,7 +26,30 @@ use tokio::sync::{Notify, OwnedSemaphorePermit};
 
 use super::tier::OnChosen;
 use crate::sftp::Sftp;
-use crate::ssh::Connection;
+use crate::ssh::{Connection, FITTING_SESSIONS, FREE_SESSIONS};
+
+/// What opening the other sessions came to.
+#[derive(Default)]
+struct Opened {
+    joined: usize,
+    /// Why the last one that did not open did not.
+    refused: Option<String>,
+}
+
+impl Opened {
+    async fn join_all(
+        &mut self,
+        opening: impl Iterator<Item = impl std::future::Future<Output = Result<(), String>>>,
+    ) {
+        let mut opening: FuturesUnordered<_> = opening.collect();
+        while let Some(opened) = opening.next().await {
+            match opened {
+                Ok(()) => self.joined += 1,
+                Err(why) => self.refused = Some(why),
+            }
+        }
+    }
+}
 
 /// How many SFTP sessions a run uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -200,24 +223,13 @@ impl Lanes {
 
     async fn open_others(&self) {
         let wanted = self.wanted();
-        let mut opening: FuturesUnordered<_> =
-            (1..wanted).map(|_| Sftp::open(&self.conn)).collect();
-        let mut joined = 0;
-        let mut refused = None;
-        while let Some(opened) = opening.next().await {
-            match opened {
-                Ok(sftp) if self.fits(&sftp) => {
-                    if let Ok(mut others) = self.others.lock() {
-                        others.push(Arc::new(sftp));
-                        joined += 1;
-                    }
-                    self.joined.notify_waiters();
-                }
-                Ok(_) => refused = Some("it differs from the first (limits or directory)".into()),
-                Err(e) => refused = Some(e.to_string()),
-            }
-        }
-        self.conn.give_sessions_to_sftp(joined);
+        let extra = wanted - 1;
+        let mut outcome = Opened::default();
+        let fitting = (1..=extra.min(FITTING_SESSIONS)).map(|n| self.open_one(n > FREE_SESSIONS));
+        outcome.join_all(fitting).await;
+        let beyond = (FITTING_SESSIONS..extra).map(|_| self.open_one(false));
+        outcome.join_all(beyond).await;
+        let Opened { joined, refused } = outcome;
         let host = self.first.host();
         let carry = match joined + 1 {
             1 => "1 SFTP session carries".to_string(),
@@ -235,6 +247,38 @@ impl Lanes {
         if let (Some(tell), false) = (&self.tell, self.conn.is_closed()) {
             tell(&said);
         }
+    }
+
+    /// Opens one more session; `take_slot`: first takes an exec slot off
+    /// the connection for it (given back if it does not open).
+    async fn open_one(&self, take_slot: bool) -> Result<(), String> {
+        let slot = match take_slot {
+            true => self.conn.exec_slot_for_sftp().await,
+            false => None,
+        };
+        let opened = match Sftp::open(&self.conn).await {
+            Ok(sftp) if self.fits(&sftp) => Ok(sftp),
+            Ok(_) => Err("it differs from the first (limits or directory)".to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        let sftp = match (opened, slot) {
+            (Ok(sftp), Some(slot)) => {
+                slot.forget();
+                sftp
+            }
+            (Ok(sftp), None) => sftp,
+            (Err(why), slot) => {
+                if let Some(slot) = slot {
+                    self.conn.return_exec_slot(slot);
+                }
+                return Err(why);
+            }
+        };
+        if let Ok(mut others) = self.others.lock() {
+            others.push(Arc::new(sftp));
+        }
+        self.joined.notify_waiters();
+        Ok(())
     }
 
     /// Whether `other` can carry what the first session's handles carry:
