@@ -79,6 +79,7 @@ bench_cleanup() {
     fi
   done
   if [ -n "${WORK:-}" ]; then rm -rf "$WORK"; fi
+  if [ -n "${BENCH_RAM:-}" ]; then rm -rf "$BENCH_RAM"; fi
   exit "$rc"
 }
 

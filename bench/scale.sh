@@ -21,9 +21,12 @@
 #   tree      5,000 files of 0-16 KiB (random sizes, fixed seed) in 50
 #             directories: initial push (ferry -a, rsync -a, scp -rp) into an
 #             absent directory, then a no-op re-sync (ferry -a, rsync -a)
-#   tree100k  100,000 files of 0-4 KiB in 1,000 directories: no-op re-sync
-#             time and peak memory (ferry -a, rsync -a; the initial copies
-#             are made once, untimed)
+#   tree100k  100,000 files of 0-4 KiB in 1,000 directories: the initial
+#             push into an absent directory, then the no-op re-sync (wall
+#             time, peak memory), with the destination on disk (BENCH_DIR)
+#             and on a RAM disk (BENCH_RAM_DIR, default /dev/shm); ferry with
+#             the helper, ferry on a stock server (ferry-stock: no helper,
+#             the shell tier), rsync -a
 #   wan       through bench/proxy.py as a link of 200 Mbit/s with 10 ms each
 #             way (20 ms round trip): push and pull of a 100 MiB file
 #             (ferry, scp, sftp, rsync), the initial push of the tree and
@@ -37,7 +40,9 @@
 #
 # Environment:
 #   BENCH_DIR, BENCH_NO_BUILD=1, BENCH_DOC, BENCH_PEER_CIPHER: as for
-#   bench/run.sh. BENCH_SCALE_SMALL=1 shrinks every size (1 GiB -> 64 MiB,
+#   bench/run.sh. BENCH_RAM_DIR: a directory on a RAM disk (tmpfs) for
+#   tree100k's second destination (default /dev/shm).
+#   BENCH_SCALE_SMALL=1 shrinks every size (1 GiB -> 64 MiB,
 #   100 MiB -> 16 MiB, 5,000 -> 500 files, 100,000 -> 5,000 files), for
 #   trying the script out; its figures are not comparable.
 #
@@ -266,21 +271,37 @@ tree_run() {
     timed tree-noop "$tool" "$run"
   done
 }
+# tree100k_where KIND: the destinations' parent, on disk or on a RAM disk
+tree100k_where() {
+  case "$1" in
+    disk) echo "$R" ;;
+    ram) echo "$BENCH_RAM" ;;
+  esac
+}
 tree100k_setup() {
-  local tool
-  for tool in ferry rsync; do
-    tree_cmd "$tool" "$D/tree100k" "$R/tree100k.$tool"
-    log "tree100k: initial copy with $tool (untimed)"
-    "${CMD[@]}" </dev/null >/dev/null 2>"$WORK/tree100k.$tool.err" ||
-      die "tree100k: the initial $tool copy failed: $(tail -n 5 "$WORK/tree100k.$tool.err")"
-    same_tree "$D/tree100k" "$R/tree100k.$tool" "tree100k $tool"
-  done
+  # Removed with the work dir (bench_cleanup).
+  BENCH_RAM="$(mktemp -d "${BENCH_RAM_DIR:-/dev/shm}/ferry-bench-ram.XXXXXX")"
+  [ "$(stat -f -c %T "$BENCH_RAM")" = tmpfs ] || log "warning: $BENCH_RAM is not on a tmpfs"
+  # ferry-stock is ferry where the server has none: the default helper
+  # command must not be found there.
+  if ssh -F "$CFG" "${PEER_OPTS[@]}" ferrybench 'command -v ferry' </dev/null >/dev/null 2>&1; then
+    die "the server has a ferry on its PATH: ferry-stock would use it as the helper"
+  fi
 }
 tree100k_run() {
-  local run="$1" tool
-  for tool in ferry rsync; do
-    tree_cmd "$tool" "$D/tree100k" "$R/tree100k.$tool"
-    timed tree100k-noop "$tool" "$run"
+  local run="$1" tool kind dest
+  for kind in ram disk; do
+    for tool in ferry ferry-stock rsync; do
+      dest="$(tree100k_where "$kind")/tree100k.$tool"
+      rm -rf "$dest" && sync
+      if [ "$tool" = ferry-stock ]; then
+        CMD=("$FERRY" --ssh-config "$CFG" -a "$D/tree100k/" "ferrybench:$dest/")
+      else
+        tree_cmd "$tool" "$D/tree100k" "$dest"
+      fi
+      timed "tree100k-push-$kind" "$tool" "$run" && same_tree "$D/tree100k" "$dest" "tree100k-push-$kind $tool"
+      timed "tree100k-noop-$kind" "$tool" "$run"
+    done
   done
 }
 

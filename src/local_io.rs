@@ -7,6 +7,7 @@
 //! errors.
 
 pub(crate) mod confined;
+pub(crate) mod quick;
 pub(crate) mod users;
 pub(crate) mod xattrs;
 

@@ -25,7 +25,7 @@ use crate::delta::rolling::Signature;
 use crate::delta::Piece;
 use crate::error::{Error, Host, Result};
 use crate::hash::{hash_file_blocks, hash_whole_file, BlockHash, HashAlgo};
-use crate::local_io::{confined, xattrs};
+use crate::local_io::{confined, quick, xattrs};
 use crate::local_io::{
     copy_ranges_between, finish_file, install_whole, list_dir, not_found_is_none, process_umask,
     read_at_most, Roots,
@@ -79,7 +79,27 @@ pub(crate) struct LocalFile {
     path: Arc<str>,
 }
 
+/// A short blocking call (metadata, a small file read or written whole, a
+/// rename): in place while the file system is quick
+/// ([`crate::local_io::quick`]).
 async fn blocking<T, F>(path: &str, f: F) -> Result<T>
+where
+    T: Send + 'static,
+    F: FnOnce() -> io::Result<T> + Send + 'static,
+{
+    match quick::run(f).await {
+        Some(result) => result.map_err(|e| Error::io(path, e)),
+        None => Err(Error::io(
+            path,
+            io::Error::other("the file system call panicked"),
+        )),
+    }
+}
+
+/// A blocking call with a file's data (a chunk of a large file, a whole
+/// file hashed or copied): on the pool, beside the encryption on the
+/// runtime's thread.
+async fn on_pool<T, F>(path: &str, f: F) -> Result<T>
 where
     T: Send + 'static,
     F: FnOnce() -> io::Result<T> + Send + 'static,
@@ -153,6 +173,24 @@ impl Endpoint for LocalFs {
             file: Arc::new(file),
             path: path.into(),
         })
+    }
+
+    /// Open, read, fstat and close in one trip to the blocking pool: a
+    /// small file of a large tree costs one thread hand-off, not four. The
+    /// stamp is the open file's own (what was read, through a symlink
+    /// followed as the open did).
+    async fn read_whole(&self, path: &str, len: u64) -> Result<super::Whole> {
+        let p = path.to_string();
+        blocking(path, move || {
+            let file = File::open(os_path(&p))?;
+            let data = read_at_most(&file, 0, len as usize)?;
+            let now = file.metadata()?;
+            Ok(super::Whole {
+                data: Bytes::from(data),
+                stamp: Some((now.len(), crate::local_io::meta_of(&now).mtime)),
+            })
+        })
+        .await
     }
 
     async fn open_write(&self, path: &str, how: WriteMode, mode: u32) -> Result<LocalFile> {
@@ -280,9 +318,15 @@ impl Endpoint for LocalFs {
     }
 
     async fn copy_ranges(&self, from: &str, to: &str, ranges: &[CopyRange]) -> Result<()> {
-        let ranges = ranges.to_vec();
-        self.change_two(from, to, move |old, new| {
-            copy_ranges_between(old, new, &ranges).map(|_| ())
+        // Whole files' worth of data: a thread of its own.
+        let (roots, f, t, ranges) = (
+            self.roots.clone(),
+            from.to_string(),
+            to.to_string(),
+            ranges.to_vec(),
+        );
+        on_pool(to, move || {
+            copy_ranges_between(&roots.place(&f)?, &roots.place(&t)?, &ranges).map(|_| ())
         })
         .await
     }
@@ -297,7 +341,7 @@ impl Endpoint for LocalFs {
 impl FileHandle for LocalFile {
     async fn read_at(&self, offset: u64, len: usize) -> Result<Bytes> {
         let file = self.file.clone();
-        blocking(&self.path, move || {
+        on_pool(&self.path, move || {
             read_at_most(&file, offset, len).map(Bytes::from)
         })
         .await
@@ -305,17 +349,17 @@ impl FileHandle for LocalFile {
 
     async fn write_at(&self, offset: u64, data: Bytes) -> Result<()> {
         let file = self.file.clone();
-        blocking(&self.path, move || file.write_all_at(&data, offset)).await
+        on_pool(&self.path, move || file.write_all_at(&data, offset)).await
     }
 
     async fn set_len(&self, len: u64) -> Result<()> {
         let file = self.file.clone();
-        blocking(&self.path, move || file.set_len(len)).await
+        on_pool(&self.path, move || file.set_len(len)).await
     }
 
     async fn close(self, sync: bool) -> Result<()> {
         let file = self.file;
-        blocking(
+        on_pool(
             &self.path,
             move || if sync { file.sync_all() } else { Ok(()) },
         )
@@ -324,7 +368,7 @@ impl FileHandle for LocalFile {
 
     async fn finish(self, last: Option<(u64, Bytes)>, attrs: Attrs, sync: bool) -> Result<()> {
         let file = self.file;
-        blocking(&self.path, move || {
+        on_pool(&self.path, move || {
             let last = last.as_ref().map(|(offset, data)| (*offset, &data[..]));
             finish_file(&file, last, attrs, sync)
         })
@@ -354,7 +398,7 @@ impl Hashes for LocalHashes {
         algo: HashAlgo,
     ) -> Answer<'a, Vec<BlockHash>> {
         let p = path.to_string();
-        Box::pin(blocking(path, move || {
+        Box::pin(on_pool(path, move || {
             let file = File::open(os_path(&p))?;
             hash_file_blocks(&file, start, end, block, algo).map(|(_, hashes)| Some(hashes))
         }))
@@ -362,14 +406,14 @@ impl Hashes for LocalHashes {
 
     fn file_hash<'a>(&'a self, path: &'a str, algo: HashAlgo) -> Answer<'a, BlockHash> {
         let p = path.to_string();
-        Box::pin(blocking(path, move || {
+        Box::pin(on_pool(path, move || {
             hash_whole_file(&File::open(os_path(&p))?, algo).map(|(_, hash)| Some(hash))
         }))
     }
 
     fn signature<'a>(&'a self, path: &'a str, block: u32) -> Answer<'a, Signature> {
         let p = path.to_string();
-        Box::pin(blocking(path, move || {
+        Box::pin(on_pool(path, move || {
             let file = File::open(os_path(&p))?;
             let size = file.metadata()?.len();
             crate::delta::sign_file_blocking(&file, size, block).map(Some)
@@ -383,7 +427,7 @@ impl Hashes for LocalHashes {
         signature: &'a Signature,
     ) -> Answer<'a, Vec<Piece>> {
         let (p, regions, signature) = (path.to_string(), regions.to_vec(), signature.clone());
-        Box::pin(blocking(path, move || {
+        Box::pin(on_pool(path, move || {
             crate::delta::scan_regions_blocking(&File::open(os_path(&p))?, &regions, &signature)
                 .map(Some)
         }))

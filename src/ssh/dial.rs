@@ -97,6 +97,9 @@ fn family_allows(family: AddressFamily, address: &SocketAddr) -> bool {
     }
 }
 
+/// What is read from the server at once: the SSH packets in it.
+const READ_BUFFER: usize = 64 * 1024;
+
 /// The SSH handshake (host key checked against `cfg`'s known_hosts) and
 /// authentication over `stream`. Also returns what tells when the session
 /// has ended.
@@ -125,6 +128,11 @@ where
         _session: session,
     };
     let config = Arc::new(client_config(&cfg, opts.request_timeout));
+    // russh reads each packet's length, then its body, straight from the
+    // stream: two reads per packet, a syscall each when unbuffered, and a
+    // tree's small files are hundreds of thousands of small replies.
+    // Writes go through as they are.
+    let stream = tokio::io::BufReader::with_capacity(READ_BUFFER, stream);
     let handshake = client::connect_stream(config, stream, handler);
     let refused = || refusal.lock().ok().and_then(|mut r| r.take());
     let mut handle = match tokio::time::timeout_at(clock.deadline, handshake).await {
