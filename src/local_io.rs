@@ -1,5 +1,6 @@
 //! Blocking file I/O on this machine, shared by the local endpoint and the
-//! helper that runs on a server: metadata, listings, whole-file installs,
+//! helper that runs on a server: where the endpoint's short calls run
+//! ([`quick`]), metadata, listings, whole-file installs,
 //! reads ahead of a consumer, range copies (reflink/copy_file_range), and
 //! the process umask. Changes go through [`confined`]: a [`Place`] below a
 //! directory the user named is reached without following a symlink.

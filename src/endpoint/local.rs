@@ -1,5 +1,7 @@
-//! The local filesystem as an endpoint. Blocking std::fs calls run on tokio's
-//! blocking pool so they never stall the SSH connection's task.
+//! The local filesystem as an endpoint. Chunks of large files, hashes and
+//! range copies run on tokio's blocking pool, beside the SSH connection's
+//! task; short calls (metadata, small files whole, renames) run in place
+//! while the file system answers quickly ([`crate::local_io::quick`]).
 //!
 //! As a destination it is confined to the directories the user named
 //! ([`LocalFs::confined_to`]): every change below them (writes, renames,
