@@ -164,6 +164,12 @@ pub(crate) trait Endpoint: Send + Sync {
     /// The entries of a directory, without `.` and `..`, sorted by name.
     fn list(&self, dir: &str) -> impl Future<Output = Result<Listing>> + Send;
 
+    /// Starts listing `dirs`, which [`Endpoint::list`] will soon be asked
+    /// for, in the background: a remote listing is round trips and the
+    /// server's work, which then overlap the walk of the directories
+    /// before them. What is never asked for is dropped with the endpoint.
+    fn list_soon(&self, _dirs: &[&str]) {}
+
     fn open_read(&self, path: &str) -> impl Future<Output = Result<Self::File>> + Send;
 
     /// Opens for writing, creating the file with `mode` (before umask) if missing.

@@ -14,14 +14,15 @@ mod limits;
 mod symlinks;
 pub(crate) mod tier;
 
-use std::sync::{Arc, OnceLock};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use russh_sftp::client::error::Error as SftpError;
 use russh_sftp::client::RawSftpSession;
 use russh_sftp::protocol::{FileAttributes, OpenFlags, StatusCode};
-use tokio::sync::OwnedSemaphorePermit;
+use tokio::sync::{oneshot, OwnedSemaphorePermit};
 
 use super::hashes::{Hashes, NoHashes};
 use super::mounts::MountTable;
@@ -103,6 +104,9 @@ pub(crate) struct RemoteFs {
     links: symlinks::KnownLinks,
     /// What the helper describes, once it runs.
     describe: Describe,
+    /// Listings started ahead of the walk ([`Endpoint::list_soon`]), by
+    /// directory, each running as a task of its own.
+    listing_ahead: Mutex<HashMap<String, oneshot::Receiver<Result<Listing>>>>,
 }
 
 /// A remote file: opened over SFTP, or by the helper for a name SFTP
@@ -176,6 +180,7 @@ impl RemoteFs {
         RemoteFs {
             label: sftp.label().clone(),
             describe: choice.describe,
+            listing_ahead: Mutex::default(),
             lanes: Lanes::new(conn.clone(), sftp.clone(), streams),
             conn,
             sftp,
@@ -242,38 +247,6 @@ impl RemoteFs {
 
     fn err(&self, path: &str, e: SftpError) -> Error {
         self.sftp.error(path, e)
-    }
-
-    /// Sends [`READDIR_AHEAD`] reads of an open directory at once and adds
-    /// what they return to `gathering`; true once the end was reached. The
-    /// server answers them in order, so a directory of a few hundred entries
-    /// costs one round trip, not one per hundred. Replies after the end
-    /// (an end again, or an error from a server that closed the listing)
-    /// are ignored.
-    async fn read_dir_batch(
-        &self,
-        raw: &RawSftpSession,
-        handle: &str,
-        gathering: &mut Gathering<'_>,
-        dir: &str,
-    ) -> Result<bool> {
-        let replies =
-            futures::future::join_all((0..READDIR_AHEAD).map(|_| raw.readdir(handle))).await;
-        for reply in replies {
-            match reply {
-                Ok(name) => {
-                    for file in name.files {
-                        // russh-sftp turns bytes that are not UTF-8 into
-                        // U+FFFD: such a name cannot be addressed again.
-                        let mangled = file.filename.contains(char::REPLACEMENT_CHARACTER);
-                        gathering.take(file.filename, meta_of(&file.attrs), mangled)?;
-                    }
-                }
-                Err(SftpError::Status(s)) if s.status_code == StatusCode::Eof => return Ok(true),
-                Err(e) => return Err(self.err(dir, e)),
-            }
-        }
-        Ok(false)
     }
 
     async fn stat_with(&self, path: &str, follow: bool) -> Result<Option<Meta>> {
@@ -667,6 +640,27 @@ impl Endpoint for RemoteFs {
         }
     }
 
+    fn list_soon(&self, dirs: &[&str]) {
+        // Listings the helper makes are not started ahead.
+        if self.describing_helper(Describe::All).is_some() {
+            return;
+        }
+        let Ok(mut ahead) = self.listing_ahead.lock() else {
+            return;
+        };
+        for &dir in dirs {
+            if ahead.contains_key(dir) || !matches!(self.by_helper(&[dir]), Ok(None)) {
+                continue;
+            }
+            let (tx, rx) = oneshot::channel();
+            let (sftp, label, path) = (self.sftp.clone(), self.label.clone(), dir.to_string());
+            tokio::spawn(async move {
+                let _ = tx.send(list_dir_over_sftp(&sftp, &label, &path).await);
+            });
+            ahead.insert(dir.to_string(), rx);
+        }
+    }
+
     async fn open_read(&self, path: &str) -> Result<RemoteFile> {
         if let Some(by) = self.by_describing_helper(&[path])? {
             return by
@@ -939,28 +933,21 @@ impl RemoteFs {
         limits::link_target(&self.label, path, target.filename)
     }
 
+    /// `dir`'s listing over SFTP: the one started ahead of the walk
+    /// ([`Endpoint::list_soon`]) if there is one, else now.
     async fn list_over_sftp(&self, dir: &str) -> Result<Listing> {
-        let raw = self.sftp.raw().clone();
-        let slot = self.sftp.handle_slot().await;
-        let handle = raw.opendir(dir).await.map_err(|e| self.err(dir, e))?.handle;
-        let mut gathering = Gathering::new(self.sftp.host(), &self.label, dir);
-        let outcome = loop {
-            match self
-                .read_dir_batch(&raw, &handle, &mut gathering, dir)
-                .await
-            {
-                Ok(true) => break Ok(()),
-                Ok(false) => continue,
-                Err(e) => break Err(e),
-            }
-        };
-        // Nothing waits on the close: the handle's slot is freed with it.
-        tokio::spawn(async move {
-            let _ = raw.close(handle).await;
-            drop(slot);
-        });
-        outcome?;
-        Ok(gathering.finish())
+        let ahead = self
+            .listing_ahead
+            .lock()
+            .ok()
+            .and_then(|mut a| a.remove(dir));
+        if let Some(Ok(listed)) = match ahead {
+            Some(listing) => Some(listing.await),
+            None => None,
+        } {
+            return listed;
+        }
+        list_dir_over_sftp(&self.sftp, &self.label, dir).await
     }
 
     /// `dir` with every symlink resolved, as the SFTP server says.
@@ -973,6 +960,64 @@ impl RemoteFs {
             .map_err(|e| self.err(dir, e))?;
         Ok(real.files.into_iter().next().map(|f| f.filename))
     }
+}
+
+/// Lists `dir` over SFTP: OPENDIR, then [`READDIR_AHEAD`] reads at once
+/// until the end; the close goes out without being waited for.
+async fn list_dir_over_sftp(sftp: &Sftp, label: &Host, dir: &str) -> Result<Listing> {
+    let raw = sftp.raw().clone();
+    let slot = sftp.handle_slot().await;
+    let handle = raw
+        .opendir(dir)
+        .await
+        .map_err(|e| sftp.error(dir, e))?
+        .handle;
+    let mut gathering = Gathering::new(sftp.host(), label, dir);
+    let outcome = loop {
+        match read_dir_batch(sftp, &raw, &handle, &mut gathering, dir).await {
+            Ok(true) => break Ok(()),
+            Ok(false) => continue,
+            Err(e) => break Err(e),
+        }
+    };
+    // Nothing waits on the close: the handle's slot is freed with it.
+    tokio::spawn(async move {
+        let _ = raw.close(handle).await;
+        drop(slot);
+    });
+    outcome?;
+    Ok(gathering.finish())
+}
+
+/// Sends [`READDIR_AHEAD`] reads of an open directory at once and adds
+/// what they return to `gathering`; true once the end was reached. The
+/// server answers them in order, so a directory of a few hundred entries
+/// costs one round trip, not one per hundred. Replies after the end (an
+/// end again, or an error from a server that closed the listing) are
+/// ignored.
+async fn read_dir_batch(
+    sftp: &Sftp,
+    raw: &RawSftpSession,
+    handle: &str,
+    gathering: &mut Gathering<'_>,
+    dir: &str,
+) -> Result<bool> {
+    let replies = futures::future::join_all((0..READDIR_AHEAD).map(|_| raw.readdir(handle))).await;
+    for reply in replies {
+        match reply {
+            Ok(name) => {
+                for file in name.files {
+                    // russh-sftp turns bytes that are not UTF-8 into
+                    // U+FFFD: such a name cannot be addressed again.
+                    let mangled = file.filename.contains(char::REPLACEMENT_CHARACTER);
+                    gathering.take(file.filename, meta_of(&file.attrs), mangled)?;
+                }
+            }
+            Err(SftpError::Status(s)) if s.status_code == StatusCode::Eof => return Ok(true),
+            Err(e) => return Err(sftp.error(dir, e)),
+        }
+    }
+    Ok(false)
 }
 
 impl SftpFile {

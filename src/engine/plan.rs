@@ -1058,15 +1058,23 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
                     continue;
                 }
                 if !self.listed_src.contains_key(&src_path) {
-                    let ahead: Vec<_> = entries[i..]
+                    let mut dirs = entries[i..]
                         .iter()
                         .filter(|e| e.meta.kind == Kind::Dir)
-                        .take(LIST_AHEAD)
                         .map(|e| {
                             let there = is_dir_there(&e.name).then(|| join(dst_dir, &e.name));
                             (join(src_dir, &e.name), there)
-                        })
-                        .collect();
+                        });
+                    let ahead: Vec<_> = dirs.by_ref().take(LIST_AHEAD).collect();
+                    // The batch after this one lists while this one is
+                    // walked: the walk never waits a whole batch's round
+                    // trips and server work.
+                    let next: Vec<_> = dirs.take(LIST_AHEAD).collect();
+                    let next_src: Vec<&str> = next.iter().map(|(s, _)| s.as_str()).collect();
+                    let next_dst: Vec<&str> =
+                        next.iter().filter_map(|(_, d)| d.as_deref()).collect();
+                    self.src.list_soon(&next_src);
+                    self.dst.list_soon(&next_dst);
                     // The DIRs' directories where the destination has none.
                     let new_dirs: Vec<String> = entries[i..]
                         .iter()
