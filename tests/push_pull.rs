@@ -347,3 +347,64 @@ fn many_files_in_flight_push_and_pull() {
     assert_trees_identical(&src, &back);
     assert_no_partials(&back);
 }
+
+/// More directories than the walk lists at once (64): the batches after
+/// the first are listed in the background while the one before is walked,
+/// on the server's side for a push and for a pull. Changes in the last
+/// batches are found, and nothing else is sent. The changed files are
+/// small: on the shell tier (this server has no ferry) they go whole, not
+/// by delta (a process on the server each; 13 s for these 50 when they
+/// did).
+#[test]
+fn trees_of_many_directories_are_listed_ahead_both_ways() {
+    let sshd = Sshd::start();
+    let src = sshd.local().join("wide");
+    for d in 0..200 {
+        for f in 0..2 {
+            let n = d * 2 + f;
+            write_file(
+                &src.join(format!("d{d:03}/f{f}")),
+                &random_bytes(100 + n, n as u64),
+            );
+        }
+    }
+    let src_arg = format!("{}/", src.display());
+    let dst = sshd.remote().join("wide");
+    sshd.ferry()
+        .arg("-a")
+        .arg(&src_arg)
+        .arg(sshd.spec(&dst))
+        .run_ok();
+    assert_trees_identical_with(&src, &dst, Compare::ARCHIVE);
+
+    // Beyond the first two batches: 50 files changed, one new.
+    for d in 150..200 {
+        let path = src.join(format!("d{d:03}/f0"));
+        let len = fs::metadata(&path).unwrap().len() as usize;
+        write_file(&path, &random_bytes(len, 10_000 + d as u64));
+        set_mtime(&path, 1_600_000_000 + d as u64);
+    }
+    write_file(&src.join("d199/new"), b"new");
+    let out = sshd
+        .ferry()
+        .args(["-a", "-v"])
+        .arg(&src_arg)
+        .arg(sshd.spec(&dst))
+        .run_ok();
+    assert!(out.stdout.contains("51 files sent"), "{out}");
+    assert!(out.stdout.contains(" 0 by delta"), "{out}");
+    assert_trees_identical_with(&src, &dst, Compare::ARCHIVE);
+
+    let back = sshd.local().join("back");
+    let remote_arg = format!("{}/", sshd.spec(&dst));
+    sshd.ferry().arg("-a").arg(&remote_arg).arg(&back).run_ok();
+    assert_trees_identical_with(&src, &back, Compare::ARCHIVE);
+    let out = sshd
+        .ferry()
+        .args(["-a", "-v"])
+        .arg(&remote_arg)
+        .arg(&back)
+        .run_ok();
+    assert!(out.stdout.contains("0 files sent"), "{out}");
+    assert!(out.stdout.contains("401 up to date"), "{out}");
+}

@@ -44,6 +44,13 @@ pub(crate) trait Hashes: Send + Sync {
         64 << 20
     }
 
+    /// Files smaller than this are sent whole, not compared first: below
+    /// it the comparison costs more than sending the bytes (a tier that
+    /// starts a process per request).
+    fn smallest_delta(&self) -> u64 {
+        0
+    }
+
     /// Hash of each `block` bytes of `[start, end)` (shorter at end of
     /// file); None: the endpoint reads the data and hashes it itself.
     fn block_hashes<'a>(

@@ -624,7 +624,7 @@ impl Endpoint for RemoteFs {
         {
             return by.list(dir).await;
         }
-        let listing = self.list_over_sftp(dir).await?;
+        let listing = self.listed_ahead_or_now(dir).await?;
         if self.sftp.quirks().readlink_joins_relative {
             self.links.listed(dir, &listing);
         }
@@ -934,19 +934,23 @@ impl RemoteFs {
     }
 
     /// `dir`'s listing over SFTP: the one started ahead of the walk
-    /// ([`Endpoint::list_soon`]) if there is one, else now.
-    async fn list_over_sftp(&self, dir: &str) -> Result<Listing> {
+    /// ([`Endpoint::list_soon`]) if there is one, else one made now.
+    async fn listed_ahead_or_now(&self, dir: &str) -> Result<Listing> {
         let ahead = self
             .listing_ahead
             .lock()
             .ok()
             .and_then(|mut a| a.remove(dir));
-        if let Some(Ok(listed)) = match ahead {
-            Some(listing) => Some(listing.await),
-            None => None,
-        } {
-            return listed;
+        if let Some(listing) = ahead {
+            if let Ok(listed) = listing.await {
+                return listed;
+            }
         }
+        self.list_over_sftp(dir).await
+    }
+
+    /// `dir`'s listing over SFTP, made now.
+    async fn list_over_sftp(&self, dir: &str) -> Result<Listing> {
         list_dir_over_sftp(&self.sftp, &self.label, dir).await
     }
 

@@ -1069,7 +1069,12 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
                     // The batch after this one lists while this one is
                     // walked: the walk never waits a whole batch's round
                     // trips and server work.
-                    let next: Vec<_> = dirs.take(LIST_AHEAD).collect();
+                    // (Not a mount point -x leaves unwalked: a listing
+                    // started is one the walk takes.)
+                    let next: Vec<_> = dirs
+                        .filter(|(s, _)| !mounts.contains(base_name(s)))
+                        .take(LIST_AHEAD)
+                        .collect();
                     let next_src: Vec<&str> = next.iter().map(|(s, _)| s.as_str()).collect();
                     let next_dst: Vec<&str> =
                         next.iter().filter_map(|(_, d)| d.as_deref()).collect();

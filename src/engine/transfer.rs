@@ -601,6 +601,8 @@ fn delta_worth_trying<S: Endpoint, D: Endpoint>(
         && job.partial.is_none_or(|p| p.size == 0)
         && job.old().is_some_and(|(_, old)| old.size > 0)
         && job.source_meta.size > 0
+        && job.source_meta.size >= src.hashes().smallest_delta()
+        && job.source_meta.size >= dst.hashes().smallest_delta()
         && src.hashes().hashing() == Hashing::AtTheData
         && dst.hashes().hashing() != Hashing::Off
 }

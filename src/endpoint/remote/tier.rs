@@ -340,6 +340,13 @@ impl Hashes for ShellHashes {
         256 << 20
     }
 
+    /// A process on the server (tens of milliseconds at best) costs more
+    /// than a request's worth of data on any link ferry is used over: 50
+    /// changed files of 400 bytes took 13 s by delta on loopback.
+    fn smallest_delta(&self) -> u64 {
+        256 << 10
+    }
+
     fn name(&self) -> &'static str {
         "shell"
     }
