@@ -177,10 +177,10 @@ impl Endpoint for LocalFs {
         })
     }
 
-    /// Open, read, fstat and close in one trip to the blocking pool: a
-    /// small file of a large tree costs one thread hand-off, not four. The
-    /// stamp is the open file's own (what was read, through a symlink
-    /// followed as the open did).
+    /// Open, read, fstat and close in one call ([`blocking`]: in place
+    /// while the file system is quick), not four. The stamp is the open
+    /// file's own (what was read, through a symlink followed as the open
+    /// did).
     async fn read_whole(&self, path: &str, len: u64) -> Result<super::Whole> {
         let p = path.to_string();
         blocking(path, move || {

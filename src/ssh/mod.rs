@@ -19,6 +19,7 @@ pub(crate) mod wrapper;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -90,7 +91,7 @@ pub(crate) struct Connection {
     exec_slots: tokio::sync::Semaphore,
     /// Exec slots SFTP sessions took for good
     /// ([`Connection::exec_slot_for_sftp`]).
-    slots_taken: std::sync::atomic::AtomicUsize,
+    slots_taken: AtomicUsize,
     wrapper: Option<Wrapper>,
     /// Whether the server is this machine: a loopback address or
     /// `localhost`, reached directly (no jump host).
@@ -405,23 +406,18 @@ impl Connection {
     /// while more than two are left: OpenSSH's `MaxSessions` (10 by
     /// default) counts sessions and exec channels together, and a refused
     /// exec channel would read as a lost connection. Waits for a running
-    /// command to end when all are in use; `forget` the permit once the
-    /// session has opened (dropping it gives the slot back). `None` once
-    /// only the last two are left.
+    /// command to end when all are in use. Once the session has opened,
+    /// `forget` the permit; if it did not, [`Connection::return_exec_slot`].
+    /// `None` once only the last two are left.
     pub(crate) async fn exec_slot_for_sftp(&self) -> Option<tokio::sync::SemaphorePermit<'_>> {
         let spare = EXEC_SLOTS - MIN_EXEC_SLOTS;
-        let taken = self
-            .slots_taken
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        if taken >= spare {
-            self.slots_taken
-                .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        if self.slots_taken.fetch_add(1, Relaxed) >= spare {
+            self.slots_taken.fetch_sub(1, Relaxed);
             return None;
         }
         let permit = self.exec_slots.acquire().await.ok();
         if permit.is_none() {
-            self.slots_taken
-                .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+            self.slots_taken.fetch_sub(1, Relaxed);
         }
         permit
     }
@@ -430,8 +426,7 @@ impl Connection {
     /// a session that did not open.
     pub(crate) fn return_exec_slot(&self, permit: tokio::sync::SemaphorePermit<'_>) {
         drop(permit);
-        self.slots_taken
-            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        self.slots_taken.fetch_sub(1, Relaxed);
     }
 
     /// Whether the server is this machine, reached without a jump host.
