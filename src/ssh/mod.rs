@@ -19,7 +19,6 @@ pub(crate) mod wrapper;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -89,9 +88,6 @@ pub(crate) struct Connection {
     /// sessions per connection (MaxSessions), and SFTP and the helper hold
     /// one each; one more channel is refused, not queued.
     exec_slots: tokio::sync::Semaphore,
-    /// Exec slots SFTP sessions took for good
-    /// ([`Connection::exec_slot_for_sftp`]).
-    slots_taken: AtomicUsize,
     wrapper: Option<Wrapper>,
     /// Whether the server is this machine: a loopback address or
     /// `localhost`, reached directly (no jump host).
@@ -393,7 +389,6 @@ impl Connection {
             host,
             request_timeout: opts.request_timeout,
             exec_slots: tokio::sync::Semaphore::new(EXEC_SLOTS),
-            slots_taken: Default::default(),
             wrapper: opts.wrapper.clone(),
         })
     }
@@ -402,31 +397,15 @@ impl Connection {
         &self.host
     }
 
-    /// An exec slot for one more SFTP session to take before it opens,
-    /// while more than two are left: OpenSSH's `MaxSessions` (10 by
-    /// default) counts sessions and exec channels together, and a refused
-    /// exec channel would read as a lost connection. Waits for a running
+    /// An exec slot for one more SFTP session to take before it opens
+    /// ([`FITTING_SESSIONS`] - [`FREE_SESSIONS`] of them at most, which
+    /// leaves [`MIN_EXEC_SLOTS`]): OpenSSH's `MaxSessions` (10 by default)
+    /// counts sessions and exec channels together, and a refused exec
+    /// channel would read as a lost connection. Waits for a running
     /// command to end when all are in use. Once the session has opened,
-    /// `forget` the permit; if it did not, [`Connection::return_exec_slot`].
-    /// `None` once only the last two are left.
+    /// `forget` the permit; dropping it gives the slot back.
     pub(crate) async fn exec_slot_for_sftp(&self) -> Option<tokio::sync::SemaphorePermit<'_>> {
-        let spare = EXEC_SLOTS - MIN_EXEC_SLOTS;
-        if self.slots_taken.fetch_add(1, Relaxed) >= spare {
-            self.slots_taken.fetch_sub(1, Relaxed);
-            return None;
-        }
-        let permit = self.exec_slots.acquire().await.ok();
-        if permit.is_none() {
-            self.slots_taken.fetch_sub(1, Relaxed);
-        }
-        permit
-    }
-
-    /// Gives back a slot [`Connection::exec_slot_for_sftp`] handed out for
-    /// a session that did not open.
-    pub(crate) fn return_exec_slot(&self, permit: tokio::sync::SemaphorePermit<'_>) {
-        drop(permit);
-        self.slots_taken.fetch_sub(1, Relaxed);
+        self.exec_slots.acquire().await.ok()
     }
 
     /// Whether the server is this machine, reached without a jump host.

@@ -256,24 +256,14 @@ impl Lanes {
             true => self.conn.exec_slot_for_sftp().await,
             false => None,
         };
-        let opened = match Sftp::open(&self.conn).await {
-            Ok(sftp) if self.fits(&sftp) => Ok(sftp),
-            Ok(_) => Err("it differs from the first (limits or directory)".to_string()),
-            Err(e) => Err(e.to_string()),
+        let sftp = match Sftp::open(&self.conn).await {
+            Ok(sftp) if self.fits(&sftp) => sftp,
+            Ok(_) => return Err("it differs from the first (limits or directory)".to_string()),
+            Err(e) => return Err(e.to_string()),
         };
-        let sftp = match (opened, slot) {
-            (Ok(sftp), Some(slot)) => {
-                slot.forget();
-                sftp
-            }
-            (Ok(sftp), None) => sftp,
-            (Err(why), slot) => {
-                if let Some(slot) = slot {
-                    self.conn.return_exec_slot(slot);
-                }
-                return Err(why);
-            }
-        };
+        if let Some(slot) = slot {
+            slot.forget();
+        }
         if let Ok(mut others) = self.others.lock() {
             others.push(Arc::new(sftp));
         }
