@@ -655,3 +655,61 @@ fn many_small_files_go_through_the_helper() {
         assert_eq!(used_helper, name == "via-helper", "pull\n{out}");
     }
 }
+
+/// A file whose time changed but not its content is kept where it is, its
+/// time set, over every tier that can tell its link count (the shell's
+/// `stat`, the helper, a local destination): not rebuilt beside itself.
+/// One with a second name outside the destination is rebuilt, as rsync
+/// rebuilds it, and the other name keeps its time.
+#[test]
+fn an_equal_file_with_a_new_time_is_kept_unless_it_has_another_name() {
+    use std::os::unix::fs::MetadataExt;
+    let sshd = Sshd::start();
+    let data = base();
+    for (way, tier) in [
+        (Way::Push, "shell"),
+        (Way::Push, "helper"),
+        (Way::Pull, "helper"),
+    ] {
+        let (src_dir, dst_dir) = match way {
+            Way::Push => (sshd.local(), sshd.remote()),
+            Way::Pull => (sshd.remote(), sshd.local()),
+        };
+        let name = format!("{way:?}-{tier}");
+        let (src, dst) = (src_dir.join(&name), dst_dir.join(&name));
+        let outside = dst_dir.join(format!("{name}.outside"));
+        for dir in [&src, &dst] {
+            fs::create_dir_all(dir).unwrap();
+        }
+        for file in ["alone.bin", "linked.bin"] {
+            write_file(&src.join(file), &data);
+            set_mtime(&src.join(file), NEW_MTIME);
+            write_file(&dst.join(file), &data);
+            set_mtime(&dst.join(file), OLD_MTIME);
+        }
+        fs::hard_link(dst.join("linked.bin"), &outside).unwrap();
+        let inode = |p: &Path| fs::metadata(p).unwrap().ino();
+        let (alone, linked) = (inode(&dst.join("alone.bin")), inode(&outside));
+        let (from, to) = match way {
+            Way::Push => (format!("{}/", src.display()), sshd.spec(&dst)),
+            Way::Pull => (format!("{}/", sshd.spec(&src)), dst.display().to_string()),
+        };
+        let out = sshd
+            .ferry()
+            .args(["-a", "-v", "--remote-hash", tier, "--remote-ferry"])
+            .arg(ferry_bin())
+            .arg(from)
+            .arg(to)
+            .run_default();
+        out.assert_ok();
+        assert!(out.stdout.contains(" 2 by delta"), "{name}: {out}");
+        assert_trees_identical(&src, &dst);
+        assert_no_partials(&dst);
+        assert_eq!(inode(&dst.join("alone.bin")), alone, "{name}: rebuilt");
+        assert_ne!(inode(&dst.join("linked.bin")), linked, "{name}: kept");
+        let other = fs::metadata(&outside).unwrap();
+        assert_eq!(other.mtime() as u64, OLD_MTIME, "{name}: touched outside");
+        assert_eq!(other.nlink(), 1, "{name}");
+        assert_eq!(fs::read(&outside).unwrap(), data, "{name}");
+    }
+}

@@ -34,6 +34,20 @@ pub(crate) struct Delta {
     pub source_hashes: Vec<BlockHash>,
 }
 
+impl Delta {
+    /// Whether the old file, `old_size` bytes, already is the new one,
+    /// `size` bytes: every byte reused from where it is.
+    pub(crate) fn is_identity(&self, old_size: u64, size: u64) -> bool {
+        old_size == size
+            && self.send_bytes == 0
+            && self.reuse_bytes == size
+            && self
+                .pieces
+                .iter()
+                .all(|piece| matches!(*piece, Piece::Reuse { offset, from, .. } if offset == from))
+    }
+}
+
 pub(crate) fn fine_pieces(
     start: u64,
     end: u64,
@@ -352,6 +366,32 @@ mod tests {
                 len: FINE
             }
         );
+    }
+
+    /// Only a delta that reuses every byte from where it already is says
+    /// the old file is the new one: not a prefix, not moved blocks.
+    #[tokio::test]
+    async fn only_an_unchanged_file_is_an_identity() {
+        let old = data(3 * COARSE as usize + 10, 3);
+        let size = old.len() as u64;
+        assert!(delta_of(&old, &old).await.is_identity(size, size));
+        let longer = [old.as_slice(), b"x"].concat();
+        let grown = delta_of(&old, &longer).await;
+        assert!(!grown.is_identity(size, size + 1));
+        let mut edited = old.clone();
+        edited[COARSE as usize] ^= 1;
+        assert!(!delta_of(&old, &edited).await.is_identity(size, size));
+        let moved = Delta {
+            pieces: vec![Piece::Reuse {
+                offset: 0,
+                from: 1,
+                len: size,
+            }],
+            reuse_bytes: size,
+            ..Delta::default()
+        };
+        assert!(!moved.is_identity(size, size));
+        assert!(!delta_of(&old, &old).await.is_identity(size + 1, size));
     }
 
     #[tokio::test]

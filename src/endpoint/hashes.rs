@@ -82,6 +82,14 @@ pub(crate) trait Hashes: Send + Sync {
         Box::pin(async { Ok(None) })
     }
 
+    /// How many names the file at `path` has (its link count), where the
+    /// tier can tell; None where it cannot. A file found equal to its
+    /// source is kept rather than rebuilt only when it has no other name,
+    /// which a change of its times or mode would reach too.
+    fn links<'a>(&'a self, _path: &'a str) -> Answer<'a, u64> {
+        Box::pin(async { Ok(None) })
+    }
+
     /// Rolling signature in `block`-byte blocks; None: not next to the data
     /// (the endpoint reads the file when its hashing is by reading, and
     /// goes without otherwise).

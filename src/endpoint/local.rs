@@ -413,6 +413,14 @@ impl Hashes for LocalHashes {
         }))
     }
 
+    fn links<'a>(&'a self, path: &'a str) -> Answer<'a, u64> {
+        use std::os::unix::fs::MetadataExt;
+        let p = path.to_string();
+        Box::pin(on_pool(path, move || {
+            Ok(Some(std::fs::symlink_metadata(os_path(&p))?.nlink()))
+        }))
+    }
+
     fn signature<'a>(&'a self, path: &'a str, block: u32) -> Answer<'a, Signature> {
         let p = path.to_string();
         Box::pin(on_pool(path, move || {

@@ -83,6 +83,12 @@ impl Owners {
         self.owner || self.group
     }
 
+    /// Whether the destination is written as root (false until
+    /// [`prepare`]d).
+    pub(crate) fn writer_is_root(&self) -> bool {
+        self.writer.as_ref().is_some_and(|w| w.root)
+    }
+
     /// The change that gives an entry the source's owner and group `src`
     /// where the destination has `old` (None: an entry ferry makes, whose
     /// owner is whoever writes): only what differs and may be given.

@@ -17,6 +17,7 @@ use crate::endpoint::{
     SPREAD_FROM,
 };
 use crate::error::{Cause, Error, Fate, FileError, Host, Problem, Result};
+use crate::meta::OwnerChange;
 use crate::report::{FileStep, Outcome, Reporter, Verified};
 
 /// One file to bring up to date.
@@ -83,6 +84,9 @@ struct Filled {
     attrs_set: bool,
     /// How the result was found equal to the source, if it was.
     verified: Option<Verified>,
+    /// The old destination already held the source's content and was
+    /// kept, its attributes set where it is ([`keep_as_is`]): no partial.
+    kept_old: bool,
 }
 
 /// Copies one file; returns how it went. The destination is replaced only by
@@ -198,7 +202,8 @@ async fn transfer_file<S: Endpoint, D: Endpoint>(
     let filled = if in_place {
         patch_in_place(src, dst, &source, job, opts.delta, reporter).await
     } else {
-        fill_and_check(src, dst, &source, job, opts, attrs, reporter).await
+        let keep = may_keep_as_is(job, opts, places, attrs);
+        fill_and_check(src, dst, &source, job, opts, attrs, keep, reporter).await
     };
     let filled = match filled {
         Err(e) if e.is_fatal() => return Err(e),
@@ -208,6 +213,7 @@ async fn transfer_file<S: Endpoint, D: Endpoint>(
         }
         Ok(filled) => filled,
     };
+    let in_place = in_place || filled.kept_old;
     let written = if in_place {
         &job.paths.dest
     } else {
@@ -402,7 +408,9 @@ fn sync_before_rename(job: &FileJob, opts: &Options) -> bool {
 
 /// Fills the partial the cheapest safe way, then checks an assembled result
 /// end to end; a mismatch is sent again whole, once, and a second mismatch
-/// is an error: never a silent success.
+/// is an error: never a silent success. With `keep`, an old destination
+/// found equal to the source is kept instead ([`keep_as_is`]).
+#[allow(clippy::too_many_arguments)]
 async fn fill_and_check<S: Endpoint, D: Endpoint>(
     src: &S,
     dst: &D,
@@ -410,11 +418,13 @@ async fn fill_and_check<S: Endpoint, D: Endpoint>(
     job: &FileJob,
     opts: &Options,
     attrs: Attrs,
+    keep: bool,
     reporter: &dyn Reporter,
 ) -> Result<Filled> {
     let io = Pipeline::between(src, dst);
+    let keep = keep.then_some(attrs);
     let by_delta = if delta_worth_trying(src, dst, job, opts) && can_assemble(dst, job) {
-        fill_by_delta::<S, D>(src, dst, source, job, io, reporter).await?
+        fill_by_delta::<S, D>(src, dst, source, job, keep, io, reporter).await?
     } else {
         None
     };
@@ -516,6 +526,7 @@ async fn patch_in_place<S: Endpoint, D: Endpoint>(
         wrote_sidecar: false,
         attrs_set: false,
         verified: algo.map(|_| Verified::Hashes(checked_by(src, dst))),
+        kept_old: false,
     };
     let in_place = FileJob {
         paths: Paths {
@@ -654,12 +665,15 @@ async fn matches_end_to_end<S: Endpoint, D: Endpoint>(
 /// the source elsewhere, and says whether it matches the source end to end.
 /// None when the destination side cannot copy within itself (an SFTP server
 /// without copy-data or the helper): sending the whole file is then the
-/// safe choice.
+/// safe choice. With `keep` (the attributes the file ends with), an old
+/// destination equal to the source throughout is kept where [`keep_as_is`]
+/// may.
 async fn fill_by_delta<S: Endpoint, D: Endpoint>(
     src: &S,
     dst: &D,
     source: &SourceFile<'_, S::File>,
     job: &FileJob,
+    keep: Option<Attrs>,
     io: Pipeline,
     reporter: &dyn Reporter,
 ) -> Result<Option<(Filled, bool)>> {
@@ -687,6 +701,12 @@ async fn fill_by_delta<S: Endpoint, D: Endpoint>(
     );
     if delta.reuse_bytes == 0 {
         return Ok(None);
+    }
+    if let Some(attrs) = keep.filter(|_| delta.is_identity(old_size, size)) {
+        if let Some(kept) = keep_as_is(dst, job, attrs, algo, &delta, reporter).await? {
+            phase.done("kept the old file, equal to the source");
+            return Ok(Some((kept, true)));
+        }
     }
     let out = endpoint::create_in(dst, &job.paths.partial).await?;
     reporter.file_started(&job.paths.dest, size, delta.reuse_bytes);
@@ -719,11 +739,93 @@ async fn fill_by_delta<S: Endpoint, D: Endpoint>(
         sent: delta.send_bytes,
         assembled: true,
         by_delta: true,
-        wrote_sidecar: false,
-        attrs_set: false,
-        verified: None,
+        ..Filled::default()
     };
     Ok(Some((filled, matches?)))
+}
+
+/// Whether an old destination found equal to the source may be kept where
+/// it is rather than rebuilt beside itself and renamed over, leaving what
+/// the rebuilt file would be: the same content, mode, time and owner. Not
+/// where the run keeps a backup of what it replaces (`--backup`), renames
+/// at the end (`--delay-updates`), copies extended attributes or ACLs
+/// (the old file's own would stay), writes sparse files, leaves the time
+/// alone (a new file would get the present one), or cannot be sure who
+/// would own a new file: each id given by the change, or, for the user
+/// id, a writer that is not root, who may set times only on its own files.
+fn may_keep_as_is(job: &FileJob, opts: &Options, places: &Places, attrs: Attrs) -> bool {
+    let owner_settled =
+        attrs.owner.gid.is_some() && (attrs.owner.uid.is_some() || !opts.owners.writer_is_root());
+    job.existing.is_some_and(|m| m.kind == Kind::File)
+        && job.basis.is_none()
+        && job.partial.is_none()
+        && !job.sidecar
+        && places.backups.is_none()
+        && !places.delays()
+        && !opts.xattrs.wanted()
+        && !opts.sparse
+        && attrs.mtime.is_some()
+        && owner_settled
+}
+
+/// Keeps the old destination, found equal to the source block for block:
+/// its owner, mode and time set where it is, then its blocks hashed again
+/// (a change made meanwhile must not end with the source's time, which
+/// would make the next run take it as up to date). Only a file with no
+/// other name: its times and mode would change under that name too, and
+/// rsync would have replaced it. None, with nothing of it changed but
+/// perhaps its attributes: it is rebuilt as any other file.
+async fn keep_as_is<D: Endpoint>(
+    dst: &D,
+    job: &FileJob,
+    attrs: Attrs,
+    algo: crate::hash::HashAlgo,
+    delta: &delta::Delta,
+    reporter: &dyn Reporter,
+) -> Result<Option<Filled>> {
+    let dest = &job.paths.dest;
+    let usable = |done: Result<bool>| match done {
+        Err(e) if e.is_fatal() => Err(e),
+        Err(e) => {
+            tracing::debug!(path = %dest, "not kept: {e}");
+            Ok(false)
+        }
+        Ok(done) => Ok(done),
+    };
+    let one_name = dst.hashes().links(dest).await.map(|n| n == Some(1));
+    if !usable(one_name)? || !usable(dst.set_owner(dest, attrs.owner).await)? {
+        return Ok(None);
+    }
+    let set = apply_attrs(
+        dst,
+        dest,
+        Attrs {
+            owner: OwnerChange::default(),
+            ..attrs
+        },
+    )
+    .await;
+    if !usable(set.map(|()| true))? {
+        return Ok(None);
+    }
+    reporter.file_step(dest, FileStep::Checking, 0);
+    let size = job.source_meta.size;
+    if !holds_hashes(dst, dest, size, algo, &delta.source_hashes).await? {
+        // Changed meanwhile: its old time back, so that the next run looks
+        // at it again should this one fail to replace it.
+        if let Some(old) = job.existing {
+            let _ = dst.set_mtime(dest, old.mtime).await;
+        }
+        return Ok(None);
+    }
+    Ok(Some(Filled {
+        reused: size,
+        assembled: true,
+        by_delta: true,
+        attrs_set: true,
+        kept_old: true,
+        ..Filled::default()
+    }))
 }
 
 /// Times the steps of one file for `-vvv`: where a slow delta spends it.
@@ -902,6 +1004,7 @@ async fn fill_partial<S: Endpoint, D: Endpoint>(
                 wrote_sidecar: written.wrote_sidecar,
                 attrs_set: true,
                 verified: written.read_back.then_some(Verified::ReadBack),
+                kept_old: false,
             })
         }
         Err(e) => {

@@ -223,6 +223,17 @@ impl ShellHasher {
         }
     }
 
+    /// The link count of `path` as GNU `stat` prints it; None where the
+    /// command fails or answers something else (not GNU, not there).
+    pub(crate) async fn links(&self, path: &str) -> Result<Option<u64>> {
+        let command = format!("stat -c %h -- {}", shell_quote(path));
+        let out = self.conn.exec(&command, 64).await?;
+        if !out.succeeded() {
+            return Ok(None);
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).trim().parse().ok())
+    }
+
     async fn run(&self, path: &str, command: &str) -> Result<Vec<BlockHash>> {
         let out = self.output(path, command).await?;
         String::from_utf8_lossy(&out)

@@ -20,7 +20,7 @@ use crate::hash::{BlockHash, HashAlgo};
 use crate::paths::to_bytes;
 use crate::protocol::bootstrap;
 use crate::protocol::client::{HelperClient, HelperError};
-use crate::protocol::fs::FsRequest;
+use crate::protocol::fs::{FsReply, FsRequest};
 use crate::sftp::{Sftp, CHECK_FILE_MIN_BLOCK};
 use crate::ssh::shell::ShellHasher;
 use crate::ssh::Connection;
@@ -300,6 +300,20 @@ impl Hashes for HelperHashes {
         })
     }
 
+    fn links<'a>(&'a self, path: &'a str) -> Answer<'a, u64> {
+        Box::pin(async move {
+            let request = FsRequest::Stat {
+                path: to_bytes(&self.sftp.absolute(path)).to_vec(),
+                follow: false,
+            };
+            match self.helper.fs(request).await {
+                Ok(FsReply::Stat(Some(meta))) => Ok(meta.inode.map(|inode| inode.nlink)),
+                Ok(_) => Ok(None),
+                Err(e) => Err(self.error(path, e)),
+            }
+        })
+    }
+
     fn signature<'a>(&'a self, path: &'a str, block: u32) -> Answer<'a, Signature> {
         Box::pin(async move {
             self.helper
@@ -404,6 +418,10 @@ impl Hashes for ShellHashes {
             let hash = self.shell.file_hash(&self.sftp.absolute(path)).await?;
             Ok(Some(hash))
         })
+    }
+
+    fn links<'a>(&'a self, path: &'a str) -> Answer<'a, u64> {
+        Box::pin(async move { self.shell.links(&self.sftp.absolute(path)).await })
     }
 }
 
