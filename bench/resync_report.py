@@ -42,7 +42,7 @@ def main():
         " each, interleaved, medians (min-max) of wall time; CPU in seconds."
         " Reproduce: `bash bench/resync.sh`.",
         "",
-        f"ferry {env('B_FERRY')} ({env('B_COMMIT')}); {env('B_RSYNC')};"
+        f"{env('B_FERRY')} ({env('B_COMMIT')}); {env('B_RSYNC')};"
         f" {env('B_OPENSSH')}; {env('B_NPROC')} cores, {env('B_CPU')},"
         f" {env('B_MEM')}, {env('B_FS')}.",
         "",
