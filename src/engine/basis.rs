@@ -425,17 +425,17 @@ pub(super) async fn make_from<D: Endpoint>(
     let dest = &job.paths.dest;
     if basis.how == Use::Link && linked(dst, &basis.path, dest, reporter).await? {
         // An earlier run's partial of it is of no use any more.
-        if job.partial.is_some() {
-            let _ = dst.remove_file(&job.paths.partial).await;
+        if job.partial().is_some() {
+            let _ = dst.remove_file(&job.paths.partial()).await;
         }
         if job.sidecar {
-            let _ = dst.remove_file(&job.paths.meta).await;
+            let _ = dst.remove_file(&job.paths.meta()).await;
         }
         return Ok(from_basis(Outcome::Linked, false));
     }
     let attrs = transfer::attrs_for(dst, job, opts).await?;
     places.prepare(dst, job).await?;
-    let partial = &job.paths.partial;
+    let partial = &job.paths.partial();
     super::copy::duplicate(dst, &basis.path, partial, basis.meta.size).await?;
     transfer::apply_attrs(dst, partial, attrs).await?;
     let delayed = places.delays();

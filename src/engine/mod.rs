@@ -564,9 +564,9 @@ fn is_small_file(action: &Action, small: u64) -> bool {
 fn may_hash(action: &Action) -> bool {
     let builds_on_old = |job: &FileJob| match &job.basis {
         Some(basis) => basis.how == basis::Use::Delta,
-        None => job.existing.is_some(),
+        None => job.existing().is_some(),
     };
-    matches!(action, Action::File(job) if builds_on_old(job) || job.partial.is_some())
+    matches!(action, Action::File(job) if builds_on_old(job) || job.partial().is_some())
 }
 
 /// A dry run reports what the actions would do. The symlinks' targets are
@@ -755,7 +755,7 @@ fn dir_changes(meta: &Meta, alt: &Meta, opts: &Options) -> Changes {
 /// a file the destination lacks, from the basis DIR's file it comes from
 /// (rsync itemizes against that).
 fn changes_of(job: &FileJob, opts: &Options) -> Changes {
-    let existing = job.existing.filter(|m| m.kind == Kind::File);
+    let existing = job.existing().filter(|m| m.kind == Kind::File);
     let Some(old) = existing.or(job.basis.as_ref().map(|b| b.meta)) else {
         return Changes {
             created: true,

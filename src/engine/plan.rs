@@ -692,10 +692,11 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
     }
 
     async fn look_at(&self, paths: &Paths) -> Result<There> {
+        let (partial, sidecar) = (paths.partial(), paths.meta());
         let (existing, partial, sidecar) = tokio::join!(
             self.dst.lstat(&paths.dest),
-            self.dst.lstat(&paths.partial),
-            self.dst.lstat(&paths.meta)
+            self.dst.lstat(&partial),
+            self.dst.lstat(&sidecar)
         );
         Ok(There {
             existing: existing?,
@@ -1652,9 +1653,9 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
         let odd = |m: Option<Meta>| m.is_some_and(|m| m.kind != Kind::File);
         if meta.kind == Kind::File && (odd(partial) || odd(sidecar)) {
             let taken = if odd(partial) {
-                &paths.partial
+                &paths.partial()
             } else {
-                &paths.meta
+                &paths.meta()
             };
             let message = "ferry's working file name is taken by something that is not a \
                            regular file (a symlink?), which it will not write through; remove it";
@@ -1788,8 +1789,8 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
                     source: src_path.to_string(),
                     source_meta: meta,
                     paths,
-                    existing,
-                    partial,
+                    existing: existing.map(Box::new),
+                    partial: partial.map(Box::new),
                     sidecar: sidecar.is_some(),
                     basis,
                 }));

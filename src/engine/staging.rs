@@ -199,7 +199,7 @@ impl Places {
 
     /// Whether replacing this file's destination entry makes a backup.
     pub(crate) fn keeps_old(&self, job: &FileJob) -> bool {
-        self.backups.is_some() && job.existing.is_some_and(|m| m.kind != Kind::Dir)
+        self.backups.is_some() && job.existing().is_some_and(|m| m.kind != Kind::Dir)
     }
 
     /// Whether the run made or wrote something in `dir` that is not the
@@ -261,11 +261,7 @@ impl Places {
                 (dir, partial_name(&tagged), meta_name(&tagged))
             }
         };
-        Paths {
-            dest: paths.dest.clone(),
-            partial: join(&dir, &partial),
-            meta: join(&dir, &meta),
-        }
+        Paths::placed(paths.dest.clone(), join(&dir, &partial), join(&dir, &meta))
     }
 
     /// Gives every file of the plan its partial's paths; what the planner
@@ -275,7 +271,7 @@ impl Places {
         for action in actions {
             if let Action::File(job) = action {
                 let placed = self.paths_for(&job.paths);
-                if placed.partial != job.paths.partial {
+                if placed.partial() != job.paths.partial() {
                     job.paths = placed;
                     job.partial = None;
                     job.sidecar = false;
@@ -384,12 +380,15 @@ impl Places {
         job: &mut FileJob,
         listed: &HashMap<String, HashMap<String, Meta>>,
     ) -> Result<(), FileError> {
-        let Some(names) = listed.get(parent(&job.paths.partial)) else {
+        let Some(names) = listed.get(parent(&job.paths.partial())) else {
             return Ok(());
         };
-        let partial = names.get(base_name(&job.paths.partial)).copied();
-        let sidecar = names.get(base_name(&job.paths.meta)).copied();
-        for (found, path) in [(partial, &job.paths.partial), (sidecar, &job.paths.meta)] {
+        let partial = names.get(base_name(&job.paths.partial())).copied();
+        let sidecar = names.get(base_name(&job.paths.meta())).copied();
+        for (found, path) in [
+            (partial, &job.paths.partial()),
+            (sidecar, &job.paths.meta()),
+        ] {
             if found.is_some_and(|m| m.kind != Kind::File) {
                 let message = "the partial's name is taken by something that is not a regular \
                                file, which ferry will not write through; remove it";
@@ -399,7 +398,7 @@ impl Places {
         if partial.is_some() {
             self.mark_emptied(&job.paths.dest);
         }
-        job.partial = partial;
+        job.partial = partial.map(Box::new);
         job.sidecar = sidecar.is_some();
         Ok(())
     }
@@ -408,19 +407,18 @@ impl Places {
     /// a partial-dir file then, and ferry its own sidecar with it.
     fn note_stale(&self, dest: &str, listed: &HashMap<String, HashMap<String, Meta>>) {
         let placed = self.paths_for(&Paths::new(parent(dest), base_name(dest)));
-        let Some(names) = listed.get(parent(&placed.partial)) else {
+        let Some(names) = listed.get(parent(&placed.partial())) else {
             return;
         };
-        let found: Vec<String> = [&placed.partial, &placed.meta]
+        let found: Vec<String> = [placed.partial(), placed.meta()]
             .into_iter()
             .filter(|path| {
                 names
                     .get(base_name(path))
                     .is_some_and(|m| m.kind == Kind::File)
             })
-            .cloned()
             .collect();
-        if names.contains_key(base_name(&placed.partial)) {
+        if names.contains_key(base_name(&placed.partial())) {
             self.mark_emptied(dest);
         }
         if let Ok(mut stale) = self.stale.lock() {
@@ -513,7 +511,7 @@ impl Places {
         dst: &D,
         job: &FileJob,
     ) -> Result<()> {
-        let renamed = dst.rename(&job.paths.partial, &job.paths.dest).await;
+        let renamed = dst.rename(&job.paths.partial(), &job.paths.dest).await;
         match renamed {
             Err(e) if !e.is_fatal() && self.in_temp_dir(job) => {
                 tracing::info!("{e}: copying it from the temp dir instead");
@@ -528,8 +526,8 @@ impl Places {
     }
 
     async fn copy_across<D: Endpoint>(&self, dst: &D, job: &FileJob) -> Result<()> {
-        let beside = Paths::new(parent(&job.paths.dest), base_name(&job.paths.dest)).partial;
-        let from = &job.paths.partial;
+        let beside = Paths::new(parent(&job.paths.dest), base_name(&job.paths.dest)).partial();
+        let from = &job.paths.partial();
         let Some(meta) = dst.lstat(from).await? else {
             let message = "the finished file vanished from the temp dir";
             return Err(FileError::refused(dst.label(), from.as_str(), message).into());

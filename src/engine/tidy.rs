@@ -4,7 +4,7 @@
 //! list), `--delete` sparing what any source has (each walk only knows
 //! its own source), and `-m` pruning directories that end up empty.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use super::delete::Extraneous;
 use super::plan::Action;
@@ -79,21 +79,42 @@ fn target(action: &Action) -> &str {
 
 /// Keeps the first action of each kind per destination path. A directory
 /// ferry was to make with default attributes takes a later source
-/// directory's ones instead.
+/// directory's ones instead. Finds the repeats through a sorted list of
+/// indices: a copy of every path (or of the plan) would double the plan's
+/// memory for the rare run that names a path twice.
 pub(crate) fn one_per_path(actions: &mut Vec<Action>) {
-    let mut first: HashMap<(String, u8), usize> = HashMap::new();
-    let mut kept: Vec<Action> = Vec::with_capacity(actions.len());
-    for action in actions.drain(..) {
-        let key = (trimmed(target(&action)).to_string(), kind_of(&action));
-        match first.get(&key) {
-            Some(&at) => adopt_attributes(&mut kept[at], &action),
-            None => {
-                first.insert(key, kept.len());
-                kept.push(action);
-            }
+    let mut order: Vec<usize> = (0..actions.len()).collect();
+    // Stable: within a path, the actions stay in plan order.
+    order.sort_by(|&a, &b| key(&actions[a]).cmp(&key(&actions[b])));
+    let mut repeats: Vec<(usize, usize)> = Vec::new();
+    let mut first = None;
+    for pair in order.windows(2) {
+        if key(&actions[pair[0]]) != key(&actions[pair[1]]) {
+            first = None;
+            continue;
         }
+        let first = *first.get_or_insert(pair[0]);
+        repeats.push((first, pair[1]));
     }
-    *actions = kept;
+    if repeats.is_empty() {
+        return;
+    }
+    let mut dropped = vec![false; actions.len()];
+    for &(first, later) in &repeats {
+        let theirs = dir_meta(&actions[later]);
+        adopt_attributes(&mut actions[first], theirs);
+        dropped[later] = true;
+    }
+    let mut at = 0;
+    actions.retain(|_| {
+        at += 1;
+        !dropped[at - 1]
+    });
+}
+
+/// What makes two actions one too many: their path and what they do to it.
+fn key(action: &Action) -> (&str, u8) {
+    (trimmed(target(action)), kind_of(action))
 }
 
 /// What an action does to its path: everything that writes the
@@ -106,17 +127,23 @@ fn kind_of(action: &Action) -> u8 {
     }
 }
 
-fn adopt_attributes(kept: &mut Action, later: &Action) {
+/// A directory action's source metadata, if it has any.
+fn dir_meta(action: &Action) -> Option<Meta> {
+    match action {
+        Action::Dir { meta, .. } => *meta,
+        _ => None,
+    }
+}
+
+fn adopt_attributes(kept: &mut Action, theirs: Option<Meta>) {
     if let (
         Action::Dir {
             meta: mine @ None, ..
         },
-        Action::Dir {
-            meta: Some(theirs), ..
-        },
-    ) = (kept, later)
+        Some(theirs),
+    ) = (kept, theirs)
     {
-        *mine = Some(*theirs);
+        *mine = Some(theirs);
     }
 }
 
@@ -172,5 +199,88 @@ pub(crate) fn prune_empty_dirs(
             path: dir.rel.clone(),
             scope: dir.scope.clone(),
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::endpoint::{Kind, Mtime};
+
+    fn meta(kind: Kind, secs: i64) -> Meta {
+        Meta {
+            kind,
+            size: 0,
+            mtime: Mtime::precise(secs, 0),
+            mode: 0o755,
+            owner: None,
+            inode: None,
+        }
+    }
+
+    fn dir(dest: &str, meta: Option<Meta>) -> Action {
+        Action::Dir {
+            dest: dest.to_string(),
+            meta,
+            exists: false,
+            replaces: false,
+            alt: None,
+        }
+    }
+
+    fn node(source: &str, dest: &str) -> Action {
+        Action::Node {
+            source: source.to_string(),
+            dest: dest.to_string(),
+            meta: meta(Kind::File, 1),
+        }
+    }
+
+    fn removal(dest: &str) -> Action {
+        Action::RemoveSource {
+            source: format!("src/{dest}"),
+            dest: dest.to_string(),
+            meta: meta(Kind::File, 1),
+        }
+    }
+
+    /// Repeats go, the first of each path and kind stays, in plan order;
+    /// a directory made with default attributes takes the first later
+    /// source directory's.
+    #[test]
+    fn the_first_action_per_path_and_kind_stays() {
+        let (first, second) = (meta(Kind::Dir, 10), meta(Kind::Dir, 20));
+        let mut actions = vec![
+            dir("d", None),
+            node("one/p", "d/p"),
+            removal("d/p"),
+            dir("d/", Some(first)),
+            node("two/p", "d/p"),
+            dir("d", Some(second)),
+            node("one/q", "d/q"),
+            removal("d/p"),
+        ];
+        one_per_path(&mut actions);
+        let shown: Vec<String> = actions
+            .iter()
+            .map(|action| match action {
+                Action::Dir { dest, meta, .. } => format!("dir {dest} {:?}", meta.map(|m| m.mtime)),
+                Action::Node { source, dest, .. } => format!("node {source} {dest}"),
+                Action::RemoveSource { dest, .. } => format!("remove {dest}"),
+                _ => unreachable!(),
+            })
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                format!("dir d {:?}", Some(first.mtime)),
+                "node one/p d/p".to_string(),
+                "remove d/p".to_string(),
+                "node one/q d/q".to_string(),
+            ]
+        );
+        let mut unique = vec![dir("a", None), node("s/b", "b")];
+        one_per_path(&mut unique);
+        assert_eq!(unique.len(), 2);
     }
 }

@@ -26,10 +26,12 @@ pub(crate) struct FileJob {
     pub source: String,
     pub source_meta: Meta,
     pub paths: Paths,
-    /// The destination as it is now, if any.
-    pub existing: Option<Meta>,
-    /// A partial left by an earlier run, if any.
-    pub partial: Option<Meta>,
+    /// The destination as it is now, if any ([`FileJob::existing`]).
+    /// Boxed, as `partial`: a plan holds a job per file to copy, and a
+    /// fresh copy's jobs have neither (80 bytes each saved).
+    pub existing: Option<Box<Meta>>,
+    /// A partial left by an earlier run, if any ([`FileJob::partial`]).
+    pub partial: Option<Box<Meta>>,
     /// A partial's sidecar is there (it may outlive its partial when a run
     /// stopped right after the rename).
     pub sidecar: bool,
@@ -39,10 +41,20 @@ pub(crate) struct FileJob {
 }
 
 impl FileJob {
+    /// The destination as it is now, if any.
+    pub(crate) fn existing(&self) -> Option<Meta> {
+        self.existing.as_deref().copied()
+    }
+
+    /// A partial left by an earlier run, if any.
+    pub(crate) fn partial(&self) -> Option<Meta> {
+        self.partial.as_deref().copied()
+    }
+
     /// The file a delta builds on, with its metadata: the old destination,
     /// else a DIR's file chosen as the basis.
     pub(crate) fn old(&self) -> Option<(&str, Meta)> {
-        if let Some(old) = self.existing.filter(|m| m.kind == Kind::File) {
+        if let Some(old) = self.existing().filter(|m| m.kind == Kind::File) {
             return Some((&self.paths.dest, old));
         }
         match &self.basis {
@@ -114,7 +126,7 @@ pub(crate) async fn transfer<S: Endpoint, D: Endpoint>(
 /// `--inplace` on a file the destination has as a file: rewritten where
 /// it lies, no partial.
 fn writes_in_place(job: &FileJob, opts: &Options) -> bool {
-    opts.inplace && job.existing.is_some_and(|m| m.kind == Kind::File)
+    opts.inplace && job.existing().is_some_and(|m| m.kind == Kind::File)
 }
 
 /// Whether `e` says the destination had no room for the file's data: no
@@ -127,7 +139,7 @@ fn is_out_of_room<D: Endpoint>(dst: &D, job: &FileJob, e: &FileError) -> bool {
         return false;
     }
     let paths = &job.paths;
-    let working = [&paths.partial, &paths.meta, &paths.dest];
+    let working = [&paths.partial(), &paths.meta(), &paths.dest];
     match e.problem() {
         Problem::NoSpace => true,
         Problem::Failure => working.iter().any(|p| **p == e.path),
@@ -146,10 +158,8 @@ async fn out_of_room<D: Endpoint>(dst: &D, job: &FileJob, in_place: bool, e: Fil
     let fate = match in_place {
         true => Fate::InPlace,
         false => {
-            let (partial, _) = tokio::join!(
-                dst.remove_file(&job.paths.partial),
-                dst.remove_file(&job.paths.meta)
-            );
+            let (partial, sidecar) = (job.paths.partial(), job.paths.meta());
+            let (partial, _) = tokio::join!(dst.remove_file(&partial), dst.remove_file(&sidecar));
             match partial {
                 Ok(()) => Fate::Removed,
                 Err(Error::File(gone)) if gone.problem() == Problem::NotFound => Fate::Removed,
@@ -187,7 +197,7 @@ async fn transfer_file<S: Endpoint, D: Endpoint>(
     if goes_whole_at_once(src, dst, job, opts, places) {
         return put_small(src, dst, job, opts, places, attrs, reporter).await;
     }
-    if let (true, Some(backups), Some(old)) = (in_place, &places.backups, &job.existing) {
+    if let (true, Some(backups), Some(old)) = (in_place, &places.backups, &job.existing()) {
         // The file itself is about to change: its backup is a copy.
         backups.keep_copy(dst, &job.paths.dest, old).await?;
     }
@@ -217,7 +227,7 @@ async fn transfer_file<S: Endpoint, D: Endpoint>(
     let written = if in_place {
         &job.paths.dest
     } else {
-        &job.paths.partial
+        &job.paths.partial()
     };
     // Independent requests, one round trip: a small file's cost is its
     // round trips.
@@ -268,10 +278,10 @@ pub(super) async fn install<D: Endpoint>(
     keep_old(dst, job, places).await?;
     // -X, -A: the file arrives with its attributes, as rsync's temporary
     // file does: never a moment without the ACL that restricts it.
-    super::xattrs::give(dst, &job.paths.partial, &job.paths.dest, opts).await?;
+    super::xattrs::give(dst, &job.paths.partial(), &job.paths.dest, opts).await?;
     let (renamed, _) = tokio::join!(places.rename_into_place(dst, job), async {
         if drop_sidecar {
-            let _ = dst.remove_file(&job.paths.meta).await;
+            let _ = dst.remove_file(&job.paths.meta()).await;
         }
     });
     renamed
@@ -280,7 +290,7 @@ pub(super) async fn install<D: Endpoint>(
 /// `--backup`: the old file or symlink about to be replaced is linked to
 /// its backup name, its own name left for the rename to replace.
 async fn keep_old<D: Endpoint>(dst: &D, job: &FileJob, places: &Places) -> Result<()> {
-    match (&places.backups, job.existing) {
+    match (&places.backups, job.existing()) {
         (Some(backups), Some(old)) if places.keeps_old(job) => {
             backups.keep(dst, &job.paths.dest, &old, How::Link).await?;
             Ok(())
@@ -343,12 +353,12 @@ async fn put_small<S: Endpoint, D: Endpoint>(
     let sync = sync_before_rename(job, opts);
     clear_a_directory(dst, job, opts, places, Stage::Installing).await?;
     // A new file and a rename: refused only by the directory.
-    dst.put_whole(&job.paths.partial, &job.paths.dest, data, attrs, sync)
+    dst.put_whole(&job.paths.partial(), &job.paths.dest, data, attrs, sync)
         .await
         .map_err(|e| endpoint::refused_by_dir(e, false))?;
     reporter.bytes_done(&job.paths.dest, size);
     if job.sidecar {
-        let _ = dst.remove_file(&job.paths.meta).await;
+        let _ = dst.remove_file(&job.paths.meta()).await;
     }
     Ok(Transferred {
         outcome: Outcome::Sent,
@@ -388,7 +398,7 @@ async fn clear_a_directory<D: Endpoint>(
         Stage::Before => !recursive || backups.is_some(),
         Stage::Installing => recursive && backups.is_none(),
     };
-    match job.existing.map(|m| m.kind) {
+    match job.existing().map(|m| m.kind) {
         Some(Kind::Dir) if now => {
             super::delete::make_way(dst, &job.paths.dest, recursive, backups).await
         }
@@ -403,7 +413,7 @@ async fn clear_a_directory<D: Endpoint>(
 /// systems such as ext4 and XFS persist a size only with its data, and
 /// sends again).
 fn sync_before_rename(job: &FileJob, opts: &Options) -> bool {
-    opts.fsync || job.existing.is_some()
+    opts.fsync || job.existing().is_some()
 }
 
 /// Fills the partial the cheapest safe way, then checks an assembled result
@@ -484,7 +494,7 @@ async fn patch_in_place<S: Endpoint, D: Endpoint>(
 ) -> Result<Filled> {
     let io = Pipeline::between(src, dst);
     let size = job.source_meta.size;
-    let old_size = job.existing.map(|m| m.size).unwrap_or(0);
+    let old_size = job.existing().map(|m| m.size).unwrap_or(0);
     let algo = hashes::common_algorithm(src, dst).filter(|_| can_check_end_to_end(src, dst));
     let delta = match algo {
         Some(algo)
@@ -529,10 +539,11 @@ async fn patch_in_place<S: Endpoint, D: Endpoint>(
         kept_old: false,
     };
     let in_place = FileJob {
-        paths: Paths {
-            partial: job.paths.dest.clone(),
-            ..job.paths.clone()
-        },
+        paths: Paths::placed(
+            job.paths.dest.clone(),
+            job.paths.dest.clone(),
+            job.paths.meta(),
+        ),
         ..job.clone()
     };
     if algo.is_some() {
@@ -609,7 +620,7 @@ fn delta_worth_trying<S: Endpoint, D: Endpoint>(
     opts: &Options,
 ) -> bool {
     opts.delta
-        && job.partial.is_none_or(|p| p.size == 0)
+        && job.partial().is_none_or(|p| p.size == 0)
         && job.old().is_some_and(|(_, old)| old.size > 0)
         && job.source_meta.size > 0
         && job.source_meta.size >= src.hashes().smallest_delta()
@@ -654,9 +665,10 @@ async fn matches_end_to_end<S: Endpoint, D: Endpoint>(
     job: &FileJob,
 ) -> Result<bool> {
     let algo = hashes::common_algorithm(src, dst).unwrap_or_default();
+    let partial = job.paths.partial();
     let (ours, theirs) = tokio::join!(
         hashes::file_hash(src, &job.source, algo),
-        hashes::file_hash(dst, &job.paths.partial, algo)
+        hashes::file_hash(dst, &partial, algo)
     );
     Ok(ours? == theirs?)
 }
@@ -708,7 +720,7 @@ async fn fill_by_delta<S: Endpoint, D: Endpoint>(
             return Ok(Some((kept, true)));
         }
     }
-    let out = endpoint::create_in(dst, &job.paths.partial).await?;
+    let out = endpoint::create_in(dst, &job.paths.partial()).await?;
     reporter.file_started(&job.paths.dest, size, delta.reuse_bytes);
     let built = assemble::<S, D>(dst, source, job, &out, &delta, io, reporter).await;
     let phase = phase.done("assembled");
@@ -728,9 +740,10 @@ async fn fill_by_delta<S: Endpoint, D: Endpoint>(
     }
     // The sync and the check both wait on the server's disk: overlap them.
     reporter.file_step(dest, FileStep::Checking, 0);
+    let partial = job.paths.partial();
     let (closed, matches) = tokio::join!(
         out.close(true),
-        holds_hashes(dst, &job.paths.partial, size, algo, &delta.source_hashes)
+        holds_hashes(dst, &partial, size, algo, &delta.source_hashes)
     );
     phase.done("synced and checked end to end");
     closed?;
@@ -756,9 +769,9 @@ async fn fill_by_delta<S: Endpoint, D: Endpoint>(
 fn may_keep_as_is(job: &FileJob, opts: &Options, places: &Places, attrs: Attrs) -> bool {
     let owner_settled =
         attrs.owner.gid.is_some() && (attrs.owner.uid.is_some() || !opts.owners.writer_is_root());
-    job.existing.is_some_and(|m| m.kind == Kind::File)
+    job.existing().is_some_and(|m| m.kind == Kind::File)
         && job.basis.is_none()
-        && job.partial.is_none()
+        && job.partial().is_none()
         && !job.sidecar
         && places.backups.is_none()
         && !places.delays()
@@ -813,7 +826,7 @@ async fn keep_as_is<D: Endpoint>(
     if !holds_hashes(dst, dest, size, algo, &delta.source_hashes).await? {
         // Changed meanwhile: its old time back, so that the next run looks
         // at it again should this one fail to replace it.
-        if let Some(old) = job.existing {
+        if let Some(old) = job.existing() {
             let _ = dst.set_mtime(dest, old.mtime).await;
         }
         return Ok(None);
@@ -897,10 +910,8 @@ async fn assemble<S: Endpoint, D: Endpoint>(
             Ok(())
         };
         // Disjoint ranges of one file: the copy inside and the sending overlap.
-        tokio::try_join!(
-            dst.copy_ranges(old_path, &job.paths.partial, &reuse),
-            send_all
-        )?;
+        let partial = job.paths.partial();
+        tokio::try_join!(dst.copy_ranges(old_path, &partial, &reuse), send_all)?;
         return Ok(true);
     }
     if !dst.features().copies_within {
@@ -975,11 +986,11 @@ async fn fill_partial<S: Endpoint, D: Endpoint>(
     checked_after: bool,
     reporter: &dyn Reporter,
 ) -> Result<Filled> {
-    let out = if job.partial.is_some_and(|p| p.size > 0) {
-        dst.open_write(&job.paths.partial, WriteMode::Keep, 0o600)
+    let out = if job.partial().is_some_and(|p| p.size > 0) {
+        dst.open_write(&job.paths.partial(), WriteMode::Keep, 0o600)
             .await?
     } else {
-        endpoint::create_in(dst, &job.paths.partial).await?
+        endpoint::create_in(dst, &job.paths.partial()).await?
     };
     let writing = Writing {
         io,
@@ -1061,7 +1072,7 @@ async fn write_partial<S: Endpoint, D: Endpoint>(
     let mut resume_from = 0;
     let mut rewritten = 0;
     let mut read_back = false;
-    if let Some(partial) = job.partial.filter(|p| p.size > 0) {
+    if let Some(partial) = job.partial().filter(|p| p.size > 0) {
         let dest = &job.paths.dest;
         // A sidecar is a claim about bytes ferry cannot see: it spares
         // comparing the partial's head only when the whole file's hash is
@@ -1069,7 +1080,7 @@ async fn write_partial<S: Endpoint, D: Endpoint>(
         // compared with the source here (read back from the destination),
         // which costs no more than sending it again.
         let sidecar = match checked_after {
-            true => partial::read_sidecar(dst, &job.paths.meta).await,
+            true => partial::read_sidecar(dst, &job.paths.meta()).await,
             false => None,
         };
         let len = partial.size.min(size);
@@ -1112,7 +1123,7 @@ async fn write_partial<S: Endpoint, D: Endpoint>(
     // lands leaves none, and the resume verifies the whole partial. So the
     // record goes out beside the data, sparing its round trips (four over
     // SFTP: open, write, close, and the wait) before the first byte.
-    let fresh = !job.sidecar && job.partial.is_none_or(|p| p.size == 0);
+    let fresh = !job.sidecar && job.partial().is_none_or(|p| p.size == 0);
     // -S: holes only in a partial created empty, where what is not written
     // reads as zeros; a resumed one may hold old bytes there.
     let sparse = sparse && fresh;
@@ -1156,7 +1167,7 @@ async fn write_sidecar<D: Endpoint>(dst: &D, job: &FileJob, window: u64) -> Resu
         source_mtime: job.source_meta.mtime,
         window,
     };
-    match endpoint::write_small(dst, &job.paths.meta, sidecar.encode().as_bytes()).await {
+    match endpoint::write_small(dst, &job.paths.meta(), sidecar.encode().as_bytes()).await {
         Ok(()) => Ok(true),
         Err(e) if e.is_fatal() => Err(e),
         Err(Error::File(e)) if is_out_of_room(dst, job, &e) => Err(e.into()),
@@ -1282,7 +1293,7 @@ pub(super) async fn attrs_for<D: Endpoint>(
     opts: &Options,
 ) -> Result<Attrs> {
     let existing = job
-        .existing
+        .existing()
         .filter(|m| m.kind == Kind::File)
         .map(|m| m.mode);
     let umask = match (opts.perms, existing) {
@@ -1300,7 +1311,7 @@ pub(super) async fn attrs_for<D: Endpoint>(
     // A partial is a file of ferry's own; a file patched in place keeps
     // what it had where nothing differs.
     let in_place = writes_in_place(job, opts);
-    let old = job.existing.filter(|_| in_place).and_then(|m| m.owner);
+    let old = job.existing().filter(|_| in_place).and_then(|m| m.owner);
     Ok(Attrs {
         mode,
         mtime: opts.times.then_some(job.source_meta.mtime),
