@@ -45,13 +45,13 @@ pub(crate) enum Action {
         /// A missing directory that a `--link-dest` (`--copy-dest`,
         /// `--compare-dest`) DIR has: that one's metadata, which rsync
         /// itemizes it against (`cd          ` rather than a new one).
-        alt: Option<Meta>,
+        alt: Option<Box<Meta>>,
     },
     /// Copy a file (or resume its partial).
     File(FileJob),
     /// `-H`: make another name of a file sent (or found current) under
     /// its first name; done after every transfer.
-    HardLink(HardLink),
+    HardLink(Box<HardLink>),
     /// `-D`: make a fifo, socket or device node (or replace what is there).
     Node {
         source: String,
@@ -69,7 +69,7 @@ pub(crate) enum Action {
         set_time: bool,
         /// A `--link-dest` (`--copy-dest`) DIR's link pointing where the
         /// source's does: hard-linked (made anew), reported as such.
-        alt: Option<LinkBasis>,
+        alt: Option<Box<LinkBasis>>,
     },
     /// `--remove-source-files`: the destination holds this entry already;
     /// the source's goes once that is checked.
@@ -888,7 +888,7 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
             {
                 if d == dest {
                     *m = Some(meta);
-                    *a = alt;
+                    *a = alt.map(Box::new);
                     self.seen.dirs += 1;
                     self.keep(src, dest, Kind::Dir);
                     return;
@@ -920,7 +920,7 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
             meta: Some(meta),
             exists: there == Some(Kind::Dir),
             replaces: there.is_some_and(|k| k != Kind::Dir),
-            alt: alt.filter(|_| there != Some(Kind::Dir)),
+            alt: alt.filter(|_| there != Some(Kind::Dir)).map(Box::new),
         });
     }
 
@@ -1719,7 +1719,7 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
                         dest: paths.dest,
                         meta,
                         set_time: mtime.is_some(),
-                        alt,
+                        alt: alt.map(Box::new),
                     });
                     return Ok(());
                 };
@@ -1814,13 +1814,13 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
         let Some(leader) = self.hard_links.leader_of(meta.inode, dest) else {
             return false;
         };
-        self.actions.push(Action::HardLink(HardLink {
+        self.actions.push(Action::HardLink(Box::new(HardLink {
             source: source.to_string(),
             dest: dest.to_string(),
             leader,
             source_meta: *meta,
             existing,
-        }));
+        })));
         true
     }
 
