@@ -407,4 +407,15 @@ fn trees_of_many_directories_are_listed_ahead_both_ways() {
         .run_ok();
     assert!(out.stdout.contains("0 files sent"), "{out}");
     assert!(out.stdout.contains("401 up to date"), "{out}");
+
+    // `--list-only` walks the remote tree with its listings ahead too
+    // (a window of 64 sliding along the 200 directories): the lines are
+    // the local tree's, each once.
+    let listed = |arg: &str| {
+        let out = sshd.ferry().args(["--list-only", "-a"]).arg(arg).run_ok();
+        out.stdout.lines().map(str::to_string).collect::<Vec<_>>()
+    };
+    let (remote, local) = (listed(&remote_arg), listed(&src_arg));
+    assert_eq!(remote.len(), 1 + 200 + 401, "{remote:#?}");
+    assert_eq!(remote, local);
 }

@@ -11,7 +11,7 @@
 //! below them; one named without shows itself.
 
 use super::partial::is_working_file;
-use super::plan::{Planner, SourceArg};
+use super::plan::{Planner, SourceArg, LIST_AHEAD};
 use super::{Options, Stats};
 use crate::endpoint::{base_name, join, parent, Endpoint, Entry, Kind, Meta};
 use crate::error::{Error, FileError, Result};
@@ -91,10 +91,14 @@ impl<S: Endpoint> Lister<'_, S> {
         }
         sort_entries(&mut top, |t| (&t.name, t.meta.kind));
         top.dedup_by(|a, b| a.name == b.name);
+        let walked = |t: &Top| t.meta.kind == Kind::Dir && self.opts.recursive;
+        let dirs = top.iter().filter(|t| walked(t)).map(|t| t.path.clone());
+        let mut ahead = Ahead::start(self.src, dirs.collect());
         for entry in top {
             self.emit(&entry.name, entry.meta, Some(&entry.path))
                 .await?;
             if entry.meta.kind == Kind::Dir && self.opts.recursive {
+                ahead.walked(self.src);
                 Box::pin(self.walk(&entry.path, &entry.name, &entry.rel, &entry.scope)).await?;
             }
         }
@@ -160,11 +164,14 @@ impl<S: Endpoint> Lister<'_, S> {
             return Ok(());
         };
         sort_entries(&mut entries, |e| (&e.name, e.meta.kind));
+        let dirs = entries.iter().filter(|e| e.meta.kind == Kind::Dir);
+        let mut ahead = Ahead::start(self.src, dirs.map(|e| join(path, &e.name)).collect());
         for entry in entries {
             let (inner_name, inner_path) = (join(name, &entry.name), join(path, &entry.name));
             self.emit(&inner_name, entry.meta, Some(&inner_path))
                 .await?;
             if entry.meta.kind == Kind::Dir {
+                ahead.walked(self.src);
                 let inner_rel = join(rel, &entry.name);
                 Box::pin(self.walk(&inner_path, &inner_name, &inner_rel, &scope)).await?;
             }
@@ -228,6 +235,31 @@ impl<S: Endpoint> Lister<'_, S> {
             target: target.as_deref(),
         });
         Ok(())
+    }
+}
+
+/// The directories one listing shows, listed `LIST_AHEAD` ahead of the walk
+/// in the background where the endpoint can: the walk never waits a round
+/// trip per directory. Each is one the walk takes (the rules left out the
+/// others already).
+struct Ahead {
+    dirs: Vec<String>,
+    walked: usize,
+}
+
+impl Ahead {
+    fn start<S: Endpoint>(src: &S, dirs: Vec<String>) -> Ahead {
+        let first: Vec<&str> = dirs.iter().take(LIST_AHEAD).map(String::as_str).collect();
+        src.list_soon(&first);
+        Ahead { dirs, walked: 0 }
+    }
+
+    /// One more taken by the walk: the next beyond the window is listed.
+    fn walked<S: Endpoint>(&mut self, src: &S) {
+        self.walked += 1;
+        if let Some(next) = self.dirs.get(self.walked + LIST_AHEAD - 1) {
+            src.list_soon(&[next]);
+        }
     }
 }
 

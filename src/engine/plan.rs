@@ -332,7 +332,7 @@ pub(crate) struct Planner<'a, S, D> {
 
 /// Subdirectories listed at once, ahead of the walk: enough to hide the
 /// round trips, few enough that the listings held stay small.
-const LIST_AHEAD: usize = 64;
+pub(super) const LIST_AHEAD: usize = 64;
 
 async fn list_all<'a, E: Endpoint>(
     endpoint: &E,
