@@ -821,8 +821,9 @@ async fn keep_as_is<D: Endpoint>(
     if !usable(set.map(|()| true))? {
         return Ok(None);
     }
-    reporter.file_step(dest, FileStep::Checking, 0);
     let size = job.source_meta.size;
+    reporter.file_started(dest, size, size);
+    reporter.file_step(dest, FileStep::Checking, 0);
     if !holds_hashes(dst, dest, size, algo, &delta.source_hashes).await? {
         // Changed meanwhile: its old time back, so that the next run looks
         // at it again should this one fail to replace it.
