@@ -91,13 +91,14 @@ impl<S: Endpoint> Lister<'_, S> {
         }
         sort_entries(&mut top, |t| (&t.name, t.meta.kind));
         top.dedup_by(|a, b| a.name == b.name);
-        let walked = |t: &Top| t.meta.kind == Kind::Dir && self.opts.recursive;
+        let recursive = self.opts.recursive;
+        let walked = |t: &Top| t.meta.kind == Kind::Dir && recursive;
         let dirs = top.iter().filter(|t| walked(t)).map(|t| t.path.clone());
         let mut ahead = Ahead::start(self.src, dirs.collect());
         for entry in top {
             self.emit(&entry.name, entry.meta, Some(&entry.path))
                 .await?;
-            if entry.meta.kind == Kind::Dir && self.opts.recursive {
+            if walked(&entry) {
                 ahead.walked(self.src);
                 Box::pin(self.walk(&entry.path, &entry.name, &entry.rel, &entry.scope)).await?;
             }

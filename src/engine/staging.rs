@@ -251,17 +251,19 @@ impl Places {
     /// where the options put them. In the temp dir, files of one name from
     /// different directories must not meet: the name carries a tag of the
     /// destination path, the same in every run, so that one is resumed.
-    fn paths_for(&self, paths: &Paths) -> Paths {
+    /// None where they stay beside it.
+    fn paths_for(&self, paths: &Paths) -> Option<Paths> {
         let name = base_name(&paths.dest);
         let (dir, partial, meta) = match self.spot(&paths.dest) {
-            Spot::Beside => return paths.clone(),
+            Spot::Beside => return None,
             Spot::Under(dir) | Spot::Fixed(dir) => (dir, name.to_string(), meta_name(name)),
             Spot::Temp(dir) => {
                 let tagged = format!("{}.{}", short(name), tag(&paths.dest));
                 (dir, partial_name(&tagged), meta_name(&tagged))
             }
         };
-        Paths::placed(paths.dest.clone(), join(&dir, &partial), join(&dir, &meta))
+        let placed = Paths::placed(paths.dest.clone(), join(&dir, &partial), join(&dir, &meta));
+        Some(placed)
     }
 
     /// Gives every file of the plan its partial's paths; what the planner
@@ -270,8 +272,7 @@ impl Places {
     pub(crate) fn place(&self, actions: &mut [Action]) {
         for action in actions {
             if let Action::File(job) = action {
-                let placed = self.paths_for(&job.paths);
-                if placed.partial() != job.paths.partial() {
+                if let Some(placed) = self.paths_for(&job.paths) {
                     job.paths = placed;
                     job.partial = None;
                     job.sidecar = false;
@@ -406,7 +407,8 @@ impl Places {
     /// The partial (and sidecar) of a file found up to date: rsync removes
     /// a partial-dir file then, and ferry its own sidecar with it.
     fn note_stale(&self, dest: &str, listed: &HashMap<String, HashMap<String, Meta>>) {
-        let placed = self.paths_for(&Paths::new(parent(dest), base_name(dest)));
+        let beside = Paths::new(parent(dest), base_name(dest));
+        let placed = self.paths_for(&beside).unwrap_or(beside);
         let Some(names) = listed.get(parent(&placed.partial())) else {
             return;
         };

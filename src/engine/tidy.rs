@@ -87,14 +87,14 @@ pub(crate) fn one_per_path(actions: &mut Vec<Action>) {
     // Stable: within a path, the actions stay in plan order.
     order.sort_by(|&a, &b| key(&actions[a]).cmp(&key(&actions[b])));
     let mut repeats: Vec<(usize, usize)> = Vec::new();
-    let mut first = None;
+    // The first action of the run of equal keys the pair is in.
+    let mut leader = None;
     for pair in order.windows(2) {
         if key(&actions[pair[0]]) != key(&actions[pair[1]]) {
-            first = None;
+            leader = None;
             continue;
         }
-        let first = *first.get_or_insert(pair[0]);
-        repeats.push((first, pair[1]));
+        repeats.push((*leader.get_or_insert(pair[0]), pair[1]));
     }
     if repeats.is_empty() {
         return;
