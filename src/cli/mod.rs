@@ -28,7 +28,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::endpoint::remote::tier::{Describe, HelperSource, OnChosen, TierChoice, Wanted};
-use crate::endpoint::remote::StreamChoice;
+use crate::endpoint::remote::{Early, StreamChoice};
 use crate::endpoint::{LocalFs, RemoteFs};
 use crate::engine::{self, Stats};
 use crate::error::{Error, FileError, Result};
@@ -728,6 +728,8 @@ async fn connect(
         wrapper: settings.wrapper.clone(),
     };
     let conn = Arc::new(Connection::open(host, &opts).await?);
+    // A far server's other sessions start opening beside the first.
+    let early = Early::start(&conn, settings.streams);
     let sftp = Arc::new(Sftp::open(&conn).await?);
     let tier = tier_choice(settings, conn.alias());
     let streams = StreamChoice {
@@ -735,7 +737,7 @@ async fn connect(
         tell: (settings.verbosity > 0)
             .then(|| Arc::new(|said: &str| eprintln!("ferry: {said}")) as OnChosen),
     };
-    let remote = RemoteFs::new(conn.clone(), sftp, tier, streams);
+    let remote = RemoteFs::new(conn.clone(), sftp, tier, streams, early);
     Ok((remote, conn))
 }
 

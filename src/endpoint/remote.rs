@@ -15,14 +15,16 @@ mod symlinks;
 pub(crate) mod tier;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
+use futures::future::{BoxFuture, FutureExt, Shared};
 use russh_sftp::client::error::Error as SftpError;
 use russh_sftp::client::RawSftpSession;
 use russh_sftp::protocol::{FileAttributes, OpenFlags, StatusCode};
-use tokio::sync::{oneshot, OwnedSemaphorePermit};
+use tokio::sync::{oneshot, Notify, OwnedSemaphorePermit};
 
 use super::hashes::{Hashes, NoHashes};
 use super::mounts::MountTable;
@@ -39,7 +41,7 @@ use crate::sftp::{is_not_found, Sftp};
 use crate::ssh::Connection;
 use by_helper::{open_how, ByHelper, HelperFile};
 use lanes::Lanes;
-pub(crate) use lanes::{StreamChoice, Streams};
+pub(crate) use lanes::{Early, StreamChoice, Streams};
 use limits::Gathering;
 use tier::{Describe, Started, TierChoice};
 
@@ -76,6 +78,33 @@ fn identity_of_status(status: &str) -> Option<Identity> {
     })
 }
 
+/// The umask of a process, from the `Umask:` line of its
+/// `/proc/PID/status` (Linux 4.7 and later).
+fn umask_of_status(status: &str) -> Option<u32> {
+    let field = status.lines().find_map(|l| l.strip_prefix("Umask:"))?;
+    u32::from_str_radix(field.trim(), 8).ok().map(|m| m & 0o777)
+}
+
+/// The SFTP server's own [`PROC_STATUS`] (None without one: not Linux, a
+/// chroot), asked for in the background as soon as the session is up: it
+/// writes nothing, and who the server runs as and its umask are wanted
+/// before the first new file (a probe file takes three round trips).
+fn status_early(sftp: Arc<Sftp>) -> Shared<BoxFuture<'static, Option<Arc<str>>>> {
+    let read = tokio::spawn(async move {
+        let _slot = sftp.handle_slot().await;
+        let raw = sftp.raw();
+        let opened = raw.open(PROC_STATUS, OpenFlags::READ, FileAttributes::empty());
+        let handle = opened.await.ok()?.handle;
+        // The read and the close go out together: one round trip.
+        let (read, _) = tokio::join!(
+            raw.read(handle.as_str(), 0, sftp.read_chunk()),
+            raw.close(handle.as_str())
+        );
+        Some(Arc::from(String::from_utf8_lossy(&read.ok()?.data)))
+    });
+    async move { read.await.ok().flatten() }.boxed().shared()
+}
+
 /// Most of a server's `/etc/passwd` or `/etc/group` read for names.
 const SYSTEM_FILE_MOST: usize = 4 << 20;
 
@@ -97,6 +126,8 @@ pub(crate) struct RemoteFs {
     /// The server's umask and who writes there, learned from one file
     /// made when something new first needs either.
     probe: tokio::sync::OnceCell<Probe>,
+    /// The SFTP server's [`PROC_STATUS`], asked for from the start.
+    status: Shared<BoxFuture<'static, Option<Arc<str>>>>,
     /// The server's mount points (`-x`), read when first needed.
     mounts: tokio::sync::OnceCell<MountTable>,
     /// Where the server resolves symlinks it should not: what ferry
@@ -129,6 +160,10 @@ pub(crate) struct SftpFile {
     again: OpenFlags,
     /// The same file open on other sessions, once spread.
     spread: std::sync::Mutex<Option<Spread>>,
+    /// This file's writes in flight on its own session, once spread.
+    own_writes: AtomicUsize,
+    /// Woken when a write of this file is answered, once spread.
+    write_done: Notify,
 }
 
 /// A file's handles on the sessions other than its own: reads and writes
@@ -147,6 +182,43 @@ struct LaneHandle {
     sftp: Arc<Sftp>,
     handle: String,
     _slot: Option<OwnedSemaphorePermit>,
+    /// The file's writes in flight on this session.
+    writes: AtomicUsize,
+}
+
+/// Writes of one spread file in flight on one session at most: 4 MiB of
+/// 255 KiB requests, twice what OpenSSH's 2 MiB channel window lets cross
+/// at once. More would only queue behind that window: a pipeline started
+/// before the other sessions opened would leave 32 MiB on the first, to
+/// drain at 2 MiB a round trip while the others stood idle (the first
+/// 1.5 s of a push at 100 ms ran at 20 MB/s).
+const WRITES_PER_LANE: usize = 16;
+
+/// One write of a spread file counted on the session that carries it,
+/// until answered.
+struct LaneWrite<'a> {
+    file: &'a SftpFile,
+    /// None: the file's own session.
+    lane: Option<Arc<LaneHandle>>,
+}
+
+impl LaneWrite<'_> {
+    fn count(file: &SftpFile, lane: &Option<Arc<LaneHandle>>) -> usize {
+        match lane {
+            Some(lane) => lane.writes.load(Ordering::Relaxed),
+            None => file.own_writes.load(Ordering::Relaxed),
+        }
+    }
+}
+
+impl Drop for LaneWrite<'_> {
+    fn drop(&mut self) {
+        match &self.lane {
+            Some(lane) => lane.writes.fetch_sub(1, Ordering::Relaxed),
+            None => self.file.own_writes.fetch_sub(1, Ordering::Relaxed),
+        };
+        self.file.write_done.notify_waiters();
+    }
 }
 
 /// What a file the server creates for ferry shows: the bits its umask
@@ -176,12 +248,14 @@ impl RemoteFs {
         sftp: Arc<Sftp>,
         choice: TierChoice,
         streams: StreamChoice,
+        early: Option<Early>,
     ) -> RemoteFs {
         RemoteFs {
             label: sftp.label().clone(),
             describe: choice.describe,
             listing_ahead: Mutex::default(),
-            lanes: Lanes::new(conn.clone(), sftp.clone(), streams),
+            lanes: Lanes::new(conn.clone(), sftp.clone(), streams, early),
+            status: status_early(sftp.clone()),
             conn,
             sftp,
             started: OnceLock::new(),
@@ -301,6 +375,8 @@ impl RemoteFs {
             lanes: self.lanes.clone(),
             again,
             spread: std::sync::Mutex::new(None),
+            own_writes: AtomicUsize::new(0),
+            write_done: Notify::new(),
         })
     }
 
@@ -334,6 +410,19 @@ impl RemoteFs {
             .get_or_try_init(|| self.probe(dir))
             .await
             .copied()
+    }
+
+    /// [`Self::probed`], leaving `dir`'s time as it found it: the probe's
+    /// file comes and goes there, and nothing else may change it yet.
+    async fn probed_keeping_time(&self, dir: &str) -> Result<Probe> {
+        let before = self.lstat(dir).await?;
+        let probe = self.probed(dir).await?;
+        if let (Some(before), Some(after)) = (before, self.lstat(dir).await?) {
+            if !after.mtime.same(&before.mtime) {
+                let _ = self.set_mtime(dir, before.mtime).await;
+            }
+        }
+        Ok(probe)
     }
 
     /// Reads the server's mount table: SFTP carries no device numbers, so
@@ -372,13 +461,32 @@ impl RemoteFs {
                 return Ok(None);
             }
         };
-        let data = file.read_at(0, SYSTEM_FILE_MOST).await;
-        let _ = file.close(false).await;
+        let data = match file {
+            RemoteFile::Sftp(file) => match file.read_small_and_close().await {
+                Ok(Some(data)) => Ok(data),
+                // Longer than one request: read again, to the end.
+                Ok(None) => self.read_long(path).await,
+                Err(e) => Err(e),
+            },
+            file => {
+                let data = file.read_at(0, SYSTEM_FILE_MOST).await;
+                let _ = file.close(false).await;
+                data
+            }
+        };
         match data {
             Ok(data) => Ok(Some(String::from_utf8_lossy(&data).into_owned())),
             Err(e) if e.is_fatal() => Err(e),
             Err(_) => Ok(None),
         }
+    }
+
+    /// [`Self::read_system_file`]'s data past one request.
+    async fn read_long(&self, path: &str) -> Result<Bytes> {
+        let file = self.open_read(path).await?;
+        let data = file.read_at(0, SYSTEM_FILE_MOST).await;
+        let _ = file.close(false).await;
+        data
     }
 
     async fn set_attrs(&self, path: &str, attrs: FileAttributes) -> Result<()> {
@@ -436,6 +544,31 @@ fn owner_set(
             Ok(false)
         }
         Err(e) => Err(e),
+    }
+}
+
+/// A new file's attributes as its setstat requests carry them: the owner
+/// change that needs a request of its own before the rest, and the rest.
+/// The owner goes apart where the mode has a setuid or setgid bit (OpenSSH
+/// sets a request's permissions before its owner, and chown clears those
+/// bits), or where a refusal is rsync's skip (a change of group alone: a
+/// server may stop at the refused part and leave the mode and time unset).
+/// Otherwise, as root gives any owner, one request carries everything: a
+/// request less per file.
+fn owner_apart(attrs: Attrs) -> (OwnerChange, FileAttributes) {
+    let owner = attrs.owner;
+    let apart = owner.is_empty() || attrs.mode & 0o6000 != 0 || owner.refusal_is_skip();
+    match apart {
+        true => (owner, file_attributes(attrs)),
+        false => {
+            let (uid, gid) = owner.ids();
+            let together = FileAttributes {
+                uid: Some(uid),
+                gid: Some(gid),
+                ..file_attributes(attrs)
+            };
+            (OwnerChange::default(), together)
+        }
     }
 }
 
@@ -785,17 +918,21 @@ impl Endpoint for RemoteFs {
     async fn identity(&self, dir: Option<&str>) -> Result<Identity> {
         // The SFTP server's own process says who it is and which groups
         // it has, where it sees a /proc (Linux, outside a chroot).
-        if let Some(status) = self.read_system_file(PROC_STATUS).await? {
+        if let Some(status) = self.status.clone().await {
             if let Some(identity) = identity_of_status(&status) {
                 return Ok(identity);
             }
         }
         // Only a server without one is asked by a file of its making: one
         // that hides it is taken for a user who may give no owner.
-        let absent = matches!(self.lstat(PROC_STATUS).await, Ok(None));
+        let absent = match self.lstat(PROC_STATUS).await {
+            Ok(found) => found.is_none(),
+            Err(e) if e.is_fatal() => return Err(e),
+            Err(_) => false,
+        };
         let owner = match (dir, self.probe.get()) {
             (_, Some(probe)) => probe.owner,
-            (Some(dir), None) if absent => self.probed(dir).await?.owner,
+            (Some(dir), None) if absent => self.probed_keeping_time(dir).await?.owner,
             // Without a trace: who owns the session's starting directory
             // (a home directory is its user's).
             (None, None) if absent => self.lstat(".").await?.and_then(|m| m.owner),
@@ -892,6 +1029,20 @@ impl Endpoint for RemoteFs {
     }
 
     async fn umask(&self, dir: &str) -> Result<u32> {
+        // The process's umask is the one its new files get, except where
+        // the server applies one of its own (ProFTPD's Umask directive):
+        // there, and without a /proc, a file made for the purpose says.
+        if self.sftp.quirks().process_umask {
+            if let Some(umask) = self
+                .status
+                .clone()
+                .await
+                .as_deref()
+                .and_then(umask_of_status)
+            {
+                return Ok(umask);
+            }
+        }
         self.probed(dir).await.map(|probe| probe.umask)
     }
 
@@ -1027,9 +1178,10 @@ async fn read_dir_batch(
 impl SftpFile {
     /// Spreads the file's reads and writes over the connection's other
     /// sessions: those open now, and each that opens later, as the next
-    /// request finds it. A session that refuses is left out (said under
-    /// `-vv`). Only a file's data requests are spread: its attributes, sync
-    /// and close stay on its own session, after the spread handles closed.
+    /// request finds it (that request opens the file there; the others go
+    /// on meanwhile, none waits a round trip for it). A session that
+    /// refuses is left out (said under `-vv`). Only a file's data requests
+    /// are spread: its attributes, sync and close stay on its own session.
     async fn spread(&self) {
         if !self.lanes.several() {
             return;
@@ -1037,7 +1189,6 @@ impl SftpFile {
         if let Ok(mut spread) = self.spread.lock() {
             spread.get_or_insert_with(Spread::default);
         }
-        self.widen().await;
     }
 
     /// Opens the file on the sessions that opened since it was last
@@ -1092,6 +1243,7 @@ impl SftpFile {
                 sftp,
                 handle: opened.handle,
                 _slot: slot,
+                writes: AtomicUsize::new(0),
             }),
             Err(e) => {
                 tracing::info!("{}: not opened on another session: {e}", self.path);
@@ -1149,7 +1301,17 @@ impl SftpFile {
     /// Closes the spread handles: after every request on them was
     /// answered, before the file's own closes. An error of any is returned.
     async fn close_spread(&mut self) -> Result<()> {
-        let spread = self.spread.lock().ok().and_then(|mut spread| spread.take());
+        let spread = self.take_spread();
+        self.close_lanes(spread).await
+    }
+
+    /// The spread handles, taken: later requests go to the file's own.
+    fn take_spread(&self) -> Option<Spread> {
+        self.spread.lock().ok().and_then(|mut spread| spread.take())
+    }
+
+    /// Closes `spread`'s handles (their requests all answered).
+    async fn close_lanes(&self, spread: Option<Spread>) -> Result<()> {
         let Some(spread) = spread else {
             return Ok(());
         };
@@ -1161,8 +1323,54 @@ impl SftpFile {
         futures::future::try_join_all(closes).await.map(drop)
     }
 
+    /// The session and handle for a write: by offset until the file is
+    /// spread; then the session with the fewest of its writes in flight,
+    /// waiting while each has [`WRITES_PER_LANE`] (any session may write
+    /// anywhere in the file, and one that opens later takes writes at once).
+    async fn route_write(&self, offset: u64) -> (Arc<Sftp>, Route, Option<LaneWrite<'_>>) {
+        loop {
+            self.widen().await;
+            let answered = self.write_done.notified();
+            match self.least_loaded_lane() {
+                None => {
+                    let (sftp, route) = self.route(offset).await;
+                    return (sftp, route, None);
+                }
+                Some(Some(write)) => {
+                    let (sftp, route) = match &write.lane {
+                        Some(lane) => (lane.sftp.clone(), Route::Spread(lane.clone())),
+                        None => (self.sftp.clone(), Route::Own),
+                    };
+                    return (sftp, route, Some(write));
+                }
+                Some(None) => answered.await,
+            }
+        }
+    }
+
+    /// The spread file's session with the fewest writes in flight, counted
+    /// taken; Some(None) when each has [`WRITES_PER_LANE`]; None when the
+    /// file is not spread.
+    fn least_loaded_lane(&self) -> Option<Option<LaneWrite<'_>>> {
+        let spread = self.spread.lock().ok()?;
+        let handles = &spread.as_ref()?.handles;
+        let lanes = std::iter::once(None).chain(handles.iter().cloned().map(Some));
+        let least = lanes
+            .map(|lane| (LaneWrite::count(self, &lane), lane))
+            .filter(|(count, _)| *count < WRITES_PER_LANE)
+            .min_by_key(|(count, _)| *count);
+        let Some((_, lane)) = least else {
+            return Some(None);
+        };
+        match &lane {
+            Some(lane) => lane.writes.fetch_add(1, Ordering::Relaxed),
+            None => self.own_writes.fetch_add(1, Ordering::Relaxed),
+        };
+        Some(Some(LaneWrite { file: self, lane }))
+    }
+
     async fn write_piece(&self, offset: u64, data: Bytes) -> Result<()> {
-        let (sftp, route) = self.route(offset).await;
+        let (sftp, route, _counted) = self.route_write(offset).await;
         let handle = route.handle(self);
         sftp.raw()
             .write(handle, offset, Vec::from(data))
@@ -1195,6 +1403,25 @@ impl SftpFile {
             }
         }
         Ok(out.into())
+    }
+
+    /// All of a file that one read request holds, the file closed in the
+    /// same round trip (read and close go out together); None where it
+    /// fills the request and may hold more. A short answer is the whole
+    /// file: SFTP servers read regular files to the end of the request or
+    /// of the file (draft-ietf-secsh-filexfer-02, 6.4).
+    async fn read_small_and_close(self) -> Result<Option<Bytes>> {
+        let raw = self.sftp.raw();
+        let handle = self.handle.as_str();
+        let most = self.sftp.read_chunk();
+        let (read, closed) = tokio::join!(raw.read(handle, 0, most), raw.close(handle));
+        let data = match read {
+            Ok(data) => data.data,
+            Err(SftpError::Status(s)) if s.status_code == StatusCode::Eof => Vec::new(),
+            Err(e) => return Err(self.sftp.error(&self.path, e)),
+        };
+        closed.map_err(|e| self.sftp.error(&self.path, e))?;
+        Ok((data.len() < most as usize).then(|| data.into()))
     }
 
     async fn read_last(&self, offset: u64, len: usize) -> Result<Bytes> {
@@ -1281,16 +1508,17 @@ impl SftpFile {
             .map_err(|e| self.sftp.error(&self.path, e))
     }
 
-    async fn finish(mut self, last: Option<(u64, Bytes)>, attrs: Attrs, sync: bool) -> Result<()> {
-        self.close_spread().await?;
+    async fn finish(self, last: Option<(u64, Bytes)>, attrs: Attrs, sync: bool) -> Result<()> {
+        // Every write on the other sessions was answered: their handles
+        // close in the same round trip as the file's own requests.
+        let spread = self.take_spread();
         let raw = self.sftp.raw();
         let handle = self.handle.as_str();
         // join! polls in order and each request is sent on its first poll:
         // the server receives write, setstat, fsync, close in that order.
-        // The owner goes in a setstat of its own before the mode: OpenSSH
-        // sets a request's permissions before its owner, and chown clears
-        // the setuid and setgid bits the mode just set.
-        let (written, owned, set, synced, closed) = tokio::join!(
+        let (apart, together) = owner_apart(attrs);
+        let (spread_closed, written, owned, set, synced, closed) = tokio::join!(
+            self.close_lanes(spread),
             async {
                 match last {
                     Some((offset, data)) => self.write_at(offset, data).await,
@@ -1298,13 +1526,13 @@ impl SftpFile {
                 }
             },
             async {
-                if attrs.owner.is_empty() {
+                if apart.is_empty() {
                     return Ok(true);
                 }
-                let reply = raw.fsetstat(handle, owner_attributes(attrs.owner)).await;
-                owner_set(attrs.owner, reply.map(drop))
+                let reply = raw.fsetstat(handle, owner_attributes(apart)).await;
+                owner_set(apart, reply.map(drop))
             },
-            raw.fsetstat(handle, file_attributes(attrs)),
+            raw.fsetstat(handle, together),
             async {
                 if sync {
                     self.sftp.fsync(handle, &self.path).await
@@ -1314,6 +1542,7 @@ impl SftpFile {
             },
             raw.close(handle)
         );
+        spread_closed?;
         written?;
         owned.map_err(|e| self.sftp.error(&self.path, e))?;
         set.map_err(|e| self.sftp.error(&self.path, e))?;
@@ -1426,5 +1655,15 @@ mod tests {
         let root = "Uid:\t0\t0\t0\t0\nGid:\t0\t0\t0\t0\nGroups:\t\n";
         assert!(identity_of_status(root).unwrap().root);
         assert_eq!(identity_of_status("Uid:\t0\n"), None);
+    }
+
+    #[test]
+    fn a_process_status_says_its_umask() {
+        let status = "Name:\tsftp-server\nUmask:\t0027\nState:\tS (sleeping)\n";
+        assert_eq!(umask_of_status(status), Some(0o027));
+        assert_eq!(umask_of_status("Umask:\t0002\n"), Some(0o002));
+        // Older kernels have no such line: a probe file says instead.
+        assert_eq!(umask_of_status("Name:\tsftp-server\n"), None);
+        assert_eq!(umask_of_status("Umask:\tx\n"), None);
     }
 }

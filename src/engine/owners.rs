@@ -225,15 +225,16 @@ pub(crate) async fn prepare<S: Endpoint, D: Endpoint>(
     if !opts.owners.wanted() && !opts.xattrs.acls {
         return Ok(opts);
     }
-    opts.owners.mapping = mapping(src, dst, &opts.owners, reporter).await?;
+    // Both ask the destination a few round trips' worth: at once.
+    let (mapping, writer) = tokio::join!(
+        mapping(src, dst, &opts.owners, reporter),
+        writer(dst, dest, &opts)
+    );
+    opts.owners.mapping = mapping?;
+    let writer = writer?;
     if !opts.owners.wanted() {
         return Ok(opts);
     }
-    let writer = match (opts.dry_run, existing_dir(dst, dest).await?) {
-        (true, _) => dst.identity(None).await.ok(),
-        (false, Some(dir)) => ask(dst, &dir).await?,
-        (false, None) => None,
-    };
     let writer = writer.unwrap_or_else(|| {
         reporter.note(&format!(
             "{}: cannot tell whether the receiving side runs as root; owners are not given",
@@ -315,43 +316,63 @@ async fn mapping<S: Endpoint, D: Endpoint>(
     })))
 }
 
-/// `dest` when it is a directory, else the nearest one above it.
+/// Who writes at `dest` when owners are wanted (None: not wanted, or the
+/// side could not say).
+async fn writer<D: Endpoint>(dst: &D, dest: &str, opts: &Options) -> Result<Option<Identity>> {
+    if !opts.owners.wanted() {
+        return Ok(None);
+    }
+    Ok(match (opts.dry_run, existing_dir(dst, dest).await?) {
+        (true, _) => dst.identity(None).await.ok(),
+        (false, Some(dir)) => ask(dst, &dir).await?,
+        (false, None) => None,
+    })
+}
+
+/// `dest` when it is a directory, else the nearest one above it: every
+/// candidate asked at once, the nearest answer taken as a walk up would
+/// take it (an error before the first directory is the walk's error).
 async fn existing_dir<D: Endpoint>(dst: &D, dest: &str) -> Result<Option<String>> {
+    let candidates = dirs_up_from(dest);
+    let found = futures::future::join_all(candidates.iter().map(|dir| dst.lstat(dir))).await;
+    for (dir, meta) in candidates.into_iter().zip(found) {
+        if meta?.is_some_and(|m| m.kind == Kind::Dir) {
+            return Ok(Some(dir));
+        }
+    }
+    Ok(None)
+}
+
+/// `dest` and the directories above it, nearest first, ending at the root
+/// or at "." for a relative path (at most 64).
+fn dirs_up_from(dest: &str) -> Vec<String> {
+    let mut dirs = Vec::new();
     let mut dir = dest.trim_end_matches('/').to_string();
     for _ in 0..64 {
         if dir.is_empty() {
             dir = ".".into();
         }
-        if dst.lstat(&dir).await?.is_some_and(|m| m.kind == Kind::Dir) {
-            return Ok(Some(dir));
-        }
+        dirs.push(dir.clone());
         let up = parent(&dir).to_string();
         if up == dir || dir == "." {
             break;
         }
         dir = up;
     }
-    Ok(None)
+    dirs
 }
 
-/// Who writes in `dir` (None: the side could not say), leaving the
-/// directory's time as it found it.
+/// Who writes in `dir` (None: the side could not say). A side that finds
+/// out from a file it makes there leaves the directory's time as it was.
 async fn ask<D: Endpoint>(dst: &D, dir: &str) -> Result<Option<Identity>> {
-    let before = dst.lstat(dir).await?;
-    let writer = match dst.identity(Some(dir)).await {
-        Ok(writer) => Some(writer),
-        Err(e) if e.is_fatal() => return Err(e),
+    match dst.identity(Some(dir)).await {
+        Ok(writer) => Ok(Some(writer)),
+        Err(e) if e.is_fatal() => Err(e),
         Err(e) => {
             tracing::debug!("{e}");
-            None
-        }
-    };
-    if let (Some(before), Some(after)) = (before, dst.lstat(dir).await?) {
-        if !after.mtime.same(&before.mtime) {
-            let _ = dst.set_mtime(dir, before.mtime).await;
+            Ok(None)
         }
     }
-    Ok(writer)
 }
 
 #[cfg(test)]

@@ -22,7 +22,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::error::{Error, FileError, Host, Result, Status};
-use crate::ssh::Connection;
+use crate::ssh::{Connection, SftpChannel};
 
 pub(crate) use check_file::MIN_BLOCK as CHECK_FILE_MIN_BLOCK;
 
@@ -87,6 +87,10 @@ pub(crate) struct Quirks {
     /// (proftpd/proftpd#1897), seen here as sessions that hang and a
     /// connection that drops. Such a server gets one session.
     pub one_session: bool,
+    /// New files get the umask of the server's process, as its
+    /// `/proc/self/status` tells it: not ProFTPD's, which applies the
+    /// `Umask` of its configuration (per directory) itself.
+    pub process_umask: bool,
 }
 
 impl Quirks {
@@ -98,6 +102,7 @@ impl Quirks {
             follows_final_symlinks: proftpd,
             readlink_joins_relative: proftpd,
             one_session: proftpd,
+            process_umask: !proftpd,
         }
     }
 }
@@ -135,7 +140,11 @@ impl Sftp {
     /// Opens the SFTP session of `conn`: the `sftp` subsystem, or
     /// sftp-server run through `--rsync-path`'s wrapper.
     pub(crate) async fn open(conn: &Connection) -> Result<Sftp> {
-        let (stream, wrapped) = conn.sftp_channel().await?;
+        Sftp::open_on(conn, conn.sftp_channel().await?).await
+    }
+
+    /// [`Sftp::open`] on a channel [`Connection::sftp_channel`] opened.
+    pub(crate) async fn open_on(conn: &Connection, (stream, wrapped): SftpChannel) -> Result<Sftp> {
         let timeout = conn.request_timeout().as_secs().max(1);
         let started = Sftp::start(stream, conn.host(), conn.alias(), timeout).await;
         started.map_err(|e| match wrapped {

@@ -94,6 +94,10 @@ pub(crate) struct Connection {
     on_this_machine: bool,
 }
 
+/// A channel with an SFTP server at its other end, and the command that
+/// started it where `--rsync-path`'s wrapper did.
+pub(crate) type SftpChannel = (ChannelStream<Msg>, Option<String>);
+
 /// Why a channel request failed when the server said no.
 const REFUSED: &str = "the server refused to run it";
 
@@ -425,6 +429,13 @@ impl Connection {
         self.request_timeout
     }
 
+    /// One round trip of the connection itself: a keepalive answered.
+    pub(crate) async fn time_round_trip(&self) -> Duration {
+        let asked = std::time::Instant::now();
+        let _ = self.handle.send_ping().await;
+        asked.elapsed()
+    }
+
     /// Says goodbye to the server; dropping the handle alone leaves the
     /// connection to be torn down later by russh's background task.
     pub(crate) async fn close(&self) {
@@ -509,7 +520,7 @@ impl Connection {
     /// sftp-server run through `--rsync-path`'s wrapper (then the command
     /// it ran is returned too). It waits for the server's answer so that a
     /// refusal is reported as such rather than as a failed SFTP handshake.
-    pub(crate) async fn sftp_channel(&self) -> Result<(ChannelStream<Msg>, Option<String>)> {
+    pub(crate) async fn sftp_channel(&self) -> Result<SftpChannel> {
         let mut channel = self
             .handle
             .channel_open_session()

@@ -6,16 +6,19 @@
 //! session is a channel with a window of its own. A far server (as the
 //! first session's round trip measures it) gets more, or as many as
 //! `--streams` asks; a large file's reads and writes are then spread over
-//! all of them ([`super::SftpFile`] stripes by offset), and a tree's small
-//! files go out on whichever session has the fewest open.
+//! all of them ([`super::SftpFile`]: reads stripe by offset, writes go to
+//! the session with the fewest of the file's writes in flight), and a
+//! tree's small files go out on whichever session has the fewest open.
 //!
-//! The other sessions open in the background as soon as the first is up,
-//! and each joins as it opens: a run never waits for them (OpenSSH starts
-//! a connection's sessions one after the other, a round trip or so
-//! apart), and a large file already under way widens onto each. A
-//! server that refuses one (OpenSSH's `MaxSessions`, 10 by default, is
-//! shared with the helper's and the shell tier's sessions) leaves the run
-//! with those it got, said under `-v`.
+//! The other sessions start opening as soon as the first is up, while two
+//! more measures of the round trip make sure the server is far (a busy
+//! machine can slow one answer; sessions opened for a server found near
+//! close again). Each joins as it opens: a run never waits for them (a
+//! session costs the server a process start, its login shell's too, and
+//! they come up one after the other), and a large file already under way
+//! widens onto each. A server that refuses one (OpenSSH's `MaxSessions`,
+//! 10 by default, is shared with the helper's and the shell tier's
+//! sessions) leaves the run with those it got, said under `-v`.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -25,8 +28,11 @@ use futures::stream::{FuturesUnordered, StreamExt};
 use tokio::sync::{Notify, OwnedSemaphorePermit};
 
 use super::tier::OnChosen;
+use tokio::task::JoinHandle;
+
+use crate::error::Result;
 use crate::sftp::Sftp;
-use crate::ssh::{Connection, FITTING_SESSIONS, FREE_SESSIONS};
+use crate::ssh::{Connection, SftpChannel, FITTING_SESSIONS, FREE_SESSIONS};
 
 /// What opening the other sessions came to.
 #[derive(Default)]
@@ -106,6 +112,63 @@ pub(crate) fn sessions_for(round_trip: Duration, on_this_machine: bool) -> usize
     wanted.clamp(2, AUTO_MOST)
 }
 
+/// The other sessions' channels, opened while the first session starts
+/// when the connection's own round trip (a keepalive answered, one round
+/// trip after authentication) says the server is far. Only the channel
+/// and its SFTP server process: the handshake on them waits for the
+/// first session to say which server it is (ProFTPD's mod_sftp mixes up
+/// the data of several sessions, and gets one). At 100 ms they join about
+/// when the first is up, instead of half a second after it.
+pub(crate) struct Early {
+    /// The channels asked for, once the round trip said how many (taken
+    /// when the lanes adopt them).
+    opening: Option<JoinHandle<Vec<JoinHandle<Result<SftpChannel>>>>>,
+}
+
+impl Early {
+    /// Starts opening channels for the sessions `streams` calls for.
+    pub(crate) fn start(conn: &Arc<Connection>, streams: Streams) -> Option<Early> {
+        if streams == Streams::Fixed(1) {
+            return None;
+        }
+        let conn = conn.clone();
+        let opening = tokio::spawn(async move {
+            let wanted = match streams {
+                Streams::Fixed(n) => n.clamp(1, MOST),
+                Streams::Auto => sessions_for(conn.time_round_trip().await, conn.on_this_machine()),
+            };
+            let extra = wanted.saturating_sub(1).min(FITTING_SESSIONS);
+            (0..extra)
+                .map(|_| {
+                    let conn = conn.clone();
+                    tokio::spawn(async move { conn.sftp_channel().await })
+                })
+                .collect()
+        });
+        Some(Early {
+            opening: Some(opening),
+        })
+    }
+
+    /// The channels opened early, each still opening.
+    async fn channels(mut self) -> Vec<JoinHandle<Result<SftpChannel>>> {
+        match self.opening.take() {
+            Some(opening) => opening.await.unwrap_or_default(),
+            None => Vec::new(),
+        }
+    }
+}
+
+/// Not wanted after all: no more are asked for (those asked for close as
+/// they open, dropped).
+impl Drop for Early {
+    fn drop(&mut self) {
+        if let Some(opening) = &self.opening {
+            opening.abort();
+        }
+    }
+}
+
 /// The SFTP sessions of one connection: the first, and the others as they
 /// open.
 pub(crate) struct Lanes {
@@ -120,12 +183,19 @@ pub(crate) struct Lanes {
     conn: Arc<Connection>,
     /// Where what came of the opening is told (`-v`).
     tell: Option<OnChosen>,
+    /// Channels for the others, opened before the first session was up.
+    early: tokio::sync::Mutex<Option<Early>>,
 }
 
 impl Lanes {
     /// The lanes of `conn`, whose first session is `first`; the others
     /// (as many as `choice` says) start opening now, in the background.
-    pub(crate) fn new(conn: Arc<Connection>, first: Arc<Sftp>, choice: StreamChoice) -> Arc<Lanes> {
+    pub(crate) fn new(
+        conn: Arc<Connection>,
+        first: Arc<Sftp>,
+        choice: StreamChoice,
+        early: Option<Early>,
+    ) -> Arc<Lanes> {
         let StreamChoice { streams, tell } = choice;
         let here = conn.on_this_machine();
         let mut wanted = match streams {
@@ -151,6 +221,8 @@ impl Lanes {
             joined: Notify::new(),
             conn,
             tell,
+            // Not wanted: closed now.
+            early: tokio::sync::Mutex::new(early.filter(|_| wanted > 1)),
         });
         if wanted > 1 {
             let opening = lanes.clone();
@@ -160,22 +232,34 @@ impl Lanes {
         lanes
     }
 
-    /// Opens the other sessions; with `confirm`, only once more measures
-    /// of the round trip say the server is far.
+    /// Opens the other sessions; with `confirm`, while more measures of
+    /// the round trip see whether the server is far after all (each round
+    /// trip the sessions wait for is one a far link's copy runs without
+    /// them). Sessions opened for a server found near are closed again.
     async fn confirm_and_open(&self, confirm: bool, here: bool) {
-        if confirm {
+        let confirmed = async {
+            if !confirm {
+                return true;
+            }
             let mut least = self.first.round_trip();
             for _ in 0..MORE_MEASURES {
                 least = least.min(self.first.time_round_trip().await);
             }
             let wanted = sessions_for(least, here);
             tracing::debug!(?least, wanted, "round trip measured again");
-            self.wanted.store(wanted, Ordering::Relaxed);
             if wanted < 2 {
-                return;
+                self.wanted.store(1, Ordering::Relaxed);
+                if let Ok(mut others) = self.others.lock() {
+                    others.clear();
+                }
+                return false;
             }
+            true
+        };
+        let (confirmed, outcome) = tokio::join!(confirmed, self.open_others());
+        if confirmed {
+            self.tell(outcome);
         }
-        self.open_others().await
     }
 
     /// How many sessions are wanted (fewer may open).
@@ -221,14 +305,29 @@ impl Lanes {
         }
     }
 
-    async fn open_others(&self) {
-        let wanted = self.wanted();
-        let extra = wanted - 1;
+    async fn open_others(&self) -> Opened {
+        let extra = self.wanted() - 1;
+        let early = self.early.lock().await.take();
+        let mut early = match early {
+            Some(early) => early.channels().await,
+            None => Vec::new(),
+        }
+        .into_iter();
         let mut outcome = Opened::default();
-        let fitting = (1..=extra.min(FITTING_SESSIONS)).map(|n| self.open_one(n > FREE_SESSIONS));
-        outcome.join_all(fitting).await;
-        let beyond = (FITTING_SESSIONS..extra).map(|_| self.open_one(false));
+        let fitting = (1..=extra.min(FITTING_SESSIONS))
+            .map(|n| self.open_one(n > FREE_SESSIONS, early.next()))
+            .collect::<Vec<_>>();
+        // More opened early than wanted: closed.
+        drop(early);
+        outcome.join_all(fitting.into_iter()).await;
+        let beyond = (FITTING_SESSIONS..extra).map(|_| self.open_one(false, None));
         outcome.join_all(beyond).await;
+        outcome
+    }
+
+    /// Says how many sessions carry the data (`-v`).
+    fn tell(&self, outcome: Opened) {
+        let wanted = self.wanted();
         let Opened { joined, refused } = outcome;
         let host = self.first.host();
         let carry = match joined + 1 {
@@ -249,18 +348,35 @@ impl Lanes {
         }
     }
 
-    /// Opens one more session; `take_slot`: first takes an exec slot off
-    /// the connection for it (given back if it does not open).
-    async fn open_one(&self, take_slot: bool) -> Result<(), String> {
+    /// Opens one more session, on `early`'s channel where one was opened
+    /// before the first session was up; `take_slot`: first takes an exec
+    /// slot off the connection for it (given back if it does not open).
+    async fn open_one(
+        &self,
+        take_slot: bool,
+        early: Option<JoinHandle<Result<SftpChannel>>>,
+    ) -> Result<(), String> {
         let slot = match take_slot {
             true => self.conn.exec_slot_for_sftp().await,
             false => None,
         };
-        let sftp = match Sftp::open(&self.conn).await {
+        let opened = match early {
+            Some(channel) => match channel.await {
+                Ok(Ok(channel)) => Sftp::open_on(&self.conn, channel).await,
+                Ok(Err(e)) => Err(e),
+                Err(e) => return Err(e.to_string()),
+            },
+            None => Sftp::open(&self.conn).await,
+        };
+        let sftp = match opened {
             Ok(sftp) if self.fits(&sftp) => sftp,
             Ok(_) => return Err("it differs from the first (limits or directory)".to_string()),
             Err(e) => return Err(e.to_string()),
         };
+        // Found near meanwhile: it closes again, its slot given back.
+        if !self.several() {
+            return Ok(());
+        }
         if let Some(slot) = slot {
             slot.forget();
         }
