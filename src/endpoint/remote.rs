@@ -17,7 +17,7 @@ pub(crate) mod tier;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use futures::future::{BoxFuture, FutureExt, Shared};
@@ -88,9 +88,15 @@ fn umask_of_status(status: &str) -> Option<u32> {
 /// The SFTP server's own [`PROC_STATUS`] (None without one: not Linux, a
 /// chroot), asked for in the background as soon as the session is up: it
 /// writes nothing, and who the server runs as and its umask are wanted
-/// before the first new file (a probe file takes three round trips).
-fn status_early(sftp: Arc<Sftp>) -> Shared<BoxFuture<'static, Option<Arc<str>>>> {
-    let read = tokio::spawn(async move {
+/// before the first new file (a probe file takes three round trips). It
+/// gives up after `silence` (`--timeout`): a session that dies under it
+/// may leave a request sent in that moment unanswered, and the run's own
+/// requests then fail on their own.
+fn status_early(
+    sftp: Arc<Sftp>,
+    silence: Duration,
+) -> Shared<BoxFuture<'static, Option<Arc<str>>>> {
+    let read = async move {
         let _slot = sftp.handle_slot().await;
         let raw = sftp.raw();
         let opened = raw.open(PROC_STATUS, OpenFlags::READ, FileAttributes::empty());
@@ -101,7 +107,9 @@ fn status_early(sftp: Arc<Sftp>) -> Shared<BoxFuture<'static, Option<Arc<str>>>>
             raw.close(handle.as_str())
         );
         Some(Arc::from(String::from_utf8_lossy(&read.ok()?.data)))
-    });
+    };
+    let read =
+        tokio::spawn(async move { tokio::time::timeout(silence, read).await.ok().flatten() });
     async move { read.await.ok().flatten() }.boxed().shared()
 }
 
@@ -255,7 +263,7 @@ impl RemoteFs {
             describe: choice.describe,
             listing_ahead: Mutex::default(),
             lanes: Lanes::new(conn.clone(), sftp.clone(), streams, early),
-            status: status_early(sftp.clone()),
+            status: status_early(sftp.clone(), conn.request_timeout()),
             conn,
             sftp,
             started: OnceLock::new(),

@@ -225,13 +225,13 @@ pub(crate) async fn prepare<S: Endpoint, D: Endpoint>(
     if !opts.owners.wanted() && !opts.xattrs.acls {
         return Ok(opts);
     }
-    // Both ask the destination a few round trips' worth: at once.
-    let (mapping, writer) = tokio::join!(
+    // Both ask the destination a few round trips' worth: at once (the
+    // first to fail ends both).
+    let (mapping, writer) = tokio::try_join!(
         mapping(src, dst, &opts.owners, reporter),
         writer(dst, dest, &opts)
-    );
-    opts.owners.mapping = mapping?;
-    let writer = writer?;
+    )?;
+    opts.owners.mapping = mapping;
     if !opts.owners.wanted() {
         return Ok(opts);
     }

@@ -113,8 +113,8 @@ pub(crate) fn sessions_for(round_trip: Duration, on_this_machine: bool) -> usize
 }
 
 /// The other sessions' channels, opened while the first session starts
-/// when the connection's own round trip (a keepalive answered, one round
-/// trip after authentication) says the server is far. Only the channel
+/// when the connection's own round trip (keepalives answered, two round
+/// trips after authentication) says the server is far. Only the channel
 /// and its SFTP server process: the handshake on them waits for the
 /// first session to say which server it is (ProFTPD's mod_sftp mixes up
 /// the data of several sessions, and gets one). At 100 ms they join about
@@ -135,7 +135,16 @@ impl Early {
         let opening = tokio::spawn(async move {
             let wanted = match streams {
                 Streams::Fixed(n) => n.clamp(1, MOST),
-                Streams::Auto => sessions_for(conn.time_round_trip().await, conn.on_this_machine()),
+                Streams::Auto => {
+                    // The second of two: the first answer right after
+                    // authentication can wait on the server's Nagle (OpenSSH
+                    // sets TCP_NODELAY only for a terminal), 40 ms even here.
+                    let first = conn.time_round_trip().await;
+                    let round_trip = first.min(conn.time_round_trip().await);
+                    let wanted = sessions_for(round_trip, conn.on_this_machine());
+                    tracing::debug!(?round_trip, wanted, "the connection's round trip");
+                    wanted
+                }
             };
             let extra = wanted.saturating_sub(1).min(FITTING_SESSIONS);
             (0..extra)
