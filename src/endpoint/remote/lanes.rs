@@ -10,10 +10,12 @@
 //! the session with the fewest of the file's writes in flight), and a
 //! tree's small files go out on whichever session has the fewest open.
 //!
-//! The other sessions start opening as soon as the first is up, while two
-//! more measures of the round trip make sure the server is far (a busy
-//! machine can slow one answer; sessions opened for a server found near
-//! close again). Each joins as it opens: a run never waits for them (a
+//! The other sessions' channels open beside the first session's where the
+//! connection's own round trip says the server is far ([`Early`]); their
+//! SFTP handshake follows the first's, while two more measures of the
+//! round trip make sure the server is far (a busy machine can slow one
+//! answer; sessions opened for a server found near close again). Each
+//! joins as it opens: a run never waits for them (a
 //! session costs the server a process start, its login shell's too, and
 //! they come up one after the other), and a large file already under way
 //! widens onto each. A server that refuses one (OpenSSH's `MaxSessions`,
@@ -26,10 +28,9 @@ use std::time::Duration;
 
 use futures::stream::{FuturesUnordered, StreamExt};
 use tokio::sync::{Notify, OwnedSemaphorePermit};
-
-use super::tier::OnChosen;
 use tokio::task::JoinHandle;
 
+use super::tier::OnChosen;
 use crate::error::Result;
 use crate::sftp::Sftp;
 use crate::ssh::{Connection, SftpChannel, FITTING_SESSIONS, FREE_SESSIONS};
