@@ -101,16 +101,31 @@ fn status_early(
         let raw = sftp.raw();
         let opened = raw.open(PROC_STATUS, OpenFlags::READ, FileAttributes::empty());
         let handle = opened.await.ok()?.handle;
-        // The read and the close go out together: one round trip.
-        let (read, _) = tokio::join!(
-            raw.read(handle.as_str(), 0, sftp.read_chunk()),
-            raw.close(handle.as_str())
-        );
-        Some(Arc::from(String::from_utf8_lossy(&read.ok()?.data)))
+        let (read, _) = read_first_and_close(&sftp, &handle).await;
+        Some(Arc::from(String::from_utf8_lossy(&read.ok()?)))
     };
     let read =
         tokio::spawn(async move { tokio::time::timeout(silence, read).await.ok().flatten() });
     async move { read.await.ok().flatten() }.boxed().shared()
+}
+
+/// The first request's worth of the file open as `handle` (empty at its
+/// end) and the file's close, sent together: one round trip.
+async fn read_first_and_close(
+    sftp: &Sftp,
+    handle: &str,
+) -> (
+    std::result::Result<Vec<u8>, SftpError>,
+    std::result::Result<(), SftpError>,
+) {
+    let raw = sftp.raw();
+    let (read, closed) = tokio::join!(raw.read(handle, 0, sftp.read_chunk()), raw.close(handle));
+    let read = match read {
+        Ok(data) => Ok(data.data),
+        Err(SftpError::Status(s)) if s.status_code == StatusCode::Eof => Ok(Vec::new()),
+        Err(e) => Err(e),
+    };
+    (read, closed.map(drop))
 }
 
 /// Most of a server's `/etc/passwd` or `/etc/group` read for names.
@@ -1331,19 +1346,16 @@ impl SftpFile {
         futures::future::try_join_all(closes).await.map(drop)
     }
 
-    /// The session and handle for a write: by offset until the file is
+    /// The session and handle for a write: the file's own until it is
     /// spread; then the session with the fewest of its writes in flight,
     /// waiting while each has [`WRITES_PER_LANE`] (any session may write
     /// anywhere in the file, and one that opens later takes writes at once).
-    async fn route_write(&self, offset: u64) -> (Arc<Sftp>, Route, Option<LaneWrite<'_>>) {
+    async fn route_write(&self) -> (Arc<Sftp>, Route, Option<LaneWrite<'_>>) {
         loop {
             self.widen().await;
             let answered = self.write_done.notified();
             match self.least_loaded_lane() {
-                None => {
-                    let (sftp, route) = self.route(offset).await;
-                    return (sftp, route, None);
-                }
+                None => return (self.sftp.clone(), Route::Own, None),
                 Some(Some(write)) => {
                     let (sftp, route) = match &write.lane {
                         Some(lane) => (lane.sftp.clone(), Route::Spread(lane.clone())),
@@ -1378,7 +1390,7 @@ impl SftpFile {
     }
 
     async fn write_piece(&self, offset: u64, data: Bytes) -> Result<()> {
-        let (sftp, route, _counted) = self.route_write(offset).await;
+        let (sftp, route, _counted) = self.route_write().await;
         let handle = route.handle(self);
         sftp.raw()
             .write(handle, offset, Vec::from(data))
@@ -1419,17 +1431,10 @@ impl SftpFile {
     /// file: SFTP servers read regular files to the end of the request or
     /// of the file (draft-ietf-secsh-filexfer-02, 6.4).
     async fn read_small_and_close(self) -> Result<Option<Bytes>> {
-        let raw = self.sftp.raw();
-        let handle = self.handle.as_str();
-        let most = self.sftp.read_chunk();
-        let (read, closed) = tokio::join!(raw.read(handle, 0, most), raw.close(handle));
-        let data = match read {
-            Ok(data) => data.data,
-            Err(SftpError::Status(s)) if s.status_code == StatusCode::Eof => Vec::new(),
-            Err(e) => return Err(self.sftp.error(&self.path, e)),
-        };
+        let (read, closed) = read_first_and_close(&self.sftp, &self.handle).await;
+        let data = read.map_err(|e| self.sftp.error(&self.path, e))?;
         closed.map_err(|e| self.sftp.error(&self.path, e))?;
-        Ok((data.len() < most as usize).then(|| data.into()))
+        Ok((data.len() < self.sftp.read_chunk() as usize).then(|| data.into()))
     }
 
     async fn read_last(&self, offset: u64, len: usize) -> Result<Bytes> {
