@@ -72,7 +72,11 @@ impl LocalFs {
         F: FnOnce(&confined::Place, &confined::Place) -> io::Result<()> + Send + 'static,
     {
         let (roots, f, t) = (self.roots.clone(), from.to_string(), to.to_string());
-        blocking(to, move || change(&roots.place(&f)?, &roots.place(&t)?)).await
+        blocking(to, move || {
+            let (from, to) = roots.place_both(&f, &t)?;
+            change(&from, &to)
+        })
+        .await
     }
 }
 

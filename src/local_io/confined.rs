@@ -1,7 +1,8 @@
 //! Local changes that a symlink swapped in during a run cannot take
 //! elsewhere. The directories the user named (the destination, a backup or
 //! temp directory) are [`Roots`], trusted as given: they and the
-//! directories above them may be symlinks the user chose. Below a root,
+//! directories above them may be symlinks the user chose, resolved once,
+//! the first time a change lands below the root. Below a root,
 //! every directory is opened from its parent's descriptor without
 //! following a symlink (`O_PATH|O_DIRECTORY|O_NOFOLLOW`), and the change
 //! itself is the `*at` call on the last one ([`Place`]), so another user
@@ -18,6 +19,7 @@ use std::fs::File;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
 
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, CWD};
 use rustix::io::Errno;
@@ -43,6 +45,9 @@ struct Root {
     absolute: bool,
     /// Its components, without `.` and empty ones (`..` stay).
     parts: Vec<String>,
+    /// The root once opened, kept for the run: every change below it
+    /// starts here rather than opening it again.
+    opened: OnceLock<Arc<OwnedFd>>,
 }
 
 impl Root {
@@ -51,7 +56,24 @@ impl Root {
             path: path.to_string(),
             absolute: path.starts_with('/'),
             parts: components(path).map(str::to_string).collect(),
+            opened: OnceLock::new(),
         }
+    }
+
+    /// The root's directory, opened the first time it is there.
+    fn open(&self) -> io::Result<Arc<OwnedFd>> {
+        if let Some(dir) = self.opened.get() {
+            return Ok(dir.clone());
+        }
+        // As the kernel resolves it: the user chose it.
+        let flags = dir_flags() - OFlags::NOFOLLOW;
+        let dir = Arc::new(rustix::fs::openat(
+            CWD,
+            &*os_path(&self.path),
+            flags,
+            Mode::empty(),
+        )?);
+        Ok(self.opened.get_or_init(|| dir).clone())
     }
 
     /// The components of `path` below this root, when it is one of its
@@ -108,23 +130,49 @@ impl Roots {
     /// holds its last component, reached without following a symlink; the
     /// root itself and paths under no root, the path as given.
     pub(crate) fn place(&self, path: &str) -> io::Result<Place> {
-        let found = self
-            .roots
-            .iter()
-            .filter_map(|root| Some((root, root.below(path)?)))
-            .max_by_key(|(root, _)| root.parts.len());
-        let Some((root, below)) = found else {
+        let Some((root, dirs, name)) = self.below(path) else {
             return Ok(Place::path(os_path(path)));
         };
-        let Some((name, dirs)) = below.split_last() else {
-            return Ok(Place::path(os_path(path)));
-        };
-        let mut walk = Walk::open(&root.path, self.dirlinks)?;
+        let mut walk = Walk::open(root, self.dirlinks)?;
         walk.enter(dirs.iter().map(|d| d.to_string()))?;
         Ok(Place {
             name: os_path(name).into_owned(),
             walk: Some(walk),
         })
+    }
+
+    /// [`Roots::place`] of two paths, walked once when they are in the
+    /// same directory (a partial file and the name it is renamed to).
+    pub(crate) fn place_both(&self, one: &str, other: &str) -> io::Result<(Place, Place)> {
+        let first = self.place(one)?;
+        let same_dir = match (self.below(one), self.below(other)) {
+            (Some((a, dirs_a, _)), Some((b, dirs_b, name))) => {
+                (std::ptr::eq(a, b) && dirs_a == dirs_b).then_some(name)
+            }
+            _ => None,
+        };
+        match (same_dir, &first.walk) {
+            (Some(name), Some(walk)) => {
+                let second = Place {
+                    name: os_path(name).into_owned(),
+                    walk: Some(walk.clone()),
+                };
+                Ok((first, second))
+            }
+            _ => Ok((first, self.place(other)?)),
+        }
+    }
+
+    /// The innermost root `path` is below, the directories between them
+    /// and the last component; None for a root itself and a path under none.
+    fn below<'p>(&self, path: &'p str) -> Option<(&Root, Vec<&'p str>, &'p str)> {
+        let (root, below) = self
+            .roots
+            .iter()
+            .filter_map(|root| Some((root, root.below(path)?)))
+            .max_by_key(|(root, _)| root.parts.len())?;
+        let (name, dirs) = below.split_last()?;
+        Some((root, dirs.to_vec(), name))
     }
 
     /// Sets the mode of `path` itself, never of what a symlink swapped in
@@ -161,9 +209,9 @@ fn mode_bits(mode: u32) -> std::fs::Permissions {
 /// never climbs above the root; a directory moved elsewhere between two
 /// steps would shift where the count stops, which only a `..` met below it
 /// (in a `-K` symlink's target) could use.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Walk {
-    dir: OwnedFd,
+    dir: Arc<OwnedFd>,
     /// Levels below the root.
     depth: usize,
     /// The path walked so far, for messages.
@@ -173,13 +221,11 @@ struct Walk {
 }
 
 impl Walk {
-    fn open(root: &str, dirlinks: bool) -> io::Result<Walk> {
-        // The root as the kernel resolves it: the user chose it.
-        let flags = dir_flags() - OFlags::NOFOLLOW;
+    fn open(root: &Root, dirlinks: bool) -> io::Result<Walk> {
         Ok(Walk {
-            dir: rustix::fs::openat(CWD, &*os_path(root), flags, Mode::empty())?,
+            dir: root.open()?,
             depth: 0,
-            walked: root.trim_end_matches('/').to_string(),
+            walked: root.path.trim_end_matches('/').to_string(),
             dirlinks,
             links: 0,
         })
@@ -200,7 +246,7 @@ impl Walk {
             self.walked = crate::paths::join(&self.walked, &part);
             match rustix::fs::openat(self.dir(), &*os_path(&part), dir_flags(), Mode::empty()) {
                 Ok(fd) => {
-                    self.dir = fd;
+                    self.dir = Arc::new(fd);
                     self.depth += 1;
                 }
                 Err(e @ (Errno::LOOP | Errno::NOTDIR)) => {
@@ -228,7 +274,12 @@ impl Walk {
                 ),
             ));
         }
-        self.dir = rustix::fs::openat(self.dir(), "..", dir_flags(), Mode::empty())?;
+        self.dir = Arc::new(rustix::fs::openat(
+            self.dir(),
+            "..",
+            dir_flags(),
+            Mode::empty(),
+        )?);
         self.depth -= 1;
         self.walked = crate::paths::parent(&self.walked).to_string();
         Ok(())
@@ -614,5 +665,51 @@ pub(crate) mod tests {
         let kept: Vec<&str> = roots.roots.iter().map(|r| r.path.as_str()).collect();
         // The destination stays a root of its own inside a later one.
         assert_eq!(kept, ["d", "d/../bk", "/abs", "."]);
+    }
+
+    #[test]
+    fn two_names_in_one_directory_share_its_walk_and_stay_confined() {
+        let s = swapped();
+        let before = snapshot(&s.outside);
+        let roots = Roots::new([s.dest.clone()], false);
+        let at = |name: &str| format!("{}/{name}", s.dest);
+        std::fs::write(at("sub.old/partial"), b"new").unwrap();
+        let (from, to) = roots
+            .place_both(&at("sub.old/partial"), &at("sub.old/file"))
+            .unwrap();
+        let shared = |p: &Place| p.walk.as_ref().map(|w| Arc::as_ptr(&w.dir));
+        assert_eq!(shared(&from), shared(&to));
+        rename(&from, &to).unwrap();
+        assert_eq!(std::fs::read(at("sub.old/file")).unwrap(), b"new");
+        // In different directories, each is walked: through the swapped
+        // one, refused.
+        let (mine, _) = roots.place_both(&at("mine"), &at("sub.old/mine")).unwrap();
+        assert!(roots.place_both(&at("mine"), &at("sub/victim")).is_err());
+        assert!(roots.place_both(&at("sub/victim"), &at("sub/x")).is_err());
+        assert!(mine.walk.is_some());
+        assert_eq!(snapshot(&s.outside), before);
+    }
+
+    #[test]
+    fn a_root_is_resolved_once_and_kept_for_the_run() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (dest, elsewhere) = (tmp.path().join("dest"), tmp.path().join("elsewhere"));
+        std::fs::create_dir_all(&elsewhere).unwrap();
+        let roots = Roots::new([dest.to_str().unwrap().to_string()], false);
+        let at = |name: &str| format!("{}/{name}", dest.display());
+        // Not there yet: nothing kept, and found once made.
+        assert!(roots
+            .place(&at("a"))
+            .and_then(|p| open_write(&p, true, 0o600))
+            .is_err());
+        std::fs::create_dir(&dest).unwrap();
+        open_write(&roots.place(&at("a")).unwrap(), true, 0o600).unwrap();
+        // Swapped for a symlink during the run: the changes go on in the
+        // directory first resolved, never through the new symlink.
+        std::fs::rename(&dest, tmp.path().join("moved")).unwrap();
+        make_link(&elsewhere, &dest).unwrap();
+        open_write(&roots.place(&at("b")).unwrap(), true, 0o600).unwrap();
+        assert!(tmp.path().join("moved/b").is_file());
+        assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0);
     }
 }

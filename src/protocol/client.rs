@@ -8,7 +8,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
-use tokio::sync::{oneshot, Mutex};
+use tokio::sync::oneshot;
 
 use super::fs::{FsReply, FsRequest};
 use super::{Message, FIRST_READ, MAX_FRAME, VERSION};
@@ -68,7 +68,9 @@ fn lock(waiting: &Shared) -> std::sync::MutexGuard<'_, Waiting> {
 }
 
 pub(crate) struct HelperClient {
-    writer: Mutex<WriteHalf<Box<dyn Duplex>>>,
+    /// Whole frames for the writer task ([`write_requests`]), sent under
+    /// `waiting`'s lock so that the queue's order is the frames' order.
+    frames: tokio::sync::mpsc::UnboundedSender<Vec<u8>>,
     waiting: Shared,
     /// KiB of requests sent and not yet answered.
     unanswered: tokio::sync::Semaphore,
@@ -80,20 +82,9 @@ pub(crate) struct HelperClient {
 /// the stream flows.
 const UNANSWERED_KIB: u32 = 1024;
 
-/// Marks the channel broken if a frame's write does not finish (an error,
-/// or the request dropped mid-write): the stream is out of step from then on.
-struct WriteGuard<'a> {
-    waiting: &'a Shared,
-    done: bool,
-}
-
-impl Drop for WriteGuard<'_> {
-    fn drop(&mut self) {
-        if !self.done {
-            lock(self.waiting).fail_all("a request was cut off while being sent".into());
-        }
-    }
-}
+/// Bytes of queued requests the writer gathers into one write: one SSH
+/// packet for many small requests rather than one each.
+const GATHER: usize = 64 * 1024;
 
 impl HelperClient {
     /// Starts `remote_ferry --server` on an exec channel of `conn` and
@@ -120,9 +111,11 @@ impl HelperClient {
         let stream: Box<dyn Duplex> = Box::new(stream);
         let (reader, writer) = tokio::io::split(stream);
         let waiting = Shared::default();
+        let (frames, queued) = tokio::sync::mpsc::unbounded_channel();
         tokio::spawn(read_replies(reader, waiting.clone()));
+        tokio::spawn(write_requests(writer, queued, waiting.clone()));
         let client = HelperClient {
-            writer: Mutex::new(writer),
+            frames,
             waiting,
             unanswered: tokio::sync::Semaphore::new(UNANSWERED_KIB as usize),
         };
@@ -277,41 +270,49 @@ impl HelperClient {
     }
 
     async fn request(&self, message: &Message) -> Result<Message, HelperError> {
-        let mut frame = Vec::new();
-        let body = message.encode();
-        frame.extend_from_slice(&(body.len() as u32).to_be_bytes());
-        frame.extend_from_slice(&body);
+        let frame = message.frame();
         let (tx, rx) = oneshot::channel();
         let kib = (frame.len().div_ceil(1024) as u32).min(UNANSWERED_KIB);
         // Never closed; held until the reply is in.
         let _sent = self.unanswered.acquire_many(kib).await.ok();
         {
-            let mut writer = self.writer.lock().await;
-            {
-                let mut waiting = lock(&self.waiting);
-                if let Some(why) = &waiting.broken {
-                    return Err(HelperError::Channel(why.clone()));
-                }
-                // Queued under the writer's lock: queue order is frame order.
-                waiting.replies.push_back(tx);
+            let mut waiting = lock(&self.waiting);
+            if let Some(why) = &waiting.broken {
+                return Err(HelperError::Channel(why.clone()));
             }
-            let mut guard = WriteGuard {
-                waiting: &self.waiting,
-                done: false,
-            };
-            let written = async {
-                writer.write_all(&frame).await?;
-                writer.flush().await
-            };
-            if let Err(e) = written.await {
-                lock(&self.waiting).fail_all(e.to_string());
-                guard.done = true;
-                return Err(HelperError::Channel(e.to_string()));
+            if self.frames.send(frame).is_err() {
+                let why = "the request writer stopped".to_string();
+                waiting.fail_all(why.clone());
+                return Err(HelperError::Channel(why));
             }
-            guard.done = true;
+            waiting.replies.push_back(tx);
         }
         rx.await
             .unwrap_or_else(|_| Err(HelperError::Channel("the reply was lost".into())))
+    }
+}
+
+/// Writes the queued frames in order, those waiting together in one write,
+/// until the client is dropped or a write fails (then every request
+/// waiting, and any later one, fails: the stream is out of step).
+async fn write_requests(
+    mut writer: WriteHalf<Box<dyn Duplex>>,
+    mut frames: tokio::sync::mpsc::UnboundedReceiver<Vec<u8>>,
+    waiting: Shared,
+) {
+    while let Some(mut out) = frames.recv().await {
+        while out.len() < GATHER {
+            let Ok(next) = frames.try_recv() else { break };
+            out.extend_from_slice(&next);
+        }
+        let written = async {
+            writer.write_all(&out).await?;
+            writer.flush().await
+        };
+        if let Err(e) = written.await {
+            lock(&waiting).fail_all(e.to_string());
+            return;
+        }
     }
 }
 

@@ -144,12 +144,42 @@ const FS_REPLY: u8 = 17;
 
 impl Message {
     /// The frame body (type byte and fields), without the length prefix.
+    #[cfg(test)]
     pub(crate) fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::new();
+        let mut out = Vec::with_capacity(self.size_hint());
+        self.encode_into(&mut out);
+        out
+    }
+
+    /// The message after its 4-byte length, as it goes on the stream, in
+    /// one buffer sized for it.
+    pub(crate) fn frame(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(4 + self.size_hint());
+        out.extend_from_slice(&[0; 4]);
+        self.encode_into(&mut out);
+        let len = (out.len() - 4) as u32;
+        out[..4].copy_from_slice(&len.to_be_bytes());
+        out
+    }
+
+    /// About how many bytes the encoding takes: the data it carries, and
+    /// room for names and numbers.
+    fn size_hint(&self) -> usize {
+        let data = match self {
+            Message::PutFile { data, .. }
+            | Message::FileData { data, .. }
+            | Message::Fs(fs::FsRequest::Write { data, .. })
+            | Message::FsReply(fs::FsReply::Data(data)) => data.len(),
+            _ => 0,
+        };
+        data + 256
+    }
+
+    fn encode_into(&self, out: &mut Vec<u8>) {
         match self {
             Message::Hello { version } => {
                 out.push(HELLO);
-                put_bytes(&mut out, MAGIC);
+                put_bytes(out, MAGIC);
                 out.extend_from_slice(&version.to_be_bytes());
             }
             Message::HashBlocks {
@@ -159,7 +189,7 @@ impl Message {
                 block,
             } => {
                 out.push(HASH_BLOCKS);
-                put_bytes(&mut out, path);
+                put_bytes(out, path);
                 out.extend_from_slice(&start.to_be_bytes());
                 out.extend_from_slice(&end.to_be_bytes());
                 out.extend_from_slice(&block.to_be_bytes());
@@ -172,7 +202,7 @@ impl Message {
             }
             Message::HashFile { path } => {
                 out.push(HASH_FILE);
-                put_bytes(&mut out, path);
+                put_bytes(out, path);
             }
             Message::FileHash { size, hash } => {
                 out.push(FILE_HASH);
@@ -181,11 +211,11 @@ impl Message {
             }
             Message::Error { message } => {
                 out.push(ERROR);
-                put_bytes(&mut out, message.as_bytes());
+                put_bytes(out, message.as_bytes());
             }
             Message::Sign { path, block } => {
                 out.push(SIGN);
-                put_bytes(&mut out, path);
+                put_bytes(out, path);
                 out.extend_from_slice(&block.to_be_bytes());
             }
             Message::Signature {
@@ -194,7 +224,7 @@ impl Message {
                 strong,
             } => {
                 out.push(SIGNATURE);
-                put_signature(&mut out, *block, weak, strong);
+                put_signature(out, *block, weak, strong);
             }
             Message::Match {
                 path,
@@ -202,18 +232,13 @@ impl Message {
                 signature,
             } => {
                 out.push(MATCH);
-                put_bytes(&mut out, path);
+                put_bytes(out, path);
                 out.extend_from_slice(&(regions.len() as u32).to_be_bytes());
                 for (start, end) in regions {
                     out.extend_from_slice(&start.to_be_bytes());
                     out.extend_from_slice(&end.to_be_bytes());
                 }
-                put_signature(
-                    &mut out,
-                    signature.block,
-                    &signature.weak,
-                    &signature.strong,
-                );
+                put_signature(out, signature.block, &signature.weak, &signature.strong);
             }
             Message::Pieces { pieces } => {
                 out.push(PIECES);
@@ -231,8 +256,8 @@ impl Message {
             }
             Message::CopyRanges { from, to, ranges } => {
                 out.push(COPY_RANGES);
-                put_bytes(&mut out, from);
-                put_bytes(&mut out, to);
+                put_bytes(out, from);
+                put_bytes(out, to);
                 out.extend_from_slice(&(ranges.len() as u32).to_be_bytes());
                 for range in ranges {
                     for n in [range.from, range.to, range.len] {
@@ -254,34 +279,33 @@ impl Message {
                 data,
             } => {
                 out.push(PUT_FILE);
-                put_bytes(&mut out, partial);
-                put_bytes(&mut out, dest);
-                fs::put_owner(&mut out, owner);
+                put_bytes(out, partial);
+                put_bytes(out, dest);
+                fs::put_owner(out, owner);
                 out.extend_from_slice(&mode.to_be_bytes());
-                put_mtime(&mut out, *mtime);
+                put_mtime(out, *mtime);
                 out.push(u8::from(*sync));
-                put_bytes(&mut out, data);
+                put_bytes(out, data);
             }
             Message::GetFile { path } => {
                 out.push(GET_FILE);
-                put_bytes(&mut out, path);
+                put_bytes(out, path);
             }
             Message::FileData { size, mtime, data } => {
                 out.push(FILE_DATA);
                 out.extend_from_slice(&size.to_be_bytes());
                 out.extend_from_slice(&mtime.to_be_bytes());
-                put_bytes(&mut out, data);
+                put_bytes(out, data);
             }
             Message::Fs(request) => {
                 out.push(FS);
-                request.encode_into(&mut out);
+                request.encode_into(out);
             }
             Message::FsReply(reply) => {
                 out.push(FS_REPLY);
-                reply.encode_into(&mut out);
+                reply.encode_into(out);
             }
         }
-        out
     }
 
     pub(crate) fn decode(frame: &[u8]) -> Result<Message, String> {

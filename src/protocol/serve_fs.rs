@@ -60,13 +60,15 @@ impl Files {
             FsRequest::RemoveDir { path } => done(confined::remove_dir(&self.place(&path)?)),
             FsRequest::RemoveFile { path } => done(confined::remove_file(&self.place(&path)?)),
             FsRequest::Rename { from, to } => {
-                done(confined::rename(&self.place(&from)?, &self.place(&to)?))
+                let (from, to) = self.place_both(&from, &to)?;
+                done(confined::rename(&from, &to))
             }
             FsRequest::Symlink { target, path } => {
                 done(confined::symlink(&from_bytes(&target), &self.place(&path)?))
             }
             FsRequest::HardLink { from, to } => {
-                done(confined::hard_link(&self.place(&from)?, &self.place(&to)?))
+                let (from, to) = self.place_both(&from, &to)?;
+                done(confined::hard_link(&from, &to))
             }
             FsRequest::MakeNode { path, mode, rdev } => {
                 let Kind::Node(node) = Kind::of_mode(mode, rdev) else {
@@ -122,6 +124,10 @@ impl Files {
 
     fn place(&self, path: &[u8]) -> io::Result<Place> {
         self.roots.place(&from_bytes(path))
+    }
+
+    fn place_both(&self, one: &[u8], other: &[u8]) -> io::Result<(Place, Place)> {
+        self.roots.place_both(&from_bytes(one), &from_bytes(other))
     }
 
     fn file(&self, handle: u32) -> io::Result<&File> {

@@ -4,9 +4,11 @@
 //! runtime, nothing shared.
 
 use std::fs::File;
-use std::io::{self, Read, Write};
+use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::os::fd::AsFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use super::serve_fs::Files;
 use super::{Message, FIRST_READ, MAX_FRAME, VERSION};
@@ -16,11 +18,26 @@ use crate::local_io::{Place, Roots};
 use crate::meta::CopyRange;
 use crate::paths::from_bytes;
 
+/// Bytes read from the client, and replies gathered, per system call: a
+/// tree of small files is many small requests and replies, and one write
+/// per reply cost a system call here and an SSH packet in sshd each.
+const IO_BUFFER: usize = 256 * 1024;
+
+/// Longest a reply waits behind later requests before it is sent.
+const REPLY_DELAY: Duration = Duration::from_millis(5);
+
 /// Serves until the client closes the channel; returns the process status.
 pub(crate) fn run() -> i32 {
-    let stdin = io::stdin().lock();
-    let stdout = io::stdout().lock();
-    match serve(stdin, stdout) {
+    // The descriptors themselves: stdout's own buffer flushes at every
+    // newline byte, which binary replies are full of.
+    let streams = io::stdin().as_fd().try_clone_to_owned().and_then(|input| {
+        Ok((
+            File::from(input),
+            io::stdout().as_fd().try_clone_to_owned()?,
+        ))
+    });
+    let served = streams.and_then(|(input, output)| serve(input, File::from(output)));
+    match served {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("ferry --server: {e}");
@@ -30,25 +47,40 @@ pub(crate) fn run() -> i32 {
 }
 
 /// The request loop over any byte streams (tests use pipes in memory).
-pub(crate) fn serve(mut input: impl Read, mut output: impl Write) -> io::Result<()> {
+/// Replies are gathered while more requests wait whole in the input, and
+/// sent before the loop could block on reading.
+pub(crate) fn serve(input: impl Read, output: impl Write) -> io::Result<()> {
+    let mut input = BufReader::with_capacity(IO_BUFFER, input);
+    let mut replies = Replies::new(output);
     let Some(first) = read_frame(&mut input)? else {
         return Ok(());
     };
     match Message::decode(&first) {
         Ok(Message::Hello { version }) if version == VERSION => {
-            write_frame(&mut output, &Message::Hello { version: VERSION })?;
+            replies.add(&Message::Hello { version: VERSION })?;
         }
         Ok(Message::Hello { version }) => {
             let message = format!(
                 "protocol version mismatch: the remote ferry speaks version {VERSION}, this client {version}; install the same ferry release on both ends"
             );
-            return write_frame(&mut output, &Message::Error { message });
+            replies.add(&Message::Error { message })?;
+            return replies.send();
         }
         _ => return Err(io::Error::other("the client did not start with a greeting")),
     }
     let mut files = Files::default();
-    while let Some(frame) = read_frame(&mut input)? {
-        let reply = match Message::decode(&frame) {
+    loop {
+        if replies.held_long() || !whole_frame(input.buffer()) {
+            replies.send()?;
+        }
+        let Some(frame) = read_frame(&mut input)? else {
+            break;
+        };
+        let request = Message::decode(&frame);
+        if request.as_ref().is_ok_and(may_take_long) {
+            replies.send()?;
+        }
+        let reply = match request {
             Ok(Message::Fs(request)) => match files.answer(request) {
                 Ok(reply) => Message::FsReply(reply),
                 Err(e) => Message::Error {
@@ -58,9 +90,59 @@ pub(crate) fn serve(mut input: impl Read, mut output: impl Write) -> io::Result<
             Ok(request) => answer(request, &files.roots),
             Err(e) => Message::Error { message: e },
         };
-        write_frame(&mut output, &reply)?;
+        replies.add(&reply)?;
     }
-    Ok(())
+    replies.send()
+}
+
+/// Replies written and not yet sent, since when.
+struct Replies<W: Write> {
+    output: BufWriter<W>,
+    held_since: Option<Instant>,
+}
+
+impl<W: Write> Replies<W> {
+    fn new(output: W) -> Replies<W> {
+        Replies {
+            output: BufWriter::with_capacity(IO_BUFFER, output),
+            held_since: None,
+        }
+    }
+
+    fn add(&mut self, reply: &Message) -> io::Result<()> {
+        write_frame(&mut self.output, reply)?;
+        self.held_since.get_or_insert_with(Instant::now);
+        Ok(())
+    }
+
+    fn held_long(&self) -> bool {
+        self.held_since
+            .is_some_and(|since| since.elapsed() >= REPLY_DELAY)
+    }
+
+    fn send(&mut self) -> io::Result<()> {
+        if self.held_since.take().is_some() {
+            self.output.flush()?;
+        }
+        Ok(())
+    }
+}
+
+/// Requests that read or hash whole files: the replies before them are
+/// sent first rather than held for as long as these take.
+fn may_take_long(request: &Message) -> bool {
+    !matches!(
+        request,
+        Message::Fs(_) | Message::PutFile { .. } | Message::GetFile { .. }
+    )
+}
+
+/// Whether `buffered` holds a whole frame: one can be read without waiting.
+fn whole_frame(buffered: &[u8]) -> bool {
+    match buffered.first_chunk::<4>() {
+        Some(len) => buffered.len() - 4 >= u32::from_be_bytes(*len) as usize,
+        None => false,
+    }
 }
 
 fn answer(request: Message, roots: &Roots) -> Message {
@@ -167,8 +249,9 @@ fn put_file(
 ) -> io::Result<Message> {
     let shown = Path::new(std::ffi::OsStr::from_bytes(dest)).display();
     let named = |e: io::Error| io::Error::new(e.kind(), format!("{shown}: {e}"));
-    let partial = roots.place(&from_bytes(partial)).map_err(named)?;
-    let dest = roots.place(&from_bytes(dest)).map_err(named)?;
+    let (partial, dest) = roots
+        .place_both(&from_bytes(partial), &from_bytes(dest))
+        .map_err(named)?;
     crate::local_io::install_whole(&partial, &dest, data, attrs, sync).map_err(named)?;
     Ok(Message::Copied {
         bytes: data.len() as u64,
@@ -228,8 +311,78 @@ pub(crate) fn read_frame(input: &mut impl Read) -> io::Result<Option<Vec<u8>>> {
 }
 
 fn write_frame(output: &mut impl Write, message: &Message) -> io::Result<()> {
-    let body = message.encode();
-    output.write_all(&(body.len() as u32).to_be_bytes())?;
-    output.write_all(&body)?;
-    output.flush()
+    output.write_all(&message.frame())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::fs::{FsReply, FsRequest};
+
+    /// Counts the writes that reach it.
+    #[derive(Default)]
+    struct Counted {
+        bytes: Vec<u8>,
+        writes: usize,
+    }
+
+    impl Write for Counted {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.writes += 1;
+            self.bytes.extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn replies_to_requests_waiting_together_go_out_together_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let names: Vec<String> = (0..200).map(|i| format!("f{i}")).collect();
+        let mut input = Message::Hello { version: VERSION }.frame();
+        for (i, name) in names.iter().enumerate() {
+            if i % 2 == 0 {
+                std::fs::write(dir.path().join(name), vec![0; i]).unwrap();
+            }
+            let path = dir.path().join(name).as_os_str().as_bytes().to_vec();
+            let stat = FsRequest::Stat {
+                path,
+                follow: false,
+            };
+            input.extend(Message::Fs(stat).frame());
+        }
+        let mut output = Counted::default();
+        serve(&input[..], &mut output).unwrap();
+        assert_eq!(output.writes, 1, "one write for the whole batch");
+        let mut replies = &output.bytes[..];
+        assert_eq!(
+            read_frame(&mut replies)
+                .unwrap()
+                .map(|f| Message::decode(&f)),
+            Some(Ok(Message::Hello { version: VERSION }))
+        );
+        for i in 0..names.len() {
+            let frame = read_frame(&mut replies).unwrap().unwrap();
+            let Ok(Message::FsReply(FsReply::Stat(meta))) = Message::decode(&frame) else {
+                panic!("reply {i}: not a stat");
+            };
+            assert_eq!(
+                meta.map(|m| m.size),
+                (i % 2 == 0).then_some(i as u64),
+                "reply {i}"
+            );
+        }
+        assert!(replies.is_empty());
+    }
+
+    #[test]
+    fn a_frame_is_whole_only_with_all_its_bytes() {
+        let frame = Message::Hello { version: VERSION }.frame();
+        assert!(whole_frame(&frame));
+        assert!(!whole_frame(&frame[..frame.len() - 1]));
+        assert!(!whole_frame(&frame[..3]));
+        assert!(whole_frame(&[0, 0, 0, 0]));
+    }
 }
