@@ -1,8 +1,9 @@
 //! The client side of the helper protocol, over any byte stream: an SSH exec
 //! channel in ferry, an in-memory duplex in tests. Many tasks share one
-//! client and may each have a request in flight: requests are written one
-//! whole frame at a time, and since the server answers in order, a reader
-//! task hands each reply to the oldest request still waiting.
+//! client and may each have a request in flight: requests are queued as
+//! whole frames, a writer task sends those waiting together in one write,
+//! and since the server answers in order, a reader task hands each reply
+//! to the oldest request still waiting.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
