@@ -30,6 +30,10 @@ use crate::paths::{from_bytes, os_path};
 /// Symlinks a `-K` walk follows for one path, as the kernel's limit.
 const MOST_LINKS: u32 = 40;
 
+/// Where a path is below the roots: the innermost root, the directories
+/// between it and the last component, and that component.
+type Below<'r, 'p> = (&'r Root, Vec<&'p str>, &'p str);
+
 /// The directories below which no symlink is followed.
 #[derive(Debug, Default)]
 pub(crate) struct Roots {
@@ -130,7 +134,33 @@ impl Roots {
     /// holds its last component, reached without following a symlink; the
     /// root itself and paths under no root, the path as given.
     pub(crate) fn place(&self, path: &str) -> io::Result<Place> {
-        let Some((root, dirs, name)) = self.below(path) else {
+        self.place_found(path, self.below(path))
+    }
+
+    /// [`Roots::place`] of two paths, walked once when they are in the
+    /// same directory (a partial file and the name it is renamed to).
+    pub(crate) fn place_both(&self, one: &str, other: &str) -> io::Result<(Place, Place)> {
+        let (found_one, found_other) = (self.below(one), self.below(other));
+        let same_dir = match (&found_one, &found_other) {
+            (Some((a, dirs_a, _)), Some((b, dirs_b, _))) => {
+                std::ptr::eq(*a, *b) && dirs_a == dirs_b
+            }
+            _ => false,
+        };
+        let first = self.place_found(one, found_one)?;
+        let second = match (&first.walk, found_other) {
+            (Some(walk), Some((_, _, name))) if same_dir => Place {
+                name: os_path(name).into_owned(),
+                walk: Some(walk.clone()),
+            },
+            (_, found) => self.place_found(other, found)?,
+        };
+        Ok((first, second))
+    }
+
+    /// The place of `path`, found ([`Roots::below`]) below a root or not.
+    fn place_found(&self, path: &str, found: Option<Below<'_, '_>>) -> io::Result<Place> {
+        let Some((root, dirs, name)) = found else {
             return Ok(Place::path(os_path(path)));
         };
         let mut walk = Walk::open(root, self.dirlinks)?;
@@ -141,31 +171,9 @@ impl Roots {
         })
     }
 
-    /// [`Roots::place`] of two paths, walked once when they are in the
-    /// same directory (a partial file and the name it is renamed to).
-    pub(crate) fn place_both(&self, one: &str, other: &str) -> io::Result<(Place, Place)> {
-        let first = self.place(one)?;
-        let same_dir = match (self.below(one), self.below(other)) {
-            (Some((a, dirs_a, _)), Some((b, dirs_b, name))) => {
-                (std::ptr::eq(a, b) && dirs_a == dirs_b).then_some(name)
-            }
-            _ => None,
-        };
-        match (same_dir, &first.walk) {
-            (Some(name), Some(walk)) => {
-                let second = Place {
-                    name: os_path(name).into_owned(),
-                    walk: Some(walk.clone()),
-                };
-                Ok((first, second))
-            }
-            _ => Ok((first, self.place(other)?)),
-        }
-    }
-
     /// The innermost root `path` is below, the directories between them
     /// and the last component; None for a root itself and a path under none.
-    fn below<'p>(&self, path: &'p str) -> Option<(&Root, Vec<&'p str>, &'p str)> {
+    fn below<'p>(&self, path: &'p str) -> Option<Below<'_, 'p>> {
         let (root, below) = self
             .roots
             .iter()
@@ -683,10 +691,10 @@ pub(crate) mod tests {
         assert_eq!(std::fs::read(at("sub.old/file")).unwrap(), b"new");
         // In different directories, each is walked: through the swapped
         // one, refused.
-        let (mine, _) = roots.place_both(&at("mine"), &at("sub.old/mine")).unwrap();
+        let (mine, there) = roots.place_both(&at("mine"), &at("sub.old/mine")).unwrap();
+        assert_ne!(shared(&mine), shared(&there));
         assert!(roots.place_both(&at("mine"), &at("sub/victim")).is_err());
         assert!(roots.place_both(&at("sub/victim"), &at("sub/x")).is_err());
-        assert!(mine.walk.is_some());
         assert_eq!(snapshot(&s.outside), before);
     }
 

@@ -146,9 +146,7 @@ impl Message {
     /// The frame body (type byte and fields), without the length prefix.
     #[cfg(test)]
     pub(crate) fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.size_hint());
-        self.encode_into(&mut out);
-        out
+        self.frame().split_off(4)
     }
 
     /// The message after its 4-byte length, as it goes on the stream, in

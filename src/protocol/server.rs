@@ -128,8 +128,8 @@ impl<W: Write> Replies<W> {
     }
 }
 
-/// Requests that read or hash whole files: the replies before them are
-/// sent first rather than held for as long as these take.
+/// Requests that hash, scan or copy whole files or ranges: the replies
+/// before them are sent first rather than held for as long as these take.
 fn may_take_long(request: &Message) -> bool {
     !matches!(
         request,
