@@ -177,3 +177,48 @@ fn seven_sessions_leave_room_for_the_shell_tiers_commands() {
         "a command or session was refused\n{out}"
     );
 }
+
+/// A server on this machine gets one session, but a file of 256 MiB or
+/// more asks for a second beside it (one session's chain through sshd and
+/// one SFTP process leaves a core idle): the copy arrives identical both
+/// ways, and a smaller file keeps the one session.
+#[test]
+fn a_large_file_to_a_near_server_gets_a_second_session() {
+    let sshd = Sshd::start();
+    let small = sshd.local().join("small");
+    make_source(&small);
+    let push = sshd
+        .ferry()
+        .args(["-a", "-v"])
+        .arg(format!("{}/", small.display()))
+        .arg(sshd.spec(&sshd.remote().join("small")))
+        .run_ok();
+    assert_trees_identical_with(&small, &sshd.remote().join("small"), Compare::ARCHIVE);
+    assert!(
+        !push.all_output_lower().contains("sessions carry"),
+        "a 64 MiB file opened more sessions to a near server\n{push}"
+    );
+
+    let large = sshd.local().join("large.bin");
+    write_file(&large, &random_bytes(256 * MIB as usize, 77));
+    let remote = sshd.remote().join("large.bin");
+    let push = sshd
+        .ferry()
+        .args(["-a", "-v"])
+        .arg(&large)
+        .arg(sshd.spec(&remote))
+        .run_ok();
+    assert_files_identical(&large, &remote);
+    push.assert_stderr_contains("2 SFTP sessions carry the data to");
+    push.assert_stderr_contains("for a large file");
+
+    let back = sshd.local().join("back.bin");
+    let pull = sshd
+        .ferry()
+        .args(["-a", "-v"])
+        .arg(sshd.spec(&remote))
+        .arg(&back)
+        .run_ok();
+    assert_files_identical(&large, &back);
+    pull.assert_stderr_contains("2 SFTP sessions carry the data to");
+}

@@ -47,12 +47,13 @@ pub(crate) trait FileHandle: Send + Sync + 'static {
 
     fn write_at(&self, offset: u64, data: Bytes) -> impl Future<Output = Result<()>> + Send;
 
-    /// Readies the file for many large reads or writes at once: a remote
-    /// one to a far server opens it on every SFTP session of the
-    /// connection, each with a flow-control window of its own, and spreads
-    /// the requests over them. A session that refuses is left out; nothing
-    /// fails.
-    fn spread(&self) -> impl Future<Output = ()> + Send {
+    /// Readies the file for `bytes` of large reads or writes at once: a
+    /// remote one to a far server (or a near one, for a very large copy)
+    /// opens it on every SFTP session of the connection, each with a
+    /// flow-control window of its own, and spreads the requests over them.
+    /// A session that refuses is left out; nothing fails.
+    fn spread(&self, bytes: u64) -> impl Future<Output = ()> + Send {
+        let _ = bytes;
         async {}
     }
 

@@ -1205,7 +1205,9 @@ impl SftpFile {
     /// on meanwhile, none waits a round trip for it). A session that
     /// refuses is left out (said under `-vv`). Only a file's data requests
     /// are spread: its attributes, sync and close stay on its own session.
-    async fn spread(&self) {
+    /// `bytes` of them may call for a second session to a near server.
+    async fn spread(&self, bytes: u64) {
+        self.lanes.widen_for_large(bytes);
         if !self.lanes.several() {
             return;
         }
@@ -1621,9 +1623,9 @@ impl FileHandle for RemoteFile {
         }
     }
 
-    async fn spread(&self) {
+    async fn spread(&self, bytes: u64) {
         if let RemoteFile::Sftp(file) = self {
-            file.spread().await
+            file.spread(bytes).await
         }
     }
 

@@ -1206,8 +1206,9 @@ async fn copy_range_with<S: Endpoint, D: Endpoint>(
     sparse: bool,
 ) -> Result<bool> {
     let (to, chunk) = (range.end, io.chunk);
-    if range.end - range.start >= SPREAD_FROM {
-        tokio::join!(source.file.spread(), out.spread());
+    let bytes = range.end - range.start;
+    if bytes >= SPREAD_FROM {
+        tokio::join!(source.file.spread(bytes), out.spread(bytes));
     }
     let holes = std::sync::atomic::AtomicBool::new(false);
     let holes = &holes;

@@ -8,7 +8,10 @@
 //! `--streams` asks; a large file's reads and writes are then spread over
 //! all of them ([`super::SftpFile`]: reads stripe by offset, writes go to
 //! the session with the fewest of the file's writes in flight), and a
-//! tree's small files go out on whichever session has the fewest open.
+//! tree's small files go out on whichever session has the fewest open. A
+//! near server gets a second session too when a file of 256 MiB or more
+//! moves: there the limit is one session's chain of processes, not its
+//! window ([`Lanes::widen_for_large`]).
 //!
 //! The other sessions' channels open beside the first session's where the
 //! connection's own round trip says the server is far ([`Early`]); their
@@ -97,6 +100,10 @@ const PER_SESSION: Duration = Duration::from_millis(14);
 /// Most sessions chosen on their own: seven of OpenSSH's ten, leaving
 /// room for the helper's and the shell tier's (two at once).
 const AUTO_MOST: usize = 7;
+
+/// A file at least this large gets a second session to a near server
+/// ([`Lanes::widen_for_large`]).
+const LARGE_NEAR: u64 = 256 << 20;
 
 /// Most sessions `--streams` may ask for.
 pub(crate) const MOST: usize = 16;
@@ -195,6 +202,10 @@ pub(crate) struct Lanes {
     tell: Option<OnChosen>,
     /// Channels for the others, opened before the first session was up.
     early: tokio::sync::Mutex<Option<Early>>,
+    /// Whether a large file may still ask for a second session to a near
+    /// server ([`Lanes::widen_for_large`]): chosen on their own, near, and
+    /// not asked yet.
+    may_widen: std::sync::atomic::AtomicBool,
 }
 
 impl Lanes {
@@ -224,6 +235,7 @@ impl Lanes {
             }
             wanted = 1;
         }
+        let may_widen = streams == Streams::Auto && wanted == 1 && !first.quirks().one_session;
         let lanes = Arc::new(Lanes {
             first,
             wanted: AtomicUsize::new(wanted),
@@ -233,6 +245,7 @@ impl Lanes {
             tell,
             // Not wanted: closed now.
             early: tokio::sync::Mutex::new(early.filter(|_| wanted > 1)),
+            may_widen: may_widen.into(),
         });
         if wanted > 1 {
             let opening = lanes.clone();
@@ -268,8 +281,28 @@ impl Lanes {
         };
         let (confirmed, outcome) = tokio::join!(confirmed, self.open_others());
         if confirmed {
-            self.tell(outcome);
+            self.tell(outcome, "");
         }
+    }
+
+    /// A second session for a file of `bytes` to a near server, when the
+    /// sessions were chosen on their own and this is the first such file:
+    /// one session's chain (the server's sshd, then its one SFTP process
+    /// writing or reading, then the reply) keeps a core idle, and a second
+    /// process beside it moved a 1 GiB file on loopback 20 % sooner
+    /// (docs/BENCHMARKS.md). Smaller files gain nothing for the process
+    /// it costs the server. It opens in the background; the file widens
+    /// onto it when it joins.
+    pub(crate) fn widen_for_large(self: &Arc<Self>, bytes: u64) {
+        if bytes < LARGE_NEAR || !self.may_widen.swap(false, Ordering::Relaxed) {
+            return;
+        }
+        self.wanted.store(2, Ordering::Relaxed);
+        let opening = self.clone();
+        tokio::spawn(async move {
+            let outcome = opening.open_others().await;
+            opening.tell(outcome, " for a large file");
+        });
     }
 
     /// How many sessions are wanted (fewer may open).
@@ -335,8 +368,9 @@ impl Lanes {
         outcome
     }
 
-    /// Says how many sessions carry the data (`-v`).
-    fn tell(&self, outcome: Opened) {
+    /// Says how many sessions carry the data (`-v`), and `why` more than
+    /// the round trip asks for.
+    fn tell(&self, outcome: Opened, why: &str) {
         let wanted = self.wanted();
         let Opened { joined, refused } = outcome;
         let host = self.first.host();
@@ -345,7 +379,7 @@ impl Lanes {
             n => format!("{n} SFTP sessions carry"),
         };
         let mut said = format!(
-            "{carry} the data to {host} ({wanted} wanted; round trip {:.1} ms)",
+            "{carry} the data to {host} ({wanted} wanted{why}; round trip {:.1} ms)",
             self.first.round_trip().as_secs_f64() * 1000.0
         );
         if let Some(why) = refused {
