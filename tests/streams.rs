@@ -181,7 +181,8 @@ fn seven_sessions_leave_room_for_the_shell_tiers_commands() {
 /// A server on this machine gets one session, but a file of 256 MiB or
 /// more asks for a second beside it (one session's chain through sshd and
 /// one SFTP process leaves a core idle): the copy arrives identical both
-/// ways, and a smaller file keeps the one session.
+/// ways, and a smaller file, or any with `--streams 1`, keeps the one
+/// session.
 #[test]
 fn a_large_file_to_a_near_server_gets_a_second_session() {
     let sshd = Sshd::start();
@@ -221,4 +222,18 @@ fn a_large_file_to_a_near_server_gets_a_second_session() {
         .run_ok();
     assert_files_identical(&large, &back);
     pull.assert_stderr_contains("2 SFTP sessions carry the data to");
+
+    // `--streams 1` is one session, however large the file.
+    let alone = sshd.remote().join("alone.bin");
+    let one = sshd
+        .ferry()
+        .args(["-a", "-v", "--streams", "1"])
+        .arg(&large)
+        .arg(sshd.spec(&alone))
+        .run_ok();
+    assert_files_identical(&large, &alone);
+    assert!(
+        !one.all_output_lower().contains("sessions carry"),
+        "--streams 1 opened more sessions\n{one}"
+    );
 }
