@@ -627,7 +627,7 @@ impl Endpoint for RemoteFs {
             chunk: self.sftp.read_chunk().min(self.sftp.write_chunk()) as usize,
             // Across a round trip long enough for several sessions, 16 MiB
             // in flight per file is less than a fast link holds.
-            depth: match self.lanes.several() {
+            depth: match self.lanes.far() {
                 true => 2 * REQUESTS_IN_FLIGHT,
                 false => REQUESTS_IN_FLIGHT,
             },

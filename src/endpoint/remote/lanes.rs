@@ -25,7 +25,7 @@
 //! 10 by default, is shared with the helper's and the shell tier's
 //! sessions) leaves the run with those it got, said under `-v`.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -205,7 +205,9 @@ pub(crate) struct Lanes {
     /// Whether a large file may still ask for a second session to a near
     /// server ([`Lanes::widen_for_large`]): chosen on their own, near, and
     /// not asked yet.
-    may_widen: std::sync::atomic::AtomicBool,
+    may_widen: AtomicBool,
+    /// Whether it did: the second session is not a far server's.
+    widened: AtomicBool,
 }
 
 impl Lanes {
@@ -246,6 +248,7 @@ impl Lanes {
             // Not wanted: closed now.
             early: tokio::sync::Mutex::new(early.filter(|_| wanted > 1)),
             may_widen: may_widen.into(),
+            widened: AtomicBool::new(false),
         });
         if wanted > 1 {
             let opening = lanes.clone();
@@ -297,6 +300,7 @@ impl Lanes {
         if bytes < LARGE_NEAR || !self.may_widen.swap(false, Ordering::Relaxed) {
             return;
         }
+        self.widened.store(true, Ordering::Relaxed);
         self.wanted.store(2, Ordering::Relaxed);
         let opening = self.clone();
         tokio::spawn(async move {
@@ -313,6 +317,12 @@ impl Lanes {
     /// Whether more than one session is wanted at all.
     pub(crate) fn several(&self) -> bool {
         self.wanted() > 1
+    }
+
+    /// Whether the sessions are there for a far server's round trip (not
+    /// only a second one for a large file to a near server).
+    pub(crate) fn far(&self) -> bool {
+        self.several() && !self.widened.load(Ordering::Relaxed)
     }
 
     /// The sessions open by now, the first first, then in the order they
