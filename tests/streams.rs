@@ -4,7 +4,8 @@
 //! while several sessions wrote its partial resumes, after verifying, to an
 //! identical file and sends little more than what was missing; a server
 //! that allows one session (`MaxSessions 1`) leaves the run with that one,
-//! said under `-v`, and the copy still arrives.
+//! said under `-v`, and the copy still arrives; a server 30 ms away gets
+//! several sessions on its own, and a near one a second for a large file.
 mod common;
 
 use common::*;
@@ -236,4 +237,49 @@ fn a_large_file_to_a_near_server_gets_a_second_session() {
         !one.all_output_lower().contains("sessions carry"),
         "--streams 1 opened more sessions\n{one}"
     );
+}
+
+/// A server 30 ms away (a delaying proxy in front of sshd) is far: ferry
+/// opens more SFTP sessions on its own (their channels beside the first
+/// session's, then the round trip measured again), spreads the large file
+/// and the small ones over them, all on the one TCP connection, and the
+/// tree arrives identical both ways.
+#[test]
+fn a_far_server_gets_more_sessions_on_its_own() {
+    let sshd = Sshd::start();
+    let src = sshd.local().join("src");
+    make_source(&src);
+    let proxy = DelayProxy::start(sshd.port(), Duration::from_millis(15));
+    let cfg = sshd.config_for_delay(&proxy);
+    let remote = sshd.remote().join("copy");
+    let push = sshd
+        .ferry_with_config(&cfg)
+        .args(["-a", "-vvv"])
+        .arg(format!("{}/", src.display()))
+        .arg(sshd.spec(&remote))
+        .run_ok();
+    assert_trees_identical_with(&src, &remote, Compare::ARCHIVE);
+    push.assert_stderr_contains("SFTP sessions carry the data to");
+    push.assert_stderr_contains("spread over ");
+    let said = push.all_output_lower();
+    assert!(
+        !said.contains("1 sftp session carries") && !said.contains("for a large file"),
+        "a far server kept one session, or got a near one's second\n{push}"
+    );
+    assert_eq!(
+        proxy.accepted(),
+        1,
+        "the sessions must share one connection"
+    );
+
+    let back = sshd.local().join("back");
+    let pull = sshd
+        .ferry_with_config(&cfg)
+        .args(["-a", "-vvv"])
+        .arg(format!("{}/", sshd.spec(&remote)))
+        .arg(&back)
+        .run_ok();
+    assert_trees_identical_with(&src, &back, Compare::ARCHIVE);
+    pull.assert_stderr_contains("SFTP sessions carry the data to");
+    pull.assert_stderr_contains("spread over ");
 }

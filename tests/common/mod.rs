@@ -852,6 +852,11 @@ pub trait Server {
         self.config_for_port("ssh_config.proxy", proxy.port())
     }
 
+    /// An ssh config whose host goes through `proxy` (a far link).
+    fn config_for_delay(&self, proxy: &DelayProxy) -> PathBuf {
+        self.config_for_port("ssh_config.delay", proxy.port())
+    }
+
     // ----- running clients ----------------------------------------------------
 
     /// ferry with `--ssh-config <default config>` prepended.
@@ -1488,6 +1493,125 @@ impl Drop for CutProxy {
             let _ = t.join();
         }
     }
+}
+
+/// A TCP proxy that delays every byte by `one_way` in each direction, as
+/// a far link does (no rate limit, no window of its own): with 15 ms each
+/// way a loopback server is 30 ms away, which ferry takes for far. It
+/// counts the connections it accepted.
+pub struct DelayProxy {
+    port: u16,
+    accepted: Arc<AtomicU64>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl DelayProxy {
+    pub fn start(target_port: u16, one_way: Duration) -> DelayProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("delay proxy bind");
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let accepted = Arc::new(AtomicU64::new(0));
+        let (stop_tx, mut stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let counted = accepted.clone();
+        let thread = std::thread::Builder::new()
+            .name(format!("delay-proxy-{port}"))
+            .spawn(move || {
+                let rt = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .enable_all()
+                    .build()
+                    .expect("delay proxy runtime");
+                rt.block_on(async move {
+                    let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+                    loop {
+                        tokio::select! {
+                            _ = &mut stop_rx => return,
+                            res = listener.accept() => {
+                                let Ok((client, _)) = res else { continue };
+                                counted.fetch_add(1, Ordering::SeqCst);
+                                tokio::spawn(delay_conn(client, target_port, one_way));
+                            }
+                        }
+                    }
+                });
+            })
+            .expect("spawn delay proxy thread");
+        DelayProxy {
+            port,
+            accepted,
+            shutdown: Some(stop_tx),
+            thread: Some(thread),
+        }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// TCP connections accepted so far.
+    pub fn accepted(&self) -> u64 {
+        self.accepted.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for DelayProxy {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+async fn delay_conn(client: tokio::net::TcpStream, target_port: u16, one_way: Duration) {
+    let Ok(server) = tokio::net::TcpStream::connect(("127.0.0.1", target_port)).await else {
+        return;
+    };
+    let _ = client.set_nodelay(true);
+    let _ = server.set_nodelay(true);
+    let (cr, cw) = client.into_split();
+    let (sr, sw) = server.into_split();
+    tokio::join!(delay_pump(cr, sw, one_way), delay_pump(sr, cw, one_way));
+}
+
+/// Forwards `r` to `w`, each chunk `one_way` after it was read; reading
+/// goes on meanwhile (a delay line, not a stop-and-wait), and the write
+/// side is shut once the read side ended and everything went out.
+async fn delay_pump(
+    mut r: tokio::net::tcp::OwnedReadHalf,
+    mut w: tokio::net::tcp::OwnedWriteHalf,
+    one_way: Duration,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // Bounded: a slow reader at the far end pushes back on the sender.
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<(tokio::time::Instant, Vec<u8>)>(1024);
+    let reading = async move {
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            match r.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => {
+                    let due = tokio::time::Instant::now() + one_way;
+                    if tx.send((due, buf[..n].to_vec())).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    };
+    let writing = async move {
+        while let Some((due, data)) = rx.recv().await {
+            tokio::time::sleep_until(due).await;
+            if w.write_all(&data).await.is_err() {
+                return;
+            }
+        }
+        let _ = w.shutdown().await;
+    };
+    tokio::join!(reading, writing);
 }
 
 async fn proxy_main(
