@@ -252,6 +252,11 @@ struct Probe {
     owner: Option<Owner>,
 }
 
+/// The start of the name of the file that asks a server without a `/proc`
+/// for its umask and who it writes as ([`RemoteFs::probe`]): there for a
+/// moment, in the destination's directory, maybe while it is listed.
+pub(crate) const PROBE_PREFIX: &str = ".ferry-umask.";
+
 /// Why a name that is not UTF-8 fails without the helper.
 pub(crate) const NOT_UTF8: &str = "the name is not valid UTF-8, which SFTP cannot carry \
      without the remote helper (--remote-ferry upload, or ferry installed on the server); \
@@ -408,7 +413,7 @@ impl RemoteFs {
     /// (as OpenSSH's sftp-server and ProFTPD apply it) and the user the
     /// server runs as for its owner, and is removed at once.
     async fn probe(&self, dir: &str) -> Result<Probe> {
-        let probe = super::join(dir, &format!(".ferry-umask.{}", std::process::id()));
+        let probe = super::join(dir, &format!("{PROBE_PREFIX}{}", std::process::id()));
         let file = self.open_write(&probe, WriteMode::CreateNew, 0o777).await?;
         let (made, closed) = tokio::join!(self.lstat(&probe), file.close(false));
         let removed = self.remove_file(&probe).await;

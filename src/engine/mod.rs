@@ -287,8 +287,9 @@ pub(crate) async fn sync_into<S: Endpoint, D: Endpoint>(
         }
         false => opts,
     };
-    let opts = &owners::prepare(src, dst, dest, opts, reporter).await?;
     let args: Vec<SourceArg> = sources.iter().map(|s| SourceArg::new(s)).collect();
+    list_tops_soon(src, dst, &args, dest, opts);
+    let opts = &owners::prepare(src, dst, dest, opts, reporter).await?;
     if opts.checksum {
         start_helper(src, dst).await?;
     }
@@ -342,6 +343,35 @@ pub(crate) async fn sync_into<S: Endpoint, D: Endpoint>(
     };
     stats.elapsed += started.elapsed();
     result
+}
+
+/// Starts listing the directories the walk begins with, on both sides,
+/// while the owners are asked about: across a far link the destination's
+/// first listing (open, read) is then two round trips off the plan. A guess
+/// that misses (the destination is a file, or absent) lists nothing the
+/// walk takes, and costs no more than a refused request.
+fn list_tops_soon<S: Endpoint, D: Endpoint>(
+    src: &S,
+    dst: &D,
+    args: &[SourceArg],
+    dest: &str,
+    opts: &Options,
+) {
+    if !opts.recursive || opts.files_from.is_some() || opts.relative {
+        return;
+    }
+    for arg in args {
+        let path = arg.path.trim_end_matches('/');
+        if path.is_empty() {
+            continue;
+        }
+        let target = match arg.contents_only {
+            true => dest.to_string(),
+            false => crate::endpoint::join(dest, crate::endpoint::base_name(path)),
+        };
+        src.list_soon(&[path]);
+        dst.list_soon(&[target.as_str()]);
+    }
 }
 
 /// Whether any action makes, replaces or removes an entry right inside

@@ -33,11 +33,12 @@ pub(crate) fn meta_name(name: &str) -> String {
     format!(".{name}{META_SUFFIX}")
 }
 
-/// ferry's own working files (partials, sidecars, locks), which are never
-/// copied as content.
+/// ferry's own working files (partials, sidecars, locks, a remote side's
+/// umask probe), which are never copied as content nor deleted as extraneous.
 pub(crate) fn is_working_file(name: &str) -> bool {
     name.starts_with('.') && (name.ends_with(PARTIAL_SUFFIX) || name.ends_with(META_SUFFIX))
         || super::lock::is_lock_file(name)
+        || name.starts_with(crate::endpoint::remote::PROBE_PREFIX)
 }
 
 /// Paths of the destination, its partial and the partial's sidecar. Only
@@ -285,5 +286,7 @@ mod tests {
         assert!(is_working_file(&partial_name("x")));
         assert!(is_working_file(&meta_name("x")));
         assert!(!is_working_file("x.ferry-partial"));
+        // A remote side's probe, which a listing taken beside it may show.
+        assert!(is_working_file(".ferry-umask.4242"));
     }
 }
