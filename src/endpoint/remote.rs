@@ -1113,16 +1113,19 @@ impl RemoteFs {
     }
 
     /// `dir`'s listing over SFTP: the one started ahead of the walk
-    /// ([`Endpoint::list_soon`]) if there is one, else one made now.
+    /// ([`Endpoint::list_soon`]) if there is one and it succeeded, else one
+    /// made now.
     async fn listed_ahead_or_now(&self, dir: &str) -> Result<Listing> {
         let ahead = self
             .listing_ahead
             .lock()
             .ok()
             .and_then(|mut a| a.remove(dir));
+        // One that failed is asked again: it may have been taken before the
+        // directory was there (a guess made before planning).
         if let Some(listing) = ahead {
-            if let Ok(listed) = listing.await {
-                return listed;
+            if let Ok(Ok(listed)) = listing.await {
+                return Ok(listed);
             }
         }
         self.list_over_sftp(dir).await
