@@ -315,8 +315,9 @@ pub(crate) struct Args {
     /// flow-control window of its own (OpenSSH gives a session 2 MiB per
     /// round trip): large files are spread over all of them, small files go
     /// to the least busy. 0 chooses by the round trip measured at the start
-    /// (1 on a LAN, 2 across 20 ms, 7 across 100 ms); 1 keeps one session; a server
-    /// that refuses more (MaxSessions) leaves those it gave, said under -v
+    /// (1 on a LAN, with a second for a copy of 256 MiB or more; 2 across
+    /// 20 ms, 7 across 100 ms); 1 keeps one session; a server that refuses
+    /// more (MaxSessions) leaves those it gave, said under -v
     #[arg(long, value_name = "N", default_value_t = 0,
           value_parser = clap::value_parser!(u16).range(0..=16), help_heading = OWN)]
     pub streams: u16,
