@@ -1367,15 +1367,59 @@ impl ProxyShared {
 pub struct CutProxy {
     port: u16,
     shared: Arc<ProxyShared>,
+    _thread: ProxyThread,
+}
+
+/// A proxy's listener on 127.0.0.1, served on a thread and tokio runtime of
+/// its own until dropped (then told to stop and joined).
+struct ProxyThread {
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
-impl CutProxy {
-    pub fn start(target_port: u16, cut: Option<(Direction, u64)>) -> CutProxy {
+impl ProxyThread {
+    /// Binds a free port and runs `serve(listener, stop)` on the thread
+    /// `name`-PORT; returns the port.
+    fn start<F, Fut>(name: &str, serve: F) -> (u16, ProxyThread)
+    where
+        F: FnOnce(TcpListener, tokio::sync::oneshot::Receiver<()>) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()>,
+    {
         let listener = TcpListener::bind("127.0.0.1:0").expect("proxy bind");
         listener.set_nonblocking(true).unwrap();
         let port = listener.local_addr().unwrap().port();
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
+        let thread = std::thread::Builder::new()
+            .name(format!("{name}-{port}"))
+            .spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("proxy runtime");
+                rt.block_on(serve(listener, stop_rx));
+            })
+            .expect("spawn proxy thread");
+        let thread = ProxyThread {
+            shutdown: Some(stop_tx),
+            thread: Some(thread),
+        };
+        (port, thread)
+    }
+}
+
+impl Drop for ProxyThread {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl CutProxy {
+    pub fn start(target_port: u16, cut: Option<(Direction, u64)>) -> CutProxy {
         let (trip_tx, _) = tokio::sync::watch::channel(0u64);
         let shared = Arc::new(ProxyShared {
             up: AtomicU64::new(0),
@@ -1389,23 +1433,14 @@ impl CutProxy {
             schedule: Mutex::new(Default::default()),
             faults_hit: AtomicU64::new(0),
         });
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
         let sh = shared.clone();
-        let thread = std::thread::Builder::new()
-            .name(format!("cut-proxy-{port}"))
-            .spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .expect("proxy runtime");
-                rt.block_on(proxy_main(listener, target_port, sh, stop_rx));
-            })
-            .expect("spawn proxy thread");
+        let (port, thread) = ProxyThread::start("cut-proxy", move |listener, stop| {
+            proxy_main(listener, target_port, sh, stop)
+        });
         CutProxy {
             port,
             shared,
-            shutdown: Some(stop_tx),
-            thread: Some(thread),
+            _thread: thread,
         }
     }
 
@@ -1484,17 +1519,6 @@ impl CutProxy {
     }
 }
 
-impl Drop for CutProxy {
-    fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
 /// A TCP proxy that delays every byte by `one_way` in each direction, as
 /// a far link does (no rate limit, no window of its own): with 15 ms each
 /// way a loopback server is 30 ms away, which ferry takes for far. It
@@ -1502,46 +1526,31 @@ impl Drop for CutProxy {
 pub struct DelayProxy {
     port: u16,
     accepted: Arc<AtomicU64>,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    _thread: ProxyThread,
 }
 
 impl DelayProxy {
     pub fn start(target_port: u16, one_way: Duration) -> DelayProxy {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("delay proxy bind");
-        listener.set_nonblocking(true).unwrap();
-        let port = listener.local_addr().unwrap().port();
         let accepted = Arc::new(AtomicU64::new(0));
-        let (stop_tx, mut stop_rx) = tokio::sync::oneshot::channel::<()>();
         let counted = accepted.clone();
-        let thread = std::thread::Builder::new()
-            .name(format!("delay-proxy-{port}"))
-            .spawn(move || {
-                let rt = tokio::runtime::Builder::new_multi_thread()
-                    .worker_threads(2)
-                    .enable_all()
-                    .build()
-                    .expect("delay proxy runtime");
-                rt.block_on(async move {
-                    let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-                    loop {
-                        tokio::select! {
-                            _ = &mut stop_rx => return,
-                            res = listener.accept() => {
-                                let Ok((client, _)) = res else { continue };
-                                counted.fetch_add(1, Ordering::SeqCst);
-                                tokio::spawn(delay_conn(client, target_port, one_way));
-                            }
+        let (port, thread) =
+            ProxyThread::start("delay-proxy", move |listener, mut stop| async move {
+                let listener = tokio::net::TcpListener::from_std(listener).expect("proxy listener");
+                loop {
+                    tokio::select! {
+                        _ = &mut stop => return,
+                        res = listener.accept() => {
+                            let Ok((client, _)) = res else { continue };
+                            counted.fetch_add(1, Ordering::SeqCst);
+                            tokio::spawn(delay_conn(client, target_port, one_way));
                         }
                     }
-                });
-            })
-            .expect("spawn delay proxy thread");
+                }
+            });
         DelayProxy {
             port,
             accepted,
-            shutdown: Some(stop_tx),
-            thread: Some(thread),
+            _thread: thread,
         }
     }
 
@@ -1552,17 +1561,6 @@ impl DelayProxy {
     /// TCP connections accepted so far.
     pub fn accepted(&self) -> u64 {
         self.accepted.load(Ordering::SeqCst)
-    }
-}
-
-impl Drop for DelayProxy {
-    fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
     }
 }
 
