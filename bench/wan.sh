@@ -16,6 +16,8 @@
 #   --tools LIST      comma-separated subset of: ferry,scp,sftp,rsync,rclone
 #                     (default all; rclone only when installed)
 #   --timeout S       wall-time cap of one copy (default 600)
+#   --window-bytes W  linkemu's per-connection window (default 0: none); 4194304
+#                     models a Linux sender's default tcp_wmem maximum
 #   -h, --help        print this help
 #
 # Scenarios (each pushed into an absent remote destination, then pulled into
@@ -68,6 +70,7 @@ RUNS=3
 SCENARIOS="$ALL_SCEN"
 TOOLS_ARG="$ALL_TOOLS"
 TOOL_TIMEOUT=600
+WINDOW_BYTES=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --rtts) RTTS="${2:?--rtts needs a value}"; shift 2 ;;
@@ -84,6 +87,8 @@ while [ $# -gt 0 ]; do
     --tools=*) TOOLS_ARG="${1#*=}"; shift ;;
     --timeout) TOOL_TIMEOUT="${2:?--timeout needs a value}"; shift 2 ;;
     --timeout=*) TOOL_TIMEOUT="${1#*=}"; shift ;;
+    --window-bytes) WINDOW_BYTES="${2:?--window-bytes needs a value}"; shift 2 ;;
+    --window-bytes=*) WINDOW_BYTES="${1#*=}"; shift ;;
     -h|--help) usage; exit 0 ;;
     *) echo "bench-wan: unknown argument: $1" >&2; usage >&2; exit 2 ;;
   esac
@@ -95,6 +100,7 @@ positive --runs "$RUNS"
 positive --size-mib "$SIZE_MIB"
 positive --rate-mbit "$RATE_MBIT"
 positive --timeout "$TOOL_TIMEOUT"
+case "$WINDOW_BYTES" in ''|*[!0-9]*) echo "bench-wan: --window-bytes must be a number" >&2; exit 2 ;; esac
 IFS=',' read -r -a RTT_LIST <<<"$RTTS"
 [ "${#RTT_LIST[@]}" -gt 0 ] || { echo "bench-wan: --rtts is empty" >&2; exit 2; }
 for r in "${RTT_LIST[@]}"; do
@@ -154,6 +160,7 @@ start_link() {
   rm -f "$WORK/linkemu.port"
   "$LINKEMU" --target-port "$PORT" --rtt-ms "$1" --rate-mbit "$RATE_MBIT" \
     --port-file "$WORK/linkemu.port" --report "$EMU_REPORT" --idle-timeout 20 \
+    --window-bytes "$WINDOW_BYTES" \
     </dev/null >"$WORK/linkemu.$1.log" 2>&1 &
   PROXY_PID=$!
   for _ in $(seq 1 100); do
@@ -337,6 +344,7 @@ CMDLINE="bash bench/wan.sh --rtts $RTTS --rate-mbit $RATE_MBIT --size-mib $SIZE_
 if [ "$SCENARIOS" != "$ALL_SCEN" ]; then CMDLINE+=" --scenarios $SCENARIOS"; fi
 if [ "$TOOLS_ARG" != "$ALL_TOOLS" ]; then CMDLINE+=" --tools $TOOLS_ARG"; fi
 if [ "$TOOL_TIMEOUT" != 600 ]; then CMDLINE+=" --timeout $TOOL_TIMEOUT"; fi
+if [ "$WINDOW_BYTES" != 0 ]; then CMDLINE+=" --window-bytes $WINDOW_BYTES"; fi
 if [ -n "${FERRY_FLAGS:-}" ]; then CMDLINE="FERRY_FLAGS='$FERRY_FLAGS' $CMDLINE"; fi
 if [ -n "${BENCH_PEER_CIPHER:-}" ]; then CMDLINE="BENCH_PEER_CIPHER=$BENCH_PEER_CIPHER $CMDLINE"; fi
 END_HEAD="$(git_state)"
@@ -344,7 +352,7 @@ if [ "$END_HEAD" != "$B_COMMIT" ]; then B_COMMIT="$B_COMMIT; at the end of the r
 bench_machine_env
 export B_RESULTS="$RESULTS" B_DOC="$DOC" B_CMDLINE="$CMDLINE" B_DATE="$START_DATE" B_RUNS="$RUNS" \
   B_COMMIT B_START_LOAD="$START_LOAD" B_END_LOAD="$END_LOAD" B_SIZE_MIB="$SIZE_MIB" \
-  B_RTTS="$RTTS" B_RATE_MBIT="$RATE_MBIT" B_TIMEOUT="$TOOL_TIMEOUT" \
+  B_RTTS="$RTTS" B_RATE_MBIT="$RATE_MBIT" B_TIMEOUT="$TOOL_TIMEOUT" B_WINDOW_BYTES="$WINDOW_BYTES" \
   B_TREE_FILES=5000 B_TREE_BYTES="$(find "$D/tree" -type f -printf '%s\n' 2>/dev/null | awk '{ t += $1 } END { print t + 0 }')" \
   B_PEER_CIPHER="${BENCH_PEER_CIPHER:-}" B_FERRY_FLAGS="${FERRY_FLAGS:-}" \
   B_RCLONE="$(rclone version 2>/dev/null | sed -n '1p' || true)"

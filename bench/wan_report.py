@@ -163,6 +163,13 @@ def section(rows):
     tree_bytes = int(env("B_TREE_BYTES") or 0)
     present = {r["scenario"] for r in rows}
     flags = env("B_FERRY_FLAGS")
+    window_bytes = int(env("B_WINDOW_BYTES") or 0)
+    window = (
+        f"at most {window_bytes / MIB:g} MiB of each connection in flight each way, as a "
+        "TCP window caps it"
+        if window_bytes
+        else "no window limit"
+    )
     parts = [
         "<!-- wan -->",
         "## Far links: scenario table",
@@ -175,7 +182,7 @@ def section(rows):
         f"{', '.join(rtts(rows))} ms: `bench/linkemu.rs` in front of the same private "
         "loopback `sshd` as above (see its doc comment: each direction is one bottleneck "
         "shared by every connection, then half the RTT of delay; a queue of one "
-        "bandwidth-delay product plus 1 MiB; no window limit). A tool that opens several "
+        f"bandwidth-delay product plus 1 MiB; {window}). A tool that opens several "
         "connections shares the one link. Every copy goes into an absent destination; "
         "\"MB/s\" is payload / wall time (MB = 10^6 bytes), \"% of link\" that over the "
         "link's rate: the connection's setup (key exchange, authentication, round trips "

@@ -239,6 +239,55 @@ fn a_large_file_to_a_near_server_gets_a_second_session() {
     );
 }
 
+/// A large file across a far link (30 ms: a delaying proxy) gets one more
+/// SSH connection with two sessions of its own, beside the first's: one
+/// TCP connection carries at most its window per round trip. The file
+/// arrives identical both ways, the connections are counted at the proxy,
+/// and `--streams` (sessions the user chose) keeps one connection.
+#[test]
+fn a_large_file_across_a_far_link_gets_more_connections() {
+    let sshd = Sshd::start();
+    let large = sshd.local().join("large.bin");
+    write_file(&large, &random_bytes(256 * MIB as usize, 78));
+    let proxy = DelayProxy::start(sshd.port(), Duration::from_millis(15));
+    let cfg = sshd.config_for_delay(&proxy);
+    let remote = sshd.remote().join("large.bin");
+    let push = sshd
+        .ferry_with_config(&cfg)
+        .args(["-a", "-v"])
+        .arg(&large)
+        .arg(sshd.spec(&remote))
+        .run_ok();
+    assert_files_identical(&large, &remote);
+    push.assert_stderr_contains("1 more SSH connection carries 2 more SFTP sessions");
+    assert_eq!(proxy.accepted(), 2, "one more connection, no more\n{push}");
+
+    let back = sshd.local().join("back.bin");
+    let pull = sshd
+        .ferry_with_config(&cfg)
+        .args(["-a", "-v"])
+        .arg(sshd.spec(&remote))
+        .arg(&back)
+        .run_ok();
+    assert_files_identical(&large, &back);
+    pull.assert_stderr_contains("1 more SSH connection carries 2 more SFTP sessions");
+    assert_eq!(proxy.accepted(), 4, "the pull too\n{pull}");
+
+    let chosen = sshd.remote().join("chosen.bin");
+    let fixed = sshd
+        .ferry_with_config(&cfg)
+        .args(["-a", "-v", "--streams", "3"])
+        .arg(&large)
+        .arg(sshd.spec(&chosen))
+        .run_ok();
+    assert_files_identical(&large, &chosen);
+    assert_eq!(
+        proxy.accepted(),
+        5,
+        "--streams keeps one connection\n{fixed}"
+    );
+}
+
 /// A server 30 ms away (a delaying proxy in front of sshd) is far: ferry
 /// opens more SFTP sessions on its own (their channels beside the first
 /// session's, then the round trip measured again), spreads the large file

@@ -183,14 +183,16 @@ pub(crate) struct SftpFile {
     again: OpenFlags,
     /// The same file open on other sessions, once spread.
     spread: std::sync::Mutex<Option<Spread>>,
-    /// This file's writes in flight on its own session, once spread.
-    own_writes: AtomicUsize,
-    /// Woken when a write of this file is answered, once spread.
-    write_done: Notify,
+    /// This file's requests (reads or writes) in flight on its own
+    /// session, once spread.
+    own_in_flight: AtomicUsize,
+    /// Woken when a request of this file is answered, once spread.
+    answered: Notify,
 }
 
-/// A file's handles on the sessions other than its own: reads and writes
-/// go round them by offset. It widens onto each session that opens later.
+/// A file's handles on the sessions other than its own: each read or write
+/// goes to the least loaded ([`SftpFile::least_loaded_lane`]). It widens
+/// onto each session that opens later.
 #[derive(Default)]
 struct Spread {
     handles: Vec<Arc<LaneHandle>>,
@@ -205,8 +207,10 @@ struct LaneHandle {
     sftp: Arc<Sftp>,
     handle: String,
     _slot: Option<OwnedSemaphorePermit>,
-    /// The file's writes in flight on this session.
-    writes: AtomicUsize,
+    /// The number of the connection the session is on.
+    connection: usize,
+    /// The file's requests in flight on this session.
+    in_flight: AtomicUsize,
 }
 
 /// Writes of one spread file in flight on one session at most: 4 MiB of
@@ -217,30 +221,21 @@ struct LaneHandle {
 /// 1.5 s of a push at 100 ms ran at 20 MB/s).
 const WRITES_PER_LANE: usize = 16;
 
-/// One write of a spread file counted on the session that carries it,
+/// One request of a spread file counted on the session that carries it,
 /// until answered.
-struct LaneWrite<'a> {
+struct LaneRequest<'a> {
     file: &'a SftpFile,
     /// None: the file's own session.
     lane: Option<Arc<LaneHandle>>,
 }
 
-impl LaneWrite<'_> {
-    fn count(file: &SftpFile, lane: &Option<Arc<LaneHandle>>) -> usize {
-        match lane {
-            Some(lane) => lane.writes.load(Ordering::Relaxed),
-            None => file.own_writes.load(Ordering::Relaxed),
-        }
-    }
-}
-
-impl Drop for LaneWrite<'_> {
+impl Drop for LaneRequest<'_> {
     fn drop(&mut self) {
         match &self.lane {
-            Some(lane) => lane.writes.fetch_sub(1, Ordering::Relaxed),
-            None => self.file.own_writes.fetch_sub(1, Ordering::Relaxed),
+            Some(lane) => lane.in_flight.fetch_sub(1, Ordering::Relaxed),
+            None => self.file.own_in_flight.fetch_sub(1, Ordering::Relaxed),
         };
-        self.file.write_done.notify_waiters();
+        self.file.answered.notify_waiters();
     }
 }
 
@@ -403,8 +398,8 @@ impl RemoteFs {
             lanes: self.lanes.clone(),
             again,
             spread: std::sync::Mutex::new(None),
-            own_writes: AtomicUsize::new(0),
-            write_done: Notify::new(),
+            own_in_flight: AtomicUsize::new(0),
+            answered: Notify::new(),
         })
     }
 
@@ -1273,10 +1268,11 @@ impl SftpFile {
             .await;
         match reply {
             Ok(opened) => Some(LaneHandle {
+                connection: self.lanes.connection_of(&sftp),
                 sftp,
                 handle: opened.handle,
                 _slot: slot,
-                writes: AtomicUsize::new(0),
+                in_flight: AtomicUsize::new(0),
             }),
             Err(e) => {
                 tracing::info!("{}: not opened on another session: {e}", self.path);
@@ -1308,29 +1304,6 @@ impl SftpFile {
         Some(handle)
     }
 
-    /// The handle on another session that carries the request at
-    /// `offset`, once spread (each in turn by request-sized stripes); None
-    /// for the file's own.
-    fn lane_at(&self, offset: u64) -> Option<Arc<LaneHandle>> {
-        let spread = self.spread.lock().ok()?;
-        let handles = &spread.as_ref()?.handles;
-        let stripe = u64::from(self.sftp.read_chunk().min(self.sftp.write_chunk())).max(1);
-        match ((offset / stripe) % (handles.len() as u64 + 1)) as usize {
-            0 => None,
-            n => Some(handles[n - 1].clone()),
-        }
-    }
-
-    /// The session and handle of the request at `offset`, the file widened
-    /// first onto sessions opened since.
-    async fn route(&self, offset: u64) -> (Arc<Sftp>, Route) {
-        self.widen().await;
-        match self.lane_at(offset) {
-            Some(lane) => (lane.sftp.clone(), Route::Spread(lane)),
-            None => (self.sftp.clone(), Route::Own),
-        }
-    }
-
     /// Closes the spread handles: after every request on them was
     /// answered, before the file's own closes. An error of any is returned.
     async fn close_spread(&mut self) -> Result<()> {
@@ -1356,51 +1329,73 @@ impl SftpFile {
         futures::future::try_join_all(closes).await.map(drop)
     }
 
-    /// The session and handle for a write: the file's own until it is
-    /// spread; then the session with the fewest of its writes in flight,
-    /// waiting while each has [`WRITES_PER_LANE`] (any session may write
-    /// anywhere in the file, and one that opens later takes writes at once).
-    async fn route_write(&self) -> (Arc<Sftp>, Route, Option<LaneWrite<'_>>) {
+    /// The session and handle for a read or a write: the file's own until
+    /// it is spread; then the least loaded session
+    /// ([`SftpFile::least_loaded_lane`]), waiting while each has `most` of
+    /// the file's requests in flight (any session may read or write
+    /// anywhere in the file, and one that opens later takes requests at
+    /// once). The request stays counted until what is returned is dropped.
+    async fn route(&self, most: usize) -> (Arc<Sftp>, Route, Option<LaneRequest<'_>>) {
         loop {
             self.widen().await;
-            let answered = self.write_done.notified();
-            match self.least_loaded_lane() {
+            let answered = self.answered.notified();
+            match self.least_loaded_lane(most) {
                 None => return (self.sftp.clone(), Route::Own, None),
-                Some(Some(write)) => {
-                    let (sftp, route) = match &write.lane {
+                Some(Some(request)) => {
+                    let (sftp, route) = match &request.lane {
                         Some(lane) => (lane.sftp.clone(), Route::Spread(lane.clone())),
                         None => (self.sftp.clone(), Route::Own),
                     };
-                    return (sftp, route, Some(write));
+                    return (sftp, route, Some(request));
                 }
                 Some(None) => answered.await,
             }
         }
     }
 
-    /// The spread file's session with the fewest writes in flight, counted
-    /// taken; Some(None) when each has [`WRITES_PER_LANE`]; None when the
-    /// file is not spread.
-    fn least_loaded_lane(&self) -> Option<Option<LaneWrite<'_>>> {
+    /// The spread file's session with the fewest of its requests in flight
+    /// on the session's whole connection, then on the session itself;
+    /// counted taken. Some(None) when each has `most`; None when the file
+    /// is not spread. Counting by connection keeps one connection's
+    /// sessions from holding more than the others: they share one TCP
+    /// window, and requests are taken in order, so the slowest holds back
+    /// the rest (a far link's first connection, with seven sessions, took
+    /// as many requests as three more connections with two each, and
+    /// answered them three times slower).
+    fn least_loaded_lane(&self, most: usize) -> Option<Option<LaneRequest<'_>>> {
         let spread = self.spread.lock().ok()?;
         let handles = &spread.as_ref()?.handles;
-        let lanes = std::iter::once(None).chain(handles.iter().cloned().map(Some));
+        let own = (
+            self.lanes.connection_of(&self.sftp),
+            self.own_in_flight.load(Ordering::Relaxed),
+            None,
+        );
+        let others = handles.iter().map(|lane| {
+            let in_flight = lane.in_flight.load(Ordering::Relaxed);
+            (lane.connection, in_flight, Some(lane.clone()))
+        });
+        let lanes: Vec<_> = std::iter::once(own).chain(others).collect();
+        let on_connection = |connection: usize| -> usize {
+            let same = lanes.iter().filter(|(on, _, _)| *on == connection);
+            same.map(|(_, in_flight, _)| in_flight).sum()
+        };
         let least = lanes
-            .map(|lane| (LaneWrite::count(self, &lane), lane))
-            .filter(|(count, _)| *count < WRITES_PER_LANE)
-            .min_by_key(|(count, _)| *count);
-        let Some((_, lane)) = least else {
+            .iter()
+            .filter(|(_, in_flight, _)| *in_flight < most)
+            .min_by_key(|(connection, in_flight, _)| (on_connection(*connection), *in_flight));
+        let Some((_, _, lane)) = least else {
             return Some(None);
         };
-        match &lane {
-            Some(lane) => lane.writes.fetch_add(1, Ordering::Relaxed),
-            None => self.own_writes.fetch_add(1, Ordering::Relaxed),
+        match lane {
+            Some(lane) => lane.in_flight.fetch_add(1, Ordering::Relaxed),
+            None => self.own_in_flight.fetch_add(1, Ordering::Relaxed),
         };
-        Some(Some(LaneWrite { file: self, lane }))
+        let lane = lane.clone();
+        Some(Some(LaneRequest { file: self, lane }))
     }
 
     async fn write_piece(&self, offset: u64, data: Bytes) -> Result<()> {
-        let (sftp, route, _counted) = self.route_write().await;
+        let (sftp, route, _counted) = self.route(WRITES_PER_LANE).await;
         let handle = route.handle(self);
         sftp.raw()
             .write(handle, offset, Vec::from(data))
@@ -1412,7 +1407,9 @@ impl SftpFile {
 
 impl SftpFile {
     async fn read_at(&self, offset: u64, len: usize) -> Result<Bytes> {
-        let (sftp, route) = self.route(offset).await;
+        // Reads are not held to a number per session: those a copy keeps
+        // in flight are its only bound, as before it was spread.
+        let (sftp, route, _counted) = self.route(usize::MAX).await;
         let handle = route.handle(self);
         let raw = sftp.raw();
         let mut out = Vec::new();

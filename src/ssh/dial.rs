@@ -48,11 +48,12 @@ pub(super) async fn dial(
     cfg: &HostConfig,
     opts: &ConnectOptions,
     clock: &mut Clock,
+    check: Option<KeyCheck>,
 ) -> Result<(Handle<HostKeyCheck>, SessionEnded)> {
     let tcp = connect_tcp(cfg, clock).await?;
     match &opts.meter {
-        Some(meter) => establish(cfg, Metered::new(tcp, meter.clone()), opts, clock).await,
-        None => establish(cfg, tcp, opts, clock).await,
+        Some(meter) => establish(cfg, Metered::new(tcp, meter.clone()), opts, clock, check).await,
+        None => establish(cfg, tcp, opts, clock, check).await,
     }
 }
 
@@ -102,12 +103,14 @@ const READ_BUFFER: usize = 64 * 1024;
 
 /// The SSH handshake (host key checked against `cfg`'s known_hosts) and
 /// authentication over `stream`. Also returns what tells when the session
-/// has ended.
+/// has ended. `check`: the host key to insist on instead of known_hosts,
+/// and where to keep the key accepted.
 pub(super) async fn establish<S>(
     cfg: &HostConfig,
     stream: S,
     opts: &ConnectOptions,
     clock: &mut Clock,
+    check: Option<KeyCheck>,
 ) -> Result<(Handle<HostKeyCheck>, SessionEnded)>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -120,11 +123,17 @@ where
     let cfg = Arc::new(cfg.clone());
     let refusal = Arc::new(Mutex::new(None));
     let (session, ended) = oneshot::channel();
+    let KeyCheck { pinned, accepted } = check.unwrap_or(KeyCheck {
+        pinned: None,
+        accepted: Arc::new(Mutex::new(None)),
+    });
     let handler = HostKeyCheck {
         cfg: cfg.clone(),
         interactive: opts.interactive,
         prompts: opts.prompts.clone(),
         refusal: refusal.clone(),
+        pinned,
+        accepted,
         _session: session,
     };
     let config = Arc::new(client_config(&cfg, opts.request_timeout));

@@ -92,6 +92,22 @@ pub(crate) struct Connection {
     /// Whether the server is this machine: a loopback address or
     /// `localhost`, reached directly (no jump host).
     on_this_machine: bool,
+    /// How to dial the same server again ([`Connection::another`]); None on
+    /// a connection that is itself another.
+    redial: Option<Redial>,
+    /// The other connections dialled from this one, closed with it.
+    companions: Mutex<Vec<Arc<Connection>>>,
+    /// Set once [`Connection::close`] is called: one still being dialled
+    /// then is closed as soon as it is up.
+    closing: std::sync::atomic::AtomicBool,
+}
+
+/// What [`Connection::another`] dials with: the host's settings, and the
+/// host key the first connection accepted, which the others must present.
+struct Redial {
+    cfg: HostConfig,
+    opts: ConnectOptions,
+    host_key: PublicKey,
 }
 
 /// A channel with an SFTP server at its other end, and the command that
@@ -118,6 +134,13 @@ pub(crate) const FREE_SESSIONS: usize = 10 - 1 - 1 - EXEC_SLOTS;
 /// them rather than a command.
 pub(crate) const FITTING_SESSIONS: usize = FREE_SESSIONS + EXEC_SLOTS - MIN_EXEC_SLOTS;
 
+/// For the server at the end of a chain (not a jump host): the host key to
+/// insist on, and where the accepted one is kept.
+struct KeyCheck {
+    pinned: Option<PublicKey>,
+    accepted: Arc<Mutex<Option<PublicKey>>>,
+}
+
 /// russh's client handler: all it does is decide on the host key.
 struct HostKeyCheck {
     cfg: Arc<HostConfig>,
@@ -125,6 +148,11 @@ struct HostKeyCheck {
     prompts: PromptGuard,
     /// Why the key was refused, for the error message after russh gives up.
     refusal: Arc<Mutex<Option<String>>>,
+    /// The only key to accept, without looking at known_hosts: the one the
+    /// first connection to the same server accepted.
+    pinned: Option<PublicKey>,
+    /// The key accepted, once it is.
+    accepted: Arc<Mutex<Option<PublicKey>>>,
     /// Dropped with the handler, that is when russh's session task ends
     /// however it ends: what tells a tunnel that its jump host is gone.
     _session: tokio::sync::oneshot::Sender<()>,
@@ -143,8 +171,22 @@ impl client::Handler for HostKeyCheck {
             );
             return Ok(false);
         };
-        match self.decide(key).await {
-            Ok(()) => Ok(true),
+        let decided = match &self.pinned {
+            Some(pinned) if pinned.key_data() == key.key_data() => Ok(()),
+            Some(_) => Err(format!(
+                "another connection to {} was offered a host key other than the first's ({})",
+                host_port_name(&self.cfg.host_name, self.cfg.port),
+                known_hosts::fingerprint(key)
+            )),
+            None => self.decide(key).await,
+        };
+        match decided {
+            Ok(()) => {
+                if let Ok(mut accepted) = self.accepted.lock() {
+                    *accepted = Some(key.clone());
+                }
+                Ok(true)
+            }
             Err(message) => {
                 self.refuse(message);
                 Ok(false)
@@ -356,23 +398,80 @@ impl Connection {
     /// whole chain, each host's TCP connect, handshake and (unless a person
     /// is being asked) authentication alike.
     pub(crate) async fn open(cfg: HostConfig, opts: &ConnectOptions) -> Result<Connection> {
+        let (mut conn, host_key) = Connection::dial_chain(&cfg, opts, None).await?;
+        conn.redial = host_key.map(|host_key| Redial {
+            cfg,
+            opts: opts.clone(),
+            host_key,
+        });
+        Ok(conn)
+    }
+
+    /// Another connection to the same server, for more TCP windows across
+    /// a far link: never interactive (BatchMode: a key that needs a
+    /// passphrase or a password is not tried), and the server must present
+    /// the host key this one accepted. Closed with this one.
+    pub(crate) async fn another(&self) -> Result<Arc<Connection>> {
+        let Some(redial) = &self.redial else {
+            return Err(Error::Connect {
+                host: self.host.clone(),
+                reason: "only the first connection dials another".into(),
+            });
+        };
+        let mut cfg = redial.cfg.clone();
+        cfg.batch_mode = true;
+        for hop in &mut cfg.jump_hosts {
+            hop.batch_mode = true;
+        }
+        let opts = ConnectOptions {
+            interactive: false,
+            ..redial.opts.clone()
+        };
+        let pinned = Some(redial.host_key.clone());
+        let (other, _) = Connection::dial_chain(&cfg, &opts, pinned).await?;
+        let other = Arc::new(other);
+        if let Ok(mut companions) = self.companions.lock() {
+            if !self.closing.load(std::sync::atomic::Ordering::SeqCst) {
+                companions.push(other.clone());
+                return Ok(other);
+            }
+        }
+        other.close().await;
+        Err(Error::ConnectionLost {
+            host: self.host.clone(),
+            detail: "the run ended while another connection was dialled".into(),
+        })
+    }
+
+    /// Dials `cfg` (through its jump hosts), the server's host key
+    /// `pinned` if given; returns the connection and the key it accepted.
+    async fn dial_chain(
+        cfg: &HostConfig,
+        opts: &ConnectOptions,
+        pinned: Option<PublicKey>,
+    ) -> Result<(Connection, Option<PublicKey>)> {
         let host = host_port_name(&cfg.host_name, cfg.port);
         let mut clock = Clock::new(cfg.connect_timeout.unwrap_or(opts.connect_timeout));
         let mut jumps: Vec<Handle<HostKeyCheck>> = Vec::new();
         let mut tunnel: Option<Tunnel> = None;
         for (i, hop) in cfg.jump_hosts.iter().enumerate() {
-            let next = cfg.jump_hosts.get(i + 1).unwrap_or(&cfg);
+            let next = cfg.jump_hosts.get(i + 1).unwrap_or(cfg);
             let (hop_handle, hop_ended) = match tunnel.take() {
-                None => dial(hop, opts, &mut clock).await,
-                Some(stream) => establish(hop, stream, opts, &mut clock).await,
+                None => dial(hop, opts, &mut clock, None).await,
+                Some(stream) => establish(hop, stream, opts, &mut clock, None).await,
             }
             .map_err(|e| on_jump_host(e, hop))?;
             tunnel = Some(open_tunnel(&hop_handle, hop_ended, hop, next, &clock).await?);
             jumps.push(hop_handle);
         }
+        let accepted = Arc::new(Mutex::new(None));
+        let check = KeyCheck {
+            pinned,
+            accepted: accepted.clone(),
+        };
         let (handle, _) = match tunnel {
-            None => dial(&cfg, opts, &mut clock).await?,
-            Some(stream) => establish(&cfg, stream, opts, &mut clock).await?,
+            None => dial(cfg, opts, &mut clock, Some(check)).await?,
+            Some(stream) => establish(cfg, stream, opts, &mut clock, Some(check)).await?,
         };
         if jumps.is_empty() {
             tracing::info!("authenticated to {host} as {}", cfg.user);
@@ -385,7 +484,7 @@ impl Connection {
             );
         }
         let on_this_machine = jumps.is_empty() && is_loopback_name(&cfg.host_name);
-        Ok(Connection {
+        let conn = Connection {
             on_this_machine,
             handle,
             jumps,
@@ -394,7 +493,12 @@ impl Connection {
             request_timeout: opts.request_timeout,
             exec_slots: tokio::sync::Semaphore::new(EXEC_SLOTS),
             wrapper: opts.wrapper.clone(),
-        })
+            redial: None,
+            companions: Mutex::new(Vec::new()),
+            closing: false.into(),
+        };
+        let host_key = accepted.lock().ok().and_then(|mut key| key.take());
+        Ok((conn, host_key))
     }
 
     pub(crate) fn host(&self) -> &str {
@@ -439,6 +543,17 @@ impl Connection {
     /// Says goodbye to the server; dropping the handle alone leaves the
     /// connection to be torn down later by russh's background task.
     pub(crate) async fn close(&self) {
+        let companions = match self.companions.lock() {
+            Ok(mut companions) => {
+                self.closing
+                    .store(true, std::sync::atomic::Ordering::SeqCst);
+                std::mem::take(&mut *companions)
+            }
+            Err(_) => Vec::new(),
+        };
+        for companion in companions {
+            Box::pin(companion.close()).await;
+        }
         let handles = std::iter::once(&self.handle).chain(self.jumps.iter().rev());
         for handle in handles {
             let _ = handle

@@ -105,6 +105,26 @@ const AUTO_MOST: usize = 7;
 /// ([`Lanes::widen_for_large`]).
 const LARGE_NEAR: u64 = 256 << 20;
 
+/// A file at least this large, across a far link, gets more connections
+/// ([`Lanes::widen_for_large`]). One takes about ten round trips to dial,
+/// authenticate and start its sessions, while the first carries at most
+/// its TCP window (4 MiB) a round trip: some 40 MiB go meanwhile, whatever
+/// the round trip, so a file three times that gains and a smaller one is
+/// through about when they join.
+const LARGE_FAR: u64 = 128 << 20;
+
+/// The round trip each further connection is worth: one TCP connection's
+/// window (4 MiB where Linux sends, its default `tcp_wmem` maximum) fills
+/// 1 Gbit/s up to about 33 ms; 100 ms gets four connections.
+const PER_CONNECTION: Duration = Duration::from_millis(25);
+
+/// Most connections to one server.
+const MOST_CONNECTIONS: usize = 4;
+
+/// SFTP sessions on each further connection: 2 MiB of OpenSSH's channel
+/// window each, one TCP window's worth together.
+const SESSIONS_PER_CONNECTION: usize = 2;
+
 /// Most sessions `--streams` may ask for.
 pub(crate) const MOST: usize = 16;
 
@@ -118,6 +138,18 @@ pub(crate) fn sessions_for(round_trip: Duration, on_this_machine: bool) -> usize
     let per = PER_SESSION.as_micros().max(1);
     let wanted = round_trip.as_micros().div_ceil(per) as usize;
     wanted.clamp(2, AUTO_MOST)
+}
+
+/// The connections worth having to a server `round_trip` away: one TCP
+/// connection carries at most its window per round trip, however many
+/// channels share it. A server near enough for one session needs one.
+pub(crate) fn connections_for(round_trip: Duration, on_this_machine: bool) -> usize {
+    if sessions_for(round_trip, on_this_machine) < 2 {
+        return 1;
+    }
+    let per = PER_CONNECTION.as_micros().max(1);
+    let wanted = round_trip.as_micros().div_ceil(per) as usize;
+    wanted.clamp(1, MOST_CONNECTIONS)
 }
 
 /// The other sessions' channels, opened while the first session starts
@@ -193,8 +225,9 @@ pub(crate) struct Lanes {
     /// How many are wanted: by the first measure of the round trip, then
     /// 1 if more measures find the server near after all.
     wanted: AtomicUsize,
-    /// The others open so far, in the order they opened (only added to).
-    others: Mutex<Vec<Arc<Sftp>>>,
+    /// The others open so far, in the order they opened (only added to),
+    /// each with the number of the connection it is on (0: `conn`).
+    others: Mutex<Vec<(Arc<Sftp>, usize)>>,
     /// Woken when another session joins.
     joined: Notify,
     conn: Arc<Connection>,
@@ -208,6 +241,13 @@ pub(crate) struct Lanes {
     may_widen: AtomicBool,
     /// Whether it did: the second session is not a far server's.
     widened: AtomicBool,
+    /// Whether a large file may still ask for more connections to a far
+    /// server: sessions chosen on their own, not asked yet.
+    may_connect: AtomicBool,
+    /// Whether more connections are opening, or some opened: their
+    /// sessions join the others even where one session was wanted
+    /// (ProFTPD's, one per connection).
+    connecting: AtomicBool,
 }
 
 impl Lanes {
@@ -249,6 +289,8 @@ impl Lanes {
             early: tokio::sync::Mutex::new(early.filter(|_| wanted > 1)),
             may_widen: may_widen.into(),
             widened: AtomicBool::new(false),
+            may_connect: (streams == Streams::Auto).into(),
+            connecting: AtomicBool::new(false),
         });
         if wanted > 1 {
             let opening = lanes.clone();
@@ -297,6 +339,7 @@ impl Lanes {
     /// it costs the server. It opens in the background; the file widens
     /// onto it when it joins.
     pub(crate) fn widen_for_large(self: &Arc<Self>, bytes: u64) {
+        self.connect_for_large(bytes);
         if bytes < LARGE_NEAR || !self.may_widen.swap(false, Ordering::Relaxed) {
             return;
         }
@@ -309,14 +352,111 @@ impl Lanes {
         });
     }
 
+    /// More connections for a file of `bytes` across a far link, when the
+    /// sessions were chosen on their own and this is the first such file:
+    /// TCP carries at most one window per round trip on each connection,
+    /// 4 MiB where Linux sends by default, 40 MB/s across 100 ms however
+    /// many sessions share it (docs/BENCHMARKS.md). They open in the
+    /// background, each with [`SESSIONS_PER_CONNECTION`] sessions that join
+    /// the others as they come up; a connection that would need a prompt,
+    /// or that the server refuses, is left out (said under `-v`).
+    fn connect_for_large(self: &Arc<Self>, bytes: u64) {
+        if bytes < LARGE_FAR || !self.may_connect.swap(false, Ordering::Relaxed) {
+            return;
+        }
+        let round_trip = self.first.round_trip();
+        if connections_for(round_trip, self.conn.on_this_machine()) < 2 {
+            return;
+        }
+        self.connecting.store(true, Ordering::Relaxed);
+        let lanes = self.clone();
+        tokio::spawn(async move { lanes.open_connections().await });
+    }
+
+    /// Opens the further connections and their sessions, once another
+    /// measure of the round trip agrees the server is far.
+    async fn open_connections(&self) {
+        let here = self.conn.on_this_machine();
+        let round_trip = self.first.round_trip();
+        let least = round_trip.min(self.first.time_round_trip().await);
+        let wanted = connections_for(least, here);
+        tracing::debug!(?least, wanted, "connections for a large file");
+        let per = match self.first.quirks().one_session {
+            true => 1,
+            false => SESSIONS_PER_CONNECTION,
+        };
+        let opening = (1..wanted).map(|number| self.open_connection(number, per));
+        let opened = futures::future::join_all(opening).await;
+        let joined: usize = opened.iter().flatten().sum();
+        let connections = opened.iter().filter(|o| o.is_ok()).count();
+        if connections == 0 {
+            self.connecting.store(false, Ordering::Relaxed);
+        }
+        let refused = opened.into_iter().find_map(|o| o.err());
+        self.tell_connections(wanted, connections, joined, refused);
+    }
+
+    /// One more connection, numbered `number`, with `sessions` SFTP
+    /// sessions on it; how many of them joined.
+    async fn open_connection(&self, number: usize, sessions: usize) -> Result<usize, String> {
+        let conn = self.conn.another().await.map_err(|e| e.to_string())?;
+        let opening = (0..sessions).map(|_| Sftp::open(&conn));
+        let mut joined = 0;
+        for opened in futures::future::join_all(opening).await {
+            match opened {
+                Ok(sftp) if self.fits(&sftp) => {
+                    self.join(sftp, number);
+                    joined += 1;
+                }
+                Ok(_) => tracing::info!("a session on another connection differs from the first"),
+                Err(e) => tracing::info!("a session on another connection did not open: {e}"),
+            }
+        }
+        Ok(joined)
+    }
+
+    /// Says what the further connections came to (`-v`).
+    fn tell_connections(
+        &self,
+        wanted: usize,
+        connections: usize,
+        joined: usize,
+        refused: Option<String>,
+    ) {
+        let host = self.first.host();
+        let mut said = format!(
+            "{connections} more SSH connection{} carr{} {joined} more SFTP session{} to {host} \
+             ({wanted} connections wanted for a large file across a round trip of {:.1} ms: \
+             each TCP connection has a window of its own)",
+            if connections == 1 { "" } else { "s" },
+            if connections == 1 { "ies" } else { "y" },
+            if joined == 1 { "" } else { "s" },
+            self.first.round_trip().as_secs_f64() * 1000.0
+        );
+        if let Some(why) = refused {
+            said = format!("another SSH connection to {host} did not open: {why}; {said}");
+        }
+        self.say(&said);
+    }
+
+    /// Logs `said`, and tells it (`-v`) unless the connection was lost
+    /// meanwhile: that is the run's news, not this.
+    fn say(&self, said: &str) {
+        tracing::info!("{said}");
+        if let (Some(tell), false) = (&self.tell, self.conn.is_closed()) {
+            tell(said);
+        }
+    }
+
     /// How many sessions are wanted (fewer may open).
     pub(crate) fn wanted(&self) -> usize {
         self.wanted.load(Ordering::Relaxed)
     }
 
-    /// Whether more than one session is wanted at all.
+    /// Whether more than one session is wanted at all, on this connection
+    /// or on further ones.
     pub(crate) fn several(&self) -> bool {
-        self.wanted() > 1
+        self.wanted() > 1 || self.connecting.load(Ordering::Relaxed)
     }
 
     /// Whether the sessions are there for a far server's round trip (not
@@ -329,7 +469,18 @@ impl Lanes {
     /// opened: a longer list later starts with this one.
     pub(crate) fn open_now(&self) -> Vec<Arc<Sftp>> {
         let others = self.others.lock().map(|o| o.clone()).unwrap_or_default();
+        let others = others.into_iter().map(|(sftp, _)| sftp);
         std::iter::once(self.first.clone()).chain(others).collect()
+    }
+
+    /// The number of the connection `sftp` is on: 0 for the first, then
+    /// each further one's.
+    pub(crate) fn connection_of(&self, sftp: &Arc<Sftp>) -> usize {
+        let Ok(others) = self.others.lock() else {
+            return 0;
+        };
+        let on = others.iter().find(|(other, _)| Arc::ptr_eq(other, sftp));
+        on.map_or(0, |(_, connection)| *connection)
     }
 
     /// Room for a file to open: on the session with the fewest files open
@@ -395,11 +546,7 @@ impl Lanes {
         if let Some(why) = refused {
             said = format!("the server refused another SFTP session: {why}; {said}");
         }
-        tracing::info!("{said}");
-        // A connection lost meanwhile is the run's news, not this.
-        if let (Some(tell), false) = (&self.tell, self.conn.is_closed()) {
-            tell(&said);
-        }
+        self.say(&said);
     }
 
     /// Opens one more session, on `early`'s channel where one was opened
@@ -434,11 +581,16 @@ impl Lanes {
         if let Some(slot) = slot {
             slot.forget();
         }
+        self.join(sftp, 0);
+        Ok(())
+    }
+
+    /// `sftp`, on the connection numbered `connection`, joins the others.
+    fn join(&self, sftp: Sftp, connection: usize) {
         if let Ok(mut others) = self.others.lock() {
-            others.push(Arc::new(sftp));
+            others.push((Arc::new(sftp), connection));
         }
         self.joined.notify_waiters();
-        Ok(())
     }
 
     /// Whether `other` can carry what the first session's handles carry:
@@ -469,5 +621,19 @@ mod tests {
         assert_eq!(sessions_for(ms(15), true), 1);
         assert_eq!(sessions_for(ms(21), true), 2);
         assert_eq!(sessions_for(ms(100), true), 7);
+    }
+
+    #[test]
+    fn far_servers_get_more_connections() {
+        let ms = Duration::from_millis;
+        assert_eq!(connections_for(ms(3), false), 1);
+        assert_eq!(connections_for(ms(20), false), 1);
+        assert_eq!(connections_for(ms(30), false), 2);
+        assert_eq!(connections_for(ms(50), false), 2);
+        assert_eq!(connections_for(ms(100), false), 4);
+        assert_eq!(connections_for(ms(250), false), 4);
+        // This machine: only an emulated delay counts.
+        assert_eq!(connections_for(ms(15), true), 1);
+        assert_eq!(connections_for(ms(31), true), 2);
     }
 }
