@@ -270,6 +270,31 @@ fn streams_stay_one_on_mod_sftp() {
     push.assert_stderr_contains("proftpd issue 1897");
 }
 
+/// Across a far link (30 ms: a delaying proxy) a large file gets another
+/// connection to mod_sftp, with one session of its own (several on one
+/// connection are what mod_sftp mixes up): the file arrives identical, and
+/// the proxy saw two connections.
+#[test]
+fn a_far_mod_sftp_gets_one_session_per_connection() {
+    let server = Proftpd::start();
+    let src = server.local().join("big.bin");
+    write_file(&src, &random_bytes(160 * MIB as usize, 42));
+    let proxy = DelayProxy::start(server.port(), Duration::from_millis(15));
+    let config = server.config_for_delay(&proxy);
+    let remote = server.remote().join("big.bin");
+    let push = server
+        .ferry_with_config(&config)
+        .args(["-v"])
+        .arg(&src)
+        .arg(server.spec(&remote))
+        .run(Duration::from_secs(120));
+    push.assert_ok();
+    assert_files_identical(&src, &remote);
+    push.assert_stderr_contains("proftpd issue 1897");
+    push.assert_stderr_contains("1 more SSH connection carries 1 more SFTP session ");
+    assert_eq!(proxy.accepted(), 2, "one more connection\n{push}");
+}
+
 #[test]
 fn push_cut_by_the_proxy_resumes_to_an_identical_file() {
     cut_then_resume(Way::Push);

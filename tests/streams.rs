@@ -5,10 +5,13 @@
 //! identical file and sends little more than what was missing; a server
 //! that allows one session (`MaxSessions 1`) leaves the run with that one,
 //! said under `-v`, and the copy still arrives; a server 30 ms away gets
-//! several sessions on its own, and a near one a second for a large file.
+//! several sessions on its own, and a near one a second for a large file;
+//! a large file across a far link gets more SSH connections, and one of
+//! them lost mid-copy is resumed.
 mod common;
 
 use common::*;
+use std::ffi::OsStr;
 use std::path::Path;
 use std::time::Duration;
 
@@ -239,6 +242,48 @@ fn a_large_file_to_a_near_server_gets_a_second_session() {
     );
 }
 
+/// `ferry -a -v` with `more` from `from` to `to` through the config `cfg`.
+fn copy_verbose(sshd: &Sshd, cfg: &Path, more: &[&str], from: &OsStr, to: &OsStr) -> Output {
+    let mut ferry = sshd.ferry_with_config(cfg);
+    ferry.args(["-a", "-v"]).args(more).arg(from).arg(to);
+    ferry.run_ok()
+}
+
+/// A 256 MiB file (random bytes from `seed`) pushed with `-a -v` through a
+/// [`DelayProxy`] 30 ms away (cutting as `cut` says); it arrived identical
+/// and one more SSH connection joined with two sessions.
+struct FarPush {
+    sshd: Sshd,
+    proxy: DelayProxy,
+    cfg: std::path::PathBuf,
+    large: std::path::PathBuf,
+    spec: String,
+    push: Output,
+}
+
+impl FarPush {
+    fn run(seed: u64, cut: Option<(u64, u64)>) -> FarPush {
+        let sshd = Sshd::start();
+        let large = sshd.local().join("large.bin");
+        write_file(&large, &random_bytes(256 * MIB as usize, seed));
+        let proxy = DelayProxy::start_cutting(sshd.port(), Duration::from_millis(15), cut);
+        let cfg = sshd.config_for_delay(&proxy);
+        let remote = sshd.remote().join("large.bin");
+        let spec = sshd.spec(&remote);
+        let push = copy_verbose(&sshd, &cfg, &[], large.as_os_str(), spec.as_ref());
+        assert_files_identical(&large, &remote);
+        push.assert_stderr_contains("1 more SSH connection carries 2 more SFTP sessions");
+        FarPush {
+            sshd,
+            proxy,
+            cfg,
+            large,
+            spec,
+            push,
+        }
+    }
+}
+
 /// A large file across a far link (30 ms: a delaying proxy) gets one more
 /// SSH connection with two sessions of its own, beside the first's: one
 /// TCP connection carries at most its window per round trip. The file
@@ -246,46 +291,39 @@ fn a_large_file_to_a_near_server_gets_a_second_session() {
 /// and `--streams` (sessions the user chose) keeps one connection.
 #[test]
 fn a_large_file_across_a_far_link_gets_more_connections() {
-    let sshd = Sshd::start();
-    let large = sshd.local().join("large.bin");
-    write_file(&large, &random_bytes(256 * MIB as usize, 78));
-    let proxy = DelayProxy::start(sshd.port(), Duration::from_millis(15));
-    let cfg = sshd.config_for_delay(&proxy);
-    let remote = sshd.remote().join("large.bin");
-    let push = sshd
-        .ferry_with_config(&cfg)
-        .args(["-a", "-v"])
-        .arg(&large)
-        .arg(sshd.spec(&remote))
-        .run_ok();
-    assert_files_identical(&large, &remote);
-    push.assert_stderr_contains("1 more SSH connection carries 2 more SFTP sessions");
-    assert_eq!(proxy.accepted(), 2, "one more connection, no more\n{push}");
+    let far = FarPush::run(78, None);
+    let (sshd, cfg, large) = (&far.sshd, &far.cfg, &far.large);
+    let push = &far.push;
+    assert_eq!(
+        far.proxy.accepted(),
+        2,
+        "one more connection, no more\n{push}"
+    );
 
     let back = sshd.local().join("back.bin");
-    let pull = sshd
-        .ferry_with_config(&cfg)
-        .args(["-a", "-v"])
-        .arg(sshd.spec(&remote))
-        .arg(&back)
-        .run_ok();
-    assert_files_identical(&large, &back);
+    let pull = copy_verbose(sshd, cfg, &[], far.spec.as_ref(), back.as_os_str());
+    assert_files_identical(large, &back);
     pull.assert_stderr_contains("1 more SSH connection carries 2 more SFTP sessions");
-    assert_eq!(proxy.accepted(), 4, "the pull too\n{pull}");
+    assert_eq!(far.proxy.accepted(), 4, "the pull too\n{pull}");
 
     let chosen = sshd.remote().join("chosen.bin");
-    let fixed = sshd
-        .ferry_with_config(&cfg)
-        .args(["-a", "-v", "--streams", "3"])
-        .arg(&large)
-        .arg(sshd.spec(&chosen))
-        .run_ok();
-    assert_files_identical(&large, &chosen);
-    assert_eq!(
-        proxy.accepted(),
-        5,
-        "--streams keeps one connection\n{fixed}"
-    );
+    let chosen_spec = sshd.spec(&chosen);
+    let streams = ["--streams", "3"];
+    let fixed = copy_verbose(sshd, cfg, &streams, large.as_os_str(), chosen_spec.as_ref());
+    assert_files_identical(large, &chosen);
+    let accepted = far.proxy.accepted();
+    assert_eq!(accepted, 5, "--streams keeps one connection\n{fixed}");
+}
+
+/// The further connection lost in the middle of a large push (the proxy
+/// ends it after 1 MiB went up through it): the run reconnects and
+/// resumes as after any drop, and the file arrives identical.
+#[test]
+fn a_further_connection_lost_mid_copy_is_resumed() {
+    let far = FarPush::run(79, Some((2, MIB)));
+    far.push.assert_stderr_contains("reconnecting in");
+    let push = &far.push;
+    assert!(far.proxy.accepted() >= 3, "no reconnection\n{push}");
 }
 
 /// A server 30 ms away (a delaying proxy in front of sshd) is far: ferry

@@ -316,8 +316,11 @@ pub(crate) struct Args {
     /// round trip): large files are spread over all of them, small files go
     /// to the least busy. 0 chooses by the round trip measured at the start
     /// (1 on a LAN, with a second for a copy of 256 MiB or more; 2 across
-    /// 20 ms, 7 across 100 ms); 1 keeps one session; a server that refuses
-    /// more (MaxSessions) leaves those it gave, said under -v
+    /// 20 ms, 7 across 100 ms, and for a copy of 128 MiB or more beyond
+    /// 25 ms up to 3 more SSH connections with 2 sessions each,
+    /// as one TCP connection carries at most its window per round trip);
+    /// N uses N sessions on one connection; 1 keeps one session; a server
+    /// that refuses more (MaxSessions) leaves those it gave, said under -v
     #[arg(long, value_name = "N", default_value_t = 0,
           value_parser = clap::value_parser!(u16).range(0..=16), help_heading = OWN)]
     pub streams: u16,

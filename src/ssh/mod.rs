@@ -746,3 +746,60 @@ impl Connection {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use client::Handler;
+    use russh::keys::ssh_key::private::Ed25519Keypair;
+    use russh::keys::{PrivateKey, PublicKeyOrCertificate};
+
+    fn key(seed: u8) -> PublicKey {
+        PrivateKey::from(Ed25519Keypair::from_seed(&[seed; 32]))
+            .public_key()
+            .clone()
+    }
+
+    /// A check that insists on `pinned`, with no known_hosts file at all
+    /// and StrictHostKeyChecking yes: anything it accepts, it accepted
+    /// without them.
+    fn pinned_check(pinned: PublicKey) -> HostKeyCheck {
+        let mut cfg = HostConfig::new("far", "192.0.2.1", 22, "me");
+        cfg.user_known_hosts_files.clear();
+        cfg.global_known_hosts_files.clear();
+        cfg.strict_host_key_checking = StrictHostKeyChecking::Yes;
+        HostKeyCheck {
+            cfg: Arc::new(cfg),
+            interactive: false,
+            prompts: PromptGuard::default(),
+            refusal: Arc::new(Mutex::new(None)),
+            pinned: Some(pinned),
+            accepted: Arc::new(Mutex::new(None)),
+            _session: oneshot::channel().0,
+        }
+    }
+
+    fn offered(key: PublicKey) -> PublicKeyOrCertificate {
+        PublicKeyOrCertificate::PublicKey {
+            key,
+            hash_alg: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn another_connection_accepts_only_the_first_ones_host_key() {
+        let mut same = pinned_check(key(1));
+        assert!(same.check_server_key(&offered(key(1))).await.unwrap());
+        let accepted = same.accepted.lock().unwrap().clone();
+        assert_eq!(
+            accepted.map(|k| k.key_data().clone()),
+            Some(key(1).key_data().clone())
+        );
+
+        let mut other = pinned_check(key(1));
+        assert!(!other.check_server_key(&offered(key(2))).await.unwrap());
+        let refusal = other.refusal.lock().unwrap().clone().unwrap_or_default();
+        assert!(refusal.contains("other than the first's"), "{refusal}");
+        assert!(other.accepted.lock().unwrap().is_none());
+    }
+}

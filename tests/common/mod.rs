@@ -1531,6 +1531,17 @@ pub struct DelayProxy {
 
 impl DelayProxy {
     pub fn start(target_port: u16, one_way: Duration) -> DelayProxy {
+        DelayProxy::start_cutting(target_port, one_way, None)
+    }
+
+    /// As `start`; with `cut` = (n, bytes), the n-th connection accepted
+    /// (1: the first) ends once `bytes` went up through it: the proxy
+    /// stops reading from the client and shuts the server's side.
+    pub fn start_cutting(
+        target_port: u16,
+        one_way: Duration,
+        cut: Option<(u64, u64)>,
+    ) -> DelayProxy {
         let accepted = Arc::new(AtomicU64::new(0));
         let counted = accepted.clone();
         let (port, thread) =
@@ -1541,8 +1552,9 @@ impl DelayProxy {
                         _ = &mut stop => return,
                         res = listener.accept() => {
                             let Ok((client, _)) = res else { continue };
-                            counted.fetch_add(1, Ordering::SeqCst);
-                            tokio::spawn(delay_conn(client, target_port, one_way));
+                            let number = counted.fetch_add(1, Ordering::SeqCst) + 1;
+                            let cut_up = cut.filter(|(n, _)| *n == number).map(|(_, bytes)| bytes);
+                            tokio::spawn(delay_conn(client, target_port, one_way, cut_up));
                         }
                     }
                 }
@@ -1564,7 +1576,12 @@ impl DelayProxy {
     }
 }
 
-async fn delay_conn(client: tokio::net::TcpStream, target_port: u16, one_way: Duration) {
+async fn delay_conn(
+    client: tokio::net::TcpStream,
+    target_port: u16,
+    one_way: Duration,
+    cut_up: Option<u64>,
+) {
     let Ok(server) = tokio::net::TcpStream::connect(("127.0.0.1", target_port)).await else {
         return;
     };
@@ -1572,26 +1589,37 @@ async fn delay_conn(client: tokio::net::TcpStream, target_port: u16, one_way: Du
     let _ = server.set_nodelay(true);
     let (cr, cw) = client.into_split();
     let (sr, sw) = server.into_split();
-    tokio::join!(delay_pump(cr, sw, one_way), delay_pump(sr, cw, one_way));
+    tokio::join!(
+        delay_pump(cr, sw, one_way, cut_up),
+        delay_pump(sr, cw, one_way, None)
+    );
 }
 
 /// Forwards `r` to `w`, each chunk `one_way` after it was read; reading
 /// goes on meanwhile (a delay line, not a stop-and-wait), and the write
-/// side is shut once the read side ended and everything went out.
+/// side is shut once the read side ended and everything went out (or
+/// `cut` bytes were read).
 async fn delay_pump(
     mut r: tokio::net::tcp::OwnedReadHalf,
     mut w: tokio::net::tcp::OwnedWriteHalf,
     one_way: Duration,
+    cut: Option<u64>,
 ) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     // Bounded: a slow reader at the far end pushes back on the sender.
     let (tx, mut rx) = tokio::sync::mpsc::channel::<(tokio::time::Instant, Vec<u8>)>(1024);
     let reading = async move {
         let mut buf = vec![0u8; 64 * 1024];
+        let mut left = cut.unwrap_or(u64::MAX);
         loop {
-            match r.read(&mut buf).await {
+            let most = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+            if most == 0 {
+                return;
+            }
+            match r.read(&mut buf[..most]).await {
                 Ok(0) | Err(_) => return,
                 Ok(n) => {
+                    left -= n as u64;
                     let due = tokio::time::Instant::now() + one_way;
                     if tx.send((due, buf[..n].to_vec())).await.is_err() {
                         return;
