@@ -1,4 +1,5 @@
-//! Several SFTP sessions on one connection, "lanes", for far servers.
+//! Several SFTP sessions, "lanes", for far servers: on one connection, and
+//! for a large file on a few more connections too.
 //!
 //! SSH flow control gives each channel its own window, and OpenSSH's server
 //! opens 2 MiB for a session: one SFTP session moves at most 2 MiB per
@@ -24,6 +25,11 @@
 //! widens onto each. A server that refuses one (OpenSSH's `MaxSessions`,
 //! 10 by default, is shared with the helper's and the shell tier's
 //! sessions) leaves the run with those it got, said under `-v`.
+//!
+//! Every session of one connection shares its TCP window, 4 MiB a round
+//! trip where Linux sends by default: a large file across a far link gets
+//! up to three more connections, two sessions each
+//! ([`Lanes::connect_for_large`]).
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -364,8 +370,12 @@ impl Lanes {
         if bytes < LARGE_FAR || !self.may_connect.swap(false, Ordering::Relaxed) {
             return;
         }
+        // Found near after all (ProFTPD keeps one session however far).
+        let one_session = self.first.quirks().one_session;
         let round_trip = self.first.round_trip();
-        if connections_for(round_trip, self.conn.on_this_machine()) < 2 {
+        if (!self.far() && !one_session)
+            || connections_for(round_trip, self.conn.on_this_machine()) < 2
+        {
             return;
         }
         self.connecting.store(true, Ordering::Relaxed);
@@ -381,6 +391,10 @@ impl Lanes {
         let least = round_trip.min(self.first.time_round_trip().await);
         let wanted = connections_for(least, here);
         tracing::debug!(?least, wanted, "connections for a large file");
+        if wanted < 2 {
+            self.connecting.store(false, Ordering::Relaxed);
+            return;
+        }
         let per = match self.first.quirks().one_session {
             true => 1,
             false => SESSIONS_PER_CONNECTION,
