@@ -193,8 +193,9 @@ pub(crate) struct SftpFile {
 /// A file's handles on the sessions other than its own: each read or write
 /// goes to the least loaded ([`SftpFile::least_loaded_lane`]). It widens
 /// onto each session that opens later.
-#[derive(Default)]
 struct Spread {
+    /// The number of the connection the file's own session is on.
+    own_connection: usize,
     handles: Vec<Arc<LaneHandle>>,
     /// How many of [`Lanes::open_now`]'s sessions were considered.
     tried: usize,
@@ -1215,7 +1216,17 @@ impl SftpFile {
             return;
         }
         if let Ok(mut spread) = self.spread.lock() {
-            spread.get_or_insert_with(Spread::default);
+            spread.get_or_insert_with(|| self.new_spread());
+        }
+    }
+
+    /// A spread with no other handle yet.
+    fn new_spread(&self) -> Spread {
+        Spread {
+            own_connection: self.lanes.connection_of(&self.sftp),
+            handles: Vec::new(),
+            tried: 0,
+            widening: false,
         }
     }
 
@@ -1298,7 +1309,7 @@ impl SftpFile {
         let lane = self.open_on(sftp.clone(), Wait::Yes).await?;
         let handle = lane.handle.clone();
         if let Ok(mut spread) = self.spread.lock() {
-            let spread = spread.get_or_insert_with(Spread::default);
+            let spread = spread.get_or_insert_with(|| self.new_spread());
             spread.handles.push(Arc::new(lane));
         }
         Some(handle)
@@ -1364,9 +1375,10 @@ impl SftpFile {
     /// answered them three times slower).
     fn least_loaded_lane(&self, most: usize) -> Option<Option<LaneRequest<'_>>> {
         let spread = self.spread.lock().ok()?;
-        let handles = &spread.as_ref()?.handles;
+        let spread = spread.as_ref()?;
+        let handles = &spread.handles;
         let own = (
-            self.lanes.connection_of(&self.sftp),
+            spread.own_connection,
             self.own_in_flight.load(Ordering::Relaxed),
             None,
         );

@@ -1544,21 +1544,13 @@ impl DelayProxy {
     ) -> DelayProxy {
         let accepted = Arc::new(AtomicU64::new(0));
         let counted = accepted.clone();
-        let (port, thread) =
-            ProxyThread::start("delay-proxy", move |listener, mut stop| async move {
-                let listener = tokio::net::TcpListener::from_std(listener).expect("proxy listener");
-                loop {
-                    tokio::select! {
-                        _ = &mut stop => return,
-                        res = listener.accept() => {
-                            let Ok((client, _)) = res else { continue };
-                            let number = counted.fetch_add(1, Ordering::SeqCst) + 1;
-                            let cut_up = cut.filter(|(n, _)| *n == number).map(|(_, bytes)| bytes);
-                            tokio::spawn(delay_conn(client, target_port, one_way, cut_up));
-                        }
-                    }
-                }
-            });
+        let (port, thread) = ProxyThread::start("delay-proxy", move |listener, stop| {
+            accept_until_stopped(listener, stop, move |client| {
+                let number = counted.fetch_add(1, Ordering::SeqCst) + 1;
+                let cut_up = cut.filter(|(n, _)| *n == number).map(|(_, bytes)| bytes);
+                tokio::spawn(delay_conn(client, target_port, one_way, cut_up));
+            })
+        });
         DelayProxy {
             port,
             accepted,
@@ -1640,11 +1632,11 @@ async fn delay_pump(
     tokio::join!(reading, writing);
 }
 
-async fn proxy_main(
+/// Hands each connection `listener` accepts to `accepted`, until `stop`.
+async fn accept_until_stopped(
     listener: TcpListener,
-    target_port: u16,
-    shared: Arc<ProxyShared>,
     mut stop: tokio::sync::oneshot::Receiver<()>,
+    mut accepted: impl FnMut(tokio::net::TcpStream),
 ) {
     let listener = tokio::net::TcpListener::from_std(listener).expect("proxy listener");
     loop {
@@ -1652,20 +1644,32 @@ async fn proxy_main(
             _ = &mut stop => return,
             res = listener.accept() => {
                 let Ok((client, _)) = res else { continue };
-                shared.accepted.fetch_add(1, Ordering::SeqCst);
-                if shared.tripped.load(Ordering::SeqCst) {
-                    drop(client);
-                    continue;
-                }
-                let sh = shared.clone();
-                sh.active.fetch_add(1, Ordering::SeqCst);
-                tokio::spawn(async move {
-                    proxy_conn(client, target_port, &sh).await;
-                    sh.active.fetch_sub(1, Ordering::SeqCst);
-                });
+                accepted(client);
             }
         }
     }
+}
+
+async fn proxy_main(
+    listener: TcpListener,
+    target_port: u16,
+    shared: Arc<ProxyShared>,
+    stop: tokio::sync::oneshot::Receiver<()>,
+) {
+    accept_until_stopped(listener, stop, move |client| {
+        shared.accepted.fetch_add(1, Ordering::SeqCst);
+        if shared.tripped.load(Ordering::SeqCst) {
+            drop(client);
+            return;
+        }
+        let sh = shared.clone();
+        sh.active.fetch_add(1, Ordering::SeqCst);
+        tokio::spawn(async move {
+            proxy_conn(client, target_port, &sh).await;
+            sh.active.fetch_sub(1, Ordering::SeqCst);
+        });
+    })
+    .await
 }
 
 async fn proxy_conn(client: tokio::net::TcpStream, target_port: u16, shared: &Arc<ProxyShared>) {
