@@ -7,7 +7,8 @@
 //! said under `-v`, and the copy still arrives; a server 30 ms away gets
 //! several sessions on its own, and a near one a second for a large file;
 //! a large file across a far link gets more SSH connections, and one of
-//! them lost mid-copy is resumed.
+//! them lost mid-copy is resumed; many small files pushed to a far server
+//! with the helper go over SFTP beside the helper's full stream.
 mod common;
 
 use common::*;
@@ -369,4 +370,42 @@ fn a_far_server_gets_more_sessions_on_its_own() {
     assert_trees_identical_with(&src, &back, Compare::ARCHIVE);
     pull.assert_stderr_contains("SFTP sessions carry the data to");
     pull.assert_stderr_contains("spread over ");
+}
+
+/// Many small files pushed to a far server (30 ms) that runs the helper:
+/// its stream carries about its channel's window a round trip, so the
+/// files that would wait for room go over the SFTP sessions beside it
+/// (said under `-vv`). The tree arrives identical; with one session
+/// (`--streams 1`, not far) every file waits for the helper instead.
+#[test]
+fn small_files_to_a_far_helper_also_go_over_sftp() {
+    let sshd = Sshd::start();
+    let src = sshd.local().join("src");
+    for n in 0..2000usize {
+        let data = random_bytes(8000 + n % 5000, n as u64);
+        write_file(&src.join(format!("d{}/f{n}", n % 20)), &data);
+    }
+    let proxy = DelayProxy::start(sshd.port(), Duration::from_millis(15));
+    let cfg = sshd.config_for_delay(&proxy);
+    let helper = ferry_bin();
+    let push_to = |name: &str, streams: &str| {
+        let remote = sshd.remote().join(name);
+        let push = sshd
+            .ferry_with_config(&cfg)
+            .args(["-a", "-vv", "--streams", streams, "--remote-ferry"])
+            .arg(&helper)
+            .arg(format!("{}/", src.display()))
+            .arg(sshd.spec(&remote))
+            .run_ok();
+        assert_trees_identical_with(&src, &remote, Compare::ARCHIVE);
+        push.assert_stderr_contains(": helper\n");
+        push
+    };
+    let far = push_to("far", "0");
+    far.assert_stderr_contains("the helper's stream is full: small files go over SFTP beside it");
+    let one = push_to("one", "1");
+    assert!(
+        !one.all_output_lower().contains("go over sftp beside it"),
+        "one session is not far: the helper takes every file\n{one}"
+    );
 }

@@ -281,8 +281,10 @@ pub(crate) struct Args {
     /// Files in flight at once: a small file costs round trips, not
     /// bandwidth, so many overlap (memory stays bounded whatever the number;
     /// at most 100 remote files are open at once per SFTP session, and N
-    /// are in flight per session where --streams gives several)
-    #[arg(short, long, value_name = "N", default_value_t = 128,
+    /// are in flight per session where --streams gives several: a pushed
+    /// file holds its handle for two of its three round trips, so half as
+    /// many again keep the handles busy)
+    #[arg(short, long, value_name = "N", default_value_t = 192,
           value_parser = clap::value_parser!(u16).range(1..=1024), help_heading = OWN)]
     pub jobs: u16,
 

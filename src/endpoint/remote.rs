@@ -15,7 +15,7 @@ mod symlinks;
 pub(crate) mod tier;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -161,6 +161,9 @@ pub(crate) struct RemoteFs {
     /// Listings started ahead of the walk ([`Endpoint::list_soon`]), by
     /// directory, each running as a task of its own.
     listing_ahead: Mutex<HashMap<String, oneshot::Receiver<Result<Listing>>>>,
+    /// Whether a small file went over SFTP beside the helper's full stream
+    /// (said once, `-vv`).
+    beside_helper: AtomicBool,
 }
 
 /// A remote file: opened over SFTP, or by the helper for a name SFTP
@@ -287,6 +290,7 @@ impl RemoteFs {
             probe: tokio::sync::OnceCell::new(),
             mounts: tokio::sync::OnceCell::new(),
             links: symlinks::KnownLinks::default(),
+            beside_helper: AtomicBool::new(false),
         }
     }
 
@@ -343,6 +347,30 @@ impl RemoteFs {
         }
     }
 
+    /// The helper, for a whole small file of `len` bytes put at `dest`
+    /// through `partial`. Across a far round trip, a file that would wait
+    /// for room in the helper's stream (about its SSH channel's window a
+    /// round trip: 10 MB/s at 100 ms) goes over the SFTP sessions instead,
+    /// which move many files at once each; both carry files side by side.
+    /// Not where only the helper can make it: names that are not UTF-8, or
+    /// times kept to the nanosecond.
+    fn helper_for_whole(
+        &self,
+        partial: &str,
+        dest: &str,
+        len: usize,
+    ) -> Option<&Arc<HelperClient>> {
+        let helper = self.helper()?;
+        let must = self.precise_times() || [partial, dest].iter().any(|p| has_raw_bytes(p));
+        if must || !self.lanes.far() || helper.has_room(len) {
+            return Some(helper);
+        }
+        if !self.beside_helper.swap(true, Ordering::Relaxed) {
+            tracing::info!("the helper's stream is full: small files go over SFTP beside it");
+        }
+        None
+    }
+
     fn err(&self, path: &str, e: SftpError) -> Error {
         self.sftp.error(path, e)
     }
@@ -373,6 +401,21 @@ impl RemoteFs {
             Err(e) if is_not_found(&e) => Ok(None),
             Err(e) => Err(self.err(path, e)),
         }
+    }
+
+    /// [`Endpoint::read_whole`] over SFTP: a file that one read request
+    /// holds takes two round trips, the open, then its read, fstat and
+    /// close together ([`SftpFile::read_whole_and_close`]); a larger one,
+    /// or one whose answer needs more, is read the long way.
+    async fn read_whole_over_sftp(&self, path: &str, len: u64) -> Result<super::Whole> {
+        if len < u64::from(self.sftp.read_chunk()) {
+            if let RemoteFile::Sftp(file) = self.open_read(path).await? {
+                if let Some(whole) = file.read_whole_and_close(len as usize).await? {
+                    return Ok(whole);
+                }
+            }
+        }
+        super::read_whole_by_parts(self, path, len).await
     }
 
     /// Opens `path` on the session with the fewest files open; `again`
@@ -658,7 +701,7 @@ impl Endpoint for RemoteFs {
         attrs: Attrs,
         sync: bool,
     ) -> Result<()> {
-        let Some(helper) = self.helper() else {
+        let Some(helper) = self.helper_for_whole(partial, dest, data.len()) else {
             return super::put_whole_by_parts(self, partial, dest, data, attrs, sync).await;
         };
         let (partial, dest) = (self.sftp.absolute(partial), self.sftp.absolute(dest));
@@ -670,7 +713,7 @@ impl Endpoint for RemoteFs {
 
     async fn read_whole(&self, path: &str, len: u64) -> Result<super::Whole> {
         let Some(helper) = self.helper() else {
-            return super::read_whole_by_parts(self, path, len).await;
+            return self.read_whole_over_sftp(path, len).await;
         };
         let (data, size, mtime) = helper
             .get_file(&self.sftp.absolute(path))
@@ -1486,28 +1529,80 @@ impl SftpFile {
         }
     }
 
-    /// The last read of the file found bytes past `end`, where the caller
-    /// expects it to end; `data` ends with them. A file that grew since it
-    /// was planned is read only up to `end`, as a push reads a local file:
-    /// the copy has the planned size, and the check after the copy finds
-    /// the file changed. A file that still says it ends at `end` shows the
-    /// server's sizes are wrong: it fails.
-    async fn past_the_end(&self, end: u64, mut data: Vec<u8>, len: usize) -> Result<Bytes> {
-        let now = self
-            .sftp
-            .raw()
-            .fstat(self.handle.as_str())
-            .await
-            .map_err(|e| self.sftp.error(&self.path, e))?;
-        if now.attrs.size.is_some_and(|size| size > end) {
-            data.truncate(len);
-            return Ok(data.into());
+    /// Reads this whole file of `len` bytes (less than one read request
+    /// carries) and closes it in one round trip: the read (one byte more,
+    /// to see where the file ends), an fstat and the close go out together,
+    /// and a server carries out requests on one handle in the order sent.
+    /// The fstat, after the read, is the file as read (the stamp a later
+    /// check compares). None where the read came back short of a file
+    /// that did not shrink: some servers answer short, and the file is read
+    /// again the long way.
+    async fn read_whole_and_close(self, len: usize) -> Result<Option<super::Whole>> {
+        let raw = self.sftp.raw();
+        let handle = self.handle.as_str();
+        // join! polls in order and each request is sent on its first poll.
+        let (read, now, closed) = tokio::join!(
+            raw.read(handle, 0, len as u32 + 1),
+            raw.fstat(handle),
+            raw.close(handle)
+        );
+        let data = match read {
+            Ok(data) => data.data,
+            Err(SftpError::Status(s)) if s.status_code == StatusCode::Eof => Vec::new(),
+            Err(e) => return Err(self.sftp.error(&self.path, e)),
+        };
+        let now = now.map_err(|e| self.sftp.error(&self.path, e))?.attrs;
+        closed.map_err(|e| self.sftp.error(&self.path, e))?;
+        // Short, and not because the file shrank to what came back.
+        if data.len() < len && now.size != Some(data.len() as u64) {
+            return Ok(None);
+        }
+        let data = match data.len() > len {
+            true => self.truncated_past_the_end(len as u64, data, &now)?,
+            false => data,
+        };
+        let now = meta_of(&now);
+        Ok(Some(super::Whole {
+            data: data.into(),
+            stamp: Some((now.size, now.mtime)),
+        }))
+    }
+
+    /// `data`, read past `end`, cut there when the file grew since it was
+    /// planned (`now`'s size); else the server's sizes are wrong: it fails.
+    fn truncated_past_the_end(
+        &self,
+        end: u64,
+        mut data: Vec<u8>,
+        now: &FileAttributes,
+    ) -> Result<Vec<u8>> {
+        if now.size.is_some_and(|size| size > end) {
+            data.truncate(end as usize);
+            return Ok(data);
         }
         let message = format!(
             "the file goes on past the {end} bytes the server gave as its size \
              (the server's sizes are wrong)"
         );
         Err(FileError::refused(self.sftp.label(), &self.path, message).into())
+    }
+
+    /// The last read of the file found bytes past `end`, where the caller
+    /// expects it to end; `data` ends with them. A file that grew since it
+    /// was planned is read only up to `end`, as a push reads a local file:
+    /// the copy has the planned size, and the check after the copy finds
+    /// the file changed. A file that still says it ends at `end` shows the
+    /// server's sizes are wrong: it fails.
+    async fn past_the_end(&self, end: u64, data: Vec<u8>, len: usize) -> Result<Bytes> {
+        let now = self
+            .sftp
+            .raw()
+            .fstat(self.handle.as_str())
+            .await
+            .map_err(|e| self.sftp.error(&self.path, e))?;
+        let mut data = self.truncated_past_the_end(end, data, &now.attrs)?;
+        data.truncate(len);
+        Ok(data.into())
     }
 
     async fn write_at(&self, offset: u64, data: Bytes) -> Result<()> {

@@ -79,9 +79,10 @@ pub(crate) struct HelperClient {
 
 /// Most KiB of requests in flight at once. Past about the SSH channel's
 /// window (OpenSSH: 2 MiB), russh holds back every channel's output until
-/// the server adjusts the window, a round trip at a time; well below it,
-/// the stream flows.
-const UNANSWERED_KIB: u32 = 1024;
+/// the server adjusts the window, a round trip at a time; a little below
+/// it, the stream flows. Across a far link this is the stream's pace: at
+/// 100 ms, 1 MiB a round trip is 10 MB/s.
+const UNANSWERED_KIB: u32 = 1792;
 
 /// Bytes of queued requests the writer gathers into one write: one SSH
 /// packet for many small requests rather than one each.
@@ -248,6 +249,13 @@ impl HelperClient {
             Message::Copied { bytes } if bytes == data.len() as u64 => Ok(()),
             other => Err(not_answered(other)),
         }
+    }
+
+    /// Whether a request carrying `len` bytes would be written at once,
+    /// not held until earlier requests are answered.
+    pub(crate) fn has_room(&self, len: usize) -> bool {
+        let kib = (len.div_ceil(1024) + 1).min(UNANSWERED_KIB as usize);
+        self.unanswered.available_permits() >= kib
     }
 
     /// A small remote file's bytes, with its size and mtime as they were
