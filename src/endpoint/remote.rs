@@ -408,11 +408,12 @@ impl RemoteFs {
     /// close together ([`SftpFile::read_whole_and_close`]); a larger one,
     /// or one whose answer needs more, is read the long way.
     async fn read_whole_over_sftp(&self, path: &str, len: u64) -> Result<super::Whole> {
-        if len < u64::from(self.sftp.read_chunk()) {
-            if let RemoteFile::Sftp(file) = self.open_read(path).await? {
-                if let Some(whole) = file.read_whole_and_close(len as usize).await? {
-                    return Ok(whole);
-                }
+        // A name SFTP cannot carry fails here, as its open would.
+        if len < u64::from(self.sftp.read_chunk()) && self.by_helper(&[path])?.is_none() {
+            let read = OpenFlags::READ;
+            let file = self.open(path, read, FileAttributes::empty(), read).await?;
+            if let Some(whole) = file.read_whole_and_close(len as usize).await? {
+                return Ok(whole);
             }
         }
         super::read_whole_by_parts(self, path, len).await
