@@ -372,7 +372,8 @@ fn a_far_server_gets_more_sessions_on_its_own() {
     pull.assert_stderr_contains("spread over ");
 }
 
-/// Many small files pushed to a far server (30 ms) that runs the helper:
+/// Many small files (3,000, enough to outlast the helper's start) pushed
+/// to a far server (30 ms) that runs the helper:
 /// its stream carries about its channel's window a round trip, so the
 /// files that would wait for room go over the SFTP sessions beside it
 /// (said under `-vv`). The tree arrives identical; with one session
@@ -381,7 +382,7 @@ fn a_far_server_gets_more_sessions_on_its_own() {
 fn small_files_to_a_far_helper_also_go_over_sftp() {
     let sshd = Sshd::start();
     let src = sshd.local().join("src");
-    for n in 0..2000usize {
+    for n in 0..3000usize {
         let data = random_bytes(8000 + n % 5000, n as u64);
         write_file(&src.join(format!("d{}/f{n}", n % 20)), &data);
     }
