@@ -250,9 +250,16 @@ fn copy_verbose(sshd: &Sshd, cfg: &Path, more: &[&str], from: &OsStr, to: &OsStr
     ferry.run_ok()
 }
 
+/// A far large file's copies are held to 40 MiB/s (`--bwlimit`, which the
+/// further connections count too): 256 MiB then take over 6 s, and the
+/// further connection, dialled once the file starts, joins well before the
+/// end even on a loaded machine (unlimited, a loopback copy once finished
+/// in 2.2 s, before it joined).
+const FAR_RATE: [&str; 2] = ["--bwlimit", "40M"];
+
 /// A 256 MiB file (random bytes from `seed`) pushed with `-a -v` through a
-/// [`DelayProxy`] 30 ms away (cutting as `cut` says); it arrived identical
-/// and one more SSH connection joined with two sessions.
+/// [`DelayProxy`] 30 ms away (cutting as `cut` says) at [`FAR_RATE`]; it
+/// arrived identical and one more SSH connection joined with two sessions.
 struct FarPush {
     sshd: Sshd,
     proxy: DelayProxy,
@@ -271,7 +278,7 @@ impl FarPush {
         let cfg = sshd.config_for_delay(&proxy);
         let remote = sshd.remote().join("large.bin");
         let spec = sshd.spec(&remote);
-        let push = copy_verbose(&sshd, &cfg, &[], large.as_os_str(), spec.as_ref());
+        let push = copy_verbose(&sshd, &cfg, &FAR_RATE, large.as_os_str(), spec.as_ref());
         assert_files_identical(&large, &remote);
         push.assert_stderr_contains("1 more SSH connection carries 2 more SFTP sessions");
         FarPush {
@@ -302,14 +309,14 @@ fn a_large_file_across_a_far_link_gets_more_connections() {
     );
 
     let back = sshd.local().join("back.bin");
-    let pull = copy_verbose(sshd, cfg, &[], far.spec.as_ref(), back.as_os_str());
+    let pull = copy_verbose(sshd, cfg, &FAR_RATE, far.spec.as_ref(), back.as_os_str());
     assert_files_identical(large, &back);
     pull.assert_stderr_contains("1 more SSH connection carries 2 more SFTP sessions");
     assert_eq!(far.proxy.accepted(), 4, "the pull too\n{pull}");
 
     let chosen = sshd.remote().join("chosen.bin");
     let chosen_spec = sshd.spec(&chosen);
-    let streams = ["--streams", "3"];
+    let streams = ["--streams", "3", FAR_RATE[0], FAR_RATE[1]];
     let fixed = copy_verbose(sshd, cfg, &streams, large.as_os_str(), chosen_spec.as_ref());
     assert_files_identical(large, &chosen);
     let accepted = far.proxy.accepted();
