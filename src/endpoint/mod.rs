@@ -171,6 +171,10 @@ pub(crate) trait Endpoint: Send + Sync {
     /// before them. What is never asked for is dropped with the endpoint.
     fn list_soon(&self, _dirs: &[&str]) {}
 
+    /// Starts [`Endpoint::stat`] of `path`, which will soon be asked for,
+    /// in the background, as [`Endpoint::list_soon`] does for listings.
+    fn stat_soon(&self, _path: &str) {}
+
     fn open_read(&self, path: &str) -> impl Future<Output = Result<Self::File>> + Send;
 
     /// Opens for writing, creating the file with `mode` (before umask) if missing.

@@ -161,6 +161,8 @@ pub(crate) struct RemoteFs {
     /// Listings started ahead of the walk ([`Endpoint::list_soon`]), by
     /// directory, each running as a task of its own.
     listing_ahead: Mutex<HashMap<String, oneshot::Receiver<Result<Listing>>>>,
+    /// Stats started ahead ([`Endpoint::stat_soon`]), by path.
+    stat_ahead: Mutex<HashMap<String, oneshot::Receiver<Result<Option<Meta>>>>>,
     /// Whether a small file went over SFTP beside the helper's full stream
     /// (said once, `-vv`).
     beside_helper: AtomicBool,
@@ -281,6 +283,7 @@ impl RemoteFs {
             label: sftp.label().clone(),
             describe: choice.describe,
             listing_ahead: Mutex::default(),
+            stat_ahead: Mutex::default(),
             lanes: Lanes::new(conn.clone(), sftp.clone(), streams, early),
             status: status_early(sftp.clone(), conn.request_timeout()),
             conn,
@@ -386,22 +389,22 @@ impl RemoteFs {
         if !follow && self.sftp.quirks().follows_final_symlinks {
             return self.lstat_not_following(path).await;
         }
+        if follow {
+            let ahead = self.stat_ahead.lock().ok().and_then(|mut a| a.remove(path));
+            // One that failed is asked again, as a listing is.
+            if let Some(Ok(Ok(meta))) = match ahead {
+                Some(stat) => Some(stat.await),
+                None => None,
+            } {
+                return Ok(meta);
+            }
+        }
         self.stat_over_sftp(path, follow).await
     }
 
     /// STAT or LSTAT's answer for `path`, as the server gives it.
     async fn stat_over_sftp(&self, path: &str, follow: bool) -> Result<Option<Meta>> {
-        let raw = self.sftp.raw();
-        let reply = if follow {
-            raw.stat(path).await
-        } else {
-            raw.lstat(path).await
-        };
-        match reply {
-            Ok(attrs) => Ok(Some(meta_of(&attrs.attrs))),
-            Err(e) if is_not_found(&e) => Ok(None),
-            Err(e) => Err(self.err(path, e)),
-        }
+        stat_on(&self.sftp, path, follow).await
     }
 
     /// [`Endpoint::read_whole`] over SFTP: a file that one read request
@@ -560,6 +563,21 @@ impl RemoteFs {
 
     async fn set_attrs(&self, path: &str, attrs: FileAttributes) -> Result<()> {
         self.sftp.set_attrs(path, attrs).await
+    }
+}
+
+/// STAT or LSTAT's answer for `path` on `sftp`, as the server gives it.
+async fn stat_on(sftp: &Sftp, path: &str, follow: bool) -> Result<Option<Meta>> {
+    let raw = sftp.raw();
+    let reply = if follow {
+        raw.stat(path).await
+    } else {
+        raw.lstat(path).await
+    };
+    match reply {
+        Ok(attrs) => Ok(Some(meta_of(&attrs.attrs))),
+        Err(e) if is_not_found(&e) => Ok(None),
+        Err(e) => Err(sftp.error(path, e)),
     }
 }
 
@@ -861,6 +879,26 @@ impl Endpoint for RemoteFs {
             });
             ahead.insert(dir.to_string(), rx);
         }
+    }
+
+    fn stat_soon(&self, path: &str) {
+        // As stat_with: what the helper would answer is not started ahead.
+        let by_helper = !matches!(self.by_helper(&[path]), Ok(None));
+        if by_helper || self.describing_helper(Describe::Stats).is_some() {
+            return;
+        }
+        let Ok(mut ahead) = self.stat_ahead.lock() else {
+            return;
+        };
+        if ahead.contains_key(path) {
+            return;
+        }
+        let (tx, rx) = oneshot::channel();
+        let (sftp, at) = (self.sftp.clone(), path.to_string());
+        tokio::spawn(async move {
+            let _ = tx.send(stat_on(&sftp, &at, true).await);
+        });
+        ahead.insert(path.to_string(), rx);
     }
 
     async fn open_read(&self, path: &str) -> Result<RemoteFile> {

@@ -288,6 +288,9 @@ pub(crate) async fn sync_into<S: Endpoint, D: Endpoint>(
         false => opts,
     };
     let args: Vec<SourceArg> = sources.iter().map(|s| SourceArg::new(s)).collect();
+    // The plan looks at the destination first: across a far link that
+    // round trip goes beside the owners' questions.
+    dst.stat_soon(dest);
     list_tops_soon(src, dst, &args, dest, opts);
     let opts = &owners::prepare(src, dst, dest, opts, reporter).await?;
     if opts.checksum {
