@@ -389,13 +389,13 @@ impl RemoteFs {
         if !follow && self.sftp.quirks().follows_final_symlinks {
             return self.lstat_not_following(path).await;
         }
-        if follow {
-            let ahead = self.stat_ahead.lock().ok().and_then(|mut a| a.remove(path));
-            // One that failed is asked again, as a listing is.
-            if let Some(Ok(Ok(meta))) = match ahead {
-                Some(stat) => Some(stat.await),
-                None => None,
-            } {
+        let ahead = match follow {
+            true => self.stat_ahead.lock().ok().and_then(|mut a| a.remove(path)),
+            false => None,
+        };
+        // One that failed is asked again, as a listing is.
+        if let Some(stat) = ahead {
+            if let Ok(Ok(meta)) = stat.await {
                 return Ok(meta);
             }
         }
