@@ -160,9 +160,9 @@ pub(crate) struct RemoteFs {
     describe: Describe,
     /// Listings started ahead of the walk ([`Endpoint::list_soon`]), by
     /// directory, each running as a task of its own.
-    listing_ahead: Mutex<HashMap<String, oneshot::Receiver<Result<Listing>>>>,
+    listing_ahead: Ahead<Listing>,
     /// Stats started ahead ([`Endpoint::stat_soon`]), by path.
-    stat_ahead: Mutex<HashMap<String, oneshot::Receiver<Result<Option<Meta>>>>>,
+    stat_ahead: Ahead<Option<Meta>>,
     /// Whether a small file went over SFTP beside the helper's full stream
     /// (said once, `-vv`).
     beside_helper: AtomicBool,
@@ -282,8 +282,8 @@ impl RemoteFs {
         RemoteFs {
             label: sftp.label().clone(),
             describe: choice.describe,
-            listing_ahead: Mutex::default(),
-            stat_ahead: Mutex::default(),
+            listing_ahead: Ahead::default(),
+            stat_ahead: Ahead::default(),
             lanes: Lanes::new(conn.clone(), sftp.clone(), streams, early),
             status: status_early(sftp.clone(), conn.request_timeout()),
             conn,
@@ -389,13 +389,8 @@ impl RemoteFs {
         if !follow && self.sftp.quirks().follows_final_symlinks {
             return self.lstat_not_following(path).await;
         }
-        let ahead = match follow {
-            true => self.stat_ahead.lock().ok().and_then(|mut a| a.remove(path)),
-            false => None,
-        };
-        // One that failed is asked again, as a listing is.
-        if let Some(stat) = ahead {
-            if let Ok(Ok(meta)) = stat.await {
+        if follow {
+            if let Some(meta) = self.stat_ahead.take(path).await {
                 return Ok(meta);
             }
         }
@@ -563,6 +558,49 @@ impl RemoteFs {
 
     async fn set_attrs(&self, path: &str, attrs: FileAttributes) -> Result<()> {
         self.sftp.set_attrs(path, attrs).await
+    }
+}
+
+/// Answers started ahead of being asked for, by path, each as a task of
+/// its own; what is never asked for is dropped with the endpoint.
+struct Ahead<T> {
+    started: Mutex<HashMap<String, oneshot::Receiver<Result<T>>>>,
+}
+
+impl<T> Default for Ahead<T> {
+    fn default() -> Self {
+        Ahead {
+            started: Mutex::default(),
+        }
+    }
+}
+
+impl<T: Send + 'static> Ahead<T> {
+    /// Starts `answer` for `path`, unless one was started already.
+    fn start(
+        &self,
+        path: &str,
+        answer: impl std::future::Future<Output = Result<T>> + Send + 'static,
+    ) {
+        let Ok(mut started) = self.started.lock() else {
+            return;
+        };
+        if started.contains_key(path) {
+            return;
+        }
+        let (tx, rx) = oneshot::channel();
+        tokio::spawn(async move {
+            let _ = tx.send(answer.await);
+        });
+        started.insert(path.to_string(), rx);
+    }
+
+    /// The answer started for `path`, once in, if it succeeded: one that
+    /// failed is asked again (it may have been asked before the entry was
+    /// there: a guess made before planning).
+    async fn take(&self, path: &str) -> Option<T> {
+        let answer = self.started.lock().ok()?.remove(path)?;
+        answer.await.ok()?.ok()
     }
 }
 
@@ -865,19 +903,13 @@ impl Endpoint for RemoteFs {
         if self.describing_helper(Describe::All).is_some() {
             return;
         }
-        let Ok(mut ahead) = self.listing_ahead.lock() else {
-            return;
-        };
         for &dir in dirs {
-            if ahead.contains_key(dir) || !matches!(self.by_helper(&[dir]), Ok(None)) {
+            if !matches!(self.by_helper(&[dir]), Ok(None)) {
                 continue;
             }
-            let (tx, rx) = oneshot::channel();
             let (sftp, label, path) = (self.sftp.clone(), self.label.clone(), dir.to_string());
-            tokio::spawn(async move {
-                let _ = tx.send(list_dir_over_sftp(&sftp, &label, &path).await);
-            });
-            ahead.insert(dir.to_string(), rx);
+            let listing = async move { list_dir_over_sftp(&sftp, &label, &path).await };
+            self.listing_ahead.start(dir, listing);
         }
     }
 
@@ -887,18 +919,9 @@ impl Endpoint for RemoteFs {
         if by_helper || self.describing_helper(Describe::Stats).is_some() {
             return;
         }
-        let Ok(mut ahead) = self.stat_ahead.lock() else {
-            return;
-        };
-        if ahead.contains_key(path) {
-            return;
-        }
-        let (tx, rx) = oneshot::channel();
         let (sftp, at) = (self.sftp.clone(), path.to_string());
-        tokio::spawn(async move {
-            let _ = tx.send(stat_on(&sftp, &at, true).await);
-        });
-        ahead.insert(path.to_string(), rx);
+        let stat = async move { stat_on(&sftp, &at, true).await };
+        self.stat_ahead.start(path, stat);
     }
 
     async fn open_read(&self, path: &str) -> Result<RemoteFile> {
@@ -1195,19 +1218,10 @@ impl RemoteFs {
     /// ([`Endpoint::list_soon`]) if there is one and it succeeded, else one
     /// made now.
     async fn listed_ahead_or_now(&self, dir: &str) -> Result<Listing> {
-        let ahead = self
-            .listing_ahead
-            .lock()
-            .ok()
-            .and_then(|mut a| a.remove(dir));
-        // One that failed is asked again: it may have been taken before the
-        // directory was there (a guess made before planning).
-        if let Some(listing) = ahead {
-            if let Ok(Ok(listed)) = listing.await {
-                return Ok(listed);
-            }
+        match self.listing_ahead.take(dir).await {
+            Some(listed) => Ok(listed),
+            None => self.list_over_sftp(dir).await,
         }
-        self.list_over_sftp(dir).await
     }
 
     /// `dir`'s listing over SFTP, made now.
