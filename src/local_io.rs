@@ -23,7 +23,7 @@ use crate::meta::{
     Attrs, CopyRange, Entry, Identity, Inode, Kind, Listing, Meta, Mtime, Owner, OwnerChange,
 };
 use crate::paths::{from_bytes, os_path};
-pub(crate) use confined::{Place, Roots};
+pub(crate) use confined::{Place, RecentDir, Roots};
 
 pub(crate) fn meta_of(m: &fs::Metadata) -> Meta {
     Meta {
@@ -87,14 +87,37 @@ pub(crate) fn install_whole(
 fn write_whole(place: &Place, data: &[u8], attrs: Attrs, sync: bool) -> io::Result<()> {
     // A file of its own: whatever has the name (an old partial, a planted
     // symlink) is removed, not opened.
-    let file = match confined::open_write(place, true, 0o600) {
+    let mode = first_mode(attrs);
+    let file = match confined::open_write(place, true, mode) {
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
             confined::remove_file(place)?;
-            confined::open_write(place, true, 0o600)?
+            confined::open_write(place, true, mode)?
         }
         opened => opened?,
     };
     finish_file(&file, Some((0, data)), attrs, sync)
+}
+
+/// The mode a new file is created with: its own, where the owner it is to
+/// have is the one it gets (then, the umask and a default ACL permitting,
+/// no chmod follows); owner-only where another owner or group is still to
+/// be given (until then, the creator's group must not read it) or a
+/// set-id bit would be set before the data is whole.
+fn first_mode(attrs: Attrs) -> u32 {
+    let (uid, gid) = creator();
+    let ours = attrs.owner.uid.is_none_or(|u| u == uid) && attrs.owner.gid.is_none_or(|g| g == gid);
+    match ours && attrs.mode & 0o7000 == 0 {
+        true => attrs.mode & 0o777,
+        false => 0o600,
+    }
+}
+
+/// The owner and group a file this process creates gets (a directory's
+/// set-group-id bit aside).
+pub(crate) fn creator() -> (u32, u32) {
+    static IDS: std::sync::OnceLock<(u32, u32)> = std::sync::OnceLock::new();
+    // SAFETY: geteuid and getegid cannot fail and have no preconditions.
+    *IDS.get_or_init(|| unsafe { (libc::geteuid(), libc::getegid()) })
 }
 
 /// The last write of an open file, its attributes, and a sync when asked:
@@ -108,9 +131,20 @@ pub(crate) fn finish_file(
     if let Some((offset, data)) = last {
         file.write_all_at(data, offset)?;
     }
+    // What the file already has is not set again: a new one was created
+    // with its mode and owner where it could be (two system calls of the
+    // nine a small file costs).
+    let has = rustix::fs::fstat(file)?;
+    let owner = OwnerChange {
+        uid: attrs.owner.uid.filter(|&uid| uid != has.st_uid),
+        gid: attrs.owner.gid.filter(|&gid| gid != has.st_gid),
+    };
     // The owner first: chown clears the setuid and setgid bits.
-    set_owner_of(file, attrs.owner)?;
-    file.set_permissions(fs::Permissions::from_mode(attrs.mode))?;
+    let chowned = set_owner_of(file, owner)? && !owner.is_empty();
+    let mode = attrs.mode & 0o7777;
+    if has.st_mode & 0o7777 != mode || (chowned && mode & 0o6000 != 0) {
+        file.set_permissions(fs::Permissions::from_mode(mode))?;
+    }
     if let Some(mtime) = attrs.mtime {
         set_mtime_of(file, mtime)?;
     }
@@ -412,6 +446,47 @@ pub(crate) fn process_umask() -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_small_file_ends_with_its_mode_and_owner_whatever_it_was_created_with() {
+        let dir = tempfile::tempdir().unwrap();
+        let (uid, gid) = creator();
+        let keep = OwnerChange::default();
+        let ours = OwnerChange {
+            uid: Some(uid),
+            gid: Some(gid),
+        };
+        let other = OwnerChange {
+            uid: Some(4321),
+            gid: Some(4322),
+        };
+        let umask = process_umask();
+        // The umask takes bits from 0o666; a set-id bit is set after the
+        // data; another owner is given before the mode.
+        let mut cases = vec![(0o644, keep), (0o666, ours), (0o4755, ours), (0o2750, keep)];
+        if uid == 0 {
+            cases.extend([(0o640, other), (0o6755, other)]);
+        }
+        assert_ne!(umask & 0o022, 0, "the test needs a umask that takes bits");
+        for (i, (mode, owner)) in cases.into_iter().enumerate() {
+            let (partial, dest) = (
+                dir.path().join(format!(".{i}")),
+                dir.path().join(i.to_string()),
+            );
+            let attrs = Attrs {
+                mode,
+                mtime: None,
+                owner,
+            };
+            let place = confined::Place::path;
+            install_whole(&place(&partial), &place(&dest), b"data", attrs, false).unwrap();
+            let meta = fs::metadata(&dest).unwrap();
+            assert_eq!(meta.mode() & 0o7777, mode, "case {i}");
+            let want = (owner.uid.unwrap_or(uid), owner.gid.unwrap_or(gid));
+            assert_eq!((meta.uid(), meta.gid()), want, "case {i}");
+            assert_eq!(fs::read(&dest).unwrap(), b"data");
+        }
+    }
 
     #[test]
     fn reads_ahead_in_order_and_stops_when_asked() {

@@ -138,8 +138,7 @@ impl Endpoint for LocalFs {
             inodes: true,
             device_numbers: true,
             makes_nodes: true,
-            // SAFETY: geteuid cannot fail and has no preconditions.
-            may_make_devices: unsafe { libc::geteuid() } == 0,
+            may_make_devices: crate::local_io::creator().0 == 0,
             xattrs: true,
         }
     }

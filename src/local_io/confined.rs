@@ -134,12 +134,23 @@ impl Roots {
     /// holds its last component, reached without following a symlink; the
     /// root itself and paths under no root, the path as given.
     pub(crate) fn place(&self, path: &str) -> io::Result<Place> {
-        self.place_found(path, self.below(path))
+        self.place_found(path, self.below(path), None)
     }
 
     /// [`Roots::place`] of two paths, walked once when they are in the
     /// same directory (a partial file and the name it is renamed to).
     pub(crate) fn place_both(&self, one: &str, other: &str) -> io::Result<(Place, Place)> {
+        self.place_both_near(one, other, None)
+    }
+
+    /// [`Roots::place_both`], starting from `recent`'s directory when the
+    /// two are in it, and leaving theirs there for the next change.
+    pub(crate) fn place_both_near(
+        &self,
+        one: &str,
+        other: &str,
+        mut recent: Option<&mut RecentDir>,
+    ) -> io::Result<(Place, Place)> {
         let (found_one, found_other) = (self.below(one), self.below(other));
         let same_dir = match (&found_one, &found_other) {
             (Some((a, dirs_a, _)), Some((b, dirs_b, _))) => {
@@ -147,24 +158,42 @@ impl Roots {
             }
             _ => false,
         };
-        let first = self.place_found(one, found_one)?;
+        let first = self.place_found(one, found_one, recent.as_deref_mut())?;
         let second = match (&first.walk, found_other) {
             (Some(walk), Some((_, _, name))) if same_dir => Place {
                 name: os_path(name).into_owned(),
                 walk: Some(walk.clone()),
             },
-            (_, found) => self.place_found(other, found)?,
+            (_, found) => self.place_found(other, found, recent)?,
         };
         Ok((first, second))
     }
 
-    /// The place of `path`, found ([`Roots::below`]) below a root or not.
-    fn place_found(&self, path: &str, found: Option<Below<'_, '_>>) -> io::Result<Place> {
+    /// The place of `path`, found ([`Roots::below`]) below a root or not;
+    /// its directory taken from `recent` when it is the one kept there.
+    fn place_found(
+        &self,
+        path: &str,
+        found: Option<Below<'_, '_>>,
+        recent: Option<&mut RecentDir>,
+    ) -> io::Result<Place> {
         let Some((root, dirs, name)) = found else {
             return Ok(Place::path(os_path(path)));
         };
-        let mut walk = Walk::open(root, self.dirlinks)?;
-        walk.enter(dirs.iter().map(|d| d.to_string()))?;
+        let kept = recent
+            .as_ref()
+            .and_then(|recent| recent.walk_to(root, &dirs));
+        let walk = match kept {
+            Some(walk) => walk,
+            None => {
+                let mut walk = Walk::open(root, self.dirlinks)?;
+                walk.enter(dirs.iter().map(|d| d.to_string()))?;
+                if let Some(recent) = recent {
+                    recent.keep(root, &dirs, &walk);
+                }
+                walk
+            }
+        };
         Ok(Place {
             name: os_path(name).into_owned(),
             walk: Some(walk),
@@ -203,6 +232,38 @@ impl Roots {
             true => Ok(()),
             false => Err(Errno::LOOP.into()),
         }
+    }
+}
+
+/// The directory the last change was placed in, kept for the next one in
+/// the same directory: the walk from the root (a system call a level) is
+/// then not made again. Whoever keeps one bounds its life: a directory
+/// swapped for a symlink after the walk is not followed (the descriptor
+/// is the directory walked to), but a change through a kept one lands in
+/// that directory wherever it was moved meanwhile, as a change already
+/// under way does. The helper keeps one only while it answers the small
+/// files it has already received, one after another.
+#[derive(Debug, Default)]
+pub(crate) struct RecentDir {
+    /// The root (by address: the roots live as long as the run) and the
+    /// directories below it, as walked.
+    kept: Option<(usize, Vec<String>, Walk)>,
+}
+
+impl RecentDir {
+    pub(crate) fn forget(&mut self) {
+        self.kept = None;
+    }
+
+    fn walk_to(&self, root: &Root, dirs: &[&str]) -> Option<Walk> {
+        let (at, walked, walk) = self.kept.as_ref()?;
+        let same = *at == std::ptr::from_ref(root) as usize && walked.iter().eq(dirs);
+        same.then(|| walk.clone())
+    }
+
+    fn keep(&mut self, root: &Root, dirs: &[&str], walk: &Walk) {
+        let dirs = dirs.iter().map(|d| d.to_string()).collect();
+        self.kept = Some((std::ptr::from_ref(root) as usize, dirs, walk.clone()));
     }
 }
 
@@ -610,6 +671,35 @@ pub(crate) mod tests {
         let mine = place("mine").unwrap();
         rename(&mine, &place("moved").unwrap()).unwrap();
         assert_eq!(snapshot(&s.outside), before);
+    }
+
+    #[test]
+    fn a_kept_directory_is_the_one_walked_never_a_symlink_swapped_in_after() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (dest, outside) = (tmp.path().join("dest"), tmp.path().join("outside"));
+        std::fs::create_dir_all(dest.join("sub")).unwrap();
+        std::fs::create_dir_all(&outside).unwrap();
+        let before = snapshot(&outside);
+        let roots = Roots::new([dest.to_str().unwrap().to_string()], false);
+        let at = |name: &str| format!("{}/sub/{name}", dest.display());
+        let mut recent = RecentDir::default();
+        let put = |name: &str, recent: &mut RecentDir| -> io::Result<()> {
+            let partial = format!(".{name}.partial");
+            let (partial, dest) = roots.place_both_near(&at(&partial), &at(name), Some(recent))?;
+            drop(open_write(&partial, true, 0o600)?);
+            rename(&partial, &dest)
+        };
+        put("a", &mut recent).unwrap();
+        std::fs::rename(dest.join("sub"), dest.join("moved")).unwrap();
+        make_link(&outside, dest.join("sub")).unwrap();
+        // Kept: the directory walked to, wherever it went; never the link.
+        put("b", &mut recent).unwrap();
+        assert!(dest.join("moved/a").is_file() && dest.join("moved/b").is_file());
+        assert_eq!(snapshot(&outside), before);
+        // Forgotten: walked again, and the link is refused.
+        recent.forget();
+        assert!(put("c", &mut recent).is_err());
+        assert_eq!(snapshot(&outside), before);
     }
 
     #[test]

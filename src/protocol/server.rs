@@ -14,7 +14,7 @@ use super::serve_fs::Files;
 use super::{Message, FIRST_READ, MAX_FRAME, VERSION};
 use crate::delta::rolling::{Signature, STRONG_LEN};
 use crate::hash::{hash_file_blocks, hash_whole_file, HashAlgo};
-use crate::local_io::{Place, Roots};
+use crate::local_io::{Place, RecentDir, Roots};
 use crate::meta::CopyRange;
 use crate::paths::from_bytes;
 
@@ -69,9 +69,14 @@ pub(crate) fn serve(input: impl Read, output: impl Write) -> io::Result<()> {
         _ => return Err(io::Error::other("the client did not start with a greeting")),
     }
     let mut files = Files::default();
+    // Kept only from one small file to the next among those already
+    // received: never across a wait for input, nor past 5 ms, nor past
+    // another request (which may rename or remove a directory).
+    let mut recent = RecentDir::default();
     loop {
         if replies.held_long() || !whole_frame(input.buffer()) {
             replies.send()?;
+            recent.forget();
         }
         let Some(frame) = read_frame(&mut input)? else {
             break;
@@ -80,6 +85,9 @@ pub(crate) fn serve(input: impl Read, output: impl Write) -> io::Result<()> {
         if request.as_ref().is_ok_and(may_take_long) {
             replies.send()?;
         }
+        if !matches!(request, Ok(Message::PutFile { .. })) {
+            recent.forget();
+        }
         let reply = match request {
             Ok(Message::Fs(request)) => match files.answer(request) {
                 Ok(reply) => Message::FsReply(reply),
@@ -87,7 +95,7 @@ pub(crate) fn serve(input: impl Read, output: impl Write) -> io::Result<()> {
                     message: e.to_string(),
                 },
             },
-            Ok(request) => answer(request, &files.roots),
+            Ok(request) => answer(request, &files.roots, &mut recent),
             Err(e) => Message::Error { message: e },
         };
         replies.add(&reply)?;
@@ -145,7 +153,7 @@ fn whole_frame(buffered: &[u8]) -> bool {
     }
 }
 
-fn answer(request: Message, roots: &Roots) -> Message {
+fn answer(request: Message, roots: &Roots, recent: &mut RecentDir) -> Message {
     let result = match request {
         Message::HashBlocks {
             path,
@@ -171,7 +179,7 @@ fn answer(request: Message, roots: &Roots) -> Message {
             data,
         } => {
             let attrs = crate::meta::Attrs { mode, mtime, owner };
-            put_file(&partial, &dest, attrs, sync, &data, roots)
+            put_file(&partial, &dest, attrs, sync, &data, roots, recent)
         }
         Message::GetFile { path } => get_file(&path),
         other => Err(io::Error::other(format!("unexpected request {other:?}"))),
@@ -246,13 +254,19 @@ fn put_file(
     sync: bool,
     data: &[u8],
     roots: &Roots,
+    recent: &mut RecentDir,
 ) -> io::Result<Message> {
     let shown = Path::new(std::ffi::OsStr::from_bytes(dest)).display();
     let named = |e: io::Error| io::Error::new(e.kind(), format!("{shown}: {e}"));
     let (partial, dest) = roots
-        .place_both(&from_bytes(partial), &from_bytes(dest))
+        .place_both_near(&from_bytes(partial), &from_bytes(dest), Some(&mut *recent))
         .map_err(named)?;
-    crate::local_io::install_whole(&partial, &dest, data, attrs, sync).map_err(named)?;
+    let installed = crate::local_io::install_whole(&partial, &dest, data, attrs, sync);
+    if installed.is_err() {
+        // Walked afresh for the next one: the directory may be gone.
+        recent.forget();
+    }
+    installed.map_err(named)?;
     Ok(Message::Copied {
         bytes: data.len() as u64,
     })
@@ -375,6 +389,61 @@ mod tests {
             );
         }
         assert!(replies.is_empty());
+    }
+
+    #[test]
+    fn a_directory_kept_for_small_files_is_walked_again_after_another_request() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("dest");
+        std::fs::create_dir_all(dest.join("sub")).unwrap();
+        let bytes = |p: std::path::PathBuf| p.into_os_string().into_encoded_bytes();
+        let put = |name: &str| Message::PutFile {
+            partial: bytes(dest.join("sub").join(format!(".{name}.partial"))),
+            dest: bytes(dest.join("sub").join(name)),
+            owner: Default::default(),
+            mode: 0o640,
+            mtime: None,
+            sync: false,
+            data: name.as_bytes().to_vec(),
+        };
+        let fs = |request: FsRequest| Message::Fs(request);
+        let requests = [
+            Message::Hello { version: VERSION },
+            fs(FsRequest::Confine {
+                roots: vec![bytes(dest.clone())],
+                dirlinks: false,
+            }),
+            put("a"),
+            put("b"),
+            fs(FsRequest::Rename {
+                from: bytes(dest.join("sub")),
+                to: bytes(dest.join("old")),
+            }),
+            fs(FsRequest::Mkdir {
+                path: bytes(dest.join("sub")),
+                mode: 0o755,
+            }),
+            put("c"),
+        ];
+        let input: Vec<u8> = requests.iter().flat_map(Message::frame).collect();
+        let mut output = Counted::default();
+        serve(&input[..], &mut output).unwrap();
+        let mut replies = &output.bytes[..];
+        while let Some(frame) = read_frame(&mut replies).unwrap() {
+            let reply = Message::decode(&frame);
+            assert!(!matches!(reply, Ok(Message::Error { .. })), "{reply:?}");
+        }
+        let names = |at: &str| -> Vec<String> {
+            let mut found: Vec<String> = std::fs::read_dir(dest.join(at))
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            found.sort();
+            found
+        };
+        assert_eq!(names("old"), ["a", "b"]);
+        assert_eq!(names("sub"), ["c"]);
+        assert_eq!(std::fs::read(dest.join("sub/c")).unwrap(), b"c");
     }
 
     #[test]
