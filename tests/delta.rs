@@ -233,6 +233,37 @@ fn missing_helper_when_forced_is_a_clear_error() {
     out.assert_code(5);
     out.assert_stderr_contains("--remote-ferry");
     assert_eq!(fs::read(&dst).unwrap(), b"old");
+
+    // With enough new small files beside it, the helper's start is tried
+    // while the plan is made (between two directories of the walk);
+    // failing there, it is tried again when the update needs it, and that
+    // failure is the run's.
+    let tree = sshd.local().join("tree");
+    for i in 0..300 {
+        let name = format!("d{:02}/s{i:03}", i / 10);
+        write_file(&tree.join(name), &random_bytes(100, i as u64));
+    }
+    write_file(&tree.join("f.bin"), b"new, longer");
+    let remote = sshd.remote().join("tree");
+    fs::create_dir_all(&remote).unwrap();
+    write_file(&remote.join("f.bin"), b"old");
+    let out = sshd
+        .ferry()
+        .args([
+            "--remote-hash",
+            "helper",
+            "--remote-ferry",
+            "/no/such/ferry",
+        ])
+        .args(["-r", "-vv"])
+        .arg(format!("{}/", tree.display()))
+        .arg(sshd.spec(&remote))
+        .run_default();
+    out.assert_code(5);
+    out.assert_stderr_contains("--remote-ferry");
+    out.assert_stderr_contains("the helper's early start failed");
+    assert_eq!(fs::read(remote.join("f.bin")).unwrap(), b"old");
+    assert_eq!(fs::read_dir(&remote).unwrap().count(), 1, "{out}");
 }
 
 /// `--remote-ferry upload` puts this binary in the cache directory, reuses

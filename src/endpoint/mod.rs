@@ -244,6 +244,13 @@ pub(crate) trait Endpoint: Send + Sync {
         async { Ok(()) }
     }
 
+    /// [`Endpoint::start_helper`] while the plan is still being made, for
+    /// the work it is seen to hold: a start that fails here is tried again
+    /// by the next `start_helper`, which reports it.
+    fn start_helper_early(&self) -> impl Future<Output = Result<()>> + Send {
+        self.start_helper()
+    }
+
     /// How this endpoint hashes its files: its tier, chosen once (a
     /// remote one only by [`Endpoint::start_helper`]).
     fn hashes(&self) -> &dyn Hashes;

@@ -144,7 +144,8 @@ pub(crate) struct RemoteFs {
     /// The hashing tier and the helper, set once by
     /// [`Endpoint::start_helper`] as `choice` says.
     started: OnceLock<Started>,
-    /// Taken by the start: a failed start is not tried again.
+    /// Taken by the start: a failed start is not tried again (but one
+    /// made early, while planning).
     choice: tokio::sync::Mutex<Option<TierChoice>>,
     /// The server's umask and who writes there, learned from one file
     /// made when something new first needs either.
@@ -268,6 +269,27 @@ pub(crate) const NOT_UTF8: &str = "the name is not valid UTF-8, which SFTP canno
 const READDIR_AHEAD: usize = 4;
 
 impl RemoteFs {
+    /// Chooses the tier and starts the helper, once; a start that fails is
+    /// not tried again unless `again_if_failed`.
+    async fn start_tier(&self, again_if_failed: bool) -> Result<()> {
+        let mut choice = self.choice.lock().await;
+        let Some(chosen) = choice.take() else {
+            return Ok(());
+        };
+        match tier::start(&self.conn, &self.sftp, &self.label, &chosen).await {
+            Ok(started) => {
+                tracing::debug!(tier = started.hashes.name(), "remote hashing ready");
+                let _ = self.started.set(started);
+                Ok(())
+            }
+            Err(e) => {
+                if again_if_failed {
+                    *choice = Some(chosen);
+                }
+                Err(e)
+            }
+        }
+    }
     /// The files `sftp` (a session of `conn`) reaches. The hashing tier is
     /// chosen as `choice` says the first time a file needs it (it may start
     /// a process on the server), never before.
@@ -784,13 +806,11 @@ impl Endpoint for RemoteFs {
     }
 
     async fn start_helper(&self) -> Result<()> {
-        let mut choice = self.choice.lock().await;
-        if let Some(choice) = choice.take() {
-            let started = tier::start(&self.conn, &self.sftp, &self.label, &choice).await?;
-            tracing::debug!(tier = started.hashes.name(), "remote hashing ready");
-            let _ = self.started.set(started);
-        }
-        Ok(())
+        self.start_tier(false).await
+    }
+
+    async fn start_helper_early(&self) -> Result<()> {
+        self.start_tier(true).await
     }
 
     /// Not at all until the tier is chosen.

@@ -34,7 +34,7 @@ use std::time::{Duration, Instant};
 
 use futures::stream::{FuturesUnordered, StreamExt};
 use futures::FutureExt;
-use tokio::sync::Semaphore;
+use tokio::sync::{Notify, Semaphore};
 
 use crate::endpoint::{join, Endpoint, Features, Kind, Listing, Meta, Mtime, Pipeline, Unnameable};
 use crate::error::{Error, FileError, Result};
@@ -42,7 +42,7 @@ use crate::report::{Changes, Item, ItemKind, Mention, Outcome, Phase, Reporter, 
 use backup::{Backups, How};
 use blocked::{Blocked, Verdict};
 use in_order::InOrder;
-use plan::{Action, Planner, SourceArg};
+use plan::{Action, Planner, SmallFiles, SourceArg};
 use staging::{Noting, Places};
 use transfer::{FileJob, Transferred};
 
@@ -306,46 +306,88 @@ pub(crate) async fn sync_into<S: Endpoint, D: Endpoint>(
         opts.staging.wants_current_files() && !opts.dry_run,
     );
     let mut planner = Planner::new(src, dst, opts, &noting);
-    let (lock, planned) = tokio::join!(
-        async {
-            match opts.dry_run {
-                true => Ok(None),
-                false => lock::Lock::take(dst, dest).await,
+    let (many_small, planning_over) = (Notify::new(), Notify::new());
+    if !opts.dry_run {
+        planner.small_files = Some(SmallFiles {
+            largest: Pipeline::between(src, dst).chunk as u64,
+            enough: SMALL_FILES_FOR_HELPER,
+            tell: &many_small,
+            seen: 0,
+        });
+    }
+    let run = async {
+        let (lock, planned) = tokio::join!(
+            async {
+                match opts.dry_run {
+                    true => Ok(None),
+                    false => lock::Lock::take(dst, dest).await,
+                }
+            },
+            planner.plan(&args, dest)
+        );
+        planning_over.notify_one();
+        stats.planning += started.elapsed();
+        let lock = lock?;
+        let lock_dir = lock.as_ref().map(|lock| lock.dir().to_string());
+        let mut dir_changed = lock_dir
+            .as_deref()
+            .is_some_and(|dir| changes_dir(&planner.actions, dir));
+        let touched = std::sync::atomic::AtomicBool::new(false);
+        let work = async {
+            planned?;
+            let places = Places::new(opts, dst.label(), dest, &planner.actions);
+            let current = noting.take();
+            let done = carry_out(src, dst, planner, opts, &places, &current, reporter, stats).await;
+            if lock_dir.as_deref().is_some_and(|dir| places.touched(dir)) {
+                touched.store(true, std::sync::atomic::Ordering::Relaxed);
             }
-        },
-        planner.plan(&args, dest)
+            done
+        };
+        match lock {
+            None => work.await,
+            Some(mut lock) => {
+                let result = tokio::select! {
+                    result = work => result,
+                    never = lock.keep_fresh(dst) => match never {},
+                };
+                dir_changed |= touched.load(std::sync::atomic::Ordering::Relaxed);
+                lock.release(dst, dir_changed).await;
+                result
+            }
+        }
+    };
+    let (result, ()) = tokio::join!(
+        run,
+        start_helpers_early(src, dst, &many_small, &planning_over)
     );
-    stats.planning += started.elapsed();
-    let lock = lock?;
-    let lock_dir = lock.as_ref().map(|lock| lock.dir().to_string());
-    let mut dir_changed = lock_dir
-        .as_deref()
-        .is_some_and(|dir| changes_dir(&planner.actions, dir));
-    let touched = std::sync::atomic::AtomicBool::new(false);
-    let work = async {
-        planned?;
-        let places = Places::new(opts, dst.label(), dest, &planner.actions);
-        let current = noting.take();
-        let done = carry_out(src, dst, planner, opts, &places, &current, reporter, stats).await;
-        if lock_dir.as_deref().is_some_and(|dir| places.touched(dir)) {
-            touched.store(true, std::sync::atomic::Ordering::Relaxed);
-        }
-        done
-    };
-    let result = match lock {
-        None => work.await,
-        Some(mut lock) => {
-            let result = tokio::select! {
-                result = work => result,
-                never = lock.keep_fresh(dst) => match never {},
-            };
-            dir_changed |= touched.load(std::sync::atomic::Ordering::Relaxed);
-            lock.release(dst, dir_changed).await;
-            result
-        }
-    };
     stats.elapsed += started.elapsed();
     result
+}
+
+/// Starts the helpers once the plan holds many new small files, while it
+/// is still being made: on loopback their start (a session, a login
+/// shell, a process: about 0.2 s) was the first 0.2 s of transfers, which
+/// SFTP carried at a fraction of the helper's pace. Polled beside the whole
+/// run, not spawned: the transfers that wait for the helper wait for this.
+async fn start_helpers_early<S: Endpoint, D: Endpoint>(
+    src: &S,
+    dst: &D,
+    many_small: &Notify,
+    planning_over: &Notify,
+) {
+    tokio::select! {
+        biased;
+        () = many_small.notified() => {}
+        () = planning_over.notified() => return,
+    }
+    let early = |endpoint_start: Result<()>| {
+        if let Err(e) = endpoint_start {
+            tracing::info!("the helper's early start failed (tried again when needed): {e}");
+        }
+    };
+    let (on_src, on_dst) = tokio::join!(src.start_helper_early(), dst.start_helper_early());
+    early(on_src);
+    early(on_dst);
 }
 
 /// Starts listing the directories the walk begins with, on both sides,

@@ -328,6 +328,30 @@ pub(crate) struct Planner<'a, S, D> {
     /// `-X`, `-A`: the entries the destination keeps, whose attributes
     /// are brought over once they are in place.
     pub kept: Vec<Kept>,
+    /// Told when enough new small files are planned.
+    pub small_files: Option<SmallFiles<'a>>,
+}
+
+/// Counts the new small files planned, and says when there are enough of
+/// them for the remote side's helper to pay for itself: its start (a
+/// session, a process) then overlaps the rest of the plan.
+pub(crate) struct SmallFiles<'a> {
+    /// The largest size counted.
+    pub largest: u64,
+    pub enough: usize,
+    pub tell: &'a tokio::sync::Notify,
+    pub seen: usize,
+}
+
+impl SmallFiles<'_> {
+    fn planned(&mut self, size: u64) {
+        if size <= self.largest {
+            self.seen += 1;
+            if self.seen == self.enough {
+                self.tell.notify_one();
+            }
+        }
+    }
 }
 
 /// Subdirectories listed at once, ahead of the walk: enough to hide the
@@ -374,6 +398,7 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
             alt: None,
             listed_alt: HashMap::new(),
             kept: Vec::new(),
+            small_files: None,
         }
     }
 
@@ -958,6 +983,10 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
         at: Here,
         depth: Depth,
     ) -> Result<()> {
+        // The runtime has one thread, and a walk of local directories
+        // never waits: without this, nothing else (the connection's
+        // keepalives, a helper starting) would run until the plan is made.
+        tokio::task::yield_now().await;
         let listed = match self.listed_src.remove(src_dir) {
             Some(listed) => listed,
             None => self.src.list(src_dir).await,
@@ -1785,6 +1814,9 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
                     Some(FromDirs::Basis(basis)) => Some(Box::new(basis)),
                     None => None,
                 };
+                if let (Some(small), None) = (&mut self.small_files, &basis) {
+                    small.planned(meta.size);
+                }
                 self.actions.push(Action::File(FileJob {
                     source: src_path.to_string(),
                     source_meta: meta,
