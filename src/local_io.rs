@@ -65,8 +65,8 @@ pub(crate) fn list_dir(dir: &str) -> io::Result<Listing> {
 }
 
 /// Installs a small file in one go, for `LocalFs::put_whole` and the
-/// helper's `PutFile`: `partial` is created (or truncated) with mode 0600,
-/// gets `data`, `attrs` and a sync when asked, and is renamed over `dest`.
+/// helper's `PutFile`: `partial` is created anew ([`first_mode`]), gets
+/// `data`, `attrs` and a sync when asked, and is renamed over `dest`.
 /// On failure the partial is removed (nothing in a small file is worth
 /// resuming) and `dest` is untouched.
 pub(crate) fn install_whole(

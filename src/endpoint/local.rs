@@ -18,6 +18,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+use super::ahead::Ahead;
 use super::hashes::{Answer, Hashes};
 use super::{
     Attrs, CopyRange, Endpoint, Features, FileHandle, Hashing, Identity, Listing, Meta, Mtime,
@@ -42,6 +43,11 @@ const CHUNK: usize = 256 * 1024;
 #[derive(Debug, Clone, Default)]
 pub(crate) struct LocalFs {
     roots: Arc<Roots>,
+    /// Listings started ahead of the walk ([`Endpoint::list_soon`]), made
+    /// on the blocking pool while the walk plans the directories before
+    /// them: on two cores, the walk's system calls then run beside its
+    /// own work rather than in it.
+    listing_ahead: Arc<Ahead<Listing>>,
 }
 
 impl LocalFs {
@@ -53,6 +59,7 @@ impl LocalFs {
     pub(crate) fn confined_to(roots: impl IntoIterator<Item = String>, dirlinks: bool) -> LocalFs {
         LocalFs {
             roots: Arc::new(Roots::new(roots, dirlinks)),
+            listing_ahead: Arc::default(),
         }
     }
 
@@ -167,8 +174,16 @@ impl Endpoint for LocalFs {
     }
 
     async fn list(&self, dir: &str) -> Result<Listing> {
+        if let Some(listing) = self.listing_ahead.take(dir).await {
+            return Ok(listing);
+        }
         let p = dir.to_string();
         blocking(dir, move || list_dir(&p)).await
+    }
+
+    fn list_soon(&self, dirs: &[&str]) {
+        let list = |dir: &str| list_dir(dir).map_err(|e| Error::io(dir, e));
+        self.listing_ahead.start_blocking(dirs, list);
     }
 
     async fn open_read(&self, path: &str) -> Result<LocalFile> {
@@ -484,6 +499,29 @@ mod tests {
         install_whole(&place(&partial), &place(&dest), b"whole", attrs, false).unwrap();
         assert_eq!(fs::read(&victim).unwrap(), b"precious");
         assert_eq!(fs::read(&dest).unwrap(), b"whole");
+    }
+
+    #[tokio::test]
+    async fn a_listing_started_ahead_is_taken_once_and_a_failed_one_is_asked_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let (here, later) = (dir.path().join("here"), dir.path().join("later"));
+        fs::create_dir(&here).unwrap();
+        fs::write(here.join("a"), b"a").unwrap();
+        let (here, later) = (here.display().to_string(), later.display().to_string());
+        let local = LocalFs::default();
+        // In this order: once `here` is in, `later` was tried (and failed).
+        local.list_soon(&[&later, &here]);
+        let names = |listing: Listing| -> Vec<String> {
+            listing.entries.into_iter().map(|e| e.name).collect()
+        };
+        assert_eq!(names(local.list(&here).await.unwrap()), ["a"]);
+        // Missing when started: listed afresh when asked for.
+        fs::create_dir(&later).unwrap();
+        fs::write(format!("{later}/b"), b"b").unwrap();
+        assert_eq!(names(local.list(&later).await.unwrap()), ["b"]);
+        // Taken once: a second listing is made afresh.
+        fs::write(format!("{here}/c"), b"c").unwrap();
+        assert_eq!(names(local.list(&here).await.unwrap()), ["a", "c"]);
     }
 
     #[tokio::test]

@@ -7,6 +7,7 @@
 //! or relative to the process's directory (local) or the login directory
 //! (remote).
 
+pub(crate) mod ahead;
 pub(crate) mod hashes;
 pub(crate) mod local;
 pub(crate) mod mounts;

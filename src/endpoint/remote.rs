@@ -14,9 +14,8 @@ mod limits;
 mod symlinks;
 pub(crate) mod tier;
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -24,8 +23,9 @@ use futures::future::{BoxFuture, FutureExt, Shared};
 use russh_sftp::client::error::Error as SftpError;
 use russh_sftp::client::RawSftpSession;
 use russh_sftp::protocol::{FileAttributes, OpenFlags, StatusCode};
-use tokio::sync::{oneshot, Notify, OwnedSemaphorePermit};
+use tokio::sync::{Notify, OwnedSemaphorePermit};
 
+use super::ahead::Ahead;
 use super::hashes::{Hashes, NoHashes};
 use super::mounts::MountTable;
 use super::{
@@ -580,49 +580,6 @@ impl RemoteFs {
 
     async fn set_attrs(&self, path: &str, attrs: FileAttributes) -> Result<()> {
         self.sftp.set_attrs(path, attrs).await
-    }
-}
-
-/// Answers started ahead of being asked for, by path, each as a task of
-/// its own; what is never asked for is dropped with the endpoint.
-struct Ahead<T> {
-    started: Mutex<HashMap<String, oneshot::Receiver<Result<T>>>>,
-}
-
-impl<T> Default for Ahead<T> {
-    fn default() -> Self {
-        Ahead {
-            started: Mutex::default(),
-        }
-    }
-}
-
-impl<T: Send + 'static> Ahead<T> {
-    /// Starts `answer` for `path`, unless one was started already.
-    fn start(
-        &self,
-        path: &str,
-        answer: impl std::future::Future<Output = Result<T>> + Send + 'static,
-    ) {
-        let Ok(mut started) = self.started.lock() else {
-            return;
-        };
-        if started.contains_key(path) {
-            return;
-        }
-        let (tx, rx) = oneshot::channel();
-        tokio::spawn(async move {
-            let _ = tx.send(answer.await);
-        });
-        started.insert(path.to_string(), rx);
-    }
-
-    /// The answer started for `path`, once in, if it succeeded: one that
-    /// failed is asked again (it may have been asked before the entry was
-    /// there: a guess made before planning).
-    async fn take(&self, path: &str) -> Option<T> {
-        let answer = self.started.lock().ok()?.remove(path)?;
-        answer.await.ok()?.ok()
     }
 }
 
