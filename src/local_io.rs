@@ -102,11 +102,15 @@ fn write_whole(place: &Place, data: &[u8], attrs: Attrs, sync: bool) -> io::Resu
 /// have is the one it gets (then, the umask and a default ACL permitting,
 /// no chmod follows); owner-only where another owner or group is still to
 /// be given (until then, the creator's group must not read it) or a
-/// set-id bit would be set before the data is whole.
+/// set-id bit would be set before the data is whole. A group is given
+/// even when it is the creator's where a set-group-id directory gives its
+/// own: then a mode that lets the group do more than others waits too.
 fn first_mode(attrs: Attrs) -> u32 {
     let (uid, gid) = creator();
     let ours = attrs.owner.uid.is_none_or(|u| u == uid) && attrs.owner.gid.is_none_or(|g| g == gid);
-    match ours && attrs.mode & 0o7000 == 0 {
+    let group_only = (attrs.mode >> 3) & !attrs.mode & 0o7 != 0;
+    let group_given = attrs.owner.gid.is_some() && group_only;
+    match ours && !group_given && attrs.mode & 0o7000 == 0 {
         true => attrs.mode & 0o777,
         false => 0o600,
     }
@@ -463,7 +467,13 @@ mod tests {
         let umask = process_umask();
         // The umask takes bits from 0o666; a set-id bit is set after the
         // data; another owner is given before the mode.
-        let mut cases = vec![(0o644, keep), (0o666, ours), (0o4755, ours), (0o2750, keep)];
+        let mut cases = vec![
+            (0o644, keep),
+            (0o666, ours),
+            (0o4755, ours),
+            (0o2750, keep),
+            (0o640, ours),
+        ];
         if uid == 0 {
             cases.extend([(0o640, other), (0o6755, other)]);
         }
@@ -486,6 +496,25 @@ mod tests {
             assert_eq!((meta.uid(), meta.gid()), want, "case {i}");
             assert_eq!(fs::read(&dest).unwrap(), b"data");
         }
+    }
+
+    #[test]
+    fn a_new_file_waits_for_its_mode_where_another_group_could_read_it_first() {
+        let (uid, gid) = creator();
+        let attrs = |mode, gid: Option<u32>| Attrs {
+            mode,
+            mtime: None,
+            owner: OwnerChange {
+                uid: Some(uid),
+                gid,
+            },
+        };
+        assert_eq!(first_mode(attrs(0o644, Some(gid))), 0o644);
+        assert_eq!(first_mode(attrs(0o640, None)), 0o640);
+        // A set-group-id directory would give its own group until chown.
+        assert_eq!(first_mode(attrs(0o640, Some(gid))), 0o600);
+        assert_eq!(first_mode(attrs(0o4755, None)), 0o600);
+        assert_eq!(first_mode(attrs(0o644, Some(gid.wrapping_add(1)))), 0o600);
     }
 
     #[test]
