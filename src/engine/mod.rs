@@ -375,10 +375,12 @@ async fn start_helpers_early<S: Endpoint, D: Endpoint>(
     many_small: &Notify,
     planning_over: &Notify,
 ) {
+    // Seen only once the plan is made (or failed), it gains nothing over
+    // the start carry_out makes.
     tokio::select! {
         biased;
-        () = many_small.notified() => {}
         () = planning_over.notified() => return,
+        () = many_small.notified() => {}
     }
     let early = |endpoint_start: Result<()>| {
         if let Err(e) = endpoint_start {
