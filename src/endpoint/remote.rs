@@ -290,6 +290,7 @@ impl RemoteFs {
             }
         }
     }
+
     /// The files `sftp` (a session of `conn`) reaches. The hashing tier is
     /// chosen as `choice` says the first time a file needs it (it may start
     /// a process on the server), never before.
