@@ -382,14 +382,10 @@ async fn start_helpers_early<S: Endpoint, D: Endpoint>(
         () = planning_over.notified() => return,
         () = many_small.notified() => {}
     }
-    let early = |endpoint_start: Result<()>| {
-        if let Err(e) = endpoint_start {
-            tracing::info!("the helper's early start failed (tried again when needed): {e}");
-        }
-    };
     let (on_src, on_dst) = tokio::join!(src.start_helper_early(), dst.start_helper_early());
-    early(on_src);
-    early(on_dst);
+    for failed in [on_src, on_dst].into_iter().filter_map(Result::err) {
+        tracing::info!("the helper's early start failed (tried again when needed): {failed}");
+    }
 }
 
 /// Starts listing the directories the walk begins with, on both sides,

@@ -344,8 +344,9 @@ pub(crate) struct SmallFiles<'a> {
 }
 
 impl SmallFiles<'_> {
-    fn planned(&mut self, size: u64) {
-        if size <= self.largest {
+    /// Counts `action` if it is one carry_out counts ([`super::is_small_file`]).
+    fn planned(&mut self, action: &Action) {
+        if super::is_small_file(action, self.largest) {
             self.seen += 1;
             if self.seen == self.enough {
                 self.tell.notify_one();
@@ -1814,10 +1815,7 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
                     Some(FromDirs::Basis(basis)) => Some(Box::new(basis)),
                     None => None,
                 };
-                if let (Some(small), None) = (&mut self.small_files, &basis) {
-                    small.planned(meta.size);
-                }
-                self.actions.push(Action::File(FileJob {
+                let action = Action::File(FileJob {
                     source: src_path.to_string(),
                     source_meta: meta,
                     paths,
@@ -1825,7 +1823,11 @@ impl<'a, S: Endpoint, D: Endpoint> Planner<'a, S, D> {
                     partial: partial.map(Box::new),
                     sidecar: sidecar.is_some(),
                     basis,
-                }));
+                });
+                if let Some(small) = &mut self.small_files {
+                    small.planned(&action);
+                }
+                self.actions.push(action);
             }
         }
         Ok(())
